@@ -1,0 +1,136 @@
+"""Sans-IO parser for the Asterisk Manager Interface wire format.
+
+AMI sends ``Key: Value`` lines; a blank line ends a message. Asterisk has been
+seen ending a message with ``\\r\\n\\n`` instead of ``\\r\\n\\r\\n`` and sending bytes
+that are not UTF-8, so framing here is line based and forgiving: a line that is
+empty after stripping ``\\r`` ends the message, undecodable bytes are replaced
+and counted, and oversized messages are dropped with a count instead of growing
+the buffer without bound. The parser never raises on input.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+MAX_LINE_BYTES = 64 * 1024
+MAX_FRAME_LINES = 2000
+
+
+@dataclass(slots=True)
+class Frame:
+    """One AMI message.
+
+    ``headers`` keeps the first value of every key (what the call tracker reads);
+    ``repeated`` keeps every further value of a repeated key, in order (command
+    output lines, ``ChanVariable`` lists). The banner line and lines without a
+    colon go to ``stray``.
+    """
+
+    headers: dict[str, str] = field(default_factory=dict)
+    repeated: dict[str, list[str]] = field(default_factory=dict)
+    stray: list[str] = field(default_factory=list)
+
+    @property
+    def is_event(self) -> bool:
+        return "Event" in self.headers
+
+    @property
+    def is_response(self) -> bool:
+        return "Response" in self.headers
+
+    def values(self, key: str) -> list[str]:
+        """All values of ``key`` in order of arrival."""
+        first = self.headers.get(key)
+        if first is None:
+            return []
+        return [first, *self.repeated.get(key, [])]
+
+
+@dataclass(slots=True)
+class ParserStats:
+    frames: int = 0
+    decode_errors: int = 0
+    dropped_oversized: int = 0
+    malformed_lines: int = 0
+
+
+class FrameParser:
+    """Turns a byte stream into :class:`Frame` objects; feed it any chunking."""
+
+    def __init__(self) -> None:
+        self._buffer = b""
+        self._current = Frame()
+        self._lines_in_frame = 0
+        self._skipping = False
+        self.stats = ParserStats()
+
+    def feed(self, data: bytes) -> list[Frame]:
+        """Consume ``data`` and return the messages it completed."""
+        out: list[Frame] = []
+        buf = self._buffer + data
+        start = 0
+        while True:
+            nl = buf.find(b"\n", start)
+            if nl < 0:
+                break
+            self._line(buf[start:nl], out)
+            start = nl + 1
+        rest = buf[start:]
+        if len(rest) > MAX_LINE_BYTES:
+            # A line this long is not AMI: drop the message it belongs to.
+            rest = b""
+            self._drop_current()
+        self._buffer = rest
+        return out
+
+    def close(self) -> list[Frame]:
+        """End of stream: a last message without its blank line still counts."""
+        out: list[Frame] = []
+        if self._buffer:
+            self._line(self._buffer, out)
+            self._buffer = b""
+        self._line(b"", out)
+        return out
+
+    def _line(self, raw: bytes, out: list[Frame]) -> None:
+        if raw.endswith(b"\r"):
+            raw = raw[:-1]
+        if not raw.strip():
+            if self._skipping:
+                self._skipping = False
+            elif self._current.headers or self._current.stray:
+                if self._current.headers:
+                    out.append(self._current)
+                    self.stats.frames += 1
+                self._current = Frame()
+                self._lines_in_frame = 0
+            return
+        if self._skipping:
+            return
+        self._lines_in_frame += 1
+        if self._lines_in_frame > MAX_FRAME_LINES or len(raw) > MAX_LINE_BYTES:
+            self._drop_current()
+            self._skipping = True
+            return
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            text = raw.decode("utf-8", "replace")
+            self.stats.decode_errors += 1
+        key, sep, value = text.partition(":")
+        key = key.strip()
+        if not sep or not key or " " in key:
+            self._current.stray.append(text)
+            self.stats.malformed_lines += 1
+            return
+        value = value[1:] if value.startswith(" ") else value
+        headers = self._current.headers
+        if key in headers:
+            self._current.repeated.setdefault(key, []).append(value)
+        else:
+            headers[key] = value
+
+    def _drop_current(self) -> None:
+        self.stats.dropped_oversized += 1
+        self._current = Frame()
+        self._lines_in_frame = 0

@@ -1,0 +1,125 @@
+"""The thin shell around the tracker: ordered events in, persisted facts out.
+
+One bounded queue per PBX sits between the socket and the tracker, so events are
+processed strictly in arrival order and a slow database pauses reading from the
+socket (TCP back-pressure) instead of growing memory or dropping events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+
+from .ami import AmiSession, AmiSettings
+from .frames import Frame
+from .tracker import CallTracker, Fact
+
+log = logging.getLogger(__name__)
+
+FactSink = Callable[[list[Fact]], Awaitable[None]]
+
+
+class CaptureWriter:
+    """Appends the raw AMI byte stream to one file per UTC day.
+
+    The files are exactly what ``telecrm ami-replay`` reads: an audit trail and a
+    way to rebuild the call log after a bug fix or a database restore.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._day = ""
+        self._file = None
+
+    def __call__(self, data: bytes) -> None:
+        day = datetime.now(UTC).strftime("%Y-%m-%d")
+        if day != self._day or self._file is None:
+            self.close()
+            self.directory.mkdir(parents=True, exist_ok=True)
+            self._file = open(self.directory / f"{day}.ami", "ab")
+            self._day = day
+        self._file.write(data)
+        self._file.flush()
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+async def deliver(sink: FactSink, facts: list[Fact], *, retry_max: float = 30.0) -> None:
+    """Hand facts to the sink, retrying with backoff until it takes them.
+
+    A database that is down for a while delays the facts; it never loses them.
+    """
+    delay = 0.5
+    while True:
+        try:
+            await sink(facts)
+            return
+        except Exception as exc:  # the sink's failure is logged, never fatal
+            log.warning("could not store %d call facts (%s); retrying in %.1f s",
+                        len(facts), exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, retry_max)
+
+
+class Listener:
+    """Live AMI events through the tracker into a sink, in order, with back-pressure."""
+
+    def __init__(
+        self,
+        settings: AmiSettings,
+        sink: FactSink,
+        tracker: CallTracker | None = None,
+        capture: CaptureWriter | None = None,
+        queue_size: int = 20_000,
+        batch_size: int = 500,
+    ) -> None:
+        self.tracker = tracker or CallTracker()
+        self.sink = sink
+        self.capture = capture
+        self.batch_size = batch_size
+        self.queue: asyncio.Queue[Mapping[str, str]] = asyncio.Queue()
+        self._high = queue_size
+        self._low = queue_size // 2
+        self.session = AmiSession(settings, self._on_event, on_bytes=capture)
+        self.stored_batches = 0
+
+    def _on_event(self, frame: Frame) -> None:
+        self.queue.put_nowait(frame.headers)
+        if self.queue.qsize() >= self._high:
+            self.session.pause_reading()
+
+    async def run(self) -> None:
+        """Run until cancelled; the AMI session reconnects on its own."""
+        consumer = asyncio.create_task(self._consume(), name="ami-consumer")
+        try:
+            await self.session.run()
+        finally:
+            consumer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await consumer
+            if self.capture is not None:
+                self.capture.close()
+
+    async def stop(self) -> None:
+        await self.session.stop()
+
+    async def _consume(self) -> None:
+        while True:
+            events = [await self.queue.get()]
+            while len(events) < self.batch_size and not self.queue.empty():
+                events.append(self.queue.get_nowait())
+            facts: list[Fact] = []
+            for event in events:
+                facts.extend(self.tracker.feed(event))
+            if facts:
+                await deliver(self.sink, facts)
+                self.stored_batches += 1
+            if self.queue.qsize() < self._low:
+                self.session.resume_reading()

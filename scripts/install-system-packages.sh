@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the CRM, its demo and its test suite need.
+# Idempotent: packages already present are not touched, so a warm machine pays nothing.
+set -euo pipefail
+
+packages=(
+  ffmpeg        # recordings: pydub converts and measures audio through it
+  espeak-ng     # speech tests: known words spoken into WAV files
+  sox           # audio checks and resampling in tests
+  postgresql    # the scale-out database; the suite starts its own server
+  redis-server  # pub/sub and job queues for scale-out; the suite starts its own server
+  debootstrap   # builds the Debian sid root that holds the sandbox Asterisk 22
+  procps        # pgrep/pkill used by the sandbox to find its processes
+  util-linux    # mount, flock, runuser
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "These Debian packages are missing and installing them needs root: ${missing[*]}" >&2
+  exit 1
+fi
+echo "Installing Debian packages: ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

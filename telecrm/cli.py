@@ -1,0 +1,259 @@
+"""The ``telecrm`` command line.
+
+Every command takes ``--db URL``. Bad input ends with one clear sentence on
+stderr and a non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from .settings import Settings, SettingsError, describe
+
+
+class UsageError(Exception):
+    """Bad input from the user: printed as one sentence, exit status 2."""
+
+
+Command = Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]]
+
+
+def _parse_moment(value: str, tz: ZoneInfo, *, end: bool = False) -> datetime:
+    """A date (whole day in the workday timezone) or an ISO 8601 moment."""
+    try:
+        day = date.fromisoformat(value)
+    except ValueError:
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError as exc:
+            raise UsageError(f"{value!r} is not a date (YYYY-MM-DD) or an ISO 8601 time") from exc
+        return moment if moment.tzinfo else moment.replace(tzinfo=tz)
+    if end:
+        day += timedelta(days=1)
+    return datetime.combine(day, time(0), tzinfo=tz)
+
+
+def _timezone(settings: Settings) -> ZoneInfo:
+    try:
+        return ZoneInfo(settings.timezone)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise UsageError(f"unknown timezone {settings.timezone!r} in TELECRM_TIMEZONE") from exc
+
+
+async def _sessions(settings: Settings) -> tuple[Any, Any]:
+    """Engine and session factory on an up-to-date schema."""
+    from crm_core.db import create_engine, session_factory, upgrade
+
+    url = settings.resolved_database_url
+    if url.startswith("sqlite"):
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    await upgrade(url)
+    engine = create_engine(url)
+    return engine, session_factory(engine)
+
+
+# -- commands -------------------------------------------------------------------
+
+async def cmd_db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
+    from crm_core.db import upgrade
+
+    if settings.resolved_database_url.startswith("sqlite"):
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    await upgrade(settings.resolved_database_url)
+    print("database is up to date")
+    return 0
+
+
+async def cmd_clients_import(args: argparse.Namespace, settings: Settings) -> int:
+    from crm_core.importing import ImportFileError, import_clients_csv
+
+    path = Path(args.file)
+    if not path.is_file():
+        raise UsageError(f"no such file: {path}")
+    engine, sessions = await _sessions(settings)
+    try:
+        async with sessions() as session, session.begin():
+            try:
+                report = await import_clients_csv(session, path)
+            except ImportFileError as exc:
+                raise UsageError(str(exc)) from exc
+    finally:
+        await engine.dispose()
+    print(f"imported {report.imported} clients, updated {report.updated}")
+    for error in report.errors:
+        print(f"line {error.line}: {error.message}", file=sys.stderr)
+    if report.errors:
+        print(f"{len(report.errors)} rows were not imported", file=sys.stderr)
+        return 1
+    return 0
+
+
+async def cmd_calls_export(args: argparse.Namespace, settings: Settings) -> int:
+    from crm_core.calls import export_calls
+
+    tz = _timezone(settings)
+    since = _parse_moment(args.since, tz) if args.since else None
+    until = _parse_moment(args.until, tz, end=True) if args.until else None
+    engine, sessions = await _sessions(settings)
+    try:
+        async with sessions() as session:
+            async for call in export_calls(session, since, until,
+                                           include_in_progress=args.include_in_progress):
+                sys.stdout.write(json.dumps(call, ensure_ascii=False) + "\n")
+    finally:
+        await engine.dispose()
+    return 0
+
+
+async def cmd_ami_replay(args: argparse.Namespace, settings: Settings) -> int:
+    from pbx_bridge.replay import replay
+    from pbx_bridge.store import CallStore
+
+    paths = [Path(p) for p in args.files]
+    for path in paths:
+        if not path.is_file():
+            raise UsageError(f"no such file: {path}")
+    engine, sessions = await _sessions(settings)
+    try:
+        store = CallStore(sessions)
+        stats = await replay(paths, store)
+    finally:
+        await engine.dispose()
+    print(f"replayed {stats.events} events: {stats.calls_ended} calls ended, "
+          f"{stats.calls_open} still in progress at the end of the capture")
+    return 0
+
+
+async def cmd_users_add(args: argparse.Namespace, settings: Settings) -> int:
+    from crm_core.users import add_user
+
+    from .passwords import hash_password
+
+    engine, sessions = await _sessions(settings)
+    try:
+        async with sessions() as session, session.begin():
+            try:
+                user = await add_user(
+                    session, args.username, name=args.full_name or args.username,
+                    role=args.role, extension=args.extension, team=args.team,
+                    password_hash=hash_password(args.password) if args.password else None)
+            except ValueError as exc:
+                raise UsageError(str(exc)) from exc
+    finally:
+        await engine.dispose()
+    print(f"user {user.username} ({user.role}) created")
+    return 0
+
+
+async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    from .app import run_app
+
+    await run_app(settings)
+    return 0
+
+
+async def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from .demo import run_demo
+
+    return await run_demo(settings, once=args.once)
+
+
+# -- parser ---------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="telecrm", description="Telephony-centric CRM for B2B sales, built on Asterisk.",
+        epilog=describe(), formatter_class=argparse.RawDescriptionHelpFormatter)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--db", metavar="URL", help="database URL (default: from settings)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    db = sub.add_parser("db", help="database maintenance")
+    db_sub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
+    db_sub.add_parser("upgrade", parents=[common], help="apply migrations").set_defaults(
+        handler=cmd_db_upgrade)
+
+    clients = sub.add_parser("clients", help="clients")
+    clients_sub = clients.add_subparsers(dest="clients_command", required=True, metavar="ACTION")
+    imp = clients_sub.add_parser("import", parents=[common],
+                                 help="import clients from CSV with header name,phones,manager")
+    imp.add_argument("file")
+    imp.set_defaults(handler=cmd_clients_import)
+
+    calls = sub.add_parser("calls", help="the call log")
+    calls_sub = calls.add_subparsers(dest="calls_command", required=True, metavar="ACTION")
+    exp = calls_sub.add_parser("export", parents=[common], help="one JSON object per call")
+    exp.add_argument("--format", choices=["jsonl"], default="jsonl")
+    exp.add_argument("--since", metavar="D", help="from this date/time (inclusive)")
+    exp.add_argument("--until", metavar="D", help="to this date (inclusive) or time (exclusive)")
+    exp.add_argument("--include-in-progress", action="store_true",
+                     help="also calls that have not ended yet")
+    exp.set_defaults(handler=cmd_calls_export)
+
+    rep = sub.add_parser("ami-replay", parents=[common],
+                         help="feed raw AMI captures through the call tracker")
+    rep.add_argument("files", nargs="+", metavar="FILE")
+    rep.set_defaults(handler=cmd_ami_replay)
+
+    users = sub.add_parser("users", help="users")
+    users_sub = users.add_subparsers(dest="users_command", required=True, metavar="ACTION")
+    add = users_sub.add_parser("add", parents=[common], help="create a user")
+    add.add_argument("username")
+    add.add_argument("--password")
+    add.add_argument("--role", choices=["manager", "supervisor", "marketer", "admin"],
+                     default="manager")
+    add.add_argument("--extension")
+    add.add_argument("--team")
+    add.add_argument("--name", dest="full_name", help="full name shown in the CRM")
+    add.set_defaults(handler=cmd_users_add)
+
+    serve = sub.add_parser("serve", parents=[common], help="AMI listener and web app")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.set_defaults(handler=cmd_serve)
+
+    demo = sub.add_parser("demo", parents=[common],
+                          help="sandbox Asterisk, demo clients and live demo calls")
+    demo.add_argument("--once", action="store_true", help="exit after the demo calls")
+    demo.set_defaults(handler=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = Settings.load().with_overrides(
+            database_url=getattr(args, "db", None),
+            http_host=getattr(args, "host", None),
+            http_port=getattr(args, "port", None))
+    except SettingsError as exc:
+        print(f"telecrm: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=settings.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handler: Command = args.handler
+    try:
+        return asyncio.run(handler(args, settings))
+    except UsageError as exc:
+        print(f"telecrm: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except OSError as exc:
+        print(f"telecrm: {exc.strerror or exc}: {getattr(exc, 'filename', '') or ''}".rstrip(": "),
+              file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,185 @@
+"""``telecrm demo``: the newcomer's first run, on a real Asterisk.
+
+Starts the sandbox Asterisk (the product's own configuration, real SIP phones and
+a real SIP carrier in a second Asterisk), creates demo users and clients, starts the
+CRM exactly as ``telecrm serve`` wires it, places a handful of real calls and prints
+the call log the CRM made of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import shutil
+import sys
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from aiohttp import web
+
+from asterisk_conf.render import PbxConfig
+from asterisk_conf.sandbox import Sandbox, SandboxUnavailable
+from crm_core.calls import export_calls
+from crm_core.importing import import_clients_csv
+from crm_core.users import add_user
+
+from .app import LISTENER, SESSIONS, create_app
+from .passwords import hash_password
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+DEMO_PASSWORD = "demo-password"
+DEMO_USERS = [
+    # username, full name, role, extension
+    ("petrov", "Иван Петров", "manager", "101"),
+    ("smirnova", "Ольга Смирнова", "manager", "102"),
+    ("kuznetsov", "Алексей Кузнецов", "manager", "103"),
+    ("sokolova", "Мария Соколова", "supervisor", "201"),
+]
+DEMO_DIDS = {"74951110001": "queue:sales", "74951110002": "101", "74951110003": "102"}
+
+
+@dataclass(frozen=True)
+class DemoCall:
+    title: str
+    kind: str  # "client" (inbound through the carrier) or "manager" (from a phone)
+    caller: str
+    target: str
+    mode: str = "answer"
+    talk: float = 4.0
+    ring_timeout: float = 30.0
+
+
+DEMO_CALLS = [
+    DemoCall("ООО Ромашка звонит на прямой номер Петрова", "client",
+             "79161234567", "74951110002", talk=5),
+    DemoCall("Смирнова звонит ИП Сидорову", "manager", "102", "89031234567", talk=4),
+    DemoCall("Кузнецов звонит в АО Вектор: занято", "manager", "103", "89265550011",
+             mode="busy"),
+    DemoCall("ООО Северный ветер звонит Смирновой, она не успевает ответить", "client",
+             "79857770011", "74951110003", mode="ring", ring_timeout=6),
+    DemoCall("Новый номер звонит в отдел продаж", "client", "79990001122", "74951110001",
+             talk=3),
+]
+
+_DIRECTION = {"inbound": "входящий", "outbound": "исходящий", "internal": "внутренний"}
+_STATUS = {"answered": "отвечен", "missed": "пропущен", "busy": "занято",
+           "no_answer": "нет ответа", "failed": "ошибка", "in_progress": "идёт"}
+
+
+def demo_config() -> PbxConfig:
+    return PbxConfig(dids=dict(DEMO_DIDS), ring_timeout=15)
+
+
+async def seed(sessions: object, clients_csv: Path) -> None:
+    """Demo users (password ``demo-password``) and clients from the bundled CSV."""
+    async with sessions() as session, session.begin():  # type: ignore[operator]
+        for username, name, role, extension in DEMO_USERS:
+            await add_user(session, username, name=name, role=role, extension=extension,
+                           team="Отдел продаж", password_hash=hash_password(DEMO_PASSWORD))
+    async with sessions() as session, session.begin():  # type: ignore[operator]
+        report = await import_clients_csv(session, clients_csv)
+    print(f"Клиенты загружены: {report.imported}")
+
+
+async def place_calls(sandbox: Sandbox, calls: list[DemoCall]) -> None:
+    """One after another, so the log reads like a morning on the sales floor."""
+    async with sandbox.phones() as phones:
+        for call in calls:
+            print(f"  звонок: {call.title}")
+            if call.kind == "client":
+                await phones.set_behaviour(_extension_of(call.target), mode=call.mode)
+                await phones.client_calls(call.caller, call.target, talk=call.talk,
+                                          ring_timeout=call.ring_timeout)
+            else:
+                await phones.set_behaviour(call.target, mode=call.mode, talk=call.talk)
+                await phones.manager_calls(call.caller, call.target, talk=call.talk + 30,
+                                           ring_timeout=call.ring_timeout)
+            await phones.wait_idle(timeout=call.ring_timeout + call.talk + 30)
+        await phones.reset_behaviours()
+
+
+def _extension_of(did: str) -> str:
+    destination = DEMO_DIDS.get(did, "queue:sales")
+    return "101" if destination.startswith("queue:") else destination
+
+
+def format_table(calls: list[dict]) -> str:
+    header = ("Начало (UTC)", "Клиент", "Номер", "Менеджер", "Направление", "Статус",
+              "Разговор, с")
+    rows = [header]
+    for call in calls:
+        rows.append((
+            call["started_at"][11:19],
+            call["client_name"] or "—",
+            call["client_number"] or "—",
+            ", ".join(call["managers"]) or "—",
+            _DIRECTION.get(call["direction"], call["direction"]),
+            _STATUS.get(call["status"], call["status"]),
+            f"{call['talk_seconds']:.1f}",
+        ))
+    widths = [max(len(str(r[i])) for r in rows) for i in range(len(header))]
+    lines = ["  ".join(str(v).ljust(w) for v, w in zip(r, widths, strict=True)) for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+async def wait_for_calls(sessions: object, count: int, timeout: float = 15) -> list[dict]:
+    """The listener writes asynchronously: wait until every demo call has ended in the log."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        async with sessions() as session:  # type: ignore[operator]
+            calls = [c async for c in export_calls(session)]
+        done = [c for c in calls if c["ended_at"]]
+        if len(done) >= count or asyncio.get_running_loop().time() > deadline:
+            return calls
+        await asyncio.sleep(0.3)
+
+
+async def run_demo(settings: Settings, *, once: bool = False) -> int:
+    data_dir = settings.data_dir / "demo"
+    if not settings.database_url:
+        shutil.rmtree(data_dir, ignore_errors=True)  # every demo starts from a clean slate
+    sandbox = Sandbox(demo_config())
+    print("Запускаю Asterisk в песочнице…")
+    try:
+        await asyncio.to_thread(sandbox.start)
+    except SandboxUnavailable as exc:
+        print(f"telecrm: the sandbox Asterisk cannot run here: {exc}", file=sys.stderr)
+        return 1
+    try:
+        pbx = sandbox.pbx
+        crm_settings = settings.with_overrides(
+            data_dir=data_dir, ami_host=pbx.ami_host, ami_port=pbx.ami_port,
+            ami_user=pbx.ami_user, ami_secret=pbx.ami_secret,
+            recordings_source=pbx.monitor_dir)
+        app = create_app(crm_settings)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, crm_settings.http_host, crm_settings.http_port)
+        try:
+            await site.start()
+            sessions = app[SESSIONS]
+            await seed(sessions, Path(str(resources.files("telecrm") / "demo_data" /
+                                          "clients.csv")))
+            await asyncio.wait_for(app[LISTENER].session.connected.wait(), 30)
+            print("CRM подключена к AMI. Звонки:")
+            await place_calls(sandbox, DEMO_CALLS)
+            calls = await wait_for_calls(sessions, len(DEMO_CALLS))
+            print()
+            print(format_table(calls))
+            print()
+            print(f"Записи разговоров: {pbx.monitor_dir}")
+            if not once:
+                print(f"CRM работает: http://{crm_settings.http_host}:{crm_settings.http_port}"
+                      "/healthz — Ctrl-C для выхода.")
+                await asyncio.Event().wait()
+        finally:
+            with contextlib.suppress(Exception):
+                await runner.cleanup()
+    finally:
+        await asyncio.to_thread(sandbox.stop)
+    return 0
