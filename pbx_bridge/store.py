@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_core.calls import CallData, record_call
 
 from .tracker import Fact
+
+log = logging.getLogger(__name__)
 
 
 class CallStore:
@@ -18,6 +22,7 @@ class CallStore:
     """
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        """``sessions`` should be a writer factory (``session_factory(engine, writer=True)``)."""
         self.sessions = sessions
         self.calls_written = 0
 
@@ -27,5 +32,11 @@ class CallStore:
             latest[fact.call.linkedid] = fact.call
         async with self.sessions() as session, session.begin():
             for call in latest.values():
-                await record_call(session, call)
-        self.calls_written += len(latest)
+                try:
+                    async with session.begin_nested():
+                        await record_call(session, call)
+                except ValueError:
+                    # A snapshot the model rejects must not cost the rest of the batch.
+                    log.exception("call %s could not be recorded", call.linkedid)
+                    continue
+                self.calls_written += 1

@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 
 SETTINGS = web.AppKey("settings", Settings)
 SESSIONS = web.AppKey("sessions", object)
+WRITER_SESSIONS = web.AppKey("writer_sessions", object)
 LISTENER = web.AppKey("listener", Listener)
 
 
@@ -41,6 +42,7 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
     await upgrade(url)
     engine = create_engine(url)
     app[SESSIONS] = session_factory(engine)
+    app[WRITER_SESSIONS] = session_factory(engine, writer=True)
     yield
     await engine.dispose()
 
@@ -48,7 +50,7 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
 async def listener_ctx(app: web.Application) -> AsyncIterator[None]:
     """The AMI listener runs beside the web app; Asterisk being down never stops the app."""
     settings = app[SETTINGS]
-    listener = Listener(ami_settings(settings), CallStore(app[SESSIONS]),
+    listener = Listener(ami_settings(settings), CallStore(app[WRITER_SESSIONS]),
                         capture=CaptureWriter(settings.capture_dir))
     app[LISTENER] = listener
     task = asyncio.create_task(listener.run(), name="ami-listener")

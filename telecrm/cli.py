@@ -49,8 +49,12 @@ def _timezone(settings: Settings) -> ZoneInfo:
         raise UsageError(f"unknown timezone {settings.timezone!r} in TELECRM_TIMEZONE") from exc
 
 
-async def _sessions(settings: Settings) -> tuple[Any, Any]:
-    """Engine and session factory on an up-to-date schema."""
+async def _sessions(settings: Settings, *, writer: bool = True) -> tuple[Any, Any]:
+    """Engine and session factory on an up-to-date schema.
+
+    Writer sessions take SQLite's write lock up front, so two processes writing at
+    once wait for each other instead of failing with "database is locked".
+    """
     from crm_core.db import create_engine, session_factory, upgrade
 
     url = settings.resolved_database_url
@@ -58,7 +62,7 @@ async def _sessions(settings: Settings) -> tuple[Any, Any]:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     await upgrade(url)
     engine = create_engine(url)
-    return engine, session_factory(engine)
+    return engine, session_factory(engine, writer=writer)
 
 
 # -- commands -------------------------------------------------------------------
@@ -68,7 +72,7 @@ async def cmd_db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
 
     if settings.resolved_database_url.startswith("sqlite"):
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-    await upgrade(settings.resolved_database_url)
+    await upgrade(settings.resolved_database_url, quiet=False)
     print("database is up to date")
     return 0
 
@@ -103,7 +107,7 @@ async def cmd_calls_export(args: argparse.Namespace, settings: Settings) -> int:
     tz = _timezone(settings)
     since = _parse_moment(args.since, tz) if args.since else None
     until = _parse_moment(args.until, tz, end=True) if args.until else None
-    engine, sessions = await _sessions(settings)
+    engine, sessions = await _sessions(settings, writer=False)
     try:
         async with sessions() as session:
             async for call in export_calls(session, since, until,

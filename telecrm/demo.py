@@ -25,7 +25,7 @@ from crm_core.calls import export_calls
 from crm_core.importing import import_clients_csv
 from crm_core.users import add_user
 
-from .app import LISTENER, SESSIONS, create_app
+from .app import LISTENER, SESSIONS, WRITER_SESSIONS, create_app
 from .passwords import hash_password
 from .settings import Settings
 
@@ -163,7 +163,7 @@ async def run_demo(settings: Settings, *, once: bool = False) -> int:
         try:
             await site.start()
             sessions = app[SESSIONS]
-            await seed(sessions, Path(str(resources.files("telecrm") / "demo_data" /
+            await seed(app[WRITER_SESSIONS], Path(str(resources.files("telecrm") / "demo_data" /
                                           "clients.csv")))
             await asyncio.wait_for(app[LISTENER].session.connected.wait(), 30)
             print("CRM подключена к AMI. Звонки:")

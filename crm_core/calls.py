@@ -1,0 +1,436 @@
+"""Calls: the idempotent writer fed by the AMI pipeline, and the JSON export.
+
+The pipeline hands over snapshots (``CallData``) keyed by Asterisk's ``linkedid``;
+the same snapshot twice changes nothing, a fuller one updates the row and its
+legs (by ``uniqueid``). An unknown external number becomes a lead owned by the
+manager who talked, so no caller is ever lost.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import PurePosixPath
+from typing import Any
+
+from sqlalchemy import and_, or_, select, text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import joinedload, selectinload
+
+from crm_core.audit import ACTION_UPDATE, write_audit
+from crm_core.clients import AUDIT_ENTITY as CLIENT_ENTITY
+from crm_core.clients import create_client, find_client_by_phone
+from crm_core.models import Call, CallLeg, CallStatus, Client, Direction, LegRole, Recording, User
+from crm_core.phones import format_phone, normalize_phone
+from crm_core.timestamps import ensure_utc, isoformat, utcnow
+from crm_core.users import users_by_extension
+
+log = logging.getLogger(__name__)
+
+AUDIT_ACTOR = "call"
+LEAD_SOURCE = "call"
+_LEAD_LOCK_NAMESPACE = 0x7E1E  # advisory-lock class for "lead for this number"
+
+
+@dataclass(frozen=True)
+class LegData:
+    """One channel of a call as the tracker saw it."""
+
+    uniqueid: str
+    channel: str
+    role: str  # manager | client | supervisor | other
+    extension: str | None
+    started_at: datetime
+    answered_at: datetime | None
+    ended_at: datetime | None
+    talk_seconds: float
+    hangup_cause: int | None = None
+
+
+@dataclass(frozen=True)
+class CallData:
+    """A snapshot of one call (everything sharing a ``linkedid``)."""
+
+    linkedid: str
+    direction: str  # inbound | outbound | internal
+    status: str  # answered | missed | busy | no_answer | failed | in_progress
+    client_number: str | None  # as the PBX gave it (any format; normalized here)
+    did: str | None  # as the PBX gave it
+    started_at: datetime
+    answered_at: datetime | None
+    ended_at: datetime | None
+    ring_seconds: float
+    talk_seconds: float
+    transferred: bool
+    managers: tuple[str, ...]  # extensions that talked, in order
+    recordings: tuple[str, ...]  # paths relative to the recordings root
+    legs: tuple[LegData, ...]
+    rang: tuple[str, ...] = ()  # extensions whose phones rang (for lead ownership of missed calls)
+
+
+# -- validation ---------------------------------------------------------------------------
+
+
+def _check_one_of(what: str, value: str, allowed: Iterable[str]) -> None:
+    allowed = list(allowed)
+    if value not in allowed:
+        raise ValueError(f"Unknown {what} {value!r}; expected one of: {', '.join(allowed)}.")
+
+
+def is_safe_recording_path(path: str) -> bool:
+    """True for a path inside the recordings root (relative, no ``..``): safe to serve."""
+    return (
+        bool(path)
+        and not path.startswith("/")
+        and "\\" not in path
+        and (".." not in PurePosixPath(path).parts)
+    )
+
+
+def _safe_recordings(data: CallData) -> tuple[str, ...]:
+    """The snapshot's recordings minus unsafe paths, which are logged and dropped.
+
+    A bad path must not cost the call itself, and must never reach the file server.
+    """
+    safe = []
+    for path in data.recordings:
+        if is_safe_recording_path(path):
+            safe.append(path)
+        else:
+            log.warning(
+                "call %s: ignoring recording path %r (not relative to the recordings root)",
+                data.linkedid,
+                path,
+            )
+    return tuple(safe)
+
+
+def _validate(data: CallData) -> None:
+    """Reject malformed snapshots before touching the database (ValueError)."""
+    if not data.linkedid:
+        raise ValueError("A call needs a linkedid.")
+    _check_one_of("direction", data.direction, (d.value for d in Direction))
+    _check_one_of("call status", data.status, (s.value for s in CallStatus))
+    for moment in (data.started_at, data.answered_at, data.ended_at):
+        if moment is not None:
+            ensure_utc(moment)
+    seen: set[str] = set()
+    for leg in data.legs:
+        _check_one_of("leg role", leg.role, (r.value for r in LegRole))
+        if leg.uniqueid in seen:
+            raise ValueError(f"Leg {leg.uniqueid!r} appears twice in call {data.linkedid!r}.")
+        seen.add(leg.uniqueid)
+        for moment in (leg.started_at, leg.answered_at, leg.ended_at):
+            if moment is not None:
+                ensure_utc(moment)
+
+
+# -- helpers ------------------------------------------------------------------------------
+
+
+def managers_who_talked(legs: Iterable[CallLeg | LegData]) -> list[str]:
+    """Extensions of manager legs that talked, ordered by first answer, without repeats."""
+    talked = [
+        leg
+        for leg in legs
+        if leg.role == LegRole.MANAGER and leg.extension and leg.talk_seconds > 0
+    ]
+    talked.sort(key=lambda leg: (leg.answered_at is None, leg.answered_at or leg.started_at))
+    ordered: list[str] = []
+    for leg in talked:
+        assert leg.extension is not None
+        if leg.extension not in ordered:
+            ordered.append(leg.extension)
+    return ordered
+
+
+def _assign(obj: Any, values: dict[str, Any]) -> bool:
+    """Set only the attributes that differ, so an identical snapshot writes nothing."""
+    changed = False
+    for key, value in values.items():
+        if getattr(obj, key) != value:
+            setattr(obj, key, value)
+            changed = True
+    return changed
+
+
+def _lead_owner(data: CallData, managers: Iterable[str], users: dict[str, User]) -> int | None:
+    """The first manager who talked, else the first whose phone rang, else nobody.
+
+    A last resort before nobody: the first manager leg (who dialled an outbound call
+    that was never answered).
+    """
+    dialled = (leg.extension for leg in data.legs if leg.role == LegRole.MANAGER and leg.extension)
+    for extension in (*managers, *data.rang, *dialled):
+        user = users.get(extension)
+        if user is not None:
+            return user.id
+    return None
+
+
+def _normalized(raw: str | None) -> str | None:
+    return normalize_phone(raw) if raw else None
+
+
+# -- writer -------------------------------------------------------------------------------
+
+
+async def _load_call(session: AsyncSession, linkedid: str) -> Call | None:
+    stmt = (
+        select(Call)
+        .where(Call.linkedid == linkedid)
+        .options(selectinload(Call.legs), selectinload(Call.recordings), joinedload(Call.client))
+    )
+    return await session.scalar(stmt)
+
+
+async def _lock_number(session: AsyncSession, e164: str) -> None:
+    """Serialize lead creation per number across PostgreSQL transactions.
+
+    Two calls from one new number written at once would otherwise both miss the lead
+    and create two. The lock lives until commit; SQLite needs none (one writer at a time).
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(
+            text("SELECT pg_advisory_xact_lock(:namespace, hashtext(:number))"),
+            {"namespace": _LEAD_LOCK_NAMESPACE, "number": e164},
+        )
+
+
+async def _resolve_client(
+    session: AsyncSession,
+    call: Call | None,
+    data: CallData,
+    client_number: str | None,
+    owner_id: int | None,
+) -> tuple[Client | None, bool]:
+    """The call's client and whether this call created it (a lead)."""
+    if data.direction == Direction.INTERNAL:
+        return None, False
+    if call is not None and call.client is not None:
+        client = call.client
+        following = call.created_client and call.status == CallStatus.IN_PROGRESS
+        if following and owner_id is not None and owner_id != client.owner_id:
+            # Until the call that created the lead ends, a fuller snapshot knows better who
+            # talked. Afterwards the owner is settled: a replay never undoes a reassignment.
+            write_audit(
+                session,
+                actor=AUDIT_ACTOR,
+                entity=CLIENT_ENTITY,
+                entity_id=client.id,
+                action=ACTION_UPDATE,
+                changes={"owner_id": [client.owner_id, owner_id], "linkedid": data.linkedid},
+            )
+            client.owner_id = owner_id
+            client.updated_at = utcnow()
+        return client, call.created_client
+    if client_number is None:
+        return None, False
+    await _lock_number(session, client_number)
+    client = await find_client_by_phone(session, client_number)
+    if client is not None:
+        return client, False
+    client = await create_client(
+        session,
+        format_phone(client_number),
+        phones=[client_number],
+        owner_id=owner_id,
+        source=LEAD_SOURCE,
+        actor=AUDIT_ACTOR,
+        audit_extra={"linkedid": data.linkedid},
+    )
+    return client, True
+
+
+def _merge_legs(call: Call, data: CallData, users: dict[str, User], strays: list[CallLeg]) -> bool:
+    by_uniqueid = {leg.uniqueid: leg for leg in call.legs}
+    for leg in strays:  # a uniqueid recorded under another linkedid moves to this call
+        call.legs.append(leg)
+        by_uniqueid[leg.uniqueid] = leg
+    changed = bool(strays)
+    for seq, leg_data in enumerate(data.legs):
+        user = users.get(leg_data.extension) if leg_data.extension else None
+        values = {
+            "channel": leg_data.channel,
+            "role": leg_data.role,
+            "extension": leg_data.extension,
+            "user_id": user.id if user else None,
+            "started_at": leg_data.started_at,
+            "answered_at": leg_data.answered_at,
+            "ended_at": leg_data.ended_at,
+            "talk_seconds": float(leg_data.talk_seconds),
+            "hangup_cause": leg_data.hangup_cause,
+            "seq": seq,
+        }
+        leg = by_uniqueid.get(leg_data.uniqueid)
+        if leg is None:
+            call.legs.append(CallLeg(uniqueid=leg_data.uniqueid, **values))
+            changed = True
+        else:
+            changed |= _assign(leg, values)
+    return changed
+
+
+def _merge_recordings(call: Call, paths: tuple[str, ...]) -> bool:
+    by_path = {recording.path: recording for recording in call.recordings}
+    changed = False
+    for position, path in enumerate(dict.fromkeys(paths)):
+        recording = by_path.get(path)
+        if recording is None:
+            call.recordings.append(Recording(path=path, position=position))
+            changed = True
+        else:
+            changed |= _assign(recording, {"position": position})
+    return changed
+
+
+async def _upsert(session: AsyncSession, data: CallData) -> Call:
+    call = await _load_call(session, data.linkedid)
+    if (
+        call is not None
+        and call.status != CallStatus.IN_PROGRESS
+        and (data.status == CallStatus.IN_PROGRESS)
+    ):
+        return call  # a stale snapshot (e.g. a replay of the call's start) never rewinds it
+
+    internal = data.direction == Direction.INTERNAL
+    client_number = None if internal else _normalized(data.client_number)
+    managers = list(data.managers) or managers_who_talked(data.legs)
+    extensions = {*managers, *data.rang, *(leg.extension for leg in data.legs if leg.extension)}
+    users = await users_by_extension(session, extensions)
+    owner_id = _lead_owner(data, managers, users)
+    client, created_client = await _resolve_client(session, call, data, client_number, owner_id)
+
+    values = {
+        "direction": data.direction,
+        "status": data.status,
+        "client_number": client_number,
+        "did": _normalized(data.did),
+        "client_id": client.id if client else None,
+        "started_at": data.started_at,
+        "answered_at": data.answered_at,
+        "ended_at": data.ended_at,
+        "ring_seconds": float(data.ring_seconds),
+        "talk_seconds": float(data.talk_seconds),
+        "transferred": bool(data.transferred),
+        "managers": managers,
+        "created_client": created_client,
+    }
+    if call is None:
+        call = Call(linkedid=data.linkedid, legs=[], recordings=[], **values)
+        call.client = client
+        session.add(call)
+        changed = True
+    else:
+        changed = _assign(call, values)
+        if call.client is not client:
+            call.client = client
+
+    known = {leg.uniqueid for leg in call.legs}
+    missing = [leg.uniqueid for leg in data.legs if leg.uniqueid not in known]
+    strays = (
+        list(await session.scalars(select(CallLeg).where(CallLeg.uniqueid.in_(missing))))
+        if missing
+        else []
+    )
+    changed |= _merge_legs(call, data, users, strays)
+    changed |= _merge_recordings(call, _safe_recordings(data))
+    if changed and call.id is not None:
+        call.updated_at = utcnow()
+    await session.flush()
+    return call
+
+
+async def record_call(session: AsyncSession, data: CallData) -> Call:
+    """Insert or update the call ``data.linkedid``; idempotent.
+
+    Runs in a savepoint and flushes; the caller commits. A concurrent writer inserting
+    the same call first is handled by retrying as an update. Malformed data (unknown
+    direction/status/role, naive datetimes, a repeated uniqueid) is a ValueError and
+    nothing is written; an unsafe recording path is only dropped (and logged).
+    """
+    _validate(data)
+    try:
+        async with session.begin_nested():
+            return await _upsert(session, data)
+    except IntegrityError:
+        async with session.begin_nested():
+            return await _upsert(session, data)
+
+
+# -- export -------------------------------------------------------------------------------
+
+
+def call_to_dict(call: Call) -> dict[str, Any]:
+    """The public call shape (architecture.md); ``client`` and ``recordings`` must be loaded."""
+    return {
+        "id": call.id,
+        "linkedid": call.linkedid,
+        "direction": call.direction,
+        "status": call.status,
+        "client_number": call.client_number,
+        "did": call.did,
+        "client_id": call.client_id,
+        "client_name": call.client.name if call.client is not None else None,
+        "managers": list(call.managers),
+        "started_at": isoformat(call.started_at),
+        "answered_at": isoformat(call.answered_at),
+        "ended_at": isoformat(call.ended_at),
+        "ring_seconds": round(call.ring_seconds, 3),
+        "talk_seconds": round(call.talk_seconds, 3),
+        "transferred": call.transferred,
+        "recordings": [recording.path for recording in call.recordings],
+        "tracking": None,
+    }
+
+
+def _export_query() -> Any:
+    return select(Call).options(joinedload(Call.client), selectinload(Call.recordings))
+
+
+async def export_calls(
+    session: AsyncSession,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    *,
+    include_in_progress: bool = False,
+    batch_size: int = 500,
+) -> AsyncIterator[dict[str, Any]]:
+    """Calls as public dicts ordered by ``started_at``; ``since`` inclusive, ``until`` exclusive.
+
+    Calls still in progress are left out unless asked for (the export lists finished
+    calls). Streams in keyset-paginated batches, so memory stays flat on big exports.
+    """
+    base = _export_query().order_by(Call.started_at, Call.id).limit(batch_size)
+    if since is not None:
+        base = base.where(Call.started_at >= ensure_utc(since))
+    if until is not None:
+        base = base.where(Call.started_at < ensure_utc(until))
+    if not include_in_progress:
+        base = base.where(Call.status != CallStatus.IN_PROGRESS.value)
+    after: tuple[datetime, int] | None = None
+    while True:
+        stmt = base
+        if after is not None:
+            started, call_id = after
+            stmt = stmt.where(
+                or_(
+                    Call.started_at > started,
+                    and_(Call.started_at == started, Call.id > call_id),
+                )
+            )
+        calls = list((await session.scalars(stmt)).unique())
+        for call in calls:
+            yield call_to_dict(call)
+        if len(calls) < batch_size:
+            return
+        after = (calls[-1].started_at, calls[-1].id)
+
+
+async def get_call(session: AsyncSession, call_id: int) -> dict[str, Any] | None:
+    """One call in the public shape (in progress included), or None."""
+    call = await session.scalar(_export_query().where(Call.id == call_id))
+    return call_to_dict(call) if call is not None else None
