@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from tests.db_fixtures import db_url, postgres_server  # noqa: F401
+from tests.db_fixtures import db_url, pg_url_fixture, postgres_server  # noqa: F401
 from tests.sandbox_fixtures import sandbox  # noqa: F401
 
 REAL_PARTS = ("asterisk", "postgres")

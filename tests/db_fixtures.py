@@ -141,3 +141,14 @@ postgres_server = postgres_server_fixture
 db_url = db_url_fixture
 empty_db_url = empty_db_url_fixture
 db_session = db_session_fixture
+
+
+@pytest.fixture(name="pg_url")
+async def pg_url_fixture(postgres_server: PostgresServer) -> AsyncIterator[str]:
+    """A fresh, empty PostgreSQL database, for tests that go through the CLI (which migrates)."""
+    name = f"test_{uuid.uuid4().hex[:16]}"
+    await _admin(postgres_server, f'CREATE DATABASE "{name}" TEMPLATE template0')
+    try:
+        yield postgres_server.url(name)
+    finally:
+        await _admin(postgres_server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
