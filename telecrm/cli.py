@@ -55,24 +55,43 @@ async def _sessions(settings: Settings, *, writer: bool = True) -> tuple[Any, An
     Writer sessions take SQLite's write lock up front, so two processes writing at
     once wait for each other instead of failing with "database is locked".
     """
-    from crm_core.db import create_engine, session_factory, upgrade
+    from crm_core.db import create_engine, session_factory
 
     url = settings.resolved_database_url
-    if url.startswith("sqlite"):
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-    await upgrade(url)
+    await _upgrade(settings)
     engine = create_engine(url)
     return engine, session_factory(engine, writer=writer)
 
 
 # -- commands -------------------------------------------------------------------
 
-async def cmd_db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
+async def _upgrade(settings: Settings, *, quiet: bool = True) -> None:
+    """Bring the schema up to date, or say in one sentence why the database is unusable."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+
     from crm_core.db import upgrade
 
-    if settings.resolved_database_url.startswith("sqlite"):
+    url = settings.resolved_database_url
+    try:
+        shown = make_url(url).render_as_string(hide_password=True)
+    except ArgumentError as exc:
+        raise UsageError(f"{url!r} is not a database URL") from exc
+    if url.startswith("sqlite"):
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-    await upgrade(settings.resolved_database_url, quiet=False)
+    try:
+        await upgrade(url, quiet=quiet)
+    except (OSError, SQLAlchemyError, ValueError) as exc:
+        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        raise UsageError(f"cannot use the database {shown}: {reason}") from exc
+    except Exception as exc:  # driver errors (asyncpg) that SQLAlchemy did not wrap
+        if type(exc).__module__.split(".")[0] not in ("asyncpg", "aiosqlite", "sqlite3"):
+            raise
+        raise UsageError(f"cannot use the database {shown}: {exc}") from exc
+
+
+async def cmd_db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
+    await _upgrade(settings, quiet=False)
     print("database is up to date")
     return 0
 

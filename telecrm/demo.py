@@ -11,11 +11,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import shutil
 import sys
 from dataclasses import dataclass
+from datetime import datetime
 from importlib import resources
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
@@ -107,16 +110,18 @@ def _extension_of(did: str) -> str:
     return "101" if destination.startswith("queue:") else destination
 
 
-def format_table(calls: list[dict]) -> str:
-    header = ("Начало (UTC)", "Клиент", "Номер", "Менеджер", "Направление", "Статус",
-              "Разговор, с")
+def format_table(calls: list[dict], tz: ZoneInfo) -> str:
+    """The call log as a plain table for the terminal."""
+    names = {ext: name for _, name, _, ext in DEMO_USERS}
+    header = ("Начало", "Клиент", "Номер", "Менеджер", "Направление", "Статус", "Разговор, с")
     rows = [header]
     for call in calls:
+        started = datetime.fromisoformat(call["started_at"]).astimezone(tz)
         rows.append((
-            call["started_at"][11:19],
+            started.strftime("%H:%M:%S"),
             call["client_name"] or "—",
             call["client_number"] or "—",
-            ", ".join(call["managers"]) or "—",
+            ", ".join(f"{ext} {names.get(ext, '')}".strip() for ext in call["managers"]) or "—",
             _DIRECTION.get(call["direction"], call["direction"]),
             _STATUS.get(call["status"], call["status"]),
             f"{call['talk_seconds']:.1f}",
@@ -140,6 +145,8 @@ async def wait_for_calls(sessions: object, count: int, timeout: float = 15) -> l
 
 
 async def run_demo(settings: Settings, *, once: bool = False) -> int:
+    if "TELECRM_LOG_LEVEL" not in os.environ:
+        logging.getLogger().setLevel(logging.WARNING)  # the demo speaks through its table
     data_dir = settings.data_dir / "demo"
     if not settings.database_url:
         shutil.rmtree(data_dir, ignore_errors=True)  # every demo starts from a clean slate
@@ -170,7 +177,7 @@ async def run_demo(settings: Settings, *, once: bool = False) -> int:
             await place_calls(sandbox, DEMO_CALLS)
             calls = await wait_for_calls(sessions, len(DEMO_CALLS))
             print()
-            print(format_table(calls))
+            print(format_table(calls, ZoneInfo(settings.timezone)))
             print()
             print(f"Записи разговоров: {pbx.monitor_dir}")
             if not once:
