@@ -112,7 +112,12 @@ async def open_ami(
 
 
 def _digits(number: str) -> str:
-    """The dialable form of a number typed by a human: digits and a leading "+"."""
+    """The dialable form of a number typed by a human: digits and a leading "+".
+
+    Feature codes (``*8``, ``**101``) pass through as they are.
+    """
+    if re.fullmatch(r"[*#][0-9*#]+", number):
+        return number
     cleaned = re.sub(r"[^0-9+]", "", number)
     plus = cleaned.startswith("+")
     digits = cleaned.replace("+", "")
@@ -240,6 +245,33 @@ class Phones:
         await self._originate(f"PJSIP/{_digits(number)}@phone{extension}",
                               f'"Phone {extension}" <{extension}>', talk, ring_timeout,
                               "demo-congrats")
+
+    async def channel_of(self, target: str) -> str:
+        """Name of ``target``'s newest channel on the phones instance ("" if none yet).
+
+        ``target`` is an extension or a client's number, as for :meth:`set_behaviour`;
+        calls it places are found by its caller ID.
+        """
+        key = _digits(target).lstrip("+")
+        response = await self._action({"Action": "Getvar", "Variable": f"CHAN_{key}"})
+        return str(response.get("Value") or "")
+
+    async def press(self, target: str, keys: str, gap: float = 0.25) -> None:
+        """``target`` presses phone keys (RFC 4733 DTMF to the PBX), e.g. ``*0``."""
+        channel = await self.channel_of(target)
+        if not channel:
+            raise RuntimeError(f"{target} has no call to press keys on")
+        for key in keys:
+            await self._action({"Action": "PlayDTMF", "Channel": channel, "Digit": key,
+                                "Duration": "120"})
+            await asyncio.sleep(gap)
+
+    async def hang_up(self, target: str) -> None:
+        """``target`` puts the handset down (its newest call ends from its side)."""
+        channel = await self.channel_of(target)
+        if not channel:
+            raise RuntimeError(f"{target} has no call to hang up")
+        await self._action({"Action": "Hangup", "Channel": channel})
 
     async def wait_idle(self, timeout: float = 60) -> None:
         """Wait until neither the phones instance nor the PBX has a channel left."""

@@ -74,6 +74,10 @@ def _default_queues() -> dict[str, list[str]]:
     return {"sales": ["101", "102"]}
 
 
+def _default_pickup_groups() -> dict[str, list[str]]:
+    return {"sales": ["101", "102", "103"]}
+
+
 @dataclass
 class PbxConfig:
     """Everything the shipped Asterisk configuration depends on.
@@ -104,6 +108,9 @@ class PbxConfig:
     default_destination: str = "queue:sales"
     # Queue name -> member extensions (all ring at once).
     queues: dict[str, list[str]] = field(default_factory=_default_queues)
+    # Pickup group name -> extensions: a phone dialling *8 answers a call ringing
+    # on another phone of its group.
+    pickup_groups: dict[str, list[str]] = field(default_factory=_default_pickup_groups)
     ring_timeout: int = 25
     outbound_timeout: int = 60
     # Seconds a queue rings its members before trying again (within ring_timeout).
@@ -141,6 +148,10 @@ class PbxConfig:
             _check(_NAME_RE.match(queue), f"queue name {queue!r} is invalid")
             for member in members:
                 _check(member in seen, f"queue {queue} member {member} is not an extension")
+        for group, members in self.pickup_groups.items():
+            _check(_NAME_RE.match(group), f"pickup group name {group!r} is invalid")
+            for member in members:
+                _check(member in seen, f"pickup group {group} member {member} is not an extension")
         for did, dest in [*self.dids.items(), ("default_destination", self.default_destination)]:
             if did != "default_destination":
                 _check(_NUMBER_RE.match(did), f"DID {did!r} must be digits")
@@ -225,10 +236,16 @@ def _phone_sections(settings: PbxConfig) -> str:
             )
         else:
             contact = "; the phone registers itself (no static contact)"
+        groups = ",".join(sorted(g for g, members in settings.pickup_groups.items()
+                                 if ext in members))
+        pickup = (f"; pickup group: rings of this phone can be picked up (*8) in it\n"
+                  f"named_call_group = {groups}\nnamed_pickup_group = {groups}"
+                  if groups else "; in no pickup group")
         blocks.append(
             render_template(
                 fragment,
-                {"ext": ext, "secret": secret, "template": template, "contact_line": contact},
+                {"ext": ext, "secret": secret, "template": template, "contact_line": contact,
+                 "pickup_lines": pickup},
             )
         )
     return "\n".join(blocks)
@@ -279,6 +296,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--supervisor", type=_pair, action="append", help="EXT=SECRET")
     parser.add_argument("--did", type=_pair, action="append", help="DID=queue:NAME or DID=EXT")
     parser.add_argument("--queue", type=_pair, action="append", help="NAME=EXT,EXT,...")
+    parser.add_argument("--pickup-group", type=_pair, action="append",
+                        help="NAME=EXT,EXT,... (phones that may pick up each other's calls)")
     parser.add_argument("--ring-timeout", type=int, default=PbxConfig.ring_timeout)
     args = parser.parse_args(argv)
     settings = PbxConfig(
@@ -300,6 +319,9 @@ def main(argv: list[str] | None = None) -> int:
         settings.queues = {name: [m for m in exts.split(",") if m] for name, exts in args.queue}
     if args.did:
         settings.dids = dict(args.did)
+    if args.pickup_group:
+        settings.pickup_groups = {name: [m for m in exts.split(",") if m]
+                                  for name, exts in args.pickup_group}
     placeholders = [ext for ext, secret in [*settings.managers, *settings.supervisors]
                     if secret.startswith("change-me")]
     try:

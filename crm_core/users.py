@@ -92,3 +92,40 @@ async def users_by_extension(session: AsyncSession, extensions: Iterable[str]) -
         select(User).where(User.extension.in_(wanted), User.active.is_(True))
     )
     return {user.extension: user for user in rows if user.extension is not None}
+
+
+_QUEUE = re.compile(r"[A-Za-z0-9_.\-]{1,80}")
+
+
+async def set_team_queue(session: AsyncSession, team: str, queue: str | None) -> Team:
+    """Make ``team`` (created on first use) the one that answers Asterisk queue ``queue``.
+
+    A queue belongs to one team, so missed calls from it have one place to go; giving a
+    queue that another team holds is a ValueError. ``None`` unmaps the team's queue.
+    """
+    if queue is not None:
+        queue = queue.strip()
+        if not _QUEUE.fullmatch(queue):
+            raise ValueError(
+                f"Queue name must be 1–80 letters, digits, '.', '_' or '-', got {queue!r}."
+            )
+        holder = await session.scalar(select(Team).where(Team.queue == queue))
+        if holder is not None and holder.name != team.strip():
+            raise ValueError(f"Queue {queue!r} already belongs to team {holder.name!r}.")
+    row = await ensure_team(session, team)
+    row.queue = queue
+    await session.flush()
+    return row
+
+
+async def team_for_queue(session: AsyncSession, queue: str) -> Team | None:
+    """The team that answers Asterisk queue ``queue``, if one does."""
+    return await session.scalar(select(Team).where(Team.queue == queue.strip()))
+
+
+async def extensions_of_role(session: AsyncSession, role: str) -> frozenset[str]:
+    """Extensions of active users with ``role`` (e.g. supervisors, whose legs only listen)."""
+    rows = await session.scalars(
+        select(User.extension).where(User.role == role, User.extension.is_not(None),
+                                     User.active.is_(True)))
+    return frozenset(ext for ext in rows if ext)

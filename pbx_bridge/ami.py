@@ -169,6 +169,18 @@ class AmiSession:
         except TimeoutError as exc:
             raise AmiError(f"AMI action {action.get('Action')} got no answer in time") from exc
 
+    def send_untracked(self, action: dict[str, Any]) -> None:
+        """Send an action whose response events flow to ``on_event`` in stream order.
+
+        Used for ``CoreShowChannels``: its ``CoreShowChannel`` events must reach the
+        tracker in order with every other event (and be captured like them), which
+        panoramisk's response matching would prevent.
+        """
+        if self._protocol is None:
+            raise AmiError("not connected to Asterisk AMI")
+        lines = [f"{key}: {value}" for key, value in action.items()]
+        self._protocol.transport.write(("\r\n".join(lines) + "\r\n\r\n").encode())
+
     # -- lifecycle --------------------------------------------------------------
 
     async def run(self) -> None:

@@ -18,9 +18,15 @@ _EXTENSION = re.compile(r"^\d{3,4}$")
 
 class Role(StrEnum):
     MANAGER = "manager"
+    SUPERVISOR = "supervisor"  # an internal phone, but one that listens in (ChanSpy)
     CLIENT = "client"
     LOCAL = "local"
     OTHER = "other"
+
+    @property
+    def internal(self) -> bool:
+        """A phone of the company (manager or supervisor)."""
+        return self in (Role.MANAGER, Role.SUPERVISOR)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,11 +66,14 @@ class PartyRules:
 
     By default an endpoint named with 3 or 4 digits is an internal extension and
     any other endpoint is a trunk; ``extensions``/``trunks`` pin names explicitly
-    for PBXes whose naming differs.
+    for PBXes whose naming differs. ``supervisors`` are the extensions of the
+    supervisors' phones (from the PBX config): their legs get the role
+    ``supervisor``, so listening in never makes them a party of a call.
     """
 
     extensions: frozenset[str] = frozenset()
     trunks: frozenset[str] = frozenset()
+    supervisors: frozenset[str] = frozenset()
 
     def role(self, name: ChannelName) -> Role:
         tech = name.tech.lower()
@@ -74,9 +83,12 @@ class PartyRules:
             return Role.OTHER
         if name.resource in self.trunks:
             return Role.CLIENT
+        if name.resource in self.supervisors:
+            return Role.SUPERVISOR
         if name.resource in self.extensions or _EXTENSION.match(name.resource):
             return Role.MANAGER
         return Role.CLIENT
 
     def extension(self, name: ChannelName) -> str | None:
-        return name.resource if self.role(name) is Role.MANAGER else None
+        """The extension of an internal phone's channel; None for anything else."""
+        return name.resource if self.role(name).internal else None

@@ -15,12 +15,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from .ami import AmiSession, AmiSettings
+from .feed import RECONCILE_PREFIX, TrackerFeed
 from .frames import Frame
 from .tracker import CallTracker, Fact
 
 log = logging.getLogger(__name__)
 
 FactSink = Callable[[list[Fact]], Awaitable[None]]
+# Called after the first reconciliation of a process with the calls Asterisk still has,
+# so calls left "in progress" by a previous run of the CRM can be closed.
+OrphanCloser = Callable[[set[str], float], Awaitable[None]]
 
 
 class CaptureWriter:
@@ -79,16 +83,33 @@ class Listener:
         capture: CaptureWriter | None = None,
         queue_size: int = 20_000,
         batch_size: int = 500,
+        close_orphans: OrphanCloser | None = None,
     ) -> None:
         self.tracker = tracker or CallTracker()
+        self.feed = TrackerFeed(self.tracker)
         self.sink = sink
         self.capture = capture
         self.batch_size = batch_size
+        self.close_orphans = close_orphans
         self.queue: asyncio.Queue[Mapping[str, str]] = asyncio.Queue()
         self._high = queue_size
         self._low = queue_size // 2
-        self.session = AmiSession(settings, self._on_event, on_bytes=capture)
+        self.session = AmiSession(settings, self._on_event, on_connected=self._on_connected,
+                                  on_bytes=capture)
         self.stored_batches = 0
+        self._orphans_closed = False
+
+    async def _on_connected(self) -> None:
+        """Ask for the channel listing; it reconciles the tracker in event order.
+
+        Asterisk stamps no Timestamp on a listing, so a global Setvar goes first:
+        its ``VarSet`` event is stamped and dates the listing for the tracker.
+        """
+        n = self.session.connections
+        self.session.send_untracked({"Action": "Setvar", "Variable": "TELECRM_LISTING",
+                                     "Value": str(n), "ActionID": f"telecrm-listing-time-{n}"})
+        self.session.send_untracked({"Action": "CoreShowChannels",
+                                     "ActionID": f"{RECONCILE_PREFIX}{n}"})
 
     def _on_event(self, frame: Frame) -> None:
         self.queue.put_nowait(frame.headers)
@@ -116,10 +137,20 @@ class Listener:
             while len(events) < self.batch_size and not self.queue.empty():
                 events.append(self.queue.get_nowait())
             facts: list[Fact] = []
+            reconciled = self.feed.reconciliations
             for event in events:
-                facts.extend(self.tracker.feed(event))
+                try:
+                    facts.extend(self.feed.feed(event))
+                except Exception:  # the tracker promises not to raise; never die if it does
+                    log.exception("the call tracker failed on a %s event", event.get("Event"))
             if facts:
                 await deliver(self.sink, facts)
                 self.stored_batches += 1
+            if self.feed.reconciliations != reconciled and not self._orphans_closed:
+                self._orphans_closed = True
+                if self.close_orphans is not None:
+                    clock = self.tracker.clock
+                    live = {call.linkedid for call in self.tracker.live_calls()}
+                    await self.close_orphans(live, clock.timestamp() if clock else 0.0)
             if self.queue.qsize() < self._low:
                 self.session.resume_reading()

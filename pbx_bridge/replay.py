@@ -11,9 +11,10 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from .feed import TrackerFeed
 from .frames import FrameParser
 from .pipeline import FactSink, deliver
-from .tracker import CallTracker, Fact
+from .tracker import CallTracker, Fact, FactKind
 
 CHUNK = 1 << 16
 
@@ -41,24 +42,35 @@ class ReplayStats:
 
 async def replay(
     paths: Iterable[Path], sink: FactSink, tracker: CallTracker | None = None,
-    batch_events: int = 2000,
+    flush_every: int = 20_000,
 ) -> ReplayStats:
-    """Feed every capture in order; calls still open at the end are stored as in progress."""
+    """Feed every capture in order; calls still open at the end are stored as in progress.
+
+    Nobody watches a replay live, so only each call's final snapshot is written:
+    ended calls are flushed every ``flush_every`` events (memory stays bounded on
+    long captures), and calls still open are written once at the end.
+    """
     tracker = tracker or CallTracker()
+    feed = TrackerFeed(tracker)
     stats = ReplayStats()
-    pending: list[Fact] = []
+    latest: dict[str, Fact] = {}
     for path in paths:
         for event in read_events(path):
             stats.events += 1
-            facts = tracker.feed(event)
+            facts = feed.feed(event)
             if facts:
-                pending.extend(facts)
                 stats.facts += len(facts)
-                stats.calls_ended += sum(1 for f in facts if f.kind == "call_ended")
-            if stats.events % batch_events == 0 and pending:
-                await deliver(sink, pending)
-                pending = []
-    if pending:
-        await deliver(sink, pending)
+                for fact in facts:
+                    latest[fact.call.linkedid] = fact
+                    if fact.kind == FactKind.ENDED:
+                        stats.calls_ended += 1
+            if stats.events % flush_every == 0:
+                ended = [f for f in latest.values() if f.kind == FactKind.ENDED]
+                if ended:
+                    await deliver(sink, ended)
+                    for fact in ended:
+                        del latest[fact.call.linkedid]
+    if latest:
+        await deliver(sink, list(latest.values()))
     stats.calls_open = len(tracker.live_calls())
     return stats

@@ -5,11 +5,35 @@ clock: it is fed AMI events (``dict`` with a ``Timestamp``) and returns the
 facts they imply. The live listener and ``telecrm ami-replay`` feed it the same
 way, so every scenario can be tested by replaying a capture.
 
-Model: one call per ``linkedid``. Every non-Local channel is a leg. Talk time is
-measured from bridges, not from CDR: a leg talks while its bridge (followed
-through Local channel pairs) holds a real counterpart that is not on hold.
-For a customer-facing call the counterpart must be the client's channel, so
-ringing, queue music and consultation with a colleague never count.
+Model (see ``tests/test_tracker_scenarios.py`` for the real AMI behind each rule):
+
+* A call is one customer-facing conversation: every channel sharing a
+  ``linkedid``, plus the groups a transfer, a pickup or a supervisor's ChanSpy
+  joins to it. Like Wazo's call-logd, groups are merged when they share a
+  channel (a ``Uniqueid`` seen under a second ``Linkedid``: Asterisk re-links the
+  picker's channel after a pickup) or when an event ties them (``Pickup``,
+  ``ChanSpyStart``, ``BlindTransfer``, ``AttendedTransfer``, a ``DialBegin``
+  across groups); the smallest linkedid names the merged call.
+* A group is *announced* (facts emitted) only once it is a call: its first
+  channel is a client, or one of its channels dials, or it bridges, or it ends
+  with a client on it. So a manager dialling ``*8`` to pick up, or a
+  supervisor's phone originated into ChanSpy, never shows up as a call of its
+  own before it is merged.
+* Attended transfers made by the CRM (AMI ``Atxfer``) keep one linkedid: the
+  consultation (``Local/<ext>@crm-transfer`` pair, the colleague's phone) is part
+  of the customer's call, and never counts as talk because no client is
+  reachable from it. A consultation placed from a phone's second line has its
+  own linkedid and is on record as an internal call; the ``AttendedTransfer``
+  event merges it into the customer's call (Wazo's rule): the internal call
+  ends there (``call_ended`` at the transfer) and its channels carry on in the
+  customer's call.
+* Every non-Local channel is a leg. A leg talks while its bridge (followed
+  through Local channel pairs) holds the client's channel (for an internal
+  call: another phone) and neither side is on hold. Call talk is the union of
+  its legs' talk intervals: ringing, queue waiting, hold, consultation with a
+  colleague and listening in never count.
+* Supervisors listening in (ChanSpy) are legs with role ``supervisor`` that
+  never talk; they do not keep a call open once its parties have hung up.
 """
 
 from __future__ import annotations
@@ -29,17 +53,18 @@ log = logging.getLogger(__name__)
 
 # Hangup causes (Q.850) that tell how an unanswered call ended.
 _BUSY_CAUSES = frozenset({17})
-_NO_ANSWER_CAUSES = frozenset({18, 19, 20, 31})
 _FAILED_CAUSES = frozenset({1, 2, 3, 21, 22, 27, 28, 29, 34, 38, 41, 42, 44, 47, 58, 88, 102, 111})
 
 # Dialplan variables the shipped dialplan sets so the CRM need not guess.
 _VAR_DIRECTION = "CRM_DIRECTION"
 _VAR_DID = "CRM_DID"
 _VAR_CLIENT = "CRM_CLIENT"
+_VAR_SPY = "CRM_SPY"
+_VAR_QUEUE = "QUEUENAME"
 _RECORDING_VARS = ("CRM_REC_MIX", "CRM_REC_MANAGER", "CRM_REC_CLIENT",
                    "CRM_REC_CALLER", "CRM_REC_CALLEE")
-_KNOWN_VARS = frozenset({_VAR_DIRECTION, _VAR_DID, _VAR_CLIENT, "MIXMONITOR_FILENAME",
-                         *_RECORDING_VARS})
+_KNOWN_VARS = frozenset({_VAR_DIRECTION, _VAR_DID, _VAR_CLIENT, _VAR_SPY, _VAR_QUEUE,
+                         "MIXMONITOR_FILENAME", *_RECORDING_VARS})
 _DIRECTIONS = frozenset({"inbound", "outbound", "internal"})
 
 
@@ -66,6 +91,7 @@ class Fact:
 class _Channel:
     uniqueid: str
     linkedid: str
+    call: str  # key of the call it belongs to (its linkedid, or the merged call's)
     name: str
     parsed: ChannelName
     role: Role
@@ -78,34 +104,48 @@ class _Channel:
     cause: int | None = None
     bridge: str | None = None
     on_hold: bool = False
+    spy: bool = False  # listening in through ChanSpy: never a party
     dial_status: str = ""
     dial_string: str = ""
-    talk: float = 0.0
-    talk_since: float | None = None
-    first_talk: float | None = None
+    talks: list[list[float]] = field(default_factory=list)  # [start, end]; end = start if open
+    talking: bool = False
+    holds: float = 0.0
+    hold_since: float | None = None
 
 
 @dataclass(slots=True)
 class _Call:
-    linkedid: str
+    key: str  # the smallest linkedid of its groups
     started: float
     legs: list[str] = field(default_factory=list)  # non-Local uniqueids, in order of creation
     channels: list[str] = field(default_factory=list)  # every uniqueid, Local ones too
-    live: set[str] = field(default_factory=set)  # uniqueids not yet hung up
+    live: set[str] = field(default_factory=set)  # uniqueids not yet hung up (spies excluded)
+    linkedids: set[str] = field(default_factory=set)
     variables: dict[str, str] = field(default_factory=dict)
     recordings: list[str] = field(default_factory=list)
     rang: list[str] = field(default_factory=list)
-    dial_strings: list[str] = field(default_factory=list)
-    talk: float = 0.0
-    talk_since: float | None = None
+    queue: str | None = None
     answered: float | None = None
     ended: float | None = None
-    last: float = 0.0
-    managers_talked: list[str] = field(default_factory=list)
+    last: float = 0.0  # newest event time applied to this call
+    announced: bool = False
+    transferred: bool = False
+    joined: list[str] = field(default_factory=list)  # extensions LEG_JOINED/ANSWERED told
+
+
+# Timestamps datetime can represent (up to 9999-12-31); anything else is junk.
+_MAX_TS = 253_402_300_799.0
+
+
+def _at(ts: float) -> datetime:
+    try:
+        return datetime.fromtimestamp(ts, UTC)
+    except (OverflowError, OSError, ValueError):
+        return datetime.fromtimestamp(0, UTC)
 
 
 def _to_dt(ts: float | None) -> datetime | None:
-    return None if ts is None else datetime.fromtimestamp(ts, UTC)
+    return None if ts is None else _at(ts)
 
 
 def _int(value: str | None) -> int | None:
@@ -113,6 +153,45 @@ def _int(value: str | None) -> int | None:
         return int(value) if value not in (None, "") else None
     except (TypeError, ValueError):
         return None
+
+
+def _id_order(linkedid: str) -> tuple[float, str]:
+    """Asterisk ids are ``epoch.sequence``: order by time, then by text."""
+    head, _, tail = linkedid.partition(".")
+    try:
+        return (float(head) + (int(tail) if tail.isdigit() else 0) * 1e-9, linkedid)
+    except ValueError:
+        return (float("inf"), linkedid)
+
+
+def _uid_epoch(uniqueid: str) -> float | None:
+    """Creation second embedded in a Uniqueid (``[system-]epoch.sequence``), if any."""
+    head = uniqueid.rpartition("-")[2].partition(".")[0]
+    if len(head) < 9 or not head.isdigit():
+        return None
+    return float(head)
+
+
+def _duration(value: str | None) -> float:
+    """``HH:MM:SS`` (CoreShowChannel Duration) in seconds; 0 when unreadable."""
+    try:
+        parts = [int(p) for p in (value or "").split(":")]
+    except ValueError:
+        return 0.0
+    total = 0
+    for part in parts:
+        total = total * 60 + part
+    return float(max(total, 0))
+
+
+def _listing_floor(listing: Iterable[Mapping[str, str]]) -> list[float]:
+    """Lower bounds of a listing's time: each channel's creation second + its Duration."""
+    out = []
+    for item in listing:
+        epoch = _uid_epoch(item.get("Uniqueid", "") or "")
+        if epoch is not None and item.get("Duration"):
+            out.append(epoch + _duration(item.get("Duration")))
+    return out
 
 
 _Handler = Callable[["CallTracker", Mapping[str, str], float], list[Fact]]
@@ -125,9 +204,12 @@ class CallTracker:
         self.rules = rules or PartyRules()
         self._channels: dict[str, _Channel] = {}
         self._calls: dict[str, _Call] = {}
+        self._call_of_linkedid: dict[str, str] = {}
         self._bridges: dict[str, set[str]] = {}
         self._local_pairs: dict[str, set[str]] = {}
+        self._by_name: dict[str, str] = {}
         self._clock = 0.0
+        self._pending_listing: list[Mapping[str, str]] | None = None
         self.events_seen = 0
         self.events_skipped = 0
 
@@ -138,23 +220,39 @@ class CallTracker:
         """Time of the newest event fed, the tracker's only clock."""
         return _to_dt(self._clock) if self._clock else None
 
-    def live_calls(self) -> list[CallData]:
-        """Calls in progress, as they stand at the newest event."""
-        return [self._snapshot(call) for call in self._calls.values()]
+    def live_calls(self, at: float | None = None) -> list[CallData]:
+        """Calls in progress, as they stand at the newest event (or at ``at``, if later).
+
+        A live board passes the wall clock as ``at`` so talk time grows between
+        events; the tracker itself never reads a clock.
+        """
+        now = max(self._clock, at) if at is not None else self._clock
+        return [self._snapshot(call, now) for call in self._calls.values() if call.announced]
 
     def feed(self, event: Mapping[str, str]) -> list[Fact]:
         """Apply one AMI event; never raises on odd or incomplete input."""
         self.events_seen += 1
-        name = event.get("Event")
-        handler = self._handlers.get(name) if isinstance(name, str) else None
-        if handler is None:
-            return []
-        ts = self._timestamp(event)
         try:
-            return handler(self, event, ts)
-        except (KeyError, ValueError, TypeError, AttributeError):
+            # Only text values count: a panoramisk message may carry lists for
+            # repeated keys, a hand-built dict anything at all.
+            event = {k: v for k, v in event.items() if type(k) is str and type(v) is str}
+            name = event.get("Event")
+            handler = self._handlers.get(name) if isinstance(name, str) else None
+            if handler is None:
+                return []
+            ts = self._timestamp(event)
+            # Time never runs backwards within a call (events interleave by
+            # microseconds); a stray timestamp elsewhere never touches this call.
+            call = self._call_of(self._channels.get(event.get("Uniqueid", "")))
+            if call is not None:
+                ts = call.last = max(ts, call.last)
+            facts = self._apply_pending_listing()
+            facts += self._relink(event, ts)
+            return facts + handler(self, event, ts)
+        except Exception:  # the tracker must survive any input
             self.events_skipped += 1
-            log.warning("skipped malformed %s event", name, exc_info=True)
+            log.warning("skipped malformed %r event", event.get("Event") if hasattr(
+                event, "get") else event, exc_info=True)
             return []
 
     def feed_all(self, events: Iterable[Mapping[str, str]]) -> list[Fact]:
@@ -162,6 +260,47 @@ class CallTracker:
         for event in events:
             facts.extend(self.feed(event))
         return facts
+
+    def reconcile(self, listing: list[Mapping[str, str]], at: float) -> list[Fact]:
+        """Bring the tracker in line with a ``CoreShowChannels`` listing taken at ``at``.
+
+        Called after every AMI (re)connect, since events may have been lost:
+
+        * a known live channel absent from the listing hung up while the CRM was
+          away: it ends at ``at`` (a call whose channels are all gone ends at
+          ``at``; nothing else about it is invented);
+        * a channel the tracker does not know is created at the second its
+          ``Uniqueid`` carries (``epoch.sequence``; + 0.5 s, the middle of that
+          second), else at ``at - Duration``; if it is bridged (``BridgeId``) its
+          talk starts at the best estimate available, the creation of the
+          youngest channel of its bridge (the manager's leg, dialled last: its
+          ringing is the error), and its call counts as answered from then on;
+        * a known channel whose ``BridgeId`` changed is moved to that bridge.
+
+        Asterisk stamps no ``Timestamp`` on a listing, and after an outage the
+        newest event is old, so the listing dates itself too: no earlier than
+        any listed channel's creation second plus its ``Duration``. The time
+        used is the latest of ``at``, the newest event and that. When nothing
+        at all is known the listing waits for the first stamped event.
+        """
+        try:
+            at = at if isinstance(at, int | float) and at == at and at > 0 else 0.0
+            at = max([at, self._clock, *_listing_floor(listing)])
+            if not at:
+                self._pending_listing = list(listing)
+                return []
+            self._pending_listing = None
+            return self._reconcile(listing, at)
+        except Exception:
+            self.events_skipped += 1
+            log.warning("could not reconcile with a channel listing", exc_info=True)
+            return []
+
+    def _apply_pending_listing(self) -> list[Fact]:
+        if self._pending_listing is None or not self._clock:
+            return []
+        listing, self._pending_listing = self._pending_listing, None
+        return self.reconcile(listing, self._clock)
 
     # -- clock ----------------------------------------------------------------
 
@@ -171,45 +310,124 @@ class CallTracker:
             ts = float(raw) if raw else self._clock
         except (TypeError, ValueError):
             ts = self._clock
-        if ts != ts or ts in (float("inf"), float("-inf")):  # NaN or infinite
-            ts = self._clock
-        # Clamp to the newest time seen: events may interleave by microseconds,
-        # and negative durations must never appear.
+        if not 0 < ts <= _MAX_TS:  # NaN, infinite, negative or unrepresentable: no time
+            return self._clock
+        # The clock is the newest time seen; each call keeps its own time (see feed),
+        # so one corrupted or stepped Timestamp cannot zero the durations of
+        # every later call.
         self._clock = max(self._clock, ts)
-        return self._clock
+        return ts
+
+    # -- groups -------------------------------------------------------------------
+
+    def _call_of(self, chan: _Channel | None) -> _Call | None:
+        return None if chan is None else self._calls.get(chan.call)
+
+    def _call_by_linkedid(self, linkedid: str | None) -> _Call | None:
+        if not linkedid:
+            return None
+        key = self._call_of_linkedid.get(linkedid)
+        return self._calls.get(key) if key else None
+
+    def _relink(self, ev: Mapping[str, str], ts: float) -> list[Fact]:
+        """A known channel seen under another Linkedid: merge the two groups."""
+        chan = self._channels.get(ev.get("Uniqueid", ""))
+        linkedid = ev.get("Linkedid", "")
+        if chan is None or not linkedid or linkedid == chan.linkedid:
+            return []
+        chan.linkedid = linkedid
+        other = self._call_by_linkedid(linkedid)
+        mine = self._call_of(chan)
+        if other is None:
+            if mine is not None:
+                mine.linkedids.add(linkedid)
+                self._call_of_linkedid[linkedid] = mine.key
+            return []
+        return self._merge(mine, other, ts)
+
+    def _merge(self, a: _Call | None, b: _Call | None, ts: float) -> list[Fact]:
+        """Join two calls into the one with the smaller linkedid."""
+        if a is None or b is None or a is b or a.ended is not None or b.ended is not None:
+            return []
+        keep, gone = (a, b) if _id_order(a.key) <= _id_order(b.key) else (b, a)
+        facts: list[Fact] = []
+        if gone.announced and keep.announced:
+            # Both are on record already (a consultation from a phone's second
+            # line): close the absorbed one as it stood; its channels live on here
+            # (the writer moves a leg whose uniqueid shows up under another call).
+            gone.ended = ts
+            facts.append(self._fact(FactKind.ENDED, gone, ts))
+        for uid in gone.channels:
+            chan = self._channels.get(uid)
+            if chan is not None:
+                chan.call = keep.key
+            if uid not in keep.channels:
+                keep.channels.append(uid)
+        keep.legs = sorted({*keep.legs, *gone.legs},
+                           key=lambda u: self._channels[u].created if u in self._channels else 0)
+        keep.live |= gone.live
+        keep.linkedids |= gone.linkedids
+        for linkedid in keep.linkedids:
+            self._call_of_linkedid[linkedid] = keep.key
+        for name, value in gone.variables.items():
+            keep.variables.setdefault(name, value)
+        keep.recordings += [r for r in gone.recordings if r not in keep.recordings]
+        keep.rang += [r for r in gone.rang if r not in keep.rang]
+        keep.queue = keep.queue or gone.queue
+        keep.started = min(keep.started, gone.started)
+        if gone.answered is not None:
+            keep.answered = min(keep.answered or gone.answered, gone.answered)
+        keep.transferred = keep.transferred or gone.transferred
+        keep.joined += [e for e in gone.joined if e not in keep.joined]
+        if gone.announced and not keep.announced:
+            keep.announced = True  # its facts continue under the surviving linkedid
+        del self._calls[gone.key]
+        return facts + self._recompute(ts, {keep.key})
+
+    def _announce(self, call: _Call | None, ts: float) -> list[Fact]:
+        if call is None or call.announced or call.ended is not None:
+            return []
+        call.announced = True
+        return [self._fact(FactKind.STARTED, call, ts)]
 
     # -- handlers ---------------------------------------------------------------
+
+    def _add_channel(self, uid: str, linkedid: str, name: str, ts: float,
+                     callerid: str = "", exten: str = "") -> tuple[_Channel, _Call, bool]:
+        parsed = parse_channel(name)
+        role = self.rules.role(parsed)
+        call = self._call_by_linkedid(linkedid)
+        new_call = call is None
+        if call is None:
+            call = self._calls[linkedid] = _Call(key=linkedid, started=ts, linkedids={linkedid})
+            self._call_of_linkedid[linkedid] = linkedid
+        ts = call.last = max(ts, call.last)
+        chan = _Channel(
+            uniqueid=uid, linkedid=linkedid, call=call.key, name=name, parsed=parsed,
+            role=role, extension=self.rules.extension(parsed), created=ts,
+            callerid=callerid, exten=exten,
+        )
+        self._channels[uid] = chan
+        self._by_name[name] = uid
+        pair = parsed.local_pair
+        if pair is not None:
+            self._local_pairs.setdefault(pair, set()).add(uid)
+        call.live.add(uid)
+        call.channels.append(uid)
+        if role is not Role.LOCAL:
+            call.legs.append(uid)
+        return chan, call, new_call
 
     def _on_newchannel(self, ev: Mapping[str, str], ts: float) -> list[Fact]:
         uid = ev.get("Uniqueid")
         if not uid or uid in self._channels:
             return []
-        linkedid = ev.get("Linkedid") or uid
-        name = ev.get("Channel", "")
-        parsed = parse_channel(name)
-        role = self.rules.role(parsed)
-        chan = _Channel(
-            uniqueid=uid, linkedid=linkedid, name=name, parsed=parsed, role=role,
-            extension=self.rules.extension(parsed), created=ts,
-            callerid=ev.get("CallerIDNum", ""), exten=ev.get("Exten", ""),
-        )
-        self._channels[uid] = chan
-        pair = parsed.local_pair
-        if pair is not None:
-            self._local_pairs.setdefault(pair, set()).add(uid)
-        call = self._calls.get(linkedid)
-        facts: list[Fact] = []
-        new_call = call is None
-        if call is None:
-            call = self._calls[linkedid] = _Call(linkedid=linkedid, started=ts)
-        call.last = ts
-        call.live.add(uid)
-        call.channels.append(uid)
-        if role is not Role.LOCAL:
-            call.legs.append(uid)
-        if new_call:
-            facts.append(self._fact(FactKind.STARTED, call, ts))
-        return facts
+        chan, call, new_call = self._add_channel(
+            uid, ev.get("Linkedid") or uid, ev.get("Channel", ""), ts,
+            ev.get("CallerIDNum", ""), ev.get("Exten", ""))
+        if new_call and chan.role is Role.CLIENT:
+            return self._announce(call, ts)  # an inbound call: screen pop at once
+        return []
 
     def _on_newstate(self, ev: Mapping[str, str], ts: float) -> list[Fact]:
         chan = self._channels.get(ev.get("Uniqueid", ""))
@@ -225,22 +443,34 @@ class CallTracker:
             chan.callerid = ev["CallerIDNum"]
         return []
 
+    def _on_rename(self, ev: Mapping[str, str], ts: float) -> list[Fact]:
+        chan = self._channels.get(ev.get("Uniqueid", ""))
+        new = ev.get("Newname", "")
+        if chan is None or not new:
+            return []
+        self._by_name.pop(chan.name, None)
+        chan.name, chan.parsed = new, parse_channel(new)
+        self._by_name[new] = chan.uniqueid
+        return []
+
     def _on_dial_begin(self, ev: Mapping[str, str], ts: float) -> list[Fact]:
         dest = self._channels.get(ev.get("DestUniqueid", ""))
         caller = self._channels.get(ev.get("Uniqueid", ""))
         dial_string = ev.get("DialString", "")
         if dest is not None:
             dest.dial_string = dial_string
-        call = self._call_of(caller or dest)
+        facts: list[Fact] = []
+        if caller is not None and dest is not None and caller.call != dest.call:
+            facts += self._merge(self._call_of(caller), self._call_of(dest), ts)
+        call = self._call_of(caller) if caller is not None else None
         if call is None:
-            return []
-        if dial_string:
-            call.dial_strings.append(dial_string)
-        if dest is not None and dest.role is Role.MANAGER and dest.extension:
+            return facts  # an AMI Originate dialling a phone: not a call yet
+        facts += self._announce(call, ts)
+        if dest is not None and dest.role.internal and dest.extension and not dest.spy:
             if dest.extension not in call.rang:
                 call.rang.append(dest.extension)
-            return [self._fact(FactKind.RINGING, call, ts, dest.extension)]
-        return []
+            facts.append(self._fact(FactKind.RINGING, call, ts, dest.extension))
+        return facts
 
     def _on_dial_end(self, ev: Mapping[str, str], ts: float) -> list[Fact]:
         dest = self._channels.get(ev.get("DestUniqueid", ""))
@@ -248,24 +478,22 @@ class CallTracker:
             dest.dial_status = ev.get("DialStatus", "")
         return []
 
-    def _on_bridge_enter(self, ev: Mapping[str, str], ts: float) -> list[Fact]:
-        chan = self._channels.get(ev.get("Uniqueid", ""))
-        bridge = ev.get("BridgeUniqueid", "")
-        if chan is None or not bridge:
-            return []
+    def _on_queue_join(self, ev: Mapping[str, str], ts: float) -> list[Fact]:
+        call = self._call_of(self._channels.get(ev.get("Uniqueid", "")))
+        if call is not None and ev.get("Queue"):
+            call.queue = call.queue or ev["Queue"]
+        return self._announce(call, ts)
+
+    def _join_bridge(self, chan: _Channel, bridge: str) -> None:
         if chan.bridge and chan.bridge != bridge:
             self._bridges.get(chan.bridge, set()).discard(chan.uniqueid)
         chan.bridge = bridge
-        members = self._bridges.setdefault(bridge, set())
-        members.add(chan.uniqueid)
-        return self._recompute(ts, self._calls_near(members))
+        self._bridges.setdefault(bridge, set()).add(chan.uniqueid)
 
-    def _on_bridge_leave(self, ev: Mapping[str, str], ts: float) -> list[Fact]:
-        chan = self._channels.get(ev.get("Uniqueid", ""))
-        if chan is None:
-            return []
-        bridge = ev.get("BridgeUniqueid") or chan.bridge
-        affected = {chan.linkedid}
+    def _leave_bridge(self, chan: _Channel, bridge: str | None = None) -> set[str]:
+        """Take ``chan`` out of its bridge; return the calls near that bridge."""
+        bridge = bridge or chan.bridge
+        affected = {chan.call}
         if bridge:
             members = self._bridges.get(bridge)
             if members is not None:
@@ -275,7 +503,25 @@ class CallTracker:
                     del self._bridges[bridge]
         if chan.bridge == bridge:
             chan.bridge = None
-        return self._recompute(ts, affected)
+        return affected
+
+    def _on_bridge_enter(self, ev: Mapping[str, str], ts: float) -> list[Fact]:
+        chan = self._channels.get(ev.get("Uniqueid", ""))
+        bridge = ev.get("BridgeUniqueid", "")
+        if chan is None or not bridge:
+            return []
+        self._join_bridge(chan, bridge)
+        affected = self._calls_near(self._bridges[bridge])
+        facts: list[Fact] = []
+        for key in affected:
+            facts += self._announce(self._calls.get(key), ts)
+        return facts + self._recompute(ts, affected)
+
+    def _on_bridge_leave(self, ev: Mapping[str, str], ts: float) -> list[Fact]:
+        chan = self._channels.get(ev.get("Uniqueid", ""))
+        if chan is None:
+            return []
+        return self._recompute(ts, self._leave_bridge(chan, ev.get("BridgeUniqueid")))
 
     def _on_bridge_destroy(self, ev: Mapping[str, str], ts: float) -> list[Fact]:
         members = self._bridges.pop(ev.get("BridgeUniqueid", ""), set())
@@ -292,17 +538,74 @@ class CallTracker:
             return []
         chan.on_hold = ev.get("Event") in ("Hold", "MusicOnHoldStart")
         near = self._bridges.get(chan.bridge, set()) if chan.bridge else set()
-        return self._recompute(ts, {chan.linkedid} | self._calls_near(near))
+        return self._recompute(ts, {chan.call} | self._calls_near(near))
+
+    def _on_pickup(self, ev: Mapping[str, str], ts: float) -> list[Fact]:
+        picker = self._channels.get(ev.get("Uniqueid", ""))
+        target = self._channels.get(ev.get("TargetUniqueid", "")) or self._channels.get(
+            self._by_name.get(ev.get("TargetChannel", ""), ""))
+        if picker is None or target is None:
+            return []
+        return self._merge(self._call_of(picker), self._call_of(target), ts)
+
+    def _on_spy_start(self, ev: Mapping[str, str], ts: float) -> list[Fact]:
+        spyer = self._channels.get(ev.get("SpyerUniqueid", "")) or self._channels.get(
+            self._by_name.get(ev.get("SpyerChannel", ""), ""))
+        spyee = self._channels.get(ev.get("SpyeeUniqueid", "")) or self._channels.get(
+            self._by_name.get(ev.get("SpyeeChannel", ""), ""))
+        if spyer is None:
+            return []
+        self._make_spy(spyer)
+        if spyee is None:
+            return []
+        return self._merge(self._call_of(spyer), self._call_of(spyee), ts)
+
+    def _make_spy(self, chan: _Channel) -> None:
+        chan.spy = True
+        if chan.role is not Role.LOCAL:
+            chan.role = Role.SUPERVISOR
+        call = self._call_of(chan)
+        if call is not None:
+            call.live.discard(chan.uniqueid)
+
+    def _on_transfer(self, ev: Mapping[str, str], ts: float) -> list[Fact]:
+        """BlindTransfer / AttendedTransfer: one call, now transferred."""
+        if ev.get("Result", "Success") != "Success":
+            return []
+        calls: list[_Call] = []
+        for key, value in ev.items():
+            if key.endswith("Linkedid") or key.endswith("Uniqueid"):
+                call = (self._call_by_linkedid(value) if key.endswith("Linkedid")
+                        else self._call_of(self._channels.get(value)))
+                if call is not None and call not in calls:
+                    calls.append(call)
+        facts: list[Fact] = []
+        base = calls[0] if calls else None
+        for other in calls[1:]:
+            if base is None:
+                break
+            facts += self._merge(base, other, ts)
+            base = base if base.key in self._calls else self._calls.get(other.key)
+        if base is not None:
+            base.transferred = True
+        return facts
 
     def _on_varset(self, ev: Mapping[str, str], ts: float) -> list[Fact]:
         variable = ev.get("Variable", "").lstrip("_")
         if variable not in _KNOWN_VARS:
             return []
         chan = self._channels.get(ev.get("Uniqueid", ""))
-        call = self._call_of(chan) or self._calls.get(ev.get("Linkedid", ""))
+        call = self._call_of(chan) or self._call_by_linkedid(ev.get("Linkedid"))
         if call is None:
             return []
         value = ev.get("Value", "")
+        if variable == _VAR_SPY:
+            if chan is not None and value:
+                self._make_spy(chan)
+            return []
+        if variable == _VAR_QUEUE:
+            call.queue = call.queue or value or None
+            return []
         if variable in _RECORDING_VARS or variable == "MIXMONITOR_FILENAME":
             if variable == "MIXMONITOR_FILENAME" and any(
                     v in call.variables for v in _RECORDING_VARS):
@@ -310,43 +613,67 @@ class CallTracker:
             if value and value not in call.recordings:
                 call.recordings.append(value)
                 call.variables[variable] = value
-                return [self._fact(FactKind.RECORDING, call, ts)]
+                return [self._fact(FactKind.RECORDING, call, ts)] if call.announced else []
             return []
         if value:
             call.variables.setdefault(variable, value)
         return []
 
     def _on_hangup(self, ev: Mapping[str, str], ts: float) -> list[Fact]:
-        uid = ev.get("Uniqueid", "")
-        chan = self._channels.get(uid)
+        chan = self._channels.get(ev.get("Uniqueid", ""))
         if chan is None or chan.hungup is not None:
             return []
-        chan.hungup = ts
         chan.cause = _int(ev.get("Cause"))
-        affected = {chan.linkedid}
-        if chan.bridge:
-            members = self._bridges.get(chan.bridge)
-            if members is not None:
-                members.discard(uid)
-                affected |= self._calls_near(members)
-            chan.bridge = None
+        return self._hang_up(chan, ts)
+
+    def _hang_up(self, chan: _Channel, ts: float) -> list[Fact]:
+        call = self._call_of(chan)
+        if call is not None:
+            ts = call.last = max(ts, call.last, chan.created)
+        chan.hungup = ts
+        affected = self._leave_bridge(chan) if chan.bridge else {chan.call}
         facts = self._recompute(ts, affected)
-        call = self._calls.get(chan.linkedid)
+        call = self._call_of(chan)
         if call is None:
             return facts
-        call.live.discard(uid)
+        call.live.discard(chan.uniqueid)
         if not call.live:
-            call.ended = ts
-            facts.append(self._fact(FactKind.ENDED, call, ts))
-            self._forget(call)
+            facts += self._end(call, ts)
         return facts
+
+    def _end(self, call: _Call, ts: float) -> list[Fact]:
+        ts = call.last = max(ts, call.last, call.started)
+        for uid in call.channels:  # spies still listening are let go with the call
+            chan = self._channels.get(uid)
+            if chan is not None and chan.hungup is None:
+                chan.hungup = ts
+                self._leave_bridge(chan)
+                self._close_intervals(chan, ts)
+        call.ended = ts
+        facts: list[Fact] = []
+        chans = [self._channels[u] for u in call.legs if u in self._channels]
+        # A group never announced is a call only if a client was on it; a phone
+        # that dialled a feature code (*8 with nothing ringing) or a supervisor's
+        # phone originated into ChanSpy with nobody to listen to is no call.
+        if not call.announced and any(c.role is Role.CLIENT for c in chans):
+            facts += self._announce_at_end(call, ts)
+        if call.announced:
+            facts.append(self._fact(FactKind.ENDED, call, ts))
+        self._forget(call)
+        return facts
+
+    def _announce_at_end(self, call: _Call, ts: float) -> list[Fact]:
+        call.announced = True
+        return [self._fact(FactKind.STARTED, call, ts)]
 
     _handlers: ClassVar[dict[str, _Handler]] = {
         "Newchannel": _on_newchannel,
         "Newstate": _on_newstate,
         "NewCallerid": _on_callerid,
+        "Rename": _on_rename,
         "DialBegin": _on_dial_begin,
         "DialEnd": _on_dial_end,
+        "QueueCallerJoin": _on_queue_join,
         "BridgeEnter": _on_bridge_enter,
         "BridgeLeave": _on_bridge_leave,
         "BridgeDestroy": _on_bridge_destroy,
@@ -354,20 +681,84 @@ class CallTracker:
         "Unhold": _on_hold,
         "MusicOnHoldStart": _on_hold,
         "MusicOnHoldStop": _on_hold,
+        "Pickup": _on_pickup,
+        "ChanSpyStart": _on_spy_start,
+        "BlindTransfer": _on_transfer,
+        "AttendedTransfer": _on_transfer,
         "VarSet": _on_varset,
         "Hangup": _on_hangup,
     }
 
+    # -- reconciliation -------------------------------------------------------------
+
+    def _reconcile(self, listing: list[Mapping[str, str]], at: float) -> list[Fact]:
+        at = max(self._clock, at)
+        self._clock = at
+        listed = {item.get("Uniqueid", ""): item for item in listing if item.get("Uniqueid")}
+        facts: list[Fact] = []
+        # 1. Known channels gone from the listing hung up while we were away.
+        for call in list(self._calls.values()):
+            for uid in sorted(call.live | {u for u in call.channels
+                                           if u in self._channels and self._channels[u].spy
+                                           and self._channels[u].hungup is None}):
+                chan = self._channels.get(uid)
+                if chan is not None and chan.hungup is None and uid not in listed:
+                    if call.key in self._calls:
+                        facts += self._hang_up(chan, at)
+        # 2. Unknown channels: calls that started while we were away.
+        estimated: dict[str, float] = {}
+        for uid, item in listed.items():
+            if uid in self._channels:
+                continue
+            epoch = _uid_epoch(uid)
+            created = min(epoch + 0.5, at) if epoch is not None else (
+                at - _duration(item.get("Duration")))
+            chan, _, _ = self._add_channel(
+                uid, item.get("Linkedid") or uid, item.get("Channel", ""), created,
+                item.get("CallerIDNum", ""), item.get("Exten", ""))
+            call = self._call_of(chan)
+            if call is not None:
+                call.started = min(call.started, created)
+            if item.get("ChannelState") == "6":
+                chan.answered = created
+            estimated[uid] = created
+        # 3. Bridges as they are now, for new and known channels alike.
+        affected: set[str] = set()
+        for uid, item in listed.items():
+            chan = self._channels.get(uid)
+            if chan is None:
+                continue
+            bridge = item.get("BridgeId", "")
+            if bridge and bridge != chan.bridge:
+                self._join_bridge(chan, bridge)
+                affected |= self._calls_near(self._bridges[bridge])
+            elif not bridge and chan.bridge:
+                affected |= self._leave_bridge(chan)
+        for key in sorted(affected | {self._channels[u].call for u in estimated}):
+            call = self._calls.get(key)
+            if call is not None:
+                facts += self._announce(call, at)
+        facts += self._recompute(at, affected | {self._channels[u].call for u in estimated},
+                                 since=self._talk_estimates(estimated))
+        return facts
+
+    def _talk_estimates(self, estimated: Mapping[str, float]) -> dict[str, float]:
+        """When each newly listed channel started talking: its bridge's youngest channel."""
+        out: dict[str, float] = {}
+        for uid, created in estimated.items():
+            chan = self._channels[uid]
+            members = self._bridges.get(chan.bridge or "", set())
+            starts = [self._channels[m].created for m in members if m in self._channels]
+            out[uid] = max([created, *starts])
+        return out
+
     # -- talk time ------------------------------------------------------------
 
-    def _call_of(self, chan: _Channel | None) -> _Call | None:
-        return None if chan is None else self._calls.get(chan.linkedid)
-
-    def _reach(self, chan: _Channel) -> set[str]:
+    def _reach(self, chan: _Channel) -> list[_Channel]:
         """Live real parties connected to ``chan`` through bridges and Local pairs."""
         seen_bridges: set[str] = set()
         seen_chans: set[str] = {chan.uniqueid}
-        parties: set[str] = set()
+        parties: list[_Channel] = []
         stack = [chan.bridge] if chan.bridge else []
         while stack:
             bridge = stack.pop()
@@ -389,20 +780,21 @@ class CallTracker:
                             seen_chans.add(mate_uid)
                             if mate.bridge:
                                 stack.append(mate.bridge)
-                elif not other.on_hold:
-                    parties.add(uid)
+                elif not other.spy:
+                    parties.append(other)
         return parties
 
-    def _talking(self, chan: _Channel, call: _Call, has_client: bool) -> bool:
-        if chan.hungup is not None or chan.on_hold or chan.bridge is None:
-            return False
-        for uid in self._reach(chan):
-            other = self._channels[uid]
-            if has_client and other.role is Role.CLIENT:
-                return True
-            if not has_client and other.role is Role.MANAGER:
-                return True
-        return False
+    def _state(self, chan: _Channel, has_client: bool) -> str:
+        """``talk``, ``hold`` (bridged to the counterpart, but held) or ``none``."""
+        if chan.hungup is not None or chan.bridge is None or chan.spy:
+            return "none"
+        counterparts = [o for o in self._reach(chan)
+                        if (o.role is Role.CLIENT if has_client else o.role.internal)]
+        if not counterparts:
+            return "none"
+        if chan.on_hold or all(o.on_hold for o in counterparts):
+            return "hold"
+        return "talk"
 
     def _calls_near(self, uids: Iterable[str]) -> set[str]:
         """Calls whose channels are among ``uids`` (and, through Local pairs, beyond)."""
@@ -411,73 +803,87 @@ class CallTracker:
             chan = self._channels.get(uid)
             if chan is None:
                 continue
-            linked.add(chan.linkedid)
+            linked.add(chan.call)
             if chan.role is Role.LOCAL:
                 for mate in self._local_pairs.get(chan.parsed.local_pair or "", ()):
                     mate_chan = self._channels.get(mate)
                     if mate_chan is not None:
-                        linked.add(mate_chan.linkedid)
+                        linked.add(mate_chan.call)
                         if mate_chan.bridge:
-                            linked |= {self._channels[u].linkedid
+                            linked |= {self._channels[u].call
                                        for u in self._bridges.get(mate_chan.bridge, ())
                                        if u in self._channels}
         return linked
 
-    def _recompute(self, ts: float, linkedids: Iterable[str]) -> list[Fact]:
+    @staticmethod
+    def _close_intervals(chan: _Channel, ts: float) -> None:
+        if chan.talking and chan.talks:
+            chan.talks[-1][1] = max(ts, chan.talks[-1][0])
+        chan.talking = False
+        if chan.hold_since is not None:
+            chan.holds += max(ts - chan.hold_since, 0.0)
+            chan.hold_since = None
+
+    def _recompute(self, ts: float, keys: Iterable[str],
+                   since: Mapping[str, float] | None = None) -> list[Fact]:
         """Open or close talk intervals of these calls after the topology changed."""
         facts: list[Fact] = []
-        for linkedid in sorted(linkedids):
-            call = self._calls.get(linkedid)
+        for key in sorted(set(keys)):
+            call = self._calls.get(key)
             if call is None or call.ended is not None:
                 continue
-            has_client = any(self._channels[u].role is Role.CLIENT for u in call.legs
-                             if u in self._channels)
-            any_talking = False
-            for uid in call.legs:
-                chan = self._channels.get(uid)
-                if chan is None or chan.role is not Role.MANAGER:
+            ts_call = call.last = max(ts, call.last, call.started)
+            chans = [self._channels[u] for u in call.legs if u in self._channels]
+            has_client = any(c.role is Role.CLIENT for c in chans)
+            first_talk: str | None = None
+            joined: list[str] = []
+            for chan in chans:
+                if not chan.role.internal:
                     continue
-                talking = self._talking(chan, call, has_client)
-                if talking and chan.talk_since is None:
-                    chan.talk_since = ts
-                    if chan.first_talk is None:
-                        chan.first_talk = ts
-                    if chan.extension and chan.extension not in call.managers_talked:
-                        call.managers_talked.append(chan.extension)
-                        if call.answered is not None:
-                            facts.append(self._fact(FactKind.LEG_JOINED, call, ts,
-                                                    chan.extension))
-                elif not talking and chan.talk_since is not None:
-                    chan.talk += ts - chan.talk_since
-                    chan.talk_since = None
-                any_talking = any_talking or talking
-            if any_talking and call.talk_since is None:
-                call.talk_since = ts
-                if call.answered is None:
-                    call.answered = ts
-                    first = call.managers_talked[0] if call.managers_talked else None
-                    facts.append(self._fact(FactKind.ANSWERED, call, ts, first))
-            elif not any_talking and call.talk_since is not None:
-                call.talk += ts - call.talk_since
-                call.talk_since = None
-            call.last = max(call.last, ts)
+                state = self._state(chan, has_client)
+                start = (since or {}).get(chan.uniqueid, ts_call)
+                if state == "talk" and not chan.talking:
+                    chan.talking = True
+                    chan.talks.append([start, start])
+                elif state != "talk" and chan.talking:
+                    chan.talks[-1][1] = max(ts_call, chan.talks[-1][0])
+                    chan.talking = False
+                if state == "hold" and chan.hold_since is None:
+                    chan.hold_since = ts_call
+                elif state != "hold" and chan.hold_since is not None:
+                    chan.holds += max(ts_call - chan.hold_since, 0.0)
+                    chan.hold_since = None
+                if chan.talking and chan.extension and chan.extension not in call.joined:
+                    call.joined.append(chan.extension)
+                    if call.answered is None:
+                        call.answered = chan.talks[-1][0]
+                        first_talk = chan.extension
+                    elif first_talk is None:  # not both parties of an internal call
+                        joined.append(chan.extension)
+            if first_talk is not None and call.announced:
+                facts.append(self._fact(FactKind.ANSWERED, call, ts_call, first_talk))
+            if call.announced:
+                facts += [self._fact(FactKind.LEG_JOINED, call, ts_call, ext) for ext in joined]
         return facts
 
     # -- snapshots ------------------------------------------------------------
 
     def _fact(self, kind: FactKind, call: _Call, ts: float,
               extension: str | None = None) -> Fact:
-        return Fact(kind=kind, at=_to_dt(ts) or datetime.fromtimestamp(0, UTC),
-                    call=self._snapshot(call), extension=extension)
+        ts = max(ts, call.started)
+        return Fact(kind=kind, at=_at(ts),
+                    call=self._snapshot(call, None if call.ended is not None else ts),
+                    extension=extension)
 
     def _direction(self, call: _Call, chans: list[_Channel]) -> str:
         declared = call.variables.get(_VAR_DIRECTION, "").lower()
         if declared in _DIRECTIONS:
             return declared
-        first = self._channels.get(call.linkedid) or (chans[0] if chans else None)
+        parties = [c for c in chans if not c.spy]
+        first = self._channels.get(call.key) or (parties[0] if parties else None)
         if first is not None and first.role is Role.CLIENT:
             return "inbound"
-        if any(c.role is Role.CLIENT for c in chans):
+        if any(c.role is Role.CLIENT for c in parties):
             return "outbound"
         return "internal"
 
@@ -496,15 +902,15 @@ class CallTracker:
         return None
 
     def _status(self, call: _Call, direction: str, chans: list[_Channel]) -> str:
+        if call.ended is None:
+            return "in_progress"  # answered or not: answered_at tells
         if call.answered is not None:
             return "answered"
-        if call.ended is None:
-            return "in_progress"
         if direction == "inbound":
             return "missed"
         # The far side's dial status says most; its hangup cause says the rest.
-        far = [c for c in chans if c.uniqueid != call.linkedid and (
-            c.role is Role.CLIENT if direction == "outbound" else c.role is Role.MANAGER)]
+        far = [c for c in chans if c.uniqueid != call.key and not c.spy and (
+            c.role is Role.CLIENT if direction == "outbound" else c.role.internal)]
         statuses = {c.dial_status for c in far}
         causes = {c.cause for c in far if c.cause is not None}
         if "BUSY" in statuses or causes & _BUSY_CAUSES:
@@ -515,52 +921,93 @@ class CallTracker:
             return "failed"
         return "no_answer"
 
-    def _snapshot(self, call: _Call) -> CallData:
-        now = call.ended if call.ended is not None else self._clock
+    @staticmethod
+    def _talk_of(chan: _Channel, now: float) -> list[tuple[float, float]]:
+        out = []
+        for i, (start, end) in enumerate(chan.talks):
+            if chan.talking and i == len(chan.talks) - 1:
+                end = now
+            out.append((start, max(end, start)))
+        return out
+
+    def _snapshot(self, call: _Call, now: float | None = None) -> CallData:
+        if now is None:
+            now = call.ended if call.ended is not None else self._clock
         chans = [self._channels[u] for u in call.legs if u in self._channels]
         direction = self._direction(call, chans)
         legs = []
+        intervals: list[tuple[float, float]] = []
+        talked: list[tuple[float, float, str]] = []
         for chan in chans:
-            talk = chan.talk + (now - chan.talk_since if chan.talk_since is not None else 0.0)
+            spans = self._talk_of(chan, now)
+            talk = sum(end - start for start, end in spans)
+            hold = chan.holds + (now - chan.hold_since if chan.hold_since is not None else 0.0)
+            if chan.role.internal:
+                intervals += spans
+                if spans and chan.extension and talk > 0:
+                    talked.append((spans[0][0], chan.created, chan.extension))
             legs.append(LegData(
                 uniqueid=chan.uniqueid, channel=chan.name, role=str(chan.role),
-                extension=chan.extension, started_at=_to_dt(chan.created),
+                extension=chan.extension, started_at=_at(chan.created),
                 answered_at=_to_dt(chan.answered), ended_at=_to_dt(chan.hungup),
                 talk_seconds=round(max(talk, 0.0), 3), hangup_cause=chan.cause,
+                hold_seconds=round(max(hold, 0.0), 3),
+                bridged_at=_to_dt(spans[0][0]) if spans else None,
             ))
-        talk = call.talk + (now - call.talk_since if call.talk_since is not None else 0.0)
-        ring_end = call.answered if call.answered is not None else now
+        managers: list[str] = []
+        for _, _, ext in sorted(talked):
+            if ext not in managers:
+                managers.append(ext)
+        talk = 0.0
+        cursor = float("-inf")
+        for start, end in sorted(intervals):  # the union: overlapping legs count once
+            start = max(start, cursor)
+            if end > start:
+                talk += end - start
+                cursor = end
+        ring_end = call.answered if call.answered is not None else (
+            call.ended if call.ended is not None else now)
+        customer_facing = direction != "internal"
         return CallData(
-            linkedid=call.linkedid,
+            linkedid=call.key,
             direction=direction,
             status=self._status(call, direction, chans),
             client_number=self._client_number(call, direction, chans),
             did=call.variables.get(_VAR_DID) or (
-                (self._channels[call.linkedid].exten or None)
-                if direction == "inbound" and call.linkedid in self._channels else None),
-            started_at=_to_dt(call.started),
+                (self._channels[call.key].exten or None)
+                if direction == "inbound" and call.key in self._channels else None),
+            started_at=_at(call.started),
             answered_at=_to_dt(call.answered),
             ended_at=_to_dt(call.ended),
             ring_seconds=round(max(ring_end - call.started, 0.0), 3),
             talk_seconds=round(max(talk, 0.0), 3),
-            transferred=len(call.managers_talked) > 1,
-            managers=tuple(call.managers_talked),
+            transferred=call.transferred or (customer_facing and len(managers) > 1),
+            managers=tuple(managers),
             recordings=tuple(call.recordings) if call.answered is not None else (),
             legs=tuple(legs),
             rang=tuple(call.rang),
+            queue=call.queue,
         )
 
     def _forget(self, call: _Call) -> None:
         """Drop a finished call so memory stays flat over long runs."""
-        del self._calls[call.linkedid]
+        self._calls.pop(call.key, None)
+        for linkedid in call.linkedids:
+            if self._call_of_linkedid.get(linkedid) == call.key:
+                del self._call_of_linkedid[linkedid]
         for uid in call.channels:
             chan = self._channels.get(uid)
-            if chan is not None and chan.hungup is not None:
-                del self._channels[uid]
-                pair = chan.parsed.local_pair
-                if pair is not None:
-                    mates = self._local_pairs.get(pair)
-                    if mates is not None:
-                        mates.discard(uid)
-                        if not mates:
-                            del self._local_pairs[pair]
+            if chan is None or chan.call != call.key:
+                continue
+            del self._channels[uid]
+            if self._by_name.get(chan.name) == uid:
+                del self._by_name[chan.name]
+            if chan.bridge:
+                self._leave_bridge(chan)
+            pair = chan.parsed.local_pair
+            if pair is not None:
+                mates = self._local_pairs.get(pair)
+                if mates is not None:
+                    mates.discard(uid)
+                    if not mates:
+                        del self._local_pairs[pair]

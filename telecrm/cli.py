@@ -138,8 +138,11 @@ async def cmd_calls_export(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_ami_replay(args: argparse.Namespace, settings: Settings) -> int:
+    from crm_core.users import extensions_of_role
+    from pbx_bridge.channels import PartyRules
     from pbx_bridge.replay import replay
     from pbx_bridge.store import CallStore
+    from pbx_bridge.tracker import CallTracker
 
     paths = [Path(p) for p in args.files]
     for path in paths:
@@ -147,8 +150,10 @@ async def cmd_ami_replay(args: argparse.Namespace, settings: Settings) -> int:
             raise UsageError(f"no such file: {path}")
     engine, sessions = await _sessions(settings)
     try:
-        store = CallStore(sessions)
-        stats = await replay(paths, store)
+        async with sessions() as session:
+            supervisors = await extensions_of_role(session, "supervisor")
+        tracker = CallTracker(PartyRules(supervisors=supervisors))
+        stats = await replay(paths, CallStore(sessions), tracker)
     finally:
         await engine.dispose()
     print(f"replayed {stats.events} events: {stats.calls_ended} calls ended, "

@@ -1,0 +1,128 @@
+"""AMI actions the CRM takes on a manager's behalf: click-to-call.
+
+Click-to-call rings the manager's own phone first (``Originate`` of
+``PJSIP/<extension>``); when he picks up, Asterisk runs the managers' dialplan
+(``from-managers``) with the client's number, exactly as if he had dialled it, so
+the call is logged, recorded and attributed like any other outbound call.
+
+Nothing here retries: :class:`~pbx_bridge.ami.AmiSession` never re-sends an action
+after a reconnect, and a failed or timed-out originate is reported, never repeated
+(a second attempt could ring the manager, and then the client, twice).
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any
+
+from .ami import AmiError, AmiSession
+
+CLICK_TO_CALL_CONTEXT = "from-managers"
+_EXTENSION = re.compile(r"[0-9]{3,4}")
+_NUMBER = re.compile(r"\+?[0-9]{5,20}")
+# OriginateResponse "Reason" codes (Asterisk's AST_CONTROL_*): what the manager's phone did.
+_REASONS = {
+    0: "the manager's phone could not be called",
+    1: "the manager's phone hung up",
+    3: "the manager's phone did not answer",
+    5: "the manager's phone is busy",
+    8: "the manager's phone is unavailable",
+}
+_TRANSLIT = dict(zip(
+    "абвгдеёжзийклмнопрстуфхцчшщъыьэюя",
+    ["a", "b", "v", "g", "d", "e", "e", "zh", "z", "i", "i", "k", "l", "m", "n", "o", "p",
+     "r", "s", "t", "u", "f", "kh", "ts", "ch", "sh", "shch", "", "y", "", "e", "yu", "ya"],
+    strict=True,
+))
+
+
+class ClickToCallError(AmiError):
+    """Asterisk refused the originate or the manager's phone did not take it."""
+
+
+def caller_id_name(name: str) -> str:
+    """A display name safe for an AMI header and any phone's screen: ASCII, no quotes.
+
+    panoramisk writes AMI in ASCII, and a CR/LF in a header would inject AMI
+    commands, so Cyrillic is transliterated and everything else unsafe is dropped.
+    """
+    out = []
+    for char in name:
+        lower = char.lower()
+        if lower in _TRANSLIT:
+            latin = _TRANSLIT[lower]
+            out.append(latin.capitalize() if char != lower else latin)
+        elif char.isascii() and char.isprintable() and char not in '"<>\\;':
+            out.append(char)
+        else:
+            out.append(" ")
+    return " ".join("".join(out).split())[:40]
+
+
+def new_action_id() -> str:
+    return f"telecrm-c2c-{uuid.uuid4().hex}"
+
+
+def click_to_call_action(
+    extension: str,
+    number: str,
+    *,
+    caller_name: str | None = None,
+    ring_timeout: float = 30.0,
+    action_id: str | None = None,
+) -> dict[str, Any]:
+    """The ``Originate`` action (validated: nothing from the caller reaches AMI unchecked)."""
+    if not _EXTENSION.fullmatch(extension):
+        raise ValueError(f"extension {extension!r} must be 3 or 4 digits")
+    if not _NUMBER.fullmatch(number):
+        raise ValueError(f"{number!r} is not a dialable number (digits and a leading +)")
+    name = caller_id_name(caller_name or "") or number
+    return {
+        "Action": "Originate",
+        "ActionID": action_id or new_action_id(),
+        "Channel": f"PJSIP/{extension}",
+        "Context": CLICK_TO_CALL_CONTEXT,
+        "Exten": number,
+        "Priority": "1",
+        # What the manager's phone shows while it rings: the client, not "unknown".
+        "CallerID": f'"{name}" <{number}>',
+        "Timeout": str(int(ring_timeout * 1000)),
+        "Variable": "CRM_ORIGIN=click-to-call",
+        "Async": "true",
+    }
+
+
+async def originate_click_to_call(
+    session: AmiSession,
+    extension: str,
+    number: str,
+    *,
+    caller_name: str | None = None,
+    ring_timeout: float = 30.0,
+    action_id: str | None = None,
+) -> str:
+    """Ring ``extension``; once answered, Asterisk dials ``number`` from it. Returns the ActionID.
+
+    Returns when the manager's phone answered (the client's phone is then ringing).
+    Raises ValueError for a bad extension or number, :class:`AmiError` when AMI is
+    unreachable or silent, :class:`ClickToCallError` when Asterisk refused or the
+    phone did not answer. Never retried here.
+    """
+    action = click_to_call_action(extension, number, caller_name=caller_name,
+                                  ring_timeout=ring_timeout, action_id=action_id)
+    response = await session.action(action, timeout=ring_timeout + 10)
+    messages = response if isinstance(response, list) else [response]
+    final = messages[-1]
+    if str(final.get("Response", "")).lower() != "success":
+        reason = _int(final.get("Reason"))
+        message = _REASONS.get(reason) if reason is not None else None
+        raise ClickToCallError(message or str(final.get("Message") or "Asterisk refused the call"))
+    return str(action["ActionID"])
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None

@@ -1,0 +1,49 @@
+"""Routes AMI events to the tracker, turning channel listings into reconciliation.
+
+After every (re)connect the listener asks Asterisk for ``CoreShowChannels``. The
+listing arrives as ``CoreShowChannel`` events closed by ``CoreShowChannelsComplete``,
+in order with every other event, and lands in the AMI capture like them. Feeding
+live events and replayed captures through this one router makes a replay rebuild
+exactly what the live listener concluded, outages included. Sans-IO.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from .tracker import CallTracker, Fact
+
+LISTING_ITEM = "CoreShowChannel"
+LISTING_END = "CoreShowChannelsComplete"
+RECONCILE_PREFIX = "telecrm-reconcile-"
+
+
+class TrackerFeed:
+    """Feeds events to a :class:`CallTracker`; a finished listing reconciles it."""
+
+    def __init__(self, tracker: CallTracker) -> None:
+        self.tracker = tracker
+        self._listings: dict[str, list[Mapping[str, str]]] = {}
+        self.reconciliations = 0
+
+    def feed(self, event: Mapping[str, str]) -> list[Fact]:
+        name = event.get("Event")
+        if name == LISTING_ITEM or name == LISTING_END:
+            action_id = event.get("ActionID", "")
+            if not action_id.startswith(RECONCILE_PREFIX):
+                return []  # somebody else's listing (a CLI user, another app)
+            if name == LISTING_ITEM:
+                self._listings.setdefault(action_id, []).append(event)
+                return []
+            listing = self._listings.pop(action_id, [])
+            self.reconciliations += 1
+            return self.tracker.reconcile(listing, _listing_time(event, self.tracker))
+        return self.tracker.feed(event)
+
+
+def _listing_time(event: Mapping[str, str], tracker: CallTracker) -> float:
+    try:
+        return float(event["Timestamp"])
+    except (KeyError, TypeError, ValueError):
+        clock = tracker.clock
+        return clock.timestamp() if clock else 0.0
