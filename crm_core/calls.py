@@ -25,6 +25,7 @@ from crm_core.clients import AUDIT_ENTITY as CLIENT_ENTITY
 from crm_core.clients import create_client, find_client_by_phone
 from crm_core.models import Call, CallLeg, CallStatus, Client, Direction, LegRole, Recording, User
 from crm_core.phones import format_phone, normalize_phone
+from crm_core.tasks import CallbackPolicy, apply_call_rules
 from crm_core.timestamps import ensure_utc, isoformat, utcnow
 from crm_core.users import users_by_extension
 
@@ -32,6 +33,7 @@ log = logging.getLogger(__name__)
 
 AUDIT_ACTOR = "call"
 LEAD_SOURCE = "call"
+QUEUE_NAME_MAX = 80  # Call.queue / Team.queue column width
 _LEAD_LOCK_NAMESPACE = 0x7E1E  # advisory-lock class for "lead for this number"
 
 
@@ -48,6 +50,8 @@ class LegData:
     ended_at: datetime | None
     talk_seconds: float
     hangup_cause: int | None = None
+    hold_seconds: float = 0.0  # counterpart on hold while bridged; not in talk_seconds
+    bridged_at: datetime | None = None  # first moment the leg talked
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,7 @@ class CallData:
     recordings: tuple[str, ...]  # paths relative to the recordings root
     legs: tuple[LegData, ...]
     rang: tuple[str, ...] = ()  # extensions whose phones rang (for lead ownership of missed calls)
+    queue: str | None = None  # the Asterisk queue the call went through
 
 
 # -- validation ---------------------------------------------------------------------------
@@ -123,7 +128,7 @@ def _validate(data: CallData) -> None:
         if leg.uniqueid in seen:
             raise ValueError(f"Leg {leg.uniqueid!r} appears twice in call {data.linkedid!r}.")
         seen.add(leg.uniqueid)
-        for moment in (leg.started_at, leg.answered_at, leg.ended_at):
+        for moment in (leg.started_at, leg.answered_at, leg.ended_at, leg.bridged_at):
             if moment is not None:
                 ensure_utc(moment)
 
@@ -169,6 +174,16 @@ def _lead_owner(data: CallData, managers: Iterable[str], users: dict[str, User])
         if user is not None:
             return user.id
     return None
+
+
+def _queue_name(data: CallData) -> str | None:
+    """The queue name as stored: at most 80 characters (a longer one is cut, not fatal)."""
+    queue = (data.queue or "").strip()
+    if len(queue) > QUEUE_NAME_MAX:
+        log.warning("call %s: queue name %r cut to %d characters",
+                    data.linkedid, queue, QUEUE_NAME_MAX)  # fmt: skip
+        queue = queue[:QUEUE_NAME_MAX]
+    return queue or None
 
 
 def _normalized(raw: str | None) -> str | None:
@@ -262,6 +277,8 @@ def _merge_legs(call: Call, data: CallData, users: dict[str, User], strays: list
             "answered_at": leg_data.answered_at,
             "ended_at": leg_data.ended_at,
             "talk_seconds": float(leg_data.talk_seconds),
+            "hold_seconds": float(leg_data.hold_seconds),
+            "bridged_at": leg_data.bridged_at,
             "hangup_cause": leg_data.hangup_cause,
             "seq": seq,
         }
@@ -316,6 +333,7 @@ async def _upsert(session: AsyncSession, data: CallData) -> Call:
         "ring_seconds": float(data.ring_seconds),
         "talk_seconds": float(data.talk_seconds),
         "transferred": bool(data.transferred),
+        "queue": _queue_name(data),
         "managers": managers,
         "created_client": created_client,
     }
@@ -344,21 +362,33 @@ async def _upsert(session: AsyncSession, data: CallData) -> Call:
     return call
 
 
-async def record_call(session: AsyncSession, data: CallData) -> Call:
-    """Insert or update the call ``data.linkedid``; idempotent.
+async def _record(
+    session: AsyncSession, data: CallData, policy: CallbackPolicy | None
+) -> Call:
+    async with session.begin_nested():
+        call = await _upsert(session, data)
+        await apply_call_rules(session, call, data.rang, policy)
+        return call
+
+
+async def record_call(
+    session: AsyncSession, data: CallData, *, callback_policy: CallbackPolicy | None = None
+) -> Call:
+    """Insert or update the call ``data.linkedid``, and apply the task rules; idempotent.
 
     Runs in a savepoint and flushes; the caller commits. A concurrent writer inserting
-    the same call first is handled by retrying as an update. Malformed data (unknown
-    direction/status/role, naive datetimes, a repeated uniqueid) is a ValueError and
-    nothing is written; an unsafe recording path is only dropped (and logged).
+    the same call (or its callback task) first is handled by retrying as an update.
+    Malformed data (unknown direction/status/role, naive datetimes, a repeated
+    uniqueid) is a ValueError and nothing is written; an unsafe recording path is only
+    dropped (and logged). The task rules (``crm_core.tasks.apply_call_rules``): a missed
+    inbound client call makes one callback task, an answered one closes the client's
+    earlier callbacks.
     """
     _validate(data)
     try:
-        async with session.begin_nested():
-            return await _upsert(session, data)
+        return await _record(session, data, callback_policy)
     except IntegrityError:
-        async with session.begin_nested():
-            return await _upsert(session, data)
+        return await _record(session, data, callback_policy)
 
 
 # -- export -------------------------------------------------------------------------------
@@ -384,6 +414,7 @@ def call_to_dict(call: Call) -> dict[str, Any]:
         "transferred": call.transferred,
         "recordings": [recording.path for recording in call.recordings],
         "tracking": None,
+        "queue": call.queue,  # an extension of the fixed shape
     }
 
 

@@ -70,6 +70,20 @@ class CallStatus(StrEnum):
     IN_PROGRESS = "in_progress"
 
 
+class TaskKind(StrEnum):
+    CALLBACK = "callback"
+    CALL = "call"
+    MEETING = "meeting"
+    EMAIL = "email"
+    OTHER = "other"
+
+
+class TaskStatus(StrEnum):
+    OPEN = "open"
+    DONE = "done"
+    CANCELLED = "cancelled"
+
+
 class LegRole(StrEnum):
     MANAGER = "manager"
     CLIENT = "client"
@@ -95,9 +109,14 @@ class Base(AsyncAttrs, DeclarativeBase):
 
 class Team(Base):
     __tablename__ = "teams"
+    # A unique index rather than a constraint: SQLite adds it without rebuilding the table.
+    __table_args__ = (Index("ix_teams_queue", "queue", unique=True),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
+    # The Asterisk queue this team answers (queues.conf section name), so a call that went
+    # through the queue lands with the team: one queue, one team.
+    queue: Mapped[str | None] = mapped_column(String(80))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     users: Mapped[list[User]] = relationship(back_populates="team")
@@ -214,6 +233,8 @@ class Call(Base):
     ring_seconds: Mapped[float] = mapped_column(default=0.0)
     talk_seconds: Mapped[float] = mapped_column(default=0.0)
     transferred: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # The Asterisk queue the call went through, if any (routes missed-call callbacks).
+    queue: Mapped[str | None] = mapped_column(String(80), index=True)
     # Extensions that talked, in order, as the call tracker reported them.
     managers: Mapped[list[str]] = mapped_column(default=list)
     # True when this call created its client (a lead); its owner follows the call.
@@ -249,6 +270,10 @@ class CallLeg(Base):
     answered_at: Mapped[datetime | None] = mapped_column()
     ended_at: Mapped[datetime | None] = mapped_column()
     talk_seconds: Mapped[float] = mapped_column(default=0.0)
+    # Time the leg's counterpart was on hold while bridged (not part of talk_seconds).
+    hold_seconds: Mapped[float] = mapped_column(default=0.0, server_default="0")
+    # The first moment this leg talked (answered_at is when its channel picked up).
+    bridged_at: Mapped[datetime | None] = mapped_column()
     hangup_cause: Mapped[int | None] = mapped_column()
     seq: Mapped[int] = mapped_column(default=0)
 
@@ -271,6 +296,53 @@ class Recording(Base):
     call: Mapped[Call] = relationship(back_populates="recordings")
 
 
+class Task(Base):
+    """Something a person must do for a client, e.g. call back after a missed call.
+
+    ``(kind, call_id)`` is unique so a rule fired by a call creates its task once, however
+    often the call is written; tasks typed by hand have no call and are not limited.
+    """
+
+    __tablename__ = "tasks"
+    __table_args__ = (
+        CheckConstraint(_one_of("kind", TaskKind), name="kind"),
+        CheckConstraint(_one_of("status", TaskStatus), name="status"),
+        UniqueConstraint("kind", "call_id"),
+        Index("ix_tasks_client_id_status", "client_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    title: Mapped[str] = mapped_column(String(300))
+    status: Mapped[str] = mapped_column(String(20), default=TaskStatus.OPEN.value)
+    client_id: Mapped[int | None] = mapped_column(ForeignKey("clients.id"), index=True)
+    # The call that caused the task (a missed call for a callback).
+    call_id: Mapped[int | None] = mapped_column(ForeignKey("calls.id", ondelete="SET NULL"))
+    assignee_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), index=True
+    )
+    team_id: Mapped[int | None] = mapped_column(
+        ForeignKey("teams.id", ondelete="SET NULL"), index=True
+    )
+    due_at: Mapped[datetime | None] = mapped_column(index=True)
+    # NULL when a rule created the task rather than a person.
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    done_at: Mapped[datetime | None] = mapped_column()
+    # The call that completed the task (e.g. the client was reached), and a note why.
+    result_call_id: Mapped[int | None] = mapped_column(
+        ForeignKey("calls.id", ondelete="SET NULL")
+    )
+    note: Mapped[str | None] = mapped_column(String(1000))
+
+    client: Mapped[Client | None] = relationship()
+    call: Mapped[Call | None] = relationship(foreign_keys=[call_id])
+    result_call: Mapped[Call | None] = relationship(foreign_keys=[result_call_id])
+    assignee: Mapped[User | None] = relationship(foreign_keys=[assignee_id])
+    team: Mapped[Team | None] = relationship()
+
+
 class AuditLog(Base):
     """Who changed what: written by the services, never updated."""
 
@@ -285,3 +357,29 @@ class AuditLog(Base):
     entity_id: Mapped[int] = mapped_column()
     action: Mapped[str] = mapped_column(String(20))
     changes: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+# -- web sign-in (owned by the web app; keep other tables above this line) -------------
+
+
+class WebSession(Base):
+    """A signed-in browser or API client.
+
+    Server-side so that sign-out, a disabled user or a password change end the session
+    everywhere at once. Only a SHA-256 of the cookie token is stored: a copy of the
+    database does not let anyone sign in as someone else.
+    """
+
+    __tablename__ = "web_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+    ip: Mapped[str | None] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(String(300))
+
+    user: Mapped[User] = relationship()

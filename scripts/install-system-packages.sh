@@ -12,6 +12,8 @@ packages=(
   debootstrap   # builds the Debian sid root that holds the sandbox Asterisk 22
   procps        # pgrep/pkill used by the sandbox to find its processes
   util-linux    # mount, flock, runuser
+  chromium      # browser tests of the web pages (driven by Playwright, headless)
+  fonts-dejavu-core  # readable Cyrillic in browser screenshots
 )
 
 missing=()

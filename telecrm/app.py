@@ -1,8 +1,10 @@
 """The aiohttp application factory: explicit wiring, no globals.
 
-Each long-lived resource (database engine, AMI listener) is one ``cleanup_ctx``
-generator, so start-up and shutdown order is visible in one place and tests can
-build an app with exactly the parts they need.
+Each long-lived resource (database engine, live-event bus, AMI listener,
+click-to-call) is one ``cleanup_ctx`` generator, so start-up and shutdown order
+is visible in one place and tests can build an app with exactly the parts they
+need. The web layer (pages, JSON API, live events) is wired by
+:func:`telecrm.web.setup_web`.
 """
 
 from __future__ import annotations
@@ -15,18 +17,36 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from crm_core.db import create_engine, session_factory, upgrade
-from pbx_bridge.ami import AmiSettings
+from crm_core.sessions import purge_expired
+from crm_core.users import extensions_of_role
+from pbx_bridge.ami import AmiSession, AmiSettings
+from pbx_bridge.channels import PartyRules
 from pbx_bridge.pipeline import CaptureWriter, Listener
 from pbx_bridge.store import CallStore
+from pbx_bridge.tracker import CallTracker
 
+from .bus import create_bus
+from .live_events import LiveEventSink, store_then_publish
 from .settings import Settings
+from .web import setup_web
+from .web.clicktocall import ClickToCall
+from .web.config import WebConfig
+from .web.keys import (
+    BUS,
+    CLICK_TO_CALL,
+    EVENT_STREAMS,
+    LISTENER,
+    SESSIONS,
+    SETTINGS,
+    THROTTLE,
+    WEB_CONFIG,
+    WRITER_SESSIONS,
+)
+from .web.throttle import LoginThrottle
+
+__all__ = ["LISTENER", "SESSIONS", "SETTINGS", "WRITER_SESSIONS", "create_app", "run_app"]
 
 log = logging.getLogger(__name__)
-
-SETTINGS = web.AppKey("settings", Settings)
-SESSIONS = web.AppKey("sessions", object)
-WRITER_SESSIONS = web.AppKey("writer_sessions", object)
-LISTENER = web.AppKey("listener", Listener)
 
 
 def ami_settings(settings: Settings) -> AmiSettings:
@@ -43,14 +63,41 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
     engine = create_engine(url)
     app[SESSIONS] = session_factory(engine)
     app[WRITER_SESSIONS] = session_factory(engine, writer=True)
+    async with app[WRITER_SESSIONS]() as session, session.begin():
+        await purge_expired(session)
     yield
     await engine.dispose()
 
 
+async def bus_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Live events: in-process by default, Redis when several web processes serve."""
+    bus = create_bus(app[SETTINGS])
+    app[BUS] = bus
+    app[EVENT_STREAMS] = set()
+    yield
+    await bus.close()
+
+
+async def close_event_streams(app: web.Application) -> None:
+    """On shutdown, end open SSE streams so the server stops without waiting for browsers."""
+    for subscription in list(app[EVENT_STREAMS]):
+        with contextlib.suppress(Exception):
+            await subscription.close()
+
+
 async def listener_ctx(app: web.Application) -> AsyncIterator[None]:
-    """The AMI listener runs beside the web app; Asterisk being down never stops the app."""
+    """The AMI listener runs beside the web app; Asterisk being down never stops the app.
+
+    Facts are stored first, then published as live events (screen pop, boards).
+    """
     settings = app[SETTINGS]
-    listener = Listener(ami_settings(settings), CallStore(app[WRITER_SESSIONS]),
+    store = CallStore(app[WRITER_SESSIONS])
+    live = LiveEventSink(app[BUS], app[SESSIONS])
+    async with app[SESSIONS]() as session:
+        supervisors = await extensions_of_role(session, "supervisor")
+    listener = Listener(ami_settings(settings), store_then_publish(store, live),
+                        tracker=CallTracker(PartyRules(supervisors=supervisors)),
+                        close_orphans=store.close_orphans,
                         capture=CaptureWriter(settings.capture_dir))
     app[LISTENER] = listener
     task = asyncio.create_task(listener.run(), name="ami-listener")
@@ -61,8 +108,22 @@ async def listener_ctx(app: web.Application) -> AsyncIterator[None]:
         await task
 
 
+async def click_to_call_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Click-to-call goes through the listener's AMI login (none without a listener)."""
+    def ami() -> AmiSession | None:
+        listener = app.get(LISTENER)
+        return listener.session if listener is not None else None
+
+    service = ClickToCall(ami)
+    app[CLICK_TO_CALL] = service
+    yield
+    await service.close()
+
+
 async def health(request: web.Request) -> web.Response:
-    listener = request.app[LISTENER]
+    listener = request.app.get(LISTENER)
+    if listener is None:
+        return web.json_response({"ami_connected": False, "ami_error": "no AMI listener"})
     return web.json_response({
         "ami_connected": listener.session.connected.is_set(),
         "ami_error": listener.session.last_error,
@@ -71,13 +132,23 @@ async def health(request: web.Request) -> web.Response:
     })
 
 
-def create_app(settings: Settings, *, with_listener: bool = True) -> web.Application:
-    app = web.Application()
+def create_app(settings: Settings, *, with_listener: bool = True,
+               web_config: WebConfig | None = None) -> web.Application:
+    """The whole CRM web app; ``with_listener=False`` serves without touching Asterisk."""
+    config = web_config or WebConfig.from_settings(settings)
+    app = web.Application(client_max_size=config.max_body_bytes)
     app[SETTINGS] = settings
+    app[WEB_CONFIG] = config
+    app[THROTTLE] = LoginThrottle(config.login_failures_per_user, config.login_failures_per_ip,
+                                  config.login_window_seconds)
     app.cleanup_ctx.append(database_ctx)
+    app.cleanup_ctx.append(bus_ctx)
     if with_listener:
         app.cleanup_ctx.append(listener_ctx)
-        app.router.add_get("/healthz", health)
+    app.cleanup_ctx.append(click_to_call_ctx)
+    app.on_shutdown.append(close_event_streams)
+    app.router.add_get("/healthz", health)
+    setup_web(app)
     return app
 
 

@@ -26,7 +26,7 @@ from asterisk_conf.render import PbxConfig
 from asterisk_conf.sandbox import Sandbox, SandboxUnavailable
 from crm_core.calls import export_calls
 from crm_core.importing import import_clients_csv
-from crm_core.users import add_user
+from crm_core.users import add_user, set_team_queue
 
 from .app import LISTENER, SESSIONS, WRITER_SESSIONS, create_app
 from .passwords import hash_password
@@ -35,12 +35,14 @@ from .settings import Settings
 log = logging.getLogger(__name__)
 
 DEMO_PASSWORD = "demo-password"
-DEMO_USERS = [
+DEMO_USERS: list[tuple[str, str, str, str | None]] = [
     # username, full name, role, extension
     ("petrov", "Иван Петров", "manager", "101"),
     ("smirnova", "Ольга Смирнова", "manager", "102"),
     ("kuznetsov", "Алексей Кузнецов", "manager", "103"),
     ("sokolova", "Мария Соколова", "supervisor", "201"),
+    ("volkova", "Елена Волкова", "marketer", None),
+    ("admin", "Администратор", "admin", None),
 ]
 DEMO_DIDS = {"74951110001": "queue:sales", "74951110002": "101", "74951110003": "102"}
 
@@ -82,7 +84,9 @@ async def seed(sessions: object, clients_csv: Path) -> None:
     async with sessions() as session, session.begin():  # type: ignore[operator]
         for username, name, role, extension in DEMO_USERS:
             await add_user(session, username, name=name, role=role, extension=extension,
-                           team="Отдел продаж", password_hash=hash_password(DEMO_PASSWORD))
+                           team="Отдел продаж" if extension else None,
+                           password_hash=hash_password(DEMO_PASSWORD))
+        await set_team_queue(session, "Отдел продаж", "sales")
     async with sessions() as session, session.begin():  # type: ignore[operator]
         report = await import_clients_csv(session, clients_csv)
     print(f"Клиенты загружены: {report.imported}")
@@ -110,9 +114,24 @@ def _extension_of(did: str) -> str:
     return "101" if destination.startswith("queue:") else destination
 
 
+_ROLES = {"manager": "менеджер", "supervisor": "руководитель", "marketer": "маркетолог",
+          "admin": "администратор"}
+
+
+def format_sign_in(url: str) -> str:
+    """Where the web app is and who can sign in, for the newcomer's terminal."""
+    lines = [f"Веб-приложение: {url}",
+             f"Войдите одним из демо-пользователей (пароль у всех: {DEMO_PASSWORD}):"]
+    width = max(len(username) for username, *_ in DEMO_USERS)
+    for username, name, role, extension in DEMO_USERS:
+        phone = f", телефон {extension}" if extension else ""
+        lines.append(f"  {username.ljust(width)}  {name} — {_ROLES[role]}{phone}")
+    return "\n".join(lines)
+
+
 def format_table(calls: list[dict], tz: ZoneInfo) -> str:
     """The call log as a plain table for the terminal."""
-    names = {ext: name for _, name, _, ext in DEMO_USERS}
+    names = {ext: name for _, name, _, ext in DEMO_USERS if ext}
     header = ("Начало", "Клиент", "Номер", "Менеджер", "Направление", "Статус", "Разговор, с")
     rows = [header]
     for call in calls:
@@ -180,9 +199,11 @@ async def run_demo(settings: Settings, *, once: bool = False) -> int:
             print(format_table(calls, ZoneInfo(settings.timezone)))
             print()
             print(f"Записи разговоров: {pbx.monitor_dir}")
+            print()
+            print(format_sign_in(f"http://{crm_settings.http_host}:{crm_settings.http_port}/"))
             if not once:
-                print(f"CRM работает: http://{crm_settings.http_host}:{crm_settings.http_port}"
-                      "/healthz — Ctrl-C для выхода.")
+                print("Входящий звонок покажет карточку клиента в браузере менеджера. "
+                      "Ctrl-C для выхода.")
                 await asyncio.Event().wait()
         finally:
             with contextlib.suppress(Exception):

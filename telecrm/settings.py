@@ -41,6 +41,8 @@ class Settings:
                                "country code")
     http_host: str = _field("127.0.0.1", "web app bind address")
     http_port: int = _field(8080, "web app port")
+    cookie_secure: str = _field("auto", "Secure flag of the session cookie: auto (when served "
+                                "over HTTPS), true or false")
     log_level: str = _field("INFO", "DEBUG, INFO, WARNING or ERROR")
 
     @property

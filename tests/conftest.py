@@ -8,7 +8,13 @@ import os
 
 import pytest
 
-from tests.db_fixtures import db_url, pg_url_fixture, postgres_server  # noqa: F401
+from tests.db_fixtures import (  # noqa: F401
+    db_url,
+    pg_url_fixture,
+    postgres_server,
+    private_postgres_server,
+)
+from tests.redis_fixtures import redis_server, redis_url  # noqa: F401
 from tests.sandbox_fixtures import sandbox  # noqa: F401
 
 REAL_PARTS = ("asterisk", "postgres")

@@ -152,3 +152,24 @@ async def pg_url_fixture(postgres_server: PostgresServer) -> AsyncIterator[str]:
         yield postgres_server.url(name)
     finally:
         await _admin(postgres_server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(name="private_postgres_server")
+def private_postgres_server_fixture() -> Iterator[PostgresServer]:
+    """A PostgreSQL server of this test's own, free to ``halt()``/``resume()``.
+
+    Outage tests use it so stopping the database never disturbs the session server
+    other tests share. Commits are durable, so a halt (a crash) loses no committed
+    write, as in production. Skips (fails under CI=true) like ``postgres_server``.
+    """
+    try:
+        server = PostgresServer(durable_commits=True).start()
+    except PostgresUnavailable as exc:
+        _unavailable(str(exc))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+private_postgres_server = private_postgres_server_fixture

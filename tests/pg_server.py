@@ -64,12 +64,16 @@ def _free_port() -> int:
 class PostgresServer:
     """A running server; ``url(db)`` gives a ``postgresql+asyncpg://`` URL to a database."""
 
-    def __init__(self, bin_dir: Path | None = None) -> None:
+    def __init__(self, bin_dir: Path | None = None, *, durable_commits: bool = False) -> None:
+        """``durable_commits``: a commit is in the WAL before it returns, so it survives a
+        ``halt()`` (crash); off by default for speed, where no test crashes the server."""
         self._bin_dir = bin_dir
+        self._durable_commits = durable_commits
         self.root = Path()  # set by start()
         self.port = 0
         self._run_as: str | None = None
         self._started = False
+        self._halted = False
         # Name of a database already migrated to head, cloned per test (set by the fixtures).
         self.migrated_template: str | None = None
 
@@ -142,24 +146,8 @@ class PostgresServer:
             last_error: PostgresUnavailable | None = None
             for _attempt in range(3):  # the free port may be taken between probe and bind
                 self.port = _free_port()
-                options = " ".join(
-                    [
-                        f"-p {self.port}",
-                        "-c listen_addresses=127.0.0.1",
-                        f"-c unix_socket_directories={self.socket_dir}",
-                        "-c fsync=off",
-                        "-c synchronous_commit=off",
-                        "-c full_page_writes=off",
-                        "-c max_connections=100",
-                        "-c shared_buffers=32MB",
-                        "-c jit=off",  # asyncpg type introspection is slow under JIT
-                    ]
-                )
                 try:
-                    self._run(
-                        "pg_ctl", "start", "-w", "-t", str(_START_TIMEOUT_S),
-                        "-D", str(self.data_dir), "-l", str(self.log_file), "-o", options,
-                    )  # fmt: skip
+                    self._pg_ctl_start()
                 except PostgresUnavailable as exc:
                     last_error = exc
                     continue
@@ -174,6 +162,50 @@ class PostgresServer:
             self.stop()
             raise
 
+    def _pg_ctl_start(self) -> None:
+        options = " ".join(
+            [
+                f"-p {self.port}",
+                "-c listen_addresses=127.0.0.1",
+                f"-c unix_socket_directories={self.socket_dir}",
+                "-c fsync=off",
+                f"-c synchronous_commit={'on' if self._durable_commits else 'off'}",
+                "-c full_page_writes=off",
+                "-c max_connections=100",
+                "-c shared_buffers=32MB",
+                "-c jit=off",  # asyncpg type introspection is slow under JIT
+            ]
+        )
+        self._run(
+            "pg_ctl", "start", "-w", "-t", str(_START_TIMEOUT_S),
+            "-D", str(self.data_dir), "-l", str(self.log_file), "-o", options,
+        )  # fmt: skip
+
+    # -- outages (the data directory stays) ---------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        """True while the server process is up (not halted, not stopped)."""
+        return self._started and not self._halted
+
+    def halt(self, mode: str = "immediate") -> None:
+        """Stop the server but keep its data, to simulate a database outage.
+
+        ``immediate`` drops every connection at once, like a crash; ``fast`` is a
+        clean shutdown. :meth:`resume` brings it back on the same port.
+        """
+        if not self._started or self._halted:
+            return
+        self._run("pg_ctl", "stop", "-D", str(self.data_dir), "-m", mode, "-w")
+        self._halted = True
+
+    def resume(self) -> None:
+        """Start a halted server again, same port and data (after crash recovery)."""
+        if not self._started or not self._halted:
+            return
+        self._pg_ctl_start()
+        self._halted = False
+
     def _log_tail(self) -> str:
         with contextlib.suppress(OSError):
             return " | ".join(self.log_file.read_text(errors="replace").splitlines()[-3:])
@@ -181,10 +213,11 @@ class PostgresServer:
 
     def stop(self) -> None:
         """Stop the server (fast) and delete its directory; safe to call twice."""
-        if self._started:
+        if self._started and not self._halted:
             with contextlib.suppress(PostgresUnavailable):
                 self._run("pg_ctl", "stop", "-D", str(self.data_dir), "-m", "immediate", "-w")
-            self._started = False
+        self._started = False
+        self._halted = False
         if self.root != Path():
             shutil.rmtree(self.root, ignore_errors=True)
             self.root = Path()

@@ -31,4 +31,5 @@ def test_demo_places_real_calls_and_prints_the_call_log(sandbox, tmp_path: Path)
     assert "исходящий" in rows["ИП Сидоров"] and "отвечен" in rows["ИП Сидоров"]
     assert "занято" in rows["АО Вектор"]
     assert "пропущен" in rows["ООО Северный ветер"]
+    assert "Веб-приложение: http://" in out
     assert "Traceback" not in result.stderr

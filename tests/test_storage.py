@@ -332,7 +332,7 @@ async def test_export_shape_and_filters(
     rows = [row async for row in export_calls(db_session)]
     assert [r["linkedid"] for r in rows] == ["c.1", "c.2", "c.3"]
     first = rows[0]
-    assert set(first) == CALL_KEYS
+    assert set(first) == CALL_KEYS | {"queue"}  # the fixed shape plus extensions
     assert first["direction"] == "inbound" and first["status"] == "answered"
     assert first["client_number"] == "+79161234567" and first["did"] == "+74951110001"
     assert first["client_name"] == "+7 916 123-45-67"
@@ -415,3 +415,67 @@ async def test_concurrent_writers_make_one_lead_and_no_duplicate_calls(db_url: s
             assert await count(session, AuditLog, AuditLog.action == "create") == 1
     finally:
         await engine.dispose()
+
+
+# -- call details (queue, hold, first talk) -------------------------------------------------
+
+
+async def test_queue_hold_and_bridged_at_are_stored_idempotently(
+    db_session: AsyncSession, managers: dict[str, User]
+) -> None:
+    base = answered_call()
+    manager_leg = dataclasses.replace(
+        base.legs[1], hold_seconds=12.5, bridged_at=T0 + timedelta(seconds=4.2)
+    )
+    data = dataclasses.replace(base, queue="sales", legs=(base.legs[0], manager_leg))
+    call = await record_call(db_session, data)
+    await db_session.commit()
+    stamp = call.updated_at
+    await record_call(db_session, data)  # the same snapshot again changes nothing
+    await db_session.commit()
+    db_session.expunge_all()
+    stored = await db_session.scalar(select(Call).where(Call.linkedid == data.linkedid))
+    assert stored is not None and stored.queue == "sales" and stored.updated_at == stamp
+    legs = {leg.uniqueid: leg for leg in await db_session.scalars(select(CallLeg))}
+    assert legs[manager_leg.uniqueid].hold_seconds == 12.5
+    assert legs[manager_leg.uniqueid].bridged_at == T0 + timedelta(seconds=4.2)
+    assert legs[base.legs[0].uniqueid].hold_seconds == 0.0
+    assert legs[base.legs[0].uniqueid].bridged_at is None
+    exported = await get_call(db_session, stored.id)
+    assert exported is not None and exported["queue"] == "sales"
+
+
+async def test_naive_bridged_at_is_rejected(db_session: AsyncSession) -> None:
+    base = answered_call()
+    bad = dataclasses.replace(base.legs[1], bridged_at=datetime(2026, 11, 23, 10, 0, 4))
+    with pytest.raises(ValueError, match="naive"):
+        await record_call(db_session, dataclasses.replace(base, legs=(base.legs[0], bad)))
+
+
+async def test_migration_0002_downgrades_and_upgrades_again(empty_db_url: str) -> None:
+    from alembic import command
+
+    await upgrade(empty_db_url)
+    config = alembic_config(empty_db_url)
+    engine = create_engine(empty_db_url)
+    try:
+        async with engine.connect() as conn:
+
+            def down_and_up(sync_conn: Any) -> tuple[set[str], set[str]]:
+                config.attributes["connection"] = sync_conn
+                command.downgrade(config, "0001")
+                after_down = {c["name"] for c in inspect(sync_conn).get_columns("calls")}
+                command.upgrade(config, "head")
+                return after_down, set(inspect(sync_conn).get_table_names())
+
+            columns, tables = await conn.run_sync(down_and_up)
+            await conn.commit()
+    finally:
+        await engine.dispose()
+    assert "queue" not in columns
+    assert "tasks" in tables
+
+
+async def test_an_overlong_queue_name_is_cut_not_fatal(db_session: AsyncSession) -> None:
+    call = await record_call(db_session, answered_call(queue="q" * 200))
+    assert call.queue == "q" * 80

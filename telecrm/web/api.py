@@ -1,0 +1,242 @@
+"""The JSON API under ``/api/`` (routes and shapes fixed by architecture.md).
+
+Every handler resolves the user, asks :mod:`crm_core.access` what he may see, and
+answers 404 for anything he may not (existence is not revealed); role-wide
+refusals (a marketer and recordings) are 403.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from aiohttp import web
+
+from crm_core import access
+from crm_core.calls import call_to_dict
+from crm_core.clients import find_clients_by_phones
+from crm_core.models import TaskKind, User
+from crm_core.phones import normalize_phone
+from crm_core.timestamps import utcnow
+from pbx_bridge.actions import ClickToCallError
+from pbx_bridge.ami import AmiError
+
+from .auth import api_user, authenticate, client_ip, sign_in, sign_out
+from .clicktocall import ClickToCallBusy
+from .errors import ApiError
+from .keys import (
+    CLICK_TO_CALL,
+    SESSIONS,
+    SETTINGS,
+    THROTTLE,
+    WEB_CONFIG,
+    WEB_SESSION,
+    WRITER_SESSIONS,
+)
+from .openapi import openapi_document
+from .params import day_bounds, json_object, parse_day, path_id, period, query_int, string_field
+from .present import client_to_dict, task_view
+from .talktime import talk_time
+
+
+def timezone(request: web.Request) -> ZoneInfo:
+    return ZoneInfo(request.app[SETTINGS].timezone)
+
+
+def user_json(user: User) -> dict[str, Any]:
+    return {"id": user.id, "username": user.username, "name": user.name, "role": user.role,
+            "extension": user.extension, "team_id": user.team_id}
+
+
+# -- sign-in ------------------------------------------------------------------------------
+
+
+async def login(request: web.Request) -> web.Response:
+    body = await json_object(request)
+    username = string_field(body, "username", max_length=100)
+    password = string_field(body, "password", max_length=1000)
+    throttle, ip = request.app[THROTTLE], client_ip(request)
+    wait = throttle.retry_after(username, ip)
+    if wait > 0:
+        raise ApiError(429, "too many failed sign-in attempts; try again later",
+                       headers={"Retry-After": str(int(wait) + 1)})
+    user = await authenticate(request.app[SESSIONS], username, password)
+    if user is None:
+        throttle.failed(username, ip)
+        raise ApiError(401, "wrong username or password")
+    throttle.succeeded(username, ip)
+    response = web.json_response({})
+    csrf = await sign_in(request, response, user, request.app[WRITER_SESSIONS],
+                         request.app[WEB_CONFIG])
+    response.text = web.json_response({"user": user_json(user), "csrf_token": csrf}).text
+    return response
+
+
+async def logout(request: web.Request) -> web.Response:
+    api_user(request)
+    response = web.json_response({"ok": True})
+    await sign_out(request, response, request.app[WRITER_SESSIONS])
+    return response
+
+
+async def me(request: web.Request) -> web.Response:
+    user = api_user(request)
+    return web.json_response({"user": user_json(user),
+                              "csrf_token": request[WEB_SESSION].csrf_token})
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return web.json_response(openapi_document())
+
+
+# -- calls ------------------------------------------------------------------------------------
+
+
+async def list_calls(request: web.Request) -> web.Response:
+    user = api_user(request)
+    since, until = period(request, timezone(request))
+    async with request.app[SESSIONS]() as session:
+        calls = await access.visible_calls(session, user, since, until)
+    return web.json_response(calls)
+
+
+async def get_call(request: web.Request) -> web.Response:
+    user = api_user(request)
+    call_id = path_id(request)
+    async with request.app[SESSIONS]() as session:
+        call = await access.visible_call(session, user, call_id)
+    if call is None:
+        raise ApiError(404, "no such call")
+    return web.json_response(access.redact_call(user, call_to_dict(call)))
+
+
+def recording_file(root: Path, relative: str) -> Path | None:
+    """The file under ``root`` for a stored relative path; None if it would leave ``root``."""
+    if not relative or relative.startswith(("/", "\\")) or "\x00" in relative:
+        return None
+    base = root.resolve()
+    candidate = (base / relative).resolve()
+    if not candidate.is_relative_to(base):
+        return None
+    return candidate
+
+
+def _default_recording(paths: list[str]) -> int:
+    """The mixed file (both sides) when there is one: that is what people want to hear."""
+    for index, path in enumerate(paths):
+        if path.endswith("-mix.wav"):
+            return index
+    return 0
+
+
+async def call_recording(request: web.Request) -> web.StreamResponse:
+    user = api_user(request)
+    call_id = path_id(request)
+    async with request.app[SESSIONS]() as session:
+        call = await access.visible_call(session, user, call_id)
+        if call is None:
+            raise ApiError(404, "no such call")
+        if not access.may_hear_recordings(user):
+            raise ApiError(403, "your role may not listen to recordings")
+        paths = [r.path for r in call.recordings]
+    if not paths:
+        raise ApiError(404, "this call has no recording")
+    index = query_int(request, "index", _default_recording(paths), high=len(paths) - 1)
+    path = recording_file(request.app[SETTINGS].recordings_source, paths[index])
+    if path is None:
+        raise ApiError(404, "no such recording")
+    if not path.is_file():
+        raise ApiError(404, "the recording file is missing")
+    content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    if path.suffix == ".wav":
+        content_type = "audio/wav"
+    # FileResponse answers Range requests (206, 416) and HEAD by itself.
+    return web.FileResponse(path, headers={"Content-Type": content_type,
+                                           "Cache-Control": "private, max-age=3600"})
+
+
+async def originate(request: web.Request) -> web.Response:
+    user = api_user(request)
+    body = await json_object(request)
+    raw = string_field(body, "number", max_length=50)
+    if not access.may_place_calls(user):
+        raise ApiError(403, "you have no phone extension to call from")
+    number = normalize_phone(raw, request.app[SETTINGS].phone_region)
+    if number is None:
+        raise ApiError(400, "number is not a valid phone number")
+    async with request.app[SESSIONS]() as session:
+        name = None
+        for client in await find_clients_by_phones(session, [number]):
+            if await access.can_see_client(session, user, client.id):
+                name = client.name
+                break
+    assert user.extension is not None
+    try:
+        attempt, repeat = await request.app[CLICK_TO_CALL].place(user.extension, number, name)
+    except ClickToCallBusy as exc:
+        raise ApiError(409, "your phone is already placing another call",
+                       action_id=exc.attempt.action_id) from None
+    except ClickToCallError as exc:
+        raise ApiError(502, f"Asterisk did not place the call: {exc}") from None
+    except AmiError as exc:
+        message = str(exc)
+        if not message.startswith("telephony"):
+            message = f"telephony is unavailable: {message}"
+        raise ApiError(503, message) from None
+    status = "failed" if attempt.error else "calling"
+    return web.json_response({"status": status, "action_id": attempt.action_id,
+                              "extension": user.extension, "number": number,
+                              "repeat": repeat}, status=202)
+
+
+# -- clients, tasks, talk time ------------------------------------------------------------
+
+
+async def get_client(request: web.Request) -> web.Response:
+    user = api_user(request)
+    client_id = path_id(request)
+    if not access.may_see_clients(user):
+        raise ApiError(403, "your role has no access to client cards")
+    async with request.app[SESSIONS]() as session:
+        client = await access.visible_client(session, user, client_id)
+        if client is None:
+            raise ApiError(404, "no such client")
+        calls = await access.visible_calls(session, user, client_id=client_id, limit=500)
+        tasks = await access.visible_tasks(session, user, client_id=client_id)
+    next_task = task_view(tasks[0], utcnow()) if tasks else None
+    return web.json_response(client_to_dict(client, calls, next_task))
+
+
+def _day(request: web.Request) -> tuple[datetime, datetime]:
+    tz = timezone(request)
+    raw = request.query.get("date")
+    day = parse_day(raw, "date") if raw else datetime.now(tz).date()
+    return day_bounds(day, tz)
+
+
+async def list_tasks(request: web.Request) -> web.Response:
+    """Open tasks due by the end of ``date`` (overdue included) and every open callback."""
+    user = api_user(request)
+    _, end = _day(request)
+    if not access.may_see_tasks(user):
+        raise ApiError(403, "your role has no tasks")
+    async with request.app[SESSIONS]() as session:
+        tasks = await access.visible_tasks(session, user)
+    now = utcnow()
+    due = [t for t in tasks if t.kind == TaskKind.CALLBACK or (t.due_at and t.due_at < end)]
+    return web.json_response([task_view(task, now) for task in due])
+
+
+async def talktime(request: web.Request) -> web.Response:
+    user = api_user(request)
+    start, end = _day(request)
+    if not access.may_see_talk_time(user):
+        raise ApiError(403, "your role has no access to talk time")
+    async with request.app[SESSIONS]() as session:
+        managers = await access.visible_managers(session, user)
+        rows = await talk_time(session, managers, start, end,
+                               request.app[WEB_CONFIG].daily_target_seconds)
+    return web.json_response(rows)

@@ -1,0 +1,145 @@
+"""Sign-in: server-side sessions in a cookie, Argon2 passwords, login throttling.
+
+Why server-side sessions rather than signed cookies: sign-out, disabling a user
+or a password change must end every session at once, on every web process; a
+row per session gives that with one indexed lookup per request and no extra
+revocation list. The cookie holds only a random token (the database keeps its
+SHA-256).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+from sqlalchemy import select
+
+from crm_core.models import User, WebSession
+from crm_core.sessions import (
+    create_session,
+    end_session,
+    needs_touch,
+    resolve_session,
+    touch_session,
+)
+from telecrm.passwords import hash_password, verify_password
+
+from .config import SESSION_COOKIE, WebConfig
+from .errors import ApiError, is_api
+from .keys import SESSIONS, USER, WEB_CONFIG, WEB_SESSION, WRITER_SESSIONS
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+# Verified when the username is unknown, so a wrong name costs as long as a wrong password.
+_DUMMY_HASH = hash_password("not-a-real-password-0")
+
+
+def client_ip(request: web.Request) -> str:
+    return request.remote or "unknown"
+
+
+async def authenticate(sessions: async_sessionmaker[AsyncSession], username: str,
+                       password: str) -> User | None:
+    """The active user with this username and password, or None (constant-ish time)."""
+    async with sessions() as session:
+        user = await session.scalar(select(User).where(User.username == username.strip()))
+    ok = await asyncio.to_thread(
+        verify_password, user.password_hash if user is not None else _DUMMY_HASH, password)
+    if user is None or not user.active or not ok or not user.password_hash:
+        return None
+    return user
+
+
+async def sign_in(request: web.Request, response: web.StreamResponse, user: User,
+                  writer: async_sessionmaker[AsyncSession], config: WebConfig) -> str:
+    """Open a session for ``user``, set its cookie on ``response``; returns the CSRF token."""
+    async with writer() as session, session.begin():
+        new = await create_session(session, user, config.session_lifetime,
+                                   ip=client_ip(request),
+                                   user_agent=request.headers.get("User-Agent"))
+    set_cookie(request, response, SESSION_COOKIE, new.token, config,
+               max_age=int(config.session_lifetime.total_seconds()))
+    return new.csrf_token
+
+
+async def sign_out(request: web.Request, response: web.StreamResponse,
+                   writer: async_sessionmaker[AsyncSession]) -> None:
+    token = request.cookies.get(SESSION_COOKIE)
+    if token:
+        async with writer() as session, session.begin():
+            await end_session(session, token)
+    response.del_cookie(SESSION_COOKIE, path="/")
+
+
+def set_cookie(request: web.Request, response: web.StreamResponse, name: str, value: str,
+               config: WebConfig, *, max_age: int | None = None,
+               samesite: str = "Lax") -> None:
+    secure = request.secure if config.cookie_secure is None else config.cookie_secure
+    response.set_cookie(name, value, max_age=max_age, path="/", httponly=True,
+                        samesite=samesite, secure=secure)
+
+
+@web.middleware
+async def session_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Resolve the session cookie into ``request[USER]`` and ``request[WEB_SESSION]``."""
+    request[USER] = None
+    request[WEB_SESSION] = None
+    token = request.cookies.get(SESSION_COOKIE)
+    if token and not request.path.startswith("/static/"):
+        async with request.app[SESSIONS]() as session:
+            row = await resolve_session(session, token)
+        if row is not None and needs_touch(row):
+            async with request.app[WRITER_SESSIONS]() as session, session.begin():
+                await touch_session(session, row.id, request.app[WEB_CONFIG].session_lifetime)
+        if row is not None:
+            request[WEB_SESSION] = row
+            request[USER] = row.user
+    return await handler(request)
+
+
+def current_session(request: web.Request) -> WebSession | None:
+    return request.get(WEB_SESSION)
+
+
+def api_user(request: web.Request) -> User:
+    """The signed-in user of an API request, else 401."""
+    user = request.get(USER)
+    if user is None:
+        raise ApiError(401, "sign in first")
+    return user
+
+
+def page_user(request: web.Request) -> User:
+    """The signed-in user of a page request, else a redirect to the sign-in page."""
+    user = request.get(USER)
+    if user is None:
+        if is_api(request):
+            raise ApiError(401, "sign in first")
+        target = request.path_qs if request.method == "GET" else "/"
+        raise web.HTTPSeeOther(f"/login?next={_safe_next(target)}")
+    return user
+
+
+def _safe_next(target: str) -> str:
+    """Only local paths, so the sign-in page cannot be used as an open redirect."""
+    from urllib.parse import quote
+
+    if not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    return quote(target, safe="/?=&")
+
+
+def local_path(target: str | None) -> str:
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    return target
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(32)

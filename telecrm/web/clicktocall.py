@@ -1,0 +1,105 @@
+"""Click-to-call requests: one originate per manager at a time, never a duplicate.
+
+The originate returns only when the manager picks up his phone, so the HTTP
+request does not wait for it: it waits a moment for a quick refusal (AMI down,
+Asterisk says no), then answers 202 while the attempt goes on. A repeated
+request (a double click, a client retrying after a timeout) for the same number
+while the attempt runs, or shortly after, gets the same attempt back instead
+of ringing the phone again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from pbx_bridge.actions import new_action_id, originate_click_to_call
+from pbx_bridge.ami import AmiError, AmiSession
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Attempt:
+    action_id: str
+    extension: str
+    number: str
+    task: asyncio.Task[str]
+    started: float = field(default_factory=time.monotonic)
+    finished: float | None = None
+    error: str | None = None
+
+
+class ClickToCallBusy(Exception):
+    """The manager's phone is already being rung for another number."""
+
+    def __init__(self, attempt: Attempt) -> None:
+        super().__init__("a call is already being placed from this phone")
+        self.attempt = attempt
+
+
+class ClickToCall:
+    """Placing calls from managers' phones, deduplicated per extension."""
+
+    def __init__(self, ami: Callable[[], AmiSession | None], *, ring_timeout: float = 30.0,
+                 quick_wait: float = 1.5, repeat_window: float = 5.0) -> None:
+        self.ami = ami  # where the AMI session is now (the listener reconnects it)
+        self.ring_timeout = ring_timeout
+        self.quick_wait = quick_wait
+        self.repeat_window = repeat_window
+        self._attempts: dict[str, Attempt] = {}
+
+    async def place(self, extension: str, number: str, caller_name: str | None
+                    ) -> tuple[Attempt, bool]:
+        """Start (or find) the attempt; returns it and whether it is a repeat.
+
+        Raises :class:`AmiError` when AMI is unreachable or refuses at once,
+        :class:`ClickToCallBusy` when another number is being called from the phone.
+        """
+        current = self._attempts.get(extension)
+        if current is not None:
+            running = not current.task.done()
+            recent = (current.finished is not None
+                      and time.monotonic() - current.finished < self.repeat_window)
+            if (running or recent) and current.number == number and current.error is None:
+                return current, True
+            if running:
+                raise ClickToCallBusy(current)
+        session = self.ami()
+        if session is None or not session.connected.is_set():
+            raise AmiError("telephony is unavailable: not connected to Asterisk AMI")
+        action_id = new_action_id()
+        task = asyncio.create_task(
+            originate_click_to_call(session, extension, number, caller_name=caller_name,
+                                    ring_timeout=self.ring_timeout, action_id=action_id),
+            name=f"click-to-call:{extension}")
+        attempt = Attempt(action_id, extension, number, task)
+        self._attempts[extension] = attempt
+        task.add_done_callback(lambda t, a=attempt: self._finished(a, t))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(task), self.quick_wait)
+        if task.done() and not task.cancelled() and task.exception() is not None:
+            raise task.exception()  # type: ignore[misc]
+        return attempt, False
+
+    def _finished(self, attempt: Attempt, task: asyncio.Task[str]) -> None:
+        attempt.finished = time.monotonic()
+        if task.cancelled():
+            attempt.error = "cancelled"
+        elif task.exception() is not None:
+            attempt.error = str(task.exception())
+            log.info("click-to-call from %s to %s failed: %s", attempt.extension,
+                     attempt.number, attempt.error)
+
+    async def close(self) -> None:
+        """Stop waiting for answers (the calls themselves go on in Asterisk)."""
+        for attempt in self._attempts.values():
+            attempt.task.cancel()
+        for attempt in self._attempts.values():
+            with contextlib.suppress(BaseException):
+                await attempt.task
+        self._attempts.clear()

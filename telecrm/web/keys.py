@@ -1,0 +1,36 @@
+"""Typed keys of everything the app factory wires in, shared by app and handlers.
+
+They live here rather than in ``telecrm.app`` so that handlers can import them
+without importing the factory that imports the handlers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from crm_core.models import User, WebSession
+from pbx_bridge.pipeline import Listener
+from telecrm.bus import Bus
+from telecrm.settings import Settings
+
+from .clicktocall import ClickToCall
+from .config import WebConfig
+from .throttle import LoginThrottle
+
+SETTINGS = web.AppKey("settings", Settings)
+WEB_CONFIG = web.AppKey("web_config", WebConfig)
+SESSIONS = web.AppKey("sessions", async_sessionmaker[AsyncSession])
+WRITER_SESSIONS = web.AppKey("writer_sessions", async_sessionmaker[AsyncSession])
+LISTENER = web.AppKey("listener", Listener)
+BUS = web.AppKey("bus", Bus)
+THROTTLE = web.AppKey("login_throttle", LoginThrottle)
+CLICK_TO_CALL = web.AppKey("click_to_call", ClickToCall)
+# Open Server-Sent Event streams, closed at shutdown so the server can stop at once.
+EVENT_STREAMS = web.AppKey("event_streams", set[Any])
+
+# Per request, set by the session middleware: the signed-in user and his session (or None).
+USER = web.RequestKey("user", User | None)  # type: ignore[arg-type]
+WEB_SESSION = web.RequestKey("web_session", WebSession | None)  # type: ignore[arg-type]

@@ -1,0 +1,302 @@
+"""The OpenAPI 3.1 document of ``/api/``, written as data (served at ``/api/openapi.json``)."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+_NULLABLE_STR = {"type": ["string", "null"]}
+_NULLABLE_TIME = {"type": ["string", "null"], "format": "date-time"}
+_ID = {"type": "integer", "minimum": 1}
+
+SCHEMAS: dict[str, Any] = {
+    "Error": {
+        "type": "object",
+        "required": ["error"],
+        "properties": {"error": {"type": "string"}},
+    },
+    "User": {
+        "type": "object",
+        "required": ["id", "username", "name", "role", "extension"],
+        "properties": {
+            "id": _ID,
+            "username": {"type": "string"},
+            "name": {"type": "string"},
+            "role": {"enum": ["manager", "supervisor", "marketer", "admin"]},
+            "extension": _NULLABLE_STR,
+            "team_id": {"type": ["integer", "null"]},
+        },
+    },
+    "Session": {
+        "type": "object",
+        "required": ["user", "csrf_token"],
+        "properties": {
+            "user": {"$ref": "#/components/schemas/User"},
+            "csrf_token": {"type": "string",
+                           "description": "Send it as X-CSRF-Token on state-changing requests."},
+        },
+    },
+    "Tracking": {
+        "type": ["object", "null"],
+        "properties": {
+            "kind": {"enum": ["static", "dynamic"]},
+            "channel": _NULLABLE_STR, "source": _NULLABLE_STR, "medium": _NULLABLE_STR,
+            "campaign": _NULLABLE_STR, "landing": _NULLABLE_STR,
+        },
+    },
+    "Call": {
+        "type": "object",
+        "required": ["id", "linkedid", "direction", "status", "client_number", "did",
+                     "client_id", "client_name", "managers", "started_at", "answered_at",
+                     "ended_at", "ring_seconds", "talk_seconds", "transferred", "recordings",
+                     "tracking"],
+        "properties": {
+            "id": _ID,
+            "linkedid": {"type": "string"},
+            "direction": {"enum": ["inbound", "outbound", "internal"]},
+            "status": {"enum": ["answered", "missed", "busy", "no_answer", "failed",
+                                "in_progress"]},
+            "client_number": _NULLABLE_STR,
+            "did": _NULLABLE_STR,
+            "client_id": {"type": ["integer", "null"]},
+            "client_name": _NULLABLE_STR,
+            "managers": {"type": "array", "items": {"type": "string"}},
+            "started_at": {"type": "string", "format": "date-time"},
+            "answered_at": _NULLABLE_TIME,
+            "ended_at": _NULLABLE_TIME,
+            "ring_seconds": {"type": "number"},
+            "talk_seconds": {"type": "number"},
+            "transferred": {"type": "boolean"},
+            "recordings": {"type": "array", "items": {"type": "string"},
+                           "description": "Relative paths; empty for roles that may not "
+                                          "listen (marketers)."},
+            "tracking": {"$ref": "#/components/schemas/Tracking"},
+            "queue": _NULLABLE_STR,
+        },
+    },
+    "TalkTime": {
+        "type": "object",
+        "required": ["extension", "name", "talk_seconds", "calls", "target_seconds", "met"],
+        "properties": {
+            "extension": _NULLABLE_STR,
+            "name": {"type": "string"},
+            "talk_seconds": {"type": "number"},
+            "calls": {"type": "integer"},
+            "target_seconds": {"type": "integer"},
+            "met": {"type": "boolean"},
+        },
+    },
+    "Task": {
+        "type": "object",
+        "required": ["id", "kind", "title", "status", "due_at", "overdue"],
+        "properties": {
+            "id": _ID,
+            "kind": {"enum": ["callback", "call", "meeting", "email", "other"]},
+            "title": {"type": "string"},
+            "status": {"enum": ["open", "done", "cancelled"]},
+            "client_id": {"type": ["integer", "null"]},
+            "client_name": _NULLABLE_STR,
+            "call_id": {"type": ["integer", "null"]},
+            "assignee_id": {"type": ["integer", "null"]},
+            "assignee": _NULLABLE_STR,
+            "team_id": {"type": ["integer", "null"]},
+            "due_at": _NULLABLE_TIME,
+            "overdue": {"type": "boolean"},
+        },
+    },
+    "Phone": {
+        "type": "object",
+        "required": ["e164", "display", "kind"],
+        "properties": {"e164": {"type": "string"}, "display": {"type": "string"},
+                       "kind": {"type": "string"}},
+    },
+    "Client": {
+        "type": "object",
+        "required": ["id", "name", "status", "owner", "phones", "contacts", "calls",
+                     "next_contact"],
+        "properties": {
+            "id": _ID,
+            "name": {"type": "string"},
+            "status": {"enum": ["potential", "new", "regular", "lost"]},
+            "is_new_lead": {"type": "boolean"},
+            "owner": {
+                "type": ["object", "null"],
+                "properties": {"id": _ID, "name": {"type": "string"},
+                               "extension": _NULLABLE_STR},
+            },
+            "phones": {"type": "array", "items": {"$ref": "#/components/schemas/Phone"}},
+            "contacts": {"type": "array", "items": {"type": "object"}},
+            "calls": {"type": "array", "items": {"$ref": "#/components/schemas/Call"}},
+            "next_contact": {"oneOf": [{"type": "null"},
+                                       {"$ref": "#/components/schemas/Task"}]},
+        },
+    },
+    "Originated": {
+        "type": "object",
+        "required": ["status", "action_id", "extension", "number", "repeat"],
+        "properties": {
+            "status": {"enum": ["calling", "failed"]},
+            "action_id": {"type": "string"},
+            "extension": {"type": "string"},
+            "number": {"type": "string"},
+            "repeat": {"type": "boolean",
+                       "description": "True when this repeated a request still in progress: "
+                                      "the phone is not rung twice."},
+        },
+    },
+}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"description": description,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+
+
+def _json(description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _ref(name: str) -> dict[str, Any]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _list(name: str) -> dict[str, Any]:
+    return {"type": "array", "items": _ref(name)}
+
+
+_DAY = "(19|20|21)[0-9]{2}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])"
+_DATE = {"type": "string", "format": "date", "example": "2026-11-23", "pattern": f"^{_DAY}$"}
+_TIME = "T([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?(Z|[+-](0[0-9]|1[0-4]):[0-5][0-9])?"
+_MOMENT = {"type": "string", "example": "2026-11-23", "pattern": f"^{_DAY}({_TIME})?$",
+           "description": "YYYY-MM-DD (a whole day in the workday timezone) or an ISO 8601 "
+                          "time; years 1900-2199"}
+_ID_PARAM = {"name": "id", "in": "path", "required": True, "schema": _ID}
+_CSRF = {"name": "X-CSRF-Token", "in": "header", "required": True,
+         "schema": {"type": "string"},
+         "description": "The csrf_token from POST /api/login (or the page's meta tag)."}
+_SIGNED_IN = [{"session": []}]
+_AUTH_ERRORS = {"401": _error("not signed in")}
+
+
+def _get(summary: str, ok: dict[str, Any], *, params: list[dict[str, Any]] | None = None,
+         errors: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"get": {"summary": summary, "security": _SIGNED_IN, "parameters": params or [],
+                    "responses": {"200": ok, "400": _error("bad parameters"),
+                                  **_AUTH_ERRORS, **(errors or {})}}}
+
+
+PATHS: dict[str, Any] = {
+    "/api/login": {"post": {
+        "summary": "Sign in; sets the session cookie and returns the CSRF token",
+        "description": "Exempt from CSRF checks (no session yet) but JSON only, which "
+                       "a cross-site form cannot send. Failed attempts are limited per "
+                       "username and IP (429 with Retry-After).",
+        "security": [],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {
+            "type": "object", "required": ["username", "password"],
+            "properties": {"username": {"type": "string", "minLength": 1, "maxLength": 100},
+                           "password": {"type": "string", "minLength": 1,
+                                        "maxLength": 1000}}}}}},
+        "responses": {"200": _json("signed in", _ref("Session")),
+                      "400": _error("bad body"), "401": _error("wrong username or password"),
+                      "413": _error("body too large"), "415": _error("not JSON"),
+                      "429": _error("too many failed attempts")},
+    }},
+    "/api/logout": {"post": {
+        "summary": "Sign out (ends the session on the server)",
+        "security": _SIGNED_IN, "parameters": [_CSRF],
+        "responses": {"200": _json("signed out", {"type": "object"}), **_AUTH_ERRORS,
+                      "403": _error("missing or wrong CSRF token")},
+    }},
+    "/api/me": _get("The signed-in user and the session's CSRF token", _json("you",
+                    _ref("Session"))),
+    "/api/openapi.json": {"get": {"summary": "This document", "security": [],
+                                  "responses": {"200": _json("OpenAPI 3.1",
+                                                             {"type": "object"})}}},
+    "/api/calls": _get(
+        "Calls this user may see, newest first", _json("calls", _list("Call")),
+        params=[{"name": "since", "in": "query", "schema": _MOMENT},
+                {"name": "until", "in": "query", "schema": _MOMENT,
+                 "description": "A date is inclusive, a time exclusive"}]),
+    "/api/calls/{id}": _get("One call", _json("the call", _ref("Call")),
+                            params=[_ID_PARAM], errors={"404": _error("no such call, or "
+                                                                      "not yours to see")}),
+    "/api/calls/{id}/recording": _get(
+        "The call's audio (supports HTTP Range)",
+        {"description": "audio", "content": {"audio/wav": {"schema": {
+            "type": "string", "contentMediaType": "audio/wav"}}}},
+        params=[_ID_PARAM, {"name": "index", "in": "query", "schema": {
+            "type": "integer", "minimum": 0}, "description": "Which file of the call "
+            "(default: the mixed one). Send a Range header for part of the file."}],
+        errors={"206": {"description": "partial audio"},
+                "403": _error("your role may not listen to recordings"),
+                "404": _error("no such call or recording"),
+                "416": {"description": "unsatisfiable range"}}),
+    "/api/talktime": _get(
+        "Talk time per visible manager for a working day (target: 150 minutes)",
+        _json("per manager", _list("TalkTime")),
+        params=[{"name": "date", "in": "query", "schema": _DATE}],
+        errors={"403": _error("not for your role")}),
+    "/api/calls/originate": {"post": {
+        "summary": "Click-to-call: ring my phone, then dial the number from it",
+        "description": "Answers 202 while the manager's phone rings. Repeating the "
+                       "request for the same number while it is in progress does not "
+                       "ring the phone again (repeat: true).",
+        "security": _SIGNED_IN, "parameters": [_CSRF],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {
+            "type": "object", "required": ["number"],
+            "properties": {"number": {"type": "string", "minLength": 5, "maxLength": 50,
+                                      "example": "+7 916 123-45-67"}}}}}},
+        "responses": {"202": _json("your phone is ringing", _ref("Originated")),
+                      "400": _error("bad number"), **_AUTH_ERRORS,
+                      "403": _error("no phone extension, or CSRF token wrong"),
+                      "409": _error("your phone is placing another call"),
+                      "413": _error("body too large"), "415": _error("not JSON"),
+                      "502": _error("Asterisk refused"),
+                      "503": _error("Asterisk AMI is unreachable")},
+    }},
+    "/api/events": {"get": {
+        "summary": "Live events (Server-Sent Events): call facts and screen pops",
+        "description": "Event types: call (a call fact), screenpop (your phone rings "
+                       "with a customer), reload (events were dropped), signed_out.",
+        "security": _SIGNED_IN,
+        "responses": {"200": {"description": "an event stream",
+                              "content": {"text/event-stream": {"schema": {
+                                  "type": "string"}}}},
+                      **_AUTH_ERRORS, "503": _error("live events unavailable")},
+    }},
+    "/api/clients/{id}": _get(
+        "A client card with its calls and next planned contact", _json("client",
+                                                                       _ref("Client")),
+        params=[_ID_PARAM], errors={"403": _error("not for your role"),
+                                    "404": _error("no such client, or not yours")}),
+    "/api/tasks": _get(
+        "Open tasks due by the end of the date (overdue included) and every open callback",
+        _json("tasks", _list("Task")),
+        params=[{"name": "date", "in": "query", "schema": _DATE}],
+        errors={"403": _error("not for your role")}),
+}
+
+_DOCUMENT: dict[str, Any] = {
+    "openapi": "3.1.0",
+    "info": {
+        "title": "telecrm API",
+        "version": "1.0",
+        "description": "JSON API of the telephony CRM. Sign in with POST /api/login; "
+                       "the session cookie authenticates later requests, and "
+                       "state-changing requests need the X-CSRF-Token header. Errors are "
+                       "{\"error\": \"...\"}. A call, client or recording the user may "
+                       "not see answers 404, as if it did not exist.",
+    },
+    "paths": PATHS,
+    "components": {
+        "schemas": SCHEMAS,
+        "securitySchemes": {"session": {"type": "apiKey", "in": "cookie",
+                                        "name": "telecrm_session"}},
+    },
+}
+
+
+def openapi_document() -> dict[str, Any]:
+    """A fresh copy (callers may not mutate the module's data)."""
+    return copy.deepcopy(_DOCUMENT)

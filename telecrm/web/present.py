@@ -1,0 +1,88 @@
+"""How things read in the UI (Russian) and as JSON: labels, durations, client data."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from crm_core.clients import has_placeholder_name
+from crm_core.models import Client, Task
+from crm_core.phones import format_phone
+from crm_core.tasks import task_to_dict
+from crm_core.timestamps import isoformat
+
+DIRECTIONS = {"inbound": "Входящий", "outbound": "Исходящий", "internal": "Внутренний"}
+STATUSES = {"answered": "Отвечен", "missed": "Пропущен", "busy": "Занято",
+            "no_answer": "Нет ответа", "failed": "Ошибка", "in_progress": "Идёт"}
+CLIENT_STATUSES = {"potential": "Потенциальный", "new": "Новый", "regular": "Постоянный",
+                   "lost": "Потерянный"}
+ROLES = {"manager": "Менеджер", "supervisor": "Руководитель", "marketer": "Маркетолог",
+         "admin": "Администратор"}
+TASK_KINDS = {"callback": "Перезвонить", "call": "Звонок", "meeting": "Встреча",
+              "email": "Письмо", "other": "Задача"}
+PHONE_KINDS = {"mobile": "мобильный", "landline": "городской", "tollfree": "бесплатный",
+               "other": "телефон"}
+
+
+def duration(seconds: float | None) -> str:
+    """``1:05`` / ``1:02:03`` for talk and ring times."""
+    total = round(seconds or 0)
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def local_time(value: str | datetime | None, tz: ZoneInfo, fmt: str = "%H:%M") -> str:
+    if value is None:
+        return "—"
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return moment.astimezone(tz).strftime(fmt)
+
+
+def phone(value: str | None) -> str:
+    return format_phone(value) if value else "—"
+
+
+def client_summary(client: Client) -> dict[str, Any]:
+    """The client for the screen pop and the API: who it is and whose."""
+    owner = client.owner
+    return {
+        "id": client.id,
+        "name": client.name,
+        "status": client.status,
+        "is_new_lead": has_placeholder_name(client),
+        "owner": None if owner is None else {
+            "id": owner.id, "name": owner.name, "extension": owner.extension},
+        "phones": [{"e164": p.e164, "display": format_phone(p.e164), "kind": p.kind}
+                   for p in client.phones],
+    }
+
+
+def client_to_dict(client: Client, calls: list[dict[str, Any]],
+                   next_task: dict[str, Any] | None) -> dict[str, Any]:
+    """``GET /api/clients/{id}``: the card, its visible calls and the next planned contact."""
+    return {
+        **client_summary(client),
+        "source": client.source,
+        "annual_potential": (None if client.annual_potential is None
+                             else str(client.annual_potential)),
+        "created_at": isoformat(client.created_at),
+        "contacts": [
+            {"id": c.id, "name": c.name, "position": c.position, "email": c.email,
+             "phones": [p.e164 for p in c.phones]}
+            for c in client.contacts
+        ],
+        "next_contact": next_task,
+        "calls": calls,
+    }
+
+
+def task_view(task: Task, now: datetime) -> dict[str, Any]:
+    """A task for the API and the Today page, with its client's name and whether it is late."""
+    return {
+        **task_to_dict(task),
+        "client_name": task.client.name if task.client is not None else None,
+        "assignee": None if task.assignee is None else task.assignee.name,
+        "overdue": task.due_at is not None and task.due_at < now,
+    }

@@ -1,0 +1,39 @@
+"""The route table: every URL of the app in one place."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aiohttp import web
+
+from . import api, pages, sse
+
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+
+
+def add_routes(app: web.Application) -> None:
+    r = app.router
+    # JSON API (fixed routes: architecture.md)
+    r.add_post("/api/login", api.login)
+    r.add_post("/api/logout", api.logout)
+    r.add_get("/api/me", api.me)
+    r.add_get("/api/openapi.json", api.openapi)
+    r.add_get("/api/calls", api.list_calls)
+    r.add_post("/api/calls/originate", api.originate)
+    r.add_get("/api/calls/{id}", api.get_call)
+    r.add_get("/api/calls/{id}/recording", api.call_recording)
+    r.add_get("/api/talktime", api.talktime)
+    r.add_get("/api/events", sse.events)
+    r.add_get("/api/clients/{id}", api.get_client)
+    r.add_get("/api/tasks", api.list_tasks)
+    # pages
+    r.add_get("/", pages.index)
+    r.add_get("/login", pages.login_form)
+    r.add_post("/login", pages.login_submit)
+    r.add_post("/logout", pages.logout_submit)
+    r.add_get("/today", pages.today)
+    r.add_get("/clients/{id}", pages.client_card)
+    r.add_get("/clients/{id}/history", pages.client_history)
+    r.add_get("/calls", pages.calls_page)
+    r.add_get("/team", pages.team_page)
+    r.add_static("/static/", STATIC_DIR, name="static", append_version=True)

@@ -1,0 +1,156 @@
+"""``GET /api/events``: live call events for this user as Server-Sent Events.
+
+Events come from the bus (in-process, or Redis when several web processes serve
+the same floor), so any process can serve any browser. A manager listens to his
+phone's topic; supervisors, marketers and admins to all calls, filtered here by
+what :mod:`crm_core.access` lets them see. Two event types reach the browser:
+
+- ``call``: a call fact (started, ringing, answered, ended...) for boards and
+  pages that refresh themselves;
+- ``screenpop``: the user's own phone is ringing with a customer: who is calling
+  (the client card's essentials, or a new lead).
+
+A comment line every few seconds keeps proxies from closing the stream, and
+checks that the session is still valid (signed out elsewhere: the stream ends).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from typing import Any
+
+from aiohttp import web
+
+from crm_core import access
+from crm_core.models import Role, User
+from crm_core.sessions import resolve_session
+from telecrm.bus import LAGGED, BusError
+from telecrm.live_events import CALLS_TOPIC, extension_topic
+
+from .auth import api_user
+from .config import SESSION_COOKIE
+from .keys import BUS, EVENT_STREAMS, SESSIONS, WEB_CONFIG
+from .present import client_summary, phone
+
+log = logging.getLogger(__name__)
+
+RINGING = "ringing"
+
+
+class Audience:
+    """Which call events one user may receive."""
+
+    def __init__(self, user: User, extensions: set[str], queue: str | None) -> None:
+        self.user = user
+        self.extensions = extensions
+        self.queue = queue
+
+    @property
+    def topic(self) -> str:
+        if self.user.role == Role.MANAGER and self.user.extension:
+            return extension_topic(self.user.extension)
+        return CALLS_TOPIC
+
+    def admits(self, event: dict[str, Any]) -> bool:
+        role = self.user.role
+        if role == Role.ADMIN:
+            return True
+        if role == Role.MARKETER:
+            return event.get("direction") != "internal"
+        involved = {event.get("extension"), *event.get("rang", ()), *event.get("managers", ())}
+        if involved & self.extensions:
+            return True
+        return bool(self.queue) and event.get("queue") == self.queue
+
+    def pops(self, event: dict[str, Any]) -> bool:
+        """Is this his own phone ringing with a customer?"""
+        return (event.get("kind") == RINGING and bool(self.user.extension)
+                and event.get("extension") == self.user.extension
+                and event.get("direction") != "internal")
+
+
+async def audience_for(request: web.Request, user: User) -> Audience:
+    async with request.app[SESSIONS]() as session:
+        people = await access.team_members(session, user)
+        queue = await access.team_queue(session, user)
+    return Audience(user, {p.extension for p in people if p.extension}, queue)
+
+
+async def screen_pop(request: web.Request, user: User, event: dict[str, Any]) -> dict[str, Any]:
+    """The caller's card essentials, or a new lead when the number is unknown."""
+    number = event.get("client_number")
+    pop: dict[str, Any] = {"call_id": event.get("call_id"), "linkedid": event.get("linkedid"),
+                           "number": number, "number_display": phone(number) if number else None,
+                           "did": event.get("did"),
+                           "client": None, "is_new_lead": True}
+    client_id = event.get("client_id")
+    if isinstance(client_id, int):
+        async with request.app[SESSIONS]() as session:
+            client = await access.visible_client(session, user, client_id)
+        if client is not None:
+            summary = client_summary(client)
+            pop["client"] = summary
+            pop["is_new_lead"] = summary["is_new_lead"]
+    return pop
+
+
+def _frame(kind: str, data: dict[str, Any]) -> bytes:
+    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    return f"event: {kind}\ndata: {text}\n\n".encode()
+
+
+async def _still_signed_in(request: web.Request) -> bool:
+    token = request.cookies.get(SESSION_COOKIE, "")
+    async with request.app[SESSIONS]() as session:
+        return await resolve_session(session, token) is not None
+
+
+async def events(request: web.Request) -> web.StreamResponse:
+    user = api_user(request)
+    audience = await audience_for(request, user)
+    try:
+        subscription = await request.app[BUS].subscribe(audience.topic)
+    except BusError as exc:
+        log.warning("live events unavailable: %s", exc)
+        raise web.HTTPServiceUnavailable(text="live events are unavailable") from None
+    response = web.StreamResponse(headers={
+        "Content-Type": "text/event-stream; charset=utf-8",
+        "Cache-Control": "no-cache, no-store",
+        "X-Accel-Buffering": "no",  # nginx: do not buffer the stream
+    })
+    streams = request.app[EVENT_STREAMS]
+    streams.add(subscription)
+    heartbeat = request.app[WEB_CONFIG].sse_heartbeat_seconds
+    try:
+        await response.prepare(request)
+        await response.write(b"retry: 2000\n: connected\n\n")
+        iterator = aiter(subscription)
+        while True:
+            try:
+                event = await asyncio.wait_for(anext(iterator), heartbeat)
+            except TimeoutError:
+                if not await _still_signed_in(request):
+                    await response.write(_frame("signed_out", {}))
+                    break
+                await response.write(b": ping\n\n")
+                continue
+            except (StopAsyncIteration, BusError):
+                break
+            if event.get("kind") == LAGGED:
+                await response.write(_frame("reload", {"dropped": event.get("dropped")}))
+                continue
+            if not audience.admits(event):
+                continue
+            if audience.pops(event):
+                await response.write(_frame("screenpop", await screen_pop(request, user, event)))
+            await response.write(_frame("call", event))
+    except ConnectionResetError:
+        pass  # the browser went away
+    finally:
+        streams.discard(subscription)
+        with contextlib.suppress(Exception):
+            await subscription.close()
+    return response

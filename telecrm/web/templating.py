@@ -1,0 +1,44 @@
+"""Template filters and the context every page gets (user, CSRF token, navigation)."""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import jinja2
+from aiohttp import web
+
+from crm_core.models import Role
+from telecrm.settings import Settings
+
+from . import present
+from .keys import USER, WEB_SESSION
+
+# (path, label, roles that see it): the navigation grows by adding a line.
+NAV = [
+    ("/today", "Сегодня", {Role.MANAGER, Role.SUPERVISOR, Role.ADMIN}),
+    ("/team", "Команда", {Role.SUPERVISOR, Role.ADMIN}),
+    ("/calls", "Звонки", {Role.MANAGER, Role.SUPERVISOR, Role.MARKETER, Role.ADMIN}),
+]
+
+
+def install_filters(env: jinja2.Environment, settings: Settings) -> None:
+    tz = ZoneInfo(settings.timezone)
+    env.filters["duration"] = present.duration
+    env.filters["hm"] = partial(present.local_time, tz=tz)
+    env.filters["dm_hm"] = partial(present.local_time, tz=tz, fmt="%d.%m %H:%M")
+    env.filters["phone"] = present.phone
+    env.filters["minutes"] = lambda seconds: int((seconds or 0) // 60)
+    env.globals.update(
+        DIRECTIONS=present.DIRECTIONS, STATUSES=present.STATUSES,
+        CLIENT_STATUSES=present.CLIENT_STATUSES, ROLES=present.ROLES,
+        TASK_KINDS=present.TASK_KINDS, PHONE_KINDS=present.PHONE_KINDS)
+
+
+async def context_processor(request: web.Request) -> dict[str, Any]:
+    user = request.get(USER)
+    web_session = request.get(WEB_SESSION)
+    nav = [(path, label) for path, label, roles in NAV if user is not None and user.role in roles]
+    return {"user": user, "csrf_token": web_session.csrf_token if web_session else "",
+            "nav": nav, "path": request.path, "title": "telecrm", "staff": {}}

@@ -1,0 +1,147 @@
+"""A throwaway, real Redis server for the test suite.
+
+Debian's ``redis-server`` on a free 127.0.0.1 port, with its own directory, no
+persistence (no RDB snapshots, no AOF) and no unix socket, so nothing system-wide
+is touched. ``stop()`` and ``start()`` again on the same port let tests cut the
+connection under a client and bring the server back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+_START_TIMEOUT_S = 10.0
+
+
+class RedisUnavailable(RuntimeError):
+    """The server could not be started; the message says why."""
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _answers(port: int) -> bool:
+    """True once the server replies to PING on ``port``."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+class RedisServer:
+    """A running server; ``url(db)`` gives its ``redis://`` URL."""
+
+    def __init__(self, binary: str | None = None) -> None:
+        self._binary = binary
+        self.root = Path()
+        self.port = 0
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def binary(self) -> str:
+        if self._binary is None:
+            found = shutil.which("redis-server") or (
+                "/usr/bin/redis-server" if Path("/usr/bin/redis-server").is_file() else None
+            )
+            if found is None:
+                raise RedisUnavailable("redis-server not found (Debian package redis-server)")
+            self._binary = found
+        return self._binary
+
+    @property
+    def log_file(self) -> Path:
+        return self.root / "redis.log"
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def start(self) -> RedisServer:
+        """Start (first time: on a fresh port and directory; later: the same port again)."""
+        if self.running:
+            return self
+        binary = self.binary
+        if self.root == Path():
+            self.root = Path(tempfile.mkdtemp(prefix="telecrm-redis-"))
+        ports = [self.port] if self.port else [_free_port() for _ in range(3)]
+        last = "no attempt"
+        for port in ports:  # a probed port may be taken before the server binds it
+            argv = [
+                binary,
+                "--port", str(port),
+                "--bind", "127.0.0.1",
+                "--unixsocket", "",
+                "--dir", str(self.root),
+                "--save", "",
+                "--appendonly", "no",
+                "--daemonize", "no",
+                "--logfile", str(self.log_file),
+                "--protected-mode", "yes",
+            ]  # fmt: skip
+            try:
+                self._process = subprocess.Popen(
+                    argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )  # fmt: skip
+            except OSError as exc:
+                raise RedisUnavailable(f"cannot run {binary}: {exc}") from exc
+            deadline = time.monotonic() + _START_TIMEOUT_S
+            while time.monotonic() < deadline and self.running:
+                if _answers(port):
+                    self.port = port
+                    return self
+                time.sleep(0.05)
+            last = self._log_tail()
+            self._kill()
+        raise RedisUnavailable(f"redis-server did not start: {last}")
+
+    def _log_tail(self) -> str:
+        with contextlib.suppress(OSError):
+            return " | ".join(self.log_file.read_text(errors="replace").splitlines()[-3:])
+        return "(no log)"
+
+    def _kill(self) -> None:
+        if self._process is not None:
+            if self._process.poll() is None:
+                self._process.kill()
+            self._process.wait(timeout=10)
+            self._process = None
+
+    def stop(self) -> None:
+        """Stop the server at once (clients see their connections drop); keep its port."""
+        self._kill()
+
+    def close(self) -> None:
+        """Stop and delete the directory; safe to call twice."""
+        self._kill()
+        if self.root != Path():
+            shutil.rmtree(self.root, ignore_errors=True)
+            self.root = Path()
+
+    def __enter__(self) -> RedisServer:
+        return self.start()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def url(self, db: int = 0) -> str:
+        return f"redis://127.0.0.1:{self.port}/{db}"
+
+
+@contextlib.contextmanager
+def running_redis() -> Iterator[RedisServer]:
+    """Context manager form: a started server, stopped and removed on exit."""
+    with RedisServer() as server:
+        yield server
