@@ -383,3 +383,8 @@ class WebSession(Base):
     user_agent: Mapped[str | None] = mapped_column(String(300))
 
     user: Mapped[User] = relationship()
+
+
+# Feature models live in their own modules; importing them here registers their
+# tables on Base.metadata for Alembic and the schema tests.
+from crm_core import models_recordings, models_speech, models_talktime  # noqa: E402, F401

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from . import api, pages, sse
+from . import api, pages, recordings_routes, speech_routes, sse, talktime_routes
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 
@@ -36,4 +36,7 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/clients/{id}/history", pages.client_history)
     r.add_get("/calls", pages.calls_page)
     r.add_get("/team", pages.team_page)
+    talktime_routes.add_routes(r)
+    recordings_routes.add_routes(r)
+    speech_routes.add_routes(r)
     r.add_static("/static/", STATIC_DIR, name="static", append_version=True)
