@@ -23,7 +23,8 @@ PHONES_FILES = ("manager.conf", "pjsip.conf", "extensions.conf", "rtp.conf")
 
 # Talk never lasts longer than this (seconds), so a forgotten call cannot hang a run.
 MAX_TALK = 3600
-_CLIENT_PROMPT = "hello-world"  # what clients "say"; the phones say demo-congrats
+_CLIENT_PROMPT = "hello-world"  # what clients "say"
+_PHONE_PROMPT = "demo-congrats"  # what the phones say
 
 
 def render_phones_config(
@@ -126,6 +127,13 @@ def _digits(number: str) -> str:
     return ("+" if plus else "") + digits
 
 
+def _sound(name: str) -> str:
+    """A sound name or absolute path safe to pass into the dialplan (no separators of it)."""
+    if not re.fullmatch(r"[A-Za-z0-9_./-]+", name) or ".." in name.split("/"):
+        raise ValueError(f"{name!r} is not a plain sound name or path")
+    return name
+
+
 class Phones:
     """Async driver of the phones instance: behaviours of targets, calls to the PBX.
 
@@ -184,9 +192,17 @@ class Phones:
         await self._action({"Action": "Setvar", "Variable": name, "Value": value})
 
     async def set_behaviour(
-        self, target: str, mode: str = "answer", answer_after: float = 1, talk: float | None = None
+        self, target: str, mode: str = "answer", answer_after: float = 1, talk: float | None = None,
+        *, prompt: str | None = None, record: str | None = None,
     ) -> None:
-        """Decide what ``target`` does when the PBX calls it (until changed again)."""
+        """Decide what ``target`` does when the PBX calls it (until changed again).
+
+        ``prompt``: what it plays while talking (a sound name, or a path as the
+        phones instance sees it, without extension); default demo-congrats.
+        ``record``: a path (as the phones instance sees it, without extension)
+        where what ``target`` hears is recorded as ``<record>.wav``, so a test can
+        prove audio reached it.
+        """
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
         if answer_after < 0 or (talk is not None and talk <= 0):
@@ -196,11 +212,13 @@ class Phones:
         await self._setvar(f"MODE_{key}", mode)
         await self._setvar(f"ANSWER_AFTER_{key}", f"{answer_after:g}")
         await self._setvar(f"TALK_{key}", "" if talk is None else f"{min(talk, MAX_TALK):g}")
+        await self._setvar(f"PROMPT_{key}", _sound(prompt) if prompt else "")
+        await self._setvar(f"RECORD_{key}", _sound(record) if record else "")
 
     async def reset_behaviours(self) -> None:
         """Every target set so far answers after 1 s again and talks until hung up."""
         for key in sorted(self._targets):
-            for prefix in ("MODE_", "ANSWER_AFTER_", "TALK_"):
+            for prefix in ("MODE_", "ANSWER_AFTER_", "TALK_", "PROMPT_", "RECORD_"):
                 await self._setvar(prefix + key, "")
 
     async def _originate(self, channel: str, caller_id: str, talk: float, ring_timeout: float,
@@ -220,19 +238,22 @@ class Phones:
         })
 
     async def client_calls(
-        self, client_number: str, did: str, talk: float, ring_timeout: float = 30
+        self, client_number: str, did: str, talk: float, ring_timeout: float = 30,
+        *, prompt: str = _CLIENT_PROMPT,
     ) -> None:
         """A client calls the DID through the carrier; returns once the call is placed.
 
         The client hangs up ``talk`` seconds after the PBX answers, or gives up
-        after ``ring_timeout`` seconds of ringing (a missed call).
+        after ``ring_timeout`` seconds of ringing (a missed call). ``prompt`` is
+        what the client says (as for :meth:`set_behaviour`).
         """
         number = _digits(client_number)
         await self._originate(f"PJSIP/{_digits(did)}@carrier", f'"{number}" <{number}>',
-                              talk, ring_timeout, _CLIENT_PROMPT)
+                              talk, ring_timeout, _sound(prompt))
 
     async def manager_calls(
-        self, extension: str, number: str, talk: float, ring_timeout: float = 30
+        self, extension: str, number: str, talk: float, ring_timeout: float = 30,
+        *, prompt: str = _PHONE_PROMPT,
     ) -> None:
         """The manager's phone dials ``number`` (a client's number or an extension).
 
@@ -244,7 +265,7 @@ class Phones:
             raise ValueError(f"extension {extension!r} must be digits")
         await self._originate(f"PJSIP/{_digits(number)}@phone{extension}",
                               f'"Phone {extension}" <{extension}>', talk, ring_timeout,
-                              "demo-congrats")
+                              _sound(prompt))
 
     async def channel_of(self, target: str) -> str:
         """Name of ``target``'s newest channel on the phones instance ("" if none yet).

@@ -9,8 +9,8 @@ manager who talked, so no caller is ever lost.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Iterable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import PurePosixPath
 from typing import Any
@@ -23,7 +23,17 @@ from sqlalchemy.orm import joinedload, selectinload
 from crm_core.audit import ACTION_UPDATE, write_audit
 from crm_core.clients import AUDIT_ENTITY as CLIENT_ENTITY
 from crm_core.clients import create_client, find_client_by_phone
-from crm_core.models import Call, CallLeg, CallStatus, Client, Direction, LegRole, Recording, User
+from crm_core.models import (
+    Call,
+    CallLeg,
+    CallStatus,
+    Client,
+    Direction,
+    LegRole,
+    Phone,
+    Recording,
+    User,
+)
 from crm_core.phones import format_phone, normalize_phone
 from crm_core.tasks import CallbackPolicy, apply_call_rules
 from crm_core.timestamps import ensure_utc, isoformat, utcnow
@@ -389,6 +399,236 @@ async def record_call(
         return await _record(session, data, callback_policy)
     except IntegrityError:
         return await _record(session, data, callback_policy)
+
+
+# -- bulk writer --------------------------------------------------------------------------
+
+_IN_CHUNK = 500  # bound on bound parameters per IN (...) query
+
+
+def validate_call(data: CallData) -> None:
+    """Raise ValueError for a snapshot ``record_call`` would reject, touching nothing."""
+    _validate(data)
+
+
+def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
+    for i in range(0, len(items), _IN_CHUNK):
+        yield items[i:i + _IN_CHUNK]
+
+
+@dataclass
+class _Preloaded:
+    """What a batch of snapshots needs from the database, fetched one query per kind."""
+
+    calls: dict[str, Call] = field(default_factory=dict)  # by linkedid
+    users: dict[str, User] = field(default_factory=dict)  # active users by extension
+    clients: dict[str, Client] = field(default_factory=dict)  # preferred client by e164
+    legs: dict[str, CallLeg] = field(default_factory=dict)  # any call's leg by uniqueid
+
+
+async def _preload(session: AsyncSession, batch: Sequence[CallData]) -> _Preloaded:
+    pre = _Preloaded()
+    linkedids = sorted({data.linkedid for data in batch})
+    for part in _chunks(linkedids):
+        stmt = (
+            select(Call)
+            .where(Call.linkedid.in_(part))
+            .options(selectinload(Call.legs), selectinload(Call.recordings),
+                     joinedload(Call.client))
+        )  # fmt: skip
+        for call in (await session.scalars(stmt)).unique():
+            pre.calls[call.linkedid] = call
+    for call in pre.calls.values():
+        for leg in call.legs:
+            pre.legs[leg.uniqueid] = leg
+    extensions: set[str] = set()
+    uniqueids: set[str] = set()  # legs the loaded calls lack: maybe under another linkedid
+    numbers: set[str] = set()  # of calls that may need their client looked up
+    for data in batch:
+        extensions.update(data.managers)
+        extensions.update(data.rang)
+        for leg in data.legs:
+            if leg.extension:
+                extensions.add(leg.extension)
+            if leg.uniqueid not in pre.legs:
+                uniqueids.add(leg.uniqueid)
+        call = pre.calls.get(data.linkedid)
+        if (data.direction != Direction.INTERNAL and data.client_number
+                and (call is None or call.client is None)):
+            e164 = _lookup_key(data.client_number)
+            if e164 is not None:
+                numbers.add(e164)
+    pre.users = await users_by_extension(session, extensions)
+    for part in _chunks(sorted(uniqueids)):
+        for leg in await session.scalars(select(CallLeg).where(CallLeg.uniqueid.in_(part))):
+            pre.legs[leg.uniqueid] = leg
+    await _load_clients(session, pre, sorted(numbers))
+    if numbers - pre.clients.keys() and session.get_bind().dialect.name == "postgresql":
+        # Numbers without a client may become leads: take the per-number locks that
+        # record_call takes (sorted, so two bulk writers never deadlock), then look again.
+        unknown = sorted(numbers - pre.clients.keys())
+        for e164 in unknown:
+            await _lock_number(session, e164)
+        await _load_clients(session, pre, unknown)
+    return pre
+
+
+def _lookup_key(client_number: str | None) -> str | None:
+    """The E.164 under which ``find_client_by_phone`` would look ``client_number`` up."""
+    number = _normalized(client_number)
+    return normalize_phone(number) if number else None
+
+
+async def _load_clients(session: AsyncSession, pre: _Preloaded, numbers: Sequence[str]) -> None:
+    """Preferred client per number, ordered exactly as ``find_client_by_phone`` orders."""
+    for part in _chunks(numbers):
+        stmt = (
+            select(Phone.e164, Client)
+            .join(Client, Client.id == Phone.client_id)
+            .where(Phone.e164.in_(part))
+            .order_by(Client.archived_at.is_not(None), Client.id)
+        )
+        for e164, client in await session.execute(stmt):
+            pre.clients.setdefault(e164, client)
+
+
+async def _resolve_client_preloaded(
+    session: AsyncSession,
+    call: Call | None,
+    data: CallData,
+    client_number: str | None,
+    owner_id: int | None,
+    pre: _Preloaded,
+) -> tuple[Client | None, bool]:
+    """``_resolve_client`` with the phone lookup answered from the preload."""
+    if data.direction == Direction.INTERNAL or (call is not None and call.client is not None):
+        return await _resolve_client(session, call, data, client_number, owner_id)
+    if client_number is None:
+        return None, False
+    key = normalize_phone(client_number)
+    client = pre.clients.get(key) if key is not None else None
+    if client is not None:
+        return client, False
+    client = await create_client(
+        session,
+        format_phone(client_number),
+        phones=[client_number],
+        owner_id=owner_id,
+        source=LEAD_SOURCE,
+        actor=AUDIT_ACTOR,
+        audit_extra={"linkedid": data.linkedid},
+    )
+    if key is not None:
+        pre.clients[key] = client
+    return client, True
+
+
+async def _upsert_preloaded(session: AsyncSession, data: CallData, pre: _Preloaded) -> Call:
+    """``_upsert`` without its per-call queries and flush (the batch flushes once)."""
+    call = pre.calls.get(data.linkedid)
+    if (
+        call is not None
+        and call.status != CallStatus.IN_PROGRESS
+        and (data.status == CallStatus.IN_PROGRESS)
+    ):
+        return call
+
+    internal = data.direction == Direction.INTERNAL
+    client_number = None if internal else _normalized(data.client_number)
+    managers = list(data.managers) or managers_who_talked(data.legs)
+    users = pre.users
+    owner_id = _lead_owner(data, managers, users)
+    client, created_client = await _resolve_client_preloaded(
+        session, call, data, client_number, owner_id, pre)  # fmt: skip
+
+    values = {
+        "direction": data.direction,
+        "status": data.status,
+        "client_number": client_number,
+        "did": _normalized(data.did),
+        "client_id": client.id if client else None,
+        "started_at": data.started_at,
+        "answered_at": data.answered_at,
+        "ended_at": data.ended_at,
+        "ring_seconds": float(data.ring_seconds),
+        "talk_seconds": float(data.talk_seconds),
+        "transferred": bool(data.transferred),
+        "queue": _queue_name(data),
+        "managers": managers,
+        "created_client": created_client,
+    }
+    if call is None:
+        call = Call(linkedid=data.linkedid, legs=[], recordings=[], **values)
+        call.client = client
+        session.add(call)
+        pre.calls[data.linkedid] = call
+        changed = True
+    else:
+        changed = _assign(call, values)
+        if call.client is not client:
+            call.client = client
+
+    known = {leg.uniqueid for leg in call.legs}
+    strays = [
+        pre.legs[leg.uniqueid]
+        for leg in data.legs
+        if leg.uniqueid not in known and leg.uniqueid in pre.legs
+    ]
+    changed |= _merge_legs(call, data, users, strays)
+    for leg in call.legs:
+        pre.legs[leg.uniqueid] = leg
+    changed |= _merge_recordings(call, _safe_recordings(data))
+    if changed and call.id is not None:
+        call.updated_at = utcnow()
+    return call
+
+
+async def _record_many(
+    session: AsyncSession, batch: Sequence[CallData], policy: CallbackPolicy | None
+) -> list[Call]:
+    pre = await _preload(session, batch)
+    calls = [await _upsert_preloaded(session, data, pre) for data in batch]
+    await session.flush()  # one bulk INSERT per table instead of one flush per call
+    for call, data in zip(calls, batch, strict=True):
+        await apply_call_rules(session, call, data.rang, policy)
+    return calls
+
+
+async def _record_many_in_savepoint(
+    session: AsyncSession, batch: Sequence[CallData], policy: CallbackPolicy | None
+) -> list[Call]:
+    async with session.begin_nested():
+        return await _record_many(session, batch, policy)
+
+
+async def record_calls(
+    session: AsyncSession,
+    calls: Sequence[CallData],
+    *,
+    callback_policy: CallbackPolicy | None = None,
+    savepoint: bool = True,
+) -> list[Call]:
+    """``record_call`` for many snapshots at once, in order, with the same results.
+
+    Existing calls, clients by phone, users by extension and legs by uniqueid are
+    fetched one query each, new rows are inserted in one flush, then the task rules
+    run per call in order (they are written to be order independent: a missed call
+    already reached by a later one gets its callback created and closed at once).
+    All or nothing: any malformed snapshot is a ValueError before anything is written,
+    and the batch runs in one savepoint, retried once on a concurrent insert.
+    ``savepoint=False`` saves two round trips for a caller that owns the transaction:
+    it then gets the IntegrityError and retries the whole transaction itself.
+    """
+    for data in calls:
+        _validate(data)
+    if not calls:
+        return []
+    if not savepoint:
+        return await _record_many(session, calls, callback_policy)
+    try:
+        return await _record_many_in_savepoint(session, calls, callback_policy)
+    except IntegrityError:
+        return await _record_many_in_savepoint(session, calls, callback_policy)
 
 
 # -- export -------------------------------------------------------------------------------

@@ -1,5 +1,116 @@
-"""ORM models of the talktime feature (imported by crm_core.models so Alembic sees them)."""
+"""ORM models of the talktime feature (imported by crm_core.models so Alembic sees them).
+
+Rules are rows with an ``effective_from`` day: a change of threshold applies from
+that day on and never rewrites how past days were judged.
+"""
 
 from __future__ import annotations
 
-from crm_core.models import Base  # noqa: F401
+from datetime import date, datetime
+from decimal import Decimal
+from enum import StrEnum
+
+from sqlalchemy import (
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Numeric,
+    String,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from crm_core.models import Base, CallLeg, User
+from crm_core.timestamps import utcnow
+
+
+class AbsenceKind(StrEnum):
+    DAY_OFF = "day_off"
+    SICK = "sick"
+    VACATION = "vacation"
+
+
+class ViolationStatus(StrEnum):
+    OPEN = "open"  # written by the end-of-day job, waiting for the supervisor
+    CONFIRMED = "confirmed"  # counts for pay: the fine applies
+    EXCUSED = "excused"  # waived, with a reason
+
+
+class TalkTimeRule(Base):
+    """The talk-time rules of a team (or of everyone when ``team_id`` is NULL) from a day on."""
+
+    __tablename__ = "talktime_rules"
+    __table_args__ = (UniqueConstraint("team_id", "effective_from"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"))
+    effective_from: Mapped[date] = mapped_column()
+    target_seconds: Mapped[int] = mapped_column(default=150 * 60)
+    # ISO weekdays that are working days, e.g. "12345" for Monday to Friday.
+    working_weekdays: Mapped[str] = mapped_column(String(7), default="12345")
+    # Legs shorter than this do not count (a "hello, wrong number" is not work).
+    min_call_seconds: Mapped[int] = mapped_column(default=0)
+    fine_amount: Mapped[Decimal] = mapped_column(Numeric(12, 2), default=Decimal("0"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Holiday(Base):
+    """A non-working day in the calendar (of a team, or of everyone when ``team_id`` is NULL)."""
+
+    __tablename__ = "talktime_holidays"
+    __table_args__ = (UniqueConstraint("day", "team_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    day: Mapped[date] = mapped_column(index=True)
+    team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200), default="")
+
+
+class Absence(Base):
+    """A manager's day off, sick leave or vacation: those days are not judged."""
+
+    __tablename__ = "talktime_absences"
+    __table_args__ = (
+        CheckConstraint("kind IN ('day_off', 'sick', 'vacation')", name="kind"),
+        CheckConstraint("last_day >= first_day", name="range"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    first_day: Mapped[date] = mapped_column()
+    last_day: Mapped[date] = mapped_column()
+    kind: Mapped[str] = mapped_column(String(20), default=AbsenceKind.DAY_OFF.value)
+    note: Mapped[str] = mapped_column(String(500), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Violation(Base):
+    """A working day a manager ended below the threshold; one per manager and day."""
+
+    __tablename__ = "talktime_violations"
+    __table_args__ = (
+        UniqueConstraint("user_id", "day"),
+        CheckConstraint("status IN ('open', 'confirmed', 'excused')", name="status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    day: Mapped[date] = mapped_column(index=True)
+    talk_seconds: Mapped[float] = mapped_column()
+    target_seconds: Mapped[int] = mapped_column()
+    shortfall_seconds: Mapped[float] = mapped_column()
+    status: Mapped[str] = mapped_column(String(10), default=ViolationStatus.OPEN.value)
+    fine_amount: Mapped[Decimal | None] = mapped_column(Numeric(12, 2))
+    reason: Mapped[str | None] = mapped_column(String(1000))
+    decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    decided_at: Mapped[datetime | None] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    user: Mapped[User] = relationship(foreign_keys=[user_id])
+
+
+# The month table reads a manager's legs by the moment they started talking; on
+# PostgreSQL the index carries every column it needs (an index-only scan).
+Index("ix_call_legs_user_id_bridged_at", CallLeg.user_id, CallLeg.bridged_at,
+      postgresql_include=["answered_at", "ended_at", "talk_seconds", "hold_seconds", "role",
+                          "call_id"])

@@ -364,6 +364,9 @@ async def create_missed_call_callback(
     return task
 
 
+_SOURCE_CALL = aliased(Call)  # one alias for good: a new one per call rebuilds its columns
+
+
 async def close_reached_callbacks(session: AsyncSession, call: Call) -> list[Task]:
     """Close the client's open callback tasks that ``call`` (answered) fulfils.
 
@@ -377,7 +380,7 @@ async def close_reached_callbacks(session: AsyncSession, call: Call) -> list[Tas
         or call.id is None
     ):
         return []
-    source = aliased(Call)
+    source = _SOURCE_CALL
     stmt = (
         select(Task)
         .outerjoin(source, Task.call_id == source.id)

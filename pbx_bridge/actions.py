@@ -1,4 +1,4 @@
-"""AMI actions the CRM takes on a manager's behalf: click-to-call.
+"""AMI actions the CRM takes on a user's behalf: click-to-call, and supervisors' ChanSpy.
 
 Click-to-call rings the manager's own phone first (``Originate`` of
 ``PJSIP/<extension>``); when he picks up, Asterisk runs the managers' dialplan
@@ -126,3 +126,52 @@ def _int(value: Any) -> int | None:
         return int(value)
     except (TypeError, ValueError):
         return None
+
+
+# -- supervisors listening in (ChanSpy) -------------------------------------------------------
+
+SPY_MODES = {"listen": "crm-listen", "whisper": "crm-whisper", "barge": "crm-barge"}
+_SPIED = re.compile(r"PJSIP/([0-9]{3,4})(?:-[0-9a-fA-F]+)?")
+
+
+def spy_action(supervisor_ext: str, target_channel: str, mode: str, *,
+               ring_timeout: float = 30.0, action_id: str | None = None) -> dict[str, Any]:
+    """``Originate`` of the supervisor's phone into crm-listen|crm-whisper|crm-barge.
+
+    The dialplan runs ``ChanSpy(PJSIP/<ext>-, q|qw|qB + E)`` on the manager's channel,
+    so the supervisor is never a bridged party (the tracker does not count him).
+    """
+    if not _EXTENSION.fullmatch(supervisor_ext):
+        raise ValueError(f"extension {supervisor_ext!r} must be 3 or 4 digits")
+    if mode not in SPY_MODES:
+        raise ValueError(f"mode must be one of {', '.join(SPY_MODES)}")
+    match = _SPIED.fullmatch(target_channel)
+    if match is None:
+        raise ValueError(f"{target_channel!r} is not a manager's phone channel")
+    return {
+        "Action": "Originate",
+        "ActionID": action_id or f"telecrm-spy-{uuid.uuid4().hex}",
+        "Channel": f"PJSIP/{supervisor_ext}",
+        "Context": SPY_MODES[mode],
+        "Exten": match.group(1),
+        "Priority": "1",
+        "CallerID": f'"{mode}" <{match.group(1)}>',
+        "Timeout": str(int(ring_timeout * 1000)),
+        "Variable": "CRM_ORIGIN=spy",
+        "Async": "true",
+    }
+
+
+async def spy(session: AmiSession, supervisor_ext: str, target_channel: str, mode: str, *,
+              ring_timeout: float = 30.0) -> str:
+    """Ring the supervisor's phone; once answered he listens, whispers or barges in.
+
+    Returns the ActionID; raises like :func:`originate_click_to_call`. Never retried.
+    """
+    action = spy_action(supervisor_ext, target_channel, mode, ring_timeout=ring_timeout)
+    response = await session.action(action, timeout=ring_timeout + 10)
+    messages = response if isinstance(response, list) else [response]
+    if str(messages[-1].get("Response", "")).lower() != "success":
+        raise ClickToCallError(str(messages[-1].get("Message") or "the supervisor's phone "
+                                   "did not answer"))
+    return str(action["ActionID"])

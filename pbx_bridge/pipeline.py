@@ -1,8 +1,12 @@
 """The thin shell around the tracker: ordered events in, persisted facts out.
 
 One bounded queue per PBX sits between the socket and the tracker, so events are
-processed strictly in arrival order and a slow database pauses reading from the
-socket (TCP back-pressure) instead of growing memory or dropping events.
+processed strictly in arrival order. The tracker never waits for the database: a
+separate writer task stores facts, and while one write is in flight the newest
+snapshot of every call replaces older ones of the same kind (each fact is the
+call's full state),
+so writes never queue behind each other, a slow or absent database costs memory
+per call (not per event), and nothing is lost (``deliver`` retries).
 """
 
 from __future__ import annotations
@@ -98,6 +102,13 @@ class Listener:
                                   on_bytes=capture)
         self.stored_batches = 0
         self._orphans_closed = False
+        # Facts not yet handed to the writer: the newest per call, kind and extension
+        # (the store needs only the newest per call; live events must not lose the
+        # RINGING of one phone to the RINGING of another), so it grows with the calls
+        # in progress and their phones, never with the events.
+        self._pending: dict[tuple[str, str, str | None], Fact] = {}
+        self._orphan_request: tuple[set[str], float] | None = None
+        self._wake = asyncio.Event()
 
     async def _on_connected(self) -> None:
         """Ask for the channel listing; it reconciles the tracker in event order.
@@ -119,12 +130,15 @@ class Listener:
     async def run(self) -> None:
         """Run until cancelled; the AMI session reconnects on its own."""
         consumer = asyncio.create_task(self._consume(), name="ami-consumer")
+        writer = asyncio.create_task(self._write(), name="ami-writer")
         try:
             await self.session.run()
         finally:
             consumer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await consumer
+            writer.cancel()
+            for task in (consumer, writer):
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             if self.capture is not None:
                 self.capture.close()
 
@@ -136,21 +150,42 @@ class Listener:
             events = [await self.queue.get()]
             while len(events) < self.batch_size and not self.queue.empty():
                 events.append(self.queue.get_nowait())
-            facts: list[Fact] = []
             reconciled = self.feed.reconciliations
+            pending = self._pending
             for event in events:
                 try:
-                    facts.extend(self.feed.feed(event))
+                    facts = self.feed.feed(event)
                 except Exception:  # the tracker promises not to raise; never die if it does
                     log.exception("the call tracker failed on a %s event", event.get("Event"))
-            if facts:
-                await deliver(self.sink, facts)
-                self.stored_batches += 1
+                    continue
+                for fact in facts:
+                    # The newest snapshot wins, moved to the end: the batch stays in order
+                    # of the snapshots it carries.
+                    key = (fact.call.linkedid, fact.kind, fact.extension)
+                    pending.pop(key, None)
+                    pending[key] = fact
             if self.feed.reconciliations != reconciled and not self._orphans_closed:
                 self._orphans_closed = True
                 if self.close_orphans is not None:
+                    # Closed by the writer right after the facts seen so far, as before.
                     clock = self.tracker.clock
                     live = {call.linkedid for call in self.tracker.live_calls()}
-                    await self.close_orphans(live, clock.timestamp() if clock else 0.0)
+                    self._orphan_request = (live, clock.timestamp() if clock else 0.0)
+            if pending or self._orphan_request is not None:
+                self._wake.set()
             if self.queue.qsize() < self._low:
                 self.session.resume_reading()
+
+    async def _write(self) -> None:
+        """Store the newest snapshot of every call touched since the last write, in turn."""
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            facts = list(self._pending.values())
+            self._pending = {}
+            orphans, self._orphan_request = self._orphan_request, None
+            if facts:
+                await deliver(self.sink, facts)
+                self.stored_batches += 1
+            if orphans is not None and self.close_orphans is not None:
+                await self.close_orphans(*orphans)

@@ -6,11 +6,11 @@ import logging
 from datetime import UTC, datetime
 
 from sqlalchemy import select
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_core.audit import write_audit
-from crm_core.calls import CallData, record_call
+from crm_core.calls import CallData, record_call, record_calls, validate_call
 from crm_core.models import Call
 from crm_core.tasks import apply_call_rules
 
@@ -19,12 +19,20 @@ from .tracker import Fact
 log = logging.getLogger(__name__)
 
 
+def _database_away(exc: BaseException) -> bool:
+    """True when ``exc`` means the connection is gone (retry later), not a bad row."""
+    return isinstance(exc, OperationalError | InterfaceError) or bool(
+        getattr(exc, "connection_invalidated", False))
+
+
 class CallStore:
     """Persists the newest snapshot of every call a batch of facts touches.
 
     Every fact carries the call's full state, so within a batch only the last
     snapshot per ``linkedid`` needs writing, and writing it again is harmless
-    (``record_call`` is idempotent).
+    (``record_call`` is idempotent). A batch is written with ``record_calls`` (a few
+    queries for the whole batch instead of a dozen per call); only if the database
+    rejects it is it rewritten call by call, so one bad snapshot costs only itself.
     """
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
@@ -36,16 +44,45 @@ class CallStore:
         latest: dict[str, CallData] = {}
         for fact in facts:
             latest[fact.call.linkedid] = fact.call
+        valid: list[CallData] = []
+        for call in latest.values():
+            try:
+                validate_call(call)
+            except (ValueError, TypeError):
+                log.exception("call %s could not be recorded", call.linkedid)
+                continue
+            valid.append(call)
+        if not valid:
+            return
+        try:
+            for attempt in (1, 2):
+                try:
+                    async with self.sessions() as session, session.begin():
+                        await record_calls(session, valid, savepoint=False)
+                    break
+                except IntegrityError:
+                    if attempt == 2:
+                        raise  # a concurrent writer inserted these calls first: update them
+            self.calls_written += len(valid)
+            return
+        except (ValueError, TypeError, DBAPIError) as exc:
+            if _database_away(exc):
+                raise  # the whole batch is retried by ``deliver``
+            # One snapshot the database rejects: find it by writing one at a time.
+            log.warning("bulk write of %d calls failed (%s); writing them one by one",
+                        len(valid), exc)
+        await self._one_by_one(valid)
+
+    async def _one_by_one(self, calls: list[CallData]) -> None:
+        """Each call in its own savepoint, so a rejected snapshot stalls no later call."""
         async with self.sessions() as session, session.begin():
-            for call in latest.values():
+            for call in calls:
                 try:
                     async with session.begin_nested():
                         await record_call(session, call)
                 except (ValueError, TypeError, DBAPIError) as exc:
-                    if isinstance(exc, OperationalError | InterfaceError) or getattr(
-                            exc, "connection_invalidated", False):
+                    if _database_away(exc):
                         raise  # the database is away: the whole batch is retried
-                    # A snapshot the database rejects must not stall every later call.
                     log.exception("call %s could not be recorded", call.linkedid)
                     continue
                 self.calls_written += 1

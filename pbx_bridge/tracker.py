@@ -486,7 +486,12 @@ class CallTracker:
 
     def _join_bridge(self, chan: _Channel, bridge: str) -> None:
         if chan.bridge and chan.bridge != bridge:
-            self._bridges.get(chan.bridge, set()).discard(chan.uniqueid)
+            # A BridgeEnter without the BridgeLeave of the old bridge (lost, reordered).
+            old = self._bridges.get(chan.bridge)
+            if old is not None:
+                old.discard(chan.uniqueid)
+                if not old:
+                    del self._bridges[chan.bridge]
         chan.bridge = bridge
         self._bridges.setdefault(bridge, set()).add(chan.uniqueid)
 

@@ -24,11 +24,15 @@ from pbx_bridge.channels import PartyRules
 from pbx_bridge.pipeline import CaptureWriter, Listener
 from pbx_bridge.store import CallStore
 from pbx_bridge.tracker import CallTracker
+from recordings.config import RecordingsConfig
+from recordings.retention import daily as retention_daily
+from recordings.store import DirectoryStore
+from recordings.worker import FinalizeWorker
 
 from .bus import create_bus
 from .live_events import LiveEventSink, store_then_publish
 from .settings import Settings
-from .web import setup_web
+from .web import setup_web, talktime
 from .web.clicktocall import ClickToCall
 from .web.config import WebConfig
 from .web.keys import (
@@ -108,6 +112,29 @@ async def listener_ctx(app: web.Application) -> AsyncIterator[None]:
         await task
 
 
+def recordings_config(settings: Settings) -> RecordingsConfig:
+    return RecordingsConfig(
+        store_dir=settings.recordings_store_dir, audio_format=settings.recordings_format,
+        retention_days=settings.recordings_retention_days, workers=settings.recordings_workers)
+
+
+async def recordings_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Finalizes recordings of ended calls, and applies retention once a day."""
+    settings = app[SETTINGS]
+    config = recordings_config(settings)
+    store = DirectoryStore(config.store_dir)
+    worker = FinalizeWorker(app[WRITER_SESSIONS], settings.recordings_source, store, config)
+    tasks = [asyncio.create_task(worker.run(), name="recordings-finalize"),
+             asyncio.create_task(retention_daily(app[WRITER_SESSIONS], store,
+                                                 config.retention_days), name="retention")]
+    yield
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
 async def click_to_call_ctx(app: web.Application) -> AsyncIterator[None]:
     """Click-to-call goes through the listener's AMI login (none without a listener)."""
     def ami() -> AmiSession | None:
@@ -145,6 +172,8 @@ def create_app(settings: Settings, *, with_listener: bool = True,
     app.cleanup_ctx.append(bus_ctx)
     if with_listener:
         app.cleanup_ctx.append(listener_ctx)
+        app.cleanup_ctx.append(recordings_ctx)
+        app.cleanup_ctx.append(talktime.daily_close_ctx)
     app.cleanup_ctx.append(click_to_call_ctx)
     app.on_shutdown.append(close_event_streams)
     app.router.add_get("/healthz", health)

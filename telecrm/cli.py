@@ -182,6 +182,92 @@ async def cmd_users_add(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+async def cmd_talktime(args: argparse.Namespace, settings: Settings) -> int:
+    from sqlalchemy import select
+
+    from crm_core.models import Role, User
+    from crm_core.talktime import Rules, day_report
+    from crm_core.timestamps import utcnow
+
+    tz = _timezone(settings)
+    day = _parse_date(args.date, tz)
+    engine, sessions = await _sessions(settings, writer=False)
+    try:
+        async with sessions() as session:
+            managers = list(await session.scalars(select(User).where(
+                User.role == Role.MANAGER.value, User.active.is_(True)).order_by(User.extension)))
+            rows = await day_report(session, managers, day, tz, now=utcnow(),
+                                    default=Rules())
+    finally:
+        await engine.dispose()
+    print(json.dumps(rows, ensure_ascii=False, indent=2))
+    return 0
+
+
+async def cmd_talktime_close_day(args: argparse.Namespace, settings: Settings) -> int:
+    from sqlalchemy import select
+
+    from crm_core.models import Role, User
+    from crm_core.talktime import close_day
+
+    tz = _timezone(settings)
+    day = _parse_date(args.date, tz, default=datetime.now(tz).date() - timedelta(days=1))
+    if day >= datetime.now(tz).date():
+        raise UsageError(f"{day} has not ended yet; close only past days")
+    engine, sessions = await _sessions(settings)
+    try:
+        async with sessions() as session, session.begin():
+            managers = list(await session.scalars(select(User).where(
+                User.role == Role.MANAGER.value, User.active.is_(True))))
+            created = await close_day(session, managers, day, tz, actor="close-day")
+    finally:
+        await engine.dispose()
+    print(f"{day}: {len(created)} new talk-time violations")
+    return 0
+
+
+def _parse_date(value: str | None, tz: ZoneInfo, default: date | None = None) -> date:
+    if not value:
+        return default or datetime.now(tz).date()
+    try:
+        return date.fromisoformat(value)
+    except ValueError as exc:
+        raise UsageError(f"{value!r} is not a date (YYYY-MM-DD)") from exc
+
+
+async def cmd_recordings(args: argparse.Namespace, settings: Settings) -> int:
+    """Finalize the backlog of recordings (or retry failed ones), or apply retention."""
+    from crm_core.recordings import retry_failed
+    from recordings.retention import apply_retention
+    from recordings.store import DirectoryStore
+    from recordings.worker import FinalizeWorker
+
+    from .app import recordings_config
+
+    config = recordings_config(settings)
+    store = DirectoryStore(config.store_dir)
+    engine, sessions = await _sessions(settings)
+    try:
+        if args.recordings_command == "retention":
+            removed = await apply_retention(sessions, store, config.retention_days)
+            print(f"removed {len(removed)} recordings")
+            return 0
+        if args.retry_failed:
+            async with sessions() as session:
+                await retry_failed(session)
+        worker = FinalizeWorker(sessions, settings.recordings_source, store, config)
+        totals: dict[str, int] = {}
+        while outcomes := await worker.run_once():  # until nothing is due right now
+            for key, n in outcomes.items():
+                totals[key] = totals.get(key, 0) + n
+            if not set(outcomes) <= {"stored", "failed"}:
+                break  # the rest is backing off: a later run (or `serve`) takes it
+    finally:
+        await engine.dispose()
+    print(" ".join(f"{k}={v}" for k, v in sorted(totals.items())) or "nothing to finalize")
+    return 1 if totals.get("failed") else 0
+
+
 async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from .app import run_app
 
@@ -193,6 +279,64 @@ async def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from .demo import run_demo
 
     return await run_demo(settings, once=args.once)
+
+
+async def cmd_transcribe(args: argparse.Namespace, settings: Settings) -> int:
+    from speech.audio import AudioError
+    from speech.model import ModelError, load_model, resolve_model_dir
+    from speech.transcribe import transcribe_files
+
+    paths = [Path(p) for p in args.files]
+    for path in paths:
+        if not path.is_file():
+            raise UsageError(f"no such file: {path}")
+    try:
+        model = load_model(resolve_model_dir(args.model or settings.vosk_model))
+        transcript = await asyncio.to_thread(transcribe_files, model, paths)
+    except (AudioError, ModelError) as exc:
+        raise UsageError(str(exc)) from exc
+    print(json.dumps(transcript, ensure_ascii=False))
+    return 0
+
+
+async def cmd_kkp_check(args: argparse.Namespace, settings: Settings) -> int:
+    from speech.kkp import KkpError, check, load_script, load_transcript, load_vocabulary
+
+    try:
+        script = load_script(Path(args.script))
+        transcript = load_transcript(Path(args.transcript))
+        vocabulary = load_vocabulary(Path(args.vocabulary)) if args.vocabulary else None
+    except KkpError as exc:
+        raise UsageError(str(exc)) from exc
+    print(json.dumps(check(script, transcript, vocabulary=vocabulary), ensure_ascii=False))
+    return 0
+
+
+async def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    from speech.jobs import InProcessQueue, JobQueue, RedisStreamQueue
+    from speech.model import ModelError, load_model, resolve_model_dir
+    from speech.script import KkpError
+    from speech.worker import KkpScript, SpeechWorker
+
+    try:
+        script = KkpScript.load(Path(args.script)) if args.script else None
+        model = load_model(resolve_model_dir(args.model or settings.vosk_model))
+    except (KkpError, ModelError) as exc:
+        raise UsageError(str(exc)) from exc
+    redis_url = args.redis or settings.redis_url
+    queue: JobQueue = (RedisStreamQueue(redis_url, claim_after=args.claim_after)
+                       if redis_url else InProcessQueue())
+    engine, sessions = await _sessions(settings)
+    worker = SpeechWorker(sessions, queue, model,
+                          Path(args.recordings or settings.recordings_source),
+                          script=script, threads=args.threads)
+    try:
+        await worker.run(max_jobs=args.max_jobs)
+    finally:
+        worker.close()
+        await queue.close()
+        await engine.dispose()
+    return 0
 
 
 # -- parser ---------------------------------------------------------------------
@@ -244,6 +388,29 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--name", dest="full_name", help="full name shown in the CRM")
     add.set_defaults(handler=cmd_users_add)
 
+    talk = sub.add_parser("talktime", parents=[common],
+                          help="talk time per manager for a day (and the end-of-day job)")
+    talk.add_argument("--date", metavar="YYYY-MM-DD", help="the day (default: today)")
+    talk.add_argument("--format", choices=["json"], default="json")
+    talk.set_defaults(handler=cmd_talktime)
+    talk_sub = talk.add_subparsers(dest="talktime_command", metavar="ACTION")
+    close = talk_sub.add_parser("close-day", parents=[common],
+                                help="record violations for a finished working day (idempotent)")
+    close.add_argument("--date", metavar="YYYY-MM-DD", help="the day (default: today)")
+    close.set_defaults(handler=cmd_talktime_close_day)
+
+    recs = sub.add_parser("recordings", help="call recordings")
+    recs_sub = recs.add_subparsers(dest="recordings_command", required=True, metavar="ACTION")
+    fin = recs_sub.add_parser("finalize", parents=[common],
+                              help="convert and store recordings of ended calls")
+    fin.add_argument("--pending", action="store_true", help="the whole backlog (the default)")
+    fin.add_argument("--retry-failed", action="store_true",
+                     help="put calls whose recordings failed back in the queue first")
+    fin.set_defaults(handler=cmd_recordings)
+    recs_sub.add_parser("retention", parents=[common],
+                        help="remove recordings older than the teams' policies").set_defaults(
+        handler=cmd_recordings)
+
     serve = sub.add_parser("serve", parents=[common], help="AMI listener and web app")
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
@@ -253,6 +420,39 @@ def build_parser() -> argparse.ArgumentParser:
                           help="sandbox Asterisk, demo clients and live demo calls")
     demo.add_argument("--once", action="store_true", help="exit after the demo calls")
     demo.set_defaults(handler=cmd_demo)
+
+    tr = sub.add_parser("transcribe", parents=[common],
+                        help="transcribe recordings with Vosk (one file per leg)")
+    tr.add_argument("files", nargs="+", metavar="FILE")
+    tr.add_argument("--format", choices=["json"], default="json")
+    tr.add_argument("--model", metavar="DIR", help="Vosk model directory (default: settings)")
+    tr.set_defaults(handler=cmd_transcribe)
+
+    kkp = sub.add_parser("kkp", help="sales script (KKP) compliance")
+    kkp_sub = kkp.add_subparsers(dest="kkp_command", required=True, metavar="ACTION")
+    chk = kkp_sub.add_parser("check", parents=[common], help="check a transcript against a script")
+    chk.add_argument("--script", required=True, metavar="S.yaml")
+    chk.add_argument("--transcript", required=True, metavar="T.json")
+    chk.add_argument("--vocabulary", metavar="FILE",
+                     help="words the ASR model knows, one per line (phrases with other words "
+                          "need review instead of counting as missing)")
+    chk.add_argument("--format", choices=["json"], default="json")
+    chk.set_defaults(handler=cmd_kkp_check)
+
+    wk = sub.add_parser("worker", parents=[common],
+                        help="transcription and KKP worker (one per machine)")
+    wk.add_argument("--redis", metavar="URL",
+                    help="Redis for the shared job queue (default: settings; none: in-process)")
+    wk.add_argument("--model", metavar="DIR", help="Vosk model directory (default: settings)")
+    wk.add_argument("--recordings", metavar="DIR",
+                    help="recordings root (default: TELECRM_RECORDINGS_SOURCE)")
+    wk.add_argument("--script", metavar="S.yaml", help="KKP script to check every call against")
+    wk.add_argument("--threads", type=int, default=2, help="recognizers at once (one per core)")
+    wk.add_argument("--claim-after", type=float, default=300.0, metavar="SECONDS",
+                    help="take over a job another worker left unfinished this long")
+    wk.add_argument("--max-jobs", type=int, metavar="N",
+                    help="exit after N jobs (let a supervisor restart it: Vosk memory creeps)")
+    wk.set_defaults(handler=cmd_worker)
     return parser
 
 

@@ -36,6 +36,12 @@ class Settings:
     ami_secret: str = _field("", "AMI secret")
     recordings_source: Path = _field(Path("/var/spool/asterisk/monitor"),
                                      "where Asterisk's MixMonitor writes (read by the CRM)")
+    recordings_store: str = _field("", "where finalized recordings are stored; "
+                                   "unset: the data directory's recordings/")
+    recordings_format: str = _field("opus", "stored audio format: opus or mp3")
+    recordings_retention_days: int = _field(365, "days recordings are kept for teams "
+                                            "without their own policy")
+    recordings_workers: int = _field(2, "concurrent recording conversions (one per core)")
     timezone: str = _field("Europe/Moscow", "timezone of the working day")
     phone_region: str = _field("RU", "default region for phone numbers written without a "
                                "country code")
@@ -43,6 +49,8 @@ class Settings:
     http_port: int = _field(8080, "web app port")
     cookie_secure: str = _field("auto", "Secure flag of the session cookie: auto (when served "
                                 "over HTTPS), true or false")
+    vosk_model: str = _field("", "Vosk model directory for transcription (speech/README.md); "
+                             "default: an installed vosk-model-* package")
     log_level: str = _field("INFO", "DEBUG, INFO, WARNING or ERROR")
 
     @property
@@ -50,6 +58,12 @@ class Settings:
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'telecrm.db').resolve()}"
+
+    @property
+    def recordings_store_dir(self) -> Path:
+        if self.recordings_store:
+            return Path(self.recordings_store).expanduser()
+        return self.data_dir / "recordings"
 
     @property
     def capture_dir(self) -> Path:

@@ -36,17 +36,22 @@ def exported_calls(db_url: str, *extra: str) -> list[dict[str, Any]]:
 
 
 @contextlib.asynccontextmanager
-async def live_listener(sandbox: Sandbox, db_url: str,
-                        capture_dir: Path | None = None) -> AsyncIterator[Listener]:
-    """The CRM's listener, wired as ``telecrm serve`` wires it, on the sandbox PBX."""
+async def live_listener(sandbox: Sandbox, db_url: str, capture_dir: Path | None = None, *,
+                        port: int | None = None, **ami: Any) -> AsyncIterator[Listener]:
+    """The CRM's listener, wired as ``telecrm serve`` wires it, on the sandbox PBX.
+
+    ``port`` reaches AMI another way (a proxy on loopback); ``ami`` overrides
+    :class:`AmiSettings` fields such as timeouts and backoff.
+    """
     pbx = sandbox.pbx
     assert pbx is not None
     await upgrade(db_url)
     engine = create_engine(db_url)
+    store = CallStore(session_factory(engine, writer=True))
     listener = Listener(
-        AmiSettings(host=pbx.ami_host, port=pbx.ami_port, username=pbx.ami_user,
-                    secret=pbx.ami_secret),
-        CallStore(session_factory(engine, writer=True)),
+        AmiSettings(host=pbx.ami_host, port=port or pbx.ami_port, username=pbx.ami_user,
+                    secret=pbx.ami_secret, **ami),
+        store, close_orphans=store.close_orphans,
         capture=CaptureWriter(capture_dir) if capture_dir else None)
     task = asyncio.create_task(listener.run())
     try:

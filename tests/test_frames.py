@@ -3,7 +3,7 @@
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pbx_bridge.frames import MAX_LINE_BYTES, FrameParser
+from pbx_bridge.frames import MAX_LINE_BYTES, Frame, FrameParser
 
 HANGUP = b"Event: Hangup\r\nTimestamp: 1795406555.5\r\nUniqueid: 1.1\r\nCause: 16\r\n\r\n"
 
@@ -66,3 +66,57 @@ def test_any_bytes_never_raise_and_frames_always_have_headers(chunks: list[bytes
             assert frame.headers
     for frame in parser.close():
         assert frame.headers
+
+
+class _LineByLine(FrameParser):
+    """The reference semantics: every line through ``_line`` (the parser before its fast path)."""
+
+    def feed(self, data: bytes) -> list[Frame]:
+        out: list[Frame] = []
+        buf = self._buffer + data
+        start = 0
+        while (nl := buf.find(b"\n", start)) >= 0:
+            self._line(buf[start:nl], out)
+            start = nl + 1
+        rest = buf[start:]
+        if len(rest) > MAX_LINE_BYTES:
+            rest = b""
+            self._drop_current()
+        self._buffer = rest
+        return out
+
+
+def _parse_all(parser: FrameParser, data: bytes, cuts: list[int]) -> list[tuple[object, ...]]:
+    frames = []
+    last = 0
+    for cut in [*cuts, len(data)]:
+        frames += parser.feed(data[last:cut])
+        last = cut
+    frames += parser.close()
+    return [(f.headers, f.repeated, f.stray) for f in frames]
+
+
+def test_fast_path_matches_line_by_line_on_real_and_hostile_bytes() -> None:
+    import random
+    from pathlib import Path
+
+    rng = random.Random(20261123)
+    real = b"".join(p.read_bytes() for p in sorted(
+        (Path(__file__).parent / "captures").glob("*.ami")))[:400_000]
+    pieces = [
+        b"\r\n\n", b"\n", b"\r\n\r\n", b"Key:value\r\n", b"Bad key: x\r\n", b"nocolon\r\n",
+        b" Spaced : v\r\n", b"Event: X\r\nA: 1\r\nA: 2\r\n\r\n", b"\xff\xfe: bad\r\n",
+        b"V: \xd0\xbf\xd1\x80\r\n", b"\x1c\r\n", b"\xc2\xa0\r\n", b"K: " + b"x" * 70_000 + b"\r\n",
+        b"Event: Big\r\n" + b"L: 1\r\n" * 2100 + b"\r\n", b"K:" + b"\xd0\xbf" * 20_000 + b"\n",
+    ]
+    for _ in range(30):
+        at = rng.randrange(0, len(real) - 20_000)
+        data = bytearray(real[at:at + 20_000])
+        for _ in range(rng.randrange(0, 8)):
+            pos = rng.randrange(0, len(data))
+            data[pos:pos] = rng.choice(pieces)
+        data = bytes(data)
+        cuts = sorted(rng.sample(range(1, len(data)), rng.randrange(0, 12)))
+        fast, slow = FrameParser(), _LineByLine()
+        assert _parse_all(fast, data, cuts) == _parse_all(slow, data, cuts)
+        assert fast.stats == slow.stats

@@ -6,43 +6,18 @@ another starts on the sandbox Asterisk.
 """
 
 import asyncio
-import contextlib
 from pathlib import Path
 
 import pytest
 
-from crm_core.db import create_engine, session_factory, upgrade
-from pbx_bridge.ami import AmiSettings
-from pbx_bridge.pipeline import CaptureWriter, Listener
-from pbx_bridge.store import CallStore
-from tests.live import exported_calls, telecrm, wait_for_ended_calls
+from pbx_bridge.pipeline import Listener
+from tests.live import exported_calls, live_listener, telecrm, wait_for_ended_calls
 from tests.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.asterisk
 
 FAST = dict(connect_timeout=2, backoff_initial=0.3, backoff_max=0.6, ping_interval=1,
             ping_timeout=1)
-
-
-@contextlib.asynccontextmanager
-async def listening(db_url: str, host: str, port: int, user: str, secret: str,
-                    capture: Path | None = None):
-    await upgrade(db_url)
-    engine = create_engine(db_url)
-    store = CallStore(session_factory(engine, writer=True))
-    listener = Listener(AmiSettings(host=host, port=port, username=user, secret=secret, **FAST),
-                        store, close_orphans=store.close_orphans,
-                        capture=CaptureWriter(capture) if capture else None)
-    task = asyncio.create_task(listener.run())
-    try:
-        await asyncio.wait_for(listener.session.connected.wait(), 10)
-        yield listener
-    finally:
-        await listener.stop()
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        await engine.dispose()
 
 
 async def until(predicate, timeout: float = 15) -> None:
@@ -64,8 +39,8 @@ async def test_link_cut_mid_call_loses_and_duplicates_nothing(sandbox, tmp_path:
     pbx = sandbox.pbx
     capture = tmp_path / "ami"
     async with TcpProxy(pbx.ami_host, pbx.ami_port) as proxy, \
-            listening(db, "127.0.0.1", proxy.port, pbx.ami_user, pbx.ami_secret,
-                      capture) as listener, sandbox.phones() as phones:
+            live_listener(sandbox, db, capture, port=proxy.port, **FAST) as listener, \
+            sandbox.phones() as phones:
         await phones.set_behaviour("101", answer_after=0.5)
         await phones.set_behaviour("102", answer_after=0.5)
         # A is answered while the CRM listens...
@@ -103,19 +78,17 @@ async def test_link_cut_mid_call_loses_and_duplicates_nothing(sandbox, tmp_path:
 async def test_crm_restart_mid_call_closes_what_ended_and_picks_up_what_goes_on(
         sandbox, tmp_path: Path) -> None:
     db = f"sqlite+aiosqlite:///{tmp_path / 'crm.db'}"
-    pbx = sandbox.pbx
-    args = (db, pbx.ami_host, pbx.ami_port, pbx.ami_user, pbx.ami_secret)
     async with sandbox.phones() as phones:
         await phones.set_behaviour("101", answer_after=0.5)
         await phones.set_behaviour("102", answer_after=0.5)
-        async with listening(*args) as first:
+        async with live_listener(sandbox, db, **FAST) as first:
             await phones.client_calls("79161234567", "74951110002", talk=3)  # to 101
             await until(lambda: answered_live(first, "79161234567"))
         # The CRM is down: the first call ends, another starts on the queue.
         await asyncio.sleep(3.5)
         await phones.client_calls("79857770011", "74951110001", talk=6)
         await asyncio.sleep(2)
-        async with listening(*args) as second:
+        async with live_listener(sandbox, db, **FAST) as second:
             await until(lambda: answered_live(second, "79857770011"))
             await phones.wait_idle(timeout=20)
             await wait_for_ended_calls(db, 2)

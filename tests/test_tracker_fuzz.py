@@ -424,3 +424,22 @@ def test_fixed_bug_4_future_timestamp_zeroes_later_calls() -> None:
     assert _two_party_call(tracker, "1", 1795406400.0).talk_seconds == 60.0
     tracker.feed({"Event": "Newstate", "Uniqueid": "nobody", "Timestamp": "4102444800"})
     assert _two_party_call(tracker, "2", 1795406500.0).talk_seconds == 60.0
+
+
+def test_fixed_bug_5_bridge_left_empty_when_entered_without_leaving() -> None:
+    """Found by the long fuzz run (bug 5, fixed).
+
+    A BridgeEnter into a second bridge without the BridgeLeave of the first left
+    the first bridge behind, empty, for ever.
+    """
+    tracker = CallTracker()
+    for event in [
+        {"Event": "Newchannel", "Timestamp": "100", "Uniqueid": "1.1", "Linkedid": "1.1",
+         "Channel": "PJSIP/carrier-00000001"},
+        {"Event": "BridgeEnter", "Timestamp": "101", "Uniqueid": "1.1", "BridgeUniqueid": "b1"},
+        {"Event": "BridgeEnter", "Timestamp": "102", "Uniqueid": "1.1", "BridgeUniqueid": "b2"},
+        {"Event": "Hangup", "Timestamp": "103", "Uniqueid": "1.1"},
+    ]:
+        tracker.feed(event)
+    assert tracker._bridges == {}
+    assert tracker._calls == {} and tracker._channels == {}

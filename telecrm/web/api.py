@@ -24,6 +24,7 @@ from crm_core.timestamps import utcnow
 from pbx_bridge.actions import ClickToCallError
 from pbx_bridge.ami import AmiError
 
+from . import talktime_routes
 from .auth import api_user, authenticate, client_ip, sign_in, sign_out
 from .clicktocall import ClickToCallBusy
 from .errors import ApiError
@@ -142,6 +143,13 @@ async def call_recording(request: web.Request) -> web.StreamResponse:
         if not access.may_hear_recordings(user):
             raise ApiError(403, "your role may not listen to recordings")
         paths = [r.path for r in call.recordings]
+    # -- recordings feature (#6): the finalized stereo file, once stored --------------------
+    from .recordings_routes import stored_audio_response
+
+    stored = await stored_audio_response(request, user, call_id)
+    if stored is not None:
+        return stored
+    # -- end recordings feature ---------------------------------------------------------------
     if not paths:
         raise ApiError(404, "this call has no recording")
     index = query_int(request, "index", _default_recording(paths), high=len(paths) - 1)
@@ -231,6 +239,9 @@ async def list_tasks(request: web.Request) -> web.Response:
 
 
 async def talktime(request: web.Request) -> web.Response:
+    """One day in the fixed shape; ``?from=&to=`` gives the period report instead."""
+    if "from" in request.query or "to" in request.query:
+        return await talktime_routes.report(request)
     user = api_user(request)
     start, end = _day(request)
     if not access.may_see_talk_time(user):

@@ -237,6 +237,21 @@ PATHS: dict[str, Any] = {
         _json("per manager", _list("TalkTime")),
         params=[{"name": "date", "in": "query", "schema": _DATE}],
         errors={"403": _error("not for your role")}),
+    "/api/talktime/report": _get(
+        "Talk time per visible manager and team for a day (date) or a period (from, to): "
+        "days met and missed, per-day figures",
+        _json("managers and teams", {"type": "object"}),
+        params=[{"name": n, "in": "query", "schema": _DATE} for n in ("date", "from", "to")],
+        errors={"403": _error("not for your role")}),
+    "/api/talktime/live": _get(
+        "Today's talk time live: who is on a call and with whom, pace and projection",
+        _json("managers", {"type": "object"}),
+        errors={"403": _error("not for your role")}),
+    "/api/talktime/violations": _get(
+        "Days below the talk-time threshold of visible managers, with the decisions",
+        _json("violations", {"type": "array", "items": {"type": "object"}}),
+        params=[{"name": n, "in": "query", "schema": _DATE} for n in ("date", "from", "to")],
+        errors={"403": _error("not for your role")}),
     "/api/calls/originate": {"post": {
         "summary": "Click-to-call: ring my phone, then dial the number from it",
         "description": "Answers 202 while the manager's phone rings. Repeating the "

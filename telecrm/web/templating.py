@@ -20,6 +20,7 @@ NAV = [
     ("/today", "Сегодня", {Role.MANAGER, Role.SUPERVISOR, Role.ADMIN}),
     ("/team", "Команда", {Role.SUPERVISOR, Role.ADMIN}),
     ("/calls", "Звонки", {Role.MANAGER, Role.SUPERVISOR, Role.MARKETER, Role.ADMIN}),
+    ("/talktime", "Норма", {Role.MANAGER, Role.SUPERVISOR, Role.ADMIN}),
 ]
 
 

@@ -1,0 +1,193 @@
+"""The month talk-time table for 50 managers over 1,000,000 calls in PostgreSQL.
+
+Loads a year of synthetic calls (one manager leg and one client leg each; 5 %
+internal, 3 % under 10 s, a few crossing midnight) into a private PostgreSQL
+server with COPY, then times, in the same run:
+
+- ``crm_core.talktime.period_report`` for one month (one bucketed aggregate plus the
+  rare split/live legs);
+- the naive way: the first version's per-day query (legs joined to calls by the
+  call's start), run once per day of the month.
+
+    .venv/bin/python bench/talktime_month.py [--calls 1000000] [--managers 50] [--runs 5]
+
+Target: < 200 ms for the month table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import statistics
+import sys
+import time
+import uuid
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import asyncpg
+from sqlalchemy import select
+
+from crm_core.db import create_engine, session_factory, upgrade
+from crm_core.models import User
+from crm_core.talktime import day_bounds, days_between, period_report
+from tests.pg_server import PostgresServer
+
+TZ = ZoneInfo("Europe/Moscow")
+YEAR_START = datetime(2026, 1, 1, tzinfo=TZ)
+MONTH = (date(2026, 11, 1), date(2026, 11, 30))
+
+
+def synthetic(calls: int, managers: list[tuple[int, str]],
+              seed: int = 7) -> tuple[list[tuple], list[tuple]]:
+    """Rows for ``calls`` and ``call_legs`` (COPY order of columns below)."""
+    rnd = random.Random(seed)
+    span = 365 * 86400
+    now = datetime.now(UTC)
+    call_rows, leg_rows = [], []
+    # Calls arrive in time order, so rows of one month sit together as in production.
+    starts = sorted(rnd.random() * span for _ in range(calls))
+    for i in range(1, calls + 1):
+        start = YEAR_START + timedelta(seconds=starts[i - 1])
+        ring = rnd.uniform(1, 15)
+        talk = rnd.uniform(1, 9) if rnd.random() < 0.03 else rnd.expovariate(1 / 150)
+        bridged = start + timedelta(seconds=ring)
+        end = bridged + timedelta(seconds=talk)
+        direction = "internal" if rnd.random() < 0.05 else rnd.choice(("inbound", "outbound"))
+        manager, ext = rnd.choice(managers)
+        call_rows.append((i, f"{i}.0", direction, "answered", start, bridged, end, ring, talk,
+                          f"[\"{ext}\"]", now, now))
+        leg_rows.append((2 * i - 1, i, f"{i}.1", f"PJSIP/{ext}-{i:08x}", "manager",
+                         ext, manager, start, bridged, end, talk, 0.0, bridged, 16, 0))
+        leg_rows.append((2 * i, i, f"{i}.2", f"PJSIP/trunk-{i:08x}", "client", None, None,
+                         start, bridged, end, talk, 0.0, bridged, 16, 1))
+    return call_rows, leg_rows
+
+
+async def load(dsn: str, calls: int, count: int) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        ids = []
+        for n in range(count):
+            ext = str(100 + n) if n < 900 else str(1000 + n)
+            ids.append((await conn.fetchval(
+                "INSERT INTO users (username, name, role, extension, active, created_at) "
+                "VALUES ($1, $2, 'manager', $3, true, now()) RETURNING id",
+                f"m{ext}", f"Менеджер {ext}", ext), ext))
+        call_rows, leg_rows = synthetic(calls, ids)
+        await conn.copy_records_to_table("calls", records=call_rows, columns=[
+            "id", "linkedid", "direction", "status", "started_at", "answered_at", "ended_at",
+            "ring_seconds", "talk_seconds", "managers", "created_at", "updated_at"])
+        await conn.copy_records_to_table("call_legs", records=leg_rows, columns=[
+            "id", "call_id", "uniqueid", "channel", "role", "extension", "user_id",
+            "started_at", "answered_at", "ended_at", "talk_seconds", "hold_seconds",
+            "bridged_at", "hangup_cause", "seq"])
+        # Steady state: autovacuum keeps the visibility map of settled rows, which
+        # index-only scans need; freshly COPYed rows have none until vacuumed.
+        await conn.execute("VACUUM ANALYZE")
+    finally:
+        await conn.close()
+
+
+async def timed(fn, runs: int) -> tuple[float, object]:  # type: ignore[no-untyped-def]
+    samples, result = [], None
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        result = await fn()
+        samples.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(samples), result
+
+
+async def main(args: argparse.Namespace) -> None:
+    server = PostgresServer().start()
+    try:
+        db = f"bench_{uuid.uuid4().hex[:8]}"
+        admin = await asyncpg.connect(server.dsn())
+        await admin.execute(f'CREATE DATABASE "{db}"')
+        await admin.close()
+        url = server.url(db)
+        await upgrade(url)
+        t0 = time.perf_counter()
+        await load(server.dsn(db), args.calls, args.managers)
+        print(f"loaded {args.calls:,} calls / {2 * args.calls:,} legs for {args.managers} "
+              f"managers in {time.perf_counter() - t0:.1f} s")
+        engine = create_engine(url)
+        sessions = session_factory(engine)
+        async with sessions() as session:
+            managers = list(await session.scalars(select(User).order_by(User.extension)))
+            first, last = MONTH
+
+            async def month() -> dict:
+                return await period_report(session, managers, first, last, TZ)
+
+            async def naive() -> list:
+                rows = []
+                for day in days_between(first, last):
+                    lo, hi = day_bounds(day, TZ)
+                    rows += await naive_day(session, managers, lo, hi)
+                return rows
+
+            await month()  # warm caches and the plan
+            await naive()
+            if args.explain:
+                await explain(engine, session, month)
+            fast_ms, report = await timed(month, args.runs)
+            naive_ms, _ = await timed(naive, args.runs)
+        await engine.dispose()
+        total = sum(m["talk_seconds"] for m in report["managers"])  # type: ignore[index]
+        print(f"month table ({len(managers)} managers x 30 days, {total / 3600:,.0f} h talk): "
+              f"{fast_ms:.1f} ms median of {args.runs}  (target < 200 ms)")
+        print(f"naive per-day query x 30: {naive_ms:.1f} ms median of {args.runs}")
+    finally:
+        server.stop()
+
+
+async def explain(engine, session, fn) -> None:  # type: ignore[no-untyped-def]
+    """Print PostgreSQL's plan of every statement ``fn`` runs."""
+    from sqlalchemy import event
+
+    seen: list[tuple[str, object]] = []
+
+    def record(conn, cursor, statement, parameters, context, many):  # type: ignore[no-untyped-def]
+        seen.append((statement, parameters))
+
+    event.listen(engine.sync_engine, "before_cursor_execute", record)
+    await fn()
+    event.remove(engine.sync_engine, "before_cursor_execute", record)
+    conn = await session.connection()
+    for statement, parameters in seen:
+        if not statement.lstrip().upper().startswith("SELECT"):
+            continue
+        plan = await conn.exec_driver_sql("EXPLAIN (ANALYZE, BUFFERS) " + statement, parameters)
+        print("\n".join(row[0] for row in plan))
+        print("-" * 60)
+
+
+async def naive_day(session, managers, lo, hi):  # type: ignore[no-untyped-def]
+    """The first version's query for one day (legs joined to calls by the call's start)."""
+    from sqlalchemy import distinct, func
+
+    from crm_core.models import Call, CallLeg
+
+    stmt = (
+        select(CallLeg.user_id, func.coalesce(func.sum(CallLeg.talk_seconds), 0.0),
+               func.count(distinct(CallLeg.call_id)).filter(CallLeg.talk_seconds > 0))
+        .join(Call, Call.id == CallLeg.call_id)
+        .where(CallLeg.user_id.in_([m.id for m in managers]), CallLeg.role == "manager",
+               Call.started_at >= lo, Call.started_at < hi)
+        .group_by(CallLeg.user_id)
+    )
+    return list(await session.execute(stmt))
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=1_000_000)
+    parser.add_argument("--managers", type=int, default=50)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--explain", action="store_true", help="print the query plans")
+    asyncio.run(main(parser.parse_args()))

@@ -1,0 +1,72 @@
+"""The daily retention job: remove recordings older than their team's policy, logging each."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from crm_core import recordings as jobs
+from crm_core.models_recordings import AudioStatus, CallAudio
+from crm_core.timestamps import utcnow
+
+from .store import Store
+
+log = logging.getLogger(__name__)
+
+
+async def apply_retention(sessions: async_sessionmaker[AsyncSession], store: Store,
+                          default_days: int, now: datetime | None = None) -> list[str]:
+    """Delete expired files (store first, then mark the row expired); returns removed keys."""
+    now = now or utcnow()
+    removed: list[str] = []
+    async with sessions() as session:
+        policies = await jobs.retention_days(session)
+        groups: list[tuple[int | None, int]] = [(None, default_days)]
+        groups += [(team, days) for team, days in policies.items()]
+        teams_with_policy = set(policies)
+        for team_id, days in groups:
+            rows = await jobs.stored_before(session, now - timedelta(days=days), team_id)
+            for row in rows:
+                if row.key:
+                    await asyncio.to_thread(store.delete, row.key)
+                    removed.append(row.key)
+                    log.info("retention: removed %s (call %s, team %s, %s days)", row.key,
+                             row.call_id, team_id, days)
+                row.status = AudioStatus.EXPIRED.value
+        # teams without their own policy follow the default
+        for row in await _other_teams(session, now - timedelta(days=default_days),
+                                      teams_with_policy):
+            if row.key:
+                await asyncio.to_thread(store.delete, row.key)
+                removed.append(row.key)
+                log.info("retention: removed %s (call %s, team %s, default %s days)", row.key,
+                         row.call_id, row.team_id, default_days)
+            row.status = AudioStatus.EXPIRED.value
+        await session.commit()
+    log.info("retention: %d recording(s) removed", len(removed))
+    return removed
+
+
+async def _other_teams(session: AsyncSession, cutoff: datetime,
+                       excluded: set[int]) -> list[CallAudio]:
+    stmt = select(CallAudio).where(CallAudio.status == AudioStatus.STORED.value,
+                                   CallAudio.finalized_at < cutoff,
+                                   CallAudio.team_id.is_not(None))
+    if excluded:
+        stmt = stmt.where(CallAudio.team_id.not_in(excluded))
+    return list(await session.scalars(stmt))
+
+
+async def daily(sessions: async_sessionmaker[AsyncSession], store: Store,
+                default_days: int) -> None:
+    """Run once a day for as long as the app runs."""
+    while True:
+        try:
+            await apply_retention(sessions, store, default_days)
+        except Exception:
+            log.exception("retention job failed; next run in a day")
+        await asyncio.sleep(86400)

@@ -1,0 +1,72 @@
+"""The finalize worker: an in-process queue fed by a scan of ended calls (run by ``telecrm serve``).
+
+The scan is the hook: every few seconds, ended calls with recordings get a job and
+due jobs are run, at most ``workers`` conversions at a time (one per core).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from crm_core import recordings as jobs
+from crm_core.timestamps import utcnow
+
+from .config import RecordingsConfig
+from .finalize import finalize_call
+from .store import Store
+
+log = logging.getLogger(__name__)
+
+
+class FinalizeWorker:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], source_root: Path,
+                 store: Store, cfg: RecordingsConfig, *, interval: float = 2.0) -> None:
+        self.sessions, self.source_root, self.store, self.cfg = sessions, source_root, store, cfg
+        self.interval = interval
+        self._running: set[int] = set()
+        self._slots = asyncio.Semaphore(max(1, cfg.workers))
+        self._wake = asyncio.Event()
+
+    def poke(self) -> None:
+        """A call just ended: scan now rather than at the next tick."""
+        self._wake.set()
+
+    async def run_once(self) -> dict[str, int]:
+        """Create missing jobs, run every due one; returns how many ended in each status."""
+        async with self.sessions() as session:
+            await jobs.create_missing_jobs(session)
+            due = [i for i in await jobs.due_jobs(session, utcnow()) if i not in self._running]
+        outcomes: dict[str, int] = {}
+
+        async def one(call_id: int) -> None:
+            async with self._slots:
+                try:
+                    status = await finalize_call(self.sessions, call_id, self.source_root,
+                                                 self.store, self.cfg)
+                except Exception:  # one bad call must not stop the others
+                    log.exception("call %s: finalize crashed; it stays pending", call_id)
+                    status = "error"
+                finally:
+                    self._running.discard(call_id)
+            outcomes[status] = outcomes.get(status, 0) + 1
+
+        self._running.update(due)
+        await asyncio.gather(*(one(i) for i in due))
+        return outcomes
+
+    async def run(self) -> None:
+        """Forever (until cancelled): the background task of ``telecrm serve``."""
+        while True:
+            try:
+                await self.run_once()
+            except Exception:
+                log.exception("recordings worker: scan failed; trying again")
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), self.interval)
+            except TimeoutError:
+                pass

@@ -1,0 +1,187 @@
+"""The transcription worker: one process, one resident Vosk model, a few recognizer threads.
+
+A job is a call: its manager and client recordings are transcribed (each leg on
+its own), the transcript saved, and, when a KKP script is configured, the call
+checked and the result saved; only then is the job acked. Vosk allows one
+``Model`` shared by recognizers on many threads, and one recognizer uses one core,
+so a small thread pool per machine is the unit of scale, not a process per job.
+Vosk's memory creeps over long runs: ``max_jobs`` lets a supervisor recycle us.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from crm_core import speech as store
+from speech.audio import AudioError
+from speech.jobs import Job, JobQueue
+from speech.kkp import check, load_script
+from speech.model import LoadedModel
+from speech.script import Script
+from speech.transcribe import side_of, transcribe_files
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class JobFailed(Exception):
+    """The job can never succeed as it stands (no recordings, unreadable audio)."""
+
+
+@dataclass(frozen=True)
+class KkpScript:
+    """A loaded script and the version its results are stored under (a digest of its text)."""
+
+    script: Script
+    version: str
+
+    @classmethod
+    def load(cls, path: Path) -> KkpScript:
+        """Raises ``KkpError`` with a clear sentence when the file is unusable."""
+        script = load_script(path)
+        return cls(script, hashlib.sha256(path.read_bytes()).hexdigest()[:16])
+
+
+class _Vocabulary:
+    """The model's words as a container, so phrases it cannot hear need review."""
+
+    def __init__(self, model: LoadedModel) -> None:
+        self._model = model
+
+    def __contains__(self, word: object) -> bool:
+        return isinstance(word, str) and self._model.knows(word)
+
+
+def leg_files(root: Path, paths: list[str]) -> list[Path]:
+    """The manager's and client's files (else whatever exists), kept inside ``root``."""
+    base = root.resolve()
+    files = []
+    for rel in paths:
+        path = (base / rel).resolve()
+        if not path.is_relative_to(base):
+            raise JobFailed(f"recording path {rel!r} is outside the recordings root")
+        files.append(path)
+    legs = [p for p in files if side_of(p) != "mixed"]
+    return legs or files
+
+
+class SpeechWorker:
+    """Takes jobs from a queue and does them, at most ``threads`` at a time."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], queue: JobQueue,
+                 model: LoadedModel, recordings_root: Path, *, script: KkpScript | None = None,
+                 threads: int = 2, scan_interval: float = 5.0) -> None:
+        self.sessions, self.queue, self.model = sessions, queue, model
+        self.recordings_root, self.script = recordings_root, script
+        self.threads, self.scan_interval = max(1, threads), scan_interval
+        self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="vosk")
+        self._vocabulary = _Vocabulary(model)
+        self.done = 0
+
+    async def _in_pool(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+
+    async def enqueue_missing(self) -> int:
+        """Queue every ended call with recordings and no transcript (the durable hook)."""
+        async with self.sessions() as session:
+            ids = await store.calls_without_transcript(session)
+        return sum([await self.queue.put(call_id) for call_id in ids])
+
+    async def process(self, job: Job) -> str:
+        """Do one job; ``done``, ``failed`` (recorded, never retried) or ``retry``."""
+        try:
+            await self._do(job.call_id)
+        except JobFailed as exc:
+            log.warning("call %s: transcription failed: %s", job.call_id, exc)
+            await self.queue.fail(job, str(exc))
+            return "failed"
+        except Exception:  # the database or Redis hiccuped: another delivery will do it
+            log.exception("call %s: job crashed; it will be delivered again", job.call_id)
+            await self.queue.release(job)
+            return "retry"
+        await self.queue.ack(job)
+        return "done"
+
+    async def _do(self, call_id: int) -> None:
+        async with self.sessions() as session:
+            existing = await store.get_transcript(session, call_id)
+            transcript = existing.data if existing is not None else None
+            paths = await store.recording_paths(session, call_id)
+        if transcript is None:  # a redelivered job whose transcript is saved skips the ASR
+            if not paths:
+                raise JobFailed(f"call {call_id} has no recordings")
+            files = leg_files(self.recordings_root, paths)
+            try:
+                transcript = await self._in_pool(transcribe_files, self.model, files)
+            except AudioError as exc:
+                raise JobFailed(str(exc)) from exc
+            async with self.sessions() as session:
+                await store.save_transcript(session, call_id, transcript)
+                await session.commit()
+        if self.script is not None:
+            result = await self._in_pool(check, self.script.script, transcript, self._vocabulary)
+            async with self.sessions() as session:
+                await store.save_kkp_result(session, call_id, self.script.script.name,
+                                            self.script.version, result)
+                await session.commit()
+
+    async def run(self, *, max_jobs: int | None = None, scan: bool = True) -> int:
+        """Work until cancelled or ``max_jobs`` are finished; returns how many were."""
+        slots = asyncio.Semaphore(self.threads)
+        running: set[asyncio.Task[None]] = set()
+        scanner = asyncio.create_task(self._scan_forever()) if scan else None
+
+        async def one(job: Job) -> None:
+            try:
+                if await self.process(job) != "retry":
+                    self.done += 1
+            finally:
+                slots.release()
+
+        try:
+            while max_jobs is None or self.done + len(running) < max_jobs:
+                await slots.acquire()
+                try:
+                    job = await self.queue.get(timeout=1.0)
+                except Exception:
+                    slots.release()
+                    log.exception("speech worker: cannot take a job; trying again")
+                    await asyncio.sleep(1.0)
+                    continue
+                if job is None:
+                    slots.release()
+                    continue
+                task = asyncio.create_task(one(job))
+                running.add(task)
+                task.add_done_callback(running.discard)
+            if running:
+                await asyncio.gather(*running)
+        finally:
+            if scanner is not None:
+                scanner.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await scanner
+            for task in running:
+                task.cancel()
+        return self.done
+
+    async def _scan_forever(self) -> None:
+        while True:
+            try:
+                await self.enqueue_missing()
+            except Exception:
+                log.exception("speech worker: scan failed; trying again")
+            await asyncio.sleep(self.scan_interval)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,60 @@
+// The supervisor's live talk-time board: refreshed on every call event (SSE) and
+// every few seconds, since talk grows between events while managers are on calls.
+(function () {
+  "use strict";
+  const today = document.querySelector("[data-live-today]");
+  if (today) {
+    // The manager's own bar: minutes left and the projection at his current pace.
+    const ext = document.body.dataset.extension;
+    const update = async () => {
+      const answer = await fetch(today.dataset.liveToday, { credentials: "same-origin" });
+      if (!answer.ok) return;
+      const mine = (await answer.json()).managers.find((m) => m.extension === ext);
+      if (!mine) return;
+      const verdict = mine.on_track ? "успеваете" : "не успеваете";
+      today.textContent = `Сейчас ${mine.talk_minutes} мин · осталось ${mine.left_minutes} мин · ` +
+        `при нынешнем темпе к концу дня ${mine.projected_minutes} мин — ${verdict}`;
+    };
+    update();
+    setInterval(update, 10000);
+  }
+  const board = document.querySelector("[data-live-board]");
+  if (!board) return;
+  const url = board.dataset.liveBoard;
+  let busy = false;
+
+  function text(row, cls, value) {
+    const cell = row.querySelector(cls);
+    if (cell && cell.textContent !== value) cell.textContent = value;
+  }
+
+  async function refresh() {
+    if (busy) return;
+    busy = true;
+    try {
+      const answer = await fetch(url, { credentials: "same-origin" });
+      if (!answer.ok) return;
+      const data = await answer.json();
+      for (const m of data.managers) {
+        const row = board.querySelector(`tr[data-ext="${m.extension}"]`);
+        if (!row) continue;
+        text(row, ".tt-now", m.on_call ? `☎ ${m.on_call.with}` : "—");
+        text(row, ".tt-min", String(m.talk_minutes));
+        text(row, ".tt-calls", String(m.calls));
+        text(row, ".tt-avg", String(Math.round(m.avg_call_seconds)));
+        text(row, ".tt-proj", `${m.projected_minutes} мин ${m.on_track ? "✓" : "✗"}`);
+        row.classList.toggle("on-call", Boolean(m.on_call));
+      }
+      const stamp = document.getElementById("tt-updated");
+      if (stamp) stamp.textContent = "обновлено " + new Date().toLocaleTimeString("ru-RU");
+    } finally {
+      busy = false;
+    }
+  }
+
+  if (window.EventSource) {
+    const source = new EventSource("/api/events");
+    source.addEventListener("call", refresh);
+  }
+  setInterval(refresh, 5000);
+})();
