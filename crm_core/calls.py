@@ -203,6 +203,27 @@ def _normalized(raw: str | None) -> str | None:
 # -- writer -------------------------------------------------------------------------------
 
 
+def _call_values(data: CallData, client_number: str | None, client: Client | None,
+                 managers: list[str], created_client: bool) -> dict[str, Any]:
+    """The columns of a call row as a snapshot sets them (one place for both writers)."""
+    return {
+        "direction": data.direction,
+        "status": data.status,
+        "client_number": client_number,
+        "did": _normalized(data.did),
+        "client_id": client.id if client else None,
+        "started_at": data.started_at,
+        "answered_at": data.answered_at,
+        "ended_at": data.ended_at,
+        "ring_seconds": float(data.ring_seconds),
+        "talk_seconds": float(data.talk_seconds),
+        "transferred": bool(data.transferred),
+        "queue": _queue_name(data),
+        "managers": managers,
+        "created_client": created_client,
+    }
+
+
 async def _load_call(session: AsyncSession, linkedid: str) -> Call | None:
     stmt = (
         select(Call)
@@ -331,22 +352,7 @@ async def _upsert(session: AsyncSession, data: CallData) -> Call:
     owner_id = _lead_owner(data, managers, users)
     client, created_client = await _resolve_client(session, call, data, client_number, owner_id)
 
-    values = {
-        "direction": data.direction,
-        "status": data.status,
-        "client_number": client_number,
-        "did": _normalized(data.did),
-        "client_id": client.id if client else None,
-        "started_at": data.started_at,
-        "answered_at": data.answered_at,
-        "ended_at": data.ended_at,
-        "ring_seconds": float(data.ring_seconds),
-        "talk_seconds": float(data.talk_seconds),
-        "transferred": bool(data.transferred),
-        "queue": _queue_name(data),
-        "managers": managers,
-        "created_client": created_client,
-    }
+    values = _call_values(data, client_number, client, managers, created_client)
     if call is None:
         call = Call(linkedid=data.linkedid, legs=[], recordings=[], **values)
         call.client = client
@@ -541,22 +547,7 @@ async def _upsert_preloaded(session: AsyncSession, data: CallData, pre: _Preload
     client, created_client = await _resolve_client_preloaded(
         session, call, data, client_number, owner_id, pre)  # fmt: skip
 
-    values = {
-        "direction": data.direction,
-        "status": data.status,
-        "client_number": client_number,
-        "did": _normalized(data.did),
-        "client_id": client.id if client else None,
-        "started_at": data.started_at,
-        "answered_at": data.answered_at,
-        "ended_at": data.ended_at,
-        "ring_seconds": float(data.ring_seconds),
-        "talk_seconds": float(data.talk_seconds),
-        "transferred": bool(data.transferred),
-        "queue": _queue_name(data),
-        "managers": managers,
-        "created_client": created_client,
-    }
+    values = _call_values(data, client_number, client, managers, created_client)
     if call is None:
         call = Call(linkedid=data.linkedid, legs=[], recordings=[], **values)
         call.client = client
