@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
@@ -52,6 +53,18 @@ CLIENTS = [
     ("ИП Сидоров", "+79031234567", "102"),
     ("АО Вектор", "+79265550011", "103"),
 ]
+
+
+def seed_calls_start(tz: str = "Europe/Moscow") -> datetime:
+    """When the seeded calls begin: an hour ago, but never before today's midnight.
+
+    Pages and the API show "today" in the workday timezone; right after midnight
+    an hour ago is yesterday, and the seeded calls would vanish from today.
+    """
+    now = datetime.now(UTC)
+    local = now.astimezone(ZoneInfo(tz))
+    midnight = local.replace(hour=0, minute=0, second=0, microsecond=0).astimezone(UTC)
+    return max(now - timedelta(hours=1), midnight + timedelta(minutes=1))
 
 
 @dataclass
@@ -114,7 +127,7 @@ async def seed_world(db_url: str, recordings_root: Path, *, calls_at: datetime |
                 client = await create_client(session, name, phones=[phone],
                                              owner_id=by_ext[owner], actor="test")
                 world.clients[owner] = client.id
-        start = calls_at or datetime.now(UTC) - timedelta(hours=1)
+        start = calls_at or seed_calls_start()
         world.recording = f"{start:%Y/%m/%d}/t-1.0-mix.wav"
         specs = {
             "romashka_101": _call("t-1.0", "inbound", "answered", CLIENTS[0][1], "101", start,
