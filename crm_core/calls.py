@@ -224,6 +224,20 @@ def _call_values(data: CallData, client_number: str | None, client: Client | Non
     }
 
 
+async def _create_lead(session: AsyncSession, client_number: str, owner_id: int | None,
+                       linkedid: str) -> Client:
+    """A new client in status potential, named after the number that called (audited)."""
+    return await create_client(
+        session,
+        format_phone(client_number),
+        phones=[client_number],
+        owner_id=owner_id,
+        source=LEAD_SOURCE,
+        actor=AUDIT_ACTOR,
+        audit_extra={"linkedid": linkedid},
+    )
+
+
 async def _load_call(session: AsyncSession, linkedid: str) -> Call | None:
     stmt = (
         select(Call)
@@ -279,15 +293,7 @@ async def _resolve_client(
     client = await find_client_by_phone(session, client_number)
     if client is not None:
         return client, False
-    client = await create_client(
-        session,
-        format_phone(client_number),
-        phones=[client_number],
-        owner_id=owner_id,
-        source=LEAD_SOURCE,
-        actor=AUDIT_ACTOR,
-        audit_extra={"linkedid": data.linkedid},
-    )
+    client = await _create_lead(session, client_number, owner_id, data.linkedid)
     return client, True
 
 
@@ -515,15 +521,7 @@ async def _resolve_client_preloaded(
     client = pre.clients.get(key) if key is not None else None
     if client is not None:
         return client, False
-    client = await create_client(
-        session,
-        format_phone(client_number),
-        phones=[client_number],
-        owner_id=owner_id,
-        source=LEAD_SOURCE,
-        actor=AUDIT_ACTOR,
-        audit_extra={"linkedid": data.linkedid},
-    )
+    client = await _create_lead(session, client_number, owner_id, data.linkedid)
     if key is not None:
         pre.clients[key] = client
     return client, True

@@ -25,7 +25,7 @@ from pbx_bridge.actions import ClickToCallError
 from pbx_bridge.ami import AmiError
 
 from . import talktime_routes
-from .auth import api_user, authenticate, client_ip, sign_in, sign_out
+from .auth import api_user, audible_call, authenticate, client_ip, sign_in, sign_out
 from .clicktocall import ClickToCallBusy
 from .errors import ApiError
 from .keys import (
@@ -137,11 +137,7 @@ async def call_recording(request: web.Request) -> web.StreamResponse:
     user = api_user(request)
     call_id = path_id(request)
     async with request.app[SESSIONS]() as session:
-        call = await access.visible_call(session, user, call_id)
-        if call is None:
-            raise ApiError(404, "no such call")
-        if not access.may_hear_recordings(user):
-            raise ApiError(403, "your role may not listen to recordings")
+        call = await audible_call(session, user, call_id)
         paths = [r.path for r in call.recordings]
     # -- recordings feature (#6): the finalized stereo file, once stored --------------------
     from .recordings_routes import stored_audio_response

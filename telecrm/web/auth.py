@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 from sqlalchemy import select
 
-from crm_core.models import User, WebSession
+from crm_core import access
+from crm_core.models import Call, User, WebSession
 from crm_core.sessions import (
     create_session,
     end_session,
@@ -143,3 +144,13 @@ def local_path(target: str | None) -> str:
 
 def new_token() -> str:
     return secrets.token_urlsafe(32)
+
+
+async def audible_call(session: AsyncSession, user: User, call_id: int) -> Call:
+    """The call whose recording ``user`` may hear: 404 if not his to see, 403 by role."""
+    call = await access.visible_call(session, user, call_id)
+    if call is None:
+        raise ApiError(404, "no such call")
+    if not access.may_hear_recordings(user):
+        raise ApiError(403, "your role may not listen to recordings")
+    return call

@@ -20,7 +20,7 @@ from pbx_bridge.ami import AmiError
 from recordings.store import DirectoryStore
 
 from . import openapi
-from .auth import api_user, page_user
+from .auth import api_user, audible_call, page_user
 from .errors import ApiError
 from .keys import LISTENER, SESSIONS, SETTINGS
 from .params import json_object, path_id, string_field
@@ -52,11 +52,7 @@ async def call_activity(request: web.Request) -> web.Response:
     user = api_user(request)
     call_id = path_id(request)
     async with request.app[SESSIONS]() as session:
-        call = await access.visible_call(session, user, call_id)
-        if call is None:
-            raise ApiError(404, "no such call")
-        if not access.may_hear_recordings(user):
-            raise ApiError(403, "your role may not listen to recordings")
+        await audible_call(session, user, call_id)
         audio = await audio_of(session, call_id)
     if audio is None:
         raise ApiError(404, "this call has no recording")
