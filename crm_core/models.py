@@ -387,4 +387,9 @@ class WebSession(Base):
 
 # Feature models live in their own modules; importing them here registers their
 # tables on Base.metadata for Alembic and the schema tests.
-from crm_core import models_recordings, models_speech, models_talktime  # noqa: E402, F401
+from crm_core import (  # noqa: E402, F401
+    models_calltracking,
+    models_recordings,
+    models_speech,
+    models_talktime,
+)

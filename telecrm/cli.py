@@ -453,6 +453,10 @@ def build_parser() -> argparse.ArgumentParser:
     wk.add_argument("--max-jobs", type=int, metavar="N",
                     help="exit after N jobs (let a supervisor restart it: Vosk memory creeps)")
     wk.set_defaults(handler=cmd_worker)
+
+    from . import cli_calltracking, cli_recordings, cli_speech, cli_talktime
+    for feature in (cli_talktime, cli_recordings, cli_speech, cli_calltracking):
+        feature.add_commands(sub, common)
     return parser
 
 

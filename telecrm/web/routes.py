@@ -6,7 +6,15 @@ from pathlib import Path
 
 from aiohttp import web
 
-from . import api, pages, recordings_routes, speech_routes, sse, talktime_routes
+from . import (
+    api,
+    calltracking_routes,
+    pages,
+    recordings_routes,
+    speech_routes,
+    sse,
+    talktime_routes,
+)
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 
@@ -39,4 +47,5 @@ def add_routes(app: web.Application) -> None:
     talktime_routes.add_routes(r)
     recordings_routes.add_routes(r)
     speech_routes.add_routes(r)
+    calltracking_routes.add_routes(r)
     r.add_static("/static/", STATIC_DIR, name="static", append_version=True)

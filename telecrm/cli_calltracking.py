@@ -1,0 +1,9 @@
+"""Commands of the calltracking feature, registered by telecrm.cli.build_parser."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    """Register this feature's commands on the top-level subparsers."""
