@@ -6,12 +6,12 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 
-.PHONY: demo test setup system-packages sandbox lint clean
+.PHONY: demo test setup system-packages sandbox s3-server lint clean
 
 demo: setup sandbox
 	$(BIN)/telecrm demo $(DEMO_ARGS)
 
-test: setup sandbox
+test: setup sandbox s3-server
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
@@ -29,6 +29,11 @@ $(STAMP): pyproject.toml
 # Builds (once, cached outside the repository) the Debian sid root holding Asterisk 22.
 sandbox: setup
 	$(BIN)/python -m asterisk_conf.sandbox build
+
+# Builds (once, cached outside the repository) the Debian sid root holding Ceph's radosgw,
+# the real S3 server of the recordings tests.
+s3-server: setup
+	$(BIN)/python -m tests.s3_server build
 
 lint: setup
 	$(BIN)/ruff check .

@@ -15,12 +15,13 @@ from datetime import datetime
 from pathlib import PurePosixPath
 from typing import Any
 
-from sqlalchemy import and_, or_, select, text
+from sqlalchemy import and_, inspect, or_, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, selectinload
 
 from crm_core.audit import ACTION_UPDATE, write_audit
+from crm_core.calltracking_attribution import attribute_call, attribute_calls, tracking_of
 from crm_core.clients import AUDIT_ENTITY as CLIENT_ENTITY
 from crm_core.clients import create_client, find_client_by_phone
 from crm_core.models import (
@@ -390,6 +391,7 @@ async def _record(
     async with session.begin_nested():
         call = await _upsert(session, data)
         await apply_call_rules(session, call, data.rang, policy)
+        await attribute_call(session, call)  # call tracking: where an inbound call came from
         return call
 
 
@@ -580,6 +582,7 @@ async def _record_many(
     await session.flush()  # one bulk INSERT per table instead of one flush per call
     for call, data in zip(calls, batch, strict=True):
         await apply_call_rules(session, call, data.rang, policy)
+    await attribute_calls(session, calls)  # call tracking, a few queries per batch
     return calls
 
 
@@ -623,6 +626,13 @@ async def record_calls(
 # -- export -------------------------------------------------------------------------------
 
 
+def _tracking(call: Call) -> dict[str, Any] | None:
+    """The call's call-tracking attribution when it was loaded with the call (never lazily)."""
+    if "ct_attribution" in inspect(call).unloaded:
+        return None
+    return tracking_of(call.ct_attribution)  # type: ignore[attr-defined]
+
+
 def call_to_dict(call: Call) -> dict[str, Any]:
     """The public call shape (architecture.md); ``client`` and ``recordings`` must be loaded."""
     return {
@@ -642,7 +652,7 @@ def call_to_dict(call: Call) -> dict[str, Any]:
         "talk_seconds": round(call.talk_seconds, 3),
         "transferred": call.transferred,
         "recordings": [recording.path for recording in call.recordings],
-        "tracking": None,
+        "tracking": _tracking(call),
         "queue": call.queue,  # an extension of the fixed shape
     }
 

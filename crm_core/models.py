@@ -158,6 +158,15 @@ class Client(Base):
     )
     source: Mapped[str] = mapped_column(String(30), default="manual")
     annual_potential: Mapped[Decimal | None] = mapped_column(Numeric(16, 2))
+    # -- sales rules (crm_core.client_status): derived, never typed by a manager --------
+    annual_potential_items: Mapped[int | None] = mapped_column()
+    abc_group: Mapped[str | None] = mapped_column(String(1))  # A/B/C from the potential
+    qualified_at: Mapped[datetime | None] = mapped_column()  # when ABC was first set
+    contact_every_days: Mapped[int | None] = mapped_column()  # overrides the ABC frequency
+    status_since: Mapped[datetime | None] = mapped_column(default=utcnow)
+    owner_since: Mapped[datetime | None] = mapped_column(default=utcnow)
+    # Start of the last answered customer call with the client (kept by the call rules).
+    last_contact_at: Mapped[datetime | None] = mapped_column()
     archived_at: Mapped[datetime | None] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
@@ -335,6 +344,8 @@ class Task(Base):
         ForeignKey("calls.id", ondelete="SET NULL")
     )
     note: Mapped[str | None] = mapped_column(String(1000))
+    # How often the due date was moved (each move has a reason in the audit log).
+    due_moves: Mapped[int] = mapped_column(default=0, server_default="0")
 
     client: Mapped[Client | None] = relationship()
     call: Mapped[Call | None] = relationship(foreign_keys=[call_id])
@@ -390,6 +401,7 @@ class WebSession(Base):
 from crm_core import (  # noqa: E402, F401
     models_calltracking,
     models_recordings,
+    models_sales,
     models_speech,
     models_talktime,
 )

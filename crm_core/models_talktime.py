@@ -51,6 +51,11 @@ class TalkTimeRule(Base):
     # Legs shorter than this do not count (a "hello, wrong number" is not work).
     min_call_seconds: Mapped[int] = mapped_column(default=0)
     fine_amount: Mapped[Decimal] = mapped_column(Numeric(12, 2), default=Decimal("0"))
+    # The working hours, in minutes after local midnight: the pace projection spreads
+    # the rest of the target over what is left of them.
+    day_start_minute: Mapped[int] = mapped_column(default=9 * 60, server_default="540")
+    day_end_minute: Mapped[int] = mapped_column(default=18 * 60, server_default="1080")
+    created_by: Mapped[str | None] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -64,6 +69,8 @@ class Holiday(Base):
     day: Mapped[date] = mapped_column(index=True)
     team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(200), default="")
+    # Removed days are archived, not deleted; adding the day again brings the row back.
+    archived_at: Mapped[datetime | None] = mapped_column()
 
 
 class Absence(Base):
@@ -82,6 +89,7 @@ class Absence(Base):
     kind: Mapped[str] = mapped_column(String(20), default=AbsenceKind.DAY_OFF.value)
     note: Mapped[str] = mapped_column(String(500), default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    archived_at: Mapped[datetime | None] = mapped_column()  # cancelled, kept for the record
 
 
 class Violation(Base):
@@ -107,6 +115,27 @@ class Violation(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     user: Mapped[User] = relationship(foreign_keys=[user_id])
+
+
+class TalkTimeDaily(Base):
+    """A finished day's talk of one manager, counted once and kept (the month table's rollup).
+
+    Keyed by the time zone and the minimum call length it was counted with, so a
+    settings change never reads a figure counted by other rules. Database triggers
+    (migration 0009) drop a manager's rows around any leg of his that is written or
+    changed later, and a call whose direction changes; the end-of-day job refills.
+    """
+
+    __tablename__ = "talktime_daily"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"),
+                                         primary_key=True)
+    day: Mapped[date] = mapped_column(primary_key=True)
+    tz: Mapped[str] = mapped_column(String(64), primary_key=True)
+    min_call_seconds: Mapped[int] = mapped_column(primary_key=True)
+    talk_seconds: Mapped[float] = mapped_column()
+    calls: Mapped[int] = mapped_column()
+    computed_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 # The month table reads a manager's legs by the moment they started talking; on

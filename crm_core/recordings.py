@@ -7,10 +7,11 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import exists, select
+from sqlalchemy import exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
+from crm_core.audit import ACTION_CREATE, ACTION_UPDATE, write_audit
 from crm_core.models import Call, Recording, User
 from crm_core.models_recordings import AudioStatus, CallAudio, RetentionPolicy
 
@@ -100,14 +101,24 @@ async def retention_days(session: AsyncSession) -> dict[int, int]:
     return {team_id: days for team_id, days in rows}
 
 
-async def set_retention(session: AsyncSession, team_id: int, days: int) -> None:
+async def set_retention(session: AsyncSession, team_id: int, days: int, *,
+                        actor: str = "system") -> None:
+    """A team's retention policy (audited); recordings older than ``days`` are removed."""
     if days < 1:
         raise ValueError("retention must be at least one day")
     policy = await session.scalar(select(RetentionPolicy).where(RetentionPolicy.team_id == team_id))
+    old = None if policy is None else policy.days
     if policy is None:
-        session.add(RetentionPolicy(team_id=team_id, days=days))
+        policy = RetentionPolicy(team_id=team_id, days=days)
+        session.add(policy)
     else:
         policy.days = days
+    await session.flush()
+    changes: dict[str, list[int | None]] = {"days": [old, days]}
+    if old is None:
+        changes["team_id"] = [None, team_id]
+    write_audit(session, actor=actor, entity="recording_retention", entity_id=policy.id,
+                action=ACTION_CREATE if old is None else ACTION_UPDATE, changes=changes)
     await session.commit()
 
 
@@ -118,3 +129,27 @@ async def stored_before(session: AsyncSession, cutoff: datetime,
     stmt = stmt.where(CallAudio.team_id.is_(None) if team_id is None
                       else CallAudio.team_id == team_id)
     return list(await session.scalars(stmt))
+
+
+async def status_counts(session: AsyncSession) -> dict[str, int]:
+    """How many recorded, ended calls are in each state; "waiting" when no job exists yet."""
+    rows = await session.execute(select(CallAudio.status, func.count()).group_by(CallAudio.status))
+    counts = {status: n for status, n in rows}
+    waiting = await session.scalar(select(func.count(Call.id)).where(
+        Call.ended_at.is_not(None), exists().where(Recording.call_id == Call.id),
+        ~exists().where(CallAudio.call_id == Call.id)))
+    if waiting:
+        counts["waiting"] = waiting
+    return counts
+
+
+async def problems(session: AsyncSession, team_id: int | None = None,
+                   limit: int = 200) -> list[tuple[CallAudio, Call]]:
+    """Recordings that failed (originals kept on the PBX), newest first: what a supervisor
+    must look at. ``team_id`` limits them to one team's calls."""
+    stmt = (select(CallAudio, Call).join(Call, Call.id == CallAudio.call_id)
+            .where(CallAudio.status == AudioStatus.FAILED.value)
+            .order_by(Call.started_at.desc()).limit(limit))
+    if team_id is not None:
+        stmt = stmt.where(CallAudio.team_id == team_id)
+    return [(audio, call) for audio, call in (await session.execute(stmt)).all()]

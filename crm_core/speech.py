@@ -15,6 +15,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.models import Call, Recording
+from crm_core.models_recordings import CallAudio
 from crm_core.models_speech import KkpResult, Transcript
 
 
@@ -48,10 +49,11 @@ def needs_review(result: dict[str, Any]) -> bool:
 
 
 async def save_kkp_result(session: AsyncSession, call_id: int, script_name: str,
-                          script_version: str, result: dict[str, Any]) -> KkpResult:
+                          script_version: str, result: dict[str, Any], *,
+                          script_id: int | None = None) -> KkpResult:
     """Store the call's result for this script version, replacing a previous one."""
     values = {"script_name": script_name, "score": int(result.get("score") or 0),
-              "result": result, "needs_review": needs_review(result)}
+              "result": result, "needs_review": needs_review(result), "script_id": script_id}
     stmt = _insert(session, KkpResult).values(call_id=call_id, script_version=script_version,
                                               **values)
     await session.execute(stmt.on_conflict_do_update(
@@ -82,3 +84,29 @@ async def recording_paths(session: AsyncSession, call_id: int) -> list[str]:
     stmt = (select(Recording.path).where(Recording.call_id == call_id)
             .order_by(Recording.position, Recording.id))
     return list(await session.scalars(stmt))
+
+
+async def stored_audio(session: AsyncSession, call_id: int) -> dict[str, Any] | None:
+    """The call's finalized recording as the recordings feature stored it, if any.
+
+    ``sides`` names the channels left to right; ``direction`` tells who a caller was.
+    """
+    audio = await session.scalar(select(CallAudio).where(CallAudio.call_id == call_id))
+    if audio is None:
+        return None
+    direction = await session.scalar(select(Call.direction).where(Call.id == call_id))
+    return {"status": audio.status, "key": audio.key, "channels": audio.channels or 0,
+            "sides": list((audio.activity or {}).keys()), "direction": direction or ""}
+
+
+async def audio_seconds(session: AsyncSession, call_ids: list[int]) -> dict[int, float]:
+    """Audio length per call (the stored file's, else the talk time): for progress and ETA."""
+    out: dict[int, float] = {}
+    for start in range(0, len(call_ids), 500):
+        chunk = call_ids[start:start + 500]
+        rows = await session.execute(
+            select(Call.id, Call.talk_seconds, CallAudio.duration_seconds)
+            .outerjoin(CallAudio, CallAudio.call_id == Call.id).where(Call.id.in_(chunk)))
+        for call_id, talk, stored in rows:
+            out[call_id] = float(stored or talk or 0.0)
+    return out

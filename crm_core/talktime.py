@@ -18,7 +18,9 @@ Efficiency: one aggregate query buckets legs by local day (comparisons with the
 period's midnights: ``width_bucket`` on PostgreSQL, a CASE elsewhere), reading legs
 by the index ``(user_id, bridged_at)`` (covering on PostgreSQL); internal calls are
 subtracted rather than joined; only the rare legs crossing midnight or still live
-are fetched one by one.
+are fetched one by one. Finished days are counted once and kept in the per-day
+rollup (:mod:`crm_core.talktime_rollup`); reports read it and count only the days
+it lacks (today, and days a late write made it forget).
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from crm_core.models_talktime import (
     Violation,
     ViolationStatus,
 )
+from crm_core.talktime_rollup import read_rollup, write_rollup
 from crm_core.timestamps import utcnow
 
 DEFAULT_TARGET_SECONDS = 150 * 60
@@ -57,6 +60,8 @@ class Rules:
     working_weekdays: str = "12345"
     min_call_seconds: int = 0
     fine_amount: Decimal = Decimal("0")
+    day_start_minute: int = 9 * 60  # the working hours the pace projection assumes
+    day_end_minute: int = 18 * 60
 
 
 @dataclass
@@ -66,6 +71,7 @@ class DayTalk:
     seconds: float = 0.0
     counted_calls: int = 0  # calls counted in SQL (their ids are not fetched)
     call_ids: set[int] = field(default_factory=set)  # calls of legs handled one by one
+    live: bool = False  # a leg still open touches this day: the figure is not final
 
     @property
     def calls(self) -> int:
@@ -112,7 +118,8 @@ class Calendar:
             for rule in self._rules:
                 if rule.team_id == wanted and rule.effective_from <= day:
                     return Rules(rule.target_seconds, rule.working_weekdays,
-                                 rule.min_call_seconds, Decimal(rule.fine_amount))
+                                 rule.min_call_seconds, Decimal(rule.fine_amount),
+                                 rule.day_start_minute, rule.day_end_minute)
         return self._default
 
     def excluded(self, user: User, day: date) -> str | None:
@@ -133,10 +140,11 @@ async def load_calendar(session: AsyncSession, users: Sequence[User], first: dat
     ids = [u.id for u in users]
     rules = list(await session.scalars(
         select(TalkTimeRule).where(TalkTimeRule.effective_from <= last)))
-    holidays = list(await session.scalars(
-        select(Holiday).where(Holiday.day >= first, Holiday.day <= last)))
+    holidays = list(await session.scalars(select(Holiday).where(
+        Holiday.day >= first, Holiday.day <= last, Holiday.archived_at.is_(None))))
     absences = list(await session.scalars(select(Absence).where(
-        Absence.user_id.in_(ids), Absence.first_day <= last, Absence.last_day >= first)))
+        Absence.user_id.in_(ids), Absence.first_day <= last, Absence.last_day >= first,
+        Absence.archived_at.is_(None))))
     return Calendar(rules, holidays, absences, default or Rules())
 
 
@@ -233,12 +241,14 @@ async def talk_by_day(session: AsyncSession, user_ids: Sequence[int], first: dat
         if direction == Direction.INTERNAL.value:
             continue  # never counted (and netted out of the aggregate above)
         talk = float(talk or 0)
+        live = False
         in_aggregate = bool(has_bridged) and ended is not None and start <= bridged and ended < end
         if in_aggregate:  # counted whole on its first day above: take it back to split it
             out[(user_id, days[_index(bounds, bridged)])].seconds -= talk
         if ended is None:
             if status != CallStatus.IN_PROGRESS.value or now is None:
                 continue  # a stale open leg: no reliable end, not counted
+            live = True
             ended = max(now, bridged)
             talk = max(talk, (ended - bridged).total_seconds() - float(hold or 0))
         for day, (lo, hi) in zip(days, bounds, strict=True):
@@ -246,6 +256,7 @@ async def talk_by_day(session: AsyncSession, user_ids: Sequence[int], first: dat
             if part > 0 or (lo <= bridged < hi):
                 item = out[(user_id, day)]
                 item.seconds += part
+                item.live = item.live or live
                 if lo <= bridged < hi and not in_aggregate:
                     item.call_ids.add(call_id)
     for key, calls in counted.items():
@@ -256,24 +267,70 @@ async def talk_by_day(session: AsyncSession, user_ids: Sequence[int], first: dat
 
 
 async def period_talk(session: AsyncSession, users: Sequence[User], first: date, last: date,
-                      tz: ZoneInfo, calendar: Calendar, *,
-                      now: datetime | None = None) -> dict[tuple[int, date], DayTalk]:
-    """Talk per (manager, day), each day under the minimum-length rule in force then."""
+                      tz: ZoneInfo, calendar: Calendar, *, now: datetime | None = None,
+                      use_rollup: bool = True) -> dict[tuple[int, date], DayTalk]:
+    """Talk per (manager, day), each day under the minimum-length rule in force then.
+
+    Finished days stored in the rollup are read from it; the rest is counted.
+    """
+    days = days_between(first, last)
     needed: dict[int, list[int]] = defaultdict(list)
     mins: dict[tuple[int, date], int] = {}
     for user in users:
-        for day in days_between(first, last):
+        for day in days:
             m = calendar.rules(user.team_id, day).min_call_seconds
             mins[(user.id, day)] = m
             if user.id not in needed[m]:
                 needed[m].append(user.id)
+    stored = (await read_rollup(session, [u.id for u in users], first, last, tz.key)
+              if use_rollup else {})
     result: dict[tuple[int, date], DayTalk] = defaultdict(DayTalk)
     for m, ids in needed.items():
-        part = await talk_by_day(session, ids, first, last, tz, min_call_seconds=m, now=now)
+        missing: set[tuple[int, date]] = set()
+        for uid in ids:
+            for day in days:
+                if mins[(uid, day)] != m:
+                    continue
+                hit = stored.get((uid, day, m))
+                if hit is None:
+                    missing.add((uid, day))
+                else:
+                    result[(uid, day)] = DayTalk(seconds=hit[0], counted_calls=hit[1])
+        if not missing:
+            continue
+        part = await talk_by_day(session, sorted({uid for uid, _ in missing}),
+                                 min(d for _, d in missing), max(d for _, d in missing), tz,
+                                 min_call_seconds=m, now=now)
         for key, value in part.items():
-            if mins.get(key) == m:
+            if key in missing:
                 result[key] = value
     return result
+
+
+async def refresh_rollup(session: AsyncSession, users: Sequence[User], first: date, last: date,
+                         tz: ZoneInfo, *, now: datetime | None = None,
+                         default: Rules | None = None) -> int:
+    """Count the finished days from ``first`` to ``last`` afresh and store them; returns rows.
+
+    Days not over yet, and days a still-open leg touches, are left out (their
+    figures can still change).
+    """
+    now = now or utcnow()
+    while last >= first and day_bounds(last, tz)[1] > now:
+        last -= timedelta(days=1)
+    if last < first or not users:
+        return 0
+    calendar = await load_calendar(session, users, first, last, default)
+    talk = await period_talk(session, users, first, last, tz, calendar, now=now,
+                             use_rollup=False)
+    rows = []
+    for user in users:
+        for day in days_between(first, last):
+            item = talk.get((user.id, day), DayTalk())
+            if not item.live:
+                rows.append(((user.id, day, calendar.rules(user.team_id, day).min_call_seconds),
+                             round(item.seconds, 3), item.calls))
+    return await write_rollup(session, [u.id for u in users], first, last, tz.key, rows)
 
 
 # -- reports --------------------------------------------------------------------------------
@@ -287,7 +344,8 @@ def _day_row(user: User, day: date, talk: DayTalk, calendar: Calendar) -> dict[s
     return {"date": day.isoformat(), "talk_seconds": seconds, "calls": calls,
             "target_seconds": rules.target_seconds, "met": seconds >= rules.target_seconds,
             "working": excluded is None, "excluded": excluded,
-            "avg_call_seconds": round(seconds / calls, 1) if calls else 0.0}
+            "avg_call_seconds": round(seconds / calls, 1) if calls else 0.0,
+            "day_start_minute": rules.day_start_minute, "day_end_minute": rules.day_end_minute}
 
 
 async def day_report(session: AsyncSession, managers: Sequence[User], day: date, tz: ZoneInfo,
@@ -325,7 +383,8 @@ async def period_report(session: AsyncSession, managers: Sequence[User], first: 
         row = {"extension": m.extension, "name": m.name, "user_id": m.id, "team_id": m.team_id,
                "talk_seconds": seconds, "calls": calls,
                "target_seconds": sum(d["target_seconds"] for d in working),
-               "working_days": len(working), "days_met": sum(d["met"] for d in judged),
+               "working_days": len(working), "excluded_days": len(days) - len(working),
+               "days_met": sum(d["met"] for d in judged),
                "days_missed": sum(not d["met"] for d in judged), "days": days}
         row["met"] = row["days_missed"] == 0
         rows.append(row)
@@ -343,7 +402,11 @@ async def period_report(session: AsyncSession, managers: Sequence[User], first: 
 
 def projection(talk_seconds: float, target_seconds: int, now: datetime, tz: ZoneInfo,
                day_start: time = time(9), day_end: time = time(18)) -> dict[str, Any]:
-    """Minutes so far, minutes left and whether the current pace makes the target by day end."""
+    """Minutes so far, minutes left and whether the current pace makes the target by day end.
+
+    The pace is talk per second of the working hours gone by (``day_start`` to now),
+    extended over what is left of them until ``day_end``.
+    """
     local = now.astimezone(tz)
     begin = datetime.combine(local.date(), day_start, tzinfo=tz)
     finish = datetime.combine(local.date(), day_end, tzinfo=tz)
@@ -354,7 +417,13 @@ def projection(talk_seconds: float, target_seconds: int, now: datetime, tz: Zone
     return {"talk_minutes": round(talk_seconds / 60, 1),
             "left_minutes": round(max(0.0, target_seconds - talk_seconds) / 60, 1),
             "projected_minutes": round(projected / 60, 1),
-            "on_track": projected >= target_seconds}
+            "on_track": projected >= target_seconds,
+            "day_start": day_start.strftime("%H:%M"), "day_end": day_end.strftime("%H:%M")}
+
+
+def minute_time(minute: int) -> time:
+    """Minutes after midnight as a clock time (24:00 is the last minute of the day)."""
+    return time(23, 59) if minute >= 24 * 60 else time(minute // 60, minute % 60)
 
 
 # -- end of the working day -------------------------------------------------------------------
@@ -384,6 +453,7 @@ async def close_day(session: AsyncSession, managers: Sequence[User], day: date, 
                                                    "talk_seconds": row["talk_seconds"],
                                                    "target_seconds": row["target_seconds"]})
         created.append(violation)
+    await refresh_rollup(session, managers, day, day, tz, default=default)
     return created
 
 

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from crm_core.audit import ACTION_CREATE, ACTION_UPDATE, write_audit
+from crm_core.client_status import on_call_ended
 from crm_core.models import (
     Call,
     CallStatus,
@@ -418,3 +419,4 @@ async def apply_call_rules(
     await close_reached_callbacks(session, call)
     if call.status != CallStatus.IN_PROGRESS:
         await create_missed_call_callback(session, call, rang, policy)
+        await on_call_ended(session, call)  # a contact may bring a lost client back

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
@@ -15,3 +15,9 @@ class RecordingsConfig:
     retry_base_seconds: float = 5.0  # backoff: base * 2**attempt
     retention_days: int = 365  # teams without their own policy
     workers: int = 2  # concurrent ffmpeg conversions (one per core)
+    store_url: str = ""  # s3://bucket/prefix for the shared backend; else store_dir
+    s3_endpoint_url: str = ""
+    s3_access_key: str = ""
+    s3_secret_key: str = field(default="", repr=False)
+    s3_region: str = "us-east-1"
+    s3_ranged_get: bool = True

@@ -159,6 +159,7 @@ async def finalize_call(sessions: async_sessionmaker[AsyncSession], call_id: int
 
     def retry(error: str) -> Any:
         def update(row: CallAudio) -> None:
+            row.team_id = plan.team_id  # so the team's supervisor sees a failure
             jobs.schedule_retry(row, error, utcnow(), max_attempts=cfg.max_attempts,
                                 base_seconds=cfg.retry_base_seconds)
             log.warning("call %s: recording not finalized (attempt %s, %s): %s", call_id,

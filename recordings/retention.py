@@ -13,7 +13,7 @@ from crm_core import recordings as jobs
 from crm_core.models_recordings import AudioStatus, CallAudio
 from crm_core.timestamps import utcnow
 
-from .store import Store
+from .store import Store, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -31,24 +31,30 @@ async def apply_retention(sessions: async_sessionmaker[AsyncSession], store: Sto
         for team_id, days in groups:
             rows = await jobs.stored_before(session, now - timedelta(days=days), team_id)
             for row in rows:
-                if row.key:
-                    await asyncio.to_thread(store.delete, row.key)
-                    removed.append(row.key)
-                    log.info("retention: removed %s (call %s, team %s, %s days)", row.key,
-                             row.call_id, team_id, days)
-                row.status = AudioStatus.EXPIRED.value
+                if await _expire(store, row, f"team {team_id}, {days} days"):
+                    removed.append(row.key or "")
         # teams without their own policy follow the default
         for row in await _other_teams(session, now - timedelta(days=default_days),
                                       teams_with_policy):
-            if row.key:
-                await asyncio.to_thread(store.delete, row.key)
-                removed.append(row.key)
-                log.info("retention: removed %s (call %s, team %s, default %s days)", row.key,
-                         row.call_id, row.team_id, default_days)
-            row.status = AudioStatus.EXPIRED.value
+            if await _expire(store, row, f"team {row.team_id}, default {default_days} days"):
+                removed.append(row.key or "")
         await session.commit()
     log.info("retention: %d recording(s) removed", len(removed))
     return removed
+
+
+async def _expire(store: Store, row: CallAudio, why: str) -> bool:
+    """Delete the file, then mark the row; a store that fails keeps the row for next time."""
+    if row.key:
+        try:
+            await asyncio.to_thread(store.delete, row.key)
+        except StoreError as exc:
+            log.error("retention: could not remove %s (call %s): %s; kept for the next run",
+                      row.key, row.call_id, exc.strerror or exc)
+            return False
+        log.info("retention: removed %s (call %s, %s)", row.key, row.call_id, why)
+    row.status = AudioStatus.EXPIRED.value
+    return bool(row.key)
 
 
 async def _other_teams(session: AsyncSession, cutoff: datetime,

@@ -7,14 +7,21 @@ retried finalize writes the same key again: one copy, never two.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
 
+from .config import RecordingsConfig
+
 
 class StoreError(OSError):
-    """The store could not take or give a file (disk full, permissions)."""
+    """The store could not take or give a file (disk full, permissions, server down)."""
+
+    def __str__(self) -> str:  # one sentence for people, without "[Errno 28]"
+        return self.strerror or super().__str__()
 
 
 class Store(Protocol):
@@ -24,9 +31,11 @@ class Store(Protocol):
     def path(self, key: str) -> Path | None: ...
     def delete(self, key: str) -> bool: ...
     def exists(self, key: str) -> bool: ...
+    def size(self, key: str) -> int | None: ...
+    def read(self, key: str, start: int = 0, end: int | None = None) -> Iterator[bytes]: ...
 
 
-def _check_key(key: str) -> None:
+def check_key(key: str) -> None:
     parts = key.split("/")
     if not key or key.startswith("/") or any(p in ("", ".", "..") for p in parts) or "\\" in key:
         raise ValueError(f"unsafe store key {key!r}")
@@ -41,7 +50,7 @@ class DirectoryStore:
         self.root = root
 
     def _target(self, key: str) -> Path:
-        _check_key(key)
+        check_key(key)
         return self.root / key
 
     def put(self, key: str, source: Path) -> None:
@@ -66,6 +75,26 @@ class DirectoryStore:
     def exists(self, key: str) -> bool:
         return self.path(key) is not None
 
+    def size(self, key: str) -> int | None:
+        found = self.path(key)
+        return found.stat().st_size if found else None
+
+    def read(self, key: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+        """Bytes ``start``..``end`` (inclusive, as in HTTP Range) in chunks."""
+        found = self.path(key)
+        if found is None:
+            raise FileNotFoundError(errno.ENOENT, f"no recording {key}")
+        left = None if end is None else end - start + 1
+        with found.open("rb") as f:
+            f.seek(start)
+            while left is None or left > 0:
+                block = f.read(1 << 18 if left is None else min(1 << 18, left))
+                if not block:
+                    return
+                if left is not None:
+                    left -= len(block)
+                yield block
+
     def delete(self, key: str) -> bool:
         target = self._target(key)
         try:
@@ -80,3 +109,15 @@ class DirectoryStore:
             except OSError:
                 break
         return True
+
+
+
+def open_store(cfg: RecordingsConfig) -> Store:
+    """The backend the settings name: ``s3://bucket/prefix`` or else the directory."""
+    if cfg.store_url.startswith("s3://"):
+        from .s3store import S3Location, S3Store
+
+        return S3Store(S3Location.parse(
+            cfg.store_url, endpoint_url=cfg.s3_endpoint_url, access_key=cfg.s3_access_key,
+            secret_key=cfg.s3_secret_key, region=cfg.s3_region, ranged_get=cfg.s3_ranged_get))
+    return DirectoryStore(cfg.store_dir)

@@ -70,3 +70,20 @@ class FinalizeWorker:
                 await asyncio.wait_for(self._wake.wait(), self.interval)
             except TimeoutError:
                 pass
+
+
+async def wait_until_finalized(sessions: async_sessionmaker[AsyncSession],
+                               timeout: float) -> dict[str, int]:
+    """Until no recorded call waits for its finalize (or ``timeout``): the demo's exit.
+
+    Returns the calls per state (stored, failed, pending, waiting).
+    """
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        async with sessions() as session:
+            counts = await jobs.status_counts(session)
+        if not (counts.get("pending") or counts.get("waiting")):
+            return counts
+        if asyncio.get_running_loop().time() > deadline:
+            return counts
+        await asyncio.sleep(0.5)

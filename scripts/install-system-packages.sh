@@ -14,6 +14,7 @@ packages=(
   util-linux    # mount, flock, runuser
   chromium      # browser tests of the web pages (driven by Playwright, headless)
   fonts-dejavu-core  # readable Cyrillic in browser screenshots
+  wrk           # HTTP load generator of the call-tracking lease benchmark (bench/ct_lease.py)
 )
 
 missing=()

@@ -39,16 +39,44 @@ def probe_rate(path: Path) -> int:
         raise AudioError(f"{path.name} is not a readable audio file") from exc
 
 
-def decode_pcm16(path: Path, rate: int) -> bytes:
-    """Mono signed 16-bit little-endian PCM of the whole file at ``rate`` Hz."""
+def decode_pcm16(path: Path, rate: int, *, channel: int | None = None) -> bytes:
+    """Mono signed 16-bit little-endian PCM of the whole file at ``rate`` Hz.
+
+    ``channel`` picks one channel of a stereo file (0 left, 1 right) instead of the
+    downmix: the stored call has the manager on the left and the client on the right.
+    """
     if not path.is_file():
         raise AudioError(f"no such file: {path}")
+    pick = ["-af", f"pan=mono|c0=c{channel}"] if channel is not None else ["-ac", "1"]
     result = subprocess.run(
-        [_ffmpeg("ffmpeg"), "-nostdin", "-v", "error", "-i", str(path), "-vn",
-         "-ac", "1", "-ar", str(rate), "-f", "s16le", "-acodec", "pcm_s16le", "-"],
+        [_ffmpeg("ffmpeg"), "-nostdin", "-v", "error", "-i", str(path), "-vn", *pick,
+         "-ar", str(rate), "-f", "s16le", "-acodec", "pcm_s16le", "-"],
         capture_output=True, timeout=600)
     if result.returncode != 0:
         reason = result.stderr.decode("utf-8", "replace").strip().splitlines()
         detail = reason[-1] if reason else "unknown error"
         raise AudioError(f"{path.name} is not a readable audio file ({detail})")
     return result.stdout
+
+
+def decode_channels(path: Path, rate: int) -> list[bytes]:
+    """Each channel of a stereo file as mono PCM at ``rate`` Hz, from one ffmpeg run.
+
+    One decode for both sides instead of one per side: a stored call is Opus, and
+    decoding it twice was most of the pipeline's overhead over bare Vosk.
+    """
+    from array import array
+
+    if not path.is_file():
+        raise AudioError(f"no such file: {path}")
+    result = subprocess.run(
+        [_ffmpeg("ffmpeg"), "-nostdin", "-v", "error", "-i", str(path), "-vn", "-ac", "2",
+         "-ar", str(rate), "-f", "s16le", "-acodec", "pcm_s16le", "-"],
+        capture_output=True, timeout=600)
+    if result.returncode != 0:
+        reason = result.stderr.decode("utf-8", "replace").strip().splitlines()
+        detail = reason[-1] if reason else "unknown error"
+        raise AudioError(f"{path.name} is not a readable audio file ({detail})")
+    frames = array("h")
+    frames.frombytes(result.stdout[:len(result.stdout) // 4 * 4])
+    return [frames[0::2].tobytes(), frames[1::2].tobytes()]

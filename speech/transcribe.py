@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from speech.audio import decode_pcm16
+from speech.audio import decode_channels, decode_pcm16
 from speech.model import LoadedModel
 
 CHUNK_SECONDS = 0.5
@@ -27,12 +28,26 @@ def side_of(path: Path) -> str:
     return "mixed"
 
 
-def recognize_words(model: LoadedModel, path: Path) -> tuple[list[dict[str, Any]], float]:
+@dataclass(frozen=True)
+class Leg:
+    """One speaker's audio: a file, or one channel of a stereo file (0 left, 1 right)."""
+
+    side: str
+    path: Path
+    channel: int | None = None
+
+
+def recognize_words(model: LoadedModel, path: Path,
+                    channel: int | None = None) -> tuple[list[dict[str, Any]], float]:
     """Words with start, end and confidence, and the audio's duration in seconds."""
+    return recognize_pcm(model, decode_pcm16(path, model.sample_rate, channel=channel))
+
+
+def recognize_pcm(model: LoadedModel, pcm: bytes) -> tuple[list[dict[str, Any]], float]:
+    """Words of mono 16-bit PCM at the model's rate, and its duration in seconds."""
     from vosk import KaldiRecognizer
 
     rate = model.sample_rate
-    pcm = decode_pcm16(path, rate)
     recognizer = KaldiRecognizer(model.vosk, rate)
     recognizer.SetWords(True)
     words: list[dict[str, Any]] = []
@@ -53,11 +68,22 @@ def _words(result_json: str) -> list[dict[str, Any]]:
 
 def transcribe_files(model: LoadedModel, paths: Iterable[Path]) -> dict[str, Any]:
     """One transcript for one call's files; two files of the same side are concatenated."""
+    return transcribe_legs(model, [Leg(side_of(path), path) for path in paths])
+
+
+def transcribe_legs(model: LoadedModel, legs: Iterable[Leg]) -> dict[str, Any]:
+    """One transcript for one call's legs (files or channels), each side on its own."""
     speakers: dict[str, list[dict[str, Any]]] = {}
     duration = 0.0
-    for path in paths:
-        words, seconds = recognize_words(model, path)
-        speakers.setdefault(side_of(path), []).extend(words)
+    channels: dict[Path, list[bytes]] = {}  # a stereo file is decoded once for both sides
+    for leg in legs:
+        if leg.channel is None:
+            words, seconds = recognize_words(model, leg.path)
+        else:
+            if leg.path not in channels:
+                channels[leg.path] = decode_channels(leg.path, model.sample_rate)
+            words, seconds = recognize_pcm(model, channels[leg.path][leg.channel])
+        speakers.setdefault(leg.side, []).extend(words)
         duration = max(duration, seconds)
     for words in speakers.values():
         words.sort(key=lambda w: w["start"])

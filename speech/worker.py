@@ -1,8 +1,10 @@
 """The transcription worker: one process, one resident Vosk model, a few recognizer threads.
 
-A job is a call: its manager and client recordings are transcribed (each leg on
-its own), the transcript saved, and, when a KKP script is configured, the call
-checked and the result saved; only then is the job acked. Vosk allows one
+A job is a call: its manager and client audio is transcribed (each leg on its own:
+the per-leg originals, or the stored stereo file's channels once finalize removed
+them, see speech.sources), the transcript saved, and the call checked against the
+script version in force for it (or the ``--script`` override) and the result saved;
+only then is the job acked. Vosk allows one
 ``Model`` shared by recognizers on many threads, and one recognizer uses one core,
 so a small thread pool per machine is the unit of scale, not a process per job.
 Vosk's memory creeps over long runs: ``max_jobs`` lets a supervisor recycle us.
@@ -22,13 +24,16 @@ from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from crm_core import kkp_scripts
 from crm_core import speech as store
+from recordings.store import Store
 from speech.audio import AudioError
 from speech.jobs import Job, JobQueue
 from speech.kkp import check, load_script
 from speech.model import LoadedModel
-from speech.script import Script
-from speech.transcribe import side_of, transcribe_files
+from speech.script import KkpError, Script, parse_script_text
+from speech.sources import call_legs
+from speech.transcribe import transcribe_legs
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -44,6 +49,7 @@ class KkpScript:
 
     script: Script
     version: str
+    script_id: int | None = None
 
     @classmethod
     def load(cls, path: Path) -> KkpScript:
@@ -62,17 +68,11 @@ class _Vocabulary:
         return isinstance(word, str) and self._model.knows(word)
 
 
-def leg_files(root: Path, paths: list[str]) -> list[Path]:
-    """The manager's and client's files (else whatever exists), kept inside ``root``."""
-    base = root.resolve()
-    files = []
-    for rel in paths:
-        path = (base / rel).resolve()
-        if not path.is_relative_to(base):
-            raise JobFailed(f"recording path {rel!r} is outside the recordings root")
-        files.append(path)
-    legs = [p for p in files if side_of(p) != "mixed"]
-    return legs or files
+def _transcribe_call(model: LoadedModel, root: Path, paths: list[str],
+                     stored: dict[str, Any] | None, recordings: Store | None) -> dict[str, Any]:
+    """In a pool thread: find the call's audio (originals or stored stereo) and transcribe it."""
+    with call_legs(root, paths, stored, recordings) as legs:
+        return transcribe_legs(model, legs)
 
 
 class SpeechWorker:
@@ -80,9 +80,12 @@ class SpeechWorker:
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession], queue: JobQueue,
                  model: LoadedModel, recordings_root: Path, *, script: KkpScript | None = None,
+                 recordings: Store | None = None, use_stored_scripts: bool = True,
                  threads: int = 2, scan_interval: float = 5.0) -> None:
         self.sessions, self.queue, self.model = sessions, queue, model
         self.recordings_root, self.script = recordings_root, script
+        self.recordings = recordings  # the finalized recordings' store (stereo per call)
+        self.use_stored_scripts = use_stored_scripts
         self.threads, self.scan_interval = max(1, threads), scan_interval
         self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="vosk")
         self._vocabulary = _Vocabulary(model)
@@ -100,7 +103,7 @@ class SpeechWorker:
     async def process(self, job: Job) -> str:
         """Do one job; ``done``, ``failed`` (recorded, never retried) or ``retry``."""
         try:
-            await self._do(job.call_id)
+            await self.do_call(job.call_id)
         except JobFailed as exc:
             log.warning("call %s: transcription failed: %s", job.call_id, exc)
             await self.queue.fail(job, str(exc))
@@ -112,28 +115,43 @@ class SpeechWorker:
         await self.queue.ack(job)
         return "done"
 
-    async def _do(self, call_id: int) -> None:
+    async def do_call(self, call_id: int) -> None:
+        """Transcribe one call (unless done) and check it; raises ``JobFailed`` for bad audio."""
         async with self.sessions() as session:
             existing = await store.get_transcript(session, call_id)
             transcript = existing.data if existing is not None else None
             paths = await store.recording_paths(session, call_id)
+            stored = await store.stored_audio(session, call_id)
         if transcript is None:  # a redelivered job whose transcript is saved skips the ASR
-            if not paths:
-                raise JobFailed(f"call {call_id} has no recordings")
-            files = leg_files(self.recordings_root, paths)
             try:
-                transcript = await self._in_pool(transcribe_files, self.model, files)
+                transcript = await self._in_pool(_transcribe_call, self.model,
+                                                 self.recordings_root, paths, stored,
+                                                 self.recordings)
             except AudioError as exc:
                 raise JobFailed(str(exc)) from exc
             async with self.sessions() as session:
                 await store.save_transcript(session, call_id, transcript)
                 await session.commit()
-        if self.script is not None:
-            result = await self._in_pool(check, self.script.script, transcript, self._vocabulary)
+        script = self.script or await self._stored_script(call_id)
+        if script is not None:
+            result = await self._in_pool(check, script.script, transcript, self._vocabulary)
             async with self.sessions() as session:
-                await store.save_kkp_result(session, call_id, self.script.script.name,
-                                            self.script.version, result)
+                await store.save_kkp_result(session, call_id, script.script.name,
+                                            script.version, result, script_id=script.script_id)
                 await session.commit()
+
+    async def _stored_script(self, call_id: int) -> KkpScript | None:
+        """The script version in force at the call's start for its stage, team or company."""
+        if not self.use_stored_scripts:
+            return None
+        async with self.sessions() as session:
+            row = await kkp_scripts.script_for_call(session, call_id)
+        if row is None:
+            return None
+        try:
+            return KkpScript(parse_script_text(row.text), row.digest, row.id)
+        except KkpError as exc:  # validated on upload; a later validator may be stricter
+            raise JobFailed(f"stored script {row.id} is no longer valid: {exc}") from exc
 
     async def run(self, *, max_jobs: int | None = None, scan: bool = True) -> int:
         """Work until cancelled or ``max_jobs`` are finished; returns how many were."""

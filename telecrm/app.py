@@ -26,15 +26,18 @@ from pbx_bridge.store import CallStore
 from pbx_bridge.tracker import CallTracker
 from recordings.config import RecordingsConfig
 from recordings.retention import daily as retention_daily
-from recordings.store import DirectoryStore
+from recordings.store import open_store
 from recordings.worker import FinalizeWorker
 
 from .bus import create_bus
+from .ct_live import SourceOnChannel, then
 from .live_events import LiveEventSink, store_then_publish
 from .settings import Settings
-from .web import setup_web, talktime
+from .speech_service import speech_ctx
+from .web import sales_nightly, setup_web, talktime
 from .web.clicktocall import ClickToCall
 from .web.config import WebConfig
+from .web.ct_public import calltracking_ctx
 from .web.keys import (
     BUS,
     CLICK_TO_CALL,
@@ -46,6 +49,7 @@ from .web.keys import (
     WEB_CONFIG,
     WRITER_SESSIONS,
 )
+from .web.recordings_routes import RECORDINGS_STORE
 from .web.throttle import LoginThrottle
 
 __all__ = ["LISTENER", "SESSIONS", "SETTINGS", "WRITER_SESSIONS", "create_app", "run_app"]
@@ -99,7 +103,9 @@ async def listener_ctx(app: web.Application) -> AsyncIterator[None]:
     live = LiveEventSink(app[BUS], app[SESSIONS])
     async with app[SESSIONS]() as session:
         supervisors = await extensions_of_role(session, "supervisor")
-    listener = Listener(ami_settings(settings), store_then_publish(store, live),
+    # call tracking: the call's source on its Asterisk channel while it rings
+    source = SourceOnChannel(app[SESSIONS], lambda: app[LISTENER].session)
+    listener = Listener(ami_settings(settings), store_then_publish(store, then(live, source)),
                         tracker=CallTracker(PartyRules(supervisors=supervisors)),
                         close_orphans=store.close_orphans,
                         capture=CaptureWriter(settings.capture_dir))
@@ -115,14 +121,18 @@ async def listener_ctx(app: web.Application) -> AsyncIterator[None]:
 def recordings_config(settings: Settings) -> RecordingsConfig:
     return RecordingsConfig(
         store_dir=settings.recordings_store_dir, audio_format=settings.recordings_format,
-        retention_days=settings.recordings_retention_days, workers=settings.recordings_workers)
+        retention_days=settings.recordings_retention_days, workers=settings.recordings_workers,
+        store_url=settings.recordings_store, s3_endpoint_url=settings.recordings_s3_endpoint,
+        s3_access_key=settings.recordings_s3_access_key,
+        s3_secret_key=settings.recordings_s3_secret_key, s3_region=settings.recordings_s3_region,
+        s3_ranged_get=settings.recordings_s3_ranged_get)
 
 
 async def recordings_ctx(app: web.Application) -> AsyncIterator[None]:
     """Finalizes recordings of ended calls, and applies retention once a day."""
     settings = app[SETTINGS]
     config = recordings_config(settings)
-    store = DirectoryStore(config.store_dir)
+    store = app[RECORDINGS_STORE]
     worker = FinalizeWorker(app[WRITER_SESSIONS], settings.recordings_source, store, config)
     tasks = [asyncio.create_task(worker.run(), name="recordings-finalize"),
              asyncio.create_task(retention_daily(app[WRITER_SESSIONS], store,
@@ -166,6 +176,7 @@ def create_app(settings: Settings, *, with_listener: bool = True,
     app = web.Application(client_max_size=config.max_body_bytes)
     app[SETTINGS] = settings
     app[WEB_CONFIG] = config
+    app[RECORDINGS_STORE] = open_store(recordings_config(settings))  # player and finalizer
     app[THROTTLE] = LoginThrottle(config.login_failures_per_user, config.login_failures_per_ip,
                                   config.login_window_seconds)
     app.cleanup_ctx.append(database_ctx)
@@ -174,7 +185,10 @@ def create_app(settings: Settings, *, with_listener: bool = True,
         app.cleanup_ctx.append(listener_ctx)
         app.cleanup_ctx.append(recordings_ctx)
         app.cleanup_ctx.append(talktime.daily_close_ctx)
+        app.cleanup_ctx.append(sales_nightly.sales_nightly_ctx)
+        app.cleanup_ctx.append(speech_ctx)  # transcription, when TELECRM_VOSK_MODEL is set
     app.cleanup_ctx.append(click_to_call_ctx)
+    app.cleanup_ctx.append(calltracking_ctx)  # call-tracking leases (Redis or in-process)
     app.on_shutdown.append(close_event_streams)
     app.router.add_get("/healthz", health)
     setup_web(app)

@@ -239,13 +239,16 @@ async def cmd_recordings(args: argparse.Namespace, settings: Settings) -> int:
     """Finalize the backlog of recordings (or retry failed ones), or apply retention."""
     from crm_core.recordings import retry_failed
     from recordings.retention import apply_retention
-    from recordings.store import DirectoryStore
+    from recordings.store import open_store
     from recordings.worker import FinalizeWorker
 
     from .app import recordings_config
 
     config = recordings_config(settings)
-    store = DirectoryStore(config.store_dir)
+    try:
+        store = open_store(config)
+    except ValueError as exc:
+        raise UsageError(f"TELECRM_RECORDINGS_STORE: {exc}") from None
     engine, sessions = await _sessions(settings)
     try:
         if args.recordings_command == "retention":
@@ -286,6 +289,15 @@ async def cmd_transcribe(args: argparse.Namespace, settings: Settings) -> int:
     from speech.model import ModelError, load_model, resolve_model_dir
     from speech.transcribe import transcribe_files
 
+    if args.backlog:
+        if args.files:
+            raise UsageError("give either FILE... or --backlog, not both")
+        from .cli_speech import run_backlog
+
+        return await run_backlog(args, settings)
+    if not args.files:
+        raise UsageError("give the files to transcribe, or --backlog for every call "
+                         "without a transcript")
     paths = [Path(p) for p in args.files]
     for path in paths:
         if not path.is_file():
@@ -326,10 +338,14 @@ async def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     redis_url = args.redis or settings.redis_url
     queue: JobQueue = (RedisStreamQueue(redis_url, claim_after=args.claim_after)
                        if redis_url else InProcessQueue())
+    from .app import recordings_config
+    from .cli_speech import recordings_store
+
     engine, sessions = await _sessions(settings)
     worker = SpeechWorker(sessions, queue, model,
                           Path(args.recordings or settings.recordings_source),
-                          script=script, threads=args.threads)
+                          script=script, threads=args.threads,
+                          recordings=recordings_store(recordings_config(settings)))
     try:
         await worker.run(max_jobs=args.max_jobs)
     finally:
@@ -398,6 +414,8 @@ def build_parser() -> argparse.ArgumentParser:
                                 help="record violations for a finished working day (idempotent)")
     close.add_argument("--date", metavar="YYYY-MM-DD", help="the day (default: today)")
     close.set_defaults(handler=cmd_talktime_close_day)
+    from . import cli_talktime
+    cli_talktime.add_actions(talk_sub, common)
 
     recs = sub.add_parser("recordings", help="call recordings")
     recs_sub = recs.add_subparsers(dest="recordings_command", required=True, metavar="ACTION")
@@ -410,6 +428,8 @@ def build_parser() -> argparse.ArgumentParser:
     recs_sub.add_parser("retention", parents=[common],
                         help="remove recordings older than the teams' policies").set_defaults(
         handler=cmd_recordings)
+    from . import cli_recordings
+    cli_recordings.add_actions(recs_sub, common)
 
     serve = sub.add_parser("serve", parents=[common], help="AMI listener and web app")
     serve.add_argument("--host")
@@ -423,7 +443,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     tr = sub.add_parser("transcribe", parents=[common],
                         help="transcribe recordings with Vosk (one file per leg)")
-    tr.add_argument("files", nargs="+", metavar="FILE")
+    tr.add_argument("files", nargs="*", metavar="FILE")
+    tr.add_argument("--backlog", action="store_true",
+                    help="every call with a recording and no transcript (resumable), "
+                         "with a progress bar on stderr")
+    tr.add_argument("--threads", type=int, default=2,
+                    help="with --backlog: recognizers at once (one per core)")
     tr.add_argument("--format", choices=["json"], default="json")
     tr.add_argument("--model", metavar="DIR", help="Vosk model directory (default: settings)")
     tr.set_defaults(handler=cmd_transcribe)
@@ -438,6 +463,8 @@ def build_parser() -> argparse.ArgumentParser:
                           "need review instead of counting as missing)")
     chk.add_argument("--format", choices=["json"], default="json")
     chk.set_defaults(handler=cmd_kkp_check)
+    from . import cli_speech
+    cli_speech.add_kkp_commands(kkp_sub, common)
 
     wk = sub.add_parser("worker", parents=[common],
                         help="transcription and KKP worker (one per machine)")
@@ -446,7 +473,9 @@ def build_parser() -> argparse.ArgumentParser:
     wk.add_argument("--model", metavar="DIR", help="Vosk model directory (default: settings)")
     wk.add_argument("--recordings", metavar="DIR",
                     help="recordings root (default: TELECRM_RECORDINGS_SOURCE)")
-    wk.add_argument("--script", metavar="S.yaml", help="KKP script to check every call against")
+    wk.add_argument("--script", metavar="S.yaml",
+                    help="KKP script to check every call against (overrides the stored "
+                         "versions: telecrm kkp scripts)")
     wk.add_argument("--threads", type=int, default=2, help="recognizers at once (one per core)")
     wk.add_argument("--claim-after", type=float, default=300.0, metavar="SECONDS",
                     help="take over a job another worker left unfinished this long")
@@ -454,8 +483,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="exit after N jobs (let a supervisor restart it: Vosk memory creeps)")
     wk.set_defaults(handler=cmd_worker)
 
-    from . import cli_calltracking, cli_recordings, cli_speech, cli_talktime
-    for feature in (cli_talktime, cli_recordings, cli_speech, cli_calltracking):
+    from . import cli_calltracking, cli_recordings, cli_sales, cli_speech, cli_talktime
+    for feature in (cli_talktime, cli_recordings, cli_speech, cli_calltracking, cli_sales):
         feature.add_commands(sub, common)
     return parser
 

@@ -27,10 +27,12 @@ from asterisk_conf.sandbox import Sandbox, SandboxUnavailable
 from crm_core.calls import export_calls
 from crm_core.importing import import_clients_csv
 from crm_core.users import add_user, set_team_queue
+from recordings.worker import wait_until_finalized
 
 from .app import LISTENER, SESSIONS, WRITER_SESSIONS, create_app
 from .passwords import hash_password
 from .settings import Settings
+from .web.recordings_routes import RECORDINGS_STORE
 
 log = logging.getLogger(__name__)
 
@@ -198,7 +200,11 @@ async def run_demo(settings: Settings, *, once: bool = False) -> int:
             print()
             print(format_table(calls, ZoneInfo(settings.timezone)))
             print()
-            print(f"Записи разговоров: {pbx.monitor_dir}")
+            # -- recordings feature (#6): the demo's recordings are finalized, then shown
+            states = await wait_until_finalized(sessions, timeout=30)
+            store = app[RECORDINGS_STORE]
+            where = getattr(store, "root", None) or store
+            print(f"Записи разговоров (сохранено {states.get('stored', 0)}): {where}")
             print()
             print(format_sign_in(f"http://{crm_settings.http_host}:{crm_settings.http_port}/"))
             if not once:

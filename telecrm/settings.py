@@ -42,6 +42,13 @@ class Settings:
     recordings_retention_days: int = _field(365, "days recordings are kept for teams "
                                             "without their own policy")
     recordings_workers: int = _field(2, "concurrent recording conversions (one per core)")
+    recordings_s3_endpoint: str = _field("", "S3 server URL when TELECRM_RECORDINGS_STORE is "
+                                         "s3://bucket/prefix (unset: AWS)")
+    recordings_s3_access_key: str = _field("", "S3 access key of the recordings store")
+    recordings_s3_secret_key: str = _field("", "S3 secret key of the recordings store")
+    recordings_s3_region: str = _field("us-east-1", "S3 region of the recordings store")
+    recordings_s3_ranged_get: bool = _field(True, "false for S3 servers whose ranged GETs "
+                                            "are unreliable (the CRM then cuts ranges itself)")
     timezone: str = _field("Europe/Moscow", "timezone of the working day")
     phone_region: str = _field("RU", "default region for phone numbers written without a "
                                "country code")
@@ -51,7 +58,11 @@ class Settings:
                                 "over HTTPS), true or false")
     vosk_model: str = _field("", "Vosk model directory for transcription (speech/README.md); "
                              "default: an installed vosk-model-* package")
+    speech_threads: int = _field(1, "recognizers 'telecrm serve' runs when TELECRM_VOSK_MODEL "
+                                 "is set (0: none; run 'telecrm worker' instead)")
     log_level: str = _field("INFO", "DEBUG, INFO, WARNING or ERROR")
+    ct_rate_per_minute: int = _field(120, "call tracking: requests per minute one client IP "
+                                     "may make to the public lease endpoint")
 
     @property
     def resolved_database_url(self) -> str:
@@ -61,7 +72,7 @@ class Settings:
 
     @property
     def recordings_store_dir(self) -> Path:
-        if self.recordings_store:
+        if self.recordings_store and not self.recordings_store.startswith("s3://"):
             return Path(self.recordings_store).expanduser()
         return self.data_dir / "recordings"
 

@@ -17,7 +17,7 @@ from tests.db_fixtures import (  # noqa: F401
 from tests.redis_fixtures import redis_server, redis_url  # noqa: F401
 from tests.sandbox_fixtures import sandbox  # noqa: F401
 
-REAL_PARTS = ("asterisk", "postgres")
+REAL_PARTS = ("asterisk", "postgres", "s3")
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -117,7 +117,8 @@ async def _dump(session: AsyncSession) -> dict[str, Any]:
         "recordings": sorted(
             (named(_row(r, volatile)) for r in await session.scalars(select(Recording))),
             key=lambda r: (r["call_id"], r["path"])),
-        "clients": sorted(repr(sorted(_row(c, volatile | {"id"}).items()))
+        # status_since / owner_since are the wall-clock moments of the write.
+        "clients": sorted(repr(sorted(_row(c, volatile | {"status_since", "owner_since"}).items()))
                           for c in await session.scalars(select(Client))),
         "phones": sorted((named(_row(p, volatile)) for p in await session.scalars(select(Phone))),
                          key=repr),

@@ -127,6 +127,21 @@
         client.owner ? "ответственный: " + client.owner.name : "без ответственного"].join(" · ");
       box.append(facts);
     }
+    // call tracking: where the caller came from (the ad, the site, the billboard)
+    const origin = el("div", { class: "muted ct-source", hidden: "" });
+    box.append(origin);
+    if (pop.call_id) {
+      fetch("/api/ct/calls/" + encodeURIComponent(pop.call_id) + "/source",
+            { credentials: "same-origin" })
+        .then((r) => (r.ok ? r.json() : null))
+        .then((data) => {
+          if (data && data.source && popLinkedid === pop.linkedid) {
+            origin.textContent = "Источник: " + data.source;
+            origin.hidden = false;
+          }
+        })
+        .catch(() => {});
+    }
     const actions = el("div", { class: "actions" });
     if (client) {
       actions.append(el("a", { href: "/clients/" + client.id, class: "open-card" },

@@ -2,6 +2,8 @@
 // every few seconds, since talk grows between events while managers are on calls.
 (function () {
   "use strict";
+  const EXCLUDED = { weekend: "выходной", holiday: "праздник", day_off: "отгул",
+                     sick: "больничный", vacation: "отпуск" };
   const today = document.querySelector("[data-live-today]");
   if (today) {
     // The manager's own bar: minutes left and the projection at his current pace.
@@ -11,9 +13,14 @@
       if (!answer.ok) return;
       const mine = (await answer.json()).managers.find((m) => m.extension === ext);
       if (!mine) return;
+      if (!mine.working) {
+        const why = EXCLUDED[mine.excluded] || "нерабочий день";
+        today.textContent = `Сейчас ${mine.talk_minutes} мин · сегодня норма не учитывается (${why})`;
+        return;
+      }
       const verdict = mine.on_track ? "успеваете" : "не успеваете";
       today.textContent = `Сейчас ${mine.talk_minutes} мин · осталось ${mine.left_minutes} мин · ` +
-        `при нынешнем темпе к концу дня ${mine.projected_minutes} мин — ${verdict}`;
+        `при нынешнем темпе к концу дня (${mine.day_end}) ${mine.projected_minutes} мин — ${verdict}`;
     };
     update();
     setInterval(update, 10000);
@@ -42,7 +49,7 @@
         text(row, ".tt-min", String(m.talk_minutes));
         text(row, ".tt-calls", String(m.calls));
         text(row, ".tt-avg", String(Math.round(m.avg_call_seconds)));
-        text(row, ".tt-proj", `${m.projected_minutes} мин ${m.on_track ? "✓" : "✗"}`);
+        text(row, ".tt-proj", m.working ? `${m.projected_minutes} мин ${m.on_track ? "✓" : "✗"}` : "—");
         row.classList.toggle("on-call", Boolean(m.on_call));
       }
       const stamp = document.getElementById("tt-updated");

@@ -1,9 +1,182 @@
-"""Routes of the call-tracking feature, registered by telecrm.web.routes."""
+"""Routes of the call-tracking feature, registered by telecrm.web.routes.
+
+Public (hostile ground, see :mod:`telecrm.web.ct_public`):
+- ``GET /ct.js?site=HOST``, ``POST /api/ct/session`` (and its CORS pre-flight).
+
+For marketers (and admins; managers and supervisors get 403):
+- ``GET /api/ct/report?from=D&to=D&by=channel|source|medium|campaign`` (``format=csv`` too);
+- ``GET /api/ct/calls?from=D&to=D``: the call log with each call's source and pages;
+- ``GET /calltracking``: the page with the report, charts, pool health and the call log.
+
+For anyone who may see the call: ``GET /api/ct/calls/{id}/source`` (the screen pop).
+"""
 
 from __future__ import annotations
 
+import csv
+import io
+from collections import defaultdict
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import aiohttp_jinja2
 from aiohttp import web
+from sqlalchemy import select
+
+from crm_core import access
+from crm_core.calltracking_attribution import source_label, tracking_of
+from crm_core.calltracking_report import (
+    GROUPINGS,
+    Period,
+    call_log,
+    channel_report,
+    pool_health,
+)
+from crm_core.models import Role, User
+from crm_core.models_calltracking import CtAttribution
+
+from . import ct_public
+from .auth import api_user, page_user
+from .errors import ApiError
+from .keys import SESSIONS, SETTINGS
+from .params import day_bounds, parse_day, path_id, query_int
+
+MARKETING_ROLES = frozenset({Role.MARKETER, Role.ADMIN})
+
+
+def may_see_calltracking(user: User) -> bool:
+    """Call-tracking reports are for marketers (and admins), not for the sales floor."""
+    return user.role in MARKETING_ROLES
+
+
+def _viewer(request: web.Request, *, page: bool = False) -> User:
+    user = page_user(request) if page else api_user(request)
+    if not may_see_calltracking(user):
+        raise ApiError(403, "call tracking is for marketers" if not page
+                       else "Коллтрекинг доступен маркетологам.")
+    return user
+
+
+def _tz(request: web.Request) -> ZoneInfo:
+    return ZoneInfo(request.app[SETTINGS].timezone)
+
+
+def _period(request: web.Request) -> tuple[Period, date, date]:
+    """``from``/``to`` days (inclusive) in the workday timezone; default: this month so far."""
+    tz = _tz(request)
+    today = datetime.now(tz).date()
+    q = request.query
+    first = parse_day(q["from"], "from") if q.get("from") else today.replace(day=1)
+    last = parse_day(q["to"], "to") if q.get("to") else max(first, today)
+    if last < first:
+        raise ApiError(400, "from must not be after to")
+    if (last - first).days > 400:
+        raise ApiError(400, "ask for at most 400 days at a time")
+    return Period(day_bounds(first, tz)[0], day_bounds(last, tz)[1]), first, last
+
+
+def _by(request: web.Request) -> str:
+    by = request.query.get("by", "channel")
+    if by not in GROUPINGS:
+        raise ApiError(400, f"by must be one of: {', '.join(GROUPINGS)}")
+    return by
+
+
+async def _report(request: web.Request) -> dict[str, Any]:
+    period, _, _ = _period(request)
+    target = query_int(request, "target", 60, low=1, high=3600)
+    async with request.app[SESSIONS]() as session:
+        body = await channel_report(session, period, by=_by(request), target_seconds=target)
+        body["pool_health"] = await pool_health(session, period)
+    return body
+
+
+async def report(request: web.Request) -> web.Response:
+    _viewer(request)
+    body = await _report(request)
+    if request.query.get("format") == "csv":
+        out = io.StringIO()
+        rows = [*body["rows"], body["totals"]]
+        writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows({k: "" if v is None else v for k, v in row.items()} for row in rows)
+        return web.Response(text=out.getvalue(), content_type="text/csv", charset="utf-8",
+                            headers={"Content-Disposition":
+                                     'attachment; filename="calltracking.csv"'})
+    return web.json_response(body)
+
+
+async def calls(request: web.Request) -> web.Response:
+    _viewer(request)
+    period, _, _ = _period(request)
+    async with request.app[SESSIONS]() as session:
+        rows = await call_log(session, period)
+    return web.json_response(rows)
+
+
+async def call_source(request: web.Request) -> web.Response:
+    """The source of one call for the screen pop (whoever may see the call)."""
+    user = api_user(request)
+    call_id = path_id(request)
+    async with request.app[SESSIONS]() as session:
+        if not await access.can_see_call(session, user, call_id):
+            raise ApiError(404, "no such call")
+        row = await session.scalar(select(CtAttribution).where(CtAttribution.call_id == call_id))
+        return web.json_response({"source": source_label(row), "tracking": tracking_of(row)})
+
+
+def _daily_chart(log: list[dict[str, Any]], first: date, last: date, tz: ZoneInfo
+                 ) -> dict[str, Any]:
+    """Calls per day by channel as stacked bars for an inline SVG."""
+    days = [(first + timedelta(days=i)) for i in range((last - first).days + 1)]
+    counts: dict[str, dict[date, int]] = defaultdict(lambda: defaultdict(int))
+    for row in log:
+        day = datetime.fromisoformat(row["started_at"]).astimezone(tz).date()
+        counts[row["channel"] or "(не указан)"][day] += 1
+    channels = sorted(counts)
+    top = max([sum(counts[c][d] for c in channels) for d in days] + [1])
+    width, height = 640, 120
+    step = width / max(1, len(days))
+    bars = []
+    for i, day in enumerate(days):
+        y = height
+        for index, channel in enumerate(channels):
+            n = counts[channel][day]
+            if not n:
+                continue
+            h = height * n / top
+            y -= h
+            bars.append({"x": round(i * step, 1), "y": round(y, 1), "w": round(max(1, step - 2), 1),
+                         "h": round(h, 1), "color": index % 6, "title":
+                         f"{day.strftime('%d.%m')} {channel}: {n}"})
+    return {"bars": bars, "width": width, "height": height, "channels": channels, "top": top}
+
+
+@aiohttp_jinja2.template("calltracking.html")
+async def page(request: web.Request) -> dict[str, Any]:
+    _viewer(request, page=True)
+    period, first, last = _period(request)
+    async with request.app[SESSIONS]() as session:
+        body = await channel_report(session, period, by=_by(request))
+        health = await pool_health(session, period)
+        log = await call_log(session, period)
+    tz = _tz(request)
+    for row in log:
+        row["when"] = datetime.fromisoformat(row["started_at"]).astimezone(tz).strftime(
+            "%d.%m %H:%M")
+    top_cost = max([r["cost_per_target_call"] or 0 for r in body["rows"]] + [1])
+    return {"title": "Коллтрекинг", "report": body, "health": health, "log": log,
+            "first": first, "last": last, "by": body["by"], "groupings": GROUPINGS,
+            "chart": _daily_chart(log, first, last, tz), "top_cost": top_cost}
 
 
 def add_routes(router: web.UrlDispatcher) -> None:
     """Register this feature's pages and API routes."""
+    router.add_get("/ct.js", ct_public.snippet)
+    router.add_post("/api/ct/session", ct_public.session_endpoint)
+    router.add_route("OPTIONS", "/api/ct/session", ct_public.preflight)
+    router.add_get("/api/ct/report", report)
+    router.add_get("/api/ct/calls", calls)
+    router.add_get("/api/ct/calls/{id}/source", call_source)
+    router.add_get("/calltracking", page)

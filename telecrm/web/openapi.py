@@ -5,6 +5,9 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from .ct_openapi import CT_PATHS
+from .sales_openapi import SALES_PATHS
+
 _NULLABLE_STR = {"type": ["string", "null"]}
 _NULLABLE_TIME = {"type": ["string", "null"], "format": "date-time"}
 _ID = {"type": "integer", "minimum": 1}
@@ -39,9 +42,11 @@ SCHEMAS: dict[str, Any] = {
     "Tracking": {
         "type": ["object", "null"],
         "properties": {
-            "kind": {"enum": ["static", "dynamic"]},
+            "kind": {"enum": ["static", "dynamic", "repeat"]},
             "channel": _NULLABLE_STR, "source": _NULLABLE_STR, "medium": _NULLABLE_STR,
             "campaign": _NULLABLE_STR, "landing": _NULLABLE_STR,
+            "ambiguous": {"type": "boolean"},
+            "candidates": {"type": "array", "items": {"type": "string"}},
         },
     },
     "Call": {
@@ -185,6 +190,91 @@ def _get(summary: str, ok: dict[str, Any], *, params: list[dict[str, Any]] | Non
                                   **_AUTH_ERRORS, **(errors or {})}}}
 
 
+def _change(summary: str, method: str, ok: dict[str, Any], *,
+            body: dict[str, Any] | None = None, params: list[dict[str, Any]] | None = None,
+            errors: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A state-changing signed-in operation (CSRF header required)."""
+    operation: dict[str, Any] = {
+        "summary": summary, "security": _SIGNED_IN, "parameters": [_CSRF, *(params or [])],
+        "responses": {**ok, "400": _error("bad input (one sentence)"), **_AUTH_ERRORS,
+                      "403": _error("not your team, not your role, or CSRF token wrong"),
+                      **(errors or {})}}
+    if body is not None:
+        operation["requestBody"] = {"required": True,
+                                    "content": {"application/json": {"schema": body}}}
+    return {method: operation}
+
+
+_HHMM = {"type": "string", "pattern": "^([01]?[0-9]|2[0-3]):[0-5][0-9]$", "example": "09:00"}
+_TEAM = {"type": ["integer", "null"],
+         "description": "The team (default: your own); null: the company-wide defaults "
+                        "(admin only)"}
+_TALKTIME_SETTINGS_PATHS: dict[str, Any] = {
+    "/api/talktime/rules": {
+        **_get("Talk-time rules: those in force today for your team (admin: every team and "
+               "the company defaults) and every rule row with its start date",
+               _json("rules", {"type": "object"}), errors={"403": _error("not for your role")}),
+        **_change(
+            "Change a team's rules from a date on (supervisor: his team; admin: any). A new "
+            "row from that date; fields left out keep the value in force then. Dates before "
+            "today are refused: past days are never re-judged.", "post",
+            {"201": _json("the rule row", {"type": "object"})},
+            body={"type": "object", "required": ["effective_from"], "properties": {
+                "team_id": _TEAM, "effective_from": _DATE,
+                "target_minutes": {"type": "integer", "minimum": 1, "maximum": 1440},
+                "working_weekdays": {"type": "string", "pattern": "^[1-7]{1,7}$",
+                                     "example": "12345",
+                                     "description": "ISO weekdays, 1 = Monday"},
+                "min_call_seconds": {"type": "integer", "minimum": 0, "maximum": 3600},
+                "fine_amount": {"type": "string", "example": "500.00"},
+                "day_start": _HHMM, "day_end": _HHMM}},
+            errors={"404": _error("no such team")}),
+    },
+    "/api/talktime/holidays": {
+        **_get("Holidays: the company's and your team's (admin: all)",
+               _json("holidays", {"type": "array", "items": {"type": "object"}}),
+               params=[{"name": n, "in": "query", "schema": _DATE} for n in ("from", "to")],
+               errors={"403": _error("not for your role")}),
+        **_change("Add a non-working day (supervisor: for his team; admin: any team or the "
+                  "company)", "post", {"201": _json("the holiday", {"type": "object"})},
+                  body={"type": "object", "required": ["date"], "properties": {
+                      "date": _DATE, "name": {"type": "string", "maxLength": 200},
+                      "team_id": _TEAM}},
+                  errors={"409": _error("already a holiday")}),
+    },
+    "/api/talktime/holidays/import": _change(
+        "Add the dates of a CSV (date[,name] per line; a header line is skipped); a bad line "
+        "refuses the whole file", "post",
+        {"201": _json("counts", {"type": "object", "properties": {
+            "added": {"type": "integer"}, "skipped": {"type": "integer"}}})},
+        body={"type": "object", "required": ["csv"], "properties": {
+            "csv": {"type": "string"}, "team_id": _TEAM}},
+        errors={"413": _error("the CSV is too large")}),
+    "/api/talktime/holidays/{id}": _change(
+        "Remove a holiday (archived, not deleted)", "delete",
+        {"200": _json("the archived holiday", {"type": "object"})}, params=[_ID_PARAM],
+        errors={"404": _error("no such holiday")}),
+    "/api/talktime/absences": {
+        **_get("Absences of the managers you may see (day off, sick leave, vacation)",
+               _json("absences", {"type": "array", "items": {"type": "object"}}),
+               params=[{"name": n, "in": "query", "schema": _DATE} for n in ("from", "to")],
+               errors={"403": _error("not for your role")}),
+        **_change("Record a manager's absence: those days are not judged (supervisor: his "
+                  "team's managers; admin: any)", "post",
+                  {"201": _json("the absence", {"type": "object"})},
+                  body={"type": "object", "required": ["user_id", "from", "kind"],
+                        "properties": {"user_id": _ID, "from": _DATE, "to": _DATE,
+                                       "kind": {"enum": ["day_off", "sick", "vacation"]},
+                                       "note": {"type": "string", "maxLength": 500}}},
+                  errors={"404": _error("no such manager")}),
+    },
+    "/api/talktime/absences/{id}": _change(
+        "Cancel an absence (archived, not deleted)", "delete",
+        {"200": _json("the archived absence", {"type": "object"})}, params=[_ID_PARAM],
+        errors={"404": _error("no such absence")}),
+}
+
+
 PATHS: dict[str, Any] = {
     "/api/login": {"post": {
         "summary": "Sign in; sets the session cookie and returns the CSRF token",
@@ -252,6 +342,7 @@ PATHS: dict[str, Any] = {
         _json("violations", {"type": "array", "items": {"type": "object"}}),
         params=[{"name": n, "in": "query", "schema": _DATE} for n in ("date", "from", "to")],
         errors={"403": _error("not for your role")}),
+    **_TALKTIME_SETTINGS_PATHS,
     "/api/calls/originate": {"post": {
         "summary": "Click-to-call: ring my phone, then dial the number from it",
         "description": "Answers 202 while the manager's phone rings. Repeating the "
@@ -290,6 +381,8 @@ PATHS: dict[str, Any] = {
         _json("tasks", _list("Task")),
         params=[{"name": "date", "in": "query", "schema": _DATE}],
         errors={"403": _error("not for your role")}),
+    **SALES_PATHS,
+    **CT_PATHS,
 }
 
 _DOCUMENT: dict[str, Any] = {

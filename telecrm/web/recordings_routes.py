@@ -3,7 +3,9 @@ line, and supervisors listening in live (ChanSpy)."""
 
 from __future__ import annotations
 
+import asyncio
 import re
+from pathlib import PurePosixPath
 from typing import Any
 
 import aiohttp_jinja2
@@ -14,18 +16,21 @@ from crm_core import access
 from crm_core.calls import call_to_dict
 from crm_core.models import Role, User
 from crm_core.models_recordings import AudioStatus
-from crm_core.recordings import audio_of
+from crm_core.recordings import audio_of, problems
 from pbx_bridge.actions import SPY_MODES, ClickToCallError, spy
 from pbx_bridge.ami import AmiError
-from recordings.store import DirectoryStore
+from recordings.store import DirectoryStore, Store, StoreError
 
 from . import openapi
 from .auth import api_user, audible_call, page_user
 from .errors import ApiError
-from .keys import LISTENER, SESSIONS, SETTINGS
+from .keys import LISTENER, SESSIONS
 from .params import json_object, path_id, string_field
 
 _LINKEDID = re.compile(r"[0-9]{1,20}\.[0-9]{1,10}")
+_RANGE = re.compile(r"bytes=([0-9]{0,15})-([0-9]{0,15})")
+# The recordings backend (directory or S3), set by the app factory.
+RECORDINGS_STORE: web.AppKey[Store] = web.AppKey("recordings_store")
 
 
 def may_download(user: User) -> bool:
@@ -61,6 +66,25 @@ async def call_activity(request: web.Request) -> web.Response:
                               "activity": audio.activity or {}})
 
 
+async def recording_problems(request: web.Request) -> web.Response:
+    """GET /api/recordings/problems: failed recordings of the supervisor's team (admin: all).
+
+    The originals stay on the PBX; `telecrm recordings finalize --retry-failed` retries.
+    """
+    user = api_user(request)
+    if user.role not in (Role.SUPERVISOR, Role.ADMIN):
+        raise ApiError(403, "only supervisors see recording problems")
+    if user.role == Role.SUPERVISOR and user.team_id is None:
+        return web.json_response({"problems": []})
+    team = None if user.role == Role.ADMIN else user.team_id
+    async with request.app[SESSIONS]() as session:
+        rows = await problems(session, team_id=team)
+    return web.json_response({"problems": [
+        {"call_id": call.id, "started_at": call.started_at.isoformat(),
+         "managers": call.managers, "attempts": audio.attempts, "error": audio.error,
+         "page": f"/calls/{call.id}"} for audio, call in rows]})
+
+
 def _live_manager_channel(request: web.Request, linkedid: str) -> tuple[str, list[str]] | None:
     """The manager's channel of a live call, and the call's manager extensions."""
     listener = request.app.get(LISTENER)
@@ -74,6 +98,53 @@ def _live_manager_channel(request: web.Request, linkedid: str) -> tuple[str, lis
         if talking:
             return talking[-1].channel, [leg.extension for leg in managers if leg.extension]
     return None
+
+
+async def _team_extensions(request: web.Request, user: User) -> set[str] | None:
+    """Extensions of the supervisor's team (None: all, for an admin)."""
+    if user.role == Role.ADMIN:
+        return None
+    if user.role != Role.SUPERVISOR or user.team_id is None:
+        return set()
+    async with request.app[SESSIONS]() as session:
+        rows = await session.scalars(select(User.extension).where(
+            User.team_id == user.team_id, User.extension.is_not(None)))
+        return {ext for ext in rows if ext}
+
+
+async def live_calls(request: web.Request) -> web.Response:
+    """GET /api/calls/live: calls of the supervisor's team in progress, to listen in on."""
+    user = api_user(request)
+    if user.role not in (Role.SUPERVISOR, Role.ADMIN):
+        raise ApiError(403, "only supervisors listen in on calls")
+    team = await _team_extensions(request, user)
+    listener = request.app.get(LISTENER)
+    found = []
+    for call in (listener.tracker.live_calls() if listener else []):
+        talking = [leg for leg in call.legs if leg.role == "manager" and leg.extension
+                   and leg.answered_at and leg.ended_at is None]
+        if not talking or (team is not None and talking[-1].extension not in team):
+            continue
+        found.append({"linkedid": call.linkedid, "direction": call.direction,
+                      "client_number": call.client_number, "extension": talking[-1].extension,
+                      "answered_at": talking[-1].answered_at.isoformat()
+                      if talking[-1].answered_at else None})
+    if found:
+        async with request.app[SESSIONS]() as session:
+            names = dict((await session.execute(select(User.extension, User.name).where(
+                User.extension.in_([c["extension"] for c in found])))).all())
+        for item in found:
+            item["manager"] = names.get(item["extension"], item["extension"])
+    return web.json_response({"calls": found, "phone": user.extension,
+                              "telephony": listener is not None})
+
+
+async def listen_page(request: web.Request) -> web.Response:
+    """The supervisor's live calls with Listen / Whisper / Barge (his phone rings)."""
+    user = page_user(request)
+    if user.role not in (Role.SUPERVISOR, Role.ADMIN):
+        raise ApiError(403, "Прослушка — для руководителей.")
+    return aiohttp_jinja2.render_template("listen.html", request, {"title": "Прослушка"})
 
 
 async def _may_spy_on(request: web.Request, user: User, extensions: list[str]) -> bool:
@@ -113,8 +184,11 @@ async def listen(request: web.Request) -> web.Response:
 
 def add_routes(router: web.UrlDispatcher) -> None:
     """Register this feature's pages and API routes."""
+    router.add_get("/calls/live", listen_page)
+    router.add_get("/api/calls/live", live_calls)
     router.add_get("/calls/{id}", call_page)
     router.add_get("/api/calls/{id}/activity", call_activity)
+    router.add_get("/api/recordings/problems", recording_problems)
     router.add_post("/api/calls/{id}/listen", listen)
 
 
@@ -129,6 +203,18 @@ OPENAPI_PATHS: dict[str, Any] = {
         "responses": {"200": {"description": "status, duration and speech segments",
                               "content": {"application/json": {"schema": {"type": "object"}}}},
                       "401": _ERR, "403": _ERR, "404": _ERR}}},
+    "/api/calls/live": {"get": {
+        "summary": "Calls of the supervisor's team in progress (admin: all), to listen in on",
+        "security": [{"session": []}],
+        "responses": {"200": {"description": "live calls by linkedid, and the caller's phone",
+                              "content": {"application/json": {"schema": {"type": "object"}}}},
+                      "401": _ERR, "403": _ERR}}},
+    "/api/recordings/problems": {"get": {
+        "summary": "Failed recordings of the supervisor's team (admin: all), newest first",
+        "security": [{"session": []}],
+        "responses": {"200": {"description": "calls whose recording could not be stored",
+                              "content": {"application/json": {"schema": {"type": "object"}}}},
+                      "401": _ERR, "403": _ERR}}},
     "/api/calls/{id}/listen": {"post": {
         "summary": "Supervisor listens / whispers / barges in on a live call of his team",
         "description": "{id} is the live call's linkedid. The supervisor's phone rings; "
@@ -151,25 +237,97 @@ OPENAPI_PATHS: dict[str, Any] = {
 openapi.PATHS.update(OPENAPI_PATHS)
 
 
+def _byte_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """(first, last) of a single-range ``Range`` header; None for the whole file.
+
+    Raises ValueError for a range outside the file (416); a malformed header is ignored,
+    as RFC 9110 allows (the whole file is sent).
+    """
+    match = _RANGE.fullmatch((header or "").strip())
+    if match is None:
+        return None
+    first, last = match.groups()
+    if first == "":
+        if not last or int(last) == 0:
+            raise ValueError("empty suffix range")
+        start, end = max(0, size - int(last)), size - 1
+    else:
+        start, end = int(first), (int(last) if last else size - 1)
+    if start >= size or end < start:
+        raise ValueError("range outside the file")
+    return start, min(end, size - 1)
+
+
+async def _proxy(request: web.Request, store: Store, key: str,
+                 headers: dict[str, str]) -> web.StreamResponse:
+    """Stream an object of a store without local files (S3) through the CRM, with Range.
+
+    The CRM stays the only door: the role check already happened, no presigned URL leaks.
+    """
+    try:
+        size = await asyncio.to_thread(store.size, key)
+    except StoreError as exc:
+        raise ApiError(503, f"the recordings store is unavailable: {exc.strerror}") from None
+    if size is None:
+        raise ApiError(404, "the recording file is missing")
+    try:
+        wanted = _byte_range(request.headers.get("Range"), size)
+    except ValueError:
+        return web.json_response({"error": f"the recording has {size} bytes; that range is "
+                                           "outside it"}, status=416,
+                                 headers={"Content-Range": f"bytes */{size}"})
+    start, end = wanted or (0, size - 1)
+    response = web.StreamResponse(status=206 if wanted else 200, headers=headers)
+    response.headers["Accept-Ranges"] = "bytes"
+    response.content_length = end - start + 1
+    if wanted:
+        response.headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+    if request.method == "HEAD":
+        await response.prepare(request)
+        return response
+    chunks = store.read(key, start, end)
+    done = object()
+    try:
+        block = await asyncio.to_thread(next, chunks, done)
+    except (StoreError, FileNotFoundError) as exc:
+        raise ApiError(503, f"the recordings store is unavailable: {exc}") from None
+    await response.prepare(request)
+    try:
+        while block is not done:
+            await response.write(block)  # type: ignore[arg-type]
+            block = await asyncio.to_thread(next, chunks, done)
+    finally:
+        chunks.close()
+    await response.write_eof()
+    return response
+
+
 async def stored_audio_response(request: web.Request, user: User,
                                 call_id: int) -> web.StreamResponse | None:
     """The finalized stereo file of a call the caller already checked ``user`` may hear.
 
     None when the call has no stored file yet (the originals are then served). The
-    path comes from the database key, never from the URL: nothing to traverse.
+    key comes from the database, never from the URL: nothing to traverse.
     """
     async with request.app[SESSIONS]() as session:
         audio = await audio_of(session, call_id)
     if audio is None or audio.status != AudioStatus.STORED.value or not audio.key:
         return None
-    path = DirectoryStore(request.app[SETTINGS].recordings_store_dir).path(audio.key)
-    if path is None:
-        raise ApiError(404, "the recording file is missing")
     download = request.query.get("download") == "1"
     if download and not may_download(user):
         raise ApiError(403, "only supervisors may download recordings")
+    store = request.app[RECORDINGS_STORE]
+    suffix = PurePosixPath(audio.key).suffix
     headers = {"Content-Type": audio.content_type or "application/octet-stream",
                "Cache-Control": "private, max-age=3600"}
     if download:
-        headers["Content-Disposition"] = f'attachment; filename="call-{call_id}{path.suffix}"'
-    return web.FileResponse(path, headers=headers)
+        headers["Content-Disposition"] = f'attachment; filename="call-{call_id}{suffix}"'
+    if audio.backend and audio.backend != store.name:
+        raise ApiError(503, f"the recording is in the {audio.backend} store, "
+                            f"this server uses the {store.name} store")
+    path = store.path(audio.key)
+    if path is not None:  # FileResponse answers Range (206, 416) and HEAD by itself
+        return web.FileResponse(path, headers=headers)
+    if isinstance(store, DirectoryStore):
+        raise ApiError(404, "the recording file is missing")
+    return await _proxy(request, store, audio.key, headers)

@@ -11,6 +11,7 @@ from . import (
     calltracking_routes,
     pages,
     recordings_routes,
+    sales_routes,
     speech_routes,
     sse,
     talktime_routes,
@@ -48,4 +49,5 @@ def add_routes(app: web.Application) -> None:
     recordings_routes.add_routes(r)
     speech_routes.add_routes(r)
     calltracking_routes.add_routes(r)
+    sales_routes.add_routes(r)
     r.add_static("/static/", STATIC_DIR, name="static", append_version=True)

@@ -6,7 +6,8 @@
   and each manager's projection at his current pace (the board polls it on events);
 - ``GET /api/talktime/violations``, ``POST /talktime/violations/{id}``: the supervisor
   confirms (fine) or excuses (reason) a day below the threshold;
-- ``GET /talktime``: the supervisor's board, the period table and a chart per manager.
+- ``GET /talktime``: the supervisor's board, the period table and a chart per manager;
+- the settings page and its API (rules, holidays, absences): :mod:`.talktime_settings`.
 """
 
 from __future__ import annotations
@@ -27,16 +28,22 @@ from crm_core.talktime import (
     Rules,
     day_report,
     decide_violation,
+    minute_time,
     period_report,
     projection,
     violation_to_dict,
 )
 from crm_core.timestamps import utcnow
 
+from . import talktime_settings
 from .auth import api_user, page_user
 from .errors import ApiError
 from .keys import SESSIONS, SETTINGS, WEB_CONFIG, WRITER_SESSIONS
 from .params import parse_day
+
+# Why a day is not judged, as the tables show it.
+EXCLUDED_NAMES = {"weekend": "выходной", "holiday": "праздник", "day_off": "отгул",
+                  "sick": "больничный", "vacation": "отпуск"}
 
 
 def _tz(request: web.Request) -> ZoneInfo:
@@ -108,7 +115,9 @@ async def live_board(session: AsyncSession, user: User, tz: ZoneInfo,
     talking = await _on_calls(session, [m.id for m in managers])
     for row in rows:
         row["on_call"] = talking.get(row["user_id"])
-        row.update(projection(row["talk_seconds"], row["target_seconds"], now, tz))
+        row.update(projection(row["talk_seconds"], row["target_seconds"], now, tz,
+                              minute_time(row["day_start_minute"]),
+                              minute_time(row["day_end_minute"])))
     return rows
 
 
@@ -170,7 +179,8 @@ def chart_points(days: list[dict[str, Any]], width: int = 300, height: int = 60)
     step = width / max(1, len(days))
     bars = [{"x": round(i * step, 1), "w": round(max(1.0, step - 1), 1),
              "h": round(height * d["talk_seconds"] / top, 1), "date": d["date"],
-             "minutes": round(d["talk_seconds"] / 60), "met": d["met"], "working": d["working"]}
+             "minutes": round(d["talk_seconds"] / 60), "met": d["met"], "working": d["working"],
+             "excluded": d["excluded"]}
             for i, d in enumerate(days)]
     target = days[0]["target_seconds"] if days else 0
     return {"bars": bars, "width": width, "height": height,
@@ -192,6 +202,7 @@ async def page(request: web.Request) -> dict[str, Any]:
     return {"title": "Норма разговора", "board": board, "table": table, "first": first,
             "last": last, "violations": found,
             "may_decide": user.role in (Role.SUPERVISOR, Role.ADMIN),
+            "excluded_names": EXCLUDED_NAMES,
             "prev_month": (first.replace(day=1) - timedelta(days=1)).replace(day=1),
             "prev_month_end": first.replace(day=1) - timedelta(days=1),
             "staff": {}}
@@ -204,3 +215,4 @@ def add_routes(router: web.UrlDispatcher) -> None:
     router.add_get("/api/talktime/violations", violations)
     router.add_post("/talktime/violations/{id}", decide)
     router.add_get("/talktime", page)
+    talktime_settings.add_routes(router)

@@ -19,8 +19,12 @@ from .keys import USER, WEB_SESSION
 NAV = [
     ("/today", "Сегодня", {Role.MANAGER, Role.SUPERVISOR, Role.ADMIN}),
     ("/team", "Команда", {Role.SUPERVISOR, Role.ADMIN}),
+    ("/calls/live", "Прослушка", {Role.SUPERVISOR, Role.ADMIN}),
     ("/calls", "Звонки", {Role.MANAGER, Role.SUPERVISOR, Role.MARKETER, Role.ADMIN}),
     ("/talktime", "Норма", {Role.MANAGER, Role.SUPERVISOR, Role.ADMIN}),
+    ("/reports/summary", "Отчёты", {Role.MANAGER, Role.SUPERVISOR, Role.ADMIN}),
+    ("/qc", "Контроль качества", {Role.MANAGER, Role.SUPERVISOR, Role.ADMIN}),
+    ("/calltracking", "Коллтрекинг", {Role.MARKETER, Role.ADMIN}),
 ]
 
 

@@ -1,5 +1,9 @@
 """recordings: shared object store and playback details.
 
+No schema change: ``call_audio.backend`` and ``key`` (0005) already say which store
+(directory or s3) holds a recording and under which key; the revision keeps its
+place in the chain.
+
 Revision ID: 0010
 Revises: 0009
 """

@@ -1,0 +1,123 @@
+/* telecrm call tracking: shows this visitor a number of the site's pool.
+   The company's number stays on the page until the answer arrives, so nothing flickers.
+   Numbers are found by the configured selector, by tel: links and by their written
+   forms (+7 (495) 111-00-01, 8 495 111 00 01, ...). A number is asked for only after
+   real activity on the page (a move, a scroll, a touch, a key), and kept alive by a
+   heartbeat while the page is visible. */
+(function () {
+  "use strict";
+  var cfg = /*CONFIG*/null;
+  if (!cfg || !window.fetch || !document.querySelectorAll) return;
+  var script = document.currentScript;
+  var base = script && script.src ? new URL(script.src).origin : "";
+  var KEY = "telecrm_ct_" + cfg.site;
+  var state = { session: null, number: null, asked: false, timer: null, queue: Promise.resolve() };
+
+  function store(name, value) {
+    try { if (value === undefined) return localStorage.getItem(name); localStorage.setItem(name, value); }
+    catch (e) { return null; }
+    return null;
+  }
+  function cookie(name) {
+    var m = document.cookie.match(new RegExp("(?:^|; )" + name + "=([^;]*)"));
+    return m ? decodeURIComponent(m[1]) : null;
+  }
+  function digits(s) { return String(s).replace(/\D/g, ""); }
+  function national(d) { return d.length === 11 && (d[0] === "8" || d[0] === "7") ? d.slice(1) : d; }
+
+  var known = (cfg.numbers || []).map(function (n) { return national(digits(n)); });
+  // +7 (495) 111-00-01 | 8 495 111 00 01 | 84951110001 | (495) 111-00-01
+  var patterns = known.map(function (d) {
+    return new RegExp("(?:\\+?7|8)?[\\s\\-.(]{0,3}" + d.split("").join("[\\s\\-.()]{0,2}"), "g");
+  });
+
+  function rewrite(text, number) {
+    // the new number in the old one's written form: digit slots are kept, digits replaced
+    var nd = national(digits(number)), i = 0;
+    var lead = digits(text).length - nd.length;
+    return text.replace(/\d/g, function (c) {
+      var k = i++ - lead;
+      return k < 0 ? c : (nd[k] || c);
+    });
+  }
+
+  function swapText(root, number) {
+    if (!patterns.length) return;
+    var walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT, null);
+    var nodes = [], node;
+    while ((node = walker.nextNode())) nodes.push(node);
+    nodes.forEach(function (n) {
+      var p = n.parentNode;
+      if (!p || /^(SCRIPT|STYLE|TEXTAREA|INPUT)$/.test(p.nodeName)) return;
+      var text = n.nodeValue, changed = text;
+      patterns.forEach(function (re) {
+        changed = changed.replace(re, function (m) { return rewrite(m, number); });
+      });
+      if (changed !== text) n.nodeValue = changed;
+    });
+  }
+
+  function swap(number) {
+    if (!number) return;
+    var tel = "tel:+" + digits(number);
+    document.querySelectorAll("a[href^='tel:']").forEach(function (a) {
+      var d = national(digits(a.getAttribute("href")));
+      if (known.indexOf(d) >= 0 || a.hasAttribute("data-ct")) { a.setAttribute("href", tel); a.setAttribute("data-ct", "1"); }
+    });
+    var marked = [];
+    try { marked = Array.prototype.slice.call(document.querySelectorAll(cfg.selector)); } catch (e) { marked = []; }
+    marked.forEach(function (el) {
+      if (el.tagName === "A") { el.setAttribute("href", tel); el.setAttribute("data-ct", "1"); }
+      if (digits(el.textContent).length >= 10) {
+        el.textContent = rewrite(el.textContent.trim() || number, number);
+      }
+    });
+    swapText(document.body, number);
+    known = [national(digits(number))].concat(known);
+    patterns = [new RegExp(known[0].split("").join("[\\s\\-.()]{0,2}"), "g")].concat(patterns);
+  }
+
+  function send(activity) {
+    // one request at a time, so the first answer's session is reused by the next
+    state.queue = state.queue.then(function () { return post(activity); });
+    return state.queue;
+  }
+
+  function post(activity) {
+    var ids = {};
+    var ga = cookie("_ga"), ym = cookie("_ym_uid");
+    if (ga && /^[\w.:-]{1,100}$/.test(ga)) ids.ga = ga;
+    if (ym && /^[\w.:-]{1,100}$/.test(ym)) ids.ym_uid = ym;
+    var body = { site: cfg.site, url: location.href.slice(0, 1000),
+                 referrer: document.referrer ? document.referrer.slice(0, 1000) : null,
+                 session: state.session || store(KEY) || null, activity: activity, client_ids: ids };
+    if (ids.ga || ids.ym_uid) body.client_id = ids.ga || ids.ym_uid;
+    return fetch(base + "/api/ct/session", {
+      method: "POST", body: JSON.stringify(body), credentials: "omit", keepalive: true,
+      headers: { "Content-Type": "text/plain" }
+    }).then(function (r) { return r.ok ? r.json() : null; }).then(function (data) {
+      if (!data) return;
+      state.session = data.session;
+      store(KEY, data.session);
+      if (data.tracked && data.number !== state.number) { state.number = data.number; swap(data.number); }
+    }).catch(function () { /* the company's number stays: nothing is lost */ });
+  }
+
+  function active() {
+    if (state.asked) return;
+    state.asked = true;
+    ACTIVITY.forEach(function (e) { window.removeEventListener(e, active, true); });
+    send(true);
+    var every = Math.max(10, cfg.heartbeat || 60) * 1000;
+    state.timer = setInterval(function () {
+      if (document.visibilityState === "visible") send(true);
+    }, every);
+    document.addEventListener("visibilitychange", function () {
+      if (document.visibilityState === "visible") send(true);
+    });
+  }
+
+  var ACTIVITY = ["mousemove", "scroll", "touchstart", "keydown", "click", "wheel"];
+  ACTIVITY.forEach(function (e) { window.addEventListener(e, active, { capture: true, passive: true }); });
+  send(false);  // the visit is recorded at once; a number comes with the first activity
+})();

@@ -1,0 +1,104 @@
+// The supervisor's live calls: Listen / Whisper / Barge ring his phone (ChanSpy on the PBX).
+"use strict";
+(() => {
+  const box = document.querySelector("#live-calls[data-live]");
+  if (!box) return;
+  const body = box.querySelector("tbody");
+  const empty = box.querySelector(".empty");
+  const result = box.querySelector(".result");
+  const phoneNote = box.querySelector(".phone-note");
+  const csrf = () => document.querySelector('meta[name="csrf-token"]')?.content || "";
+  const MODES = [["listen", "Слушать"], ["whisper", "Подсказать"], ["barge", "Вмешаться"]];
+  const DIRECTIONS = { inbound: "Входящий", outbound: "Исходящий", internal: "Внутренний" };
+  let busy = false;
+
+  function since(iso) {
+    if (!iso) return "—";
+    const s = Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 1000));
+    return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
+  }
+
+  function phone(number) {
+    const d = String(number || "").replace(/\D/g, "");
+    if (d.length === 11 && (d[0] === "7" || d[0] === "8")) {
+      return `+7 ${d.slice(1, 4)} ${d.slice(4, 7)}-${d.slice(7, 9)}-${d.slice(9)}`;
+    }
+    return number || "—";
+  }
+
+  async function spy(linkedid, mode, button) {
+    button.disabled = true;
+    result.className = "result";
+    result.textContent = "Звоним на ваш телефон…";
+    try {
+      const answer = await fetch(`/api/calls/${encodeURIComponent(linkedid)}/listen`, {
+        method: "POST", credentials: "same-origin",
+        headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf() },
+        body: JSON.stringify({ mode }),
+      });
+      const data = await answer.json().catch(() => ({}));
+      if (answer.ok) {
+        result.textContent = "Вы подключены к разговору.";
+      } else {
+        result.className = "result error";
+        result.textContent = `Не удалось подключиться: ${data.error || answer.status}`;
+      }
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  async function refresh() {
+    if (busy) return;
+    busy = true;
+    try {
+      const answer = await fetch(box.dataset.live, { credentials: "same-origin" });
+      if (!answer.ok) return;
+      const data = await answer.json();
+      phoneNote.hidden = Boolean(data.phone);
+      phoneNote.textContent = data.phone ? "" : "У вас нет внутреннего номера: прослушка недоступна.";
+      const seen = new Set();
+      for (const call of data.calls) {
+        seen.add(call.linkedid);
+        let row = body.querySelector(`tr[data-linkedid="${CSS.escape(call.linkedid)}"]`);
+        if (!row) {
+          row = document.createElement("tr");
+          row.dataset.linkedid = call.linkedid;
+          for (const label of ["Менеджер", "Клиент", "Направление", "Идёт", ""]) {
+            const cell = document.createElement("td");
+            cell.dataset.label = label;
+            row.appendChild(cell);
+          }
+          const actions = document.createElement("div");
+          actions.className = "spy";
+          for (const [mode, label] of MODES) {
+            const button = document.createElement("button");
+            button.type = "button";
+            button.className = mode;
+            button.textContent = label;
+            button.disabled = !data.phone;
+            button.addEventListener("click", () => spy(call.linkedid, mode, button));
+            actions.appendChild(button);
+          }
+          row.cells[4].appendChild(actions);
+          body.appendChild(row);
+        }
+        row.cells[0].textContent = `${call.manager} (${call.extension})`;
+        row.cells[1].textContent = phone(call.client_number);
+        row.cells[2].textContent = DIRECTIONS[call.direction] || call.direction;
+        row.cells[3].textContent = since(call.answered_at);
+      }
+      body.querySelectorAll("tr[data-linkedid]").forEach((row) => {
+        if (!seen.has(row.dataset.linkedid)) row.remove();
+      });
+      empty.hidden = data.calls.length > 0;
+      if (!data.telephony) empty.textContent = "Нет связи с АТС.";
+    } finally {
+      busy = false;
+    }
+  }
+
+  if (window.EventSource) new EventSource("/api/events").addEventListener("call", refresh);
+  setInterval(refresh, 2000);
+  refresh();
+})();
