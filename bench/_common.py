@@ -161,3 +161,23 @@ def quiet_logs() -> Iterator[None]:
 
 def run(coro: Any) -> Any:
     return asyncio.run(coro)
+
+
+async def explain(engine: Any, session: Any, fn: Callable[[], Any]) -> None:
+    """Print PostgreSQL's plan of every SELECT ``fn`` runs (to see why a report is slow)."""
+    from sqlalchemy import event
+
+    seen: list[tuple[str, object]] = []
+
+    def record(conn, cursor, statement, parameters, context, many):  # type: ignore[no-untyped-def]
+        seen.append((statement, parameters))
+
+    event.listen(engine.sync_engine, "before_cursor_execute", record)
+    await fn()
+    event.remove(engine.sync_engine, "before_cursor_execute", record)
+    conn = await session.connection()
+    for statement, parameters in seen:
+        if statement.lstrip().upper().startswith("SELECT"):
+            plan = await conn.exec_driver_sql("EXPLAIN (ANALYZE, BUFFERS) " + statement, parameters)
+            print("\n".join(row[0] for row in plan))
+            print("-" * 60)

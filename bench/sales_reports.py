@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import asyncpg
 from sqlalchemy import select, text
 
+from bench._common import explain
 from crm_core.db import create_engine, session_factory, upgrade
 from crm_core.sales_reports import REPORTS
 from tests.pg_server import PostgresServer
@@ -171,26 +172,6 @@ async def naive(session, name: str) -> int:  # type: ignore[no-untyped-def]
     return len((await session.execute(text(
         "SELECT owner_id, status, amount, won_amount, closed_at, lose_reason_id FROM deals"
     ))).all())
-
-
-async def explain(engine, session, fn) -> None:  # type: ignore[no-untyped-def]
-    """Print PostgreSQL's plan of every statement ``fn`` runs."""
-    from sqlalchemy import event
-
-    seen: list[tuple[str, object]] = []
-
-    def record(conn, cursor, statement, parameters, context, many):  # type: ignore[no-untyped-def]
-        seen.append((statement, parameters))
-
-    event.listen(engine.sync_engine, "before_cursor_execute", record)
-    await fn()
-    event.remove(engine.sync_engine, "before_cursor_execute", record)
-    conn = await session.connection()
-    for statement, parameters in seen:
-        if statement.lstrip().upper().startswith("SELECT"):
-            plan = await conn.exec_driver_sql("EXPLAIN (ANALYZE) " + statement, parameters)
-            print("\n".join(row[0] for row in plan))
-            print("-" * 60)
 
 
 async def main(args: argparse.Namespace) -> None:

@@ -37,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import asyncpg
 from sqlalchemy import select
 
+from bench._common import explain
 from crm_core.db import create_engine, session_factory, upgrade
 from crm_core.models import User
 from crm_core.talktime import day_bounds, days_between, period_report, refresh_rollup
@@ -179,27 +180,6 @@ async def main(args: argparse.Namespace) -> None:
               f"{month_fill_ms:.0f} ms")
     finally:
         server.stop()
-
-
-async def explain(engine, session, fn) -> None:  # type: ignore[no-untyped-def]
-    """Print PostgreSQL's plan of every statement ``fn`` runs."""
-    from sqlalchemy import event
-
-    seen: list[tuple[str, object]] = []
-
-    def record(conn, cursor, statement, parameters, context, many):  # type: ignore[no-untyped-def]
-        seen.append((statement, parameters))
-
-    event.listen(engine.sync_engine, "before_cursor_execute", record)
-    await fn()
-    event.remove(engine.sync_engine, "before_cursor_execute", record)
-    conn = await session.connection()
-    for statement, parameters in seen:
-        if not statement.lstrip().upper().startswith("SELECT"):
-            continue
-        plan = await conn.exec_driver_sql("EXPLAIN (ANALYZE, BUFFERS) " + statement, parameters)
-        print("\n".join(row[0] for row in plan))
-        print("-" * 60)
 
 
 async def naive_day(session, managers, lo, hi):  # type: ignore[no-untyped-def]

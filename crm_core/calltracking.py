@@ -38,6 +38,7 @@ from crm_core.models_calltracking import (
     CtVisit,
 )
 from crm_core.phones import normalize_phone
+from crm_core.timestamps import utcnow
 
 ACTOR = "calltracking"
 MAX_PAGES = 50  # pages remembered per visit
@@ -289,22 +290,76 @@ async def import_costs(session: AsyncSession, path: Path, *, actor: str = ACTOR)
             raise CallTrackingError(f"{path}, line {line}: {exc}") from None
         rows[(month, channel)] = amount
     for (month, channel), amount in rows.items():
-        row = await session.scalar(select(CtAdCost).where(CtAdCost.month == month,
-                                                          CtAdCost.channel == channel))
-        if row is None:
-            row = CtAdCost(month=month, channel=channel, amount=amount)
-            session.add(row)
-            await session.flush()
-            write_audit(session, actor=actor, entity="ct_ad_cost", entity_id=row.id,
-                        action=ACTION_CREATE, changes={"month": month.isoformat(),
-                                                       "channel": channel,
-                                                       "amount": str(amount)})
-        elif row.amount != amount:
-            write_audit(session, actor=actor, entity="ct_ad_cost", entity_id=row.id,
-                        action=ACTION_UPDATE, changes={"amount": [str(row.amount), str(amount)]})
-            row.amount = amount
+        await _store_cost(session, month, channel, amount, actor=actor, user_id=None)
     await session.flush()
     return len(rows)
+
+
+async def _store_cost(session: AsyncSession, month: date, channel: str, amount: Decimal, *,
+                      actor: str, user_id: int | None) -> CtAdCost:
+    """Create or correct one month's cost; the old amount stays in the audit log."""
+    row = await session.scalar(select(CtAdCost).where(CtAdCost.month == month,
+                                                      CtAdCost.channel == channel))
+    if row is None:
+        row = CtAdCost(month=month, channel=channel, amount=amount)
+        session.add(row)
+        await session.flush()
+        write_audit(session, actor=actor, entity="ct_ad_cost", entity_id=row.id,
+                    action=ACTION_CREATE, user_id=user_id,
+                    changes={"month": month.isoformat(), "channel": channel,
+                             "amount": str(amount)})
+    elif row.amount != amount:
+        write_audit(session, actor=actor, entity="ct_ad_cost", entity_id=row.id,
+                    action=ACTION_UPDATE, user_id=user_id,
+                    changes={"amount": [str(row.amount), str(amount)]})
+        row.amount = amount
+    return row
+
+
+async def set_cost(session: AsyncSession, month: str, channel: str, amount: Any, *,
+                   actor: str = ACTOR, user_id: int | None = None) -> CtAdCost:
+    """A cost entered by hand for a channel and month; entering it again corrects it.
+
+    Never deleted: a mistaken cost is corrected to 0, and every change is audited.
+    """
+    channel = (channel or "").strip()
+    if not channel or len(channel) > 200:
+        raise CallTrackingError("the channel needs a name of 1 to 200 characters")
+    row = await _store_cost(session, _month(month), channel, _money(amount, "amount"),
+                            actor=actor, user_id=user_id)
+    await session.flush()
+    return row
+
+
+async def list_costs(session: AsyncSession, months: Sequence[date] = ()) -> list[CtAdCost]:
+    stmt = select(CtAdCost).order_by(CtAdCost.month.desc(), CtAdCost.channel)
+    if months:
+        stmt = stmt.where(CtAdCost.month.in_(list(months)))
+    return list(await session.scalars(stmt))
+
+
+async def archive_number(session: AsyncSession, number: str, *, actor: str = ACTOR,
+                         user_id: int | None = None) -> str:
+    """Stop tracking a static or pool number (archived, audited); says which it was."""
+    e164 = _number(number)
+    now = utcnow()
+    static = await session.scalar(select(CtStaticNumber).where(
+        CtStaticNumber.did == e164, CtStaticNumber.archived_at.is_(None)))
+    if static is not None:
+        static.archived_at = now
+        write_audit(session, actor=actor, entity="ct_static_number", entity_id=static.id,
+                    action=ACTION_UPDATE, user_id=user_id, changes={"archived": e164})
+        await session.flush()
+        return "static"
+    pooled = await session.scalar(select(CtPoolNumber).where(
+        CtPoolNumber.number == e164, CtPoolNumber.archived_at.is_(None)))
+    if pooled is None:
+        raise CallTrackingError(f"{e164} is not a tracked number")
+    pooled.archived_at = now
+    write_audit(session, actor=actor, entity="ct_site", entity_id=pooled.site_id,
+                action=ACTION_UPDATE, user_id=user_id, changes={"pool_archived": e164})
+    await session.flush()
+    return "pool"
 
 
 # -- visits --------------------------------------------------------------------------------------

@@ -38,7 +38,7 @@ BUSY_SHARE = 0.75
 NONE_LABEL = "(не указан)"
 REPORT_COLUMNS = ["key", "visits", "calls", "unique_callers", "first_time_callers",
                   "target_calls", "missed_calls", "missed_percent", "conversion_percent",
-                  "new_clients", "deals_won", "revenue", "cost", "cost_per_call",
+                  "new_clients", "deals_won", "revenue", "paid", "cost", "cost_per_call",
                   "cost_per_target_call", "roi"]
 
 
@@ -80,7 +80,8 @@ async def _costs(session: AsyncSession, period: Period, by: str) -> dict[str, De
     rows = await session.scalars(select(CtAdCost).where(CtAdCost.month.in_(months)))
     for row in rows:
         costs[row.channel] += row.amount * Decimal(str(_month_share(row.month, period)))
-    statics = await session.scalars(select(CtStaticNumber))
+    statics = await session.scalars(select(CtStaticNumber).where(
+        (CtStaticNumber.archived_at.is_(None)) | (CtStaticNumber.archived_at > period.start)))
     for static in statics:
         key = getattr(static, by, None) if by != "channel" else static.channel
         if key and static.cost_per_month:
@@ -103,7 +104,7 @@ async def channel_report(session: AsyncSession, period: Period, *, by: str = "ch
     rows: dict[str, dict[str, Any]] = defaultdict(lambda: {
         "visits": 0, "calls": 0, "callers": set(), "first_time": set(), "target_calls": 0,
         "missed_calls": 0, "visits_called": set(), "new_clients": 0, "deals_won": 0,
-        "revenue": 0.0})
+        "revenue": 0.0, "paid": 0.0})
     visits = await session.execute(
         select(CtVisit, CtSite).join(CtSite, CtSite.id == CtVisit.site_id)
         .where(CtVisit.first_seen >= period.start, CtVisit.first_seen < period.end,
@@ -144,6 +145,8 @@ async def channel_report(session: AsyncSession, period: Period, *, by: str = "ch
     for client_id, (won, revenue) in (await _deals_won(session, list(owner), period)).items():
         rows[owner[client_id]]["deals_won"] += won
         rows[owner[client_id]]["revenue"] += revenue
+    for client_id, paid in (await _paid(session, list(owner), period)).items():
+        rows[owner[client_id]]["paid"] += paid
     costs = await _costs(session, period, by)
     for key in costs:
         rows[key]  # a channel with costs and no calls still shows (its cost is wasted)
@@ -156,10 +159,11 @@ async def channel_report(session: AsyncSession, period: Period, *, by: str = "ch
 
 async def _deals_won(session: AsyncSession, client_ids: list[int], period: Period
                      ) -> dict[int, tuple[int, float]]:
-    """Deals won (and their money) by these clients since the period began, per client.
+    """Deals won (and their money) by these clients within the period, per client.
 
     A client counts for the group of his first call in the period, so money is never
-    counted twice. Reads 0 where the deals feature is not installed.
+    counted twice. A deal's money is what it was won for (else its expected amount);
+    archived deals do not count. Reads 0 where the deals feature is not installed.
     """
     try:
         from crm_core.models_sales import Deal
@@ -170,16 +174,35 @@ async def _deals_won(session: AsyncSession, client_ids: list[int], period: Perio
     money = func.coalesce(Deal.won_amount, Deal.amount, 0)
     stmt = (select(Deal.client_id, func.count(), func.sum(money))
             .where(Deal.client_id.in_(client_ids), Deal.status == "won",
-                   Deal.closed_at >= period.start, Deal.archived_at.is_(None))
+                   Deal.closed_at >= period.start, Deal.closed_at < period.end,
+                   Deal.archived_at.is_(None))
             .group_by(Deal.client_id))
     return {client_id: (int(won), float(total or 0))
             for client_id, won, total in await session.execute(stmt)}
 
 
+async def _paid(session: AsyncSession, client_ids: list[int], period: Period
+                ) -> dict[int, float]:
+    """Money these clients actually paid on days of the period (payments, not archived)."""
+    try:
+        from crm_core.models_sales import Payment
+    except ImportError:
+        return {}
+    if not client_ids:
+        return {}
+    first = period.start.date()
+    last = (period.end - timedelta(microseconds=1)).date()
+    stmt = (select(Payment.client_id, func.sum(Payment.amount))
+            .where(Payment.client_id.in_(client_ids), Payment.paid_on >= first,
+                   Payment.paid_on <= last, Payment.archived_at.is_(None))
+            .group_by(Payment.client_id))
+    return {client_id: float(total or 0) for client_id, total in await session.execute(stmt)}
+
+
 def _sum(rows: dict[str, dict[str, Any]]) -> dict[str, Any]:
     total: dict[str, Any] = {"visits": 0, "calls": 0, "callers": set(), "first_time": set(),
                              "target_calls": 0, "missed_calls": 0, "visits_called": set(),
-                             "new_clients": 0, "deals_won": 0, "revenue": 0.0}
+                             "new_clients": 0, "deals_won": 0, "revenue": 0.0, "paid": 0.0}
     for row in rows.values():
         for key, value in row.items():
             if isinstance(value, set):
@@ -200,6 +223,7 @@ def _finish(key: str, row: dict[str, Any], cost: Decimal) -> dict[str, Any]:
         "missed_percent": _ratio(row["missed_calls"], calls),
         "conversion_percent": _ratio(len(row["visits_called"]), row["visits"]),
         "new_clients": row["new_clients"], "deals_won": row["deals_won"], "revenue": revenue,
+        "paid": round(float(row["paid"]), 2),
         "cost": round(cost_f, 2),
         "cost_per_call": round(cost_f / calls, 2) if calls else None,
         "cost_per_target_call": round(cost_f / target, 2) if target else None,

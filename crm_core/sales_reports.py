@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -367,6 +367,22 @@ async def _funnel(session: AsyncSession, scope: Scope, start: datetime, end: dat
     return out
 
 
+def previous_period_start(start: datetime, end: datetime) -> datetime:
+    """Where the period compared with ``[start, end)`` begins.
+
+    Whole calendar months are compared with the same number of whole months before
+    (November with October, not with 2-31 October, as a head of sales reads a month);
+    any other period with the period of the same length just before it.
+    """
+    whole_months = (start.day == 1 and end.day == 1 and start.time() == end.time() == time(0)
+                    and end > start)
+    if not whole_months:
+        return start - (end - start)
+    months = (end.year - start.year) * 12 + end.month - start.month
+    index = start.year * 12 + start.month - 1 - months
+    return start.replace(year=index // 12, month=index % 12 + 1)
+
+
 def _trend(now: Any, before: Any) -> str:
     return "up" if now > before else "down" if now < before else "same"
 
@@ -374,9 +390,9 @@ def _trend(now: Any, before: Any) -> str:
 async def summary(session: AsyncSession, start: datetime, end: datetime, viewer: User | None,
                   *, tz_name: str = DEFAULT_TIMEZONE) -> dict[str, Any]:
     """Clients per status at the period's end, their potential and their payments in the
-    period, each beside the previous period of the same length (and its trend)."""
+    period, each beside the previous period (:func:`previous_period_start`) and its trend."""
     scope = await scope_for(session, viewer, tz_name)
-    previous_start = start - (end - start)
+    previous_start = previous_period_start(start, end)
     now = await _funnel(session, scope, start, end)
     before = await _funnel(session, scope, previous_start, start)
     rows = []

@@ -231,6 +231,48 @@ async def approve_stop(session: AsyncSession, client_id: int, reason: str, *,
     return stop
 
 
+async def refuse_stop(session: AsyncSession, stop_id: int, reason: str, *,
+                      by: User | None, actor: str = "user") -> ClientStop:
+    """A supervisor refuses a pending request to stop work: the work with the client goes on.
+
+    The request is closed (``revoked_at``), its task completed with the reason; audited.
+    """
+    if not _is_boss(by):
+        raise TaskNotAllowedError("Only a supervisor or an admin may refuse stopping work "
+                                  "with a client.")
+    reason = (reason or "").strip()
+    if not reason:
+        raise TaskRuleError("Say why work with the client goes on.")
+    stop = await session.get(ClientStop, stop_id)
+    if stop is None or stop.approved_at is not None or stop.revoked_at is not None:
+        raise TaskRuleError(f"There is no pending request {stop_id} to stop work.")
+    client = await session.get(Client, stop.client_id)
+    if by is not None and by.role == Role.SUPERVISOR and client is not None:
+        owner_team = await session.scalar(select(User.team_id).where(User.id == client.owner_id))
+        if owner_team is None or owner_team != by.team_id:
+            raise TaskNotAllowedError(f"Client {stop.client_id} is not in your team.")
+    stop.revoked_at = utcnow()
+    write_audit(session, actor=actor, user_id=by.id if by else None, entity="client",
+                entity_id=stop.client_id, action=ACTION_UPDATE,
+                changes={"stop_refused": stop.id, "reason": reason[:500]})
+    if stop.request_task_id is not None:
+        request = await session.get(Task, stop.request_task_id)
+        if request is not None and request.status == TaskStatus.OPEN:
+            await complete_task(session, request, note=f"refused: {reason}"[:500], actor=actor,
+                                user_id=by.id if by else None)
+    await session.flush()
+    return stop
+
+
+async def pending_stops(session: AsyncSession, client_where: Any = None) -> list[ClientStop]:
+    """Requests to stop work not yet decided, oldest first (``client_where``: on ``Client``)."""
+    stmt = (select(ClientStop).join(Client, Client.id == ClientStop.client_id)
+            .where(ClientStop.approved_at.is_(None), ClientStop.revoked_at.is_(None)))
+    if client_where is not None:
+        stmt = stmt.where(client_where)
+    return list(await session.scalars(stmt.order_by(ClientStop.requested_at, ClientStop.id)))
+
+
 async def overdue_tasks(session: AsyncSession, *, now: datetime | None = None,
                         where: Any = None) -> list[Task]:
     """Open tasks past their due time, oldest first (``where``: an access filter)."""
@@ -242,4 +284,5 @@ async def overdue_tasks(session: AsyncSession, *, now: datetime | None = None,
 
 
 __all__ = ["NextTask", "TaskNotAllowedError", "TaskRuleError", "approve_stop",
-           "finish_task", "overdue_tasks", "plan_task", "request_stop", "reschedule_task"]
+           "finish_task", "overdue_tasks", "pending_stops", "plan_task", "refuse_stop",
+           "request_stop", "reschedule_task"]

@@ -1,7 +1,8 @@
 """Commands of the calltracking feature, registered by telecrm.cli.build_parser.
 
 - ``telecrm ct static add|list``, ``telecrm ct pool add|list``, ``telecrm ct sites add|list``,
-  ``telecrm ct costs import FILE.csv``, ``telecrm ct attribute`` (backfill);
+  ``telecrm ct costs import FILE.csv``, ``telecrm ct costs set MONTH CHANNEL AMOUNT``,
+  ``telecrm ct costs list``, ``telecrm ct archive NUMBER``, ``telecrm ct attribute`` (backfill);
 - ``telecrm report NAME``: reports by name. ``REPORTS`` maps a name to its runner;
   another feature adds its report with one line there (or ``register_report``).
 """
@@ -121,6 +122,42 @@ async def cmd_costs_import(args: argparse.Namespace, settings: Settings) -> int:
 
     count = await _in_transaction(settings, work)
     print(f"imported {count} monthly costs")
+    return 0
+
+
+async def cmd_costs_set(args: argparse.Namespace, settings: Settings) -> int:
+    """One month's cost entered by hand; entering it again corrects it (audited)."""
+    from crm_core.calltracking import set_cost
+
+    async def work(session: Any) -> dict[str, Any]:
+        row = await set_cost(session, args.month, args.channel, args.amount, actor="cli")
+        return {"month": row.month.strftime("%Y-%m"), "channel": row.channel,
+                "amount": float(row.amount)}
+
+    _print_json(await _in_transaction(settings, work))
+    return 0
+
+
+async def cmd_costs_list(args: argparse.Namespace, settings: Settings) -> int:
+    from crm_core.calltracking import list_costs
+
+    async def work(session: Any) -> list[dict[str, Any]]:
+        return [{"month": c.month.strftime("%Y-%m"), "channel": c.channel,
+                 "amount": float(c.amount)} for c in await list_costs(session)]
+
+    _print_json(await _in_transaction(settings, work))
+    return 0
+
+
+async def cmd_archive(args: argparse.Namespace, settings: Settings) -> int:
+    """Stop tracking a static or pool number; its history stays."""
+    from crm_core.calltracking import archive_number
+
+    async def work(session: Any) -> str:
+        return await archive_number(session, args.number, actor="cli")
+
+    kind = await _in_transaction(settings, work)
+    print(f"archived the {kind} number")
     return 0
 
 
@@ -263,6 +300,19 @@ def add_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentParse
                                 help="CSV with header month,channel,amount (all rows or none)")
     cimp.add_argument("file", metavar="FILE.csv")
     cimp.set_defaults(handler=cmd_costs_import)
+    cset = costs_sub.add_parser("set", parents=[common],
+                                help="enter or correct one month's cost of a channel")
+    cset.add_argument("month", metavar="YYYY-MM")
+    cset.add_argument("channel", metavar="CHANNEL")
+    cset.add_argument("amount", metavar="AMOUNT")
+    cset.set_defaults(handler=cmd_costs_set)
+    costs_sub.add_parser("list", parents=[common], help="costs as JSON").set_defaults(
+        handler=cmd_costs_list)
+
+    carch = ct_sub.add_parser("archive", parents=[common],
+                              help="stop tracking a static or pool number (history stays)")
+    carch.add_argument("number", metavar="NUMBER")
+    carch.set_defaults(handler=cmd_archive)
 
     ct_sub.add_parser("attribute", parents=[common],
                       help="attribute inbound calls that have no source yet").set_defaults(

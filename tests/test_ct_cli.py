@@ -56,3 +56,21 @@ def test_numbers_sites_costs_and_report(tmp_path: Path) -> None:
                       "--format", "csv", "--db", db).stdout
     assert csv_out.splitlines()[0].startswith("key,visits,calls,unique_callers")
     assert csv_out.splitlines()[-1].startswith("Итого,")
+
+
+def test_costs_entered_corrected_and_numbers_archived(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'crm.db'}"
+    telecrm("ct", "static", "add", "--did", "+74951110005", "--channel", "Радио", "--db", db)
+    telecrm("ct", "costs", "set", "2026-11", "Директ", "40000", "--db", db)
+    fixed = json.loads(telecrm("ct", "costs", "set", "2026-11-15", "Директ", "41 500,5",
+                               "--db", db).stdout)
+    assert fixed == {"month": "2026-11", "channel": "Директ", "amount": 41500.5}
+    assert json.loads(telecrm("ct", "costs", "list", "--db", db).stdout) == [fixed]
+    result = telecrm("ct", "costs", "set", "2026-11", "Директ", "-1", "--db", db, check=False)
+    assert result.returncode == 2 and "non-negative" in result.stderr
+    assert "archived the static number" in telecrm("ct", "archive", "8 495 111 00 05",
+                                                   "--db", db).stdout
+    assert json.loads(telecrm("ct", "static", "list", "--db", db).stdout) == []
+    result = telecrm("ct", "archive", "+74951110005", "--db", db, check=False)
+    assert result.returncode == 2 and "not a tracked number" in result.stderr
+    assert "Traceback" not in result.stderr

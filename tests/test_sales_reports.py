@@ -34,7 +34,7 @@ from crm_core.models_sales import (
     Pipeline,
     PipelineStage,
 )
-from crm_core.sales_reports import REPORTS, ReportNotAllowedError
+from crm_core.sales_reports import REPORTS, ReportNotAllowedError, previous_period_start
 from crm_core.users import add_user
 from tests.db_fixtures import db_session_fixture, db_url_fixture, postgres_server_fixture  # noqa: F401
 
@@ -202,7 +202,8 @@ async def test_summary_against_the_previous_period(db_session: AsyncSession) -> 
     await _seed(db_session)
     body = await REPORTS["summary"](db_session, START, END, None)
     rows = {r["status"]: r for r in body["rows"]}
-    assert body["previous"] == {"from": "2026-10-02T00:00:00+03:00",
+    # November is compared with the whole of October
+    assert body["previous"] == {"from": "2026-10-01T00:00:00+03:00",
                                 "to": "2026-11-01T00:00:00+03:00"}
     p, n, r, lost = rows["potential"], rows["new"], rows["regular"], rows["lost"]
     # end of November: c2, c3 potential; c4, c5 new; c1 regular
@@ -218,6 +219,18 @@ async def test_summary_against_the_previous_period(db_session: AsyncSession) -> 
         1, "50000.00", "0.00", "up")
     assert (lost["clients"], lost["clients_trend"]) == (0, "same")
     assert body["totals"]["clients"] == 5 and body["totals"]["clients_prev"] == 4
+
+
+def test_previous_period_is_the_previous_month_or_the_same_length() -> None:
+    def at(y: int, m: int, d: int) -> datetime:
+        return datetime(y, m, d, tzinfo=MSK)
+
+    assert previous_period_start(at(2026, 11, 1), at(2026, 12, 1)) == at(2026, 10, 1)
+    assert previous_period_start(at(2026, 3, 1), at(2026, 4, 1)) == at(2026, 2, 1)
+    assert previous_period_start(at(2026, 1, 1), at(2026, 4, 1)) == at(2025, 10, 1)  # a quarter
+    # not whole months: the same number of days just before
+    assert previous_period_start(at(2026, 11, 10), at(2026, 11, 17)) == at(2026, 11, 3)
+    assert previous_period_start(at(2026, 3, 1), at(2026, 3, 15)) == at(2026, 2, 15)
 
 
 async def test_overdue_clients_by_month(db_session: AsyncSession) -> None:

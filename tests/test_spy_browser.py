@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -24,6 +23,7 @@ from tests.browser import chromium, screenshot, serve_app
 from tests.live import wait_for_ended_calls
 from tests.scenarios import CLIENT, DID_101, SUPERVISOR
 from tests.test_recordings_e2e import install_prompts, login, seed_users
+from tests.test_spy_live import clean_phones  # noqa: F401 (fixture)
 from tests.test_web_browser import sign_in
 
 pytestmark = [pytest.mark.asterisk, pytest.mark.postgres]
@@ -31,18 +31,9 @@ pytestmark = [pytest.mark.asterisk, pytest.mark.postgres]
 TALK = 10.0
 
 
-@pytest.fixture
-async def clean_phones(sandbox: Sandbox) -> AsyncIterator[None]:
-    yield
-    async with sandbox.phones() as phones:
-        for target in ("101", SUPERVISOR, CLIENT):
-            await phones.set_behaviour(target)
-        await phones.reset_behaviours()
-
-
+@pytest.mark.usefixtures("clean_phones")
 async def test_supervisor_presses_listen_on_a_live_call_of_his_team(
     sandbox: Sandbox, pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-    clean_phones: None,
 ) -> None:
     monkeypatch.delenv("TELECRM_RECORDINGS_STORE", raising=False)
     pbx, phones_instance = sandbox.pbx, sandbox.phones_instance

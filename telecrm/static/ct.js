@@ -11,7 +11,8 @@
   var script = document.currentScript;
   var base = script && script.src ? new URL(script.src).origin : "";
   var KEY = "telecrm_ct_" + cfg.site;
-  var state = { session: null, number: null, asked: false, timer: null, queue: Promise.resolve() };
+  var state = { session: null, number: null, asked: false, timer: null, observer: null,
+                queue: Promise.resolve() };
 
   function store(name, value) {
     try { if (value === undefined) return localStorage.getItem(name); localStorage.setItem(name, value); }
@@ -75,6 +76,32 @@
     swapText(document.body, number);
     known = [national(digits(number))].concat(known);
     patterns = [new RegExp(known[0].split("").join("[\\s\\-.()]{0,2}"), "g")].concat(patterns);
+    watch();
+  }
+
+  function watch() {
+    // Numbers that appear later (a pop-up, a lazily loaded footer) get the visitor's number
+    // too. Only added nodes are watched: rewriting text does not add nodes, so no loop.
+    if (state.observer || !window.MutationObserver) return;
+    state.observer = new MutationObserver(function (records) {
+      if (!state.number) return;
+      var tel = "tel:+" + digits(state.number);
+      records.forEach(function (r) {
+        Array.prototype.forEach.call(r.addedNodes, function (n) {
+          if (n.nodeType === 3 && n.parentNode) { swapText(n.parentNode, state.number); return; }
+          if (n.nodeType !== 1) return;
+          swapText(n, state.number);
+          var links = n.matches && n.matches("a[href^='tel:']") ? [n] : [];
+          links = links.concat(Array.prototype.slice.call(n.querySelectorAll("a[href^='tel:']")));
+          links.forEach(function (a) {
+            if (known.indexOf(national(digits(a.getAttribute("href")))) >= 0) {
+              a.setAttribute("href", tel); a.setAttribute("data-ct", "1");
+            }
+          });
+        });
+      });
+    });
+    state.observer.observe(document.body, { childList: true, subtree: true });
   }
 
   function send(activity) {

@@ -6,7 +6,13 @@ Public (hostile ground, see :mod:`telecrm.web.ct_public`):
 For marketers (and admins; managers and supervisors get 403):
 - ``GET /api/ct/report?from=D&to=D&by=channel|source|medium|campaign`` (``format=csv`` too);
 - ``GET /api/ct/calls?from=D&to=D``: the call log with each call's source and pages;
-- ``GET /calltracking``: the page with the report, charts, pool health and the call log.
+- ``GET /calltracking``: the page with the report, charts, pool health and the call log;
+- ``POST /calltracking/costs`` (month, channel, amount): enter or correct an ad cost;
+- ``POST /calltracking/static`` (did, channel, campaign, source, medium, cost_per_month);
+- ``POST /calltracking/pool`` (site, numbers, default_number): a site and its pool numbers;
+- ``POST /calltracking/archive`` (number): stop tracking a static or pool number.
+  The forms are HTML forms of the page (CSRF field); they redirect back to the page, and
+  bad input shows the page again with one sentence saying what is wrong.
 
 For anyone who may see the call: ``GET /api/ct/calls/{id}/source`` (the screen pop).
 """
@@ -15,7 +21,9 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -23,8 +31,23 @@ from zoneinfo import ZoneInfo
 import aiohttp_jinja2
 from aiohttp import web
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core import access
+from crm_core.calltracking import (
+    CallTrackingError,
+    SiteOptions,
+    add_pool_numbers,
+    add_static,
+    archive_number,
+    list_costs,
+    list_sites,
+    list_static,
+    save_site,
+    set_cost,
+    site_to_dict,
+    static_to_dict,
+)
 from crm_core.calltracking_attribution import source_label, tracking_of
 from crm_core.calltracking_report import (
     GROUPINGS,
@@ -39,7 +62,7 @@ from crm_core.models_calltracking import CtAttribution
 from . import ct_public
 from .auth import api_user, page_user
 from .errors import ApiError
-from .keys import SESSIONS, SETTINGS
+from .keys import SESSIONS, SETTINGS, WRITER_SESSIONS
 from .params import day_bounds, parse_day, path_id, query_int
 
 MARKETING_ROLES = frozenset({Role.MARKETER, Role.ADMIN})
@@ -110,8 +133,9 @@ async def report(request: web.Request) -> web.Response:
 async def calls(request: web.Request) -> web.Response:
     _viewer(request)
     period, _, _ = _period(request)
+    target = query_int(request, "target", 60, low=1, high=3600)
     async with request.app[SESSIONS]() as session:
-        rows = await call_log(session, period)
+        rows = await call_log(session, period, target_seconds=target)
     return web.json_response(rows)
 
 
@@ -150,17 +174,30 @@ def _daily_chart(log: list[dict[str, Any]], first: date, last: date, tz: ZoneInf
             bars.append({"x": round(i * step, 1), "y": round(y, 1), "w": round(max(1, step - 2), 1),
                          "h": round(h, 1), "color": index % 6, "title":
                          f"{day.strftime('%d.%m')} {channel}: {n}"})
-    return {"bars": bars, "width": width, "height": height, "channels": channels, "top": top}
+    every = max(1, math.ceil(len(days) / 8))  # at most ~8 day labels stay readable
+    labels = [{"x": round(i * step + step / 2, 1), "text": day.strftime("%d.%m"),
+               "anchor": "middle"}
+              for i, day in enumerate(days) if i % every == 0 or i == len(days) - 1]
+    if len(labels) > 1 and labels[-1]["x"] - labels[-2]["x"] < 50:
+        del labels[-2]  # the last day's label wins over a neighbour it would overlap
+    labels[0].update(x=0, anchor="start")  # the edge labels stay inside the chart
+    if len(labels) > 1:
+        labels[-1].update(x=width, anchor="end")
+    return {"bars": bars, "width": width, "height": height, "channels": channels, "top": top,
+            "labels": labels}
 
 
-@aiohttp_jinja2.template("calltracking.html")
-async def page(request: web.Request) -> dict[str, Any]:
-    _viewer(request, page=True)
+async def _page_context(request: web.Request) -> dict[str, Any]:
     period, first, last = _period(request)
+    target = query_int(request, "target", 60, low=1, high=3600)
     async with request.app[SESSIONS]() as session:
-        body = await channel_report(session, period, by=_by(request))
+        body = await channel_report(session, period, by=_by(request), target_seconds=target)
         health = await pool_health(session, period)
-        log = await call_log(session, period)
+        log = await call_log(session, period, target_seconds=target)
+        statics = [static_to_dict(s) for s in await list_static(session)]
+        sites = [site_to_dict(s) for s in await list_sites(session)]
+        costs = [{"month": c.month.strftime("%Y-%m"), "channel": c.channel,
+                  "amount": float(c.amount)} for c in await list_costs(session)][:60]
     tz = _tz(request)
     for row in log:
         row["when"] = datetime.fromisoformat(row["started_at"]).astimezone(tz).strftime(
@@ -168,7 +205,84 @@ async def page(request: web.Request) -> dict[str, Any]:
     top_cost = max([r["cost_per_target_call"] or 0 for r in body["rows"]] + [1])
     return {"title": "Коллтрекинг", "report": body, "health": health, "log": log,
             "first": first, "last": last, "by": body["by"], "groupings": GROUPINGS,
-            "chart": _daily_chart(log, first, last, tz), "top_cost": top_cost}
+            "chart": _daily_chart(log, first, last, tz), "top_cost": top_cost,
+            "target": target, "statics": statics, "sites": sites, "costs": costs,
+            "this_month": datetime.now(tz).strftime("%Y-%m"),
+            "saved": request.query.get("saved") in SAVED, "error": None, "form": {}}
+
+
+SAVED = frozenset({"cost", "static", "pool", "archive"})
+
+
+async def page(request: web.Request) -> web.Response:
+    _viewer(request, page=True)
+    return aiohttp_jinja2.render_template("calltracking.html", request,
+                                          await _page_context(request))
+
+
+async def _form(request: web.Request) -> dict[str, str]:
+    form = await request.post()
+    return {k: v.strip() for k, v in form.items() if isinstance(v, str) and k != "csrf_token"}
+
+
+async def _save(request: web.Request, what: str,
+                change: Callable[[AsyncSession, User, dict[str, str]], Awaitable[object]]
+                ) -> web.Response:
+    """Run one change of the settings forms; bad input re-shows the page with the reason."""
+    user = _viewer(request, page=True)
+    data = await _form(request)
+    try:
+        async with request.app[WRITER_SESSIONS]() as session, session.begin():
+            await change(session, user, data)
+    except CallTrackingError as exc:
+        context = await _page_context(request)
+        context.update(error=f"Не сохранено: {exc}.", form={"what": what, **data})
+        return aiohttp_jinja2.render_template("calltracking.html", request, context, status=400)
+    raise web.HTTPSeeOther(f"/calltracking?saved={what}#ct-settings")
+
+
+async def _cost(session: AsyncSession, user: User, data: dict[str, str]) -> None:
+    await set_cost(session, data.get("month", ""), data.get("channel", ""),
+                   data.get("amount", ""), actor=user.username, user_id=user.id)
+
+
+async def _static(session: AsyncSession, user: User, data: dict[str, str]) -> None:
+    await add_static(session, data.get("did", ""), data.get("channel", ""),
+                     campaign=data.get("campaign"), source=data.get("source"),
+                     medium=data.get("medium"), cost_per_month=data.get("cost_per_month") or 0,
+                     actor=user.username)
+
+
+async def _pool(session: AsyncSession, user: User, data: dict[str, str]) -> None:
+    host = data.get("site", "")
+    numbers = [n for n in data.get("numbers", "").replace(";", ",").replace("\n", ",")
+               .split(",") if n.strip()]
+    default = data.get("default_number")
+    if default:
+        await save_site(session, host, SiteOptions(default_numbers=[default]),
+                        actor=user.username)
+    await add_pool_numbers(session, host, numbers, actor=user.username)
+
+
+async def _archive(session: AsyncSession, user: User, data: dict[str, str]) -> None:
+    await archive_number(session, data.get("number", ""), actor=user.username,
+                         user_id=user.id)
+
+
+async def cost_form(request: web.Request) -> web.Response:
+    return await _save(request, "cost", _cost)
+
+
+async def static_form(request: web.Request) -> web.Response:
+    return await _save(request, "static", _static)
+
+
+async def pool_form(request: web.Request) -> web.Response:
+    return await _save(request, "pool", _pool)
+
+
+async def archive_form(request: web.Request) -> web.Response:
+    return await _save(request, "archive", _archive)
 
 
 def add_routes(router: web.UrlDispatcher) -> None:
@@ -180,3 +294,7 @@ def add_routes(router: web.UrlDispatcher) -> None:
     router.add_get("/api/ct/calls", calls)
     router.add_get("/api/ct/calls/{id}/source", call_source)
     router.add_get("/calltracking", page)
+    router.add_post("/calltracking/costs", cost_form)
+    router.add_post("/calltracking/static", static_form)
+    router.add_post("/calltracking/pool", pool_form)
+    router.add_post("/calltracking/archive", archive_form)

@@ -88,7 +88,11 @@ CT_PATHS: dict[str, Any] = {
     "/api/ct/calls": {"get": {
         "summary": "The call log: each inbound call's source, the visit's pages, first or "
                    "repeat, target or not (no recordings)",
-        "security": _SIGNED_IN, "parameters": _PERIOD,
+        "security": _SIGNED_IN,
+        "parameters": [*_PERIOD,
+                       {"name": "target", "in": "query",
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 3600},
+                        "description": "seconds an answered call needs to be a target call"}],
         "responses": {"200": _json("calls, newest first", {"type": "array", "items": _OBJECT}),
                       **_MARKETING_ERRORS}}},
     "/api/ct/calls/{id}/source": {"get": {

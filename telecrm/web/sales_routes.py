@@ -82,7 +82,7 @@ from crm_core.sales_tasks import (
 from crm_core.tasks import task_to_dict
 from crm_core.timestamps import isoformat
 
-from . import sales_report_routes
+from . import sales_pages, sales_report_routes
 from .auth import api_user
 from .errors import ApiError
 from .keys import SESSIONS, SETTINGS, WRITER_SESSIONS
@@ -476,3 +476,4 @@ def add_routes(router: web.UrlDispatcher) -> None:
     router.add_post("/api/deals/{id}/move", post_move)
     router.add_get("/api/plan", get_plan)
     sales_report_routes.add_routes(router)
+    sales_pages.add_routes(router)
