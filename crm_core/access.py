@@ -31,6 +31,7 @@ from crm_core.models import (
     CallLeg,
     CallStatus,
     Client,
+    Contact,
     Direction,
     Role,
     Task,
@@ -132,7 +133,7 @@ def redact_call(user: User, call: dict[str, Any]) -> dict[str, Any]:
     """The call as ``user`` may see it: no recordings for those who may not hear them."""
     if may_hear_recordings(user):
         return call
-    return {**call, "recordings": []}
+    return {**call, "recordings": [], "recording_legs": []}
 
 
 def _call_query() -> Any:
@@ -197,7 +198,7 @@ async def visible_client(session: AsyncSession, user: User, client_id: int) -> C
         .where(Client.id == client_id, await clients_filter(session, user))
         .options(
             selectinload(Client.phones),
-            selectinload(Client.contacts),
+            selectinload(Client.contacts).selectinload(Contact.phones),  # the card lists them
             joinedload(Client.owner),
         )
     )

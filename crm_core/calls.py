@@ -66,6 +66,29 @@ class LegData:
 
 
 @dataclass(frozen=True)
+class RecordingRef:
+    """One recording file as the PBX announced it: which side it holds, and on which leg.
+
+    ``uniqueid`` is the channel whose dialplan announced the file (the one running
+    MixMonitor), so the file can be tied to a leg rather than guessed from its name.
+    """
+
+    path: str  # relative to the recordings root, as in ``CallData.recordings``
+    side: str  # mix | manager | client | caller | callee
+    uniqueid: str | None = None
+
+
+RECORDING_SIDES = ("mix", "manager", "client", "caller", "callee")
+
+
+def side_from_path(path: str) -> str | None:
+    """The side a shipped-dialplan file name ends with (``...-client.wav``), if any."""
+    stem = PurePosixPath(path).stem
+    side = stem.rpartition("-")[2]
+    return side if "-" in stem and side in RECORDING_SIDES else None
+
+
+@dataclass(frozen=True)
 class CallData:
     """A snapshot of one call (everything sharing a ``linkedid``)."""
 
@@ -85,6 +108,8 @@ class CallData:
     legs: tuple[LegData, ...]
     rang: tuple[str, ...] = ()  # extensions whose phones rang (for lead ownership of missed calls)
     queue: str | None = None  # the Asterisk queue the call went through
+    # Side and announcing channel of each file in ``recordings`` (same paths, same order).
+    recording_details: tuple[RecordingRef, ...] = ()
 
 
 # -- validation ---------------------------------------------------------------------------
@@ -329,16 +354,33 @@ def _merge_legs(call: Call, data: CallData, users: dict[str, User], strays: list
     return changed
 
 
-def _merge_recordings(call: Call, paths: tuple[str, ...]) -> bool:
+def _merge_recordings(call: Call, paths: tuple[str, ...],
+                      details: tuple[RecordingRef, ...] = ()) -> bool:
+    """Add or reorder the call's recordings, with their side and leg (from the same call).
+
+    A side or leg already known is never cleared by a snapshot that lacks it; without
+    details the side is read from the file name, as migration 0012 does for old rows.
+    """
     by_path = {recording.path: recording for recording in call.recordings}
+    refs = {ref.path: ref for ref in reversed(details)}  # the first announcement wins
+    legs = {leg.uniqueid: leg for leg in call.legs}
     changed = False
     for position, path in enumerate(dict.fromkeys(paths)):
+        ref = refs.get(path)
+        side = ref.side if ref is not None and ref.side in RECORDING_SIDES else (
+            side_from_path(path))
+        leg = legs.get(ref.uniqueid) if ref is not None and ref.uniqueid else None
+        values: dict[str, Any] = {"position": position}
+        if side is not None:
+            values["side"] = side
+        if leg is not None:
+            values["leg"] = leg
         recording = by_path.get(path)
         if recording is None:
-            call.recordings.append(Recording(path=path, position=position))
+            call.recordings.append(Recording(path=path, **values))
             changed = True
         else:
-            changed |= _assign(recording, {"position": position})
+            changed |= _assign(recording, values)
     return changed
 
 
@@ -378,7 +420,7 @@ async def _upsert(session: AsyncSession, data: CallData) -> Call:
         else []
     )
     changed |= _merge_legs(call, data, users, strays)
-    changed |= _merge_recordings(call, _safe_recordings(data))
+    changed |= _merge_recordings(call, _safe_recordings(data), data.recording_details)
     if changed and call.id is not None:
         call.updated_at = utcnow()
     await session.flush()
@@ -568,7 +610,7 @@ async def _upsert_preloaded(session: AsyncSession, data: CallData, pre: _Preload
     changed |= _merge_legs(call, data, users, strays)
     for leg in call.legs:
         pre.legs[leg.uniqueid] = leg
-    changed |= _merge_recordings(call, _safe_recordings(data))
+    changed |= _merge_recordings(call, _safe_recordings(data), data.recording_details)
     if changed and call.id is not None:
         call.updated_at = utcnow()
     return call
@@ -633,6 +675,12 @@ def _tracking(call: Call) -> dict[str, Any] | None:
     return tracking_of(call.ct_attribution)  # type: ignore[attr-defined]
 
 
+def _recording_leg(recording: Recording) -> dict[str, Any]:
+    leg = None if "leg" in inspect(recording).unloaded else recording.leg
+    return {"path": recording.path, "side": recording.side,
+            "leg": leg.uniqueid if leg is not None else None}
+
+
 def call_to_dict(call: Call) -> dict[str, Any]:
     """The public call shape (architecture.md); ``client`` and ``recordings`` must be loaded."""
     return {
@@ -652,6 +700,8 @@ def call_to_dict(call: Call) -> dict[str, Any]:
         "talk_seconds": round(call.talk_seconds, 3),
         "transferred": call.transferred,
         "recordings": [recording.path for recording in call.recordings],
+        # An extension of the fixed shape: each file's side and the leg (uniqueid) it is on.
+        "recording_legs": [_recording_leg(recording) for recording in call.recordings],
         "tracking": _tracking(call),
         "queue": call.queue,  # an extension of the fixed shape
     }

@@ -193,7 +193,8 @@ async def create_deal(session: AsyncSession, *, client_id: int, pipeline_id: int
     if pipeline is None or pipeline.archived_at is not None:
         raise DealError(f"There is no pipeline with id {pipeline_id}.")
     first = await session.scalar(select(PipelineStage).where(
-        PipelineStage.pipeline_id == pipeline_id).order_by(PipelineStage.position).limit(1))
+        PipelineStage.pipeline_id == pipeline_id, PipelineStage.archived_at.is_(None))
+        .order_by(PipelineStage.position).limit(1))
     title = (title or "").strip()
     if not title:
         raise DealError("A deal needs a title.")
@@ -222,6 +223,8 @@ async def move_deal(session: AsyncSession, deal: Deal, stage_id: int, *, by: Use
                     amount: Any = None, lose_reason_id: int | None = None,
                     note: str | None = None, actor: str = "user") -> DealStageChange:
     """Put an open deal on another stage of its pipeline (won: amount; lost: a reason)."""
+    if deal.archived_at is not None:
+        raise DealError(f"Deal {deal.id} is archived.")
     if deal.status != DealStatus.OPEN:
         raise DealError(f"Deal {deal.id} is {deal.status} already.")
     stage = await session.get(PipelineStage, stage_id)
@@ -229,6 +232,8 @@ async def move_deal(session: AsyncSession, deal: Deal, stage_id: int, *, by: Use
         raise DealError(f"Stage {stage_id} is not a stage of this deal's pipeline.")
     if stage.id == deal.stage_id:
         raise DealError("The deal is on this stage already.")
+    if stage.archived_at is not None:
+        raise DealError(f"Stage {stage.name!r} is archived.")
     changes: dict[str, Any] = {"stage_id": [deal.stage_id, stage.id]}
     if stage.outcome == DealStatus.WON:
         try:

@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     UniqueConstraint,
     false,
+    text,
     true,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -191,6 +192,7 @@ class Contact(Base):
     position: Mapped[str | None] = mapped_column(String(200))
     email: Mapped[str | None] = mapped_column(String(320))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    archived_at: Mapped[datetime | None] = mapped_column()  # never deleted (migration 0011)
 
     client: Mapped[Client] = relationship(back_populates="contacts")
     phones: Mapped[list[Phone]] = relationship(back_populates="contact", order_by="Phone.id")
@@ -227,6 +229,10 @@ class Call(Base):
     __table_args__ = (
         CheckConstraint(_one_of("direction", Direction), name="direction"),
         CheckConstraint(_one_of("status", CallStatus), name="status"),
+        # "Did we talk to this client between these days?" (sales summary; migration 0011)
+        Index("ix_calls_client_id_started_at", "client_id", "started_at",
+              postgresql_where=text("answered_at IS NOT NULL"),
+              sqlite_where=text("answered_at IS NOT NULL")),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -301,8 +307,16 @@ class Recording(Base):
     path: Mapped[str] = mapped_column(String(500))
     position: Mapped[int] = mapped_column(default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # mix | manager | client | caller | callee, as the dialplan announced it (NULL: unknown).
+    side: Mapped[str | None] = mapped_column(String(10))
+    # The leg whose channel ran MixMonitor and announced the file (NULL: unknown).
+    leg_id: Mapped[int | None] = mapped_column(
+        ForeignKey("call_legs.id", ondelete="SET NULL"), index=True
+    )
 
     call: Mapped[Call] = relationship(back_populates="recordings")
+    # Joined so the call JSON can name the leg without a lazy load (async sessions).
+    leg: Mapped[CallLeg | None] = relationship(lazy="joined")
 
 
 class Task(Base):

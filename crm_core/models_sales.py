@@ -219,6 +219,8 @@ class PipelineStage(Base):
     task_title: Mapped[str | None] = mapped_column(String(300))
     task_due_days: Mapped[int] = mapped_column(default=1)
     task_assignee: Mapped[str] = mapped_column(String(20), default="owner")
+    # An archived stage takes no new deals and is hidden from the board; its history stays.
+    archived_at: Mapped[datetime | None] = mapped_column()
 
     pipeline: Mapped[Pipeline] = relationship(back_populates="stages")
 

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm_core.audit import ACTION_UPDATE, write_audit
 from crm_core.client_status import abc_group
 from crm_core.models import Client, Role, User
-from crm_core.models_sales import ClientOwnerChange
+from crm_core.models_sales import ClientOwnerChange, Deal, DealStatus
 from crm_core.payments import PaymentError, parse_amount
 from crm_core.sales_settings import rules_for_team
 from crm_core.timestamps import isoformat, utcnow
@@ -158,6 +158,15 @@ async def reassign_clients(session: AsyncSession, client_ids: Sequence[int],
         changes.append(change)
         _audit(session, by, client, {"owner_id": [client.owner_id, owner_id], "reason": reason},
                actor)
+        # His open deals go with him (the old manager's deals only, not a colleague's).
+        for deal in await session.scalars(select(Deal).where(
+                Deal.client_id == cid, Deal.status == DealStatus.OPEN.value,
+                Deal.archived_at.is_(None), Deal.owner_id == client.owner_id)):
+            write_audit(session, actor=actor if by is None else by.username,
+                        user_id=by.id if by else None, entity="deal", entity_id=deal.id,
+                        action=ACTION_UPDATE,
+                        changes={"owner_id": [deal.owner_id, owner_id], "reason": reason})
+            deal.owner_id = owner_id
         client.owner_id = owner_id
         client.owner_since = now
         client.updated_at = now

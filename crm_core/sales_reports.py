@@ -20,7 +20,7 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, case, func, literal, select, type_coerce
+from sqlalchemy import and_, case, func, literal, or_, select, type_coerce
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core import access
@@ -38,7 +38,6 @@ from crm_core.models import (
     User,
 )
 from crm_core.models_sales import (
-    ClientStatusChange,
     Deal,
     DealStageChange,
     DealStatus,
@@ -326,45 +325,96 @@ async def overdue_clients(session: AsyncSession, start: datetime, end: datetime,
 STATUSES = [s.value for s in ClientStatus]
 
 
-def _status_at(moment: datetime) -> tuple[Any, Any]:
-    """(a subquery, the status column) of each client's status at ``moment``: his status
-    now, unless it changed since, then the one his first change after ``moment`` left.
+def _per_team_day(teams: dict[int, date], default: date) -> Any:
+    """A CASE on the owner's team (``User.team_id``) picking each team's cut-off day."""
+    if not teams:
+        return literal(default)
+    return case(*[(User.team_id == tid, literal(v)) for tid, v in teams.items()],
+                else_=literal(default))
 
-    Only the transitions after ``moment`` are read, so a recent period is cheap.
+
+async def _funnels(session: AsyncSession, scope: Scope, periods: list[tuple[datetime, datetime]]
+                   ) -> list[dict[str, dict[str, Any]]]:
+    """For each period: clients per status at its end, their potential and their payments
+    in it; all periods in one grouped query (one pass over payments and clients).
+
+    The status is the rules' verdict (:func:`crm_core.client_status.compute_status`)
+    on the payments and contacts with their real dates up to the period's last day,
+    not the transitions as the CRM recorded them: a payment imported today with an
+    October date makes October right. The same day arithmetic, in SQL:
+    *potential* without a payment; *lost* when the last payment is ``lost_after_days``
+    or more days old and no contact came since; *new* while the first payment is
+    fewer than ``new_period_days`` days old; else *regular*.
     """
-    first = (select(ClientStatusChange.client_id.label("cid"),
-                    func.min(ClientStatusChange.id).label("id"))
-             .where(ClientStatusChange.at >= moment).group_by(ClientStatusChange.client_id)
-             .subquery())
-    status = (select(first.c.cid, ClientStatusChange.old_status)
-              .join(ClientStatusChange, ClientStatusChange.id == first.c.id).subquery())
-    return status, func.coalesce(status.c.old_status, Client.status)
+    company, teams = await rules_by_team(session)
+    latest = max(end for _, end in periods)
+    paid_cols: list[Any] = []
+    bounds = []
+    for start, end in periods:
+        first = _local_day(start, scope.tz)
+        last = _local_day(end - timedelta(microseconds=1), scope.tz)
+        bounds.append((first, last))
+        upto = Payment.paid_on <= last
+        paid_cols += [func.min(case((upto, Payment.paid_on))),
+                      func.max(case((upto, Payment.paid_on))),
+                      func.sum(case((and_(Payment.paid_on >= first, upto), Payment.amount),
+                                    else_=0))]
+    paid = (select(Payment.client_id.label("cid"),
+                   *[c.label(f"c{i}") for i, c in enumerate(paid_cols)])
+            .where(Payment.archived_at.is_(None),
+                   Payment.paid_on <= max(last for _, last in bounds))
+            .group_by(Payment.client_id).subquery())
+    columns: list[Any] = []
+    for k, ((_, end), (_, last)) in enumerate(zip(periods, bounds, strict=True)):
+        fp, lp, money = (paid.c[f"c{3 * k + i}"] for i in range(3))
 
+        def lost_day(r: StatusRules, last: date = last) -> date:
+            return last - timedelta(days=r.lost_after_days)
 
-async def _funnel(session: AsyncSession, scope: Scope, start: datetime, end: datetime
-                  ) -> dict[str, dict[str, Any]]:
-    """Clients per status at ``end``, their potential and their payments in the period,
-    counted in the database (one grouped query each)."""
-    status, column = _status_at(end)
-    mine = [Client.owner_id.in_(scope.ids or [-1]), Client.archived_at.is_(None),
-            Client.created_at < end]
-    out = {s: {"clients": 0, "potential": ZERO, "paid": ZERO} for s in STATUSES}
-    for st, n, potential in await session.execute(
-            select(column, func.count(Client.id), func.sum(Client.annual_potential))
-            .select_from(Client).outerjoin(status, status.c.cid == Client.id)
-            .where(*mine).group_by(column)):
-        out[st]["clients"] = int(n)
-        out[st]["potential"] = Decimal(potential or 0)
-    first, last = _local_day(start, scope.tz), _local_day(end - timedelta(microseconds=1),
-                                                          scope.tz)
-    for st, total in await session.execute(
-            select(column, func.sum(Payment.amount)).select_from(Payment)
-            .join(Client, Client.id == Payment.client_id)
-            .outerjoin(status, status.c.cid == Client.id)
-            .where(*mine, Payment.archived_at.is_(None), Payment.paid_on >= first,
-                   Payment.paid_on <= last).group_by(column)):
-        out[st]["paid"] = Decimal(total or 0)
-    return out
+        def new_day(r: StatusRules, last: date = last) -> date:
+            return last - timedelta(days=r.new_period_days)
+
+        lost_cut = _per_team_day({t: lost_day(r) for t, r in teams.items()},
+                                 lost_day(company))
+        new_cut = _per_team_day({t: new_day(r) for t, r in teams.items()}, new_day(company))
+        # a contact on a day after lost_day saves him: from that day's midnight up to end
+        contact_from = _per_team({t: _midnight(lost_day(r) + timedelta(days=1), scope.tz)
+                                  for t, r in teams.items()},
+                                 _midnight(lost_day(company) + timedelta(days=1), scope.tz))
+        # The kept last contact answers most clients without reading their calls: none
+        # since contact_from at all, or one before end; only a later one needs the calls.
+        in_calls = (select(Call.id).where(Call.client_id == Client.id, *_contact_clauses(),
+                                          Call.started_at >= contact_from,
+                                          Call.started_at < end).exists())
+        talked = or_(and_(Client.last_contact_at >= contact_from, Client.last_contact_at < end),
+                     and_(Client.last_contact_at >= end, in_calls))
+        status = case(
+            (Client.created_at >= end, literal(None)),
+            (fp.is_(None), literal(ClientStatus.POTENTIAL.value)),
+            (and_(lp <= lost_cut, ~talked), literal(ClientStatus.LOST.value)),
+            (fp > new_cut, literal(ClientStatus.NEW.value)),
+            else_=literal(ClientStatus.REGULAR.value))
+        columns += [status, money]
+    statuses = columns[0::2]
+    outs = [{s: {"clients": 0, "potential": ZERO, "paid": ZERO} for s in STATUSES}
+            for _ in periods]
+    for row in await session.execute(
+            select(*statuses, func.count(Client.id), func.sum(Client.annual_potential),
+                   *[func.sum(m) for m in columns[1::2]])
+            .select_from(Client).outerjoin(paid, paid.c.cid == Client.id)
+            .outerjoin(User, User.id == Client.owner_id)
+            .where(Client.owner_id.in_(scope.ids or [-1]), Client.archived_at.is_(None),
+                   Client.created_at < latest)
+            .group_by(*statuses)):
+        n, potential = int(row[len(periods)]), Decimal(row[len(periods) + 1] or 0)
+        for k, out in enumerate(outs):
+            st = row[k]
+            if st is None:
+                continue
+            out[st]["clients"] += n
+            out[st]["potential"] += potential
+            out[st]["paid"] += Decimal(row[len(periods) + 2 + k] or 0)
+    return outs
 
 
 def previous_period_start(start: datetime, end: datetime) -> datetime:
@@ -393,8 +443,7 @@ async def summary(session: AsyncSession, start: datetime, end: datetime, viewer:
     period, each beside the previous period (:func:`previous_period_start`) and its trend."""
     scope = await scope_for(session, viewer, tz_name)
     previous_start = previous_period_start(start, end)
-    now = await _funnel(session, scope, start, end)
-    before = await _funnel(session, scope, previous_start, start)
+    now, before = await _funnels(session, scope, [(start, end), (previous_start, start)])
     rows = []
     for status in STATUSES:
         a, b = now[status], before[status]

@@ -45,7 +45,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import ClassVar
 
-from crm_core.calls import CallData, LegData
+from crm_core.calls import CallData, LegData, RecordingRef
 
 from .channels import ChannelName, PartyRules, Role, parse_channel
 
@@ -63,6 +63,9 @@ _VAR_SPY = "CRM_SPY"
 _VAR_QUEUE = "QUEUENAME"
 _RECORDING_VARS = ("CRM_REC_MIX", "CRM_REC_MANAGER", "CRM_REC_CLIENT",
                    "CRM_REC_CALLER", "CRM_REC_CALLEE")
+# The side of the call each recording variable names (MixMonitor's own: the mix).
+_RECORDING_SIDES = {"MIXMONITOR_FILENAME": "mix", **{
+    name: name.removeprefix("CRM_REC_").lower() for name in _RECORDING_VARS}}
 _KNOWN_VARS = frozenset({_VAR_DIRECTION, _VAR_DID, _VAR_CLIENT, _VAR_SPY, _VAR_QUEUE,
                          "MIXMONITOR_FILENAME", *_RECORDING_VARS})
 _DIRECTIONS = frozenset({"inbound", "outbound", "internal"})
@@ -123,6 +126,7 @@ class _Call:
     linkedids: set[str] = field(default_factory=set)
     variables: dict[str, str] = field(default_factory=dict)
     recordings: list[str] = field(default_factory=list)
+    recording_refs: list[RecordingRef] = field(default_factory=list)  # one per path above
     rang: list[str] = field(default_factory=list)
     queue: str | None = None
     answered: float | None = None
@@ -371,6 +375,7 @@ class CallTracker:
             self._call_of_linkedid[linkedid] = keep.key
         for name, value in gone.variables.items():
             keep.variables.setdefault(name, value)
+        keep.recording_refs += [r for r in gone.recording_refs if r.path not in keep.recordings]
         keep.recordings += [r for r in gone.recordings if r not in keep.recordings]
         keep.rang += [r for r in gone.rang if r not in keep.rang]
         keep.queue = keep.queue or gone.queue
@@ -617,6 +622,10 @@ class CallTracker:
                 return []  # the per-leg names already cover this file
             if value and value not in call.recordings:
                 call.recordings.append(value)
+                # The channel whose VarSet announced the file is the one running MixMonitor.
+                call.recording_refs.append(RecordingRef(
+                    path=value, side=_RECORDING_SIDES[variable],
+                    uniqueid=ev.get("Uniqueid") or None))
                 call.variables[variable] = value
                 return [self._fact(FactKind.RECORDING, call, ts)] if call.announced else []
             return []
@@ -989,6 +998,8 @@ class CallTracker:
             transferred=call.transferred or (customer_facing and len(managers) > 1),
             managers=tuple(managers),
             recordings=tuple(call.recordings) if call.answered is not None else (),
+            recording_details=(
+                tuple(call.recording_refs) if call.answered is not None else ()),
             legs=tuple(legs),
             rang=tuple(call.rang),
             queue=call.queue,

@@ -157,3 +157,22 @@ async def test_complete_reschedule_and_move_a_deal(served: tuple[str, str, World
         await page.goto(base + "/sales/settings")
         await screenshot(page, "sales-pages-settings")
         assert await page.locator("#rules-form input[name=new_period_days]").input_value() == "90"
+        # the head of sales cannot archive the stage the deal sits on; he archives the
+        # meeting stage (empty) and makes the offer stage's task a call in 2 days
+        stages = page.locator("#pipelines tr[data-stage]")
+        await stages.nth(1).locator("button", has_text="В архив").click()
+        await page.wait_for_load_state()
+        assert "открытые сделки" in await page.inner_text("#sp-error")
+        await page.goto(base + "/sales/settings")
+        async with page.expect_navigation():
+            await stages.nth(2).locator("button", has_text="В архив").click()
+        assert "Изменения сохранены" in await page.inner_text("#sp-done")
+        assert "в архиве" in await stages.nth(2).inner_text()
+        offer = stages.nth(1)
+        await offer.locator("select[name=task_kind]").select_option("call")
+        await offer.locator("input[name=task_due_days]").fill("2")
+        async with page.expect_navigation():
+            await offer.locator("button", has_text="Сохранить").click()
+        assert await stages.nth(1).locator("select[name=task_kind]").input_value() == "call"
+        assert await stages.nth(1).locator("input[name=task_due_days]").input_value() == "2"
+        await screenshot(page, "sales-pages-settings-edited")

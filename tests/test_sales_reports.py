@@ -16,8 +16,9 @@ Deals: ivan open 400 000, ivan won 250 000 on 11-20; olga lost 90 000 at 23:59:5
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -34,6 +35,7 @@ from crm_core.models_sales import (
     Pipeline,
     PipelineStage,
 )
+from crm_core.payments import import_payments_csv
 from crm_core.sales_reports import REPORTS, ReportNotAllowedError, previous_period_start
 from crm_core.users import add_user
 from tests.db_fixtures import db_session_fixture, db_url_fixture, postgres_server_fixture  # noqa: F401
@@ -269,3 +271,69 @@ async def test_qualification_activity_and_deals(db_session: AsyncSession) -> Non
     assert d["lose_reasons"] == [{"reason": "Дорого", "deals": 1, "amount": "90000.00"}]
     december = await REPORTS["deals"](db_session, END, datetime(2027, 1, 1, tzinfo=MSK), None)
     assert by_name(december)["Ольга"]["lost"] == 1
+
+
+async def test_a_back_dated_import_corrects_the_month_it_is_dated_in(
+        db_session: AsyncSession, tmp_path: Path) -> None:
+    """A payment imported today (23 Nov) with an October date makes October right: Бета
+    (c2, never paid, potential 100 000) paid 20 000 on 10-10, so on 10-31 he was *new*
+    (21 days since his first payment, fewer than 90), not *potential* as the history
+    recorded in October said."""
+    await _seed(db_session)
+    october_start = datetime(2026, 10, 1, tzinfo=MSK)
+    before = {r["status"]: r for r in (await REPORTS["summary"](
+        db_session, october_start, START, None))["rows"]}
+    assert (before["potential"]["clients"], before["new"]["clients"]) == (2, 1)
+    statement = tmp_path / "bank.csv"
+    statement.write_text("date,client,amount,ref\n2026-10-10,2,20000,BANK-77\n",
+                         encoding="utf-8")
+    result = await import_payments_csv(db_session, statement, today=date(2026, 11, 23))
+    assert result.booked == 1
+    assert (await db_session.get(Client, 2)).status == "new"  # judged today
+    october = await REPORTS["summary"](db_session, october_start, START, None)
+    rows = {r["status"]: r for r in october["rows"]}
+    # potential on 10-31: only Дельта (500 000); new: Эпсилон (no potential) and Бета
+    assert (rows["potential"]["clients"], rows["potential"]["potential"]) == (1, "500000.00")
+    assert (rows["new"]["clients"], rows["new"]["potential"]) == (2, "100000.00")
+    # October's payments of new clients: Эпсилон 10 000 + Бета 20 000
+    assert rows["new"]["paid"] == "30000.00" and rows["potential"]["paid"] == "0.00"
+    assert october["totals"]["clients"] == 4
+    # November's report compares with the corrected October
+    november = {r["status"]: r for r in (await REPORTS["summary"](
+        db_session, START, END, None))["rows"]}
+    assert (november["new"]["clients_prev"], november["new"]["paid_prev"]) == (2, "30000.00")
+    assert (november["potential"]["clients"], november["new"]["clients"]) == (1, 3)
+    # September knew nothing of it: Бета was potential then, and stays so
+    september = {r["status"]: r for r in (await REPORTS["summary"](
+        db_session, datetime(2026, 9, 1, tzinfo=MSK), october_start, None))["rows"]}
+    # (Дельта and Эпсилон came on 10-01); Альфа regular since 09-08
+    assert (september["potential"]["clients"], september["new"]["clients"],
+            september["regular"]["clients"]) == (1, 0, 1)
+
+
+async def test_qualification_period_boundaries_and_speed(db_session: AsyncSession) -> None:
+    """Olga's new clients in November: one at 00:00 on 11-01 (counts), qualified B half a
+    day later; one never qualified; one at 00:00 on 12-01 (December's). So 1 of 2 = 50 %,
+    in 0.5 days; with Ivan's Гамма (2 days) the company has 2 of 3 = 66.7 %."""
+    u = await _seed(db_session)
+    first = START.astimezone(UTC)
+    db_session.add_all([
+        Client(id=6, name="Жёлудь", owner_id=u["olga"].id, status="potential", created_at=first,
+               annual_potential=Decimal(400_000), abc_group="B",
+               qualified_at=first + timedelta(hours=12)),
+        Client(id=7, name="Зебра", owner_id=u["olga"].id, status="potential",
+               created_at=utc(2026, 11, 29, 12)),
+        Client(id=8, name="Ирис", owner_id=u["olga"].id, status="potential",
+               created_at=END.astimezone(UTC), annual_potential=Decimal(10), abc_group="C",
+               qualified_at=END.astimezone(UTC)),
+    ])
+    await db_session.flush()
+    body = await REPORTS["qualification"](db_session, START, END, None)
+    olga = by_name(body)["Ольга"]
+    assert (olga["new_clients"], olga["qualified"], olga["qualified_pct"], olga["b"],
+            olga["c"], olga["avg_days_to_qualify"]) == (2, 1, 50.0, 1, 0, 0.5)
+    assert body["totals"] == {"name": "Итого", "new_clients": 3, "qualified": 2,
+                              "qualified_pct": 66.7}
+    # a supervisor sees his team; a manager only his own row
+    mine = await REPORTS["qualification"](db_session, START, END, u["olga"])
+    assert [r["name"] for r in mine["rows"]] == ["Ольга"]

@@ -75,6 +75,22 @@ SCHEMAS: dict[str, Any] = {
             "recordings": {"type": "array", "items": {"type": "string"},
                            "description": "Relative paths; empty for roles that may not "
                                           "listen (marketers)."},
+            "recording_legs": {
+                "type": "array",
+                "description": "Each file of recordings: the side it holds and the leg "
+                               "(channel uniqueid) that recorded it; empty for roles "
+                               "that may not listen.",
+                "items": {
+                    "type": "object",
+                    "required": ["path", "side", "leg"],
+                    "properties": {
+                        "path": {"type": "string"},
+                        "side": {"enum": ["mix", "manager", "client", "caller", "callee",
+                                          None]},
+                        "leg": _NULLABLE_STR,
+                    },
+                },
+            },
             "tracking": {"$ref": "#/components/schemas/Tracking"},
             "queue": _NULLABLE_STR,
         },

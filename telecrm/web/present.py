@@ -71,7 +71,7 @@ def client_to_dict(client: Client, calls: list[dict[str, Any]],
         "contacts": [
             {"id": c.id, "name": c.name, "position": c.position, "email": c.email,
              "phones": [p.e164 for p in c.phones]}
-            for c in client.contacts
+            for c in client.contacts if c.archived_at is None
         ],
         "next_contact": next_task,
         "calls": calls,

@@ -124,6 +124,40 @@ SALES_PATHS: dict[str, Any] = {
             "type": "object", "required": ["stage_id"],
             "properties": {"stage_id": _ID, "amount": _MONEY, "lose_reason_id": _ID,
                            "note": {"type": "string"}}}, params=[_ID_PARAM]),
+    "/api/pipelines/{id}": _change(
+        "patch", "Rename a pipeline, archive it (no open deals left) or restore it", {
+            "type": "object", "properties": {"name": {"type": "string", "maxLength": 200},
+                                             "archived": {"type": "boolean"}}},
+        params=[_ID_PARAM]),
+    "/api/pipeline-stages/{id}": _change(
+        "patch", "Change a stage: name, position (1 = first), the task entering it creates, "
+        "or archive it (no open deals left) / restore it; audited", {
+            "type": "object", "additionalProperties": False, "properties": {
+                "name": {"type": "string", "maxLength": 200},
+                "position": {"type": "integer", "minimum": 1},
+                "task_kind": {"enum": ["call", "email", "meeting", "other", None]},
+                "task_due_days": {"type": "integer", "minimum": 0, "maximum": 365},
+                "task_assignee": {"enum": ["owner", "supervisor"]},
+                "archived": {"type": "boolean"}}},
+        params=[_ID_PARAM]),
+    "/api/lose-reasons/{id}": _change(
+        "patch", "Take a lose reason off the list (archived) or put it back", {
+            "type": "object", "required": ["archived"],
+            "properties": {"archived": {"type": "boolean"}}}, params=[_ID_PARAM]),
+    "/api/contacts/{id}/archive": _change(
+        "post", "Archive a client's contact, or restore him (supervisor, admin; audited)", {
+            "type": "object", "properties": {"reason": {"type": "string"},
+                                             "restore": {"type": "boolean"}}},
+        params=[_ID_PARAM]),
+    "/api/deals/{id}/archive": _change(
+        "post", "Archive a deal, or restore it (supervisor, admin; audited)", {
+            "type": "object", "properties": {"reason": {"type": "string"},
+                                             "restore": {"type": "boolean"}}},
+        params=[_ID_PARAM]),
+    "/api/deals/{id}/amount": _change(
+        "put", "Change an open deal's expected amount (audited)", {
+            "type": "object", "required": ["amount"], "properties": {"amount": _MONEY}},
+        params=[_ID_PARAM]),
     "/api/plan": _get("Monthly sales plan: % done per manager, team and company",
                       [{"name": "month", "in": "query", "schema": _DATE}]),
     "/api/reports/{name}": _get(

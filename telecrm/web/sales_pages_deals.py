@@ -55,7 +55,8 @@ from .sales_pages import sales_page_user, tz_of
 DONE = {"created": "Сделка создана, задача первого этапа поставлена.",
         "moved": "Сделка перенесена, задача этапа поставлена.",
         "plan": "План сохранён.", "rules": "Правила сохранены, статусы клиентов пересчитаны.",
-        "reason": "Причина проигрыша добавлена.", "pipeline": "Воронка создана."}
+        "reason": "Причина проигрыша добавлена.", "pipeline": "Воронка создана.",
+        "edited": "Изменения сохранены, записаны в журнал."}
 RU = {
     "A won deal needs the amount": "Для выигранной сделки укажите сумму.",
     "A lost deal needs a reason": "Для проигранной сделки выберите причину из списка.",
@@ -71,6 +72,12 @@ RU = {
     "A plan is an amount or a count": "План — сумма или количество сделок.",
     "The A threshold": "Порог группы A не может быть ниже порога группы B.",
     "target": "Укажите план положительным числом.",
+    "open deal(s)": "На этом этапе (в воронке) есть открытые сделки: сначала перенесите их.",
+    "cannot be archived": "Этапы «выиграна» и «проиграна» не архивируются.",
+    "at least one working stage": "В воронке должен остаться хотя бы один рабочий этап.",
+    "The first stage must be a working stage": "Первым должен быть рабочий этап.",
+    "The position must be": "Позиция — номер этапа в воронке.",
+    "is archived": "Этот этап в архиве.",
 }
 RULE_LABELS = {
     "new_period_days": "«Новый» клиент: дней после первой оплаты",
@@ -144,6 +151,8 @@ async def board_context(request: web.Request, user: User) -> dict[str, Any]:
             deals = (await session.execute(stmt.order_by(Deal.stage_entered_at))).all()
             names = {u.id: u.name for u in await session.scalars(select(User))}
             for stage in current.stages:
+                if stage.archived_at is not None:
+                    continue
                 cards = [{"deal": d, "client": name, "owner": names.get(d.owner_id or 0, "—"),
                           "days": (now - ensure_utc(d.stage_entered_at)).days}
                          for d, name in deals if d.stage_id == stage.id]
@@ -277,11 +286,12 @@ async def settings_context(request: web.Request, user: User, team_id: int | None
     async with request.app[SESSIONS]() as session:
         rules = (await rules_for_team(session, team_id)).to_dict()
         teams = {t.id: t.name for t in await session.scalars(select(Team).order_by(Team.name))}
+        # Archived pipelines, stages and reasons are listed too, so they can be restored.
         pipelines = list(await session.scalars(
-            select(Pipeline).where(Pipeline.archived_at.is_(None))
-            .options(selectinload(Pipeline.stages)).order_by(Pipeline.id)))
-        reasons = list(await session.scalars(select(LoseReason).where(
-            LoseReason.active.is_(True)).order_by(LoseReason.name)))
+            select(Pipeline).options(selectinload(Pipeline.stages))
+            .order_by(Pipeline.archived_at.is_not(None), Pipeline.id)))
+        reasons = list(await session.scalars(select(LoseReason).order_by(
+            LoseReason.active.desc(), LoseReason.name)))
     return {"title": "Правила продаж", "rules": rules, "labels": RULE_LABELS,
             "fields": RULE_FIELDS, "teams": teams, "team_id": team_id,
             "is_admin": user.role == Role.ADMIN, "pipelines": pipelines, "reasons": reasons,

@@ -82,7 +82,7 @@ from crm_core.sales_tasks import (
 from crm_core.tasks import task_to_dict
 from crm_core.timestamps import isoformat
 
-from . import sales_pages, sales_report_routes
+from . import sales_archive_routes, sales_pages, sales_pipeline_routes, sales_report_routes
 from .auth import api_user
 from .errors import ApiError
 from .keys import SESSIONS, SETTINGS, WRITER_SESSIONS
@@ -399,8 +399,9 @@ async def get_pipelines(request: web.Request) -> web.Response:
                                           .order_by(Pipeline.id))
         body = {"pipelines": [{"id": p.id, "name": p.name, "stages": [
             {"id": s.id, "position": s.position, "name": s.name, "code": s.code,
-             "outcome": s.outcome, "task_kind": s.task_kind, "task_due_days": s.task_due_days}
-            for s in p.stages]} for p in pipelines],
+             "outcome": s.outcome, "task_kind": s.task_kind, "task_due_days": s.task_due_days,
+             "task_assignee": s.task_assignee}
+            for s in p.stages if s.archived_at is None]} for p in pipelines],
             "lose_reasons": [{"id": r.id, "name": r.name} for r in await session.scalars(
                 select(LoseReason).where(LoseReason.active.is_(True)).order_by(LoseReason.name))]}
     return web.json_response(body)
@@ -475,5 +476,7 @@ def add_routes(router: web.UrlDispatcher) -> None:
     router.add_post("/api/deals", post_deal)
     router.add_post("/api/deals/{id}/move", post_move)
     router.add_get("/api/plan", get_plan)
+    sales_pipeline_routes.add_routes(router)
+    sales_archive_routes.add_routes(router)
     sales_report_routes.add_routes(router)
     sales_pages.add_routes(router)

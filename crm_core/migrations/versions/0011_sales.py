@@ -35,6 +35,12 @@ _CLIENT_COLUMNS = [
 def upgrade() -> None:
     for column in _CLIENT_COLUMNS:
         op.add_column("clients", column)
+    # Contacts are archived, never deleted.
+    op.add_column("contacts", sa.Column("archived_at", _TS, nullable=True))
+    # The sales summary asks "did we talk to this client between these days?".
+    answered = sa.text("answered_at IS NOT NULL")
+    op.create_index("ix_calls_client_id_started_at", "calls", ["client_id", "started_at"],
+                    postgresql_where=answered, sqlite_where=answered)
     # Clients that exist already: their stay is counted from their creation.
     op.execute("UPDATE clients SET status_since = created_at, owner_since = created_at")
     op.execute("UPDATE clients SET last_contact_at = (SELECT max(calls.started_at) FROM calls "
@@ -205,6 +211,7 @@ def upgrade() -> None:
         sa.Column("task_title", sa.String(300), nullable=True),
         sa.Column("task_due_days", sa.Integer(), nullable=False),
         sa.Column("task_assignee", sa.String(20), nullable=False),
+        sa.Column("archived_at", _TS, nullable=True),
         sa.CheckConstraint("outcome IN ('open', 'won', 'lost')",
                            name=op.f("ck_pipeline_stages_outcome")),
         sa.CheckConstraint("task_assignee IN ('owner', 'supervisor')",
@@ -313,6 +320,9 @@ def downgrade() -> None:
     op.drop_table("payments")
     op.drop_table("invoices")
     op.drop_table("sales_settings")
+    op.drop_index("ix_calls_client_id_started_at", table_name="calls")
+    with op.batch_alter_table("contacts") as batch:
+        batch.drop_column("archived_at")
     with op.batch_alter_table("clients") as batch:
         for column in reversed(_CLIENT_COLUMNS):
             batch.drop_column(column.name)
