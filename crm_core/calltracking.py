@@ -81,9 +81,12 @@ def _money(raw: Any, what: str) -> Decimal:
 
 
 async def _number_in_use(session: AsyncSession, e164: str) -> str | None:
-    if await session.scalar(select(CtStaticNumber.id).where(CtStaticNumber.did == e164)):
+    """What tracks the number now; an archived number is free to be tracked again."""
+    if await session.scalar(select(CtStaticNumber.id).where(
+            CtStaticNumber.did == e164, CtStaticNumber.archived_at.is_(None))):
         return "a static number"
-    if await session.scalar(select(CtPoolNumber.id).where(CtPoolNumber.number == e164)):
+    if await session.scalar(select(CtPoolNumber.id).where(
+            CtPoolNumber.number == e164, CtPoolNumber.archived_at.is_(None))):
         return "a pool number"
     return None
 
@@ -331,11 +334,26 @@ async def set_cost(session: AsyncSession, month: str, channel: str, amount: Any,
     return row
 
 
-async def list_costs(session: AsyncSession, months: Sequence[date] = ()) -> list[CtAdCost]:
+async def list_costs(session: AsyncSession, months: Sequence[date] = (), *,
+                     since: str | None = None, until: str | None = None) -> list[CtAdCost]:
+    """Costs, newest month first; ``since``/``until`` are months (YYYY-MM), inclusive."""
     stmt = select(CtAdCost).order_by(CtAdCost.month.desc(), CtAdCost.channel)
     if months:
         stmt = stmt.where(CtAdCost.month.in_(list(months)))
+    first = _month(since) if since else None
+    last = _month(until) if until else None
+    if first and last and last < first:
+        raise CallTrackingError("the first month must not be after the last")
+    if first:
+        stmt = stmt.where(CtAdCost.month >= first)
+    if last:
+        stmt = stmt.where(CtAdCost.month <= last)
     return list(await session.scalars(stmt))
+
+
+def cost_to_dict(row: CtAdCost) -> dict[str, Any]:
+    return {"month": row.month.strftime("%Y-%m"), "channel": row.channel,
+            "amount": float(row.amount)}
 
 
 async def archive_number(session: AsyncSession, number: str, *, actor: str = ACTOR,

@@ -12,10 +12,10 @@ The rules, in order:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import inspect, select
 from sqlalchemy.exc import IntegrityError
@@ -33,6 +33,8 @@ from crm_core.models_calltracking import (
     CtStaticNumber,
     CtVisit,
 )
+
+_Tracked = TypeVar("_Tracked", CtStaticNumber, CtPoolNumber)
 
 
 def _from_visit(visit: CtVisit, site: CtSite) -> dict[str, Any]:
@@ -71,8 +73,8 @@ async def _by_lease(session: AsyncSession, call: Call, pool: CtPoolNumber
 class _Known:
     """What a batch of calls needs looked up, fetched once: tracked numbers, earlier sources."""
 
-    statics: dict[str, CtStaticNumber] = field(default_factory=dict)
-    pools: dict[str, CtPoolNumber] = field(default_factory=dict)
+    statics: dict[str, list[CtStaticNumber]] = field(default_factory=dict)
+    pools: dict[str, list[CtPoolNumber]] = field(default_factory=dict)
     # per caller: (call start, its static or dynamic attribution), as known so far
     earlier: dict[str, list[tuple[datetime, CtAttribution]]] = field(default_factory=dict)
 
@@ -89,10 +91,10 @@ async def _prepare(session: AsyncSession, calls: Sequence[Call]) -> _Known:
     dids = sorted({c.did for c in calls if c.did})
     numbers = sorted({c.client_number for c in calls if c.client_number})
     if dids:
-        known.statics = {row.did: row for row in await session.scalars(select(CtStaticNumber).where(
-            CtStaticNumber.did.in_(dids), CtStaticNumber.archived_at.is_(None)))}
-        known.pools = {row.number: row for row in await session.scalars(
-            select(CtPoolNumber).where(CtPoolNumber.number.in_(dids)))}
+        known.statics = _by_key(await session.scalars(select(CtStaticNumber).where(
+            CtStaticNumber.did.in_(dids)).order_by(CtStaticNumber.id)), "did")
+        known.pools = _by_key(await session.scalars(select(CtPoolNumber).where(
+            CtPoolNumber.number.in_(dids)).order_by(CtPoolNumber.id)), "number")
     if numbers:
         rows = await session.execute(
             select(Call.client_number, Call.started_at, CtAttribution)
@@ -101,6 +103,27 @@ async def _prepare(session: AsyncSession, calls: Sequence[Call]) -> _Known:
         for number, started, row in rows:
             known.earlier.setdefault(number, []).append((started, row))
     return known
+
+
+def _by_key(rows: Iterable[_Tracked], key: str) -> dict[str, list[_Tracked]]:
+    grouped: dict[str, list[_Tracked]] = {}
+    for row in rows:
+        grouped.setdefault(getattr(row, key), []).append(row)
+    return grouped
+
+
+def _in_effect(rows: Sequence[_Tracked], at: datetime, *, archived_too: bool
+               ) -> _Tracked | None:
+    """The row that tracked the number when the call came (a number archived and added
+    again has several): the one whose life contains ``at``, else the tracked one, else
+    (``archived_too``) the latest."""
+    for row in reversed(rows):
+        if row.created_at <= at and (row.archived_at is None or at < row.archived_at):
+            return row
+    live = [row for row in rows if row.archived_at is None]
+    if live:
+        return live[-1]
+    return rows[-1] if archived_too and rows else None
 
 
 def _earlier_source(known: _Known, call: Call) -> CtAttribution | None:
@@ -117,11 +140,12 @@ async def decide(session: AsyncSession, call: Call, known: _Known | None = None
     if known is None:
         known = await _prepare(session, [call])
     did = call.did
-    static = known.statics.get(did) if did else None
+    at = call.started_at
+    static = _in_effect(known.statics.get(did, []), at, archived_too=False) if did else None
     if static is not None:
         return {"kind": AttributionKind.STATIC.value, "channel": static.channel,
                 "source": static.source, "medium": static.medium, "campaign": static.campaign}
-    pool = known.pools.get(did) if did else None
+    pool = _in_effect(known.pools.get(did, []), at, archived_too=True) if did else None
     if pool is not None:
         values = await _by_lease(session, call, pool)
         if values is not None:

@@ -3,7 +3,9 @@
 Static numbers carry a channel; sites own pools of numbers that the page snippet
 swaps in for a visit. Live leases live in the lease store (Redis or in-process);
 the rows here are their history, which is what attribution of a call reads later.
-Nothing is deleted: numbers and sites are archived.
+Nothing is deleted: numbers and sites are archived. A number is unique among the
+tracked (not archived) ones only, so an archived number can be taken into use again:
+the old row keeps the calls of its time, the new row takes the new ones.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from sqlalchemy import (
     String,
     UniqueConstraint,
     false,
+    text,
 )
 from sqlalchemy.orm import Mapped, backref, mapped_column, relationship
 
@@ -40,9 +43,14 @@ class CtStaticNumber(Base):
     """A number (DID) advertised in one channel: a billboard, the radio, a directory."""
 
     __tablename__ = "ct_static_numbers"
+    __table_args__ = (
+        Index("uq_ct_static_numbers_did_live", "did", unique=True,
+              postgresql_where=text("archived_at IS NULL"),
+              sqlite_where=text("archived_at IS NULL")),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    did: Mapped[str] = mapped_column(String(20), unique=True)
+    did: Mapped[str] = mapped_column(String(20), index=True)
     channel: Mapped[str] = mapped_column(String(200))
     source: Mapped[str | None] = mapped_column(String(200))
     medium: Mapped[str | None] = mapped_column(String(200))
@@ -82,13 +90,18 @@ class CtSite(Base):
 
 
 class CtPoolNumber(Base):
-    """A number of a site's pool; one number belongs to one pool."""
+    """A number of a site's pool; a tracked number belongs to one pool."""
 
     __tablename__ = "ct_pool_numbers"
+    __table_args__ = (
+        Index("uq_ct_pool_numbers_number_live", "number", unique=True,
+              postgresql_where=text("archived_at IS NULL"),
+              sqlite_where=text("archived_at IS NULL")),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     site_id: Mapped[int] = mapped_column(ForeignKey("ct_sites.id"), index=True)
-    number: Mapped[str] = mapped_column(String(20), unique=True)
+    number: Mapped[str] = mapped_column(String(20), index=True)
     archived_at: Mapped[datetime | None] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 

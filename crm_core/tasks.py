@@ -350,7 +350,7 @@ async def create_missed_call_callback(
     task = await create_task(
         session,
         kind=TaskKind.CALLBACK.value,
-        title=f"Call back {client.name}",
+        title=f"Пропущенный звонок: {client.name}",
         client_id=client.id,
         call_id=call.id,
         assignee_id=assignee_id,

@@ -21,13 +21,19 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from asterisk_conf.render import PbxConfig
 from asterisk_conf.sandbox import Sandbox, SandboxUnavailable
 from crm_core.calls import export_calls
+from crm_core.calltracking import add_static
+from crm_core.deals import StageSpec, add_lose_reason, create_pipeline
 from crm_core.importing import import_clients_csv
+from crm_core.kkp_scripts import add_version, team_by_name
+from crm_core.timestamps import utcnow
 from crm_core.users import add_user, set_team_queue
 from recordings.worker import wait_until_finalized
+from speech.script import parse_script_text
 
 from .app import LISTENER, SESSIONS, WRITER_SESSIONS, create_app
 from .passwords import hash_password
@@ -37,6 +43,7 @@ from .web.recordings_routes import RECORDINGS_STORE
 log = logging.getLogger(__name__)
 
 DEMO_PASSWORD = "demo-password"
+DEMO_TEAM = "Отдел продаж"
 DEMO_USERS: list[tuple[str, str, str, str | None]] = [
     # username, full name, role, extension
     ("petrov", "Иван Петров", "manager", "101"),
@@ -86,12 +93,36 @@ async def seed(sessions: object, clients_csv: Path) -> None:
     async with sessions() as session, session.begin():  # type: ignore[operator]
         for username, name, role, extension in DEMO_USERS:
             await add_user(session, username, name=name, role=role, extension=extension,
-                           team="Отдел продаж" if extension else None,
+                           team=DEMO_TEAM if extension else None,
                            password_hash=hash_password(DEMO_PASSWORD))
-        await set_team_queue(session, "Отдел продаж", "sales")
+        await set_team_queue(session, DEMO_TEAM, "sales")
     async with sessions() as session, session.begin():  # type: ignore[operator]
         report = await import_clients_csv(session, clients_csv)
     print(f"Клиенты загружены: {report.imported}")
+    async with sessions() as session, session.begin():  # type: ignore[operator]
+        await seed_sales_floor(session)
+
+
+async def seed_sales_floor(session: AsyncSession) -> None:
+    """What every page needs to show something on the first run.
+
+    A static call-tracking number on the sales DID (the demo's call from a new number
+    comes in on it), a deal pipeline with lose reasons, and the sales script the QC
+    queue checks calls against.
+    """
+    team = await team_by_name(session, DEMO_TEAM)
+    await add_static(session, "74951110001", "Билборд на Садовом", campaign="осень-2026",
+                     source="billboard", medium="offline", cost_per_month=45000,
+                     actor="demo")
+    await create_pipeline(session, "B2B новые", [StageSpec.parse(stage) for stage in (
+        "Квалификация:call:1", "Коммерческое предложение:email:2", "Встреча:meeting:3",
+        "Выиграна:won", "Проиграна:lost")], by=None, actor="demo")
+    for reason in ("Дорого", "Выбрали другого поставщика", "Нет потребности"):
+        await add_lose_reason(session, reason, by=None, actor="demo")
+    text = (resources.files("telecrm") / "demo_data" / "kkp_script.yaml").read_text("utf-8")
+    await add_version(session, name=parse_script_text(text).name or "Скрипт продаж",
+                      text=text, team_id=team.id if team else None, stage=None,
+                      effective_from=utcnow(), fine_amount=500, actor="demo")
 
 
 async def place_calls(sandbox: Sandbox, calls: list[DemoCall]) -> None:

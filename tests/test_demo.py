@@ -1,5 +1,6 @@
 """``make demo`` runs ``telecrm demo``: it must keep working for the next newcomer."""
 
+import json
 import os
 import socket
 import subprocess
@@ -33,3 +34,13 @@ def test_demo_places_real_calls_and_prints_the_call_log(sandbox, tmp_path: Path)
     assert "пропущен" in rows["ООО Северный ветер"]
     assert "Веб-приложение: http://" in out
     assert "Traceback" not in result.stderr
+
+    # The demo's sales floor is set up: the call from a new number to the sales DID is
+    # attributed to the static call-tracking number the demo seeds.
+    export = subprocess.run([TELECRM, "calls", "export", "--format", "jsonl"],
+                            capture_output=True, text=True, timeout=60,
+                            env=dict(env, TELECRM_DATA_DIR=str(tmp_path / "demo")))
+    assert export.returncode == 0, export.stderr
+    calls = {c["client_number"]: c for c in map(json.loads, export.stdout.splitlines())}
+    assert calls["+79990001122"]["tracking"]["channel"] == "Билборд на Садовом"
+    assert calls["+79161234567"]["tracking"] is None  # a DID without tracking

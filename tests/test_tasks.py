@@ -130,7 +130,7 @@ async def test_missed_call_makes_one_callback_for_the_owner(
         "callback", "open", client.id, call.id)  # fmt: skip
     assert task.assignee_id == staff["102"].id and task.team_id == staff["102"].team_id
     assert task.due_at == T0 + timedelta(seconds=20, minutes=15)
-    assert task.title == "Call back ООО Ромашка" and task.created_by_id is None
+    assert task.title == "Пропущенный звонок: ООО Ромашка" and task.created_by_id is None
     assert await count(db_session, AuditLog, AuditLog.entity == "task") == 1
     assert task_to_dict(task)["due_at"] == "2026-11-23T10:15:20+00:00"
 

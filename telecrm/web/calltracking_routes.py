@@ -14,6 +14,10 @@ For marketers (and admins; managers and supervisors get 403):
   The forms are HTML forms of the page (CSRF field); they redirect back to the page, and
   bad input shows the page again with one sentence saying what is wrong.
 
+The same settings as JSON (marketers and admins, CSRF header): ``/api/ct/costs``,
+``/api/ct/static``, ``/api/ct/sites``, ``/api/ct/pool``, ``/api/ct/numbers/archive``
+(:mod:`telecrm.web.ct_manage_api`).
+
 For anyone who may see the call: ``GET /api/ct/calls/{id}/source`` (the screen pop).
 """
 
@@ -56,16 +60,16 @@ from crm_core.calltracking_report import (
     channel_report,
     pool_health,
 )
-from crm_core.models import Role, User
+from crm_core.models import User
 from crm_core.models_calltracking import CtAttribution
 
-from . import ct_public
+from . import ct_manage_api, ct_public
 from .auth import api_user, page_user
 from .errors import ApiError
 from .keys import SESSIONS, SETTINGS, WRITER_SESSIONS
 from .params import day_bounds, parse_day, path_id, query_int
 
-MARKETING_ROLES = frozenset({Role.MARKETER, Role.ADMIN})
+MARKETING_ROLES = ct_manage_api.MARKETING_ROLES  # one rule for pages and the API
 
 
 def may_see_calltracking(user: User) -> bool:
@@ -298,3 +302,4 @@ def add_routes(router: web.UrlDispatcher) -> None:
     router.add_post("/calltracking/static", static_form)
     router.add_post("/calltracking/pool", pool_form)
     router.add_post("/calltracking/archive", archive_form)
+    ct_manage_api.add_routes(router)

@@ -105,3 +105,99 @@ CT_PATHS: dict[str, Any] = {
             "400": _error("bad parameters"), "401": _error("not signed in"),
             "404": _error("no such call, or not yours")}}},
 }
+
+
+# -- what the marketer manages (telecrm.web.ct_manage_api) ----------------------------------------
+
+_MONTH = {"type": "string", "pattern": "^(19|20|21)[0-9]{2}-(0[1-9]|1[0-2])$",
+          "example": "2026-11"}
+_PHONE = {"type": "string", "maxLength": 40, "example": "+74951110041"}
+_WRITE_ERRORS = {**_MARKETING_ERRORS, "400": _error("bad input (one sentence)"),
+                 "413": _error("request body too large"),
+                 "415": _error("the body is not JSON")}
+_COST = {"type": "object", "required": ["month", "channel", "amount"],
+         "properties": {"month": _MONTH, "channel": {"type": "string"},
+                        "amount": {"type": "number"}}}
+_STATIC = {"type": "object", "required": ["did", "channel"], "properties": {
+    "did": {"type": "string"}, "channel": {"type": "string"},
+    "source": {"type": ["string", "null"]}, "medium": {"type": ["string", "null"]},
+    "campaign": {"type": ["string", "null"]}, "cost_per_month": {"type": "number"}}}
+_SITE = {"type": "object", "required": ["host", "numbers", "default_numbers"], "properties": {
+    "host": {"type": "string"}, "numbers": {"type": "array", "items": {"type": "string"}},
+    "default_numbers": {"type": "array", "items": {"type": "string"}},
+    "channel": {"type": "string"}}}
+
+
+def _body(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"required": True, "content": {"application/json": {"schema": schema}}}
+
+
+CT_PATHS.update({
+    "/api/ct/costs": {
+        "get": {"summary": "Ad costs per month and channel, newest month first",
+                "security": _SIGNED_IN,
+                "parameters": [{"name": "from", "in": "query", "schema": _MONTH,
+                                "description": "first month (YYYY-MM), inclusive"},
+                               {"name": "to", "in": "query", "schema": _MONTH,
+                                "description": "last month (YYYY-MM), inclusive"}],
+                "responses": {"200": _json("costs", {"type": "array", "items": _COST}),
+                              **_MARKETING_ERRORS}},
+        "put": {"summary": "Set a channel's cost of a month; setting it again corrects it "
+                           "(the old amount stays in the audit log; never deleted)",
+                "security": _SIGNED_IN,
+                "requestBody": _body({"type": "object", "required": ["month", "channel",
+                                                                     "amount"],
+                                      "properties": {"month": _MONTH,
+                                                     "channel": {"type": "string",
+                                                                 "maxLength": 200},
+                                                     "amount": {"type": ["number", "string"],
+                                                                "example": "45000.00"}}}),
+                "responses": {"200": _json("the cost as stored", _COST), **_WRITE_ERRORS}}},
+    "/api/ct/static": {
+        "get": {"summary": "Tracked static numbers with their channels",
+                "security": _SIGNED_IN,
+                "responses": {"200": _json("numbers", {"type": "array", "items": _STATIC}),
+                              **_MARKETING_ERRORS}},
+        "post": {"summary": "Track a static number for a channel (an archived number may be "
+                            "added again)",
+                 "security": _SIGNED_IN,
+                 "requestBody": _body({"type": "object", "required": ["did", "channel"],
+                                       "properties": {
+                                           "did": _PHONE,
+                                           "channel": {"type": "string", "maxLength": 200},
+                                           "campaign": {"type": ["string", "null"]},
+                                           "source": {"type": ["string", "null"]},
+                                           "medium": {"type": ["string", "null"]},
+                                           "cost_per_month": {"type": ["number", "string"]}}}),
+                 "responses": {"201": _json("the number", _STATIC), **_WRITE_ERRORS}}},
+    "/api/ct/sites": {
+        "get": {"summary": "Sites with their tracked pool numbers and fallback numbers",
+                "security": _SIGNED_IN,
+                "responses": {"200": _json("sites", {"type": "array", "items": _SITE}),
+                              **_MARKETING_ERRORS}},
+        "post": {"summary": "Create a site, or change its fallback numbers or channel",
+                 "security": _SIGNED_IN,
+                 "requestBody": _body({"type": "object", "required": ["site"], "properties": {
+                     "site": {"type": "string", "maxLength": 253, "example": "shop.example"},
+                     "default_numbers": {"type": "array", "items": _PHONE, "maxItems": 20},
+                     "channel": {"type": ["string", "null"], "maxLength": 200}}}),
+                 "responses": {"200": _json("the site", _SITE), **_WRITE_ERRORS}}},
+    "/api/ct/pool": {"post": {
+        "summary": "Add numbers to a site's pool (the site is created when new)",
+        "security": _SIGNED_IN,
+        "requestBody": _body({"type": "object", "required": ["site", "numbers"], "properties": {
+            "site": {"type": "string", "maxLength": 253, "example": "shop.example"},
+            "numbers": {"type": "array", "items": _PHONE, "minItems": 1, "maxItems": 500}}}),
+        "responses": {"200": _json("the site", _SITE), **_WRITE_ERRORS}}},
+    "/api/ct/numbers/archive": {"post": {
+        "summary": "Stop tracking a static or pool number (archived, audited; its past "
+                   "calls keep their source)",
+        "security": _SIGNED_IN,
+        "requestBody": _body({"type": "object", "required": ["number"],
+                              "properties": {"number": _PHONE}}),
+        "responses": {"200": _json("what the number was", {
+            "type": "object", "required": ["number", "archived"],
+            "properties": {"number": {"type": "string"},
+                           "archived": {"enum": ["static", "pool"]}}}),
+            **_WRITE_ERRORS}}},
+})
