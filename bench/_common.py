@@ -69,6 +69,12 @@ async def abest_of(repeats: int, fn: Callable[[], Any]) -> tuple[float, float, A
     return min(times), statistics.median(times), result
 
 
+async def amedian_ms(fn: Callable[[], Any], runs: int) -> tuple[float, Any]:
+    """Median wall milliseconds of ``fn`` (returns a coroutine) over ``runs``, and its result."""
+    _, median, result = await abest_of(runs, fn)
+    return median * 1000, result
+
+
 class Databases:
     """Fresh migrated databases on demand: SQLite files and one real PostgreSQL server."""
 

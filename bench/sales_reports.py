@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import statistics
 import sys
 import time
 import uuid
@@ -30,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import asyncpg
 from sqlalchemy import select, text
 
+from bench._common import amedian_ms as median_ms
 from bench._common import explain
 from crm_core.db import create_engine, session_factory, upgrade
 from crm_core.sales_reports import REPORTS
@@ -117,15 +117,6 @@ async def load(dsn: str, clients: int, calls: int, managers: int) -> None:
         await conn.execute("VACUUM ANALYZE")
     finally:
         await conn.close()
-
-
-async def median_ms(fn, runs: int) -> tuple[float, object]:  # type: ignore[no-untyped-def]
-    samples, result = [], None
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        result = await fn()
-        samples.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(samples), result
 
 
 # -- the naive versions: fetch rows, count in Python -------------------------------------------

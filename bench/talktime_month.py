@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
-import statistics
 import sys
 import time
 import uuid
@@ -37,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import asyncpg
 from sqlalchemy import select
 
+from bench._common import amedian_ms as timed
 from bench._common import explain
 from crm_core.db import create_engine, session_factory, upgrade
 from crm_core.models import User
@@ -98,15 +98,6 @@ async def load(dsn: str, calls: int, count: int) -> None:
         await conn.execute("VACUUM ANALYZE")
     finally:
         await conn.close()
-
-
-async def timed(fn, runs: int) -> tuple[float, object]:  # type: ignore[no-untyped-def]
-    samples, result = [], None
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        result = await fn()
-        samples.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(samples), result
 
 
 async def main(args: argparse.Namespace) -> None:
