@@ -10,6 +10,7 @@ import contextlib
 import errno
 import os
 import shutil
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
@@ -55,7 +56,9 @@ class DirectoryStore:
 
     def put(self, key: str, source: Path) -> None:
         target = self._target(key)
-        tmp = target.with_name(f".{target.name}.partial")
+        # One temporary name per writer: two finalizers of the same call (a retry racing
+        # a slow first attempt) must not truncate or rename each other's partial file.
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:12]}.partial")
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
             with source.open("rb") as src, tmp.open("wb") as dst:
