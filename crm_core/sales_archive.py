@@ -37,6 +37,22 @@ async def _may_manage(session: AsyncSession, by: User | None, client_id: int) ->
         raise DealNotAllowedError(str(exc)) from None
 
 
+async def _toggle_archive(session: AsyncSession, row: Contact | Deal, entity: str, *,
+                          by: User | None, restore: bool, reason: str | None, actor: str,
+                          extra: dict[str, Any]) -> None:
+    """Archive ``row`` (or restore it), audited; both checks say which row in one sentence."""
+    await _may_manage(session, by, row.client_id)
+    if restore == (row.archived_at is None):
+        state = "is not archived" if restore else "is archived already"
+        raise DealError(f"{entity.capitalize()} {row.id} {state}.")
+    new = None if restore else utcnow()
+    _audit(session, by, actor, entity, row.id,
+           {"archived_at": [isoformat(row.archived_at), isoformat(new)], **extra,
+            "reason": (reason or "").strip()[:300] or None})
+    row.archived_at = new
+    await session.flush()
+
+
 async def archive_contact(session: AsyncSession, contact_id: int, *, by: User | None,
                           restore: bool = False, reason: str | None = None,
                           actor: str = "cli") -> Contact:
@@ -44,16 +60,8 @@ async def archive_contact(session: AsyncSession, contact_id: int, *, by: User | 
     contact = await session.get(Contact, contact_id)
     if contact is None:
         raise DealError(f"There is no contact with id {contact_id}.")
-    await _may_manage(session, by, contact.client_id)
-    if restore == (contact.archived_at is None):
-        state = "is not archived" if restore else "is archived already"
-        raise DealError(f"Contact {contact_id} {state}.")
-    new = None if restore else utcnow()
-    _audit(session, by, actor, "contact", contact.id,
-           {"archived_at": [isoformat(contact.archived_at), isoformat(new)],
-            "client_id": contact.client_id, "reason": (reason or "").strip()[:300] or None})
-    contact.archived_at = new
-    await session.flush()
+    await _toggle_archive(session, contact, "contact", by=by, restore=restore, reason=reason,
+                          actor=actor, extra={"client_id": contact.client_id})
     return contact
 
 
@@ -64,16 +72,8 @@ async def archive_deal(session: AsyncSession, deal_id: int, *, by: User | None,
     deal = await session.get(Deal, deal_id)
     if deal is None:
         raise DealError(f"There is no deal with id {deal_id}.")
-    await _may_manage(session, by, deal.client_id)
-    if restore == (deal.archived_at is None):
-        state = "is not archived" if restore else "is archived already"
-        raise DealError(f"Deal {deal_id} {state}.")
-    new = None if restore else utcnow()
-    _audit(session, by, actor, "deal", deal.id,
-           {"archived_at": [isoformat(deal.archived_at), isoformat(new)],
-            "reason": (reason or "").strip()[:300] or None})
-    deal.archived_at = new
-    await session.flush()
+    await _toggle_archive(session, deal, "deal", by=by, restore=restore, reason=reason,
+                          actor=actor, extra={})
     return deal
 
 
