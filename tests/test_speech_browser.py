@@ -63,7 +63,8 @@ async def test_qc_and_dialogue_in_the_browser(tmp_path: Path) -> None:
         await boss.wait_for_selector(".violation:has-text('needs') .decided")
         await forbidden.locator("button.confirm").click()
         await boss.wait_for_selector(".violation:has-text('slang') .decided")
-        assert "штраф 500 ₽" in await forbidden.locator(".decided").inner_text()
+        decided = (await forbidden.locator(".decided").inner_text()).replace("\u00a0", " ")
+        assert "штраф 500 ₽" in decided
         assert "Мария Соколова" in await forbidden.locator(".decided").inner_text()
         await boss.reload()
         await boss.wait_for_selector("#qc-detail .violation .decided")

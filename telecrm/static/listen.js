@@ -1,41 +1,34 @@
 // The supervisor's live calls: Listen / Whisper / Barge ring his phone (ChanSpy on the PBX).
-"use strict";
-(() => {
-  const box = document.querySelector("#live-calls[data-live]");
-  if (!box) return;
+import { duration, sendJSON } from "./common.js";
+
+const MODES = [["listen", "Слушать"], ["whisper", "Подсказать"], ["barge", "Вмешаться"]];
+const DIRECTIONS = { inbound: "Входящий", outbound: "Исходящий", internal: "Внутренний" };
+
+function since(iso) {
+  return iso ? duration(Math.max(0, (Date.now() - Date.parse(iso)) / 1000)) : "—";
+}
+
+function phone(number) {
+  const d = String(number || "").replace(/\D/g, "");
+  if (d.length === 11 && (d[0] === "7" || d[0] === "8")) {
+    return `+7 ${d.slice(1, 4)} ${d.slice(4, 7)}-${d.slice(7, 9)}-${d.slice(9)}`;
+  }
+  return number || "—";
+}
+
+function start(box) {
   const body = box.querySelector("tbody");
   const empty = box.querySelector(".empty");
   const result = box.querySelector(".result");
   const phoneNote = box.querySelector(".phone-note");
-  const csrf = () => document.querySelector('meta[name="csrf-token"]')?.content || "";
-  const MODES = [["listen", "Слушать"], ["whisper", "Подсказать"], ["barge", "Вмешаться"]];
-  const DIRECTIONS = { inbound: "Входящий", outbound: "Исходящий", internal: "Внутренний" };
   let busy = false;
-
-  function since(iso) {
-    if (!iso) return "—";
-    const s = Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 1000));
-    return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
-  }
-
-  function phone(number) {
-    const d = String(number || "").replace(/\D/g, "");
-    if (d.length === 11 && (d[0] === "7" || d[0] === "8")) {
-      return `+7 ${d.slice(1, 4)} ${d.slice(4, 7)}-${d.slice(7, 9)}-${d.slice(9)}`;
-    }
-    return number || "—";
-  }
 
   async function spy(linkedid, mode, button) {
     button.disabled = true;
     result.className = "result";
     result.textContent = "Звоним на ваш телефон…";
     try {
-      const answer = await fetch(`/api/calls/${encodeURIComponent(linkedid)}/listen`, {
-        method: "POST", credentials: "same-origin",
-        headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf() },
-        body: JSON.stringify({ mode }),
-      });
+      const answer = await sendJSON(`/api/calls/${encodeURIComponent(linkedid)}/listen`, { mode });
       const data = await answer.json().catch(() => ({}));
       if (answer.ok) {
         result.textContent = "Вы подключены к разговору.";
@@ -101,4 +94,7 @@
   if (window.EventSource) new EventSource("/api/events").addEventListener("call", refresh);
   setInterval(refresh, 2000);
   refresh();
-})();
+}
+
+const box = document.querySelector("#live-calls[data-live]");
+if (box) start(box);

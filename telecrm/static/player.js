@@ -1,6 +1,7 @@
 // Recording players: who spoke when (stored at finalize) on a time line, click to seek.
 // A player may offer several calls (the client card): picking one loads it in place.
-"use strict";
+import { el, number, playFrom } from "./common.js";
+
 const SPEAKERS = { manager: ["manager", "caller", "mixed"], client: ["client", "callee"] };
 
 async function drawTimeline(box) {
@@ -33,8 +34,8 @@ async function drawTimeline(box) {
       const bar = document.createElement("i");
       bar.style.left = `${(100 * start) / duration}%`;
       bar.style.width = `${Math.max(0.5, (100 * (end - start)) / duration)}%`;
-      bar.title = `${start.toFixed(1)}–${end.toFixed(1)} с`;
-      bar.addEventListener("click", () => { audio.currentTime = start; audio.play(); });
+      bar.title = `${number(start, 1)}–${number(end, 1)} с`;
+      bar.addEventListener("click", () => playFrom(audio, start));
       track.appendChild(bar);
     });
   });
@@ -65,13 +66,8 @@ function setUp(box) {
       if (link) link.href = `/api/calls/${id}/recording?download=1`;
       const now = box.querySelector(".now");
       if (now) {
-        now.innerHTML = "";
-        const label = document.createElement("b");
-        label.textContent = pick.dataset.label;
-        const open = document.createElement("a");
-        open.href = `/calls/${id}`;
-        open.textContent = `звонок №${id}`;
-        now.append(label, " · ", open);
+        now.replaceChildren(el("b", {}, pick.dataset.label), " · ",
+                            el("a", { href: `/calls/${id}` }, `звонок №${id}`));
       }
       box.querySelectorAll("button.pick").forEach((b) => b.classList.toggle("current", b === pick));
       place(0);

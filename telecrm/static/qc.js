@@ -1,151 +1,119 @@
 // The QC queue: open a result's evidence, play it from its second, confirm or dismiss.
-(function () {
-  "use strict";
-  var KINDS = {missing_stage: "Пропущен этап", forbidden: "Запрещённые слова",
-               order: "Нарушен порядок этапов", late: "Этап позже срока"};
-  var panel, detail, audio, hint, current = null;
+import { clock, el, money, percent, playFrom, sendJSON } from "./common.js";
 
-  function el(tag, attrs, text) {
-    var node = document.createElement(tag);
-    Object.keys(attrs || {}).forEach(function (k) { node.setAttribute(k, attrs[k]); });
-    if (text !== undefined) node.textContent = text;
-    return node;
-  }
-  function clock(seconds) {
-    var s = Math.max(0, Math.floor(seconds));
-    return Math.floor(s / 60) + ":" + String(s % 60).padStart(2, "0");
-  }
-  function csrf() {
-    var meta = document.querySelector('meta[name="csrf-token"]');
-    return meta ? meta.content : "";
-  }
+var KINDS = {missing_stage: "Пропущен этап", forbidden: "Запрещённые слова",
+             order: "Нарушен порядок этапов", late: "Этап позже срока"};
+var panel, detail, audio, hint, current = null;
 
-  function playFrom(start) {
-    function go() {
-      audio.currentTime = start;
-      var p = audio.play();
-      if (p && p.catch) p.catch(function () {});
-    }
-    if (audio.readyState >= 1) { go(); return; }
-    audio.addEventListener("loadedmetadata", go, {once: true});
-    audio.preload = "auto";
-    audio.load();
-  }
+function evidence(list) {
+  var box = el("div", {"class": "evidence"});
+  (list || []).forEach(function (ev) {
+    var q = el("blockquote", {}, "«" + ev.text + "»");
+    var play = el("button", {type: "button", "class": "link play", "data-start": ev.start},
+                  "▶ слушать с " + clock(ev.start));
+    play.addEventListener("click", function () { playFrom(audio, ev.start); });
+    var conf = el("span", {"class": "muted"}, " уверенность " + percent((ev.conf || 0) * 100, 0));
+    q.appendChild(el("br")); q.appendChild(play); q.appendChild(conf);
+    box.appendChild(q);
+  });
+  if (!box.childNodes.length) box.appendChild(el("p", {"class": "muted"}, "Фраза не найдена в речи менеджера."));
+  return box;
+}
 
-  function evidence(list) {
-    var box = el("div", {"class": "evidence"});
-    (list || []).forEach(function (ev) {
-      var q = el("blockquote", {}, "«" + ev.text + "»");
-      var play = el("button", {type: "button", "class": "link play", "data-start": ev.start},
-                    "▶ слушать с " + clock(ev.start));
-      play.addEventListener("click", function () { playFrom(ev.start); });
-      var conf = el("span", {"class": "muted"}, " уверенность " + Math.round((ev.conf || 0) * 100) + "%");
-      q.appendChild(el("br")); q.appendChild(play); q.appendChild(conf);
-      box.appendChild(q);
+function decide(resultId, v, decision, reason, node) {
+  return sendJSON("/api/kkp/results/" + resultId + "/violations/" + v.index,
+                  {decision: decision, reason: reason || null}).then(function (r) {
+    return r.json().then(function (body) {
+      if (!r.ok) throw new Error(body.error || "ошибка");
+      return body;
     });
-    if (!box.childNodes.length) box.appendChild(el("p", {"class": "muted"}, "Фраза не найдена в речи менеджера."));
-    return box;
-  }
+  }).then(function () { open(current); }).catch(function (err) {
+    node.querySelector(".err").textContent = "Не сохранено: " + err.message;
+  });
+}
 
-  function decide(resultId, v, decision, reason, node) {
-    return fetch("/api/kkp/results/" + resultId + "/violations/" + v.index, {
-      method: "POST", credentials: "same-origin",
-      headers: {"Content-Type": "application/json", "X-CSRF-Token": csrf()},
-      body: JSON.stringify({decision: decision, reason: reason || null})
-    }).then(function (r) {
-      return r.json().then(function (body) {
-        if (!r.ok) throw new Error(body.error || "ошибка");
-        return body;
-      });
-    }).then(function () { open(current); }).catch(function (err) {
-      node.querySelector(".err").textContent = "Не сохранено: " + err.message;
+function violation(data, v) {
+  var item = el("div", {"class": "qc-item violation", "data-index": v.index});
+  var title = el("div", {}, "");
+  title.appendChild(el("b", {}, (KINDS[v.kind] || v.kind) + ": " + v.title));
+  title.appendChild(el("code", {"class": "muted"}, " " + v.id));
+  if (v.needs_review) title.appendChild(el("span", {"class": "badge red"}, " требует проверки"));
+  item.appendChild(title);
+  item.appendChild(evidence(v.evidence));
+  if (v.review) {
+    var r = v.review;
+    var text = r.decision === "confirmed"
+      ? "Подтверждено: штраф " + money(r.amount)
+      : "Отклонено: " + (r.reason || "");
+    item.appendChild(el("div", {"class": "decided"}, text + " · " + (r.reviewer || "") + ", " +
+      (r.when || r.decided_at)));
+  } else if (data.may_decide && panel.dataset.mayDecide) {
+    var actions = el("div", {"class": "actions"});
+    var ok = el("button", {type: "button", "class": "primary confirm"}, "Подтвердить (штраф)");
+    var reason = el("input", {type: "text", name: "reason", placeholder: "Причина отклонения", maxlength: "2000"});
+    var no = el("button", {type: "button", "class": "dismiss"}, "Отклонить");
+    var err = el("span", {"class": "err error"});
+    ok.addEventListener("click", function () { decide(data.id, v, "confirmed", null, item); });
+    no.addEventListener("click", function () {
+      if (!reason.value.trim()) { err.textContent = "Укажите причину."; reason.focus(); return; }
+      decide(data.id, v, "dismissed", reason.value, item);
     });
+    actions.appendChild(ok); actions.appendChild(reason); actions.appendChild(no); actions.appendChild(err);
+    item.appendChild(actions);
   }
+  return item;
+}
 
-  function violation(data, v) {
-    var item = el("div", {"class": "qc-item violation", "data-index": v.index});
-    var title = el("div", {}, "");
-    title.appendChild(el("b", {}, (KINDS[v.kind] || v.kind) + ": " + v.title));
-    title.appendChild(el("code", {"class": "muted"}, " " + v.id));
-    if (v.needs_review) title.appendChild(el("span", {"class": "badge red"}, " требует проверки"));
-    item.appendChild(title);
-    item.appendChild(evidence(v.evidence));
-    if (v.review) {
-      var r = v.review;
-      var text = r.decision === "confirmed"
-        ? "Подтверждено: штраф " + r.amount + " ₽"
-        : "Отклонено: " + (r.reason || "");
-      item.appendChild(el("div", {"class": "decided"}, text + " · " + (r.reviewer || "") + ", " +
-        (r.when || r.decided_at)));
-    } else if (data.may_decide && panel.dataset.mayDecide) {
-      var actions = el("div", {"class": "actions"});
-      var ok = el("button", {type: "button", "class": "primary confirm"}, "Подтвердить (штраф)");
-      var reason = el("input", {type: "text", name: "reason", placeholder: "Причина отклонения", maxlength: "2000"});
-      var no = el("button", {type: "button", "class": "dismiss"}, "Отклонить");
-      var err = el("span", {"class": "err error"});
-      ok.addEventListener("click", function () { decide(data.id, v, "confirmed", null, item); });
-      no.addEventListener("click", function () {
-        if (!reason.value.trim()) { err.textContent = "Укажите причину."; reason.focus(); return; }
-        decide(data.id, v, "dismissed", reason.value, item);
-      });
-      actions.appendChild(ok); actions.appendChild(reason); actions.appendChild(no); actions.appendChild(err);
-      item.appendChild(actions);
-    }
-    return item;
+function render(data) {
+  detail.textContent = "";
+  hint.textContent = "Звонок №" + data.call_id + " · скрипт «" + data.script + "» · оценка " + data.score;
+  if (audio.dataset.call !== String(data.call_id)) {
+    audio.src = "/api/calls/" + data.call_id + "/recording";
+    audio.dataset.call = String(data.call_id);
   }
+  audio.hidden = false;
+  if (data.violations.length) {
+    detail.appendChild(el("h3", {}, "Нарушения"));
+    data.violations.forEach(function (v) { detail.appendChild(violation(data, v)); });
+  } else {
+    detail.appendChild(el("p", {}, "Нарушений нет."));
+  }
+  detail.appendChild(el("h3", {}, "Этапы"));
+  data.stages.forEach(function (s) {
+    var item = el("div", {"class": "qc-item stage"});
+    item.appendChild(el("b", {}, (s.found ? "✓ " : "✗ ") + s.title));
+    if (s.found) item.appendChild(evidence(s.evidence));
+    detail.appendChild(item);
+  });
+}
 
-  function render(data) {
-    detail.textContent = "";
-    hint.textContent = "Звонок №" + data.call_id + " · скрипт «" + data.script + "» · оценка " + data.score;
-    if (audio.dataset.call !== String(data.call_id)) {
-      audio.src = "/api/calls/" + data.call_id + "/recording";
-      audio.dataset.call = String(data.call_id);
-    }
-    audio.hidden = false;
-    if (data.violations.length) {
-      detail.appendChild(el("h3", {}, "Нарушения"));
-      data.violations.forEach(function (v) { detail.appendChild(violation(data, v)); });
-    } else {
-      detail.appendChild(el("p", {}, "Нарушений нет."));
-    }
-    detail.appendChild(el("h3", {}, "Этапы"));
-    data.stages.forEach(function (s) {
-      var item = el("div", {"class": "qc-item stage"});
-      item.appendChild(el("b", {}, (s.found ? "✓ " : "✗ ") + s.title));
-      if (s.found) item.appendChild(evidence(s.evidence));
-      detail.appendChild(item);
+function open(resultId) {
+  current = resultId;
+  document.querySelectorAll(".qc-row").forEach(function (row) {
+    row.setAttribute("aria-selected", row.dataset.result === String(resultId) ? "true" : "false");
+  });
+  return fetch("/api/kkp/results/" + resultId, {credentials: "same-origin"}).then(function (r) {
+    if (!r.ok) throw new Error(String(r.status));
+    return r.json();
+  }).then(render).catch(function () { hint.textContent = "Не удалось загрузить результат."; });
+}
+
+function start() {
+  panel = document.getElementById("qc-evidence");
+  if (!panel) return;
+  detail = document.getElementById("qc-detail");
+  audio = document.getElementById("qc-audio");
+  hint = document.getElementById("qc-hint");
+  var rows = document.querySelectorAll(".qc-row");
+  rows.forEach(function (row) {
+    row.addEventListener("click", function (e) {
+      if (e.target.closest("a")) return;
+      open(row.dataset.result);
     });
-  }
-
-  function open(resultId) {
-    current = resultId;
-    document.querySelectorAll(".qc-row").forEach(function (row) {
-      row.setAttribute("aria-selected", row.dataset.result === String(resultId) ? "true" : "false");
-    });
-    return fetch("/api/kkp/results/" + resultId, {credentials: "same-origin"}).then(function (r) {
-      if (!r.ok) throw new Error(String(r.status));
-      return r.json();
-    }).then(render).catch(function () { hint.textContent = "Не удалось загрузить результат."; });
-  }
-
-  function start() {
-    panel = document.getElementById("qc-evidence");
-    if (!panel) return;
-    detail = document.getElementById("qc-detail");
-    audio = document.getElementById("qc-audio");
-    hint = document.getElementById("qc-hint");
-    var rows = document.querySelectorAll(".qc-row");
-    rows.forEach(function (row) {
-      row.addEventListener("click", function (e) {
-        if (e.target.closest("a")) return;
-        open(row.dataset.result);
-      });
-      row.addEventListener("keydown", function (e) { if (e.key === "Enter") open(row.dataset.result); });
-    });
-    var wanted = /^#result-(\d+)$/.exec(location.hash);
-    if (wanted) open(wanted[1]);
-    else if (rows.length) open(rows[0].dataset.result);
-  }
-  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
-  else start();
-})();
+    row.addEventListener("keydown", function (e) { if (e.key === "Enter") open(row.dataset.result); });
+  });
+  var wanted = /^#result-(\d+)$/.exec(location.hash);
+  if (wanted) open(wanted[1]);
+  else if (rows.length) open(rows[0].dataset.result);
+}
+start();
