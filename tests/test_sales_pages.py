@@ -263,7 +263,7 @@ async def test_rules_pipelines_deals_and_plan(floor: Floor) -> None:
     status, page = await floor.post("petrov", "/deals/new",
                                     {"client_id": mine, "pipeline_id": pipeline_id,
                                      "title": "Поставка", "amount": "150000"})
-    assert status == 200 and "Сделка создана" in page and "150 000 ₽" in page
+    assert status == 200 and "Сделка создана" in page and "150\u00a0000\u00a0₽" in page
     status, _ = await floor.post("petrov", "/deals/new",
                                  {"client_id": theirs, "pipeline_id": pipeline_id,
                                   "title": "Чужая"})
@@ -325,7 +325,7 @@ async def test_rules_pipelines_deals_and_plan(floor: Floor) -> None:
         SalesPlan.user_id == floor.world.users["petrov"]))
     assert target == Decimal("200000")
     status, page = await floor.get("petrov", f"/plan?month={month}")
-    assert status == 200 and "70.0%" in page and "Задать план" not in page
+    assert status == 200 and "70,0\u00a0%" in page and "Задать план" not in page
     assert await floor.rows(select(func.count()).select_from(AuditLog).where(
         AuditLog.entity == "sales_plan"))
 

@@ -114,7 +114,7 @@ async def test_complete_reschedule_and_move_a_deal(served: tuple[str, str, World
         await page.wait_for_url("**/deals")
         column = page.locator(".sp-col", has_text="Квалификация")
         card = column.locator(".sp-deal", has_text="Поставка 2027")
-        assert "1 200 000 ₽" in await card.inner_text()
+        assert "1 200 000 ₽" in (await card.inner_text()).replace("\u00a0", " ")
         assert await page.locator(".sp-deal", has_text="Сервис на год").count() == 0
         await card.locator("summary", has_text="Перенести").click()
         await card.locator("select[name=stage_id]").select_option(

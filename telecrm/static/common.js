@@ -70,17 +70,17 @@ function format(digits) {
 /** A number with ``digits`` decimals: 1234.5 → «1 235», number(1234.5, 1) → «1 234,5». */
 export function number(value, digits = 0) {
   const n = Number(value);
-  return value === null || value === undefined || value === "" || Number.isNaN(n)
-    ? "—" : format(digits).format(n);
+  if (value === null || value === undefined || value === "" || !Number.isFinite(n)) return "—";
+  return format(digits).format(n).replace(/^-(?=0(,0*)?$)/, "");  // no "-0"
 }
 
 /** Money in roubles: «45 000,50 ₽»; kopecks left out when whole: «1 250 000 ₽».
  *  ``{whole: true}`` rounds to roubles; ``{sign: false}`` leaves the ₽ out (a column says it). */
 export function money(value, { whole = false, sign = true } = {}) {
   const n = Number(value);
-  if (value === null || value === undefined || value === "" || Number.isNaN(n)) return "—";
+  if (value === null || value === undefined || value === "" || !Number.isFinite(n)) return "—";
   const kopecks = !whole && Math.round(n * 100) % 100 !== 0;
-  const text = format(kopecks ? 2 : 0).format(n);
+  const text = number(n, kopecks ? 2 : 0);
   return sign ? text + NBSP + "₽" : text;
 }
 

@@ -1,8 +1,9 @@
-"""How things read in the UI (Russian) and as JSON: labels, durations, client data."""
+"""How things read in the UI (Russian) and as JSON: labels, durations, money, client data."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -31,6 +32,52 @@ def duration(seconds: float | None) -> str:
     hours, rest = divmod(total, 3600)
     minutes, secs = divmod(rest, 60)
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+# Russian numbers as Intl.NumberFormat("ru-RU") writes them in the page scripts (common.js):
+# groups of three split by a non-breaking space, a decimal comma, «₽» and «%» after a space.
+NBSP = "\u00a0"
+
+
+def _decimal(value: Any) -> Decimal | None:
+    if value is None or value == "" or isinstance(value, bool):
+        return None
+    try:
+        amount = Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        return None
+    return amount if amount.is_finite() else None
+
+
+def number(value: Any, digits: int = 0) -> str:
+    """``1 250 000``; ``number(72.46, 1)`` is ``72,5`` (halves away from zero); ``—`` for none."""
+    amount = _decimal(value)
+    if amount is None:
+        return "—"
+    rounded = amount.quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP)
+    if not rounded:
+        rounded = abs(rounded)  # no "-0"
+    return f"{rounded:,.{digits}f}".replace(",", NBSP).replace(".", ",")
+
+
+def money(value: Any, whole: bool = False, sign: bool = True) -> str:
+    """Roubles: ``45 000,50 ₽``, kopecks left out when whole: ``1 250 000 ₽``.
+
+    ``whole=True`` rounds to roubles (report totals, prices per call); ``sign=False`` leaves
+    the ``₽`` out where the column heading says it.
+    """
+    amount = _decimal(value)
+    if amount is None:
+        return "—"
+    kopecks = not whole and amount.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP) % 1 != 0
+    text = number(amount, 2 if kopecks else 0)
+    return f"{text}{NBSP}₽" if sign else text
+
+
+def percent(value: Any, digits: int = 1) -> str:
+    """Percentage points: ``50,0 %`` (``percent(87, 0)`` is ``87 %``); ``—`` for none."""
+    text = number(value, digits)
+    return text if text == "—" else f"{text}{NBSP}%"
 
 
 def local_time(value: str | datetime | None, tz: ZoneInfo, fmt: str = "%H:%M") -> str:

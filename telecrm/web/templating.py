@@ -34,6 +34,9 @@ NAV = [
 def install_filters(env: jinja2.Environment, settings: Settings) -> None:
     tz = ZoneInfo(settings.timezone)
     env.filters["duration"] = present.duration
+    env.filters["money"] = present.money
+    env.filters["number"] = present.number
+    env.filters["percent"] = present.percent
     env.filters["hm"] = partial(present.local_time, tz=tz)
     env.filters["dm_hm"] = partial(present.local_time, tz=tz, fmt="%d.%m %H:%M")
     env.filters["phone"] = present.phone
