@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 
-.PHONY: demo test setup system-packages sandbox s3-server lint clean
+.PHONY: demo test test-calendar setup system-packages sandbox s3-server lint clean
 
 demo: setup sandbox
 	$(BIN)/telecrm demo $(DEMO_ARGS)
@@ -14,6 +14,18 @@ demo: setup sandbox
 test: setup sandbox s3-server
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(MAKE) --no-print-directory test-calendar
+
+# The tests whose answers depend on the date, run again at moments where days, months
+# and years turn (Moscow time): just after midnight on 1 January, late on the last day
+# of a month, and on 29 February. Each moment is a pinned clock (tests/clock.py).
+CALENDAR_MOMENTS := 2027-01-01T00:20:00+03:00 2027-01-31T23:50:00+03:00 2028-02-29T12:00:00+03:00
+test-calendar: setup
+	@for at in $(CALENDAR_MOMENTS); do \
+	  echo "tests of dates at $$at"; \
+	  $(BIN)/python -m pytest -q -n 2 -m "calendar and not asterisk and not s3 and not postgres" \
+	    --clock-at "$$at" || exit 1; \
+	done
 
 setup: system-packages $(STAMP)
 

@@ -14,10 +14,9 @@ from sqlalchemy import DateTime
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
+from crm_core.clock import utcnow
 
-def utcnow() -> datetime:
-    """The current time, aware, in UTC."""
-    return datetime.now(UTC)
+__all__ = ["UTCDateTime", "ensure_utc", "isoformat", "utcnow"]
 
 
 def ensure_utc(value: datetime) -> datetime:

@@ -15,8 +15,9 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import UTC, datetime
 from pathlib import Path
+
+from crm_core.clock import utcnow
 
 from .ami import AmiSession, AmiSettings
 from .feed import RECONCILE_PREFIX, TrackerFeed
@@ -44,7 +45,7 @@ class CaptureWriter:
         self._file = None
 
     def __call__(self, data: bytes) -> None:
-        day = datetime.now(UTC).strftime("%Y-%m-%d")
+        day = utcnow().strftime("%Y-%m-%d")
         if day != self._day or self._file is None:
             self.close()
             self.directory.mkdir(parents=True, exist_ok=True)

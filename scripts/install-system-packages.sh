@@ -15,6 +15,7 @@ packages=(
   chromium      # browser tests of the web pages (driven by Playwright, headless)
   fonts-dejavu-core  # readable Cyrillic in browser screenshots
   wrk           # HTTP load generator of the call-tracking lease benchmark (bench/ct_lease.py)
+  faketime      # libfaketime: tests run `telecrm` commands at a pinned date (tests/clock.py)
 )
 
 missing=()

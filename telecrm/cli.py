@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from crm_core.clock import local_today
+
 from .settings import Settings, SettingsError, describe
 
 
@@ -211,8 +213,8 @@ async def cmd_talktime_close_day(args: argparse.Namespace, settings: Settings) -
     from crm_core.talktime import close_day
 
     tz = _timezone(settings)
-    day = _parse_date(args.date, tz, default=datetime.now(tz).date() - timedelta(days=1))
-    if day >= datetime.now(tz).date():
+    day = _parse_date(args.date, tz, default=local_today(tz) - timedelta(days=1))
+    if day >= local_today(tz):
         raise UsageError(f"{day} has not ended yet; close only past days")
     engine, sessions = await _sessions(settings)
     try:
@@ -228,7 +230,7 @@ async def cmd_talktime_close_day(args: argparse.Namespace, settings: Settings) -
 
 def _parse_date(value: str | None, tz: ZoneInfo, default: date | None = None) -> date:
     if not value:
-        return default or datetime.now(tz).date()
+        return default or local_today(tz)
     try:
         return date.fromisoformat(value)
     except ValueError as exc:

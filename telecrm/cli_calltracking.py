@@ -18,6 +18,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from crm_core.clock import local_now
+
 from .cli import UsageError, _parse_moment, _sessions, _timezone
 from .settings import Settings
 
@@ -177,7 +179,7 @@ def _period(args: argparse.Namespace, settings: Settings) -> Any:
     from crm_core.calltracking_report import Period
 
     tz = _timezone(settings)
-    now = datetime.now(tz)
+    now = local_now(tz)
     start = (_parse_moment(args.date_from, tz) if args.date_from
              else datetime.combine(now.date().replace(day=1), datetime.min.time(), tz))
     end = (_parse_moment(args.date_to, tz, end=True) if args.date_to

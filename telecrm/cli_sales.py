@@ -13,9 +13,11 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Coroutine
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
 from typing import Any
+
+from crm_core.clock import local_today
 
 from .cli import UsageError, _sessions, _timezone
 from .settings import Settings
@@ -42,7 +44,7 @@ def _print_json(value: Any) -> None:
 
 def _today(settings: Settings) -> date:
     """Today in the workday timezone (a payment at 01:00 in Moscow is Moscow's day)."""
-    return datetime.now(_timezone(settings)).date()
+    return local_today(_timezone(settings))
 
 
 def _day(value: str | None, settings: Settings) -> date | None:

@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
+from crm_core.clock import utcnow
+
 from .settings import Settings
 
 
@@ -49,7 +51,6 @@ def _usage(message: str) -> Exception:
 
 
 async def cmd_scripts_add(args: argparse.Namespace, settings: Settings) -> int:
-    from datetime import UTC, datetime
 
     from crm_core import kkp_scripts
     from speech.script import KkpError, parse_script_text
@@ -68,7 +69,7 @@ async def cmd_scripts_add(args: argparse.Namespace, settings: Settings) -> int:
     if args.fine < 0:
         raise _usage("--fine cannot be negative")
     since = (_parse_moment(args.effective_from, _timezone(settings)) if args.effective_from
-             else datetime.now(UTC))
+             else utcnow())
     engine, sessions = await _sessions(settings)
     try:
         async with sessions() as session:

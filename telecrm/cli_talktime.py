@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import argparse
 import json
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
+
+from crm_core.clock import local_today
 
 from .cli import UsageError, _sessions, _timezone
 from .settings import Settings
@@ -102,7 +104,7 @@ async def cmd_rules_set(args: argparse.Namespace, settings: Settings) -> int:
             day_start=parse_clock(args.day_start, "--day-start") if args.day_start else None,
             day_end=parse_clock(args.day_end, "--day-end") if args.day_end else None)
         row = await set_rule(session, None, await _team_id(session, args), effective_from,
-                             change, today=datetime.now(tz).date())
+                             change, today=local_today(tz))
         return rule_to_dict(row, await team_names(session))
 
     _print(await _run(settings, work))
@@ -247,7 +249,7 @@ async def cmd_rollup(args: argparse.Namespace, settings: Settings) -> int:
     from crm_core.talktime import refresh_rollup
 
     tz = _timezone(settings)
-    today = datetime.now(tz).date()
+    today = local_today(tz)
     first = _day(args.date_from, "from") if args.date_from else today - timedelta(days=31)
     last = _day(args.date_to, "to") if args.date_to else today - timedelta(days=1)
     if last < first:

@@ -5,9 +5,11 @@ CI must mean the real parts ran.
 """
 
 import os
+from datetime import datetime
 
 import pytest
 
+from tests.clock import pinned_clock
 from tests.db_fixtures import (  # noqa: F401
     db_url,
     pg_url_fixture,
@@ -28,3 +30,26 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> objec
             and any(item.get_closest_marker(m) for m in REAL_PARTS)):
         report.outcome = "failed"
         report.longrepr = f"skipped under CI=true, where the real parts must run: {report.longrepr}"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--clock-at", metavar="ISO", default=None,
+                     help="run every test as if it were this moment (e.g. just after "
+                          "midnight on 1 January); tests that pin their own clock keep it")
+
+
+@pytest.fixture(autouse=True)
+def _clock_of_the_test(request: pytest.FixtureRequest) -> object:
+    """``@pytest.mark.clock("2026-11-20T12:00:00+03:00")``: the test runs at that moment.
+
+    The clock still ticks from there, in the test and in the ``telecrm`` commands it
+    runs, so a test that depends on "today" gives the same answer on any day.
+    ``--clock-at`` moves every other test to a chosen moment the same way.
+    """
+    marker = request.node.get_closest_marker("clock")
+    moment = marker.args[0] if marker is not None else request.config.getoption("--clock-at")
+    if moment is None:
+        yield None
+        return
+    with pinned_clock(datetime.fromisoformat(moment)) as traveller:
+        yield traveller

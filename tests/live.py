@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -17,13 +18,16 @@ from crm_core.db import create_engine, session_factory, upgrade
 from pbx_bridge.ami import AmiSettings
 from pbx_bridge.pipeline import CaptureWriter, Listener
 from pbx_bridge.store import CallStore
+from tests.clock import subprocess_env
 
 TELECRM = str(Path(sys.executable).parent / "telecrm")
 
 
 def telecrm(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    """Run the real ``telecrm`` command line."""
-    result = subprocess.run([TELECRM, *args], capture_output=True, text=True, timeout=120)
+    """Run the real ``telecrm`` command line (at the test's pinned clock, if any)."""
+    env = {**os.environ, **subprocess_env()}
+    result = subprocess.run([TELECRM, *args], capture_output=True, text=True, timeout=120,
+                            env=env)
     if check and result.returncode != 0:
         raise AssertionError(f"telecrm {' '.join(args)} failed ({result.returncode}):\n"
                              f"{result.stdout}\n{result.stderr}")

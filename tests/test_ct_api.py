@@ -31,6 +31,8 @@ from crm_core.timestamps import utcnow
 from telecrm.settings import Settings
 from tests.browser import PASSWORD, seed_world, serve_app
 
+pytestmark = pytest.mark.calendar  # dates relative to today: make test-calendar
+
 Served = tuple[str, str]  # CRM base URL, database URL
 
 

@@ -24,6 +24,8 @@ from telecrm.web.ct_public import CT
 from tests.browser import PASSWORD, seed_world, serve_app
 from tests.redis_fixtures import redis_server_fixture, redis_url_fixture  # noqa: F401
 
+pytestmark = pytest.mark.calendar  # dates relative to today: make test-calendar
+
 HOST = "shop.example"
 ORIGIN = "https://shop.example"
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/120.0 Safari/537.36"

@@ -19,6 +19,9 @@ from tests.db_fixtures import (  # noqa: F401
 )
 from tests.live import telecrm
 
+# Dates below are in November 2026: the tests run on a Friday of that month.
+pytestmark = pytest.mark.clock("2026-11-20T12:00:00+03:00")
+
 T0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
 TEXT = "name: {name}\nstages:\n  - id: greeting\n    phrases: [\"добрый день\"]\n"
 

@@ -19,6 +19,7 @@ from recordings.store import DirectoryStore
 from recordings.worker import FinalizeWorker
 from telecrm.settings import Settings
 from tests.browser import serve_app
+from tests.clock import subprocess_env
 from tests.live import TELECRM
 from tests.test_recordings_e2e import login, seed_users
 from tests.test_recordings_finalize import Env
@@ -39,7 +40,7 @@ async def env(tmp_path: Path) -> AsyncIterator[tuple[Env, str]]:
 
 
 def telecrm(url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, TELECRM_DATABASE_URL=url)
+    env = dict(os.environ, TELECRM_DATABASE_URL=url, **subprocess_env())
     return subprocess.run([TELECRM, "recordings", *args], capture_output=True, text=True,
                           env=env, timeout=60)
 

@@ -20,6 +20,8 @@ from telecrm.settings import Settings
 from tests.browser import PASSWORD, World, seed_world, serve_app
 from tests.db_fixtures import db_url_fixture, postgres_server_fixture  # noqa: F401
 
+pytestmark = pytest.mark.calendar  # dates relative to today: make test-calendar
+
 
 class Api:
     def __init__(self, base: str) -> None:

@@ -31,6 +31,8 @@ from crm_core.users import add_user
 from tests.db_fixtures import db_session_fixture, db_url_fixture, postgres_server_fixture  # noqa: F401
 from tests.test_sales_api import Api, api  # noqa: F401
 
+pytestmark = pytest.mark.calendar  # dates relative to today: make test-calendar
+
 STAGES = ["Квалификация:call:1", "Коммерческое предложение:email:3", "Встреча:meeting:5:supervisor",
           "Выиграна:won", "Проиграна:lost"]
 TZ = ZoneInfo("Europe/Moscow")

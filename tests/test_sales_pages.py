@@ -20,12 +20,15 @@ import pytest
 from sqlalchemy import func, select
 
 from crm_core.audit import AuditLog
+from crm_core.clock import local_today
 from crm_core.db import create_engine, session_factory
 from crm_core.models import Task, TaskStatus
 from crm_core.models_sales import ClientStop, Deal, LoseReason, Pipeline, SalesPlan, SalesSettings
 from telecrm.settings import Settings
 from tests.browser import PASSWORD, World, seed_world, serve_app
 from tests.db_fixtures import db_url_fixture, postgres_server_fixture  # noqa: F401
+
+pytestmark = pytest.mark.calendar  # dates relative to today: make test-calendar
 
 STAGES = "Квалификация:call:1\nКП:email:3\nВыиграна:won\nПроиграна:lost"
 
@@ -308,7 +311,7 @@ async def test_rules_pipelines_deals_and_plan(floor: Floor) -> None:
                       "Сидоров": ("lost", None, reason_id)}
 
     # the plan: the supervisor sets his managers'; % done shows for the manager
-    month = datetime.now(UTC).strftime("%Y-%m")
+    month = local_today("Europe/Moscow").strftime("%Y-%m")  # the workday's month
     status, _ = await floor.post("petrov", "/plan", {"user_id": floor.world.users["petrov"],
                                                      "month": month, "kind": "amount",
                                                      "target": "100000"})

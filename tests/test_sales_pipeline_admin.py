@@ -36,6 +36,8 @@ from tests.db_fixtures import db_session_fixture, db_url_fixture, postgres_serve
 from tests.test_sales_api import Api, api  # noqa: F401
 from tests.test_sales_deals import STAGES, _floor
 
+pytestmark = pytest.mark.calendar  # dates relative to today: make test-calendar
+
 
 async def _audit(session: AsyncSession, entity: str, entity_id: int) -> list[dict]:
     return list((await session.scalars(select(AuditLog.changes).where(

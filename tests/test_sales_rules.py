@@ -51,6 +51,8 @@ from tests.db_fixtures import (  # noqa: F401
     postgres_server_fixture,
 )
 
+pytestmark = pytest.mark.calendar  # dates relative to today: make test-calendar
+
 RULES = StatusRules()
 TODAY = date(2026, 11, 23)
 

@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from crm_core.db import create_engine, session_factory, upgrade
 from crm_core.models_speech import Transcript
+from tests.clock import subprocess_env
 from tests.live import TELECRM
 from tests.test_speech_jobs import speak
 from tests.test_speech_storage import add_call
@@ -25,7 +26,8 @@ pytestmark = pytest.mark.skipif(
 
 def backlog(db: str, root: Path, tmp_path: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "TELECRM_RECORDINGS_SOURCE": str(root),
-           "TELECRM_DATA_DIR": str(tmp_path), "TELECRM_RECORDINGS_STORE": str(tmp_path / "st")}
+           "TELECRM_DATA_DIR": str(tmp_path), "TELECRM_RECORDINGS_STORE": str(tmp_path / "st"),
+           **subprocess_env()}
     return subprocess.run([TELECRM, "transcribe", "--backlog", "--db", db], env=env,
                           capture_output=True, text=True, timeout=300)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from datetime import date, datetime, timedelta
@@ -22,6 +23,7 @@ from crm_core.users import add_user
 from pbx_bridge.replay import read_events, replay
 from pbx_bridge.store import CallStore
 from pbx_bridge.tracker import CallTracker, FactKind
+from tests.clock import subprocess_env
 from tests.db_fixtures import db_url_fixture, postgres_server_fixture  # noqa: F401
 from tests.scenarios import CAPTURES, party_rules
 
@@ -246,7 +248,8 @@ def test_cli_talktime_json(tmp_path: Path) -> None:
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "telecrm.cli", *args, "--db", db],
-                              capture_output=True, text=True, check=False, timeout=120)
+                              capture_output=True, text=True, check=False, timeout=120,
+                              env={**os.environ, **subprocess_env()})
 
     assert run("users", "add", "m101", "--role", "manager", "--extension", "101").returncode == 0
     week_ago = tmp_path / "week_ago.ami"  # close-day judges finished days only

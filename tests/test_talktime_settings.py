@@ -42,6 +42,8 @@ from tests.db_fixtures import (  # noqa: F401
     postgres_server_fixture,
 )
 
+pytestmark = pytest.mark.calendar  # dates relative to today: make test-calendar
+
 TZ = ZoneInfo("Europe/Moscow")
 MONDAY = date(2026, 11, 2)  # a Monday, long finished
 

@@ -16,6 +16,9 @@ import pytest
 
 from telecrm.settings import Settings
 from tests.browser import PASSWORD, World, seed_world, serve_app
+from tests.clock import subprocess_env
+
+pytestmark = pytest.mark.calendar  # dates relative to today: make test-calendar
 
 TZ = ZoneInfo("Europe/Moscow")
 
@@ -222,7 +225,8 @@ def _cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     telecrm = Path(sys.executable).parent / "telecrm"  # the installed entry point
     return subprocess.run([str(telecrm), *args, "--db", db],
                           capture_output=True, text=True, timeout=120,
-                          env={"PATH": "/usr/bin:/bin", "TELECRM_DATA_DIR": str(tmp_path)})
+                          env={"PATH": "/usr/bin:/bin", "TELECRM_DATA_DIR": str(tmp_path),
+                               **subprocess_env()})
 
 
 def test_cli_bad_input_is_one_sentence(tmp_path: Path) -> None:

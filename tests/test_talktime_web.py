@@ -18,6 +18,8 @@ from crm_core.talktime import close_day
 from telecrm.settings import Settings
 from tests.browser import PASSWORD, World, seed_world, serve_app
 
+pytestmark = pytest.mark.calendar  # dates relative to today: make test-calendar
+
 TZ = ZoneInfo("Europe/Moscow")
 
 
@@ -77,6 +79,7 @@ async def test_report_live_and_roles(served: tuple[Any, str, World, str]) -> Non
             await http.close()
 
 
+@pytest.mark.clock("2026-11-20T19:00:00+03:00")  # a Friday evening: a working day has ended
 async def test_supervisor_excuses_and_confirms_violations(
         served: tuple[Any, str, World, str]) -> None:
     _, base, world, url = served

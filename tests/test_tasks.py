@@ -27,6 +27,8 @@ from crm_core.tasks import (
 from crm_core.users import add_user, set_team_queue, team_for_queue
 from tests.db_fixtures import db_session_fixture, db_url_fixture, postgres_server_fixture  # noqa: F401
 
+pytestmark = pytest.mark.calendar  # dates relative to today: make test-calendar
+
 T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)  # a Monday, 13:00 in Moscow
 NUMBER = "+79161234567"
 

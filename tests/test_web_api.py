@@ -21,6 +21,8 @@ from telecrm.web.keys import CLICK_TO_CALL
 from telecrm.web.openapi import openapi_document
 from tests.browser import PASSWORD, World, seed_world, serve_app
 
+pytestmark = pytest.mark.calendar  # dates relative to today: make test-calendar
+
 ST = str(Path(sys.executable).parent / "st")
 
 

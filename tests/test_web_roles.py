@@ -18,6 +18,8 @@ from telecrm.settings import Settings
 from telecrm.web.keys import BUS
 from tests.browser import PASSWORD, World, fake_wav, seed_world, serve_app
 
+pytestmark = pytest.mark.calendar  # dates relative to today: make test-calendar
+
 ROLES = ["petrov", "smirnova", "kuznetsov", "sokolova", "marketer", "admin"]
 # Which seeded calls each user may see (see tests/browser.py: seed_world).
 VISIBLE_CALLS = {

@@ -18,6 +18,7 @@ from aiohttp import web
 from crm_core import access
 from crm_core.calls import call_to_dict
 from crm_core.clients import find_clients_by_phones
+from crm_core.clock import local_today
 from crm_core.models import TaskKind, User
 from crm_core.phones import normalize_phone
 from crm_core.timestamps import utcnow
@@ -217,7 +218,7 @@ async def get_client(request: web.Request) -> web.Response:
 def _day(request: web.Request) -> tuple[datetime, datetime]:
     tz = timezone(request)
     raw = request.query.get("date")
-    day = parse_day(raw, "date") if raw else datetime.now(tz).date()
+    day = parse_day(raw, "date") if raw else local_today(tz)
     return day_bounds(day, tz)
 
 

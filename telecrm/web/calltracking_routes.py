@@ -60,6 +60,7 @@ from crm_core.calltracking_report import (
     channel_report,
     pool_health,
 )
+from crm_core.clock import local_now, local_today
 from crm_core.models import User
 from crm_core.models_calltracking import CtAttribution
 
@@ -92,7 +93,7 @@ def _tz(request: web.Request) -> ZoneInfo:
 def _period(request: web.Request) -> tuple[Period, date, date]:
     """``from``/``to`` days (inclusive) in the workday timezone; default: this month so far."""
     tz = _tz(request)
-    today = datetime.now(tz).date()
+    today = local_today(tz)
     q = request.query
     first = parse_day(q["from"], "from") if q.get("from") else today.replace(day=1)
     last = parse_day(q["to"], "to") if q.get("to") else max(first, today)
@@ -211,7 +212,7 @@ async def _page_context(request: web.Request) -> dict[str, Any]:
             "first": first, "last": last, "by": body["by"], "groupings": GROUPINGS,
             "chart": _daily_chart(log, first, last, tz), "top_cost": top_cost,
             "target": target, "statics": statics, "sites": sites, "costs": costs,
-            "this_month": datetime.now(tz).strftime("%Y-%m"),
+            "this_month": local_now(tz).strftime("%Y-%m"),
             "saved": request.query.get("saved") in SAVED, "error": None, "form": {}}
 
 

@@ -19,7 +19,6 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -38,6 +37,7 @@ from crm_core.calltracking import (
     token_is_valid,
 )
 from crm_core.calltracking_leases import LeaseStore, MemoryLeaseStore, PoolRules
+from crm_core.clock import utcnow
 from crm_core.models_calltracking import CtSite
 
 from ..ct_history import HistoryWriter, ProcessHistoryWriter
@@ -289,7 +289,7 @@ async def session_endpoint(request: web.Request) -> web.Response:
     assert url is not None
     agent = request.headers.get("User-Agent", "")[:300]
     bot = not agent or BOT_AGENTS.search(agent) is not None
-    now = datetime.now(UTC)
+    now = utcnow()
     if token is None or not token_is_valid(site, token):
         token = new_token(site)  # a forged, foreign or missing token starts a new visit
     number = None

@@ -11,6 +11,7 @@ from aiohttp import web
 from sqlalchemy import select
 
 from crm_core import access
+from crm_core.clock import local_today
 from crm_core.models import Role, TaskKind, User
 from crm_core.timestamps import utcnow
 
@@ -135,7 +136,7 @@ def _day_param(request: web.Request) -> tuple[Any, datetime, datetime]:
     tz = _tz(request)
     raw = request.query.get("date")
     try:
-        day = parse_day(raw, "date") if raw else datetime.now(tz).date()
+        day = parse_day(raw, "date") if raw else local_today(tz)
     except ApiError:
         raise ApiError(400, "Дата должна быть в формате ГГГГ-ММ-ДД.") from None
     start, end = day_bounds(day, tz)

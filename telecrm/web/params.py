@@ -9,6 +9,8 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
+from crm_core.clock import local_today
+
 from .errors import ApiError
 
 MAX_ID = 2**31 - 1  # fits an INTEGER column on every backend
@@ -75,7 +77,7 @@ def period(request: web.Request, tz: ZoneInfo, *, default_days: int = 1
     since = parse_moment(since_raw, "since", tz) if since_raw else None
     if until is None:
         until = (since + timedelta(days=default_days)) if since else day_bounds(
-            datetime.now(tz).date(), tz)[1]
+            local_today(tz), tz)[1]
     if since is None:
         since = until - timedelta(days=default_days)
     if since > until:

@@ -18,6 +18,7 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_core.client_status import recompute_all
+from crm_core.clock import local_now, local_today
 
 from .keys import SETTINGS, WRITER_SESSIONS
 
@@ -43,9 +44,9 @@ async def sales_nightly_ctx(app: web.Application) -> AsyncIterator[None]:
                 await run_once(app[WRITER_SESSIONS], tz_name)
             except Exception:  # a database outage must not end the job
                 log.exception("nightly client status run failed; retrying later")
-            tomorrow = datetime.combine(datetime.now(tz).date() + timedelta(days=1), RUN_AT,
+            tomorrow = datetime.combine(local_today(tz) + timedelta(days=1), RUN_AT,
                                         tzinfo=tz)
-            await asyncio.sleep(max(60.0, (tomorrow - datetime.now(tz)).total_seconds()))
+            await asyncio.sleep(max(60.0, (tomorrow - local_now(tz)).total_seconds()))
 
     task = asyncio.create_task(loop(), name="sales-nightly")
     yield

@@ -25,6 +25,7 @@ from aiohttp import web
 from sqlalchemy import select
 
 from crm_core import access
+from crm_core.clock import local_now
 from crm_core.models import Client, Role, Task, TaskStatus, User
 from crm_core.models_sales import ClientStop
 from crm_core.sales_tasks import (
@@ -117,7 +118,7 @@ async def _stops_scope(session: Any, user: User) -> Any:
 
 async def page_context(request: web.Request, user: User) -> dict[str, Any]:
     tz = tz_of(request)
-    now = datetime.now(tz)
+    now = local_now(tz)
     manager_raw = request.query.get("manager", "")
     async with request.app[SESSIONS]() as session:
         managers = (await access.visible_managers(session, user)

@@ -25,6 +25,7 @@ from sqlalchemy.orm import selectinload
 
 from crm_core import access
 from crm_core.client_status import recompute_all
+from crm_core.clock import local_now, local_today
 from crm_core.deals import (
     DealError,
     DealNotAllowedError,
@@ -132,7 +133,7 @@ async def _deal_owners(session: Any, user: User) -> list[int] | None:
 
 
 async def board_context(request: web.Request, user: User) -> dict[str, Any]:
-    now = datetime.now(tz_of(request))
+    now = local_now(tz_of(request))
     async with request.app[SESSIONS]() as session:
         pipelines = list(await session.scalars(
             select(Pipeline).where(Pipeline.archived_at.is_(None))
@@ -226,7 +227,7 @@ async def move_form(request: web.Request) -> web.Response:
 
 
 def _month(request: web.Request, raw: str | None) -> date:
-    today = datetime.now(tz_of(request)).date()
+    today = local_today(tz_of(request))
     if raw:
         try:
             return datetime.strptime(raw[:7], "%Y-%m").date()

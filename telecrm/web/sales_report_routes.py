@@ -18,6 +18,7 @@ import aiohttp_jinja2
 from aiohttp import web
 
 from crm_core import access
+from crm_core.clock import local_today
 from crm_core.models import Role, User
 from crm_core.sales_reports import REPORTS, TITLES, ReportNotAllowedError
 
@@ -66,7 +67,7 @@ MAX_DAYS = 400
 def _period(request: web.Request) -> tuple[date, date, datetime, datetime]:
     """``from``/``to`` (inclusive days, workday timezone); default: this month so far."""
     tz = ZoneInfo(request.app[SETTINGS].timezone)
-    today = datetime.now(tz).date()
+    today = local_today(tz)
     first = parse_day(request.query["from"], "from") if request.query.get("from") \
         else today.replace(day=1)
     last = parse_day(request.query["to"], "to") if request.query.get("to") else today

@@ -25,7 +25,6 @@ JSON API (who may do what is checked here and again by the services):
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -36,6 +35,7 @@ from sqlalchemy.orm import selectinload
 
 from crm_core import access
 from crm_core.client_status import planned_contact_days, recompute_all, status_history
+from crm_core.clock import local_today
 from crm_core.deals import (
     DealError,
     DealNotAllowedError,
@@ -451,7 +451,7 @@ async def get_plan(request: web.Request) -> web.Response:
     user = _sales_user(request)
     tz = ZoneInfo(request.app[SETTINGS].timezone)
     raw = request.query.get("month")
-    month = parse_day(raw, "month") if raw else datetime.now(tz).date()
+    month = parse_day(raw, "month") if raw else local_today(tz)
     async with request.app[SESSIONS]() as session:
         managers = await access.visible_managers(session, user)
         body = await plan_progress(session, month, managers, tz)

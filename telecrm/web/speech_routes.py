@@ -10,7 +10,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -19,6 +19,7 @@ from aiohttp import web
 from sqlalchemy import select
 
 from crm_core import access, kkp_review, kkp_scripts
+from crm_core.clock import utcnow
 from crm_core.models import Call, Role, Team, User
 from crm_core.models_speech import KkpScriptVersion, Transcript
 from speech.dialogue import turns
@@ -245,7 +246,7 @@ async def _add_script(request: web.Request, user: User, data: dict[str, Any]) ->
     if not isinstance(raw_from, str):
         raise ApiError(400, "effective_from must be a date or an ISO 8601 time")
     since = (parse_moment(raw_from, "effective_from", _tz(request)) if raw_from
-             else datetime.now(UTC))
+             else utcnow())
     fine = data.get("fine_amount") or 0
     try:
         fine = int(fine)

@@ -19,6 +19,7 @@ from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from crm_core.clock import local_now, local_today
 from crm_core.models import Role, User
 from crm_core.talktime import Rules, close_day, day_report
 from crm_core.timestamps import utcnow
@@ -68,12 +69,12 @@ async def daily_close_ctx(app: web.Application) -> AsyncIterator[None]:
     async def loop() -> None:
         while True:
             try:
-                await close_finished_days(app[WRITER_SESSIONS], tz, datetime.now(tz).date())
+                await close_finished_days(app[WRITER_SESSIONS], tz, local_today(tz))
             except Exception:  # a database outage must not end the job
                 log.exception("talk-time end-of-day job failed; retrying later")
-            tomorrow = datetime.combine(datetime.now(tz).date() + timedelta(days=1),
+            tomorrow = datetime.combine(local_today(tz) + timedelta(days=1),
                                         time(0, 5), tzinfo=tz)
-            await asyncio.sleep(max(60.0, (tomorrow - datetime.now(tz)).total_seconds()))
+            await asyncio.sleep(max(60.0, (tomorrow - local_now(tz)).total_seconds()))
 
     task = asyncio.create_task(loop(), name="talktime-close-day")
     yield

@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -22,6 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core import access
+from crm_core.clock import local_today
 from crm_core.models import Call, CallLeg, CallStatus, Client, LegRole, Role, User
 from crm_core.models_talktime import Violation
 from crm_core.talktime import (
@@ -60,7 +61,7 @@ def _range(request: web.Request) -> tuple[date, date]:
     if "date" in q:
         day = parse_day(q["date"], "date")
         return day, day
-    today = datetime.now(_tz(request)).date()
+    today = local_today(_tz(request))
     first = parse_day(q["from"], "from") if "from" in q else today.replace(day=1)
     last = parse_day(q["to"], "to") if "to" in q else max(first, today)
     if last < first:

@@ -14,7 +14,7 @@ one sentence (English in the API, Russian on the page).
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
@@ -23,6 +23,7 @@ import aiohttp_jinja2
 from aiohttp import web
 
 from crm_core import access
+from crm_core.clock import local_today
 from crm_core.models import Role, Team, User
 from crm_core.talktime import Rules
 from crm_core.talktime_settings import (
@@ -62,7 +63,7 @@ MAX_CSV_BYTES = 100_000
 
 
 def _today(request: web.Request) -> date:
-    return datetime.now(ZoneInfo(request.app[SETTINGS].timezone)).date()
+    return local_today(ZoneInfo(request.app[SETTINGS].timezone))
 
 
 def _default(request: web.Request) -> Rules:
