@@ -19,6 +19,10 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from telecrm.wiring import call_hooks
+
+HOOKS = call_hooks()  # what the product does with each written call
+
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
@@ -139,7 +143,7 @@ async def call_store(url: str) -> AsyncIterator[tuple[CallStore, Any]]:
     """A CallStore wired as ``telecrm serve`` wires it, and its engine."""
     engine = create_engine(url)
     try:
-        yield CallStore(session_factory(engine, writer=True)), engine
+        yield CallStore(session_factory(engine, writer=True), HOOKS), engine
     finally:
         await engine.dispose()
 

@@ -168,8 +168,8 @@ def direct_leases(url: str, rate: int, seconds: int, pool: int) -> dict[str, flo
     """The lease alone, straight to Redis at a paced ``rate`` (no HTTP, no web process)."""
     import asyncio
 
-    from crm_core.calltracking_leases import PoolRules
-    from telecrm.ct_lease_store import RedisLeaseStore
+    from crm_core.calltracking.leases import PoolRules
+    from telecrm.calltracking.lease_store import RedisLeaseStore
 
     async def run() -> dict[str, float]:
         store = RedisLeaseStore.from_url(url)

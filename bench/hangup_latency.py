@@ -34,13 +34,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from sqlalchemy import select
 
 from bench._common import DEFAULT_CAPTURE, Databases, ensure_capture, quiet_logs
+from crm_core.calls.models import Call
 from crm_core.db import create_engine, session_factory
-from crm_core.models import Call
 from pbx_bridge.ami import AmiSettings
 from pbx_bridge.frames import FrameParser
 from pbx_bridge.pipeline import Listener
 from pbx_bridge.store import CallStore
 from pbx_bridge.tracker import CallTracker, Fact
+from telecrm.wiring import call_hooks
+
+HOOKS = call_hooks()  # what the product does with each written call
 
 POLL_S = 0.002
 
@@ -273,7 +276,7 @@ async def main_async(args: argparse.Namespace) -> int:
                         print(f"{backend}: skipped ({exc})")
                         break
                     engine = create_engine(url)
-                    store = CallStore(session_factory(engine, writer=True))
+                    store = CallStore(session_factory(engine, writer=True), HOOKS)
                     watch = url if args.reader == "process" else db_watch(url)
                     try:
                         runs.append(await measure(frames, ending, args.rate,

@@ -21,13 +21,17 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from crm_core.calls import CallData, record_call
+from crm_core.calls.services import record_call
+from crm_core.calls.snapshot import CallData
 from crm_core.db import create_engine, session_factory, upgrade
 from recordings.audio import encode
 from recordings.config import RecordingsConfig
 from recordings.store import DirectoryStore, Store
 from recordings.worker import FinalizeWorker
+from telecrm.wiring import call_hooks
 from tests.test_recordings_support import frames, side_file, speech
+
+HOOKS = call_hooks()  # what the product does with each written call
 
 SECONDS = 60.0
 
@@ -63,7 +67,7 @@ async def _finalize(tmp: Path, calls: list[tuple[str, list[str]]], workers: int,
                 client_number="+79161234567", did=None, started_at=t0, answered_at=t0,
                 ended_at=t0 + timedelta(seconds=SECONDS), ring_seconds=0,
                 talk_seconds=SECONDS, transferred=False, managers=(), recordings=tuple(rel),
-                legs=(), rang=()))
+                legs=(), rang=()), hooks=HOOKS)
         await session.commit()
     cfg = RecordingsConfig(store_dir=tmp / "store", settle_seconds=0, workers=workers)
     worker = FinalizeWorker(sessions, tmp / "monitor", store, cfg)

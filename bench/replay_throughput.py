@@ -96,7 +96,7 @@ async def end_to_end(path: Path, url: str) -> tuple[int, int]:
 async def count_rows(url: str) -> int:
     from sqlalchemy import func, select
 
-    from crm_core.models import Call
+    from crm_core.calls.models import Call
 
     async with call_store(url) as (store, _engine), store.sessions() as session:
         return int(await session.scalar(select(func.count()).select_from(Call)) or 0)

@@ -32,7 +32,7 @@ from sqlalchemy import select, text
 from bench._common import amedian_ms as median_ms
 from bench._common import explain
 from crm_core.db import create_engine, session_factory, upgrade
-from crm_core.sales_reports import REPORTS
+from crm_core.sales.reports import REPORTS
 from tests.pg_server import PostgresServer
 
 TZ = ZoneInfo("Europe/Moscow")

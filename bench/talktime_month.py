@@ -39,8 +39,8 @@ from sqlalchemy import select
 from bench._common import amedian_ms as timed
 from bench._common import explain
 from crm_core.db import create_engine, session_factory, upgrade
-from crm_core.models import User
-from crm_core.talktime import day_bounds, days_between, period_report, refresh_rollup
+from crm_core.people.models import User
+from crm_core.talktime.metric import day_bounds, days_between, period_report, refresh_rollup
 from tests.pg_server import PostgresServer
 
 TZ = ZoneInfo("Europe/Moscow")
@@ -177,7 +177,7 @@ async def naive_day(session, managers, lo, hi):  # type: ignore[no-untyped-def]
     """The first version's query for one day (legs joined to calls by the call's start)."""
     from sqlalchemy import distinct, func
 
-    from crm_core.models import Call, CallLeg
+    from crm_core.calls.models import Call, CallLeg
 
     stmt = (
         select(CallLeg.user_id, func.coalesce(func.sum(CallLeg.talk_seconds), 0.0),

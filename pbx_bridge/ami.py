@@ -86,6 +86,8 @@ class _Protocol(AMIProtocol):
 class _Manager(Manager):
     """panoramisk Manager minus its blind reconnect and re-send of actions."""
 
+    pinger: asyncio.Handle | None  # set by panoramisk, untyped there
+
     def __init__(self, session: AmiSession, **config: Any) -> None:
         super().__init__(**config)
         self._session = session

@@ -16,6 +16,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
+from typing import BinaryIO
 
 from crm_core.clock import utcnow
 
@@ -42,7 +43,7 @@ class CaptureWriter:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self._day = ""
-        self._file = None
+        self._file: BinaryIO | None = None
 
     def __call__(self, data: bytes) -> None:
         day = utcnow().strftime("%Y-%m-%d")

@@ -10,9 +10,10 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, Operation
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_core.audit import write_audit
-from crm_core.calls import CallData, record_call, record_calls, validate_call
-from crm_core.models import Call
-from crm_core.tasks import apply_call_rules
+from crm_core.calls.hooks import NO_HOOKS, CallHooks, WrittenCall
+from crm_core.calls.models import Call
+from crm_core.calls.services import record_call, record_calls, validate_call
+from crm_core.calls.snapshot import CallData
 
 from .tracker import Fact
 
@@ -35,9 +36,12 @@ class CallStore:
     rejects it is it rewritten call by call, so one bad snapshot costs only itself.
     """
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
-        """``sessions`` should be a writer factory (``session_factory(engine, writer=True)``)."""
+    def __init__(self, sessions: async_sessionmaker[AsyncSession],
+                 hooks: CallHooks = NO_HOOKS) -> None:
+        """``sessions`` should be a writer factory (``session_factory(engine, writer=True)``);
+        ``hooks`` are the features' reactions to each written call (the composition root's)."""
         self.sessions = sessions
+        self.hooks = hooks
         self.calls_written = 0
 
     async def __call__(self, facts: list[Fact]) -> None:
@@ -58,7 +62,7 @@ class CallStore:
             for attempt in (1, 2):
                 try:
                     async with self.sessions() as session, session.begin():
-                        await record_calls(session, valid, savepoint=False)
+                        await record_calls(session, valid, hooks=self.hooks, savepoint=False)
                     break
                 except IntegrityError:
                     if attempt == 2:
@@ -79,7 +83,7 @@ class CallStore:
             for call in calls:
                 try:
                     async with session.begin_nested():
-                        await record_call(session, call)
+                        await record_call(session, call, hooks=self.hooks)
                 except (ValueError, TypeError, DBAPIError) as exc:
                     if _database_away(exc):
                         raise  # the database is away: the whole batch is retried
@@ -106,7 +110,7 @@ class CallStore:
                 else:
                     status = "missed" if call.direction == "inbound" else "no_answer"
                 call.status, call.ended_at = status, max(ended_at, call.started_at)
-                await apply_call_rules(session, call)
+                await self.hooks.calls_written(session, [WrittenCall(call)])
                 write_audit(session, actor="ami-listener", entity="call", entity_id=call.id,
                             action="ended_unobserved",
                             changes={"status": ["in_progress", status],

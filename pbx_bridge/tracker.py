@@ -45,7 +45,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import ClassVar
 
-from crm_core.calls import CallData, LegData, RecordingRef
+from crm_core.calls.snapshot import CallData, LegData, RecordingRef
 
 from .channels import ChannelName, PartyRules, Role, parse_channel
 
@@ -730,9 +730,9 @@ class CallTracker:
             chan, _, _ = self._add_channel(
                 uid, item.get("Linkedid") or uid, item.get("Channel", ""), created,
                 item.get("CallerIDNum", ""), item.get("Exten", ""))
-            call = self._call_of(chan)
-            if call is not None:
-                call.started = min(call.started, created)
+            owner = self._call_of(chan)
+            if owner is not None:
+                owner.started = min(owner.started, created)
             if item.get("ChannelState") == "6":
                 chan.answered = created
             estimated[uid] = created
@@ -749,9 +749,9 @@ class CallTracker:
             elif not bridge and chan.bridge:
                 affected |= self._leave_bridge(chan)
         for key in sorted(affected | {self._channels[u].call for u in estimated}):
-            call = self._calls.get(key)
-            if call is not None:
-                facts += self._announce(call, at)
+            touched = self._calls.get(key)
+            if touched is not None:
+                facts += self._announce(touched, at)
         facts += self._recompute(at, affected | {self._channels[u].call for u in estimated},
                                  since=self._talk_estimates(estimated))
         return facts

@@ -21,9 +21,9 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from crm_core import recordings as jobs
-from crm_core.calls import is_safe_recording_path
-from crm_core.models_recordings import AudioStatus, CallAudio
+from crm_core.calls.services import is_safe_recording_path
+from crm_core.recordings import jobs
+from crm_core.recordings.models import AudioStatus, CallAudio
 from crm_core.timestamps import utcnow
 
 from . import audio, wav

@@ -9,8 +9,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from crm_core import recordings as jobs
-from crm_core.models_recordings import AudioStatus, CallAudio
+from crm_core.recordings import jobs
+from crm_core.recordings.models import AudioStatus, CallAudio
 from crm_core.timestamps import utcnow
 
 from .store import Store, StoreError

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from crm_core import recordings as jobs
+from crm_core.recordings import jobs
 from crm_core.timestamps import utcnow
 
 from .config import RecordingsConfig

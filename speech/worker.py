@@ -24,8 +24,8 @@ from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from crm_core import kkp_scripts
-from crm_core import speech as store
+from crm_core.speech import scripts as kkp_scripts
+from crm_core.speech import transcripts as store
 from recordings.store import Store
 from speech.audio import AudioError
 from speech.jobs import Job, JobQueue

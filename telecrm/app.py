@@ -4,7 +4,7 @@ Each long-lived resource (database engine, live-event bus, AMI listener,
 click-to-call) is one ``cleanup_ctx`` generator, so start-up and shutdown order
 is visible in one place and tests can build an app with exactly the parts they
 need. The web layer (pages, JSON API, live events) is wired by
-:func:`telecrm.web.setup_web`.
+:func:`telecrm.web.site.setup_web`.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from crm_core.db import create_engine, session_factory, upgrade
-from crm_core.sessions import purge_expired
-from crm_core.users import extensions_of_role
+from crm_core.people.sessions import purge_expired
+from crm_core.people.users import extensions_of_role
 from pbx_bridge.ami import AmiSession, AmiSettings
 from pbx_bridge.channels import PartyRules
 from pbx_bridge.pipeline import CaptureWriter, Listener
@@ -28,18 +28,20 @@ from recordings.config import RecordingsConfig
 from recordings.retention import daily as retention_daily
 from recordings.store import open_store
 from recordings.worker import FinalizeWorker
-
-from .bus import create_bus
-from .ct_live import SourceOnChannel, then
-from .live_events import LiveEventSink, store_then_publish
-from .settings import Settings
-from .speech_service import speech_ctx
-from .web import sales_nightly, setup_web, talktime
-from .web.clicktocall import ClickToCall
-from .web.config import WebConfig
-from .web.ct_public import calltracking_ctx
-from .web.keys import (
+from telecrm.bus import create_bus
+from telecrm.calltracking.live import SourceOnChannel, then
+from telecrm.calltracking.public import calltracking_ctx
+from telecrm.live_events import LiveEventSink, store_then_publish
+from telecrm.recordings.routes import RECORDINGS_STORE
+from telecrm.sales import nightly as sales_nightly
+from telecrm.settings import Settings
+from telecrm.speech.service import speech_ctx
+from telecrm.talktime import board as talktime
+from telecrm.web.clicktocall import ClickToCall
+from telecrm.web.config import WebConfig
+from telecrm.web.keys import (
     BUS,
+    CALL_HOOKS,
     CLICK_TO_CALL,
     EVENT_STREAMS,
     LISTENER,
@@ -49,8 +51,9 @@ from .web.keys import (
     WEB_CONFIG,
     WRITER_SESSIONS,
 )
-from .web.recordings_routes import RECORDINGS_STORE
-from .web.throttle import LoginThrottle
+from telecrm.web.site import setup_web
+from telecrm.web.throttle import LoginThrottle
+from telecrm.wiring import call_hooks
 
 __all__ = ["LISTENER", "SESSIONS", "SETTINGS", "WRITER_SESSIONS", "create_app", "run_app"]
 
@@ -99,7 +102,7 @@ async def listener_ctx(app: web.Application) -> AsyncIterator[None]:
     Facts are stored first, then published as live events (screen pop, boards).
     """
     settings = app[SETTINGS]
-    store = CallStore(app[WRITER_SESSIONS])
+    store = CallStore(app[WRITER_SESSIONS], app[CALL_HOOKS])
     live = LiveEventSink(app[BUS], app[SESSIONS])
     async with app[SESSIONS]() as session:
         supervisors = await extensions_of_role(session, "supervisor")
@@ -175,6 +178,7 @@ def create_app(settings: Settings, *, with_listener: bool = True,
     config = web_config or WebConfig.from_settings(settings)
     app = web.Application(client_max_size=config.max_body_bytes)
     app[SETTINGS] = settings
+    app[CALL_HOOKS] = call_hooks()
     app[WEB_CONFIG] = config
     app[RECORDINGS_STORE] = open_store(recordings_config(settings))  # player and finalizer
     app[THROTTLE] = LoginThrottle(config.login_failures_per_user, config.login_failures_per_ip,

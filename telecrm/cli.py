@@ -11,108 +11,44 @@ import asyncio
 import json
 import logging
 import sys
-from collections.abc import Callable, Coroutine, Sequence
-from datetime import date, datetime, time, timedelta
+from collections.abc import Sequence
+from datetime import date, timedelta
 from pathlib import Path
-from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from crm_core.clock import local_today
-
-from .settings import Settings, SettingsError, describe
-
-
-class UsageError(Exception):
-    """Bad input from the user: printed as one sentence, exit status 2."""
-
-
-Command = Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]]
-
-
-def _parse_moment(value: str, tz: ZoneInfo, *, end: bool = False) -> datetime:
-    """A date (whole day in the workday timezone) or an ISO 8601 moment."""
-    try:
-        day = date.fromisoformat(value)
-    except ValueError:
-        try:
-            moment = datetime.fromisoformat(value)
-        except ValueError as exc:
-            raise UsageError(f"{value!r} is not a date (YYYY-MM-DD) or an ISO 8601 time") from exc
-        return moment if moment.tzinfo else moment.replace(tzinfo=tz)
-    if end:
-        day += timedelta(days=1)
-    return datetime.combine(day, time(0), tzinfo=tz)
-
-
-def _timezone(settings: Settings) -> ZoneInfo:
-    try:
-        return ZoneInfo(settings.timezone)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise UsageError(f"unknown timezone {settings.timezone!r} in TELECRM_TIMEZONE") from exc
-
-
-async def _sessions(settings: Settings, *, writer: bool = True) -> tuple[Any, Any]:
-    """Engine and session factory on an up-to-date schema.
-
-    Writer sessions take SQLite's write lock up front, so two processes writing at
-    once wait for each other instead of failing with "database is locked".
-    """
-    from crm_core.db import create_engine, session_factory
-
-    url = settings.resolved_database_url
-    await _upgrade(settings)
-    engine = create_engine(url)
-    return engine, session_factory(engine, writer=writer)
-
+from telecrm.cli_support import (
+    Command,
+    UsageError,
+    database,
+    open_sessions,
+    parse_moment,
+    print_json,
+    upgrade_schema,
+    workday_timezone,
+)
+from telecrm.settings import Settings, SettingsError, describe
 
 # -- commands -------------------------------------------------------------------
 
-async def _upgrade(settings: Settings, *, quiet: bool = True) -> None:
-    """Bring the schema up to date, or say in one sentence why the database is unusable."""
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError, SQLAlchemyError
-
-    from crm_core.db import upgrade
-
-    url = settings.resolved_database_url
-    try:
-        shown = make_url(url).render_as_string(hide_password=True)
-    except ArgumentError as exc:
-        raise UsageError(f"{url!r} is not a database URL") from exc
-    if url.startswith("sqlite"):
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        await upgrade(url, quiet=quiet)
-    except (OSError, SQLAlchemyError, ValueError) as exc:
-        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
-        raise UsageError(f"cannot use the database {shown}: {reason}") from exc
-    except Exception as exc:  # driver errors (asyncpg) that SQLAlchemy did not wrap
-        if type(exc).__module__.split(".")[0] not in ("asyncpg", "aiosqlite", "sqlite3"):
-            raise
-        raise UsageError(f"cannot use the database {shown}: {exc}") from exc
-
-
 async def cmd_db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
-    await _upgrade(settings, quiet=False)
+    await upgrade_schema(settings, quiet=False)
     print("database is up to date")
     return 0
 
 
 async def cmd_clients_import(args: argparse.Namespace, settings: Settings) -> int:
-    from crm_core.importing import ImportFileError, import_clients_csv
+    from crm_core.clients.importing import ImportFileError, import_clients_csv
 
     path = Path(args.file)
     if not path.is_file():
         raise UsageError(f"no such file: {path}")
-    engine, sessions = await _sessions(settings)
-    try:
+    async with database(settings) as sessions:
         async with sessions() as session, session.begin():
             try:
                 report = await import_clients_csv(session, path)
             except ImportFileError as exc:
                 raise UsageError(str(exc)) from exc
-    finally:
-        await engine.dispose()
     print(f"imported {report.imported} clients, updated {report.updated}")
     for error in report.errors:
         print(f"line {error.line}: {error.message}", file=sys.stderr)
@@ -123,53 +59,48 @@ async def cmd_clients_import(args: argparse.Namespace, settings: Settings) -> in
 
 
 async def cmd_calls_export(args: argparse.Namespace, settings: Settings) -> int:
-    from crm_core.calls import export_calls
+    from crm_core.calls.services import export_calls
+    from telecrm.wiring import call_hooks
 
-    tz = _timezone(settings)
-    since = _parse_moment(args.since, tz) if args.since else None
-    until = _parse_moment(args.until, tz, end=True) if args.until else None
-    engine, sessions = await _sessions(settings, writer=False)
-    try:
+    tz = workday_timezone(settings)
+    since = parse_moment(args.since, tz) if args.since else None
+    until = parse_moment(args.until, tz, end=True) if args.until else None
+    async with database(settings, writer=False) as sessions:
         async with sessions() as session:
             async for call in export_calls(session, since, until,
-                                           include_in_progress=args.include_in_progress):
+                                           include_in_progress=args.include_in_progress,
+                                           hooks=call_hooks()):
                 sys.stdout.write(json.dumps(call, ensure_ascii=False) + "\n")
-    finally:
-        await engine.dispose()
     return 0
 
 
 async def cmd_ami_replay(args: argparse.Namespace, settings: Settings) -> int:
-    from crm_core.users import extensions_of_role
+    from crm_core.people.users import extensions_of_role
     from pbx_bridge.channels import PartyRules
     from pbx_bridge.replay import replay
     from pbx_bridge.store import CallStore
     from pbx_bridge.tracker import CallTracker
+    from telecrm.wiring import call_hooks
 
     paths = [Path(p) for p in args.files]
     for path in paths:
         if not path.is_file():
             raise UsageError(f"no such file: {path}")
-    engine, sessions = await _sessions(settings)
-    try:
+    async with database(settings) as sessions:
         async with sessions() as session:
             supervisors = await extensions_of_role(session, "supervisor")
         tracker = CallTracker(PartyRules(supervisors=supervisors))
-        stats = await replay(paths, CallStore(sessions), tracker)
-    finally:
-        await engine.dispose()
+        stats = await replay(paths, CallStore(sessions, call_hooks()), tracker)
     print(f"replayed {stats.events} events: {stats.calls_ended} calls ended, "
           f"{stats.calls_open} still in progress at the end of the capture")
     return 0
 
 
 async def cmd_users_add(args: argparse.Namespace, settings: Settings) -> int:
-    from crm_core.users import add_user
+    from crm_core.people.users import add_user
+    from telecrm.passwords import hash_password
 
-    from .passwords import hash_password
-
-    engine, sessions = await _sessions(settings)
-    try:
+    async with database(settings) as sessions:
         async with sessions() as session, session.begin():
             try:
                 user = await add_user(
@@ -178,8 +109,6 @@ async def cmd_users_add(args: argparse.Namespace, settings: Settings) -> int:
                     password_hash=hash_password(args.password) if args.password else None)
             except ValueError as exc:
                 raise UsageError(str(exc)) from exc
-    finally:
-        await engine.dispose()
     print(f"user {user.username} ({user.role}) created")
     return 0
 
@@ -187,43 +116,37 @@ async def cmd_users_add(args: argparse.Namespace, settings: Settings) -> int:
 async def cmd_talktime(args: argparse.Namespace, settings: Settings) -> int:
     from sqlalchemy import select
 
-    from crm_core.models import Role, User
-    from crm_core.talktime import Rules, day_report
+    from crm_core.people.models import Role, User
+    from crm_core.talktime.metric import Rules, day_report
     from crm_core.timestamps import utcnow
 
-    tz = _timezone(settings)
+    tz = workday_timezone(settings)
     day = _parse_date(args.date, tz)
-    engine, sessions = await _sessions(settings, writer=False)
-    try:
+    async with database(settings, writer=False) as sessions:
         async with sessions() as session:
             managers = list(await session.scalars(select(User).where(
                 User.role == Role.MANAGER.value, User.active.is_(True)).order_by(User.extension)))
             rows = await day_report(session, managers, day, tz, now=utcnow(),
                                     default=Rules())
-    finally:
-        await engine.dispose()
-    print(json.dumps(rows, ensure_ascii=False, indent=2))
+    print_json(rows)
     return 0
 
 
 async def cmd_talktime_close_day(args: argparse.Namespace, settings: Settings) -> int:
     from sqlalchemy import select
 
-    from crm_core.models import Role, User
-    from crm_core.talktime import close_day
+    from crm_core.people.models import Role, User
+    from crm_core.talktime.metric import close_day
 
-    tz = _timezone(settings)
+    tz = workday_timezone(settings)
     day = _parse_date(args.date, tz, default=local_today(tz) - timedelta(days=1))
     if day >= local_today(tz):
         raise UsageError(f"{day} has not ended yet; close only past days")
-    engine, sessions = await _sessions(settings)
-    try:
+    async with database(settings) as sessions:
         async with sessions() as session, session.begin():
             managers = list(await session.scalars(select(User).where(
                 User.role == Role.MANAGER.value, User.active.is_(True))))
             created = await close_day(session, managers, day, tz, actor="close-day")
-    finally:
-        await engine.dispose()
     print(f"{day}: {len(created)} new talk-time violations")
     return 0
 
@@ -239,20 +162,18 @@ def _parse_date(value: str | None, tz: ZoneInfo, default: date | None = None) ->
 
 async def cmd_recordings(args: argparse.Namespace, settings: Settings) -> int:
     """Finalize the backlog of recordings (or retry failed ones), or apply retention."""
-    from crm_core.recordings import retry_failed
+    from crm_core.recordings.jobs import retry_failed
     from recordings.retention import apply_retention
     from recordings.store import open_store
     from recordings.worker import FinalizeWorker
-
-    from .app import recordings_config
+    from telecrm.app import recordings_config
 
     config = recordings_config(settings)
     try:
         store = open_store(config)
     except ValueError as exc:
         raise UsageError(f"TELECRM_RECORDINGS_STORE: {exc}") from None
-    engine, sessions = await _sessions(settings)
-    try:
+    async with database(settings) as sessions:
         if args.recordings_command == "retention":
             removed = await apply_retention(sessions, store, config.retention_days)
             print(f"removed {len(removed)} recordings")
@@ -267,21 +188,19 @@ async def cmd_recordings(args: argparse.Namespace, settings: Settings) -> int:
                 totals[key] = totals.get(key, 0) + n
             if not set(outcomes) <= {"stored", "failed"}:
                 break  # the rest is backing off: a later run (or `serve`) takes it
-    finally:
-        await engine.dispose()
     print(" ".join(f"{k}={v}" for k, v in sorted(totals.items())) or "nothing to finalize")
     return 1 if totals.get("failed") else 0
 
 
 async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    from .app import run_app
+    from telecrm.app import run_app
 
     await run_app(settings)
     return 0
 
 
 async def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
-    from .demo import run_demo
+    from telecrm.demo import run_demo
 
     return await run_demo(settings, once=args.once)
 
@@ -294,7 +213,7 @@ async def cmd_transcribe(args: argparse.Namespace, settings: Settings) -> int:
     if args.backlog:
         if args.files:
             raise UsageError("give either FILE... or --backlog, not both")
-        from .cli_speech import run_backlog
+        from telecrm.speech.cli import run_backlog
 
         return await run_backlog(args, settings)
     if not args.files:
@@ -340,10 +259,10 @@ async def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     redis_url = args.redis or settings.redis_url
     queue: JobQueue = (RedisStreamQueue(redis_url, claim_after=args.claim_after)
                        if redis_url else InProcessQueue())
-    from .app import recordings_config
-    from .cli_speech import recordings_store
+    from telecrm.app import recordings_config
+    from telecrm.speech.cli import recordings_store
 
-    engine, sessions = await _sessions(settings)
+    engine, sessions = await open_sessions(settings)
     worker = SpeechWorker(sessions, queue, model,
                           Path(args.recordings or settings.recordings_source),
                           script=script, threads=args.threads,
@@ -416,7 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
                                 help="record violations for a finished working day (idempotent)")
     close.add_argument("--date", metavar="YYYY-MM-DD", help="the day (default: today)")
     close.set_defaults(handler=cmd_talktime_close_day)
-    from . import cli_talktime
+    from telecrm.talktime import cli as cli_talktime
     cli_talktime.add_actions(talk_sub, common)
 
     recs = sub.add_parser("recordings", help="call recordings")
@@ -430,7 +349,7 @@ def build_parser() -> argparse.ArgumentParser:
     recs_sub.add_parser("retention", parents=[common],
                         help="remove recordings older than the teams' policies").set_defaults(
         handler=cmd_recordings)
-    from . import cli_recordings
+    from telecrm.recordings import cli as cli_recordings
     cli_recordings.add_actions(recs_sub, common)
 
     serve = sub.add_parser("serve", parents=[common], help="AMI listener and web app")
@@ -465,7 +384,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "need review instead of counting as missing)")
     chk.add_argument("--format", choices=["json"], default="json")
     chk.set_defaults(handler=cmd_kkp_check)
-    from . import cli_speech
+    from telecrm.speech import cli as cli_speech
     cli_speech.add_kkp_commands(kkp_sub, common)
 
     wk = sub.add_parser("worker", parents=[common],
@@ -485,7 +404,11 @@ def build_parser() -> argparse.ArgumentParser:
                     help="exit after N jobs (let a supervisor restart it: Vosk memory creeps)")
     wk.set_defaults(handler=cmd_worker)
 
-    from . import cli_calltracking, cli_recordings, cli_sales, cli_speech, cli_talktime
+    from telecrm.calltracking import cli as cli_calltracking
+    from telecrm.recordings import cli as cli_recordings
+    from telecrm.sales import cli as cli_sales
+    from telecrm.speech import cli as cli_speech
+    from telecrm.talktime import cli as cli_talktime
     for feature in (cli_talktime, cli_recordings, cli_speech, cli_calltracking, cli_sales):
         feature.add_commands(sub, common)
     return parser

@@ -25,20 +25,20 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from asterisk_conf.render import PbxConfig
 from asterisk_conf.sandbox import Sandbox, SandboxUnavailable
-from crm_core.calls import export_calls
-from crm_core.calltracking import add_static
-from crm_core.deals import StageSpec, add_lose_reason, create_pipeline
-from crm_core.importing import import_clients_csv
-from crm_core.kkp_scripts import add_version, team_by_name
+from crm_core.calls.services import export_calls
+from crm_core.calltracking.services import add_static
+from crm_core.clients.importing import import_clients_csv
+from crm_core.people.users import add_user, set_team_queue
+from crm_core.sales.deals import StageSpec, add_lose_reason, create_pipeline
+from crm_core.speech.scripts import add_version, team_by_name
 from crm_core.timestamps import utcnow
-from crm_core.users import add_user, set_team_queue
 from recordings.worker import wait_until_finalized
 from speech.script import parse_script_text
-
-from .app import LISTENER, SESSIONS, WRITER_SESSIONS, create_app
-from .passwords import hash_password
-from .settings import Settings
-from .web.recordings_routes import RECORDINGS_STORE
+from telecrm.app import LISTENER, SESSIONS, WRITER_SESSIONS, create_app
+from telecrm.passwords import hash_password
+from telecrm.recordings.routes import RECORDINGS_STORE
+from telecrm.settings import Settings
+from telecrm.wiring import call_hooks
 
 log = logging.getLogger(__name__)
 
@@ -189,7 +189,7 @@ async def wait_for_calls(sessions: object, count: int, timeout: float = 15) -> l
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
         async with sessions() as session:  # type: ignore[operator]
-            calls = [c async for c in export_calls(session)]
+            calls = [c async for c in export_calls(session, hooks=call_hooks())]
         done = [c for c in calls if c["ended_at"]]
         if len(done) >= count or asyncio.get_running_loop().time() > deadline:
             return calls

@@ -23,12 +23,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from crm_core.models import Call, Client, LegRole
-from crm_core.phones import normalize_phone
+from crm_core.calls.models import Call, LegRole
+from crm_core.clients.models import Client
+from crm_core.clients.phones import normalize_phone
 from crm_core.timestamps import isoformat
 from pbx_bridge.tracker import Fact
-
-from .bus import Bus
+from telecrm.bus import Bus
 
 log = logging.getLogger(__name__)
 

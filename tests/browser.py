@@ -21,13 +21,17 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
-from crm_core.calls import CallData, LegData, record_call
-from crm_core.clients import create_client
+from crm_core.calls.services import record_call
+from crm_core.calls.snapshot import CallData, LegData
+from crm_core.clients.services import create_client
 from crm_core.db import create_engine, session_factory, upgrade
-from crm_core.users import add_user, set_team_queue
+from crm_core.people.users import add_user, set_team_queue
 from telecrm.app import create_app
 from telecrm.passwords import hash_password
 from telecrm.settings import Settings
+from telecrm.wiring import call_hooks
+
+HOOKS = call_hooks()  # what the product does with each written call
 
 PASSWORD = "secret-password"
 CHROMIUM = "/usr/bin/chromium"
@@ -141,7 +145,7 @@ async def seed_world(db_url: str, recordings_root: Path, *, calls_at: datetime |
         }
         for name, data in specs.items():
             async with sessions() as session, session.begin():
-                call = await record_call(session, data)
+                call = await record_call(session, data, hooks=HOOKS)
                 world.calls[name] = call.id
     finally:
         await engine.dispose()

@@ -13,12 +13,15 @@ from pathlib import Path
 from typing import Any
 
 from asterisk_conf.sandbox import Sandbox
-from crm_core.calls import export_calls
+from crm_core.calls.services import export_calls
 from crm_core.db import create_engine, session_factory, upgrade
 from pbx_bridge.ami import AmiSettings
 from pbx_bridge.pipeline import CaptureWriter, Listener
 from pbx_bridge.store import CallStore
+from telecrm.wiring import call_hooks
 from tests.clock import subprocess_env
+
+HOOKS = call_hooks()  # what the product does with each written call
 
 TELECRM = str(Path(sys.executable).parent / "telecrm")
 
@@ -51,7 +54,7 @@ async def live_listener(sandbox: Sandbox, db_url: str, capture_dir: Path | None 
     assert pbx is not None
     await upgrade(db_url)
     engine = create_engine(db_url)
-    store = CallStore(session_factory(engine, writer=True))
+    store = CallStore(session_factory(engine, writer=True), HOOKS)
     listener = Listener(
         AmiSettings(host=pbx.ami_host, port=port or pbx.ami_port, username=pbx.ami_user,
                     secret=pbx.ami_secret, **ami),
@@ -78,7 +81,7 @@ async def wait_for_ended_calls(db_url: str, count: int, timeout: float = 20) -> 
     try:
         while True:
             async with sessions() as session:
-                calls = [c async for c in export_calls(session)]
+                calls = [c async for c in export_calls(session, hooks=HOOKS)]
             if len(calls) >= count or loop.time() > deadline:
                 return calls
             await asyncio.sleep(0.2)

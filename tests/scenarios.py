@@ -29,7 +29,7 @@ from typing import Any
 from asterisk_conf.phones import Phones
 from asterisk_conf.render import PbxConfig
 from asterisk_conf.sandbox import Sandbox
-from crm_core.calls import CallData
+from crm_core.calls.snapshot import CallData
 from pbx_bridge.ami import AmiSettings
 from pbx_bridge.channels import PartyRules
 from pbx_bridge.feed import RECONCILE_PREFIX

@@ -19,15 +19,22 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_core.calls import CallData, record_call, record_calls
-from crm_core.clients import create_client
+from crm_core.audit import AuditLog
+from crm_core.calls.models import Call, CallLeg, Recording
+from crm_core.calls.services import record_call, record_calls
+from crm_core.calls.snapshot import CallData
+from crm_core.clients.models import Client, Phone
+from crm_core.clients.services import create_client
 from crm_core.db import create_engine, session_factory
-from crm_core.models import AuditLog, Call, CallLeg, Client, Phone, Recording, Task
-from crm_core.users import add_user
+from crm_core.people.users import add_user
+from crm_core.tasks.models import Task
 from pbx_bridge.store import CallStore
+from telecrm.wiring import call_hooks
 from tests.db_fixtures import _admin, db_url_fixture, postgres_server_fixture  # noqa: F401
 from tests.scenarios import CAPTURES, replay_capture
 from tests.test_tasks import NUMBER, answered, in_progress, leg, missed
+
+HOOKS = call_hooks()  # what the product does with each written call
 
 NEW_NUMBER = "+79035550101"
 
@@ -69,10 +76,10 @@ async def _write(url: str, batches: Sequence[Sequence[CallData]], bulk: bool) ->
         for batch in batches:
             async with sessions() as session, session.begin():
                 if bulk:
-                    await record_calls(session, batch)
+                    await record_calls(session, batch, hooks=HOOKS)
                 else:
                     for data in batch:
-                        await record_call(session, data)
+                        await record_call(session, data, hooks=HOOKS)
         async with sessions() as session:
             return await _dump(session)
     finally:
@@ -181,7 +188,7 @@ async def test_bulk_equals_one_by_one_on_every_snapshot_of_the_real_captures(
 async def test_call_store_skips_a_malformed_snapshot_and_writes_the_rest(db_url: str) -> None:
     engine = create_engine(db_url)
     try:
-        store = CallStore(session_factory(engine, writer=True))
+        store = CallStore(session_factory(engine, writer=True), HOOKS)
         bad = dataclasses.replace(missed("L-bad", 0), direction="sideways")
         facts = [type("F", (), {"call": data})() for data in
                  (missed("L-a", 0), bad, answered("L-b", 100))]

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from crm_core.calls.models import Call
 from crm_core.db import create_engine, session_factory
-from crm_core.models import Call
 from pbx_bridge.frames import FrameParser
 from pbx_bridge.pipeline import FactSink, deliver
 from pbx_bridge.store import CallStore
@@ -21,9 +21,12 @@ from pbx_bridge.tracker import CallTracker
 from telecrm.bus import LAGGED, Bus, BusError, InProcessBus, RedisBus, Subscription, create_bus
 from telecrm.live_events import LiveEventSink, store_then_publish
 from telecrm.settings import Settings
+from telecrm.wiring import call_hooks
 from tests.db_fixtures import db_url_fixture, postgres_server_fixture  # noqa: F401
 from tests.redis_fixtures import redis_server_fixture, redis_url_fixture  # noqa: F401
 from tests.redis_server import RedisServer
+
+HOOKS = call_hooks()  # what the product does with each written call
 
 
 async def next_message(subscription: Subscription, timeout: float = 5.0) -> dict[str, Any]:
@@ -215,7 +218,7 @@ async def test_a_real_capture_becomes_enriched_live_events(db_url: str) -> None:
         board = await bus.subscribe("calls")
         screens = await bus.subscribe("ext:*")
         sink = store_then_publish(
-            CallStore(session_factory(engine, writer=True)),
+            CallStore(session_factory(engine, writer=True), HOOKS),
             LiveEventSink(bus, session_factory(engine)),
         )
         facts = await replay(CAPTURE, sink)
@@ -253,7 +256,7 @@ async def test_live_sink_never_blocks_the_call_log(db_url: str) -> None:
     try:
         facts = await asyncio.wait_for(
             replay(CAPTURE, store_then_publish(
-                CallStore(session_factory(engine, writer=True)), live)), 60)  # fmt: skip
+                CallStore(session_factory(engine, writer=True), HOOKS), live)), 60)  # fmt: skip
     finally:
         await engine.dispose()
     assert live.published == 0 and live.failed == facts > 0

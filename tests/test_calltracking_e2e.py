@@ -24,9 +24,9 @@ import pytest
 from aiohttp import web
 from sqlalchemy import select
 
-from crm_core.calltracking import SiteOptions, add_pool_numbers, add_static, save_site
+from crm_core.calls.models import Call, CallLeg, LegRole
+from crm_core.calltracking.services import SiteOptions, add_pool_numbers, add_static, save_site
 from crm_core.db import create_engine, session_factory
-from crm_core.models import Call, CallLeg, LegRole
 from telecrm.settings import Settings
 from telecrm.web.keys import LISTENER
 from tests.browser import (

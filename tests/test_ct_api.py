@@ -17,21 +17,22 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from crm_core.calls import CallData, LegData, record_call
-from crm_core.calltracking import (
-    add_pool_numbers,
-    add_static,
-    archive_number,
-)
-from crm_core.calltracking_attribution import decide
+from crm_core.audit import AuditLog
+from crm_core.calls.models import Call
+from crm_core.calls.services import record_call
+from crm_core.calls.snapshot import CallData, LegData
+from crm_core.calltracking.attribution import decide
+from crm_core.calltracking.models import CtAttribution, CtStaticNumber
+from crm_core.calltracking.services import add_pool_numbers, add_static, archive_number
 from crm_core.db import create_engine, session_factory
-from crm_core.models import AuditLog, Call
-from crm_core.models_calltracking import CtAttribution, CtStaticNumber
 from crm_core.timestamps import utcnow
 from telecrm.settings import Settings
+from telecrm.wiring import call_hooks
 from tests.browser import PASSWORD, seed_world, serve_app
 
 pytestmark = pytest.mark.calendar  # dates relative to today: make test-calendar
+
+HOOKS = call_hooks()  # what the product does with each written call
 
 Served = tuple[str, str]  # CRM base URL, database URL
 
@@ -221,9 +222,9 @@ async def test_old_calls_keep_the_archived_rows_channel(db_url: str) -> None:
             await add_pool_numbers(session, "old.example", ["+74951110061"])
             await session.commit()
             old_static = await record_call(session, _call("a", "+74951110041", "+79160000001",
-                                                          utcnow()))
+                                                          utcnow()), hooks=HOOKS)
             old_pool = await record_call(session, _call("b", "+74951110061", "+79160000002",
-                                                        utcnow()))
+                                                        utcnow()), hooks=HOOKS)
             await session.commit()
             await archive_number(session, "+74951110041")
             await archive_number(session, "+74951110061")
@@ -238,9 +239,11 @@ async def test_old_calls_keep_the_archived_rows_channel(db_url: str) -> None:
             site.channel = "Новый сайт"
             await session.commit()
             new_static = await record_call(session, _call("c", "+74951110041", "+79160000003",
-                                                          utcnow() + timedelta(seconds=1)))
+                                                          utcnow() + timedelta(seconds=1)),
+                                           hooks=HOOKS)
             new_pool = await record_call(session, _call("d", "+74951110061", "+79160000004",
-                                                         utcnow() + timedelta(seconds=1)))
+                                                         utcnow() + timedelta(seconds=1)),
+                                           hooks=HOOKS)
             await session.commit()
             stored = {row.call_id: row.channel for row in await session.scalars(
                 select(CtAttribution))}

@@ -15,8 +15,11 @@ from typing import Any
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_core.calls import CallData, LegData, get_call, record_call, record_calls
-from crm_core.calltracking import (
+from crm_core.calls.services import get_call, record_call, record_calls
+from crm_core.calls.snapshot import CallData, LegData
+from crm_core.calltracking.leases import Decision, LeaseStore, MemoryLeaseStore
+from crm_core.calltracking.report import Period, call_log, channel_report, pool_health
+from crm_core.calltracking.services import (
     SiteOptions,
     VisitReport,
     add_pool_numbers,
@@ -29,10 +32,11 @@ from crm_core.calltracking import (
     save_site,
     source_of,
 )
-from crm_core.calltracking_leases import Decision, LeaseStore, MemoryLeaseStore
-from crm_core.calltracking_report import Period, call_log, channel_report, pool_health
-from telecrm.ct_lease_store import RedisLeaseStore
+from telecrm.calltracking.lease_store import RedisLeaseStore
+from telecrm.wiring import call_hooks
 from tests.db_fixtures import db_session_fixture  # noqa: F401
+
+HOOKS = call_hooks()  # what the product does with each written call
 
 T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 POOL = ["+74951110011", "+74951110012"]
@@ -74,9 +78,9 @@ class World:
             managers=(), recordings=(),
             legs=(LegData(f"{linkedid}-c", "PJSIP/carrier-1", "client", None, start,
                           start if answered else None, end, talk if answered else 0.0),))
-        call = await record_call(self.session, data)
+        call = await record_call(self.session, data, hooks=HOOKS)
         await self.session.commit()
-        body = await get_call(self.session, call.id)
+        body = await get_call(self.session, call.id, HOOKS)
         assert body is not None
         return body
 
@@ -236,14 +240,14 @@ async def test_report_figures(world: World) -> None:
 async def _deal_brings_revenue(world: World, call_id: int, period: Period) -> None:
     """The site's caller (a new lead) wins a deal: deals and revenue for the site's channel."""
     try:
-        from crm_core.models_sales import Deal, Pipeline, PipelineStage
+        from crm_core.sales.models import Deal, Pipeline, PipelineStage
     except ImportError:  # the deals feature is not in this build: revenue reads 0
         return
     pipeline = Pipeline(name="B2B", stages=[PipelineStage(position=1, name="Оплата", code="paid",
                                                           outcome="won")])
     world.session.add(pipeline)
     await world.session.flush()
-    call = await get_call(world.session, call_id)
+    call = await get_call(world.session, call_id, HOOKS)
     assert call is not None
     client_id = call["client_id"]
     world.session.add(Deal(title="Окна", client_id=client_id, pipeline_id=pipeline.id,
@@ -281,12 +285,13 @@ async def test_bulk_writer_attributes_like_the_single_one(world: World) -> None:
              data("b-2", "+74951110001", "+79161230020", 3600),  # later: repeat of b-1
              data("b-3", "+74951110005", "+79161230021", 40),
              data("b-1", a.number, "+79161230020", 30)]  # the same call again: once
-    calls = await record_calls(world.session, batch)
+    calls = await record_calls(world.session, batch, hooks=HOOKS)
     await world.session.commit()
-    got = {c.linkedid: (await get_call(world.session, c.id) or {})["tracking"] for c in calls}
+    got = {c.linkedid: (await get_call(world.session, c.id, HOOKS) or {})["tracking"]
+           for c in calls}
     assert got["b-1"]["kind"] == "dynamic" and got["b-1"]["campaign"] == "bulk"
     assert got["b-2"]["kind"] == "repeat" and got["b-2"]["source"] == "vk"
     assert got["b-3"]["channel"] == "Билборд"
-    again = await record_calls(world.session, batch[:1])  # a replay changes nothing
+    again = await record_calls(world.session, batch[:1], hooks=HOOKS)  # a replay changes nothing
     await world.session.commit()
-    assert (await get_call(world.session, again[0].id) or {})["tracking"] == got["b-1"]
+    assert (await get_call(world.session, again[0].id, HOOKS) or {})["tracking"] == got["b-1"]

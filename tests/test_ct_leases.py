@@ -11,14 +11,14 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from crm_core.calltracking_leases import (
+from crm_core.calltracking.leases import (
     LeaseEngine,
     LeaseStore,
     MemoryLeaseStore,
     Outcome,
     PoolRules,
 )
-from telecrm.ct_lease_store import RedisLeaseStore
+from telecrm.calltracking.lease_store import RedisLeaseStore
 
 POOL = ["+74951110011", "+74951110012"]
 RULES = PoolRules(hold=180, cooldown=60)

@@ -11,8 +11,8 @@ import re
 import aiohttp
 from sqlalchemy import select
 
+from crm_core.audit import AuditLog
 from crm_core.db import create_engine, session_factory
-from crm_core.models import AuditLog
 from tests import test_ct_web
 from tests.browser import PASSWORD
 from tests.test_ct_web import HOST, Served

@@ -14,8 +14,12 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_core.calls import CallData, LegData, record_call
-from crm_core.calltracking import (
+from crm_core.audit import AuditLog
+from crm_core.calls.services import record_call
+from crm_core.calls.snapshot import CallData, LegData
+from crm_core.calltracking.models import CtLease, CtVisit
+from crm_core.calltracking.report import Period, call_log, channel_report, pool_health
+from crm_core.calltracking.services import (
     CallTrackingError,
     SiteOptions,
     add_pool_numbers,
@@ -25,13 +29,13 @@ from crm_core.calltracking import (
     save_site,
     set_cost,
 )
-from crm_core.calltracking_report import Period, call_log, channel_report, pool_health
-from crm_core.models import AuditLog
-from crm_core.models_calltracking import CtLease, CtVisit
-from crm_core.models_sales import Deal, Payment, Pipeline, PipelineStage
+from crm_core.sales.models import Deal, Payment, Pipeline, PipelineStage
+from telecrm.wiring import call_hooks
 from tests.db_fixtures import db_session_fixture  # noqa: F401
 
 pytestmark = pytest.mark.calendar  # dates relative to today: make test-calendar
+
+HOOKS = call_hooks()  # what the product does with each written call
 
 NOVEMBER = Period(datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 12, 1, tzinfo=UTC))
 DIRECT, RADIO = "+74951110021", "+74951110022"
@@ -46,7 +50,7 @@ async def _call(session: AsyncSession, linkedid: str, did: str, caller: str, at:
         ring_seconds=3.0, talk_seconds=talk, transferred=False, managers=(), recordings=(),
         legs=(LegData(f"{linkedid}-c", "PJSIP/carrier-1", "client", None, at, at,
                       at + timedelta(seconds=talk), talk),))
-    call = await record_call(session, data)
+    call = await record_call(session, data, hooks=HOOKS)
     assert call.client_id is not None
     return call.client_id
 

@@ -9,14 +9,18 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from crm_core.calls import CallData, LegData, record_call
-from crm_core.calltracking import set_cost
+from crm_core.calls.services import record_call
+from crm_core.calls.snapshot import CallData, LegData
+from crm_core.calltracking.services import set_cost
 from crm_core.db import create_engine, session_factory
 from crm_core.timestamps import utcnow
+from telecrm.wiring import call_hooks
 from tests import test_ct_web
 from tests.browser import chromium, screenshot
 from tests.test_ct_web import Served
 from tests.test_web_browser import sign_in
+
+HOOKS = call_hooks()  # what the product does with each written call
 
 ct_app = test_ct_web.served  # the served app of test_ct_web, as a fixture here
 
@@ -36,7 +40,7 @@ async def _seed_calls(url: str) -> None:
                     answered_at=at, ended_at=at + timedelta(seconds=talk), ring_seconds=2.0,
                     talk_seconds=talk, transferred=False, managers=(), recordings=(),
                     legs=(LegData(f"{linkedid}-c", "PJSIP/carrier-1", "client", None, at, at,
-                                  at + timedelta(seconds=talk), talk),)))
+                                  at + timedelta(seconds=talk), talk),)), hooks=HOOKS)
             await set_cost(session, now.strftime("%Y-%m"), "Радио", "0")
     finally:
         await engine.dispose()

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from crm_core.calltracking import SiteOptions, add_pool_numbers, save_site
+from crm_core.calltracking.services import SiteOptions, add_pool_numbers, save_site
 from crm_core.db import create_engine, session_factory
 from telecrm.settings import Settings
 from tests.browser import chromium, free_port, screenshot, seed_world, serve_app

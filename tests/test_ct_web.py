@@ -15,16 +15,20 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from crm_core.calls import CallData, LegData, record_call
-from crm_core.calltracking import SiteOptions, add_pool_numbers, add_static, save_site
+from crm_core.calls.services import record_call
+from crm_core.calls.snapshot import CallData, LegData
+from crm_core.calltracking.services import SiteOptions, add_pool_numbers, add_static, save_site
 from crm_core.db import create_engine, session_factory
 from crm_core.timestamps import utcnow
+from telecrm.calltracking.public import CT
 from telecrm.settings import Settings
-from telecrm.web.ct_public import CT
+from telecrm.wiring import call_hooks
 from tests.browser import PASSWORD, seed_world, serve_app
 from tests.redis_fixtures import redis_server_fixture, redis_url_fixture  # noqa: F401
 
 pytestmark = pytest.mark.calendar  # dates relative to today: make test-calendar
+
+HOOKS = call_hooks()  # what the product does with each written call
 
 HOST = "shop.example"
 ORIGIN = "https://shop.example"
@@ -177,7 +181,7 @@ async def test_marketer_sees_the_report_managers_do_not(served: Served) -> None:
                 answered_at=start, ended_at=start, ring_seconds=1, talk_seconds=75,
                 transferred=False, managers=("101",), recordings=("x.wav",),
                 legs=(LegData("web-1-c", "PJSIP/carrier-1", "client", None, start, start,
-                              start, 75.0),)))
+                              start, 75.0),)), hooks=HOOKS)
     finally:
         await engine.dispose()
     marketer, manager = await signed_in(base, "marketer"), await signed_in(base, "petrov")
@@ -214,7 +218,7 @@ async def test_with_redis_leases_and_the_history_process(tmp_path: Path, redis_u
     share the pool, and the visit history is written by a child process."""
     from sqlalchemy import func, select
 
-    from crm_core.models_calltracking import CtLease, CtVisit
+    from crm_core.calltracking.models import CtLease, CtVisit
 
     url = f"sqlite+aiosqlite:///{tmp_path / 'crm.sqlite3'}"
     await seed_world(url, tmp_path / "recordings")

@@ -17,15 +17,22 @@ import asyncpg
 import pytest
 from sqlalchemy import func, select
 
-from crm_core.calls import export_calls
+from crm_core.audit import AuditLog
+from crm_core.calls.models import Call, CallLeg, Recording
+from crm_core.calls.services import export_calls
+from crm_core.clients.models import Client
 from crm_core.db import create_engine, session_factory, upgrade
-from crm_core.models import AuditLog, Base, Call, CallLeg, Client, Recording, Task
+from crm_core.db.base import Base
+from crm_core.tasks.models import Task
 from pbx_bridge.frames import FrameParser
 from pbx_bridge.pipeline import FactSink, deliver
 from pbx_bridge.store import CallStore
 from pbx_bridge.tracker import CallTracker, Fact
+from telecrm.wiring import call_hooks
 from tests.db_fixtures import private_postgres_server_fixture  # noqa: F401
 from tests.pg_server import PostgresServer
+
+HOOKS = call_hooks()  # what the product does with each written call
 
 pytestmark = pytest.mark.postgres
 
@@ -63,7 +70,7 @@ async def snapshot(url: str) -> dict[str, Any]:
 
             calls = [
                 {k: v for k, v in call.items() if k not in ("id", "client_id")}
-                async for call in export_calls(session, include_in_progress=True)
+                async for call in export_calls(session, include_in_progress=True, hooks=HOOKS)
             ]
             linkedids = list(await session.scalars(select(Call.linkedid)))
             tasks = [
@@ -104,13 +111,13 @@ async def test_postgres_outage_mid_batch_loses_and_duplicates_nothing(
     reference_url = await fresh_database(server, "reference")
     reference_engine = create_engine(reference_url)
     try:
-        await store_all(batches, CallStore(session_factory(reference_engine, writer=True)))
+        await store_all(batches, CallStore(session_factory(reference_engine, writer=True), HOOKS))
     finally:
         await reference_engine.dispose()
 
     url = await fresh_database(server, "outage")
     engine = create_engine(url)
-    store = CallStore(session_factory(engine, writer=True))
+    store = CallStore(session_factory(engine, writer=True), HOOKS)
     crash_at = len(batches) // 2
     attempts = 0
     failures_while_down = 0

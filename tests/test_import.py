@@ -11,10 +11,14 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from crm_core.calls import CallData, record_call
-from crm_core.importing import ImportFileError, RowError, import_clients_csv
-from crm_core.models import AuditLog, Base, Client, Phone, User
-from crm_core.users import add_user
+from crm_core.audit import AuditLog
+from crm_core.calls.services import record_call
+from crm_core.calls.snapshot import CallData
+from crm_core.clients.importing import ImportFileError, RowError, import_clients_csv
+from crm_core.clients.models import Client, Phone
+from crm_core.db.base import Base
+from crm_core.people.models import User
+from crm_core.people.users import add_user
 from tests.db_fixtures import (  # noqa: F401
     db_session_fixture,
     db_url_fixture,

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_core import kkp_scripts
-from crm_core.models import Call, Team, User
+from crm_core.calls.models import Call
+from crm_core.people.models import Team, User
+from crm_core.speech import scripts as kkp_scripts
 from speech.script import KkpError, parse_script_text
 from tests.db_fixtures import (  # noqa: F401
     db_session_fixture,

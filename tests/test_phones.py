@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from crm_core.phones import format_phone, is_extension, normalize_phone
+from crm_core.clients.phones import format_phone, is_extension, normalize_phone
 
 
 @pytest.mark.parametrize(

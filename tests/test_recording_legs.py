@@ -19,19 +19,13 @@ from alembic import command
 from sqlalchemy import inspect, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_core.calls import (
-    CallData,
-    LegData,
-    RecordingRef,
-    get_call,
-    record_call,
-    record_calls,
-    side_from_path,
-)
+from crm_core.calls.models import Call, CallLeg, Recording
+from crm_core.calls.services import get_call, record_call, record_calls
+from crm_core.calls.snapshot import CallData, LegData, RecordingRef, side_from_path
 from crm_core.db import alembic_config, create_engine, session_factory, upgrade
-from crm_core.models import Call, CallLeg, Recording
 from pbx_bridge.replay import read_events
 from pbx_bridge.tracker import CallTracker
+from telecrm.wiring import call_hooks
 from tests.db_fixtures import (  # noqa: F401
     db_session_fixture,
     db_url_fixture,
@@ -39,6 +33,8 @@ from tests.db_fixtures import (  # noqa: F401
     postgres_server_fixture,
 )
 from tests.scenarios import CAPTURES, ended_calls, party_rules, replay_capture
+
+HOOKS = call_hooks()  # what the product does with each written call
 
 ANSWERED = ("inbound_answered", "inbound_queue", "outbound_answered", "internal", "hold",
             "pickup", "spy", "blind_transfer", "attended_transfer", "concurrent_calls",
@@ -170,7 +166,7 @@ async def test_side_and_leg_land_in_the_database_and_the_call_json(
 ) -> None:
     snapshots = _snapshots("blind_transfer")
     for data in snapshots:
-        await record_call(db_session, data)
+        await record_call(db_session, data, hooks=HOOKS)
     await db_session.commit()
     final = snapshots[-1]
     (client,) = [leg for leg in final.legs if leg.role == "client"]
@@ -198,7 +194,7 @@ async def test_replaying_the_same_capture_changes_nothing(db_url: str) -> None:
         sessions = session_factory(engine, writer=True)
         snapshots = _snapshots("inbound_answered") + _snapshots("internal")
         async with sessions() as session, session.begin():
-            await record_calls(session, snapshots)
+            await record_calls(session, snapshots, hooks=HOOKS)
         async with sessions() as session:
             before = [(r.path, r.side, r.leg_id, r.position, r.created_at)
                       for r in await session.scalars(select(Recording).order_by(Recording.id))]
@@ -206,10 +202,10 @@ async def test_replaying_the_same_capture_changes_nothing(db_url: str) -> None:
         for bulk in (False, True):
             async with sessions() as session, session.begin():
                 if bulk:
-                    await record_calls(session, snapshots)
+                    await record_calls(session, snapshots, hooks=HOOKS)
                 else:
                     for data in snapshots:
-                        await record_call(session, data)
+                        await record_call(session, data, hooks=HOOKS)
         async with sessions() as session:
             after = [(r.path, r.side, r.leg_id, r.position, r.created_at)
                      for r in await session.scalars(select(Recording).order_by(Recording.id))]
@@ -222,8 +218,8 @@ async def test_replaying_the_same_capture_changes_nothing(db_url: str) -> None:
 
 async def test_a_snapshot_without_details_never_clears_them(db_session: AsyncSession) -> None:
     final = _snapshots("outbound_answered")[-1]
-    await record_call(db_session, final)
-    await record_call(db_session, dataclasses.replace(final, recording_details=()))
+    await record_call(db_session, final, hooks=HOOKS)
+    await record_call(db_session, dataclasses.replace(final, recording_details=()), hooks=HOOKS)
     await db_session.commit()
     rows = await _rows(db_session, final.linkedid)
     assert {(side, role) for _, side, _, role in rows} == {
@@ -235,7 +231,7 @@ async def test_a_detail_for_a_leg_of_no_call_leaves_the_leg_empty(
 ) -> None:
     final = _snapshots("inbound_answered")[-1]
     refs = tuple(RecordingRef(r.path, r.side, "no-such-leg") for r in final.recording_details)
-    await record_call(db_session, dataclasses.replace(final, recording_details=refs))
+    await record_call(db_session, dataclasses.replace(final, recording_details=refs), hooks=HOOKS)
     await db_session.commit()
     rows = await _rows(db_session, final.linkedid)
     assert len(rows) == 3 and all(side and uid is None for _, side, uid, _ in rows)

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from crm_core.audit import AuditLog
 from crm_core.db import create_engine, session_factory
-from crm_core.models import AuditLog
-from crm_core.models_recordings import AudioStatus
+from crm_core.recordings.models import AudioStatus
 from recordings.config import RecordingsConfig
 from recordings.store import DirectoryStore
 from recordings.worker import FinalizeWorker

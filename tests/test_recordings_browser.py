@@ -13,15 +13,19 @@ from pathlib import Path
 
 import pytest
 
-from crm_core.calls import CallData, LegData, record_call
+from crm_core.calls.services import record_call
+from crm_core.calls.snapshot import CallData, LegData
 from crm_core.db import create_engine, session_factory
 from recordings.store import open_store
 from recordings.worker import FinalizeWorker
+from telecrm.wiring import call_hooks
 from tests.browser import CLIENTS, chromium, screenshot, seed_calls_start, seed_world, serve_app
 from tests.s3_server import RadosGW, s3_server  # noqa: F401
 from tests.test_recordings_support import frames, side_file, speech
 from tests.test_s3_recordings import config_for, settings_for
 from tests.test_web_browser import sign_in
+
+HOOKS = call_hooks()  # what the product does with each written call
 
 pytestmark = pytest.mark.s3
 
@@ -51,7 +55,7 @@ async def recorded_calls(url: str, monitor: Path, tmp_path: Path) -> list[int]:
                           ended_at=start, talk_seconds=TOTAL),),
             rang=("101",))
         async with sessions() as session:
-            ids.append((await record_call(session, data)).id)
+            ids.append((await record_call(session, data, hooks=HOOKS)).id)
             await session.commit()
         for path in rel:
             side = path.rsplit("-", 1)[1].removesuffix(".wav")

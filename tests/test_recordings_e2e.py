@@ -21,8 +21,8 @@ from sqlalchemy import select
 
 from asterisk_conf.sandbox import Sandbox
 from crm_core.db import create_engine, session_factory, upgrade
-from crm_core.models_recordings import AudioStatus, CallAudio
-from crm_core.users import add_user
+from crm_core.people.users import add_user
+from crm_core.recordings.models import AudioStatus, CallAudio
 from recordings.config import RecordingsConfig
 from recordings.store import DirectoryStore
 from recordings.worker import FinalizeWorker

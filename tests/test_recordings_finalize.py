@@ -17,16 +17,20 @@ import pytest
 from pydub import AudioSegment
 from sqlalchemy import select, update
 
-from crm_core.calls import CallData, LegData, record_call
+from crm_core.calls.services import record_call
+from crm_core.calls.snapshot import CallData, LegData
 from crm_core.db import create_engine, session_factory, upgrade
-from crm_core.models_recordings import AudioStatus, CallAudio
-from crm_core.recordings import set_retention
-from crm_core.users import add_user
+from crm_core.people.users import add_user
+from crm_core.recordings.jobs import set_retention
+from crm_core.recordings.models import AudioStatus, CallAudio
 from recordings.config import RecordingsConfig
 from recordings.retention import apply_retention
 from recordings.store import DirectoryStore
 from recordings.worker import FinalizeWorker
+from telecrm.wiring import call_hooks
 from tests.test_recordings_support import frames, side_file, speech
+
+HOOKS = call_hooks()  # what the product does with each written call
 
 T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 TOTAL = 8.0  # seconds of each side
@@ -56,7 +60,7 @@ class Env:
                           talk_seconds=TOTAL),),
             rang=("101",))
         async with self.sessions() as session:  # type: ignore[operator]
-            call = await record_call(session, data)
+            call = await record_call(session, data, hooks=HOOKS)
             await session.commit()
         return call.id, [self.monitor / p for p in rel]
 

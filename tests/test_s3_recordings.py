@@ -21,16 +21,16 @@ from pydub import AudioSegment
 from sqlalchemy import update
 
 from crm_core.db import create_engine, session_factory
-from crm_core.models_recordings import AudioStatus, CallAudio
-from crm_core.recordings import set_retention
+from crm_core.recordings.jobs import set_retention
+from crm_core.recordings.models import AudioStatus, CallAudio
 from recordings.config import RecordingsConfig
 from recordings.finalize import finalize_call
 from recordings.retention import apply_retention
 from recordings.s3store import S3Location, S3Store
 from recordings.store import StoreError, open_store
 from recordings.worker import FinalizeWorker
+from telecrm.recordings.routes import RECORDINGS_STORE
 from telecrm.settings import Settings
-from telecrm.web.recordings_routes import RECORDINGS_STORE
 from tests.browser import serve_app
 from tests.s3_server import RADOSGW_RANGED_GET_BROKEN, RadosGW, own_s3_server, s3_server  # noqa: F401
 from tests.test_recordings_e2e import login, probe, seed_users

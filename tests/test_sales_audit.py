@@ -17,13 +17,14 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_core.audit import AuditLog
+from crm_core.clients.models import Contact
 from crm_core.db import create_engine, session_factory
-from crm_core.deals import DealError, DealNotAllowedError, create_deal, move_deal
-from crm_core.models import AuditLog, Contact
-from crm_core.models_sales import Deal
-from crm_core.payments import record_payment
-from crm_core.sales_archive import archive_contact, archive_deal, set_deal_amount
-from crm_core.sales_clients import reassign_clients
+from crm_core.sales.archive import archive_contact, archive_deal, set_deal_amount
+from crm_core.sales.clients import reassign_clients
+from crm_core.sales.deals import DealError, DealNotAllowedError, create_deal, move_deal
+from crm_core.sales.models import Deal
+from crm_core.sales.payments import record_payment
 from telecrm.app import create_app
 from telecrm.cli import build_parser
 from telecrm.settings import Settings

@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import update
 
 from crm_core.db import create_engine, session_factory, upgrade
-from crm_core.models import User
+from crm_core.people.models import User
 from telecrm.passwords import hash_password
 from telecrm.settings import Settings
 from tests.browser import PASSWORD, chromium, screenshot, serve_app

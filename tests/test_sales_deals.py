@@ -10,9 +10,11 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_core.clients import create_client
+from crm_core.audit import AuditLog
+from crm_core.clients.services import create_client
 from crm_core.db import create_engine, session_factory
-from crm_core.deals import (
+from crm_core.people.users import add_user
+from crm_core.sales.deals import (
     DealError,
     DealNotAllowedError,
     StageSpec,
@@ -24,10 +26,9 @@ from crm_core.deals import (
     plan_progress,
     set_plan,
 )
-from crm_core.models import AuditLog, Task
-from crm_core.models_sales import DealStageChange
+from crm_core.sales.models import DealStageChange
+from crm_core.tasks.models import Task
 from crm_core.timestamps import utcnow
-from crm_core.users import add_user
 from tests.db_fixtures import db_session_fixture, db_url_fixture, postgres_server_fixture  # noqa: F401
 from tests.test_sales_api import Api, api  # noqa: F401
 

@@ -22,8 +22,8 @@ from sqlalchemy import func, select
 from crm_core.audit import AuditLog
 from crm_core.clock import local_today
 from crm_core.db import create_engine, session_factory
-from crm_core.models import Task, TaskStatus
-from crm_core.models_sales import ClientStop, Deal, LoseReason, Pipeline, SalesPlan, SalesSettings
+from crm_core.sales.models import ClientStop, Deal, LoseReason, Pipeline, SalesPlan, SalesSettings
+from crm_core.tasks.models import Task, TaskStatus
 from telecrm.settings import Settings
 from tests.browser import PASSWORD, World, seed_world, serve_app
 from tests.db_fixtures import db_url_fixture, postgres_server_fixture  # noqa: F401

@@ -14,10 +14,11 @@ import pytest
 from sqlalchemy import select
 
 from crm_core.db import create_engine, session_factory
-from crm_core.deals import StageSpec, add_lose_reason, create_deal, create_pipeline
-from crm_core.models import Task, TaskStatus, User
-from crm_core.models_sales import Deal, PipelineStage
-from crm_core.sales_tasks import plan_task, request_stop
+from crm_core.people.models import User
+from crm_core.sales.deals import StageSpec, add_lose_reason, create_deal, create_pipeline
+from crm_core.sales.models import Deal, PipelineStage
+from crm_core.sales.tasks import plan_task, request_stop
+from crm_core.tasks.models import Task, TaskStatus
 from crm_core.timestamps import utcnow
 from telecrm.settings import Settings
 from tests.browser import PASSWORD, World, chromium, screenshot, seed_world, serve_app

@@ -12,8 +12,9 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_core.audit import AuditLog
 from crm_core.db import create_engine, session_factory
-from crm_core.deals import (
+from crm_core.sales.deals import (
     DealError,
     DealNotAllowedError,
     StageSpec,
@@ -22,15 +23,15 @@ from crm_core.deals import (
     create_pipeline,
     move_deal,
 )
-from crm_core.models import AuditLog, Task
-from crm_core.models_sales import LoseReason, Pipeline, PipelineStage
-from crm_core.pipeline_admin import (
+from crm_core.sales.models import LoseReason, Pipeline, PipelineStage
+from crm_core.sales.pipelines import (
     archive_lose_reason,
     archive_pipeline,
     archive_stage,
     rename_pipeline,
     update_stage,
 )
+from crm_core.tasks.models import Task
 from crm_core.timestamps import utcnow
 from tests.db_fixtures import db_session_fixture, db_url_fixture, postgres_server_fixture  # noqa: F401
 from tests.test_sales_api import Api, api  # noqa: F401

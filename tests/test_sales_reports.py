@@ -24,8 +24,11 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_core.models import Call, CallLeg, Client, Task, User
-from crm_core.models_sales import (
+from crm_core.calls.models import Call, CallLeg
+from crm_core.clients.models import Client
+from crm_core.people.models import User
+from crm_core.people.users import add_user
+from crm_core.sales.models import (
     ClientStatusChange,
     Deal,
     DealStageChange,
@@ -35,9 +38,9 @@ from crm_core.models_sales import (
     Pipeline,
     PipelineStage,
 )
-from crm_core.payments import import_payments_csv
-from crm_core.sales_reports import REPORTS, ReportNotAllowedError, previous_period_start
-from crm_core.users import add_user
+from crm_core.sales.payments import import_payments_csv
+from crm_core.sales.reports import REPORTS, ReportNotAllowedError, previous_period_start
+from crm_core.tasks.models import Task
 from tests.db_fixtures import db_session_fixture, db_url_fixture, postgres_server_fixture  # noqa: F401
 
 MSK = ZoneInfo("Europe/Moscow")

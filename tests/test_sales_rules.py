@@ -16,8 +16,13 @@ import pytest
 from sqlalchemy import func, inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_core.calls import CallData, LegData, record_call
-from crm_core.client_status import (
+from crm_core.audit import AuditLog
+from crm_core.calls.services import record_call
+from crm_core.calls.snapshot import CallData, LegData
+from crm_core.clients.models import Client
+from crm_core.clients.services import create_client
+from crm_core.people.users import add_user
+from crm_core.sales.client_status import (
     ClientFacts,
     abc_group,
     compute_status,
@@ -26,24 +31,22 @@ from crm_core.client_status import (
     recompute_client,
     status_history,
 )
-from crm_core.clients import create_client
-from crm_core.models import AuditLog, Client
-from crm_core.models_sales import ClientOwnerChange, ClientStatusChange, Invoice, Payment
-from crm_core.payments import (
-    PaymentError,
-    import_payments_csv,
-    record_invoice,
-    record_payment,
-)
-from crm_core.sales_clients import (
+from crm_core.sales.clients import (
     SalesClientError,
     archive_client,
     owner_history,
     reassign_clients,
     set_potential,
 )
-from crm_core.sales_settings import SalesRuleError, StatusRules, rules_for_team, save_rules
-from crm_core.users import add_user
+from crm_core.sales.models import ClientOwnerChange, ClientStatusChange, Invoice, Payment
+from crm_core.sales.payments import (
+    PaymentError,
+    import_payments_csv,
+    record_invoice,
+    record_payment,
+)
+from crm_core.sales.settings import SalesRuleError, StatusRules, rules_for_team, save_rules
+from telecrm.wiring import call_hooks
 from tests.db_fixtures import (  # noqa: F401
     db_session_fixture,
     db_url_fixture,
@@ -52,6 +55,8 @@ from tests.db_fixtures import (  # noqa: F401
 )
 
 pytestmark = pytest.mark.calendar  # dates relative to today: make test-calendar
+
+HOOKS = call_hooks()  # what the product does with each written call
 
 RULES = StatusRules()
 TODAY = date(2026, 11, 23)
@@ -185,7 +190,7 @@ async def test_a_call_with_a_lost_client_makes_him_regular(db_session: AsyncSess
         linkedid="c-1", direction="outbound", status="answered", client_number="+79161234567",
         did=None, started_at=start, answered_at=start, ended_at=start + timedelta(seconds=60),
         ring_seconds=2, talk_seconds=58, transferred=False, managers=("101",), recordings=(),
-        legs=legs, rang=("101",)))
+        legs=legs, rang=("101",)), hooks=HOOKS)
     assert client.status == "regular"
     change = await db_session.scalar(select(ClientStatusChange).where(
         ClientStatusChange.client_id == client.id, ClientStatusChange.new_status == "regular"))
@@ -381,7 +386,7 @@ async def test_the_sales_migration_goes_down_and_up_again(empty_db_url: str) -> 
 
 async def test_the_nightly_job_judges_every_client(db_url: str) -> None:
     from crm_core.db import create_engine, session_factory
-    from telecrm.web.sales_nightly import run_once
+    from telecrm.sales.nightly import run_once
 
     engine = create_engine(db_url)
     try:

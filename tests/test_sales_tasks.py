@@ -11,9 +11,10 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_core.clients import create_client
-from crm_core.models import AuditLog, Task
-from crm_core.sales_tasks import (
+from crm_core.audit import AuditLog
+from crm_core.clients.services import create_client
+from crm_core.people.users import add_user
+from crm_core.sales.tasks import (
     NextTask,
     TaskNotAllowedError,
     TaskRuleError,
@@ -24,7 +25,7 @@ from crm_core.sales_tasks import (
     request_stop,
     reschedule_task,
 )
-from crm_core.users import add_user
+from crm_core.tasks.models import Task
 from tests.db_fixtures import db_session_fixture, db_url_fixture, postgres_server_fixture  # noqa: F401
 from tests.test_sales_api import Api, api  # noqa: F401
 

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import select
 
 from crm_core.db import create_engine, session_factory, upgrade
-from crm_core.models_speech import Transcript
+from crm_core.speech.models import Transcript
 from tests.clock import subprocess_env
 from tests.live import TELECRM
 from tests.test_speech_jobs import speak

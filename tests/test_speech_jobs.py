@@ -22,7 +22,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_core.db import create_engine, session_factory, upgrade
-from crm_core.models_speech import KkpResult, Transcript
+from crm_core.speech.models import KkpResult, Transcript
 from speech.jobs import InProcessQueue, RedisStreamQueue
 from speech.model import LoadedModel, load_model, packaged_model_dir
 from speech.worker import KkpScript, SpeechWorker

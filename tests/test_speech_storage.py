@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_core.models import Call, Recording
-from crm_core.models_speech import KkpResult, Transcript
-from crm_core.speech import (
+from crm_core.calls.models import Call, Recording
+from crm_core.speech.models import KkpResult, Transcript
+from crm_core.speech.transcripts import (
     calls_without_transcript,
     recording_paths,
     save_kkp_result,

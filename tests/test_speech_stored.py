@@ -18,8 +18,8 @@ from sqlalchemy import select
 
 from asterisk_conf.sandbox import Sandbox
 from crm_core.db import create_engine, session_factory
-from crm_core.models_recordings import AudioStatus, CallAudio
-from crm_core.models_speech import KkpResult, KkpScriptVersion, Transcript
+from crm_core.recordings.models import AudioStatus, CallAudio
+from crm_core.speech.models import KkpResult, KkpScriptVersion, Transcript
 from speech.kkp import check
 from speech.model import packaged_model_dir
 from speech.script import parse_script_text

@@ -15,10 +15,12 @@ import aiohttp
 import pytest
 from sqlalchemy import select
 
-from crm_core import kkp_scripts
+from crm_core.audit import AuditLog
+from crm_core.calls.models import Call
 from crm_core.db import create_engine, session_factory
-from crm_core.models import AuditLog, Call, Team
-from crm_core.speech import save_kkp_result, save_transcript
+from crm_core.people.models import Team
+from crm_core.speech import scripts as kkp_scripts
+from crm_core.speech.transcripts import save_kkp_result, save_transcript
 from speech.kkp import check
 from speech.script import parse_script_text
 from telecrm.settings import Settings

@@ -19,8 +19,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from asterisk_conf.sandbox import Sandbox
+from crm_core.calls.models import Call
 from crm_core.db import create_engine, session_factory
-from crm_core.models import Call
 from recordings.audio import Side, activity
 from telecrm.settings import Settings
 from telecrm.web.keys import LISTENER

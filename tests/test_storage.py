@@ -14,17 +14,25 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import func, inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_core.calls import CallData, LegData, export_calls, get_call, record_call
-from crm_core.clients import find_client_by_phone
+from crm_core.audit import AuditLog
+from crm_core.calls.models import Call, CallLeg
+from crm_core.calls.services import export_calls, get_call, record_call
+from crm_core.calls.snapshot import CallData, LegData
+from crm_core.clients.models import Client, Phone
+from crm_core.clients.services import find_client_by_phone
 from crm_core.db import alembic_config, create_engine, normalize_url, session_factory, upgrade
-from crm_core.models import AuditLog, Base, Call, CallLeg, Client, Phone, User
-from crm_core.users import add_user, find_user_by_extension
+from crm_core.db.base import Base
+from crm_core.people.models import User
+from crm_core.people.users import add_user, find_user_by_extension
+from telecrm.wiring import call_hooks
 from tests.db_fixtures import (  # noqa: F401
     db_session_fixture,
     db_url_fixture,
     empty_db_url_fixture,
     postgres_server_fixture,
 )
+
+HOOKS = call_hooks()  # what the product does with each written call
 
 T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 CALL_KEYS = {
@@ -153,11 +161,11 @@ async def test_record_call_is_idempotent(
     db_session: AsyncSession, managers: dict[str, User]
 ) -> None:
     data = answered_call()
-    first = await record_call(db_session, data)
+    first = await record_call(db_session, data, hooks=HOOKS)
     await db_session.commit()
     updated_at, call_id = first.updated_at, first.id
 
-    again = await record_call(db_session, data)
+    again = await record_call(db_session, data, hooks=HOOKS)
     await db_session.commit()
     assert again.id == call_id
     assert again.updated_at == updated_at
@@ -190,7 +198,7 @@ async def test_in_progress_then_ended_updates_the_same_call(
         ),
         rang=("101", "102"),
     )
-    call = await record_call(db_session, ringing)
+    call = await record_call(db_session, ringing, hooks=HOOKS)
     await db_session.commit()
     lead = await db_session.get(Client, call.client_id)
     assert lead is not None and lead.owner_id == managers["101"].id  # the first who rang
@@ -204,7 +212,7 @@ async def test_in_progress_then_ended_updates_the_same_call(
         ),
         rang=("101", "102"),
     )
-    updated = await record_call(db_session, ended)
+    updated = await record_call(db_session, ended, hooks=HOOKS)
     await db_session.commit()
     assert updated.id == call.id
     assert updated.status == "answered" and updated.talk_seconds == 61.0
@@ -218,7 +226,7 @@ async def test_in_progress_then_ended_updates_the_same_call(
     assert await count(db_session, AuditLog, AuditLog.entity_id == lead.id) == 2
 
     # A replay of the start never rewinds an ended call.
-    stale = await record_call(db_session, ringing)
+    stale = await record_call(db_session, ringing, hooks=HOOKS)
     await db_session.commit()
     assert stale.status == "answered"
     assert await count(db_session, CallLeg) == 3
@@ -227,9 +235,10 @@ async def test_in_progress_then_ended_updates_the_same_call(
 async def test_unknown_number_becomes_one_lead(
     db_session: AsyncSession, managers: dict[str, User]
 ) -> None:
-    first = await record_call(db_session, answered_call(managers=("102",), rang=("101", "102")))
+    first = await record_call(db_session, answered_call(managers=("102",), rang=("101", "102")),
+                              hooks=HOOKS)
     second = await record_call(
-        db_session, answered_call("1795406999.7", number="+7 916 1234567", offset=3600)
+        db_session, answered_call("1795406999.7", number="+7 916 1234567", offset=3600), hooks=HOOKS
     )
     await db_session.commit()
     assert first.client_id is not None and first.client_id == second.client_id
@@ -256,7 +265,7 @@ async def test_missed_call_lead_goes_to_first_who_rang(
         legs=(leg("c", "client", None, 0, None, 20.0), leg("m", "manager", "102", 0, None, 20.0)),
         rang=("555", "102", "101"),  # 555 is nobody's phone
     )
-    call = await record_call(db_session, missed)
+    call = await record_call(db_session, missed, hooks=HOOKS)
     await db_session.commit()
     client = await db_session.get(Client, call.client_id)
     assert client is not None and client.owner_id == managers["102"].id
@@ -272,12 +281,13 @@ async def test_internal_call_has_no_client(
         legs=(leg("a", "manager", "101", 0, 2, 30, 28), leg("b", "manager", "102", 0, 2, 30, 28)),
         managers=("101", "102"),
     )
-    call = await record_call(db_session, internal)
+    call = await record_call(db_session, internal, hooks=HOOKS)
     await db_session.commit()
     assert call.client_id is None and call.client_number is None
     assert await count(db_session, Client) == 0
     # Even an external-looking number on an internal call never makes a lead.
-    await record_call(db_session, dataclasses.replace(internal, client_number="+79161234567"))
+    await record_call(db_session, dataclasses.replace(internal, client_number="+79161234567"),
+                      hooks=HOOKS)
     await db_session.commit()
     assert await count(db_session, Client) == 0
 
@@ -290,7 +300,7 @@ async def test_unknown_extension_is_still_recorded(
         legs=(leg("c", "client", None, 0, 1, 10, 9), leg("m", "manager", "777", 0, 1, 10, 9)),
         rang=("777",),
     )
-    call = await record_call(db_session, data)
+    call = await record_call(db_session, data, hooks=HOOKS)
     await db_session.commit()
     manager_leg = next(lg for lg in call.legs if lg.role == "manager")
     assert manager_leg.extension == "777" and manager_leg.user_id is None
@@ -300,9 +310,9 @@ async def test_unknown_extension_is_still_recorded(
 
 async def test_bad_call_data_is_rejected(db_session: AsyncSession) -> None:
     with pytest.raises(ValueError, match="Unknown direction"):
-        await record_call(db_session, answered_call(direction="sideways"))
+        await record_call(db_session, answered_call(direction="sideways"), hooks=HOOKS)
     with pytest.raises(ValueError, match="naive datetime"):
-        await record_call(db_session, answered_call(started_at=datetime(2026, 1, 1)))
+        await record_call(db_session, answered_call(started_at=datetime(2026, 1, 1)), hooks=HOOKS)
     assert await count(db_session, Call) == 0
 
 
@@ -310,7 +320,7 @@ async def test_unsafe_recording_paths_are_dropped_not_the_call(
     db_session: AsyncSession, caplog: pytest.LogCaptureFixture
 ) -> None:
     paths = ("../../etc/passwd", "/var/spool/asterisk/monitor/x.wav", "2026/11/23/ok.wav")
-    call = await record_call(db_session, answered_call(recordings=paths))
+    call = await record_call(db_session, answered_call(recordings=paths), hooks=HOOKS)
     await db_session.commit()
     assert [r.path for r in call.recordings] == ["2026/11/23/ok.wav"]
     assert "ignoring recording path '../../etc/passwd'" in caplog.text
@@ -322,11 +332,12 @@ async def test_unsafe_recording_paths_are_dropped_not_the_call(
 async def test_export_shape_and_filters(
     db_session: AsyncSession, managers: dict[str, User]
 ) -> None:
-    await record_call(db_session, answered_call("c.3", offset=7200))
-    await record_call(db_session, answered_call("c.1", offset=0))
-    await record_call(db_session, answered_call("c.2", number="+7 495 111-00-02", offset=3600))
+    await record_call(db_session, answered_call("c.3", offset=7200), hooks=HOOKS)
+    await record_call(db_session, answered_call("c.1", offset=0), hooks=HOOKS)
+    await record_call(db_session, answered_call("c.2", number="+7 495 111-00-02", offset=3600),
+                      hooks=HOOKS)
     live = answered_call("c.live", offset=9000, status="in_progress", ended_at=None)
-    await record_call(db_session, live)
+    await record_call(db_session, live, hooks=HOOKS)
     await db_session.commit()
 
     rows = [row async for row in export_calls(db_session)]
@@ -359,7 +370,7 @@ async def test_export_pages_through_equal_start_times(
     db_session: AsyncSession, managers: dict[str, User]
 ) -> None:
     for i in range(5):
-        await record_call(db_session, answered_call(f"p.{i}", offset=60 * (i // 2)))
+        await record_call(db_session, answered_call(f"p.{i}", offset=60 * (i // 2)), hooks=HOOKS)
     await db_session.commit()
     rows = [r["linkedid"] async for r in export_calls(db_session, batch_size=2)]
     assert sorted(rows) == [f"p.{i}" for i in range(5)] and len(rows) == 5
@@ -372,7 +383,8 @@ async def test_timezone_aware_round_trip(db_url: str) -> None:
     try:
         async with session_factory(engine)() as session:
             call = await record_call(
-                session, answered_call(started_at=started, answered_at=None, ended_at=None)
+                session, answered_call(started_at=started, answered_at=None, ended_at=None),
+                hooks=HOOKS
             )
             await session.commit()
             call_id = call.id
@@ -403,7 +415,7 @@ async def test_concurrent_writers_make_one_lead_and_no_duplicate_calls(db_url: s
 
         async def write(data: CallData) -> None:
             async with sessions() as session, session.begin():
-                await record_call(session, data)
+                await record_call(session, data, hooks=HOOKS)
 
         snapshots = [answered_call(f"x.{i}", number="+7 916 555-00-11", offset=i) for i in range(3)]
         await asyncio.gather(*(write(data) for data in snapshots * 2))
@@ -428,10 +440,10 @@ async def test_queue_hold_and_bridged_at_are_stored_idempotently(
         base.legs[1], hold_seconds=12.5, bridged_at=T0 + timedelta(seconds=4.2)
     )
     data = dataclasses.replace(base, queue="sales", legs=(base.legs[0], manager_leg))
-    call = await record_call(db_session, data)
+    call = await record_call(db_session, data, hooks=HOOKS)
     await db_session.commit()
     stamp = call.updated_at
-    await record_call(db_session, data)  # the same snapshot again changes nothing
+    await record_call(db_session, data, hooks=HOOKS)  # the same snapshot again changes nothing
     await db_session.commit()
     db_session.expunge_all()
     stored = await db_session.scalar(select(Call).where(Call.linkedid == data.linkedid))
@@ -449,7 +461,8 @@ async def test_naive_bridged_at_is_rejected(db_session: AsyncSession) -> None:
     base = answered_call()
     bad = dataclasses.replace(base.legs[1], bridged_at=datetime(2026, 11, 23, 10, 0, 4))
     with pytest.raises(ValueError, match="naive"):
-        await record_call(db_session, dataclasses.replace(base, legs=(base.legs[0], bad)))
+        await record_call(db_session, dataclasses.replace(base, legs=(base.legs[0], bad)),
+                          hooks=HOOKS)
 
 
 async def test_migration_0002_downgrades_and_upgrades_again(empty_db_url: str) -> None:
@@ -477,5 +490,5 @@ async def test_migration_0002_downgrades_and_upgrades_again(empty_db_url: str) -
 
 
 async def test_an_overlong_queue_name_is_cut_not_fatal(db_session: AsyncSession) -> None:
-    call = await record_call(db_session, answered_call(queue="q" * 200))
+    call = await record_call(db_session, answered_call(queue="q" * 200), hooks=HOOKS)
     assert call.queue == "q" * 80

@@ -15,17 +15,22 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from crm_core.audit import AuditLog
+from crm_core.calls.models import CallLeg
 from crm_core.db import create_engine, session_factory
-from crm_core.models import AuditLog, CallLeg, User
-from crm_core.models_talktime import Absence, Holiday, TalkTimeRule, Violation
-from crm_core.talktime import close_day, day_report, decide_violation, period_report
-from crm_core.users import add_user
+from crm_core.people.models import User
+from crm_core.people.users import add_user
+from crm_core.talktime.metric import close_day, day_report, decide_violation, period_report
+from crm_core.talktime.models import Absence, Holiday, TalkTimeRule, Violation
 from pbx_bridge.replay import read_events, replay
 from pbx_bridge.store import CallStore
 from pbx_bridge.tracker import CallTracker, FactKind
+from telecrm.wiring import call_hooks
 from tests.clock import subprocess_env
 from tests.db_fixtures import db_url_fixture, postgres_server_fixture  # noqa: F401
 from tests.scenarios import CAPTURES, party_rules
+
+HOOKS = call_hooks()  # what the product does with each written call
 
 TZ = ZoneInfo("Europe/Moscow")
 
@@ -41,7 +46,7 @@ async def _setup(db_url: str, *captures: Path) -> async_sessionmaker[AsyncSessio
         # counted spy leg would show up in his row.
         await add_user(session, "m201", name="Слушатель", role="manager", extension="201",
                        team="Продажи")
-    await replay(list(captures), CallStore(sessions), CallTracker(party_rules()))
+    await replay(list(captures), CallStore(sessions, HOOKS), CallTracker(party_rules()))
     return sessions
 
 
@@ -271,7 +276,7 @@ def test_cli_talktime_json(tmp_path: Path) -> None:
 
 
 async def test_serve_job_closes_finished_days_once(db_url: str) -> None:
-    from telecrm.web.talktime import CATCH_UP_DAYS, close_finished_days
+    from telecrm.talktime.board import CATCH_UP_DAYS, close_finished_days
 
     sessions = await _setup(db_url, CAPTURES / "inbound_answered.ami")
     async with sessions() as session:

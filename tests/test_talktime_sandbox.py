@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from crm_core.calls.models import CallLeg
 from crm_core.db import upgrade
-from crm_core.models import CallLeg
 from tests.scenarios import record
 from tests.test_talktime_replay import TZ, _day_of, _legs, _row, _setup, _shifted_capture
 

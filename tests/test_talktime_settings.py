@@ -13,11 +13,14 @@ import pytest
 from sqlalchemy import func, inspect, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from crm_core.calls import CallData, LegData, record_call
+from crm_core.audit import AuditLog
+from crm_core.calls.models import Call
+from crm_core.calls.services import record_call
+from crm_core.calls.snapshot import CallData, LegData
 from crm_core.db import alembic_config, create_engine, session_factory, upgrade
-from crm_core.models import AuditLog, Call, Team, User
-from crm_core.models_talktime import TalkTimeDaily, Violation
-from crm_core.talktime import (
+from crm_core.people.models import Team, User
+from crm_core.people.users import add_user
+from crm_core.talktime.metric import (
     close_day,
     day_report,
     minute_time,
@@ -25,7 +28,8 @@ from crm_core.talktime import (
     projection,
     refresh_rollup,
 )
-from crm_core.talktime_settings import (
+from crm_core.talktime.models import TalkTimeDaily, Violation
+from crm_core.talktime.rules import (
     RuleChange,
     SettingsError,
     add_absence,
@@ -35,7 +39,7 @@ from crm_core.talktime_settings import (
     remove_holiday,
     set_rule,
 )
-from crm_core.users import add_user
+from telecrm.wiring import call_hooks
 from tests.db_fixtures import (  # noqa: F401
     db_url_fixture,
     empty_db_url_fixture,
@@ -43,6 +47,8 @@ from tests.db_fixtures import (  # noqa: F401
 )
 
 pytestmark = pytest.mark.calendar  # dates relative to today: make test-calendar
+
+HOOKS = call_hooks()  # what the product does with each written call
 
 TZ = ZoneInfo("Europe/Moscow")
 MONDAY = date(2026, 11, 2)  # a Monday, long finished
@@ -87,7 +93,7 @@ async def _talk(sessions: async_sessionmaker[AsyncSession], ext: str, start: dat
                     legs=(leg(f"{linkedid}.1", "manager", ext),
                           leg(f"{linkedid}.2", "client", None)))
     async with sessions() as session, session.begin():
-        await record_call(session, data)
+        await record_call(session, data, hooks=HOOKS)
 
 
 async def _managers(session: AsyncSession) -> Sequence[User]:

@@ -13,8 +13,8 @@ import pytest
 from sqlalchemy import select
 
 from crm_core.db import create_engine, session_factory
-from crm_core.models import User
-from crm_core.talktime import close_day
+from crm_core.people.models import User
+from crm_core.talktime.metric import close_day
 from telecrm.settings import Settings
 from tests.browser import PASSWORD, World, seed_world, serve_app
 

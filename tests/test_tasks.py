@@ -11,11 +11,18 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_core.calls import CallData, LegData, record_call
-from crm_core.clients import create_client
+from crm_core.audit import AuditLog
+from crm_core.calls.models import Call
+from crm_core.calls.services import record_call
+from crm_core.calls.snapshot import CallData, LegData
+from crm_core.clients.models import Client
+from crm_core.clients.services import create_client
 from crm_core.db import create_engine, session_factory
-from crm_core.models import AuditLog, Base, Call, Client, Task, User
-from crm_core.tasks import (
+from crm_core.db.base import Base
+from crm_core.people.models import User
+from crm_core.people.users import add_user, set_team_queue, team_for_queue
+from crm_core.tasks.models import Task
+from crm_core.tasks.services import (
     CallbackPolicy,
     apply_call_rules,
     cancel_task,
@@ -24,10 +31,12 @@ from crm_core.tasks import (
     open_tasks,
     task_to_dict,
 )
-from crm_core.users import add_user, set_team_queue, team_for_queue
+from telecrm.wiring import call_hooks
 from tests.db_fixtures import db_session_fixture, db_url_fixture, postgres_server_fixture  # noqa: F401
 
 pytestmark = pytest.mark.calendar  # dates relative to today: make test-calendar
+
+HOOKS = call_hooks()  # what the product does with each written call
 
 T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)  # a Monday, 13:00 in Moscow
 NUMBER = "+79161234567"
@@ -89,7 +98,7 @@ async def count(session: AsyncSession, model: type[Base], *where: Any) -> int:
 async def write(session: AsyncSession, *snapshots: CallData) -> Call:
     call = None
     for data in snapshots:
-        call = await record_call(session, data)
+        call = await record_call(session, data, hooks=HOOKS)
         await session.commit()
     assert call is not None
     return call
@@ -326,7 +335,7 @@ async def test_concurrent_writers_make_one_callback_and_close_it(db_url: str) ->
 
         async def store(data: CallData) -> None:
             async with sessions() as session, session.begin():
-                await record_call(session, data)
+                await record_call(session, data, hooks=HOOKS)
 
         for _round in range(2):
             await asyncio.gather(*(store(d) for d in [missed("m.1"), answered("a.1", 600)] * 3))

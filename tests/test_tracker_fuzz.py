@@ -29,7 +29,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from crm_core.calls import CallData
+from crm_core.calls.snapshot import CallData
 from pbx_bridge.frames import FrameParser
 from pbx_bridge.tracker import CallTracker, Fact
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from asterisk_conf.sandbox import Sandbox, SandboxUnavailable
-from crm_core.calls import CallData, LegData
+from crm_core.calls.snapshot import CallData, LegData
 from tests.sandbox_fixtures import skip_or_fail_unavailable
 from tests.scenarios import (
     CAPTURES,

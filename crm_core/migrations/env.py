@@ -8,7 +8,7 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from crm_core.models import Base
+from crm_core.schema import Base
 
 # Serializes concurrent upgrades from several processes on PostgreSQL.
 _PG_MIGRATION_LOCK = 0x7E1EC4

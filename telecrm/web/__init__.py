@@ -1,33 +1,7 @@
-"""The web app: sign-in, pages, the JSON API and live events, wired by :func:`setup_web`."""
+"""What every page and JSON route shares: sign-in, CSRF, errors, parameters, templates.
 
-from __future__ import annotations
-
-import aiohttp_jinja2
-import jinja2
-from aiohttp import web
-
-from .auth import session_middleware
-from .csrf import csrf_middleware
-from .errors import error_middleware
-from .keys import SETTINGS
-from .routes import add_routes
-from .templating import context_processor, install_filters
-
-__all__ = ["setup_web"]
-
-
-def setup_web(app: web.Application) -> None:
-    """Templates, middlewares (errors, then sessions, then CSRF) and routes.
-
-    ``app`` must hold ``SETTINGS`` and ``WEB_CONFIG``; ``SESSIONS`` and
-    ``WRITER_SESSIONS`` are read per request (the database context sets them up).
-    """
-    # Ours first: aiohttp_jinja2 appends its context-processor middleware, which must run
-    # inside the session middleware to see the signed-in user.
-    app.middlewares.extend([error_middleware, session_middleware, csrf_middleware])
-    env = aiohttp_jinja2.setup(
-        app, loader=jinja2.PackageLoader("telecrm", "templates"),
-        autoescape=jinja2.select_autoescape(default=True),
-        context_processors=[context_processor], undefined=jinja2.StrictUndefined)
-    install_filters(env, app[SETTINGS])
-    add_routes(app)
+Feature pages and routes live with their feature (``telecrm/<feature>/``); ``site``
+assembles them into the app (``setup_web``), ``routes`` lists every URL, ``keys``
+names what the app factory wires in. Importing this package imports nothing else,
+so a feature can use ``keys`` without pulling in every route.
+"""

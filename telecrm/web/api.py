@@ -15,21 +15,23 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
-from crm_core import access
-from crm_core.calls import call_to_dict
-from crm_core.clients import find_clients_by_phones
+from crm_core.calls.services import call_to_dict
+from crm_core.clients.phones import normalize_phone
+from crm_core.clients.services import find_clients_by_phones
 from crm_core.clock import local_today
-from crm_core.models import TaskKind, User
-from crm_core.phones import normalize_phone
+from crm_core.people import access
+from crm_core.people.models import User
+from crm_core.tasks.models import TaskKind
 from crm_core.timestamps import utcnow
 from pbx_bridge.actions import ClickToCallError
 from pbx_bridge.ami import AmiError
-
-from . import talktime_routes
-from .auth import api_user, audible_call, authenticate, client_ip, sign_in, sign_out
-from .clicktocall import ClickToCallBusy
-from .errors import ApiError
-from .keys import (
+from telecrm.talktime import routes as talktime_routes
+from telecrm.talktime.board import talk_time
+from telecrm.web.auth import api_user, audible_call, authenticate, client_ip, sign_in, sign_out
+from telecrm.web.clicktocall import ClickToCallBusy
+from telecrm.web.errors import ApiError
+from telecrm.web.keys import (
+    CALL_HOOKS,
     CLICK_TO_CALL,
     SESSIONS,
     SETTINGS,
@@ -38,10 +40,17 @@ from .keys import (
     WEB_SESSION,
     WRITER_SESSIONS,
 )
-from .openapi import openapi_document
-from .params import day_bounds, json_object, parse_day, path_id, period, query_int, string_field
-from .present import client_to_dict, task_view
-from .talktime import talk_time
+from telecrm.web.openapi import openapi_document
+from telecrm.web.params import (
+    day_bounds,
+    json_object,
+    parse_day,
+    path_id,
+    period,
+    query_int,
+    string_field,
+)
+from telecrm.web.present import client_to_dict, task_view
 
 
 def timezone(request: web.Request) -> ZoneInfo:
@@ -101,7 +110,8 @@ async def list_calls(request: web.Request) -> web.Response:
     user = api_user(request)
     since, until = period(request, timezone(request))
     async with request.app[SESSIONS]() as session:
-        calls = await access.visible_calls(session, user, since, until)
+        calls = await access.visible_calls(session, user, since, until,
+                                            hooks=request.app[CALL_HOOKS])
     return web.json_response(calls)
 
 
@@ -112,7 +122,8 @@ async def get_call(request: web.Request) -> web.Response:
         call = await access.visible_call(session, user, call_id)
     if call is None:
         raise ApiError(404, "no such call")
-    return web.json_response(access.redact_call(user, call_to_dict(call)))
+    data = call_to_dict(call, request.app[CALL_HOOKS])
+    return web.json_response(access.redact_call(user, data))
 
 
 def recording_file(root: Path, relative: str) -> Path | None:
@@ -141,7 +152,7 @@ async def call_recording(request: web.Request) -> web.StreamResponse:
         call = await audible_call(session, user, call_id)
         paths = [r.path for r in call.recordings]
     # -- recordings feature (#6): the finalized stereo file, once stored --------------------
-    from .recordings_routes import stored_audio_response
+    from telecrm.recordings.routes import stored_audio_response
 
     stored = await stored_audio_response(request, user, call_id)
     if stored is not None:
@@ -209,7 +220,8 @@ async def get_client(request: web.Request) -> web.Response:
         client = await access.visible_client(session, user, client_id)
         if client is None:
             raise ApiError(404, "no such client")
-        calls = await access.visible_calls(session, user, client_id=client_id, limit=500)
+        calls = await access.visible_calls(session, user, client_id=client_id, limit=500,
+                                            hooks=request.app[CALL_HOOKS])
         tasks = await access.visible_tasks(session, user, client_id=client_id)
     next_task = task_view(tasks[0], utcnow()) if tasks else None
     return web.json_response(client_to_dict(client, calls, next_task))

@@ -17,9 +17,10 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 from sqlalchemy import select
 
-from crm_core import access
-from crm_core.models import Call, User, WebSession
-from crm_core.sessions import (
+from crm_core.calls.models import Call
+from crm_core.people import access
+from crm_core.people.models import User, WebSession
+from crm_core.people.sessions import (
     create_session,
     end_session,
     needs_touch,
@@ -27,10 +28,9 @@ from crm_core.sessions import (
     touch_session,
 )
 from telecrm.passwords import hash_password, verify_password
-
-from .config import SESSION_COOKIE, WebConfig
-from .errors import ApiError, is_api
-from .keys import SESSIONS, USER, WEB_CONFIG, WEB_SESSION, WRITER_SESSIONS
+from telecrm.web.config import SESSION_COOKIE, WebConfig
+from telecrm.web.errors import ApiError, is_api
+from telecrm.web.keys import SESSIONS, USER, WEB_CONFIG, WEB_SESSION, WRITER_SESSIONS
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker

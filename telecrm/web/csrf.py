@@ -21,9 +21,9 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from .config import CSRF_FIELD, CSRF_HEADER
-from .errors import ApiError
-from .keys import WEB_SESSION
+from telecrm.web.config import CSRF_FIELD, CSRF_HEADER
+from telecrm.web.errors import ApiError
+from telecrm.web.keys import WEB_SESSION
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 

@@ -11,14 +11,14 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from crm_core.models import User, WebSession
+from crm_core.calls.hooks import CallHooks
+from crm_core.people.models import User, WebSession
 from pbx_bridge.pipeline import Listener
 from telecrm.bus import Bus
 from telecrm.settings import Settings
-
-from .clicktocall import ClickToCall
-from .config import WebConfig
-from .throttle import LoginThrottle
+from telecrm.web.clicktocall import ClickToCall
+from telecrm.web.config import WebConfig
+from telecrm.web.throttle import LoginThrottle
 
 SETTINGS = web.AppKey("settings", Settings)
 WEB_CONFIG = web.AppKey("web_config", WebConfig)
@@ -26,6 +26,8 @@ SESSIONS = web.AppKey("sessions", async_sessionmaker[AsyncSession])
 WRITER_SESSIONS = web.AppKey("writer_sessions", async_sessionmaker[AsyncSession])
 LISTENER = web.AppKey("listener", Listener)
 BUS = web.AppKey("bus", Bus)
+# What features do with written calls and add to the call JSON (telecrm.wiring).
+CALL_HOOKS = web.AppKey("call_hooks", CallHooks)
 THROTTLE = web.AppKey("login_throttle", LoginThrottle)
 CLICK_TO_CALL = web.AppKey("click_to_call", ClickToCall)
 # Open Server-Sent Event streams, closed at shutdown so the server can stop at once.

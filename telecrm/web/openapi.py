@@ -5,8 +5,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from .ct_openapi import CT_PATHS
-from .sales_openapi import SALES_PATHS
+from telecrm.calltracking.openapi import CT_PATHS
+from telecrm.sales.openapi import SALES_PATHS
 
 _NULLABLE_STR = {"type": ["string", "null"]}
 _NULLABLE_TIME = {"type": ["string", "null"], "format": "date-time"}

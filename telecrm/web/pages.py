@@ -10,12 +10,13 @@ import aiohttp_jinja2
 from aiohttp import web
 from sqlalchemy import select
 
-from crm_core import access
 from crm_core.clock import local_today
-from crm_core.models import Role, TaskKind, User
+from crm_core.people import access
+from crm_core.people.models import Role, User
+from crm_core.tasks.models import TaskKind
 from crm_core.timestamps import utcnow
-
-from .auth import (
+from telecrm.talktime.board import talk_time
+from telecrm.web.auth import (
     authenticate,
     client_ip,
     local_path,
@@ -25,13 +26,20 @@ from .auth import (
     sign_in,
     sign_out,
 )
-from .config import CSRF_FIELD, PRELOGIN_COOKIE
-from .csrf import tokens_match
-from .errors import ApiError
-from .keys import SESSIONS, SETTINGS, THROTTLE, USER, WEB_CONFIG, WRITER_SESSIONS
-from .params import day_bounds, parse_day, path_id
-from .present import task_view
-from .talktime import talk_time
+from telecrm.web.config import CSRF_FIELD, PRELOGIN_COOKIE
+from telecrm.web.csrf import tokens_match
+from telecrm.web.errors import ApiError
+from telecrm.web.keys import (
+    CALL_HOOKS,
+    SESSIONS,
+    SETTINGS,
+    THROTTLE,
+    USER,
+    WEB_CONFIG,
+    WRITER_SESSIONS,
+)
+from telecrm.web.params import day_bounds, parse_day, path_id
+from telecrm.web.present import task_view
 
 
 async def _staff(request: web.Request) -> dict[str, str]:
@@ -153,7 +161,8 @@ async def today(request: web.Request) -> dict[str, Any]:
     target = request.app[WEB_CONFIG].daily_target_seconds
     async with request.app[SESSIONS]() as session:
         tasks = [task_view(t, now) for t in await access.visible_tasks(session, user)]
-        calls = await access.visible_calls(session, user, start, end)
+        calls = await access.visible_calls(session, user, start, end,
+                                            hooks=request.app[CALL_HOOKS])
         mine = [user] if user.extension else []
         talk = (await talk_time(session, mine, start, end, target))[0] if mine else None
     # Missed calls wait for a callback whatever their deadline; other tasks by their day.
@@ -181,7 +190,8 @@ async def _client_context(request: web.Request, user: User) -> dict[str, Any]:
         client = await access.visible_client(session, user, client_id)
         if client is None:
             raise ApiError(404, "Такого клиента нет или он вам недоступен.")
-        calls = await access.visible_calls(session, user, client_id=client_id, limit=500)
+        calls = await access.visible_calls(session, user, client_id=client_id, limit=500,
+                                            hooks=request.app[CALL_HOOKS])
         tasks = await access.visible_tasks(session, user, client_id=client_id)
     now = utcnow()
     return {"title": client.name, "client": client, "calls": calls,
@@ -206,7 +216,8 @@ async def calls_page(request: web.Request) -> dict[str, Any]:
     user = page_user(request)
     day, start, end = _day_param(request)
     async with request.app[SESSIONS]() as session:
-        calls = await access.visible_calls(session, user, start, end)
+        calls = await access.visible_calls(session, user, start, end,
+                                            hooks=request.app[CALL_HOOKS])
     return {"title": "Звонки", "day": day, "calls": calls,
             "prev_day": day - timedelta(days=1), "next_day": day + timedelta(days=1),
             "may_listen": access.may_hear_recordings(user),
@@ -223,7 +234,8 @@ async def team_page(request: web.Request) -> dict[str, Any]:
     async with request.app[SESSIONS]() as session:
         managers = await access.visible_managers(session, user)
         rows = await talk_time(session, managers, start, end, target)
-        calls = await access.visible_calls(session, user, start, end)
+        calls = await access.visible_calls(session, user, start, end,
+                                            hooks=request.app[CALL_HOOKS])
     for row in rows:
         row["progress"] = min(100, round(100 * row["talk_seconds"] / target)) if target else 0
     return {"title": "Команда", "day": day, "rows": rows, "calls": calls,

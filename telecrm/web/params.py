@@ -10,8 +10,7 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 
 from crm_core.clock import local_today
-
-from .errors import ApiError
+from telecrm.web.errors import ApiError
 
 MAX_ID = 2**31 - 1  # fits an INTEGER column on every backend
 MAX_DAYS = 400  # the longest period one request may ask for

@@ -7,10 +7,11 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from crm_core.clients import has_placeholder_name
-from crm_core.models import Client, Task
-from crm_core.phones import format_phone
-from crm_core.tasks import task_to_dict
+from crm_core.clients.models import Client
+from crm_core.clients.phones import format_phone
+from crm_core.clients.services import has_placeholder_name
+from crm_core.tasks.models import Task
+from crm_core.tasks.services import task_to_dict
 from crm_core.timestamps import isoformat
 
 DIRECTIONS = {"inbound": "Входящий", "outbound": "Исходящий", "internal": "Внутренний"}

@@ -6,16 +6,12 @@ from pathlib import Path
 
 from aiohttp import web
 
-from . import (
-    api,
-    calltracking_routes,
-    pages,
-    recordings_routes,
-    sales_routes,
-    speech_routes,
-    sse,
-    talktime_routes,
-)
+from telecrm.calltracking import routes as calltracking_routes
+from telecrm.recordings import routes as recordings_routes
+from telecrm.sales import routes as sales_routes
+from telecrm.speech import routes as speech_routes
+from telecrm.talktime import routes as talktime_routes
+from telecrm.web import api, pages, sse
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 

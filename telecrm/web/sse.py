@@ -24,16 +24,15 @@ from typing import Any
 
 from aiohttp import web
 
-from crm_core import access
-from crm_core.models import Role, User
-from crm_core.sessions import resolve_session
+from crm_core.people import access
+from crm_core.people.models import Role, User
+from crm_core.people.sessions import resolve_session
 from telecrm.bus import LAGGED, BusError
 from telecrm.live_events import CALLS_TOPIC, extension_topic
-
-from .auth import api_user
-from .config import SESSION_COOKIE
-from .keys import BUS, EVENT_STREAMS, SESSIONS, WEB_CONFIG
-from .present import client_summary, phone
+from telecrm.web.auth import api_user
+from telecrm.web.config import SESSION_COOKIE
+from telecrm.web.keys import BUS, EVENT_STREAMS, SESSIONS, WEB_CONFIG
+from telecrm.web.present import client_summary, phone
 
 log = logging.getLogger(__name__)
 

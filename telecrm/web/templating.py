@@ -9,11 +9,10 @@ from zoneinfo import ZoneInfo
 import jinja2
 from aiohttp import web
 
-from crm_core.models import Role
+from crm_core.people.models import Role
 from telecrm.settings import Settings
-
-from . import present
-from .keys import USER, WEB_SESSION
+from telecrm.web import present
+from telecrm.web.keys import USER, WEB_SESSION
 
 # (path, label, roles that see it): the navigation grows by adding a line.
 NAV = [

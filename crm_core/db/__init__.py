@@ -1,0 +1,166 @@
+"""Engines, sessions and migrations for the two supported backends.
+
+SQLite (the embedded default) and PostgreSQL (production) are reached through
+async drivers only; ``normalize_url`` lets people type the URLs they know.
+
+Submodule ``base`` holds ``Base`` and the shared column conventions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+_SQLITE_IMMEDIATE = "telecrm_sqlite_begin_immediate"
+
+_ASYNC_DRIVERS = {
+    "sqlite": "sqlite+aiosqlite",
+    "postgresql": "postgresql+asyncpg",
+    "postgres": "postgresql+asyncpg",
+}
+
+
+def normalize_url(url: str) -> str:
+    """The async-driver form of a database URL.
+
+    ``postgresql://``, ``postgres://`` and any ``postgresql+driver://`` map to
+    asyncpg; ``sqlite:///path`` maps to aiosqlite. Anything else is a ValueError.
+    """
+    try:
+        parsed = make_url(url)
+    except Exception as exc:
+        raise ValueError(f"Not a database URL: {url!r}.") from exc
+    backend = parsed.get_backend_name()
+    if backend not in _ASYNC_DRIVERS:
+        raise ValueError(
+            f"Unsupported database {backend!r} in {url!r}; use sqlite:/// or postgresql://."
+        )
+    return parsed.set(drivername=_ASYNC_DRIVERS[backend]).render_as_string(hide_password=False)
+
+
+def default_sqlite_url(data_dir: Path) -> str:
+    """URL of the embedded database file inside ``data_dir``."""
+    return f"sqlite+aiosqlite:///{(Path(data_dir) / 'telecrm.sqlite3').resolve()}"
+
+
+def is_sqlite(url: str) -> bool:
+    """True when ``url`` points at SQLite."""
+    return make_url(normalize_url(url)).get_backend_name() == "sqlite"
+
+
+def _configure_sqlite(engine: AsyncEngine) -> None:
+    """WAL, foreign keys, busy timeout, and real transactions (BEGIN/SAVEPOINT) on SQLite.
+
+    The sqlite3 driver's legacy mode never BEGINs before SELECT or SAVEPOINT, which
+    breaks savepoints; SQLAlchemy's documented recipe takes BEGIN over.
+    """
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        immediate = connection.get_execution_options().get(_SQLITE_IMMEDIATE, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
+    """An async engine for ``url`` (any accepted form); extra kwargs go to SQLAlchemy."""
+    url = normalize_url(url)
+    if make_url(url).get_backend_name() == "sqlite":
+        connect_args = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, **kwargs.pop("connect_args", {})}
+        engine = _create_async_engine(url, connect_args=connect_args, **kwargs)
+        _configure_sqlite(engine)
+        return engine
+    kwargs.setdefault("pool_pre_ping", True)
+    return _create_async_engine(url, **kwargs)
+
+
+def session_factory(
+    engine: AsyncEngine, *, writer: bool = False
+) -> async_sessionmaker[AsyncSession]:
+    """Sessions that keep loaded objects usable after commit (no lazy reloads in async code).
+
+    ``writer=True`` is for sessions that read then write (the call store, imports): on
+    SQLite their transactions take the write lock up front (``BEGIN IMMEDIATE``) and
+    queue behind other writers for the busy timeout, instead of failing with "database
+    is locked" when another connection committed in between. Readers stay concurrent.
+    No effect on PostgreSQL. Every feature's tables are registered first, so a
+    relationship to another feature's class resolves whatever was imported before.
+    """
+    import crm_core.schema  # noqa: F401  (registers every table; imports no I/O)
+
+    if writer and engine.dialect.name == "sqlite":
+        engine = engine.execution_options(**{_SQLITE_IMMEDIATE: True})
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+@contextlib.contextmanager
+def _quiet_alembic(quiet: bool) -> Iterator[None]:
+    """Keep Alembic's INFO chatter out of every CLI command that checks the schema."""
+    logger = logging.getLogger("alembic")
+    previous = logger.level
+    if quiet:
+        logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(previous)
+
+
+def alembic_config(url: str | None = None) -> Config:
+    """An Alembic config pointing at the packaged migrations (no alembic.ini needed)."""
+    with _quiet_alembic(True):  # importing alembic logs its plugins at INFO
+        from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    if url is not None:
+        config.set_main_option("sqlalchemy.url", normalize_url(url).replace("%", "%%"))
+    return config
+
+
+def _upgrade_on(connection: Connection, config: Config, revision: str) -> None:
+    from alembic import command
+
+    config.attributes["connection"] = connection
+    command.upgrade(config, revision)
+
+
+async def upgrade(url: str, revision: str = "head", *, quiet: bool = True) -> None:
+    """Apply migrations up to ``revision`` (``head`` by default) on ``url``, atomically.
+
+    Safe to call on every start: an up-to-date database is left alone. ``quiet=False``
+    lets Alembic log each migration it runs (for ``telecrm db upgrade``).
+    """
+    config = alembic_config(url)
+    engine = create_engine(url)
+    try:
+        with _quiet_alembic(quiet):
+            async with engine.connect() as connection:
+                await connection.run_sync(_upgrade_on, config, revision)
+                await connection.commit()
+    finally:
+        await engine.dispose()

@@ -1,0 +1,268 @@
+"""Who may see what: the one place every page and API handler asks.
+
+- a **manager** sees the calls he took part in (any leg on his phone, rung or
+  talked) and every call of the clients he owns; the clients he owns or has talked
+  with; his tasks and the unassigned tasks of his team;
+- a **supervisor** sees the same for everyone in his team (and the calls that went
+  through his team's queue);
+- a **marketer** sees customer calls (call-tracking data) but never recordings or
+  transcripts, and no client cards or tasks;
+- an **admin** sees everything.
+
+The functions are pure queries: they never raise for "not allowed"; they return
+None or an empty result, and the web layer answers 404 so that existence is not
+revealed. Role-wide refusals (a marketer asking for recordings) are answered by
+the ``may_*`` predicates, which the web layer turns into 403.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, exists, false, or_, select, true
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import joinedload, selectinload
+
+from crm_core.calls.hooks import NO_HOOKS, CallHooks
+from crm_core.calls.models import Call, CallLeg, CallStatus, Direction
+from crm_core.calls.services import call_to_dict
+from crm_core.clients.models import Client, Contact
+from crm_core.people.models import Role, Team, User
+from crm_core.tasks.models import Task, TaskStatus
+from crm_core.timestamps import ensure_utc
+
+# -- role-wide permissions --------------------------------------------------------------------
+
+
+def may_hear_recordings(user: User) -> bool:
+    """Recordings and transcripts are for everyone but marketers."""
+    return user.role != Role.MARKETER
+
+
+def may_see_clients(user: User) -> bool:
+    return user.role != Role.MARKETER
+
+
+def may_see_tasks(user: User) -> bool:
+    return user.role != Role.MARKETER
+
+
+def may_see_talk_time(user: User) -> bool:
+    return user.role != Role.MARKETER
+
+
+def may_place_calls(user: User) -> bool:
+    """Click-to-call needs a phone of one's own."""
+    return bool(user.extension) and user.role in (Role.MANAGER, Role.SUPERVISOR, Role.ADMIN)
+
+
+# -- the people behind a user's view -------------------------------------------------------
+
+
+async def team_members(session: AsyncSession, user: User) -> list[User]:
+    """Everyone whose work ``user`` oversees: the team for a supervisor, else himself."""
+    if user.role == Role.SUPERVISOR and user.team_id is not None:
+        stmt = select(User).where(User.team_id == user.team_id).order_by(User.extension, User.id)
+        return list(await session.scalars(stmt))
+    return [user]
+
+
+async def visible_managers(session: AsyncSession, user: User) -> list[User]:
+    """Managers whose talk time ``user`` may see, by extension."""
+    stmt = select(User).where(User.role == Role.MANAGER, User.active.is_(True))
+    if user.role == Role.ADMIN:
+        pass
+    elif user.role == Role.SUPERVISOR and user.team_id is not None:
+        stmt = stmt.where(User.team_id == user.team_id)
+    elif user.role == Role.MANAGER:
+        stmt = stmt.where(User.id == user.id)
+    else:
+        return []
+    return list(await session.scalars(stmt.order_by(User.extension, User.id)))
+
+
+async def team_queue(session: AsyncSession, user: User) -> str | None:
+    """The Asterisk queue of a supervisor's team, whose calls he sees."""
+    if user.role != Role.SUPERVISOR or user.team_id is None:
+        return None
+    return await session.scalar(select(Team.queue).where(Team.id == user.team_id))
+
+
+async def _scope(session: AsyncSession, user: User) -> tuple[list[int], list[str], str | None]:
+    """(user ids, extensions, team queue) whose calls and clients ``user`` sees."""
+    people = await team_members(session, user)
+    ids = [p.id for p in people]
+    extensions = [p.extension for p in people if p.extension]
+    return ids, extensions, await team_queue(session, user)
+
+
+# -- calls ------------------------------------------------------------------------------------
+
+
+async def calls_filter(session: AsyncSession, user: User) -> ColumnElement[bool]:
+    """A WHERE clause on ``Call`` selecting the calls ``user`` may see."""
+    if user.role == Role.ADMIN:
+        return true()
+    if user.role == Role.MARKETER:
+        return Call.direction != Direction.INTERNAL.value
+    if user.role not in (Role.MANAGER, Role.SUPERVISOR):
+        return false()
+    ids, extensions, queue = await _scope(session, user)
+    took_part = exists().where(
+        CallLeg.call_id == Call.id,
+        or_(CallLeg.user_id.in_(ids), CallLeg.extension.in_(extensions or [""])),
+    )
+    owned = Call.client_id.in_(select(Client.id).where(Client.owner_id.in_(ids)))
+    clauses: list[ColumnElement[bool]] = [took_part, owned]
+    if queue:
+        clauses.append(Call.queue == queue)
+    return or_(*clauses)
+
+
+def redact_call(user: User, call: dict[str, Any]) -> dict[str, Any]:
+    """The call as ``user`` may see it: no recordings for those who may not hear them."""
+    if may_hear_recordings(user):
+        return call
+    return {**call, "recordings": [], "recording_legs": []}
+
+
+def _call_query() -> Any:
+    return select(Call).options(joinedload(Call.client), selectinload(Call.recordings))
+
+
+async def visible_calls(
+    session: AsyncSession,
+    user: User,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    *,
+    client_id: int | None = None,
+    include_in_progress: bool = True,
+    limit: int = 5000,
+    hooks: CallHooks = NO_HOOKS,
+) -> list[dict[str, Any]]:
+    """The calls ``user`` may see in ``[since, until)``, newest first, in the public shape."""
+    stmt = _call_query().where(await calls_filter(session, user))
+    if since is not None:
+        stmt = stmt.where(Call.started_at >= ensure_utc(since))
+    if until is not None:
+        stmt = stmt.where(Call.started_at < ensure_utc(until))
+    if client_id is not None:
+        stmt = stmt.where(Call.client_id == client_id)
+    if not include_in_progress:
+        stmt = stmt.where(Call.status != CallStatus.IN_PROGRESS.value)
+    stmt = stmt.order_by(Call.started_at.desc(), Call.id.desc()).limit(limit)
+    calls = (await session.scalars(stmt)).unique()
+    return [redact_call(user, call_to_dict(call, hooks)) for call in calls]
+
+
+async def visible_call(session: AsyncSession, user: User, call_id: int) -> Call | None:
+    """The call if it exists and ``user`` may see it (client and recordings loaded)."""
+    stmt = _call_query().where(Call.id == call_id, await calls_filter(session, user))
+    return await session.scalar(stmt)
+
+
+async def can_see_call(session: AsyncSession, user: User, call_id: int) -> bool:
+    return await visible_call(session, user, call_id) is not None
+
+
+# -- clients ----------------------------------------------------------------------------------
+
+
+async def clients_filter(session: AsyncSession, user: User) -> ColumnElement[bool]:
+    """A WHERE clause on ``Client`` selecting the clients ``user`` may open."""
+    if user.role == Role.ADMIN:
+        return true()
+    if not may_see_clients(user) or user.role not in (Role.MANAGER, Role.SUPERVISOR):
+        return false()
+    ids, _, _ = await _scope(session, user)
+    talked = Client.id.in_(
+        select(Call.client_id).where(Call.client_id.is_not(None), await calls_filter(session, user))
+    )
+    return or_(Client.owner_id.in_(ids), talked)
+
+
+async def visible_client(session: AsyncSession, user: User, client_id: int) -> Client | None:
+    """The client with phones, contacts and owner loaded, if ``user`` may open it."""
+    stmt = (
+        select(Client)
+        .where(Client.id == client_id, await clients_filter(session, user))
+        .options(
+            selectinload(Client.phones),
+            selectinload(Client.contacts).selectinload(Contact.phones),  # the card lists them
+            joinedload(Client.owner),
+        )
+    )
+    return await session.scalar(stmt)
+
+
+async def can_see_client(session: AsyncSession, user: User, client_id: int) -> bool:
+    return await visible_client(session, user, client_id) is not None
+
+
+# -- recordings -------------------------------------------------------------------------------
+
+
+async def visible_recording(
+    session: AsyncSession, user: User, call_id: int, index: int = 0
+) -> str | None:
+    """The relative path of recording ``index`` of a call ``user`` may see, or None.
+
+    Callers check :func:`may_hear_recordings` first (a role-wide 403).
+    """
+    if index < 0:
+        return None
+    call = await visible_call(session, user, call_id)
+    if call is None or index >= len(call.recordings):
+        return None
+    return call.recordings[index].path
+
+
+# -- tasks ------------------------------------------------------------------------------------
+
+
+async def tasks_filter(session: AsyncSession, user: User) -> ColumnElement[bool]:
+    """A WHERE clause on ``Task``: his own, and the unassigned tasks of his team."""
+    if user.role == Role.ADMIN:
+        return true()
+    if not may_see_tasks(user):
+        return false()
+    ids, _, _ = await _scope(session, user)
+    team_ids = {p.team_id for p in await team_members(session, user) if p.team_id is not None}
+    clauses: list[ColumnElement[bool]] = [Task.assignee_id.in_(ids)]
+    if team_ids:
+        clauses.append(and_(Task.assignee_id.is_(None), Task.team_id.in_(team_ids)))
+    clauses.append(
+        and_(
+            Task.assignee_id.is_(None),
+            Task.client_id.in_(select(Client.id).where(Client.owner_id.in_(ids))),
+        )
+    )
+    return or_(*clauses)
+
+
+async def visible_tasks(
+    session: AsyncSession,
+    user: User,
+    *,
+    due_from: datetime | None = None,
+    due_before: datetime | None = None,
+    client_id: int | None = None,
+    statuses: Sequence[str] = (TaskStatus.OPEN.value,),
+) -> list[Task]:
+    """Tasks ``user`` may see (client loaded), most urgent first; no due date last."""
+    stmt = (
+        select(Task)
+        .where(await tasks_filter(session, user), Task.status.in_(list(statuses)))
+        .options(joinedload(Task.client), joinedload(Task.assignee), joinedload(Task.call))
+    )
+    if due_from is not None:
+        stmt = stmt.where(Task.due_at >= ensure_utc(due_from))
+    if due_before is not None:
+        stmt = stmt.where(Task.due_at < ensure_utc(due_before))
+    if client_id is not None:
+        stmt = stmt.where(Task.client_id == client_id)
+    stmt = stmt.order_by(Task.due_at.is_(None), Task.due_at, Task.id)
+    return list((await session.scalars(stmt)).unique())

@@ -1,0 +1,85 @@
+"""People: teams, users and their signed-in sessions."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import (
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    String,
+    true,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from crm_core.db.base import Base, one_of
+from crm_core.timestamps import utcnow
+
+
+class Role(StrEnum):
+    MANAGER = "manager"
+    SUPERVISOR = "supervisor"
+    MARKETER = "marketer"
+    ADMIN = "admin"
+
+
+class Team(Base):
+    __tablename__ = "teams"
+    # A unique index rather than a constraint: SQLite adds it without rebuilding the table.
+    __table_args__ = (Index("ix_teams_queue", "queue", unique=True),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    # The Asterisk queue this team answers (queues.conf section name), so a call that went
+    # through the queue lands with the team: one queue, one team.
+    queue: Mapped[str | None] = mapped_column(String(80))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    users: Mapped[list[User]] = relationship(back_populates="team")
+
+
+class User(Base):
+    __tablename__ = "users"
+    __table_args__ = (
+        CheckConstraint(one_of("role", Role), name="role"),
+        CheckConstraint("length(extension) BETWEEN 3 AND 4", name="extension_length"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(100), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(20), default=Role.MANAGER.value)
+    extension: Mapped[str | None] = mapped_column(String(4), unique=True)
+    team_id: Mapped[int | None] = mapped_column(
+        ForeignKey("teams.id", ondelete="SET NULL"), index=True
+    )
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    active: Mapped[bool] = mapped_column(default=True, server_default=true())
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    team: Mapped[Team | None] = relationship(back_populates="users")
+
+
+class WebSession(Base):
+    """A signed-in browser or API client.
+
+    Server-side so that sign-out, a disabled user or a password change end the session
+    everywhere at once. Only a SHA-256 of the cookie token is stored: a copy of the
+    database does not let anyone sign in as someone else.
+    """
+
+    __tablename__ = "web_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+    ip: Mapped[str | None] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(String(300))
+
+    user: Mapped[User] = relationship()

@@ -1,0 +1,131 @@
+"""Users and teams: who works the phones, and which extension is whose."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_core.people.models import Role, Team, User
+
+_EXTENSION = re.compile(r"[0-9]{3,4}")
+_USERNAME = re.compile(r"\S{1,100}")
+
+
+def validate_extension(extension: str) -> str:
+    """The stripped extension, or ValueError unless it is 3–4 digits."""
+    value = extension.strip()
+    if not _EXTENSION.fullmatch(value):
+        raise ValueError(f"Extension must be 3 or 4 digits, got {extension!r}.")
+    return value
+
+
+async def ensure_team(session: AsyncSession, name: str) -> Team:
+    """The team called ``name``, created on first use."""
+    name = name.strip()
+    if not name:
+        raise ValueError("Team name must not be empty.")
+    team = await session.scalar(select(Team).where(Team.name == name))
+    if team is None:
+        team = Team(name=name)
+        session.add(team)
+        await session.flush()
+    return team
+
+
+async def add_user(
+    session: AsyncSession,
+    username: str,
+    name: str | None = None,
+    role: str = Role.MANAGER.value,
+    extension: str | None = None,
+    team: str | None = None,
+    password_hash: str | None = None,
+) -> User:
+    """Create a user; every bad input is a ValueError with a sentence for the CLI.
+
+    ``password_hash`` is stored as given: hashing is the caller's job (Argon2 in the web app).
+    """
+    username = username.strip()
+    if not _USERNAME.fullmatch(username):
+        raise ValueError("Username must be 1–100 characters without spaces.")
+    if role not in {r.value for r in Role}:
+        expected = ", ".join(r.value for r in Role)
+        raise ValueError(f"Unknown role {role!r}; expected one of: {expected}.")
+    if extension is not None:
+        extension = validate_extension(extension)
+    if await session.scalar(select(User.id).where(User.username == username)) is not None:
+        raise ValueError(f"Username {username!r} is already taken.")
+    if extension is not None:
+        holder = await session.scalar(select(User.username).where(User.extension == extension))
+        if holder is not None:
+            raise ValueError(f"Extension {extension} is already taken by user {holder!r}.")
+    team_row = await ensure_team(session, team) if team else None
+    user = User(
+        username=username,
+        name=(name or "").strip() or username,
+        role=role,
+        extension=extension,
+        team_id=team_row.id if team_row else None,
+        password_hash=password_hash,
+    )
+    session.add(user)
+    await session.flush()
+    return user
+
+
+async def find_user_by_extension(session: AsyncSession, extension: str) -> User | None:
+    """The active user whose phone is ``extension``, if any."""
+    return await session.scalar(
+        select(User).where(User.extension == extension.strip(), User.active.is_(True))
+    )
+
+
+async def users_by_extension(session: AsyncSession, extensions: Iterable[str]) -> dict[str, User]:
+    """Active users keyed by extension, for the extensions given (one query)."""
+    wanted = {e for e in extensions if e}
+    if not wanted:
+        return {}
+    rows = await session.scalars(
+        select(User).where(User.extension.in_(wanted), User.active.is_(True))
+    )
+    return {user.extension: user for user in rows if user.extension is not None}
+
+
+_QUEUE = re.compile(r"[A-Za-z0-9_.\-]{1,80}")
+
+
+async def set_team_queue(session: AsyncSession, team: str, queue: str | None) -> Team:
+    """Make ``team`` (created on first use) the one that answers Asterisk queue ``queue``.
+
+    A queue belongs to one team, so missed calls from it have one place to go; giving a
+    queue that another team holds is a ValueError. ``None`` unmaps the team's queue.
+    """
+    if queue is not None:
+        queue = queue.strip()
+        if not _QUEUE.fullmatch(queue):
+            raise ValueError(
+                f"Queue name must be 1–80 letters, digits, '.', '_' or '-', got {queue!r}."
+            )
+        holder = await session.scalar(select(Team).where(Team.queue == queue))
+        if holder is not None and holder.name != team.strip():
+            raise ValueError(f"Queue {queue!r} already belongs to team {holder.name!r}.")
+    row = await ensure_team(session, team)
+    row.queue = queue
+    await session.flush()
+    return row
+
+
+async def team_for_queue(session: AsyncSession, queue: str) -> Team | None:
+    """The team that answers Asterisk queue ``queue``, if one does."""
+    return await session.scalar(select(Team).where(Team.queue == queue.strip()))
+
+
+async def extensions_of_role(session: AsyncSession, role: str) -> frozenset[str]:
+    """Extensions of active users with ``role`` (e.g. supervisors, whose legs only listen)."""
+    rows = await session.scalars(
+        select(User.extension).where(User.role == role, User.extension.is_not(None),
+                                     User.active.is_(True)))
+    return frozenset(ext for ext in rows if ext)

@@ -1,0 +1,205 @@
+"""What the head of sales does to clients: potential (and so ABC), contact frequency,
+owner changes one by one or in bulk, and archiving. Never deleting.
+
+Each service takes the acting user (``by``; None is the server operator on the
+command line) and refuses what his role may not do with a ``SalesClientError``:
+managers may change none of this; a supervisor works on his team's clients and
+gives them to his team's managers; an admin may do anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_core.audit import ACTION_UPDATE, write_audit
+from crm_core.clients.models import Client
+from crm_core.people.models import Role, User
+from crm_core.sales.client_status import abc_group
+from crm_core.sales.models import ClientOwnerChange, Deal, DealStatus
+from crm_core.sales.payments import PaymentError, parse_amount
+from crm_core.sales.settings import rules_for_team
+from crm_core.timestamps import isoformat, utcnow
+
+AUDIT_ENTITY = "client"
+MAX_BULK = 10_000
+
+
+class SalesClientError(ValueError):
+    """Not allowed or not valid; the message is one sentence."""
+
+
+class SalesNotAllowedError(SalesClientError):
+    """The acting user's role or team may not do this (the web answers 403)."""
+
+
+async def _team_of(session: AsyncSession, user_id: int | None) -> int | None:
+    if user_id is None:
+        return None
+    return await session.scalar(select(User.team_id).where(User.id == user_id))
+
+
+async def _check_may_manage(session: AsyncSession, by: User | None, client: Client) -> None:
+    if by is None or by.role == Role.ADMIN:
+        return
+    if by.role != Role.SUPERVISOR:
+        raise SalesNotAllowedError("Only a supervisor or an admin may change this.")
+    if by.team_id is None or await _team_of(session, client.owner_id) != by.team_id:
+        raise SalesNotAllowedError(f"Client {client.id} is not in your team.")
+
+
+async def _client(session: AsyncSession, client_id: int) -> Client:
+    client = await session.get(Client, client_id)
+    if client is None:
+        raise SalesClientError(f"There is no client with id {client_id}.")
+    return client
+
+
+def _audit(session: AsyncSession, by: User | None, client: Client, changes: dict[str, Any],
+           actor: str) -> None:
+    write_audit(session, actor=actor if by is None else by.username,
+                user_id=by.id if by else None, entity=AUDIT_ENTITY, entity_id=client.id,
+                action=ACTION_UPDATE, changes=changes)
+
+
+async def set_potential(session: AsyncSession, client_id: int, amount: Any, *,
+                        items: int | None = None, by: User | None,
+                        actor: str = "cli") -> Client:
+    """Set the annual potential (money, optionally items); the ABC group follows.
+
+    The first potential marks the client as qualified (``qualified_at``).
+    """
+    client = await _client(session, client_id)
+    await _check_may_manage(session, by, client)
+    try:
+        money = parse_amount(amount, "annual potential")
+    except PaymentError as exc:
+        raise SalesClientError(str(exc)) from None
+    if items is not None and not 0 <= items < 10**9:
+        raise SalesClientError("items must be a non-negative whole number.")
+    rules = await rules_for_team(session, await _team_of(session, client.owner_id))
+    group = abc_group(money, rules)
+    changes: dict[str, Any] = {
+        "annual_potential": [str(client.annual_potential) if client.annual_potential is not None
+                             else None, str(money)],
+        "abc_group": [client.abc_group, group]}
+    if items is not None:
+        changes["annual_potential_items"] = [client.annual_potential_items, items]
+        client.annual_potential_items = items
+    client.annual_potential = money
+    client.abc_group = group
+    if client.qualified_at is None:
+        client.qualified_at = utcnow()
+        changes["qualified_at"] = isoformat(client.qualified_at)
+    client.updated_at = utcnow()
+    _audit(session, by, client, changes, actor)
+    await session.flush()
+    return client
+
+
+async def set_contact_frequency(session: AsyncSession, client_id: int, days: int | None, *,
+                                by: User | None, actor: str = "cli") -> Client:
+    """The client's own planned contact frequency in days (None: his ABC group's)."""
+    client = await _client(session, client_id)
+    await _check_may_manage(session, by, client)
+    if days is not None and not 1 <= days <= 3650:
+        raise SalesClientError("The contact frequency must be between 1 and 3650 days.")
+    _audit(session, by, client, {"contact_every_days": [client.contact_every_days, days]}, actor)
+    client.contact_every_days = days
+    client.updated_at = utcnow()
+    await session.flush()
+    return client
+
+
+async def reassign_clients(session: AsyncSession, client_ids: Sequence[int],
+                           owner_id: int | None, *, by: User | None, reason: str | None = None,
+                           actor: str = "cli") -> list[ClientOwnerChange]:
+    """Give clients to another manager (``owner_id`` None: take them away); all or none.
+
+    Clients already with that owner are left alone. Each change is a
+    ``ClientOwnerChange`` row and an audit row; the client's stay restarts.
+    """
+    ids = list(dict.fromkeys(client_ids))
+    if not ids:
+        raise SalesClientError("Give at least one client.")
+    if len(ids) > MAX_BULK:
+        raise SalesClientError(f"Reassign at most {MAX_BULK} clients at a time.")
+    if owner_id is not None:
+        owner = await session.get(User, owner_id)
+        if owner is None or not owner.active:
+            raise SalesClientError(f"There is no active user with id {owner_id}.")
+        if owner.role not in (Role.MANAGER, Role.SUPERVISOR):
+            raise SalesClientError(f"{owner.name} is not a manager.")
+        if by is not None and by.role == Role.SUPERVISOR and owner.team_id != by.team_id:
+            raise SalesNotAllowedError(f"{owner.name} is not in your team.")
+    clients = {c.id: c for c in await session.scalars(select(Client).where(Client.id.in_(ids)))}
+    missing = [i for i in ids if i not in clients]
+    if missing:
+        raise SalesClientError(f"There is no client with id {missing[0]}.")
+    for cid in ids:
+        if clients[cid].archived_at is not None:
+            raise SalesClientError(f"Client {cid} is archived; restore it first.")
+        await _check_may_manage(session, by, clients[cid])
+    now = utcnow()
+    reason = (reason or "").strip()[:300] or None
+    changes = []
+    for cid in ids:
+        client = clients[cid]
+        if client.owner_id == owner_id:
+            continue
+        change = ClientOwnerChange(client_id=cid, old_owner_id=client.owner_id,
+                                   new_owner_id=owner_id, at=now, by_id=by.id if by else None,
+                                   reason=reason)
+        session.add(change)
+        changes.append(change)
+        _audit(session, by, client, {"owner_id": [client.owner_id, owner_id], "reason": reason},
+               actor)
+        # His open deals go with him (the old manager's deals only, not a colleague's).
+        for deal in await session.scalars(select(Deal).where(
+                Deal.client_id == cid, Deal.status == DealStatus.OPEN.value,
+                Deal.archived_at.is_(None), Deal.owner_id == client.owner_id)):
+            write_audit(session, actor=actor if by is None else by.username,
+                        user_id=by.id if by else None, entity="deal", entity_id=deal.id,
+                        action=ACTION_UPDATE,
+                        changes={"owner_id": [deal.owner_id, owner_id], "reason": reason})
+            deal.owner_id = owner_id
+        client.owner_id = owner_id
+        client.owner_since = now
+        client.updated_at = now
+    await session.flush()
+    return changes
+
+
+async def archive_client(session: AsyncSession, client_id: int, *, by: User | None,
+                         reason: str | None = None, restore: bool = False,
+                         actor: str = "cli") -> Client:
+    """Archive a client (or restore him): the only way a client leaves the base."""
+    client = await _client(session, client_id)
+    await _check_may_manage(session, by, client)
+    if restore == (client.archived_at is None):
+        state = "is not archived" if restore else "is archived already"
+        raise SalesClientError(f"Client {client_id} {state}.")
+    new: datetime | None = None if restore else utcnow()
+    _audit(session, by, client, {"archived_at": [isoformat(client.archived_at), isoformat(new)],
+                                 "reason": (reason or "").strip()[:300] or None}, actor)
+    client.archived_at = new
+    client.updated_at = utcnow()
+    await session.flush()
+    return client
+
+
+async def owner_history(session: AsyncSession, client_id: int) -> list[dict[str, Any]]:
+    rows = await session.scalars(select(ClientOwnerChange)
+                                 .where(ClientOwnerChange.client_id == client_id)
+                                 .order_by(ClientOwnerChange.at, ClientOwnerChange.id))
+    return [{"at": isoformat(r.at), "from": r.old_owner_id, "to": r.new_owner_id,
+             "by": r.by_id, "reason": r.reason} for r in rows]
+
+
+def money(value: Decimal | None) -> str | None:
+    return None if value is None else str(value)

@@ -1,0 +1,603 @@
+"""The head of sales' reports as pure queries: ``REPORTS[name](session, start, end, viewer)``.
+
+Each report returns ``{"rows": [...], "totals": {...}, ...}`` (JSON-safe: money as
+strings, minutes as numbers) for the half-open period ``[start, end)``. Who sees what
+is decided here, once for the page, the API and the CSV: a manager his own row, a
+supervisor his team's managers, an admin (or the command line: ``viewer`` None)
+everyone; a marketer nothing (``ReportNotAllowedError``).
+
+Reports: ``contact-frequency`` (ЧЧК), ``overdue-clients``, ``summary`` (with the
+previous period of the same length), ``qualification``, ``activity``, ``deals``.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import and_, case, func, literal, or_, select, type_coerce
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_core.calls.models import Call, CallLeg, Direction, LegRole
+from crm_core.clients.models import Client, ClientStatus
+from crm_core.people import access
+from crm_core.people.models import Role, User
+from crm_core.sales.client_status import DEFAULT_TIMEZONE
+from crm_core.sales.models import (
+    Deal,
+    DealStageChange,
+    DealStatus,
+    Invoice,
+    InvoiceStatus,
+    LoseReason,
+    Payment,
+)
+from crm_core.sales.settings import StatusRules, rules_by_team
+from crm_core.tasks.models import Task, TaskStatus
+from crm_core.timestamps import UTCDateTime, utcnow
+
+ZERO = Decimal(0)
+
+
+class ReportNotAllowedError(PermissionError):
+    """The viewer's role has no access to sales reports."""
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Whose figures a report shows, and the rules and clock it judges by."""
+
+    managers: list[User]
+    tz: ZoneInfo
+
+    @property
+    def ids(self) -> list[int]:
+        return [m.id for m in self.managers]
+
+
+Report = Callable[..., Awaitable[dict[str, Any]]]
+
+
+async def scope_for(session: AsyncSession, viewer: User | None,
+                    tz_name: str = DEFAULT_TIMEZONE) -> Scope:
+    """The managers ``viewer`` may see in reports (None: everyone, for the command line)."""
+    if viewer is not None and viewer.role == Role.MARKETER:
+        raise ReportNotAllowedError("Sales reports are not available to marketers.")
+    if viewer is None:
+        managers = list(await session.scalars(select(User).where(
+            User.role == Role.MANAGER.value, User.active.is_(True))
+            .order_by(User.extension, User.id)))
+    else:
+        managers = await access.visible_managers(session, viewer)
+    return Scope(managers, ZoneInfo(tz_name))
+
+
+def _money(value: Any) -> str:
+    return str(Decimal(value or 0).quantize(Decimal("0.01")))
+
+
+def _pct(part: float, whole: float) -> float | None:
+    return round(100.0 * part / whole, 1) if whole else None
+
+
+def _utc(value: Any) -> datetime | None:
+    """Timestamps from aggregates: SQLite hands back text, PostgreSQL aware datetimes."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _local_day(moment: datetime, tz: ZoneInfo) -> date:
+    return moment.astimezone(tz).date()
+
+
+def _base(manager: User) -> dict[str, Any]:
+    return {"user_id": manager.id, "extension": manager.extension, "name": manager.name}
+
+
+async def _rules(session: AsyncSession) -> Callable[[int | None], StatusRules]:
+    company, teams = await rules_by_team(session)
+    return lambda team_id: teams.get(team_id, company) if team_id is not None else company
+
+
+def _contact_clauses() -> list[Any]:
+    return [Call.client_id.is_not(None), Call.answered_at.is_not(None),
+            Call.direction != Direction.INTERNAL.value]
+
+
+# -- ЧЧК: contact frequency -------------------------------------------------------------------
+
+
+async def contact_frequency(session: AsyncSession, start: datetime, end: datetime,
+                            viewer: User | None, *, tz_name: str = DEFAULT_TIMEZONE
+                            ) -> dict[str, Any]:
+    """Per manager: his clients, the abandoned ones (as of the period's last day) and %,
+    calls and talk minutes with his clients in the period (and per client), the
+    potential of his base, open offers (open deals), unpaid invoices and payments."""
+    scope = await scope_for(session, viewer, tz_name)
+    company, teams = await rules_by_team(session)
+    as_of = _local_day(end - timedelta(microseconds=1), scope.tz)
+    ids = scope.ids or [-1]
+    if end > utcnow():  # the period reaches now: the last contact the call rules keep
+        contact: Any = Client.last_contact_at
+        source: Any = Client
+    else:  # a past period: the kept last contact if before its end, else look it up
+        before_end = (select(func.max(Call.started_at))
+                      .where(Call.client_id == Client.id, *_contact_clauses(),
+                             Call.started_at < end).correlate(Client).scalar_subquery())
+        contact = type_coerce(case((Client.last_contact_at < end, Client.last_contact_at),
+                                   (Client.last_contact_at.is_(None), None),
+                                   else_=before_end), UTCDateTime())
+        source = Client
+    since = func.coalesce(Client.owner_since, Client.created_at)
+    reference = case((contact.is_(None), since), (contact < since, since), else_=contact)
+
+    def cutoff(rules: StatusRules, group: str | None) -> datetime:
+        return _days_at_least(as_of, rules.contact_days(group) + 1, scope.tz)
+
+    whens = [(and_(User.team_id == tid, Client.abc_group == g), cutoff(r, g))
+             for tid, r in teams.items() for g in "ABC"]
+    whens += [(User.team_id == tid, cutoff(r, None)) for tid, r in teams.items()]
+    whens += [(Client.abc_group == g, cutoff(company, g)) for g in "ABC"]
+    planned = case(*[(cond, type_coerce(literal(v), UTCDateTime())) for cond, v in whens],
+                   else_=type_coerce(literal(cutoff(company, None)), UTCDateTime()))
+    mine = [Client.owner_id.in_(ids), Client.archived_at.is_(None), Client.created_at < end]
+    # one pass over the clients, each joined to his own sums (calls, unpaid, paid)
+    first, last = _local_day(start, scope.tz), as_of
+    calls = (select(Call.client_id.label("cid"), func.count(Call.id).label("n"),
+                    func.sum(Call.talk_seconds).label("talk"))
+             .where(Call.client_id.is_not(None), Call.direction != Direction.INTERNAL.value,
+                    Call.started_at >= start, Call.started_at < end)
+             .group_by(Call.client_id).subquery())
+    unpaid = (select(Invoice.client_id.label("cid"),
+                     func.sum(Invoice.amount - Invoice.paid_amount).label("total"))
+              .where(Invoice.status != InvoiceStatus.PAID.value, Invoice.archived_at.is_(None))
+              .group_by(Invoice.client_id).subquery())
+    paid = (select(Payment.client_id.label("cid"), func.sum(Payment.amount).label("total"))
+            .where(Payment.archived_at.is_(None), Payment.paid_on >= first,
+                   Payment.paid_on <= last)
+            .group_by(Payment.client_id).subquery())
+    base: dict[int | None, dict[str, Any]] = defaultdict(lambda: {
+        "clients": 0, "abandoned": 0, "potential": ZERO, "calls": 0, "talk": 0.0,
+        "unpaid": ZERO, "paid": ZERO})
+    for owner, n, potential, abandoned, n_calls, talk, owed, got in await session.execute(
+            select(Client.owner_id, func.count(Client.id), func.sum(Client.annual_potential),
+                   func.sum(case((and_(Client.contact_every_days.is_(None),
+                                       reference < planned), 1), else_=0)),
+                   func.sum(calls.c.n), func.sum(calls.c.talk), func.sum(unpaid.c.total),
+                   func.sum(paid.c.total))
+            .select_from(source).outerjoin(User, User.id == Client.owner_id)
+            .outerjoin(calls, calls.c.cid == Client.id)
+            .outerjoin(unpaid, unpaid.c.cid == Client.id)
+            .outerjoin(paid, paid.c.cid == Client.id).where(*mine)
+            .group_by(Client.owner_id)):
+        base[owner] = {"clients": int(n), "potential": Decimal(potential or 0),
+                       "abandoned": int(abandoned or 0), "calls": int(n_calls or 0),
+                       "talk": float(talk or 0), "unpaid": Decimal(owed or 0),
+                       "paid": Decimal(got or 0)}
+    # clients with a frequency of their own (few): judged one by one
+    for owner, every, ref in await session.execute(
+            select(Client.owner_id, Client.contact_every_days, type_coerce(reference,
+                                                                           UTCDateTime()))
+            .select_from(source).where(*mine, Client.contact_every_days.is_not(None))):
+        if ref is not None and every is not None and (
+                _local_day(ref, scope.tz) < as_of - timedelta(days=every)):
+            base[owner]["abandoned"] += 1
+    offers = {owner: total for owner, total in await session.execute(
+        select(Deal.owner_id, func.sum(Deal.amount)).where(
+            Deal.owner_id.in_(ids), Deal.status == DealStatus.OPEN.value,
+            Deal.archived_at.is_(None)).group_by(Deal.owner_id))}
+    rows = []
+    for manager in scope.managers:
+        b = base[manager.id]
+        n_calls, minutes = b["calls"], round(b["talk"] / 60, 1)
+        rows.append({**_base(manager), "clients": b["clients"], "abandoned": b["abandoned"],
+                     "abandoned_pct": _pct(b["abandoned"], b["clients"]), "calls": n_calls,
+                     "talk_minutes": minutes,
+                     "calls_per_client": round(n_calls / b["clients"], 2) if b["clients"] else None,
+                     "minutes_per_client": round(minutes / b["clients"], 1) if b["clients"]
+                     else None,
+                     "potential": _money(b["potential"]),
+                     "open_offers": _money(offers.get(manager.id)),
+                     "unpaid_invoices": _money(b["unpaid"]), "payments": _money(b["paid"])})
+    clients_total = sum(r["clients"] for r in rows)
+    abandoned_total = sum(r["abandoned"] for r in rows)
+    totals = {"name": "Итого", "clients": clients_total, "abandoned": abandoned_total,
+              "abandoned_pct": _pct(abandoned_total, clients_total),
+              "calls": sum(r["calls"] for r in rows),
+              "talk_minutes": round(sum(r["talk_minutes"] for r in rows), 1),
+              **{k: _money(sum(Decimal(r[k]) for r in rows))
+                 for k in ("potential", "open_offers", "unpaid_invoices", "payments")}}
+    return {"report": "contact-frequency", "as_of": as_of.isoformat(), "rows": rows,
+            "totals": totals}
+
+
+# -- overdue clients by month -----------------------------------------------------------------
+
+MONTH_BUCKETS = 7  # 0, 1, ... 5 full months with the manager, and 6 or more
+OVER_IDS = 20  # ids shown per row of clients over the maximum
+
+
+def _midnight(day: date, tz: ZoneInfo) -> datetime:
+    return datetime.combine(day, datetime.min.time(), tzinfo=tz).astimezone(UTC)
+
+
+def _days_at_least(as_of: date, days: int, tz: ZoneInfo) -> datetime:
+    """The moment before which a local day is at least ``days`` days before ``as_of``."""
+    return _midnight(as_of - timedelta(days=days - 1), tz)
+
+
+def _greatest(session: AsyncSession, *columns: Any) -> Any:
+    """GREATEST() on PostgreSQL, the multi-argument MAX() on SQLite."""
+    name = session.get_bind().dialect.name
+    expr = func.greatest(*columns) if name == "postgresql" else func.max(*columns)
+    return type_coerce(expr, UTCDateTime())
+
+
+def _per_team(teams: dict[int, Any], default: Any) -> Any:
+    """A CASE on the owner's team (``User.team_id``) picking each team's value."""
+    value = type_coerce(literal(default), UTCDateTime())
+    if not teams:
+        return value
+    return case(*[(User.team_id == tid, type_coerce(literal(v), UTCDateTime()))
+                  for tid, v in teams.items()], else_=value)
+
+
+async def overdue_clients(session: AsyncSession, start: datetime, end: datetime,
+                          viewer: User | None, *, tz_name: str = DEFAULT_TIMEZONE
+                          ) -> dict[str, Any]:
+    """Per manager and group (potential; new): clients by full months (30 days) of their
+    stay with the manager (since the later of getting him and getting the status), as
+    of the period's last day, and how many exceed the configured maximum (with the
+    first ids, so the supervisor can take them away). Counted in the database."""
+    scope = await scope_for(session, viewer, tz_name)
+    company, teams = await rules_by_team(session)
+    as_of = _local_day(end - timedelta(microseconds=1), scope.tz)
+    since = _greatest(session, func.coalesce(Client.owner_since, Client.created_at),
+                      func.coalesce(Client.status_since, Client.created_at), Client.created_at)
+
+    def limit_cutoff(status: str) -> Any:
+        def lim(rules: StatusRules) -> datetime:
+            days = rules.max_potential_days if status == "potential" else rules.max_new_days
+            return _days_at_least(as_of, days + 1, scope.tz)
+        return _per_team({tid: lim(r) for tid, r in teams.items()}, lim(company))
+
+    over = case((Client.status == ClientStatus.POTENTIAL.value,
+                 since < limit_cutoff("potential")), else_=since < limit_cutoff("new"))
+    bounds = [_days_at_least(as_of, 30 * k, scope.tz) for k in range(1, MONTH_BUCKETS)]
+    where = [Client.owner_id.in_(scope.ids or [-1]), Client.archived_at.is_(None),
+             Client.status.in_([ClientStatus.POTENTIAL.value, ClientStatus.NEW.value])]
+    counts = [func.count(Client.id)] + [
+        func.sum(case((since < bound, 1), else_=0)) for bound in bounds] + [
+        func.sum(case((over, 1), else_=0))]
+    data: dict[tuple[int | None, str], dict[str, Any]] = {}
+    for owner, status, total, *rest in await session.execute(
+            select(Client.owner_id, Client.status, *counts).select_from(Client)
+            .outerjoin(User, User.id == Client.owner_id).where(*where)
+            .group_by(Client.owner_id, Client.status)):
+        at_least = [int(total), *(int(n or 0) for n in rest[:-1])]  # >= 0, 1, ... 6 months
+        months = [at_least[k] - at_least[k + 1] for k in range(MONTH_BUCKETS - 1)]
+        data[(owner, status)] = {"months": [*months, at_least[-1]], "over": int(rest[-1] or 0),
+                                 "ids": []}
+    for cid, owner, status in await session.execute(
+            select(Client.id, Client.owner_id, Client.status).select_from(Client)
+            .outerjoin(User, User.id == Client.owner_id).where(*where, over)
+            .order_by(Client.id).limit(OVER_IDS * max(1, len(scope.ids)) * 2)):
+        ids = data[(owner, status)]["ids"]
+        if len(ids) < OVER_IDS:
+            ids.append(cid)
+    empty = {"months": [0] * MONTH_BUCKETS, "over": 0, "ids": []}
+    rows = []
+    for manager in scope.managers:
+        rules = teams.get(manager.team_id, company) if manager.team_id else company
+        for status in ("potential", "new"):
+            row = data.get((manager.id, status), empty)
+            rows.append({**_base(manager), "group": status,
+                         "max_days": rules.max_potential_days if status == "potential"
+                         else rules.max_new_days,
+                         "clients": sum(row["months"]),
+                         **{f"m{i}": n for i, n in enumerate(row["months"])},
+                         "over_max": row["over"],
+                         "over_max_ids": " ".join(map(str, row["ids"]))
+                         + (" …" if row["over"] > len(row["ids"]) else "")})
+    totals = {"name": "Итого", "clients": sum(r["clients"] for r in rows),
+              "over_max": sum(r["over_max"] for r in rows)}
+    return {"report": "overdue-clients", "as_of": as_of.isoformat(), "rows": rows,
+            "totals": totals}
+
+
+# -- summary (the financial funnel) -----------------------------------------------------------
+
+STATUSES = [s.value for s in ClientStatus]
+
+
+def _per_team_day(teams: dict[int, date], default: date) -> Any:
+    """A CASE on the owner's team (``User.team_id``) picking each team's cut-off day."""
+    if not teams:
+        return literal(default)
+    return case(*[(User.team_id == tid, literal(v)) for tid, v in teams.items()],
+                else_=literal(default))
+
+
+async def _funnels(session: AsyncSession, scope: Scope, periods: list[tuple[datetime, datetime]]
+                   ) -> list[dict[str, dict[str, Any]]]:
+    """For each period: clients per status at its end, their potential and their payments
+    in it; all periods in one grouped query (one pass over payments and clients).
+
+    The status is the rules' verdict (:func:`crm_core.client_status.compute_status`)
+    on the payments and contacts with their real dates up to the period's last day,
+    not the transitions as the CRM recorded them: a payment imported today with an
+    October date makes October right. The same day arithmetic, in SQL:
+    *potential* without a payment; *lost* when the last payment is ``lost_after_days``
+    or more days old and no contact came since; *new* while the first payment is
+    fewer than ``new_period_days`` days old; else *regular*.
+    """
+    company, teams = await rules_by_team(session)
+    latest = max(end for _, end in periods)
+    paid_cols: list[Any] = []
+    bounds = []
+    for start, end in periods:
+        first = _local_day(start, scope.tz)
+        last = _local_day(end - timedelta(microseconds=1), scope.tz)
+        bounds.append((first, last))
+        upto = Payment.paid_on <= last
+        paid_cols += [func.min(case((upto, Payment.paid_on))),
+                      func.max(case((upto, Payment.paid_on))),
+                      func.sum(case((and_(Payment.paid_on >= first, upto), Payment.amount),
+                                    else_=0))]
+    paid = (select(Payment.client_id.label("cid"),
+                   *[c.label(f"c{i}") for i, c in enumerate(paid_cols)])
+            .where(Payment.archived_at.is_(None),
+                   Payment.paid_on <= max(last for _, last in bounds))
+            .group_by(Payment.client_id).subquery())
+    columns: list[Any] = []
+    for k, ((_, end), (_, last)) in enumerate(zip(periods, bounds, strict=True)):
+        fp, lp, money = (paid.c[f"c{3 * k + i}"] for i in range(3))
+
+        def lost_day(r: StatusRules, last: date = last) -> date:
+            return last - timedelta(days=r.lost_after_days)
+
+        def new_day(r: StatusRules, last: date = last) -> date:
+            return last - timedelta(days=r.new_period_days)
+
+        lost_cut = _per_team_day({t: lost_day(r) for t, r in teams.items()},
+                                 lost_day(company))
+        new_cut = _per_team_day({t: new_day(r) for t, r in teams.items()}, new_day(company))
+        # a contact on a day after lost_day saves him: from that day's midnight up to end
+        contact_from = _per_team({t: _midnight(lost_day(r) + timedelta(days=1), scope.tz)
+                                  for t, r in teams.items()},
+                                 _midnight(lost_day(company) + timedelta(days=1), scope.tz))
+        # The kept last contact answers most clients without reading their calls: none
+        # since contact_from at all, or one before end; only a later one needs the calls.
+        in_calls = (select(Call.id).where(Call.client_id == Client.id, *_contact_clauses(),
+                                          Call.started_at >= contact_from,
+                                          Call.started_at < end).exists())
+        talked = or_(and_(Client.last_contact_at >= contact_from, Client.last_contact_at < end),
+                     and_(Client.last_contact_at >= end, in_calls))
+        status = case(
+            (Client.created_at >= end, literal(None)),
+            (fp.is_(None), literal(ClientStatus.POTENTIAL.value)),
+            (and_(lp <= lost_cut, ~talked), literal(ClientStatus.LOST.value)),
+            (fp > new_cut, literal(ClientStatus.NEW.value)),
+            else_=literal(ClientStatus.REGULAR.value))
+        columns += [status, money]
+    statuses = columns[0::2]
+    outs: list[dict[str, dict[str, Any]]] = [
+        {s: {"clients": 0, "potential": ZERO, "paid": ZERO} for s in STATUSES}
+            for _ in periods]
+    for row in await session.execute(
+            select(*statuses, func.count(Client.id), func.sum(Client.annual_potential),
+                   *[func.sum(m) for m in columns[1::2]])
+            .select_from(Client).outerjoin(paid, paid.c.cid == Client.id)
+            .outerjoin(User, User.id == Client.owner_id)
+            .where(Client.owner_id.in_(scope.ids or [-1]), Client.archived_at.is_(None),
+                   Client.created_at < latest)
+            .group_by(*statuses)):
+        n, potential = int(row[len(periods)]), Decimal(row[len(periods) + 1] or 0)
+        for k, out in enumerate(outs):
+            st = row[k]
+            if st is None:
+                continue
+            out[st]["clients"] += n
+            out[st]["potential"] += potential
+            out[st]["paid"] += Decimal(row[len(periods) + 2 + k] or 0)
+    return outs
+
+
+def previous_period_start(start: datetime, end: datetime) -> datetime:
+    """Where the period compared with ``[start, end)`` begins.
+
+    Whole calendar months are compared with the same number of whole months before
+    (November with October, not with 2-31 October, as a head of sales reads a month);
+    any other period with the period of the same length just before it.
+    """
+    whole_months = (start.day == 1 and end.day == 1 and start.time() == end.time() == time(0)
+                    and end > start)
+    if not whole_months:
+        return start - (end - start)
+    months = (end.year - start.year) * 12 + end.month - start.month
+    index = start.year * 12 + start.month - 1 - months
+    return start.replace(year=index // 12, month=index % 12 + 1)
+
+
+def _trend(now: Any, before: Any) -> str:
+    return "up" if now > before else "down" if now < before else "same"
+
+
+async def summary(session: AsyncSession, start: datetime, end: datetime, viewer: User | None,
+                  *, tz_name: str = DEFAULT_TIMEZONE) -> dict[str, Any]:
+    """Clients per status at the period's end, their potential and their payments in the
+    period, each beside the previous period (:func:`previous_period_start`) and its trend."""
+    scope = await scope_for(session, viewer, tz_name)
+    previous_start = previous_period_start(start, end)
+    now, before = await _funnels(session, scope, [(start, end), (previous_start, start)])
+    rows = []
+    for status in STATUSES:
+        a, b = now[status], before[status]
+        rows.append({"status": status, "clients": a["clients"], "clients_prev": b["clients"],
+                     "clients_trend": _trend(a["clients"], b["clients"]),
+                     "potential": _money(a["potential"]), "potential_prev": _money(b["potential"]),
+                     "potential_trend": _trend(a["potential"], b["potential"]),
+                     "paid": _money(a["paid"]), "paid_prev": _money(b["paid"]),
+                     "paid_trend": _trend(a["paid"], b["paid"])})
+    totals = {"status": "total", "clients": sum(r["clients"] for r in rows),
+              "clients_prev": sum(r["clients_prev"] for r in rows),
+              **{k: _money(sum(Decimal(r[k]) for r in rows))
+                 for k in ("potential", "potential_prev", "paid", "paid_prev")}}
+    return {"report": "summary", "previous": {"from": previous_start.isoformat(),
+                                              "to": start.isoformat()},
+            "rows": rows, "totals": totals}
+
+
+# -- qualification ----------------------------------------------------------------------------
+
+
+async def qualification(session: AsyncSession, start: datetime, end: datetime,
+                        viewer: User | None, *, tz_name: str = DEFAULT_TIMEZONE
+                        ) -> dict[str, Any]:
+    """Per manager, of the clients that came in the period: how many are qualified (ABC
+    set), the share, the groups, and the average days it took."""
+    scope = await scope_for(session, viewer, tz_name)
+    data: dict[int | None, dict[str, Any]] = defaultdict(lambda: {"new": 0, "qualified": 0, "A": 0,
+                                                           "B": 0, "C": 0, "days": []})
+    for owner, group, created, qualified in await session.execute(
+            select(Client.owner_id, Client.abc_group, Client.created_at, Client.qualified_at)
+            .where(Client.owner_id.in_(scope.ids or [-1]), Client.created_at >= start,
+                   Client.created_at < end)):
+        row = data[owner]
+        row["new"] += 1
+        if qualified is not None and group:
+            row["qualified"] += 1
+            row[group] += 1
+            row["days"].append((qualified - created).total_seconds() / 86400)
+    rows = []
+    for manager in scope.managers:
+        d = data[manager.id]
+        rows.append({**_base(manager), "new_clients": d["new"], "qualified": d["qualified"],
+                     "qualified_pct": _pct(d["qualified"], d["new"]), "a": d["A"], "b": d["B"],
+                     "c": d["C"], "avg_days_to_qualify": round(sum(d["days"]) / len(d["days"]), 1)
+                     if d["days"] else None})
+    new_total = sum(r["new_clients"] for r in rows)
+    qualified_total = sum(r["qualified"] for r in rows)
+    return {"report": "qualification", "rows": rows,
+            "totals": {"name": "Итого", "new_clients": new_total, "qualified": qualified_total,
+                       "qualified_pct": _pct(qualified_total, new_total)}}
+
+
+# -- activity ---------------------------------------------------------------------------------
+
+
+async def activity(session: AsyncSession, start: datetime, end: datetime, viewer: User | None,
+                   *, tz_name: str = DEFAULT_TIMEZONE) -> dict[str, Any]:
+    """Per manager: inbound and outbound calls he talked on, talk minutes, tasks done (and
+    of them emails and meetings), deal stage moves; ranked by talk minutes."""
+    scope = await scope_for(session, viewer, tz_name)
+    ids = scope.ids or [-1]
+    calls: dict[int | None, dict[str, Any]] = defaultdict(lambda: {"inbound": 0, "outbound": 0,
+                                                            "talk": 0.0})
+    for uid, direction, n, talk in await session.execute(
+            select(CallLeg.user_id, Call.direction, func.count(func.distinct(Call.id)),
+                   func.coalesce(func.sum(CallLeg.talk_seconds), 0))
+            .join(Call, Call.id == CallLeg.call_id)
+            .where(CallLeg.user_id.in_(ids), CallLeg.role == LegRole.MANAGER.value,
+                   CallLeg.talk_seconds > 0, Call.direction != Direction.INTERNAL.value,
+                   CallLeg.started_at >= start, CallLeg.started_at < end,
+                   Call.started_at >= start - timedelta(days=1), Call.started_at < end)
+            .group_by(CallLeg.user_id, Call.direction)):
+        calls[uid][direction] += n
+        calls[uid]["talk"] += float(talk)
+    tasks: dict[int | None, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for uid, kind, n in await session.execute(
+            select(Task.assignee_id, Task.kind, func.count(Task.id))
+            .where(Task.assignee_id.in_(ids), Task.status == TaskStatus.DONE.value,
+                   Task.done_at >= start, Task.done_at < end)
+            .group_by(Task.assignee_id, Task.kind)):
+        tasks[uid][kind] += n
+    moves = {uid: n for uid, n in await session.execute(
+        select(DealStageChange.by_id, func.count(DealStageChange.id))
+        .where(DealStageChange.by_id.in_(ids), DealStageChange.at >= start,
+               DealStageChange.at < end, DealStageChange.from_stage_id.is_not(None))
+        .group_by(DealStageChange.by_id))}
+    rows = []
+    for manager in scope.managers:
+        c, t = calls[manager.id], tasks[manager.id]
+        rows.append({**_base(manager), "inbound_calls": c["inbound"],
+                     "outbound_calls": c["outbound"], "talk_minutes": round(c["talk"] / 60, 1),
+                     "tasks_done": sum(t.values()), "emails": t.get("email", 0),
+                     "meetings": t.get("meeting", 0), "deals_moved": moves.get(manager.id, 0)})
+    rows.sort(key=lambda r: (-r["talk_minutes"], -r["tasks_done"], r["name"]))
+    for rank, row in enumerate(rows, start=1):
+        row["rank"] = rank
+    return {"report": "activity", "rows": rows, "totals": {
+        "name": "Итого", **{k: sum(r[k] for r in rows) for k in (
+            "inbound_calls", "outbound_calls", "tasks_done", "emails", "meetings",
+            "deals_moved")}, "talk_minutes": round(sum(r["talk_minutes"] for r in rows), 1)}}
+
+
+# -- deals ------------------------------------------------------------------------------------
+
+
+async def deals(session: AsyncSession, start: datetime, end: datetime, viewer: User | None,
+                *, tz_name: str = DEFAULT_TIMEZONE) -> dict[str, Any]:
+    """Per manager: deals won and lost in the period (count, amount) and in progress now;
+    and the lose reasons of the period."""
+    scope = await scope_for(session, viewer, tz_name)
+    ids = scope.ids or [-1]
+    closed_in = and_(Deal.closed_at >= start, Deal.closed_at < end)
+    data: dict[int | None, dict[str, Any]] = defaultdict(lambda: {
+        "won": 0, "won_amount": ZERO, "lost": 0, "lost_amount": ZERO, "open": 0,
+        "open_amount": ZERO})
+    for owner, status, n, expected, won in await session.execute(
+            select(Deal.owner_id, Deal.status, func.count(Deal.id), func.sum(Deal.amount),
+                   func.sum(Deal.won_amount))
+            .where(Deal.owner_id.in_(ids), Deal.archived_at.is_(None),
+                   (Deal.status == DealStatus.OPEN.value) | closed_in)
+            .group_by(Deal.owner_id, Deal.status)):
+        row = data[owner]
+        row[status] += n
+        row[f"{status}_amount"] += Decimal((won if status == "won" else expected) or 0)
+    reasons = [{"reason": name, "deals": n, "amount": _money(total)}
+               for name, n, total in await session.execute(
+                   select(LoseReason.name, func.count(Deal.id), func.sum(Deal.amount))
+                   .join(Deal, Deal.lose_reason_id == LoseReason.id)
+                   .where(Deal.owner_id.in_(ids), Deal.status == DealStatus.LOST.value,
+                          closed_in, Deal.archived_at.is_(None))
+                   .group_by(LoseReason.name).order_by(func.count(Deal.id).desc()))]
+    rows = []
+    for manager in scope.managers:
+        d = data[manager.id]
+        rows.append({**_base(manager), "won": d["won"], "won_amount": _money(d["won_amount"]),
+                     "in_progress": d["open"], "in_progress_amount": _money(d["open_amount"]),
+                     "lost": d["lost"], "lost_amount": _money(d["lost_amount"]),
+                     "win_rate_pct": _pct(d["won"], d["won"] + d["lost"])})
+    totals = {"name": "Итого", **{k: sum(r[k] for r in rows) for k in
+                                  ("won", "in_progress", "lost")},
+              **{k: _money(sum(Decimal(r[k]) for r in rows)) for k in
+                 ("won_amount", "in_progress_amount", "lost_amount")}}
+    return {"report": "deals", "rows": rows, "totals": totals, "lose_reasons": reasons}
+
+
+REPORTS: dict[str, Report] = {
+    "contact-frequency": contact_frequency,
+    "overdue-clients": overdue_clients,
+    "summary": summary,
+    "qualification": qualification,
+    "activity": activity,
+    "deals": deals,
+}
+
+TITLES = {
+    "contact-frequency": "Частота контактов с клиентами",
+    "overdue-clients": "Просроченные клиенты по месяцам",
+    "summary": "Сводный отчёт (финансовая воронка)",
+    "qualification": "Квалификация клиентов",
+    "activity": "Активность менеджеров",
+    "deals": "Сделки",
+}

@@ -1,0 +1,26 @@
+"""Every table of the product: importing this registers each feature's models.
+
+Alembic, the schema tests and the session factory import it, so a relationship
+named by a string (``"Client"``) always finds its class, whichever feature a
+process happened to import first.
+"""
+
+from crm_core.audit import AuditLog
+from crm_core.calls.models import Call, CallLeg, Recording
+from crm_core.calltracking import models as calltracking_models
+from crm_core.clients.models import Client, Contact, Phone
+from crm_core.db.base import Base
+from crm_core.people.models import Team, User, WebSession
+from crm_core.recordings import models as recordings_models
+from crm_core.sales import models as sales_models
+from crm_core.speech import models as speech_models
+from crm_core.talktime import models as talktime_models
+from crm_core.tasks.models import Task
+
+metadata = Base.metadata
+
+__all__ = [
+    "AuditLog", "Base", "Call", "CallLeg", "Client", "Contact", "Phone", "Recording", "Task",
+    "Team", "User", "WebSession", "calltracking_models", "metadata", "recordings_models",
+    "sales_models", "speech_models", "talktime_models",
+]

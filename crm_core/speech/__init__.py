@@ -1,0 +1,7 @@
+"""Speech records: transcripts, sales-script (KKP) versions, check results and their review.
+
+- ``models``: Transcript, KkpResult, KkpScriptVersion, KkpReview
+- ``transcripts``: storing transcripts and check results
+- ``scripts``: script versions per team and stage
+- ``review``: the QC queue, confirmed fines and dismissals
+"""

@@ -1,0 +1,103 @@
+"""Versioned KKP scripts: uploads, and which version a call is checked against.
+
+A version is never edited: every upload is a new row with an effective-from time.
+A call is checked against the version in force at its start, looked up by the
+deal pipeline stage (none yet: the key is kept nullable), then the team of the
+call's first manager, then the company default (no team, no stage).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_core.audit import ACTION_CREATE, write_audit
+from crm_core.calls.models import Call
+from crm_core.people.models import Team, User
+from crm_core.speech.models import KkpScriptVersion
+from crm_core.timestamps import ensure_utc
+
+
+def digest(text: str) -> str:
+    """The version's identity in results: the same text gives the same digest."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+async def team_by_name(session: AsyncSession, name: str) -> Team | None:
+    return await session.scalar(select(Team).where(Team.name == name))
+
+
+async def add_version(session: AsyncSession, *, name: str, text: str, team_id: int | None,
+                      stage: str | None, effective_from: datetime, fine_amount: int,
+                      actor: str, user_id: int | None = None) -> KkpScriptVersion:
+    """Store a validated script text as a new version (audited; not committed)."""
+    if fine_amount < 0:
+        raise ValueError("the fine amount cannot be negative")
+    row = KkpScriptVersion(name=name, text=text, team_id=team_id, stage=stage or None,
+                           effective_from=ensure_utc(effective_from), digest=digest(text),
+                           fine_amount=fine_amount, created_by=user_id)
+    session.add(row)
+    await session.flush()
+    write_audit(session, actor=actor, user_id=user_id, entity="kkp_script", entity_id=row.id,
+                action=ACTION_CREATE,
+                changes={"name": [None, name], "team_id": [None, team_id],
+                         "stage": [None, row.stage], "digest": [None, row.digest],
+                         "effective_from": [None, row.effective_from.isoformat()],
+                         "fine_amount": [None, fine_amount]})
+    return row
+
+
+async def list_versions(session: AsyncSession,
+                        team_id: int | None = None) -> list[KkpScriptVersion]:
+    """Every version, latest in force first (one team's and the company's with ``team_id``)."""
+    stmt = select(KkpScriptVersion).order_by(KkpScriptVersion.effective_from.desc(),
+                                             KkpScriptVersion.id.desc())
+    if team_id is not None:
+        stmt = stmt.where((KkpScriptVersion.team_id == team_id)
+                          | KkpScriptVersion.team_id.is_(None))
+    return list(await session.scalars(stmt))
+
+
+async def get_version(session: AsyncSession, version_id: int) -> KkpScriptVersion | None:
+    return await session.get(KkpScriptVersion, version_id)
+
+
+async def version_in_force(session: AsyncSession, at: datetime, *, team_id: int | None,
+                           stage: str | None = None) -> KkpScriptVersion | None:
+    """The version for the stage, else the team, else the company, in force at ``at``."""
+    at = ensure_utc(at)
+    keys: list[tuple[int | None, str | None]] = []
+    if stage:
+        keys += [(team_id, stage), (None, stage)]
+    if team_id is not None:
+        keys.append((team_id, None))
+    keys.append((None, None))
+    for team_key, stage_key in keys:
+        stmt = (select(KkpScriptVersion)
+                .where(KkpScriptVersion.effective_from <= at,
+                       KkpScriptVersion.team_id.is_(None) if team_key is None
+                       else KkpScriptVersion.team_id == team_key,
+                       KkpScriptVersion.stage.is_(None) if stage_key is None
+                       else KkpScriptVersion.stage == stage_key)
+                .order_by(KkpScriptVersion.effective_from.desc(), KkpScriptVersion.id.desc())
+                .limit(1))
+        row = await session.scalar(stmt)
+        if row is not None:
+            return row
+    return None
+
+
+async def script_for_call(session: AsyncSession, call_id: int) -> KkpScriptVersion | None:
+    """The version a call is checked against (its first manager's team; no stage yet)."""
+    call = await session.get(Call, call_id)
+    if call is None:
+        return None
+    team_id = None
+    if call.managers:
+        team_id = await session.scalar(select(User.team_id)
+                                       .where(User.extension == call.managers[0]))
+    return await version_in_force(session, call.started_at, team_id=team_id,
+                                  stage=getattr(call, "stage", None))

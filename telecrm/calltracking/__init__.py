@@ -1,0 +1,11 @@
+"""Call tracking in the app: the marketers' page and API, the public snippet and lease
+endpoint, number management, visit history, Redis leases and the source on the
+ringing channel.
+
+- ``routes``: pages and JSON routes (``add_routes``)
+- ``public``: ``/ct.js`` and ``/api/ct/session`` (public, hostile ground)
+- ``manage_api``: costs, numbers, sites and pools as the marketer edits them
+- ``openapi``: the feature's OpenAPI paths
+- ``cli``: ``telecrm ct ...`` and ``telecrm report calltracking``
+- ``history, lease_store, live``: visit history writer, Redis leases, CRM_SOURCE on the channel
+"""

@@ -1,0 +1,310 @@
+"""The public side of call tracking: the page snippet and the lease endpoint.
+
+Hostile ground: anyone on the internet can call these. So every field is checked
+for type and length, the body is capped, each client IP is rate limited, CORS is
+granted only to a site's configured origins, an unknown site is a 404, and the
+answer never carries anything but the caller's own session and number (a visit
+token is 96 random bits signed with the site's key: one visit cannot be guessed
+from another, and a made-up token starts a new visit). The answer comes from the
+lease store alone; the visit and its lease history are written a moment later,
+in batches (:mod:`telecrm.calltracking.history`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from aiohttp import web
+
+from crm_core.calltracking.leases import LeaseStore, MemoryLeaseStore, PoolRules
+from crm_core.calltracking.models import CtSite
+from crm_core.calltracking.services import (
+    CallTrackingError,
+    VisitEvent,
+    VisitReport,
+    get_site,
+    new_token,
+    normalize_host,
+    pool_of,
+    rules_of,
+    token_is_valid,
+)
+from crm_core.clock import utcnow
+from telecrm.calltracking.history import HistoryWriter, ProcessHistoryWriter
+from telecrm.calltracking.lease_store import RedisLeaseStore
+from telecrm.web.auth import client_ip
+from telecrm.web.keys import SESSIONS, SETTINGS
+
+MAX_BODY = 4096
+MAX_URL = 1000
+SITE_CACHE_SECONDS = 5.0
+_CLIENT_ID = re.compile(r"[A-Za-z0-9._:-]{1,100}")
+# Crawlers and tools that say who they are; a headless browser hiding it is caught by
+# the activity rule instead (the snippet asks for a number only after real activity).
+BOT_AGENTS = re.compile(
+    r"bot\b|bot/|crawl|spider|slurp|yandex(?!browser)|googlebot|bingpreview|facebookexternal|"
+    r"curl/|wget/|python-requests|python-urllib|aiohttp|go-http-client|java/|okhttp|"
+    r"phantomjs|headlesschrome|lighthouse|pingdom|uptime|monitor",
+    re.IGNORECASE)
+SNIPPET = Path(__file__).resolve().parent.parent / "static" / "ct.js"
+
+
+class RateLimiter:
+    """At most ``limit`` requests per IP in a sliding minute (per process, bounded memory)."""
+
+    def __init__(self, limit: int, window: float = 60.0,
+                 clock: Callable[[], float] = time.monotonic, max_keys: int = 100_000) -> None:
+        self.limit, self.window, self.clock, self.max_keys = limit, window, clock, max_keys
+        self._hits: dict[str, deque[float]] = {}
+
+    def allow(self, key: str) -> bool:
+        now = self.clock()
+        hits = self._hits.get(key)
+        if hits is None:
+            if len(self._hits) >= self.max_keys:
+                self._prune(now)
+            hits = self._hits[key] = deque()
+        while hits and hits[0] <= now - self.window:
+            hits.popleft()
+        if len(hits) >= self.limit:
+            return False
+        hits.append(now)
+        return True
+
+    def _prune(self, now: float) -> None:
+        for key in [k for k, v in self._hits.items() if not v or v[-1] <= now - self.window]:
+            del self._hits[key]
+        while len(self._hits) >= self.max_keys:
+            self._hits.pop(next(iter(self._hits)))
+
+
+@dataclass(frozen=True)
+class SiteView:
+    """A site as the public endpoints use it, with its pool and rules worked out once."""
+
+    site: CtSite
+    pool: tuple[str, ...]
+    rules: PoolRules
+
+
+@dataclass
+class CallTracking:
+    """What the public endpoints share: leases, the history writer, limiter, site cache."""
+
+    leases: LeaseStore
+    history: HistoryWriter
+    limiter: RateLimiter
+    sites: dict[str, tuple[float, SiteView | None]] = field(default_factory=dict)
+    loading: dict[str, asyncio.Future[SiteView | None]] = field(default_factory=dict)
+
+
+CT = web.AppKey("calltracking", CallTracking)
+
+
+async def calltracking_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Leases in Redis when ``TELECRM_REDIS_URL`` is set, else in this process.
+
+    With Redis (scale-out) the visit history is written by a child process, so a busy
+    web process never shares its interpreter lock with the writer; else by a thread.
+    """
+    settings = app[SETTINGS]
+    store: LeaseStore = (RedisLeaseStore.from_url(settings.redis_url) if settings.redis_url
+                         else MemoryLeaseStore())
+    writer = ProcessHistoryWriter if settings.redis_url else HistoryWriter
+    history = writer(settings.resolved_database_url)
+    history.start()
+    app[CT] = CallTracking(store, history, RateLimiter(settings.ct_rate_per_minute))
+    yield
+    await history.close()
+    await store.close()
+
+
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
+    return web.json_response({"error": message}, status=status, headers=headers)
+
+
+async def _load_site(app: web.Application, host: str) -> SiteView | None:
+    ct = app[CT]
+    async with app[SESSIONS]() as session:
+        site = await get_site(session, host)
+        view = None
+        if site is not None:
+            view = SiteView(site, tuple(pool_of(site)), rules_of(site))
+            session.expunge_all()  # detached, with its numbers loaded: safe to share
+    if len(ct.sites) > 10_000:
+        ct.sites.clear()
+    ct.sites[host] = (time.monotonic() + SITE_CACHE_SECONDS, view)
+    return view
+
+
+async def _site(request: web.Request, host: str) -> SiteView | None:
+    """The site from a few seconds' cache; one query refreshes it, the others never wait."""
+    ct = request.app[CT]
+    cached = ct.sites.get(host)
+    if cached is not None and cached[0] > time.monotonic():
+        return cached[1]
+    pending = ct.loading.get(host)
+    if pending is None:
+        pending = asyncio.ensure_future(_load_site(request.app, host))
+        ct.loading[host] = pending
+        pending.add_done_callback(lambda _: ct.loading.pop(host, None))
+    if cached is not None:
+        return cached[1]  # a moment stale while one request reloads it
+    return await asyncio.shield(pending)
+
+
+def _host_param(raw: Any) -> str | None:
+    if not isinstance(raw, str) or not raw or len(raw) > 253:
+        return None
+    try:
+        return normalize_host(raw)
+    except CallTrackingError:
+        return None
+
+
+def _cors(request: web.Request, site: CtSite) -> dict[str, str] | None:
+    """CORS headers for an allowed origin; None when the origin is not the site's."""
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return {}  # not a browser's cross-origin request: CORS does not apply
+    if origin.lower().rstrip("/") not in site.allowed_origins:
+        return None
+    return {"Access-Control-Allow-Origin": origin, "Vary": "Origin",
+            "Access-Control-Allow-Methods": "POST, OPTIONS",
+            "Access-Control-Allow-Headers": "Content-Type", "Access-Control-Max-Age": "600"}
+
+
+async def snippet(request: web.Request) -> web.Response:
+    """``GET /ct.js?site=HOST``: the script a site owner adds with one tag."""
+    host = _host_param(request.query.get("site"))
+    view = await _site(request, host) if host else None
+    if view is None:
+        return _error(404, "unknown site")
+    site = view.site
+    config = {"site": site.host, "selector": site.selector, "numbers": site.default_numbers,
+              "heartbeat": site.heartbeat_seconds}
+    body = SNIPPET.read_text("utf-8").replace(
+        "/*CONFIG*/null", json.dumps(config, ensure_ascii=True))
+    return web.Response(text=body, content_type="application/javascript", charset="utf-8",
+                        headers={"Cache-Control": "public, max-age=300",
+                                 "X-Content-Type-Options": "nosniff"})
+
+
+def _text(body: dict[str, Any], key: str, limit: int, *, required: bool = False) -> str | None:
+    value = body.get(key)
+    if value is None or value == "":
+        if required:
+            raise CallTrackingError(f"{key} is required")
+        return None
+    if not isinstance(value, str) or len(value) > limit or not value.isprintable():
+        raise CallTrackingError(f"{key} must be text of at most {limit} characters")
+    return value
+
+
+def _page_url(value: str | None, key: str) -> str | None:
+    if value is None:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise CallTrackingError(f"{key} must be an http(s) URL")
+    return value
+
+
+def _client_ids(body: dict[str, Any]) -> dict[str, str]:
+    ids: dict[str, str] = {}
+    raw = body.get("client_ids")
+    if raw is not None:
+        if not isinstance(raw, dict) or len(raw) > 5:
+            raise CallTrackingError("client_ids must be an object of at most 5 ids")
+        for key, value in raw.items():
+            if key not in ("ga", "ym_uid") or not isinstance(value, str) or \
+                    not _CLIENT_ID.fullmatch(value):
+                raise CallTrackingError("client_ids may hold ga and ym_uid (short ids)")
+            ids[key] = value
+    single = body.get("client_id")
+    if single is not None:
+        if not isinstance(single, str) or not _CLIENT_ID.fullmatch(single):
+            raise CallTrackingError("client_id must be a short id")
+        ids.setdefault("client_id", single)
+    return ids
+
+
+async def preflight(request: web.Request) -> web.Response:
+    body_site = _host_param(request.query.get("site"))
+    origin = (request.headers.get("Origin") or "").lower().rstrip("/")
+    host = body_site or (urlsplit(origin).netloc if origin else None)
+    view = await _site(request, host) if host else None
+    headers = _cors(request, view.site) if view is not None else None
+    if not headers:
+        return _error(403, "origin not allowed")
+    return web.Response(status=204, headers=headers)
+
+
+async def session_endpoint(request: web.Request) -> web.Response:
+    """``POST /api/ct/session``: record the visit and keep or lease it a number."""
+    ct = request.app[CT]
+    if not ct.limiter.allow(client_ip(request)):
+        return _error(429, "too many requests", {"Retry-After": "60"})
+    if request.content_length is not None and request.content_length > MAX_BODY:
+        return _error(413, "request body too large")
+    raw = await request.content.read(MAX_BODY + 1)
+    if len(raw) > MAX_BODY:
+        return _error(413, "request body too large")
+    try:
+        body = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return _error(400, "the body must be a JSON object")
+    if not isinstance(body, dict):
+        return _error(400, "the body must be a JSON object")
+    host = _host_param(body.get("site"))
+    if host is None:
+        return _error(400, "site must be a host name")
+    view = await _site(request, host)
+    if view is None:
+        return _error(404, "unknown site")
+    site = view.site
+    cors = _cors(request, site)
+    if cors is None:
+        return _error(403, "origin not allowed")
+    try:
+        url = _page_url(_text(body, "url", MAX_URL, required=True), "url")
+        referrer = _page_url(_text(body, "referrer", MAX_URL), "referrer")
+        token = _text(body, "session", 64)
+        ids = _client_ids(body)
+        activity = body.get("activity", True)
+        if not isinstance(activity, bool):
+            raise CallTrackingError("activity must be true or false")
+    except CallTrackingError as exc:
+        return _error(400, str(exc), cors)
+    assert url is not None
+    agent = request.headers.get("User-Agent", "")[:300]
+    bot = not agent or BOT_AGENTS.search(agent) is not None
+    now = utcnow()
+    if token is None or not token_is_valid(site, token):
+        token = new_token(site)  # a forged, foreign or missing token starts a new visit
+    number = None
+    timing: dict[str, str] = {}
+    decision = None
+    if activity and not bot and view.pool:
+        started = time.perf_counter()
+        decision = await ct.leases.acquire(site.host, view.pool, view.rules, token,
+                                           now.timestamp())
+        # how long the lease itself took (the benchmark reads it; browsers show it)
+        timing = {"Server-Timing": f"lease;dur={(time.perf_counter() - started) * 1000:.3f}"}
+        number = decision.number
+    await ct.history.put(VisitEvent(site.id, site.hold_seconds, token,
+                                    VisitReport(url, referrer, ids, agent), now, bot, decision))
+    fallback = site.default_numbers[0] if site.default_numbers else None
+    return web.json_response(
+        {"session": token, "number": number or fallback, "tracked": number is not None,
+         "heartbeat": site.heartbeat_seconds},
+        headers={**cors, **timing, "Cache-Control": "no-store"})

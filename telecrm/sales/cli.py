@@ -1,0 +1,384 @@
+"""Commands of the sales management layer, registered by telecrm.cli.build_parser.
+
+- ``telecrm payments add|import FILE.csv``, ``telecrm invoices add``;
+- ``telecrm clients recompute|potential|reassign|archive|history`` (added to ``clients``);
+- ``telecrm sales settings [--team T] [KEY=VALUE ...]``.
+The command line acts as the server's operator (admin rights); every change is audited
+with the actor ``cli``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Coroutine
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from crm_core.clock import local_today
+from telecrm.cli_support import UsageError, database, print_json, workday_timezone
+from telecrm.settings import Settings
+
+ACTOR = "cli"
+
+
+async def _write(settings: Settings, work: Callable[[Any], Coroutine[Any, Any, Any]]) -> Any:
+    """Run ``work(session)`` in one transaction; a domain ValueError is one sentence, no writes."""
+    async with database(settings) as sessions:
+        async with sessions() as session, session.begin():
+            try:
+                return await work(session)
+            except ValueError as exc:
+                raise UsageError(str(exc).rstrip(".")) from exc
+
+
+
+
+def _today(settings: Settings) -> date:
+    """Today in the workday timezone (a payment at 01:00 in Moscow is Moscow's day)."""
+    return local_today(workday_timezone(settings))
+
+
+def _day(value: str | None, settings: Settings) -> date | None:
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError as exc:
+        raise UsageError(f"{value!r} is not a date (YYYY-MM-DD)") from exc
+
+
+async def _team_id(session: Any, name: str | None) -> int | None:
+    from sqlalchemy import select
+
+    from crm_core.people.models import Team
+
+    if not name:
+        return None
+    team_id = await session.scalar(select(Team.id).where(Team.name == name))
+    if team_id is None:
+        raise UsageError(f"there is no team named {name!r}")
+    return int(team_id)
+
+
+async def _user_id(session: Any, ref: str) -> int:
+    """A user by username or extension."""
+    from sqlalchemy import or_, select
+
+    from crm_core.people.models import User
+
+    user_id = await session.scalar(select(User.id).where(
+        or_(User.username == ref, User.extension == ref)))
+    if user_id is None:
+        raise UsageError(f"there is no user {ref!r} (give a username or an extension)")
+    return int(user_id)
+
+
+# -- payments and invoices ------------------------------------------------------------------
+
+
+async def cmd_payments_add(args: argparse.Namespace, settings: Settings) -> int:
+    from crm_core.sales.payments import payment_to_dict, record_payment
+
+    async def work(session: Any) -> dict[str, Any]:
+        payment = await record_payment(session, client=args.client, amount=args.amount,
+                                       paid_on=args.date or _today(settings),
+                                       invoice=args.invoice, ref=args.ref, note=args.note,
+                                       source="cli", actor=ACTOR, today=_today(settings))
+        return payment_to_dict(payment)
+
+    row = await _write(settings, work)
+    print(f"payment {row['id']}: {row['amount']} from client {row['client_id']} "
+          f"on {row['paid_on']}")
+    return 0
+
+
+async def cmd_payments_import(args: argparse.Namespace, settings: Settings) -> int:
+    from crm_core.sales.payments import import_payments_csv
+
+    path = Path(args.file)
+    if not path.is_file():
+        raise UsageError(f"no such file: {path}")
+    report = await _write(settings, lambda session: import_payments_csv(
+        session, path, today=_today(settings)))
+    print(f"booked {report.booked} payments for {report.total}, "
+          f"skipped {report.skipped} booked before")
+    return 0
+
+
+async def cmd_invoices_add(args: argparse.Namespace, settings: Settings) -> int:
+    from crm_core.sales.payments import invoice_to_dict, record_invoice
+
+    async def work(session: Any) -> dict[str, Any]:
+        invoice = await record_invoice(session, client=args.client, number=args.number,
+                                       amount=args.amount,
+                                       issued_on=args.date or _today(settings),
+                                       due_on=args.due, actor=ACTOR)
+        return invoice_to_dict(invoice)
+
+    row = await _write(settings, work)
+    print(f"invoice {row['number']}: {row['amount']} to client {row['client_id']}")
+    return 0
+
+
+# -- clients --------------------------------------------------------------------------------
+
+
+async def cmd_clients_recompute(args: argparse.Namespace, settings: Settings) -> int:
+    from crm_core.sales.client_status import recompute_all
+
+    workday_timezone(settings)
+    today = _day(args.date, settings)
+    counts = await _write(settings, lambda session: recompute_all(
+        session, today=today, actor="recompute", tz_name=settings.timezone))
+    print(f"judged {counts['clients']} clients: {counts['changed']} statuses changed, "
+          f"{counts['abc_changed']} ABC groups changed")
+    return 0
+
+
+async def cmd_clients_potential(args: argparse.Namespace, settings: Settings) -> int:
+    from crm_core.sales.clients import set_contact_frequency, set_potential
+
+    async def work(session: Any) -> Any:
+        client = None
+        if args.amount is not None:
+            client = await set_potential(session, args.client, args.amount, items=args.items,
+                                         by=None, actor=ACTOR)
+        if args.contact_every is not None:
+            client = await set_contact_frequency(session, args.client, args.contact_every or None,
+                                                 by=None, actor=ACTOR)
+        if client is None:
+            raise UsageError("give an AMOUNT or --contact-every DAYS")
+        return client
+
+    client = await _write(settings, work)
+    print(f"client {client.id}: potential {client.annual_potential}, "
+          f"group {client.abc_group or '—'}, contact every "
+          f"{client.contact_every_days or 'group default'} days")
+    return 0
+
+
+async def cmd_clients_reassign(args: argparse.Namespace, settings: Settings) -> int:
+    from crm_core.sales.clients import reassign_clients
+
+    async def work(session: Any) -> int:
+        owner = None if args.to == "-" else await _user_id(session, args.to)
+        return len(await reassign_clients(session, args.clients, owner, by=None,
+                                          reason=args.reason, actor=ACTOR))
+
+    moved = await _write(settings, work)
+    print(f"reassigned {moved} clients")
+    return 0
+
+
+async def cmd_clients_archive(args: argparse.Namespace, settings: Settings) -> int:
+    from crm_core.sales.clients import archive_client
+
+    async def work(session: Any) -> Any:
+        return await archive_client(session, args.client, by=None, reason=args.reason,
+                                    restore=args.restore, actor=ACTOR)
+
+    await _write(settings, work)
+    print(f"client {args.client} {'restored' if args.restore else 'archived'}")
+    return 0
+
+
+async def cmd_clients_history(args: argparse.Namespace, settings: Settings) -> int:
+    from crm_core.sales.client_status import status_history
+    from crm_core.sales.clients import owner_history
+
+    async def work(session: Any) -> dict[str, Any]:
+        return {"status": await status_history(session, args.client),
+                "owner": await owner_history(session, args.client)}
+
+    print_json(await _write(settings, work))
+    return 0
+
+
+# -- settings -------------------------------------------------------------------------------
+
+
+async def cmd_sales_settings(args: argparse.Namespace, settings: Settings) -> int:
+    from crm_core.sales.settings import rules_for_team, save_rules
+
+    values: dict[str, str] = {}
+    for pair in args.values:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise UsageError(f"{pair!r} is not KEY=VALUE")
+        values[key.strip()] = value.strip()
+
+    async def work(session: Any) -> dict[str, Any]:
+        team_id = await _team_id(session, args.team)
+        if values:
+            from crm_core.sales.client_status import recompute_all
+
+            await save_rules(session, team_id, values, by=None, actor=ACTOR)
+            await recompute_all(session, actor="settings", tz_name=settings.timezone)
+        return (await rules_for_team(session, team_id)).to_dict()
+
+    print_json(await _write(settings, work))
+    return 0
+
+
+# -- deals ----------------------------------------------------------------------------------
+
+
+async def cmd_pipeline_add(args: argparse.Namespace, settings: Settings) -> int:
+    from crm_core.sales.deals import StageSpec, create_pipeline
+
+    async def work(session: Any) -> Any:
+        specs = [StageSpec.parse(text) for text in args.stages]
+        return await create_pipeline(session, args.name, specs, by=None, actor=ACTOR)
+
+    pipeline = await _write(settings, work)
+    print(f"pipeline {pipeline.id} {pipeline.name!r}: {len(args.stages)} stages")
+    return 0
+
+
+async def cmd_reason_add(args: argparse.Namespace, settings: Settings) -> int:
+    from crm_core.sales.deals import add_lose_reason
+
+    reason = await _write(settings, lambda session: add_lose_reason(session, args.name, by=None,
+                                                                    actor=ACTOR))
+    print(f"lose reason {reason.id}: {reason.name}")
+    return 0
+
+
+async def cmd_plan_set(args: argparse.Namespace, settings: Settings) -> int:
+    from crm_core.sales.deals import set_plan
+
+    try:
+        month = date.fromisoformat(f"{args.month}-01" if len(args.month) == 7 else args.month)
+    except ValueError as exc:
+        raise UsageError(f"{args.month!r} is not a month (YYYY-MM)") from exc
+    kind, target = ("amount", args.amount) if args.amount else ("count", args.count)
+
+    async def work(session: Any) -> Any:
+        return await set_plan(session, await _user_id(session, args.user), month, kind, target,
+                              by=None, actor=ACTOR)
+
+    plan = await _write(settings, work)
+    print(f"plan for {plan.month:%Y-%m}: {plan.kind} {plan.target}")
+    return 0
+
+
+# -- reports (``telecrm report NAME``, the registry lives in cli_calltracking) ----------------
+
+
+def report_runner(name: str) -> Callable[[argparse.Namespace, Settings, Any],
+                                         Coroutine[Any, Any, dict[str, Any]]]:
+    """A ``telecrm report`` runner for a sales report; the command line sees everyone."""
+
+    async def run(args: argparse.Namespace, settings: Settings, period: Any) -> dict[str, Any]:
+        from crm_core.sales.reports import REPORTS
+
+        async with database(settings, writer=False) as sessions:
+            async with sessions() as session:
+                return await REPORTS[name](session, period.start, period.end, None,
+                                           tz_name=settings.timezone)
+
+    return run
+
+
+def register_reports() -> None:
+    from crm_core.sales.reports import REPORTS
+    from telecrm.calltracking.cli import register_report
+
+    for name in REPORTS:
+        register_report(name, report_runner(name))
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> argparse._SubParsersAction:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return action
+    raise RuntimeError(f"{parser.prog} has no subcommands")
+
+
+def add_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    """Register this feature's commands on the top-level subparsers."""
+    register_reports()
+    pay = sub.add_parser("payments", help="client payments (statuses depend on them)")
+    pay_sub = pay.add_subparsers(dest="payments_command", required=True, metavar="ACTION")
+    padd = pay_sub.add_parser("add", parents=[common], help="book one payment")
+    padd.add_argument("--client", required=True, help="client id or exact name")
+    padd.add_argument("--amount", required=True)
+    padd.add_argument("--date", metavar="D", help="payment day (default: today)")
+    padd.add_argument("--invoice", metavar="NUMBER", help="the invoice it pays")
+    padd.add_argument("--ref", help="id in the bank statement (books once)")
+    padd.add_argument("--note")
+    padd.set_defaults(handler=cmd_payments_add)
+    pimp = pay_sub.add_parser("import", parents=[common],
+                              help="CSV with header date,client,amount[,invoice,ref,note]; "
+                                   "all rows or none")
+    pimp.add_argument("file", metavar="FILE.csv")
+    pimp.set_defaults(handler=cmd_payments_import)
+
+    inv = sub.add_parser("invoices", help="invoices to clients")
+    inv_sub = inv.add_subparsers(dest="invoices_command", required=True, metavar="ACTION")
+    iadd = inv_sub.add_parser("add", parents=[common], help="issue an invoice")
+    iadd.add_argument("--client", required=True, help="client id or exact name")
+    iadd.add_argument("--number", required=True)
+    iadd.add_argument("--amount", required=True)
+    iadd.add_argument("--date", metavar="D", help="issue day (default: today)")
+    iadd.add_argument("--due", metavar="D", help="payment due day")
+    iadd.set_defaults(handler=cmd_invoices_add)
+
+    clients = _subparsers(sub.choices["clients"])
+    rec = clients.add_parser("recompute", parents=[common],
+                             help="judge every client's status and ABC group by the rules")
+    rec.add_argument("--date", metavar="YYYY-MM-DD", help="judge as of this day (default: today)")
+    rec.set_defaults(handler=cmd_clients_recompute)
+    pot = clients.add_parser("potential", parents=[common],
+                             help="set a client's annual potential (ABC) or contact frequency")
+    pot.add_argument("client", type=int, metavar="CLIENT_ID")
+    pot.add_argument("amount", nargs="?", metavar="AMOUNT")
+    pot.add_argument("--items", type=int, help="annual potential in items")
+    pot.add_argument("--contact-every", type=int, metavar="DAYS",
+                     help="planned days between contacts (0: the ABC group's)")
+    pot.set_defaults(handler=cmd_clients_potential)
+    rea = clients.add_parser("reassign", parents=[common],
+                             help="give clients to another manager (history kept)")
+    rea.add_argument("clients", type=int, nargs="+", metavar="CLIENT_ID")
+    rea.add_argument("--to", required=True, metavar="USER",
+                     help="username or extension; '-' takes the clients away")
+    rea.add_argument("--reason")
+    rea.set_defaults(handler=cmd_clients_reassign)
+    arc = clients.add_parser("archive", parents=[common], help="archive a client (never deleted)")
+    arc.add_argument("client", type=int, metavar="CLIENT_ID")
+    arc.add_argument("--reason")
+    arc.add_argument("--restore", action="store_true", help="bring an archived client back")
+    arc.set_defaults(handler=cmd_clients_archive)
+    his = clients.add_parser("history", parents=[common],
+                             help="a client's status and owner changes (JSON)")
+    his.add_argument("client", type=int, metavar="CLIENT_ID")
+    his.set_defaults(handler=cmd_clients_history)
+
+    deals = sub.add_parser("deals", help="pipelines, lose reasons, monthly plans")
+    deals_sub = deals.add_subparsers(dest="deals_command", required=True, metavar="ACTION")
+    pip = deals_sub.add_parser("pipeline", parents=[common],
+                               help="add a pipeline: NAME STAGE... where a stage is "
+                                    "name[:call|email|meeting|other[:days[:owner|supervisor]]] "
+                                    "or name:won / name:lost")
+    pip.add_argument("name")
+    pip.add_argument("stages", nargs="+", metavar="STAGE")
+    pip.set_defaults(handler=cmd_pipeline_add)
+    lr = deals_sub.add_parser("reason", parents=[common], help="add a reason deals are lost for")
+    lr.add_argument("name")
+    lr.set_defaults(handler=cmd_reason_add)
+    pl = deals_sub.add_parser("plan", parents=[common], help="a manager's plan for a month")
+    pl.add_argument("--user", required=True, help="username or extension")
+    pl.add_argument("--month", required=True, metavar="YYYY-MM")
+    target = pl.add_mutually_exclusive_group(required=True)
+    target.add_argument("--amount", help="money won in the month")
+    target.add_argument("--count", help="deals won in the month")
+    pl.set_defaults(handler=cmd_plan_set)
+
+    sales = sub.add_parser("sales", help="the head of sales' rules")
+    sales_sub = sales.add_subparsers(dest="sales_command", required=True, metavar="ACTION")
+    st = sales_sub.add_parser("settings", parents=[common],
+                              help="show or change the rules: KEY=VALUE ... (JSON out)")
+    st.add_argument("values", nargs="*", metavar="KEY=VALUE")
+    st.add_argument("--team", help="a team's own rules (default: the company's)")
+    st.set_defaults(handler=cmd_sales_settings)

@@ -1,0 +1,350 @@
+"""The deals board, the monthly sales plan and the sales rules pages.
+
+- ``GET /deals?pipeline=ID&client=ID``: a board per pipeline (columns = stages, cards =
+  deals with client, amount, manager, days in stage); with ``client`` a form opens a
+  new deal for that client (the link from the client card);
+- ``POST /deals/new``, ``POST /deals/{id}/move`` (won: amount; lost: a reason);
+- ``GET /plan?month=YYYY-MM``, ``POST /plan``: % done for company, team and manager;
+  a supervisor sets his managers' plans, an admin anyone's;
+- ``GET /sales/settings?team=ID``, ``POST /sales/settings/rules|reasons|pipelines``.
+
+Rules, role checks and audit live in :mod:`crm_core.deals` and
+:mod:`crm_core.sales_settings`; a page only reads forms and shows outcomes.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+from urllib.parse import urlencode
+
+import aiohttp_jinja2
+from aiohttp import web
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from crm_core.clients.models import Client
+from crm_core.clock import local_now, local_today
+from crm_core.people import access
+from crm_core.people.models import Role, Team, User
+from crm_core.sales.client_status import recompute_all
+from crm_core.sales.deals import (
+    DealError,
+    DealNotAllowedError,
+    StageSpec,
+    add_lose_reason,
+    create_deal,
+    create_pipeline,
+    move_deal,
+    plan_progress,
+    set_plan,
+)
+from crm_core.sales.models import Deal, DealStatus, LoseReason, Pipeline
+from crm_core.sales.settings import (
+    RULE_FIELDS,
+    RulesNotAllowedError,
+    SalesRuleError,
+    rules_for_team,
+    save_rules,
+)
+from crm_core.timestamps import ensure_utc
+from telecrm.sales.pages import sales_page_user, tz_of
+from telecrm.web.errors import ApiError
+from telecrm.web.keys import SESSIONS, SETTINGS, WRITER_SESSIONS
+from telecrm.web.params import path_id
+
+DONE = {"created": "Сделка создана, задача первого этапа поставлена.",
+        "moved": "Сделка перенесена, задача этапа поставлена.",
+        "plan": "План сохранён.", "rules": "Правила сохранены, статусы клиентов пересчитаны.",
+        "reason": "Причина проигрыша добавлена.", "pipeline": "Воронка создана.",
+        "edited": "Изменения сохранены, записаны в журнал."}
+RU = {
+    "A won deal needs the amount": "Для выигранной сделки укажите сумму.",
+    "A lost deal needs a reason": "Для проигранной сделки выберите причину из списка.",
+    "A deal needs a title": "Укажите название сделки.",
+    "is on this stage already": "Сделка уже на этом этапе.",
+    "A manager opens deals for himself only": "Менеджер открывает сделки только на себя.",
+    "Only a supervisor or an admin": "Это меняет руководитель или администратор.",
+    "is not in your team": "Этот менеджер не из вашего отдела.",
+    "whole number": "Укажите целое число.",
+    "A pipeline needs working stages": "В воронке нужны рабочие этапы, один этап «выиграна» "
+                                       "и один «проиграна».",
+    "exists already": "Такая воронка уже есть.",
+    "A plan is an amount or a count": "План — сумма или количество сделок.",
+    "The A threshold": "Порог группы A не может быть ниже порога группы B.",
+    "target": "Укажите план положительным числом.",
+    "open deal(s)": "На этом этапе (в воронке) есть открытые сделки: сначала перенесите их.",
+    "cannot be archived": "Этапы «выиграна» и «проиграна» не архивируются.",
+    "at least one working stage": "В воронке должен остаться хотя бы один рабочий этап.",
+    "The first stage must be a working stage": "Первым должен быть рабочий этап.",
+    "The position must be": "Позиция — номер этапа в воронке.",
+    "is archived": "Этот этап в архиве.",
+}
+RULE_LABELS = {
+    "new_period_days": "«Новый» клиент: дней после первой оплаты",
+    "lost_after_days": "«Потерянный»: дней без оплаты и контакта",
+    "max_potential_days": "Макс. дней «потенциального» у менеджера",
+    "max_new_days": "Макс. дней «нового» у менеджера",
+    "abc_a_min": "Группа A: потенциал от, ₽/год", "abc_b_min": "Группа B: потенциал от, ₽/год",
+    "contact_days_a": "Контакт с A не реже, дней", "contact_days_b": "Контакт с B не реже, дней",
+    "contact_days_c": "Контакт с C не реже, дней",
+    "contact_days_none": "Контакт без группы не реже, дней",
+}
+
+
+def russian(message: str) -> str:
+    """One Russian sentence for a service's refusal."""
+    for name, label in RULE_LABELS.items():
+        if message.startswith(f"{name} "):
+            return f"{label}: неверное значение."
+    for key, text in RU.items():
+        if key in message:
+            return text
+    return message
+
+
+def _field(form: Any, name: str) -> str:
+    value = form.get(name)
+    return value.strip() if isinstance(value, str) else ""
+
+
+def _id(form: Any, name: str) -> int | None:
+    value = _field(form, name)
+    return int(value) if value.isdigit() and len(value) < 10 else None
+
+
+def _boss(user: User) -> None:
+    if user.role not in (Role.SUPERVISOR, Role.ADMIN):
+        raise ApiError(403, "only a supervisor or an admin may do this")
+
+
+def _status(exc: ValueError) -> int:
+    return 403 if isinstance(exc, DealNotAllowedError) else 400
+
+
+# -- the deals board ------------------------------------------------------------------------
+
+
+async def _deal_owners(session: Any, user: User) -> list[int] | None:
+    """Whose deals ``user`` sees on the board (None: everyone's)."""
+    if user.role == Role.ADMIN:
+        return None
+    return [m.id for m in await access.team_members(session, user)]
+
+
+async def board_context(request: web.Request, user: User) -> dict[str, Any]:
+    now = local_now(tz_of(request))
+    async with request.app[SESSIONS]() as session:
+        pipelines = list(await session.scalars(
+            select(Pipeline).where(Pipeline.archived_at.is_(None))
+            .options(selectinload(Pipeline.stages)).order_by(Pipeline.id)))
+        raw = request.query.get("pipeline", "")
+        current = next((p for p in pipelines if raw.isdigit() and p.id == int(raw)),
+                       pipelines[0] if pipelines else None)
+        columns: list[dict[str, Any]] = []
+        if current is not None:
+            stmt = (select(Deal, Client.name).join(Client, Client.id == Deal.client_id)
+                    .where(Deal.pipeline_id == current.id, Deal.archived_at.is_(None),
+                           await access.clients_filter(session, user)))
+            owners = await _deal_owners(session, user)
+            if owners is not None:
+                stmt = stmt.where(Deal.owner_id.in_(owners))
+            deals = (await session.execute(stmt.order_by(Deal.stage_entered_at))).all()
+            names = {u.id: u.name for u in await session.scalars(select(User))}
+            for stage in current.stages:
+                if stage.archived_at is not None:
+                    continue
+                cards = [{"deal": d, "client": name, "owner": names.get(d.owner_id or 0, "—"),
+                          "days": (now - ensure_utc(d.stage_entered_at)).days}
+                         for d, name in deals if d.stage_id == stage.id]
+                columns.append({"stage": stage, "cards": cards})
+        reasons = list(await session.scalars(select(LoseReason).where(
+            LoseReason.active.is_(True)).order_by(LoseReason.name)))
+        client = None
+        client_raw = request.query.get("client", "")
+        if client_raw.isdigit() and len(client_raw) < 10:
+            client = await access.visible_client(session, user, int(client_raw))
+    return {"title": "Сделки", "pipelines": pipelines, "current": current, "columns": columns,
+            "reasons": reasons, "new_client": client, "OPEN": DealStatus.OPEN.value,
+            "error": None, "done": DONE.get(request.query.get("done", ""))}
+
+
+async def deals_page(request: web.Request) -> web.Response:
+    user = sales_page_user(request)
+    return aiohttp_jinja2.render_template("sales_deals.html", request,
+                                          await board_context(request, user))
+
+
+async def _board_refused(request: web.Request, user: User, exc: ValueError) -> web.Response:
+    context = await board_context(request, user)
+    context["error"] = russian(str(exc))
+    return aiohttp_jinja2.render_template("sales_deals.html", request, context,
+                                          status=_status(exc))
+
+
+async def new_deal_form(request: web.Request) -> web.Response:
+    user = sales_page_user(request)
+    form = await request.post()
+    client_id, pipeline_id = _id(form, "client_id"), _id(form, "pipeline_id")
+    try:
+        async with request.app[WRITER_SESSIONS]() as session, session.begin():
+            if client_id is None or await access.visible_client(session, user,
+                                                                client_id) is None:
+                raise ApiError(404, "no such client")
+            deal = await create_deal(session, client_id=client_id, pipeline_id=pipeline_id or 0,
+                                     title=_field(form, "title"),
+                                     amount=_field(form, "amount") or None, by=user,
+                                     actor=user.username)
+            pipeline_id = deal.pipeline_id
+    except DealError as exc:
+        return await _board_refused(request, user, exc)
+    raise web.HTTPSeeOther("/deals?" + urlencode({"pipeline": pipeline_id, "done": "created"}))
+
+
+async def move_form(request: web.Request) -> web.Response:
+    user = sales_page_user(request)
+    deal_id = path_id(request)
+    form = await request.post()
+    try:
+        async with request.app[WRITER_SESSIONS]() as session, session.begin():
+            deal = await session.get(Deal, deal_id)
+            if deal is None or deal.archived_at is not None or await access.visible_client(
+                    session, user, deal.client_id) is None:
+                raise ApiError(404, "no such deal")
+            if user.role == Role.MANAGER and deal.owner_id != user.id:
+                raise DealNotAllowedError("this deal is another manager's")
+            pipeline_id = deal.pipeline_id
+            await move_deal(session, deal, _id(form, "stage_id") or 0, by=user,
+                            amount=_field(form, "amount") or None,
+                            lose_reason_id=_id(form, "lose_reason_id"),
+                            note=_field(form, "note") or None, actor=user.username)
+    except DealError as exc:
+        return await _board_refused(request, user, exc)
+    raise web.HTTPSeeOther("/deals?" + urlencode({"pipeline": pipeline_id, "done": "moved"}))
+
+
+# -- the monthly plan -----------------------------------------------------------------------
+
+
+def _month(request: web.Request, raw: str | None) -> date:
+    today = local_today(tz_of(request))
+    if raw:
+        try:
+            return datetime.strptime(raw[:7], "%Y-%m").date()
+        except ValueError:
+            pass
+    return today.replace(day=1)
+
+
+async def plan_context(request: web.Request, user: User, month: date) -> dict[str, Any]:
+    async with request.app[SESSIONS]() as session:
+        managers = await access.visible_managers(session, user)
+        progress = await plan_progress(session, month, managers, tz_of(request))
+        teams = {t.id: t.name for t in await session.scalars(select(Team))}
+    return {"title": "План продаж", "progress": progress, "teams": teams,
+            "month": month.strftime("%Y-%m"), "may_edit": user.role in (Role.SUPERVISOR,
+                                                                        Role.ADMIN),
+            "error": None, "done": DONE.get(request.query.get("done", ""))}
+
+
+async def plan_page(request: web.Request) -> web.Response:
+    user = sales_page_user(request)
+    month = _month(request, request.query.get("month"))
+    return aiohttp_jinja2.render_template("sales_plan.html", request,
+                                          await plan_context(request, user, month))
+
+
+async def plan_form(request: web.Request) -> web.Response:
+    user = sales_page_user(request)
+    _boss(user)
+    form = await request.post()
+    month = _month(request, _field(form, "month"))
+    try:
+        async with request.app[WRITER_SESSIONS]() as session, session.begin():
+            await set_plan(session, _id(form, "user_id") or 0, month, _field(form, "kind"),
+                           _field(form, "target"), by=user, actor=user.username)
+    except DealError as exc:
+        context = await plan_context(request, user, month)
+        context["error"] = russian(str(exc))
+        return aiohttp_jinja2.render_template("sales_plan.html", request, context,
+                                              status=_status(exc))
+    raise web.HTTPSeeOther("/plan?" + urlencode({"month": month.strftime("%Y-%m"),
+                                                 "done": "plan"}))
+
+
+# -- the rules ------------------------------------------------------------------------------
+
+
+def _team(user: User, raw: str | None) -> int | None:
+    """The team whose rules are shown: a supervisor's own; an admin picks (empty: company)."""
+    if user.role != Role.ADMIN:
+        return user.team_id
+    return int(raw) if raw and raw.isdigit() and len(raw) < 10 else None
+
+
+async def settings_context(request: web.Request, user: User, team_id: int | None
+                           ) -> dict[str, Any]:
+    async with request.app[SESSIONS]() as session:
+        rules = (await rules_for_team(session, team_id)).to_dict()
+        teams = {t.id: t.name for t in await session.scalars(select(Team).order_by(Team.name))}
+        # Archived pipelines, stages and reasons are listed too, so they can be restored.
+        pipelines = list(await session.scalars(
+            select(Pipeline).options(selectinload(Pipeline.stages))
+            .order_by(Pipeline.archived_at.is_not(None), Pipeline.id)))
+        reasons = list(await session.scalars(select(LoseReason).order_by(
+            LoseReason.active.desc(), LoseReason.name)))
+    return {"title": "Правила продаж", "rules": rules, "labels": RULE_LABELS,
+            "fields": RULE_FIELDS, "teams": teams, "team_id": team_id,
+            "is_admin": user.role == Role.ADMIN, "pipelines": pipelines, "reasons": reasons,
+            "error": None, "form": {}, "done": DONE.get(request.query.get("done", ""))}
+
+
+async def settings_page(request: web.Request) -> web.Response:
+    user = sales_page_user(request)
+    _boss(user)
+    team_id = _team(user, request.query.get("team"))
+    return aiohttp_jinja2.render_template("sales_settings.html", request,
+                                          await settings_context(request, user, team_id))
+
+
+async def settings_form(request: web.Request) -> web.Response:
+    user = sales_page_user(request)
+    _boss(user)
+    what = request.match_info["what"]
+    form = await request.post()
+    team_id = _team(user, _field(form, "team_id"))
+    try:
+        async with request.app[WRITER_SESSIONS]() as session, session.begin():
+            if what == "rules":
+                values = {k: _field(form, k) for k in RULE_FIELDS if _field(form, k)}
+                await save_rules(session, team_id, values, by=user, actor=user.username)
+                await recompute_all(session, actor="settings",
+                                    tz_name=request.app[SETTINGS].timezone)
+            elif what == "reasons":
+                await add_lose_reason(session, _field(form, "name"), by=user,
+                                      actor=user.username)
+            else:
+                lines = [line.strip() for line in _field(form, "stages").splitlines()
+                         if line.strip()]
+                await create_pipeline(session, _field(form, "name"),
+                                      [StageSpec.parse(line) for line in lines], by=user,
+                                      actor=user.username)
+    except (SalesRuleError, DealError) as exc:
+        context = await settings_context(request, user, team_id)
+        context.update(error=russian(str(exc)), form=dict(form))
+        status = 403 if isinstance(exc, DealNotAllowedError | RulesNotAllowedError) else 400
+        return aiohttp_jinja2.render_template("sales_settings.html", request, context,
+                                              status=status)
+    done = {"rules": "rules", "reasons": "reason"}.get(what, "pipeline")
+    query = {"done": done, **({"team": team_id} if team_id is not None else {})}
+    raise web.HTTPSeeOther("/sales/settings?" + urlencode(query))
+
+
+def add_routes(router: web.UrlDispatcher) -> None:
+    router.add_get("/deals", deals_page)
+    router.add_post("/deals/new", new_deal_form)
+    router.add_post("/deals/{id:\\d+}/move", move_form)
+    router.add_get("/plan", plan_page)
+    router.add_post("/plan", plan_form)
+    router.add_get("/sales/settings", settings_page)
+    router.add_post("/sales/settings/{what:rules|reasons|pipelines}", settings_form)

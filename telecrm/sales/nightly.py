@@ -1,0 +1,54 @@
+"""The nightly status run inside ``telecrm serve`` (``sales_nightly_ctx``).
+
+Time alone turns a *new* client *regular* and a silent one *lost*, so the rules are
+applied to every client at start-up and shortly after each local midnight. The run
+is idempotent: a second one on the same day changes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from crm_core.clock import local_now, local_today
+from crm_core.sales.client_status import recompute_all
+from telecrm.web.keys import SETTINGS, WRITER_SESSIONS
+
+log = logging.getLogger(__name__)
+RUN_AT = time(0, 10)  # after the talk-time day close (00:05), before anyone starts work
+
+
+async def run_once(sessions: async_sessionmaker[AsyncSession], tz_name: str) -> dict[str, int]:
+    async with sessions() as session, session.begin():
+        counts = await recompute_all(session, actor="nightly", tz_name=tz_name)
+    log.info("client statuses judged: %s", counts)
+    return counts
+
+
+async def sales_nightly_ctx(app: web.Application) -> AsyncIterator[None]:
+    """``cleanup_ctx`` for the app: judge client statuses at start-up and every night."""
+    tz_name = app[SETTINGS].timezone
+    tz = ZoneInfo(tz_name)
+
+    async def loop() -> None:
+        while True:
+            try:
+                await run_once(app[WRITER_SESSIONS], tz_name)
+            except Exception:  # a database outage must not end the job
+                log.exception("nightly client status run failed; retrying later")
+            tomorrow = datetime.combine(local_today(tz) + timedelta(days=1), RUN_AT,
+                                        tzinfo=tz)
+            await asyncio.sleep(max(60.0, (tomorrow - local_now(tz)).total_seconds()))
+
+    task = asyncio.create_task(loop(), name="sales-nightly")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

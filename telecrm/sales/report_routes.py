@@ -1,0 +1,166 @@
+"""The head of sales' reports on the web: ``/reports``, ``/reports/{name}`` and
+``GET /api/reports/{name}?from=D&to=D[&format=csv]``.
+
+The figures come from :mod:`crm_core.sales_reports` (which also decides who sees
+which managers); this module only parses the period, labels the columns in Russian
+and renders a page, JSON or CSV.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import aiohttp_jinja2
+from aiohttp import web
+
+from crm_core.clock import local_today
+from crm_core.people import access
+from crm_core.people.models import Role, User
+from crm_core.sales.reports import REPORTS, TITLES, ReportNotAllowedError
+from telecrm.web.auth import api_user, page_user
+from telecrm.web.errors import ApiError
+from telecrm.web.keys import SESSIONS, SETTINGS
+from telecrm.web.params import day_bounds, parse_day
+
+# column -> Russian heading; the order is the table's
+COLUMNS: dict[str, list[tuple[str, str]]] = {
+    "contact-frequency": [
+        ("name", "Менеджер"), ("clients", "Клиентов"), ("abandoned", "Заброшено"),
+        ("abandoned_pct", "% заброшенных"), ("calls", "Звонков"), ("talk_minutes", "Минут"),
+        ("calls_per_client", "Звонков на клиента"), ("minutes_per_client", "Минут на клиента"),
+        ("potential", "Потенциал, ₽"), ("open_offers", "КП в работе, ₽"),
+        ("unpaid_invoices", "Счета к оплате, ₽"), ("payments", "Оплаты, ₽")],
+    "overdue-clients": [
+        ("name", "Менеджер"), ("group", "Группа"), ("clients", "Клиентов"), ("m0", "< 1 мес"),
+        ("m1", "1 мес"), ("m2", "2 мес"), ("m3", "3 мес"), ("m4", "4 мес"), ("m5", "5 мес"),
+        ("m6", "6+ мес"), ("max_days", "Максимум, дней"), ("over_max", "Сверх максимума"),
+        ("over_max_ids", "Клиенты сверх максимума")],
+    "summary": [
+        ("status", "Состояние"), ("clients", "Клиентов"), ("clients_prev", "Было"),
+        ("potential", "Потенциал, ₽"), ("potential_prev", "Было, ₽"), ("paid", "Оплаты, ₽"),
+        ("paid_prev", "Было, ₽")],
+    "qualification": [
+        ("name", "Менеджер"), ("new_clients", "Новых клиентов"), ("qualified", "Квалифицировано"),
+        ("qualified_pct", "% квалификации"), ("a", "A"), ("b", "B"), ("c", "C"),
+        ("avg_days_to_qualify", "Дней до квалификации")],
+    "activity": [
+        ("rank", "Место"), ("name", "Менеджер"), ("inbound_calls", "Входящих"),
+        ("outbound_calls", "Исходящих"), ("talk_minutes", "Минут разговора"),
+        ("tasks_done", "Задач выполнено"), ("emails", "Писем"), ("meetings", "Встреч"),
+        ("deals_moved", "Сделок продвинуто")],
+    "deals": [
+        ("name", "Менеджер"), ("won", "Выиграно"), ("won_amount", "Выиграно, ₽"),
+        ("in_progress", "В работе"), ("in_progress_amount", "В работе, ₽"),
+        ("lost", "Проиграно"), ("lost_amount", "Проиграно, ₽"), ("win_rate_pct", "% побед")],
+}
+STATUS_NAMES = {"potential": "Потенциальные", "new": "Новые", "regular": "Постоянные",
+                "lost": "Потерянные", "total": "Итого"}
+GROUP_NAMES = {"potential": "Потенциальные", "new": "Новые"}
+MAX_DAYS = 400
+
+
+def _period(request: web.Request) -> tuple[date, date, datetime, datetime]:
+    """``from``/``to`` (inclusive days, workday timezone); default: this month so far."""
+    tz = ZoneInfo(request.app[SETTINGS].timezone)
+    today = local_today(tz)
+    first = parse_day(request.query["from"], "from") if request.query.get("from") \
+        else today.replace(day=1)
+    last = parse_day(request.query["to"], "to") if request.query.get("to") else today
+    if last < first:
+        raise ApiError(400, "from must not be after to")
+    if (last - first).days >= MAX_DAYS:
+        raise ApiError(400, f"ask for at most {MAX_DAYS} days at a time")
+    return first, last, day_bounds(first, tz)[0], day_bounds(last, tz)[1]
+
+
+async def _run(request: web.Request, user: User) -> tuple[str, dict[str, Any], date, date]:
+    name = request.match_info["name"]
+    report = REPORTS.get(name)
+    if report is None:
+        raise ApiError(404, f"no report {name!r}; known: {', '.join(REPORTS)}")
+    first, last, start, end = _period(request)
+    async with request.app[SESSIONS]() as session:
+        try:
+            body = await report(session, start, end, user,
+                                tz_name=request.app[SETTINGS].timezone)
+        except ReportNotAllowedError as exc:
+            raise ApiError(403, str(exc)) from None
+    return name, body, first, last
+
+
+def _csv(body: dict[str, Any], name: str) -> web.Response:
+    rows = [*body.get("rows", []), *([body["totals"]] if body.get("totals") else [])]
+    out = io.StringIO()
+    if rows:
+        fields = list(body["rows"][0]) if body.get("rows") else list(rows[0])
+        writer = csv.DictWriter(out, fieldnames=fields, extrasaction="ignore",
+                                lineterminator="\n")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: "" if v is None else v for k, v in row.items()})
+    return web.Response(text=out.getvalue(), content_type="text/csv", charset="utf-8",
+                        headers={"Content-Disposition": f'attachment; filename="{name}.csv"'})
+
+
+async def api_report(request: web.Request) -> web.Response:
+    user = api_user(request)
+    fmt = request.query.get("format", "json")
+    if fmt not in ("json", "csv"):
+        raise ApiError(400, "format must be json or csv")
+    name, body, first, last = await _run(request, user)
+    if fmt == "csv":
+        return _csv(body, name)
+    return web.json_response({**body, "from": first.isoformat(), "to": last.isoformat()})
+
+
+def _cells(name: str, row: dict[str, Any]) -> list[dict[str, Any]]:
+    """A row as the page shows it: text, a sort key, and the trend for the summary."""
+    cells = []
+    for key, _ in COLUMNS[name]:
+        value = row.get(key)
+        text = "—" if value is None or value == "" else value
+        if value is None:
+            pass
+        elif key == "status":
+            text = STATUS_NAMES.get(str(value), value)
+        elif key == "group":
+            text = GROUP_NAMES.get(str(value), value)
+        elif isinstance(value, str) and value.replace(".", "", 1).isdigit() and "." in value:
+            text = f"{float(value):,.0f}".replace(",", "\u00a0")
+        trend = row.get(f"{key}_trend")
+        cells.append({"key": key, "text": text, "sort": value if value is not None else "",
+                      "trend": trend})
+    return cells
+
+
+@aiohttp_jinja2.template("report_page.html")
+async def report_page(request: web.Request) -> dict[str, Any]:
+    user = page_user(request)
+    name, body, first, last = await _run(request, user)
+    days = (last - first).days + 1
+    managers: list[User] = []
+    if name == "overdue-clients" and user.role in (Role.SUPERVISOR, Role.ADMIN):
+        async with request.app[SESSIONS]() as session:
+            managers = await access.visible_managers(session, user)  # who may take clients
+    return {"managers": managers, "title": TITLES[name], "name": name, "reports": TITLES,
+            "columns": COLUMNS[name],
+            "rows": [_cells(name, r) for r in body["rows"]],
+            "totals": _cells(name, body["totals"]) if body.get("totals") else None,
+            "extra": body, "first": first, "last": last,
+            "prev_first": first - timedelta(days=days), "prev_last": first - timedelta(days=1),
+            "query": request.query_string}
+
+
+async def reports_index(request: web.Request) -> web.Response:
+    page_user(request)
+    raise web.HTTPSeeOther("/reports/summary")
+
+
+def add_routes(router: web.UrlDispatcher) -> None:
+    router.add_get("/api/reports/{name}", api_report)
+    router.add_get("/reports", reports_index)
+    router.add_get("/reports/{name}", report_page)

@@ -1,0 +1,436 @@
+"""Routes of the speech feature: transcripts as dialogues, the QC queue, stored scripts.
+
+- ``/qc``: the supervisor's queue of checked calls (lowest score first), the
+  evidence of each, confirm (a fine) / dismiss (with a reason), metrics per manager;
+  a manager sees his own results and cannot decide; marketers get 403.
+- ``/qc/scripts``: versioned KKP scripts (upload a file or paste the YAML).
+- ``/api/calls/{id}/transcript``, ``/api/clients/{id}/transcripts``: dialogue turns,
+  with the same role rules as the recording.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import aiohttp_jinja2
+from aiohttp import web
+from sqlalchemy import select
+
+from crm_core.calls.models import Call
+from crm_core.clock import utcnow
+from crm_core.people import access
+from crm_core.people.models import Role, Team, User
+from crm_core.speech import review as kkp_review
+from crm_core.speech import scripts as kkp_scripts
+from crm_core.speech.models import KkpScriptVersion, Transcript
+from speech.dialogue import turns
+from speech.script import KkpError, parse_script_text
+from telecrm.web import openapi
+from telecrm.web.auth import api_user, audible_call, page_user
+from telecrm.web.errors import ApiError
+from telecrm.web.keys import SESSIONS, SETTINGS, WRITER_SESSIONS
+from telecrm.web.params import json_object, parse_moment, path_id, period
+
+MAX_SCRIPT_CHARS = 200_000
+QC_DAYS = 7  # the queue's default period
+
+
+def _tz(request: web.Request) -> ZoneInfo:
+    return ZoneInfo(request.app[SETTINGS].timezone)
+
+
+def _qc_user(user: User) -> User:
+    if user.role == Role.MARKETER:
+        raise ApiError(403, "Контроль качества недоступен для вашей роли.")
+    return user
+
+
+# -- transcripts ----------------------------------------------------------------------------
+
+
+async def call_transcript(request: web.Request) -> web.Response:
+    """GET /api/calls/{id}/transcript: the dialogue (who said what, from which second)."""
+    user = api_user(request)
+    call_id = path_id(request)
+    async with request.app[SESSIONS]() as session:
+        await audible_call(session, user, call_id)
+        row = await session.scalar(select(Transcript).where(Transcript.call_id == call_id))
+    if row is None:
+        raise ApiError(404, "this call has no transcript yet")
+    return web.json_response({"call_id": call_id, "duration": row.duration, "model": row.model,
+                              "turns": turns(row.data)})
+
+
+async def client_transcripts(request: web.Request) -> web.Response:
+    """GET /api/clients/{id}/transcripts: every visible call of the client with a transcript."""
+    user = api_user(request)
+    client_id = path_id(request)
+    async with request.app[SESSIONS]() as session:
+        if await access.visible_client(session, user, client_id) is None:
+            raise ApiError(404, "no such client")
+        if not access.may_hear_recordings(user):
+            raise ApiError(403, "your role may not see transcripts")
+        stmt = (select(Call.id, Call.started_at, Transcript.duration, Transcript.data)
+                .join(Transcript, Transcript.call_id == Call.id)
+                .where(Call.client_id == client_id, await access.calls_filter(session, user))
+                .order_by(Call.started_at.desc()).limit(50))
+        rows = (await session.execute(stmt)).all()
+    tz = _tz(request)
+    return web.json_response([{"call_id": cid, "started_at": started.isoformat(),
+                               "when": started.astimezone(tz).strftime("%d.%m.%Y %H:%M"),
+                               "duration": duration, "turns": turns(data)}
+                              for cid, started, duration, data in rows])
+
+
+# -- the QC queue ---------------------------------------------------------------------------
+
+
+def _filters(request: web.Request) -> dict[str, Any]:
+    since, until = period(request, _tz(request), default_days=QC_DAYS)
+    manager = request.query.get("manager", "").strip() or None
+    if manager is not None and (not manager.isdigit() or len(manager) > 4):
+        raise ApiError(400, "manager must be an extension (digits)")
+    review = request.query.get("needs_review", "") in ("1", "true", "on")
+    return {"since": since, "until": until, "manager": manager, "needs_review_only": review}
+
+
+async def qc_queue(request: web.Request) -> web.Response:
+    """GET /api/kkp/queue: checked calls, lowest score first."""
+    user = _qc_user(api_user(request))
+    f = _filters(request)
+    async with request.app[SESSIONS]() as session:
+        rows = await kkp_review.queue(session, user, **f)
+    return web.json_response(rows)
+
+
+async def qc_result(request: web.Request) -> web.Response:
+    """GET /api/kkp/results/{id}: stages and violations with their evidence and decisions."""
+    user = _qc_user(api_user(request))
+    async with request.app[SESSIONS]() as session:
+        found = await kkp_review.visible_result(session, user, path_id(request))
+        if found is None:
+            raise ApiError(404, "no such result")
+        data = await kkp_review.detail(session, *found)
+        version = (await kkp_scripts.get_version(session, data["script_id"])
+                   if data["script_id"] else None)
+    _add_titles(data, version)
+    tz = _tz(request)
+    for v in data["violations"]:
+        if v["review"]:  # shown in the working day's timezone, like the rest of the CRM
+            v["review"]["when"] = (datetime.fromisoformat(v["review"]["decided_at"])
+                                   .astimezone(tz).strftime("%d.%m.%Y %H:%M"))
+    data["may_decide"] = kkp_review.may_decide(user)
+    return web.json_response(data)
+
+
+def _add_titles(data: dict[str, Any], version: KkpScriptVersion | None) -> None:
+    """Stage and forbidden-list titles from the script version (ids when unknown)."""
+    titles: dict[str, str] = {}
+    if version is not None:
+        try:
+            script = parse_script_text(version.text)
+        except KkpError:
+            script = None
+        if script is not None:
+            titles = {stage.id: stage.title for stage in script.stages}
+    for item in [*data["stages"], *data["violations"]]:
+        item["title"] = titles.get(str(item.get("id")), str(item.get("id")))
+
+
+async def qc_decide(request: web.Request) -> web.Response:
+    """POST /api/kkp/results/{id}/violations/{index} {"decision", "reason"}."""
+    user = _qc_user(api_user(request))
+    result_id = path_id(request)
+    raw = request.match_info.get("index", "")
+    if not raw.isdigit() or len(raw) > 4:
+        raise ApiError(404, "no such violation")
+    body = await json_object(request)
+    decision, reason = body.get("decision"), body.get("reason")
+    if not isinstance(decision, str) or (reason is not None and not isinstance(reason, str)):
+        raise ApiError(400, "decision must be a string, reason a string")
+    if reason and len(reason) > 2000:
+        raise ApiError(400, "reason is too long (2000 characters at most)")
+    async with request.app[WRITER_SESSIONS]() as session:
+        try:
+            review = await kkp_review.decide(session, user, result_id, int(raw), decision, reason)
+        except kkp_review.ReviewError as exc:
+            raise ApiError(exc.status, str(exc)) from None
+        await session.commit()
+        out = kkp_review.review_to_dict(review, {user.id: user.name})
+    return web.json_response(out, status=201)
+
+
+async def qc_metrics(request: web.Request) -> web.Response:
+    """GET /api/kkp/metrics: per manager average score and violations per week."""
+    user = _qc_user(api_user(request))
+    since, until = period(request, _tz(request), default_days=28)
+    async with request.app[SESSIONS]() as session:
+        rows = await kkp_review.metrics(session, user, since=since, until=until)
+    return web.json_response({"since": since.isoformat(), "until": until.isoformat(),
+                              "managers": rows})
+
+
+async def qc_fines(request: web.Request) -> web.Response:
+    """GET /api/kkp/fines: confirmed violations in the period, for the pay system."""
+    user = _qc_user(api_user(request))
+    since, until = period(request, _tz(request), default_days=31)
+    async with request.app[SESSIONS]() as session:
+        rows = await kkp_review.fines(session, user, since=since, until=until)
+    return web.json_response(rows)
+
+
+async def qc_page(request: web.Request) -> web.Response:
+    user = _qc_user(page_user(request))
+    f = _filters(request)
+    tz = _tz(request)
+    async with request.app[SESSIONS]() as session:
+        rows = await kkp_review.queue(session, user, **f)
+        metrics = await kkp_review.metrics(session, user, since=f["since"], until=f["until"])
+        managers = await kkp_review.scope(session, user)
+        if managers is None:
+            found = await session.execute(
+                select(User.extension, User.name).where(User.extension.is_not(None),
+                                                        User.role == Role.MANAGER.value))
+            managers = {ext: name for ext, name in found}
+    for row in rows:
+        row["when"] = datetime.fromisoformat(row["started_at"]).astimezone(tz)
+    context = {"title": "Контроль качества", "rows": rows, "metrics": metrics,
+               "managers": sorted(managers.items()), "may_decide": kkp_review.may_decide(user),
+               "filters": {"manager": f["manager"] or "",
+                           "since": f["since"].astimezone(tz).date().isoformat(),
+                           "until": (f["until"].astimezone(tz) - timedelta(seconds=1))
+                           .date().isoformat(),
+                           "needs_review": f["needs_review_only"]}}
+    return aiohttp_jinja2.render_template("qc.html", request, context)
+
+
+# -- stored scripts -------------------------------------------------------------------------
+
+
+def _may_edit_scripts(user: User) -> bool:
+    return user.role in (Role.SUPERVISOR, Role.ADMIN)
+
+
+def _version_dict(row: KkpScriptVersion, teams: dict[int, str]) -> dict[str, Any]:
+    return {"id": row.id, "name": row.name, "team": teams.get(row.team_id or 0),
+            "stage": row.stage, "effective_from": row.effective_from.isoformat(),
+            "version": row.digest, "fine_amount": row.fine_amount,
+            "created_at": row.created_at.isoformat()}
+
+
+async def _visible_versions(request: web.Request, user: User) -> list[dict[str, Any]]:
+    async with request.app[SESSIONS]() as session:
+        team = None if user.role == Role.ADMIN else (user.team_id or -1)
+        rows = await kkp_scripts.list_versions(session, team)
+        teams = {k: v for k, v in await session.execute(select(Team.id, Team.name))}
+    return [_version_dict(r, teams) for r in rows]
+
+
+async def _add_script(request: web.Request, user: User, data: dict[str, Any]) -> dict[str, Any]:
+    """Validate and store an upload; ``ApiError`` 400 with the line at fault."""
+    if not _may_edit_scripts(user):
+        raise ApiError(403, "only supervisors and admins upload scripts")
+    text = data.get("text")
+    if not isinstance(text, str) or not text.strip():
+        raise ApiError(400, "text is required: the script's YAML")
+    if len(text) > MAX_SCRIPT_CHARS:
+        raise ApiError(400, "the script is too long")
+    try:
+        script = parse_script_text(text)
+    except KkpError as exc:
+        raise ApiError(400, f"the script is not valid: {exc}") from None
+    stage = data.get("stage") or None
+    if stage is not None and (not isinstance(stage, str) or len(stage) > 100):
+        raise ApiError(400, "stage must be a short string")
+    raw_from = data.get("effective_from") or ""
+    if not isinstance(raw_from, str):
+        raise ApiError(400, "effective_from must be a date or an ISO 8601 time")
+    since = (parse_moment(raw_from, "effective_from", _tz(request)) if raw_from
+             else utcnow())
+    fine = data.get("fine_amount") or 0
+    try:
+        fine = int(fine)
+    except (TypeError, ValueError):
+        raise ApiError(400, "fine_amount must be a whole number of rubles") from None
+    if not 0 <= fine <= 1_000_000:
+        raise ApiError(400, "fine_amount must be between 0 and 1000000")
+    team_name = data.get("team") or None
+    async with request.app[WRITER_SESSIONS]() as session:
+        team_id = None
+        if team_name is not None:
+            team = await kkp_scripts.team_by_name(session, str(team_name))
+            if team is None:
+                raise ApiError(400, f"no team called {team_name!r}")
+            team_id = team.id
+        if user.role == Role.SUPERVISOR:
+            if team_id is None:
+                team_id = user.team_id
+            if team_id is None or team_id != user.team_id:
+                raise ApiError(403, "a supervisor uploads scripts for his own team only")
+        row = await kkp_scripts.add_version(
+            session, name=script.name or "Скрипт", text=text, team_id=team_id, stage=stage,
+            effective_from=since, fine_amount=fine, actor=user.username, user_id=user.id)
+        await session.commit()
+        teams = {k: v for k, v in await session.execute(select(Team.id, Team.name))}
+        return _version_dict(row, teams)
+
+
+async def scripts_api(request: web.Request) -> web.Response:
+    """GET /api/kkp/scripts: versions of my team and the company default."""
+    user = _qc_user(api_user(request))
+    return web.json_response(await _visible_versions(request, user))
+
+
+async def scripts_api_add(request: web.Request) -> web.Response:
+    """POST /api/kkp/scripts {"text", "team", "stage", "effective_from", "fine_amount"}."""
+    user = _qc_user(api_user(request))
+    body = await json_object(request)
+    return web.json_response(await _add_script(request, user, body), status=201)
+
+
+async def script_text(request: web.Request) -> web.Response:
+    """GET /api/kkp/scripts/{id}: one version with its YAML."""
+    user = _qc_user(api_user(request))
+    async with request.app[SESSIONS]() as session:
+        row = await kkp_scripts.get_version(session, path_id(request))
+        if row is None or (user.role != Role.ADMIN and row.team_id not in (None, user.team_id)):
+            raise ApiError(404, "no such script version")
+        teams = {k: v for k, v in await session.execute(select(Team.id, Team.name))}
+    return web.json_response({**_version_dict(row, teams), "text": row.text})
+
+
+async def scripts_page(request: web.Request, *, error: str | None = None,
+                       form: dict[str, Any] | None = None) -> web.Response:
+    user = _qc_user(page_user(request))
+    async with request.app[SESSIONS]() as session:
+        found = await session.execute(select(Team.id, Team.name).order_by(Team.name))
+        teams = [(team_id, name) for team_id, name in found]
+    versions = await _visible_versions(request, user)
+    tz = _tz(request)
+    for v in versions:
+        v["local_from"] = datetime.fromisoformat(v["effective_from"]).astimezone(tz)
+    context = {"title": "Скрипты продаж", "versions": versions,
+               "may_edit": _may_edit_scripts(user), "is_admin": user.role == Role.ADMIN,
+               "teams": teams, "error": error, "form": form or {},
+               "added": request.query.get("added")}
+    return aiohttp_jinja2.render_template("qc_scripts.html", request, context,
+                                          status=400 if error else 200)
+
+
+async def scripts_form(request: web.Request) -> web.Response:
+    """POST /qc/scripts: the upload form (a file or the textarea); errors re-show the form."""
+    user = _qc_user(page_user(request))
+    form = await request.post()
+    data: dict[str, Any] = {k: v for k, v in form.items() if isinstance(v, str)}
+    upload = form.get("file")
+    if upload is not None and not isinstance(upload, str) and getattr(upload, "filename", ""):
+        try:
+            data["text"] = upload.file.read(MAX_SCRIPT_CHARS + 1).decode("utf-8")
+        except UnicodeDecodeError:
+            return await scripts_page(request, error="Файл не в кодировке UTF-8.", form=data)
+    try:
+        row = await _add_script(request, user, data)
+    except ApiError as exc:
+        if exc.status == 403:
+            raise
+        return await scripts_page(request, error=f"Скрипт не сохранён: {exc.message}",
+                                  form=data)
+    raise web.HTTPSeeOther(f"/qc/scripts?added={row['id']}")
+
+
+def add_routes(router: web.UrlDispatcher) -> None:
+    """Register this feature's pages and API routes."""
+    router.add_get("/qc", qc_page)
+    router.add_get("/qc/scripts", scripts_page)
+    router.add_post("/qc/scripts", scripts_form)
+    router.add_get("/api/calls/{id}/transcript", call_transcript)
+    router.add_get("/api/clients/{id}/transcripts", client_transcripts)
+    router.add_get("/api/kkp/queue", qc_queue)
+    router.add_get("/api/kkp/metrics", qc_metrics)
+    router.add_get("/api/kkp/fines", qc_fines)
+    router.add_get("/api/kkp/results/{id}", qc_result)
+    router.add_post("/api/kkp/results/{id}/violations/{index}", qc_decide)
+    router.add_get("/api/kkp/scripts", scripts_api)
+    router.add_post("/api/kkp/scripts", scripts_api_add)
+    router.add_get("/api/kkp/scripts/{id}", script_text)
+
+
+def _err(text: str) -> dict[str, Any]:
+    return {"description": text, "content": {"application/json": {
+        "schema": {"$ref": "#/components/schemas/Error"}}}}
+
+
+def _ok(text: str, kind: str = "object") -> dict[str, Any]:
+    return {"description": text, "content": {"application/json": {"schema": {"type": kind}}}}
+
+
+_ID = {"name": "id", "in": "path", "required": True,
+       "schema": {"type": "integer", "minimum": 1}}
+_CSRF = {"name": "X-CSRF-Token", "in": "header", "required": True, "schema": {"type": "string"}}
+_PERIOD = [{"name": n, "in": "query", "schema": {"type": "string"},
+            "description": "YYYY-MM-DD or an ISO 8601 time"} for n in ("since", "until")]
+_SEC = [{"session": []}]
+
+
+def _get(summary: str, ok: dict[str, Any], params: list[dict[str, Any]],
+         *codes: str) -> dict[str, Any]:
+    errors = {c: _err("error") for c in ("400", "401", "403", *codes)}
+    return {"get": {"summary": summary, "security": _SEC, "parameters": params,
+                    "responses": {"200": ok, **errors}}}
+
+
+def _post(summary: str, schema: dict[str, Any], params: list[dict[str, Any]],
+          *codes: str) -> dict[str, Any]:
+    errors = {c: _err("error") for c in ("400", "401", "403", "413", "415", *codes)}
+    return {"post": {"summary": summary, "security": _SEC, "parameters": [*params, _CSRF],
+                     "requestBody": {"required": True,
+                                     "content": {"application/json": {"schema": schema}}},
+                     "responses": {"201": _ok("created"), **errors}}}
+
+
+OPENAPI_PATHS: dict[str, Any] = {
+    "/api/calls/{id}/transcript": _get(
+        "The call's transcript as a dialogue: turns of manager and client with times",
+        _ok("call_id, duration, model, turns [{speaker, start, end, text, conf}]"), [_ID],
+        "404"),
+    "/api/clients/{id}/transcripts": _get(
+        "Dialogues of the client's calls that have a transcript, newest first",
+        _ok("calls with turns", "array"), [_ID], "404"),
+    "/api/kkp/queue": _get(
+        "The QC queue: checked calls of my team (a manager: his own), lowest score first",
+        _ok("results", "array"),
+        [*_PERIOD, {"name": "manager", "in": "query", "schema": {"type": "string"}},
+         {"name": "needs_review", "in": "query", "schema": {"type": "string",
+                                                            "enum": ["1", "0"]}}]),
+    "/api/kkp/results/{id}": _get(
+        "One KKP result: stages and violations with evidence (quote, start, end, conf) "
+        "and the decisions taken", _ok("the result"), [_ID], "404"),
+    "/api/kkp/results/{id}/violations/{index}": _post(
+        "Confirm a violation (a fine of the script's amount) or dismiss it with a reason",
+        {"type": "object", "required": ["decision"],
+         "properties": {"decision": {"type": "string", "enum": ["confirmed", "dismissed"]},
+                        "reason": {"type": "string", "maxLength": 2000}}},
+        [_ID, {"name": "index", "in": "path", "required": True,
+               "schema": {"type": "integer", "minimum": 0}}], "404", "409"),
+    "/api/kkp/metrics": _get(
+        "Per manager: checked calls, average score, violations per week, fines",
+        _ok("since, until, managers"), _PERIOD),
+    "/api/kkp/fines": _get(
+        "Confirmed violations (fines) decided in the period, for the pay system",
+        _ok("fines", "array"), _PERIOD),
+    "/api/kkp/scripts": {
+        **_get("Script versions of my team and the company default", _ok("versions", "array"),
+               []),
+        **_post("Upload a script (YAML) as a new version in force from effective_from",
+                {"type": "object", "required": ["text"],
+                 "properties": {"text": {"type": "string"}, "team": {"type": "string"},
+                                "stage": {"type": "string"},
+                                "effective_from": {"type": "string"},
+                                "fine_amount": {"type": "integer", "minimum": 0}}}, []),
+    },
+    "/api/kkp/scripts/{id}": _get("One script version with its YAML text",
+                                  _ok("the version"), [_ID], "404"),
+}
+openapi.PATHS.update(OPENAPI_PATHS)

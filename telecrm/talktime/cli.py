@@ -1,0 +1,349 @@
+"""``telecrm talktime rules|holidays|absences|rollup``: talk-time settings from the shell.
+
+The command line is the server's administrator: it may change any team (or the
+company-wide defaults, ``--company``). Changes are audited with the actor ``cli``.
+Refusals (a rule for a past day, a bad weekday list) are one sentence, exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+from crm_core.clock import local_today
+from telecrm.cli_support import UsageError, database, workday_timezone
+from telecrm.settings import Settings
+
+
+def _day(value: str | None, name: str) -> date:
+    if not value:
+        raise UsageError(f"--{name} is required (YYYY-MM-DD)")
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise UsageError(f"--{name} {value!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _print(rows: Any) -> None:
+    print(json.dumps(rows, ensure_ascii=False, indent=2))
+
+
+async def _run(settings: Settings, work: Any, *, writer: bool = True) -> Any:
+    """Run ``work(session)`` in one transaction; a refused change becomes a UsageError."""
+    from crm_core.talktime.rules import SettingsError
+
+    async with database(settings, writer=writer) as sessions:
+        async with sessions() as session, session.begin():
+            try:
+                return await work(session)
+            except SettingsError as exc:
+                raise UsageError(str(exc)) from None
+
+
+async def _team_id(session: Any, args: argparse.Namespace) -> int | None:
+    from crm_core.talktime.rules import team_by_key
+
+    if getattr(args, "company", False):
+        if args.team:
+            raise UsageError("give either --team or --company, not both")
+        return None
+    if not args.team:
+        raise UsageError("--team is required (a team name or id; --company for the defaults)")
+    return (await team_by_key(session, args.team)).id
+
+
+# -- rules -----------------------------------------------------------------------------------
+
+
+async def cmd_rules_list(args: argparse.Namespace, settings: Settings) -> int:
+    from crm_core.talktime.rules import list_rules, rule_to_dict, team_names
+
+    async def work(session: Any) -> list[dict[str, Any]]:
+        names = await team_names(session)
+        rows = await list_rules(session, None)
+        if args.team:
+            team_id = await _team_id(session, args)
+            rows = [r for r in rows if r.team_id == team_id]
+        return [rule_to_dict(r, names) for r in rows]
+
+    _print(await _run(settings, work, writer=False))
+    return 0
+
+
+async def cmd_rules_set(args: argparse.Namespace, settings: Settings) -> int:
+    from crm_core.talktime.rules import (
+        RuleChange,
+        parse_clock,
+        parse_fine,
+        parse_weekdays,
+        rule_to_dict,
+        set_rule,
+        team_names,
+    )
+
+    tz = workday_timezone(settings)
+    effective_from = _day(args.effective_from, "from")
+    if all(v is None for v in (args.target_minutes, args.weekdays, args.min_call_seconds,
+                               args.fine, args.day_start, args.day_end)):
+        raise UsageError("nothing to change: give --target-minutes, --weekdays, "
+                         "--min-call-seconds, --fine, --day-start or --day-end")
+
+    async def work(session: Any) -> dict[str, Any]:
+        change = RuleChange(
+            target_minutes=args.target_minutes,
+            working_weekdays=parse_weekdays(args.weekdays) if args.weekdays else None,
+            min_call_seconds=args.min_call_seconds,
+            fine_amount=parse_fine(args.fine) if args.fine is not None else None,
+            day_start=parse_clock(args.day_start, "--day-start") if args.day_start else None,
+            day_end=parse_clock(args.day_end, "--day-end") if args.day_end else None)
+        row = await set_rule(session, None, await _team_id(session, args), effective_from,
+                             change, today=local_today(tz))
+        return rule_to_dict(row, await team_names(session))
+
+    _print(await _run(settings, work))
+    return 0
+
+
+# -- holidays --------------------------------------------------------------------------------
+
+
+async def cmd_holidays_add(args: argparse.Namespace, settings: Settings) -> int:
+    from crm_core.talktime.rules import add_holiday, holiday_to_dict, team_by_key
+
+    day = _day(args.date, "date")
+
+    async def work(session: Any) -> dict[str, Any]:
+        team_id = (await team_by_key(session, args.team)).id if args.team else None
+        return holiday_to_dict(await add_holiday(session, None, day, args.name or "", team_id))
+
+    _print(await _run(settings, work))
+    return 0
+
+
+async def cmd_holidays_import(args: argparse.Namespace, settings: Settings) -> int:
+    from crm_core.talktime.rules import import_holidays, team_by_key
+
+    path = Path(args.file)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UsageError(f"{args.file}: no such file") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"{args.file} is not UTF-8 text") from None
+
+    async def work(session: Any) -> tuple[int, int]:
+        team_id = (await team_by_key(session, args.team)).id if args.team else None
+        return await import_holidays(session, None, text, team_id)
+
+    added, skipped = await _run(settings, work)
+    print(f"{added} holidays added, {skipped} already in the calendar")
+    return 0
+
+
+async def cmd_holidays_list(args: argparse.Namespace, settings: Settings) -> int:
+    from crm_core.talktime.rules import holiday_to_dict, list_holidays, team_names
+
+    first = _day(args.date_from, "from") if args.date_from else None
+    last = _day(args.date_to, "to") if args.date_to else None
+
+    async def work(session: Any) -> list[dict[str, Any]]:
+        names = await team_names(session)
+        return [holiday_to_dict(h, names) for h in await list_holidays(session, None, first,
+                                                                       last)]
+
+    _print(await _run(settings, work, writer=False))
+    return 0
+
+
+async def cmd_holidays_remove(args: argparse.Namespace, settings: Settings) -> int:
+    from sqlalchemy import select
+
+    from crm_core.talktime.models import Holiday
+    from crm_core.talktime.rules import remove_holiday, team_by_key
+
+    async def work(session: Any) -> str:
+        if args.id is not None:
+            holiday_id = args.id
+        else:
+            day = _day(args.date, "date")
+            team_id = (await team_by_key(session, args.team)).id if args.team else None
+            owner = Holiday.team_id.is_(None) if team_id is None else Holiday.team_id == team_id
+            holiday_id = await session.scalar(select(Holiday.id).where(
+                Holiday.day == day, owner, Holiday.archived_at.is_(None)))
+            if holiday_id is None:
+                raise UsageError(f"{day.isoformat()} is not a holiday"
+                                 + (f" of team {args.team!r}" if args.team else ""))
+        row = await remove_holiday(session, None, holiday_id)
+        return row.day.isoformat()
+
+    print(f"{await _run(settings, work)} removed from the holidays (archived)")
+    return 0
+
+
+# -- absences --------------------------------------------------------------------------------
+
+
+async def cmd_absences_add(args: argparse.Namespace, settings: Settings) -> int:
+    from crm_core.talktime.rules import absence_to_dict, add_absence, manager_by_key
+
+    first = _day(args.date_from, "from")
+    last = _day(args.date_to, "to") if args.date_to else first
+
+    async def work(session: Any) -> dict[str, Any]:
+        manager = await manager_by_key(session, args.manager)
+        row = await add_absence(session, None, manager.id, first, last, args.kind,
+                                args.note or "")
+        return absence_to_dict(row, manager)
+
+    _print(await _run(settings, work))
+    return 0
+
+
+async def cmd_absences_list(args: argparse.Namespace, settings: Settings) -> int:
+    from sqlalchemy import select
+
+    from crm_core.people.models import Role, User
+    from crm_core.talktime.rules import absence_to_dict, list_absences, manager_by_key
+
+    first = _day(args.date_from, "from") if args.date_from else None
+    last = _day(args.date_to, "to") if args.date_to else None
+
+    async def work(session: Any) -> list[dict[str, Any]]:
+        if args.manager:
+            managers = [await manager_by_key(session, args.manager)]
+        else:
+            managers = list(await session.scalars(select(User).where(
+                User.role == Role.MANAGER.value)))
+        by_id = {m.id: m for m in managers}
+        return [absence_to_dict(a, by_id[a.user_id])
+                for a in await list_absences(session, managers, first, last)]
+
+    _print(await _run(settings, work, writer=False))
+    return 0
+
+
+async def cmd_absences_cancel(args: argparse.Namespace, settings: Settings) -> int:
+    from crm_core.talktime.rules import cancel_absence
+
+    async def work(session: Any) -> int:
+        return (await cancel_absence(session, None, args.id)).id
+
+    print(f"absence {await _run(settings, work)} cancelled (archived)")
+    return 0
+
+
+# -- the rollup ------------------------------------------------------------------------------
+
+
+async def cmd_rollup(args: argparse.Namespace, settings: Settings) -> int:
+    from sqlalchemy import select
+
+    from crm_core.people.models import Role, User
+    from crm_core.talktime.metric import refresh_rollup
+
+    tz = workday_timezone(settings)
+    today = local_today(tz)
+    first = _day(args.date_from, "from") if args.date_from else today - timedelta(days=31)
+    last = _day(args.date_to, "to") if args.date_to else today - timedelta(days=1)
+    if last < first:
+        raise UsageError("--from must not be after --to")
+    if (last - first).days > 400:
+        raise UsageError("at most 400 days at a time")
+
+    async def work(session: Any) -> int:
+        managers = list(await session.scalars(select(User).where(
+            User.role == Role.MANAGER.value, User.active.is_(True))))
+        return await refresh_rollup(session, managers, first, last, tz)
+
+    print(f"{await _run(settings, work)} manager-days counted and stored")
+    return 0
+
+
+# -- the parser ------------------------------------------------------------------------------
+
+
+def _positive(value: str) -> int:
+    if not value.isdigit() or len(value) > 9:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number of 0 or more")
+    return int(value)
+
+
+def add_actions(talk_sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    """Register ``rules``, ``holidays``, ``absences`` and ``rollup`` under ``telecrm talktime``."""
+    rules = talk_sub.add_parser("rules", help="a team's talk-time rules from a date on")
+    rules_sub = rules.add_subparsers(dest="rules_command", required=True, metavar="ACTION")
+    ls = rules_sub.add_parser("list", parents=[common], help="every rule row (JSON)")
+    ls.add_argument("--team", help="only this team's rows (name or id)")
+    ls.add_argument("--company", action="store_true", help="only the company-wide rows")
+    ls.set_defaults(handler=cmd_rules_list)
+    st = rules_sub.add_parser(
+        "set", parents=[common],
+        help="change rules from a date on (never for past days); unset fields keep their value")
+    st.add_argument("--team", help="team name or id")
+    st.add_argument("--company", action="store_true",
+                    help="the company-wide defaults (teams without their own rules)")
+    st.add_argument("--from", dest="effective_from", metavar="YYYY-MM-DD", required=True)
+    st.add_argument("--target-minutes", type=_positive, metavar="N")
+    st.add_argument("--weekdays", metavar="DIGITS", help="working ISO weekdays, e.g. 12345")
+    st.add_argument("--min-call-seconds", type=_positive, metavar="N",
+                    help="calls shorter than this do not count")
+    st.add_argument("--fine", metavar="AMOUNT", help="fine per confirmed violation")
+    st.add_argument("--day-start", metavar="HH:MM", help="working day start (projection)")
+    st.add_argument("--day-end", metavar="HH:MM", help="working day end (projection)")
+    st.set_defaults(handler=cmd_rules_set)
+
+    hol = talk_sub.add_parser("holidays", help="the holiday calendar")
+    hol_sub = hol.add_subparsers(dest="holidays_command", required=True, metavar="ACTION")
+    add = hol_sub.add_parser("add", parents=[common], help="add a non-working day")
+    add.add_argument("--date", required=True, metavar="YYYY-MM-DD")
+    add.add_argument("--name", default="", help="e.g. День народного единства")
+    add.add_argument("--team", help="only this team (default: the whole company)")
+    add.set_defaults(handler=cmd_holidays_add)
+    imp = hol_sub.add_parser("import", parents=[common],
+                             help="add the dates of a CSV file (date[,name] per line)")
+    imp.add_argument("file", metavar="FILE.csv")
+    imp.add_argument("--team", help="only this team (default: the whole company)")
+    imp.set_defaults(handler=cmd_holidays_import)
+    hls = hol_sub.add_parser("list", parents=[common], help="holidays (JSON)")
+    hls.add_argument("--from", dest="date_from", metavar="YYYY-MM-DD")
+    hls.add_argument("--to", dest="date_to", metavar="YYYY-MM-DD")
+    hls.set_defaults(handler=cmd_holidays_list)
+    rm = hol_sub.add_parser("remove", parents=[common],
+                            help="make a holiday a working day again (archived, not deleted)")
+    rm.add_argument("--date", metavar="YYYY-MM-DD")
+    rm.add_argument("--team", help="the team whose holiday it is (default: the company's)")
+    rm.add_argument("--id", type=_positive, help="the holiday's id (from list)")
+    rm.set_defaults(handler=cmd_holidays_remove)
+
+    ab = talk_sub.add_parser("absences", help="managers' days off, sick leave, vacations")
+    ab_sub = ab.add_subparsers(dest="absences_command", required=True, metavar="ACTION")
+    aa = ab_sub.add_parser("add", parents=[common], help="record an absence (days not judged)")
+    aa.add_argument("--manager", required=True, help="extension or username")
+    aa.add_argument("--from", dest="date_from", required=True, metavar="YYYY-MM-DD")
+    aa.add_argument("--to", dest="date_to", metavar="YYYY-MM-DD", help="default: --from")
+    aa.add_argument("--kind", choices=["day_off", "sick", "vacation"], default="day_off")
+    aa.add_argument("--note", default="")
+    aa.set_defaults(handler=cmd_absences_add)
+    al = ab_sub.add_parser("list", parents=[common], help="absences (JSON)")
+    al.add_argument("--manager", help="extension or username")
+    al.add_argument("--from", dest="date_from", metavar="YYYY-MM-DD")
+    al.add_argument("--to", dest="date_to", metavar="YYYY-MM-DD")
+    al.set_defaults(handler=cmd_absences_list)
+    ac = ab_sub.add_parser("cancel", parents=[common], help="cancel an absence (archived)")
+    ac.add_argument("id", type=_positive)
+    ac.set_defaults(handler=cmd_absences_cancel)
+
+    ru = talk_sub.add_parser("rollup", parents=[common],
+                             help="count finished days once and store them (the month table "
+                                  "reads them; `serve` does this after each day)")
+    ru.add_argument("--from", dest="date_from", metavar="YYYY-MM-DD",
+                    help="default: 31 days ago")
+    ru.add_argument("--to", dest="date_to", metavar="YYYY-MM-DD", help="default: yesterday")
+    ru.set_defaults(handler=cmd_rollup)
+
+
+def add_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    """Nothing at the top level: the actions hang under ``telecrm talktime`` (see cli.py)."""

@@ -1,0 +1,33 @@
+"""The web site assembled: templates, middlewares (errors, sessions, CSRF) and routes."""
+
+from __future__ import annotations
+
+import aiohttp_jinja2
+import jinja2
+from aiohttp import web
+
+from telecrm.web.auth import session_middleware
+from telecrm.web.csrf import csrf_middleware
+from telecrm.web.errors import error_middleware
+from telecrm.web.keys import SETTINGS
+from telecrm.web.routes import add_routes
+from telecrm.web.templating import context_processor, install_filters
+
+__all__ = ["setup_web"]
+
+
+def setup_web(app: web.Application) -> None:
+    """Templates, middlewares (errors, then sessions, then CSRF) and routes.
+
+    ``app`` must hold ``SETTINGS`` and ``WEB_CONFIG``; ``SESSIONS`` and
+    ``WRITER_SESSIONS`` are read per request (the database context sets them up).
+    """
+    # Ours first: aiohttp_jinja2 appends its context-processor middleware, which must run
+    # inside the session middleware to see the signed-in user.
+    app.middlewares.extend([error_middleware, session_middleware, csrf_middleware])
+    env = aiohttp_jinja2.setup(
+        app, loader=jinja2.PackageLoader("telecrm", "templates"),
+        autoescape=jinja2.select_autoescape(default=True),
+        context_processors=[context_processor], undefined=jinja2.StrictUndefined)
+    install_filters(env, app[SETTINGS])
+    add_routes(app)

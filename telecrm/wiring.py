@@ -1,0 +1,18 @@
+"""The composition root's choices that more than one entry point shares.
+
+Features subscribe to core events here and nowhere else: the call writer (core)
+runs the task rules and call-tracking attribution only because this module hands
+them to it, for ``serve``, ``ami-replay``, the demo and the tests alike.
+"""
+
+from __future__ import annotations
+
+from crm_core.calls.hooks import CallHooks
+from crm_core.calltracking.attribution import attribute_written, describe_tracking
+from crm_core.tasks.services import CallbackPolicy, call_rules
+
+
+def call_hooks(callback_policy: CallbackPolicy | None = None) -> CallHooks:
+    """What the product does with every written call, and the call JSON's feature fields."""
+    return CallHooks(written=(call_rules(callback_policy), attribute_written),
+                     describers=(describe_tracking,))
