@@ -20,7 +20,7 @@ test: setup sandbox s3-server
 
 # The tests whose answers depend on the date, run again at moments where days, months
 # and years turn (Moscow time): just after midnight on 1 January, late on the last day
-# of a month, and on 29 February. Each moment is a pinned clock (tests/clock.py).
+# of a month, and on 29 February. Each moment is a pinned clock (tests/support/clock.py).
 CALENDAR_MOMENTS := 2027-01-01T00:20:00+03:00 2027-01-31T23:50:00+03:00 2028-02-29T12:00:00+03:00
 test-calendar: setup
 	@for at in $(CALENDAR_MOMENTS); do \
@@ -47,7 +47,7 @@ sandbox: setup
 # Builds (once, cached outside the repository) the Debian sid root holding Ceph's radosgw,
 # the real S3 server of the recordings tests.
 s3-server: setup
-	$(BIN)/python -m tests.s3_server build
+	$(BIN)/python -m tests.support.s3_server build
 
 lint: setup
 	$(BIN)/ruff check .

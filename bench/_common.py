@@ -92,7 +92,7 @@ class Databases:
 
     def __enter__(self) -> Databases:
         if self.want_pg:
-            from tests.pg_server import PostgresServer, PostgresUnavailable
+            from tests.support.pg_server import PostgresServer, PostgresUnavailable
 
             try:
                 self.pg = PostgresServer().start()

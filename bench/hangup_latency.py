@@ -1,7 +1,7 @@
 """Hangup-to-visible latency through the real Listener, at a paced 1,000 events/s.
 
 A stand-in AMI server (a thread with its own event loop, the FaultyAmiServer
-pattern of tests/test_listener.py but sending a real capture) streams events at
+pattern of tests/calls/test_listener.py but sending a real capture) streams events at
 a steady rate over TCP to the real ``Listener`` (socket, framing, queue, tracker,
 ``CallStore``). For every ``Hangup`` that ends a call it notes when the bytes left
 the server; a separate reader (its own process by default, ``--reader thread``

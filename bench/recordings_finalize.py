@@ -29,7 +29,7 @@ from recordings.config import RecordingsConfig
 from recordings.store import DirectoryStore, Store
 from recordings.worker import FinalizeWorker
 from telecrm.wiring import call_hooks
-from tests.test_recordings_support import frames, side_file, speech
+from tests.recordings.test_recordings_support import frames, side_file, speech
 
 HOOKS = call_hooks()  # what the product does with each written call
 
@@ -92,7 +92,7 @@ def _ffmpeg_alone(tmp: Path, count: int, workers: int) -> float:
 
 def _s3_store(server: object) -> Store:
     from recordings.s3store import S3Location, S3Store
-    from tests.s3_server import RADOSGW_RANGED_GET_BROKEN, RadosGW
+    from tests.support.s3_server import RADOSGW_RANGED_GET_BROKEN, RadosGW
 
     assert isinstance(server, RadosGW)
     return S3Store(S3Location(server.bucket, "bench", server.endpoint_url, server.access_key,
@@ -104,13 +104,13 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=40)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--store", choices=["directory", "s3"], default="directory",
-                        help="s3: a local radosgw started for the run (tests/s3_server.py)")
+                        help="s3: a local radosgw started for the run (tests/support/s3_server.py)")
     args = parser.parse_args()
     server = None
     with tempfile.TemporaryDirectory(prefix="bench-rec-") as raw:
         tmp = Path(raw)
         if args.store == "s3":
-            from tests.s3_server import start_server
+            from tests.support.s3_server import start_server
 
             server = start_server()
             store = _s3_store(server)

@@ -33,7 +33,7 @@ from bench._common import amedian_ms as median_ms
 from bench._common import explain
 from crm_core.db import create_engine, session_factory, upgrade
 from crm_core.sales.reports import REPORTS
-from tests.pg_server import PostgresServer
+from tests.support.pg_server import PostgresServer
 
 TZ = ZoneInfo("Europe/Moscow")
 START = datetime(2026, 10, 1, tzinfo=TZ)

@@ -41,7 +41,7 @@ from bench._common import explain
 from crm_core.db import create_engine, session_factory, upgrade
 from crm_core.people.models import User
 from crm_core.talktime.metric import day_bounds, days_between, period_report, refresh_rollup
-from tests.pg_server import PostgresServer
+from tests.support.pg_server import PostgresServer
 
 TZ = ZoneInfo("Europe/Moscow")
 YEAR_START = datetime(2026, 1, 1, tzinfo=TZ)

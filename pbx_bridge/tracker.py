@@ -5,7 +5,7 @@ clock: it is fed AMI events (``dict`` with a ``Timestamp``) and returns the
 facts they imply. The live listener and ``telecrm ami-replay`` feed it the same
 way, so every scenario can be tested by replaying a capture.
 
-Model (see ``tests/test_tracker_scenarios.py`` for the real AMI behind each rule):
+Model (see ``tests/calls/test_tracker_scenarios.py`` for the real AMI behind each rule):
 
 * A call is one customer-facing conversation: every channel sharing a
   ``linkedid``, plus the groups a transfer, a pickup or a supervisor's ChanSpy

@@ -9,15 +9,15 @@ from datetime import datetime
 
 import pytest
 
-from tests.clock import pinned_clock
-from tests.db_fixtures import (  # noqa: F401
+from tests.support.clock import pinned_clock
+from tests.support.db_fixtures import (  # noqa: F401
     db_url,
     pg_url_fixture,
     postgres_server,
     private_postgres_server,
 )
-from tests.redis_fixtures import redis_server, redis_url  # noqa: F401
-from tests.sandbox_fixtures import sandbox  # noqa: F401
+from tests.support.redis_fixtures import redis_server, redis_url  # noqa: F401
+from tests.support.sandbox_fixtures import sandbox  # noqa: F401
 
 REAL_PARTS = ("asterisk", "postgres", "s3")
 

@@ -1,0 +1,76 @@
+"""The call-tracking command line: numbers, sites, costs, the report, and bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.support.live import telecrm
+
+
+def test_numbers_sites_costs_and_report(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'crm.db'}"
+    telecrm("ct", "static", "add", "--did", "8 (495) 111-00-05", "--channel", "Радио",
+            "--campaign", "Весна", "--cost-per-month", "30000", "--db", db)
+    static = json.loads(telecrm("ct", "static", "list", "--db", db).stdout)
+    assert static == [{"did": "+74951110005", "channel": "Радио", "source": None,
+                       "medium": None, "campaign": "Весна", "cost_per_month": 30000.0}]
+    telecrm("ct", "pool", "add", "--site", "Shop.Example", "+7 495 111-00-11",
+            "84951110012", "--db", db)
+    telecrm("ct", "sites", "add", "shop.example", "--default-number", "+7 495 111-00-01",
+            "--hold", "120", "--reuse-live-leases", "on", "--db", db)
+    (site,) = json.loads(telecrm("ct", "pool", "list", "--db", db).stdout)
+    assert site["host"] == "shop.example" and site["numbers"] == ["+74951110011",
+                                                                   "+74951110012"]
+    assert (site["hold_seconds"], site["reuse_live_leases"]) == (120, True)
+
+    # a number is tracked once; garbage is one sentence, never a traceback
+    for args, message in [
+        (("ct", "static", "add", "--did", "+74951110011", "--channel", "X"), "pool number"),
+        (("ct", "pool", "add", "--site", "shop.example", "+74951110005"), "static number"),
+        (("ct", "pool", "add", "--site", "bad host!", "+74951110099"), "not a host name"),
+        (("ct", "static", "add", "--did", "12", "--channel", "X"), "not a valid phone"),
+        (("ct", "sites", "add", "shop.example", "--hold", "5"), "between"),
+        (("report", "nosuch"), "unknown report"),
+    ]:
+        result = telecrm(*args, "--db", db, check=False)
+        assert result.returncode == 2 and message in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr
+
+    costs = tmp_path / "costs.csv"
+    costs.write_text("month,channel,amount\n2026-11,Радио,12000\n2026-11,Яндекс,abc\n",
+                     encoding="utf-8")
+    result = telecrm("ct", "costs", "import", str(costs), "--db", db, check=False)
+    assert result.returncode == 2 and "line 3" in result.stderr
+    report = json.loads(telecrm("report", "calltracking", "--from", "2026-11-01",
+                                "--to", "2026-11-30", "--db", db).stdout)
+    assert {r["key"]: r["cost"] for r in report["rows"]} == {"Радио": 30000.0}  # nothing half-in
+    costs.write_text("month,channel,amount\n2026-11,Радио,\"12 000,50\"\n2026-11,Яндекс,9000\n",
+                     encoding="utf-8")
+    telecrm("ct", "costs", "import", str(costs), "--db", db)
+    report = json.loads(telecrm("report", "calltracking", "--from", "2026-11-01",
+                                "--to", "2026-11-30", "--db", db).stdout)
+    assert {r["key"]: r["cost"] for r in report["rows"]} == {"Радио": 42000.5, "Яндекс": 9000.0}
+    assert report["pool_health"][0]["size"] == 2
+    csv_out = telecrm("report", "calltracking", "--from", "2026-11-01", "--to", "2026-11-30",
+                      "--format", "csv", "--db", db).stdout
+    assert csv_out.splitlines()[0].startswith("key,visits,calls,unique_callers")
+    assert csv_out.splitlines()[-1].startswith("Итого,")
+
+
+def test_costs_entered_corrected_and_numbers_archived(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'crm.db'}"
+    telecrm("ct", "static", "add", "--did", "+74951110005", "--channel", "Радио", "--db", db)
+    telecrm("ct", "costs", "set", "2026-11", "Директ", "40000", "--db", db)
+    fixed = json.loads(telecrm("ct", "costs", "set", "2026-11-15", "Директ", "41 500,5",
+                               "--db", db).stdout)
+    assert fixed == {"month": "2026-11", "channel": "Директ", "amount": 41500.5}
+    assert json.loads(telecrm("ct", "costs", "list", "--db", db).stdout) == [fixed]
+    result = telecrm("ct", "costs", "set", "2026-11", "Директ", "-1", "--db", db, check=False)
+    assert result.returncode == 2 and "non-negative" in result.stderr
+    assert "archived the static number" in telecrm("ct", "archive", "8 495 111 00 05",
+                                                   "--db", db).stdout
+    assert json.loads(telecrm("ct", "static", "list", "--db", db).stdout) == []
+    result = telecrm("ct", "archive", "+74951110005", "--db", db, check=False)
+    assert result.returncode == 2 and "not a tracked number" in result.stderr
+    assert "Traceback" not in result.stderr

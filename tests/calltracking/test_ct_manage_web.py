@@ -1,0 +1,121 @@
+"""A marketer manages call tracking on the page: costs, static numbers, pools, archive.
+
+The forms are posted the way the browser posts them (form fields with the CSRF
+token); what is checked is what the marketer then sees on the page and in the report.
+"""
+
+from __future__ import annotations
+
+import re
+
+import aiohttp
+from sqlalchemy import select
+
+from crm_core.audit import AuditLog
+from crm_core.db import create_engine, session_factory
+from tests.calltracking import test_ct_web
+from tests.calltracking.test_ct_web import HOST, Served
+from tests.support.browser import PASSWORD
+
+ct_app = test_ct_web.served  # the served app of test_ct_web, as a fixture here
+
+
+async def _login(base: str, username: str) -> tuple[aiohttp.ClientSession, str]:
+    http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+    async with http.post(f"{base}/api/login",
+                         json={"username": username, "password": PASSWORD}) as response:
+        assert response.status == 200
+        token = (await response.json())["csrf_token"]
+    return http, token
+
+
+async def _submit(http: aiohttp.ClientSession, url: str, token: str, **fields: str
+                  ) -> tuple[int, str]:
+    async with http.post(url, data={"csrf_token": token, **fields}) as response:
+        return response.status, await response.text()
+
+
+def _text(html: str, table_id: str) -> str:
+    """The visible text of one table of the page."""
+    match = re.search(rf'<table[^>]*id="{table_id}".*?</table>', html, re.S)
+    assert match, table_id
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", match.group(0)))
+
+
+async def test_marketer_enters_and_corrects_costs_on_the_page(ct_app: Served) -> None:
+    base, url, _ = ct_app
+    marketer, token = await _login(base, "marketer")
+    manager, manager_token = await _login(base, "petrov")
+    try:
+        status, html = await _submit(marketer, f"{base}/calltracking/costs", token,
+                                     month="2026-11", channel="Яндекс Директ", amount="45 000")
+        assert status == 200 and "Сохранено." in html  # followed the redirect to the page
+        assert "2026-11 Яндекс Директ 45 000 ₽" in _text(html, "ct-costs")
+        status, html = await _submit(marketer, f"{base}/calltracking/costs", token,
+                                     month="2026-11", channel="Яндекс Директ", amount="47500,5")
+        costs = _text(html, "ct-costs")
+        assert "47 500,50 ₽" in costs and "45 000 ₽" not in costs  # corrected, one row
+        status, html = await _submit(marketer, f"{base}/calltracking/costs", token,
+                                     month="2026-11", channel="Яндекс Директ", amount="-3")
+        assert status == 400 and "Не сохранено:" in html and "non-negative" in html
+        assert "47 500,50 ₽" in _text(html, "ct-costs")  # nothing lost
+        async with marketer.get(f"{base}/api/ct/report?from=2026-11-01&to=2026-11-30"
+                                ) as response:
+            rows = {r["key"]: r for r in (await response.json())["rows"]}
+        assert rows["Яндекс Директ"]["cost"] == 47500.5
+        # The sales floor may not change marketing money, and no form goes without CSRF.
+        status, _ = await _submit(manager, f"{base}/calltracking/costs", manager_token,
+                                  month="2026-11", channel="Яндекс Директ", amount="1")
+        assert status == 403
+        async with marketer.post(f"{base}/calltracking/costs",
+                                 data={"month": "2026-11", "channel": "X", "amount": "1"}
+                                 ) as response:
+            assert response.status == 403
+    finally:
+        await marketer.close()
+        await manager.close()
+    engine = create_engine(url)
+    try:
+        async with session_factory(engine)() as session:
+            audit = list(await session.scalars(select(AuditLog).where(
+                AuditLog.entity == "ct_ad_cost").order_by(AuditLog.id)))
+    finally:
+        await engine.dispose()
+    assert [(a.action, a.actor) for a in audit] == [("create", "marketer"),
+                                                    ("update", "marketer")]
+    assert audit[1].changes["amount"] == ["45000.00", "47500.50"]
+    assert audit[1].user_id is not None
+
+
+async def test_marketer_manages_static_numbers_and_pools(ct_app: Served) -> None:
+    base, _, _ = ct_app
+    marketer, token = await _login(base, "marketer")
+    try:
+        status, html = await _submit(marketer, f"{base}/calltracking/static", token,
+                                     did="8 (495) 111-00-41", channel="Билборд на МКАД",
+                                     campaign="зима", cost_per_month="25000")
+        assert status == 200 and "Билборд на МКАД" in _text(html, "ct-statics")
+        status, html = await _submit(marketer, f"{base}/calltracking/static", token,
+                                     did="+74951110041", channel="Дубль")
+        assert status == 400 and "already a static number" in html
+        status, html = await _submit(marketer, f"{base}/calltracking/pool", token,
+                                     site="promo.example", numbers="+74951110051\n+74951110052",
+                                     default_number="+7 495 111-00-50")
+        assert status == 200
+        sites = _text(html, "ct-sites")
+        assert "promo.example +7 495 111-00-50 +7 495 111-00-51 × , +7 495 111-00-52 ×" in sites
+        async with marketer.get(f"{base}/ct.js?site=promo.example") as response:
+            assert response.status == 200  # the new site's snippet is served at once
+        status, html = await _submit(marketer, f"{base}/calltracking/archive", token,
+                                     number="+74951110041")
+        assert status == 200 and "Билборд на МКАД" not in _text(html, "ct-statics")
+        status, html = await _submit(marketer, f"{base}/calltracking/archive", token,
+                                     number="+74951110052")
+        sites = _text(html, "ct-sites")
+        assert "111-00-52" not in sites and sites.count("×") == 3  # 2 of shop.example, 1 left
+        status, html = await _submit(marketer, f"{base}/calltracking/archive", token,
+                                     number="+74951110052")
+        assert status == 400 and "not a tracked number" in html
+        assert HOST in _text(html, "ct-sites")
+    finally:
+        await marketer.close()

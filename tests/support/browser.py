@@ -1,0 +1,216 @@
+"""Helpers for the web tests: a seeded CRM, the app served on loopback, headless Chromium.
+
+``seed_world`` writes a small sales floor: two teams, a user of every role, three
+clients and a few calls (with a recording file), so role tests can check who sees
+what. ``serve_app`` runs the real app factory on a free loopback port.
+``chromium`` starts Debian's Chromium through Playwright (never ``playwright
+install``) with a fresh profile.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import tempfile
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from aiohttp import web
+
+from crm_core.calls.services import record_call
+from crm_core.calls.snapshot import CallData, LegData
+from crm_core.clients.services import create_client
+from crm_core.db import create_engine, session_factory, upgrade
+from crm_core.people.users import add_user, set_team_queue
+from telecrm.app import create_app
+from telecrm.passwords import hash_password
+from telecrm.settings import Settings
+from telecrm.wiring import call_hooks
+
+HOOKS = call_hooks()  # what the product does with each written call
+
+PASSWORD = "secret-password"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+DESKTOP = {"width": 1366, "height": 768}
+PHONE = {"width": 390, "height": 844}
+
+# username, full name, role, extension, team
+USERS = [
+    ("petrov", "Иван Петров", "manager", "101", "Отдел продаж"),
+    ("smirnova", "Ольга Смирнова", "manager", "102", "Отдел продаж"),
+    ("kuznetsov", "Алексей Кузнецов", "manager", "103", "Второй отдел"),
+    ("sokolova", "Мария Соколова", "supervisor", "201", "Отдел продаж"),
+    ("marketer", "Анна Маркетова", "marketer", None, None),
+    ("admin", "Администратор", "admin", None, None),
+]
+# name, phone, owner extension
+CLIENTS = [
+    ("ООО Ромашка", "+79161234567", "101"),
+    ("ИП Сидоров", "+79031234567", "102"),
+    ("АО Вектор", "+79265550011", "103"),
+]
+
+
+def seed_calls_start(tz: str = "Europe/Moscow") -> datetime:
+    """When the seeded calls begin: an hour ago, but never before today's midnight.
+
+    Pages and the API show "today" in the workday timezone; right after midnight
+    an hour ago is yesterday, and the seeded calls would vanish from today.
+    """
+    now = datetime.now(UTC)
+    local = now.astimezone(ZoneInfo(tz))
+    midnight = local.replace(hour=0, minute=0, second=0, microsecond=0).astimezone(UTC)
+    return max(now - timedelta(hours=1), midnight + timedelta(minutes=1))
+
+
+@dataclass
+class World:
+    """Ids of what ``seed_world`` wrote, by a readable name."""
+
+    users: dict[str, int] = field(default_factory=dict)
+    clients: dict[str, int] = field(default_factory=dict)  # by owner extension
+    calls: dict[str, int] = field(default_factory=dict)  # by name, see seed_world
+    recording: str = ""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _leg(uid: str, ext: str | None, role: str, start: datetime, talk: float,
+         answered: bool = True) -> LegData:
+    channel = f"PJSIP/{ext}-0001" if ext else "PJSIP/carrier-0001"
+    return LegData(uniqueid=uid, channel=channel, role=role, extension=ext, started_at=start,
+                   answered_at=start + timedelta(seconds=2) if answered else None,
+                   ended_at=start + timedelta(seconds=2 + talk), talk_seconds=talk)
+
+
+def _call(linkedid: str, direction: str, status: str, number: str, ext: str,
+          start: datetime, talk: float, recordings: tuple[str, ...] = ()) -> CallData:
+    answered = status == "answered"
+    return CallData(
+        linkedid=linkedid, direction=direction, status=status, client_number=number,
+        did="+74951110002" if direction == "inbound" else None, started_at=start,
+        answered_at=start + timedelta(seconds=2) if answered else None,
+        ended_at=start + timedelta(seconds=2 + talk), ring_seconds=2.0,
+        talk_seconds=talk if answered else 0.0, transferred=False,
+        managers=(ext,) if answered else (), recordings=recordings,
+        legs=(_leg(f"{linkedid}-c", None, "client", start, talk if answered else 0, answered),
+              _leg(f"{linkedid}-m", ext, "manager", start, talk if answered else 0, answered)),
+        rang=(ext,),
+    )
+
+
+async def seed_world(db_url: str, recordings_root: Path, *, calls_at: datetime | None = None,
+                     ) -> World:
+    """Users of every role, clients of three managers and four calls (one recorded)."""
+    await upgrade(db_url)
+    engine = create_engine(db_url)
+    sessions = session_factory(engine, writer=True)
+    world = World()
+    hashed = hash_password(PASSWORD)
+    try:
+        async with sessions() as session, session.begin():
+            for username, name, role, ext, team in USERS:
+                user = await add_user(session, username, name=name, role=role, extension=ext,
+                                      team=team, password_hash=hashed)
+                world.users[username] = user.id
+            await set_team_queue(session, "Отдел продаж", "sales")
+            by_ext = {ext: world.users[u] for u, _, _, ext, _ in USERS if ext}
+            for name, phone, owner in CLIENTS:
+                client = await create_client(session, name, phones=[phone],
+                                             owner_id=by_ext[owner], actor="test")
+                world.clients[owner] = client.id
+        start = calls_at or seed_calls_start()
+        world.recording = f"{start:%Y/%m/%d}/t-1.0-mix.wav"
+        specs = {
+            "romashka_101": _call("t-1.0", "inbound", "answered", CLIENTS[0][1], "101", start,
+                                  65.0, (world.recording,)),
+            "sidorov_102": _call("t-2.0", "outbound", "answered", CLIENTS[1][1], "102",
+                                 start + timedelta(minutes=5), 40.0),
+            "vector_103": _call("t-3.0", "outbound", "busy", CLIENTS[2][1], "103",
+                                start + timedelta(minutes=10), 0.0),
+            "missed_101": _call("t-4.0", "inbound", "missed", CLIENTS[0][1], "101",
+                                start + timedelta(minutes=15), 0.0),
+        }
+        for name, data in specs.items():
+            async with sessions() as session, session.begin():
+                call = await record_call(session, data, hooks=HOOKS)
+                world.calls[name] = call.id
+    finally:
+        await engine.dispose()
+    path = recordings_root / world.recording
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(fake_wav(seconds=1))
+    return world
+
+
+def fake_wav(seconds: float = 1.0, rate: int = 8000) -> bytes:
+    """A valid, silent 16-bit mono WAV."""
+    import io
+    import wave
+
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(b"\x00\x00" * int(rate * seconds))
+    return buffer.getvalue()
+
+
+@contextlib.asynccontextmanager
+async def serve_app(settings: Settings, *, with_listener: bool = False
+                    ) -> AsyncIterator[tuple[web.Application, str]]:
+    """The real app on a free loopback port; yields it and its base URL."""
+    port = free_port()
+    settings = settings.with_overrides(http_host="127.0.0.1", http_port=port)
+    app = create_app(settings, with_listener=with_listener)
+    runner = web.AppRunner(app, shutdown_timeout=1)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", port)
+    await site.start()
+    try:
+        yield app, f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
+@contextlib.asynccontextmanager
+async def chromium() -> AsyncIterator[Any]:
+    """A Playwright browser context on Debian's Chromium, with an empty profile."""
+    from playwright.async_api import async_playwright
+
+    if not Path(CHROMIUM).exists():
+        raise RuntimeError(f"{CHROMIUM} is missing: run scripts/install-system-packages.sh")
+    with tempfile.TemporaryDirectory(prefix="telecrm-chromium-") as profile:
+        async with async_playwright() as playwright:
+            context = await playwright.chromium.launch_persistent_context(
+                profile, executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
+                viewport=DESKTOP, locale="ru-RU")
+            try:
+                yield context
+            finally:
+                await context.close()
+
+
+async def screenshot(page: Any, name: str) -> Path:
+    """Save ``name``-desktop.png and ``name``-phone.png into tests/artifacts/."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / f"{name}-desktop.png"
+    await page.set_viewport_size(DESKTOP)
+    await page.screenshot(path=str(path), full_page=True)
+    await page.set_viewport_size(PHONE)
+    await page.screenshot(path=str(ARTIFACTS / f"{name}-phone.png"), full_page=True)
+    await page.set_viewport_size(DESKTOP)
+    return path

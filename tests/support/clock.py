@@ -1,0 +1,51 @@
+"""A pinned clock: the same "now" in the test process and in the ``telecrm`` it runs.
+
+In the process time-machine moves the clock; a ``telecrm`` command started by
+``tests.support.live.telecrm`` gets libfaketime through ``LD_PRELOAD``, started at the same
+instant. Only those commands: the browser, Asterisk and the database servers keep
+the machine's clock. Tests that depend on "today" pin it, so the suite gives the
+same answer on any day, at any hour.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import time_machine
+
+LIBFAKETIME = next(iter(sorted(glob.glob("/usr/lib/*/faketime/libfaketime.so.1"))), None)
+
+# The moment the clock was pinned at and the real time.time() then, while pinned.
+_pinned: tuple[datetime, float] | None = None
+
+
+@contextlib.contextmanager
+def pinned_clock(moment: datetime, *, tick: bool = True) -> Iterator[time_machine.Traveller]:
+    """Move the clock to ``moment`` (aware) in this process and in ``telecrm`` commands."""
+    global _pinned
+    if moment.tzinfo is None:
+        raise ValueError("pin the clock to an aware datetime")
+    previous = _pinned
+    _pinned = (moment, time.monotonic())
+    try:
+        with time_machine.travel(moment, tick=tick) as traveller:
+            yield traveller
+    finally:
+        _pinned = previous
+
+
+def subprocess_env() -> dict[str, str]:
+    """Environment variables that give a subprocess the pinned clock (none when unpinned)."""
+    if _pinned is None:
+        return {}
+    if LIBFAKETIME is None:
+        raise RuntimeError("libfaketime is missing: scripts/install-system-packages.sh installs it")
+    moment, since = _pinned
+    now = moment.timestamp() + (time.monotonic() - since)
+    stamp = datetime.fromtimestamp(now, UTC).strftime("@%Y-%m-%d %H:%M:%S")
+    return {"FAKETIME": stamp, "FAKETIME_DONT_FAKE_MONOTONIC": "1", "TZ": "UTC",
+            "LD_PRELOAD": LIBFAKETIME}

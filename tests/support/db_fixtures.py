@@ -1,0 +1,175 @@
+"""Database fixtures: every storage test runs on SQLite and on a real PostgreSQL server.
+
+- ``postgres_server`` (session): one throwaway server for the whole run, started on
+  first use only. If it cannot start, PostgreSQL tests are skipped with the reason,
+  except under ``CI=true`` where they fail: CI must never go green by skipping.
+- ``db_url`` (function, parametrized ``sqlite``/``postgresql``): a fresh database
+  migrated to head, its own per test. ``upgrade()`` runs once per session and
+  backend; tests get a copy (a file copy on SQLite, ``CREATE DATABASE ... TEMPLATE``
+  on PostgreSQL), which is ten times faster than migrating each time.
+- ``empty_db_url``: the same, without migrations (for migration tests).
+- ``db_session``: an ``AsyncSession`` on ``db_url``.
+
+Import them explicitly in test modules under their ``*_fixture`` names, so a test's
+``db_url`` parameter does not shadow an imported name (ruff F811):
+``from tests.support.db_fixtures import db_url_fixture, postgres_server_fixture  # noqa: F401``
+(pytest registers them as ``db_url``/``postgres_server``). The short aliases at the
+bottom serve ``conftest.py``: ``from tests.support.db_fixtures import db_url, postgres_server``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import NoReturn
+
+import asyncpg
+import pytest
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_core.db import create_engine, session_factory, upgrade
+from tests.support.pg_server import PostgresServer, PostgresUnavailable
+
+BACKENDS = [
+    pytest.param("sqlite", id="sqlite"),
+    pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgres),
+]
+
+
+def _unavailable(reason: str) -> NoReturn:
+    message = f"PostgreSQL server unavailable: {reason}"
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{message} (CI=true: PostgreSQL tests must run)", pytrace=False)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session", name="postgres_server")
+def postgres_server_fixture() -> Iterator[PostgresServer]:
+    """A real PostgreSQL server for the session (skips, or fails under CI=true, if it can't)."""
+    try:
+        server = PostgresServer().start()
+    except PostgresUnavailable as exc:
+        _unavailable(str(exc))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+async def _admin(server: PostgresServer, sql: str) -> None:
+    connection = await asyncpg.connect(server.dsn("postgres"))
+    try:
+        await connection.execute(sql)
+    finally:
+        await connection.close()
+
+
+async def _migrated_sqlite(factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file migrated to head once per session by ``upgrade()``; tests get copies."""
+    directory = factory.getbasetemp() / "telecrm-sqlite-template"
+    directory.mkdir(exist_ok=True)
+    path = directory / "migrated.sqlite3"
+    if not path.exists():
+        scratch = directory / "migrating.sqlite3"
+        await upgrade(f"sqlite+aiosqlite:///{scratch}")  # the engine is disposed: WAL folded in
+        scratch.rename(path)
+    return path
+
+
+async def _migrated_template(server: PostgresServer) -> str:
+    """A database migrated to head once per server; cloning it beats migrating per test."""
+    if server.migrated_template is None:
+        name = "telecrm_migrated_template"
+        await _admin(server, f'CREATE DATABASE "{name}" TEMPLATE template0')
+        await upgrade(server.url(name))
+        server.migrated_template = name
+    return server.migrated_template
+
+
+async def _fresh_database(
+    request: pytest.FixtureRequest, tmp_path: Path, migrate: bool
+) -> AsyncIterator[str]:
+    if request.param == "sqlite":
+        path = tmp_path / "telecrm-test.sqlite3"
+        if migrate:
+            template = await _migrated_sqlite(request.getfixturevalue("tmp_path_factory"))
+            shutil.copyfile(template, path)
+        yield f"sqlite+aiosqlite:///{path}"
+        return
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    template = await _migrated_template(server) if migrate else "template0"
+    name = f"test_{uuid.uuid4().hex[:16]}"
+    await _admin(server, f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    try:
+        yield server.url(name)
+    finally:
+        await _admin(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=BACKENDS, name="db_url")
+async def db_url_fixture(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """URL of a fresh database migrated to head (SQLite file, or a PostgreSQL database)."""
+    async for url in _fresh_database(request, tmp_path, migrate=True):
+        yield url
+
+
+@pytest.fixture(params=BACKENDS, name="empty_db_url")
+async def empty_db_url_fixture(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[str]:
+    """URL of a fresh, empty database (no migrations applied)."""
+    async for url in _fresh_database(request, tmp_path, migrate=False):
+        yield url
+
+
+@pytest.fixture(name="db_session")
+async def db_session_fixture(db_url: str) -> AsyncIterator[AsyncSession]:
+    """A session on ``db_url``; the engine is disposed afterwards."""
+    engine = create_engine(db_url)
+    try:
+        async with session_factory(engine)() as session:
+            yield session
+    finally:
+        await engine.dispose()
+
+
+# Aliases for conftest.py (``from tests.support.db_fixtures import db_url, postgres_server``).
+postgres_server = postgres_server_fixture
+db_url = db_url_fixture
+empty_db_url = empty_db_url_fixture
+db_session = db_session_fixture
+
+
+@pytest.fixture(name="pg_url")
+async def pg_url_fixture(postgres_server: PostgresServer) -> AsyncIterator[str]:
+    """A fresh, empty PostgreSQL database, for tests that go through the CLI (which migrates)."""
+    name = f"test_{uuid.uuid4().hex[:16]}"
+    await _admin(postgres_server, f'CREATE DATABASE "{name}" TEMPLATE template0')
+    try:
+        yield postgres_server.url(name)
+    finally:
+        await _admin(postgres_server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(name="private_postgres_server")
+def private_postgres_server_fixture() -> Iterator[PostgresServer]:
+    """A PostgreSQL server of this test's own, free to ``halt()``/``resume()``.
+
+    Outage tests use it so stopping the database never disturbs the session server
+    other tests share. Commits are durable, so a halt (a crash) loses no committed
+    write, as in production. Skips (fails under CI=true) like ``postgres_server``.
+    """
+    try:
+        server = PostgresServer(durable_commits=True).start()
+    except PostgresUnavailable as exc:
+        _unavailable(str(exc))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+private_postgres_server = private_postgres_server_fixture
