@@ -25,6 +25,8 @@ JSON API (who may do what is checked here and again by the services):
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -94,6 +96,20 @@ def _domain_error(exc: ValueError) -> ApiError:
     return ApiError(400, str(exc))
 
 
+_DOMAIN_ERRORS = (SalesClientError, SalesRuleError, PaymentError, TaskRuleError, DealError)
+
+
+@contextlib.asynccontextmanager
+async def _writing(request: web.Request) -> AsyncIterator[AsyncSession]:
+    """A writer session in one transaction; a refused change is a 400 (403: not allowed)
+    and writes nothing."""
+    try:
+        async with request.app[WRITER_SESSIONS]() as session, session.begin():
+            yield session
+    except _DOMAIN_ERRORS as exc:
+        raise _domain_error(exc) from None
+
+
 def _sales_user(request: web.Request) -> User:
     user = api_user(request)
     if not access.may_see_clients(user):
@@ -136,11 +152,8 @@ async def put_settings(request: web.Request) -> web.Response:
     body = await json_object(request)
     team_id = _int(body, "team_id", required=False)
     values = {k: v for k, v in body.items() if k != "team_id"}
-    async with request.app[WRITER_SESSIONS]() as session, session.begin():
-        try:
-            rules = await save_rules(session, team_id, values, by=user, actor=user.username)
-        except SalesRuleError as exc:
-            raise _domain_error(exc) from None
+    async with _writing(request) as session:
+        rules = await save_rules(session, team_id, values, by=user, actor=user.username)
         counts = await recompute_all(session, actor="settings",
                                      tz_name=request.app[SETTINGS].timezone)
     return web.json_response({"team_id": team_id, **rules.to_dict(), "recomputed": counts})
@@ -153,15 +166,12 @@ async def post_invoice(request: web.Request) -> web.Response:
     user = _sales_user(request)
     body = await json_object(request)
     client_id = _int(body, "client_id")
-    async with request.app[WRITER_SESSIONS]() as session, session.begin():
+    async with _writing(request) as session:
         await _visible(session, user, client_id)  # type: ignore[arg-type]
-        try:
-            invoice = await record_invoice(
-                session, client=client_id, number=body.get("number", ""),
-                amount=body.get("amount", ""), issued_on=body.get("issued_on", ""),
-                due_on=body.get("due_on"), user_id=user.id, actor=user.username)
-        except PaymentError as exc:
-            raise _domain_error(exc) from None
+        invoice = await record_invoice(
+            session, client=client_id, number=body.get("number", ""),
+            amount=body.get("amount", ""), issued_on=body.get("issued_on", ""),
+            due_on=body.get("due_on"), user_id=user.id, actor=user.username)
         row = invoice_to_dict(invoice)
     return web.json_response(row, status=201)
 
@@ -172,16 +182,13 @@ async def post_payment(request: web.Request) -> web.Response:
         raise ApiError(403, "only a supervisor or an admin records payments")
     body = await json_object(request)
     client_id = _int(body, "client_id")
-    async with request.app[WRITER_SESSIONS]() as session, session.begin():
+    async with _writing(request) as session:
         await _visible(session, user, client_id)  # type: ignore[arg-type]
-        try:
-            payment = await record_payment(
-                session, client=client_id, amount=body.get("amount", ""),
-                paid_on=body.get("paid_on", ""), invoice=body.get("invoice"),
-                ref=body.get("ref"), note=body.get("note"), source="api", user_id=user.id,
-                actor=user.username)
-        except PaymentError as exc:
-            raise _domain_error(exc) from None
+        payment = await record_payment(
+            session, client=client_id, amount=body.get("amount", ""),
+            paid_on=body.get("paid_on", ""), invoice=body.get("invoice"),
+            ref=body.get("ref"), note=body.get("note"), source="api", user_id=user.id,
+            actor=user.username)
         row = payment_to_dict(payment)
     return web.json_response(row, status=201)
 
@@ -219,20 +226,17 @@ async def put_potential(request: web.Request) -> web.Response:
     user = _sales_user(request)
     client_id = path_id(request)
     body = await json_object(request)
-    async with request.app[WRITER_SESSIONS]() as session, session.begin():
+    async with _writing(request) as session:
         await _visible(session, user, client_id)
-        try:
-            client = None
-            if "amount" in body:
-                client = await set_potential(session, client_id, body["amount"],
-                                             items=_int(body, "items", required=False),
-                                             by=user, actor=user.username)
-            if "contact_every_days" in body:
-                client = await set_contact_frequency(
-                    session, client_id, _int(body, "contact_every_days", required=False),
-                    by=user, actor=user.username)
-        except SalesClientError as exc:
-            raise _domain_error(exc) from None
+        client = None
+        if "amount" in body:
+            client = await set_potential(session, client_id, body["amount"],
+                                         items=_int(body, "items", required=False),
+                                         by=user, actor=user.username)
+        if "contact_every_days" in body:
+            client = await set_contact_frequency(
+                session, client_id, _int(body, "contact_every_days", required=False),
+                by=user, actor=user.username)
         if client is None:
             raise ApiError(400, "give amount and/or contact_every_days")
         row = {"id": client.id, "annual_potential": str(client.annual_potential),
@@ -251,14 +255,11 @@ async def post_reassign(request: web.Request) -> web.Response:
     reason = body.get("reason")
     if reason is not None and not isinstance(reason, str):
         raise ApiError(400, "reason must be a string")
-    async with request.app[WRITER_SESSIONS]() as session, session.begin():
+    async with _writing(request) as session:
         for client_id in ids:
             await _visible(session, user, client_id)
-        try:
-            moved = await reassign_clients(session, ids, owner_id, by=user, reason=reason,
-                                           actor=user.username)
-        except SalesClientError as exc:
-            raise _domain_error(exc) from None
+        moved = await reassign_clients(session, ids, owner_id, by=user, reason=reason,
+                                       actor=user.username)
     return web.json_response({"reassigned": len(moved), "owner_id": owner_id})
 
 
@@ -269,14 +270,11 @@ async def post_archive(request: web.Request) -> web.Response:
     reason = body.get("reason")
     if reason is not None and not isinstance(reason, str):
         raise ApiError(400, "reason must be a string")
-    async with request.app[WRITER_SESSIONS]() as session, session.begin():
+    async with _writing(request) as session:
         await _visible(session, user, client_id)
-        try:
-            client = await archive_client(session, client_id, by=user, reason=reason,
-                                          restore=body.get("restore") is True,
-                                          actor=user.username)
-        except SalesClientError as exc:
-            raise _domain_error(exc) from None
+        client = await archive_client(session, client_id, by=user, reason=reason,
+                                      restore=body.get("restore") is True,
+                                      actor=user.username)
         row = {"id": client.id, "archived_at": isoformat(client.archived_at)}
     return web.json_response(row)
 
@@ -312,15 +310,12 @@ async def post_client_task(request: web.Request) -> web.Response:
     body = await json_object(request)
     kind = _text(body, "kind") or ""
     due = _moment(request, body, "due_at")
-    async with request.app[WRITER_SESSIONS]() as session, session.begin():
+    async with _writing(request) as session:
         await _visible(session, user, client_id)
-        try:
-            task = await plan_task(session, client_id=client_id, kind=kind, due_at=due, by=user,
-                                   title=_text(body, "title"),
-                                   assignee_id=_int(body, "assignee_id", required=False),
-                                   actor=user.username)
-        except TaskRuleError as exc:
-            raise _domain_error(exc) from None
+        task = await plan_task(session, client_id=client_id, kind=kind, due_at=due, by=user,
+                               title=_text(body, "title"),
+                               assignee_id=_int(body, "assignee_id", required=False),
+                               actor=user.username)
         row = task_to_dict(task)
     return web.json_response(row, status=201)
 
@@ -338,13 +333,10 @@ async def post_complete(request: web.Request) -> web.Response:
                              due_at=_moment(request, following, "due_at"),
                              title=_text(following, "title"),
                              assignee_id=_int(following, "assignee_id", required=False))
-    async with request.app[WRITER_SESSIONS]() as session, session.begin():
+    async with _writing(request) as session:
         task = await _task(session, user, task_id)
-        try:
-            done, created = await finish_task(session, task, by=user, next_task=next_task,
-                                              note=_text(body, "note"), actor=user.username)
-        except TaskRuleError as exc:
-            raise _domain_error(exc) from None
+        done, created = await finish_task(session, task, by=user, next_task=next_task,
+                                          note=_text(body, "note"), actor=user.username)
         row = {"task": task_to_dict(done), "next": task_to_dict(created) if created else None}
     return web.json_response(row)
 
@@ -354,13 +346,10 @@ async def post_reschedule(request: web.Request) -> web.Response:
     task_id = path_id(request)
     body = await json_object(request)
     due = _moment(request, body, "due_at")
-    async with request.app[WRITER_SESSIONS]() as session, session.begin():
+    async with _writing(request) as session:
         task = await _task(session, user, task_id)
-        try:
-            task = await reschedule_task(session, task, due, _text(body, "reason") or "",
-                                         by=user, actor=user.username)
-        except TaskRuleError as exc:
-            raise _domain_error(exc) from None
+        task = await reschedule_task(session, task, due, _text(body, "reason") or "",
+                                     by=user, actor=user.username)
         row = {**task_to_dict(task), "due_moves": task.due_moves}
     return web.json_response(row)
 
@@ -370,17 +359,14 @@ async def post_stop(request: web.Request) -> web.Response:
     client_id = path_id(request)
     body = await json_object(request)
     reason = _text(body, "reason") or ""
-    async with request.app[WRITER_SESSIONS]() as session, session.begin():
+    async with _writing(request) as session:
         await _visible(session, user, client_id)
-        try:
-            if user.role == Role.MANAGER:
-                stop = await request_stop(session, client_id, reason, by=user,
-                                          actor=user.username)
-            else:
-                stop = await approve_stop(session, client_id, reason, by=user,
-                                          actor=user.username)
-        except TaskRuleError as exc:
-            raise _domain_error(exc) from None
+        if user.role == Role.MANAGER:
+            stop = await request_stop(session, client_id, reason, by=user,
+                                      actor=user.username)
+        else:
+            stop = await approve_stop(session, client_id, reason, by=user,
+                                      actor=user.username)
         row = {"id": stop.id, "client_id": client_id, "approved": stop.approved_at is not None,
                "request_task_id": stop.request_task_id}
     return web.json_response(row, status=201)
@@ -409,16 +395,13 @@ async def post_deal(request: web.Request) -> web.Response:
     user = _sales_user(request)
     body = await json_object(request)
     client_id = _int(body, "client_id")
-    async with request.app[WRITER_SESSIONS]() as session, session.begin():
+    async with _writing(request) as session:
         await _visible(session, user, client_id)  # type: ignore[arg-type]
-        try:
-            deal = await create_deal(session, client_id=client_id,  # type: ignore[arg-type]
-                                     pipeline_id=_int(body, "pipeline_id"),  # type: ignore[arg-type]
-                                     title=_text(body, "title") or "", amount=body.get("amount"),
-                                     owner_id=_int(body, "owner_id", required=False), by=user,
-                                     actor=user.username)
-        except DealError as exc:
-            raise _domain_error(exc) from None
+        deal = await create_deal(session, client_id=client_id,  # type: ignore[arg-type]
+                                 pipeline_id=_int(body, "pipeline_id"),  # type: ignore[arg-type]
+                                 title=_text(body, "title") or "", amount=body.get("amount"),
+                                 owner_id=_int(body, "owner_id", required=False), by=user,
+                                 actor=user.username)
         row = deal_to_dict(deal)
     return web.json_response(row, status=201)
 
@@ -427,20 +410,17 @@ async def post_move(request: web.Request) -> web.Response:
     user = _sales_user(request)
     deal_id = path_id(request)
     body = await json_object(request)
-    async with request.app[WRITER_SESSIONS]() as session, session.begin():
+    async with _writing(request) as session:
         deal = await session.get(Deal, deal_id)
         if deal is None or deal.archived_at is not None:
             raise ApiError(404, "no such deal")
         await _visible(session, user, deal.client_id)
         if user.role == Role.MANAGER and deal.owner_id != user.id:
             raise ApiError(403, "this deal is another manager's")
-        try:
-            change = await move_deal(session, deal, _int(body, "stage_id"),  # type: ignore[arg-type]
-                                     by=user, amount=body.get("amount"),
-                                     lose_reason_id=_int(body, "lose_reason_id", required=False),
-                                     note=_text(body, "note"), actor=user.username)
-        except DealError as exc:
-            raise _domain_error(exc) from None
+        change = await move_deal(session, deal, _int(body, "stage_id"),  # type: ignore[arg-type]
+                                 by=user, amount=body.get("amount"),
+                                 lose_reason_id=_int(body, "lose_reason_id", required=False),
+                                 note=_text(body, "note"), actor=user.username)
         row = {**deal_to_dict(deal), "task_id": change.task_id}
     return web.json_response(row)
 

@@ -14,6 +14,8 @@ one sentence (English in the API, Russian on the page).
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Awaitable, Callable
 from datetime import date, timedelta
 from typing import Any
 from urllib.parse import quote
@@ -187,8 +189,20 @@ async def _add_absence(request: web.Request, user: User, data: dict[str, Any]) -
 # -- JSON API --------------------------------------------------------------------------------
 
 
-def _api_error(exc: SettingsError) -> ApiError:
-    return ApiError(exc.status, str(exc))
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _refusals_as_api_errors(handler: Handler) -> Handler:
+    """A refused change (``SettingsError``) answers with its status and says why."""
+
+    @functools.wraps(handler)
+    async def answer(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except SettingsError as exc:
+            raise ApiError(exc.status, str(exc)) from None
+
+    return answer
 
 
 async def api_rules(request: web.Request) -> web.Response:
@@ -213,13 +227,11 @@ def _rules_dict(rules: Rules, team_id: int | None, names: dict[int, str]) -> dic
             "day_start": clock(rules.day_start_minute), "day_end": clock(rules.day_end_minute)}
 
 
+@_refusals_as_api_errors
 async def api_set_rule(request: web.Request) -> web.Response:
     user = _editor(api_user(request))
     data = await json_object(request)
-    try:
-        body = await _set_rule(request, user, data)
-    except SettingsError as exc:
-        raise _api_error(exc) from None
+    body = await _set_rule(request, user, data)
     return web.json_response(body, status=201)
 
 
@@ -242,16 +254,15 @@ async def api_holidays(request: web.Request) -> web.Response:
     return web.json_response(rows)
 
 
+@_refusals_as_api_errors
 async def api_add_holiday(request: web.Request) -> web.Response:
     user = _editor(api_user(request))
     data = await json_object(request)
-    try:
-        body = await _add_holiday(request, user, data)
-    except SettingsError as exc:
-        raise _api_error(exc) from None
+    body = await _add_holiday(request, user, data)
     return web.json_response(body, status=201)
 
 
+@_refusals_as_api_errors
 async def api_import_holidays(request: web.Request) -> web.Response:
     user = _editor(api_user(request))
     data = await json_object(request)
@@ -260,22 +271,17 @@ async def api_import_holidays(request: web.Request) -> web.Response:
         raise ApiError(400, "csv is required: the file's text, one date[,name] per line")
     if len(text) > MAX_CSV_BYTES:
         raise ApiError(413, "the CSV is too large")
-    try:
-        body = await _import(request, user, text, data)
-    except SettingsError as exc:
-        raise _api_error(exc) from None
+    body = await _import(request, user, text, data)
     return web.json_response(body, status=201)
 
 
+@_refusals_as_api_errors
 async def api_remove_holiday(request: web.Request) -> web.Response:
     user = _editor(api_user(request))
     holiday_id = path_id(request)
-    try:
-        async with request.app[WRITER_SESSIONS]() as session, session.begin():
-            row = await remove_holiday(session, user, holiday_id)
-            body = holiday_to_dict(row, await team_names(session))
-    except SettingsError as exc:
-        raise _api_error(exc) from None
+    async with request.app[WRITER_SESSIONS]() as session, session.begin():
+        row = await remove_holiday(session, user, holiday_id)
+        body = holiday_to_dict(row, await team_names(session))
     return web.json_response({**body, "archived": True})
 
 
@@ -290,25 +296,21 @@ async def api_absences(request: web.Request) -> web.Response:
     return web.json_response(rows)
 
 
+@_refusals_as_api_errors
 async def api_add_absence(request: web.Request) -> web.Response:
     user = _editor(api_user(request))
     data = await json_object(request)
-    try:
-        body = await _add_absence(request, user, data)
-    except SettingsError as exc:
-        raise _api_error(exc) from None
+    body = await _add_absence(request, user, data)
     return web.json_response(body, status=201)
 
 
+@_refusals_as_api_errors
 async def api_cancel_absence(request: web.Request) -> web.Response:
     user = _editor(api_user(request))
     absence_id = path_id(request)
-    try:
-        async with request.app[WRITER_SESSIONS]() as session, session.begin():
-            row = await cancel_absence(session, user, absence_id)
-            body = absence_to_dict(row, await session.get(User, row.user_id))
-    except SettingsError as exc:
-        raise _api_error(exc) from None
+    async with request.app[WRITER_SESSIONS]() as session, session.begin():
+        row = await cancel_absence(session, user, absence_id)
+        body = absence_to_dict(row, await session.get(User, row.user_id))
     return web.json_response({**body, "archived": True})
 
 
