@@ -3,7 +3,7 @@
 Fills a private PostgreSQL server with a year of synthetic sales data in SQL
 (``generate_series``: clients with statuses, ABC and history; calls with a manager
 leg each; invoices, payments, tasks, deals), then times each report of
-``crm_core.sales_reports`` for October 2026 as the admin sees it (all 50 managers),
+``crm_core.sales.reports`` for October 2026 as the admin sees it (all 50 managers),
 beside the naive way of computing the same figures in the same run: fetch the
 rows into Python and count there (what a first version does).
 

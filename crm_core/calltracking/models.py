@@ -1,4 +1,4 @@
-"""ORM models of call tracking (imported by crm_core.models so Alembic sees them).
+"""ORM models of call tracking (registered by crm_core.schema so Alembic sees them).
 
 Static numbers carry a channel; sites own pools of numbers that the page snippet
 swaps in for a visit. Live leases live in the lease store (Redis or in-process);

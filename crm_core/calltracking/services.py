@@ -1,8 +1,8 @@
 """Call tracking services: numbers, sites, visits and their leases, and ad costs.
 
-Attribution of calls lives in :mod:`crm_core.calltracking_attribution`, the
-reports in :mod:`crm_core.calltracking_report`; the lease rules are the sans-IO
-engine of :mod:`crm_core.calltracking_leases`.
+Attribution of calls lives in :mod:`crm_core.calltracking.attribution`, the
+reports in :mod:`crm_core.calltracking.report`; the lease rules are the sans-IO
+engine of :mod:`crm_core.calltracking.leases`.
 """
 
 from __future__ import annotations

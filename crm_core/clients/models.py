@@ -47,7 +47,7 @@ class Client(Base):
     )
     source: Mapped[str] = mapped_column(String(30), default="manual")
     annual_potential: Mapped[Decimal | None] = mapped_column(Numeric(16, 2))
-    # -- sales rules (crm_core.client_status): derived, never typed by a manager --------
+    # -- sales rules (crm_core.sales.client_status): derived, never typed by a manager --------
     annual_potential_items: Mapped[int | None] = mapped_column()
     abc_group: Mapped[str | None] = mapped_column(String(1))  # A/B/C from the potential
     qualified_at: Mapped[datetime | None] = mapped_column()  # when ABC was first set

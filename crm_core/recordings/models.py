@@ -1,8 +1,8 @@
-"""ORM models of the recordings feature (imported by crm_core.models so Alembic sees them).
+"""ORM models of the recordings feature (registered by crm_core.schema so Alembic sees them).
 
 One :class:`CallAudio` row per call: the finalize job's state and, once stored, where
 the stereo file lives and what it holds. Asterisk's raw WAVs stay listed in
-``recordings`` (crm_core.models.Recording) until the stored copy is committed.
+``recordings`` (crm_core.calls.models.Recording) until the stored copy is committed.
 """
 
 from __future__ import annotations

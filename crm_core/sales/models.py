@@ -1,4 +1,4 @@
-"""ORM models of the sales management layer (imported by crm_core.models so Alembic sees them).
+"""ORM models of the sales management layer (registered by crm_core.schema so Alembic sees them).
 
 The head of sales sets rules (``SalesSettings``); the CRM derives each client's status
 from payments and contacts under those rules and keeps every transition

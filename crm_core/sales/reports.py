@@ -331,7 +331,7 @@ async def _funnels(session: AsyncSession, scope: Scope, periods: list[tuple[date
     """For each period: clients per status at its end, their potential and their payments
     in it; all periods in one grouped query (one pass over payments and clients).
 
-    The status is the rules' verdict (:func:`crm_core.client_status.compute_status`)
+    The status is the rules' verdict (:func:`crm_core.sales.client_status.compute_status`)
     on the payments and contacts with their real dates up to the period's last day,
     not the transitions as the CRM recorded them: a payment imported today with an
     October date makes October right. The same day arithmetic, in SQL:

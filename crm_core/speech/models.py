@@ -1,4 +1,4 @@
-"""ORM models of the speech feature (imported by crm_core.models so Alembic sees them).
+"""ORM models of the speech feature (registered by crm_core.schema so Alembic sees them).
 
 One :class:`Transcript` per call and one :class:`KkpResult` per call and script
 version: the worker may run a job twice (a crashed worker's job is claimed again),

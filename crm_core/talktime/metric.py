@@ -19,7 +19,7 @@ period's midnights: ``width_bucket`` on PostgreSQL, a CASE elsewhere), reading l
 by the index ``(user_id, bridged_at)`` (covering on PostgreSQL); internal calls are
 subtracted rather than joined; only the rare legs crossing midnight or still live
 are fetched one by one. Finished days are counted once and kept in the per-day
-rollup (:mod:`crm_core.talktime_rollup`); reports read it and count only the days
+rollup (:mod:`crm_core.talktime.rollup`); reports read it and count only the days
 it lacks (today, and days a late write made it forget).
 """
 

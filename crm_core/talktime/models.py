@@ -1,4 +1,4 @@
-"""ORM models of the talktime feature (imported by crm_core.models so Alembic sees them).
+"""ORM models of the talktime feature (registered by crm_core.schema so Alembic sees them).
 
 Rules are rows with an ``effective_from`` day: a change of threshold applies from
 that day on and never rewrites how past days were judged.

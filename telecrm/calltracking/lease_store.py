@@ -1,4 +1,4 @@
-"""Call-tracking leases in Redis: the rules of ``crm_core.calltracking_leases`` in one Lua script.
+"""Call-tracking leases in Redis: the rules of ``crm_core.calltracking.leases`` in one Lua script.
 
 One script call per request decides atomically (Redis runs scripts one at a time),
 so two visitors served by two web processes never get the same number. Per site:

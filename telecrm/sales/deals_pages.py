@@ -8,8 +8,8 @@
   a supervisor sets his managers' plans, an admin anyone's;
 - ``GET /sales/settings?team=ID``, ``POST /sales/settings/rules|reasons|pipelines``.
 
-Rules, role checks and audit live in :mod:`crm_core.deals` and
-:mod:`crm_core.sales_settings`; a page only reads forms and shows outcomes.
+Rules, role checks and audit live in :mod:`crm_core.sales.deals` and
+:mod:`crm_core.sales.settings`; a page only reads forms and shows outcomes.
 """
 
 from __future__ import annotations

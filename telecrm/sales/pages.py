@@ -9,7 +9,7 @@
 - ``POST /tasks/{id}/reschedule``: ``due_at`` and a required ``reason``;
 - ``POST /tasks/stops/{id}/approve|refuse``: the supervisor decides.
 
-The rules, role checks and audit are in :mod:`crm_core.sales_tasks`; this module only
+The rules, role checks and audit are in :mod:`crm_core.sales.tasks`; this module only
 reads the forms and shows the outcome (refusals as one Russian sentence).
 """
 

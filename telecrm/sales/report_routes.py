@@ -1,7 +1,7 @@
 """The head of sales' reports on the web: ``/reports``, ``/reports/{name}`` and
 ``GET /api/reports/{name}?from=D&to=D[&format=csv]``.
 
-The figures come from :mod:`crm_core.sales_reports` (which also decides who sees
+The figures come from :mod:`crm_core.sales.reports` (which also decides who sees
 which managers); this module only parses the period, labels the columns in Russian
 and renders a page, JSON or CSV.
 """

@@ -1,7 +1,7 @@
 """Routes of the talktime feature, registered by telecrm.web.routes.
 
 - ``GET /api/talktime/report?date=D`` or ``?from=D&to=D``: per manager his days and
-  totals (days met/missed) and per team the sums, limited by :mod:`crm_core.access`;
+  totals (days met/missed) and per team the sums, limited by :mod:`crm_core.people.access`;
 - ``GET /api/talktime/live``: today's figures with who is on a call now and with whom,
   and each manager's projection at his current pace (the board polls it on events);
 - ``GET /api/talktime/violations``, ``POST /talktime/violations/{id}``: the supervisor

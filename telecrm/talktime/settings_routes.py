@@ -8,7 +8,7 @@
   ``POST /api/talktime/holidays/import``, ``DELETE /api/talktime/holidays/{id}``,
   ``GET|POST /api/talktime/absences``, ``DELETE /api/talktime/absences/{id}``.
 
-Who may change what is decided in :mod:`crm_core.talktime_settings`; refusals are
+Who may change what is decided in :mod:`crm_core.talktime.rules`; refusals are
 one sentence (English in the API, Russian on the page).
 """
 

@@ -1,6 +1,6 @@
 """The JSON API under ``/api/`` (routes and shapes fixed by architecture.md).
 
-Every handler resolves the user, asks :mod:`crm_core.access` what he may see, and
+Every handler resolves the user, asks :mod:`crm_core.people.access` what he may see, and
 answers 404 for anything he may not (existence is not revealed); role-wide
 refusals (a marketer and recordings) are 403.
 """

@@ -1,4 +1,4 @@
-"""Server-rendered pages (Jinja2, Russian). Data comes through :mod:`crm_core.access`."""
+"""Server-rendered pages (Jinja2, Russian). Data comes through :mod:`crm_core.people.access`."""
 
 from __future__ import annotations
 

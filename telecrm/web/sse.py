@@ -3,7 +3,7 @@
 Events come from the bus (in-process, or Redis when several web processes serve
 the same floor), so any process can serve any browser. A manager listens to his
 phone's topic; supervisors, marketers and admins to all calls, filtered here by
-what :mod:`crm_core.access` lets them see. Two event types reach the browser:
+what :mod:`crm_core.people.access` lets them see. Two event types reach the browser:
 
 - ``call``: a call fact (started, ringing, answered, ended...) for boards and
   pages that refresh themselves;
