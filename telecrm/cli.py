@@ -17,6 +17,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from crm_core.clock import local_today
+from crm_core.errors import DomainError
 from telecrm.cli_support import (
     Command,
     UsageError,
@@ -27,6 +28,7 @@ from telecrm.cli_support import (
     upgrade_schema,
     workday_timezone,
 )
+from telecrm.messages import russian
 from telecrm.settings import Settings, SettingsError, describe
 
 # -- commands -------------------------------------------------------------------
@@ -432,6 +434,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(handler(args, settings))
     except UsageError as exc:
         print(f"telecrm: {exc}", file=sys.stderr)
+        return 2
+    except DomainError as exc:
+        print(f"telecrm: {russian(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

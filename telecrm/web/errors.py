@@ -1,8 +1,10 @@
 """One error shape for the API (``{"error": "..."}``) and friendly pages for people.
 
-Hostile input must end in a 4xx, never a 500: handlers raise :class:`ApiError`
-(or aiohttp's HTTP exceptions), and anything unexpected is logged and answered
-with a generic 500 that leaks nothing.
+Hostile input must end in a 4xx, never a 500: the domain raises
+:class:`~crm_core.errors.DomainError` (answered with its code, status and Russian
+sentence from ``telecrm.messages``), handlers raise :class:`ApiError` (or aiohttp's
+HTTP exceptions), and anything unexpected is logged and answered with a generic 500
+that leaks nothing.
 """
 
 from __future__ import annotations
@@ -12,6 +14,9 @@ from collections.abc import Awaitable, Callable
 
 import aiohttp_jinja2
 from aiohttp import web
+
+from crm_core.errors import DomainError
+from telecrm.messages import http_status, russian
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +70,11 @@ def _reason(exc: web.HTTPException) -> str:
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
+    except DomainError as exc:
+        status, text = http_status(exc), russian(exc)
+        if is_api(request):
+            return json_error(status, text, code=exc.code)
+        return _page(request, status, text)
     except ApiError as exc:
         if is_api(request):
             return json_error(exc.status, exc.message, exc.headers, **exc.extra)
