@@ -11,23 +11,24 @@ STAMP  := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 demo: setup sandbox
 	$(BIN)/telecrm demo $(DEMO_ARGS)
 
+# Test processes in parallel: one per core (each has its own sandbox PBX and servers).
+JOBS ?= $(shell nproc)
+
 test: setup sandbox s3-server
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/mypy
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(JOBS) --dist loadfile $(PYTEST_ARGS)
 	$(MAKE) --no-print-directory test-calendar
 
 # The tests whose answers depend on the date, run again at moments where days, months
 # and years turn (Moscow time): just after midnight on 1 January, late on the last day
-# of a month, and on 29 February. Each moment is a pinned clock (tests/support/clock.py).
+# of a month, and on 29 February. Each moment is a pinned clock (tests/support/clock.py);
+# one pytest run holds every test once per moment.
 CALENDAR_MOMENTS := 2027-01-01T00:20:00+03:00 2027-01-31T23:50:00+03:00 2028-02-29T12:00:00+03:00
 test-calendar: setup
-	@for at in $(CALENDAR_MOMENTS); do \
-	  echo "tests of dates at $$at"; \
-	  $(BIN)/python -m pytest -q -n 2 -m "calendar and not asterisk and not s3 and not postgres" \
-	    --clock-at "$$at" || exit 1; \
-	done
+	$(BIN)/python -m pytest -q -n $(JOBS) -m "calendar and not asterisk and not s3 and not postgres" \
+	  $(foreach at,$(CALENDAR_MOMENTS),--clock-at $(at))
 
 setup: system-packages $(STAMP)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -22,8 +21,7 @@ from tests.recordings.test_recordings_e2e import login, seed_users
 from tests.recordings.test_recordings_finalize import Env
 from tests.recordings.test_recordings_support import side_file
 from tests.support.browser import serve_app
-from tests.support.clock import subprocess_env
-from tests.support.live import TELECRM
+from tests.support.live import telecrm as run_telecrm
 
 
 @pytest.fixture
@@ -40,9 +38,7 @@ async def env(tmp_path: Path) -> AsyncIterator[tuple[Env, str]]:
 
 
 def telecrm(url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, TELECRM_DATABASE_URL=url, **subprocess_env())
-    return subprocess.run([TELECRM, "recordings", *args], capture_output=True, text=True,
-                          env=env, timeout=60)
+    return run_telecrm("recordings", *args, check=False, env={"TELECRM_DATABASE_URL": url})
 
 
 async def test_failed_recording_is_shown_to_the_teams_supervisor(env: tuple[Env, str],

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -26,8 +24,8 @@ from pbx_bridge.replay import read_events, replay
 from pbx_bridge.store import CallStore
 from pbx_bridge.tracker import CallTracker, FactKind
 from telecrm.wiring import call_hooks
-from tests.support.clock import subprocess_env
 from tests.support.db_fixtures import db_url_fixture, postgres_server_fixture  # noqa: F401
+from tests.support.live import telecrm
 from tests.support.scenarios import CAPTURES, party_rules
 
 HOOKS = call_hooks()  # what the product does with each written call
@@ -252,9 +250,7 @@ def test_cli_talktime_json(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'cli.db'}"
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "telecrm.cli", *args, "--db", db],
-                              capture_output=True, text=True, check=False, timeout=120,
-                              env={**os.environ, **subprocess_env()})
+        return telecrm(*args, "--db", db, check=False)
 
     assert run("users", "add", "m101", "--role", "manager", "--extension", "101").returncode == 0
     week_ago = tmp_path / "week_ago.ami"  # close-day judges finished days only
