@@ -111,6 +111,10 @@ class Listener:
         self._pending: dict[tuple[str, str, str | None], Fact] = {}
         self._orphan_request: tuple[set[str], float] | None = None
         self._wake = asyncio.Event()
+        self._writing = False
+        self._workers: tuple[asyncio.Task[None], ...] = ()
+        self._finished = asyncio.Event()
+        self.drain_timeout = 10.0
 
     async def _on_connected(self) -> None:
         """Ask for the channel listing; it reconciles the tracker in event order.
@@ -130,11 +134,13 @@ class Listener:
             self.session.pause_reading()
 
     async def run(self) -> None:
-        """Run until cancelled; the AMI session reconnects on its own."""
+        """Run until stopped or cancelled; the AMI session reconnects on its own."""
         consumer = asyncio.create_task(self._consume(), name="ami-consumer")
         writer = asyncio.create_task(self._write(), name="ami-writer")
+        self._workers = (consumer, writer)
         try:
             await self.session.run()
+            await self._drain()
         finally:
             consumer.cancel()
             writer.cancel()
@@ -143,9 +149,32 @@ class Listener:
                     await task
             if self.capture is not None:
                 self.capture.close()
+            self._finished.set()
 
     async def stop(self) -> None:
+        """Stop reading AMI, then store what was already received, and return.
+
+        Events still queued and facts not yet written are the last moments of calls
+        (an answer, a hang-up): dropping them on a restart would leave an answered call
+        to be closed later as missed.
+        """
         await self.session.stop()
+        if self._workers:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._finished.wait(), self.drain_timeout + 1)
+
+    async def _drain(self) -> None:
+        """Wait (at most ``drain_timeout``, for a database that is down) until stored."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.drain_timeout):
+                while self._unwritten():  # noqa: ASYNC110 -- state of two tasks, no one event
+                    await asyncio.sleep(0.02)
+
+    def _unwritten(self) -> bool:
+        """Received but not yet stored, and the tasks that would store it still run."""
+        busy = (not self.queue.empty() or bool(self._pending)
+                or self._orphan_request is not None or self._writing)
+        return busy and all(not task.done() for task in self._workers)
 
     async def _consume(self) -> None:
         while True:
@@ -186,8 +215,12 @@ class Listener:
             facts = list(self._pending.values())
             self._pending = {}
             orphans, self._orphan_request = self._orphan_request, None
-            if facts:
-                await deliver(self.sink, facts)
-                self.stored_batches += 1
-            if orphans is not None and self.close_orphans is not None:
-                await self.close_orphans(*orphans)
+            self._writing = True
+            try:
+                if facts:
+                    await deliver(self.sink, facts)
+                    self.stored_batches += 1
+                if orphans is not None and self.close_orphans is not None:
+                    await self.close_orphans(*orphans)
+            finally:
+                self._writing = False

@@ -138,3 +138,35 @@ async def test_malformed_frames_are_skipped_and_the_call_still_logged(
     assert call.status == "answered"
     assert call.talk_seconds == pytest.approx(10.0)
     assert listener.session.connections == 1, "garbage never cost the connection"
+
+
+class SlowStore(Collect):
+    """A sink that takes its time, as a busy database does."""
+
+    async def __call__(self, facts: list[Fact]) -> None:
+        await asyncio.sleep(0.3)
+        await super().__call__(facts)
+
+
+async def test_stop_stores_what_was_received_before_it() -> None:
+    """A restart (``telecrm serve`` stopped mid-day) must not drop the last facts of calls:
+    a dropped answer would leave an answered call to be closed later as missed."""
+    from pbx_bridge.replay import read_events
+    from tests.support.scenarios import CAPTURES
+
+    events = list(read_events(CAPTURES / "inbound_answered.ami"))
+    sink = SlowStore()
+    listener = Listener(AmiSettings(host="127.0.0.1", port=free_port(), **FAST), sink,
+                        batch_size=10)
+    task = asyncio.create_task(listener.run())
+    await asyncio.sleep(0)
+    for event in events:  # as if they had just come off the wire
+        listener.queue.put_nowait(event)
+    await asyncio.sleep(0.05)  # the first batch is being written, the rest waits
+    await listener.stop()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    final = [fact.call for fact in sink.facts if fact.call.ended_at is not None]
+    assert final, "the hang-up received before the stop was never stored"
+    assert final[-1].status == "answered"
