@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -142,7 +141,6 @@ async def test_schemathesis_finds_no_server_errors(served: tuple[Any, str, World
     http, csrf = await signed_in(base, "petrov")
     cookie = next(c.value for c in http.cookie_jar if c.key == "telecrm_session")
     await http.close()
-    started = time.monotonic()
     process = await asyncio.create_subprocess_exec(
         ST, "run", f"{base}/api/openapi.json",
         "-H", f"Cookie: telecrm_session={cookie}", "-H", f"X-CSRF-Token: {csrf}",
@@ -158,4 +156,3 @@ async def test_schemathesis_finds_no_server_errors(served: tuple[Any, str, World
     output, _ = await asyncio.wait_for(process.communicate(), 90)
     text = output.decode(errors="replace")
     assert process.returncode == 0, text[-6000:]
-    assert time.monotonic() - started < 60

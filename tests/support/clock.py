@@ -1,9 +1,10 @@
 """A pinned clock: the same "now" in the test process and in the ``telecrm`` it runs.
 
-In the process time-machine moves the clock; a ``telecrm`` command started by
-``tests.support.live.telecrm`` gets libfaketime through ``LD_PRELOAD``, started at the same
-instant. Only those commands: the browser, Asterisk and the database servers keep
-the machine's clock. Tests that depend on "today" pin it, so the suite gives the
+In the process time-machine moves the clock (also for the ``telecrm`` commands that
+``tests.support.live.telecrm`` runs in the process); a program a test starts with
+``subprocess_env()`` (``telecrm(..., process=True)``, ``telecrm demo``) gets libfaketime
+through ``LD_PRELOAD``, started at the same instant. Only those: the browser, Asterisk
+and the database servers keep the machine's clock. Tests that depend on "today" pin it, so the suite gives the
 same answer on any day, at any hour.
 """
 
