@@ -5,6 +5,7 @@ named by a string (``"Client"``) always finds its class, whichever feature a
 process happened to import first.
 """
 
+from crm_core.activities import models as activities_models
 from crm_core.audit import AuditLog
 from crm_core.calls.models import Call, CallLeg, Recording
 from crm_core.calltracking import models as calltracking_models
@@ -21,6 +22,6 @@ metadata = Base.metadata
 
 __all__ = [
     "AuditLog", "Base", "Call", "CallLeg", "Client", "Contact", "Phone", "Recording", "Task",
-    "Team", "User", "WebSession", "calltracking_models", "metadata", "recordings_models",
-    "sales_models", "speech_models", "talktime_models",
+    "Team", "User", "WebSession", "activities_models", "calltracking_models", "metadata",
+    "recordings_models", "sales_models", "speech_models", "talktime_models",
 ]

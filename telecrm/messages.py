@@ -27,6 +27,28 @@ GENERIC: dict[Kind, str] = {
 
 # code -> sentence; ``{name}`` is filled from the error's params.
 MESSAGES: dict[str, str] = {
+    # the client card: notes, logged contacts (crm_core.activities.notes)
+    "activities.empty_note": "Напишите текст заметки.",
+    "activities.empty_result": "Опишите, о чём было письмо или чем закончилась встреча.",
+    "activities.too_long": "Слишком длинный текст: не больше {limit} знаков.",
+    "activities.no_client": "Такого клиента нет.",
+    "activities.unknown_kind": "Выберите: письмо отправлено, письмо получено или встреча.",
+    "activities.bad_time": "Укажите дату и время.",
+    "activities.in_future": "Контакт ещё не состоялся: время не может быть в будущем.",
+    "activities.not_yours": "Убрать запись может её автор или руководитель.",
+    # call outcomes (crm_core.activities.outcomes)
+    "outcomes.not_allowed": "Список итогов меняет руководитель или администратор.",
+    "outcomes.empty_name": "Укажите название итога.",
+    "outcomes.too_long": "Слишком длинное название: не больше {limit} знаков.",
+    "outcomes.name_taken": "Итог «{name}» уже есть в списке.",
+    "outcomes.not_found": "Такого итога нет в списке.",
+    "outcomes.archived": "Итог «{name}» убран в архив: выберите другой.",
+    "outcomes.not_a_client_call": "У внутреннего звонка итога не бывает.",
+    "outcomes.call_in_progress": "Звонок ещё идёт: итог указывается после него.",
+    # tasks (crm_core.sales.tasks)
+    "tasks.due_in_past": "Это время уже прошло: выберите срок в будущем.",
+    "tasks.assignee_not_in_team": "{name} не из вашего отдела: выберите менеджера своего "
+                                  "отдела.",
 }
 
 

@@ -54,7 +54,8 @@ class Client(Base):
     contact_every_days: Mapped[int | None] = mapped_column()  # overrides the ABC frequency
     status_since: Mapped[datetime | None] = mapped_column(default=utcnow)
     owner_since: Mapped[datetime | None] = mapped_column(default=utcnow)
-    # Start of the last answered customer call with the client (kept by the call rules).
+    # The last contact: an answered customer call's start, or a logged e-mail or meeting
+    # (kept by the sales rules, crm_core.sales.client_status).
     last_contact_at: Mapped[datetime | None] = mapped_column()
     archived_at: Mapped[datetime | None] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -7,6 +7,9 @@ event that can change a status (a payment, an ended call with the client) and by
 the nightly run, because time alone moves a client from *new* to *regular* or to
 *lost*.
 
+A *contact* is an answered customer call, or an e-mail or a meeting a manager logged on
+the card (``crm_core.activities``): all count the same for every rule and report.
+
 Day arithmetic (``today - d`` in whole days, dates in the workday timezone):
 - *potential*: the client never paid;
 - *lost*: he paid once, and his last payment or contact is ``lost_after_days`` or
@@ -29,6 +32,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_core.activities.models import CONTACT_KINDS, ClientActivity
 from crm_core.audit import ACTION_UPDATE, write_audit
 from crm_core.calls.models import Call, Direction
 from crm_core.clients.models import Client, ClientStatus
@@ -94,9 +98,36 @@ def today_in(tz_name: str = DEFAULT_TIMEZONE) -> date:
 
 
 def contact_calls() -> list[Any]:
-    """WHERE clauses of a *contact*: an answered customer call (not internal)."""
+    """WHERE clauses of a call that is a *contact*: an answered customer call (not internal)."""
     return [Call.client_id.is_not(None), Call.answered_at.is_not(None),
             Call.direction != Direction.INTERNAL.value]
+
+
+def contact_activities() -> list[Any]:
+    """WHERE clauses of a logged activity that is a *contact*: an e-mail or a meeting."""
+    return [ClientActivity.kind.in_(CONTACT_KINDS), ClientActivity.archived_at.is_(None)]
+
+
+def _as_utc(value: Any) -> datetime | None:
+    """An aggregate's timestamp: SQLite's max() comes back as text, PostgreSQL's aware."""
+    if isinstance(value, str):
+        return datetime.fromisoformat(value).replace(tzinfo=ZoneInfo("UTC"))
+    return value
+
+
+def _latest(*moments: datetime | None) -> datetime | None:
+    known = [m for m in moments if m is not None]
+    return max(known) if known else None
+
+
+async def last_contact(session: AsyncSession, client_id: int) -> datetime | None:
+    """When the client was last contacted: his last answered call or logged e-mail/meeting."""
+    call = await session.scalar(
+        select(func.max(Call.started_at)).where(Call.client_id == client_id, *contact_calls()))
+    logged = await session.scalar(
+        select(func.max(ClientActivity.happened_at))
+        .where(ClientActivity.client_id == client_id, *contact_activities()))
+    return _latest(_as_utc(call), _as_utc(logged))
 
 
 # -- loading facts ----------------------------------------------------------------------------
@@ -106,8 +137,7 @@ async def client_facts(session: AsyncSession, client_id: int, tz: ZoneInfo) -> C
     first, last = (await session.execute(
         select(func.min(Payment.paid_on), func.max(Payment.paid_on))
         .where(Payment.client_id == client_id, Payment.archived_at.is_(None)))).one()
-    contact = await session.scalar(
-        select(func.max(Call.started_at)).where(Call.client_id == client_id, *contact_calls()))
+    contact = await last_contact(session, client_id)
     return ClientFacts(first, last, local_date(contact, tz) if contact else None)
 
 
@@ -115,17 +145,20 @@ async def _facts_of_all(session: AsyncSession, tz: ZoneInfo) -> dict[int, Client
     paid = {cid: (first, last) for cid, first, last in await session.execute(
         select(Payment.client_id, func.min(Payment.paid_on), func.max(Payment.paid_on))
         .where(Payment.archived_at.is_(None)).group_by(Payment.client_id))}
-    contacts = {cid: at for cid, at in await session.execute(
-        select(Call.client_id, func.max(Call.started_at)).where(*contact_calls())
-        .group_by(Call.client_id))}
+    contacts: dict[int | None, datetime | None] = {
+        cid: _as_utc(at) for cid, at in await session.execute(
+            select(Call.client_id, func.max(Call.started_at)).where(*contact_calls())
+            .group_by(Call.client_id))}
+    for client_id, at in await session.execute(
+            select(ClientActivity.client_id, func.max(ClientActivity.happened_at))
+            .where(*contact_activities()).group_by(ClientActivity.client_id)):
+        contacts[client_id] = _latest(contacts.get(client_id), _as_utc(at))
     facts = {}
     for cid in paid.keys() | contacts.keys():
         if cid is None:
             continue
         first, last = paid.get(cid) or (None, None)
         contact = contacts.get(cid)
-        if isinstance(contact, str):  # SQLite's max() of a timestamp comes back as text
-            contact = datetime.fromisoformat(contact).replace(tzinfo=ZoneInfo("UTC"))
         facts[cid] = ClientFacts(first, last, local_date(contact, tz) if contact else None)
     return facts
 
@@ -237,12 +270,35 @@ async def on_call_ended(session: AsyncSession, call: Call) -> ClientStatusChange
     if (call.client_id is None or call.answered_at is None
             or call.direction == Direction.INTERNAL or call.ended_at is None):
         return None
-    client = await session.get(Client, call.client_id)
+    return await on_contact(session, call.client_id, call.started_at, actor="call",
+                            cause=f"call {call.linkedid}")
+
+
+async def on_contact(session: AsyncSession, client_id: int, at: datetime, *, actor: str,
+                     cause: str, user_id: int | None = None,
+                     tz_name: str = DEFAULT_TIMEZONE) -> ClientStatusChange | None:
+    """A contact with the client at ``at`` (a call, an e-mail, a meeting): keep his last
+    contact and judge him again, since a contact may save a *lost* client."""
+    client = await session.get(Client, client_id)
     if client is None:
         return None
-    if client.last_contact_at is None or client.last_contact_at < call.started_at:
-        client.last_contact_at = call.started_at  # a replay of an older call changes nothing
-    return await recompute_client(session, client, actor="call", cause=f"call {call.linkedid}")
+    if client.last_contact_at is None or client.last_contact_at < at:
+        client.last_contact_at = at  # a replay of an older contact changes nothing
+    return await recompute_client(session, client, actor=actor, cause=cause, user_id=user_id,
+                                  tz_name=tz_name)
+
+
+async def contact_withdrawn(session: AsyncSession, client_id: int, *, actor: str, cause: str,
+                            user_id: int | None = None, tz_name: str = DEFAULT_TIMEZONE
+                            ) -> ClientStatusChange | None:
+    """A logged contact was archived (put in by mistake): the last contact is looked up
+    again from what remains, and the client judged again."""
+    client = await session.get(Client, client_id)
+    if client is None:
+        return None
+    client.last_contact_at = await last_contact(session, client_id)
+    return await recompute_client(session, client, actor=actor, cause=cause, user_id=user_id,
+                                  tz_name=tz_name)
 
 
 async def status_history(session: AsyncSession, client_id: int) -> list[dict[str, object]]:

@@ -2,9 +2,11 @@
 
 Entering a stage creates that stage's task (its kind, a deadline so many days
 ahead, for the deal's owner or his supervisor), so a deal never sits without a
-next step. A won deal records the amount won; a lost deal needs a reason from the
-configured list and gives the supervisor a task to re-check it (listen to its
-calls). Every stage entry is a ``DealStageChange`` row and an audit row.
+next step. The deadline falls inside working hours (the talk-time calendar of the
+assignee's team: weekdays, hours, holidays), never on a Saturday night. A won deal
+records the amount won; a lost deal needs a reason from the configured list and
+gives the supervisor a task to re-check it (listen to its calls). Every stage entry
+is a ``DealStageChange`` row and an audit row.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm_core.audit import ACTION_CREATE, ACTION_UPDATE, write_audit
 from crm_core.clients.models import Client
 from crm_core.people.models import Role, User
+from crm_core.sales.client_status import DEFAULT_TIMEZONE
 from crm_core.sales.models import (
     Deal,
     DealStageChange,
@@ -31,6 +34,7 @@ from crm_core.sales.models import (
     SalesPlan,
 )
 from crm_core.sales.payments import PaymentError, parse_amount
+from crm_core.talktime.workhours import next_working_moment
 from crm_core.tasks.models import Task, TaskKind
 from crm_core.tasks.services import create_task
 from crm_core.timestamps import isoformat, utcnow
@@ -149,15 +153,22 @@ async def _supervisor_of(session: AsyncSession, user_id: int | None) -> User | N
         .order_by(User.id).limit(1))
 
 
+async def _due(session: AsyncSession, days: int, who: User | None, tz_name: str) -> datetime:
+    """``days`` from now, moved into the working hours of the assignee's team."""
+    return await next_working_moment(session, utcnow() + timedelta(days=days),
+                                     team_id=who.team_id if who else None, tz_name=tz_name)
+
+
 async def _stage_task(session: AsyncSession, deal: Deal, stage: PipelineStage, client: Client,
-                      by: User | None, actor: str) -> Task | None:
+                      by: User | None, actor: str, tz_name: str) -> Task | None:
     if stage.outcome == DealStatus.LOST:
         who = await _supervisor_of(session, deal.owner_id)
         return await create_task(
             session, kind=TaskKind.OTHER.value,
             title=f"Перепроверить проигранную сделку «{deal.title}» (прослушать звонки)",
             client_id=client.id, assignee_id=who.id if who else None,
-            team_id=who.team_id if who else None, due_at=utcnow() + timedelta(days=RECHECK_DAYS),
+            team_id=who.team_id if who else None,
+            due_at=await _due(session, RECHECK_DAYS, who, tz_name),
             created_by_id=by.id if by else None, actor=actor, audit_extra={"deal_id": deal.id})
     if stage.task_kind is None:
         return None
@@ -167,15 +178,16 @@ async def _stage_task(session: AsyncSession, deal: Deal, stage: PipelineStage, c
         session, kind=stage.task_kind,
         title=f"{stage.task_title or stage.name}: {deal.title}", client_id=client.id,
         assignee_id=who.id if who else None, team_id=who.team_id if who else None,
-        due_at=utcnow() + timedelta(days=stage.task_due_days),
+        due_at=await _due(session, stage.task_due_days, who, tz_name),
         created_by_id=by.id if by else None, actor=actor, audit_extra={"deal_id": deal.id})
 
 
 async def _enter(session: AsyncSession, deal: Deal, stage: PipelineStage, client: Client,
-                 by: User | None, actor: str, from_stage: int | None) -> DealStageChange:
+                 by: User | None, actor: str, from_stage: int | None,
+                 tz_name: str = DEFAULT_TIMEZONE) -> DealStageChange:
     deal.stage_id = stage.id
     deal.stage_entered_at = utcnow()
-    task = await _stage_task(session, deal, stage, client, by, actor)
+    task = await _stage_task(session, deal, stage, client, by, actor, tz_name)
     change = DealStageChange(deal_id=deal.id, from_stage_id=from_stage, to_stage_id=stage.id,
                              by_id=by.id if by else None, task_id=task.id if task else None)
     session.add(change)
@@ -185,9 +197,9 @@ async def _enter(session: AsyncSession, deal: Deal, stage: PipelineStage, client
 
 async def create_deal(session: AsyncSession, *, client_id: int, pipeline_id: int, title: str,
                       amount: Any = None, owner_id: int | None = None, by: User | None,
-                      actor: str = "user") -> Deal:
+                      actor: str = "user", tz_name: str = DEFAULT_TIMEZONE) -> Deal:
     """A deal on the pipeline's first stage (whose task is created); the owner defaults to
-    the client's."""
+    the client's. ``tz_name``: the workday's zone, for the task's working hours."""
     client = await session.get(Client, client_id)
     if client is None or client.archived_at is not None:
         raise DealError(f"There is no active client with id {client_id}.")
@@ -219,13 +231,14 @@ async def create_deal(session: AsyncSession, *, client_id: int, pipeline_id: int
                 changes={"title": deal.title, "client_id": client_id, "pipeline_id": pipeline_id,
                          "stage_id": first.id, "owner_id": owner_id,
                          "amount": str(expected) if expected is not None else None})
-    await _enter(session, deal, first, client, by, actor, None)
+    await _enter(session, deal, first, client, by, actor, None, tz_name)
     return deal
 
 
 async def move_deal(session: AsyncSession, deal: Deal, stage_id: int, *, by: User | None,
                     amount: Any = None, lose_reason_id: int | None = None,
-                    note: str | None = None, actor: str = "user") -> DealStageChange:
+                    note: str | None = None, actor: str = "user",
+                    tz_name: str = DEFAULT_TIMEZONE) -> DealStageChange:
     """Put an open deal on another stage of its pipeline (won: amount; lost: a reason)."""
     if deal.archived_at is not None:
         raise DealError(f"Deal {deal.id} is archived.")
@@ -260,7 +273,8 @@ async def move_deal(session: AsyncSession, deal: Deal, stage_id: int, *, by: Use
         deal.closed_at = utcnow()
         changes["status"] = [DealStatus.OPEN.value, stage.outcome]
     client = await session.get(Client, deal.client_id)
-    change = await _enter(session, deal, stage, client, by, actor, deal.stage_id)  # type: ignore[arg-type]
+    change = await _enter(session, deal, stage, client, by, actor,  # type: ignore[arg-type]
+                          deal.stage_id, tz_name)
     write_audit(session, actor=actor, user_id=by.id if by else None, entity="deal",
                 entity_id=deal.id, action=ACTION_UPDATE, changes=changes)
     return change

@@ -23,11 +23,12 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import and_, case, func, literal, or_, select, type_coerce
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_core.activities.models import EMAIL_KINDS, ActivityKind, ClientActivity
 from crm_core.calls.models import Call, CallLeg, Direction, LegRole
 from crm_core.clients.models import Client, ClientStatus
 from crm_core.people import access
 from crm_core.people.models import Role, User
-from crm_core.sales.client_status import DEFAULT_TIMEZONE
+from crm_core.sales.client_status import DEFAULT_TIMEZONE, contact_activities
 from crm_core.sales.models import (
     Deal,
     DealStageChange,
@@ -112,6 +113,13 @@ def _contact_clauses() -> list[Any]:
             Call.direction != Direction.INTERNAL.value]
 
 
+def _later(a: Any, b: Any) -> Any:
+    """The later of two nullable timestamps, in SQL (GREATEST and SQLite's max() both
+    give NULL when either is NULL)."""
+    return type_coerce(case((a.is_(None), b), (b.is_(None), a), (a > b, a), else_=b),
+                        UTCDateTime())
+
+
 # -- ЧЧК: contact frequency -------------------------------------------------------------------
 
 
@@ -129,9 +137,14 @@ async def contact_frequency(session: AsyncSession, start: datetime, end: datetim
         contact: Any = Client.last_contact_at
         source: Any = Client
     else:  # a past period: the kept last contact if before its end, else look it up
-        before_end = (select(func.max(Call.started_at))
-                      .where(Call.client_id == Client.id, *_contact_clauses(),
-                             Call.started_at < end).correlate(Client).scalar_subquery())
+        call_before = (select(func.max(Call.started_at))
+                       .where(Call.client_id == Client.id, *_contact_clauses(),
+                              Call.started_at < end).correlate(Client).scalar_subquery())
+        logged_before = (select(func.max(ClientActivity.happened_at))
+                         .where(ClientActivity.client_id == Client.id, *contact_activities(),
+                                ClientActivity.happened_at < end)
+                         .correlate(Client).scalar_subquery())
+        before_end = _later(call_before, logged_before)
         contact = type_coerce(case((Client.last_contact_at < end, Client.last_contact_at),
                                    (Client.last_contact_at.is_(None), None),
                                    else_=before_end), UTCDateTime())
@@ -379,8 +392,15 @@ async def _funnels(session: AsyncSession, scope: Scope, periods: list[tuple[date
         in_calls = (select(Call.id).where(Call.client_id == Client.id, *_contact_clauses(),
                                           Call.started_at >= contact_from,
                                           Call.started_at < end).exists())
-        talked = or_(and_(Client.last_contact_at >= contact_from, Client.last_contact_at < end),
-                     and_(Client.last_contact_at >= end, in_calls))
+        in_logged = (select(ClientActivity.id).where(
+            ClientActivity.client_id == Client.id, *contact_activities(),
+            ClientActivity.happened_at >= contact_from, ClientActivity.happened_at < end)
+            .exists())
+        # never contacted (NULL) is "not talked", not unknown: NOT NULL would keep him
+        # from ever being lost
+        talked = and_(Client.last_contact_at.is_not(None), or_(
+            and_(Client.last_contact_at >= contact_from, Client.last_contact_at < end),
+            and_(Client.last_contact_at >= end, or_(in_calls, in_logged))))
         status = case(
             (Client.created_at >= end, literal(None)),
             (fp.is_(None), literal(ClientStatus.POTENTIAL.value)),
@@ -496,8 +516,9 @@ async def qualification(session: AsyncSession, start: datetime, end: datetime,
 
 async def activity(session: AsyncSession, start: datetime, end: datetime, viewer: User | None,
                    *, tz_name: str = DEFAULT_TIMEZONE) -> dict[str, Any]:
-    """Per manager: inbound and outbound calls he talked on, talk minutes, tasks done (and
-    of them emails and meetings), deal stage moves; ranked by talk minutes."""
+    """Per manager: inbound and outbound calls he talked on, talk minutes, tasks done, the
+    e-mails and meetings (logged on the client card, and done e-mail and meeting tasks),
+    deal stage moves; ranked by talk minutes."""
     scope = await scope_for(session, viewer, tz_name)
     ids = scope.ids or [-1]
     calls: dict[int | None, dict[str, Any]] = defaultdict(lambda: {"inbound": 0, "outbound": 0,
@@ -520,6 +541,13 @@ async def activity(session: AsyncSession, start: datetime, end: datetime, viewer
                    Task.done_at >= start, Task.done_at < end)
             .group_by(Task.assignee_id, Task.kind)):
         tasks[uid][kind] += n
+    logged: dict[int | None, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for uid, kind, n in await session.execute(
+            select(ClientActivity.user_id, ClientActivity.kind, func.count(ClientActivity.id))
+            .where(ClientActivity.user_id.in_(ids), *contact_activities(),
+                   ClientActivity.happened_at >= start, ClientActivity.happened_at < end)
+            .group_by(ClientActivity.user_id, ClientActivity.kind)):
+        logged[uid]["email" if kind in EMAIL_KINDS else kind] += n
     moves = {uid: n for uid, n in await session.execute(
         select(DealStageChange.by_id, func.count(DealStageChange.id))
         .where(DealStageChange.by_id.in_(ids), DealStageChange.at >= start,
@@ -527,11 +555,14 @@ async def activity(session: AsyncSession, start: datetime, end: datetime, viewer
         .group_by(DealStageChange.by_id))}
     rows = []
     for manager in scope.managers:
-        c, t = calls[manager.id], tasks[manager.id]
+        c, t, lg = calls[manager.id], tasks[manager.id], logged[manager.id]
+        meeting = ActivityKind.MEETING.value
         rows.append({**_base(manager), "inbound_calls": c["inbound"],
                      "outbound_calls": c["outbound"], "talk_minutes": round(c["talk"] / 60, 1),
-                     "tasks_done": sum(t.values()), "emails": t.get("email", 0),
-                     "meetings": t.get("meeting", 0), "deals_moved": moves.get(manager.id, 0)})
+                     "tasks_done": sum(t.values()),
+                     "emails": t.get("email", 0) + lg.get("email", 0),
+                     "meetings": t.get(meeting, 0) + lg.get(meeting, 0),
+                     "deals_moved": moves.get(manager.id, 0)})
     rows.sort(key=lambda r: (-r["talk_minutes"], -r["tasks_done"], r["name"]))
     for rank, row in enumerate(rows, start=1):
         row["rank"] = rank

@@ -2,9 +2,10 @@
 
 Completing a client's task (``finish_task``) requires the next planned task for that
 client: one already open, one given with the completion, or a supervisor's approval
-to stop working with the client (``request_stop`` / ``approve_stop``). Moving a due
-date needs a reason, which goes into the audit log. Overdue tasks are those still
-open after their due time.
+to stop working with the client (``request_stop`` / ``approve_stop``); once the stop is
+approved the managers' open tasks for that client are closed with its reason. Moving a
+due date needs a reason, which goes into the audit log. A person never plans a contact,
+nor moves one, into the past. Overdue tasks are those still open after their due time.
 
 The low-level ``crm_core.tasks.complete_task`` stays as it was for the rules that
 close tasks by themselves (a callback closed by the call that reached the client:
@@ -22,10 +23,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.audit import ACTION_UPDATE, write_audit
 from crm_core.clients.models import Client
+from crm_core.errors import DomainError, NotAllowedError
 from crm_core.people.models import Role, User
 from crm_core.sales.models import ClientStop
 from crm_core.tasks.models import Task, TaskKind, TaskStatus
-from crm_core.tasks.services import AUDIT_ENTITY, complete_task, create_task
+from crm_core.tasks.services import AUDIT_ENTITY, cancel_task, complete_task, create_task
 from crm_core.timestamps import ensure_utc, isoformat, utcnow
 
 PLANNABLE_KINDS = (TaskKind.CALL, TaskKind.EMAIL, TaskKind.MEETING, TaskKind.OTHER)
@@ -74,12 +76,23 @@ async def active_stop(session: AsyncSession, client_id: int) -> ClientStop | Non
         ClientStop.revoked_at.is_(None)).order_by(ClientStop.id.desc()).limit(1))
 
 
+def refuse_past(due: datetime) -> None:
+    """A due time before the current minute is refused: a contact is planned ahead.
+
+    The current minute itself is accepted (a ``datetime-local`` field has no seconds).
+    """
+    if ensure_utc(due) < utcnow().replace(second=0, microsecond=0):
+        raise DomainError("tasks.due_in_past", f"due time {isoformat(due)} is in the past")
+
+
 async def plan_task(session: AsyncSession, *, client_id: int, kind: str, due_at: datetime,
                     by: User | None, title: str | None = None, assignee_id: int | None = None,
-                    actor: str = "user") -> Task:
+                    actor: str = "user", future_only: bool = False) -> Task:
     """A planned contact with a client (call, email, meeting, other), due at a time.
 
-    It revokes an approved stop: the client is worked on again.
+    A manager plans for himself, a supervisor for a manager of his team. With
+    ``future_only`` (a person planning: the API, the card, the next task) a due time in
+    the past is refused. It revokes an approved stop: the client is worked on again.
     """
     if kind not in {k.value for k in PLANNABLE_KINDS}:
         raise TaskRuleError(f"Unknown task kind {kind!r}; expected call, email, meeting "
@@ -88,6 +101,8 @@ async def plan_task(session: AsyncSession, *, client_id: int, kind: str, due_at:
         due = ensure_utc(due_at)
     except ValueError:
         raise TaskRuleError("The due time needs a time zone.") from None
+    if future_only:
+        refuse_past(due)
     client = await session.get(Client, client_id)
     if client is None:
         raise TaskRuleError(f"There is no client with id {client_id}.")
@@ -99,6 +114,10 @@ async def plan_task(session: AsyncSession, *, client_id: int, kind: str, due_at:
         raise TaskRuleError(f"There is no active user with id {assignee_id}.")
     if by is not None and by.role == Role.MANAGER and assignee_id != by.id:
         raise TaskNotAllowedError("A manager plans tasks for himself only.")
+    if (by is not None and by.role == Role.SUPERVISOR and assignee is not None
+            and assignee.id != by.id and assignee.team_id != by.team_id):
+        raise NotAllowedError("tasks.assignee_not_in_team",
+                              f"{assignee.name} is not in {by.name}'s team", name=assignee.name)
     task = await create_task(
         session, kind=kind, title=(title or "").strip() or f"{KIND_TITLES[kind]}: {client.name}",
         client_id=client_id, assignee_id=assignee_id,
@@ -120,8 +139,8 @@ async def finish_task(session: AsyncSession, task: Task, *, by: User | None,
     """Complete a task; returns (the task, the next task created with it, if any).
 
     A client's task completes only when his work goes on: another open task, the
-    ``next_task`` given, or a supervisor's approved stop. Otherwise a TaskRuleError
-    says what to do, and nothing is written.
+    ``next_task`` given (never due in the past), or a supervisor's approved stop.
+    Otherwise a TaskRuleError says what to do, and nothing is written.
     """
     if task.status != TaskStatus.OPEN:
         raise TaskRuleError(f"Task {task.id} is already {task.status}.")
@@ -130,7 +149,8 @@ async def finish_task(session: AsyncSession, task: Task, *, by: User | None,
         if next_task is not None:
             created = await plan_task(session, client_id=task.client_id, kind=next_task.kind,
                                       due_at=next_task.due_at, title=next_task.title,
-                                      assignee_id=next_task.assignee_id, by=by, actor=actor)
+                                      assignee_id=next_task.assignee_id, by=by, actor=actor,
+                                      future_only=True)
         elif not await open_client_tasks(session, task.client_id, exclude=task.id) \
                 and await active_stop(session, task.client_id) is None:
             raise TaskRuleError("Plan the next contact with this client, or ask a supervisor "
@@ -142,7 +162,8 @@ async def finish_task(session: AsyncSession, task: Task, *, by: User | None,
 
 async def reschedule_task(session: AsyncSession, task: Task, due_at: datetime, reason: str, *,
                           by: User | None, actor: str = "user") -> Task:
-    """Move an open task's due time; the reason is required and audited."""
+    """Move an open task's due time (never into the past); the reason is required and
+    audited."""
     reason = (reason or "").strip()
     if not reason:
         raise TaskRuleError("Moving a due date needs a reason.")
@@ -152,6 +173,7 @@ async def reschedule_task(session: AsyncSession, task: Task, due_at: datetime, r
         due = ensure_utc(due_at)
     except ValueError:
         raise TaskRuleError("The due time needs a time zone.") from None
+    refuse_past(due)
     write_audit(session, actor=actor, user_id=by.id if by else None, entity=AUDIT_ENTITY,
                 entity_id=task.id, action=ACTION_UPDATE,
                 changes={"due_at": [isoformat(task.due_at), isoformat(due)],
@@ -198,10 +220,15 @@ async def request_stop(session: AsyncSession, client_id: int, reason: str, *,
 
 
 async def approve_stop(session: AsyncSession, client_id: int, reason: str, *,
-                       by: User | None, actor: str = "user") -> ClientStop:
+                       by: User | None, actor: str = "user",
+                       keep_task_id: int | None = None) -> ClientStop:
     """A supervisor (or admin) approves stopping work with a client; audited.
 
-    Closes the pending request, if any, or records the supervisor's own decision.
+    Closes the pending request, if any, or records the supervisor's own decision. The
+    managers' open tasks for the client are closed (cancelled) with the reason as their
+    result: nobody is left calling a client the company stopped working with. Tasks of
+    supervisors (a lost deal's re-check) stay open, and so does ``keep_task_id`` (the
+    task the supervisor completes himself with the stop).
     """
     if not _is_boss(by):
         raise TaskNotAllowedError("Only a supervisor or an admin may approve stopping work "
@@ -225,11 +252,19 @@ async def approve_stop(session: AsyncSession, client_id: int, reason: str, *,
     write_audit(session, actor=actor, user_id=by.id if by else None, entity="client",
                 entity_id=client_id, action=ACTION_UPDATE,
                 changes={"stop_approved": stop.id, "reason": (reason or stop.reason)[:500]})
+    said = (reason or "").strip() or stop.reason
     if stop.request_task_id is not None:
         request = await session.get(Task, stop.request_task_id)
         if request is not None and request.status == TaskStatus.OPEN:
-            await complete_task(session, request, note=reason or "approved", actor=actor,
-                                user_id=by.id if by else None)
+            await complete_task(session, request, note=f"Согласовано: {said}"[:1000],
+                                actor=actor, user_id=by.id if by else None)
+    bosses = set(await session.scalars(select(User.id).where(
+        User.role.in_([Role.SUPERVISOR.value, Role.ADMIN.value]))))
+    for task in await open_client_tasks(session, client_id, exclude=keep_task_id):
+        if task.assignee_id not in bosses:
+            await cancel_task(session, task, actor=actor, user_id=by.id if by else None,
+                              note=f"Работа с клиентом прекращена по согласованию "
+                                   f"руководителя: {said}"[:1000])
     return stop
 
 
@@ -260,8 +295,8 @@ async def refuse_stop(session: AsyncSession, stop_id: int, reason: str, *,
     if stop.request_task_id is not None:
         request = await session.get(Task, stop.request_task_id)
         if request is not None and request.status == TaskStatus.OPEN:
-            await complete_task(session, request, note=f"refused: {reason}"[:500], actor=actor,
-                                user_id=by.id if by else None)
+            await complete_task(session, request, note=f"Отклонено: {reason}"[:1000],
+                                actor=actor, user_id=by.id if by else None)
     await session.flush()
     return stop
 
@@ -286,5 +321,5 @@ async def overdue_tasks(session: AsyncSession, *, now: datetime | None = None,
 
 
 __all__ = ["NextTask", "TaskNotAllowedError", "TaskRuleError", "approve_stop",
-           "finish_task", "overdue_tasks", "pending_stops", "plan_task", "refuse_stop",
-           "request_stop", "reschedule_task"]
+           "finish_task", "overdue_tasks", "pending_stops", "plan_task", "refuse_past",
+           "refuse_stop", "request_stop", "reschedule_task"]

@@ -4,4 +4,5 @@
 - ``metric``: talk time per manager and day, the live board, violations
 - ``rules``: rules, holidays and absences as supervisors edit them
 - ``rollup``: finished days stored for fast month tables
+- ``workhours``: the next working time by the calendar (deadlines set by rules)
 """

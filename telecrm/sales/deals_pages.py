@@ -23,6 +23,7 @@ from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
+from crm_core.activities.outcomes import outcome_list
 from crm_core.clients.models import Client
 from crm_core.clock import local_now, local_today
 from crm_core.people import access
@@ -57,7 +58,8 @@ DONE = {"created": "Сделка создана, задача первого э�
         "moved": "Сделка перенесена, задача этапа поставлена.",
         "plan": "План сохранён.", "rules": "Правила сохранены, статусы клиентов пересчитаны.",
         "reason": "Причина проигрыша добавлена.", "pipeline": "Воронка создана.",
-        "edited": "Изменения сохранены, записаны в журнал."}
+        "edited": "Изменения сохранены, записаны в журнал.",
+        "outcomes": "Список итогов звонков сохранён."}
 RU = {
     "A won deal needs the amount": "Для выигранной сделки укажите сумму.",
     "A lost deal needs a reason": "Для проигранной сделки выберите причину из списка.",
@@ -194,7 +196,8 @@ async def new_deal_form(request: web.Request) -> web.Response:
             deal = await create_deal(session, client_id=client_id, pipeline_id=pipeline_id or 0,
                                      title=_field(form, "title"),
                                      amount=_field(form, "amount") or None, by=user,
-                                     actor=user.username)
+                                     actor=user.username,
+                                     tz_name=request.app[SETTINGS].timezone)
             pipeline_id = deal.pipeline_id
     except DealError as exc:
         return await _board_refused(request, user, exc)
@@ -217,7 +220,8 @@ async def move_form(request: web.Request) -> web.Response:
             await move_deal(session, deal, _id(form, "stage_id") or 0, by=user,
                             amount=_field(form, "amount") or None,
                             lose_reason_id=_id(form, "lose_reason_id"),
-                            note=_field(form, "note") or None, actor=user.username)
+                            note=_field(form, "note") or None, actor=user.username,
+                            tz_name=request.app[SETTINGS].timezone)
     except DealError as exc:
         return await _board_refused(request, user, exc)
     raise web.HTTPSeeOther("/deals?" + urlencode({"pipeline": pipeline_id, "done": "moved"}))
@@ -293,9 +297,11 @@ async def settings_context(request: web.Request, user: User, team_id: int | None
             .order_by(Pipeline.archived_at.is_not(None), Pipeline.id)))
         reasons = list(await session.scalars(select(LoseReason).order_by(
             LoseReason.active.desc(), LoseReason.name)))
+        outcomes = await outcome_list(session, with_archived=True)
     return {"title": "Правила продаж", "rules": rules, "labels": RULE_LABELS,
             "fields": RULE_FIELDS, "teams": teams, "team_id": team_id,
             "is_admin": user.role == Role.ADMIN, "pipelines": pipelines, "reasons": reasons,
+            "outcomes": outcomes,
             "error": None, "form": {}, "done": DONE.get(request.query.get("done", ""))}
 
 

@@ -26,6 +26,7 @@ from sqlalchemy import select
 
 from crm_core.clients.models import Client
 from crm_core.clock import local_now
+from crm_core.errors import DomainError
 from crm_core.people import access
 from crm_core.people.models import Role, User
 from crm_core.sales.models import ClientStop
@@ -44,6 +45,8 @@ from crm_core.sales.tasks import (
 )
 from crm_core.tasks.models import Task, TaskStatus
 from crm_core.timestamps import ensure_utc
+from telecrm.messages import http_status
+from telecrm.messages import russian as domain_russian
 from telecrm.web.auth import page_user
 from telecrm.web.errors import ApiError
 from telecrm.web.keys import SESSIONS, SETTINGS, WRITER_SESSIONS
@@ -168,8 +171,13 @@ async def tasks_page(request: web.Request) -> web.Response:
                                           await page_context(request, user))
 
 
-async def _refused(request: web.Request, user: User, exc: TaskRuleError) -> web.Response:
+async def _refused(request: web.Request, user: User,
+                   exc: TaskRuleError | DomainError) -> web.Response:
     context = await page_context(request, user)
+    if isinstance(exc, DomainError):
+        context["error"], status = domain_russian(exc), http_status(exc)
+        return aiohttp_jinja2.render_template("sales_tasks.html", request, context,
+                                              status=status)
     context["error"] = russian(str(exc))
     status = 403 if isinstance(exc, TaskNotAllowedError) else 400
     return aiohttp_jinja2.render_template("sales_tasks.html", request, context, status=status)
@@ -211,7 +219,7 @@ async def complete_form(request: web.Request) -> web.Response:
                     if not reason:
                         raise TaskRuleError("Say why work with the client should stop.")
                     await approve_stop(session, task.client_id, reason, by=user,
-                                       actor=user.username)
+                                       actor=user.username, keep_task_id=task.id)
                     await finish_task(session, task, by=user, note=reason,
                                       actor=user.username)
                     done = "closed"
@@ -225,7 +233,7 @@ async def complete_form(request: web.Request) -> web.Response:
                 await finish_task(session, task, by=user, next_task=following,
                                   note=_field(form, "note") or None, actor=user.username)
                 done = "completed" if following else "closed"
-    except TaskRuleError as exc:
+    except (TaskRuleError, DomainError) as exc:
         return await _refused(request, user, exc)
     raise _back(request, done)
 
@@ -240,7 +248,7 @@ async def reschedule_form(request: web.Request) -> web.Response:
             due = form_moment(request, form.get("due_at"), "новый срок")
             await reschedule_task(session, task, due, _field(form, "reason"), by=user,
                                   actor=user.username)
-    except TaskRuleError as exc:
+    except (TaskRuleError, DomainError) as exc:
         return await _refused(request, user, exc)
     raise _back(request, "moved")
 

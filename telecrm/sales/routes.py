@@ -12,7 +12,8 @@ JSON API (who may do what is checked here and again by the services):
 - ``PUT /api/clients/{id}/potential`` ``{"amount"?, "items"?, "contact_every_days"?}``;
 - ``POST /api/clients/reassign`` ``{"client_ids": [...], "owner_id", "reason"?}``;
 - ``POST /api/clients/{id}/archive`` ``{"reason"?, "restore"?}``;
-- ``POST /api/clients/{id}/tasks`` ``{"kind", "due_at", "title"?, "assignee_id"?}``: plan a task;
+- ``POST /api/clients/{id}/tasks`` ``{"kind", "due_at", "title"?, "assignee_id"?}``: plan a task
+  (not in the past; a manager for himself, a supervisor for a manager of his team);
 - ``POST /api/tasks/{id}/complete`` ``{"note"?, "next"?: {"kind", "due_at", ...}}``: completes
   only when the client's work goes on (next task, another open task, or an approved stop);
 - ``POST /api/tasks/{id}/reschedule`` ``{"due_at", "reason"}``;
@@ -315,7 +316,7 @@ async def post_client_task(request: web.Request) -> web.Response:
         task = await plan_task(session, client_id=client_id, kind=kind, due_at=due, by=user,
                                title=_text(body, "title"),
                                assignee_id=_int(body, "assignee_id", required=False),
-                               actor=user.username)
+                               actor=user.username, future_only=True)
         row = task_to_dict(task)
     return web.json_response(row, status=201)
 
@@ -401,7 +402,7 @@ async def post_deal(request: web.Request) -> web.Response:
                                  pipeline_id=_int(body, "pipeline_id"),  # type: ignore[arg-type]
                                  title=_text(body, "title") or "", amount=body.get("amount"),
                                  owner_id=_int(body, "owner_id", required=False), by=user,
-                                 actor=user.username)
+                                 actor=user.username, tz_name=request.app[SETTINGS].timezone)
         row = deal_to_dict(deal)
     return web.json_response(row, status=201)
 
@@ -420,7 +421,8 @@ async def post_move(request: web.Request) -> web.Response:
         change = await move_deal(session, deal, _int(body, "stage_id"),  # type: ignore[arg-type]
                                  by=user, amount=body.get("amount"),
                                  lose_reason_id=_int(body, "lose_reason_id", required=False),
-                                 note=_text(body, "note"), actor=user.username)
+                                 note=_text(body, "note"), actor=user.username,
+                                 tz_name=request.app[SETTINGS].timezone)
         row = {**deal_to_dict(deal), "task_id": change.task_id}
     return web.json_response(row)
 

@@ -154,6 +154,8 @@ function connect() {
   source.addEventListener("screenpop", (e) => showPop(JSON.parse(e.data)));
   source.addEventListener("call", (e) => {
     const event = JSON.parse(e.data);
+    // Page scripts react to calls too (the client card's outcome form) without a stream of their own.
+    document.dispatchEvent(new CustomEvent("telecrm:call", { detail: event }));
     if (popLinkedid && event.linkedid === popLinkedid &&
         (event.kind === "call_ended" ||
          (event.kind === "answered" && !event.managers.includes(document.body.dataset.extension)))) {

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from telecrm.activities.openapi import ACTIVITY_PATHS
 from telecrm.calltracking.openapi import CT_PATHS
 from telecrm.sales.openapi import SALES_PATHS
 
@@ -398,6 +399,7 @@ PATHS: dict[str, Any] = {
         params=[{"name": "date", "in": "query", "schema": _DATE}],
         errors={"403": _error("not for your role")}),
     **SALES_PATHS,
+    **ACTIVITY_PATHS,
     **CT_PATHS,
 }
 

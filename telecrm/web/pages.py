@@ -15,6 +15,7 @@ from crm_core.people import access
 from crm_core.people.models import Role, User
 from crm_core.tasks.models import TaskKind
 from crm_core.timestamps import utcnow
+from telecrm.activities.card import card_context, timeline_context
 from telecrm.talktime.board import talk_time
 from telecrm.web.auth import (
     authenticate,
@@ -193,11 +194,13 @@ async def _client_context(request: web.Request, user: User) -> dict[str, Any]:
         calls = await access.visible_calls(session, user, client_id=client_id, limit=500,
                                             hooks=request.app[CALL_HOOKS])
         tasks = await access.visible_tasks(session, user, client_id=client_id)
+        card = await card_context(session, user, client, _tz(request))
     now = utcnow()
     return {"title": client.name, "client": client, "calls": calls,
             "tasks": [task_view(t, now) for t in tasks],
             "next_task": task_view(tasks[0], now) if tasks else None,
-            "may_listen": access.may_hear_recordings(user), "staff": await _staff(request)}
+            "may_listen": access.may_hear_recordings(user), "staff": await _staff(request),
+            **card}
 
 
 @aiohttp_jinja2.template("client.html")
@@ -207,8 +210,17 @@ async def client_card(request: web.Request) -> dict[str, Any]:
 
 @aiohttp_jinja2.template("_history.html")
 async def client_history(request: web.Request) -> dict[str, Any]:
-    """The call history alone, for the card to refresh itself on live events."""
-    return await _client_context(request, page_user(request))
+    """The client's timeline alone, for the card to refresh itself on live events."""
+    user = page_user(request)
+    client_id = path_id(request)
+    if not access.may_see_clients(user):
+        raise ApiError(403, "Карточки клиентов недоступны для вашей роли.")
+    async with request.app[SESSIONS]() as session:
+        client = await access.visible_client(session, user, client_id)
+        if client is None:
+            raise ApiError(404, "Такого клиента нет или он вам недоступен.")
+        timeline = await timeline_context(session, user, client)
+    return {"client": client, "staff": await _staff(request), **timeline}
 
 
 @aiohttp_jinja2.template("calls.html")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -86,6 +86,14 @@ def local_time(value: str | datetime | None, tz: ZoneInfo, fmt: str = "%H:%M") -
         return "—"
     moment = datetime.fromisoformat(value) if isinstance(value, str) else value
     return moment.astimezone(tz).strftime(fmt)
+
+
+def ru_date(value: str | date | None) -> str:
+    """A calendar day as it reads in Russian: ``15.11.2026``; ``—`` for none."""
+    if value is None or value == "":
+        return "—"
+    day = date.fromisoformat(value) if isinstance(value, str) else value
+    return day.strftime("%d.%m.%Y")
 
 
 def phone(value: str | None) -> str:

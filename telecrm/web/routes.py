@@ -6,6 +6,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from telecrm.activities import routes as activities_routes
 from telecrm.calltracking import routes as calltracking_routes
 from telecrm.recordings import routes as recordings_routes
 from telecrm.sales import routes as sales_routes
@@ -46,4 +47,5 @@ def add_routes(app: web.Application) -> None:
     speech_routes.add_routes(r)
     calltracking_routes.add_routes(r)
     sales_routes.add_routes(r)
+    activities_routes.add_routes(r)
     r.add_static("/static/", STATIC_DIR, name="static", append_version=True)

@@ -19,6 +19,7 @@ NAV = [
     ("/today", "Сегодня", {Role.MANAGER, Role.SUPERVISOR, Role.ADMIN}),
     ("/team", "Команда", {Role.SUPERVISOR, Role.ADMIN}),
     ("/calls/live", "Прослушка", {Role.SUPERVISOR, Role.ADMIN}),
+    ("/outcomes", "Без итога", {Role.SUPERVISOR, Role.ADMIN}),
     ("/calls", "Звонки", {Role.MANAGER, Role.SUPERVISOR, Role.MARKETER, Role.ADMIN}),
     ("/talktime", "Норма", {Role.MANAGER, Role.SUPERVISOR, Role.ADMIN}),
     ("/tasks", "Задачи", {Role.MANAGER, Role.SUPERVISOR, Role.ADMIN}),
@@ -38,6 +39,8 @@ def install_filters(env: jinja2.Environment, settings: Settings) -> None:
     env.filters["percent"] = present.percent
     env.filters["hm"] = partial(present.local_time, tz=tz)
     env.filters["dm_hm"] = partial(present.local_time, tz=tz, fmt="%d.%m %H:%M")
+    env.filters["dmy_hm"] = partial(present.local_time, tz=tz, fmt="%d.%m.%Y %H:%M")
+    env.filters["ru_date"] = present.ru_date
     env.filters["phone"] = present.phone
     env.filters["minutes"] = lambda seconds: int((seconds or 0) // 60)
     env.globals.update(

@@ -55,7 +55,7 @@ async def test_manager_day_click_to_call_and_screen_pop(sandbox, tmp_path: Path)
         client_id = world.clients["101"]
         await page.goto(f"{base}/clients/{client_id}")
         await page.wait_for_function("document.getElementById('live-dot').classList.contains('on')")
-        rows = page.locator("#history tbody tr")
+        rows = page.locator("#history li[data-kind=call]")
         before = await rows.count()
         await screenshot(page, "client")
         await phones.set_behaviour("101", mode="answer", answer_after=1)
@@ -64,10 +64,12 @@ async def test_manager_day_click_to_call_and_screen_pop(sandbox, tmp_path: Path)
         await page.wait_for_selector("#toast:not([hidden])")
         assert "Звоним на ваш телефон" in await page.inner_text("#toast")
         await page.wait_for_function(
-            f"document.querySelectorAll('#history tbody tr').length > {before}", timeout=30_000)
+            f"document.querySelectorAll('#history li[data-kind=call]').length > {before}",
+            timeout=30_000)
         newest = rows.first
         await page.wait_for_function(
-            "document.querySelector('#history tbody tr .status').textContent.trim() === 'Отвечен'",
+            "document.querySelector('#history li[data-kind=call] .status').textContent.trim()"
+            " === 'Отвечен'",
             timeout=30_000)
         assert "Исходящий" in await newest.inner_text()
         await phones.wait_idle(timeout=30)

@@ -55,6 +55,7 @@ async def _floor(session: AsyncSession) -> dict:
             "stages": stages, "price": price}
 
 
+@pytest.mark.clock("2026-11-24T12:00:00+03:00")  # a Tuesday noon: +1 and +5 days are worked
 async def test_stage_entry_creates_its_task(db_session: AsyncSession) -> None:
     w = await _floor(db_session)
     before = utcnow()

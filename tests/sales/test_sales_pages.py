@@ -22,8 +22,11 @@ from sqlalchemy import func, select
 from crm_core.audit import AuditLog
 from crm_core.clock import local_today
 from crm_core.db import create_engine, session_factory
+from crm_core.people.models import User
 from crm_core.sales.models import ClientStop, Deal, LoseReason, Pipeline, SalesPlan, SalesSettings
+from crm_core.sales.tasks import plan_task
 from crm_core.tasks.models import Task, TaskStatus
+from crm_core.tasks.services import task_to_dict
 from telecrm.settings import Settings
 from tests.support.browser import PASSWORD, World, seed_world, serve_app
 from tests.support.db_fixtures import db_url_fixture, postgres_server_fixture  # noqa: F401
@@ -69,6 +72,19 @@ class Floor:
             assert response.status < 300, await response.text()
             return await response.json()
 
+    async def plan(self, who: str, client_id: int, delta: timedelta, **fields: Any) -> Any:
+        """A task planned by ``who`` as the service would (an overdue one too: the API
+        refuses a due time in the past)."""
+        engine = create_engine(self.db_url)
+        try:
+            async with session_factory(engine, writer=True)() as session, session.begin():
+                user = await session.get(User, self.world.users[who])
+                task = await plan_task(session, client_id=client_id, by=user,
+                                       due_at=datetime.now(UTC) + delta, **fields)
+                return task_to_dict(task)
+        finally:
+            await engine.dispose()
+
     async def rows(self, stmt: Any) -> list[Any]:
         engine = create_engine(self.db_url)
         try:
@@ -106,9 +122,8 @@ def _local(delta: timedelta) -> str:
 
 async def test_tasks_complete_reschedule_and_roles(floor: Floor) -> None:
     mine, theirs = floor.world.clients["101"], floor.world.clients["102"]
-    late = await floor.api("petrov", "POST", f"/api/clients/{mine}/tasks",
-                           {"kind": "call", "due_at": _iso(-timedelta(hours=2)),
-                            "title": "Позвонить по счёту"})
+    late = await floor.plan("petrov", mine, -timedelta(hours=2), kind="call",
+                            title="Позвонить по счёту")
     other = await floor.api("smirnova", "POST", f"/api/clients/{theirs}/tasks",
                             {"kind": "email", "due_at": _iso(timedelta(days=2)),
                              "title": "Письмо Сидорову"})
@@ -206,12 +221,12 @@ async def test_stop_requests_go_to_the_supervisor_of_the_team(floor: Floor) -> N
     [(approved,)] = await floor.rows(select(ClientStop.approved_at)
                                      .where(ClientStop.id == stop_id))
     assert approved is not None
-    # the stop approved, the manager's task now completes without a next one
-    status, page = await floor.post("petrov", f"/tasks/{task['id']}/complete",
-                                    {"next": "stop"})
-    assert status == 200 and "Задача выполнена." in page
-    [(state,)] = await floor.rows(select(Task.status).where(Task.id == task["id"]))
-    assert state == TaskStatus.DONE
+    # the stop approved: the manager's open task is closed with the supervisor's reason
+    [(state, note)] = await floor.rows(select(Task.status, Task.note)
+                                       .where(Task.id == task["id"]))
+    assert state == TaskStatus.CANCELLED and "Согласовано" in note
+    status, page = await floor.get("petrov", "/tasks")
+    assert f'data-task="{task["id"]}"' not in page
     # the other team's supervisor is the admin here: refusing keeps the work going
     status, page = await floor.post("admin", f"/tasks/stops/{far_stop}/refuse", {"reason": ""})
     assert status == 400 and "причину отказа" in page

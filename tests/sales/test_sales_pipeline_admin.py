@@ -51,6 +51,7 @@ async def _names(session: AsyncSession, pipeline_id: int) -> list[str]:
         PipelineStage.pipeline_id == pipeline_id).order_by(PipelineStage.position))).all())
 
 
+@pytest.mark.clock("2026-11-24T12:00:00+03:00")  # a Tuesday noon: +2 days is a working time
 async def test_rename_reorder_and_stage_task(db_session: AsyncSession) -> None:
     w = await _floor(db_session)
     boss, ivan, pipeline, stages = w["boss"], w["ivan"], w["pipeline"], w["stages"]

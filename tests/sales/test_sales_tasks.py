@@ -30,6 +30,8 @@ from tests.sales.test_sales_api import Api, api  # noqa: F401
 from tests.support.db_fixtures import db_session_fixture, db_url_fixture, postgres_server_fixture  # noqa: F401
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+# Before NOW: a person may plan for NOW, the next tasks are ahead (past ones are refused).
+pytestmark = pytest.mark.clock("2026-11-23T08:00:00+03:00")
 
 
 async def _floor(session: AsyncSession) -> dict:
@@ -82,9 +84,11 @@ async def test_stop_needs_a_supervisor_and_new_work_revokes_it(db_session: Async
     with pytest.raises(TaskNotAllowedError, match="Only a supervisor"):
         await approve_stop(db_session, client.id, "да", by=ivan)
     await approve_stop(db_session, client.id, "согласовано", by=boss)
-    assert request.status == "done"
-    await finish_task(db_session, last, by=ivan)
-    assert last.status == "done"
+    assert request.status == "done" and request.note == "Согласовано: согласовано"
+    # the manager's open task is closed with the reason: nobody calls him any more
+    assert last.status == "cancelled" and "согласовано" in last.note
+    with pytest.raises(TaskRuleError, match="already cancelled"):
+        await finish_task(db_session, last, by=ivan)
     # planning a task again revokes the stop: the next completion needs a next task again
     again = await plan_task(db_session, client_id=client.id, kind="call", due_at=NOW, by=ivan)
     with pytest.raises(TaskRuleError, match="Plan the next contact"):
@@ -154,7 +158,6 @@ async def test_task_rules_through_the_api(api: tuple[Api, object]) -> None:  # n
     status, body = await crm.call("smirnova", "POST",
                                   f"/api/tasks/{body['request_task_id'] or 0}/complete", {})
     assert status in (400, 404)  # the request task was closed by the approval
-    next_id = (await crm.call("smirnova", "GET", "/api/tasks?date=2026-12-31"))[1]
-    meeting = next(t for t in next_id if t["kind"] == "meeting")
-    status, body = await crm.call("smirnova", "POST", f"/api/tasks/{meeting['id']}/complete", {})
-    assert status == 200 and body["next"] is None
+    # ... and so was her meeting with the client, with the supervisor's reason
+    open_tasks = (await crm.call("smirnova", "GET", "/api/tasks?date=2026-12-31"))[1]
+    assert not [t for t in open_tasks if t["client_id"] == mine]

@@ -1,0 +1,192 @@
+"""The client's timeline: everything that happened with him, newest first, in one list.
+
+Calls (with their outcome, recording and transcript), notes, e-mails and meetings,
+tasks closed with their result («Итог»), deals and their stage moves, invoices and
+payments, status and owner changes. Each entry is JSON-safe (times as ISO strings,
+money as strings) and carries its ``kind`` and the ``group`` the card filters by.
+Calls are those the viewer may see (``calls_where``, from
+:mod:`crm_core.people.access`); the rest belongs to the client, whom he may open.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, select, true
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased, selectinload
+
+from crm_core.activities.models import ActivityKind, CallOutcome, CallResult, ClientActivity
+from crm_core.activities.outcomes import needs_outcome
+from crm_core.calls.models import Call
+from crm_core.people.models import User
+from crm_core.sales.models import (
+    ClientOwnerChange,
+    ClientStatusChange,
+    Deal,
+    DealStageChange,
+    Invoice,
+    Payment,
+    Pipeline,
+    PipelineStage,
+)
+from crm_core.speech.models import Transcript
+from crm_core.tasks.models import Task, TaskStatus
+from crm_core.timestamps import isoformat
+
+PER_KIND = 200  # the newest entries of each kind; older ones stay in the reports and the API
+
+# kind -> the filter it is shown under on the card
+GROUPS = {"call": "calls", "note": "notes", "task": "tasks", "email": "contacts",
+          "meeting": "contacts", "deal": "deals", "invoice": "money", "payment": "money",
+          "status": "changes", "owner": "changes"}
+ACTIVITY_KINDS = {ActivityKind.NOTE.value: "note", ActivityKind.EMAIL_OUT.value: "email",
+                  ActivityKind.EMAIL_IN.value: "email", ActivityKind.MEETING.value: "meeting"}
+
+_FROM_STAGE = aliased(PipelineStage)
+_TO_STAGE = aliased(PipelineStage)
+
+
+def _entry(kind: str, at: Any, **data: Any) -> dict[str, Any]:
+    return {"kind": kind, "group": GROUPS[kind], "at": isoformat(at), **data}
+
+
+def _money(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+async def _calls(session: AsyncSession, client_id: int, where: ColumnElement[bool]
+                 ) -> list[dict[str, Any]]:
+    wanted = needs_outcome()
+    rows = (await session.execute(
+        select(Call, CallResult, CallOutcome.name, wanted)
+        .outerjoin(CallResult, CallResult.call_id == Call.id)
+        .outerjoin(CallOutcome, CallOutcome.id == CallResult.outcome_id)
+        .where(Call.client_id == client_id, where).options(selectinload(Call.recordings))
+        .order_by(Call.started_at.desc(), Call.id.desc()).limit(PER_KIND))).all()
+    ids = [call.id for call, *_ in rows]
+    transcribed = set(await session.scalars(
+        select(Transcript.call_id).where(Transcript.call_id.in_(ids or [-1]))))
+    return [_entry("call", call.started_at, id=call.id, direction=call.direction,
+                   status=call.status, number=call.client_number,
+                   talk_seconds=round(call.talk_seconds, 3), managers=list(call.managers),
+                   recording=bool(call.recordings), transcript=call.id in transcribed,
+                   outcome=outcome, outcome_note=result.note if result else None,
+                   outcome_by=result.user_id if result else None,
+                   needs_outcome=bool(needed) and result is None)
+            for call, result, outcome, needed in rows]
+
+
+async def _activities(session: AsyncSession, client_id: int) -> list[dict[str, Any]]:
+    rows = await session.scalars(
+        select(ClientActivity)
+        .where(ClientActivity.client_id == client_id, ClientActivity.archived_at.is_(None))
+        .order_by(ClientActivity.happened_at.desc(), ClientActivity.id.desc())
+        .limit(PER_KIND * 3))
+    return [_entry(ACTIVITY_KINDS[a.kind], a.happened_at, id=a.id, activity=a.kind,
+                   text=a.text, people=a.people, by=a.user_id) for a in rows]
+
+
+async def _tasks(session: AsyncSession, client_id: int) -> list[dict[str, Any]]:
+    rows = await session.scalars(
+        select(Task).where(Task.client_id == client_id,
+                           Task.status.in_([TaskStatus.DONE.value, TaskStatus.CANCELLED.value]),
+                           Task.done_at.is_not(None))
+        .order_by(Task.done_at.desc(), Task.id.desc()).limit(PER_KIND))
+    return [_entry("task", t.done_at, id=t.id, title=t.title, task_kind=t.kind,
+                   status=t.status, result=t.note, result_call_id=t.result_call_id,
+                   by=t.assignee_id) for t in rows]
+
+
+async def _deals(session: AsyncSession, client_id: int) -> list[dict[str, Any]]:
+    rows = (await session.execute(
+        select(DealStageChange, Deal, Pipeline.name, _FROM_STAGE.name, _TO_STAGE.name,
+               _TO_STAGE.outcome)
+        .join(Deal, Deal.id == DealStageChange.deal_id)
+        .join(Pipeline, Pipeline.id == Deal.pipeline_id)
+        .join(_TO_STAGE, _TO_STAGE.id == DealStageChange.to_stage_id)
+        .outerjoin(_FROM_STAGE, _FROM_STAGE.id == DealStageChange.from_stage_id)
+        .where(Deal.client_id == client_id, Deal.archived_at.is_(None))
+        .options(selectinload(Deal.lose_reason))
+        .order_by(DealStageChange.at.desc(), DealStageChange.id.desc())
+        .limit(PER_KIND))).all()
+    out = []
+    for change, deal, pipeline, from_stage, to_stage, outcome in rows:
+        event = ("created" if change.from_stage_id is None
+                 else outcome if outcome in ("won", "lost") else "moved")
+        out.append(_entry(
+            "deal", change.at, id=change.id, deal_id=deal.id, title=deal.title,
+            pipeline=pipeline, pipeline_id=deal.pipeline_id, event=event,
+            from_stage=from_stage, to_stage=to_stage, amount=_money(deal.amount),
+            won_amount=_money(deal.won_amount),
+            lose_reason=deal.lose_reason.name if deal.lose_reason else None,
+            lose_note=deal.lose_note, by=change.by_id))
+    return out
+
+
+async def _money_entries(session: AsyncSession, client_id: int) -> list[dict[str, Any]]:
+    invoices = await session.scalars(
+        select(Invoice).where(Invoice.client_id == client_id, Invoice.archived_at.is_(None))
+        .order_by(Invoice.created_at.desc()).limit(PER_KIND))
+    out = [_entry("invoice", i.created_at, id=i.id, number=i.number, amount=_money(i.amount),
+                  paid_amount=_money(i.paid_amount), status=i.status,
+                  issued_on=i.issued_on.isoformat(), by=i.created_by_id) for i in invoices]
+    payments = (await session.execute(
+        select(Payment, Invoice.number).outerjoin(Invoice, Invoice.id == Payment.invoice_id)
+        .where(Payment.client_id == client_id, Payment.archived_at.is_(None))
+        .order_by(Payment.created_at.desc()).limit(PER_KIND))).all()
+    out += [_entry("payment", p.created_at, id=p.id, amount=_money(p.amount),
+                   paid_on=p.paid_on.isoformat(), invoice=number, by=p.created_by_id)
+            for p, number in payments]
+    return out
+
+
+async def _changes(session: AsyncSession, client_id: int) -> list[dict[str, Any]]:
+    statuses = await session.scalars(
+        select(ClientStatusChange).where(ClientStatusChange.client_id == client_id)
+        .order_by(ClientStatusChange.at.desc()).limit(PER_KIND))
+    out = [_entry("status", s.at, id=s.id, old=s.old_status, new=s.new_status)
+           for s in statuses]
+    owners = await session.scalars(
+        select(ClientOwnerChange).where(ClientOwnerChange.client_id == client_id)
+        .order_by(ClientOwnerChange.at.desc()).limit(PER_KIND))
+    out += [_entry("owner", o.at, id=o.id, old=o.old_owner_id, new=o.new_owner_id,
+                   reason=o.reason, by=o.by_id) for o in owners]
+    return out
+
+
+async def _names(session: AsyncSession, entries: Iterable[dict[str, Any]]) -> dict[int, str]:
+    ids = {e.get(key) for e in entries for key in ("by", "old", "new", "outcome_by")
+           if isinstance(e.get(key), int)}
+    if not ids:
+        return {}
+    return {uid: name for uid, name in await session.execute(
+        select(User.id, User.name).where(User.id.in_(ids)))}
+
+
+async def client_timeline(session: AsyncSession, client_id: int, *,
+                          calls_where: ColumnElement[bool] | None = None
+                          ) -> list[dict[str, Any]]:
+    """Everything that happened with the client, newest first (see the module doc).
+
+    People are named: ``by`` (who did it), ``old``/``new`` of an owner change and
+    ``outcome_by`` get ``*_name`` keys beside their ids.
+    """
+    entries = [*await _calls(session, client_id, calls_where if calls_where is not None
+                             else true()),
+               *await _activities(session, client_id), *await _tasks(session, client_id),
+               *await _deals(session, client_id), *await _money_entries(session, client_id),
+               *await _changes(session, client_id)]
+    names = await _names(session, entries)
+    for entry in entries:
+        for key in ("by", "outcome_by") + (("old", "new") if entry["kind"] == "owner" else ()):
+            if key in entry:
+                entry[f"{key}_name"] = names.get(entry[key]) if entry[key] else None
+    entries.sort(key=_newest_first, reverse=True)
+    return entries
+
+
+def _newest_first(entry: dict[str, Any]) -> tuple[datetime, str, int]:
+    return datetime.fromisoformat(entry["at"]), entry["kind"], entry["id"]
