@@ -4,8 +4,8 @@ In the process time-machine moves the clock (also for the ``telecrm`` commands t
 ``tests.support.live.telecrm`` runs in the process); a program a test starts with
 ``subprocess_env()`` (``telecrm(..., process=True)``, ``telecrm demo``) gets libfaketime
 through ``LD_PRELOAD``, started at the same instant. Only those: the browser, Asterisk
-and the database servers keep the machine's clock. Tests that depend on "today" pin it, so the suite gives the
-same answer on any day, at any hour.
+and the database servers keep the machine's clock. Tests that depend on "today" pin
+it, so the suite gives the same answer on any day, at any hour.
 """
 
 from __future__ import annotations
