@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -79,6 +79,15 @@ def percent(value: Any, digits: int = 1) -> str:
     """Percentage points: ``50,0 %`` (``percent(87, 0)`` is ``87 %``); ``—`` for none."""
     text = number(value, digits)
     return text if text == "—" else f"{text}{NBSP}%"
+
+
+MONTHS = ("январь", "февраль", "март", "апрель", "май", "июнь", "июль", "август",
+          "сентябрь", "октябрь", "ноябрь", "декабрь")
+
+
+def month_label(month: date) -> str:
+    """A month in words, as people name it: ``ноябрь 2026``."""
+    return f"{MONTHS[month.month - 1]} {month.year}"
 
 
 def local_time(value: str | datetime | None, tz: ZoneInfo, fmt: str = "%H:%M") -> str:
