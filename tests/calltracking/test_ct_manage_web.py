@@ -149,3 +149,39 @@ async def test_marketer_manages_static_numbers_and_pools(ct_app: Served) -> None
             "&lt;", "<").replace("&gt;", ">").replace("&#34;", '"')
     finally:
         await marketer.close()
+
+
+async def test_marketer_loads_costs_from_a_csv_file_on_the_page(ct_app: Served) -> None:
+    base, _, _ = ct_app
+    marketer, token = await _login(base, "marketer")
+
+    async def upload(name: str, text: str) -> tuple[int, str]:
+        form = aiohttp.FormData()
+        form.add_field("csrf_token", token)
+        form.add_field("file", text.encode("utf-8"), filename=name, content_type="text/csv")
+        async with marketer.post(f"{base}/calltracking/costs/import", data=form) as response:
+            return response.status, await response.text()
+
+    try:
+        # As a Russian Excel saves it: semicolons and decimal commas.
+        status, html = await upload("расходы.csv", "month;channel;amount\n"
+                                    "2026-10;Яндекс Директ;40 000\n2026-11;Радио;12500,50\n")
+        assert status == 200 and "Сохранено." in html
+        costs = _text(html, "ct-costs")
+        assert "октябрь 2026 Яндекс Директ 40 000 ₽" in costs
+        assert "ноябрь 2026 Радио 12 500,50 ₽" in costs
+        # A broken line stops the file: nothing of it is booked, the line is named.
+        status, html = await upload("плохой.csv", "month,channel,amount\n"
+                                    "2026-12,Радио,100\n2026-12,Радио,много\n")
+        assert status == 400 and "line 3" in html and "декабрь 2026" not in _text(
+            html, "ct-costs")
+        status, html = await upload("", "")
+        assert status == 400 and "Выберите файл CSV." in html
+        # What was entered comes back as the same kind of file, to edit and load again.
+        async with marketer.get(f"{base}/calltracking/costs.csv") as response:
+            assert response.status == 200
+            assert await response.text() == ("month,channel,amount\n"
+                                              "2026-11,Радио,12500.50\n"
+                                              "2026-10,Яндекс Директ,40000.00\n")
+    finally:
+        await marketer.close()
