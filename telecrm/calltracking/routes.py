@@ -354,9 +354,9 @@ async def costs_import_form(request: web.Request) -> web.Response:
     user = _viewer(request, page=True)
     form = await request.post()
     upload = form.get("file")
-    name = getattr(upload, "filename", "") or ""
-    if upload is None or isinstance(upload, str) or not name:
+    if not isinstance(upload, web.FileField) or not upload.filename:
         return await _refused(request, "costs", "Выберите файл CSV.", {}, [])
+    name = upload.filename
     raw = upload.file.read(MAX_CSV_BYTES + 1)
     if len(raw) > MAX_CSV_BYTES:
         return await _refused(request, "costs", f"Файл {name} больше 1 МБ.", {}, [])

@@ -412,8 +412,7 @@ async def scripts_form(request: web.Request) -> web.Response:
     editor = None
     if data.get("mode") == "yaml":
         upload = form.get("file")
-        if upload is not None and not isinstance(upload, str) and getattr(upload, "filename",
-                                                                           ""):
+        if isinstance(upload, web.FileField) and upload.filename:
             try:
                 data["text"] = upload.file.read(MAX_SCRIPT_CHARS + 1).decode("utf-8")
             except UnicodeDecodeError:
