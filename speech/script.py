@@ -28,6 +28,7 @@ class Stage:
 class Forbidden:
     id: str
     phrases: tuple[str, ...]
+    title: str = ""  # what the QC page calls the group ("Слова-паразиты"); the id otherwise
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,7 @@ class Script:
 
 _TOP_KEYS = frozenset({"name", "stages", "forbidden", "description"})
 _STAGE_KEYS = frozenset({"id", "title", "required", "within_seconds", "phrases", "min_matches"})
-_FORBIDDEN_KEYS = frozenset({"id", "phrases"})
+_FORBIDDEN_KEYS = frozenset({"id", "title", "phrases"})
 
 
 class _Lines(dict[str, Any]):
@@ -129,7 +130,8 @@ def parse_script(data: Any) -> Script:
         if not isinstance(item, dict) or not item.get("id"):
             raise KkpError(f"{_at(item)}forbidden item {n} has no 'id'")
         _check_keys(item, _FORBIDDEN_KEYS, f"forbidden {item['id']}")
-        forbidden.append(Forbidden(str(item["id"]), _phrases(item, f"forbidden {item['id']}")))
+        forbidden.append(Forbidden(str(item["id"]), _phrases(item, f"forbidden {item['id']}"),
+                                   title=str(item.get("title") or "")))
     return Script(str(data.get("name", "")), tuple(stages), tuple(forbidden))
 
 

@@ -64,30 +64,81 @@ def _month_starts(period: Period) -> list[date]:
     return months
 
 
-def _month_share(month: date, period: Period) -> float:
-    """The part of ``month`` inside the period (costs are spread evenly over days)."""
+def _month_bounds(month: date, period: Period) -> tuple[datetime, datetime]:
     tz = period.start.tzinfo
     start = datetime.combine(month, datetime.min.time(), tz)
     end = datetime.combine((month + timedelta(days=32)).replace(day=1), datetime.min.time(), tz)
-    overlap = (min(end, period.end) - max(start, period.start)).total_seconds()
-    return max(0.0, overlap / (end - start).total_seconds())
+    return start, end
 
 
-async def _costs(session: AsyncSession, period: Period, by: str) -> dict[str, Decimal]:
-    """Money per key of the grouping: imported costs by name, static numbers' monthly cost."""
+@dataclass(frozen=True)
+class CostShare:
+    """One month's cost and the part of it a period carries, shown beside the report.
+
+    A month's cost is spread evenly over its days; a report for ten days of a 30-day
+    month carries a third of it. The marketer sees each share, so the cost in a row
+    is never a surprise.
+    """
+
+    key: str  # the report row the money goes to
+    channel: str
+    number: str | None  # a static number's monthly cost; None for a cost entered by month
+    month: date
+    month_amount: Decimal
+    month_days: int
+    days: int  # days of the month inside the period
+    amount: Decimal  # what the period carries
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"key": self.key, "channel": self.channel, "number": self.number,
+                "month": self.month.strftime("%Y-%m"), "month_amount": float(self.month_amount),
+                "month_days": self.month_days, "days": self.days, "amount": float(self.amount)}
+
+
+def _share(key: str, channel: str, number: str | None, month: date, amount: Decimal,
+           period: Period) -> CostShare | None:
+    start, end = _month_bounds(month, period)
+    overlap = max(0.0, (min(end, period.end) - max(start, period.start)).total_seconds())
+    if not overlap or not amount:
+        return None
+    share = Decimal(str(overlap / (end - start).total_seconds()))
+    return CostShare(key=key, channel=channel, number=number, month=month, month_amount=amount,
+                     month_days=round((end - start).total_seconds() / 86400),
+                     days=round(overlap / 86400),
+                     amount=(amount * share).quantize(Decimal("0.01")))
+
+
+async def cost_spread(session: AsyncSession, period: Period, by: str = "channel"
+                      ) -> list[CostShare]:
+    """Each month's cost (entered costs, static numbers' monthly cost) and its share."""
     months = _month_starts(period)
-    costs: dict[str, Decimal] = defaultdict(Decimal)
-    rows = await session.scalars(select(CtAdCost).where(CtAdCost.month.in_(months)))
+    out: list[CostShare] = []
+    rows = await session.scalars(select(CtAdCost).where(CtAdCost.month.in_(months))
+                                 .order_by(CtAdCost.channel, CtAdCost.month))
     for row in rows:
-        costs[row.channel] += row.amount * Decimal(str(_month_share(row.month, period)))
+        item = _share(row.channel, row.channel, None, row.month, row.amount, period)
+        if item is not None:
+            out.append(item)
     statics = await session.scalars(select(CtStaticNumber).where(
-        (CtStaticNumber.archived_at.is_(None)) | (CtStaticNumber.archived_at > period.start)))
+        (CtStaticNumber.archived_at.is_(None)) | (CtStaticNumber.archived_at > period.start))
+        .order_by(CtStaticNumber.channel, CtStaticNumber.did))
     for static in statics:
         key = getattr(static, by, None) if by != "channel" else static.channel
-        if key and static.cost_per_month:
-            share = sum(_month_share(m, period) for m in months)
-            costs[key] += static.cost_per_month * Decimal(str(share))
-    return {k: v.quantize(Decimal("0.01")) for k, v in costs.items()}
+        if not key or not static.cost_per_month:
+            continue
+        for month in months:
+            item = _share(key, static.channel, static.did, month, static.cost_per_month, period)
+            if item is not None:
+                out.append(item)
+    return out
+
+
+def _costs(spread: list[CostShare]) -> dict[str, Decimal]:
+    """Money per key of the grouping: the sum of the shares shown to the marketer."""
+    costs: dict[str, Decimal] = defaultdict(Decimal)
+    for item in spread:
+        costs[item.key] += item.amount
+    return dict(costs)
 
 
 def _visit_key(visit: CtVisit, site: CtSite, by: str) -> str:
@@ -147,14 +198,16 @@ async def channel_report(session: AsyncSession, period: Period, *, by: str = "ch
         rows[owner[client_id]]["revenue"] += revenue
     for client_id, paid in (await _paid(session, list(owner), period)).items():
         rows[owner[client_id]]["paid"] += paid
-    costs = await _costs(session, period, by)
+    spread = await cost_spread(session, period, by)
+    costs = _costs(spread)
     for key in costs:
         rows[key]  # a channel with costs and no calls still shows (its cost is wasted)
     out = [_finish(key, row, costs.get(key, Decimal("0"))) for key, row in rows.items()]
     out.sort(key=lambda r: (-r["calls"], -r["visits"], r["key"]))
     totals = _finish("Итого", _sum(rows), sum(costs.values(), Decimal("0")))
     return {"from": isoformat(period.start), "to": isoformat(period.end), "by": by,
-            "target_seconds": target_seconds, "rows": out, "totals": totals}
+            "target_seconds": target_seconds, "rows": out, "totals": totals,
+            "cost_spread": [item.to_dict() for item in spread]}
 
 
 async def _deals_won(session: AsyncSession, client_ids: list[int], period: Period

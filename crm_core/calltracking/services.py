@@ -272,7 +272,19 @@ async def import_costs(session: AsyncSession, path: Path, *, actor: str = ACTOR)
         text = path.read_text("utf-8-sig")
     except UnicodeDecodeError:
         raise CallTrackingError(f"{path} is not UTF-8 text") from None
-    reader = csv.DictReader(io.StringIO(text))
+    return await import_costs_text(session, text, str(path), actor=actor)
+
+
+async def import_costs_text(session: AsyncSession, text: str, path: str, *,
+                            actor: str = ACTOR, user_id: int | None = None) -> int:
+    """:func:`import_costs` of a file's text (the page's upload); ``path`` names it in errors.
+
+    Fields are split by commas, or by semicolons as a Russian Excel saves CSV.
+    """
+    text = text.removeprefix("\ufeff")
+    first_line = text.split("\n", 1)[0]
+    delimiter = ";" if ";" in first_line and "," not in first_line else ","  # Excel's own
+    reader = csv.DictReader(io.StringIO(text), delimiter=delimiter)
     header = [h.strip().lower() for h in reader.fieldnames or []]
     if header[:3] != ["month", "channel", "amount"]:
         raise CallTrackingError(f"{path}: the header must be month,channel,amount")
@@ -293,7 +305,7 @@ async def import_costs(session: AsyncSession, path: Path, *, actor: str = ACTOR)
             raise CallTrackingError(f"{path}, line {line}: {exc}") from None
         rows[(month, channel)] = amount
     for (month, channel), amount in rows.items():
-        await _store_cost(session, month, channel, amount, actor=actor, user_id=None)
+        await _store_cost(session, month, channel, amount, actor=actor, user_id=user_id)
     await session.flush()
     return len(rows)
 

@@ -1,4 +1,4 @@
-"""Changing pipelines after they were made: rename, reorder, stage tasks, archive.
+"""Changing pipelines after they were made: rename, reorder, add stages, stage tasks, archive.
 
 The head of sales reshapes his directions as the business changes, but a deal's
 history must stay readable, so nothing is deleted: stages, pipelines and lose reasons
@@ -13,9 +13,9 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_core.audit import ACTION_UPDATE, write_audit
+from crm_core.audit import ACTION_CREATE, ACTION_UPDATE, write_audit
 from crm_core.people.models import User
-from crm_core.sales.deals import DealError, _boss
+from crm_core.sales.deals import DealError, _boss, _code
 from crm_core.sales.models import Deal, DealStatus, LoseReason, Pipeline, PipelineStage
 from crm_core.timestamps import isoformat, utcnow
 
@@ -88,13 +88,56 @@ async def archive_pipeline(session: AsyncSession, pipeline_id: int, *, by: User 
 
 async def update_stage(session: AsyncSession, stage_id: int, values: dict[str, Any], *,
                        by: User | None, actor: str = "user") -> PipelineStage:
-    """Change a stage's name, position (1 = first) or task (kind, deadline days, who).
+    """Change a stage's name, position (1 = first) or task (kind, title, days, who).
 
     ``task_kind`` None means entering the stage creates no task. Closing stages (won,
     lost) have no task of their own (the lost one gives the supervisor a re-check).
     """
     _boss(by)
     stage = await _stage(session, stage_id)
+    changes = _apply(stage, values)
+    if "position" in values:
+        await _move_to(session, stage, values["position"], changes)
+    if changes:
+        _audit(session, by, actor, "pipeline_stage", stage.id,
+               {**changes, "pipeline_id": stage.pipeline_id})
+    await session.flush()
+    return stage
+
+
+async def add_stage(session: AsyncSession, pipeline_id: int, values: dict[str, Any], *,
+                    by: User | None, actor: str = "user") -> PipelineStage:
+    """A new working stage (name and task as in :func:`update_stage`), audited.
+
+    It goes after the last working stage, before won and lost, unless ``position``
+    says where; deals already in the pipeline are not touched.
+    """
+    _boss(by)
+    pipeline = await _pipeline(session, pipeline_id)
+    stages = list(await session.scalars(select(PipelineStage).where(
+        PipelineStage.pipeline_id == pipeline.id).order_by(PipelineStage.position)))
+    stage = PipelineStage(pipeline_id=pipeline.id, position=len(stages) + 1, name="",
+                          code="", outcome=DealStatus.OPEN.value, task_kind=None,
+                          task_due_days=1, task_assignee="owner")
+    _apply(stage, {"name": values.get("name"), **values})
+    stage.code = _code(stage.name, stage.position)
+    session.add(stage)
+    await session.flush()
+    working = [s.position for s in stages if s.outcome == DealStatus.OPEN.value]
+    position = values.get("position", max(working, default=0) + 1)
+    await _move_to(session, stage, position, {})
+    write_audit(session, actor=actor, user_id=by.id if by else None, entity="pipeline_stage",
+                entity_id=stage.id, action=ACTION_CREATE,
+                changes={"pipeline_id": pipeline.id, "name": stage.name,
+                         "position": stage.position, "task_kind": stage.task_kind,
+                         "task_title": stage.task_title, "task_due_days": stage.task_due_days,
+                         "task_assignee": stage.task_assignee})
+    await session.flush()
+    return stage
+
+
+def _apply(stage: PipelineStage, values: dict[str, Any]) -> dict[str, Any]:
+    """Check and set name and task fields of ``values``; returns what changed (old, new)."""
     changes: dict[str, Any] = {}
     if "name" in values:
         name = str(values["name"] or "").strip()[:200]
@@ -112,6 +155,11 @@ async def update_stage(session: AsyncSession, stage_id: int, values: dict[str, A
         if kind != stage.task_kind:
             changes["task_kind"] = [stage.task_kind, kind]
             stage.task_kind = kind
+    if "task_title" in values:
+        title = str(values["task_title"] or "").strip()[:300] or None
+        if title != stage.task_title:
+            changes["task_title"] = [stage.task_title, title]
+            stage.task_title = title
     if "task_due_days" in values:
         days = values["task_due_days"]
         if isinstance(days, str) and days.strip().isdigit():
@@ -128,13 +176,7 @@ async def update_stage(session: AsyncSession, stage_id: int, values: dict[str, A
         if who != stage.task_assignee:
             changes["task_assignee"] = [stage.task_assignee, who]
             stage.task_assignee = who
-    if "position" in values:
-        await _move_to(session, stage, values["position"], changes)
-    if changes:
-        _audit(session, by, actor, "pipeline_stage", stage.id,
-               {**changes, "pipeline_id": stage.pipeline_id})
-    await session.flush()
-    return stage
+    return changes
 
 
 async def _move_to(session: AsyncSession, stage: PipelineStage, raw: Any,
@@ -208,5 +250,6 @@ async def archive_lose_reason(session: AsyncSession, reason_id: int, *, by: User
 def stage_to_dict(stage: PipelineStage) -> dict[str, Any]:
     return {"id": stage.id, "pipeline_id": stage.pipeline_id, "position": stage.position,
             "name": stage.name, "code": stage.code, "outcome": stage.outcome,
-            "task_kind": stage.task_kind, "task_due_days": stage.task_due_days,
+            "task_kind": stage.task_kind, "task_title": stage.task_title,
+            "task_due_days": stage.task_due_days,
             "task_assignee": stage.task_assignee, "archived_at": isoformat(stage.archived_at)}

@@ -9,7 +9,10 @@ For marketers (and admins; managers and supervisors get 403):
 - ``GET /calltracking``: the page with the report, charts, pool health and the call log;
 - ``POST /calltracking/costs`` (month, channel, amount): enter or correct an ad cost;
 - ``POST /calltracking/static`` (did, channel, campaign, source, medium, cost_per_month);
-- ``POST /calltracking/pool`` (site, numbers, default_number): a site and its pool numbers;
+- ``POST /calltracking/pool`` (site, number (one field per number), default_number): a
+  site and its pool numbers, from the new-site form or a site's own "add a number" form;
+- ``POST /calltracking/costs/import`` (file): monthly costs from a CSV file, all or none;
+  ``GET /calltracking/costs.csv``: the entered costs in the same shape, to edit and load;
 - ``POST /calltracking/archive`` (number): stop tracking a static or pool number.
   The forms are HTML forms of the page (CSRF field); they redirect back to the page, and
   bad input shows the page again with one sentence saying what is wrong.
@@ -30,6 +33,7 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from datetime import date, datetime, timedelta
 from typing import Any
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 import aiohttp_jinja2
@@ -46,6 +50,7 @@ from crm_core.calltracking.services import (
     add_pool_numbers,
     add_static,
     archive_number,
+    import_costs_text,
     list_costs,
     list_sites,
     list_static,
@@ -63,6 +68,9 @@ from telecrm.web.auth import api_user, page_user
 from telecrm.web.errors import ApiError
 from telecrm.web.keys import SESSIONS, SETTINGS, WRITER_SESSIONS
 from telecrm.web.params import day_bounds, parse_day, path_id, query_int
+from telecrm.web.present import month_label
+
+MAX_CSV_BYTES = 1_000_000
 
 MARKETING_ROLES = ct_manage_api.MARKETING_ROLES  # one rule for pages and the API
 
@@ -186,6 +194,30 @@ def _daily_chart(log: list[dict[str, Any]], first: date, last: date, tz: ZoneInf
             "labels": labels}
 
 
+def _spread_by_row(spread: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The report's cost shares grouped under their row, each with its month in words."""
+    rows: dict[str, dict[str, Any]] = {}
+    for item in spread:
+        row = rows.setdefault(item["key"], {"key": item["key"], "total": 0.0, "items": []})
+        row["total"] += item["amount"]
+        row["items"].append({**item, "month_label": month_label(date.fromisoformat(
+            item["month"] + "-01"))})
+    return sorted(rows.values(), key=lambda r: (-r["total"], r["key"]))
+
+
+def days_word(n: int) -> str:
+    """«дня» or «дней» after «из N»: из 31 дня, из 30 дней."""
+    return "дня" if n % 10 == 1 and n % 100 != 11 else "дней"
+
+
+VIEW_KEYS = ("from", "to", "by", "target")
+
+
+def _view_query(request: web.Request) -> str:
+    """The period and grouping on screen, so a saved form comes back to the same view."""
+    return urlencode([(k, request.query[k]) for k in VIEW_KEYS if request.query.get(k)])
+
+
 async def _page_context(request: web.Request) -> dict[str, Any]:
     period, first, last = _period(request)
     target = query_int(request, "target", 60, low=1, high=3600)
@@ -195,7 +227,7 @@ async def _page_context(request: web.Request) -> dict[str, Any]:
         log = await call_log(session, period, target_seconds=target)
         statics = [static_to_dict(s) for s in await list_static(session)]
         sites = [site_to_dict(s) for s in await list_sites(session)]
-        costs = [{"month": c.month.strftime("%Y-%m"), "channel": c.channel,
+        costs = [{"month": month_label(c.month), "channel": c.channel,
                   "amount": float(c.amount)} for c in await list_costs(session)][:60]
     tz = _tz(request)
     for row in log:
@@ -205,12 +237,16 @@ async def _page_context(request: web.Request) -> dict[str, Any]:
     return {"title": "Коллтрекинг", "report": body, "health": health, "log": log,
             "first": first, "last": last, "by": body["by"], "groupings": GROUPINGS,
             "chart": _daily_chart(log, first, last, tz), "top_cost": top_cost,
+            "spread": _spread_by_row(body["cost_spread"]), "days_word": days_word,
             "target": target, "statics": statics, "sites": sites, "costs": costs,
+            "crm_origin": f"{request.scheme}://{request.host}",
+            "view_query": _view_query(request),
             "this_month": local_now(tz).strftime("%Y-%m"),
-            "saved": request.query.get("saved") in SAVED, "error": None, "form": {}}
+            "saved": request.query.get("saved") in SAVED, "error": None, "form": {},
+            "form_numbers": []}
 
 
-SAVED = frozenset({"cost", "static", "pool", "archive"})
+SAVED = frozenset({"cost", "costs", "static", "pool", "archive"})
 
 
 async def page(request: web.Request) -> web.Response:
@@ -219,43 +255,58 @@ async def page(request: web.Request) -> web.Response:
                                           await _page_context(request))
 
 
-async def _form(request: web.Request) -> dict[str, str]:
+async def _form(request: web.Request) -> tuple[dict[str, str], list[str]]:
+    """The form's fields, and the numbers of its number list (one field per number)."""
     form = await request.post()
-    return {k: v.strip() for k, v in form.items() if isinstance(v, str) and k != "csrf_token"}
+    fields = {k: v.strip() for k, v in form.items() if isinstance(v, str) and k != "csrf_token"}
+    numbers = [n.strip() for n in form.getall("number", []) if isinstance(n, str) and n.strip()]
+    return fields, numbers
+
+
+def _back(request: web.Request, saved: str) -> str:
+    view = _view_query(request)
+    return f"/calltracking?{view + '&' if view else ''}saved={saved}#ct-settings"
+
+
+async def _refused(request: web.Request, what: str, message: str, data: dict[str, str],
+                   numbers: list[str]) -> web.Response:
+    """The page again with the reason and what the marketer typed (status 400)."""
+    context = await _page_context(request)
+    context.update(error=message, form={"what": what, **data}, form_numbers=numbers)
+    return aiohttp_jinja2.render_template("calltracking.html", request, context, status=400)
 
 
 async def _save(request: web.Request, what: str,
-                change: Callable[[AsyncSession, User, dict[str, str]], Awaitable[object]]
-                ) -> web.Response:
+                change: Callable[[AsyncSession, User, dict[str, str], list[str]],
+                                 Awaitable[object]]) -> web.Response:
     """Run one change of the settings forms; bad input re-shows the page with the reason."""
     user = _viewer(request, page=True)
-    data = await _form(request)
+    data, numbers = await _form(request)
     try:
         async with request.app[WRITER_SESSIONS]() as session, session.begin():
-            await change(session, user, data)
+            await change(session, user, data, numbers)
     except CallTrackingError as exc:
-        context = await _page_context(request)
-        context.update(error=f"Не сохранено: {exc}.", form={"what": what, **data})
-        return aiohttp_jinja2.render_template("calltracking.html", request, context, status=400)
-    raise web.HTTPSeeOther(f"/calltracking?saved={what}#ct-settings")
+        return await _refused(request, what, f"Не сохранено: {exc}.", data, numbers)
+    raise web.HTTPSeeOther(_back(request, what))
 
 
-async def _cost(session: AsyncSession, user: User, data: dict[str, str]) -> None:
+async def _cost(session: AsyncSession, user: User, data: dict[str, str], _: list[str]
+                ) -> None:
     await set_cost(session, data.get("month", ""), data.get("channel", ""),
                    data.get("amount", ""), actor=user.username, user_id=user.id)
 
 
-async def _static(session: AsyncSession, user: User, data: dict[str, str]) -> None:
+async def _static(session: AsyncSession, user: User, data: dict[str, str], _: list[str]
+                  ) -> None:
     await add_static(session, data.get("did", ""), data.get("channel", ""),
                      campaign=data.get("campaign"), source=data.get("source"),
                      medium=data.get("medium"), cost_per_month=data.get("cost_per_month") or 0,
                      actor=user.username)
 
 
-async def _pool(session: AsyncSession, user: User, data: dict[str, str]) -> None:
+async def _pool(session: AsyncSession, user: User, data: dict[str, str], numbers: list[str]
+                ) -> None:
     host = data.get("site", "")
-    numbers = [n for n in data.get("numbers", "").replace(";", ",").replace("\n", ",")
-               .split(",") if n.strip()]
     default = data.get("default_number")
     if default:
         await save_site(session, host, SiteOptions(default_numbers=[default]),
@@ -263,7 +314,8 @@ async def _pool(session: AsyncSession, user: User, data: dict[str, str]) -> None
     await add_pool_numbers(session, host, numbers, actor=user.username)
 
 
-async def _archive(session: AsyncSession, user: User, data: dict[str, str]) -> None:
+async def _archive(session: AsyncSession, user: User, data: dict[str, str], _: list[str]
+                   ) -> None:
     await archive_number(session, data.get("number", ""), actor=user.username,
                          user_id=user.id)
 
@@ -284,6 +336,42 @@ async def archive_form(request: web.Request) -> web.Response:
     return await _save(request, "archive", _archive)
 
 
+async def costs_csv(request: web.Request) -> web.Response:
+    """The entered costs as the CSV the upload takes: a copy to edit and load back."""
+    _viewer(request, page=True)
+    async with request.app[SESSIONS]() as session:
+        rows = await list_costs(session)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["month", "channel", "amount"])
+    writer.writerows([c.month.strftime("%Y-%m"), c.channel, f"{c.amount:.2f}"] for c in rows)
+    return web.Response(text=out.getvalue(), content_type="text/csv", charset="utf-8",
+                        headers={"Content-Disposition": 'attachment; filename="costs.csv"'})
+
+
+async def costs_import_form(request: web.Request) -> web.Response:
+    """The costs CSV (month,channel,amount) uploaded from the page: every row or none."""
+    user = _viewer(request, page=True)
+    form = await request.post()
+    upload = form.get("file")
+    if not isinstance(upload, web.FileField) or not upload.filename:
+        return await _refused(request, "costs", "Выберите файл CSV.", {}, [])
+    name = upload.filename
+    raw = upload.file.read(MAX_CSV_BYTES + 1)
+    if len(raw) > MAX_CSV_BYTES:
+        return await _refused(request, "costs", f"Файл {name} больше 1 МБ.", {}, [])
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return await _refused(request, "costs", f"Файл {name} не в кодировке UTF-8.", {}, [])
+    try:
+        async with request.app[WRITER_SESSIONS]() as session, session.begin():
+            await import_costs_text(session, text, name, actor=user.username, user_id=user.id)
+    except CallTrackingError as exc:
+        return await _refused(request, "costs", f"Не загружено: {exc}.", {}, [])
+    raise web.HTTPSeeOther(_back(request, "costs"))
+
+
 def add_routes(router: web.UrlDispatcher) -> None:
     """Register this feature's pages and API routes."""
     router.add_get("/ct.js", ct_public.snippet)
@@ -294,6 +382,8 @@ def add_routes(router: web.UrlDispatcher) -> None:
     router.add_get("/api/ct/calls/{id}/source", call_source)
     router.add_get("/calltracking", page)
     router.add_post("/calltracking/costs", cost_form)
+    router.add_post("/calltracking/costs/import", costs_import_form)
+    router.add_get("/calltracking/costs.csv", costs_csv)
     router.add_post("/calltracking/static", static_form)
     router.add_post("/calltracking/pool", pool_form)
     router.add_post("/calltracking/archive", archive_form)

@@ -6,7 +6,8 @@
 - ``POST /deals/new``, ``POST /deals/{id}/move`` (won: amount; lost: a reason);
 - ``GET /plan?month=YYYY-MM``, ``POST /plan``: % done for company, team and manager;
   a supervisor sets his managers' plans, an admin anyone's;
-- ``GET /sales/settings?team=ID``, ``POST /sales/settings/rules|reasons|pipelines``.
+- ``GET /sales/settings?team=ID``, ``POST /sales/settings/rules|reasons|pipelines``; a new
+  pipeline's stages come as rows of the form (name, kind, the task it creates).
 
 Rules, role checks and audit live in :mod:`crm_core.sales.deals` and
 :mod:`crm_core.sales.settings`; a page only reads forms and shows outcomes.
@@ -59,7 +60,8 @@ DONE = {"created": "Сделка создана, задача первого э�
         "plan": "План сохранён.", "rules": "Правила сохранены, статусы клиентов пересчитаны.",
         "reason": "Причина проигрыша добавлена.", "pipeline": "Воронка создана.",
         "edited": "Изменения сохранены, записаны в журнал.",
-        "outcomes": "Список итогов звонков сохранён."}
+        "outcomes": "Список итогов звонков сохранён.",
+        "stage": "Этап добавлен, записан в журнал."}
 RU = {
     "A won deal needs the amount": "Для выигранной сделки укажите сумму.",
     "A lost deal needs a reason": "Для проигранной сделки выберите причину из списка.",
@@ -276,6 +278,65 @@ async def plan_form(request: web.Request) -> web.Response:
                                                  "done": "plan"}))
 
 
+# -- a new pipeline: its stages as rows of a form ----------------------------------------------
+
+STAGE_ROW_FIELDS = ("stage_name", "stage_outcome", "stage_task_kind", "stage_task_title",
+                    "stage_days", "stage_assignee")
+STAGE_KINDS = {"open": "Рабочий этап", "won": "Сделка выиграна", "lost": "Сделка проиграна"}
+NEW_PIPELINE_ROWS = [
+    {"name": "", "outcome": "open", "task_kind": "call", "task_title": "", "days": "1",
+     "assignee": "owner"},
+    {"name": "", "outcome": "open", "task_kind": "call", "task_title": "", "days": "1",
+     "assignee": "owner"},
+    {"name": "Выиграна", "outcome": "won", "task_kind": "", "task_title": "", "days": "1",
+     "assignee": "owner"},
+    {"name": "Проиграна", "outcome": "lost", "task_kind": "", "task_title": "", "days": "1",
+     "assignee": "owner"},
+]
+
+
+class StageFormError(ValueError):
+    """A row of the new pipeline's stages that cannot be a stage (one Russian sentence)."""
+
+
+def stage_rows(form: Any) -> list[dict[str, str]]:
+    """The stage rows as posted, in the order shown (each row posts each field once)."""
+    columns = [[v.strip() if isinstance(v, str) else "" for v in form.getall(name, [])]
+               for name in STAGE_ROW_FIELDS]
+    count = max(len(c) for c in columns)
+    if any(len(c) != count for c in columns):
+        raise StageFormError("Форма этапов пришла неполной: обновите страницу.")
+    keys = ("name", "outcome", "task_kind", "task_title", "days", "assignee")
+    return [dict(zip(keys, row, strict=True)) for row in zip(*columns, strict=True)]
+
+
+def stage_specs(form: Any) -> list[StageSpec]:
+    """Stages of a new pipeline from the form's rows; rows without a name are left out."""
+    specs = []
+    for row in stage_rows(form):
+        name = row["name"][:200]
+        if not name:
+            continue
+        outcome = row["outcome"]
+        if outcome not in STAGE_KINDS:
+            raise StageFormError(f"Этап «{name}»: выберите вид этапа из списка.")
+        if outcome != "open":
+            specs.append(StageSpec(name, outcome=outcome))
+            continue
+        kind = row["task_kind"] or None
+        if kind is not None and kind not in ("call", "email", "meeting", "other"):
+            raise StageFormError(f"Этап «{name}»: выберите задачу из списка.")
+        days = row["days"] or "1"
+        if not days.isdigit() or not 0 <= int(days) <= 365:
+            raise StageFormError(f"Этап «{name}»: срок задачи — целое число дней от 0 до 365.")
+        if row["assignee"] not in ("owner", "supervisor"):
+            raise StageFormError(f"Этап «{name}»: выберите, кому ставится задача.")
+        specs.append(StageSpec(name, task_kind=kind, task_due_days=int(days),
+                               task_assignee=row["assignee"],
+                               task_title=row["task_title"][:300] or None))
+    return specs
+
+
 # -- the rules ------------------------------------------------------------------------------
 
 
@@ -301,7 +362,7 @@ async def settings_context(request: web.Request, user: User, team_id: int | None
     return {"title": "Правила продаж", "rules": rules, "labels": RULE_LABELS,
             "fields": RULE_FIELDS, "teams": teams, "team_id": team_id,
             "is_admin": user.role == Role.ADMIN, "pipelines": pipelines, "reasons": reasons,
-            "outcomes": outcomes,
+            "outcomes": outcomes, "stage_kinds": STAGE_KINDS, "new_stages": NEW_PIPELINE_ROWS,
             "error": None, "form": {}, "done": DONE.get(request.query.get("done", ""))}
 
 
@@ -330,14 +391,13 @@ async def settings_form(request: web.Request) -> web.Response:
                 await add_lose_reason(session, _field(form, "name"), by=user,
                                       actor=user.username)
             else:
-                lines = [line.strip() for line in _field(form, "stages").splitlines()
-                         if line.strip()]
-                await create_pipeline(session, _field(form, "name"),
-                                      [StageSpec.parse(line) for line in lines], by=user,
-                                      actor=user.username)
-    except (SalesRuleError, DealError) as exc:
+                await create_pipeline(session, _field(form, "name"), stage_specs(form),
+                                      by=user, actor=user.username)
+    except (SalesRuleError, DealError, StageFormError) as exc:
         context = await settings_context(request, user, team_id)
         context.update(error=russian(str(exc)), form=dict(form))
+        if what == "pipelines":
+            context["new_stages"] = stage_rows(form)
         status = 403 if isinstance(exc, DealNotAllowedError | RulesNotAllowedError) else 400
         return aiohttp_jinja2.render_template("sales_settings.html", request, context,
                                               status=status)

@@ -136,6 +136,7 @@ SALES_PATHS: dict[str, Any] = {
                 "name": {"type": "string", "maxLength": 200},
                 "position": {"type": "integer", "minimum": 1},
                 "task_kind": {"enum": ["call", "email", "meeting", "other", None]},
+                "task_title": {"type": ["string", "null"], "maxLength": 300},
                 "task_due_days": {"type": "integer", "minimum": 0, "maximum": 365},
                 "task_assignee": {"enum": ["owner", "supervisor"]},
                 "archived": {"type": "boolean"}}},

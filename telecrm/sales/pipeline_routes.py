@@ -2,10 +2,11 @@
 
 - ``PATCH /api/pipelines/{id}`` ``{"name"?, "archived"?}``;
 - ``PATCH /api/pipeline-stages/{id}`` ``{"name"?, "position"?, "task_kind"?,
-  "task_due_days"?, "task_assignee"?, "archived"?}``;
+  "task_title"?, "task_due_days"?, "task_assignee"?, "archived"?}``;
 - ``PATCH /api/lose-reasons/{id}`` ``{"archived": true|false}``;
-- ``POST /sales/settings/pipeline/{id}``, ``/sales/settings/stage/{id}``,
-  ``/sales/settings/reason/{id}``: the same from the settings page's forms.
+- ``POST /sales/settings/pipeline/{id}``, ``/sales/settings/stage/{id}`` (its fields; the
+  ↑/↓ buttons move it one place), ``/sales/settings/reason/{id}``: the same from the
+  settings page's forms; ``POST /sales/settings/pipeline/{id}/stages``: a new stage.
 
 Only a supervisor or an admin; nothing is deleted, every change is audited.
 """
@@ -21,7 +22,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.people.models import Role, User
 from crm_core.sales.deals import DealError, DealNotAllowedError
+from crm_core.sales.models import PipelineStage
 from crm_core.sales.pipelines import (
+    add_stage,
     archive_lose_reason,
     archive_pipeline,
     archive_stage,
@@ -37,7 +40,9 @@ from telecrm.web.errors import ApiError
 from telecrm.web.keys import WRITER_SESSIONS
 from telecrm.web.params import json_object, path_id
 
-STAGE_FIELDS = ("name", "position", "task_kind", "task_due_days", "task_assignee")
+STAGE_FIELDS = ("name", "position", "task_kind", "task_title", "task_due_days",
+                "task_assignee")
+FORM_FIELDS = ("name", "task_kind", "task_title", "task_due_days", "task_assignee")
 
 
 def _boss_api(request: web.Request) -> User:
@@ -156,9 +161,11 @@ async def settings_edit_form(request: web.Request) -> web.Response:
             elif what == "stage":
                 values: dict[str, Any] = {}
                 if archived is None:
-                    values = {k: _field(form, k) for k in STAGE_FIELDS
-                              if _field(form, k) is not None}
-                    values["task_kind"] = values.get("task_kind") or None
+                    values = _stage_values(form)
+                    step = {"up": -1, "down": 1}.get(_field(form, "move") or "")
+                    if step is not None:
+                        stage = await session.get(PipelineStage, item_id)
+                        values["position"] = (stage.position if stage else 0) + step
                 await _apply_stage(session, item_id, values, archived, user)
             else:
                 await archive_lose_reason(session, item_id, by=user,
@@ -174,9 +181,41 @@ async def settings_edit_form(request: web.Request) -> web.Response:
     raise web.HTTPSeeOther("/sales/settings?" + urlencode({"done": "edited"}))
 
 
+def _stage_values(form: Any) -> dict[str, Any]:
+    """A stage row's fields as posted (a closing stage's row has its name only)."""
+    values: dict[str, Any] = {k: _field(form, k) for k in FORM_FIELDS
+                              if _field(form, k) is not None}
+    if "task_kind" in values:
+        values["task_kind"] = values["task_kind"] or None
+    return values
+
+
+async def add_stage_form(request: web.Request) -> web.Response:
+    """A new working stage at the end of a pipeline's working stages (before won/lost)."""
+    user = sales_page_user(request)
+    if user.role not in (Role.SUPERVISOR, Role.ADMIN):
+        raise web.HTTPForbidden(text="Только руководитель или администратор.")
+    pipeline_id = path_id(request)
+    form = await request.post()
+    try:
+        async with request.app[WRITER_SESSIONS]() as session, session.begin():
+            await add_stage(session, pipeline_id, _stage_values(form), by=user,
+                            actor=user.username)
+    except DealError as exc:
+        from telecrm.sales.deals_pages import russian
+
+        context = await settings_context(request, user, user.team_id)
+        context.update(error=russian(str(exc)), form={"pipeline_id": pipeline_id, **form})
+        return aiohttp_jinja2.render_template("sales_settings.html", request, context,
+                                              status=400)
+    raise web.HTTPSeeOther("/sales/settings?" + urlencode({"done": "stage"})
+                           + f"#pipeline-{pipeline_id}")
+
+
 def add_routes(router: web.UrlDispatcher) -> None:
     router.add_patch("/api/pipelines/{id}", patch_pipeline)
     router.add_patch("/api/pipeline-stages/{id}", patch_stage)
     router.add_patch("/api/lose-reasons/{id}", patch_reason)
     router.add_post("/sales/settings/{what:pipeline|stage|reason}/{id:\\d+}",
                     settings_edit_form)
+    router.add_post("/sales/settings/pipeline/{id:\\d+}/stages", add_stage_form)

@@ -16,7 +16,9 @@ from zoneinfo import ZoneInfo
 
 import aiohttp_jinja2
 from aiohttp import web
+from sqlalchemy import select
 
+from crm_core.clients.models import Client
 from crm_core.clock import local_today
 from crm_core.people import access
 from crm_core.people.models import Role, User
@@ -137,22 +139,61 @@ def _cells(name: str, row: dict[str, Any]) -> list[dict[str, Any]]:
     return cells
 
 
+def _ids(text: str) -> list[int]:
+    return [int(part) for part in str(text or "").split() if part.isdigit()]
+
+
+async def _over_clients(session: Any, user: User, rows: list[dict[str, Any]]
+                        ) -> list[dict[str, Any]]:
+    """The clients over the maximum, by name, with their manager and group: what the
+    supervisor ticks to give them to another manager (never ids to type)."""
+    wanted = {cid: row for row in rows for cid in _ids(row.get("over_max_ids", ""))}
+    if not wanted:
+        return []
+    found = await session.execute(
+        select(Client.id, Client.name)
+        .where(Client.id.in_(list(wanted)), await access.clients_filter(session, user)))
+    names = dict(found.all())
+    return [{"id": cid, "name": names[cid], "manager": row.get("name"),
+             "group": GROUP_NAMES.get(str(row.get("group")), row.get("group"))}
+            for cid, row in wanted.items() if cid in names]
+
+
+def _name_over_clients(rows: list[list[dict[str, Any]]], over: list[dict[str, Any]]) -> None:
+    """The "over the maximum" cells list client names (links to the cards), not ids."""
+    names = {c["id"]: c["name"] for c in over}
+    for row in rows:
+        for cell in row:
+            if cell["key"] == "over_max_ids":
+                ids = _ids(str(cell["sort"]))
+                cell["links"] = [(cid, names[cid]) for cid in ids if cid in names]
+                cell["more"] = str(cell["sort"]).endswith("…")
+                cell["text"] = ", ".join(n for _, n in cell["links"]) or "—"
+
+
 @aiohttp_jinja2.template("report_page.html")
 async def report_page(request: web.Request) -> dict[str, Any]:
     user = page_user(request)
     name, body, first, last = await _run(request, user)
     days = (last - first).days + 1
     managers: list[User] = []
-    if name == "overdue-clients" and user.role in (Role.SUPERVISOR, Role.ADMIN):
+    over: list[dict[str, Any]] = []
+    rows = [_cells(name, r) for r in body["rows"]]
+    if name == "overdue-clients":
         async with request.app[SESSIONS]() as session:
-            managers = await access.visible_managers(session, user)  # who may take clients
+            over = await _over_clients(session, user, body["rows"])
+            if user.role in (Role.SUPERVISOR, Role.ADMIN):
+                managers = await access.visible_managers(session, user)  # who may take them
+        _name_over_clients(rows, over)
     return {"managers": managers, "title": TITLES[name], "name": name, "reports": TITLES,
-            "columns": COLUMNS[name],
-            "rows": [_cells(name, r) for r in body["rows"]],
+            "columns": COLUMNS[name], "over_clients": over,
+            "rows": rows,
             "totals": _cells(name, body["totals"]) if body.get("totals") else None,
             "extra": body, "first": first, "last": last,
             "prev_first": first - timedelta(days=days), "prev_last": first - timedelta(days=1),
-            "query": request.query_string}
+            "query": request.query_string,
+            "as_of": (date.fromisoformat(body["as_of"]).strftime("%d.%m.%Y")
+                      if body.get("as_of") else "")}
 
 
 async def reports_index(request: web.Request) -> web.Response:

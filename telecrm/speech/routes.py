@@ -3,14 +3,16 @@
 - ``/qc``: the supervisor's queue of checked calls (lowest score first), the
   evidence of each, confirm (a fine) / dismiss (with a reason), metrics per manager;
   a manager sees his own results and cannot decide; marketers get 403.
-- ``/qc/scripts``: versioned KKP scripts (upload a file or paste the YAML).
+- ``/qc/scripts``: versioned KKP scripts, edited as a form (stages, phrases, forbidden
+  words; :mod:`telecrm.speech.script_form`) or imported as YAML; versions are named by
+  their start date and author; ``/qc/scripts/{id}/yaml`` exports one.
 - ``/api/calls/{id}/transcript``, ``/api/clients/{id}/transcripts``: dialogue turns,
   with the same role rules as the recording.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -22,11 +24,18 @@ from crm_core.calls.models import Call
 from crm_core.clock import utcnow
 from crm_core.people import access
 from crm_core.people.models import Role, Team, User
+from crm_core.sales.models import Pipeline, PipelineStage
 from crm_core.speech import review as kkp_review
 from crm_core.speech import scripts as kkp_scripts
 from crm_core.speech.models import KkpScriptVersion, Transcript
 from speech.dialogue import turns
 from speech.script import KkpError, parse_script_text
+from telecrm.speech.script_form import (
+    ScriptFormError,
+    form_from_post,
+    form_of,
+    script_from_form,
+)
 from telecrm.web import openapi
 from telecrm.web.auth import api_user, audible_call, page_user
 from telecrm.web.errors import ApiError
@@ -135,6 +144,7 @@ def _add_titles(data: dict[str, Any], version: KkpScriptVersion | None) -> None:
             script = None
         if script is not None:
             titles = {stage.id: stage.title for stage in script.stages}
+            titles.update({f.id: f.title for f in script.forbidden if f.title})
     for item in [*data["stages"], *data["violations"]]:
         item["title"] = titles.get(str(item.get("id")), str(item.get("id")))
 
@@ -213,19 +223,38 @@ def _may_edit_scripts(user: User) -> bool:
     return user.role in (Role.SUPERVISOR, Role.ADMIN)
 
 
-def _version_dict(row: KkpScriptVersion, teams: dict[int, str]) -> dict[str, Any]:
+def version_label(local_from: datetime, author: str | None) -> str:
+    """How people name a version: «Версия от 01.12.2026, Мария Соколова» (the time when
+    it starts other than at midnight). The digest stays for the API and the results."""
+    when = local_from.strftime("%d.%m.%Y")
+    if local_from.time() != time(0):
+        when += local_from.strftime(" %H:%M")
+    return f"Версия от {when}" + (f", {author}" if author else "")
+
+
+def _version_dict(row: KkpScriptVersion, teams: dict[int, str], names: dict[int, str],
+                  tz: ZoneInfo) -> dict[str, Any]:
+    author = names.get(row.created_by or 0)
     return {"id": row.id, "name": row.name, "team": teams.get(row.team_id or 0),
             "stage": row.stage, "effective_from": row.effective_from.isoformat(),
             "version": row.digest, "fine_amount": row.fine_amount,
-            "created_at": row.created_at.isoformat()}
+            "created_at": row.created_at.isoformat(), "author": author,
+            "label": version_label(row.effective_from.astimezone(tz), author)}
+
+
+async def _lookups(session: Any) -> tuple[dict[int, str], dict[int, str]]:
+    """Team names and people's names by id, to name versions."""
+    teams = {k: v for k, v in await session.execute(select(Team.id, Team.name))}
+    names = {k: v for k, v in await session.execute(select(User.id, User.name))}
+    return teams, names
 
 
 async def _visible_versions(request: web.Request, user: User) -> list[dict[str, Any]]:
     async with request.app[SESSIONS]() as session:
         team = None if user.role == Role.ADMIN else (user.team_id or -1)
         rows = await kkp_scripts.list_versions(session, team)
-        teams = {k: v for k, v in await session.execute(select(Team.id, Team.name))}
-    return [_version_dict(r, teams) for r in rows]
+        teams, names = await _lookups(session)
+    return [_version_dict(r, teams, names, _tz(request)) for r in rows]
 
 
 async def _add_script(request: web.Request, user: User, data: dict[str, Any]) -> dict[str, Any]:
@@ -273,8 +302,8 @@ async def _add_script(request: web.Request, user: User, data: dict[str, Any]) ->
             session, name=script.name or "Скрипт", text=text, team_id=team_id, stage=stage,
             effective_from=since, fine_amount=fine, actor=user.username, user_id=user.id)
         await session.commit()
-        teams = {k: v for k, v in await session.execute(select(Team.id, Team.name))}
-        return _version_dict(row, teams)
+        teams, names = await _lookups(session)
+        return _version_dict(row, teams, names, _tz(request))
 
 
 async def scripts_api(request: web.Request) -> web.Response:
@@ -290,53 +319,118 @@ async def scripts_api_add(request: web.Request) -> web.Response:
     return web.json_response(await _add_script(request, user, body), status=201)
 
 
+async def _readable_version(request: web.Request, user: User, version_id: int
+                            ) -> KkpScriptVersion:
+    async with request.app[SESSIONS]() as session:
+        row = await kkp_scripts.get_version(session, version_id)
+    if row is None or (user.role != Role.ADMIN and row.team_id not in (None, user.team_id)):
+        raise ApiError(404, "no such script version")
+    return row
+
+
 async def script_text(request: web.Request) -> web.Response:
     """GET /api/kkp/scripts/{id}: one version with its YAML."""
     user = _qc_user(api_user(request))
+    row = await _readable_version(request, user, path_id(request))
     async with request.app[SESSIONS]() as session:
-        row = await kkp_scripts.get_version(session, path_id(request))
-        if row is None or (user.role != Role.ADMIN and row.team_id not in (None, user.team_id)):
-            raise ApiError(404, "no such script version")
-        teams = {k: v for k, v in await session.execute(select(Team.id, Team.name))}
-    return web.json_response({**_version_dict(row, teams), "text": row.text})
+        teams, names = await _lookups(session)
+    return web.json_response({**_version_dict(row, teams, names, _tz(request)),
+                              "text": row.text})
+
+
+async def script_yaml(request: web.Request) -> web.Response:
+    """GET /qc/scripts/{id}/yaml: a version's YAML as a file (the export)."""
+    user = _qc_user(page_user(request))
+    row = await _readable_version(request, user, path_id(request))
+    return web.Response(text=row.text, content_type="application/yaml", charset="utf-8",
+                        headers={"Content-Disposition":
+                                 f'attachment; filename="kkp-script-{row.id}.yaml"'})
+
+
+async def _pipeline_stages(session: Any) -> list[tuple[str, str]]:
+    """Stages of the working pipelines a version may be for: (code, «Этап (воронки)»)."""
+    found = await session.execute(
+        select(PipelineStage.code, PipelineStage.name, Pipeline.name)
+        .join(Pipeline, Pipeline.id == PipelineStage.pipeline_id)
+        .where(Pipeline.archived_at.is_(None), PipelineStage.archived_at.is_(None),
+               PipelineStage.outcome == "open")
+        .order_by(Pipeline.id, PipelineStage.position))
+    labels: dict[str, tuple[str, list[str]]] = {}
+    for code, stage, pipeline in found:
+        labels.setdefault(code, (stage, []))[1].append(pipeline)
+    return [(code, f"{stage} ({', '.join(pipelines)})")
+            for code, (stage, pipelines) in labels.items()]
 
 
 async def scripts_page(request: web.Request, *, error: str | None = None,
-                       form: dict[str, Any] | None = None) -> web.Response:
+                       form: dict[str, Any] | None = None,
+                       editor: dict[str, Any] | None = None) -> web.Response:
     user = _qc_user(page_user(request))
     async with request.app[SESSIONS]() as session:
         found = await session.execute(select(Team.id, Team.name).order_by(Team.name))
         teams = [(team_id, name) for team_id, name in found]
+        stages = await _pipeline_stages(session)
     versions = await _visible_versions(request, user)
     tz = _tz(request)
     for v in versions:
         v["local_from"] = datetime.fromisoformat(v["effective_from"]).astimezone(tz)
+    raw = request.query.get("from_version", "")
+    base = next((v for v in versions if raw.isdigit() and v["id"] == int(raw)),
+                versions[0] if versions else None)
+    if editor is None:
+        script = None
+        if base is not None:
+            async with request.app[SESSIONS]() as session:
+                row = await kkp_scripts.get_version(session, base["id"])
+            try:
+                script = parse_script_text(row.text) if row is not None else None
+            except KkpError:
+                script = None
+        editor = form_of(script)
+        form = form or ({"team": base["team"] or "", "stage": base["stage"] or "",
+                         "fine_amount": base["fine_amount"]} if base else {})
+    pipeline_stages = list(stages)
+    current = (form or {}).get("stage")
+    if current and current not in dict(stages):  # a version keyed on a stage since renamed
+        pipeline_stages.append((current, current))
+    added = next((v for v in versions if str(v["id"]) == request.query.get("added")), None)
     context = {"title": "Скрипты продаж", "versions": versions,
                "may_edit": _may_edit_scripts(user), "is_admin": user.role == Role.ADMIN,
-               "teams": teams, "error": error, "form": form or {},
-               "added": request.query.get("added")}
+               "teams": teams, "error": error, "form": form or {}, "editor": editor,
+               "base": base, "pipeline_stages": pipeline_stages, "added": added,
+               "yaml_open": (form or {}).get("mode") == "yaml"}
     return aiohttp_jinja2.render_template("qc_scripts.html", request, context,
                                           status=400 if error else 200)
 
 
 async def scripts_form(request: web.Request) -> web.Response:
-    """POST /qc/scripts: the upload form (a file or the textarea); errors re-show the form."""
+    """POST /qc/scripts: the editor's form, or (mode=yaml) a YAML file or text; errors
+    show the page again with what was typed."""
     user = _qc_user(page_user(request))
     form = await request.post()
     data: dict[str, Any] = {k: v for k, v in form.items() if isinstance(v, str)}
-    upload = form.get("file")
-    if upload is not None and not isinstance(upload, str) and getattr(upload, "filename", ""):
+    editor = None
+    if data.get("mode") == "yaml":
+        upload = form.get("file")
+        if isinstance(upload, web.FileField) and upload.filename:
+            try:
+                data["text"] = upload.file.read(MAX_SCRIPT_CHARS + 1).decode("utf-8")
+            except UnicodeDecodeError:
+                return await scripts_page(request, error="Файл не в кодировке UTF-8.",
+                                          form=data)
+    else:
+        editor = form_from_post(form.items())
         try:
-            data["text"] = upload.file.read(MAX_SCRIPT_CHARS + 1).decode("utf-8")
-        except UnicodeDecodeError:
-            return await scripts_page(request, error="Файл не в кодировке UTF-8.", form=data)
+            _, data["text"] = script_from_form(form.items())
+        except ScriptFormError as exc:
+            return await scripts_page(request, error=str(exc), form=data, editor=editor)
     try:
         row = await _add_script(request, user, data)
     except ApiError as exc:
         if exc.status == 403:
             raise
         return await scripts_page(request, error=f"Скрипт не сохранён: {exc.message}",
-                                  form=data)
+                                  form=data, editor=editor)
     raise web.HTTPSeeOther(f"/qc/scripts?added={row['id']}")
 
 
@@ -345,6 +439,7 @@ def add_routes(router: web.UrlDispatcher) -> None:
     router.add_get("/qc", qc_page)
     router.add_get("/qc/scripts", scripts_page)
     router.add_post("/qc/scripts", scripts_form)
+    router.add_get("/qc/scripts/{id:\\d+}/yaml", script_yaml)
     router.add_get("/api/calls/{id}/transcript", call_transcript)
     router.add_get("/api/clients/{id}/transcripts", client_transcripts)
     router.add_get("/api/kkp/queue", qc_queue)

@@ -25,7 +25,9 @@ function sortBy(table, index, th) {
 // The overdue report's form: take clients away and give them to another manager.
 function reassign(form) {
   const out = document.getElementById("reassign-result");
-  const ids = form.ids.value.split(/[\s,;]+/).filter(Boolean).map(Number);
+  const ids = Array.from(form.querySelectorAll("input[name=client_id]:checked"))
+    .map((box) => Number(box.value));
+  if (!ids.length) { out.textContent = "Отметьте клиентов, которых передать."; return; }
   out.textContent = "Передаю…";
   sendJSON("/api/clients/reassign", { client_ids: ids, owner_id: Number(form.owner_id.value),
                                       reason: form.reason.value })

@@ -81,6 +81,15 @@ def percent(value: Any, digits: int = 1) -> str:
     return text if text == "—" else f"{text}{NBSP}%"
 
 
+MONTHS = ("январь", "февраль", "март", "апрель", "май", "июнь", "июль", "август",
+          "сентябрь", "октябрь", "ноябрь", "декабрь")
+
+
+def month_label(month: date) -> str:
+    """A month in words, as people name it: ``ноябрь 2026``."""
+    return f"{MONTHS[month.month - 1]} {month.year}"
+
+
 def local_time(value: str | datetime | None, tz: ZoneInfo, fmt: str = "%H:%M") -> str:
     if value is None:
         return "—"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
@@ -136,6 +137,31 @@ async def test_cost_entry_and_archive_refuse_bad_input(db_session: AsyncSession)
     # An archived static number costs nothing in later months.
     january = Period(datetime(2027, 1, 1, tzinfo=UTC), datetime(2027, 2, 1, tzinfo=UTC))
     assert (await channel_report(db_session, january))["totals"]["cost"] == 0.0
+
+
+async def test_a_months_cost_is_spread_over_its_days_and_each_share_is_shown(
+        db_session: AsyncSession) -> None:
+    """Ten days of November carry 10/30 of November's cost; the shares add up to the row."""
+    await set_cost(db_session, "2026-11", "Директ", "90000")
+    await set_cost(db_session, "2026-12", "Директ", "31000")
+    await add_static(db_session, RADIO, "Радио", cost_per_month="10 000")
+    await db_session.commit()
+    msk = ZoneInfo("Europe/Moscow")
+    # 21 November to 3 December, Moscow days: 10 of November's 30, 3 of December's 31.
+    period = Period(datetime(2026, 11, 21, tzinfo=msk), datetime(2026, 12, 4, tzinfo=msk))
+    report = await channel_report(db_session, period)
+    spread = [(s["key"], s["number"], s["month"], s["month_amount"], s["days"],
+               s["month_days"], s["amount"]) for s in report["cost_spread"]]
+    assert spread == [
+        ("Директ", None, "2026-11", 90000.0, 10, 30, 30000.0),
+        ("Директ", None, "2026-12", 31000.0, 3, 31, 3000.0),
+        ("Радио", RADIO, "2026-11", 10000.0, 10, 30, 3333.33),
+        ("Радио", RADIO, "2026-12", 10000.0, 3, 31, 967.74),
+    ]
+    rows = {r["key"]: r for r in report["rows"]}
+    assert rows["Директ"]["cost"] == 33000.0
+    assert rows["Радио"]["cost"] == 4301.07  # the shown shares, to the kopeck
+    assert report["totals"]["cost"] == 37301.07
 
 
 async def test_advised_pool_size_by_littles_law(db_session: AsyncSession) -> None:

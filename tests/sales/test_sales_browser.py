@@ -136,7 +136,12 @@ async def test_overdue_clients_are_taken_away_in_bulk(served: str) -> None:
         row = page.locator("#report-table tbody tr", has_text="Иван").filter(
             has_text="Потенциальные")
         assert await row.locator("td[data-key=over_max]").inner_text() == "1"
-        assert await page.input_value("#reassign-form input[name=ids]") == "2"
+        # the clients over the maximum are named (links to their cards) and ticked
+        assert await row.locator("td[data-key=over_max_ids] a").all_inner_texts() == ["Бета"]
+        picked = page.locator("#reassign-form label.report-check")
+        assert [t.strip() for t in await picked.all_inner_texts()] == ["Бета — Иван, потенциальные"]
+        assert await picked.locator("input").is_checked()
+        assert "2" not in await row.locator("td[data-key=over_max_ids]").inner_text()
         await screenshot(page, "sales-overdue")
         await page.select_option("#reassign-form select[name=owner_id]", label="Ольга (102)")
         async with page.expect_navigation():

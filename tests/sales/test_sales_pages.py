@@ -33,7 +33,19 @@ from tests.support.db_fixtures import db_url_fixture, postgres_server_fixture  #
 
 pytestmark = pytest.mark.calendar  # dates relative to today: make test-calendar
 
-STAGES = "Квалификация:call:1\nКП:email:3\nВыиграна:won\nПроиграна:lost"
+
+def stage_rows(*rows: tuple[str, str, str, str, str, str]) -> dict[str, list[str]]:
+    """A new pipeline's stage rows as the form posts them: each field once per row."""
+    names = ("stage_name", "stage_outcome", "stage_task_kind", "stage_task_title",
+             "stage_days", "stage_assignee")
+    return {name: [row[i] for row in rows] for i, name in enumerate(names)}
+
+
+STAGES = stage_rows(("Квалификация", "open", "call", "", "1", "owner"),
+                    ("КП", "open", "email", "Отправить КП", "3", "owner"),
+                    ("", "open", "call", "", "1", "owner"),  # a row left empty
+                    ("Выиграна", "won", "", "", "1", "owner"),
+                    ("Проиграна", "lost", "", "", "1", "owner"))
 
 
 class Floor:
@@ -61,7 +73,9 @@ class Floor:
 
     async def post(self, who: str, path: str, form: dict[str, Any]) -> tuple[int, str]:
         http = await self._login(who)
-        data = {"csrf_token": self.csrf[who], **{k: str(v) for k, v in form.items()}}
+        data = [("csrf_token", self.csrf[who])]
+        for key, value in form.items():  # a list posts the field once per item
+            data += [(key, str(v)) for v in (value if isinstance(value, list) else [value])]
         async with http.post(self.base + path, data=data) as response:
             return response.status, await response.text()
 
@@ -260,13 +274,18 @@ async def test_rules_pipelines_deals_and_plan(floor: Floor) -> None:
 
     # pipelines and lose reasons: a supervisor creates them, a manager cannot
     status, _ = await floor.post("petrov", "/sales/settings/pipelines",
-                                 {"name": "B2B", "stages": STAGES})
+                                 {"name": "B2B", **STAGES})
     assert status == 403
-    status, page = await floor.post("sokolova", "/sales/settings/pipelines",
-                                    {"name": "B2B", "stages": "Квалификация:call:1"})
+    status, page = await floor.post("sokolova", "/sales/settings/pipelines", {
+        "name": "B2B", **stage_rows(("Квалификация", "open", "call", "", "1", "owner"))})
     assert status == 400 and "«выиграна»" in page
+    assert 'value="Квалификация"' in page  # the rows come back as typed
+    status, page = await floor.post("sokolova", "/sales/settings/pipelines", {
+        "name": "B2B", **stage_rows(("Квалификация", "open", "call", "", "через неделю",
+                                     "owner"))})
+    assert status == 400 and "Этап «Квалификация»: срок задачи — целое число дней" in page
     status, page = await floor.post("sokolova", "/sales/settings/pipelines",
-                                    {"name": "B2B новые", "stages": STAGES})
+                                    {"name": "B2B новые", **STAGES})
     assert status == 200 and "Воронка создана" in page
     status, page = await floor.post("sokolova", "/sales/settings/reasons", {"name": "Дорого"})
     assert status == 200 and "Дорого" in page
@@ -306,7 +325,7 @@ async def test_rules_pipelines_deals_and_plan(floor: Floor) -> None:
     [(stage_now,)] = await floor.rows(select(Deal.stage_id).where(Deal.id == deals["Поставка"]))
     assert stage_now == stage["КП"]
     assert await floor.rows(select(Task.id).where(Task.client_id == mine, Task.kind == "email",
-                                                  Task.title == "КП: Поставка"))
+                                                  Task.title == "Отправить КП: Поставка"))
     status, page = await floor.post("petrov", f"/deals/{deals['Поставка']}/move",
                                     {"stage_id": stage["Выиграна"], "amount": ""})
     assert status == 400 and "укажите сумму" in page

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -16,7 +17,7 @@ from sqlalchemy import select
 from crm_core.db import create_engine, session_factory
 from crm_core.people.models import User
 from crm_core.sales.deals import StageSpec, add_lose_reason, create_deal, create_pipeline
-from crm_core.sales.models import Deal, PipelineStage
+from crm_core.sales.models import Deal, Pipeline, PipelineStage
 from crm_core.sales.tasks import plan_task, request_stop
 from crm_core.tasks.models import Task, TaskStatus
 from crm_core.timestamps import utcnow
@@ -160,7 +161,7 @@ async def test_complete_reschedule_and_move_a_deal(served: tuple[str, str, World
         assert await page.locator("#rules-form input[name=new_period_days]").input_value() == "90"
         # the head of sales cannot archive the stage the deal sits on; he archives the
         # meeting stage (empty) and makes the offer stage's task a call in 2 days
-        stages = page.locator("#pipelines tr[data-stage]")
+        stages = page.locator("#pipelines li[data-stage]")
         await stages.nth(1).locator("button", has_text="В архив").click()
         await page.wait_for_load_state()
         assert "открытые сделки" in await page.inner_text("#sp-error")
@@ -177,3 +178,96 @@ async def test_complete_reschedule_and_move_a_deal(served: tuple[str, str, World
         assert await stages.nth(1).locator("select[name=task_kind]").input_value() == "call"
         assert await stages.nth(1).locator("input[name=task_due_days]").input_value() == "2"
         await screenshot(page, "sales-pages-settings-edited")
+
+
+async def _stage_names(page: Any, pipeline: Any) -> list[str]:
+    return [await s.locator("input[name=name]").input_value()
+            for s in await pipeline.locator("li[data-stage]").all()]
+
+
+async def test_supervisor_builds_a_pipeline_with_the_form(
+        served: tuple[str, str, World]) -> None:
+    """The head of sales lays out a new direction stage by stage, then reshapes it."""
+    base, url, _world = served
+    async with chromium() as browser:
+        page = await browser.new_page()
+        await page.goto(base + "/login")
+        await page.fill("input[name=username]", "sokolova")
+        await page.fill("input[name=password]", PASSWORD)
+        await page.click("button[type=submit]")
+        await page.wait_for_load_state()
+        await page.goto(base + "/sales/settings")
+        form = page.locator("#new-pipeline")
+        rows = form.locator("li.sp-new-stage")
+        assert await rows.count() == 4  # two working stages to fill, then won and lost
+        await form.locator("input[name=name]").fill("B2B постоянные")
+        await rows.nth(0).locator("input[name=stage_name]").fill("Звонок-знакомство")
+        await rows.nth(1).locator("input[name=stage_name]").fill("Счёт")
+        await rows.nth(1).locator("select[name=stage_task_kind]").select_option("email")
+        await rows.nth(1).locator("input[name=stage_task_title]").fill("Выставить счёт")
+        await rows.nth(1).locator("input[name=stage_days]").fill("2")
+        # a third working stage: it appears before the closing ones
+        await form.locator("#add-new-stage").click()
+        assert await rows.count() == 5
+        meeting = rows.nth(2)
+        await meeting.locator("input[name=stage_name]").fill("Встреча")
+        await meeting.locator("select[name=stage_task_kind]").select_option("meeting")
+        await meeting.locator("input[name=stage_days]").fill("5")
+        await meeting.locator("select[name=stage_assignee]").select_option("supervisor")
+        await meeting.locator("button.sp-up").click()  # the meeting before the invoice
+        # one row too many: added, then taken away
+        await form.locator("#add-new-stage").click()
+        await rows.nth(3).locator("button.sp-remove").click()
+        assert await rows.count() == 5
+        # closing stages have no task fields; the won one is renamed
+        assert not await rows.nth(3).locator(".sp-task").is_visible()
+        await rows.nth(3).locator("input[name=stage_name]").fill("Оплачено")
+        await page.evaluate("window.scrollTo(0, 0)")
+        await screenshot(page, "sales-pipeline-new-form")
+        async with page.expect_navigation():
+            await form.locator("button[type=submit]", has_text="Создать воронку").click()
+        assert "Воронка создана" in await page.inner_text("#sp-done")
+        built = page.locator(".sp-pipeline", has=page.locator(
+            "input[name=name][value='B2B постоянные']"))
+        assert await _stage_names(page, built) == [
+            "Звонок-знакомство", "Встреча", "Счёт", "Оплачено", "Проиграна"]
+
+        # the pipeline lives on: a stage added, moved up, renamed, one archived
+        await built.locator(".sp-add-stage summary").click()
+        add = built.locator(".sp-add-stage form")
+        await add.locator("input[name=name]").fill("Договор")
+        await add.locator("select[name=task_kind]").select_option("email")
+        await add.locator("input[name=task_title]").fill("Отправить договор")
+        async with page.expect_navigation():
+            await add.locator("button", has_text="Добавить этап").click()
+        assert "Этап добавлен" in await page.inner_text("#sp-done")
+        assert await _stage_names(page, built) == [
+            "Звонок-знакомство", "Встреча", "Счёт", "Договор", "Оплачено", "Проиграна"]
+        async with page.expect_navigation():
+            await built.locator("li[data-stage]").nth(3).locator("button[value=up]").click()
+        invoice = built.locator("li[data-stage]").nth(3)
+        await invoice.locator("input[name=name]").fill("Счёт и оплата")
+        async with page.expect_navigation():
+            await invoice.locator("button", has_text="Сохранить").click()
+        async with page.expect_navigation():
+            await built.locator("li[data-stage]").nth(1).locator(
+                "button", has_text="В архив").click()
+        assert await _stage_names(page, built) == [
+            "Звонок-знакомство", "Встреча", "Договор", "Счёт и оплата", "Оплачено",
+            "Проиграна"]
+        assert "в архиве" in await built.locator("li[data-stage]").nth(1).inner_text()
+        await page.evaluate("window.scrollTo(0, 0)")
+        await screenshot(page, "sales-pipeline-edited")
+    stages = await _read(url, select(PipelineStage.name, PipelineStage.outcome,
+                                     PipelineStage.task_kind, PipelineStage.task_title,
+                                     PipelineStage.task_due_days, PipelineStage.task_assignee,
+                                     PipelineStage.archived_at.is_not(None))
+                         .join(Pipeline).where(Pipeline.name == "B2B постоянные")
+                         .order_by(PipelineStage.position))
+    assert [tuple(s) for s in stages] == [
+        ("Звонок-знакомство", "open", "call", None, 1, "owner", False),
+        ("Встреча", "open", "meeting", None, 5, "supervisor", True),
+        ("Договор", "open", "email", "Отправить договор", 1, "owner", False),
+        ("Счёт и оплата", "open", "email", "Выставить счёт", 2, "owner", False),
+        ("Оплачено", "won", None, None, 1, "owner", False),
+        ("Проиграна", "lost", None, None, 1, "owner", False)]

@@ -25,6 +25,7 @@ from crm_core.sales.deals import (
 )
 from crm_core.sales.models import LoseReason, Pipeline, PipelineStage
 from crm_core.sales.pipelines import (
+    add_stage,
     archive_lose_reason,
     archive_pipeline,
     archive_stage,
@@ -94,6 +95,33 @@ async def test_rename_reorder_and_stage_task(db_session: AsyncSession) -> None:
                             "task_assignee": ["owner", "supervisor"],
                             "pipeline_id": pipeline.id}]
     assert (await _audit(db_session, "pipeline_stage", stages[3].id))[0]["position"] == [3, 2]
+
+
+async def test_add_a_stage_with_its_task(db_session: AsyncSession) -> None:
+    w = await _floor(db_session)
+    boss, ivan, pipeline = w["boss"], w["ivan"], w["pipeline"]
+    values = {"name": "Договор", "task_kind": "email", "task_title": "Отправить договор",
+              "task_due_days": "2", "task_assignee": "owner"}
+    with pytest.raises(DealNotAllowedError):
+        await add_stage(db_session, pipeline.id, values, by=ivan)
+    with pytest.raises(DealError, match="needs a name"):
+        await add_stage(db_session, pipeline.id, {**values, "name": " "}, by=boss)
+    with pytest.raises(DealError, match="from 0 to 365"):
+        await add_stage(db_session, pipeline.id, {**values, "task_due_days": "-1"}, by=boss)
+    stage = await add_stage(db_session, pipeline.id, values, by=boss)
+    # it goes after the working stages, before won and lost
+    assert await _names(db_session, pipeline.id) == [
+        "Квалификация", "Коммерческое предложение", "Встреча", "Договор", "Выиграна",
+        "Проиграна"]
+    deal = await create_deal(db_session, client_id=w["client"].id, pipeline_id=pipeline.id,
+                             title="Поставка", by=ivan)
+    change = await move_deal(db_session, deal, stage.id, by=ivan)
+    task = await db_session.get(Task, change.task_id)
+    assert (task.kind, task.assignee_id, task.title) == ("email", ivan.id,
+                                                         "Отправить договор: Поставка")
+    assert await _audit(db_session, "pipeline_stage", stage.id) == [{
+        "pipeline_id": pipeline.id, "name": "Договор", "position": 4, "task_kind": "email",
+        "task_title": "Отправить договор", "task_due_days": 2, "task_assignee": "owner"}]
 
 
 async def test_archive_stage_pipeline_and_reason(db_session: AsyncSession) -> None:
@@ -201,12 +229,21 @@ async def test_pipelines_through_the_api_and_page(api: tuple[Api, object],  # no
             crm.base + f"/sales/settings/stage/{ids[1]}",
             data={"csrf_token": crm.csrf["sokolova"], "action": "restore"}) as response:
         assert response.status == 200 and "Изменения сохранены" in await response.text()
-    async with crm.http["sokolova"].post(
-            crm.base + f"/sales/settings/stage/{ids[3]}",
-            data={"csrf_token": crm.csrf["sokolova"], "name": "Выиграна", "position": "1"}
-    ) as response:
-        assert response.status == 400 and "Первым должен быть рабочий этап" in (
-            await response.text())
     status, body = await crm.call("petrov", "GET", "/api/pipelines")
-    assert [s["name"] for s in body["pipelines"][0]["stages"]] == [  # restored, order kept
+    stages = body["pipelines"][0]["stages"]
+    assert [s["name"] for s in stages] == [  # restored, order kept
         "Квалификация", "Встреча", "Коммерческое предложение", "Выиграна", "Проиграна"]
+    # the arrows move a stage one place
+    async with crm.http["sokolova"].post(
+            crm.base + f"/sales/settings/stage/{stages[1]['id']}",
+            data={"csrf_token": crm.csrf["sokolova"], "name": "Встреча", "move": "down"}
+    ) as response:
+        assert response.status == 200 and "Изменения сохранены" in await response.text()
+    async with crm.http["sokolova"].post(
+            crm.base + f"/sales/settings/stage/{stages[0]['id']}",
+            data={"csrf_token": crm.csrf["sokolova"], "name": "Квалификация", "move": "down"}
+    ) as response:
+        assert response.status == 200
+    status, body = await crm.call("petrov", "GET", "/api/pipelines")
+    assert [s["name"] for s in body["pipelines"][0]["stages"]] == [
+        "Коммерческое предложение", "Квалификация", "Встреча", "Выиграна", "Проиграна"]

@@ -73,20 +73,23 @@ async def test_qc_and_dialogue_in_the_browser(tmp_path: Path) -> None:
         await screenshot(boss, "speech-qc")
 
         await boss.goto(base + "/qc/scripts")
-        await boss.fill("textarea[name=text]",
+        await boss.click("#kkp-yaml summary")  # the YAML import, for those who want it
+        await boss.fill("#kkp-yaml-form textarea[name=text]",
                         "stages:\n  - id: a\n    phrases: [x]\n    colour: red\n")
-        await boss.click(".qc-script-form button[type=submit]")
-        assert "line 4: unknown key 'colour'" in await boss.inner_text(".error")
-        assert await boss.input_value("textarea[name=text]")  # the text is kept to fix
+        await boss.click("#kkp-yaml-form button[type=submit]")
+        assert "line 4: unknown key 'colour'" in await boss.inner_text("#kkp-yaml .error")
+        assert await boss.input_value("#kkp-yaml-form textarea[name=text]")  # kept to fix
         upload = tmp_path / "script.yaml"
         upload.write_text(SCRIPT.replace("Холодный звонок", "Тёплый звонок"), "utf-8")
-        await boss.fill("textarea[name=text]", "")
-        await boss.set_input_files("input[name=file]", str(upload))
-        await boss.fill("input[name=fine_amount]", "700")
-        await boss.click(".qc-script-form button[type=submit]")
+        await boss.fill("#kkp-yaml-form textarea[name=text]", "")
+        await boss.set_input_files("#kkp-yaml-form input[name=file]", str(upload))
+        await boss.fill("#kkp-yaml-form input[name=fine_amount]", "700")
+        await boss.click("#kkp-yaml-form button[type=submit]")
         await boss.wait_for_selector(".notice")
-        versions = await boss.inner_text("table")
-        assert "Тёплый звонок" in versions and "700" in versions and "Отдел продаж" in versions
+        versions = (await boss.inner_text("#kkp-versions")).replace("\u00a0", " ")
+        assert "Тёплый звонок" in versions and "700 ₽" in versions and "Отдел продаж" in versions
+        named = await boss.inner_text("#kkp-versions tbody tr td:first-child")
+        assert named.startswith("Версия от ") and named.endswith(", Мария Соколова")
         await screenshot(boss, "speech-scripts")
 
         # -- the manager: his result without decision buttons; the dialogue plays the call
