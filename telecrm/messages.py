@@ -44,8 +44,8 @@ MESSAGES: dict[str, str] = {
     "people.last_admin": "{user} — последний действующий администратор: без него "
                          "пользователями некому будет управлять.",
     "people.deactivate_self": "Отключить самого себя нельзя.",
-    "people.already_inactive": "{user} уже отключён.",
-    "people.already_active": "{user} и так активен.",
+    "people.already_inactive": "Пользователь {user} уже отключён.",
+    "people.already_active": "Пользователь {user} и так активен.",
     "people.head_not_supervisor": "Руководителем отдела может быть только действующий "
                                   "пользователь с ролью «Руководитель», а {user} — нет.",
     "people.password_short": "Пароль должен быть не короче {min} символов.",

@@ -17,6 +17,7 @@ from crm_core.tasks.models import TaskKind
 from crm_core.timestamps import utcnow
 from telecrm.talktime.board import talk_time
 from telecrm.web.auth import (
+    PASSWORD_PAGE,
     authenticate,
     client_ip,
     local_path,
@@ -60,7 +61,9 @@ def redirect(location: str) -> web.Response:
 
 
 def home_of(user: User) -> str:
-    """Where each role starts its day."""
+    """Where each role starts its day (after changing a temporary password)."""
+    if user.must_change_password:
+        return PASSWORD_PAGE
     if user.role == Role.MARKETER:
         return "/calls"
     if user.role in (Role.SUPERVISOR, Role.ADMIN):
@@ -123,7 +126,8 @@ async def login_submit(request: web.Request) -> web.Response:
                            username=username)
     throttle.succeeded(username, ip)
     target = local_path(str(form.get("next", "")))
-    response = redirect(target if target != "/" else home_of(user))
+    response = redirect(home_of(user) if target == "/" or user.must_change_password
+                        else target)
     await sign_in(request, response, user, request.app[WRITER_SESSIONS],
                   request.app[WEB_CONFIG])
     response.del_cookie(PRELOGIN_COOKIE, path="/")

@@ -7,6 +7,8 @@ from pathlib import Path
 from aiohttp import web
 
 from telecrm.calltracking import routes as calltracking_routes
+from telecrm.people import admin_pages as people_admin_pages
+from telecrm.people import password as people_password
 from telecrm.recordings import routes as recordings_routes
 from telecrm.sales import routes as sales_routes
 from telecrm.speech import routes as speech_routes
@@ -46,4 +48,6 @@ def add_routes(app: web.Application) -> None:
     speech_routes.add_routes(r)
     calltracking_routes.add_routes(r)
     sales_routes.add_routes(r)
+    people_admin_pages.add_routes(r)
+    people_password.add_routes(r)
     r.add_static("/static/", STATIC_DIR, name="static", append_version=True)
