@@ -39,6 +39,7 @@ def add_routes(app: web.Application) -> None:
     r.add_post("/login", pages.login_submit)
     r.add_post("/logout", pages.logout_submit)
     r.add_get("/today", pages.today)
+    r.add_get("/today/talk", pages.today_talk)
     r.add_get("/clients/{id}", pages.client_card)
     r.add_get("/clients/{id}/history", pages.client_history)
     r.add_get("/calls", pages.calls_page)
