@@ -99,6 +99,7 @@ async def cmd_ami_replay(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_users_add(args: argparse.Namespace, settings: Settings) -> int:
+    from crm_core.people.management import claim_headless_team
     from crm_core.people.users import add_user
     from telecrm.passwords import hash_password
     from telecrm.people.cli import since_moment
@@ -111,6 +112,7 @@ async def cmd_users_add(args: argparse.Namespace, settings: Settings) -> int:
                 session, args.username, name=args.full_name or args.username,
                 role=args.role, extension=args.extension, team=args.team,
                 password_hash=password_hash, created_at=since)
+            await claim_headless_team(session, user)
     print(f"user {user.username} ({user.role}) created")
     return 0
 

@@ -135,7 +135,7 @@ async def _keep_an_admin(session: AsyncSession, user: User) -> None:
                             user=user.name)
 
 
-async def _claim_headless_team(session: AsyncSession, user: User) -> None:
+async def claim_headless_team(session: AsyncSession, user: User) -> None:
     """A supervisor joining a team that has no head becomes its head."""
     if user.role != Role.SUPERVISOR or not user.active or user.team_id is None:
         return
@@ -167,7 +167,7 @@ async def create_user(session: AsyncSession, actor: User | None, *, username: st
     user.team_id = team.id if team is not None else None
     user.must_change_password = must_change_password and password_hash is not None
     await session.flush()
-    await _claim_headless_team(session, user)
+    await claim_headless_team(session, user)
     _audit(session, actor, "user", user.id, ACTION_CREATE, {
         "username": user.username, "name": user.name, "role": user.role,
         "team": team.name if team is not None else None, "extension": user.extension,
@@ -213,7 +213,7 @@ async def edit_user(session: AsyncSession, actor: User | None, user: User,
     if "team" in changes:
         user.team_id = team.id if team is not None else None
     await session.flush()
-    await _claim_headless_team(session, user)
+    await claim_headless_team(session, user)
     if user.heads_team != was_head:
         changes["heads_team"] = [was_head, user.heads_team]
     _audit(session, actor, "user", user.id, ACTION_UPDATE, changes)
@@ -262,7 +262,7 @@ async def reactivate_user(session: AsyncSession, actor: User | None, user: User)
         .values(reactivated_at=utcnow(), reactivated_by=name))
     user.active = True
     await session.flush()
-    await _claim_headless_team(session, user)
+    await claim_headless_team(session, user)
     _audit(session, actor, "user", user.id, ACTION_REACTIVATE, {"active": [False, True]})
 
 

@@ -138,10 +138,14 @@ async def _teams_context(request: web.Request) -> dict[str, Any]:
 
 
 async def _list_page(request: web.Request, *, error: str | None = None,
-                     form: dict[str, Any] | None = None, status: int = 200) -> web.Response:
+                     error_at: str | None = None, form: dict[str, Any] | None = None,
+                     status: int = 200) -> web.Response:
+    """The list page; ``error_at`` is the section whose form was refused (shown there)."""
     context = await _teams_context(request)
-    context.update(title="Пользователи и отделы", error=error, form=form or {},
-                   done=DONE.get(request.query.get("done", "")) if error is None else None)
+    done = request.query.get("done", "") if error is None else ""
+    context.update(title="Пользователи и отделы", error=error, error_at=error_at,
+                   form=form or {}, done=DONE.get(done),
+                   done_at="teams" if done.startswith("team") else None)
     return aiohttp_jinja2.render_template("admin_users.html", request, context, status=status)
 
 
@@ -193,7 +197,7 @@ async def create_user_form(request: web.Request) -> web.Response:
                 password_hash=hashed, must_change_password=form.get("must_change") == "1")
     except DomainError as exc:
         typed = {k: v for k, v in form.items() if k not in ("password", "csrf_token")}
-        return await _list_page(request, error=russian(exc), form=typed,
+        return await _list_page(request, error=russian(exc), error_at="new-user", form=typed,
                                 status=http_status(exc))
     raise web.HTTPSeeOther(f"{USERS_PAGE}/{user.id}?done=created")
 
@@ -276,7 +280,7 @@ async def create_team_form(request: web.Request) -> web.Response:
         async with request.app[WRITER_SESSIONS]() as session, session.begin():
             await create_team(session, admin, _field(form, "name"))
     except DomainError as exc:
-        return await _list_page(request, error=russian(exc),
+        return await _list_page(request, error=russian(exc), error_at="teams",
                                 form={"team_name": _field(form, "name")},
                                 status=http_status(exc))
     raise web.HTTPSeeOther(f"{USERS_PAGE}?done=team_created#teams")
@@ -301,7 +305,8 @@ async def team_form(request: web.Request) -> web.Response:
                         if head_id else None)
                 await set_team_head(session, admin, team, head)
     except DomainError as exc:
-        return await _list_page(request, error=russian(exc), status=http_status(exc))
+        return await _list_page(request, error=russian(exc), error_at="teams",
+                                status=http_status(exc))
     raise web.HTTPSeeOther(f"{USERS_PAGE}?done=team#teams")
 
 

@@ -114,6 +114,8 @@ async def _follow_people(app: web.Application) -> None:
                                                 keep if isinstance(keep, int) else None)
         except BusError as exc:
             log.warning("sign-outs from other processes unavailable: %s", exc)
+        except Exception:  # never let one bad message end the follower for good
+            log.exception("following sign-outs failed; following again")
         await asyncio.sleep(RESUBSCRIBE_SECONDS)
 
 

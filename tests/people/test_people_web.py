@@ -153,9 +153,14 @@ async def test_every_people_route_is_for_admins_only(crm: Crm) -> None:
         for path in gets:
             async with anonymous.get(crm.base + path, allow_redirects=False) as r:
                 assert r.status == 303 and r.headers["Location"].startswith("/login")
-        for path, data in posts:
+        for path, data in [*posts, ("/password", {"current": "x", "new": "y"})]:
             async with anonymous.post(crm.base + path, data=data, allow_redirects=False) as r:
                 assert r.status == 303 and r.headers["Location"].startswith("/login"), path
+        async with anonymous.get(crm.base + "/password", allow_redirects=False) as r:
+            assert r.status == 303 and r.headers["Location"].startswith("/login")
+        async with anonymous.post(crm.base + "/api/me/password",
+                                  json={"current": PASSWORD, "new": "y" * 8}) as r:
+            assert r.status == 401
     after = await user_row(crm, "petrov")
     assert (after.name, after.role, after.active, after.must_change_password) == (
         "Иван Петров", "manager", True, False), "nothing was changed by the refusals"

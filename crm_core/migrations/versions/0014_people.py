@@ -7,6 +7,8 @@
 - ``user_deactivations``: when an account was switched off and on again, so talk
   time never judges a day its owner could not work.
 
+A team whose only active supervisor is obvious gets him as its head.
+
 Users have had ``created_at`` since 0001. Talk time now judges no day before it, so
 an account whose calls (a backfilled AMI capture) or violations predate it is moved
 back to its first trace. A user inactive already is taken as switched off after his
@@ -72,6 +74,11 @@ def upgrade() -> None:
 
     bind = op.get_bind()
     dialect = bind.dialect.name
+    bind.execute(sa.text(
+        "UPDATE users SET heads_team = :yes WHERE role = 'supervisor' AND active = :yes "
+        "AND team_id IN (SELECT team_id FROM users WHERE role = 'supervisor' "
+        "AND active = :yes AND team_id IS NOT NULL GROUP BY team_id HAVING COUNT(*) = 1)"),
+        {"yes": True})
     users = bind.execute(sa.text(
         "SELECT u.id, u.created_at, u.active, "
         "(SELECT MIN(l.started_at) FROM call_legs l WHERE l.user_id = u.id), "
