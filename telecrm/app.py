@@ -91,9 +91,9 @@ async def bus_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def close_event_streams(app: web.Application) -> None:
     """On shutdown, end open SSE streams so the server stops without waiting for browsers."""
-    for subscription in list(app[EVENT_STREAMS]):
+    for stream in list(app[EVENT_STREAMS]):
         with contextlib.suppress(Exception):
-            await subscription.close()
+            await stream.close()
 
 
 async def listener_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -99,18 +99,20 @@ async def cmd_ami_replay(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_users_add(args: argparse.Namespace, settings: Settings) -> int:
+    from crm_core.people.management import claim_headless_team
     from crm_core.people.users import add_user
     from telecrm.passwords import hash_password
+    from telecrm.people.cli import since_moment
 
+    since = since_moment(args.since, settings)
+    password_hash = hash_password(args.password) if args.password else None
     async with database(settings) as sessions:
         async with sessions() as session, session.begin():
-            try:
-                user = await add_user(
-                    session, args.username, name=args.full_name or args.username,
-                    role=args.role, extension=args.extension, team=args.team,
-                    password_hash=hash_password(args.password) if args.password else None)
-            except ValueError as exc:
-                raise UsageError(str(exc)) from exc
+            user = await add_user(
+                session, args.username, name=args.full_name or args.username,
+                role=args.role, extension=args.extension, team=args.team,
+                password_hash=password_hash, created_at=since)
+            await claim_headless_team(session, user)
     print(f"user {user.username} ({user.role}) created")
     return 0
 
@@ -325,7 +327,12 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--extension")
     add.add_argument("--team")
     add.add_argument("--name", dest="full_name", help="full name shown in the CRM")
+    add.add_argument("--since", metavar="YYYY-MM-DD",
+                     help="the day he started work, for staff entered afterwards (talk time "
+                          "judges no day before it; default: now)")
     add.set_defaults(handler=cmd_users_add)
+    from telecrm.people import cli as cli_people
+    cli_people.add_actions(users_sub, common)
 
     talk = sub.add_parser("talktime", parents=[common],
                           help="talk time per manager for a day (and the end-of-day job)")

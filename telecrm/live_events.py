@@ -7,7 +7,9 @@ which the tracker cannot know. Topics:
 
 - ``calls``: every event (the supervisor board; the web layer filters per user);
 - ``ext:<extension>``: events of calls that involve that phone (ringing, answered
-  by a colleague, ended), for the screen pop in that manager's browser.
+  by a colleague, ended), for the screen pop in that manager's browser;
+- ``people``: a user signed out by an admin (switched off, password reset), so that
+  every web process ends his event streams at once (:func:`signed_out_message`).
 
 Live events are hints: a bus that is down costs events, never the call log. So
 the sink never raises (``deliver()`` would otherwise retry the whole batch, and
@@ -33,6 +35,8 @@ from telecrm.bus import Bus
 log = logging.getLogger(__name__)
 
 CALLS_TOPIC = "calls"
+PEOPLE_TOPIC = "people"
+SIGNED_OUT = "signed_out"
 FactSink = Callable[[list[Fact]], Awaitable[None]]
 Identity = tuple[int, int | None, str | None]  # call id, client id, client name
 
@@ -40,6 +44,11 @@ Identity = tuple[int, int | None, str | None]  # call id, client id, client name
 def extension_topic(extension: str) -> str:
     """The topic a manager's browser subscribes to for its phone's screen pop."""
     return f"ext:{extension}"
+
+
+def signed_out_message(user_id: int, keep_session: int | None = None) -> dict[str, Any]:
+    """``people`` topic: end ``user_id``'s event streams (but the session ``keep_session``'s)."""
+    return {"kind": SIGNED_OUT, "user_id": user_id, "keep_session": keep_session}
 
 
 def _number(raw: str | None) -> str | None:

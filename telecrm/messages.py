@@ -49,6 +49,33 @@ MESSAGES: dict[str, str] = {
     "tasks.due_in_past": "Это время уже прошло: выберите срок в будущем.",
     "tasks.assignee_not_in_team": "{name} не из вашего отдела: выберите менеджера своего "
                                   "отдела.",
+    # people: users, teams, passwords (crm_core.people, telecrm.passwords)
+    "people.admin_only": "Пользователями и отделами управляет администратор.",
+    "people.user_not_found": "Пользователя «{username}» нет.",
+    "people.team_not_found": "Такого отдела нет.",
+    "people.username_invalid": "Логин — от 1 до 100 символов без пробелов.",
+    "people.username_taken": "Логин «{username}» уже занят.",
+    "people.role_unknown": "Неизвестная роль «{role}»: выберите менеджера, руководителя, "
+                           "маркетолога или администратора.",
+    "people.extension_invalid": "Внутренний номер — 3 или 4 цифры, а не «{extension}».",
+    "people.extension_taken": "Внутренний номер {extension} уже занят: он у пользователя "
+                              "{user}.",
+    "people.name_empty": "Укажите имя.",
+    "people.team_name_empty": "Укажите название отдела.",
+    "people.team_name_taken": "Отдел «{team}» уже есть.",
+    "people.last_admin": "{user} — последний действующий администратор: без него "
+                         "пользователями некому будет управлять.",
+    "people.deactivate_self": "Отключить самого себя нельзя.",
+    "people.already_inactive": "Пользователь {user} уже отключён.",
+    "people.already_active": "Пользователь {user} и так активен.",
+    "people.head_not_supervisor": "Руководителем отдела может быть только действующий "
+                                  "пользователь с ролью «Руководитель», а {user} — нет.",
+    "people.password_short": "Пароль должен быть не короче {min} символов.",
+    "people.password_wrong": "Текущий пароль введён неверно.",
+    "people.password_mismatch": "Новый пароль и его повтор не совпадают.",
+    "people.password_same": "Новый пароль должен отличаться от прежнего.",
+    "people.password_change_required": "Сначала смените временный пароль: до этого "
+                                       "остальное недоступно.",
 }
 
 

@@ -1,4 +1,4 @@
-"""People: teams, users and their signed-in sessions."""
+"""People: teams, users, the times an account was switched off, and signed-in sessions."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     String,
+    false,
+    text,
     true,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -45,6 +47,10 @@ class User(Base):
     __table_args__ = (
         CheckConstraint(one_of("role", Role), name="role"),
         CheckConstraint("length(extension) BETWEEN 3 AND 4", name="extension_length"),
+        # One head per team (a flag on the user rather than a column on the team: no
+        # foreign-key cycle between the two tables).
+        Index("uq_users_team_id_head", "team_id", unique=True,
+              sqlite_where=text("heads_team"), postgresql_where=text("heads_team")),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -57,9 +63,31 @@ class User(Base):
     )
     password_hash: Mapped[str | None] = mapped_column(String(255))
     active: Mapped[bool] = mapped_column(default=True, server_default=true())
+    # Set by a password reset: after signing in he may only change it (telecrm.web.auth).
+    must_change_password: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # The supervisor who heads his team (``team_id``); see crm_core.people.admin.
+    heads_team: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # When the account began: talk time never judges a day before it (crm_core.talktime).
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     team: Mapped[Team | None] = relationship(back_populates="users")
+
+
+class UserDeactivation(Base):
+    """A stretch of time a user's account was switched off, kept for good.
+
+    ``users.active`` says whether he may sign in now; these rows say when he could not,
+    so a day he was away is never judged, even after he is switched back on.
+    """
+
+    __tablename__ = "user_deactivations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    deactivated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    deactivated_by: Mapped[str] = mapped_column(String(100))
+    reactivated_at: Mapped[datetime | None] = mapped_column()
+    reactivated_by: Mapped[str | None] = mapped_column(String(100))
 
 
 class WebSession(Base):

@@ -111,3 +111,12 @@ async def purge_expired(session: AsyncSession) -> int:
     """Delete expired sessions; run now and then so the table stays small."""
     result = await session.execute(delete(WebSession).where(WebSession.expires_at <= utcnow()))
     return int(cast("CursorResult[Any]", result).rowcount or 0)
+
+
+async def end_other_sessions(session: AsyncSession, user_id: int, keep_id: int | None) -> int:
+    """Sign a user out everywhere but the session ``keep_id`` (his own password change)."""
+    stmt = delete(WebSession).where(WebSession.user_id == user_id)
+    if keep_id is not None:
+        stmt = stmt.where(WebSession.id != keep_id)
+    result = await session.execute(stmt)
+    return int(cast("CursorResult[Any]", result).rowcount or 0)

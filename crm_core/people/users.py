@@ -4,29 +4,52 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_core.errors import ConflictError, DomainError
 from crm_core.people.models import Role, Team, User
+from crm_core.timestamps import ensure_utc
 
 _EXTENSION = re.compile(r"[0-9]{3,4}")
 _USERNAME = re.compile(r"\S{1,100}")
 
 
 def validate_extension(extension: str) -> str:
-    """The stripped extension, or ValueError unless it is 3–4 digits."""
+    """The stripped extension; a DomainError unless it is 3–4 digits."""
     value = extension.strip()
     if not _EXTENSION.fullmatch(value):
-        raise ValueError(f"Extension must be 3 or 4 digits, got {extension!r}.")
+        raise DomainError("people.extension_invalid",
+                          f"Extension must be 3 or 4 digits, got {extension!r}.",
+                          extension=extension)
     return value
+
+
+def validate_role(role: str) -> str:
+    if role not in {r.value for r in Role}:
+        expected = ", ".join(r.value for r in Role)
+        raise DomainError("people.role_unknown",
+                          f"Unknown role {role!r}; expected one of: {expected}.", role=role)
+    return role
+
+
+async def ensure_extension_free(session: AsyncSession, extension: str,
+                                user_id: int | None = None) -> None:
+    """Refuse an extension that another user's phone has (even a switched-off user's)."""
+    holder = await session.scalar(select(User).where(User.extension == extension))
+    if holder is not None and holder.id != user_id:
+        raise ConflictError("people.extension_taken",
+                            f"Extension {extension} is already taken by user "
+                            f"{holder.username!r}.", extension=extension, user=holder.name)
 
 
 async def ensure_team(session: AsyncSession, name: str) -> Team:
     """The team called ``name``, created on first use."""
     name = name.strip()
     if not name:
-        raise ValueError("Team name must not be empty.")
+        raise DomainError("people.team_name_empty", "Team name must not be empty.")
     team = await session.scalar(select(Team).where(Team.name == name))
     if team is None:
         team = Team(name=name)
@@ -43,34 +66,38 @@ async def add_user(
     extension: str | None = None,
     team: str | None = None,
     password_hash: str | None = None,
+    *,
+    created_at: datetime | None = None,
 ) -> User:
-    """Create a user; every bad input is a ValueError with a sentence for the CLI.
+    """Create a user; every bad input is a DomainError (a sentence for the CLI and pages).
 
     ``password_hash`` is stored as given: hashing is the caller's job (Argon2 in the web app).
+    ``created_at`` backdates the account for staff who worked before it was entered
+    (talk time judges no day before it); by default it begins now.
     """
     username = username.strip()
     if not _USERNAME.fullmatch(username):
-        raise ValueError("Username must be 1–100 characters without spaces.")
-    if role not in {r.value for r in Role}:
-        expected = ", ".join(r.value for r in Role)
-        raise ValueError(f"Unknown role {role!r}; expected one of: {expected}.")
+        raise DomainError("people.username_invalid",
+                          "Username must be 1–100 characters without spaces.")
+    validate_role(role)
     if extension is not None:
         extension = validate_extension(extension)
     if await session.scalar(select(User.id).where(User.username == username)) is not None:
-        raise ValueError(f"Username {username!r} is already taken.")
+        raise ConflictError("people.username_taken", f"Username {username!r} is already taken.",
+                            username=username)
     if extension is not None:
-        holder = await session.scalar(select(User.username).where(User.extension == extension))
-        if holder is not None:
-            raise ValueError(f"Extension {extension} is already taken by user {holder!r}.")
+        await ensure_extension_free(session, extension)
     team_row = await ensure_team(session, team) if team else None
     user = User(
         username=username,
-        name=(name or "").strip() or username,
+        name=(name or "").strip()[:200] or username,
         role=role,
         extension=extension,
         team_id=team_row.id if team_row else None,
         password_hash=password_hash,
     )
+    if created_at is not None:
+        user.created_at = ensure_utc(created_at)
     session.add(user)
     await session.flush()
     return user

@@ -39,7 +39,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.audit import ACTION_CREATE, ACTION_UPDATE, write_audit
 from crm_core.calls.models import Call, CallLeg, CallStatus, Direction, LegRole
-from crm_core.people.models import User
+from crm_core.people.management import deactivation_periods
+from crm_core.people.models import Role, User
 from crm_core.talktime.models import Absence, Holiday, TalkTimeRule, Violation, ViolationStatus
 from crm_core.talktime.rollup import read_rollup, write_rollup
 from crm_core.timestamps import utcnow
@@ -88,17 +89,31 @@ def days_between(first: date, last: date) -> list[date]:
 # -- rules and calendar ---------------------------------------------------------------------
 
 
+Period = tuple[datetime, datetime | None]  # an account switched off: from, until (None: still)
+
+
 class Calendar:
-    """Rules, holidays and absences for a period, loaded once and asked per (manager, day)."""
+    """Rules, holidays, absences and accounts for a period, asked per (manager, day).
+
+    Only managers are judged: supervisors and admins have no talk-time target. Nor is
+    a day judged that a manager could not work in full: before his account existed
+    (``not_hired``), the day it was created after the working hours had begun
+    (``first_day``), or any day his account was switched off during its working hours
+    (``deactivated``).
+    """
 
     def __init__(self, rules: Sequence[TalkTimeRule], holidays: Sequence[Holiday],
-                 absences: Sequence[Absence], default: Rules) -> None:
+                 absences: Sequence[Absence], default: Rules, *,
+                 switched_off: dict[int, list[Period]] | None = None,
+                 tz: ZoneInfo | None = None) -> None:
         self._rules = sorted(rules, key=lambda r: r.effective_from, reverse=True)
         self._holidays = {(h.team_id, h.day): h.name for h in holidays}
         self._absences: dict[int, list[Absence]] = defaultdict(list)
         for a in absences:
             self._absences[a.user_id].append(a)
         self._default = default
+        self._switched_off = switched_off or {}
+        self._tz = tz or ZoneInfo("UTC")
         self._cache: dict[tuple[int | None, date], Rules] = {}
 
     def rules(self, team_id: int | None, day: date) -> Rules:
@@ -117,8 +132,36 @@ class Calendar:
                                  rule.day_start_minute, rule.day_end_minute)
         return self._default
 
+    def working_hours(self, team_id: int | None, day: date) -> tuple[datetime, datetime]:
+        """The day's working hours under its rules, as aware moments."""
+        rules = self.rules(team_id, day)
+        return (datetime.combine(day, minute_time(rules.day_start_minute), tzinfo=self._tz),
+                datetime.combine(day, minute_time(rules.day_end_minute), tzinfo=self._tz))
+
+    def _account(self, user: User, day: date) -> str | None:
+        """Why the account keeps ``day`` from being judged, or None."""
+        if user.role != Role.MANAGER:
+            return "not_manager"
+        begin, end = self.working_hours(user.team_id, day)
+        created = user.created_at
+        if created is not None:
+            if created >= end or created.astimezone(self._tz).date() > day:
+                return "not_hired"
+            if created > begin:
+                return "first_day"
+        periods = self._switched_off.get(user.id, [])
+        if not user.active and not any(until is None for _, until in periods):
+            return "deactivated"  # switched off with no record of when: never judged
+        for since, until in periods:
+            if since < end and (until is None or until > begin):
+                return "deactivated"
+        return None
+
     def excluded(self, user: User, day: date) -> str | None:
-        """Why ``day`` is not judged for ``user`` (weekend, holiday, absence), or None."""
+        """Why ``day`` is not judged for ``user`` (account, absence, holiday, weekend), or None."""
+        account = self._account(user, day)
+        if account is not None:
+            return account
         for absence in self._absences.get(user.id, ()):
             if absence.first_day <= day <= absence.last_day:
                 return absence.kind
@@ -130,8 +173,11 @@ class Calendar:
 
 
 async def load_calendar(session: AsyncSession, users: Sequence[User], first: date, last: date,
-                        default: Rules | None = None) -> Calendar:
-    """Everything needed to judge ``users`` from ``first`` to ``last``, in three queries."""
+                        default: Rules | None = None, tz: ZoneInfo | None = None) -> Calendar:
+    """Everything needed to judge ``users`` from ``first`` to ``last``, in four queries.
+
+    ``tz`` is the workday's time zone, in which the working hours are read (UTC if None).
+    """
     ids = [u.id for u in users]
     rules = list(await session.scalars(
         select(TalkTimeRule).where(TalkTimeRule.effective_from <= last)))
@@ -140,7 +186,8 @@ async def load_calendar(session: AsyncSession, users: Sequence[User], first: dat
     absences = list(await session.scalars(select(Absence).where(
         Absence.user_id.in_(ids), Absence.first_day <= last, Absence.last_day >= first,
         Absence.archived_at.is_(None))))
-    return Calendar(rules, holidays, absences, default or Rules())
+    return Calendar(rules, holidays, absences, default or Rules(),
+                    switched_off=await deactivation_periods(session, ids), tz=tz)
 
 
 # -- counting -------------------------------------------------------------------------------
@@ -315,7 +362,7 @@ async def refresh_rollup(session: AsyncSession, users: Sequence[User], first: da
         last -= timedelta(days=1)
     if last < first or not users:
         return 0
-    calendar = await load_calendar(session, users, first, last, default)
+    calendar = await load_calendar(session, users, first, last, default, tz)
     talk = await period_talk(session, users, first, last, tz, calendar, now=now,
                              use_rollup=False)
     rows = []
@@ -347,7 +394,7 @@ async def day_report(session: AsyncSession, managers: Sequence[User], day: date,
                      *, now: datetime | None = None,
                      default: Rules | None = None) -> list[dict[str, Any]]:
     """Per manager: ``extension, name, talk_seconds, calls, target_seconds, met`` (and more)."""
-    calendar = await load_calendar(session, managers, day, day, default)
+    calendar = await load_calendar(session, managers, day, day, default, tz)
     talk = await period_talk(session, managers, day, day, tz, calendar, now=now)
     return [{"extension": m.extension, "name": m.name, "user_id": m.id, "team_id": m.team_id,
              **_day_row(m, day, talk.get((m.id, day), DayTalk()), calendar)}
@@ -362,7 +409,7 @@ async def period_report(session: AsyncSession, managers: Sequence[User], first: 
         raise ValueError("the period ends before it starts")
     if (last - first).days > 366:
         raise ValueError("the period is longer than a year")
-    calendar = await load_calendar(session, managers, first, last, default)
+    calendar = await load_calendar(session, managers, first, last, default, tz)
     talk = await period_talk(session, managers, first, last, tz, calendar, now=now)
     today = (now or utcnow()).astimezone(tz).date()
     rows = []
@@ -427,6 +474,9 @@ def minute_time(minute: int) -> time:
 async def close_day(session: AsyncSession, managers: Sequence[User], day: date, tz: ZoneInfo,
                     *, actor: str = "system", default: Rules | None = None) -> list[Violation]:
     """Write a violation for each manager below target on a working day; idempotent.
+
+    Whoever is not judged that day gets none: supervisors and admins (no target), and
+    a manager whose account did not exist yet or was switched off (see :class:`Calendar`).
 
     A day already judged keeps its violation (and the supervisor's decision) as is,
     so running the job twice, or after a rule change, never rewrites history.

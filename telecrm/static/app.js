@@ -53,24 +53,32 @@ document.addEventListener("click", (event) => {
 });
 
 // -- refreshing parts of the page ----------------------------------------------------------
-const pending = new Set();
+// A part marked data-refresh-on="kind kind…" is fetched again when a call event of one of
+// those kinds arrives: from its data-src when it has one (a fragment), else from the page
+// itself (matched by id, else by position). data-refresh-every="N" also refreshes it every
+// N seconds while the page is visible (talk time grows during a call without events).
+const pendingKinds = new Set();
+let refreshHistoryPending = false;
 let refreshTimer = null;
 
 function scheduleRefresh(what) {
-  pending.add(what);
+  if (what === "history") refreshHistoryPending = true;
+  else pendingKinds.add(what);
   clearTimeout(refreshTimer);
   refreshTimer = setTimeout(runRefresh, 250);
 }
 
 async function runRefresh() {
-  const jobs = Array.from(pending);
-  pending.clear();
-  for (const job of jobs) {
-    try {
-      if (job === "history") await refreshHistory();
-      else if (job === "page") await refreshSections();
-    } catch (e) { /* the next event tries again */ }
-  }
+  const kinds = Array.from(pendingKinds);
+  const history = refreshHistoryPending;
+  pendingKinds.clear();
+  refreshHistoryPending = false;
+  try {
+    if (history) await refreshHistory();
+    const parts = Array.from(document.querySelectorAll("[data-refresh-on]")).filter((node) =>
+      kinds.includes("*") || node.dataset.refreshOn.split(/\s+/).some((k) => kinds.includes(k)));
+    await refreshParts(parts);
+  } catch (e) { /* the next event tries again */ }
 }
 
 async function refreshHistory() {
@@ -80,14 +88,43 @@ async function refreshHistory() {
   if (response.ok) box.innerHTML = await response.text();
 }
 
-async function refreshSections() {
-  const current = document.querySelectorAll("[data-refresh-on]");
-  if (!current.length) return;
-  const response = await fetch(location.href, { credentials: "same-origin" });
-  if (!response.ok) return;
-  const doc = new DOMParser().parseFromString(await response.text(), "text/html");
-  const fresh = doc.querySelectorAll("[data-refresh-on]");
-  current.forEach((node, i) => { if (fresh[i]) node.replaceWith(fresh[i]); });
+async function fetchDocument(url) {
+  const response = await fetch(url, { credentials: "same-origin" });
+  if (!response.ok || response.redirected) return null;
+  return new DOMParser().parseFromString(await response.text(), "text/html");
+}
+
+async function refreshParts(parts) {
+  if (!parts.length) return;
+  const all = Array.from(document.querySelectorAll("[data-refresh-on]"));
+  let page = null;
+  for (const node of parts) {
+    let fresh = null;
+    if (node.dataset.src) {
+      const doc = await fetchDocument(node.dataset.src);
+      fresh = doc && doc.body.firstElementChild;
+    } else {
+      page = page || await fetchDocument(location.href);
+      if (!page) return;
+      fresh = node.id ? page.getElementById(node.id)
+        : page.querySelectorAll("[data-refresh-on]")[all.indexOf(node)];
+    }
+    if (fresh && node.isConnected) node.replaceWith(document.importNode(fresh, true));
+  }
+}
+
+function refreshPeriodically() {
+  setInterval(() => {
+    if (document.visibilityState !== "visible") return;
+    const now = Date.now();
+    const due = Array.from(document.querySelectorAll("[data-refresh-every]")).filter((node) => {
+      const every = 1000 * Number(node.dataset.refreshEvery);
+      const last = Number(node.dataset.refreshedAt || now);
+      if (!node.dataset.refreshedAt) node.dataset.refreshedAt = String(now);
+      return every > 0 && now - last >= every;
+    });
+    refreshParts(due).catch(() => {});
+  }, 1000);
 }
 
 // -- screen pop ----------------------------------------------------------------------------
@@ -150,7 +187,16 @@ function connect() {
   const dot = document.getElementById("live-dot");
   const source = new EventSource("/api/events");
   source.onopen = () => dot && dot.classList.add("on");
-  source.onerror = () => dot && dot.classList.remove("on");
+  source.onerror = () => {
+    if (dot) dot.classList.remove("on");
+    // The browser gives up on a refused stream (401, 403): signed out, or must change
+    // the password. Let the server say where to go.
+    if (source.readyState === EventSource.CLOSED) {
+      fetch("/api/me", { credentials: "same-origin" })
+        .then((r) => { if (r.status === 401 || r.status === 403) location.href = "/"; })
+        .catch(() => {});
+    }
+  };
   source.addEventListener("screenpop", (e) => showPop(JSON.parse(e.data)));
   source.addEventListener("call", (e) => {
     const event = JSON.parse(e.data);
@@ -165,10 +211,11 @@ function connect() {
     if (history && event.client_id && String(event.client_id) === history.dataset.client) {
       scheduleRefresh("history");
     }
-    if (event.kind === "call_ended") scheduleRefresh("page");
+    scheduleRefresh(event.kind);
   });
-  source.addEventListener("reload", () => { scheduleRefresh("history"); scheduleRefresh("page"); });
+  source.addEventListener("reload", () => { scheduleRefresh("history"); scheduleRefresh("*"); });
   source.addEventListener("signed_out", () => { source.close(); location.href = "/login"; });
 }
 
 connect();
+refreshPeriodically();

@@ -1,30 +1,7 @@
 // The supervisor's live talk-time board: refreshed on every call event (SSE) and
 // every few seconds, since talk grows between events while managers are on calls.
+// (A manager's own bar on Today is server-rendered and refreshed by app.js.)
 import { number } from "./common.js";
-
-const EXCLUDED = { weekend: "выходной", holiday: "праздник", day_off: "отгул",
-                   sick: "больничный", vacation: "отпуск" };
-
-// The manager's own bar: minutes left and the projection at his current pace.
-function followToday(today) {
-  const ext = document.body.dataset.extension;
-  const update = async () => {
-    const answer = await fetch(today.dataset.liveToday, { credentials: "same-origin" });
-    if (!answer.ok) return;
-    const mine = (await answer.json()).managers.find((m) => m.extension === ext);
-    if (!mine) return;
-    if (!mine.working) {
-      const why = EXCLUDED[mine.excluded] || "нерабочий день";
-      today.textContent = `Сейчас ${mine.talk_minutes} мин · сегодня норма не учитывается (${why})`;
-      return;
-    }
-    const verdict = mine.on_track ? "успеваете" : "не успеваете";
-    today.textContent = `Сейчас ${mine.talk_minutes} мин · осталось ${mine.left_minutes} мин · ` +
-      `при нынешнем темпе к концу дня (${mine.day_end}) ${mine.projected_minutes} мин — ${verdict}`;
-  };
-  update();
-  setInterval(update, 10000);
-}
 
 function text(row, cls, value) {
   const cell = row.querySelector(cls);
@@ -66,7 +43,5 @@ function followBoard(board) {
   setInterval(refresh, 5000);
 }
 
-const today = document.querySelector("[data-live-today]");
-if (today) followToday(today);
 const board = document.querySelector("[data-live-board]");
 if (board) followBoard(board);

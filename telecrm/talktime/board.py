@@ -1,6 +1,9 @@
 """Talk time for the fixed ``/api/talktime`` route, the Today bar and the Team page,
 and the end-of-day job that ``telecrm serve`` runs (``daily_close_ctx``).
 
+The Today bar (:func:`today_bar`) says the manager's talk time once, in whole
+minutes: talked rounded down, left rounded up, so the two always add up to the target.
+
 A thin adapter: the counting rules live in :mod:`crm_core.talktime`; this keeps
 the signature the older pages call with (a day given by its local bounds).
 """
@@ -10,7 +13,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -21,11 +26,56 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_core.clock import local_now, local_today
 from crm_core.people.models import Role, User
-from crm_core.talktime.metric import Rules, close_day, day_report
+from crm_core.talktime.metric import Rules, close_day, day_report, minute_time
 from crm_core.timestamps import utcnow
 from telecrm.web.keys import SETTINGS, WRITER_SESSIONS
 
 log = logging.getLogger(__name__)
+
+# Why a day is not judged, as the pages say it.
+EXCLUDED_NAMES = {"weekend": "выходной", "holiday": "праздник", "day_off": "отгул",
+                  "sick": "больничный", "vacation": "отпуск", "not_hired": "ещё не работал",
+                  "first_day": "первый день", "deactivated": "учётная запись отключена",
+                  "not_manager": "не менеджер"}
+
+
+@dataclass(frozen=True)
+class TodayBar:
+    """A manager's talk time today as his Today page shows it (whole minutes)."""
+
+    talk_minutes: int  # rounded down: what he has fully talked
+    target_minutes: int
+    left_minutes: int  # rounded up: talk_minutes + left_minutes == target_minutes
+    progress: int  # percent of the target, at most 100
+    met: bool
+    calls: int
+    excluded: str | None  # why today is not judged (Russian), None on a working day
+    day_end: str  # "18:00"
+    projected_minutes: int | None  # at the pace so far, by day end; None outside the hours
+    on_track: bool
+
+
+def today_bar(row: dict[str, Any], now: datetime, tz: ZoneInfo) -> TodayBar:
+    """The Today bar from a :func:`~crm_core.talktime.metric.day_report` row."""
+    seconds, target = float(row["talk_seconds"]), int(row["target_seconds"])
+    day = date.fromisoformat(row["date"])
+    begin = datetime.combine(day, minute_time(row["day_start_minute"]), tzinfo=tz)
+    end = datetime.combine(day, minute_time(row["day_end_minute"]), tzinfo=tz)
+    local = now.astimezone(tz)
+    projected: float | None = None
+    if row["working"] and begin < local < end and seconds < target:
+        pace = seconds / (local - begin).total_seconds()
+        projected = seconds + pace * (end - local).total_seconds()
+    excluded = row["excluded"]
+    return TodayBar(
+        talk_minutes=int(seconds // 60), target_minutes=math.ceil(target / 60),
+        left_minutes=math.ceil(max(0.0, target - seconds) / 60),
+        progress=min(100, int(100 * seconds / target)) if target else 100,
+        met=seconds >= target, calls=int(row["calls"]),
+        excluded=None if excluded is None else EXCLUDED_NAMES.get(excluded, "нерабочий день"),
+        day_end=end.strftime("%H:%M"),
+        projected_minutes=None if projected is None else int(projected // 60),
+        on_track=projected is not None and projected >= target)
 
 
 async def talk_time(session: AsyncSession, managers: Sequence[User], since: datetime,

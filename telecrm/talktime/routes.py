@@ -38,14 +38,11 @@ from crm_core.talktime.metric import (
 from crm_core.talktime.models import Violation
 from crm_core.timestamps import utcnow
 from telecrm.talktime import settings_routes as talktime_settings
+from telecrm.talktime.board import EXCLUDED_NAMES
 from telecrm.web.auth import api_user, page_user
 from telecrm.web.errors import ApiError
 from telecrm.web.keys import SESSIONS, SETTINGS, WEB_CONFIG, WRITER_SESSIONS
 from telecrm.web.params import parse_day
-
-# Why a day is not judged, as the tables show it.
-EXCLUDED_NAMES = {"weekend": "выходной", "holiday": "праздник", "day_off": "отгул",
-                  "sick": "больничный", "vacation": "отпуск"}
 
 
 def _tz(request: web.Request) -> ZoneInfo:

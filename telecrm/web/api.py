@@ -59,7 +59,8 @@ def timezone(request: web.Request) -> ZoneInfo:
 
 def user_json(user: User) -> dict[str, Any]:
     return {"id": user.id, "username": user.username, "name": user.name, "role": user.role,
-            "extension": user.extension, "team_id": user.team_id}
+            "extension": user.extension, "team_id": user.team_id,
+            "must_change_password": user.must_change_password}
 
 
 # -- sign-in ------------------------------------------------------------------------------

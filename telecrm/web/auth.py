@@ -5,6 +5,10 @@ or a password change must end every session at once, on every web process; a
 row per session gives that with one indexed lookup per request and no extra
 revocation list. The cookie holds only a random token (the database keeps its
 SHA-256).
+
+A user whose password an admin reset signs in with the temporary password and may
+then only change it: every other page sends him to ``/password`` and every other
+API call is refused (403, ``people.password_change_required``) until he has.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from aiohttp import web
 from sqlalchemy import select
 
 from crm_core.calls.models import Call
+from crm_core.errors import NotAllowedError
 from crm_core.people import access
 from crm_core.people.models import User, WebSession
 from crm_core.people.sessions import (
@@ -39,6 +44,11 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 # Verified when the username is unknown, so a wrong name costs as long as a wrong password.
 _DUMMY_HASH = hash_password("not-a-real-password-0")
+
+PASSWORD_PAGE = "/password"
+# What a user who must change his password may still reach (and the static files).
+_WHILE_CHANGING = frozenset({PASSWORD_PAGE, "/login", "/logout", "/api/logout", "/api/me",
+                             "/api/me/password"})
 
 
 def client_ip(request: web.Request) -> str:
@@ -101,6 +111,12 @@ async def session_middleware(request: web.Request, handler: Handler) -> web.Stre
         if row is not None:
             request[WEB_SESSION] = row
             request[USER] = row.user
+            if row.user.must_change_password and request.path not in _WHILE_CHANGING:
+                if is_api(request):
+                    raise NotAllowedError("people.password_change_required",
+                                          "change the temporary password first "
+                                          "(POST /api/me/password)")
+                raise web.HTTPSeeOther(PASSWORD_PAGE)
     return await handler(request)
 
 

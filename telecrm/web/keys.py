@@ -30,7 +30,8 @@ BUS = web.AppKey("bus", Bus)
 CALL_HOOKS = web.AppKey("call_hooks", CallHooks)
 THROTTLE = web.AppKey("login_throttle", LoginThrottle)
 CLICK_TO_CALL = web.AppKey("click_to_call", ClickToCall)
-# Open Server-Sent Event streams, closed at shutdown so the server can stop at once.
+# Open Server-Sent Event streams (telecrm.web.sse.EventStream): closed at shutdown so the
+# server can stop at once, and a user's at once when an admin signs him out.
 EVENT_STREAMS = web.AppKey("event_streams", set[Any])
 
 # Per request, set by the session middleware: the signed-in user and his session (or None).

@@ -29,6 +29,10 @@ SCHEMAS: dict[str, Any] = {
             "role": {"enum": ["manager", "supervisor", "marketer", "admin"]},
             "extension": _NULLABLE_STR,
             "team_id": {"type": ["integer", "null"]},
+            "must_change_password": {
+                "type": "boolean",
+                "description": "A reset password: until it is changed (POST /api/me/password) "
+                               "every other call answers 403."},
         },
     },
     "Session": {
@@ -317,6 +321,19 @@ PATHS: dict[str, Any] = {
     }},
     "/api/me": _get("The signed-in user and the session's CSRF token", _json("you",
                     _ref("Session"))),
+    "/api/me/password": {"post": {
+        "summary": "Change your own password (a temporary one must be changed first)",
+        "description": "Ends your other sessions and their live event streams.",
+        "security": _SIGNED_IN, "parameters": [_CSRF],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {
+            "type": "object", "required": ["current", "new"],
+            "properties": {"current": {"type": "string", "minLength": 1, "maxLength": 1000},
+                           "new": {"type": "string", "minLength": 8, "maxLength": 1000}}}}}},
+        "responses": {"200": _json("changed", {"type": "object"}),
+                      "400": _error("wrong current password, or a weak new one"),
+                      **_AUTH_ERRORS, "403": _error("missing or wrong CSRF token"),
+                      "413": _error("body too large"), "415": _error("not JSON")},
+    }},
     "/api/openapi.json": {"get": {"summary": "This document", "security": [],
                                   "responses": {"200": _json("OpenAPI 3.1",
                                                              {"type": "object"})}}},

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 import aiohttp_jinja2
 from aiohttp import web
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.clock import local_today
 from crm_core.people import access
@@ -16,8 +17,9 @@ from crm_core.people.models import Role, User
 from crm_core.tasks.models import TaskKind
 from crm_core.timestamps import utcnow
 from telecrm.activities.card import card_context, timeline_context
-from telecrm.talktime.board import talk_time
+from telecrm.talktime.board import TodayBar, talk_time, today_bar
 from telecrm.web.auth import (
+    PASSWORD_PAGE,
     authenticate,
     client_ip,
     local_path,
@@ -61,7 +63,9 @@ def redirect(location: str) -> web.Response:
 
 
 def home_of(user: User) -> str:
-    """Where each role starts its day."""
+    """Where each role starts its day (after changing a temporary password)."""
+    if user.must_change_password:
+        return PASSWORD_PAGE
     if user.role == Role.MARKETER:
         return "/calls"
     if user.role in (Role.SUPERVISOR, Role.ADMIN):
@@ -124,7 +128,8 @@ async def login_submit(request: web.Request) -> web.Response:
                            username=username)
     throttle.succeeded(username, ip)
     target = local_path(str(form.get("next", "")))
-    response = redirect(target if target != "/" else home_of(user))
+    response = redirect(home_of(user) if target == "/" or user.must_change_password
+                        else target)
     await sign_in(request, response, user, request.app[WRITER_SESSIONS],
                   request.app[WEB_CONFIG])
     response.del_cookie(PRELOGIN_COOKIE, path="/")
@@ -152,6 +157,18 @@ def _day_param(request: web.Request) -> tuple[Any, datetime, datetime]:
     return day, start, end
 
 
+async def _talk_bar(request: web.Request, session: AsyncSession, user: User) -> TodayBar | None:
+    """The manager's own talk-time bar; supervisors and admins have no target of their own."""
+    if user.role != Role.MANAGER:
+        return None
+    tz = _tz(request)
+    start, end = day_bounds(local_today(tz), tz)
+    now = utcnow()
+    (row,) = await talk_time(session, [user], start, end,
+                             request.app[WEB_CONFIG].daily_target_seconds)
+    return today_bar(row, now, tz)
+
+
 @aiohttp_jinja2.template("today.html")
 async def today(request: web.Request) -> dict[str, Any]:
     user = page_user(request)
@@ -159,28 +176,35 @@ async def today(request: web.Request) -> dict[str, Any]:
         raise web.HTTPSeeOther(home_of(user))
     day, start, end = _day_param(request)
     now = utcnow()
-    target = request.app[WEB_CONFIG].daily_target_seconds
     async with request.app[SESSIONS]() as session:
         tasks = [task_view(t, now) for t in await access.visible_tasks(session, user)]
         calls = await access.visible_calls(session, user, start, end,
                                             hooks=request.app[CALL_HOOKS])
-        mine = [user] if user.extension else []
-        talk = (await talk_time(session, mine, start, end, target))[0] if mine else None
+        talk = await _talk_bar(request, session, user) if day == local_today(_tz(request)) \
+            else None
     # Missed calls wait for a callback whatever their deadline; other tasks by their day.
+    # The callback tasks are the one source of "who waits for a call back" on the page.
     callbacks = [t for t in tasks if t["kind"] == TaskKind.CALLBACK]
     others = [t for t in tasks if t["kind"] != TaskKind.CALLBACK
               and t["due_at"] and datetime.fromisoformat(t["due_at"]) < end]
     overdue = [t for t in others if datetime.fromisoformat(t["due_at"]) < start]
     planned = [t for t in others if t not in overdue]
-    talk_seconds = talk["talk_seconds"] if talk else 0.0
     return {
         "title": "Сегодня", "day": day, "planned": planned, "overdue": overdue,
-        "callbacks": callbacks, "calls": calls, "talk_seconds": talk_seconds,
-        "talk_calls": talk["calls"] if talk else 0, "target_seconds": target,
-        "progress": min(100, round(100 * talk_seconds / target)) if target else 0,
-        "missed_today": sum(1 for c in calls if c["status"] == "missed"),
+        "callbacks": callbacks, "calls": calls, "talk": talk,
         "staff": await _staff(request),
     }
+
+
+@aiohttp_jinja2.template("_today_talk.html")
+async def today_talk(request: web.Request) -> dict[str, Any]:
+    """The Today bar alone, for the page to refresh while its owner talks."""
+    user = page_user(request)
+    async with request.app[SESSIONS]() as session:
+        talk = await _talk_bar(request, session, user)
+    if talk is None:
+        raise ApiError(404, "Норма разговора — только у менеджеров.")
+    return {"talk": talk}
 
 
 async def _client_context(request: web.Request, user: User) -> dict[str, Any]:

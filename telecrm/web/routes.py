@@ -8,6 +8,8 @@ from aiohttp import web
 
 from telecrm.activities import routes as activities_routes
 from telecrm.calltracking import routes as calltracking_routes
+from telecrm.people import admin_pages as people_admin_pages
+from telecrm.people import password as people_password
 from telecrm.recordings import routes as recordings_routes
 from telecrm.sales import routes as sales_routes
 from telecrm.speech import routes as speech_routes
@@ -38,6 +40,7 @@ def add_routes(app: web.Application) -> None:
     r.add_post("/login", pages.login_submit)
     r.add_post("/logout", pages.logout_submit)
     r.add_get("/today", pages.today)
+    r.add_get("/today/talk", pages.today_talk)
     r.add_get("/clients/{id}", pages.client_card)
     r.add_get("/clients/{id}/history", pages.client_history)
     r.add_get("/calls", pages.calls_page)
@@ -48,4 +51,6 @@ def add_routes(app: web.Application) -> None:
     calltracking_routes.add_routes(r)
     sales_routes.add_routes(r)
     activities_routes.add_routes(r)
+    people_admin_pages.add_routes(r)
+    people_password.add_routes(r)
     r.add_static("/static/", STATIC_DIR, name="static", append_version=True)

@@ -11,6 +11,7 @@ from telecrm.web.csrf import csrf_middleware
 from telecrm.web.errors import error_middleware
 from telecrm.web.keys import SETTINGS
 from telecrm.web.routes import add_routes
+from telecrm.web.sse import signed_out_ctx
 from telecrm.web.templating import context_processor, install_filters
 
 __all__ = ["setup_web"]
@@ -31,3 +32,4 @@ def setup_web(app: web.Application) -> None:
         context_processors=[context_processor], undefined=jinja2.StrictUndefined)
     install_filters(env, app[SETTINGS])
     add_routes(app)
+    app.cleanup_ctx.append(signed_out_ctx)  # after the bus's: stopped before it

@@ -12,6 +12,11 @@ what :mod:`crm_core.people.access` lets them see. Two event types reach the brow
 
 A comment line every few seconds keeps proxies from closing the stream, and
 checks that the session is still valid (signed out elsewhere: the stream ends).
+A user switched off or whose password was reset does not wait for that check: the
+admin's request ends his streams in its own process at once, and announces it on
+the bus's ``people`` topic so that every other web process does the same
+(:func:`end_user_streams`, :func:`signed_out_ctx`). Either way the browser gets a
+``signed_out`` event and goes to the sign-in page.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import web
@@ -27,16 +33,99 @@ from aiohttp import web
 from crm_core.people import access
 from crm_core.people.models import Role, User
 from crm_core.people.sessions import resolve_session
-from telecrm.bus import LAGGED, BusError
-from telecrm.live_events import CALLS_TOPIC, extension_topic
+from telecrm.bus import LAGGED, BusError, Subscription
+from telecrm.live_events import (
+    CALLS_TOPIC,
+    PEOPLE_TOPIC,
+    SIGNED_OUT,
+    extension_topic,
+    signed_out_message,
+)
 from telecrm.web.auth import api_user
 from telecrm.web.config import SESSION_COOKIE
-from telecrm.web.keys import BUS, EVENT_STREAMS, SESSIONS, WEB_CONFIG
+from telecrm.web.keys import BUS, EVENT_STREAMS, SESSIONS, WEB_CONFIG, WEB_SESSION
 from telecrm.web.present import client_summary, phone
 
 log = logging.getLogger(__name__)
 
 RINGING = "ringing"
+RESUBSCRIBE_SECONDS = 5.0  # the people topic, after the bus failed
+
+
+class EventStream:
+    """One open event stream, and whose it is, so that signing him out can end it."""
+
+    def __init__(self, user_id: int, session_id: int | None,
+                 subscription: Subscription) -> None:
+        self.user_id = user_id
+        self.session_id = session_id
+        self.subscription = subscription
+        self.signed_out = False
+
+    async def close(self) -> None:
+        """End the stream (shutdown): the browser reconnects to another process."""
+        await self.subscription.close()
+
+    async def sign_out(self) -> None:
+        """End the stream with a ``signed_out`` event: the browser goes to sign in."""
+        self.signed_out = True
+        await self.subscription.close()
+
+
+async def end_local_streams(app: web.Application, user_id: int,
+                            keep_session: int | None = None) -> int:
+    """Sign out ``user_id``'s streams served by this process; returns how many."""
+    ended = 0
+    streams: set[EventStream] = app[EVENT_STREAMS]
+    for stream in list(streams):
+        if stream.user_id == user_id and (keep_session is None
+                                          or stream.session_id != keep_session):
+            await stream.sign_out()
+            ended += 1
+    return ended
+
+
+async def end_user_streams(app: web.Application, user_id: int,
+                           keep_session: int | None = None) -> int:
+    """End ``user_id``'s event streams here at once, and in every other web process.
+
+    Call it after the transaction that ended his sessions has committed. A bus that is
+    down costs only the other processes' promptness: their heartbeat check still ends
+    the streams within ``sse_heartbeat_seconds``.
+    """
+    ended = await end_local_streams(app, user_id, keep_session)
+    try:
+        await app[BUS].publish(PEOPLE_TOPIC, signed_out_message(user_id, keep_session))
+    except BusError as exc:
+        log.warning("could not announce that user %s signed out: %s", user_id, exc)
+    return ended
+
+
+async def _follow_people(app: web.Application) -> None:
+    """End the streams of users signed out by any process (the ``people`` topic)."""
+    while True:
+        try:
+            subscription = await app[BUS].subscribe(PEOPLE_TOPIC)
+            async with subscription:
+                async for message in subscription:
+                    user_id, keep = message.get("user_id"), message.get("keep_session")
+                    if message.get("kind") == SIGNED_OUT and isinstance(user_id, int):
+                        await end_local_streams(app, user_id,
+                                                keep if isinstance(keep, int) else None)
+        except BusError as exc:
+            log.warning("sign-outs from other processes unavailable: %s", exc)
+        except Exception:  # never let one bad message end the follower for good
+            log.exception("following sign-outs failed; following again")
+        await asyncio.sleep(RESUBSCRIBE_SECONDS)
+
+
+async def signed_out_ctx(app: web.Application) -> AsyncIterator[None]:
+    """``cleanup_ctx``: follow the ``people`` topic while the app runs."""
+    task = asyncio.create_task(_follow_people(app), name="sse-signed-out")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 class Audience:
@@ -121,7 +210,10 @@ async def events(request: web.Request) -> web.StreamResponse:
         "X-Accel-Buffering": "no",  # nginx: do not buffer the stream
     })
     streams = request.app[EVENT_STREAMS]
-    streams.add(subscription)
+    web_session = request.get(WEB_SESSION)
+    stream = EventStream(user.id, web_session.id if web_session is not None else None,
+                         subscription)
+    streams.add(stream)
     heartbeat = request.app[WEB_CONFIG].sse_heartbeat_seconds
     try:
         await response.prepare(request)
@@ -132,11 +224,13 @@ async def events(request: web.Request) -> web.StreamResponse:
                 event = await asyncio.wait_for(anext(iterator), heartbeat)
             except TimeoutError:
                 if not await _still_signed_in(request):
-                    await response.write(_frame("signed_out", {}))
+                    await response.write(_frame(SIGNED_OUT, {}))
                     break
                 await response.write(b": ping\n\n")
                 continue
             except (StopAsyncIteration, BusError):
+                if stream.signed_out:
+                    await response.write(_frame(SIGNED_OUT, {}))
                 break
             if event.get("kind") == LAGGED:
                 await response.write(_frame("reload", {"dropped": event.get("dropped")}))
@@ -149,7 +243,7 @@ async def events(request: web.Request) -> web.StreamResponse:
     except ConnectionResetError:
         pass  # the browser went away
     finally:
-        streams.discard(subscription)
+        streams.discard(stream)
         with contextlib.suppress(Exception):
             await subscription.close()
     return response

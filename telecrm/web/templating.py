@@ -28,6 +28,7 @@ NAV = [
     ("/reports/summary", "Отчёты", {Role.MANAGER, Role.SUPERVISOR, Role.ADMIN}),
     ("/qc", "Контроль качества", {Role.MANAGER, Role.SUPERVISOR, Role.ADMIN}),
     ("/calltracking", "Коллтрекинг", {Role.MARKETER, Role.ADMIN}),
+    ("/admin/users", "Пользователи", {Role.ADMIN}),
 ]
 
 
@@ -52,6 +53,8 @@ def install_filters(env: jinja2.Environment, settings: Settings) -> None:
 async def context_processor(request: web.Request) -> dict[str, Any]:
     user = request.get(USER)
     web_session = request.get(WEB_SESSION)
-    nav = [(path, label) for path, label, roles in NAV if user is not None and user.role in roles]
+    # Until he changes a temporary password, a user has nowhere else to go.
+    nav = [(path, label) for path, label, roles in NAV if user is not None
+           and user.role in roles and not user.must_change_password]
     return {"user": user, "csrf_token": web_session.csrf_token if web_session else "",
             "nav": nav, "path": request.path, "title": "telecrm", "staff": {}}

@@ -44,7 +44,7 @@ def test_import_reports_broken_rows_by_line_and_imports_the_rest(db: str, tmp_pa
     (["clients", "import", "/nonexistent.csv"], "no such file"),
     (["calls", "export", "--since", "yesterday"], "is not a date"),
     (["ami-replay", "/nonexistent.ami"], "no such file"),
-    (["users", "add", "x", "--extension", "12a"], "xtension"),
+    (["users", "add", "x", "--extension", "12a"], "нутренний номер"),
 ])
 def test_bad_input_is_one_clear_sentence(db: str, args: list[str], message: str) -> None:
     result = telecrm(*args, "--db", db, check=False)

@@ -119,11 +119,14 @@ async def seed_world(db_url: str, recordings_root: Path, *, calls_at: datetime |
     sessions = session_factory(engine, writer=True)
     world = World()
     hashed = hash_password(PASSWORD)
+    start = calls_at or seed_calls_start()
+    # The floor has worked for a year: talk time judges the seeded days like any other.
+    hired = min(start, datetime.now(UTC)) - timedelta(days=365)
     try:
         async with sessions() as session, session.begin():
             for username, name, role, ext, team in USERS:
                 user = await add_user(session, username, name=name, role=role, extension=ext,
-                                      team=team, password_hash=hashed)
+                                      team=team, password_hash=hashed, created_at=hired)
                 world.users[username] = user.id
             await set_team_queue(session, "Отдел продаж", "sales")
             by_ext = {ext: world.users[u] for u, _, _, ext, _ in USERS if ext}
@@ -131,7 +134,6 @@ async def seed_world(db_url: str, recordings_root: Path, *, calls_at: datetime |
                 client = await create_client(session, name, phones=[phone],
                                              owner_id=by_ext[owner], actor="test")
                 world.clients[owner] = client.id
-        start = calls_at or seed_calls_start()
         world.recording = f"{start:%Y/%m/%d}/t-1.0-mix.wav"
         specs = {
             "romashka_101": _call("t-1.0", "inbound", "answered", CLIENTS[0][1], "101", start,

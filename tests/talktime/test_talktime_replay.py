@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -31,6 +31,8 @@ from tests.support.scenarios import CAPTURES, party_rules
 HOOKS = call_hooks()  # what the product does with each written call
 
 TZ = ZoneInfo("Europe/Moscow")
+# The managers worked here long before the captures: talk time judges no day before that.
+HIRED = datetime(2020, 1, 1, tzinfo=UTC)
 
 
 async def _setup(db_url: str, *captures: Path) -> async_sessionmaker[AsyncSession]:
@@ -39,11 +41,11 @@ async def _setup(db_url: str, *captures: Path) -> async_sessionmaker[AsyncSessio
     async with sessions() as session, session.begin():
         for ext in ("101", "102", "103"):
             await add_user(session, f"m{ext}", name=f"Менеджер {ext}", role="manager",
-                           extension=ext, team="Продажи")
+                           extension=ext, team="Продажи", created_at=HIRED)
         # 201 listens in as a supervisor on the PBX; made a "manager" here so that a
         # counted spy leg would show up in his row.
         await add_user(session, "m201", name="Слушатель", role="manager", extension="201",
-                       team="Продажи")
+                       team="Продажи", created_at=HIRED)
     await replay(list(captures), CallStore(sessions, HOOKS), CallTracker(party_rules()))
     return sessions
 
@@ -252,7 +254,8 @@ def test_cli_talktime_json(tmp_path: Path) -> None:
     def run(*args: str) -> subprocess.CompletedProcess[str]:
         return telecrm(*args, "--db", db, check=False)
 
-    assert run("users", "add", "m101", "--role", "manager", "--extension", "101").returncode == 0
+    assert run("users", "add", "m101", "--role", "manager", "--extension", "101",
+               "--since", "2020-01-01").returncode == 0
     week_ago = tmp_path / "week_ago.ami"  # close-day judges finished days only
     _shift(CAPTURES / "inbound_answered.ami", week_ago, -7 * 86400)
     assert run("ami-replay", str(week_ago)).returncode == 0

@@ -52,6 +52,7 @@ HOOKS = call_hooks()  # what the product does with each written call
 
 TZ = ZoneInfo("Europe/Moscow")
 MONDAY = date(2026, 11, 2)  # a Monday, long finished
+HIRED = datetime(2026, 1, 1, tzinfo=UTC)  # everyone worked here before it
 
 
 async def _world(db_url: str) -> tuple[async_sessionmaker[AsyncSession], dict[str, User]]:
@@ -66,7 +67,7 @@ async def _world(db_url: str) -> tuple[async_sessionmaker[AsyncSession], dict[st
                                           ("other", "supervisor", "202", "Опт"),
                                           ("root", "admin", None, None)):
             people[username] = await add_user(session, username, role=role, extension=ext,
-                                              team=team)
+                                              team=team, created_at=HIRED)
     return sessions, people
 
 

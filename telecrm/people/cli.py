@@ -1,0 +1,208 @@
+"""``telecrm users list|edit|deactivate|reactivate|password``: people from the shell.
+
+The command line is the server's administrator: it may change anyone, and its
+changes are audited with the actor ``cli``. Refusals are the domain's error codes,
+printed as their Russian sentence (exit 2). ``NAME`` is the user's login.
+
+Switching a user off or resetting his password ends his sessions in the database
+at once. His open live-event streams end at once too when the web processes share a
+Redis bus (``TELECRM_REDIS_URL``); otherwise within the stream's heartbeat (15 s),
+when each stream checks that its session still exists.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from datetime import datetime, time
+from typing import Any
+
+from telecrm.cli_support import UsageError, database, print_json, workday_timezone
+from telecrm.settings import Settings
+
+log = logging.getLogger(__name__)
+
+ROLES = ["manager", "supervisor", "marketer", "admin"]
+ROLE_NAMES = {"manager": "менеджер", "supervisor": "руководитель", "marketer": "маркетолог",
+              "admin": "администратор"}
+
+
+def user_row(user: Any) -> dict[str, Any]:
+    """A user as ``users list --format json`` prints him."""
+    return {"username": user.username, "name": user.name, "role": user.role,
+            "team": user.team.name if user.team is not None else None,
+            "extension": user.extension, "active": user.active, "heads_team": user.heads_team,
+            "must_change_password": user.must_change_password,
+            "created_at": user.created_at.isoformat()}
+
+
+def _table(rows: list[dict[str, Any]]) -> str:
+    """A plain-text table a person reads in a terminal."""
+    head = ["Логин", "Имя", "Роль", "Отдел", "Внутр.", "Состояние"]
+    body = [[r["username"], r["name"], ROLE_NAMES.get(r["role"], r["role"]), r["team"] or "—",
+             r["extension"] or "—",
+             ("активен" if r["active"] else "отключён")
+             + (", сменит пароль" if r["must_change_password"] else "")] for r in rows]
+    widths = [max(len(str(line[i])) for line in [head, *body]) for i in range(len(head))]
+    lines = ["  ".join(str(cell).ljust(widths[i]) for i, cell in enumerate(line)).rstrip()
+             for line in [head, *body]]
+    return "\n".join([lines[0], "  ".join("-" * w for w in widths), *lines[1:]])
+
+
+async def _announce_signed_out(settings: Settings, user_id: int) -> None:
+    """Tell the web processes (through Redis) to end the user's live streams now."""
+    if not settings.redis_url:
+        return
+    from telecrm.bus import BusError, RedisBus
+    from telecrm.live_events import PEOPLE_TOPIC, signed_out_message
+
+    bus = RedisBus(settings.redis_url)
+    try:
+        await bus.publish(PEOPLE_TOPIC, signed_out_message(user_id))
+    except BusError as exc:
+        log.warning("the web processes were not told at once (their heartbeat will): %s", exc)
+    finally:
+        await bus.close()
+
+
+async def cmd_users_list(args: argparse.Namespace, settings: Settings) -> int:
+    from crm_core.people.management import list_users
+
+    async with database(settings, writer=False) as sessions:
+        async with sessions() as session:
+            rows = [user_row(u) for u in await list_users(session)]
+    if args.format == "json":
+        print_json(rows)
+    else:
+        print(_table(rows) if rows else "Пользователей нет.")
+    return 0
+
+
+async def _team_by_name(session: Any, name: str) -> int | None:
+    """The team called ``name`` (created on first use, as ``users add`` does); "" is none."""
+    from sqlalchemy import select
+
+    from crm_core.people.management import create_team
+    from crm_core.people.models import Team
+
+    name = name.strip()
+    if not name:
+        return None
+    team_id = await session.scalar(select(Team.id).where(Team.name == name))
+    return team_id if team_id is not None else (await create_team(session, None, name)).id
+
+
+async def cmd_users_edit(args: argparse.Namespace, settings: Settings) -> int:
+    from crm_core.people.management import KEEP, UserChange, edit_user, find_user
+
+    if all(v is None for v in (args.full_name, args.role, args.team, args.extension)):
+        raise UsageError("nothing to change: give --name, --role, --team or --extension")
+    async with database(settings) as sessions:
+        async with sessions() as session, session.begin():
+            user = await find_user(session, args.username)
+            change = UserChange(
+                name=args.full_name, role=args.role,
+                team_id=await _team_by_name(session, args.team) if args.team is not None
+                else KEEP,
+                extension=(args.extension.strip() or None) if args.extension is not None
+                else KEEP)
+            changes = await edit_user(session, None, user, change)
+    if not changes:
+        print(f"{user.username}: ничего не изменилось")
+        return 0
+    shown = {"name": "имя", "role": "роль", "team": "отдел", "extension": "внутренний номер",
+             "heads_team": "руководит отделом"}
+    for field, (old, new) in changes.items():
+        if field == "role":
+            old, new = ROLE_NAMES.get(old, old), ROLE_NAMES.get(new, new)
+        if isinstance(new, bool):
+            old, new = ("да" if old else "нет"), ("да" if new else "нет")
+        print(f"{user.username}: {shown.get(field, field)}: {old or '—'} → {new or '—'}")
+    return 0
+
+
+async def cmd_users_deactivate(args: argparse.Namespace, settings: Settings) -> int:
+    from crm_core.people.management import deactivate_user, find_user
+
+    async with database(settings) as sessions:
+        async with sessions() as session, session.begin():
+            user = await find_user(session, args.username)
+            ended = await deactivate_user(session, None, user)
+    await _announce_signed_out(settings, user.id)
+    print(f"Пользователь {user.username} ({user.name}) отключён: войти больше не может, "
+          f"завершено сеансов: {ended}. Звонки, клиенты и задачи сохранены.")
+    return 0
+
+
+async def cmd_users_reactivate(args: argparse.Namespace, settings: Settings) -> int:
+    from crm_core.people.management import find_user, reactivate_user
+
+    async with database(settings) as sessions:
+        async with sessions() as session, session.begin():
+            user = await find_user(session, args.username)
+            await reactivate_user(session, None, user)
+    print(f"Пользователь {user.username} ({user.name}) снова может входить.")
+    return 0
+
+
+async def cmd_users_password(args: argparse.Namespace, settings: Settings) -> int:
+    """Print a temporary password (alone on stdout); he must change it at his next sign-in."""
+    from crm_core.people.management import find_user, reset_password
+    from telecrm.passwords import hash_password, temporary_password
+
+    temporary = temporary_password()
+    async with database(settings) as sessions:
+        async with sessions() as session, session.begin():
+            user = await find_user(session, args.username)
+            ended = await reset_password(session, None, user, hash_password(temporary))
+    await _announce_signed_out(settings, user.id)
+    print(temporary)
+    print(f"Это временный пароль для логина {user.username} ({user.name}): при следующем "
+          f"входе его нужно будет сменить. Завершено сеансов: {ended}.", file=sys.stderr)
+    return 0
+
+
+def since_moment(value: str | None, settings: Settings) -> datetime | None:
+    """``--since YYYY-MM-DD``: the start of that day where the sales floor works."""
+    if value is None:
+        return None
+    from datetime import date
+
+    try:
+        day = date.fromisoformat(value)
+    except ValueError:
+        raise UsageError(f"--since {value!r} is not a date (YYYY-MM-DD)") from None
+    return datetime.combine(day, time(0), tzinfo=workday_timezone(settings))
+
+
+def add_actions(users_sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    """Register ``list``, ``edit``, ``deactivate``, ``reactivate`` and ``password``."""
+    ls = users_sub.add_parser("list", parents=[common], help="every user, the active first")
+    ls.add_argument("--format", choices=["table", "json"], default="table")
+    ls.set_defaults(handler=cmd_users_list)
+
+    ed = users_sub.add_parser("edit", parents=[common],
+                              help="change a user's name, role, team or extension (audited)")
+    ed.add_argument("username", metavar="NAME", help="the user's login")
+    ed.add_argument("--name", dest="full_name", help="full name shown in the CRM")
+    ed.add_argument("--role", choices=ROLES)
+    ed.add_argument("--team", help='team name (created on first use); "" for no team')
+    ed.add_argument("--extension", help='3–4 digit extension; "" for none')
+    ed.set_defaults(handler=cmd_users_edit)
+
+    off = users_sub.add_parser(
+        "deactivate", parents=[common],
+        help="switch a user off: no sign-in, sessions ended; his calls, clients and tasks stay")
+    off.add_argument("username", metavar="NAME", help="the user's login")
+    off.set_defaults(handler=cmd_users_deactivate)
+
+    on = users_sub.add_parser("reactivate", parents=[common], help="switch a user on again")
+    on.add_argument("username", metavar="NAME", help="the user's login")
+    on.set_defaults(handler=cmd_users_reactivate)
+
+    pw = users_sub.add_parser(
+        "password", parents=[common],
+        help="print a temporary password; the user must change it at his next sign-in")
+    pw.add_argument("username", metavar="NAME", help="the user's login")
+    pw.set_defaults(handler=cmd_users_password)
