@@ -5,12 +5,14 @@ from __future__ import annotations
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from crm_core.errors import DomainError
+
 _hasher = PasswordHasher()
 
 
 def hash_password(password: str) -> str:
     if len(password) < 8:
-        raise ValueError("the password must have at least 8 characters")
+        raise DomainError("people.password_short", "the password must have at least 8 characters")
     return _hasher.hash(password)
 
 

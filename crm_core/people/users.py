@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_core.errors import ConflictError, DomainError
 from crm_core.people.models import Role, Team, User
 
 _EXTENSION = re.compile(r"[0-9]{3,4}")
@@ -15,10 +16,11 @@ _USERNAME = re.compile(r"\S{1,100}")
 
 
 def validate_extension(extension: str) -> str:
-    """The stripped extension, or ValueError unless it is 3–4 digits."""
+    """The stripped extension, or a DomainError (a ValueError) unless it is 3–4 digits."""
     value = extension.strip()
     if not _EXTENSION.fullmatch(value):
-        raise ValueError(f"Extension must be 3 or 4 digits, got {extension!r}.")
+        raise DomainError("people.extension_invalid",
+                          f"Extension must be 3 or 4 digits, got {extension!r}.", value=extension)
     return value
 
 
@@ -26,7 +28,7 @@ async def ensure_team(session: AsyncSession, name: str) -> Team:
     """The team called ``name``, created on first use."""
     name = name.strip()
     if not name:
-        raise ValueError("Team name must not be empty.")
+        raise DomainError("people.team_name_empty", "Team name must not be empty.")
     team = await session.scalar(select(Team).where(Team.name == name))
     if team is None:
         team = Team(name=name)
@@ -44,24 +46,30 @@ async def add_user(
     team: str | None = None,
     password_hash: str | None = None,
 ) -> User:
-    """Create a user; every bad input is a ValueError with a sentence for the CLI.
+    """Create a user; every bad input is a DomainError (``people.*``).
 
     ``password_hash`` is stored as given: hashing is the caller's job (Argon2 in the web app).
     """
     username = username.strip()
     if not _USERNAME.fullmatch(username):
-        raise ValueError("Username must be 1–100 characters without spaces.")
+        raise DomainError("people.username_invalid",
+                          "Username must be 1–100 characters without spaces.")
     if role not in {r.value for r in Role}:
         expected = ", ".join(r.value for r in Role)
-        raise ValueError(f"Unknown role {role!r}; expected one of: {expected}.")
+        raise DomainError("people.role_unknown",
+                          f"Unknown role {role!r}; expected one of: {expected}.",
+                          role=role, expected=expected)
     if extension is not None:
         extension = validate_extension(extension)
     if await session.scalar(select(User.id).where(User.username == username)) is not None:
-        raise ValueError(f"Username {username!r} is already taken.")
+        raise ConflictError("people.username_taken", f"Username {username!r} is already taken.",
+                            username=username)
     if extension is not None:
         holder = await session.scalar(select(User.username).where(User.extension == extension))
         if holder is not None:
-            raise ValueError(f"Extension {extension} is already taken by user {holder!r}.")
+            raise ConflictError("people.extension_taken",
+                                f"Extension {extension} is already taken by user {holder!r}.",
+                                extension=extension, holder=holder)
     team_row = await ensure_team(session, team) if team else None
     user = User(
         username=username,
@@ -101,17 +109,21 @@ async def set_team_queue(session: AsyncSession, team: str, queue: str | None) ->
     """Make ``team`` (created on first use) the one that answers Asterisk queue ``queue``.
 
     A queue belongs to one team, so missed calls from it have one place to go; giving a
-    queue that another team holds is a ValueError. ``None`` unmaps the team's queue.
+    queue that another team holds is a ConflictError. ``None`` unmaps the team's queue.
     """
     if queue is not None:
         queue = queue.strip()
         if not _QUEUE.fullmatch(queue):
-            raise ValueError(
-                f"Queue name must be 1–80 letters, digits, '.', '_' or '-', got {queue!r}."
+            raise DomainError(
+                "people.queue_invalid",
+                f"Queue name must be 1–80 letters, digits, '.', '_' or '-', got {queue!r}.",
+                queue=queue,
             )
         holder = await session.scalar(select(Team).where(Team.queue == queue))
         if holder is not None and holder.name != team.strip():
-            raise ValueError(f"Queue {queue!r} already belongs to team {holder.name!r}.")
+            raise ConflictError("people.queue_taken",
+                                f"Queue {queue!r} already belongs to team {holder.name!r}.",
+                                queue=queue, team=holder.name)
     row = await ensure_team(session, team)
     row.queue = queue
     await session.flush()
