@@ -41,7 +41,6 @@ from crm_core.calltracking.attribution import source_label, tracking_of
 from crm_core.calltracking.models import CtAttribution
 from crm_core.calltracking.report import GROUPINGS, Period, call_log, channel_report, pool_health
 from crm_core.calltracking.services import (
-    CallTrackingError,
     SiteOptions,
     add_pool_numbers,
     add_static,
@@ -55,12 +54,13 @@ from crm_core.calltracking.services import (
     static_to_dict,
 )
 from crm_core.clock import local_now, local_today
+from crm_core.errors import DomainError, NotAllowedError, NotFoundError
 from crm_core.people import access
 from crm_core.people.models import User
 from telecrm.calltracking import manage_api as ct_manage_api
 from telecrm.calltracking import public as ct_public
+from telecrm.messages import http_status, sentence
 from telecrm.web.auth import api_user, page_user
-from telecrm.web.errors import ApiError
 from telecrm.web.keys import SESSIONS, SETTINGS, WRITER_SESSIONS
 from telecrm.web.params import day_bounds, parse_day, path_id, query_int
 
@@ -75,8 +75,7 @@ def may_see_calltracking(user: User) -> bool:
 def _viewer(request: web.Request, *, page: bool = False) -> User:
     user = page_user(request) if page else api_user(request)
     if not may_see_calltracking(user):
-        raise ApiError(403, "call tracking is for marketers" if not page
-                       else "Коллтрекинг доступен маркетологам.")
+        raise NotAllowedError("calltracking.for_marketers", "call tracking is for marketers")
     return user
 
 
@@ -92,16 +91,19 @@ def _period(request: web.Request) -> tuple[Period, date, date]:
     first = parse_day(q["from"], "from") if q.get("from") else today.replace(day=1)
     last = parse_day(q["to"], "to") if q.get("to") else max(first, today)
     if last < first:
-        raise ApiError(400, "from must not be after to")
+        raise DomainError("request.range_reversed", "from must not be after to",
+                          first="from", last="to")
     if (last - first).days > 400:
-        raise ApiError(400, "ask for at most 400 days at a time")
+        raise DomainError("request.period_too_long", "ask for at most 400 days at a time",
+                          days=400)
     return Period(day_bounds(first, tz)[0], day_bounds(last, tz)[1]), first, last
 
 
 def _by(request: web.Request) -> str:
     by = request.query.get("by", "channel")
     if by not in GROUPINGS:
-        raise ApiError(400, f"by must be one of: {', '.join(GROUPINGS)}")
+        raise DomainError("calltracking.grouping_invalid", "by must be one of the groupings",
+                          groupings=list(GROUPINGS))
     return by
 
 
@@ -144,7 +146,7 @@ async def call_source(request: web.Request) -> web.Response:
     call_id = path_id(request)
     async with request.app[SESSIONS]() as session:
         if not await access.can_see_call(session, user, call_id):
-            raise ApiError(404, "no such call")
+            raise NotFoundError("calls.not_found", "no such call")
         row = await session.scalar(select(CtAttribution).where(CtAttribution.call_id == call_id))
         return web.json_response({"source": source_label(row), "tracking": tracking_of(row)})
 
@@ -233,10 +235,12 @@ async def _save(request: web.Request, what: str,
     try:
         async with request.app[WRITER_SESSIONS]() as session, session.begin():
             await change(session, user, data)
-    except CallTrackingError as exc:
+    except DomainError as exc:
         context = await _page_context(request)
-        context.update(error=f"Не сохранено: {exc}.", form={"what": what, **data})
-        return aiohttp_jinja2.render_template("calltracking.html", request, context, status=400)
+        context.update(error=sentence("calltracking.not_saved", {"error": exc}),
+                       form={"what": what, **data})
+        return aiohttp_jinja2.render_template("calltracking.html", request, context,
+                                              status=http_status(exc))
     raise web.HTTPSeeOther(f"/calltracking?saved={what}#ct-settings")
 
 

@@ -57,7 +57,8 @@ async def test_marketer_enters_and_corrects_costs_on_the_page(ct_app: Served) ->
         assert "47 500,50 ₽" in costs and "45 000 ₽" not in costs  # corrected, one row
         status, html = await _submit(marketer, f"{base}/calltracking/costs", token,
                                      month="2026-11", channel="Яндекс Директ", amount="-3")
-        assert status == 400 and "Не сохранено:" in html and "non-negative" in html
+        assert status == 400
+        assert "Не сохранено: Сумма: «-3» — нужна неотрицательная сумма." in html
         assert "47 500,50 ₽" in _text(html, "ct-costs")  # nothing lost
         async with marketer.get(f"{base}/api/ct/report?from=2026-11-01&to=2026-11-30"
                                 ) as response:
@@ -97,7 +98,8 @@ async def test_marketer_manages_static_numbers_and_pools(ct_app: Served) -> None
         assert status == 200 and "Билборд на МКАД" in _text(html, "ct-statics")
         status, html = await _submit(marketer, f"{base}/calltracking/static", token,
                                      did="+74951110041", channel="Дубль")
-        assert status == 400 and "already a static number" in html
+        assert status == 400
+        assert "Не сохранено: +74951110041 уже отслеживается как статический номер." in html
         status, html = await _submit(marketer, f"{base}/calltracking/pool", token,
                                      site="promo.example", numbers="+74951110051\n+74951110052",
                                      default_number="+7 495 111-00-50")
@@ -115,7 +117,7 @@ async def test_marketer_manages_static_numbers_and_pools(ct_app: Served) -> None
         assert "111-00-52" not in sites and sites.count("×") == 3  # 2 of shop.example, 1 left
         status, html = await _submit(marketer, f"{base}/calltracking/archive", token,
                                      number="+74951110052")
-        assert status == 400 and "not a tracked number" in html
+        assert status == 400 and "Не сохранено: +74951110052 не отслеживается." in html
         assert HOST in _text(html, "ct-sites")
     finally:
         await marketer.close()
