@@ -76,7 +76,7 @@ async def test_qc_and_dialogue_in_the_browser(tmp_path: Path) -> None:
         await boss.fill("textarea[name=text]",
                         "stages:\n  - id: a\n    phrases: [x]\n    colour: red\n")
         await boss.click(".qc-script-form button[type=submit]")
-        assert "line 4: unknown key 'colour'" in await boss.inner_text(".error")
+        assert "строка 4: неизвестный ключ «colour»" in await boss.inner_text(".error")
         assert await boss.input_value("textarea[name=text]")  # the text is kept to fix
         upload = tmp_path / "script.yaml"
         upload.write_text(SCRIPT.replace("Холодный звонок", "Тёплый звонок"), "utf-8")
