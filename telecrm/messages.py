@@ -124,6 +124,7 @@ MESSAGES: dict[str, str] = {
     "people.team_name_empty": "Укажите название отдела.",
     "people.username_invalid": "Логин — от 1 до 100 символов без пробелов.",
     "people.role_unknown": "Неизвестная роль «{role}»; есть: {expected}.",
+    "people.password_short": "Пароль — не меньше 8 символов.",
     "people.username_taken": "Логин «{username}» уже занят.",
     "people.extension_taken": "Внутренний номер {extension} уже у пользователя «{holder}».",
     "people.queue_invalid": "Название очереди — от 1 до 80 латинских букв, цифр, «.», «_» или "
@@ -153,7 +154,6 @@ MESSAGES: dict[str, str] = {
     "tasks.kind_unknown": "Неизвестный вид задачи «{kind}».",
     "tasks.no_title": "У задачи должно быть название.",
     "tasks.closed": "Задача №{task} уже закрыта.",
-    "people.password_short": "Пароль — не меньше 8 символов.",
 
     # -- talk time: the 150-minute rule, its settings, violations (crm_core.talktime) --------
     "talktime.settings_for_bosses": "Настройки нормы меняет руководитель отдела или "
