@@ -13,22 +13,25 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from crm_core.errors import DomainError
 
-class AudioError(ValueError):
-    """The file is missing, not audio, or cannot be decoded."""
+
+class AudioError(DomainError):
+    """The file is missing, not audio, or cannot be decoded (``speech.audio.*``)."""
 
 
 def _ffmpeg(tool: str) -> str:
     path = shutil.which(tool)
     if path is None:
-        raise AudioError(f"{tool} is not installed; it is needed to read recordings")
+        raise AudioError("speech.audio.tool_missing",
+                         f"{tool} is not installed; it is needed to read recordings", tool=tool)
     return path
 
 
 def probe_rate(path: Path) -> int:
     """The file's real sample rate, to report and to measure the resampling effect."""
     if not path.is_file():
-        raise AudioError(f"no such file: {path}")
+        raise AudioError("speech.audio.no_file", f"no such file: {path}", path=str(path))
     result = subprocess.run(
         [_ffmpeg("ffprobe"), "-v", "error", "-select_streams", "a:0",
          "-show_entries", "stream=sample_rate", "-of", "json", str(path)],
@@ -36,7 +39,8 @@ def probe_rate(path: Path) -> int:
     try:
         return int(json.loads(result.stdout)["streams"][0]["sample_rate"])
     except (ValueError, KeyError, IndexError) as exc:
-        raise AudioError(f"{path.name} is not a readable audio file") from exc
+        raise AudioError("speech.audio.unreadable", f"{path.name} is not a readable audio file",
+                         file=path.name) from exc
 
 
 def decode_pcm16(path: Path, rate: int, *, channel: int | None = None) -> bytes:
@@ -46,7 +50,7 @@ def decode_pcm16(path: Path, rate: int, *, channel: int | None = None) -> bytes:
     downmix: the stored call has the manager on the left and the client on the right.
     """
     if not path.is_file():
-        raise AudioError(f"no such file: {path}")
+        raise AudioError("speech.audio.no_file", f"no such file: {path}", path=str(path))
     pick = ["-af", f"pan=mono|c0=c{channel}"] if channel is not None else ["-ac", "1"]
     result = subprocess.run(
         [_ffmpeg("ffmpeg"), "-nostdin", "-v", "error", "-i", str(path), "-vn", *pick,
@@ -55,7 +59,9 @@ def decode_pcm16(path: Path, rate: int, *, channel: int | None = None) -> bytes:
     if result.returncode != 0:
         reason = result.stderr.decode("utf-8", "replace").strip().splitlines()
         detail = reason[-1] if reason else "unknown error"
-        raise AudioError(f"{path.name} is not a readable audio file ({detail})")
+        raise AudioError("speech.audio.undecodable",
+                         f"{path.name} is not a readable audio file ({detail})",
+                         file=path.name, detail=detail)
     return result.stdout
 
 
@@ -68,7 +74,7 @@ def decode_channels(path: Path, rate: int) -> list[bytes]:
     from array import array
 
     if not path.is_file():
-        raise AudioError(f"no such file: {path}")
+        raise AudioError("speech.audio.no_file", f"no such file: {path}", path=str(path))
     result = subprocess.run(
         [_ffmpeg("ffmpeg"), "-nostdin", "-v", "error", "-i", str(path), "-vn", "-ac", "2",
          "-ar", str(rate), "-f", "s16le", "-acodec", "pcm_s16le", "-"],
@@ -76,7 +82,9 @@ def decode_channels(path: Path, rate: int) -> list[bytes]:
     if result.returncode != 0:
         reason = result.stderr.decode("utf-8", "replace").strip().splitlines()
         detail = reason[-1] if reason else "unknown error"
-        raise AudioError(f"{path.name} is not a readable audio file ({detail})")
+        raise AudioError("speech.audio.undecodable",
+                         f"{path.name} is not a readable audio file ({detail})",
+                         file=path.name, detail=detail)
     frames = array("h")
     frames.frombytes(result.stdout[:len(result.stdout) // 4 * 4])
     return [frames[0::2].tobytes(), frames[1::2].tobytes()]

@@ -14,11 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from crm_core.errors import DomainError
+
 DEFAULT_RATE = 16000  # Kaldi's default --sample-frequency when mfcc.conf does not set one
 
 
-class ModelError(ValueError):
-    """No usable model directory."""
+class ModelError(DomainError):
+    """No usable model directory (``speech.model.*``)."""
 
 
 @dataclass(frozen=True)
@@ -51,11 +53,14 @@ def resolve_model_dir(explicit: str | Path | None) -> Path:
     else:
         found = packaged_model_dir()
         if found is None:
-            raise ModelError("no Vosk model: pass --model DIR or set TELECRM_VOSK_MODEL "
+            raise ModelError("speech.model.none",
+                             "no Vosk model: pass --model DIR or set TELECRM_VOSK_MODEL "
                              "(see speech/README.md)")
         path = found
     if not (path / "am").is_dir() or not (path / "conf").is_dir():
-        raise ModelError(f"{path} is not a Vosk model directory (no am/ and conf/)")
+        raise ModelError("speech.model.not_a_model",
+                         f"{path} is not a Vosk model directory (no am/ and conf/)",
+                         path=str(path))
     return path
 
 

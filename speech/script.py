@@ -9,9 +9,12 @@ from typing import Any
 
 import yaml
 
+from crm_core.errors import DomainError
 
-class KkpError(ValueError):
-    """A script, transcript or vocabulary file that cannot be used."""
+
+class KkpError(DomainError):
+    """A script, transcript or vocabulary file that cannot be used (``speech.script.*``);
+    a fault at a known line of the YAML is ``speech.script.at_line`` around it."""
 
 
 @dataclass(frozen=True)
@@ -64,27 +67,30 @@ _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
                             _LineLoader.construct_mapping)
 
 
-def _at(item: Any, key: str | None = None) -> str:
-    """"line N: " for a parsed mapping (or one of its keys), "" for plain data."""
+def _at(item: Any, error: KkpError, key: str | None = None) -> KkpError:
+    """``error`` with the line of a parsed mapping (or of one of its keys) put before it."""
     if not isinstance(item, _Lines):
-        return ""
+        return error
     line = item.key_lines.get(key, item.line) if key else item.line
-    return f"line {line}: "
+    return KkpError("speech.script.at_line", f"line {line}: {error}", line=line, error=error)
 
 
 def _check_keys(item: dict[str, Any], allowed: frozenset[str], where: str) -> None:
     for key in item:
         if str(key) not in allowed:
-            raise KkpError(f"{_at(item, str(key))}unknown key {key!r} in {where} "
-                           f"(allowed: {', '.join(sorted(allowed))})")
+            raise _at(item, KkpError(
+                "speech.script.unknown_key",
+                f"unknown key {key!r} in {where} (allowed: {', '.join(sorted(allowed))})",
+                key=str(key), allowed=sorted(allowed)), str(key))
 
 
 def _phrases(item: dict[str, Any], where: str) -> tuple[str, ...]:
     phrases = item.get("phrases")
     if not isinstance(phrases, list) or not phrases or not all(
             isinstance(p, str) and p.strip() for p in phrases):
-        raise KkpError(f"{_at(item, 'phrases')}{where}: 'phrases' must be a non-empty list "
-                       "of strings")
+        raise _at(item, KkpError("speech.script.phrases_invalid",
+                                 f"{where}: 'phrases' must be a non-empty list of strings"),
+                  "phrases")
     return tuple(phrases)
 
 
@@ -93,42 +99,50 @@ def _number(item: dict[str, Any], key: str, where: str, kind: type) -> Any:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-        raise KkpError(f"{_at(item, key)}{where}: {key} must be a non-negative number")
+        raise _at(item, KkpError("speech.script.not_number",
+                                 f"{where}: {key} must be a non-negative number", key=key), key)
     return kind(value)
 
 
 def parse_script(data: Any) -> Script:
     """Validate a parsed YAML document into a :class:`Script` (errors name the line)."""
     if not isinstance(data, dict) or not isinstance(data.get("stages"), list):
-        raise KkpError("the script must be a mapping with a 'stages' list")
+        raise KkpError("speech.script.not_mapping",
+                       "the script must be a mapping with a 'stages' list")
     _check_keys(data, _TOP_KEYS, "the script")
     stages: list[Stage] = []
     seen: set[str] = set()
     for n, item in enumerate(data["stages"], 1):
         if not isinstance(item, dict) or not item.get("id"):
-            raise KkpError(f"{_at(item)}stage {n} has no 'id'")
+            raise _at(item, KkpError("speech.script.stage_no_id", f"stage {n} has no 'id'", n=n))
         where = f"stage {item['id']}"
         _check_keys(item, _STAGE_KEYS, where)
         if str(item["id"]) in seen:
-            raise KkpError(f"{_at(item, 'id')}stage id {item['id']!r} is used twice")
+            raise _at(item, KkpError("speech.script.stage_twice",
+                                     f"stage id {item['id']!r} is used twice",
+                                     id=str(item["id"])), "id")
         seen.add(str(item["id"]))
         required = item.get("required", True)
         if not isinstance(required, bool):
-            raise KkpError(f"{_at(item, 'required')}{where}: required must be true or false")
+            raise _at(item, KkpError("speech.script.required_bool",
+                                     f"{where}: required must be true or false"), "required")
         stages.append(Stage(
             id=str(item["id"]), title=str(item.get("title", item["id"])),
             phrases=_phrases(item, where), required=required,
             within_seconds=_number(item, "within_seconds", where, float),
             min_matches=_number(item, "min_matches", where, int) or 1))
     if not stages:
-        raise KkpError(f"{_at(data, 'stages')}the script has no stages")
+        raise _at(data, KkpError("speech.script.no_stages", "the script has no stages"),
+                  "stages")
     forbidden = []
     raw_forbidden = data.get("forbidden") or []
     if not isinstance(raw_forbidden, list):
-        raise KkpError(f"{_at(data, 'forbidden')}'forbidden' must be a list")
+        raise _at(data, KkpError("speech.script.forbidden_not_list",
+                                 "'forbidden' must be a list"), "forbidden")
     for n, item in enumerate(raw_forbidden, 1):
         if not isinstance(item, dict) or not item.get("id"):
-            raise KkpError(f"{_at(item)}forbidden item {n} has no 'id'")
+            raise _at(item, KkpError("speech.script.forbidden_no_id",
+                                     f"forbidden item {n} has no 'id'", n=n))
         _check_keys(item, _FORBIDDEN_KEYS, f"forbidden {item['id']}")
         forbidden.append(Forbidden(str(item["id"]), _phrases(item, f"forbidden {item['id']}"),
                                    title=str(item.get("title") or "")))
@@ -141,10 +155,14 @@ def parse_script_text(text: str) -> Script:
         data = yaml.load(text, Loader=_LineLoader)  # a SafeLoader subclass
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
-        where = f"line {mark.line + 1}: " if mark is not None else ""
-        raise KkpError(f"{where}not valid YAML ({exc.problem})") from exc
+        error = KkpError("speech.script.bad_yaml", f"not valid YAML ({exc.problem})",
+                         problem=exc.problem)
+        if mark is None:
+            raise error from exc
+        raise KkpError("speech.script.at_line", f"line {mark.line + 1}: {error}",
+                       line=mark.line + 1, error=error) from exc
     except yaml.YAMLError as exc:
-        raise KkpError("not valid YAML") from exc
+        raise KkpError("speech.script.not_yaml", "not valid YAML") from exc
     return parse_script(data)
 
 
@@ -152,24 +170,31 @@ def load_script(path: Path) -> Script:
     try:
         text = path.read_text("utf-8")
     except OSError as exc:
-        raise KkpError(f"cannot read the script {path}: {exc.strerror}") from exc
+        raise KkpError("speech.script.unreadable", f"cannot read the script {path}: {exc.strerror}",
+                       path=str(path), reason=exc.strerror) from exc
     except UnicodeDecodeError as exc:
-        raise KkpError(f"the script {path} is not UTF-8 text") from exc
+        raise KkpError("speech.script.not_utf8", f"the script {path} is not UTF-8 text",
+                       path=str(path)) from exc
     try:
         return parse_script_text(text)
     except KkpError as exc:
-        raise KkpError(f"{path}: {exc}") from exc
+        raise KkpError("speech.script.in_file", f"{path}: {exc}", path=str(path),
+                       error=exc) from exc
 
 
 def load_transcript(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text("utf-8"))
     except OSError as exc:
-        raise KkpError(f"cannot read the transcript {path}: {exc.strerror}") from exc
+        raise KkpError("speech.transcript.unreadable",
+                       f"cannot read the transcript {path}: {exc.strerror}",
+                       path=str(path), reason=exc.strerror) from exc
     except ValueError as exc:
-        raise KkpError(f"the transcript {path} is not JSON") from exc
+        raise KkpError("speech.transcript.not_json", f"the transcript {path} is not JSON",
+                       path=str(path)) from exc
     if not isinstance(data, dict) or not isinstance(data.get("speakers"), dict):
-        raise KkpError(f"the transcript {path} has no 'speakers'")
+        raise KkpError("speech.transcript.no_speakers", f"the transcript {path} has no 'speakers'",
+                       path=str(path))
     return data
 
 
@@ -178,5 +203,7 @@ def load_vocabulary(path: Path) -> frozenset[str]:
     try:
         lines = path.read_text("utf-8").splitlines()
     except OSError as exc:
-        raise KkpError(f"cannot read the vocabulary {path}: {exc.strerror}") from exc
+        raise KkpError("speech.vocabulary.unreadable",
+                       f"cannot read the vocabulary {path}: {exc.strerror}",
+                       path=str(path), reason=exc.strerror) from exc
     return frozenset(line.split()[0].lower().replace("ё", "е") for line in lines if line.strip())

@@ -33,7 +33,8 @@ def original_files(root: Path, paths: list[str]) -> list[Path]:
     for rel in paths:
         path = (base / rel).resolve()
         if not path.is_relative_to(base):
-            raise SourceError(f"recording path {rel!r} is outside the recordings root")
+            raise SourceError("speech.source.outside_root",
+                              f"recording path {rel!r} is outside the recordings root", path=rel)
         files.append(path)
     legs = [p for p in files if side_of(p) != "mixed"]
     return legs or files
@@ -60,7 +61,9 @@ def local_copy(store: Store, key: str) -> Iterator[Path]:
                 for block in store.read(key):
                     out.write(block)
         except FileNotFoundError as exc:
-            raise SourceError(f"the stored recording {key} is missing from the store") from exc
+            raise SourceError("speech.source.missing_in_store",
+                              f"the stored recording {key} is missing from the store",
+                              key=key) from exc
         yield target
 
 
@@ -85,10 +88,18 @@ def call_legs(root: Path, paths: list[str], stored: dict[str, Any] | None,
         yield [Leg(side_of(p), p) for p in present]
         return
     if stored is not None and stored["status"] == "expired":
-        raise SourceError("the recording was removed by the retention policy")
+        raise SourceError("speech.source.expired",
+                          "the recording was removed by the retention policy")
     if not paths and stored is None:
-        raise SourceError("the call has no recordings")
+        raise SourceError("speech.source.no_recordings", "the call has no recordings")
+    names = [p.name for p in originals] or ["—"]
     missing = ", ".join(p.name for p in originals) or "the stored file"
-    raise SourceError(f"no such file: {missing}, and no stored recording of the call"
-                      + (f" (finalize status: {stored['status']})" if stored else ""))
+    if stored:
+        raise SourceError("speech.source.files_missing_status",
+                          f"no such file: {missing}, and no stored recording of the call "
+                          f"(finalize status: {stored['status']})",
+                          missing=names, status=stored["status"])
+    raise SourceError("speech.source.files_missing",
+                      f"no such file: {missing}, and no stored recording of the call",
+                      missing=names)
 

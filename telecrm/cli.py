@@ -1,7 +1,8 @@
 """The ``telecrm`` command line.
 
 Every command takes ``--db URL``. Bad input ends with one clear sentence on
-stderr and a non-zero exit, never a traceback.
+stderr (``telecrm: <the Russian sentence of telecrm.messages>``, exit status 2),
+never a traceback.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from telecrm.cli_support import (
     upgrade_schema,
     workday_timezone,
 )
-from telecrm.messages import russian
+from telecrm.messages import russian, sentence
 from telecrm.settings import Settings, SettingsError, describe
 
 # -- commands -------------------------------------------------------------------
@@ -40,20 +41,18 @@ async def cmd_db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_clients_import(args: argparse.Namespace, settings: Settings) -> int:
-    from crm_core.clients.importing import ImportFileError, import_clients_csv
+    from crm_core.clients.importing import import_clients_csv
 
     path = Path(args.file)
     if not path.is_file():
-        raise UsageError(f"no such file: {path}")
+        raise UsageError("cli.no_such_file", f"no such file: {path}", path=str(path))
     async with database(settings) as sessions:
         async with sessions() as session, session.begin():
-            try:
-                report = await import_clients_csv(session, path)
-            except ImportFileError as exc:
-                raise UsageError(str(exc)) from exc
+            report = await import_clients_csv(session, path)
     print(f"imported {report.imported} clients, updated {report.updated}")
     for error in report.errors:
-        print(f"line {error.line}: {error.message}", file=sys.stderr)
+        print(sentence("clients.import.row", {"line": error.line, "error": error.error}),
+              file=sys.stderr)
     if report.errors:
         print(f"{len(report.errors)} rows were not imported", file=sys.stderr)
         return 1
@@ -87,7 +86,7 @@ async def cmd_ami_replay(args: argparse.Namespace, settings: Settings) -> int:
     paths = [Path(p) for p in args.files]
     for path in paths:
         if not path.is_file():
-            raise UsageError(f"no such file: {path}")
+            raise UsageError("cli.no_such_file", f"no such file: {path}", path=str(path))
     async with database(settings) as sessions:
         async with sessions() as session:
             supervisors = await extensions_of_role(session, "supervisor")
@@ -145,7 +144,8 @@ async def cmd_talktime_close_day(args: argparse.Namespace, settings: Settings) -
     tz = workday_timezone(settings)
     day = _parse_date(args.date, tz, default=local_today(tz) - timedelta(days=1))
     if day >= local_today(tz):
-        raise UsageError(f"{day} has not ended yet; close only past days")
+        raise UsageError("talktime.day_not_over", f"{day} has not ended yet; close only past days",
+                         day=day)
     async with database(settings) as sessions:
         async with sessions() as session, session.begin():
             managers = list(await session.scalars(select(User).where(
@@ -161,7 +161,8 @@ def _parse_date(value: str | None, tz: ZoneInfo, default: date | None = None) ->
     try:
         return date.fromisoformat(value)
     except ValueError as exc:
-        raise UsageError(f"{value!r} is not a date (YYYY-MM-DD)") from exc
+        raise UsageError("cli.not_a_date", f"{value!r} is not a date (YYYY-MM-DD)",
+                         value=value) from exc
 
 
 async def cmd_recordings(args: argparse.Namespace, settings: Settings) -> int:
@@ -176,7 +177,8 @@ async def cmd_recordings(args: argparse.Namespace, settings: Settings) -> int:
     try:
         store = open_store(config)
     except ValueError as exc:
-        raise UsageError(f"TELECRM_RECORDINGS_STORE: {exc}") from None
+        raise UsageError("cli.recordings_store", f"TELECRM_RECORDINGS_STORE: {exc}",
+                         reason=str(exc)) from None
     async with database(settings) as sessions:
         if args.recordings_command == "retention":
             removed = await apply_retention(sessions, store, config.retention_days)
@@ -210,56 +212,45 @@ async def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_transcribe(args: argparse.Namespace, settings: Settings) -> int:
-    from speech.audio import AudioError
-    from speech.model import ModelError, load_model, resolve_model_dir
+    from speech.model import load_model, resolve_model_dir
     from speech.transcribe import transcribe_files
 
     if args.backlog:
         if args.files:
-            raise UsageError("give either FILE... or --backlog, not both")
+            raise UsageError("cli.files_or_backlog", "give either FILE... or --backlog, not both")
         from telecrm.speech.cli import run_backlog
 
         return await run_backlog(args, settings)
     if not args.files:
-        raise UsageError("give the files to transcribe, or --backlog for every call "
-                         "without a transcript")
+        raise UsageError("cli.transcribe_nothing", "give the files to transcribe, or --backlog "
+                         "for every call without a transcript")
     paths = [Path(p) for p in args.files]
     for path in paths:
         if not path.is_file():
-            raise UsageError(f"no such file: {path}")
-    try:
-        model = load_model(resolve_model_dir(args.model or settings.vosk_model))
-        transcript = await asyncio.to_thread(transcribe_files, model, paths)
-    except (AudioError, ModelError) as exc:
-        raise UsageError(str(exc)) from exc
+            raise UsageError("cli.no_such_file", f"no such file: {path}", path=str(path))
+    model = load_model(resolve_model_dir(args.model or settings.vosk_model))
+    transcript = await asyncio.to_thread(transcribe_files, model, paths)
     print(json.dumps(transcript, ensure_ascii=False))
     return 0
 
 
 async def cmd_kkp_check(args: argparse.Namespace, settings: Settings) -> int:
-    from speech.kkp import KkpError, check, load_script, load_transcript, load_vocabulary
+    from speech.kkp import check, load_script, load_transcript, load_vocabulary
 
-    try:
-        script = load_script(Path(args.script))
-        transcript = load_transcript(Path(args.transcript))
-        vocabulary = load_vocabulary(Path(args.vocabulary)) if args.vocabulary else None
-    except KkpError as exc:
-        raise UsageError(str(exc)) from exc
+    script = load_script(Path(args.script))
+    transcript = load_transcript(Path(args.transcript))
+    vocabulary = load_vocabulary(Path(args.vocabulary)) if args.vocabulary else None
     print(json.dumps(check(script, transcript, vocabulary=vocabulary), ensure_ascii=False))
     return 0
 
 
 async def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     from speech.jobs import InProcessQueue, JobQueue, RedisStreamQueue
-    from speech.model import ModelError, load_model, resolve_model_dir
-    from speech.script import KkpError
+    from speech.model import load_model, resolve_model_dir
     from speech.worker import KkpScript, SpeechWorker
 
-    try:
-        script = KkpScript.load(Path(args.script)) if args.script else None
-        model = load_model(resolve_model_dir(args.model or settings.vosk_model))
-    except (KkpError, ModelError) as exc:
-        raise UsageError(str(exc)) from exc
+    script = KkpScript.load(Path(args.script)) if args.script else None
+    model = load_model(resolve_model_dir(args.model or settings.vosk_model))
     redis_url = args.redis or settings.redis_url
     queue: JobQueue = (RedisStreamQueue(redis_url, claim_after=args.claim_after)
                        if redis_url else InProcessQueue())
@@ -432,17 +423,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             http_host=getattr(args, "host", None),
             http_port=getattr(args, "port", None))
     except SettingsError as exc:
-        print(f"telecrm: {exc}", file=sys.stderr)
+        print(f"telecrm: {russian(exc)}", file=sys.stderr)
         return 2
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     handler: Command = args.handler
     try:
         return asyncio.run(handler(args, settings))
-    except UsageError as exc:
-        print(f"telecrm: {exc}", file=sys.stderr)
-        return 2
-    except DomainError as exc:
+    except DomainError as exc:  # UsageError included
         print(f"telecrm: {russian(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

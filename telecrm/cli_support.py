@@ -15,11 +15,14 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from crm_core.errors import DomainError
+
 from .settings import Settings
 
 
-class UsageError(Exception):
-    """Bad input from the user: printed as one sentence, exit status 2."""
+class UsageError(DomainError):
+    """Bad input on the command line (an argument, a file, a setting): its Russian
+    sentence (``telecrm.messages``) is printed, exit status 2."""
 
 
 Command = Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]]
@@ -33,7 +36,9 @@ def parse_moment(value: str, tz: ZoneInfo, *, end: bool = False) -> datetime:
         try:
             moment = datetime.fromisoformat(value)
         except ValueError as exc:
-            raise UsageError(f"{value!r} is not a date (YYYY-MM-DD) or an ISO 8601 time") from exc
+            raise UsageError("cli.not_a_moment",
+                             f"{value!r} is not a date (YYYY-MM-DD) or an ISO 8601 time",
+                             value=value) from exc
         return moment if moment.tzinfo else moment.replace(tzinfo=tz)
     if end:
         day += timedelta(days=1)
@@ -44,7 +49,9 @@ def workday_timezone(settings: Settings) -> ZoneInfo:
     try:
         return ZoneInfo(settings.timezone)
     except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise UsageError(f"unknown timezone {settings.timezone!r} in TELECRM_TIMEZONE") from exc
+        raise UsageError("cli.timezone_unknown",
+                         f"unknown timezone {settings.timezone!r} in TELECRM_TIMEZONE",
+                         timezone=settings.timezone) from exc
 
 
 async def open_sessions(settings: Settings, *, writer: bool = True) -> tuple[Any, Any]:
@@ -72,18 +79,21 @@ async def upgrade_schema(settings: Settings, *, quiet: bool = True) -> None:
     try:
         shown = make_url(url).render_as_string(hide_password=True)
     except ArgumentError as exc:
-        raise UsageError(f"{url!r} is not a database URL") from exc
+        raise UsageError("cli.database_url_invalid", f"{url!r} is not a database URL",
+                         url=url) from exc
     if url.startswith("sqlite"):
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     try:
         await upgrade(url, quiet=quiet)
     except (OSError, SQLAlchemyError, ValueError) as exc:
         reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
-        raise UsageError(f"cannot use the database {shown}: {reason}") from exc
+        raise UsageError("cli.database_unusable", f"cannot use the database {shown}: {reason}",
+                         database=shown, reason=reason) from exc
     except Exception as exc:  # driver errors (asyncpg) that SQLAlchemy did not wrap
         if type(exc).__module__.split(".")[0] not in ("asyncpg", "aiosqlite", "sqlite3"):
             raise
-        raise UsageError(f"cannot use the database {shown}: {exc}") from exc
+        raise UsageError("cli.database_unusable", f"cannot use the database {shown}: {exc}",
+                         database=shown, reason=str(exc)) from exc
 
 
 @contextlib.asynccontextmanager

@@ -1,15 +1,25 @@
 """Domain error codes to Russian sentences and HTTP statuses: the one table.
 
-Every :class:`~crm_core.errors.DomainError` raised anywhere has its code here; the
-web layer (JSON and pages) and the command line print :func:`russian` of it, so a
-user reads the same sentence wherever he meets the refusal. A test checks that each
-code raised in the source has its sentence.
+Every :class:`~crm_core.errors.DomainError` raised anywhere (and every coded
+:class:`~telecrm.web.errors.ApiError`) has its code here; the web layer (JSON and
+pages) and the command line print :func:`russian` of it, so a user reads the same
+sentence wherever he meets the refusal. ``tests/app/test_messages.py`` checks that
+each code raised in the source has its sentence and that no sentence is left over.
+
+Placeholders are filled from the error's params: a date reads ``31.12.2026``, an
+amount ``1 250 000,50``, a nested error its own sentence, a ``field`` its Russian
+name from :data:`FIELDS`, and ``{n:файл|файла|файлов}`` puts the Russian plural
+after the number.
 """
 
 from __future__ import annotations
 
 import logging
 import string
+from collections.abc import Mapping
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
 
 from crm_core.errors import DomainError, Kind
 
@@ -25,8 +35,473 @@ GENERIC: dict[Kind, str] = {
     "conflict": "Изменение противоречит уже сохранённым данным.",
 }
 
-# code -> sentence; ``{name}`` is filled from the error's params.
+# HTTP statuses without a more precise code (aiohttp's own 404/405/413, a 500).
+HTTP_CODES: dict[int, str] = {
+    400: "http.bad_request", 401: "http.unauthorized", 403: "http.forbidden",
+    404: "http.not_found", 405: "http.method_not_allowed", 413: "http.too_large",
+    415: "http.unsupported_type", 429: "http.too_many", 500: "http.internal",
+    502: "http.bad_gateway", 503: "http.unavailable",
+}
+
+# code -> sentence, by feature; ``{name}`` is filled from the error's params.
 MESSAGES: dict[str, str] = {
+    # -- HTTP statuses without a code of their own (telecrm.web.errors) -------------------
+    "http.bad_request": "Неверный запрос.",
+    "http.unauthorized": "Войдите в систему.",
+    "http.forbidden": "Недостаточно прав.",
+    "http.not_found": "Такой страницы нет или она вам недоступна.",
+    "http.method_not_allowed": "Метод не поддерживается.",
+    "http.too_large": "Слишком большой запрос.",
+    "http.unsupported_type": "Неподдерживаемый тип данных запроса.",
+    "http.too_many": "Слишком много попыток. Подождите и попробуйте снова.",
+    "http.internal": "Внутренняя ошибка. Мы уже записали её в журнал.",
+    "http.bad_gateway": "Внешняя система ответила ошибкой.",
+    "http.unavailable": "Сервис временно недоступен. Попробуйте позже.",
+
+    # -- what a request sends (telecrm.web.params, the handlers); {name}: the API's field --
+    "request.not_found": "Такой записи нет или она вам недоступна.",
+    "request.not_integer": "Поле {name} должно быть целым числом.",
+    "request.out_of_bounds": "Поле {name} должно быть от {low} до {high}.",
+    "request.not_a_date": "Поле {name} должно быть датой в формате ГГГГ-ММ-ДД.",
+    "request.not_a_moment": "Поле {name} должно быть датой (ГГГГ-ММ-ДД) или временем ISO 8601.",
+    "request.date_out_of_range": "Поле {name}: такой даты не может быть.",
+    "request.range_reversed": "Начало периода ({first}) не может быть позже конца ({last}).",
+    "request.period_too_long": "За один раз можно запросить не больше {days:дня|дней|дней}.",
+    "request.json_expected": "Отправьте тело запроса в JSON (Content-Type: application/json).",
+    "request.bad_json": "Тело запроса — не JSON.",
+    "request.not_object": "Тело запроса должно быть объектом JSON.",
+    "request.string_required": "Заполните поле {name} (непустая строка).",
+    "request.too_long": "Поле {name} слишком длинное: не больше {max:символа|символов|символов}.",
+    "request.malformed_form": "Форма отправлена с ошибкой. Обновите страницу и попробуйте снова.",
+    "request.csrf": "Форма устарела или в запросе нет метки CSRF (заголовок {header}). "
+                    "Обновите страницу и попробуйте снова.",
+    "request.not_positive": "Поле {name} должно быть целым положительным числом.",
+    "request.not_string": "Поле {name} должно быть строкой.",
+    "request.not_boolean": "Поле {name} — true или false.",
+    "request.boolean_required": "Укажите поле {name}: true или false.",
+    "request.moment_required": "Укажите поле {name}: дату (ГГГГ-ММ-ДД) или время ISO 8601.",
+    "request.id_list": "Поле {name} должно быть списком номеров.",
+    "request.unknown_field": "Неизвестное поле {name}.",
+    "request.format_invalid": "Формат: {formats}.",
+    "request.next_task_object": "Поле next — объект {{kind, due_at}}.",
+    "request.field_required": "Заполните поле {name}.",
+    "request.text_too_long": "Поле {name}: текст не длиннее {max:символа|символов|символов}.",
+    "request.not_url": "Поле {name} должно быть адресом http(s).",
+    "request.phone_list": "Поле {name} должно быть списком телефонных номеров.",
+    "request.list_too_long": "Поле {name}: не больше {max} за раз.",
+    "request.not_extension": "Поле {name} — внутренний номер (цифры).",
+
+    # -- sign-in (telecrm.web.auth, telecrm.web.api) ---------------------------------------
+    "auth.sign_in_first": "Войдите в систему.",
+    "auth.too_many_attempts": "Слишком много неудачных попыток входа. Попробуйте позже.",
+    "auth.wrong_password": "Неверный логин или пароль.",
+    "auth.form_expired": "Форма устарела. Попробуйте ещё раз.",
+    "auth.credentials_missing": "Введите логин и пароль.",
+    "auth.wait_minutes": "Слишком много неудачных попыток. Попробуйте через {minutes} мин.",
+
+    # -- pages of the web app (telecrm.web.pages, the feature pages) -----------------------
+    "pages.bad_date": "Дата должна быть в формате ГГГГ-ММ-ДД.",
+    "pages.team_for_supervisors": "Страница команды — для руководителей.",
+    "pages.form_not_found": "Такой формы нет.",
+    "reports.unknown": "Отчёта «{name}» нет; есть: {known}.",
+
+    # -- calls, click-to-call, live events, who sees what (telecrm.web.api, sse) -------------
+    "calls.not_found": "Такого звонка нет или он вам недоступен.",
+    "calls.no_extension": "У вас нет внутреннего номера, с которого можно позвонить.",
+    "calls.number_invalid": "«{number}» — не телефонный номер.",
+    "calls.phone_busy": "Ваш телефон уже набирает другой номер.",
+    "calls.originate_failed": "Asterisk не смог позвонить: {reason}",
+    "telephony.unavailable": "Телефония недоступна: {reason}",
+    "live.unavailable": "События в реальном времени сейчас недоступны.",
+    "clients.role_no_cards": "Карточки клиентов недоступны для вашей роли.",
+    "clients.not_found": "Такого клиента нет или он вам недоступен.",
+    "tasks.role_no_tasks": "Задачи недоступны для вашей роли.",
+    "talktime.role_no_access": "Норма разговоров недоступна для вашей роли.",
+    "tasks.not_found": "Такой задачи нет или она вам недоступна.",
+
+    # -- people and clients, the core (crm_core.people, crm_core.clients, crm_core.tasks) ----
+    "people.queue_invalid": "Название очереди — от 1 до 80 латинских букв, цифр, «.», «_» или "
+                            "«-», а не «{queue}».",
+    "people.queue_taken": "Очередь «{queue}» уже закреплена за отделом «{team}».",
+    "clients.phone_invalid": "«{phone}» — не телефонный номер.",
+    "clients.phone_extension": "«{phone}» — внутренний номер, а не телефон клиента.",
+    "clients.name_empty": "Укажите название клиента.",
+    "clients.import.header_repeats": "В заголовке повторяется столбец: «{header}».",
+    "clients.import.no_header": "Первая строка — заголовок со столбцами name, phones, manager; "
+                                "а в файле «{found}».",
+    "clients.import.columns": "В строке {found:столбец|столбца|столбцов}, а в заголовке "
+                              "{expected}.",
+    "clients.import.no_name": "Не указано название клиента.",
+    "clients.import.no_phone": "В строке нет телефона.",
+    "clients.import.manager_not_extension": "Менеджер «{manager}» — не внутренний номер (3 или 4 "
+                                            "цифры).",
+    "clients.import.empty": "Файл пуст.",
+    "clients.import.not_csv": "Дальше файл — не CSV: {reason}.",
+    "clients.import.phones_of_several": "Телефоны строки принадлежат разным клиентам: {clients}.",
+    "clients.import.name_ambiguous": "Клиентов с названием «{name}» несколько ({count}): добавьте "
+                                     "телефон, по которому найдётся один.",
+    "clients.import.no_manager": "Нет активного пользователя с внутренним номером {extension}.",
+    "clients.import.not_saved": "Строку не удалось сохранить: {reason}",
+    "clients.import.unreadable": "Не удаётся прочитать {path}: {reason}.",
+    "clients.import.row": "Строка {line}: {error:low}",
+    "tasks.kind_unknown": "Неизвестный вид задачи «{kind}».",
+    "tasks.no_title": "У задачи должно быть название.",
+    "tasks.closed": "Задача №{task} уже закрыта.",
+
+    # -- talk time: the 150-minute rule, its settings, violations (crm_core.talktime) --------
+    "talktime.settings_for_bosses": "Настройки нормы меняет руководитель отдела или "
+                                    "администратор.",
+    "talktime.settings_page_for_bosses": "Настройки нормы доступны руководителю отдела и "
+                                         "администратору.",
+    "talktime.own_team_only": "Руководитель меняет настройки только своего отдела.",
+    "talktime.own_team_holidays": "Руководитель удаляет только праздники своего отдела.",
+    "talktime.own_team_absences": "Руководитель отмечает отсутствие только менеджеров своего "
+                                  "отдела.",
+    "talktime.team_not_found": "Отдела «{team}» нет.",
+    "talktime.team_missing": "Такого отдела нет.",
+    "talktime.weekdays_invalid": "Рабочие дни: цифры от 1 (понедельник) до 7 (воскресенье), "
+                                 "каждая один раз, например 12345.",
+    "talktime.clock_invalid": "{field:cap}: время укажите как ЧЧ:ММ, например 09:00.",
+    "talktime.fine_not_number": "Штраф укажите числом, например 500 или 500,50.",
+    "talktime.fine_out_of_range": "Штраф: от 0 до 99 999 999,99, не больше двух знаков после "
+                                  "запятой.",
+    "talktime.target_out_of_range": "Норма: от 1 до {max} минут.",
+    "talktime.min_call_out_of_range": "Минимальная длина звонка: от 0 до {max} с.",
+    "talktime.past_rules": "Правила за прошедшие дни не меняются: выберите дату не раньше "
+                           "{today}.",
+    "talktime.day_reversed": "Рабочий день должен начинаться раньше, чем заканчивается.",
+    "talktime.not_whole": "{field:cap}: укажите целое число.",
+    "talktime.bad_value": "{field:cap}: неверное значение.",
+    "talktime.day_required": "{field:cap}: укажите дату.",
+    "talktime.day_invalid": "{field:cap}: неверная дата.",
+    "talktime.holiday_exists": "{day} уже в календаре праздников.",
+    "talktime.holiday_not_found": "Такого праздника нет.",
+    "talktime.not_a_holiday": "{day} — не праздник.",
+    "talktime.not_a_team_holiday": "{day} — не праздник отдела «{team}».",
+    "talktime.import_csv_required": "Передайте в поле csv текст файла: по строке "
+                                    "«дата[,название]».",
+    "talktime.import_no_file": "Выберите файл CSV.",
+    "talktime.import_too_large": "Файл слишком большой.",
+    "talktime.import_not_utf8": "Файл должен быть в UTF-8.",
+    "talktime.import_too_long": "Не больше {max} строк в файле.",
+    "talktime.import_bad_date": "Строка {line}: «{value}» — не дата (ГГГГ-ММ-ДД).",
+    "talktime.import_no_dates": "В файле нет дат.",
+    "talktime.manager_required": "Выберите менеджера.",
+    "talktime.manager_not_found": "Такого менеджера нет.",
+    "talktime.manager_key_not_found": "Менеджера «{key}» нет (укажите внутренний номер или логин).",
+    "talktime.absence_kind_invalid": "Укажите вид: отгул, больничный или отпуск.",
+    "talktime.absence_reversed": "Отсутствие заканчивается раньше, чем начинается.",
+    "talktime.absence_too_long": "Отсутствие — не больше {max} дней.",
+    "talktime.absence_not_found": "Такой записи об отсутствии нет.",
+    "talktime.period_reversed": "Период заканчивается раньше, чем начинается.",
+    "talktime.period_too_long": "Период — не больше года.",
+    "talktime.decide_for_bosses": "Решение по нарушению принимает руководитель.",
+    "talktime.violation_not_found": "Такого нарушения нет или оно вам недоступно.",
+    "talktime.decision_invalid": "Выберите: подтвердить или простить.",
+    "talktime.violation_decided": "По этому нарушению уже принято решение.",
+    "talktime.excuse_needs_reason": "Укажите причину, чтобы простить.",
+    "talktime.day_not_over": "{day} ещё не закончился: закрыть можно только прошедший день.",
+
+    # -- recordings: the player, downloads, live listening, retention (telecrm.recordings) ---
+    "recordings.role_may_not_listen": "Ваша роль не позволяет слушать записи звонков.",
+    "recordings.call_has_none": "У этого звонка нет записи.",
+    "recordings.not_found": "Такой записи нет.",
+    "recordings.file_missing": "Файл записи не найден.",
+    "recordings.range_outside": "В записи {size:байт|байта|байт}; запрошенный диапазон за её "
+                                "пределами.",
+    "recordings.store_unavailable": "Хранилище записей недоступно: {reason}",
+    "recordings.other_store": "Запись лежит в хранилище «{backend}», а этот сервер работает с "
+                              "хранилищем «{store}».",
+    "recordings.download_for_supervisors": "Скачивать записи могут только руководители.",
+    "recordings.problems_for_supervisors": "Сбои записей видят только руководители.",
+    "recordings.live_for_supervisors": "Прослушка — для руководителей.",
+    "recordings.spy_mode_invalid": "Режим прослушки: {modes}.",
+    "recordings.spy_needs_phone": "Слушать звонки может руководитель с внутренним номером.",
+    "recordings.live_call_not_found": "Такого идущего звонка вашего отдела нет.",
+    "recordings.spy_failed": "Asterisk не смог вас подключить: {reason}",
+    "recordings.retention_too_short": "Срок хранения записей — не меньше одного дня.",
+
+    # -- sales: money and its CSV import (crm_core.sales.payments) ---------------------------
+    "sales.amount_missing": "{field:cap}: укажите сумму.",
+    "sales.amount_invalid": "{field:cap}: «{value}» — не число.",
+    "sales.amount_not_positive": "{field:cap}: нужна сумма больше нуля.",
+    "sales.amount_too_large": "{field:cap}: слишком большая сумма.",
+    "sales.date_invalid": "{field:cap}: «{value}» — не дата (ГГГГ-ММ-ДД или ДД.ММ.ГГГГ).",
+    "sales.payment.client_missing": "Не указан клиент.",
+    "sales.payment.client_name_unknown": "Клиента с названием «{name}» нет.",
+    "sales.payment.client_name_ambiguous": "Клиентов с названием «{name}» несколько: укажите "
+                                           "номер клиента.",
+    "sales.payment.ref_too_long": "Номер платежа длиннее 100 символов.",
+    "sales.payment.booked": "Платёж {ref} уже проведён.",
+    "sales.invoice.number_invalid": "Укажите номер счёта, не длиннее 60 символов.",
+    "sales.invoice.exists": "Счёт {number} уже есть.",
+    "sales.invoice.not_found": "Счёта {number} нет.",
+    "sales.invoice.other_client": "Счёт {number} выставлен другому клиенту.",
+    "sales.import.unreadable": "Не удаётся прочитать {path}: {reason}.",
+    "sales.import.empty": "Файл {file} пуст: первой строкой нужен заголовок {header}.",
+    "sales.import.not_csv": "Строка {line}: это не CSV ({reason}).",
+    "sales.import.header_lacks": "Строка 1: в заголовке нет столбцов {missing}; нужен "
+                                 "заголовок {header}.",
+    "sales.import.unknown_column": "Строка 1: неизвестный столбец «{column}».",
+    "sales.import.field_count": "Строка {line}: нужно {expected:поле|поля|полей}, а в ней "
+                                "{found}.",
+    "sales.import.line": "Строка {line}: {error:low}",
+    "sales.import.ref_twice": "Строка {line}: платёж {ref} встречается в файле дважды.",
+
+    # -- sales: who may change a client, potential, owner, archive (crm_core.sales.clients) ---
+    "sales.bosses_only": "Это меняет руководитель отдела или администратор.",
+    "sales.user_not_found": "Нет активного пользователя №{user}.",
+    "sales.user_not_in_team": "{name} не из вашего отдела.",
+    "sales.client.not_found": "Клиента №{client} нет.",
+    "sales.client.not_in_team": "Клиент №{client} не из вашего отдела.",
+    "sales.client.items_invalid": "Потенциал в штуках — целое неотрицательное число.",
+    "sales.client.contact_days_invalid": "Частота контактов — от 1 до 3650 дней.",
+    "sales.client.reassign_none": "Выберите хотя бы одного клиента.",
+    "sales.client.reassign_too_many": "За один раз можно передать не больше {max} клиентов.",
+    "sales.client.owner_not_manager": "{name} — не менеджер.",
+    "sales.client.archived": "Клиент №{client} в архиве: сначала восстановите его.",
+    "sales.client.not_archived": "Клиент №{client} не в архиве.",
+    "sales.client.archived_already": "Клиент №{client} уже в архиве.",
+    "sales.contact.not_found": "Контакта №{contact} нет.",
+    "sales.contact.not_archived": "Контакт №{id} не в архиве.",
+    "sales.contact.archived_already": "Контакт №{id} уже в архиве.",
+
+    # -- sales: the rules of statuses, ABC and contact frequency (crm_core.sales.settings) ---
+    "sales.rules.unknown": "Неизвестное правило «{name}»; есть: {known}.",
+    "sales.rules.not_money": "{field:cap}: неверное значение — «{value}» не число.",
+    "sales.rules.money_out_of_range": "{field:cap}: неверное значение — нужна сумма от нуля.",
+    "sales.rules.not_days": "{field:cap}: неверное значение — укажите целое число дней.",
+    "sales.rules.days_out_of_range": "{field:cap}: неверное значение — от 1 до {max} дней.",
+    "sales.rules.not_allowed": "Правила отдела меняет администратор или руководитель этого "
+                               "отдела.",
+    "sales.rules.nothing": "Укажите хотя бы одно правило.",
+    "sales.rules.abc_order": "Порог группы A не может быть ниже порога группы B.",
+
+    # -- sales: tasks that never end (crm_core.sales.tasks, telecrm.sales.pages) --------------
+    "sales.task.kind_invalid": "Выберите вид задачи: звонок, письмо, встреча или другое.",
+    "sales.task.due_needs_zone": "У срока задачи должен быть часовой пояс.",
+    "sales.task.manager_own_only": "Менеджер планирует задачи только себе.",
+    "sales.task.next_needed": "Запланируйте следующий контакт с клиентом или попросите "
+                              "руководителя согласовать прекращение работы.",
+    "sales.task.reschedule_needs_reason": "Для переноса срока укажите причину.",
+    "sales.task.stop_needs_reason": "Укажите, почему работу с клиентом нужно прекратить.",
+    "sales.task.approve_bosses_only": "Прекращение работы с клиентом согласует руководитель или "
+                                      "администратор.",
+    "sales.task.refuse_bosses_only": "Отказать в прекращении работы может руководитель или "
+                                     "администратор.",
+    "sales.task.refuse_needs_reason": "Укажите причину отказа.",
+    "sales.task.no_pending_stop": "Этот запрос уже рассмотрен.",
+
+    # -- sales: deals, pipelines, stages, lose reasons, the plan (crm_core.sales.deals, ...) --
+    "sales.stage.spec_no_name": "У этапа «{text}» нет названия.",
+    "sales.stage.spec_kind_invalid": "Этап «{stage}»: вид задачи — call (звонок), email "
+                                     "(письмо), meeting (встреча) или other (другое).",
+    "sales.stage.spec_days_invalid": "Этап «{stage}»: срок задачи — целое число дней от 0 до 365.",
+    "sales.stage.spec_assignee_invalid": "Этап «{stage}»: задача ставится владельцу сделки "
+                                         "(owner) или руководителю (supervisor).",
+    "sales.stage.not_found": "Этапа №{stage} нет.",
+    "sales.stage.no_name": "Укажите название этапа.",
+    "sales.stage.kind_invalid": "Вид задачи этапа — звонок, письмо, встреча или другое.",
+    "sales.stage.closing_no_task": "У этапов «выиграна» и «проиграна» нет своей задачи.",
+    "sales.stage.days_invalid": "Срок задачи — целое число дней от 0 до 365.",
+    "sales.stage.assignee_invalid": "Задача этапа ставится владельцу сделки или руководителю.",
+    "sales.stage.position_invalid": "Позиция — номер этапа в воронке, от 1 до {max}.",
+    "sales.stage.closing_not_archivable": "Этапы «выиграна» и «проиграна» не архивируются.",
+    "sales.stage.open_deals": "На этапе «{name}» остаются открытые сделки ({count}): сначала "
+                              "перенесите их на другой этап.",
+    "sales.pipeline.no_name": "Укажите название воронки.",
+    "sales.pipeline.exists": "Воронка «{name}» уже есть.",
+    "sales.pipeline.stages_needed": "В воронке нужны рабочие этапы, один этап «выиграна» и один "
+                                    "«проиграна».",
+    "sales.pipeline.first_stage_working": "Первым должен быть рабочий этап.",
+    "sales.pipeline.not_found": "Воронки №{pipeline} нет.",
+    "sales.pipeline.no_stages": "В воронке №{pipeline} нет этапов.",
+    "sales.pipeline.open_deals": "В воронке «{name}» остаются открытые сделки ({count}): "
+                                 "сначала закройте или перенесите их.",
+    "sales.pipeline.needs_working_stage": "В воронке должен остаться хотя бы один рабочий этап.",
+    "sales.reason.no_name": "Укажите причину проигрыша.",
+    "sales.reason.not_found": "Причины проигрыша №{reason} нет.",
+    "sales.deal.not_found": "Сделки №{deal} нет.",
+    "sales.deal.client_not_found": "Клиента №{client} нет или он в архиве.",
+    "sales.deal.no_title": "Укажите название сделки.",
+    "sales.deal.manager_own_only": "Менеджер открывает сделки только на себя.",
+    "sales.deal.others": "Это сделка другого менеджера.",
+    "sales.deal.archived": "Сделка №{deal} в архиве.",
+    "sales.deal.not_archived": "Сделка №{id} не в архиве.",
+    "sales.deal.archived_already": "Сделка №{id} уже в архиве.",
+    "sales.deal.closed": "Сделка №{deal} уже закрыта.",
+    "sales.deal.amount_final": "Сделка №{deal} уже закрыта: её сумма окончательная.",
+    "sales.deal.stage_foreign": "Этап №{stage} не из воронки этой сделки.",
+    "sales.deal.stage_same": "Сделка уже на этом этапе.",
+    "sales.deal.stage_archived": "Этап «{stage}» в архиве.",
+    "sales.deal.won_needs_amount": "Для выигранной сделки укажите сумму больше нуля.",
+    "sales.deal.lost_needs_reason": "Для проигранной сделки выберите причину из списка: {reasons}.",
+    "sales.deal.no_lose_reasons": "Для проигранной сделки нужна причина, а список причин пуст: "
+                                  "его пополняют в правилах продаж.",
+    "sales.plan.kind_invalid": "План — сумма или количество сделок.",
+    "sales.plan.count_not_whole": "План в сделках — целое число.",
+
+    # -- sales: reports (crm_core.sales.reports) ----------------------------------------------
+    "sales.reports.not_for_marketers": "Отчёты продаж недоступны маркетологам.",
+
+    # -- sales: the API and pages (telecrm.sales) ---------------------------------------------
+    "sales.role_no_clients": "Клиенты недоступны для вашей роли.",
+    "sales.role_no_work": "Работа с клиентами недоступна для вашей роли.",
+    "sales.payment.bosses_only": "Платежи вносит руководитель или администратор.",
+    "sales.client.potential_nothing": "Укажите amount и/или contact_every_days.",
+    "sales.deal.not_visible": "Такой сделки нет или она вам недоступна.",
+    "sales.contact.not_visible": "Такого контакта нет или он вам недоступен.",
+    "sales.pipeline.bosses_only": "Воронки меняет руководитель или администратор.",
+    "sales.pipeline.nothing": "Нечего менять: укажите название или архив.",
+    "sales.stage.nothing": "Нечего менять.",
+    "sales.task.due_required": "Укажите {field}.",
+    "sales.task.due_invalid": "Неверная дата: {field}.",
+    "sales.task.no_client": "Эта задача не связана с клиентом.",
+    "sales.task.stop_pending": "Запрос на прекращение работы с этим клиентом уже ждёт решения "
+                               "руководителя.",
+    "sales.task.stop_not_found": "Такого запроса нет.",
+
+    # -- call tracking: numbers, sites, costs, the snippet (crm_core.calltracking) -----------
+    "calltracking.for_marketers": "Коллтрекинг доступен маркетологам.",
+    "calltracking.number_invalid": "{field:cap} «{value}» — не телефонный номер.",
+    "calltracking.number_static": "{number} уже отслеживается как статический номер.",
+    "calltracking.number_pooled": "{number} уже отслеживается как номер пула.",
+    "calltracking.number_twice": "Номер указан дважды.",
+    "calltracking.not_tracked": "{number} не отслеживается.",
+    "calltracking.pool_empty": "Укажите хотя бы один номер для пула.",
+    "calltracking.host_invalid": "«{value}» — не имя сайта (например, shop.example).",
+    "calltracking.origin_invalid": "«{value}» — не адрес сайта (например, https://shop.example).",
+    "calltracking.selector_invalid": "Селектор — CSS-селектор не длиннее 300 символов.",
+    "calltracking.seconds_out_of_range": "{field:cap}: от {low} до {high} с.",
+    "calltracking.channel_name": "Название канала — от 1 до 200 символов.",
+    "calltracking.money_invalid": "{field:cap}: «{value}» — не число.",
+    "calltracking.money_out_of_range": "{field:cap}: «{value}» — нужна неотрицательная сумма.",
+    "calltracking.month_invalid": "«{value}» — не месяц (нужно ГГГГ-ММ).",
+    "calltracking.months_reversed": "Первый месяц не может быть позже последнего.",
+    "calltracking.costs_not_utf8": "Файл {path} не в кодировке UTF-8.",
+    "calltracking.costs_header": "{path}: заголовок должен быть month,channel,amount.",
+    "calltracking.costs_fields": "{path}, строка {line}: нужно три поля.",
+    "calltracking.costs_line": "{path}, строка {line}: {error:low}",
+    "calltracking.grouping_invalid": "Группировка: {groupings}.",
+    "calltracking.not_saved": "Не сохранено: {error}",
+    "calltracking.not_loaded": "Не загружено: {error}",
+    "calltracking.unknown_site": "Такого сайта нет.",
+    "calltracking.origin_not_allowed": "Этому сайту не разрешено обращаться к коллтрекингу.",
+    "calltracking.site_param": "Поле site — имя сайта.",
+    "calltracking.client_ids": "client_ids — объект не больше чем из 5 идентификаторов.",
+    "calltracking.client_ids_keys": "В client_ids допустимы ga и ym_uid (короткие "
+                                    "идентификаторы).",
+    "calltracking.client_id": "client_id — короткий идентификатор.",
+
+    # -- speech: audio, the Vosk model, sources of a call's audio (speech.*) -----------------
+    "speech.audio.tool_missing": "Не установлен {tool}: без него записи не прочитать.",
+    "speech.audio.no_file": "Файла {path} нет.",
+    "speech.audio.unreadable": "{file} — не аудиофайл или он повреждён.",
+    "speech.audio.undecodable": "{file} не читается как аудио ({detail}).",
+    "speech.source.outside_root": "Путь записи «{path}» ведёт за пределы каталога записей.",
+    "speech.source.missing_in_store": "Записи {key} нет в хранилище.",
+    "speech.source.expired": "Запись удалена по сроку хранения.",
+    "speech.source.no_recordings": "У звонка нет записей.",
+    "speech.source.files_missing": "Файлов записи нет ({missing}), и сохранённой записи звонка "
+                                   "тоже нет.",
+    "speech.source.files_missing_status": "Файлов записи нет ({missing}), и сохранённой записи "
+                                          "звонка тоже нет (обработка: {status}).",
+    "speech.model.none": "Нет модели Vosk: укажите --model КАТАЛОГ или TELECRM_VOSK_MODEL "
+                         "(см. speech/README.md).",
+    "speech.model.not_a_model": "{path} — не каталог модели Vosk (нет am/ и conf/).",
+
+    # -- speech: the KKP script YAML, transcripts, vocabulary (speech.script) -----------------
+    "speech.script.at_line": "Строка {line}: {error:low}",
+    "speech.script.in_file": "{path}: {error:low}",
+    "speech.script.unknown_key": "Неизвестный ключ «{key}» (можно: {allowed}).",
+    "speech.script.phrases_invalid": "phrases — непустой список фраз.",
+    "speech.script.not_number": "{key} — неотрицательное число.",
+    "speech.script.not_mapping": "Скрипт — словарь YAML со списком stages.",
+    "speech.script.stage_no_id": "У этапа {n} нет id.",
+    "speech.script.stage_twice": "Id этапа «{id}» встречается дважды.",
+    "speech.script.required_bool": "required — true или false.",
+    "speech.script.no_stages": "В скрипте нет этапов.",
+    "speech.script.forbidden_not_list": "forbidden — список.",
+    "speech.script.forbidden_no_id": "У запрета {n} нет id.",
+    "speech.script.bad_yaml": "Это не YAML ({problem}).",
+    "speech.script.not_yaml": "Это не YAML.",
+    "speech.script.unreadable": "Не удаётся прочитать скрипт {path}: {reason}",
+    "speech.script.not_utf8": "Скрипт {path} не в кодировке UTF-8.",
+    "speech.transcript.unreadable": "Не удаётся прочитать расшифровку {path}: {reason}",
+    "speech.transcript.not_json": "Расшифровка {path} — не JSON.",
+    "speech.transcript.no_speakers": "В расшифровке {path} нет speakers.",
+    "speech.vocabulary.unreadable": "Не удаётся прочитать словарь {path}: {reason}",
+
+    # -- speech: the QC queue and stored scripts (crm_core.speech, telecrm.speech) ------------
+    "speech.qc_role": "Контроль качества недоступен для вашей роли.",
+    "speech.no_transcript": "У этого звонка ещё нет расшифровки.",
+    "speech.role_no_transcripts": "Расшифровки недоступны для вашей роли.",
+    "speech.review.bosses_only": "Решение по нарушению принимает руководитель отдела менеджера.",
+    "speech.review.decision_invalid": "Решение — confirmed (подтвердить) или dismissed "
+                                      "(отклонить).",
+    "speech.review.decision_not_string": "decision и reason — строки.",
+    "speech.review.dismissal_needs_reason": "Укажите причину, чтобы отклонить нарушение.",
+    "speech.review.result_not_found": "Такой проверки звонка нет или она вам недоступна.",
+    "speech.review.violation_not_found": "В этой проверке нет такого нарушения.",
+    "speech.review.confirmed_already": "Это нарушение уже подтверждено.",
+    "speech.review.dismissed_already": "Это нарушение уже отклонено.",
+    "speech.scripts.bosses_only": "Скрипты загружают руководители и администраторы.",
+    "speech.scripts.own_team_only": "Руководитель загружает скрипты только для своего отдела.",
+    "speech.scripts.text_required": "Нужен текст скрипта (YAML).",
+    "speech.scripts.too_long": "Скрипт слишком длинный.",
+    "speech.scripts.invalid": "Ошибка в скрипте: {error:low}",
+    "speech.scripts.fine_not_whole": "Штраф — целое число рублей.",
+    "speech.scripts.fine_out_of_range": "Штраф — от 0 до 1 000 000 ₽.",
+    "speech.scripts.fine_negative": "Штраф не может быть отрицательным.",
+    "speech.scripts.no_team": "Отдела «{team}» нет.",
+    "speech.scripts.not_found": "Такой версии скрипта нет.",
+    "speech.scripts.upload_not_utf8": "Файл не в кодировке UTF-8.",
+    "speech.scripts.not_saved": "Скрипт не сохранён: {error:low}",
+
+    # -- the command line (telecrm.cli, telecrm.cli_support, telecrm.<feature>.cli) ----------
+    "cli.date_required": "Укажите {option} — дату в формате ГГГГ-ММ-ДД.",
+    "cli.users_nothing_to_change": "Нечего менять: укажите --name, --role, --team или "
+                                   "--extension.",
+    "cli.not_a_date": "«{value}» — не дата (нужно ГГГГ-ММ-ДД).",
+    "cli.team_or_company": "Укажите либо --team, либо --company, но не оба сразу.",
+    "cli.team_required": "Укажите --team (название или номер отдела; --company — правила всей "
+                         "компании).",
+    "cli.team_not_found": "Отдела «{team}» нет (есть: {known}).",
+    "cli.talktime_nothing_to_change": "Нечего менять: укажите --target-minutes, --weekdays, "
+                                      "--min-call-seconds, --fine, --day-start или --day-end.",
+    "cli.no_such_file": "Файла {path} нет.",
+    "cli.not_utf8": "Файл {path} не в кодировке UTF-8.",
+    "cli.recordings_days_need_team": "Для --days укажите отдел: --team НАЗВАНИЕ.",
+    "cli.no_team": "Отдела «{team}» нет.",
+    "cli.no_user": "Пользователя «{user}» нет (укажите логин или внутренний номер).",
+    "cli.potential_nothing": "Укажите СУММУ или --contact-every ДНЕЙ.",
+    "cli.not_key_value": "«{value}» — не КЛЮЧ=ЗНАЧЕНИЕ.",
+    "cli.not_a_month": "«{value}» — не месяц (нужно ГГГГ-ММ).",
+    "cli.not_a_moment": "«{value}» — не дата (ГГГГ-ММ-ДД) и не время ISO 8601.",
+    "cli.timezone_unknown": "Неизвестный часовой пояс «{timezone}» в TELECRM_TIMEZONE.",
+    "cli.database_url_invalid": "«{url}» — не адрес базы данных.",
+    "cli.database_unusable": "Базой данных {database} нельзя пользоваться: {reason}",
+    "cli.recordings_store": "Хранилище записей (TELECRM_RECORDINGS_STORE) не открывается: {reason}",
+    "cli.files_or_backlog": "Укажите либо файлы, либо --backlog, но не то и другое.",
+    "cli.transcribe_nothing": "Укажите файлы для распознавания или --backlog — все звонки "
+                              "без расшифровки.",
+
+    # -- settings of the server (telecrm.settings: TELECRM_* and the TOML file) --------------
+    "settings.file_unreadable": "Не удаётся прочитать файл настроек {path}: {reason}",
+    "settings.unknown": "Неизвестная настройка «{name}».",
+    "settings.bad_value": "Настройка {name}: непригодное значение «{value}».",
+    "activities.bosses_only": "Это доступно руководителю или администратору.",
+    "activities.bad_period": "Проверьте даты: «с» не позже «по», не больше {days} дней.",
+    "outcomes.nothing_to_change": "Укажите новое название итога или отправьте его в архив.",
+    "people.no_such_user": "Такого пользователя нет.",
+    "talktime.bar_managers_only": "Норма разговора — только у менеджеров.",
+    # -- the pipeline form's stage rows (telecrm.sales.deals_pages) --
+    "sales.stage_form.incomplete": "Форма этапов пришла неполной: обновите страницу.",
+    "sales.stage_form.kind": "Этап «{name}»: выберите вид этапа из списка.",
+    "sales.stage_form.task": "Этап «{name}»: выберите задачу из списка.",
+    "sales.stage_form.days": "Этап «{name}»: срок задачи — целое число дней от 0 до 365.",
+    "sales.stage_form.assignee": "Этап «{name}»: выберите, кому ставится задача.",
+    # -- the client card, call outcomes, tasks' due times, people --
     # the client card: notes, logged contacts (crm_core.activities.notes)
     "activities.empty_note": "Напишите текст заметки.",
     "activities.empty_result": "Опишите, о чём было письмо или чем закончилась встреча.",
@@ -78,20 +553,111 @@ MESSAGES: dict[str, str] = {
                                        "остальное недоступно.",
 }
 
+# What a ``field`` param names, as a sentence calls it (the forms' and API's field names).
+FIELDS: dict[str, str] = {
+    # money and dates of sales
+    "amount": "сумма", "annual_potential": "годовой потенциал",
+    "won_amount": "сумма выигранной сделки", "target": "план", "date": "дата",
+    "issued_on": "дата счёта", "due_on": "срок оплаты",
+    "next_due_at": "срок следующей задачи", "new_due_at": "новый срок",
+    # the sales rules
+    "new_period_days": "срок «нового» клиента", "lost_after_days": "срок до «потерянного»",
+    "max_potential_days": "срок «потенциального» у менеджера",
+    "max_new_days": "срок «нового» у менеджера",
+    "abc_a_min": "порог группы A", "abc_b_min": "порог группы B",
+    "contact_days_a": "частота контактов с группой A",
+    "contact_days_b": "частота контактов с группой B",
+    "contact_days_c": "частота контактов с группой C",
+    "contact_days_none": "частота контактов с клиентами без группы",
+    # talk-time settings
+    "target_minutes": "норма", "min_call_seconds": "минимальная длина звонка",
+    "fine_amount": "штраф", "working_weekdays": "рабочие дни",
+    "day_start": "начало рабочего дня", "day_end": "конец рабочего дня",
+    "effective_from": "дата начала действия", "team_id": "отдел", "user_id": "менеджер",
+    "from": "первый день", "to": "последний день", "name": "название", "kind": "вид",
+    "note": "примечание",
+    # call tracking
+    "number": "номер", "did": "номер DID", "default_number": "номер по умолчанию",
+    "cost_per_month": "стоимость в месяц", "hold_seconds": "время удержания номера",
+    "cooldown_seconds": "пауза перед повторной выдачей номера",
+    "heartbeat_seconds": "интервал продления", "grace_seconds": "запас после ухода посетителя",
 
-class _Lenient(dict[str, object]):
+}
+
+
+class _Params(dict[str, Any]):
     def __missing__(self, key: str) -> str:
         return "…"
 
 
+def plural(n: int, forms: str) -> str:
+    """``plural(3, "день|дня|дней")`` is ``дня``: the Russian form after the number ``n``."""
+    one, few, many = [*forms.split("|"), "", ""][:3]
+    n = abs(n)
+    if n % 10 == 1 and n % 100 != 11:
+        return one
+    if 2 <= n % 10 <= 4 and not 12 <= n % 100 <= 14:
+        return few
+    return many
+
+
+class _Formatter(string.Formatter):
+    """``{n:день|дня|дней}`` puts the plural after the number; ``{x:cap}`` / ``{x:low}``
+    change the first letter's case (a field's name opening a sentence, a nested sentence
+    after a colon)."""
+
+    def format_field(self, value: Any, format_spec: str) -> str:
+        if format_spec in ("cap", "low"):
+            text = str(value)
+            return (text[:1].upper() if format_spec == "cap" else text[:1].lower()) + text[1:]
+        if "|" in format_spec:
+            try:
+                n = int(value)
+            except (TypeError, ValueError):
+                return str(value)
+            return f"{n} {plural(n, format_spec)}"
+        return format(value if format_spec else str(value), format_spec)
+
+
+def _shown(key: str, value: Any) -> Any:
+    """A param as the sentence shows it (numbers stay numbers for plurals)."""
+    from telecrm.web.present import number  # late: present imports the domain models
+
+    if isinstance(value, DomainError):
+        return russian(value)
+    if key == "field" and isinstance(value, str):
+        return FIELDS.get(value, value)
+    if isinstance(value, datetime):
+        return value.strftime("%d.%m.%Y %H:%M")
+    if isinstance(value, date):
+        return value.strftime("%d.%m.%Y")
+    if isinstance(value, Decimal):
+        return number(value, 0 if value == value.to_integral_value() else 2)
+    if isinstance(value, list | tuple | set | frozenset):
+        return ", ".join(str(_shown(key, item)) for item in value)
+    return value
+
+
+def sentence(code: str, params: Mapping[str, Any] | None = None,
+             kind: Kind = "invalid") -> str:
+    """The Russian sentence for ``code`` with ``params`` filled in."""
+    template = MESSAGES.get(code)
+    if template is None:
+        log.warning("no Russian sentence for error code %r", code)
+        return GENERIC[kind]
+    values = _Params({k: _shown(k, v) for k, v in (params or {}).items()})
+    return _Formatter().vformat(template, (), values)
+
+
 def russian(exc: DomainError) -> str:
     """The sentence a user reads for ``exc``."""
-    template = MESSAGES.get(exc.code)
-    if template is None:
-        log.warning("no Russian sentence for error code %r (%s)", exc.code, exc)
-        return GENERIC[exc.kind]
-    return string.Formatter().vformat(template, (), _Lenient(exc.params))
+    return sentence(exc.code, exc.params, exc.kind)
 
 
 def http_status(exc: DomainError) -> int:
     return STATUS[exc.kind]
+
+
+def http_code(status: int) -> str:
+    """The code of a bare HTTP status (what aiohttp itself refuses)."""
+    return HTTP_CODES.get(status, "http.internal" if status >= 500 else "http.bad_request")

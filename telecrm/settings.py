@@ -13,9 +13,11 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from crm_core.errors import DomainError
 
-class SettingsError(ValueError):
-    """A setting has a value the CRM cannot use."""
+
+class SettingsError(DomainError):
+    """A setting has a value the CRM cannot use (``settings.*``)."""
 
 
 def _field(default: Any, help: str) -> Any:
@@ -92,7 +94,9 @@ class Settings:
             try:
                 raw.update(tomllib.loads(Path(config_file).read_text("utf-8")))
             except (OSError, tomllib.TOMLDecodeError) as exc:
-                raise SettingsError(f"cannot read settings file {config_file}: {exc}") from exc
+                raise SettingsError("settings.file_unreadable",
+                                    f"cannot read settings file {config_file}: {exc}",
+                                    path=config_file, reason=str(exc)) from exc
         for f in fields(cls):
             key = f"TELECRM_{f.name.upper()}"
             if key in env:
@@ -101,7 +105,7 @@ class Settings:
         values: dict[str, Any] = {}
         for name, value in raw.items():
             if name not in known:
-                raise SettingsError(f"unknown setting {name!r}")
+                raise SettingsError("settings.unknown", f"unknown setting {name!r}", name=name)
             values[name] = _coerce(name, known[name].default, value)
         return cls(**values)
 
@@ -116,7 +120,9 @@ def _coerce(name: str, default: Any, value: Any) -> Any:
             return Path(str(value)).expanduser()
         return str(value)
     except (TypeError, ValueError) as exc:
-        raise SettingsError(f"setting {name} has an unusable value {value!r}") from exc
+        raise SettingsError("settings.bad_value",
+                            f"setting {name} has an unusable value {value!r}",
+                            name=f"TELECRM_{name.upper()}", value=value) from exc
 
 
 def describe() -> str:

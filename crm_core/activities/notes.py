@@ -33,10 +33,11 @@ LOGGABLE = {ActivityKind.EMAIL_OUT.value, ActivityKind.EMAIL_IN.value,
             ActivityKind.MEETING.value}
 
 
-def _text(value: str | None, code: str, limit: int = TEXT_MAX) -> str:
+def _text(value: str | None, empty: DomainError, limit: int = TEXT_MAX) -> str:
+    """The stripped text; ``empty`` is raised when there is none."""
     text = (value or "").strip()
     if not text:
-        raise DomainError(code, "the text is empty")
+        raise empty
     if len(text) > limit:
         raise DomainError("activities.too_long", f"longer than {limit} characters",
                           limit=limit)
@@ -59,7 +60,7 @@ def _audit(session: AsyncSession, by: User, entry: ClientActivity, action: str,
 async def add_note(session: AsyncSession, client_id: int, text: str, *, by: User
                    ) -> ClientActivity:
     """A note on the client's card, written now by ``by``; audited."""
-    body = _text(text, "activities.empty_note")
+    body = _text(text, DomainError("activities.empty_note", "the note is empty"))
     client = await _client(session, client_id)
     entry = ClientActivity(client_id=client.id, kind=ActivityKind.NOTE.value,
                            happened_at=utcnow(), text=body, user_id=by.id)
@@ -78,7 +79,7 @@ async def log_contact(session: AsyncSession, client_id: int, kind: str, text: st
     contact and status follow."""
     if kind not in LOGGABLE:
         raise DomainError("activities.unknown_kind", f"unknown contact kind {kind!r}")
-    body = _text(text, "activities.empty_result")
+    body = _text(text, DomainError("activities.empty_result", "no result given"))
     who = (people or "").strip() or None
     if who is not None and len(who) > PEOPLE_MAX:
         raise DomainError("activities.too_long", f"longer than {PEOPLE_MAX} characters",

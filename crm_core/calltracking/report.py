@@ -30,6 +30,7 @@ from crm_core.calltracking.models import (
     CtStaticNumber,
     CtVisit,
 )
+from crm_core.errors import DomainError
 from crm_core.timestamps import isoformat
 
 GROUPINGS = ("channel", "source", "medium", "campaign")
@@ -151,7 +152,8 @@ async def channel_report(session: AsyncSession, period: Period, *, by: str = "ch
                          target_seconds: int = 60) -> dict[str, Any]:
     """Per channel (or source, medium, campaign): visits, calls, callers, target, cost, ROI."""
     if by not in GROUPINGS:
-        raise ValueError(f"group by one of: {', '.join(GROUPINGS)}")
+        raise DomainError("calltracking.grouping_invalid",
+                          f"group by one of: {', '.join(GROUPINGS)}", groupings=list(GROUPINGS))
     rows: dict[str, dict[str, Any]] = defaultdict(lambda: {
         "visits": 0, "calls": 0, "callers": set(), "first_time": set(), "target_calls": 0,
         "missed_calls": 0, "visits_called": set(), "new_clients": 0, "deals_won": 0,

@@ -38,6 +38,7 @@ from crm_core.calltracking.models import (
     CtVisit,
 )
 from crm_core.clients.phones import normalize_phone
+from crm_core.errors import DomainError
 from crm_core.timestamps import utcnow
 
 ACTOR = "calltracking"
@@ -48,14 +49,17 @@ SEARCH_ENGINES = {"yandex": "yandex", "google": "google", "bing": "bing", "mail.
                   "duckduckgo": "duckduckgo", "yahoo": "yahoo"}
 
 
-class CallTrackingError(ValueError):
-    """Bad input for call tracking: the message is one sentence for the user."""
+class CallTrackingError(DomainError):
+    """Bad input for call tracking (``calltracking.*``)."""
 
 
 def _number(raw: str, what: str = "number") -> str:
+    """``what`` names the field in the refusal (a key of ``telecrm.messages.FIELDS``)."""
     e164 = normalize_phone(raw) if isinstance(raw, str) else None
     if e164 is None:
-        raise CallTrackingError(f"{raw!r} is not a valid phone {what}")
+        raise CallTrackingError("calltracking.number_invalid",
+                                f"{raw!r} is not a valid phone number ({what})",
+                                field=what, value=raw)
     return e164
 
 
@@ -63,7 +67,8 @@ def normalize_host(raw: str) -> str:
     """A site's host name in lower case (``shop.example``, ``localhost:8081``)."""
     host = (raw or "").strip().lower().rstrip(".")
     if not _HOST.fullmatch(host):
-        raise CallTrackingError(f"{raw!r} is not a host name (like shop.example)")
+        raise CallTrackingError("calltracking.host_invalid",
+                                f"{raw!r} is not a host name (like shop.example)", value=raw)
     return host
 
 
@@ -71,9 +76,13 @@ def _money(raw: Any, what: str) -> Decimal:
     try:
         value = Decimal(str(raw).strip().replace(" ", "").replace(",", "."))
     except InvalidOperation:
-        raise CallTrackingError(f"{what} {raw!r} is not an amount of money") from None
+        raise CallTrackingError("calltracking.money_invalid",
+                                f"{what} {raw!r} is not an amount of money",
+                                field=what, value=raw) from None
     if not value.is_finite() or value < 0 or value >= Decimal("1e12"):
-        raise CallTrackingError(f"{what} {raw!r} must be a non-negative amount")
+        raise CallTrackingError("calltracking.money_out_of_range",
+                                f"{what} {raw!r} must be a non-negative amount",
+                                field=what, value=raw)
     return value.quantize(Decimal("0.01"))
 
 
@@ -81,30 +90,38 @@ def _money(raw: Any, what: str) -> Decimal:
 
 
 async def _number_in_use(session: AsyncSession, e164: str) -> str | None:
-    """What tracks the number now; an archived number is free to be tracked again."""
+    """What tracks the number now (``static``, ``pool``); an archived number is free to be
+    tracked again."""
     if await session.scalar(select(CtStaticNumber.id).where(
             CtStaticNumber.did == e164, CtStaticNumber.archived_at.is_(None))):
-        return "a static number"
+        return "static"
     if await session.scalar(select(CtPoolNumber.id).where(
             CtPoolNumber.number == e164, CtPoolNumber.archived_at.is_(None))):
-        return "a pool number"
+        return "pool"
     return None
+
+
+def _taken(e164: str, used: str) -> CallTrackingError:
+    return CallTrackingError("calltracking.number_static" if used == "static"
+                             else "calltracking.number_pooled",
+                             f"{e164} is already a {used} number", number=e164)
 
 
 async def add_static(session: AsyncSession, did: str, channel: str, *, campaign: str | None = None,
                      source: str | None = None, medium: str | None = None,
                      cost_per_month: Any = 0, actor: str = ACTOR) -> CtStaticNumber:
     """A static number for a channel (audited); a number is tracked once only."""
-    e164 = _number(did, "number (DID)")
+    e164 = _number(did, "did")
     channel = (channel or "").strip()
     if not channel or len(channel) > 200:
-        raise CallTrackingError("the channel needs a name of 1 to 200 characters")
+        raise CallTrackingError("calltracking.channel_name",
+                                "the channel needs a name of 1 to 200 characters")
     used = await _number_in_use(session, e164)
     if used:
-        raise CallTrackingError(f"{e164} is already {used}")
+        raise _taken(e164, used)
     row = CtStaticNumber(did=e164, channel=channel, campaign=(campaign or None),
                          source=source or None, medium=medium or None,
-                         cost_per_month=_money(cost_per_month, "cost per month"))
+                         cost_per_month=_money(cost_per_month, "cost_per_month"))
     session.add(row)
     await session.flush()
     write_audit(session, actor=actor, entity="ct_static_number", entity_id=row.id,
@@ -142,13 +159,16 @@ class SiteOptions:
 def _origin(raw: str) -> str:
     parts = urlsplit(raw.strip())
     if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/"):
-        raise CallTrackingError(f"{raw!r} is not an origin (like https://shop.example)")
+        raise CallTrackingError("calltracking.origin_invalid",
+                                f"{raw!r} is not an origin (like https://shop.example)", value=raw)
     return f"{parts.scheme}://{parts.netloc.lower()}"
 
 
 def _seconds(value: int, what: str, low: int, high: int) -> int:
     if not low <= value <= high:
-        raise CallTrackingError(f"{what} must be between {low} and {high} seconds")
+        raise CallTrackingError("calltracking.seconds_out_of_range",
+                                f"{what} must be between {low} and {high} seconds",
+                                field=what, low=low, high=high)
     return value
 
 
@@ -176,10 +196,11 @@ async def save_site(session: AsyncSession, host: str, options: SiteOptions, *,
         action = ACTION_UPDATE
     values: dict[str, Any] = {}
     if options.default_numbers:
-        values["default_numbers"] = [_number(n, "default number") for n in options.default_numbers]
+        values["default_numbers"] = [_number(n, "default_number") for n in options.default_numbers]
     if options.selector is not None:
         if not 0 < len(options.selector) <= 300 or "<" in options.selector:
-            raise CallTrackingError("the selector must be a CSS selector of up to 300 characters")
+            raise CallTrackingError("calltracking.selector_invalid",
+                                    "the selector must be a CSS selector of up to 300 characters")
         values["selector"] = options.selector
     if options.origins:
         values["allowed_origins"] = [_origin(o) for o in options.origins]
@@ -187,7 +208,7 @@ async def save_site(session: AsyncSession, host: str, options: SiteOptions, *,
                             ("heartbeat_seconds", 10, 3600), ("grace_seconds", 0, 86400)):
         value = getattr(options, name)
         if value is not None:
-            values[name] = _seconds(value, name.replace("_", " "), low, high)
+            values[name] = _seconds(value, name, low, high)
     if options.reuse_live_leases is not None:
         values["reuse_live_leases"] = options.reuse_live_leases
     if options.channel:
@@ -207,14 +228,14 @@ async def add_pool_numbers(session: AsyncSession, host: str, numbers: Sequence[s
                            actor: str = ACTOR) -> CtSite:
     """Numbers for a site's pool (the site is created with defaults when new)."""
     if not numbers:
-        raise CallTrackingError("give at least one number for the pool")
+        raise CallTrackingError("calltracking.pool_empty", "give at least one number for the pool")
     e164s = [_number(n) for n in numbers]
     if len(set(e164s)) != len(e164s):
-        raise CallTrackingError("a number is given twice")
+        raise CallTrackingError("calltracking.number_twice", "a number is given twice")
     for e164 in e164s:
         used = await _number_in_use(session, e164)
         if used:
-            raise CallTrackingError(f"{e164} is already {used}")
+            raise _taken(e164, used)
     site = await get_site(session, normalize_host(host))
     if site is None:
         site = await save_site(session, host, SiteOptions(), actor=actor)
@@ -259,7 +280,8 @@ def _month(raw: str) -> date:
             return date.fromisoformat(text + "-01")
         return date.fromisoformat(text).replace(day=1)
     except ValueError:
-        raise CallTrackingError(f"{raw!r} is not a month (YYYY-MM)") from None
+        raise CallTrackingError("calltracking.month_invalid", f"{raw!r} is not a month (YYYY-MM)",
+                                value=raw) from None
 
 
 async def import_costs(session: AsyncSession, path: Path, *, actor: str = ACTOR) -> int:
@@ -271,7 +293,8 @@ async def import_costs(session: AsyncSession, path: Path, *, actor: str = ACTOR)
     try:
         text = path.read_text("utf-8-sig")
     except UnicodeDecodeError:
-        raise CallTrackingError(f"{path} is not UTF-8 text") from None
+        raise CallTrackingError("calltracking.costs_not_utf8", f"{path} is not UTF-8 text",
+                                path=str(path)) from None
     return await import_costs_text(session, text, str(path), actor=actor)
 
 
@@ -287,22 +310,28 @@ async def import_costs_text(session: AsyncSession, text: str, path: str, *,
     reader = csv.DictReader(io.StringIO(text), delimiter=delimiter)
     header = [h.strip().lower() for h in reader.fieldnames or []]
     if header[:3] != ["month", "channel", "amount"]:
-        raise CallTrackingError(f"{path}: the header must be month,channel,amount")
+        raise CallTrackingError("calltracking.costs_header",
+                                f"{path}: the header must be month,channel,amount",
+                                path=str(path))
     rows: dict[tuple[date, str], Decimal] = {}
     for record in reader:
         line = reader.line_num
         values = list(record.values())
         if None in record or any(v is None for v in values[:3]) or len(values) < 3:
-            raise CallTrackingError(f"{path}, line {line}: expected 3 fields")
+            raise CallTrackingError("calltracking.costs_fields",
+                                    f"{path}, line {line}: expected 3 fields",
+                                    path=str(path), line=line)
         month_raw, channel, amount_raw = (str(v) for v in values[:3])
         try:
             month = _month(month_raw)
             channel = channel.strip()
             if not channel or len(channel) > 200:
-                raise CallTrackingError("the channel needs a name of 1 to 200 characters")
+                raise CallTrackingError("calltracking.channel_name",
+                                        "the channel needs a name of 1 to 200 characters")
             amount = _money(amount_raw, "amount")
         except CallTrackingError as exc:
-            raise CallTrackingError(f"{path}, line {line}: {exc}") from None
+            raise CallTrackingError("calltracking.costs_line", f"{path}, line {line}: {exc}",
+                                    path=str(path), line=line, error=exc) from None
         rows[(month, channel)] = amount
     for (month, channel), amount in rows.items():
         await _store_cost(session, month, channel, amount, actor=actor, user_id=user_id)
@@ -339,7 +368,8 @@ async def set_cost(session: AsyncSession, month: str, channel: str, amount: Any,
     """
     channel = (channel or "").strip()
     if not channel or len(channel) > 200:
-        raise CallTrackingError("the channel needs a name of 1 to 200 characters")
+        raise CallTrackingError("calltracking.channel_name",
+                                "the channel needs a name of 1 to 200 characters")
     row = await _store_cost(session, _month(month), channel, _money(amount, "amount"),
                             actor=actor, user_id=user_id)
     await session.flush()
@@ -355,7 +385,8 @@ async def list_costs(session: AsyncSession, months: Sequence[date] = (), *,
     first = _month(since) if since else None
     last = _month(until) if until else None
     if first and last and last < first:
-        raise CallTrackingError("the first month must not be after the last")
+        raise CallTrackingError("calltracking.months_reversed",
+                                "the first month must not be after the last")
     if first:
         stmt = stmt.where(CtAdCost.month >= first)
     if last:
@@ -384,7 +415,8 @@ async def archive_number(session: AsyncSession, number: str, *, actor: str = ACT
     pooled = await session.scalar(select(CtPoolNumber).where(
         CtPoolNumber.number == e164, CtPoolNumber.archived_at.is_(None)))
     if pooled is None:
-        raise CallTrackingError(f"{e164} is not a tracked number")
+        raise CallTrackingError("calltracking.not_tracked", f"{e164} is not a tracked number",
+                                number=e164)
     pooled.archived_at = now
     write_audit(session, actor=actor, entity="ct_site", entity_id=pooled.site_id,
                 action=ACTION_UPDATE, user_id=user_id, changes={"pool_archived": e164})

@@ -27,6 +27,7 @@ from crm_core.clients.services import (
     has_placeholder_name,
     update_client,
 )
+from crm_core.errors import DomainError
 from crm_core.people.models import User
 from crm_core.people.users import users_by_extension
 
@@ -36,16 +37,18 @@ PHONE_SEPARATOR = ";"
 IMPORT_SOURCE = "import"
 
 
-class ImportFileError(Exception):
+class ImportFileError(DomainError):
     """The file as a whole cannot be imported (unreadable, empty, bad header)."""
 
 
 @dataclass(frozen=True)
 class RowError:
-    """A rejected row: its 1-based line in the file and why."""
+    """A rejected row: its 1-based line in the file and why (``error`` has the code for
+    the user's sentence, ``message`` is its English for logs)."""
 
     line: int
     message: str
+    error: DomainError
 
 
 @dataclass
@@ -69,8 +72,12 @@ class ClientRow:
     manager: str | None
 
 
-class _RowRejected(Exception):
-    pass
+class _RowRejected(DomainError):
+    """A row that cannot be imported (``clients.import.*``)."""
+
+
+def _row_error(line: int, exc: DomainError) -> RowError:
+    return RowError(line, str(exc), exc)
 
 
 def decode(data: bytes) -> str:
@@ -91,11 +98,15 @@ def _pick_delimiter(first_line: str) -> tuple[str, list[str]]:
         columns = _header_columns(first_line, delimiter)
         if set(REQUIRED_COLUMNS) <= set(columns):
             if len(set(columns)) != len(columns):
-                raise ImportFileError(f"The header repeats a column: {first_line.strip()!r}.")
+                raise ImportFileError("clients.import.header_repeats",
+                                      f"The header repeats a column: {first_line.strip()!r}.",
+                                      header=first_line.strip())
             return delimiter, columns
     raise ImportFileError(
+        "clients.import.no_header",
         "The first line must be a header naming the columns name, phones, manager; "
-        f"found {first_line.strip()!r}."
+        f"found {first_line.strip()!r}.",
+        found=first_line.strip(),
     )
 
 
@@ -103,26 +114,35 @@ def _parse_row(line: int, cells: list[str], columns: list[str], region: str) -> 
     if len(cells) > len(columns) and not any(c.strip() for c in cells[len(columns) :]):
         cells = cells[: len(columns)]  # trailing empty cells that spreadsheets add
     if len(cells) != len(columns):
-        raise _RowRejected(f"The row has {len(cells)} columns but the header has {len(columns)}.")
+        raise _RowRejected(
+            "clients.import.columns",
+            f"The row has {len(cells)} columns but the header has {len(columns)}.",
+            found=len(cells), expected=len(columns),
+        )
     values = {column: cell.strip() for column, cell in zip(columns, cells, strict=True)}
     name = " ".join(values["name"].split())
     if not name:
-        raise _RowRejected("The client name is empty.")
+        raise _RowRejected("clients.import.no_name", "The client name is empty.")
     phones: dict[str, str] = {}
     for raw in (part.strip() for part in values["phones"].split(PHONE_SEPARATOR)):
         if not raw:
             continue
         if is_extension(raw):
-            raise _RowRejected(f"Phone {raw!r} is an internal extension, not a client number.")
+            raise _RowRejected("clients.phone_extension",
+                               f"Phone {raw!r} is an internal extension, not a client number.",
+                               phone=raw)
         e164 = normalize_phone(raw, region)
         if e164 is None:
-            raise _RowRejected(f"Phone {raw!r} is not a valid phone number.")
+            raise _RowRejected("clients.phone_invalid",
+                               f"Phone {raw!r} is not a valid phone number.", phone=raw)
         phones.setdefault(e164, raw)
     if not phones:
-        raise _RowRejected("The row has no phone number.")
+        raise _RowRejected("clients.import.no_phone", "The row has no phone number.")
     manager = values["manager"] or None
     if manager is not None and not is_extension(manager):
-        raise _RowRejected(f"Manager {manager!r} is not an extension (3 or 4 digits).")
+        raise _RowRejected("clients.import.manager_not_extension",
+                           f"Manager {manager!r} is not an extension (3 or 4 digits).",
+                           manager=manager)
     return ClientRow(
         line=line,
         name=name,
@@ -139,7 +159,7 @@ def parse_clients_csv(
     text = decode(data)
     first_line = next((line for line in text.splitlines() if line.strip()), None)
     if first_line is None:
-        raise ImportFileError("The file is empty.")
+        raise ImportFileError("clients.import.empty", "The file is empty.")
     delimiter, columns = _pick_delimiter(first_line)
     rows: list[ClientRow] = []
     errors: list[RowError] = []
@@ -157,9 +177,11 @@ def parse_clients_csv(
             try:
                 rows.append(_parse_row(line, cells, columns, region))
             except _RowRejected as exc:
-                errors.append(RowError(line, str(exc)))
+                errors.append(_row_error(line, exc))
     except csv.Error as exc:
-        errors.append(RowError(previous_end + 1, f"The rest of the file is not valid CSV: {exc}."))
+        errors.append(_row_error(previous_end + 1, DomainError(
+            "clients.import.not_csv", f"The rest of the file is not valid CSV: {exc}.",
+            reason=str(exc))))
     return rows, errors
 
 
@@ -168,11 +190,15 @@ async def _apply_row(session: AsyncSession, row: ClientRow, owner: User | None, 
     by_phone = await find_clients_by_phones(session, row.e164s)
     if len(by_phone) > 1:
         names = ", ".join(f"#{c.id} {c.name!r}" for c in by_phone[:3])
-        raise _RowRejected(f"Its phones belong to different clients ({names}).")
+        raise _RowRejected("clients.import.phones_of_several",
+                           f"Its phones belong to different clients ({names}).",
+                           clients=[f"№{c.id} «{c.name}»" for c in by_phone[:3]])
     candidates: list[Client] = by_phone or await find_clients_by_name(session, row.name)
     if len(candidates) > 1:
         raise _RowRejected(
-            f"{len(candidates)} clients are named {row.name!r}; add a phone that identifies one."
+            "clients.import.name_ambiguous",
+            f"{len(candidates)} clients are named {row.name!r}; add a phone that identifies one.",
+            count=len(candidates), name=row.name,
         )
     owner_id = owner.id if owner else None
     audit_extra = {"line": row.line}
@@ -211,17 +237,21 @@ async def import_clients(
     for row in rows:
         owner = users.get(row.manager) if row.manager else None
         if row.manager and owner is None:
-            report.errors.append(RowError(row.line, f"No active user has extension {row.manager}."))
+            report.errors.append(_row_error(row.line, DomainError(
+                "clients.import.no_manager", f"No active user has extension {row.manager}.",
+                extension=row.manager)))
             continue
         try:
             async with session.begin_nested():
                 outcome = await _apply_row(session, row, owner, actor)
         except _RowRejected as exc:
-            report.errors.append(RowError(row.line, str(exc)))
+            report.errors.append(_row_error(row.line, exc))
             continue
         except (IntegrityError, ValueError) as exc:
             reason = str(getattr(exc, "orig", exc)).splitlines()[0]
-            report.errors.append(RowError(row.line, f"The row could not be saved: {reason}."))
+            report.errors.append(_row_error(row.line, DomainError(
+                "clients.import.not_saved", f"The row could not be saved: {reason}.",
+                reason=exc if isinstance(exc, DomainError) else reason)))
             continue
         if outcome == "imported":
             report.imported += 1
@@ -238,11 +268,13 @@ async def import_clients_csv(
 ) -> ImportReport:
     """Import clients from the CSV file at ``path`` (flushes; the caller commits).
 
-    Raises ImportFileError when the file cannot be read or its header is wrong;
+    Raises ImportFileError (a DomainError) when the file cannot be read or its header is wrong;
     row problems are collected in the report instead.
     """
     try:
         data = Path(path).read_bytes()
     except OSError as exc:
-        raise ImportFileError(f"Cannot read {path}: {exc.strerror or exc}.") from exc
+        raise ImportFileError("clients.import.unreadable",
+                              f"Cannot read {path}: {exc.strerror or exc}.",
+                              path=str(path), reason=exc.strerror or str(exc)) from exc
     return await import_clients(session, data, actor=actor)

@@ -18,6 +18,7 @@ from crm_core.clients.phones import (
     normalize_phone,
     phone_kind,
 )
+from crm_core.errors import DomainError
 from crm_core.timestamps import utcnow
 
 AUDIT_ENTITY = "client"
@@ -27,8 +28,11 @@ def _phone_or_error(raw: str, region: str) -> str:
     e164 = normalize_phone(raw, region)
     if e164 is None:
         if is_extension(raw):
-            raise ValueError(f"{raw.strip()!r} is an internal extension, not a client phone.")
-        raise ValueError(f"{raw.strip()!r} is not a valid phone number.")
+            raise DomainError("clients.phone_extension",
+                              f"{raw.strip()!r} is an internal extension, not a client phone.",
+                              phone=raw.strip())
+        raise DomainError("clients.phone_invalid", f"{raw.strip()!r} is not a valid phone number.",
+                          phone=raw.strip())
     return e164
 
 
@@ -90,11 +94,11 @@ async def create_client(
 ) -> Client:
     """A new client in status ``potential`` with its phones (raw strings), audited.
 
-    Invalid phones raise ValueError before anything is written.
+    Invalid phones raise a DomainError (a ValueError) before anything is written.
     """
     name = name.strip()
     if not name:
-        raise ValueError("Client name must not be empty.")
+        raise DomainError("clients.name_empty", "Client name must not be empty.")
     normalized: dict[str, str] = {}
     for raw in phones:
         normalized.setdefault(_phone_or_error(raw, region), raw)

@@ -128,17 +128,21 @@ async def set_team_queue(session: AsyncSession, team: str, queue: str | None) ->
     """Make ``team`` (created on first use) the one that answers Asterisk queue ``queue``.
 
     A queue belongs to one team, so missed calls from it have one place to go; giving a
-    queue that another team holds is a ValueError. ``None`` unmaps the team's queue.
+    queue that another team holds is a ConflictError. ``None`` unmaps the team's queue.
     """
     if queue is not None:
         queue = queue.strip()
         if not _QUEUE.fullmatch(queue):
-            raise ValueError(
-                f"Queue name must be 1–80 letters, digits, '.', '_' or '-', got {queue!r}."
+            raise DomainError(
+                "people.queue_invalid",
+                f"Queue name must be 1–80 letters, digits, '.', '_' or '-', got {queue!r}.",
+                queue=queue,
             )
         holder = await session.scalar(select(Team).where(Team.queue == queue))
         if holder is not None and holder.name != team.strip():
-            raise ValueError(f"Queue {queue!r} already belongs to team {holder.name!r}.")
+            raise ConflictError("people.queue_taken",
+                                f"Queue {queue!r} already belongs to team {holder.name!r}.",
+                                queue=queue, team=holder.name)
     row = await ensure_team(session, team)
     row.queue = queue
     await session.flush()

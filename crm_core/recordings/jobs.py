@@ -13,6 +13,7 @@ from sqlalchemy.orm import selectinload
 
 from crm_core.audit import ACTION_CREATE, ACTION_UPDATE, write_audit
 from crm_core.calls.models import Call, Recording
+from crm_core.errors import DomainError
 from crm_core.people.models import User
 from crm_core.recordings.models import AudioStatus, CallAudio, RetentionPolicy
 
@@ -106,7 +107,7 @@ async def set_retention(session: AsyncSession, team_id: int, days: int, *,
                         actor: str = "system") -> None:
     """A team's retention policy (audited); recordings older than ``days`` are removed."""
     if days < 1:
-        raise ValueError("retention must be at least one day")
+        raise DomainError("recordings.retention_too_short", "retention must be at least one day")
     policy = await session.scalar(select(RetentionPolicy).where(RetentionPolicy.team_id == team_id))
     old = None if policy is None else policy.days
     if policy is None:

@@ -2,7 +2,7 @@
 owner changes one by one or in bulk, and archiving. Never deleting.
 
 Each service takes the acting user (``by``; None is the server operator on the
-command line) and refuses what his role may not do with a ``SalesClientError``:
+command line) and refuses what his role may not do with a ``SalesNotAllowedError``:
 managers may change none of this; a supervisor works on his team's clients and
 gives them to his team's managers; an admin may do anything.
 """
@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.audit import ACTION_UPDATE, write_audit
 from crm_core.clients.models import Client
+from crm_core.errors import DomainError, NotAllowedError
 from crm_core.people.models import Role, User
 from crm_core.sales.client_status import abc_group
 from crm_core.sales.models import ClientOwnerChange, Deal, DealStatus
@@ -30,11 +31,11 @@ AUDIT_ENTITY = "client"
 MAX_BULK = 10_000
 
 
-class SalesClientError(ValueError):
-    """Not allowed or not valid; the message is one sentence."""
+class SalesClientError(DomainError):
+    """A change to a client's sales data that the rules refuse (``sales.client.*``)."""
 
 
-class SalesNotAllowedError(SalesClientError):
+class SalesNotAllowedError(NotAllowedError, SalesClientError):
     """The acting user's role or team may not do this (the web answers 403)."""
 
 
@@ -48,15 +49,19 @@ async def _check_may_manage(session: AsyncSession, by: User | None, client: Clie
     if by is None or by.role == Role.ADMIN:
         return
     if by.role != Role.SUPERVISOR:
-        raise SalesNotAllowedError("Only a supervisor or an admin may change this.")
+        raise SalesNotAllowedError("sales.bosses_only",
+                                   "Only a supervisor or an admin may change this.")
     if by.team_id is None or await _team_of(session, client.owner_id) != by.team_id:
-        raise SalesNotAllowedError(f"Client {client.id} is not in your team.")
+        raise SalesNotAllowedError("sales.client.not_in_team",
+                                   f"Client {client.id} is not in your team.", client=client.id)
 
 
 async def _client(session: AsyncSession, client_id: int) -> Client:
     client = await session.get(Client, client_id)
     if client is None:
-        raise SalesClientError(f"There is no client with id {client_id}.")
+        raise SalesClientError("sales.client.not_found",
+                               f"There is no client with id {client_id}.",
+                               client=client_id)
     return client
 
 
@@ -77,11 +82,12 @@ async def set_potential(session: AsyncSession, client_id: int, amount: Any, *,
     client = await _client(session, client_id)
     await _check_may_manage(session, by, client)
     try:
-        money = parse_amount(amount, "annual potential")
-    except PaymentError as exc:
-        raise SalesClientError(str(exc)) from None
+        money = parse_amount(amount, "annual_potential")
+    except PaymentError as exc:  # the same refusal, as this service's error
+        raise SalesClientError(exc.code, str(exc), **exc.params) from None
     if items is not None and not 0 <= items < 10**9:
-        raise SalesClientError("items must be a non-negative whole number.")
+        raise SalesClientError("sales.client.items_invalid",
+                               "items must be a non-negative whole number.")
     rules = await rules_for_team(session, await _team_of(session, client.owner_id))
     group = abc_group(money, rules)
     changes: dict[str, Any] = {
@@ -108,7 +114,8 @@ async def set_contact_frequency(session: AsyncSession, client_id: int, days: int
     client = await _client(session, client_id)
     await _check_may_manage(session, by, client)
     if days is not None and not 1 <= days <= 3650:
-        raise SalesClientError("The contact frequency must be between 1 and 3650 days.")
+        raise SalesClientError("sales.client.contact_days_invalid",
+                               "The contact frequency must be between 1 and 3650 days.")
     _audit(session, by, client, {"contact_every_days": [client.contact_every_days, days]}, actor)
     client.contact_every_days = days
     client.updated_at = utcnow()
@@ -126,24 +133,30 @@ async def reassign_clients(session: AsyncSession, client_ids: Sequence[int],
     """
     ids = list(dict.fromkeys(client_ids))
     if not ids:
-        raise SalesClientError("Give at least one client.")
+        raise SalesClientError("sales.client.reassign_none", "Give at least one client.")
     if len(ids) > MAX_BULK:
-        raise SalesClientError(f"Reassign at most {MAX_BULK} clients at a time.")
+        raise SalesClientError("sales.client.reassign_too_many",
+                               f"Reassign at most {MAX_BULK} clients at a time.", max=MAX_BULK)
     if owner_id is not None:
         owner = await session.get(User, owner_id)
         if owner is None or not owner.active:
-            raise SalesClientError(f"There is no active user with id {owner_id}.")
+            raise SalesClientError("sales.user_not_found",
+                                   f"There is no active user with id {owner_id}.", user=owner_id)
         if owner.role not in (Role.MANAGER, Role.SUPERVISOR):
-            raise SalesClientError(f"{owner.name} is not a manager.")
+            raise SalesClientError("sales.client.owner_not_manager",
+                                   f"{owner.name} is not a manager.", name=owner.name)
         if by is not None and by.role == Role.SUPERVISOR and owner.team_id != by.team_id:
-            raise SalesNotAllowedError(f"{owner.name} is not in your team.")
+            raise SalesNotAllowedError("sales.user_not_in_team",
+                                       f"{owner.name} is not in your team.", name=owner.name)
     clients = {c.id: c for c in await session.scalars(select(Client).where(Client.id.in_(ids)))}
     missing = [i for i in ids if i not in clients]
     if missing:
-        raise SalesClientError(f"There is no client with id {missing[0]}.")
+        raise SalesClientError("sales.client.not_found",
+                               f"There is no client with id {missing[0]}.", client=missing[0])
     for cid in ids:
         if clients[cid].archived_at is not None:
-            raise SalesClientError(f"Client {cid} is archived; restore it first.")
+            raise SalesClientError("sales.client.archived",
+                                   f"Client {cid} is archived; restore it first.", client=cid)
         await _check_may_manage(session, by, clients[cid])
     now = utcnow()
     reason = (reason or "").strip()[:300] or None
@@ -181,9 +194,12 @@ async def archive_client(session: AsyncSession, client_id: int, *, by: User | No
     """Archive a client (or restore him): the only way a client leaves the base."""
     client = await _client(session, client_id)
     await _check_may_manage(session, by, client)
-    if restore == (client.archived_at is None):
-        state = "is not archived" if restore else "is archived already"
-        raise SalesClientError(f"Client {client_id} {state}.")
+    if restore and client.archived_at is None:
+        raise SalesClientError("sales.client.not_archived", f"Client {client_id} is not archived.",
+                               client=client_id)
+    if not restore and client.archived_at is not None:
+        raise SalesClientError("sales.client.archived_already",
+                               f"Client {client_id} is archived already.", client=client_id)
     new: datetime | None = None if restore else utcnow()
     _audit(session, by, client, {"archived_at": [isoformat(client.archived_at), isoformat(new)],
                                  "reason": (reason or "").strip()[:300] or None}, actor)

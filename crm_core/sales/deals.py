@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.audit import ACTION_CREATE, ACTION_UPDATE, write_audit
 from crm_core.clients.models import Client
+from crm_core.errors import DomainError, NotAllowedError
 from crm_core.people.models import Role, User
 from crm_core.sales.client_status import DEFAULT_TIMEZONE
 from crm_core.sales.models import (
@@ -42,11 +43,12 @@ from crm_core.timestamps import isoformat, utcnow
 RECHECK_DAYS = 2
 
 
-class DealError(ValueError):
-    """A deal change the rules refuse; the message is one sentence."""
+class DealError(DomainError):
+    """A deal, pipeline or plan change the rules refuse (``sales.deal.*``, ``sales.pipeline.*``,
+    ``sales.stage.*``, ``sales.plan.*``)."""
 
 
-class DealNotAllowedError(DealError):
+class DealNotAllowedError(NotAllowedError, DealError):
     """The acting user may not do this (the web answers 403)."""
 
 
@@ -67,21 +69,27 @@ class StageSpec:
         parts = [p.strip() for p in text.split(":")]
         name = parts[0]
         if not name:
-            raise DealError(f"Stage {text!r} has no name.")
+            raise DealError("sales.stage.spec_no_name", f"Stage {text!r} has no name.", text=text)
         if len(parts) > 1 and parts[1] in ("won", "lost"):
             return cls(name, outcome=parts[1])
         kind = parts[1] if len(parts) > 1 and parts[1] else None
         if kind is not None and kind not in ("call", "email", "meeting", "other"):
-            raise DealError(f"Stage {name!r}: task kind must be call, email, meeting or other.")
+            raise DealError("sales.stage.spec_kind_invalid",
+                            f"Stage {name!r}: task kind must be call, email, meeting or other.",
+                            stage=name)
         try:
             days = int(parts[2]) if len(parts) > 2 else 1
         except ValueError:
-            raise DealError(f"Stage {name!r}: days must be a whole number.") from None
+            raise DealError("sales.stage.spec_days_invalid",
+                            f"Stage {name!r}: days must be a whole number.", stage=name) from None
         if not 0 <= days <= 365:
-            raise DealError(f"Stage {name!r}: days must be between 0 and 365.")
+            raise DealError("sales.stage.spec_days_invalid",
+                            f"Stage {name!r}: days must be between 0 and 365.", stage=name)
         who = parts[3] if len(parts) > 3 else "owner"
         if who not in ("owner", "supervisor"):
-            raise DealError(f"Stage {name!r}: the task is for the owner or the supervisor.")
+            raise DealError("sales.stage.spec_assignee_invalid",
+                            f"Stage {name!r}: the task is for the owner or the supervisor.",
+                            stage=name)
         return cls(name, task_kind=kind, task_due_days=days, task_assignee=who)
 
 
@@ -92,7 +100,8 @@ def _code(name: str, position: int) -> str:
 
 def _boss(by: User | None) -> None:
     if by is not None and by.role not in (Role.SUPERVISOR, Role.ADMIN):
-        raise DealNotAllowedError("Only a supervisor or an admin may change this.")
+        raise DealNotAllowedError("sales.bosses_only",
+                                  "Only a supervisor or an admin may change this.")
 
 
 async def create_pipeline(session: AsyncSession, name: str, stages: list[StageSpec], *,
@@ -101,14 +110,16 @@ async def create_pipeline(session: AsyncSession, name: str, stages: list[StageSp
     _boss(by)
     name = name.strip()
     if not name:
-        raise DealError("A pipeline needs a name.")
+        raise DealError("sales.pipeline.no_name", "A pipeline needs a name.")
     if await session.scalar(select(Pipeline.id).where(Pipeline.name == name)):
-        raise DealError(f"Pipeline {name!r} exists already.")
+        raise DealError("sales.pipeline.exists", f"Pipeline {name!r} exists already.", name=name)
     outcomes = [s.outcome for s in stages]
     if outcomes.count("won") != 1 or outcomes.count("lost") != 1 or "open" not in outcomes:
-        raise DealError("A pipeline needs working stages, one won stage and one lost stage.")
+        raise DealError("sales.pipeline.stages_needed",
+                        "A pipeline needs working stages, one won stage and one lost stage.")
     if stages[0].outcome != "open":
-        raise DealError("The first stage must be a working stage.")
+        raise DealError("sales.pipeline.first_stage_working",
+                        "The first stage must be a working stage.")
     pipeline = Pipeline(name=name)
     session.add(pipeline)
     await session.flush()
@@ -130,7 +141,7 @@ async def add_lose_reason(session: AsyncSession, name: str, *, by: User | None,
     _boss(by)
     name = name.strip()
     if not name:
-        raise DealError("A lose reason needs a name.")
+        raise DealError("sales.reason.no_name", "A lose reason needs a name.")
     reason = await session.scalar(select(LoseReason).where(LoseReason.name == name))
     if reason is None:
         reason = LoseReason(name=name[:200], active=True)
@@ -202,25 +213,29 @@ async def create_deal(session: AsyncSession, *, client_id: int, pipeline_id: int
     the client's. ``tz_name``: the workday's zone, for the task's working hours."""
     client = await session.get(Client, client_id)
     if client is None or client.archived_at is not None:
-        raise DealError(f"There is no active client with id {client_id}.")
+        raise DealError("sales.deal.client_not_found",
+                        f"There is no active client with id {client_id}.", client=client_id)
     pipeline = await session.get(Pipeline, pipeline_id)
     if pipeline is None or pipeline.archived_at is not None:
-        raise DealError(f"There is no pipeline with id {pipeline_id}.")
+        raise DealError("sales.pipeline.not_found", f"There is no pipeline with id {pipeline_id}.",
+                        pipeline=pipeline_id)
     first = await session.scalar(select(PipelineStage).where(
         PipelineStage.pipeline_id == pipeline_id, PipelineStage.archived_at.is_(None))
         .order_by(PipelineStage.position).limit(1))
     if first is None:
-        raise DealError(f"The pipeline with id {pipeline_id} has no stages.")
+        raise DealError("sales.pipeline.no_stages",
+                        f"The pipeline with id {pipeline_id} has no stages.", pipeline=pipeline_id)
     title = (title or "").strip()
     if not title:
-        raise DealError("A deal needs a title.")
+        raise DealError("sales.deal.no_title", "A deal needs a title.")
     try:
         expected = parse_amount(amount, "amount") if amount not in (None, "") else None
-    except PaymentError as exc:
-        raise DealError(str(exc)) from None
+    except PaymentError as exc:  # the same refusal, as this service's error
+        raise DealError(exc.code, str(exc), **exc.params) from None
     owner_id = owner_id or client.owner_id or (by.id if by else None)
     if by is not None and by.role == Role.MANAGER and owner_id != by.id:
-        raise DealNotAllowedError("A manager opens deals for himself only.")
+        raise DealNotAllowedError("sales.deal.manager_own_only",
+                                  "A manager opens deals for himself only.")
     deal = Deal(title=title[:300], client_id=client_id, pipeline_id=pipeline_id,
                 stage_id=first.id, owner_id=owner_id, status=DealStatus.OPEN.value,
                 amount=expected)
@@ -241,22 +256,27 @@ async def move_deal(session: AsyncSession, deal: Deal, stage_id: int, *, by: Use
                     tz_name: str = DEFAULT_TIMEZONE) -> DealStageChange:
     """Put an open deal on another stage of its pipeline (won: amount; lost: a reason)."""
     if deal.archived_at is not None:
-        raise DealError(f"Deal {deal.id} is archived.")
+        raise DealError("sales.deal.archived", f"Deal {deal.id} is archived.", deal=deal.id)
     if deal.status != DealStatus.OPEN:
-        raise DealError(f"Deal {deal.id} is {deal.status} already.")
+        raise DealError("sales.deal.closed", f"Deal {deal.id} is {deal.status} already.",
+                        deal=deal.id)
     stage = await session.get(PipelineStage, stage_id)
     if stage is None or stage.pipeline_id != deal.pipeline_id:
-        raise DealError(f"Stage {stage_id} is not a stage of this deal's pipeline.")
+        raise DealError("sales.deal.stage_foreign",
+                        f"Stage {stage_id} is not a stage of this deal's pipeline.",
+                        stage=stage_id)
     if stage.id == deal.stage_id:
-        raise DealError("The deal is on this stage already.")
+        raise DealError("sales.deal.stage_same", "The deal is on this stage already.")
     if stage.archived_at is not None:
-        raise DealError(f"Stage {stage.name!r} is archived.")
+        raise DealError("sales.deal.stage_archived", f"Stage {stage.name!r} is archived.",
+                        stage=stage.name)
     changes: dict[str, Any] = {"stage_id": [deal.stage_id, stage.id]}
     if stage.outcome == DealStatus.WON:
         try:
-            won = parse_amount(amount, "won amount")
-        except PaymentError as exc:
-            raise DealError(f"A won deal needs the amount: {exc}") from None
+            won = parse_amount(amount, "won_amount")
+        except DomainError as exc:
+            raise DealError("sales.deal.won_needs_amount", f"A won deal needs the amount: {exc}",
+                            error=exc) from None
         deal.won_amount = won
         changes["won_amount"] = [None, str(won)]
     elif stage.outcome == DealStatus.LOST:
@@ -264,7 +284,11 @@ async def move_deal(session: AsyncSession, deal: Deal, stage_id: int, *, by: Use
         if reason is None or not reason.active:
             names = ", ".join(await session.scalars(select(LoseReason.name).where(
                 LoseReason.active.is_(True)).order_by(LoseReason.name)))
-            raise DealError(f"A lost deal needs a reason from the list: {names or 'none set'}.")
+            if not names:
+                raise DealError("sales.deal.no_lose_reasons",
+                                "A lost deal needs a reason from the list: none set.")
+            raise DealError("sales.deal.lost_needs_reason",
+                            f"A lost deal needs a reason from the list: {names}.", reasons=names)
         deal.lose_reason_id = reason.id
         deal.lose_note = (note or "").strip()[:500] or None
         changes["lose_reason"] = reason.name
@@ -314,18 +338,20 @@ async def set_plan(session: AsyncSession, user_id: int, month: date, kind: str, 
     """A manager's plan for a month (amount of money won, or count of deals won); audited."""
     _boss(by)
     if kind not in ("amount", "count"):
-        raise DealError("A plan is an amount or a count of deals.")
+        raise DealError("sales.plan.kind_invalid", "A plan is an amount or a count of deals.")
     manager = await session.get(User, user_id)
     if manager is None:
-        raise DealError(f"There is no user with id {user_id}.")
+        raise DealError("sales.user_not_found", f"There is no user with id {user_id}.",
+                        user=user_id)
     if by is not None and by.role == Role.SUPERVISOR and manager.team_id != by.team_id:
-        raise DealNotAllowedError(f"{manager.name} is not in your team.")
+        raise DealNotAllowedError("sales.user_not_in_team", f"{manager.name} is not in your team.",
+                                  name=manager.name)
     try:
         value = parse_amount(target, "target")
     except PaymentError as exc:
-        raise DealError(str(exc)) from None
+        raise DealError(exc.code, str(exc), **exc.params) from None
     if kind == "count" and value != value.to_integral_value():
-        raise DealError("A plan in deals is a whole number.")
+        raise DealError("sales.plan.count_not_whole", "A plan in deals is a whole number.")
     month = month_start(month)
     plan = await session.scalar(select(SalesPlan).where(SalesPlan.user_id == user_id,
                                                         SalesPlan.month == month))

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm_core.audit import ACTION_CREATE, ACTION_UPDATE, write_audit
 from crm_core.clients.importing import decode
 from crm_core.clients.models import Client
+from crm_core.errors import DomainError
 from crm_core.sales.client_status import recompute_client
 from crm_core.sales.models import Invoice, InvoiceStatus, Payment
 
@@ -31,21 +32,30 @@ REQUIRED_COLUMNS = ("date", "client", "amount")
 OPTIONAL_COLUMNS = ("invoice", "ref", "note")
 
 
-class PaymentError(ValueError):
-    """A payment or invoice that cannot be booked; the message is one sentence."""
+class PaymentError(DomainError):
+    """A payment or invoice that cannot be booked (``sales.payment.*``, ``sales.invoice.*``)."""
 
 
 def parse_amount(raw: Any, what: str = "amount") -> Decimal:
-    """``12 300,50``, ``12300.5`` or a number; positive, two decimals."""
+    """``12 300,50``, ``12300.5`` or a number; positive, two decimals.
+
+    ``what`` names the field in the refusal (a key of ``telecrm.messages.FIELDS``).
+    """
     text = str(raw).strip().replace("\u00a0", "").replace(" ", "").replace(",", ".")
+    if raw is None or not text:
+        raise PaymentError("sales.amount_missing",
+                           f"{what} {str(raw).strip()!r} is not an amount of money.", field=what)
     try:
         value = Decimal(text)
     except InvalidOperation:
-        raise PaymentError(f"{what} {str(raw).strip()!r} is not an amount of money.") from None
+        raise PaymentError("sales.amount_invalid",
+                           f"{what} {str(raw).strip()!r} is not an amount of money.",
+                           field=what, value=str(raw).strip()) from None
     if not value.is_finite() or value <= 0:
-        raise PaymentError(f"{what} must be greater than zero.")
+        raise PaymentError("sales.amount_not_positive", f"{what} must be greater than zero.",
+                           field=what)
     if value >= MAX_AMOUNT:
-        raise PaymentError(f"{what} is too large.")
+        raise PaymentError("sales.amount_too_large", f"{what} is too large.", field=what)
     return value.quantize(Decimal("0.01"))
 
 
@@ -59,24 +69,30 @@ def parse_day(raw: Any, what: str = "date") -> date:
             return datetime.strptime(text, fmt).date()
         except ValueError:
             continue
-    raise PaymentError(f"{what} {text!r} is not a date (YYYY-MM-DD or DD.MM.YYYY).")
+    raise PaymentError("sales.date_invalid",
+                       f"{what} {text!r} is not a date (YYYY-MM-DD or DD.MM.YYYY).",
+                       field=what, value=text)
 
 
 async def find_client(session: AsyncSession, ref: Any) -> Client:
     """A client by id, or by his exact name when that name is unique."""
     text = str(ref).strip()
     if not text:
-        raise PaymentError("The client is missing.")
+        raise PaymentError("sales.payment.client_missing", "The client is missing.")
     if text.isdigit():
         client = await session.get(Client, int(text))
         if client is None:
-            raise PaymentError(f"There is no client with id {text}.")
+            raise PaymentError("sales.client.not_found", f"There is no client with id {text}.",
+                               client=text)
         return client
     found = list(await session.scalars(select(Client).where(Client.name == text).limit(2)))
     if not found:
-        raise PaymentError(f"There is no client named {text!r}.")
+        raise PaymentError("sales.payment.client_name_unknown",
+                           f"There is no client named {text!r}.", name=text)
     if len(found) > 1:
-        raise PaymentError(f"Several clients are named {text!r}; give the client id instead.")
+        raise PaymentError("sales.payment.client_name_ambiguous",
+                           f"Several clients are named {text!r}; give the client id instead.",
+                           name=text)
     return found[0]
 
 
@@ -100,9 +116,11 @@ async def record_invoice(session: AsyncSession, *, client: Any, number: str, amo
     target = client if isinstance(client, Client) else await find_client(session, client)
     number = str(number or "").strip()
     if not number or len(number) > 60:
-        raise PaymentError("An invoice needs a number of at most 60 characters.")
+        raise PaymentError("sales.invoice.number_invalid",
+                           "An invoice needs a number of at most 60 characters.")
     if await session.scalar(select(Invoice.id).where(Invoice.number == number)) is not None:
-        raise PaymentError(f"Invoice {number} exists already.")
+        raise PaymentError("sales.invoice.exists", f"Invoice {number} exists already.",
+                           number=number)
     invoice = Invoice(number=number, client_id=target.id, amount=parse_amount(amount),
                       paid_amount=Decimal(0), status=InvoiceStatus.UNPAID.value,
                       issued_on=parse_day(issued_on, "issued_on"),
@@ -151,12 +169,17 @@ async def check_payment(session: AsyncSession, *, client: Any, amount: Any, paid
     if invoice:
         bill = await session.scalar(select(Invoice).where(Invoice.number == str(invoice).strip()))
         if bill is None:
-            raise PaymentError(f"There is no invoice {str(invoice).strip()}.")
+            raise PaymentError("sales.invoice.not_found",
+                               f"There is no invoice {str(invoice).strip()}.",
+                               number=str(invoice).strip())
         if bill.client_id != target.id:
-            raise PaymentError(f"Invoice {bill.number} belongs to another client.")
+            raise PaymentError("sales.invoice.other_client",
+                               f"Invoice {bill.number} belongs to another client.",
+                               number=bill.number)
     ref = (ref or "").strip() or None
     if ref is not None and len(ref) > 100:
-        raise PaymentError("The payment reference is longer than 100 characters.")
+        raise PaymentError("sales.payment.ref_too_long",
+                           "The payment reference is longer than 100 characters.")
     return PaymentInput(target, parse_amount(amount), parse_day(paid_on, "date"), bill, ref,
                         (note or "").strip()[:500] or None)
 
@@ -189,7 +212,8 @@ async def record_payment(session: AsyncSession, *, client: Any, amount: Any, pai
     item = await check_payment(session, client=client, amount=amount, paid_on=paid_on,
                                invoice=invoice, ref=ref, note=note)
     if item.ref and await session.scalar(select(Payment.id).where(Payment.ref == item.ref)):
-        raise PaymentError(f"Payment {item.ref} is booked already.")
+        raise PaymentError("sales.payment.booked", f"Payment {item.ref} is booked already.",
+                           ref=item.ref)
     return await book_payment(session, item, source=source, user_id=user_id, actor=actor,
                               today=today)
 
@@ -212,24 +236,30 @@ async def import_payments_csv(session: AsyncSession, path: Path, *, user_id: int
     try:
         text = decode(path.read_bytes())
     except OSError as exc:
-        raise PaymentError(f"Cannot read {path}: {exc.strerror or exc}.") from exc
+        raise PaymentError("sales.import.unreadable",
+                           f"Cannot read {path}: {exc.strerror or exc}.",
+                           path=str(path), reason=exc.strerror or str(exc)) from exc
     lines = text.splitlines()
     if not lines or not lines[0].strip():
-        raise PaymentError(f"{path.name} is empty; expected a header line "
-                           f"{','.join(REQUIRED_COLUMNS)}.")
+        raise PaymentError("sales.import.empty", f"{path.name} is empty; expected a header line.",
+                           file=path.name, header=",".join(REQUIRED_COLUMNS))
     delimiter = ";" if lines[0].count(";") > lines[0].count(",") else ","
     reader = csv.reader(io.StringIO(text), delimiter=delimiter)
     try:
         header = [h.strip().lower() for h in next(reader)]
     except csv.Error as exc:
-        raise PaymentError(f"line 1: {exc}.") from None
+        raise PaymentError("sales.import.not_csv", f"line 1: {exc}.", line=1,
+                           reason=str(exc)) from None
     missing = [c for c in REQUIRED_COLUMNS if c not in header]
     if missing:
-        raise PaymentError(f"line 1: the header lacks {', '.join(missing)}; expected "
-                           f"{','.join(REQUIRED_COLUMNS)}[,{','.join(OPTIONAL_COLUMNS)}].")
+        raise PaymentError("sales.import.header_lacks",
+                           f"line 1: the header lacks {', '.join(missing)}.", missing=missing,
+                           header=f"{','.join(REQUIRED_COLUMNS)}[,{','.join(OPTIONAL_COLUMNS)}]")
     unknown = [c for c in header if c not in REQUIRED_COLUMNS + OPTIONAL_COLUMNS]
     if unknown:
-        raise PaymentError(f"line 1: unknown column {unknown[0]!r}.")
+        raise PaymentError("sales.import.unknown_column",
+                           f"line 1: unknown column {unknown[0]!r}.",
+                           column=unknown[0])
     items: list[PaymentInput] = []
     seen_refs: set[str] = set()
     report = PaymentImport()
@@ -239,27 +269,32 @@ async def import_payments_csv(session: AsyncSession, path: Path, *, user_id: int
             if not any(cell.strip() for cell in row):
                 continue
             if len(row) != len(header):
-                raise PaymentError(f"line {line}: expected {len(header)} fields, "
-                                   f"found {len(row)}.")
+                raise PaymentError("sales.import.field_count",
+                                   f"line {line}: expected {len(header)} fields, "
+                                   f"found {len(row)}.", line=line, expected=len(header),
+                                   found=len(row))
             values = dict(zip(header, row, strict=True))
             try:
                 item = await check_payment(session, client=values["client"],
                                            amount=values["amount"], paid_on=values["date"],
                                            invoice=values.get("invoice"), ref=values.get("ref"),
                                            note=values.get("note"))
-            except PaymentError as exc:
-                raise PaymentError(f"line {line}: {exc}") from None
+            except DomainError as exc:
+                raise PaymentError("sales.import.line", f"line {line}: {exc}", line=line,
+                                   error=exc) from None
             if item.ref is not None:
                 if item.ref in seen_refs:
-                    raise PaymentError(f"line {line}: payment {item.ref} appears twice "
-                                       "in the file.")
+                    raise PaymentError("sales.import.ref_twice",
+                                       f"line {line}: payment {item.ref} appears twice "
+                                       "in the file.", line=line, ref=item.ref)
                 seen_refs.add(item.ref)
                 if await session.scalar(select(Payment.id).where(Payment.ref == item.ref)):
                     report.skipped += 1
                     continue
             items.append(item)
     except csv.Error as exc:
-        raise PaymentError(f"line {reader.line_num}: {exc}.") from None
+        raise PaymentError("sales.import.not_csv", f"line {reader.line_num}: {exc}.",
+                           line=reader.line_num, reason=str(exc)) from None
     for item in items:
         await book_payment(session, item, source="import", user_id=user_id, actor="import",
                            today=today)

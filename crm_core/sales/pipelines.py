@@ -39,14 +39,16 @@ async def _open_deals(session: AsyncSession, **where: int) -> int:
 async def _pipeline(session: AsyncSession, pipeline_id: int) -> Pipeline:
     pipeline = await session.get(Pipeline, pipeline_id)
     if pipeline is None:
-        raise DealError(f"There is no pipeline with id {pipeline_id}.")
+        raise DealError("sales.pipeline.not_found", f"There is no pipeline with id {pipeline_id}.",
+                        pipeline=pipeline_id)
     return pipeline
 
 
 async def _stage(session: AsyncSession, stage_id: int) -> PipelineStage:
     stage = await session.get(PipelineStage, stage_id)
     if stage is None:
-        raise DealError(f"There is no stage with id {stage_id}.")
+        raise DealError("sales.stage.not_found", f"There is no stage with id {stage_id}.",
+                        stage=stage_id)
     return stage
 
 
@@ -56,12 +58,12 @@ async def rename_pipeline(session: AsyncSession, pipeline_id: int, name: str, *,
     pipeline = await _pipeline(session, pipeline_id)
     name = (name or "").strip()[:200]
     if not name:
-        raise DealError("A pipeline needs a name.")
+        raise DealError("sales.pipeline.no_name", "A pipeline needs a name.")
     if name == pipeline.name:
         return pipeline
     if await session.scalar(select(Pipeline.id).where(Pipeline.name == name,
                                                       Pipeline.id != pipeline.id)):
-        raise DealError(f"Pipeline {name!r} exists already.")
+        raise DealError("sales.pipeline.exists", f"Pipeline {name!r} exists already.", name=name)
     _audit(session, by, actor, "pipeline", pipeline.id, {"name": [pipeline.name, name]})
     pipeline.name = name
     await session.flush()
@@ -76,8 +78,9 @@ async def archive_pipeline(session: AsyncSession, pipeline_id: int, *, by: User 
     if not restore:
         left = await _open_deals(session, pipeline_id=pipeline.id)
         if left:
-            raise DealError(f"Pipeline {pipeline.name!r} still has {left} open deal(s); "
-                            "close or move them first.")
+            raise DealError("sales.pipeline.open_deals",
+                            f"Pipeline {pipeline.name!r} still has {left} open deal(s).",
+                            name=pipeline.name, count=left)
     new = None if restore else (pipeline.archived_at or utcnow())
     _audit(session, by, actor, "pipeline", pipeline.id,
            {"archived_at": [isoformat(pipeline.archived_at), isoformat(new)]})
@@ -142,16 +145,18 @@ def _apply(stage: PipelineStage, values: dict[str, Any]) -> dict[str, Any]:
     if "name" in values:
         name = str(values["name"] or "").strip()[:200]
         if not name:
-            raise DealError("A stage needs a name.")
+            raise DealError("sales.stage.no_name", "A stage needs a name.")
         if name != stage.name:
             changes["name"] = [stage.name, name]
             stage.name = name
     if "task_kind" in values:
         kind = values["task_kind"] or None
         if kind is not None and kind not in TASK_KINDS:
-            raise DealError("The task kind must be call, email, meeting or other.")
+            raise DealError("sales.stage.kind_invalid",
+                            "The task kind must be call, email, meeting or other.")
         if kind is not None and stage.outcome != DealStatus.OPEN:
-            raise DealError("A won or lost stage has no task of its own.")
+            raise DealError("sales.stage.closing_no_task",
+                            "A won or lost stage has no task of its own.")
         if kind != stage.task_kind:
             changes["task_kind"] = [stage.task_kind, kind]
             stage.task_kind = kind
@@ -165,14 +170,16 @@ def _apply(stage: PipelineStage, values: dict[str, Any]) -> dict[str, Any]:
         if isinstance(days, str) and days.strip().isdigit():
             days = int(days)
         if isinstance(days, bool) or not isinstance(days, int) or not 0 <= days <= 365:
-            raise DealError("The task deadline must be a whole number of days from 0 to 365.")
+            raise DealError("sales.stage.days_invalid",
+                            "The task deadline must be a whole number of days from 0 to 365.")
         if days != stage.task_due_days:
             changes["task_due_days"] = [stage.task_due_days, days]
             stage.task_due_days = days
     if "task_assignee" in values:
         who = values["task_assignee"]
         if who not in ("owner", "supervisor"):
-            raise DealError("The stage's task is for the owner or the supervisor.")
+            raise DealError("sales.stage.assignee_invalid",
+                            "The stage's task is for the owner or the supervisor.")
         if who != stage.task_assignee:
             changes["task_assignee"] = [stage.task_assignee, who]
             stage.task_assignee = who
@@ -187,11 +194,14 @@ async def _move_to(session: AsyncSession, stage: PipelineStage, raw: Any,
     stages = list(await session.scalars(select(PipelineStage).where(
         PipelineStage.pipeline_id == stage.pipeline_id).order_by(PipelineStage.position)))
     if isinstance(raw, bool) or not isinstance(raw, int) or not 1 <= raw <= len(stages):
-        raise DealError(f"The position must be a whole number from 1 to {len(stages)}.")
+        raise DealError("sales.stage.position_invalid",
+                        f"The position must be a whole number from 1 to {len(stages)}.",
+                        max=len(stages))
     order = [s for s in stages if s.id != stage.id]
     order.insert(raw - 1, stage)
     if order[0].outcome != DealStatus.OPEN:
-        raise DealError("The first stage must be a working stage.")
+        raise DealError("sales.pipeline.first_stage_working",
+                        "The first stage must be a working stage.")
     if [s.id for s in order] == [s.id for s in stages]:
         return
     changes["position"] = [stage.position, raw]
@@ -214,16 +224,19 @@ async def archive_stage(session: AsyncSession, stage_id: int, *, by: User | None
     stage = await _stage(session, stage_id)
     if not restore:
         if stage.outcome != DealStatus.OPEN:
-            raise DealError("The won and lost stages cannot be archived.")
+            raise DealError("sales.stage.closing_not_archivable",
+                            "The won and lost stages cannot be archived.")
         working = await session.scalar(select(func.count(PipelineStage.id)).where(
             PipelineStage.pipeline_id == stage.pipeline_id, PipelineStage.id != stage.id,
             PipelineStage.outcome == DealStatus.OPEN.value, PipelineStage.archived_at.is_(None)))
         if not working:
-            raise DealError("A pipeline needs at least one working stage.")
+            raise DealError("sales.pipeline.needs_working_stage",
+                            "A pipeline needs at least one working stage.")
         left = await _open_deals(session, stage_id=stage.id)
         if left:
-            raise DealError(f"Stage {stage.name!r} still has {left} open deal(s); "
-                            "move them to another stage first.")
+            raise DealError("sales.stage.open_deals",
+                            f"Stage {stage.name!r} still has {left} open deal(s).",
+                            name=stage.name, count=left)
     new = None if restore else (stage.archived_at or utcnow())
     _audit(session, by, actor, "pipeline_stage", stage.id,
            {"archived_at": [isoformat(stage.archived_at), isoformat(new)],
@@ -239,7 +252,8 @@ async def archive_lose_reason(session: AsyncSession, reason_id: int, *, by: User
     _boss(by)
     reason = await session.get(LoseReason, reason_id)
     if reason is None:
-        raise DealError(f"There is no lose reason with id {reason_id}.")
+        raise DealError("sales.reason.not_found", f"There is no lose reason with id {reason_id}.",
+                        reason=reason_id)
     if reason.active != restore:
         _audit(session, by, actor, "lose_reason", reason.id, {"active": [reason.active, restore]})
         reason.active = restore

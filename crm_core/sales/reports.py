@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm_core.activities.models import EMAIL_KINDS, ActivityKind, ClientActivity
 from crm_core.calls.models import Call, CallLeg, Direction, LegRole
 from crm_core.clients.models import Client, ClientStatus
+from crm_core.errors import NotAllowedError
 from crm_core.people import access
 from crm_core.people.models import Role, User
 from crm_core.sales.client_status import DEFAULT_TIMEZONE, contact_activities
@@ -45,7 +46,7 @@ from crm_core.timestamps import UTCDateTime, utcnow
 ZERO = Decimal(0)
 
 
-class ReportNotAllowedError(PermissionError):
+class ReportNotAllowedError(NotAllowedError):
     """The viewer's role has no access to sales reports."""
 
 
@@ -68,7 +69,8 @@ async def scope_for(session: AsyncSession, viewer: User | None,
                     tz_name: str = DEFAULT_TIMEZONE) -> Scope:
     """The managers ``viewer`` may see in reports (None: everyone, for the command line)."""
     if viewer is not None and viewer.role == Role.MARKETER:
-        raise ReportNotAllowedError("Sales reports are not available to marketers.")
+        raise ReportNotAllowedError("sales.reports.not_for_marketers",
+                                    "Sales reports are not available to marketers.")
     if viewer is None:
         managers = list(await session.scalars(select(User).where(
             User.role == Role.MANAGER.value, User.active.is_(True))

@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.audit import ACTION_UPDATE, write_audit
+from crm_core.errors import DomainError, NotAllowedError
 from crm_core.people.models import Role, User
 from crm_core.sales.models import SalesSettings
 from crm_core.timestamps import utcnow
@@ -22,11 +23,11 @@ AUDIT_ENTITY = "sales_settings"
 MAX_DAYS = 3650
 
 
-class SalesRuleError(ValueError):
-    """Bad rules or a role that may not change them; the message is one sentence."""
+class SalesRuleError(DomainError):
+    """Bad rules (``sales.rules.*``)."""
 
 
-class RulesNotAllowedError(SalesRuleError):
+class RulesNotAllowedError(NotAllowedError, SalesRuleError):
     """The acting user may not change these rules (the web answers 403)."""
 
 
@@ -89,23 +90,33 @@ async def rules_by_team(session: AsyncSession) -> tuple[StatusRules, dict[int, S
 
 def _coerce(name: str, value: Any) -> Any:
     if name not in RULE_FIELDS:
-        raise SalesRuleError(f"Unknown setting {name!r}; known: {', '.join(RULE_FIELDS)}.")
+        raise SalesRuleError("sales.rules.unknown",
+                             f"Unknown setting {name!r}; known: {', '.join(RULE_FIELDS)}.",
+                             name=name, known=RULE_FIELDS)
     if name in _MONEY_FIELDS:
         try:
             money = Decimal(str(value).replace(" ", "").replace(",", "."))
         except InvalidOperation:
-            raise SalesRuleError(f"{name} must be an amount of money, not {value!r}.") from None
+            raise SalesRuleError("sales.rules.not_money",
+                                 f"{name} must be an amount of money, not {value!r}.",
+                                 field=name, value=value) from None
         if not money.is_finite() or money < 0 or money >= Decimal(10) ** 14:
-            raise SalesRuleError(f"{name} must be a non-negative amount.")
+            raise SalesRuleError("sales.rules.money_out_of_range",
+                                 f"{name} must be a non-negative amount.", field=name)
         return money.quantize(Decimal("0.01"))
     if isinstance(value, bool):
-        raise SalesRuleError(f"{name} must be a whole number of days.")
+        raise SalesRuleError("sales.rules.not_days", f"{name} must be a whole number of days.",
+                             field=name)
     try:
         days = int(str(value).strip())
     except ValueError:
-        raise SalesRuleError(f"{name} must be a whole number of days, not {value!r}.") from None
+        raise SalesRuleError("sales.rules.not_days",
+                             f"{name} must be a whole number of days, not {value!r}.",
+                             field=name) from None
     if not 1 <= days <= MAX_DAYS:
-        raise SalesRuleError(f"{name} must be between 1 and {MAX_DAYS} days.")
+        raise SalesRuleError("sales.rules.days_out_of_range",
+                             f"{name} must be between 1 and {MAX_DAYS} days.",
+                             field=name, max=MAX_DAYS)
     return days
 
 
@@ -125,15 +136,17 @@ async def save_rules(session: AsyncSession, team_id: int | None, values: dict[st
     """
     if by is not None and not may_edit_rules(by, team_id):
         raise RulesNotAllowedError(
+            "sales.rules.not_allowed",
             "Only an admin, or the supervisor of that team, may change its rules.")
     if not values:
-        raise SalesRuleError("Give at least one setting to change.")
+        raise SalesRuleError("sales.rules.nothing", "Give at least one setting to change.")
     changes = {name: _coerce(name, value) for name, value in values.items()}
     row = await _row(session, team_id)
     current = _from_row(row) if row is not None else await rules_for_team(session, None)
     updated = replace(current, **changes)
     if updated.abc_a_min < updated.abc_b_min:
-        raise SalesRuleError("The A threshold must not be below the B threshold.")
+        raise SalesRuleError("sales.rules.abc_order",
+                             "The A threshold must not be below the B threshold.")
     if row is None:
         row = SalesSettings(team_id=team_id, **asdict(current))
         session.add(row)

@@ -35,11 +35,11 @@ KIND_TITLES = {"call": "Позвонить", "email": "Написать пись
                "other": "Задача"}
 
 
-class TaskRuleError(ValueError):
-    """A task change the rules refuse; the message is one sentence."""
+class TaskRuleError(DomainError):
+    """A task change the rules refuse (``sales.task.*``)."""
 
 
-class TaskNotAllowedError(TaskRuleError):
+class TaskNotAllowedError(NotAllowedError, TaskRuleError):
     """The acting user may not do this (the web answers 403)."""
 
 
@@ -95,25 +95,30 @@ async def plan_task(session: AsyncSession, *, client_id: int, kind: str, due_at:
     the past is refused. It revokes an approved stop: the client is worked on again.
     """
     if kind not in {k.value for k in PLANNABLE_KINDS}:
-        raise TaskRuleError(f"Unknown task kind {kind!r}; expected call, email, meeting "
-                            "or other.")
+        raise TaskRuleError("sales.task.kind_invalid",
+                            f"Unknown task kind {kind!r}; expected call, email, meeting or other.")
     try:
         due = ensure_utc(due_at)
     except ValueError:
-        raise TaskRuleError("The due time needs a time zone.") from None
+        raise TaskRuleError("sales.task.due_needs_zone",
+                            "The due time needs a time zone.") from None
     if future_only:
         refuse_past(due)
     client = await session.get(Client, client_id)
     if client is None:
-        raise TaskRuleError(f"There is no client with id {client_id}.")
+        raise TaskRuleError("sales.client.not_found", f"There is no client with id {client_id}.",
+                            client=client_id)
     if client.archived_at is not None:
-        raise TaskRuleError(f"Client {client_id} is archived; restore him first.")
+        raise TaskRuleError("sales.client.archived",
+                            f"Client {client_id} is archived; restore him first.", client=client_id)
     assignee_id = assignee_id or client.owner_id or (by.id if by else None)
     assignee = await session.get(User, assignee_id) if assignee_id else None
     if assignee_id and (assignee is None or not assignee.active):
-        raise TaskRuleError(f"There is no active user with id {assignee_id}.")
+        raise TaskRuleError("sales.user_not_found",
+                            f"There is no active user with id {assignee_id}.", user=assignee_id)
     if by is not None and by.role == Role.MANAGER and assignee_id != by.id:
-        raise TaskNotAllowedError("A manager plans tasks for himself only.")
+        raise TaskNotAllowedError("sales.task.manager_own_only",
+                                  "A manager plans tasks for himself only.")
     if (by is not None and by.role == Role.SUPERVISOR and assignee is not None
             and assignee.id != by.id and assignee.team_id != by.team_id):
         raise NotAllowedError("tasks.assignee_not_in_team",
@@ -143,7 +148,8 @@ async def finish_task(session: AsyncSession, task: Task, *, by: User | None,
     Otherwise a TaskRuleError says what to do, and nothing is written.
     """
     if task.status != TaskStatus.OPEN:
-        raise TaskRuleError(f"Task {task.id} is already {task.status}.")
+        raise TaskRuleError("tasks.closed", f"Task {task.id} is already {task.status}.",
+                            task=task.id)
     created = None
     if task.client_id is not None:
         if next_task is not None:
@@ -153,7 +159,8 @@ async def finish_task(session: AsyncSession, task: Task, *, by: User | None,
                                       future_only=True)
         elif not await open_client_tasks(session, task.client_id, exclude=task.id) \
                 and await active_stop(session, task.client_id) is None:
-            raise TaskRuleError("Plan the next contact with this client, or ask a supervisor "
+            raise TaskRuleError("sales.task.next_needed",
+                                "Plan the next contact with this client, or ask a supervisor "
                                 "to approve stopping work with him.")
     done = await complete_task(session, task, note=note, result_call_id=result_call_id, at=at,
                                actor=actor, user_id=by.id if by else None)
@@ -166,13 +173,16 @@ async def reschedule_task(session: AsyncSession, task: Task, due_at: datetime, r
     audited."""
     reason = (reason or "").strip()
     if not reason:
-        raise TaskRuleError("Moving a due date needs a reason.")
+        raise TaskRuleError("sales.task.reschedule_needs_reason",
+                            "Moving a due date needs a reason.")
     if task.status != TaskStatus.OPEN:
-        raise TaskRuleError(f"Task {task.id} is already {task.status}.")
+        raise TaskRuleError("tasks.closed", f"Task {task.id} is already {task.status}.",
+                            task=task.id)
     try:
         due = ensure_utc(due_at)
     except ValueError:
-        raise TaskRuleError("The due time needs a time zone.") from None
+        raise TaskRuleError("sales.task.due_needs_zone",
+                            "The due time needs a time zone.") from None
     refuse_past(due)
     write_audit(session, actor=actor, user_id=by.id if by else None, entity=AUDIT_ENTITY,
                 entity_id=task.id, action=ACTION_UPDATE,
@@ -201,10 +211,12 @@ async def request_stop(session: AsyncSession, client_id: int, reason: str, *,
     """A manager asks to stop working with a client: a task for his supervisor to decide."""
     reason = (reason or "").strip()
     if not reason:
-        raise TaskRuleError("Say why work with the client should stop.")
+        raise TaskRuleError("sales.task.stop_needs_reason",
+                            "Say why work with the client should stop.")
     client = await session.get(Client, client_id)
     if client is None:
-        raise TaskRuleError(f"There is no client with id {client_id}.")
+        raise TaskRuleError("sales.client.not_found", f"There is no client with id {client_id}.",
+                            client=client_id)
     supervisor = await _supervisor_of(session, client)
     task = await create_task(
         session, kind=TaskKind.OTHER.value,
@@ -231,15 +243,18 @@ async def approve_stop(session: AsyncSession, client_id: int, reason: str, *,
     task the supervisor completes himself with the stop).
     """
     if not _is_boss(by):
-        raise TaskNotAllowedError("Only a supervisor or an admin may approve stopping work "
+        raise TaskNotAllowedError("sales.task.approve_bosses_only",
+                                  "Only a supervisor or an admin may approve stopping work "
                                   "with a client.")
     client = await session.get(Client, client_id)
     if client is None:
-        raise TaskRuleError(f"There is no client with id {client_id}.")
+        raise TaskRuleError("sales.client.not_found", f"There is no client with id {client_id}.",
+                            client=client_id)
     if by is not None and by.role == Role.SUPERVISOR:
         owner_team = await session.scalar(select(User.team_id).where(User.id == client.owner_id))
         if owner_team is None or owner_team != by.team_id:
-            raise TaskNotAllowedError(f"Client {client_id} is not in your team.")
+            raise TaskNotAllowedError("sales.client.not_in_team",
+                                      f"Client {client_id} is not in your team.", client=client_id)
     stop = await session.scalar(select(ClientStop).where(
         ClientStop.client_id == client_id, ClientStop.approved_at.is_(None),
         ClientStop.revoked_at.is_(None)).order_by(ClientStop.id.desc()).limit(1))
@@ -275,19 +290,24 @@ async def refuse_stop(session: AsyncSession, stop_id: int, reason: str, *,
     The request is closed (``revoked_at``), its task completed with the reason; audited.
     """
     if not _is_boss(by):
-        raise TaskNotAllowedError("Only a supervisor or an admin may refuse stopping work "
+        raise TaskNotAllowedError("sales.task.refuse_bosses_only",
+                                  "Only a supervisor or an admin may refuse stopping work "
                                   "with a client.")
     reason = (reason or "").strip()
     if not reason:
-        raise TaskRuleError("Say why work with the client goes on.")
+        raise TaskRuleError("sales.task.refuse_needs_reason",
+                            "Say why work with the client goes on.")
     stop = await session.get(ClientStop, stop_id)
     if stop is None or stop.approved_at is not None or stop.revoked_at is not None:
-        raise TaskRuleError(f"There is no pending request {stop_id} to stop work.")
+        raise TaskRuleError("sales.task.no_pending_stop",
+                            f"There is no pending request {stop_id} to stop work.", stop=stop_id)
     client = await session.get(Client, stop.client_id)
     if by is not None and by.role == Role.SUPERVISOR and client is not None:
         owner_team = await session.scalar(select(User.team_id).where(User.id == client.owner_id))
         if owner_team is None or owner_team != by.team_id:
-            raise TaskNotAllowedError(f"Client {stop.client_id} is not in your team.")
+            raise TaskNotAllowedError("sales.client.not_in_team",
+                                      f"Client {stop.client_id} is not in your team.",
+                                      client=stop.client_id)
     stop.revoked_at = utcnow()
     write_audit(session, actor=actor, user_id=by.id if by else None, entity="client",
                 entity_id=stop.client_id, action=ACTION_UPDATE,

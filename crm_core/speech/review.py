@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.audit import ACTION_CREATE, write_audit
 from crm_core.calls.models import Call, CallLeg
+from crm_core.errors import ConflictError, DomainError, NotAllowedError, NotFoundError
 from crm_core.people.models import Role, User
 from crm_core.speech.models import KkpResult, KkpReview, KkpScriptVersion
 from crm_core.timestamps import ensure_utc, utcnow
@@ -24,12 +25,21 @@ CONFIRMED, DISMISSED = "confirmed", "dismissed"
 MAX_ROWS = 5000
 
 
-class ReviewError(ValueError):
-    """A decision that cannot be taken; ``status`` is the HTTP status to answer."""
+class ReviewError(DomainError):
+    """A decision that cannot be taken (``speech.review.*``; who may not decide, what is
+    missing or already decided are the family's subclasses below)."""
 
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
+
+class ReviewNotAllowedError(NotAllowedError, ReviewError):
+    """Only a supervisor of the manager's team (or an admin) decides."""
+
+
+class ReviewNotFoundError(NotFoundError, ReviewError):
+    """No such result or violation that the reviewer may see."""
+
+
+class ReviewConflictError(ConflictError, ReviewError):
+    """The violation was decided already."""
 
 
 def may_decide(user: User) -> bool:
@@ -163,23 +173,28 @@ async def decide(session: AsyncSession, user: User, result_id: int, index: int,
                  decision: str, reason: str | None) -> KkpReview:
     """Confirm (a fine) or dismiss (with a reason) one violation; audited, not committed."""
     if not may_decide(user):
-        raise ReviewError(403, "only a supervisor of the manager's team may decide")
+        raise ReviewNotAllowedError("speech.review.bosses_only",
+                                    "only a supervisor of the manager's team may decide")
     if decision not in (CONFIRMED, DISMISSED):
-        raise ReviewError(400, "decision must be 'confirmed' or 'dismissed'")
+        raise ReviewError("speech.review.decision_invalid",
+                          "decision must be 'confirmed' or 'dismissed'")
     reason = (reason or "").strip() or None
     if decision == DISMISSED and not reason:
-        raise ReviewError(400, "a dismissal needs a reason")
+        raise ReviewError("speech.review.dismissal_needs_reason", "a dismissal needs a reason")
     found = await visible_result(session, user, result_id)
     if found is None:
-        raise ReviewError(404, "no such result of your team")
+        raise ReviewNotFoundError("speech.review.result_not_found", "no such result of your team")
     result, call = found
     violations = result.result.get("violations") or []
     if not 0 <= index < len(violations):
-        raise ReviewError(404, f"the result has no violation {index}")
+        raise ReviewNotFoundError("speech.review.violation_not_found",
+                                  f"the result has no violation {index}", index=index)
     taken = await session.scalar(select(KkpReview).where(KkpReview.result_id == result_id,
                                                          KkpReview.violation_index == index))
     if taken is not None:
-        raise ReviewError(409, f"this violation was already {taken.decision}")
+        raise ReviewConflictError("speech.review.confirmed_already" if taken.decision == CONFIRMED
+                                  else "speech.review.dismissed_already",
+                                  f"this violation was already {taken.decision}")
     amount = 0
     if decision == CONFIRMED and result.script_id is not None:
         script = await session.get(KkpScriptVersion, result.script_id)

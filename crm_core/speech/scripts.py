@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.audit import ACTION_CREATE, write_audit
 from crm_core.calls.models import Call
+from crm_core.errors import DomainError
 from crm_core.people.models import Team, User
 from crm_core.speech.models import KkpScriptVersion
 from crm_core.timestamps import ensure_utc
@@ -35,7 +36,7 @@ async def add_version(session: AsyncSession, *, name: str, text: str, team_id: i
                       actor: str, user_id: int | None = None) -> KkpScriptVersion:
     """Store a validated script text as a new version (audited; not committed)."""
     if fine_amount < 0:
-        raise ValueError("the fine amount cannot be negative")
+        raise DomainError("speech.scripts.fine_negative", "the fine amount cannot be negative")
     row = KkpScriptVersion(name=name, text=text, team_id=team_id, stage=stage or None,
                            effective_from=ensure_utc(effective_from), digest=digest(text),
                            fine_amount=fine_amount, created_by=user_id)

@@ -39,6 +39,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.audit import ACTION_CREATE, ACTION_UPDATE, write_audit
 from crm_core.calls.models import Call, CallLeg, CallStatus, Direction, LegRole
+from crm_core.errors import ConflictError, DomainError
 from crm_core.people.management import deactivation_periods
 from crm_core.people.models import Role, User
 from crm_core.talktime.models import Absence, Holiday, TalkTimeRule, Violation, ViolationStatus
@@ -406,9 +407,9 @@ async def period_report(session: AsyncSession, managers: Sequence[User], first: 
                         default: Rules | None = None) -> dict[str, Any]:
     """Per manager his days and totals (days met/missed), and per team the sums."""
     if last < first:
-        raise ValueError("the period ends before it starts")
+        raise DomainError("talktime.period_reversed", "the period ends before it starts")
     if (last - first).days > 366:
-        raise ValueError("the period is longer than a year")
+        raise DomainError("talktime.period_too_long", "the period is longer than a year")
     calendar = await load_calendar(session, managers, first, last, default, tz)
     talk = await period_talk(session, managers, first, last, tz, calendar, now=now)
     today = (now or utcnow()).astimezone(tz).date()
@@ -507,9 +508,9 @@ async def decide_violation(session: AsyncSession, violation: Violation, supervis
                            default: Rules | None = None) -> Violation:
     """Confirm (the fine in force that day applies) or excuse (a reason is required)."""
     if violation.status != ViolationStatus.OPEN.value:
-        raise ValueError("this violation has already been decided")
+        raise ConflictError("talktime.violation_decided", "this violation has already been decided")
     if not confirm and not (reason or "").strip():
-        raise ValueError("an excuse needs a reason")
+        raise DomainError("talktime.excuse_needs_reason", "an excuse needs a reason")
     owner = await session.get(User, violation.user_id)
     calendar = await load_calendar(session, [owner] if owner else [], violation.day,
                                    violation.day, default)

@@ -26,6 +26,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.audit import ACTION_CREATE, ACTION_UPDATE, write_audit
+from crm_core.errors import ConflictError, DomainError, NotAllowedError, NotFoundError
 from crm_core.people.models import Role, Team, User
 from crm_core.talktime.metric import Rules
 from crm_core.talktime.models import (
@@ -46,17 +47,21 @@ MAX_IMPORT_LINES = 1000
 KIND_NAMES = {"day_off": "отгул", "sick": "больничный", "vacation": "отпуск"}
 
 
-class SettingsError(ValueError):
-    """A refused change: ``str()`` is the sentence for the CLI and API, ``ru`` for the page."""
-
-    def __init__(self, message: str, ru: str, *, status: int = 400) -> None:
-        super().__init__(message)
-        self.ru = ru
-        self.status = status
+class SettingsError(DomainError):
+    """A talk-time settings change refused (``talktime.*``): a bad value here, the kinds
+    below for the rest."""
 
 
-def _forbidden(message: str, ru: str) -> SettingsError:
-    return SettingsError(message, ru, status=403)
+class SettingsNotAllowedError(NotAllowedError, SettingsError):
+    """The actor's role or team may not change this."""
+
+
+class SettingsNotFoundError(NotFoundError, SettingsError):
+    """No such team, manager, holiday or absence."""
+
+
+class SettingsConflictError(ConflictError, SettingsError):
+    """The day is a holiday already."""
 
 
 # -- who may edit what -------------------------------------------------------------------------
@@ -70,11 +75,11 @@ def editable_team(actor: User | None, team_id: int | None) -> int | None:
     if actor is None or actor.role == Role.ADMIN:
         return team_id
     if actor.role != Role.SUPERVISOR or actor.team_id is None:
-        raise _forbidden("only a supervisor or an admin changes talk-time settings",
-                         "Настройки нормы меняет руководитель отдела или администратор.")
+        raise SettingsNotAllowedError("talktime.settings_for_bosses",
+                                      "only a supervisor or an admin changes talk-time settings")
     if team_id != actor.team_id:
-        raise _forbidden("a supervisor changes only his own team's settings",
-                         "Руководитель меняет настройки только своего отдела.")
+        raise SettingsNotAllowedError("talktime.own_team_only",
+                                      "a supervisor changes only his own team's settings")
     return team_id
 
 
@@ -84,7 +89,7 @@ async def team_by_key(session: AsyncSession, key: str) -> Team:
         Team.name == key.strip())
     team = await session.scalar(stmt)
     if team is None:
-        raise SettingsError(f"no team {key!r}", f"Отдела «{key}» нет.", status=404)
+        raise SettingsNotFoundError("talktime.team_not_found", f"no team {key!r}", team=key)
     return team
 
 
@@ -107,10 +112,8 @@ def parse_weekdays(value: str) -> str:
     """ISO weekdays as digits (``12345``), any order, each once; returns them sorted."""
     digits = value.replace(",", "").replace(" ", "")
     if not digits or any(c not in "1234567" for c in digits) or len(set(digits)) != len(digits):
-        raise SettingsError("weekdays must be digits 1 (Monday) to 7 (Sunday), each once, "
-                            "e.g. 12345",
-                            "Рабочие дни: цифры от 1 (понедельник) до 7 (воскресенье), "
-                            "каждая один раз, например 12345.")
+        raise SettingsError("talktime.weekdays_invalid",
+                            "weekdays must be digits 1 (Monday) to 7 (Sunday), each once")
     return "".join(sorted(digits))
 
 
@@ -122,30 +125,31 @@ def parse_clock(value: str, name: str) -> time:
             raise ValueError
         return time(int(hours), int(minutes))
     except ValueError:
-        raise SettingsError(f"{name} must be a time HH:MM, e.g. 09:00",
-                            "Время укажите как ЧЧ:ММ, например 09:00.") from None
+        raise SettingsError("talktime.clock_invalid", f"{name} must be a time HH:MM",
+                            field=name) from None
 
 
 def parse_fine(value: str) -> Decimal:
     try:
         fine = Decimal(value.strip().replace(",", "."))
     except InvalidOperation:
-        raise SettingsError("the fine must be a number, e.g. 500 or 500.50",
-                            "Штраф укажите числом, например 500 или 500,50.") from None
+        raise SettingsError("talktime.fine_not_number", "the fine must be a number") from None
     if not fine.is_finite() or fine < 0 or fine >= MAX_FINE or fine != round(fine, 2):
-        raise SettingsError("the fine must be between 0 and 99999999.99 with at most 2 decimals",
-                            "Штраф: от 0 до 99 999 999,99, не больше двух знаков после запятой.")
+        raise SettingsError("talktime.fine_out_of_range",
+                            "the fine must be between 0 and 99999999.99 with at most 2 decimals")
     return fine
 
 
 def _check(change: RuleChange) -> None:
     if change.target_minutes is not None and not 1 <= change.target_minutes <= MAX_TARGET_MINUTES:
-        raise SettingsError(f"the threshold must be 1 to {MAX_TARGET_MINUTES} minutes",
-                            f"Норма: от 1 до {MAX_TARGET_MINUTES} минут.")
+        raise SettingsError("talktime.target_out_of_range",
+                            f"the threshold must be 1 to {MAX_TARGET_MINUTES} minutes",
+                            max=MAX_TARGET_MINUTES)
     if (change.min_call_seconds is not None
             and not 0 <= change.min_call_seconds <= MAX_MIN_CALL_SECONDS):
-        raise SettingsError(f"the minimum call length must be 0 to {MAX_MIN_CALL_SECONDS} s",
-                            f"Минимальная длина звонка: от 0 до {MAX_MIN_CALL_SECONDS} с.")
+        raise SettingsError("talktime.min_call_out_of_range",
+                            f"the minimum call length must be 0 to {MAX_MIN_CALL_SECONDS} s",
+                            max=MAX_MIN_CALL_SECONDS)
     if change.working_weekdays is not None:
         parse_weekdays(change.working_weekdays)
     if change.fine_amount is not None:
@@ -194,16 +198,15 @@ async def set_rule(session: AsyncSession, actor: User | None, team_id: int | Non
     team_id = editable_team(actor, team_id)
     if effective_from < today:
         raise SettingsError(
+            "talktime.past_rules",
             f"rules for past days cannot be changed: choose {today.isoformat()} or later",
-            f"Правила за прошедшие дни не меняются: выберите дату не раньше "
-            f"{today.strftime('%d.%m.%Y')}.")
+            today=today)
     _check(change)
     base, _ = await rule_in_force(session, team_id, effective_from, default)
     start = _minute(change.day_start) if change.day_start else base.day_start_minute
     end = _minute(change.day_end) if change.day_end else base.day_end_minute
     if start >= end:
-        raise SettingsError("the working day must start before it ends",
-                            "Рабочий день должен начинаться раньше, чем заканчивается.")
+        raise SettingsError("talktime.day_reversed", "the working day must start before it ends")
     values = {
         "target_seconds": (change.target_minutes * 60 if change.target_minutes is not None
                            else base.target_seconds),
@@ -307,9 +310,8 @@ async def add_holiday(session: AsyncSession, actor: User | None, day: date, name
     row = await session.scalar(select(Holiday).where(Holiday.day == day, owner))
     who = actor.username if actor else actor_name
     if row is not None and row.archived_at is None:
-        raise SettingsError(f"{day.isoformat()} is already a holiday",
-                            f"{day.strftime('%d.%m.%Y')} уже в календаре праздников.",
-                            status=409)
+        raise SettingsConflictError("talktime.holiday_exists",
+                                    f"{day.isoformat()} is already a holiday", day=day)
     if row is None:
         row = Holiday(day=day, team_id=team_id, name=name)
         session.add(row)
@@ -337,10 +339,10 @@ async def remove_holiday(session: AsyncSession, actor: User | None, holiday_id: 
     """Archive a holiday: its day is a working day again (for days not yet judged)."""
     row = await session.get(Holiday, holiday_id)
     if row is None or row.archived_at is not None:
-        raise SettingsError("no such holiday", "Такого праздника нет.", status=404)
+        raise SettingsNotFoundError("talktime.holiday_not_found", "no such holiday")
     if actor is not None and actor.role == Role.SUPERVISOR and row.team_id != actor.team_id:
-        raise _forbidden("a supervisor removes only his own team's holidays",
-                         "Руководитель удаляет только праздники своего отдела.")
+        raise SettingsNotAllowedError("talktime.own_team_holidays",
+                                      "a supervisor removes only his own team's holidays")
     editable_team(actor, row.team_id)
     row.archived_at = utcnow()
     write_audit(session, actor=actor.username if actor else actor_name,
@@ -369,8 +371,9 @@ def parse_holiday_csv(text: str) -> list[tuple[date, str]]:
     out: list[tuple[date, str]] = []
     rows = list(csv.reader(io.StringIO(text.lstrip("\ufeff"))))
     if len(rows) > MAX_IMPORT_LINES:
-        raise SettingsError(f"at most {MAX_IMPORT_LINES} lines per file",
-                            f"Не больше {MAX_IMPORT_LINES} строк в файле.")
+        raise SettingsError("talktime.import_too_long",
+                            f"at most {MAX_IMPORT_LINES} lines per file",
+                            max=MAX_IMPORT_LINES)
     for number, row in enumerate(rows, 1):
         if not row or not "".join(row).strip():
             continue
@@ -380,11 +383,12 @@ def parse_holiday_csv(text: str) -> list[tuple[date, str]]:
         except ValueError:
             if number == 1 and not raw[:1].isdigit():
                 continue  # a header
-            raise SettingsError(f"line {number}: {raw!r} is not a date (YYYY-MM-DD)",
-                                f"Строка {number}: «{raw}» — не дата (ГГГГ-ММ-ДД).") from None
+            raise SettingsError("talktime.import_bad_date",
+                                f"line {number}: {raw!r} is not a date (YYYY-MM-DD)",
+                                line=number, value=raw) from None
         out.append((day, ",".join(row[1:]).strip()[:200]))
     if not out:
-        raise SettingsError("the file has no dates", "В файле нет дат.")
+        raise SettingsError("talktime.import_no_dates", "the file has no dates")
     return out
 
 
@@ -397,9 +401,7 @@ async def import_holidays(session: AsyncSession, actor: User | None, text: str,
         try:
             await add_holiday(session, actor, day, name, team_id, actor_name=actor_name)
             added += 1
-        except SettingsError as exc:
-            if exc.status != 409:
-                raise
+        except ConflictError:
             skipped += 1
     return added, skipped
 
@@ -416,10 +418,11 @@ def holiday_to_dict(row: Holiday, names: dict[int, str] | None = None) -> dict[s
 async def _absent_manager(session: AsyncSession, actor: User | None, user_id: int) -> User:
     user = await session.get(User, user_id)
     if user is None or user.role != Role.MANAGER:
-        raise SettingsError("no such manager", "Такого менеджера нет.", status=404)
+        raise SettingsNotFoundError("talktime.manager_not_found", "no such manager")
     if actor is not None and actor.role == Role.SUPERVISOR and user.team_id != actor.team_id:
-        raise _forbidden("a supervisor enters absences only for his own team's managers",
-                         "Руководитель отмечает отсутствие только менеджеров своего отдела.")
+        raise SettingsNotAllowedError(
+            "talktime.own_team_absences",
+            "a supervisor enters absences only for his own team's managers")
     editable_team(actor, user.team_id)
     return user
 
@@ -429,8 +432,9 @@ async def manager_by_key(session: AsyncSession, key: str) -> User:
     user = await session.scalar(select(User).where(
         or_(User.extension == key.strip(), User.username == key.strip())))
     if user is None or user.role != Role.MANAGER:
-        raise SettingsError(f"no manager {key!r} (give an extension or a username)",
-                            f"Менеджера «{key}» нет.", status=404)
+        raise SettingsNotFoundError("talktime.manager_key_not_found",
+                                    f"no manager {key!r} (give an extension or a username)",
+                                    key=key)
     return user
 
 
@@ -439,14 +443,14 @@ async def add_absence(session: AsyncSession, actor: User | None, user_id: int, f
                       actor_name: str = "cli") -> Absence:
     """A manager's day off, sick leave or vacation: those days are not judged."""
     if kind not in {k.value for k in AbsenceKind}:
-        raise SettingsError("the kind must be day_off, sick or vacation",
-                            "Укажите вид: отгул, больничный или отпуск.")
+        raise SettingsError("talktime.absence_kind_invalid",
+                            "the kind must be day_off, sick or vacation")
     if last < first:
-        raise SettingsError("the absence ends before it starts",
-                            "Отсутствие заканчивается раньше, чем начинается.")
+        raise SettingsError("talktime.absence_reversed", "the absence ends before it starts")
     if (last - first).days >= MAX_ABSENCE_DAYS:
-        raise SettingsError(f"an absence is at most {MAX_ABSENCE_DAYS} days",
-                            f"Отсутствие — не больше {MAX_ABSENCE_DAYS} дней.")
+        raise SettingsError("talktime.absence_too_long",
+                            f"an absence is at most {MAX_ABSENCE_DAYS} days",
+                            max=MAX_ABSENCE_DAYS)
     user = await _absent_manager(session, actor, user_id)
     row = Absence(user_id=user.id, first_day=first, last_day=last, kind=kind,
                   note=note.strip()[:500])
@@ -468,7 +472,7 @@ async def cancel_absence(session: AsyncSession, actor: User | None, absence_id: 
     """Archive an absence entered by mistake."""
     row = await session.get(Absence, absence_id)
     if row is None or row.archived_at is not None:
-        raise SettingsError("no such absence", "Такой записи об отсутствии нет.", status=404)
+        raise SettingsNotFoundError("talktime.absence_not_found", "no such absence")
     await _absent_manager(session, actor, row.user_id)
     row.archived_at = utcnow()
     write_audit(session, actor=actor.username if actor else actor_name,

@@ -23,6 +23,7 @@ from crm_core.audit import ACTION_CREATE, ACTION_UPDATE, write_audit
 from crm_core.calls.hooks import CallsWritten, WrittenCall
 from crm_core.calls.models import Call, CallStatus, Direction, LegRole
 from crm_core.clients.models import Client
+from crm_core.errors import DomainError
 from crm_core.people.models import Team, User
 from crm_core.sales.client_status import on_call_ended
 from crm_core.tasks.models import Task, TaskKind, TaskStatus
@@ -69,7 +70,8 @@ class CallbackPolicy:
 def _check_kind(kind: str) -> None:
     if kind not in {k.value for k in TaskKind}:
         expected = ", ".join(k.value for k in TaskKind)
-        raise ValueError(f"Unknown task kind {kind!r}; expected one of: {expected}.")
+        raise DomainError("tasks.kind_unknown",
+                          f"Unknown task kind {kind!r}; expected one of: {expected}.", kind=kind)
 
 
 async def create_task(
@@ -86,11 +88,11 @@ async def create_task(
     actor: str = "user",
     audit_extra: dict[str, Any] | None = None,
 ) -> Task:
-    """Add an open task and its audit row; bad input is a ValueError with a sentence."""
+    """Add an open task and its audit row; bad input is a DomainError (``tasks.*``)."""
     _check_kind(kind)
     title = title.strip()
     if not title:
-        raise ValueError("A task needs a title.")
+        raise DomainError("tasks.no_title", "A task needs a title.")
     task = Task(
         kind=kind,
         title=title[:300],
@@ -137,7 +139,8 @@ async def _finish(
     audit_extra: dict[str, Any] | None = None,
 ) -> Task:
     if task.status != TaskStatus.OPEN:
-        raise ValueError(f"Task {task.id} is already {task.status}.")
+        raise DomainError("tasks.closed", f"Task {task.id} is already {task.status}.",
+                          task=task.id)
     done_at = ensure_utc(at) if at is not None else utcnow()
     write_audit(
         session,

@@ -45,7 +45,7 @@ from crm_core.activities.outcomes import (
 from crm_core.activities.timeline import GROUPS
 from crm_core.clients.models import Client
 from crm_core.clock import local_today
-from crm_core.errors import DomainError
+from crm_core.errors import DomainError, NotAllowedError, NotFoundError
 from crm_core.people import access
 from crm_core.people.models import Role, User
 from telecrm.activities.card import timeline_context
@@ -66,14 +66,14 @@ def _tz(request: web.Request) -> ZoneInfo:
 def _card_user(request: web.Request) -> User:
     user = api_user(request)
     if not access.may_see_clients(user):
-        raise ApiError(403, "your role has no access to clients")
+        raise NotAllowedError("clients.role_no_cards", "your role has no access to clients")
     return user
 
 
 def _boss_api(request: web.Request) -> User:
     user = api_user(request)
     if user.role not in (Role.SUPERVISOR, Role.ADMIN):
-        raise ApiError(403, "only a supervisor or an admin")
+        raise NotAllowedError("activities.bosses_only", "only a supervisor or an admin")
     return user
 
 
@@ -82,23 +82,23 @@ def _string(body: dict[str, Any], name: str, *, required: bool = False) -> str |
     if value is None and not required:
         return None
     if not isinstance(value, str):
-        raise ApiError(400, f"{name} must be a string")
+        raise ApiError(400, "request.not_string", name=name)
     if len(value) > TEXT_LIMIT:
-        raise ApiError(400, f"{name} is too long")
+        raise ApiError(400, "request.text_too_long", name=name, max=TEXT_LIMIT)
     return value
 
 
 def _id(body: dict[str, Any], name: str) -> int:
     value = body.get(name)
     if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 2**31:
-        raise ApiError(400, f"{name} must be a positive integer")
+        raise ApiError(400, "request.not_positive", name=name)
     return value
 
 
 async def _client(session: AsyncSession, user: User, client_id: int) -> Client:
     client = await access.visible_client(session, user, client_id)
     if client is None:
-        raise ApiError(404, "no such client")
+        raise NotFoundError("clients.not_found", "no such client")
     return client
 
 
@@ -140,7 +140,7 @@ async def post_archive(request: web.Request) -> web.Response:
     async with request.app[WRITER_SESSIONS]() as session, session.begin():
         entry = await session.get(ClientActivity, entry_id)
         if entry is None or await access.visible_client(session, user, entry.client_id) is None:
-            raise ApiError(404, "no such entry")
+            raise ApiError(404, "request.not_found")
         await archive_activity(session, entry, by=user, reason=reason,
                                tz_name=request.app[SETTINGS].timezone)
         row = activity_to_dict(entry)
@@ -152,7 +152,8 @@ async def get_timeline(request: web.Request) -> web.Response:
     client_id = path_id(request)
     group = request.query.get("group")
     if group is not None and group not in set(GROUPS.values()):
-        raise ApiError(400, f"group must be one of: {', '.join(sorted(set(GROUPS.values())))}")
+        raise ApiError(400, "request.format_invalid",
+                       formats=", ".join(sorted(set(GROUPS.values()))))
     async with request.app[SESSIONS]() as session:
         client = await _client(session, user, client_id)
         entries = (await timeline_context(session, user, client))["timeline"]
@@ -188,9 +189,9 @@ async def patch_outcome(request: web.Request) -> web.Response:
     name = _string(body, "name")
     archived = body.get("archived")
     if archived is not None and not isinstance(archived, bool):
-        raise ApiError(400, "archived must be true or false")
+        raise ApiError(400, "request.not_boolean", name="archived")
     if name is None and archived is None:
-        raise ApiError(400, "give name and/or archived")
+        raise ApiError(400, "outcomes.nothing_to_change")
     async with request.app[WRITER_SESSIONS]() as session, session.begin():
         outcome = None
         if name is not None:
@@ -211,7 +212,7 @@ async def post_call_outcome(request: web.Request) -> web.Response:
     async with request.app[WRITER_SESSIONS]() as session, session.begin():
         call = await access.visible_call(session, user, call_id)
         if call is None:
-            raise ApiError(404, "no such call")
+            raise ApiError(404, "request.not_found")
         result = await set_call_outcome(session, call, outcome_id, note, by=user)
         row = await result_to_dict(session, result)
     return web.json_response(row)
@@ -224,9 +225,9 @@ def _period(request: web.Request) -> tuple[date, date]:
     last = parse_day(raw_to, "to") if raw_to else today
     first = parse_day(raw_from, "from") if raw_from else last - timedelta(days=DEFAULT_DAYS - 1)
     if first > last:
-        raise ApiError(400, "from must not be after to")
+        raise ApiError(400, "request.range_reversed", first=first, last=last)
     if (last - first).days >= MAX_DAYS:
-        raise ApiError(400, f"ask for at most {MAX_DAYS} days at a time")
+        raise ApiError(400, "request.period_too_long", days=MAX_DAYS)
     return first, last
 
 
@@ -264,11 +265,11 @@ async def outcomes_page(request: web.Request) -> web.Response:
     """Calls without an outcome: counts per manager, and the calls, for a supervisor."""
     user = page_user(request)
     if user.role not in (Role.SUPERVISOR, Role.ADMIN):
-        raise ApiError(403, "Страница — для руководителей.")
+        raise NotAllowedError("activities.bosses_only", "the page is for supervisors")
     try:
         first, last = _period(request)
-    except ApiError:
-        raise ApiError(400, "Проверьте даты: «с» не позже «по», не больше 400 дней.") from None
+    except (ApiError, DomainError):
+        raise ApiError(400, "activities.bad_period", days=MAX_DAYS) from None
     managers, counts, calls = await _missing(request, user, first, last)
     picked = _manager_param(request)
     return aiohttp_jinja2.render_template("outcomes.html", request, {
@@ -284,7 +285,7 @@ async def settings_outcomes_form(request: web.Request) -> web.Response:
 
     user = page_user(request)
     if user.role not in (Role.SUPERVISOR, Role.ADMIN):
-        raise ApiError(403, "Список итогов меняет руководитель или администратор.")
+        raise NotAllowedError("outcomes.not_allowed", "only a supervisor or an admin")
     form = await request.post()
     name = form.get("name")
     action = form.get("action")

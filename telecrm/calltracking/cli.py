@@ -34,15 +34,11 @@ ReportRunner = Callable[[argparse.Namespace, Settings, Any], Coroutine[Any, Any,
 
 async def _in_transaction(settings: Settings, work: Callable[[Any], Coroutine[Any, Any, Any]]
                           ) -> Any:
-    """Run ``work(session)`` in one transaction; bad input is one sentence, nothing written."""
-    from crm_core.calltracking.services import CallTrackingError
-
+    """Run ``work(session)`` in one transaction; a refusal writes nothing and reaches
+    ``telecrm.cli.main``, which prints its sentence."""
     async with database(settings) as sessions:
         async with sessions() as session, session.begin():
-            try:
-                return await work(session)
-            except CallTrackingError as exc:
-                raise UsageError(str(exc)) from exc
+            return await work(session)
 
 
 async def cmd_static_add(args: argparse.Namespace, settings: Settings) -> int:
@@ -116,7 +112,7 @@ async def cmd_costs_import(args: argparse.Namespace, settings: Settings) -> int:
 
     path = Path(args.file)
     if not path.is_file():
-        raise UsageError(f"no such file: {path}")
+        raise UsageError("cli.no_such_file", f"no such file: {path}", path=str(path))
 
     async def work(session: Any) -> int:
         return await import_costs(session, path)
@@ -184,9 +180,11 @@ def _period(args: argparse.Namespace, settings: Settings) -> Any:
     end = (parse_moment(args.date_to, tz, end=True) if args.date_to
            else datetime.combine(now.date() + timedelta(days=1), datetime.min.time(), tz))
     if end <= start:
-        raise UsageError("--from must be before --to")
+        raise UsageError("request.range_reversed", "--from must be before --to",
+                         first="--from", last="--to")
     if end - start > timedelta(days=400):
-        raise UsageError("the period must not exceed 400 days")
+        raise UsageError("request.period_too_long", "the period must not exceed 400 days",
+                         days=400)
     return Period(start, end)
 
 
@@ -223,7 +221,8 @@ def _write_csv(rows: list[dict[str, Any]]) -> None:
 async def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
     runner = REPORTS.get(args.name)
     if runner is None:
-        raise UsageError(f"unknown report {args.name!r}; known: {', '.join(sorted(REPORTS))}")
+        raise UsageError("reports.unknown", f"unknown report {args.name!r}", name=args.name,
+                         known=sorted(REPORTS))
     body = await runner(args, settings, _period(args, settings))
     if args.format == "json":
         print_json(body)

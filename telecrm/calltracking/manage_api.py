@@ -3,7 +3,8 @@
 
 The same services as the page forms (the rules live in :mod:`crm_core.calltracking`);
 marketers and admins only; writes carry the CSRF header; bad input is a 400 with
-``{"error": "..."}``. Nothing is deleted: numbers are archived, costs corrected (audited).
+``{"error": "...", "code": "..."}``. Nothing is deleted: numbers are archived, costs corrected
+(audited).
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.calltracking.services import (
-    CallTrackingError,
     SiteOptions,
     add_pool_numbers,
     add_static,
@@ -29,9 +29,9 @@ from crm_core.calltracking.services import (
     site_to_dict,
     static_to_dict,
 )
+from crm_core.errors import DomainError, NotAllowedError
 from crm_core.people.models import Role, User
 from telecrm.web.auth import api_user
-from telecrm.web.errors import ApiError
 from telecrm.web.keys import SESSIONS, WRITER_SESSIONS
 from telecrm.web.params import json_object
 
@@ -42,7 +42,7 @@ Change = Callable[[AsyncSession, User, dict[str, Any]], Awaitable[Any]]
 def _marketer(request: web.Request) -> User:
     user = api_user(request)
     if user.role not in MARKETING_ROLES:
-        raise ApiError(403, "call tracking is for marketers")
+        raise NotAllowedError("calltracking.for_marketers", "call tracking is for marketers")
     return user
 
 
@@ -51,16 +51,18 @@ def _text(body: dict[str, Any], name: str, *, required: bool = True) -> str:
     if value is None and not required:
         return ""
     if not isinstance(value, str | int | float) or isinstance(value, bool):
-        raise ApiError(400, f"{name} must be a string")
+        raise DomainError("request.not_string", f"{name} must be a string", name=name)
     return str(value)
 
 
 def _numbers(body: dict[str, Any], name: str) -> list[str]:
     value = body.get(name)
     if not isinstance(value, list) or not all(isinstance(n, str) for n in value):
-        raise ApiError(400, f"{name} must be a list of phone numbers")
+        raise DomainError("request.phone_list", f"{name} must be a list of phone numbers",
+                          name=name)
     if len(value) > 500:
-        raise ApiError(400, f"give at most 500 {name} at a time")
+        raise DomainError("request.list_too_long", f"give at most 500 {name} at a time",
+                          name=name, max=500)
     return value
 
 
@@ -68,23 +70,17 @@ async def _write(request: web.Request, change: Change, status: int = 200) -> web
     """Run one change in a transaction; a rule broken is a 400 with its sentence."""
     user = _marketer(request)  # before the body: the sales floor learns nothing more
     body = await json_object(request)
-    try:
-        async with request.app[WRITER_SESSIONS]() as session, session.begin():
-            answer = await change(session, user, body)
-    except CallTrackingError as exc:
-        raise ApiError(400, str(exc)) from None
+    async with request.app[WRITER_SESSIONS]() as session, session.begin():
+        answer = await change(session, user, body)
     return web.json_response(answer, status=status)
 
 
 async def costs(request: web.Request) -> web.Response:
     """``GET /api/ct/costs?from=YYYY-MM&to=YYYY-MM``: costs, newest month first."""
     _marketer(request)
-    try:
-        async with request.app[SESSIONS]() as session:
-            rows = await list_costs(session, since=request.query.get("from") or None,
-                                    until=request.query.get("to") or None)
-    except CallTrackingError as exc:
-        raise ApiError(400, str(exc)) from None
+    async with request.app[SESSIONS]() as session:
+        rows = await list_costs(session, since=request.query.get("from") or None,
+                                until=request.query.get("to") or None)
     return web.json_response([cost_to_dict(r) for r in rows])
 
 

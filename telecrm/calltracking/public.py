@@ -41,6 +41,7 @@ from crm_core.calltracking.services import (
 from crm_core.clock import utcnow
 from telecrm.calltracking.history import HistoryWriter, ProcessHistoryWriter
 from telecrm.calltracking.lease_store import RedisLeaseStore
+from telecrm.messages import sentence
 from telecrm.web.auth import client_ip
 from telecrm.web.keys import SESSIONS, SETTINGS
 
@@ -128,8 +129,11 @@ async def calltracking_ctx(app: web.Application) -> AsyncIterator[None]:
     await store.close()
 
 
-def _error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
-    return web.json_response({"error": message}, status=status, headers=headers)
+def _error(status: int, code: str, headers: dict[str, str] | None = None,
+           **params: object) -> web.Response:
+    """The error shape of the API (``{"error", "code"}``), with this endpoint's CORS headers."""
+    return web.json_response({"error": sentence(code, params), "code": code}, status=status,
+                             headers=headers)
 
 
 async def _load_site(app: web.Application, host: str) -> SiteView | None:
@@ -188,7 +192,7 @@ async def snippet(request: web.Request) -> web.Response:
     host = _host_param(request.query.get("site"))
     view = await _site(request, host) if host else None
     if view is None:
-        return _error(404, "unknown site")
+        return _error(404, "calltracking.unknown_site")
     site = view.site
     config = {"site": site.host, "selector": site.selector, "numbers": site.default_numbers,
               "heartbeat": site.heartbeat_seconds}
@@ -203,10 +207,12 @@ def _text(body: dict[str, Any], key: str, limit: int, *, required: bool = False)
     value = body.get(key)
     if value is None or value == "":
         if required:
-            raise CallTrackingError(f"{key} is required")
+            raise CallTrackingError("request.field_required", f"{key} is required", name=key)
         return None
     if not isinstance(value, str) or len(value) > limit or not value.isprintable():
-        raise CallTrackingError(f"{key} must be text of at most {limit} characters")
+        raise CallTrackingError("request.text_too_long",
+                                f"{key} must be text of at most {limit} characters",
+                                name=key, max=limit)
     return value
 
 
@@ -215,7 +221,7 @@ def _page_url(value: str | None, key: str) -> str | None:
         return None
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise CallTrackingError(f"{key} must be an http(s) URL")
+        raise CallTrackingError("request.not_url", f"{key} must be an http(s) URL", name=key)
     return value
 
 
@@ -224,16 +230,18 @@ def _client_ids(body: dict[str, Any]) -> dict[str, str]:
     raw = body.get("client_ids")
     if raw is not None:
         if not isinstance(raw, dict) or len(raw) > 5:
-            raise CallTrackingError("client_ids must be an object of at most 5 ids")
+            raise CallTrackingError("calltracking.client_ids",
+                                    "client_ids must be an object of at most 5 ids")
         for key, value in raw.items():
             if key not in ("ga", "ym_uid") or not isinstance(value, str) or \
                     not _CLIENT_ID.fullmatch(value):
-                raise CallTrackingError("client_ids may hold ga and ym_uid (short ids)")
+                raise CallTrackingError("calltracking.client_ids_keys",
+                                        "client_ids may hold ga and ym_uid (short ids)")
             ids[key] = value
     single = body.get("client_id")
     if single is not None:
         if not isinstance(single, str) or not _CLIENT_ID.fullmatch(single):
-            raise CallTrackingError("client_id must be a short id")
+            raise CallTrackingError("calltracking.client_id", "client_id must be a short id")
         ids.setdefault("client_id", single)
     return ids
 
@@ -245,7 +253,7 @@ async def preflight(request: web.Request) -> web.Response:
     view = await _site(request, host) if host else None
     headers = _cors(request, view.site) if view is not None else None
     if not headers:
-        return _error(403, "origin not allowed")
+        return _error(403, "calltracking.origin_not_allowed")
     return web.Response(status=204, headers=headers)
 
 
@@ -253,28 +261,28 @@ async def session_endpoint(request: web.Request) -> web.Response:
     """``POST /api/ct/session``: record the visit and keep or lease it a number."""
     ct = request.app[CT]
     if not ct.limiter.allow(client_ip(request)):
-        return _error(429, "too many requests", {"Retry-After": "60"})
+        return _error(429, "http.too_many", {"Retry-After": "60"})
     if request.content_length is not None and request.content_length > MAX_BODY:
-        return _error(413, "request body too large")
+        return _error(413, "http.too_large")
     raw = await request.content.read(MAX_BODY + 1)
     if len(raw) > MAX_BODY:
-        return _error(413, "request body too large")
+        return _error(413, "http.too_large")
     try:
         body = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
-        return _error(400, "the body must be a JSON object")
+        return _error(400, "request.not_object")
     if not isinstance(body, dict):
-        return _error(400, "the body must be a JSON object")
+        return _error(400, "request.not_object")
     host = _host_param(body.get("site"))
     if host is None:
-        return _error(400, "site must be a host name")
+        return _error(400, "calltracking.site_param")
     view = await _site(request, host)
     if view is None:
-        return _error(404, "unknown site")
+        return _error(404, "calltracking.unknown_site")
     site = view.site
     cors = _cors(request, site)
     if cors is None:
-        return _error(403, "origin not allowed")
+        return _error(403, "calltracking.origin_not_allowed")
     try:
         url = _page_url(_text(body, "url", MAX_URL, required=True), "url")
         referrer = _page_url(_text(body, "referrer", MAX_URL), "referrer")
@@ -282,9 +290,10 @@ async def session_endpoint(request: web.Request) -> web.Response:
         ids = _client_ids(body)
         activity = body.get("activity", True)
         if not isinstance(activity, bool):
-            raise CallTrackingError("activity must be true or false")
+            raise CallTrackingError("request.not_boolean", "activity must be true or false",
+                                    name="activity")
     except CallTrackingError as exc:
-        return _error(400, str(exc), cors)
+        return _error(400, exc.code, cors, **exc.params)
     assert url is not None
     agent = request.headers.get("User-Agent", "")[:300]
     bot = not agent or BOT_AGENTS.search(agent) is not None

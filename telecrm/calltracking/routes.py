@@ -45,7 +45,6 @@ from crm_core.calltracking.attribution import source_label, tracking_of
 from crm_core.calltracking.models import CtAttribution
 from crm_core.calltracking.report import GROUPINGS, Period, call_log, channel_report, pool_health
 from crm_core.calltracking.services import (
-    CallTrackingError,
     SiteOptions,
     add_pool_numbers,
     add_static,
@@ -60,12 +59,13 @@ from crm_core.calltracking.services import (
     static_to_dict,
 )
 from crm_core.clock import local_now, local_today
+from crm_core.errors import DomainError, NotAllowedError, NotFoundError
 from crm_core.people import access
 from crm_core.people.models import User
 from telecrm.calltracking import manage_api as ct_manage_api
 from telecrm.calltracking import public as ct_public
+from telecrm.messages import http_status, sentence
 from telecrm.web.auth import api_user, page_user
-from telecrm.web.errors import ApiError
 from telecrm.web.keys import SESSIONS, SETTINGS, WRITER_SESSIONS
 from telecrm.web.params import day_bounds, parse_day, path_id, query_int
 from telecrm.web.present import month_label
@@ -83,8 +83,7 @@ def may_see_calltracking(user: User) -> bool:
 def _viewer(request: web.Request, *, page: bool = False) -> User:
     user = page_user(request) if page else api_user(request)
     if not may_see_calltracking(user):
-        raise ApiError(403, "call tracking is for marketers" if not page
-                       else "Коллтрекинг доступен маркетологам.")
+        raise NotAllowedError("calltracking.for_marketers", "call tracking is for marketers")
     return user
 
 
@@ -100,16 +99,19 @@ def _period(request: web.Request) -> tuple[Period, date, date]:
     first = parse_day(q["from"], "from") if q.get("from") else today.replace(day=1)
     last = parse_day(q["to"], "to") if q.get("to") else max(first, today)
     if last < first:
-        raise ApiError(400, "from must not be after to")
+        raise DomainError("request.range_reversed", "from must not be after to",
+                          first="from", last="to")
     if (last - first).days > 400:
-        raise ApiError(400, "ask for at most 400 days at a time")
+        raise DomainError("request.period_too_long", "ask for at most 400 days at a time",
+                          days=400)
     return Period(day_bounds(first, tz)[0], day_bounds(last, tz)[1]), first, last
 
 
 def _by(request: web.Request) -> str:
     by = request.query.get("by", "channel")
     if by not in GROUPINGS:
-        raise ApiError(400, f"by must be one of: {', '.join(GROUPINGS)}")
+        raise DomainError("calltracking.grouping_invalid", "by must be one of the groupings",
+                          groupings=list(GROUPINGS))
     return by
 
 
@@ -152,7 +154,7 @@ async def call_source(request: web.Request) -> web.Response:
     call_id = path_id(request)
     async with request.app[SESSIONS]() as session:
         if not await access.can_see_call(session, user, call_id):
-            raise ApiError(404, "no such call")
+            raise NotFoundError("calls.not_found", "no such call")
         row = await session.scalar(select(CtAttribution).where(CtAttribution.call_id == call_id))
         return web.json_response({"source": source_label(row), "tracking": tracking_of(row)})
 
@@ -269,11 +271,11 @@ def _back(request: web.Request, saved: str) -> str:
 
 
 async def _refused(request: web.Request, what: str, message: str, data: dict[str, str],
-                   numbers: list[str]) -> web.Response:
-    """The page again with the reason and what the marketer typed (status 400)."""
+                   numbers: list[str], *, status: int = 400) -> web.Response:
+    """The page again with the reason and what the marketer typed."""
     context = await _page_context(request)
     context.update(error=message, form={"what": what, **data}, form_numbers=numbers)
-    return aiohttp_jinja2.render_template("calltracking.html", request, context, status=400)
+    return aiohttp_jinja2.render_template("calltracking.html", request, context, status=status)
 
 
 async def _save(request: web.Request, what: str,
@@ -285,8 +287,9 @@ async def _save(request: web.Request, what: str,
     try:
         async with request.app[WRITER_SESSIONS]() as session, session.begin():
             await change(session, user, data, numbers)
-    except CallTrackingError as exc:
-        return await _refused(request, what, f"Не сохранено: {exc}.", data, numbers)
+    except DomainError as exc:
+        return await _refused(request, what, sentence("calltracking.not_saved", {"error": exc}),
+                              data, numbers, status=http_status(exc))
     raise web.HTTPSeeOther(_back(request, what))
 
 
@@ -367,8 +370,9 @@ async def costs_import_form(request: web.Request) -> web.Response:
     try:
         async with request.app[WRITER_SESSIONS]() as session, session.begin():
             await import_costs_text(session, text, name, actor=user.username, user_id=user.id)
-    except CallTrackingError as exc:
-        return await _refused(request, "costs", f"Не загружено: {exc}.", {}, [])
+    except DomainError as exc:
+        return await _refused(request, "costs", sentence("calltracking.not_loaded", {"error": exc}),
+                              {}, [], status=http_status(exc))
     raise web.HTTPSeeOther(_back(request, "costs"))
 
 

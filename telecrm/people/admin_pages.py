@@ -24,7 +24,7 @@ from aiohttp import web
 from sqlalchemy import select
 
 from crm_core.audit import AuditLog
-from crm_core.errors import DomainError
+from crm_core.errors import DomainError, NotAllowedError, NotFoundError
 from crm_core.people.management import (
     KEEP,
     UserChange,
@@ -46,7 +46,6 @@ from crm_core.people.models import Role, User
 from telecrm.messages import http_status, russian
 from telecrm.passwords import hash_password, temporary_password
 from telecrm.web.auth import page_user
-from telecrm.web.errors import ApiError
 from telecrm.web.keys import SESSIONS, WRITER_SESSIONS
 from telecrm.web.present import ROLES
 from telecrm.web.sse import end_user_streams
@@ -73,7 +72,7 @@ ACTIONS = {"create": "Создан", "update": "Изменён", "deactivate": "
 def admin_user(request: web.Request) -> User:
     user = page_user(request)
     if user.role != Role.ADMIN:
-        raise ApiError(403, "Пользователями и отделами управляет администратор.")
+        raise NotAllowedError("people.admin_only", "only an admin manages people")
     return user
 
 
@@ -97,7 +96,7 @@ def _path_id(request: web.Request) -> int:
     try:
         return int(request.match_info["id"])
     except ValueError:
-        raise ApiError(404, "Такого пользователя нет.") from None
+        raise NotFoundError("people.no_such_user", "no such user") from None
 
 
 def _value(field: str, value: Any) -> str:
@@ -157,7 +156,7 @@ async def _user_page(request: web.Request, user_id: int, *, error: str | None = 
         try:
             person = await get_user(session, user_id)
         except DomainError:
-            raise ApiError(404, "Такого пользователя нет.") from None
+            raise NotFoundError("people.no_such_user", "no such user") from None
         history = list(await session.scalars(
             select(AuditLog).where(AuditLog.entity == "user", AuditLog.entity_id == user_id)
             .order_by(AuditLog.at.desc(), AuditLog.id.desc()).limit(30)))
@@ -233,7 +232,7 @@ async def _user(session: Any, user_id: int) -> User:
     try:
         return await get_user(session, user_id)
     except DomainError:
-        raise ApiError(404, "Такого пользователя нет.") from None
+        raise NotFoundError("people.no_such_user", "no such user") from None
 
 
 async def switch_form(request: web.Request) -> web.Response:
@@ -292,7 +291,7 @@ async def team_form(request: web.Request) -> web.Response:
     try:
         team_id = int(request.match_info["id"])
     except ValueError:
-        raise ApiError(404, "Такого отдела нет.") from None
+        raise NotFoundError("people.team_not_found", "no such team") from None
     form = await request.post()
     head_id = _field(form, "head_id")
     try:

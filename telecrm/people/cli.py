@@ -97,7 +97,8 @@ async def cmd_users_edit(args: argparse.Namespace, settings: Settings) -> int:
     from crm_core.people.management import KEEP, UserChange, edit_user, find_user
 
     if all(v is None for v in (args.full_name, args.role, args.team, args.extension)):
-        raise UsageError("nothing to change: give --name, --role, --team or --extension")
+        raise UsageError("cli.users_nothing_to_change",
+                         "nothing to change: give --name, --role, --team or --extension")
     async with database(settings) as sessions:
         async with sessions() as session, session.begin():
             user = await find_user(session, args.username)
@@ -172,7 +173,8 @@ def since_moment(value: str | None, settings: Settings) -> datetime | None:
     try:
         day = date.fromisoformat(value)
     except ValueError:
-        raise UsageError(f"--since {value!r} is not a date (YYYY-MM-DD)") from None
+        raise UsageError("cli.not_a_date", f"--since {value!r} is not a date (YYYY-MM-DD)",
+                         value=value) from None
     return datetime.combine(day, time(0), tzinfo=workday_timezone(settings))
 
 

@@ -25,15 +25,15 @@ async def cmd_policy(args: argparse.Namespace, settings: Settings) -> int:
     from crm_core.recordings.jobs import retention_days, set_retention
 
     if args.days is not None and not args.team:
-        raise UsageError("--days needs --team NAME")
+        raise UsageError("cli.recordings_days_need_team", "--days needs --team NAME")
     if args.days is not None and args.days < 1:
-        raise UsageError("--days must be at least 1")
+        raise UsageError("recordings.retention_too_short", "--days must be at least 1")
     async with database(settings, writer=args.days is not None) as sessions:
         async with sessions() as session:
             teams = {t.name: t.id for t in await session.scalars(select(Team))}
             if args.team and args.team not in teams:
-                known = ", ".join(sorted(teams)) or "none yet"
-                raise UsageError(f"no team {args.team!r} (teams: {known})")
+                raise UsageError("cli.team_not_found", f"no team {args.team!r}", team=args.team,
+                                 known=", ".join(sorted(teams)) or "—")
             if args.days is not None:
                 await set_retention(session, teams[args.team], args.days, actor="cli")
             policies = await retention_days(session)

@@ -13,6 +13,7 @@ from aiohttp import web
 from sqlalchemy import select
 
 from crm_core.calls.services import call_to_dict
+from crm_core.errors import DomainError, NotAllowedError, NotFoundError
 from crm_core.people import access
 from crm_core.people.models import Role, User
 from crm_core.recordings.jobs import audio_of, problems
@@ -20,6 +21,7 @@ from crm_core.recordings.models import AudioStatus
 from pbx_bridge.actions import SPY_MODES, ClickToCallError, spy
 from pbx_bridge.ami import AmiError
 from recordings.store import DirectoryStore, Store, StoreError
+from telecrm.messages import sentence
 from telecrm.web import openapi
 from telecrm.web.auth import api_user, audible_call, page_user
 from telecrm.web.errors import ApiError
@@ -43,7 +45,7 @@ async def call_page(request: web.Request) -> web.Response:
     async with request.app[SESSIONS]() as session:
         call = await access.visible_call(session, user, call_id)
         if call is None:
-            raise ApiError(404, "Звонок не найден.")
+            raise NotFoundError("calls.not_found", "no such call")
         audio = await audio_of(session, call_id)
         data = access.redact_call(user, call_to_dict(call, request.app[CALL_HOOKS]))
     context = {"title": f"Звонок №{call_id}", "call": data, "audio": audio,
@@ -59,7 +61,7 @@ async def call_activity(request: web.Request) -> web.Response:
         await audible_call(session, user, call_id)
         audio = await audio_of(session, call_id)
     if audio is None:
-        raise ApiError(404, "this call has no recording")
+        raise NotFoundError("recordings.call_has_none", "this call has no recording")
     return web.json_response({"status": audio.status, "error": audio.error,
                               "duration": audio.duration_seconds, "channels": audio.channels,
                               "activity": audio.activity or {}})
@@ -72,7 +74,8 @@ async def recording_problems(request: web.Request) -> web.Response:
     """
     user = api_user(request)
     if user.role not in (Role.SUPERVISOR, Role.ADMIN):
-        raise ApiError(403, "only supervisors see recording problems")
+        raise NotAllowedError("recordings.problems_for_supervisors",
+                              "only supervisors see recording problems")
     if user.role == Role.SUPERVISOR and user.team_id is None:
         return web.json_response({"problems": []})
     team = None if user.role == Role.ADMIN else user.team_id
@@ -115,7 +118,8 @@ async def live_calls(request: web.Request) -> web.Response:
     """GET /api/calls/live: calls of the supervisor's team in progress, to listen in on."""
     user = api_user(request)
     if user.role not in (Role.SUPERVISOR, Role.ADMIN):
-        raise ApiError(403, "only supervisors listen in on calls")
+        raise NotAllowedError("recordings.live_for_supervisors",
+                              "only supervisors listen in on calls")
     team = await _team_extensions(request, user)
     listener = request.app.get(LISTENER)
     found = []
@@ -142,7 +146,8 @@ async def listen_page(request: web.Request) -> web.Response:
     """The supervisor's live calls with Listen / Whisper / Barge (his phone rings)."""
     user = page_user(request)
     if user.role not in (Role.SUPERVISOR, Role.ADMIN):
-        raise ApiError(403, "Прослушка — для руководителей.")
+        raise NotAllowedError("recordings.live_for_supervisors",
+                              "only supervisors listen in on calls")
     return aiohttp_jinja2.render_template("listen.html", request, {"title": "Прослушка"})
 
 
@@ -163,20 +168,22 @@ async def listen(request: web.Request) -> web.Response:
     body = await json_object(request)
     mode = string_field(body, "mode", max_length=10)
     if mode not in SPY_MODES:
-        raise ApiError(400, f"mode must be one of {', '.join(SPY_MODES)}")
+        raise DomainError("recordings.spy_mode_invalid", "mode must be listen, whisper or barge",
+                          modes=list(SPY_MODES))
     if user.role not in (Role.SUPERVISOR, Role.ADMIN) or not user.extension:
-        raise ApiError(403, "only supervisors with a phone may listen in")
+        raise NotAllowedError("recordings.spy_needs_phone",
+                              "only supervisors with a phone may listen in")
     raw = request.match_info["id"]
     live = _live_manager_channel(request, raw) if _LINKEDID.fullmatch(raw) else None
     if live is None or not await _may_spy_on(request, user, live[1]):
-        raise ApiError(404, "no such live call of your team")
+        raise NotFoundError("recordings.live_call_not_found", "no such live call of your team")
     listener = request.app[LISTENER]
     try:
         action_id = await spy(listener.session, user.extension, live[0], mode)
     except ClickToCallError as exc:
-        raise ApiError(502, f"Asterisk did not connect you: {exc}") from None
+        raise ApiError(502, "recordings.spy_failed", reason=str(exc)) from None
     except AmiError as exc:
-        raise ApiError(503, f"telephony is unavailable: {exc}") from None
+        raise ApiError(503, "telephony.unavailable", reason=str(exc)) from None
     result: dict[str, Any] = {"status": "connected", "mode": mode, "action_id": action_id}
     return web.json_response(result, status=202)
 
@@ -266,14 +273,15 @@ async def _proxy(request: web.Request, store: Store, key: str,
     try:
         size = await asyncio.to_thread(store.size, key)
     except StoreError as exc:
-        raise ApiError(503, f"the recordings store is unavailable: {exc.strerror}") from None
+        raise ApiError(503, "recordings.store_unavailable",
+                       reason=exc.strerror or str(exc)) from None
     if size is None:
-        raise ApiError(404, "the recording file is missing")
+        raise NotFoundError("recordings.file_missing", "the recording file is missing")
     try:
         wanted = _byte_range(request.headers.get("Range"), size)
     except ValueError:
-        return web.json_response({"error": f"the recording has {size} bytes; that range is "
-                                           "outside it"}, status=416,
+        return web.json_response({"error": sentence("recordings.range_outside", {"size": size}),
+                                  "code": "recordings.range_outside"}, status=416,
                                  headers={"Content-Range": f"bytes */{size}"})
     start, end = wanted or (0, size - 1)
     response = web.StreamResponse(status=206 if wanted else 200, headers=headers)
@@ -289,7 +297,7 @@ async def _proxy(request: web.Request, store: Store, key: str,
     try:
         block = await asyncio.to_thread(next, chunks, done)
     except (StoreError, FileNotFoundError) as exc:
-        raise ApiError(503, f"the recordings store is unavailable: {exc}") from None
+        raise ApiError(503, "recordings.store_unavailable", reason=str(exc)) from None
     await response.prepare(request)
     try:
         while block is not done:
@@ -314,7 +322,8 @@ async def stored_audio_response(request: web.Request, user: User,
         return None
     download = request.query.get("download") == "1"
     if download and not may_download(user):
-        raise ApiError(403, "only supervisors may download recordings")
+        raise NotAllowedError("recordings.download_for_supervisors",
+                              "only supervisors may download recordings")
     store = request.app[RECORDINGS_STORE]
     suffix = PurePosixPath(audio.key).suffix
     headers = {"Content-Type": audio.content_type or "application/octet-stream",
@@ -322,11 +331,10 @@ async def stored_audio_response(request: web.Request, user: User,
     if download:
         headers["Content-Disposition"] = f'attachment; filename="call-{call_id}{suffix}"'
     if audio.backend and audio.backend != store.name:
-        raise ApiError(503, f"the recording is in the {audio.backend} store, "
-                            f"this server uses the {store.name} store")
+        raise ApiError(503, "recordings.other_store", backend=audio.backend, store=store.name)
     path = store.path(audio.key)
     if path is not None:  # FileResponse answers Range (206, 416) and HEAD by itself
         return web.FileResponse(path, headers=headers)
     if isinstance(store, DirectoryStore):
-        raise ApiError(404, "the recording file is missing")
+        raise NotFoundError("recordings.file_missing", "the recording file is missing")
     return await _proxy(request, store, audio.key, headers)

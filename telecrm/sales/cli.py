@@ -23,13 +23,11 @@ ACTOR = "cli"
 
 
 async def _write(settings: Settings, work: Callable[[Any], Coroutine[Any, Any, Any]]) -> Any:
-    """Run ``work(session)`` in one transaction; a domain ValueError is one sentence, no writes."""
+    """Run ``work(session)`` in one transaction; a refusal (a DomainError) writes nothing and
+    reaches ``telecrm.cli.main``, which prints its sentence."""
     async with database(settings) as sessions:
         async with sessions() as session, session.begin():
-            try:
-                return await work(session)
-            except ValueError as exc:
-                raise UsageError(str(exc).rstrip(".")) from exc
+            return await work(session)
 
 
 
@@ -45,7 +43,8 @@ def _day(value: str | None, settings: Settings) -> date | None:
     try:
         return date.fromisoformat(value)
     except ValueError as exc:
-        raise UsageError(f"{value!r} is not a date (YYYY-MM-DD)") from exc
+        raise UsageError("cli.not_a_date", f"{value!r} is not a date (YYYY-MM-DD)",
+                         value=value) from exc
 
 
 async def _team_id(session: Any, name: str | None) -> int | None:
@@ -57,7 +56,7 @@ async def _team_id(session: Any, name: str | None) -> int | None:
         return None
     team_id = await session.scalar(select(Team.id).where(Team.name == name))
     if team_id is None:
-        raise UsageError(f"there is no team named {name!r}")
+        raise UsageError("cli.no_team", f"there is no team named {name!r}", team=name)
     return int(team_id)
 
 
@@ -70,7 +69,7 @@ async def _user_id(session: Any, ref: str) -> int:
     user_id = await session.scalar(select(User.id).where(
         or_(User.username == ref, User.extension == ref)))
     if user_id is None:
-        raise UsageError(f"there is no user {ref!r} (give a username or an extension)")
+        raise UsageError("cli.no_user", f"there is no user {ref!r}", user=ref)
     return int(user_id)
 
 
@@ -98,7 +97,7 @@ async def cmd_payments_import(args: argparse.Namespace, settings: Settings) -> i
 
     path = Path(args.file)
     if not path.is_file():
-        raise UsageError(f"no such file: {path}")
+        raise UsageError("cli.no_such_file", f"no such file: {path}", path=str(path))
     report = await _write(settings, lambda session: import_payments_csv(
         session, path, today=_today(settings)))
     print(f"booked {report.booked} payments for {report.total}, "
@@ -148,7 +147,7 @@ async def cmd_clients_potential(args: argparse.Namespace, settings: Settings) ->
             client = await set_contact_frequency(session, args.client, args.contact_every or None,
                                                  by=None, actor=ACTOR)
         if client is None:
-            raise UsageError("give an AMOUNT or --contact-every DAYS")
+            raise UsageError("cli.potential_nothing", "give an AMOUNT or --contact-every DAYS")
         return client
 
     client = await _write(settings, work)
@@ -205,7 +204,7 @@ async def cmd_sales_settings(args: argparse.Namespace, settings: Settings) -> in
     for pair in args.values:
         key, sep, value = pair.partition("=")
         if not sep:
-            raise UsageError(f"{pair!r} is not KEY=VALUE")
+            raise UsageError("cli.not_key_value", f"{pair!r} is not KEY=VALUE", value=pair)
         values[key.strip()] = value.strip()
 
     async def work(session: Any) -> dict[str, Any]:
@@ -251,7 +250,8 @@ async def cmd_plan_set(args: argparse.Namespace, settings: Settings) -> int:
     try:
         month = date.fromisoformat(f"{args.month}-01" if len(args.month) == 7 else args.month)
     except ValueError as exc:
-        raise UsageError(f"{args.month!r} is not a month (YYYY-MM)") from exc
+        raise UsageError("cli.not_a_month", f"{args.month!r} is not a month (YYYY-MM)",
+                         value=args.month) from exc
     kind, target = ("amount", args.amount) if args.amount else ("count", args.count)
 
     async def work(session: Any) -> Any:

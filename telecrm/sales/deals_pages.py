@@ -27,12 +27,11 @@ from sqlalchemy.orm import selectinload
 from crm_core.activities.outcomes import outcome_list
 from crm_core.clients.models import Client
 from crm_core.clock import local_now, local_today
+from crm_core.errors import DomainError, NotAllowedError, NotFoundError
 from crm_core.people import access
 from crm_core.people.models import Role, Team, User
 from crm_core.sales.client_status import recompute_all
 from crm_core.sales.deals import (
-    DealError,
-    DealNotAllowedError,
     StageSpec,
     add_lose_reason,
     create_deal,
@@ -44,14 +43,12 @@ from crm_core.sales.deals import (
 from crm_core.sales.models import Deal, DealStatus, LoseReason, Pipeline
 from crm_core.sales.settings import (
     RULE_FIELDS,
-    RulesNotAllowedError,
-    SalesRuleError,
     rules_for_team,
     save_rules,
 )
 from crm_core.timestamps import ensure_utc
+from telecrm.messages import http_status, russian
 from telecrm.sales.pages import sales_page_user, tz_of
-from telecrm.web.errors import ApiError
 from telecrm.web.keys import SESSIONS, SETTINGS, WRITER_SESSIONS
 from telecrm.web.params import path_id
 
@@ -62,28 +59,6 @@ DONE = {"created": "Сделка создана, задача первого э�
         "edited": "Изменения сохранены, записаны в журнал.",
         "outcomes": "Список итогов звонков сохранён.",
         "stage": "Этап добавлен, записан в журнал."}
-RU = {
-    "A won deal needs the amount": "Для выигранной сделки укажите сумму.",
-    "A lost deal needs a reason": "Для проигранной сделки выберите причину из списка.",
-    "A deal needs a title": "Укажите название сделки.",
-    "is on this stage already": "Сделка уже на этом этапе.",
-    "A manager opens deals for himself only": "Менеджер открывает сделки только на себя.",
-    "Only a supervisor or an admin": "Это меняет руководитель или администратор.",
-    "is not in your team": "Этот менеджер не из вашего отдела.",
-    "whole number": "Укажите целое число.",
-    "A pipeline needs working stages": "В воронке нужны рабочие этапы, один этап «выиграна» "
-                                       "и один «проиграна».",
-    "exists already": "Такая воронка уже есть.",
-    "A plan is an amount or a count": "План — сумма или количество сделок.",
-    "The A threshold": "Порог группы A не может быть ниже порога группы B.",
-    "target": "Укажите план положительным числом.",
-    "open deal(s)": "На этом этапе (в воронке) есть открытые сделки: сначала перенесите их.",
-    "cannot be archived": "Этапы «выиграна» и «проиграна» не архивируются.",
-    "at least one working stage": "В воронке должен остаться хотя бы один рабочий этап.",
-    "The first stage must be a working stage": "Первым должен быть рабочий этап.",
-    "The position must be": "Позиция — номер этапа в воронке.",
-    "is archived": "Этот этап в архиве.",
-}
 RULE_LABELS = {
     "new_period_days": "«Новый» клиент: дней после первой оплаты",
     "lost_after_days": "«Потерянный»: дней без оплаты и контакта",
@@ -94,17 +69,6 @@ RULE_LABELS = {
     "contact_days_c": "Контакт с C не реже, дней",
     "contact_days_none": "Контакт без группы не реже, дней",
 }
-
-
-def russian(message: str) -> str:
-    """One Russian sentence for a service's refusal."""
-    for name, label in RULE_LABELS.items():
-        if message.startswith(f"{name} "):
-            return f"{label}: неверное значение."
-    for key, text in RU.items():
-        if key in message:
-            return text
-    return message
 
 
 def _field(form: Any, name: str) -> str:
@@ -119,11 +83,7 @@ def _id(form: Any, name: str) -> int | None:
 
 def _boss(user: User) -> None:
     if user.role not in (Role.SUPERVISOR, Role.ADMIN):
-        raise ApiError(403, "only a supervisor or an admin may do this")
-
-
-def _status(exc: ValueError) -> int:
-    return 403 if isinstance(exc, DealNotAllowedError) else 400
+        raise NotAllowedError("sales.bosses_only", "only a supervisor or an admin may do this")
 
 
 # -- the deals board ------------------------------------------------------------------------
@@ -179,11 +139,11 @@ async def deals_page(request: web.Request) -> web.Response:
                                           await board_context(request, user))
 
 
-async def _board_refused(request: web.Request, user: User, exc: ValueError) -> web.Response:
+async def _board_refused(request: web.Request, user: User, exc: DomainError) -> web.Response:
     context = await board_context(request, user)
-    context["error"] = russian(str(exc))
+    context["error"] = russian(exc)
     return aiohttp_jinja2.render_template("sales_deals.html", request, context,
-                                          status=_status(exc))
+                                          status=http_status(exc))
 
 
 async def new_deal_form(request: web.Request) -> web.Response:
@@ -194,14 +154,14 @@ async def new_deal_form(request: web.Request) -> web.Response:
         async with request.app[WRITER_SESSIONS]() as session, session.begin():
             if client_id is None or await access.visible_client(session, user,
                                                                 client_id) is None:
-                raise ApiError(404, "no such client")
+                raise NotFoundError("clients.not_found", "no such client")
             deal = await create_deal(session, client_id=client_id, pipeline_id=pipeline_id or 0,
                                      title=_field(form, "title"),
                                      amount=_field(form, "amount") or None, by=user,
                                      actor=user.username,
                                      tz_name=request.app[SETTINGS].timezone)
             pipeline_id = deal.pipeline_id
-    except DealError as exc:
+    except DomainError as exc:
         return await _board_refused(request, user, exc)
     raise web.HTTPSeeOther("/deals?" + urlencode({"pipeline": pipeline_id, "done": "created"}))
 
@@ -215,16 +175,16 @@ async def move_form(request: web.Request) -> web.Response:
             deal = await session.get(Deal, deal_id)
             if deal is None or deal.archived_at is not None or await access.visible_client(
                     session, user, deal.client_id) is None:
-                raise ApiError(404, "no such deal")
+                raise NotFoundError("sales.deal.not_visible", "no such deal")
             if user.role == Role.MANAGER and deal.owner_id != user.id:
-                raise DealNotAllowedError("this deal is another manager's")
+                raise NotAllowedError("sales.deal.others", "this deal is another manager's")
             pipeline_id = deal.pipeline_id
             await move_deal(session, deal, _id(form, "stage_id") or 0, by=user,
                             amount=_field(form, "amount") or None,
                             lose_reason_id=_id(form, "lose_reason_id"),
                             note=_field(form, "note") or None, actor=user.username,
                             tz_name=request.app[SETTINGS].timezone)
-    except DealError as exc:
+    except DomainError as exc:
         return await _board_refused(request, user, exc)
     raise web.HTTPSeeOther("/deals?" + urlencode({"pipeline": pipeline_id, "done": "moved"}))
 
@@ -269,11 +229,11 @@ async def plan_form(request: web.Request) -> web.Response:
         async with request.app[WRITER_SESSIONS]() as session, session.begin():
             await set_plan(session, _id(form, "user_id") or 0, month, _field(form, "kind"),
                            _field(form, "target"), by=user, actor=user.username)
-    except DealError as exc:
+    except DomainError as exc:
         context = await plan_context(request, user, month)
-        context["error"] = russian(str(exc))
+        context["error"] = russian(exc)
         return aiohttp_jinja2.render_template("sales_plan.html", request, context,
-                                              status=_status(exc))
+                                              status=http_status(exc))
     raise web.HTTPSeeOther("/plan?" + urlencode({"month": month.strftime("%Y-%m"),
                                                  "done": "plan"}))
 
@@ -295,8 +255,8 @@ NEW_PIPELINE_ROWS = [
 ]
 
 
-class StageFormError(ValueError):
-    """A row of the new pipeline's stages that cannot be a stage (one Russian sentence)."""
+class StageFormError(DomainError):
+    """A row of the new pipeline's stages that cannot be a stage."""
 
 
 def stage_rows(form: Any) -> list[dict[str, str]]:
@@ -305,7 +265,7 @@ def stage_rows(form: Any) -> list[dict[str, str]]:
                for name in STAGE_ROW_FIELDS]
     count = max(len(c) for c in columns)
     if any(len(c) != count for c in columns):
-        raise StageFormError("Форма этапов пришла неполной: обновите страницу.")
+        raise StageFormError("sales.stage_form.incomplete", "the stage rows are incomplete")
     keys = ("name", "outcome", "task_kind", "task_title", "days", "assignee")
     return [dict(zip(keys, row, strict=True)) for row in zip(*columns, strict=True)]
 
@@ -319,18 +279,18 @@ def stage_specs(form: Any) -> list[StageSpec]:
             continue
         outcome = row["outcome"]
         if outcome not in STAGE_KINDS:
-            raise StageFormError(f"Этап «{name}»: выберите вид этапа из списка.")
+            raise StageFormError("sales.stage_form.kind", "no stage kind", name=name)
         if outcome != "open":
             specs.append(StageSpec(name, outcome=outcome))
             continue
         kind = row["task_kind"] or None
         if kind is not None and kind not in ("call", "email", "meeting", "other"):
-            raise StageFormError(f"Этап «{name}»: выберите задачу из списка.")
+            raise StageFormError("sales.stage_form.task", "no task kind", name=name)
         days = row["days"] or "1"
         if not days.isdigit() or not 0 <= int(days) <= 365:
-            raise StageFormError(f"Этап «{name}»: срок задачи — целое число дней от 0 до 365.")
+            raise StageFormError("sales.stage_form.days", "bad task days", name=name)
         if row["assignee"] not in ("owner", "supervisor"):
-            raise StageFormError(f"Этап «{name}»: выберите, кому ставится задача.")
+            raise StageFormError("sales.stage_form.assignee", "no assignee", name=name)
         specs.append(StageSpec(name, task_kind=kind, task_due_days=int(days),
                                task_assignee=row["assignee"],
                                task_title=row["task_title"][:300] or None))
@@ -393,14 +353,13 @@ async def settings_form(request: web.Request) -> web.Response:
             else:
                 await create_pipeline(session, _field(form, "name"), stage_specs(form),
                                       by=user, actor=user.username)
-    except (SalesRuleError, DealError, StageFormError) as exc:
+    except DomainError as exc:
         context = await settings_context(request, user, team_id)
-        context.update(error=russian(str(exc)), form=dict(form))
+        context.update(error=russian(exc), form=dict(form))
         if what == "pipelines":
             context["new_stages"] = stage_rows(form)
-        status = 403 if isinstance(exc, DealNotAllowedError | RulesNotAllowedError) else 400
         return aiohttp_jinja2.render_template("sales_settings.html", request, context,
-                                              status=status)
+                                              status=http_status(exc))
     done = {"rules": "rules", "reasons": "reason"}.get(what, "pipeline")
     query = {"done": done, **({"team": team_id} if team_id is not None else {})}
     raise web.HTTPSeeOther("/sales/settings?" + urlencode(query))

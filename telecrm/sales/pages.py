@@ -10,7 +10,7 @@
 - ``POST /tasks/stops/{id}/approve|refuse``: the supervisor decides.
 
 The rules, role checks and audit are in :mod:`crm_core.sales.tasks`; this module only
-reads the forms and shows the outcome (refusals as one Russian sentence).
+reads the forms and shows the outcome (a refusal as its sentence from ``telecrm.messages``).
 """
 
 from __future__ import annotations
@@ -26,14 +26,13 @@ from sqlalchemy import select
 
 from crm_core.clients.models import Client
 from crm_core.clock import local_now
-from crm_core.errors import DomainError
+from crm_core.errors import DomainError, NotAllowedError, NotFoundError
 from crm_core.people import access
 from crm_core.people.models import Role, User
 from crm_core.sales.models import ClientStop
 from crm_core.sales.tasks import (
     PLANNABLE_KINDS,
     NextTask,
-    TaskNotAllowedError,
     TaskRuleError,
     active_stop,
     approve_stop,
@@ -45,10 +44,8 @@ from crm_core.sales.tasks import (
 )
 from crm_core.tasks.models import Task, TaskStatus
 from crm_core.timestamps import ensure_utc
-from telecrm.messages import http_status
-from telecrm.messages import russian as domain_russian
+from telecrm.messages import http_status, russian
 from telecrm.web.auth import page_user
-from telecrm.web.errors import ApiError
 from telecrm.web.keys import SESSIONS, SETTINGS, WRITER_SESSIONS
 from telecrm.web.params import parse_moment, path_id
 
@@ -58,31 +55,6 @@ DONE = {"completed": "Задача выполнена, следующая зап
                  "после согласования.",
         "moved": "Срок перенесён.", "approved": "Прекращение работы согласовано.",
         "refused": "Запрос отклонён: работа с клиентом продолжается."}
-# The services speak English; the floor reads Russian. Unknown messages are shown as is.
-RU = {
-    "Plan the next contact": "Запланируйте следующий контакт с клиентом или попросите "
-                             "руководителя согласовать прекращение работы.",
-    "Moving a due date needs a reason": "Для переноса срока укажите причину.",
-    "Say why work with the client should stop": "Укажите, почему работу с клиентом нужно "
-                                                "прекратить.",
-    "Say why work with the client goes on": "Укажите причину отказа.",
-    "A manager plans tasks for himself only": "Менеджер планирует задачи только себе.",
-    "Only a supervisor or an admin": "Это решает руководитель или администратор.",
-    "is not in your team": "Клиент не из вашего отдела.",
-    "is already": "Задача уже закрыта.",
-    "Unknown task kind": "Выберите вид задачи.",
-    "There is no pending request": "Этот запрос уже рассмотрен.",
-}
-
-
-def russian(message: str) -> str:
-    """One Russian sentence for a service's refusal."""
-    for key, text in RU.items():
-        if key in message:
-            return text
-    return message
-
-
 def tz_of(request: web.Request) -> ZoneInfo:
     return ZoneInfo(request.app[SETTINGS].timezone)
 
@@ -90,25 +62,27 @@ def tz_of(request: web.Request) -> ZoneInfo:
 def sales_page_user(request: web.Request) -> User:
     user = page_user(request)
     if not access.may_see_tasks(user):
-        raise ApiError(403, "your role has no access to sales work")
+        raise NotAllowedError("sales.role_no_work", "your role has no access to sales work")
     return user
 
 
-def form_moment(request: web.Request, value: Any, ru: str) -> datetime:
-    """A ``datetime-local`` (or date) field in the workday timezone."""
+def form_moment(request: web.Request, value: Any, field: str) -> datetime:
+    """A ``datetime-local`` (or date) field in the workday timezone (``field`` names it in
+    the refusal: a key of ``telecrm.messages.FIELDS``)."""
     if not isinstance(value, str) or not value.strip():
-        raise TaskRuleError(f"Укажите {ru}.")
+        raise TaskRuleError("sales.task.due_required", f"{field} is required", field=field)
     try:
         return parse_moment(value.strip(), "due_at", tz_of(request))
-    except ApiError:
-        raise TaskRuleError(f"Неверная дата: {ru}.") from None
+    except DomainError:
+        raise TaskRuleError("sales.task.due_invalid", f"{field} is not a date",
+                            field=field) from None
 
 
 async def _task(session: Any, user: User, task_id: int) -> Task:
     task = await session.scalar(select(Task).where(Task.id == task_id,
                                                    await access.tasks_filter(session, user)))
     if task is None:
-        raise ApiError(404, "no such task")
+        raise NotFoundError("tasks.not_found", "no such task")
     return task
 
 
@@ -171,16 +145,11 @@ async def tasks_page(request: web.Request) -> web.Response:
                                           await page_context(request, user))
 
 
-async def _refused(request: web.Request, user: User,
-                   exc: TaskRuleError | DomainError) -> web.Response:
+async def _refused(request: web.Request, user: User, exc: DomainError) -> web.Response:
     context = await page_context(request, user)
-    if isinstance(exc, DomainError):
-        context["error"], status = domain_russian(exc), http_status(exc)
-        return aiohttp_jinja2.render_template("sales_tasks.html", request, context,
-                                              status=status)
-    context["error"] = russian(str(exc))
-    status = 403 if isinstance(exc, TaskNotAllowedError) else 400
-    return aiohttp_jinja2.render_template("sales_tasks.html", request, context, status=status)
+    context["error"] = russian(exc)
+    return aiohttp_jinja2.render_template("sales_tasks.html", request, context,
+                                          status=http_status(exc))
 
 
 def _back(request: web.Request, done: str) -> web.HTTPSeeOther:
@@ -202,7 +171,7 @@ async def complete_form(request: web.Request) -> web.Response:
             task = await _task(session, user, task_id)
             if _field(form, "next") == "stop":
                 if task.client_id is None:
-                    raise TaskRuleError("Эта задача не связана с клиентом.")
+                    raise TaskRuleError("sales.task.no_client", "This task has no client.")
                 reason = _field(form, "reason")
                 if await active_stop(session, task.client_id) is not None:
                     await finish_task(session, task, by=user, note=reason or None,
@@ -210,14 +179,15 @@ async def complete_form(request: web.Request) -> web.Response:
                     done = "closed"
                 elif user.role == Role.MANAGER:
                     if await pending_stops(session, Client.id == task.client_id):
-                        raise TaskRuleError("Запрос на прекращение работы с этим клиентом уже "
-                                            "ждёт решения руководителя.")
+                        raise TaskRuleError("sales.task.stop_pending",
+                                            "A request to stop work with this client is pending.")
                     await request_stop(session, task.client_id, reason, by=user,
                                        actor=user.username)
                     done = "asked"
                 else:
                     if not reason:
-                        raise TaskRuleError("Say why work with the client should stop.")
+                        raise TaskRuleError("sales.task.stop_needs_reason",
+                                            "Say why work with the client should stop.")
                     await approve_stop(session, task.client_id, reason, by=user,
                                        actor=user.username, keep_task_id=task.id)
                     await finish_task(session, task, by=user, note=reason,
@@ -228,12 +198,12 @@ async def complete_form(request: web.Request) -> web.Response:
                 if task.client_id is not None:
                     following = NextTask(kind=_field(form, "kind"),
                                          due_at=form_moment(request, form.get("due_at"),
-                                                            "срок следующей задачи"),
+                                                            "next_due_at"),
                                          title=_field(form, "title") or None)
                 await finish_task(session, task, by=user, next_task=following,
                                   note=_field(form, "note") or None, actor=user.username)
                 done = "completed" if following else "closed"
-    except (TaskRuleError, DomainError) as exc:
+    except DomainError as exc:
         return await _refused(request, user, exc)
     raise _back(request, done)
 
@@ -245,10 +215,10 @@ async def reschedule_form(request: web.Request) -> web.Response:
     try:
         async with request.app[WRITER_SESSIONS]() as session, session.begin():
             task = await _task(session, user, task_id)
-            due = form_moment(request, form.get("due_at"), "новый срок")
+            due = form_moment(request, form.get("due_at"), "new_due_at")
             await reschedule_task(session, task, due, _field(form, "reason"), by=user,
                                   actor=user.username)
-    except (TaskRuleError, DomainError) as exc:
+    except DomainError as exc:
         return await _refused(request, user, exc)
     raise _back(request, "moved")
 
@@ -268,13 +238,13 @@ async def stop_form(request: web.Request) -> web.Response:
                 stmt = stmt.where(scope)
             stop = await session.scalar(stmt)
             if stop is None and user.role != Role.MANAGER:
-                raise ApiError(404, "no such request")
+                raise NotFoundError("sales.task.stop_not_found", "no such request")
             if decision == "approve":
                 await approve_stop(session, stop.client_id if stop else 0, reason, by=user,
                                    actor=user.username)
             else:
                 await refuse_stop(session, stop_id, reason, by=user, actor=user.username)
-    except TaskRuleError as exc:
+    except DomainError as exc:
         return await _refused(request, user, exc)
     raise _back(request, "approved" if decision == "approve" else "refused")
 

@@ -20,8 +20,9 @@ import aiohttp_jinja2
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_core.errors import DomainError, NotAllowedError
 from crm_core.people.models import Role, User
-from crm_core.sales.deals import DealError, DealNotAllowedError
+from crm_core.sales.deals import DealError
 from crm_core.sales.models import PipelineStage
 from crm_core.sales.pipelines import (
     add_stage,
@@ -33,10 +34,10 @@ from crm_core.sales.pipelines import (
     update_stage,
 )
 from crm_core.timestamps import isoformat
+from telecrm.messages import http_status, russian
 from telecrm.sales.deals_pages import settings_context
 from telecrm.sales.pages import sales_page_user
 from telecrm.web.auth import api_user
-from telecrm.web.errors import ApiError
 from telecrm.web.keys import WRITER_SESSIONS
 from telecrm.web.params import json_object, path_id
 
@@ -48,19 +49,17 @@ FORM_FIELDS = ("name", "task_kind", "task_title", "task_due_days", "task_assigne
 def _boss_api(request: web.Request) -> User:
     user = api_user(request)
     if user.role not in (Role.SUPERVISOR, Role.ADMIN):
-        raise ApiError(403, "only a supervisor or an admin may change pipelines")
+        raise NotAllowedError("sales.pipeline.bosses_only",
+                              "only a supervisor or an admin may change pipelines")
     return user
 
 
 def _archived(body: dict[str, Any]) -> bool | None:
     value = body.get("archived")
     if value is not None and not isinstance(value, bool):
-        raise ApiError(400, "archived must be true or false")
+        raise DomainError("request.not_boolean", "archived must be true or false",
+                          name="archived")
     return value
-
-
-def _error(exc: DealError) -> ApiError:
-    return ApiError(403 if isinstance(exc, DealNotAllowedError) else 400, str(exc))
 
 
 async def _apply_pipeline(session: AsyncSession, pipeline_id: int, name: str | None,
@@ -73,7 +72,7 @@ async def _apply_pipeline(session: AsyncSession, pipeline_id: int, name: str | N
         pipeline = await archive_pipeline(session, pipeline_id, by=user, restore=not archived,
                                           actor=user.username)
     if pipeline is None:
-        raise DealError("Nothing to change: give a name or archived.")
+        raise DealError("sales.pipeline.nothing", "Nothing to change: give a name or archived.")
     return {"id": pipeline.id, "name": pipeline.name,
             "archived_at": isoformat(pipeline.archived_at)}
 
@@ -81,7 +80,7 @@ async def _apply_pipeline(session: AsyncSession, pipeline_id: int, name: str | N
 async def _apply_stage(session: AsyncSession, stage_id: int, values: dict[str, Any],
                        archived: bool | None, user: User) -> dict[str, Any]:
     if not values and archived is None:
-        raise DealError("Nothing to change.")
+        raise DealError("sales.stage.nothing", "Nothing to change.")
     stage = None
     if archived is False:
         stage = await archive_stage(session, stage_id, by=user, restore=True,
@@ -99,12 +98,9 @@ async def patch_pipeline(request: web.Request) -> web.Response:
     body = await json_object(request)
     name = body.get("name")
     if name is not None and not isinstance(name, str):
-        raise ApiError(400, "name must be a string")
-    try:
-        async with request.app[WRITER_SESSIONS]() as session, session.begin():
-            row = await _apply_pipeline(session, pipeline_id, name, _archived(body), user)
-    except DealError as exc:
-        raise _error(exc) from None
+        raise DomainError("request.not_string", "name must be a string", name="name")
+    async with request.app[WRITER_SESSIONS]() as session, session.begin():
+        row = await _apply_pipeline(session, pipeline_id, name, _archived(body), user)
     return web.json_response(row)
 
 
@@ -114,13 +110,11 @@ async def patch_stage(request: web.Request) -> web.Response:
     body = await json_object(request)
     unknown = set(body) - set(STAGE_FIELDS) - {"archived"}
     if unknown:
-        raise ApiError(400, f"unknown field {sorted(unknown)[0]!r}")
+        raise DomainError("request.unknown_field", f"unknown field {sorted(unknown)[0]!r}",
+                          name=sorted(unknown)[0])
     values = {k: body[k] for k in STAGE_FIELDS if k in body}
-    try:
-        async with request.app[WRITER_SESSIONS]() as session, session.begin():
-            row = await _apply_stage(session, stage_id, values, _archived(body), user)
-    except DealError as exc:
-        raise _error(exc) from None
+    async with request.app[WRITER_SESSIONS]() as session, session.begin():
+        row = await _apply_stage(session, stage_id, values, _archived(body), user)
     return web.json_response(row)
 
 
@@ -129,14 +123,12 @@ async def patch_reason(request: web.Request) -> web.Response:
     reason_id = path_id(request)
     archived = _archived(await json_object(request))
     if archived is None:
-        raise ApiError(400, "archived (true or false) is required")
-    try:
-        async with request.app[WRITER_SESSIONS]() as session, session.begin():
-            reason = await archive_lose_reason(session, reason_id, by=user,
-                                               restore=not archived, actor=user.username)
-            row = {"id": reason.id, "name": reason.name, "active": reason.active}
-    except DealError as exc:
-        raise _error(exc) from None
+        raise DomainError("request.boolean_required", "archived (true or false) is required",
+                          name="archived")
+    async with request.app[WRITER_SESSIONS]() as session, session.begin():
+        reason = await archive_lose_reason(session, reason_id, by=user,
+                                           restore=not archived, actor=user.username)
+        row = {"id": reason.id, "name": reason.name, "active": reason.active}
     return web.json_response(row)
 
 
@@ -149,7 +141,8 @@ async def settings_edit_form(request: web.Request) -> web.Response:
     """One row's form on /sales/settings: save it, or archive it with the button."""
     user = sales_page_user(request)
     if user.role not in (Role.SUPERVISOR, Role.ADMIN):
-        raise web.HTTPForbidden(text="Только руководитель или администратор.")
+        raise NotAllowedError("sales.pipeline.bosses_only",
+                              "only a supervisor or an admin may change pipelines")
     what = request.match_info["what"]
     item_id = path_id(request)
     form = await request.post()
@@ -171,13 +164,11 @@ async def settings_edit_form(request: web.Request) -> web.Response:
                 await archive_lose_reason(session, item_id, by=user,
                                           restore=not (archived is not False),
                                           actor=user.username)
-    except DealError as exc:
-        from telecrm.sales.deals_pages import russian
-
+    except DomainError as exc:
         context = await settings_context(request, user, user.team_id)
-        context.update(error=russian(str(exc)))
+        context.update(error=russian(exc))
         return aiohttp_jinja2.render_template("sales_settings.html", request, context,
-                                              status=400)
+                                              status=http_status(exc))
     raise web.HTTPSeeOther("/sales/settings?" + urlencode({"done": "edited"}))
 
 
@@ -194,20 +185,18 @@ async def add_stage_form(request: web.Request) -> web.Response:
     """A new working stage at the end of a pipeline's working stages (before won/lost)."""
     user = sales_page_user(request)
     if user.role not in (Role.SUPERVISOR, Role.ADMIN):
-        raise web.HTTPForbidden(text="Только руководитель или администратор.")
+        raise NotAllowedError("sales.rules.not_allowed", "only a supervisor or an admin")
     pipeline_id = path_id(request)
     form = await request.post()
     try:
         async with request.app[WRITER_SESSIONS]() as session, session.begin():
             await add_stage(session, pipeline_id, _stage_values(form), by=user,
                             actor=user.username)
-    except DealError as exc:
-        from telecrm.sales.deals_pages import russian
-
+    except DomainError as exc:
         context = await settings_context(request, user, user.team_id)
-        context.update(error=russian(str(exc)), form={"pipeline_id": pipeline_id, **form})
+        context.update(error=russian(exc), form={"pipeline_id": pipeline_id, **form})
         return aiohttp_jinja2.render_template("sales_settings.html", request, context,
-                                              status=400)
+                                              status=http_status(exc))
     raise web.HTTPSeeOther("/sales/settings?" + urlencode({"done": "stage"})
                            + f"#pipeline-{pipeline_id}")
 

@@ -20,11 +20,11 @@ from sqlalchemy import select
 
 from crm_core.clients.models import Client
 from crm_core.clock import local_today
+from crm_core.errors import DomainError, NotFoundError
 from crm_core.people import access
 from crm_core.people.models import Role, User
-from crm_core.sales.reports import REPORTS, TITLES, ReportNotAllowedError
+from crm_core.sales.reports import REPORTS, TITLES
 from telecrm.web.auth import api_user, page_user
-from telecrm.web.errors import ApiError
 from telecrm.web.keys import SESSIONS, SETTINGS
 from telecrm.web.params import day_bounds, parse_day
 
@@ -73,9 +73,11 @@ def _period(request: web.Request) -> tuple[date, date, datetime, datetime]:
         else today.replace(day=1)
     last = parse_day(request.query["to"], "to") if request.query.get("to") else today
     if last < first:
-        raise ApiError(400, "from must not be after to")
+        raise DomainError("request.range_reversed", "from must not be after to",
+                          first="from", last="to")
     if (last - first).days >= MAX_DAYS:
-        raise ApiError(400, f"ask for at most {MAX_DAYS} days at a time")
+        raise DomainError("request.period_too_long", f"ask for at most {MAX_DAYS} days at a time",
+                          days=MAX_DAYS)
     return first, last, day_bounds(first, tz)[0], day_bounds(last, tz)[1]
 
 
@@ -83,14 +85,11 @@ async def _run(request: web.Request, user: User) -> tuple[str, dict[str, Any], d
     name = request.match_info["name"]
     report = REPORTS.get(name)
     if report is None:
-        raise ApiError(404, f"no report {name!r}; known: {', '.join(REPORTS)}")
+        raise NotFoundError("reports.unknown", f"no report {name!r}", name=name,
+                            known=list(REPORTS))
     first, last, start, end = _period(request)
     async with request.app[SESSIONS]() as session:
-        try:
-            body = await report(session, start, end, user,
-                                tz_name=request.app[SETTINGS].timezone)
-        except ReportNotAllowedError as exc:
-            raise ApiError(403, str(exc)) from None
+        body = await report(session, start, end, user, tz_name=request.app[SETTINGS].timezone)
     return name, body, first, last
 
 
@@ -112,7 +111,8 @@ async def api_report(request: web.Request) -> web.Response:
     user = api_user(request)
     fmt = request.query.get("format", "json")
     if fmt not in ("json", "csv"):
-        raise ApiError(400, "format must be json or csv")
+        raise DomainError("request.format_invalid", "format must be json or csv",
+                          formats=["json", "csv"])
     name, body, first, last = await _run(request, user)
     if fmt == "csv":
         return _csv(body, name)

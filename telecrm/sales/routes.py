@@ -37,12 +37,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from crm_core.clock import local_today
+from crm_core.errors import DomainError, NotAllowedError, NotFoundError
 from crm_core.people import access
 from crm_core.people.models import Role, User
 from crm_core.sales.client_status import planned_contact_days, recompute_all, status_history
 from crm_core.sales.clients import (
-    SalesClientError,
-    SalesNotAllowedError,
     archive_client,
     owner_history,
     reassign_clients,
@@ -50,8 +49,6 @@ from crm_core.sales.clients import (
     set_potential,
 )
 from crm_core.sales.deals import (
-    DealError,
-    DealNotAllowedError,
     create_deal,
     deal_to_dict,
     move_deal,
@@ -59,18 +56,15 @@ from crm_core.sales.deals import (
 )
 from crm_core.sales.models import Deal, LoseReason, Pipeline
 from crm_core.sales.payments import (
-    PaymentError,
     client_money,
     invoice_to_dict,
     payment_to_dict,
     record_invoice,
     record_payment,
 )
-from crm_core.sales.settings import RulesNotAllowedError, SalesRuleError, rules_for_team, save_rules
+from crm_core.sales.settings import rules_for_team, save_rules
 from crm_core.sales.tasks import (
     NextTask,
-    TaskNotAllowedError,
-    TaskRuleError,
     approve_stop,
     finish_task,
     plan_task,
@@ -85,36 +79,22 @@ from telecrm.sales import pages as sales_pages
 from telecrm.sales import pipeline_routes as sales_pipeline_routes
 from telecrm.sales import report_routes as sales_report_routes
 from telecrm.web.auth import api_user
-from telecrm.web.errors import ApiError
 from telecrm.web.keys import SESSIONS, SETTINGS, WRITER_SESSIONS
 from telecrm.web.params import json_object, parse_day, parse_moment, path_id
 
 
-def _domain_error(exc: ValueError) -> ApiError:
-    if isinstance(exc, SalesNotAllowedError | RulesNotAllowedError | TaskNotAllowedError
-                  | DealNotAllowedError):
-        return ApiError(403, str(exc))
-    return ApiError(400, str(exc))
-
-
-_DOMAIN_ERRORS = (SalesClientError, SalesRuleError, PaymentError, TaskRuleError, DealError)
-
-
 @contextlib.asynccontextmanager
 async def _writing(request: web.Request) -> AsyncIterator[AsyncSession]:
-    """A writer session in one transaction; a refused change is a 400 (403: not allowed)
-    and writes nothing."""
-    try:
-        async with request.app[WRITER_SESSIONS]() as session, session.begin():
-            yield session
-    except _DOMAIN_ERRORS as exc:
-        raise _domain_error(exc) from None
+    """A writer session in one transaction: a refused change (a DomainError, answered by
+    the error middleware) writes nothing."""
+    async with request.app[WRITER_SESSIONS]() as session, session.begin():
+        yield session
 
 
 def _sales_user(request: web.Request) -> User:
     user = api_user(request)
     if not access.may_see_clients(user):
-        raise ApiError(403, "your role has no access to clients")
+        raise NotAllowedError("sales.role_no_clients", "your role has no access to clients")
     return user
 
 
@@ -123,13 +103,14 @@ def _int(body: dict[str, Any], name: str, *, required: bool = True) -> int | Non
     if value is None and not required:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 2**31:
-        raise ApiError(400, f"{name} must be a positive integer")
+        raise DomainError("request.not_positive", f"{name} must be a positive integer",
+                          name=name)
     return value
 
 
 async def _visible(session: AsyncSession, user: User, client_id: int) -> None:
     if await access.visible_client(session, user, client_id) is None:
-        raise ApiError(404, "no such client")
+        raise NotFoundError("clients.not_found", "no such client")
 
 
 # -- settings -------------------------------------------------------------------------------
@@ -141,7 +122,8 @@ async def get_settings(request: web.Request) -> web.Response:
     team_id = user.team_id if raw is None and user.role != Role.ADMIN else None
     if raw:
         if not raw.isdigit():
-            raise ApiError(400, "team_id must be an integer")
+            raise DomainError("request.not_integer", "team_id must be an integer",
+                              name="team_id")
         team_id = int(raw)
     async with request.app[SESSIONS]() as session:
         rules = await rules_for_team(session, team_id)
@@ -180,7 +162,8 @@ async def post_invoice(request: web.Request) -> web.Response:
 async def post_payment(request: web.Request) -> web.Response:
     user = _sales_user(request)
     if user.role not in (Role.SUPERVISOR, Role.ADMIN):
-        raise ApiError(403, "only a supervisor or an admin records payments")
+        raise NotAllowedError("sales.payment.bosses_only",
+                              "only a supervisor or an admin records payments")
     body = await json_object(request)
     client_id = _int(body, "client_id")
     async with _writing(request) as session:
@@ -203,7 +186,7 @@ async def client_sales(request: web.Request) -> web.Response:
     async with request.app[SESSIONS]() as session:
         client = await access.visible_client(session, user, client_id)
         if client is None:
-            raise ApiError(404, "no such client")
+            raise NotFoundError("clients.not_found", "no such client")
         owner_team = client.owner.team_id if client.owner is not None else None
         rules = await rules_for_team(session, owner_team)
         body = {
@@ -239,7 +222,8 @@ async def put_potential(request: web.Request) -> web.Response:
                 session, client_id, _int(body, "contact_every_days", required=False),
                 by=user, actor=user.username)
         if client is None:
-            raise ApiError(400, "give amount and/or contact_every_days")
+            raise DomainError("sales.client.potential_nothing",
+                              "give amount and/or contact_every_days")
         row = {"id": client.id, "annual_potential": str(client.annual_potential),
                "abc_group": client.abc_group, "contact_every_days": client.contact_every_days}
     return web.json_response(row)
@@ -251,11 +235,10 @@ async def post_reassign(request: web.Request) -> web.Response:
     ids = body.get("client_ids")
     if not isinstance(ids, list) or not all(isinstance(i, int) and not isinstance(i, bool)
                                             for i in ids):
-        raise ApiError(400, "client_ids must be a list of client ids")
+        raise DomainError("request.id_list", "client_ids must be a list of client ids",
+                          name="client_ids")
     owner_id = _int(body, "owner_id", required=False)
-    reason = body.get("reason")
-    if reason is not None and not isinstance(reason, str):
-        raise ApiError(400, "reason must be a string")
+    reason = _text(body, "reason")
     async with _writing(request) as session:
         for client_id in ids:
             await _visible(session, user, client_id)
@@ -268,9 +251,7 @@ async def post_archive(request: web.Request) -> web.Response:
     user = _sales_user(request)
     client_id = path_id(request)
     body = await json_object(request)
-    reason = body.get("reason")
-    if reason is not None and not isinstance(reason, str):
-        raise ApiError(400, "reason must be a string")
+    reason = _text(body, "reason")
     async with _writing(request) as session:
         await _visible(session, user, client_id)
         client = await archive_client(session, client_id, by=user, reason=reason,
@@ -286,14 +267,15 @@ async def post_archive(request: web.Request) -> web.Response:
 def _moment(request: web.Request, body: dict[str, Any], name: str) -> Any:
     value = body.get(name)
     if not isinstance(value, str) or not value:
-        raise ApiError(400, f"{name} is required (YYYY-MM-DD or an ISO 8601 time)")
+        raise DomainError("request.moment_required",
+                          f"{name} is required (YYYY-MM-DD or an ISO 8601 time)", name=name)
     return parse_moment(value, name, ZoneInfo(request.app[SETTINGS].timezone))
 
 
 def _text(body: dict[str, Any], name: str) -> str | None:
     value = body.get(name)
     if value is not None and not isinstance(value, str):
-        raise ApiError(400, f"{name} must be a string")
+        raise DomainError("request.not_string", f"{name} must be a string", name=name)
     return value
 
 
@@ -301,7 +283,7 @@ async def _task(session: AsyncSession, user: User, task_id: int) -> Task:
     task = await session.scalar(select(Task).where(Task.id == task_id,
                                                    await access.tasks_filter(session, user)))
     if task is None:
-        raise ApiError(404, "no such task")
+        raise NotFoundError("tasks.not_found", "no such task")
     return task
 
 
@@ -329,7 +311,7 @@ async def post_complete(request: web.Request) -> web.Response:
     next_task = None
     if following is not None:
         if not isinstance(following, dict):
-            raise ApiError(400, "next must be an object {kind, due_at}")
+            raise DomainError("request.next_task_object", "next must be an object {kind, due_at}")
         next_task = NextTask(kind=_text(following, "kind") or "",
                              due_at=_moment(request, following, "due_at"),
                              title=_text(following, "title"),
@@ -414,10 +396,10 @@ async def post_move(request: web.Request) -> web.Response:
     async with _writing(request) as session:
         deal = await session.get(Deal, deal_id)
         if deal is None or deal.archived_at is not None:
-            raise ApiError(404, "no such deal")
+            raise NotFoundError("sales.deal.not_visible", "no such deal")
         await _visible(session, user, deal.client_id)
         if user.role == Role.MANAGER and deal.owner_id != user.id:
-            raise ApiError(403, "this deal is another manager's")
+            raise NotAllowedError("sales.deal.others", "this deal is another manager's")
         change = await move_deal(session, deal, _int(body, "stage_id"),  # type: ignore[arg-type]
                                  by=user, amount=body.get("amount"),
                                  lose_reason_id=_int(body, "lose_reason_id", required=False),

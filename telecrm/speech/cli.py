@@ -43,29 +43,28 @@ def add_kkp_commands(kkp_sub: argparse._SubParsersAction,
     lst.set_defaults(handler=cmd_scripts_list)
 
 
-def _usage(message: str) -> Exception:
-    from telecrm.cli_support import UsageError
-
-    return UsageError(message)
-
-
 async def cmd_scripts_add(args: argparse.Namespace, settings: Settings) -> int:
 
     from crm_core.speech import scripts as kkp_scripts
     from speech.script import KkpError, parse_script_text
-    from telecrm.cli_support import database, parse_moment, workday_timezone
+    from telecrm.cli_support import UsageError, database, parse_moment, workday_timezone
 
     path = Path(args.file)
     try:
         text = path.read_text("utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise _usage(f"cannot read the script {path}: {exc}") from exc
+    except OSError as exc:
+        raise UsageError("speech.script.unreadable", f"cannot read the script {path}: {exc}",
+                         path=str(path), reason=exc.strerror or str(exc)) from exc
+    except UnicodeDecodeError as exc:
+        raise UsageError("speech.script.not_utf8", f"the script {path} is not UTF-8 text",
+                         path=str(path)) from exc
     try:
         script = parse_script_text(text)
     except KkpError as exc:
-        raise _usage(f"{path}: {exc}") from exc
+        raise UsageError("speech.script.in_file", f"{path}: {exc}", path=str(path),
+                         error=exc) from exc
     if args.fine < 0:
-        raise _usage("--fine cannot be negative")
+        raise UsageError("speech.scripts.fine_negative", "--fine cannot be negative")
     since = (parse_moment(args.effective_from, workday_timezone(settings)) if args.effective_from
              else utcnow())
     async with database(settings) as sessions:
@@ -74,7 +73,8 @@ async def cmd_scripts_add(args: argparse.Namespace, settings: Settings) -> int:
             if args.team:
                 team = await kkp_scripts.team_by_name(session, args.team)
                 if team is None:
-                    raise _usage(f"no team called {args.team!r}")
+                    raise UsageError("speech.scripts.no_team", f"no team called {args.team!r}",
+                                     team=args.team)
                 team_id = team.id
             row = await kkp_scripts.add_version(
                 session, name=script.name or path.stem, text=text, team_id=team_id,
@@ -95,7 +95,7 @@ async def cmd_scripts_list(args: argparse.Namespace, settings: Settings) -> int:
 
     from crm_core.people.models import Team
     from crm_core.speech import scripts as kkp_scripts
-    from telecrm.cli_support import database
+    from telecrm.cli_support import UsageError, database
 
     async with database(settings, writer=False) as sessions:
         async with sessions() as session:
@@ -103,7 +103,8 @@ async def cmd_scripts_list(args: argparse.Namespace, settings: Settings) -> int:
             if args.team:
                 team = await kkp_scripts.team_by_name(session, args.team)
                 if team is None:
-                    raise _usage(f"no team called {args.team!r}")
+                    raise UsageError("speech.scripts.no_team", f"no team called {args.team!r}",
+                                     team=args.team)
                 team_id = team.id
             names = {k: v for k, v in await session.execute(select(Team.id, Team.name))}
             for row in await kkp_scripts.list_versions(session, team_id):
@@ -155,15 +156,12 @@ async def run_backlog(args: argparse.Namespace, settings: Settings) -> int:
     """Transcribe every call with a recording and no transcript; resumable (saved per call)."""
     from crm_core.speech import transcripts as store
     from speech.jobs import InProcessQueue
-    from speech.model import ModelError, load_model, resolve_model_dir
+    from speech.model import load_model, resolve_model_dir
     from speech.worker import JobFailed, SpeechWorker
     from telecrm.app import recordings_config
     from telecrm.cli_support import open_sessions
 
-    try:
-        model = load_model(resolve_model_dir(args.model or settings.vosk_model))
-    except ModelError as exc:
-        raise _usage(str(exc)) from exc
+    model = load_model(resolve_model_dir(args.model or settings.vosk_model))
     engine, sessions = await open_sessions(settings)
     worker = SpeechWorker(sessions, InProcessQueue(), model, settings.recordings_source,
                           recordings=recordings_store(recordings_config(settings)),

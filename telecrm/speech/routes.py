@@ -22,6 +22,7 @@ from sqlalchemy import select
 
 from crm_core.calls.models import Call
 from crm_core.clock import utcnow
+from crm_core.errors import DomainError, NotAllowedError, NotFoundError
 from crm_core.people import access
 from crm_core.people.models import Role, Team, User
 from crm_core.sales.models import Pipeline, PipelineStage
@@ -30,6 +31,7 @@ from crm_core.speech import scripts as kkp_scripts
 from crm_core.speech.models import KkpScriptVersion, Transcript
 from speech.dialogue import turns
 from speech.script import KkpError, parse_script_text
+from telecrm.messages import sentence
 from telecrm.speech.script_form import (
     ScriptFormError,
     form_from_post,
@@ -38,7 +40,6 @@ from telecrm.speech.script_form import (
 )
 from telecrm.web import openapi
 from telecrm.web.auth import api_user, audible_call, page_user
-from telecrm.web.errors import ApiError
 from telecrm.web.keys import SESSIONS, SETTINGS, WRITER_SESSIONS
 from telecrm.web.params import json_object, parse_moment, path_id, period
 
@@ -52,7 +53,7 @@ def _tz(request: web.Request) -> ZoneInfo:
 
 def _qc_user(user: User) -> User:
     if user.role == Role.MARKETER:
-        raise ApiError(403, "Контроль качества недоступен для вашей роли.")
+        raise NotAllowedError("speech.qc_role", "QC is not for marketers")
     return user
 
 
@@ -67,7 +68,7 @@ async def call_transcript(request: web.Request) -> web.Response:
         await audible_call(session, user, call_id)
         row = await session.scalar(select(Transcript).where(Transcript.call_id == call_id))
     if row is None:
-        raise ApiError(404, "this call has no transcript yet")
+        raise NotFoundError("speech.no_transcript", "this call has no transcript yet")
     return web.json_response({"call_id": call_id, "duration": row.duration, "model": row.model,
                               "turns": turns(row.data)})
 
@@ -78,9 +79,9 @@ async def client_transcripts(request: web.Request) -> web.Response:
     client_id = path_id(request)
     async with request.app[SESSIONS]() as session:
         if await access.visible_client(session, user, client_id) is None:
-            raise ApiError(404, "no such client")
+            raise NotFoundError("clients.not_found", "no such client")
         if not access.may_hear_recordings(user):
-            raise ApiError(403, "your role may not see transcripts")
+            raise NotAllowedError("speech.role_no_transcripts", "your role may not see transcripts")
         stmt = (select(Call.id, Call.started_at, Transcript.duration, Transcript.data)
                 .join(Transcript, Transcript.call_id == Call.id)
                 .where(Call.client_id == client_id, await access.calls_filter(session, user))
@@ -100,7 +101,8 @@ def _filters(request: web.Request) -> dict[str, Any]:
     since, until = period(request, _tz(request), default_days=QC_DAYS)
     manager = request.query.get("manager", "").strip() or None
     if manager is not None and (not manager.isdigit() or len(manager) > 4):
-        raise ApiError(400, "manager must be an extension (digits)")
+        raise DomainError("request.not_extension", "manager must be an extension (digits)",
+                          name="manager")
     review = request.query.get("needs_review", "") in ("1", "true", "on")
     return {"since": since, "until": until, "manager": manager, "needs_review_only": review}
 
@@ -120,7 +122,7 @@ async def qc_result(request: web.Request) -> web.Response:
     async with request.app[SESSIONS]() as session:
         found = await kkp_review.visible_result(session, user, path_id(request))
         if found is None:
-            raise ApiError(404, "no such result")
+            raise NotFoundError("speech.review.result_not_found", "no such result")
         data = await kkp_review.detail(session, *found)
         version = (await kkp_scripts.get_version(session, data["script_id"])
                    if data["script_id"] else None)
@@ -155,18 +157,17 @@ async def qc_decide(request: web.Request) -> web.Response:
     result_id = path_id(request)
     raw = request.match_info.get("index", "")
     if not raw.isdigit() or len(raw) > 4:
-        raise ApiError(404, "no such violation")
+        raise NotFoundError("speech.review.violation_not_found", "no such violation", index=raw)
     body = await json_object(request)
     decision, reason = body.get("decision"), body.get("reason")
     if not isinstance(decision, str) or (reason is not None and not isinstance(reason, str)):
-        raise ApiError(400, "decision must be a string, reason a string")
+        raise DomainError("speech.review.decision_not_string",
+                          "decision must be a string, reason a string")
     if reason and len(reason) > 2000:
-        raise ApiError(400, "reason is too long (2000 characters at most)")
+        raise DomainError("request.too_long", "reason is too long (2000 characters at most)",
+                          name="reason", max=2000)
     async with request.app[WRITER_SESSIONS]() as session:
-        try:
-            review = await kkp_review.decide(session, user, result_id, int(raw), decision, reason)
-        except kkp_review.ReviewError as exc:
-            raise ApiError(exc.status, str(exc)) from None
+        review = await kkp_review.decide(session, user, result_id, int(raw), decision, reason)
         await session.commit()
         out = kkp_review.review_to_dict(review, {user.id: user.name})
     return web.json_response(out, status=201)
@@ -258,46 +259,55 @@ async def _visible_versions(request: web.Request, user: User) -> list[dict[str, 
 
 
 async def _add_script(request: web.Request, user: User, data: dict[str, Any]) -> dict[str, Any]:
-    """Validate and store an upload; ``ApiError`` 400 with the line at fault."""
+    """Validate and store an upload; a refusal (a DomainError) names the line at fault."""
     if not _may_edit_scripts(user):
-        raise ApiError(403, "only supervisors and admins upload scripts")
+        raise NotAllowedError("speech.scripts.bosses_only",
+                              "only supervisors and admins upload scripts")
     text = data.get("text")
     if not isinstance(text, str) or not text.strip():
-        raise ApiError(400, "text is required: the script's YAML")
+        raise DomainError("speech.scripts.text_required", "text is required: the script's YAML")
     if len(text) > MAX_SCRIPT_CHARS:
-        raise ApiError(400, "the script is too long")
+        raise DomainError("speech.scripts.too_long", "the script is too long")
     try:
         script = parse_script_text(text)
     except KkpError as exc:
-        raise ApiError(400, f"the script is not valid: {exc}") from None
+        raise DomainError("speech.scripts.invalid", f"the script is not valid: {exc}",
+                          error=exc) from None
     stage = data.get("stage") or None
     if stage is not None and (not isinstance(stage, str) or len(stage) > 100):
-        raise ApiError(400, "stage must be a short string")
+        raise DomainError("request.too_long", "stage must be a short string", name="stage",
+                          max=100)
     raw_from = data.get("effective_from") or ""
     if not isinstance(raw_from, str):
-        raise ApiError(400, "effective_from must be a date or an ISO 8601 time")
+        raise DomainError("request.not_a_moment",
+                          "effective_from must be a date or an ISO 8601 time",
+                          name="effective_from")
     since = (parse_moment(raw_from, "effective_from", _tz(request)) if raw_from
              else utcnow())
     fine = data.get("fine_amount") or 0
     try:
         fine = int(fine)
     except (TypeError, ValueError):
-        raise ApiError(400, "fine_amount must be a whole number of rubles") from None
+        raise DomainError("speech.scripts.fine_not_whole",
+                          "fine_amount must be a whole number of rubles") from None
     if not 0 <= fine <= 1_000_000:
-        raise ApiError(400, "fine_amount must be between 0 and 1000000")
+        raise DomainError("speech.scripts.fine_out_of_range",
+                          "fine_amount must be between 0 and 1000000")
     team_name = data.get("team") or None
     async with request.app[WRITER_SESSIONS]() as session:
         team_id = None
         if team_name is not None:
             team = await kkp_scripts.team_by_name(session, str(team_name))
             if team is None:
-                raise ApiError(400, f"no team called {team_name!r}")
+                raise DomainError("speech.scripts.no_team", f"no team called {team_name!r}",
+                                  team=str(team_name))
             team_id = team.id
         if user.role == Role.SUPERVISOR:
             if team_id is None:
                 team_id = user.team_id
             if team_id is None or team_id != user.team_id:
-                raise ApiError(403, "a supervisor uploads scripts for his own team only")
+                raise NotAllowedError("speech.scripts.own_team_only",
+                                      "a supervisor uploads scripts for his own team only")
         row = await kkp_scripts.add_version(
             session, name=script.name or "Скрипт", text=text, team_id=team_id, stage=stage,
             effective_from=since, fine_amount=fine, actor=user.username, user_id=user.id)
@@ -324,7 +334,7 @@ async def _readable_version(request: web.Request, user: User, version_id: int
     async with request.app[SESSIONS]() as session:
         row = await kkp_scripts.get_version(session, version_id)
     if row is None or (user.role != Role.ADMIN and row.team_id not in (None, user.team_id)):
-        raise ApiError(404, "no such script version")
+        raise NotFoundError("speech.scripts.not_found", "no such script version")
     return row
 
 
@@ -416,8 +426,8 @@ async def scripts_form(request: web.Request) -> web.Response:
             try:
                 data["text"] = upload.file.read(MAX_SCRIPT_CHARS + 1).decode("utf-8")
             except UnicodeDecodeError:
-                return await scripts_page(request, error="Файл не в кодировке UTF-8.",
-                                          form=data)
+                return await scripts_page(
+                    request, error=sentence("speech.scripts.upload_not_utf8"), form=data)
     else:
         editor = form_from_post(form.items())
         try:
@@ -426,10 +436,11 @@ async def scripts_form(request: web.Request) -> web.Response:
             return await scripts_page(request, error=str(exc), form=data, editor=editor)
     try:
         row = await _add_script(request, user, data)
-    except ApiError as exc:
-        if exc.status == 403:
+    except DomainError as exc:
+        if isinstance(exc, NotAllowedError):
             raise
-        return await scripts_page(request, error=f"Скрипт не сохранён: {exc.message}",
+        return await scripts_page(request, error=sentence("speech.scripts.not_saved",
+                                                          {"error": exc}),
                                   form=data, editor=editor)
     raise web.HTTPSeeOther(f"/qc/scripts?added={row['id']}")
 

@@ -20,11 +20,13 @@ from telecrm.settings import Settings
 
 def _day(value: str | None, name: str) -> date:
     if not value:
-        raise UsageError(f"--{name} is required (YYYY-MM-DD)")
+        raise UsageError("cli.date_required", f"--{name} is required (YYYY-MM-DD)",
+                         option=f"--{name}")
     try:
         return date.fromisoformat(value)
     except ValueError:
-        raise UsageError(f"--{name} {value!r} is not a date (YYYY-MM-DD)") from None
+        raise UsageError("cli.not_a_date", f"--{name} {value!r} is not a date (YYYY-MM-DD)",
+                         value=value) from None
 
 
 def _print(rows: Any) -> None:
@@ -32,15 +34,11 @@ def _print(rows: Any) -> None:
 
 
 async def _run(settings: Settings, work: Any, *, writer: bool = True) -> Any:
-    """Run ``work(session)`` in one transaction; a refused change becomes a UsageError."""
-    from crm_core.talktime.rules import SettingsError
-
+    """Run ``work(session)`` in one transaction; a refusal rolls it back and reaches
+    ``telecrm.cli.main``, which prints its sentence."""
     async with database(settings, writer=writer) as sessions:
         async with sessions() as session, session.begin():
-            try:
-                return await work(session)
-            except SettingsError as exc:
-                raise UsageError(str(exc)) from None
+            return await work(session)
 
 
 async def _team_id(session: Any, args: argparse.Namespace) -> int | None:
@@ -48,10 +46,11 @@ async def _team_id(session: Any, args: argparse.Namespace) -> int | None:
 
     if getattr(args, "company", False):
         if args.team:
-            raise UsageError("give either --team or --company, not both")
+            raise UsageError("cli.team_or_company", "give either --team or --company, not both")
         return None
     if not args.team:
-        raise UsageError("--team is required (a team name or id; --company for the defaults)")
+        raise UsageError("cli.team_required",
+                         "--team is required (a team name or id; --company for the defaults)")
     return (await team_by_key(session, args.team)).id
 
 
@@ -88,7 +87,8 @@ async def cmd_rules_set(args: argparse.Namespace, settings: Settings) -> int:
     effective_from = _day(args.effective_from, "from")
     if all(v is None for v in (args.target_minutes, args.weekdays, args.min_call_seconds,
                                args.fine, args.day_start, args.day_end)):
-        raise UsageError("nothing to change: give --target-minutes, --weekdays, "
+        raise UsageError("cli.talktime_nothing_to_change",
+                         "nothing to change: give --target-minutes, --weekdays, "
                          "--min-call-seconds, --fine, --day-start or --day-end")
 
     async def work(session: Any) -> dict[str, Any]:
@@ -97,8 +97,8 @@ async def cmd_rules_set(args: argparse.Namespace, settings: Settings) -> int:
             working_weekdays=parse_weekdays(args.weekdays) if args.weekdays else None,
             min_call_seconds=args.min_call_seconds,
             fine_amount=parse_fine(args.fine) if args.fine is not None else None,
-            day_start=parse_clock(args.day_start, "--day-start") if args.day_start else None,
-            day_end=parse_clock(args.day_end, "--day-end") if args.day_end else None)
+            day_start=parse_clock(args.day_start, "day_start") if args.day_start else None,
+            day_end=parse_clock(args.day_end, "day_end") if args.day_end else None)
         row = await set_rule(session, None, await _team_id(session, args), effective_from,
                              change, today=local_today(tz))
         return rule_to_dict(row, await team_names(session))
@@ -130,9 +130,11 @@ async def cmd_holidays_import(args: argparse.Namespace, settings: Settings) -> i
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise UsageError(f"{args.file}: no such file") from None
+        raise UsageError("cli.no_such_file", f"{args.file}: no such file",
+                         path=args.file) from None
     except UnicodeDecodeError:
-        raise UsageError(f"{args.file} is not UTF-8 text") from None
+        raise UsageError("cli.not_utf8", f"{args.file} is not UTF-8 text",
+                         path=args.file) from None
 
     async def work(session: Any) -> tuple[int, int]:
         team_id = (await team_by_key(session, args.team)).id if args.team else None
@@ -174,8 +176,12 @@ async def cmd_holidays_remove(args: argparse.Namespace, settings: Settings) -> i
             holiday_id = await session.scalar(select(Holiday.id).where(
                 Holiday.day == day, owner, Holiday.archived_at.is_(None)))
             if holiday_id is None:
-                raise UsageError(f"{day.isoformat()} is not a holiday"
-                                 + (f" of team {args.team!r}" if args.team else ""))
+                if args.team:
+                    raise UsageError("talktime.not_a_team_holiday",
+                                     f"{day.isoformat()} is not a holiday of team {args.team!r}",
+                                     day=day, team=args.team)
+                raise UsageError("talktime.not_a_holiday", f"{day.isoformat()} is not a holiday",
+                                 day=day)
         row = await remove_holiday(session, None, holiday_id)
         return row.day.isoformat()
 
@@ -249,9 +255,10 @@ async def cmd_rollup(args: argparse.Namespace, settings: Settings) -> int:
     first = _day(args.date_from, "from") if args.date_from else today - timedelta(days=31)
     last = _day(args.date_to, "to") if args.date_to else today - timedelta(days=1)
     if last < first:
-        raise UsageError("--from must not be after --to")
+        raise UsageError("request.range_reversed", "--from must not be after --to",
+                         first="--from", last="--to")
     if (last - first).days > 400:
-        raise UsageError("at most 400 days at a time")
+        raise UsageError("request.period_too_long", "at most 400 days at a time", days=400)
 
     async def work(session: Any) -> int:
         managers = list(await session.scalars(select(User).where(

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm_core.calls.models import Call, CallLeg, CallStatus, LegRole
 from crm_core.clients.models import Client
 from crm_core.clock import local_today
+from crm_core.errors import DomainError, NotAllowedError, NotFoundError
 from crm_core.people import access
 from crm_core.people.models import Role, User
 from crm_core.talktime.metric import (
@@ -40,7 +41,6 @@ from crm_core.timestamps import utcnow
 from telecrm.talktime import settings_routes as talktime_settings
 from telecrm.talktime.board import EXCLUDED_NAMES
 from telecrm.web.auth import api_user, page_user
-from telecrm.web.errors import ApiError
 from telecrm.web.keys import SESSIONS, SETTINGS, WEB_CONFIG, WRITER_SESSIONS
 from telecrm.web.params import parse_day
 
@@ -63,16 +63,17 @@ def _range(request: web.Request) -> tuple[date, date]:
     first = parse_day(q["from"], "from") if "from" in q else today.replace(day=1)
     last = parse_day(q["to"], "to") if "to" in q else max(first, today)
     if last < first:
-        raise ApiError(400, "from must not be after to")
+        raise DomainError("request.range_reversed", "from must not be after to",
+                          first="from", last="to")
     if (last - first).days > 366:
-        raise ApiError(400, "the period must not exceed a year")
+        raise DomainError("talktime.period_too_long", "the period must not exceed a year")
     return first, last
 
 
 def _viewer(request: web.Request, *, page: bool = False) -> User:
     user = page_user(request) if page else api_user(request)
     if not access.may_see_talk_time(user):
-        raise ApiError(403, "your role has no access to talk time")
+        raise NotAllowedError("talktime.role_no_access", "your role has no access to talk time")
     return user
 
 
@@ -148,27 +149,23 @@ async def decide(request: web.Request) -> web.Response:
     """A supervisor's (or admin's) decision on a violation of his team, from the page form."""
     user = page_user(request)
     if user.role not in (Role.SUPERVISOR, Role.ADMIN):
-        raise ApiError(403, "Решение по нарушению принимает руководитель.")
+        raise NotAllowedError("talktime.decide_for_bosses",
+                              "a supervisor decides on violations")
     try:
         violation_id = int(request.match_info["id"])
     except ValueError:
-        raise ApiError(404, "Такого нарушения нет.") from None
+        raise NotFoundError("talktime.violation_not_found", "no such violation") from None
     form = await request.post()
     action, reason = str(form.get("action", "")), str(form.get("reason", ""))[:1000]
     if action not in ("confirm", "excuse"):
-        raise ApiError(400, "Выберите: подтвердить или простить.")
+        raise DomainError("talktime.decision_invalid", "confirm or excuse")
     async with request.app[WRITER_SESSIONS]() as session, session.begin():
         visible = {m.id for m in await access.visible_managers(session, user)}
         violation = await session.get(Violation, violation_id)
         if violation is None or violation.user_id not in visible:
-            raise ApiError(404, "Такого нарушения нет или оно вам недоступно.")
-        try:
-            await decide_violation(session, violation, user, confirm=action == "confirm",
-                                   reason=reason, default=_default(request))
-        except ValueError as exc:
-            message = ("Укажите причину, чтобы простить." if "reason" in str(exc)
-                       else "По этому нарушению уже принято решение.")
-            raise ApiError(400, message) from None
+            raise NotFoundError("talktime.violation_not_found", "no such violation")
+        await decide_violation(session, violation, user, confirm=action == "confirm",
+                               reason=reason, default=_default(request))
     raise web.HTTPSeeOther(request.headers.get("Referer") or "/talktime")
 
 

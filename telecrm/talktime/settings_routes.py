@@ -8,14 +8,13 @@
   ``POST /api/talktime/holidays/import``, ``DELETE /api/talktime/holidays/{id}``,
   ``GET|POST /api/talktime/absences``, ``DELETE /api/talktime/absences/{id}``.
 
-Who may change what is decided in :mod:`crm_core.talktime.rules`; refusals are
-one sentence (English in the API, Russian on the page).
+Who may change what is decided in :mod:`crm_core.talktime.rules`; a refusal is a
+coded :class:`~crm_core.errors.DomainError`: the API answers it through the error
+middleware, the page shows its sentence above the forms (``telecrm.messages``).
 """
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Awaitable, Callable
 from datetime import date, timedelta
 from typing import Any
 from urllib.parse import quote
@@ -25,6 +24,7 @@ import aiohttp_jinja2
 from aiohttp import web
 
 from crm_core.clock import local_today
+from crm_core.errors import DomainError, NotAllowedError, NotFoundError
 from crm_core.people import access
 from crm_core.people.models import Role, Team, User
 from crm_core.talktime.metric import Rules
@@ -50,6 +50,7 @@ from crm_core.talktime.rules import (
     rule_to_dict,
     team_names,
 )
+from telecrm.messages import http_status, russian
 from telecrm.web.auth import api_user, page_user
 from telecrm.web.errors import ApiError
 from telecrm.web.keys import SESSIONS, SETTINGS, WEB_CONFIG, WRITER_SESSIONS
@@ -73,25 +74,26 @@ def _default(request: web.Request) -> Rules:
 
 def _reader(user: User) -> User:
     if not access.may_see_talk_time(user):
-        raise ApiError(403, "your role has no access to talk time")
+        raise NotAllowedError("talktime.role_no_access", "your role has no access to talk time")
     return user
 
 
 def _editor(user: User) -> User:
     if user.role not in (Role.SUPERVISOR, Role.ADMIN):
-        raise ApiError(403, "only a supervisor or an admin changes talk-time settings")
+        raise NotAllowedError("talktime.settings_for_bosses",
+                              "only a supervisor or an admin changes talk-time settings")
     return user
 
 
 # -- parsing what the forms and the API send ----------------------------------------------
 
 
-def _int(value: Any, name: str, ru: str) -> int | None:
+def _int(value: Any, name: str) -> int | None:
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
     if isinstance(value, bool) or not (isinstance(value, int) or (
             isinstance(value, str) and value.strip().isdigit() and len(value.strip()) < 10)):
-        raise SettingsError(f"{name} must be a whole number", f"{ru}: укажите целое число.")
+        raise SettingsError("talktime.not_whole", f"{name} must be a whole number", field=name)
     return int(value)
 
 
@@ -99,18 +101,19 @@ def _text(value: Any, name: str) -> str | None:
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
     if not isinstance(value, str | int | float):
-        raise SettingsError(f"{name} must be a string", f"Неверное значение поля {name}.")
+        raise SettingsError("talktime.bad_value", f"{name} must be a string", field=name)
     return str(value)
 
 
-def _day(value: Any, name: str, ru: str) -> date:
+def _day(value: Any, name: str) -> date:
     if not isinstance(value, str) or not value.strip():
-        raise SettingsError(f"{name} is required (YYYY-MM-DD)", f"Укажите {ru}.")
+        raise SettingsError("talktime.day_required", f"{name} is required (YYYY-MM-DD)",
+                            field=name)
     try:
         return parse_day(value.strip(), name)
-    except ApiError:
-        raise SettingsError(f"{name} must be a date (YYYY-MM-DD)",
-                            f"{ru[:1].upper()}{ru[1:]}: неверная дата.") from None
+    except DomainError:
+        raise SettingsError("talktime.day_invalid", f"{name} must be a date (YYYY-MM-DD)",
+                            field=name) from None
 
 
 def _change(data: dict[str, Any]) -> RuleChange:
@@ -119,11 +122,10 @@ def _change(data: dict[str, Any]) -> RuleChange:
         weekdays = "".join(str(d) for d in weekdays)
     fine, start, end = (_text(data.get(k), k) for k in ("fine_amount", "day_start", "day_end"))
     return RuleChange(
-        target_minutes=_int(data.get("target_minutes"), "target_minutes", "Норма"),
+        target_minutes=_int(data.get("target_minutes"), "target_minutes"),
         working_weekdays=parse_weekdays(weekdays) if _text(weekdays, "working_weekdays")
         else None,
-        min_call_seconds=_int(data.get("min_call_seconds"), "min_call_seconds",
-                              "Минимальная длина звонка"),
+        min_call_seconds=_int(data.get("min_call_seconds"), "min_call_seconds"),
         fine_amount=parse_fine(fine) if fine is not None else None,
         day_start=parse_clock(start, "day_start") if start else None,
         day_end=parse_clock(end, "day_end") if end else None)
@@ -136,7 +138,7 @@ def _team_id(data: dict[str, Any], user: User) -> int | None:
     raw = data["team_id"]
     if raw is None or raw == "":
         return None
-    return _int(raw, "team_id", "Отдел")
+    return _int(raw, "team_id")
 
 
 # -- the services behind both the page and the API ---------------------------------------------
@@ -146,18 +148,18 @@ async def _set_rule(request: web.Request, user: User, data: dict[str, Any]) -> d
     from crm_core.talktime.rules import set_rule
 
     team_id = _team_id(data, user)
-    effective_from = _day(data.get("effective_from"), "effective_from", "дату начала действия")
+    effective_from = _day(data.get("effective_from"), "effective_from")
     change = _change(data)
     async with request.app[WRITER_SESSIONS]() as session, session.begin():
         if team_id is not None and await session.get(Team, team_id) is None:
-            raise SettingsError("no such team", "Такого отдела нет.", status=404)
+            raise NotFoundError("talktime.team_missing", "no such team")
         row = await set_rule(session, user, team_id, effective_from, change,
                              today=_today(request), default=_default(request))
         return rule_to_dict(row, await team_names(session))
 
 
 async def _add_holiday(request: web.Request, user: User, data: dict[str, Any]) -> dict[str, Any]:
-    day = _day(data.get("date"), "date", "дату")
+    day = _day(data.get("date"), "date")
     name = _text(data.get("name"), "name") or ""
     team_id = _team_id(data, user) if user.role == Role.ADMIN else user.team_id
     async with request.app[WRITER_SESSIONS]() as session, session.begin():
@@ -174,11 +176,11 @@ async def _import(request: web.Request, user: User, text: str,
 
 
 async def _add_absence(request: web.Request, user: User, data: dict[str, Any]) -> dict[str, Any]:
-    manager_id = _int(data.get("user_id"), "user_id", "Менеджер")
+    manager_id = _int(data.get("user_id"), "user_id")
     if manager_id is None:
-        raise SettingsError("user_id (the manager) is required", "Выберите менеджера.")
-    first = _day(data.get("from"), "from", "первый день")
-    last = _day(data.get("to") or data.get("from"), "to", "последний день")
+        raise SettingsError("talktime.manager_required", "user_id (the manager) is required")
+    first = _day(data.get("from"), "from")
+    last = _day(data.get("to") or data.get("from"), "to")
     kind = _text(data.get("kind"), "kind") or ""
     note = _text(data.get("note"), "note") or ""
     async with request.app[WRITER_SESSIONS]() as session, session.begin():
@@ -187,22 +189,6 @@ async def _add_absence(request: web.Request, user: User, data: dict[str, Any]) -
 
 
 # -- JSON API --------------------------------------------------------------------------------
-
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def _refusals_as_api_errors(handler: Handler) -> Handler:
-    """A refused change (``SettingsError``) answers with its status and says why."""
-
-    @functools.wraps(handler)
-    async def answer(request: web.Request) -> web.StreamResponse:
-        try:
-            return await handler(request)
-        except SettingsError as exc:
-            raise ApiError(exc.status, str(exc)) from None
-
-    return answer
 
 
 async def api_rules(request: web.Request) -> web.Response:
@@ -227,7 +213,6 @@ def _rules_dict(rules: Rules, team_id: int | None, names: dict[int, str]) -> dic
             "day_start": clock(rules.day_start_minute), "day_end": clock(rules.day_end_minute)}
 
 
-@_refusals_as_api_errors
 async def api_set_rule(request: web.Request) -> web.Response:
     user = _editor(api_user(request))
     data = await json_object(request)
@@ -240,7 +225,8 @@ def _period(request: web.Request) -> tuple[date | None, date | None]:
     first = parse_day(q["from"], "from") if q.get("from") else None
     last = parse_day(q["to"], "to") if q.get("to") else None
     if first and last and last < first:
-        raise ApiError(400, "from must not be after to")
+        raise DomainError("request.range_reversed", "from must not be after to",
+                          first="from", last="to")
     return first, last
 
 
@@ -254,7 +240,6 @@ async def api_holidays(request: web.Request) -> web.Response:
     return web.json_response(rows)
 
 
-@_refusals_as_api_errors
 async def api_add_holiday(request: web.Request) -> web.Response:
     user = _editor(api_user(request))
     data = await json_object(request)
@@ -262,20 +247,18 @@ async def api_add_holiday(request: web.Request) -> web.Response:
     return web.json_response(body, status=201)
 
 
-@_refusals_as_api_errors
 async def api_import_holidays(request: web.Request) -> web.Response:
     user = _editor(api_user(request))
     data = await json_object(request)
     text = data.get("csv")
     if not isinstance(text, str) or not text.strip():
-        raise ApiError(400, "csv is required: the file's text, one date[,name] per line")
+        raise DomainError("talktime.import_csv_required", "csv is required: the file's text")
     if len(text) > MAX_CSV_BYTES:
-        raise ApiError(413, "the CSV is too large")
+        raise ApiError(413, "talktime.import_too_large")
     body = await _import(request, user, text, data)
     return web.json_response(body, status=201)
 
 
-@_refusals_as_api_errors
 async def api_remove_holiday(request: web.Request) -> web.Response:
     user = _editor(api_user(request))
     holiday_id = path_id(request)
@@ -296,7 +279,6 @@ async def api_absences(request: web.Request) -> web.Response:
     return web.json_response(rows)
 
 
-@_refusals_as_api_errors
 async def api_add_absence(request: web.Request) -> web.Response:
     user = _editor(api_user(request))
     data = await json_object(request)
@@ -304,7 +286,6 @@ async def api_add_absence(request: web.Request) -> web.Response:
     return web.json_response(body, status=201)
 
 
-@_refusals_as_api_errors
 async def api_cancel_absence(request: web.Request) -> web.Response:
     user = _editor(api_user(request))
     absence_id = path_id(request)
@@ -354,17 +335,18 @@ def _done(request: web.Request) -> str | None:
 async def page(request: web.Request) -> web.Response:
     user = page_user(request)
     if user.role not in (Role.SUPERVISOR, Role.ADMIN):
-        raise ApiError(403, "Настройки нормы доступны руководителю отдела и администратору.")
+        raise NotAllowedError("talktime.settings_page_for_bosses",
+                              "the settings page is for supervisors and admins")
     return aiohttp_jinja2.render_template("talktime_settings.html", request,
                                           await _page_context(request, user))
 
 
-async def _refused(request: web.Request, user: User, exc: SettingsError,
+async def _refused(request: web.Request, user: User, exc: DomainError,
                    form: dict[str, Any]) -> web.Response:
     context = await _page_context(request, user)
-    context.update(error=exc.ru, form=form)
+    context.update(error=russian(exc), form=form)
     return aiohttp_jinja2.render_template("talktime_settings.html", request, context,
-                                          status=exc.status)
+                                          status=http_status(exc))
 
 
 def _form_data(form: Any) -> dict[str, Any]:
@@ -378,7 +360,8 @@ async def form_post(request: web.Request) -> web.Response:
     """Every settings form: ``what`` from the path; success redirects with a notice."""
     user = page_user(request)
     if user.role not in (Role.SUPERVISOR, Role.ADMIN):
-        raise ApiError(403, "Настройки нормы меняет руководитель отдела или администратор.")
+        raise NotAllowedError("talktime.settings_for_bosses",
+                              "only a supervisor or an admin changes talk-time settings")
     what = request.match_info["what"]
     form = await request.post()
     data = _form_data(form)
@@ -395,13 +378,13 @@ async def form_post(request: web.Request) -> web.Response:
             upload = form.get("file")
             raw = upload.file.read(MAX_CSV_BYTES + 1) if hasattr(upload, "file") else b""
             if not raw:
-                raise SettingsError("choose a CSV file", "Выберите файл CSV.")
+                raise SettingsError("talktime.import_no_file", "choose a CSV file")
             if len(raw) > MAX_CSV_BYTES:
-                raise SettingsError("the CSV is too large", "Файл слишком большой.")
+                raise SettingsError("talktime.import_too_large", "the CSV is too large")
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError:
-                raise SettingsError("the CSV must be UTF-8", "Файл должен быть в UTF-8.") from None
+                raise SettingsError("talktime.import_not_utf8", "the CSV must be UTF-8") from None
             result = await _import(request, user, text, data)
             raise web.HTTPSeeOther(f"/talktime/settings?done=import&added={result['added']}"
                                    f"&skipped={result['skipped']}#holidays")
@@ -409,8 +392,8 @@ async def form_post(request: web.Request) -> web.Response:
             await _add_absence(request, user, data)
             done = "absence"
         else:
-            raise ApiError(404, "Такой формы нет.")
-    except SettingsError as exc:
+            raise NotFoundError("pages.form_not_found", "no such form")
+    except DomainError as exc:
         return await _refused(request, user, exc, data)
     raise web.HTTPSeeOther(f"/talktime/settings?done={quote(done)}")
 
@@ -419,7 +402,8 @@ async def item_post(request: web.Request) -> web.Response:
     """Remove a holiday or cancel an absence from the page."""
     user = page_user(request)
     if user.role not in (Role.SUPERVISOR, Role.ADMIN):
-        raise ApiError(403, "Настройки нормы меняет руководитель отдела или администратор.")
+        raise NotAllowedError("talktime.settings_for_bosses",
+                              "only a supervisor or an admin changes talk-time settings")
     item_id = path_id(request)
     what = request.match_info["what"]
     try:
@@ -430,7 +414,7 @@ async def item_post(request: web.Request) -> web.Response:
             else:
                 await cancel_absence(session, user, item_id)
                 done = "cancelled"
-    except SettingsError as exc:
+    except DomainError as exc:
         return await _refused(request, user, exc, {})
     raise web.HTTPSeeOther(f"/talktime/settings?done={done}")
 

@@ -19,6 +19,7 @@ from crm_core.calls.services import call_to_dict
 from crm_core.clients.phones import normalize_phone
 from crm_core.clients.services import find_clients_by_phones
 from crm_core.clock import local_today
+from crm_core.errors import DomainError, NotAllowedError, NotFoundError
 from crm_core.people import access
 from crm_core.people.models import User
 from crm_core.tasks.models import TaskKind
@@ -73,12 +74,12 @@ async def login(request: web.Request) -> web.Response:
     throttle, ip = request.app[THROTTLE], client_ip(request)
     wait = throttle.retry_after(username, ip)
     if wait > 0:
-        raise ApiError(429, "too many failed sign-in attempts; try again later",
+        raise ApiError(429, "auth.too_many_attempts",
                        headers={"Retry-After": str(int(wait) + 1)})
     user = await authenticate(request.app[SESSIONS], username, password)
     if user is None:
         throttle.failed(username, ip)
-        raise ApiError(401, "wrong username or password")
+        raise ApiError(401, "auth.wrong_password")
     throttle.succeeded(username, ip)
     response = web.json_response({})
     csrf = await sign_in(request, response, user, request.app[WRITER_SESSIONS],
@@ -122,7 +123,7 @@ async def get_call(request: web.Request) -> web.Response:
     async with request.app[SESSIONS]() as session:
         call = await access.visible_call(session, user, call_id)
     if call is None:
-        raise ApiError(404, "no such call")
+        raise NotFoundError("calls.not_found", "no such call")
     data = call_to_dict(call, request.app[CALL_HOOKS])
     return web.json_response(access.redact_call(user, data))
 
@@ -160,13 +161,13 @@ async def call_recording(request: web.Request) -> web.StreamResponse:
         return stored
     # -- end recordings feature ---------------------------------------------------------------
     if not paths:
-        raise ApiError(404, "this call has no recording")
+        raise NotFoundError("recordings.call_has_none", "this call has no recording")
     index = query_int(request, "index", _default_recording(paths), high=len(paths) - 1)
     path = recording_file(request.app[SETTINGS].recordings_source, paths[index])
     if path is None:
-        raise ApiError(404, "no such recording")
+        raise NotFoundError("recordings.not_found", "no such recording")
     if not path.is_file():
-        raise ApiError(404, "the recording file is missing")
+        raise NotFoundError("recordings.file_missing", "the recording file is missing")
     content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
     if path.suffix == ".wav":
         content_type = "audio/wav"
@@ -180,10 +181,11 @@ async def originate(request: web.Request) -> web.Response:
     body = await json_object(request)
     raw = string_field(body, "number", max_length=50)
     if not access.may_place_calls(user):
-        raise ApiError(403, "you have no phone extension to call from")
+        raise NotAllowedError("calls.no_extension", "you have no phone extension to call from")
     number = normalize_phone(raw, request.app[SETTINGS].phone_region)
     if number is None:
-        raise ApiError(400, "number is not a valid phone number")
+        raise DomainError("calls.number_invalid", "number is not a valid phone number",
+                          number=raw)
     async with request.app[SESSIONS]() as session:
         name = None
         for client in await find_clients_by_phones(session, [number]):
@@ -194,15 +196,12 @@ async def originate(request: web.Request) -> web.Response:
     try:
         attempt, repeat = await request.app[CLICK_TO_CALL].place(user.extension, number, name)
     except ClickToCallBusy as exc:
-        raise ApiError(409, "your phone is already placing another call",
-                       action_id=exc.attempt.action_id) from None
+        raise ApiError(409, "calls.phone_busy",
+                       extra={"action_id": exc.attempt.action_id}) from None
     except ClickToCallError as exc:
-        raise ApiError(502, f"Asterisk did not place the call: {exc}") from None
+        raise ApiError(502, "calls.originate_failed", reason=str(exc)) from None
     except AmiError as exc:
-        message = str(exc)
-        if not message.startswith("telephony"):
-            message = f"telephony is unavailable: {message}"
-        raise ApiError(503, message) from None
+        raise ApiError(503, "telephony.unavailable", reason=str(exc)) from None
     status = "failed" if attempt.error else "calling"
     return web.json_response({"status": status, "action_id": attempt.action_id,
                               "extension": user.extension, "number": number,
@@ -216,11 +215,11 @@ async def get_client(request: web.Request) -> web.Response:
     user = api_user(request)
     client_id = path_id(request)
     if not access.may_see_clients(user):
-        raise ApiError(403, "your role has no access to client cards")
+        raise NotAllowedError("clients.role_no_cards", "your role has no access to client cards")
     async with request.app[SESSIONS]() as session:
         client = await access.visible_client(session, user, client_id)
         if client is None:
-            raise ApiError(404, "no such client")
+            raise NotFoundError("clients.not_found", "no such client")
         calls = await access.visible_calls(session, user, client_id=client_id, limit=500,
                                             hooks=request.app[CALL_HOOKS])
         tasks = await access.visible_tasks(session, user, client_id=client_id)
@@ -240,7 +239,7 @@ async def list_tasks(request: web.Request) -> web.Response:
     user = api_user(request)
     _, end = _day(request)
     if not access.may_see_tasks(user):
-        raise ApiError(403, "your role has no tasks")
+        raise NotAllowedError("tasks.role_no_tasks", "your role has no tasks")
     async with request.app[SESSIONS]() as session:
         tasks = await access.visible_tasks(session, user)
     now = utcnow()
@@ -255,7 +254,7 @@ async def talktime(request: web.Request) -> web.Response:
     user = api_user(request)
     start, end = _day(request)
     if not access.may_see_talk_time(user):
-        raise ApiError(403, "your role has no access to talk time")
+        raise NotAllowedError("talktime.role_no_access", "your role has no access to talk time")
     async with request.app[SESSIONS]() as session:
         managers = await access.visible_managers(session, user)
         rows = await talk_time(session, managers, start, end,

@@ -22,7 +22,7 @@ from aiohttp import web
 from sqlalchemy import select
 
 from crm_core.calls.models import Call
-from crm_core.errors import NotAllowedError
+from crm_core.errors import NotAllowedError, NotFoundError
 from crm_core.people import access
 from crm_core.people.models import User, WebSession
 from crm_core.people.sessions import (
@@ -128,7 +128,7 @@ def api_user(request: web.Request) -> User:
     """The signed-in user of an API request, else 401."""
     user = request.get(USER)
     if user is None:
-        raise ApiError(401, "sign in first")
+        raise ApiError(401, "auth.sign_in_first")
     return user
 
 
@@ -137,7 +137,7 @@ def page_user(request: web.Request) -> User:
     user = request.get(USER)
     if user is None:
         if is_api(request):
-            raise ApiError(401, "sign in first")
+            raise ApiError(401, "auth.sign_in_first")
         target = request.path_qs if request.method == "GET" else "/"
         raise web.HTTPSeeOther(f"/login?next={_safe_next(target)}")
     return user
@@ -166,7 +166,8 @@ async def audible_call(session: AsyncSession, user: User, call_id: int) -> Call:
     """The call whose recording ``user`` may hear: 404 if not his to see, 403 by role."""
     call = await access.visible_call(session, user, call_id)
     if call is None:
-        raise ApiError(404, "no such call")
+        raise NotFoundError("calls.not_found", "no such call")
     if not access.may_hear_recordings(user):
-        raise ApiError(403, "your role may not listen to recordings")
+        raise NotAllowedError("recordings.role_may_not_listen",
+                              "your role may not listen to recordings")
     return call

@@ -71,7 +71,7 @@ class ClickToCall:
                 raise ClickToCallBusy(current)
         session = self.ami()
         if session is None or not session.connected.is_set():
-            raise AmiError("telephony is unavailable: not connected to Asterisk AMI")
+            raise AmiError("not connected to Asterisk AMI")
         action_id = new_action_id()
         task = asyncio.create_task(
             originate_click_to_call(session, extension, number, caller_name=caller_name,

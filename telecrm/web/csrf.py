@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from crm_core.errors import DomainError, NotAllowedError
 from telecrm.web.config import CSRF_FIELD, CSRF_HEADER
 from telecrm.web.errors import ApiError
 from telecrm.web.keys import WEB_SESSION
@@ -52,11 +53,11 @@ async def csrf_middleware(request: web.Request, handler: Handler) -> web.StreamR
         try:
             form = await request.post()
         except web.HTTPRequestEntityTooLarge:
-            raise ApiError(413, "request body too large") from None
+            raise ApiError(413, "http.too_large") from None
         except ValueError:
-            raise ApiError(400, "malformed form body") from None
+            raise DomainError("request.malformed_form", "malformed form body") from None
         field = form.get(CSRF_FIELD)
         given = field if isinstance(field, str) else None
     if not tokens_match(web_session.csrf_token, given):
-        raise ApiError(403, f"missing or wrong CSRF token (send the {CSRF_HEADER} header)")
+        raise NotAllowedError("request.csrf", "missing or wrong CSRF token", header=CSRF_HEADER)
     return await handler(request)

@@ -1,69 +1,58 @@
-"""One error shape for the API (``{"error": "..."}``) and friendly pages for people.
+"""One error shape for the API (``{"error": "...", "code": "..."}``) and friendly pages.
 
-Hostile input must end in a 4xx, never a 500: the domain raises
+Hostile input must end in a 4xx, never a 500: the domain and the handlers raise
 :class:`~crm_core.errors.DomainError` (answered with its code, status and Russian
-sentence from ``telecrm.messages``), handlers raise :class:`ApiError` (or aiohttp's
-HTTP exceptions), and anything unexpected is logged and answered with a generic 500
-that leaks nothing.
+sentence from ``telecrm.messages``); :class:`ApiError` is only for what is not a
+refusal of the domain (sign-in, throttling, the PBX or the store being down, a body
+too large) or needs headers; aiohttp's own HTTP errors get the sentence of their
+status; anything unexpected is logged and answered with a generic 500 that leaks
+nothing.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import aiohttp_jinja2
 from aiohttp import web
 
 from crm_core.errors import DomainError
-from telecrm.messages import http_status, russian
+from telecrm.messages import http_code, http_status, russian, sentence
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-_PAGE_MESSAGES = {
-    400: "Неверный запрос.",
-    403: "Недостаточно прав.",
-    404: "Такой страницы нет или она вам недоступна.",
-    405: "Метод не поддерживается.",
-    413: "Слишком большой запрос.",
-    429: "Слишком много попыток. Подождите и попробуйте снова.",
-    500: "Внутренняя ошибка. Мы уже записали её в журнал.",
-}
-
 
 class ApiError(Exception):
-    """An HTTP error with a JSON body (or an error page); raise it from any handler."""
+    """An HTTP error with a status of its own (401, 413, 429, 502, 503...), headers or
+    extra JSON fields; ``code`` names its sentence in ``telecrm.messages``."""
 
-    def __init__(self, status: int, message: str, *, headers: dict[str, str] | None = None,
-                 **extra: object) -> None:
-        super().__init__(message)
+    def __init__(self, status: int, code: str, /, *, headers: dict[str, str] | None = None,
+                 extra: dict[str, Any] | None = None, **params: object) -> None:
         self.status = status
-        self.message = message
+        self.code = code
+        self.params = params
+        self.message = sentence(code, params)
+        super().__init__(self.message)
         self.headers = headers or {}
-        self.extra = extra
+        self.extra = extra or {}
 
 
 def is_api(request: web.Request) -> bool:
     return request.path.startswith("/api/")
 
 
-def json_error(status: int, message: str, headers: object = None,
+def json_error(status: int, message: str, code: str, headers: object = None,
                **extra: object) -> web.Response:
-    response = web.json_response({"error": message, **extra}, status=status)
+    response = web.json_response({"error": message, "code": code, **extra}, status=status)
     if headers:
         for key, value in dict(headers).items():  # type: ignore[call-overload]
             if key.lower() in ("retry-after", "allow", "www-authenticate"):
                 response.headers[key] = value
     return response
-
-
-def _reason(exc: web.HTTPException) -> str:
-    text = exc.text or ""
-    if text.startswith(f"{exc.status}: "):
-        text = text[len(f"{exc.status}: "):]
-    return text.strip() or exc.reason
 
 
 @web.middleware
@@ -73,28 +62,29 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except DomainError as exc:
         status, text = http_status(exc), russian(exc)
         if is_api(request):
-            return json_error(status, text, code=exc.code)
+            return json_error(status, text, exc.code)
         return _page(request, status, text)
     except ApiError as exc:
         if is_api(request):
-            return json_error(exc.status, exc.message, exc.headers, **exc.extra)
+            return json_error(exc.status, exc.message, exc.code, exc.headers, **exc.extra)
         return _page(request, exc.status, exc.message)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
+        code = http_code(exc.status)
         if is_api(request):
-            return json_error(exc.status, _reason(exc), exc.headers)
-        return _page(request, exc.status, None, headers=exc.headers)
+            return json_error(exc.status, sentence(code), code, exc.headers)
+        return _page(request, exc.status, sentence(code), headers=exc.headers)
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         if is_api(request):
-            return json_error(500, "internal error")
-        return _page(request, 500, None)
+            return json_error(500, sentence("http.internal"), "http.internal")
+        return _page(request, 500, sentence("http.internal"))
 
 
-def _page(request: web.Request, status: int, message: str | None,
+def _page(request: web.Request, status: int, message: str,
           headers: object = None) -> web.Response:
-    text = _PAGE_MESSAGES.get(status, "Ошибка.") if status >= 500 or not message else message
+    text = sentence("http.internal") if status >= 500 and status not in (502, 503) else message
     try:
         response = aiohttp_jinja2.render_template(
             "error.html", request, {"status": status, "message": text}, status=status)

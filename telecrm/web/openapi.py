@@ -16,8 +16,12 @@ _ID = {"type": "integer", "minimum": 1}
 SCHEMAS: dict[str, Any] = {
     "Error": {
         "type": "object",
-        "required": ["error"],
-        "properties": {"error": {"type": "string"}},
+        "required": ["error", "code"],
+        "properties": {
+            "error": {"type": "string", "description": "one sentence in Russian for the user"},
+            "code": {"type": "string", "description": "stable dotted code of the refusal, "
+                                                      "e.g. sales.deal.stage_archived"},
+        },
     },
     "User": {
         "type": "object",

@@ -12,11 +12,13 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.clock import local_today
+from crm_core.errors import DomainError, NotAllowedError, NotFoundError
 from crm_core.people import access
 from crm_core.people.models import Role, User
 from crm_core.tasks.models import TaskKind
 from crm_core.timestamps import utcnow
 from telecrm.activities.card import card_context, timeline_context
+from telecrm.messages import sentence
 from telecrm.talktime.board import TodayBar, talk_time, today_bar
 from telecrm.web.auth import (
     PASSWORD_PAGE,
@@ -31,7 +33,6 @@ from telecrm.web.auth import (
 )
 from telecrm.web.config import CSRF_FIELD, PRELOGIN_COOKIE
 from telecrm.web.csrf import tokens_match
-from telecrm.web.errors import ApiError
 from telecrm.web.keys import (
     CALL_HOOKS,
     SESSIONS,
@@ -103,14 +104,14 @@ async def login_submit(request: web.Request) -> web.Response:
     try:
         form = await request.post()
     except (ValueError, web.HTTPRequestEntityTooLarge):
-        raise ApiError(400, "Неверный запрос.") from None
+        raise DomainError("request.malformed_form", "malformed form body") from None
     username = str(form.get("username", ""))[:100].strip()
     password = str(form.get("password", ""))[:1000]
     if not tokens_match(request.cookies.get(PRELOGIN_COOKIE), str(form.get(CSRF_FIELD, ""))):
-        return _login_page(request, error="Форма устарела. Попробуйте ещё раз.", status=403,
+        return _login_page(request, error=sentence("auth.form_expired"), status=403,
                            username=username)
     if not username or not password:
-        return _login_page(request, error="Введите логин и пароль.", status=400,
+        return _login_page(request, error=sentence("auth.credentials_missing"), status=400,
                            username=username)
     throttle, ip = request.app[THROTTLE], client_ip(request)
     wait = throttle.retry_after(username, ip)
@@ -118,13 +119,13 @@ async def login_submit(request: web.Request) -> web.Response:
         minutes = int(wait // 60) + 1
         response = _login_page(
             request, status=429, username=username,
-            error=f"Слишком много неудачных попыток. Попробуйте через {minutes} мин.")
+            error=sentence("auth.wait_minutes", {"minutes": minutes}))
         response.headers["Retry-After"] = str(int(wait) + 1)
         return response
     user = await authenticate(request.app[SESSIONS], username, password)
     if user is None:
         throttle.failed(username, ip)
-        return _login_page(request, error="Неверный логин или пароль.", status=401,
+        return _login_page(request, error=sentence("auth.wrong_password"), status=401,
                            username=username)
     throttle.succeeded(username, ip)
     target = local_path(str(form.get("next", "")))
@@ -151,8 +152,8 @@ def _day_param(request: web.Request) -> tuple[Any, datetime, datetime]:
     raw = request.query.get("date")
     try:
         day = parse_day(raw, "date") if raw else local_today(tz)
-    except ApiError:
-        raise ApiError(400, "Дата должна быть в формате ГГГГ-ММ-ДД.") from None
+    except DomainError:
+        raise DomainError("pages.bad_date", "the date must be YYYY-MM-DD") from None
     start, end = day_bounds(day, tz)
     return day, start, end
 
@@ -203,18 +204,18 @@ async def today_talk(request: web.Request) -> dict[str, Any]:
     async with request.app[SESSIONS]() as session:
         talk = await _talk_bar(request, session, user)
     if talk is None:
-        raise ApiError(404, "Норма разговора — только у менеджеров.")
+        raise NotFoundError("talktime.bar_managers_only", "only managers have a talk-time bar")
     return {"talk": talk}
 
 
 async def _client_context(request: web.Request, user: User) -> dict[str, Any]:
     client_id = path_id(request)
     if not access.may_see_clients(user):
-        raise ApiError(403, "Карточки клиентов недоступны для вашей роли.")
+        raise NotAllowedError("clients.role_no_cards", "your role has no access to client cards")
     async with request.app[SESSIONS]() as session:
         client = await access.visible_client(session, user, client_id)
         if client is None:
-            raise ApiError(404, "Такого клиента нет или он вам недоступен.")
+            raise NotFoundError("clients.not_found", "no such client")
         calls = await access.visible_calls(session, user, client_id=client_id, limit=500,
                                             hooks=request.app[CALL_HOOKS])
         tasks = await access.visible_tasks(session, user, client_id=client_id)
@@ -238,11 +239,11 @@ async def client_history(request: web.Request) -> dict[str, Any]:
     user = page_user(request)
     client_id = path_id(request)
     if not access.may_see_clients(user):
-        raise ApiError(403, "Карточки клиентов недоступны для вашей роли.")
+        raise NotAllowedError("clients.role_no_cards", "your role has no access to client cards")
     async with request.app[SESSIONS]() as session:
         client = await access.visible_client(session, user, client_id)
         if client is None:
-            raise ApiError(404, "Такого клиента нет или он вам недоступен.")
+            raise NotFoundError("clients.not_found", "no such client")
         timeline = await timeline_context(session, user, client)
     return {"client": client, "staff": await _staff(request), **timeline}
 
@@ -264,7 +265,7 @@ async def calls_page(request: web.Request) -> dict[str, Any]:
 async def team_page(request: web.Request) -> dict[str, Any]:
     user = page_user(request)
     if user.role not in (Role.SUPERVISOR, Role.ADMIN):
-        raise ApiError(403, "Страница команды — для руководителей.")
+        raise NotAllowedError("pages.team_for_supervisors", "the team page is for supervisors")
     day, start, end = _day_param(request)
     target = request.app[WEB_CONFIG].daily_target_seconds
     async with request.app[SESSIONS]() as session:

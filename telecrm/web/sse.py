@@ -43,6 +43,7 @@ from telecrm.live_events import (
 )
 from telecrm.web.auth import api_user
 from telecrm.web.config import SESSION_COOKIE
+from telecrm.web.errors import ApiError
 from telecrm.web.keys import BUS, EVENT_STREAMS, SESSIONS, WEB_CONFIG, WEB_SESSION
 from telecrm.web.present import client_summary, phone
 
@@ -203,7 +204,7 @@ async def events(request: web.Request) -> web.StreamResponse:
         subscription = await request.app[BUS].subscribe(audience.topic)
     except BusError as exc:
         log.warning("live events unavailable: %s", exc)
-        raise web.HTTPServiceUnavailable(text="live events are unavailable") from None
+        raise ApiError(503, "live.unavailable") from None
     response = web.StreamResponse(headers={
         "Content-Type": "text/event-stream; charset=utf-8",
         "Cache-Control": "no-cache, no-store",

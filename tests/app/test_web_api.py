@@ -122,10 +122,13 @@ async def test_click_to_call_never_rings_twice(served: tuple[Any, str, World]) -
         assert (await call("+79161234567"))[1]["repeat"] is True, "a retry soon after: no call"
         fake.delay, fake.answer = 0.1, "Failure"
         status, body = await call("+79031234567")
-        assert status == 502 and "did not answer" in body["error"]
+        assert status == 502 and body["code"] == "calls.originate_failed"
+        assert body["error"].startswith("Asterisk не смог позвонить:")
+        assert "did not answer" in body["error"]  # Asterisk's own reason after the sentence
         fake.answer = "down"
         status, body = await call("+79265550011")
-        assert status == 503 and "lost" in body["error"]
+        assert status == 503 and body["code"] == "telephony.unavailable"
+        assert body["error"].startswith("Телефония недоступна:") and "lost" in body["error"]
     finally:
         await http.close()
 

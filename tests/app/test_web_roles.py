@@ -260,7 +260,8 @@ async def test_originate_refusals(crm: Crm) -> None:
     assert (await post("marketer", json={"number": "89161234567"}))[0] == 403
     assert (await post("admin", json={"number": "89161234567"}))[0] == 403, "no extension"
     status, body = await post("petrov", json={"number": "89161234567"})
-    assert status == 503 and "telephony" in body["error"], "no AMI here: a clear 503"
+    assert status == 503 and body["code"] == "telephony.unavailable", "no AMI here: a clear 503"
+    assert body["error"] == "Телефония недоступна: not connected to Asterisk AMI"
     assert (await post("petrov", json={"number": "not a number"}))[0] == 400
     assert (await post("petrov", json={"number": 79161234567}))[0] == 400
     assert (await post("petrov", json={}))[0] == 400
@@ -352,7 +353,8 @@ async def test_login_cookie_logout_and_csrf(crm: Crm) -> None:
                  {"username": "nobody", "password": PASSWORD}]:
         async with crm.anonymous.post(crm.base + "/api/login", json=body) as response:
             assert response.status == 401
-            assert await response.json() == {"error": "wrong username or password"}
+            assert await response.json() == {"error": "Неверный логин или пароль.",
+                                             "code": "auth.wrong_password"}
 
 
 async def test_login_is_throttled_per_user_and_ip(crm: Crm) -> None:

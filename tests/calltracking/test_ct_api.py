@@ -93,10 +93,12 @@ async def test_costs_are_set_corrected_and_listed_by_month(served: Served) -> No
             "month": "2026-11", "channel": "Яндекс Директ", "amount": "47500,5"})
         assert status == 200 and body == {"month": "2026-11", "channel": "Яндекс Директ",
                                           "amount": 47500.5}
-        for bad, reason in (({"month": "2026-13", "channel": "X", "amount": 1}, "not a month"),
+        for bad, reason in (({"month": "2026-13", "channel": "X", "amount": 1},
+                             "«2026-13» — не месяц"),
                             ({"month": "2026-11", "channel": "Радио", "amount": -1},
-                             "non-negative"),
-                            ({"month": "2026-11", "channel": " ", "amount": 1}, "channel"),
+                             "нужна неотрицательная сумма"),
+                            ({"month": "2026-11", "channel": " ", "amount": 1},
+                             "Название канала"),
                             ({"month": "2026-11", "channel": "Радио"}, "amount")):
             status, body = await marketer.call("PUT", "/api/ct/costs", bad)
             assert status == 400 and reason in body["error"], (bad, body)
@@ -107,7 +109,7 @@ async def test_costs_are_set_corrected_and_listed_by_month(served: Served) -> No
         status, body = await marketer.call("GET", "/api/ct/costs?from=2026-10")
         assert [c["month"] for c in body] == ["2026-11", "2026-11", "2026-10"]
         status, body = await marketer.call("GET", "/api/ct/costs?from=2026-11&to=2026-10")
-        assert status == 400 and "after" in body["error"]
+        assert status == 400 and body["error"] == "Первый месяц не может быть позже последнего."
         status, body = await marketer.call("PUT", "/api/ct/costs", {
             "month": "2026-11", "channel": "Радио", "amount": 1}, csrf=False)
         assert status == 403  # no write without the CSRF header
@@ -158,9 +160,10 @@ async def test_numbers_are_added_archived_and_added_again(served: Served) -> Non
         assert status == 201 and body["did"] == "+74951110041" and body["cost_per_month"] == 25000
         status, body = await marketer.call("POST", "/api/ct/static",
                                            {"did": "+74951110041", "channel": "Дубль"})
-        assert status == 400 and "already a static number" in body["error"]
+        assert status == 400 and body["code"] == "calltracking.number_static"
+        assert body["error"] == "+74951110041 уже отслеживается как статический номер."
         status, body = await marketer.call("POST", "/api/ct/static", {"did": "12", "channel": "X"})
-        assert status == 400 and "not a valid phone" in body["error"]
+        assert status == 400 and body["error"] == "Номер DID «12» — не телефонный номер."
         status, body = await marketer.call("POST", "/api/ct/sites", {
             "site": "Promo.Example", "default_numbers": ["+7 495 111-00-50"], "channel": "Промо"})
         assert status == 200 and body["host"] == "promo.example"
@@ -170,10 +173,11 @@ async def test_numbers_are_added_archived_and_added_again(served: Served) -> Non
         assert status == 200 and body["numbers"] == ["+74951110051", "+74951110052"]
         status, body = await marketer.call("POST", "/api/ct/pool", {
             "site": "promo.example", "numbers": ["+74951110041"]})
-        assert status == 400 and "already a static number" in body["error"]
+        assert status == 400 and body["code"] == "calltracking.number_static"
+        assert body["error"] == "+74951110041 уже отслеживается как статический номер."
         status, body = await marketer.call("POST", "/api/ct/pool",
                                            {"site": "promo.example", "numbers": "+74951110053"})
-        assert status == 400 and "list" in body["error"]
+        assert status == 400 and "списком телефонных номеров" in body["error"]
         status, body = await marketer.call("POST", "/api/ct/numbers/archive",
                                            {"number": "+74951110041"})
         assert status == 200 and body == {"number": "+74951110041", "archived": "static"}
@@ -182,7 +186,7 @@ async def test_numbers_are_added_archived_and_added_again(served: Served) -> Non
         assert body["archived"] == "pool"
         status, body = await marketer.call("POST", "/api/ct/numbers/archive",
                                            {"number": "+74951110052"})
-        assert status == 400 and "not a tracked number" in body["error"]
+        assert status == 400 and body["error"] == "+74951110052 не отслеживается."
         status, body = await marketer.call("GET", "/api/ct/static")
         assert body == []
         # Archived numbers come back: the static one in a new channel, the pool one too.

@@ -26,12 +26,17 @@ def test_numbers_sites_costs_and_report(tmp_path: Path) -> None:
 
     # a number is tracked once; garbage is one sentence, never a traceback
     for args, message in [
-        (("ct", "static", "add", "--did", "+74951110011", "--channel", "X"), "pool number"),
-        (("ct", "pool", "add", "--site", "shop.example", "+74951110005"), "static number"),
-        (("ct", "pool", "add", "--site", "bad host!", "+74951110099"), "not a host name"),
-        (("ct", "static", "add", "--did", "12", "--channel", "X"), "not a valid phone"),
-        (("ct", "sites", "add", "shop.example", "--hold", "5"), "between"),
-        (("report", "nosuch"), "unknown report"),
+        (("ct", "static", "add", "--did", "+74951110011", "--channel", "X"),
+         "+74951110011 уже отслеживается как номер пула."),
+        (("ct", "pool", "add", "--site", "shop.example", "+74951110005"),
+         "+74951110005 уже отслеживается как статический номер."),
+        (("ct", "pool", "add", "--site", "bad host!", "+74951110099"),
+         "«bad host!» — не имя сайта"),
+        (("ct", "static", "add", "--did", "12", "--channel", "X"),
+         "Номер DID «12» — не телефонный номер."),
+        (("ct", "sites", "add", "shop.example", "--hold", "5"),
+         "Время удержания номера: от 30 до 86400 с."),
+        (("report", "nosuch"), "Отчёта «nosuch» нет"),
     ]:
         result = telecrm(*args, "--db", db, check=False)
         assert result.returncode == 2 and message in result.stderr, result.stderr
@@ -41,7 +46,8 @@ def test_numbers_sites_costs_and_report(tmp_path: Path) -> None:
     costs.write_text("month,channel,amount\n2026-11,Радио,12000\n2026-11,Яндекс,abc\n",
                      encoding="utf-8")
     result = telecrm("ct", "costs", "import", str(costs), "--db", db, check=False)
-    assert result.returncode == 2 and "line 3" in result.stderr
+    assert result.returncode == 2 and f"telecrm: {costs}, строка 3: сумма: «abc» — не число." in (
+        result.stderr)
     report = json.loads(telecrm("report", "calltracking", "--from", "2026-11-01",
                                 "--to", "2026-11-30", "--db", db).stdout)
     assert {r["key"]: r["cost"] for r in report["rows"]} == {"Радио": 30000.0}  # nothing half-in
@@ -67,10 +73,11 @@ def test_costs_entered_corrected_and_numbers_archived(tmp_path: Path) -> None:
     assert fixed == {"month": "2026-11", "channel": "Директ", "amount": 41500.5}
     assert json.loads(telecrm("ct", "costs", "list", "--db", db).stdout) == [fixed]
     result = telecrm("ct", "costs", "set", "2026-11", "Директ", "-1", "--db", db, check=False)
-    assert result.returncode == 2 and "non-negative" in result.stderr
+    assert result.returncode == 2 and "Сумма: «-1» — нужна неотрицательная сумма." in (
+        result.stderr)
     assert "archived the static number" in telecrm("ct", "archive", "8 495 111 00 05",
                                                    "--db", db).stdout
     assert json.loads(telecrm("ct", "static", "list", "--db", db).stdout) == []
     result = telecrm("ct", "archive", "+74951110005", "--db", db, check=False)
-    assert result.returncode == 2 and "not a tracked number" in result.stderr
+    assert result.returncode == 2 and "+74951110005 не отслеживается." in result.stderr
     assert "Traceback" not in result.stderr

@@ -71,7 +71,8 @@ async def test_marketer_enters_and_corrects_costs_on_the_page(ct_app: Served) ->
         assert "47 500,50 ₽" in costs and "45 000 ₽" not in costs  # corrected, one row
         status, html = await _submit(marketer, f"{base}/calltracking/costs", token,
                                      month="2026-11", channel="Яндекс Директ", amount="-3")
-        assert status == 400 and "Не сохранено:" in html and "non-negative" in html
+        assert status == 400
+        assert "Не сохранено: Сумма: «-3» — нужна неотрицательная сумма." in html
         assert "47 500,50 ₽" in _text(html, "ct-costs")  # nothing lost
         async with marketer.get(f"{base}/api/ct/report?from=2026-11-01&to=2026-11-30"
                                 ) as response:
@@ -111,7 +112,8 @@ async def test_marketer_manages_static_numbers_and_pools(ct_app: Served) -> None
         assert status == 200 and "Билборд на МКАД" in _text(html, "ct-statics")
         status, html = await _submit(marketer, f"{base}/calltracking/static", token,
                                      did="+74951110041", channel="Дубль")
-        assert status == 400 and "already a static number" in html
+        assert status == 400
+        assert "Не сохранено: +74951110041 уже отслеживается как статический номер." in html
         # A new site with its pool: one field per number, the company's number apart.
         status, html = await _submit(marketer, f"{base}/calltracking/pool", token,
                                      ("+74951110051", "8 495 111-00-52", ""),
@@ -132,7 +134,7 @@ async def test_marketer_manages_static_numbers_and_pools(ct_app: Served) -> None
         assert "111-00-51" in _row(html, "promo.example")
         status, html = await _submit(marketer, f"{base}/calltracking/archive", token,
                                      number="+74951110052")
-        assert status == 400 and "not a tracked number" in html
+        assert status == 400 and "Не сохранено: +74951110052 не отслеживается." in html
         assert HOST in _text(html, "ct-sites")
         # More numbers for a site already tracked: its own form in the sites table.
         status, html = await _submit(marketer, f"{base}/calltracking/pool", token,

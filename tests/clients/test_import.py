@@ -102,6 +102,9 @@ async def test_broken_rows_are_reported_and_the_rest_imported(
     assert "4 columns but the header has 3" in lines[8]
     assert "internal extension" in lines[9]
     assert all(isinstance(e, RowError) for e in report.errors)
+    assert [e.error.code for e in report.errors] == [
+        "clients.import.no_name", "clients.import.no_phone", "clients.phone_invalid",
+        "clients.import.no_manager", "clients.import.columns", "clients.phone_extension"]
     assert set(await clients(db_session)) == {"Good One", "Multi Line", "Good Two"}
 
 

@@ -91,9 +91,11 @@ async def test_retention_policy_per_team_from_the_cli(env: tuple[Env, str]) -> N
         audit = list(await session.scalars(
             select(AuditLog).where(AuditLog.entity == "recording_retention")))
     assert [(a.actor, a.changes["days"]) for a in audit] == [("cli", [None, 90])]
-    for args, message in ((("--team", "Нет такой", "--days", "5"), "no team 'Нет такой'"),
-                          (("--days", "5"), "--days needs --team"),
-                          (("--team", "Отдел продаж", "--days", "0"), "at least 1")):
+    for args, message in ((("--team", "Нет такой", "--days", "5"),
+                           "Отдела «Нет такой» нет (есть: Отдел продаж"),
+                          (("--days", "5"), "Для --days укажите отдел: --team НАЗВАНИЕ."),
+                          (("--team", "Отдел продаж", "--days", "0"),
+                           "Срок хранения записей — не меньше одного дня.")):
         refused = telecrm(url, "policy", *args)
         assert refused.returncode == 2 and message in refused.stderr, refused.stderr
         assert "Traceback" not in refused.stderr

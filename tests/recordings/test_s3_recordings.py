@@ -187,7 +187,9 @@ async def test_player_serves_ranges_from_s3_by_role(s3env: tuple[Env, S3Store, s
                 async with http.get(base + link + "?download=1") as response:
                     if username == "petrov":
                         assert response.status == 403
-                        assert "supervisors" in (await response.json())["error"]
+                        assert (await response.json()) == {
+                            "error": "Скачивать записи могут только руководители.",
+                            "code": "recordings.download_for_supervisors"}
                     else:
                         assert response.status == 200 and await response.read() == whole
                         assert response.headers["Content-Disposition"] == (
@@ -267,7 +269,7 @@ async def test_s3_down_is_a_clear_error_and_the_recording_is_retried(
                 async with http.get(f"{base}/api/calls/{stored_id}/recording") as response:
                     assert response.status == 503
                     error = (await response.json())["error"]
-                    assert error.startswith("the recordings store is unavailable: S3 store")
+                    assert error.startswith("Хранилище записей недоступно: S3 store")
                     assert "unreachable" in error
             finally:
                 await http.close()

@@ -71,13 +71,17 @@ async def test_rules_money_and_owners_by_role(api: tuple[Api, World]) -> None:
     # rules: the supervisor changes his team's; a manager and the other team may not
     status, body = await crm.call("petrov", "PUT", "/api/sales/settings",
                                   {"new_period_days": 30})
-    assert status == 403 and "supervisor" in body["error"]
+    assert status == 403 and body["code"] == "sales.rules.not_allowed"
+    assert body["error"] == ("Правила отдела меняет администратор или руководитель этого "
+                             "отдела.")
     status, body = await crm.call("sokolova", "GET", "/api/sales/settings")
     assert status == 200 and body["new_period_days"] == 90
     team = body["team_id"]
     status, body = await crm.call("sokolova", "PUT", "/api/sales/settings",
                                   {"team_id": team, "new_period_days": "дни"})
-    assert status == 400 and "whole number of days" in body["error"]
+    assert status == 400 and body["code"] == "sales.rules.not_days"
+    assert body["error"] == ("Срок «нового» клиента: неверное значение — укажите целое число "
+                             "дней.")
     status, body = await crm.call("sokolova", "PUT", "/api/sales/settings",
                                   {"team_id": team, "abc_b_min": "500000"})
     assert status == 200 and body["abc_b_min"] == "500000.00"
@@ -96,7 +100,7 @@ async def test_rules_money_and_owners_by_role(api: tuple[Api, World]) -> None:
     assert status == 404
     status, body = await crm.call("petrov", "POST", "/api/invoices", {
         "client_id": mine, "number": "СЧ-101", "amount": 5, "issued_on": today})
-    assert status == 400 and "exists already" in body["error"]
+    assert status == 400 and body["error"] == "Счёт СЧ-101 уже есть."
 
     # payments: supervisor (his team's clients) and admin; the status follows
     status, body = await crm.call("petrov", "POST", "/api/payments", {
@@ -125,7 +129,7 @@ async def test_rules_money_and_owners_by_role(api: tuple[Api, World]) -> None:
     # owners: within the team only, for the supervisor; the admin anywhere
     status, body = await crm.call("sokolova", "POST", "/api/clients/reassign", {
         "client_ids": [mine, theirs], "owner_id": world.users["kuznetsov"]})
-    assert status == 403 and "not in your team" in body["error"]
+    assert status == 403 and body["error"] == "Алексей Кузнецов не из вашего отдела."
     status, body = await crm.call("sokolova", "POST", "/api/clients/reassign", {
         "client_ids": [mine], "owner_id": world.users["smirnova"], "reason": "отпуск"})
     assert status == 200 and body["reassigned"] == 1

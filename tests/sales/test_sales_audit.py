@@ -124,7 +124,8 @@ async def test_archive_through_the_api(api: tuple[Api, Any], db_url: str) -> Non
     finally:
         await engine.dispose()
     status, err = await crm.call("petrov", "POST", f"/api/contacts/{contact_id}/archive", {})
-    assert status == 403 and "supervisor" in err["error"]
+    assert status == 403 and err == {"error": "Это меняет руководитель отдела или администратор.",
+                                     "code": "sales.bosses_only"}
     status, _ = await crm.call("kuznetsov", "POST", f"/api/contacts/{contact_id}/archive", {})
     assert status == 404  # another team's client
     status, row = await crm.call("sokolova", "POST", f"/api/contacts/{contact_id}/archive",

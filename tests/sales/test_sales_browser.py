@@ -69,7 +69,9 @@ async def test_report_api_json_csv_and_roles(served: str) -> None:
             assert response.status == 404
         async with sessions["boss"].get(
                 f"{served}/api/reports/summary?from=2026-11-30&to=2026-11-01") as response:
-            assert response.status == 400 and "from" in (await response.json())["error"]
+            body = await response.json()
+            assert response.status == 400 and body["code"] == "request.range_reversed"
+            assert body["error"] == "Начало периода (from) не может быть позже конца (to)."
     finally:
         for http in sessions.values():
             await http.close()

@@ -32,7 +32,7 @@ def test_broken_payments_csv_is_one_sentence_and_books_nothing(db: str, tmp_path
                    encoding="utf-8")
     result = telecrm("payments", "import", str(bad), "--db", db, check=False)
     assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert result.stderr.strip() == "telecrm: line 3: amount 'x' is not an amount of money"
+    assert result.stderr.strip() == "telecrm: Строка 3: сумма: «x» — не число."
     history = json.loads(telecrm("clients", "history", "1", "--db", db).stdout)
     assert history["status"] == []  # nothing booked, so nothing changed
 
@@ -65,11 +65,11 @@ def test_rules_potential_and_owner_from_the_command_line(db: str) -> None:
     owner = json.loads(telecrm("clients", "history", "1", "--db", db).stdout)["owner"]
     assert owner[0]["reason"] == "отпуск"
     for args, message in [
-        (["sales", "settings", "colour=red"], "Unknown setting 'colour'"),
-        (["sales", "settings", "--team", "Нет"], "no team named"),
-        (["clients", "reassign", "1", "--to", "999"], "no user '999'"),
-        (["clients", "potential", "1", "-5"], "greater than zero"),
-        (["payments", "import", "/nonexistent.csv"], "no such file"),
+        (["sales", "settings", "colour=red"], "Неизвестное правило «colour»"),
+        (["sales", "settings", "--team", "Нет"], "Отдела «Нет» нет."),
+        (["clients", "reassign", "1", "--to", "999"], "Пользователя «999» нет"),
+        (["clients", "potential", "1", "-5"], "Годовой потенциал: нужна сумма больше нуля."),
+        (["payments", "import", "/nonexistent.csv"], "Файла /nonexistent.csv нет."),
     ]:
         result = telecrm(*args, "--db", db, check=False)
         assert result.returncode == 2, args
@@ -93,5 +93,5 @@ def test_sales_reports_by_name_from_the_command_line(db: str, tmp_path: Path) ->
     assert [r["extension"] for r in body["rows"]] == ["101", "102"]
     assert body["rows"][0]["payments"] == "400.00" and body["totals"]["clients"] == 1
     result = telecrm("report", "sumary", "--db", db, check=False)
-    assert result.returncode == 2 and "known: activity, calltracking, contact-frequency" in (
-        result.stderr)
+    assert result.returncode == 2 and (
+        "Отчёта «sumary» нет; есть: activity, calltracking, contact-frequency" in result.stderr)

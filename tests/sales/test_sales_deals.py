@@ -167,7 +167,8 @@ async def test_deals_through_the_api(api: tuple[Api, object], db_url: str) -> No
     assert status == 404
     status, err = await crm.call("petrov", "POST", f"/api/deals/{deal['id']}/move",
                                  {"stage_id": stages["Проиграна"]})
-    assert status == 400 and "reason from the list: Дорого" in err["error"]
+    assert status == 400 and err["code"] == "sales.deal.lost_needs_reason"
+    assert err["error"] == "Для проигранной сделки выберите причину из списка: Дорого."
     status, moved = await crm.call("petrov", "POST", f"/api/deals/{deal['id']}/move",
                                    {"stage_id": stages["Проиграна"], "lose_reason_id": reason})
     assert status == 200 and moved["status"] == "lost" and moved["task_id"]

@@ -164,7 +164,8 @@ async def test_complete_reschedule_and_move_a_deal(served: tuple[str, str, World
         stages = page.locator("#pipelines li[data-stage]")
         await stages.nth(1).locator("button", has_text="В архив").click()
         await page.wait_for_load_state()
-        assert "открытые сделки" in await page.inner_text("#sp-error")
+        refusal = await page.inner_text("#sp-error")
+        assert "остаются открытые сделки (1): сначала перенесите их на другой этап." in refusal
         await page.goto(base + "/sales/settings")
         async with page.expect_navigation():
             await stages.nth(2).locator("button", has_text="В архив").click()

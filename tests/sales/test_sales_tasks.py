@@ -135,10 +135,11 @@ async def test_task_rules_through_the_api(api: tuple[Api, object]) -> None:  # n
                                   {"kind": "call", "due_at": "2026-11-23"})
     assert status == 404
     status, body = await crm.call("smirnova", "POST", f"/api/tasks/{task['id']}/complete", {})
-    assert status == 400 and "Plan the next contact" in body["error"]
+    assert status == 400 and body["code"] == "sales.task.next_needed"
+    assert body["error"].startswith("Запланируйте следующий контакт с клиентом")
     status, body = await crm.call("smirnova", "POST", f"/api/tasks/{task['id']}/reschedule",
                                   {"due_at": "2026-11-24"})
-    assert status == 400 and "reason" in body["error"]
+    assert status == 400 and body["error"] == "Для переноса срока укажите причину."
     status, body = await crm.call("smirnova", "POST", f"/api/tasks/{task['id']}/reschedule",
                                   {"due_at": "2026-11-24", "reason": "перенёс клиент"})
     assert status == 200 and body["due_moves"] == 1

@@ -100,10 +100,10 @@ def test_cli_add_and_list(tmp_path: Path) -> None:
     failed = telecrm("kkp", "scripts", "add", "--team", "Продажи", str(bad), "--db", db,
                      check=False)
     assert failed.returncode == 2 and "Traceback" not in failed.stderr
-    assert f"{bad}: line 4: unknown key 'colour'" in failed.stderr
+    assert f"telecrm: {bad}: строка 4: неизвестный ключ «colour»" in failed.stderr
     missing = telecrm("kkp", "scripts", "add", "--team", "Нет такой", str(good), "--db", db,
                       check=False)
-    assert missing.returncode == 2 and "no team called 'Нет такой'" in missing.stderr
+    assert missing.returncode == 2 and missing.stderr == "telecrm: Отдела «Нет такой» нет.\n"
 
     telecrm("kkp", "scripts", "add", str(good), "--db", db)  # the company default
     telecrm("kkp", "scripts", "add", "--team", "Продажи", "--stage", "negotiation",

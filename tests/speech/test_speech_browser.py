@@ -77,7 +77,7 @@ async def test_qc_and_dialogue_in_the_browser(tmp_path: Path) -> None:
         await boss.fill("#kkp-yaml-form textarea[name=text]",
                         "stages:\n  - id: a\n    phrases: [x]\n    colour: red\n")
         await boss.click("#kkp-yaml-form button[type=submit]")
-        assert "line 4: unknown key 'colour'" in await boss.inner_text("#kkp-yaml .error")
+        assert "строка 4: неизвестный ключ «colour»" in await boss.inner_text("#kkp-yaml .error")
         assert await boss.input_value("#kkp-yaml-form textarea[name=text]")  # kept to fix
         upload = tmp_path / "script.yaml"
         upload.write_text(SCRIPT.replace("Холодный звонок", "Тёплый звонок"), "utf-8")

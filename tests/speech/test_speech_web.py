@@ -146,7 +146,9 @@ async def test_qc_queue_decisions_metrics_scripts_and_transcripts(
             status, body = await call(petrov, "POST",
                                       f"{base}/api/kkp/results/{bad}/violations/0",
                                       {"decision": "dismissed", "reason": "не согласен"})
-            assert status == 403 and "supervisor" in body["error"]
+            assert status == 403 and body["code"] == "speech.review.bosses_only"
+            assert body["error"] == ("Решение по нарушению принимает руководитель отдела "
+                                     "менеджера.")
             assert (await call(other, "GET", f"{base}/api/kkp/queue"))[1] == []
             assert (await call(other, "GET", f"{base}/api/kkp/results/{bad}"))[0] == 404
             assert (await call(marketer, "GET", f"{base}/api/kkp/queue"))[0] == 403
@@ -157,11 +159,13 @@ async def test_qc_queue_decisions_metrics_scripts_and_transcripts(
             assert status == 201 and review["amount"] == 500 and review["manager"] == "101"
             status, body = await call(boss, "POST", url, {"decision": "dismissed",
                                                           "reason": "ошибка"})
-            assert status == 409 and "already confirmed" in body["error"]
+            assert status == 409 and body["error"] == "Это нарушение уже подтверждено."
             other_url = (f"{base}/api/kkp/results/{bad}/violations/"
                          f"{kinds['missing_stage']['index']}")
             status, body = await call(boss, "POST", other_url, {"decision": "dismissed"})
-            assert status == 400 and body["error"] == "a dismissal needs a reason"
+            assert status == 400 and body == {
+                "error": "Укажите причину, чтобы отклонить нарушение.",
+                "code": "speech.review.dismissal_needs_reason"}
             status, review = await call(boss, "POST", other_url,
                                         {"decision": "dismissed",
                                          "reason": "клиент сам рассказал о задачах"})
@@ -208,9 +212,11 @@ async def test_qc_queue_decisions_metrics_scripts_and_transcripts(
                                       {"text": SCRIPT.replace("  - id: needs",
                                                               "  - id: needs\n    colour: red")})
             assert status == 400
-            assert body["error"].startswith("the script is not valid: line 7: unknown key 'colour'")
+            assert body["code"] == "speech.scripts.invalid"
+            assert body["error"].startswith(
+                "Ошибка в скрипте: строка 7: неизвестный ключ «colour» (можно: id, ")
             status, body = await call(boss, "POST", scripts, {"text": "stages: [\n"})
-            assert status == 400 and "line 2" in body["error"]
+            assert status == 400 and "строка 2: это не YAML" in body["error"]
             status, added = await call(boss, "POST", scripts,
                                        {"text": SCRIPT, "effective_from": "2026-12-01",
                                         "fine_amount": 300})

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 import aiohttp
 import pytest
 
+from telecrm.messages import sentence
 from telecrm.settings import Settings
 from tests.support.browser import PASSWORD, World, seed_world, serve_app
 from tests.support.live import telecrm
@@ -67,14 +68,16 @@ async def test_roles_on_the_rules_api(served: tuple[str, World]) -> None:
         own_team = rules["in_force"][0]["team_id"]
         status, body = await users["petrov"].call("POST", "/api/talktime/rules", {
             "effective_from": today(), "target_minutes": 10})
-        assert status == 403 and "supervisor" in body["error"]
+        assert status == 403 and body["code"] == "talktime.settings_for_bosses"
+        assert body["error"] == "Настройки нормы меняет руководитель отдела или администратор."
         assert (await users["marketer"].call("GET", "/api/talktime/rules"))[0] == 403
         status, admin_view = await users["admin"].call("GET", "/api/talktime/rules")
         other_team = next(r["team_id"] for r in admin_view["in_force"]
                           if r["team"] == "Второй отдел")
         status, body = await users["sokolova"].call("POST", "/api/talktime/rules", {
             "team_id": other_team, "effective_from": today(), "target_minutes": 10})
-        assert status == 403 and "own team" in body["error"]
+        assert status == 403
+        assert body["error"] == "Руководитель меняет настройки только своего отдела."
         status, body = await users["sokolova"].call("POST", "/api/talktime/rules", {
             "effective_from": today(), "target_minutes": 120, "working_weekdays": "123456",
             "min_call_seconds": 10, "fine_amount": "500.50", "day_start": "10:00",
@@ -85,14 +88,16 @@ async def test_roles_on_the_rules_api(served: tuple[str, World]) -> None:
         yesterday = (datetime.now(TZ).date() - timedelta(days=1)).isoformat()
         status, body = await users["sokolova"].call("POST", "/api/talktime/rules", {
             "effective_from": yesterday, "target_minutes": 60})
-        assert status == 400 and "past days cannot be changed" in body["error"]
-        for bad, words in (({"effective_from": "tomorrow"}, "date"),
-                           ({"effective_from": today(), "working_weekdays": "89"}, "weekdays"),
+        assert status == 400 and body["code"] == "talktime.past_rules"
+        assert "Правила за прошедшие дни не меняются" in body["error"]
+        for bad, words in (({"effective_from": "tomorrow"}, "Дата начала действия: неверная"),
+                           ({"effective_from": today(), "working_weekdays": "89"},
+                            "Рабочие дни"),
                            ({"effective_from": today(), "target_minutes": "many"},
-                            "whole number"),
+                            "Норма: укажите целое число"),
                            ({"effective_from": today(), "day_start": "19:00",
-                             "day_end": "09:00"}, "start before"),
-                           ({"effective_from": today(), "fine_amount": "-1"}, "fine")):
+                             "day_end": "09:00"}, "должен начинаться раньше"),
+                           ({"effective_from": today(), "fine_amount": "-1"}, "Штраф")):
             status, body = await users["sokolova"].call("POST", "/api/talktime/rules", bad)
             assert status == 400 and words in body["error"], (bad, body)
         # the company defaults are the admin's
@@ -134,7 +139,7 @@ async def test_holidays_and_absences_api(served: tuple[str, World]) -> None:
         assert status == 201 and imported == {"added": 2, "skipped": 0}
         status, body = await boss.call("POST", "/api/talktime/holidays/import",
                                        {"csv": "not a date\n2027-13-01\n"})
-        assert status == 400 and "line 2" in body["error"]
+        assert status == 400 and "Строка 2" in body["error"]
         assert (await boss.call("DELETE", f"/api/talktime/holidays/{company['id']}"))[0] == 403
         status, _ = await boss.call("DELETE", f"/api/talktime/holidays/{mine['id']}")
         assert status == 200
@@ -148,11 +153,11 @@ async def test_holidays_and_absences_api(served: tuple[str, World]) -> None:
         assert status == 201 and absence["kind_name"] == "отпуск"
         status, body = await boss.call("POST", "/api/talktime/absences", {
             "user_id": world.users["kuznetsov"], "from": day.isoformat(), "kind": "sick"})
-        assert status == 403 and "own team" in body["error"]
+        assert status == 403 and "только менеджеров своего отдела" in body["error"]
         status, body = await boss.call("POST", "/api/talktime/absences", {
             "user_id": world.users["petrov"], "from": day.isoformat(),
             "to": (day - timedelta(days=1)).isoformat(), "kind": "sick"})
-        assert status == 400 and "ends before" in body["error"]
+        assert status == 400 and body["code"] == "talktime.absence_reversed"
         assert (await boss.call("POST", "/api/talktime/absences", {
             "user_id": world.users["petrov"], "from": day.isoformat(),
             "kind": "party"}))[0] == 400
@@ -231,27 +236,59 @@ def test_cli_bad_input_is_one_sentence(tmp_path: Path) -> None:
     past = (datetime.now(TZ).date() - timedelta(days=3)).isoformat()
     cases = [
         (("talktime", "rules", "set", "--team", "Продажи", "--from", past,
-          "--target-minutes", "100"), "rules for past days cannot be changed"),
+          "--target-minutes", "100"), "Правила за прошедшие дни не меняются"),
         (("talktime", "rules", "set", "--team", "Нет такого", "--from", today(),
-          "--target-minutes", "100"), "no team"),
+          "--target-minutes", "100"), "Отдела «Нет такого» нет."),
         (("talktime", "rules", "set", "--team", "Продажи", "--from", today(),
-          "--weekdays", "1239"), "weekdays must be digits"),
+          "--weekdays", "1239"), "Рабочие дни: цифры от 1"),
         (("talktime", "rules", "set", "--team", "Продажи", "--from", today()),
-         "nothing to change"),
+         "Нечего менять"),
         (("talktime", "rules", "set", "--team", "Продажи", "--from", "31.12.2026",
-          "--fine", "5"), "not a date"),
+          "--fine", "5"), "«31.12.2026» — не дата"),
         (("talktime", "rules", "set", "--team", "Продажи", "--from", today(),
-          "--day-start", "9"), "HH:MM"),
-        (("talktime", "holidays", "remove", "--date", "2026-01-07"), "not a holiday"),
+          "--day-start", "9"), "Начало рабочего дня: время укажите как ЧЧ:ММ"),
+        (("talktime", "holidays", "remove", "--date", "2026-01-07"),
+         "07.01.2026 — не праздник."),
         (("talktime", "absences", "add", "--manager", "999", "--from", today()),
-         "no manager"),
-        (("talktime", "holidays", "import", str(tmp_path / "missing.csv")), "no such file"),
+         "Менеджера «999» нет"),
+        (("talktime", "holidays", "import", str(tmp_path / "missing.csv")),
+         f"Файла {tmp_path / 'missing.csv'} нет."),
     ]
     for args, words in cases:
         done = _cli(tmp_path, *args)
         assert done.returncode == 2, (args, done.stderr)
-        assert words in done.stderr and "Traceback" not in done.stderr, (args, done.stderr)
+        assert done.stderr.startswith("telecrm: ") and words in done.stderr, (args, done.stderr)
+        assert "Traceback" not in done.stderr, (args, done.stderr)
         assert len(done.stderr.strip().splitlines()) == 1, done.stderr
     ok = _cli(tmp_path, "talktime", "rules", "set", "--team", "Продажи", "--from", today(),
               "--target-minutes", "120", "--day-start", "10:00", "--day-end", "19:00")
     assert ok.returncode == 0 and '"target_minutes": 120' in ok.stdout
+
+
+async def test_one_refusal_reads_the_same_on_the_page_in_json_and_on_the_command_line(
+        served: tuple[str, World], tmp_path: Path) -> None:
+    """Rules for a past day: one code, one Russian sentence, wherever it is refused."""
+    base, _ = served
+    day = datetime.now(TZ).date()
+    expected = sentence("talktime.past_rules", {"today": day})
+    assert expected == ("Правила за прошедшие дни не меняются: выберите дату не раньше "
+                        f"{day:%d.%m.%Y}.")
+    yesterday = (day - timedelta(days=1)).isoformat()
+    boss = await sign_in(base, "sokolova")
+    try:
+        status, body = await boss.call("POST", "/api/talktime/rules", {
+            "effective_from": yesterday, "target_minutes": 100})
+        assert (status, body) == (400, {"error": expected, "code": "talktime.past_rules"})
+        async with boss.http.post(f"{base}/talktime/settings/rules",
+                                  data={"effective_from": yesterday, "target_minutes": "100",
+                                        "csrf_token": boss.csrf}) as response:
+            assert response.status == 400
+            html = await response.text()
+        assert f'<p class="error" role="alert" id="tt-error">{expected}</p>' in html
+    finally:
+        await boss.http.close()
+    assert _cli(tmp_path, "users", "add", "boss", "--role", "supervisor", "--team",
+                "Продажи").returncode == 0
+    done = _cli(tmp_path, "talktime", "rules", "set", "--team", "Продажи", "--from", yesterday,
+                "--target-minutes", "100")
+    assert (done.returncode, done.stderr) == (2, f"telecrm: {expected}\n")
