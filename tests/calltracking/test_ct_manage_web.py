@@ -175,7 +175,7 @@ async def test_marketer_loads_costs_from_a_csv_file_on_the_page(ct_app: Served) 
         # A broken line stops the file: nothing of it is booked, the line is named.
         status, html = await upload("плохой.csv", "month,channel,amount\n"
                                     "2026-12,Радио,100\n2026-12,Радио,много\n")
-        assert status == 400 and "line 3" in html and "декабрь 2026" not in _text(
+        assert status == 400 and "строка 3" in html and "декабрь 2026" not in _text(
             html, "ct-costs")
         status, html = await upload("", "")
         assert status == 400 and "Выберите файл CSV." in html

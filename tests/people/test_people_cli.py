@@ -97,7 +97,7 @@ def test_users_edit(db: str) -> None:
         "telecrm: Пользователя «nobody» нет."
     assert refused("users", "edit", "root", "--role", "manager", "--db", db).startswith(
         "telecrm: root — последний действующий администратор")
-    assert "nothing to change" in refused("users", "edit", "petrov", "--db", db)
+    assert "Нечего менять" in refused("users", "edit", "petrov", "--db", db)
 
 
 async def test_users_deactivate(db: str) -> None:
