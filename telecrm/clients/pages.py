@@ -24,6 +24,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.calls.models import Call
+from crm_core.clients.phones import format_phone
 from crm_core.clients.search import ClientQuery, search_clients
 from crm_core.clients.services import has_placeholder_name
 from crm_core.errors import DomainError, NotAllowedError
@@ -235,7 +236,7 @@ async def _form_context(request: web.Request, user: User, client_id: int | None
         values["name"] = client.name
         values["annual_potential"] = (f"{client.annual_potential:f}".rstrip("0").rstrip(".")
                                       if client.annual_potential is not None else "")
-        phones = [p.raw or p.e164 for p in client.phones if p.contact_id is None]
+        phones = [format_phone(p.e164) for p in client.phones if p.contact_id is None]
         emails = [m.address for m in client.emails if m.contact_id is None]
     return {
         "title": f"{client.name} — редактирование" if client else "Новый клиент",
@@ -260,8 +261,8 @@ async def _form_refused(request: web.Request, user: User, client_id: int | None,
     context = await _form_context(request, user, client_id)
     status, context["error"] = _refusal(exc)
     context["values"] = {**context["values"], **_values(form)}
-    context["phones"] = [v for v in form.getall("phone", []) if isinstance(v, str)]
-    context["emails"] = [v for v in form.getall("email", []) if isinstance(v, str)]
+    context["phones"] = [v for v in form.getall("phone", []) if isinstance(v, str) and v.strip()]
+    context["emails"] = [v for v in form.getall("email", []) if isinstance(v, str) and v.strip()]
     context["contact_values"] = _values(form)
     return aiohttp_jinja2.render_template("client_form.html", request, context, status=status)
 

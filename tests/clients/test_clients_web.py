@@ -87,7 +87,7 @@ async def crm(db_url: str, tmp_path: Path) -> AsyncIterator[Crm]:
 
 
 def _listed(html: str) -> set[str]:
-    return set(re.findall(r'<td data-label="Клиент" class="cl-name"><a href="/clients/\d+">'
+    return set(re.findall(r'<td data-label="Клиент" class="cl-name"><span><a href="/clients/\d+">'
                           r"([^<]+)</a>", html))
 
 
