@@ -23,6 +23,10 @@ MAX_TERM = 320  # the longest e-mail address; longer words are cut
 MIN_WORD = 2  # one letter would match most of the base: such words are not searched
 MIN_DIGITS = 3
 MAX_QUERY_WORDS = 6
+# Legal forms start a good part of all names: beside another word they only narrow the
+# clients that word found (crm_core.clients.search), never drive the search themselves.
+LEGAL_FORMS = frozenset({"ооо", "оао", "зао", "пао", "ао", "ип", "нко", "ано", "гуп", "муп",
+                         "фгуп", "тоо", "чп"})
 _WORD = re.compile(r"\w+")
 _PHONE_LIKE = re.compile(r"[\d\s()+\-.]+")
 

@@ -214,3 +214,16 @@ async def test_a_search_reads_key_ranges_of_the_index(db_session: AsyncSession) 
         select(ClientSearchTerm.term).where(ClientSearchTerm.term >= "ромашк",
                                             ClientSearchTerm.term < "ромашл"))).all()
     assert sorted(words) == ["ромашка", "ромашковые"]  # the range is exactly the prefix
+
+
+async def test_a_word_found_everywhere_is_joined_with_the_same_answer(
+        db_session: AsyncSession, monkeypatch: pytest.MonkeyPatch) -> None:
+    """More clients found than the search hands back as a list («ооо» alone): it joins."""
+    from crm_core.clients import search
+
+    await _floor(db_session)
+    expected = await _names(db_session, ClientQuery(text="ромаш"))
+    monkeypatch.setattr(search, "CANDIDATES", 1)
+    assert await _names(db_session, ClientQuery(text="ромаш")) == expected == [
+        "АО Ромашковые поля", "ООО «Ромашка»"]
+    assert await _names(db_session, ClientQuery(text="ао ромаш")) == ["АО Ромашковые поля"]
