@@ -100,7 +100,8 @@ async def list_clients(request: web.Request) -> web.Response:
     filters = parse_filters(request.query, tz)
     async with request.app[SESSIONS]() as session:
         page, _ = await find(session, user, filters, tz)
-    return web.json_response({"clients": [client_list_item(c) for c in page.clients],
+    return web.json_response({"clients": [client_list_item(c, page.phones[c.id])
+                                          for c in page.clients],
                               "next": page.next})
 
 

@@ -86,7 +86,8 @@ async def _list_context(request: web.Request, user: User) -> dict[str, Any]:
     owners = {m.id: m.name for m in managers}
     notes = _report_notes(filters, owners)
     return {
-        "title": "Клиенты", "clients": page.clients, "due": due, "total": total,
+        "title": "Клиенты", "clients": page.clients, "phones": page.phones, "due": due,
+        "total": total,
         "filters": filters, "q": q, "statuses": STATUSES, "sorts": SORT_NAMES,
         "managers": managers, "teams": teams, "boss": boss, "notes": notes,
         "single_owner": q.owner_ids[0] if len(q.owner_ids) == 1 else None,
@@ -374,7 +375,7 @@ async def merge_page(request: web.Request) -> web.Response:
             visible = await access.clients_filter(session, user)
             page = await search_clients(session, ClientQuery(text=text, limit=20),
                                         visible=visible)
-            found = [c for c in page.clients if c.id != client_id]
+            found = [(c, page.phones[c.id]) for c in page.clients if c.id != client_id]
         counts = {}
         if other is not None:
             counts = {c.id: await _counts(session, c.id) for c in (client, other)}
