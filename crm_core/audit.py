@@ -31,6 +31,7 @@ class AuditLog(Base):
 
 ACTION_CREATE = "create"
 ACTION_UPDATE = "update"
+ACTION_MERGE = "merge"
 
 
 def write_audit(

@@ -2,14 +2,16 @@
 
 Alembic, the schema tests and the session factory import it, so a relationship
 named by a string (``"Client"``) always finds its class, whichever feature a
-process happened to import first.
+process happened to import first, and every session keeps the client search words
+(``crm_core.clients.search``) whoever writes a client.
 """
 
 from crm_core.activities import models as activities_models
 from crm_core.audit import AuditLog
 from crm_core.calls.models import Call, CallLeg, Recording
 from crm_core.calltracking import models as calltracking_models
-from crm_core.clients.models import Client, Contact, Phone
+from crm_core.clients import search as clients_search  # keeps the search words on every flush
+from crm_core.clients.models import Client, ClientSearchTerm, Contact, Email, Phone
 from crm_core.db.base import Base
 from crm_core.people.models import Team, User, UserDeactivation, WebSession
 from crm_core.recordings import models as recordings_models
@@ -21,8 +23,8 @@ from crm_core.tasks.models import Task
 metadata = Base.metadata
 
 __all__ = [
-    "AuditLog", "Base", "Call", "CallLeg", "Client", "Contact", "Phone", "Recording", "Task",
-    "Team", "User", "UserDeactivation", "WebSession", "activities_models",
-    "calltracking_models", "metadata",
+    "AuditLog", "Base", "Call", "CallLeg", "Client", "ClientSearchTerm", "Contact", "Email",
+    "Phone", "Recording", "Task", "Team", "User", "UserDeactivation", "WebSession",
+    "activities_models", "calltracking_models", "clients_search", "metadata",
     "recordings_models", "sales_models", "speech_models", "talktime_models",
 ]

@@ -551,6 +551,40 @@ MESSAGES: dict[str, str] = {
     "people.password_same": "Новый пароль должен отличаться от прежнего.",
     "people.password_change_required": "Сначала смените временный пароль: до этого "
                                        "остальное недоступно.",
+    # clients (crm_core.clients, telecrm.clients)
+    "clients.name_required": "Укажите название клиента.",
+    "clients.contact_name_required": "Укажите имя контактного лица.",
+    "clients.too_long": "Слишком длинное значение: сократите его и сохраните ещё раз.",
+    "clients.unknown_field": "Такого поля в карточке клиента нет.",
+    "clients.not_text": "Поля карточки заполняются текстом.",
+    "clients.inn_invalid": "ИНН «{inn}» неверный: нужно 10 цифр у организации или 12 у "
+                           "предпринимателя, и контрольные цифры должны сходиться.",
+    "clients.kpp_invalid": "КПП «{kpp}» неверный: нужно 9 знаков, например 773601001.",
+    "clients.email_invalid": "«{email}» — не адрес электронной почты.",
+    "clients.phone_taken": "Этот номер уже у клиента «{client}» ({phone}).",
+    "clients.contact_not_found": "Такого контактного лица у клиента нет.",
+    "clients.bad_cursor": "Ссылка на страницу списка устарела: откройте список заново.",
+    "clients.bad_filter": "Неверный фильтр списка клиентов.",
+    "clients.not_for_role": "Клиенты недоступны для вашей роли.",
+    "clients.edit_not_allowed": "Менять эту карточку может её ответственный менеджер или "
+                                "его руководитель.",
+    "clients.owner_invalid": "Ответственным можно назначить только менеджера своего отдела.",
+    "clients.potential_invalid": "«{value}» — не сумма годового потенциала.",
+    "clients.potential_not_allowed": "Годовой потенциал задаёт руководитель отдела.",
+    "clients.contact_archive_not_allowed": "Убрать контактное лицо в архив может руководитель "
+                                           "или администратор.",
+    "clients.potential_not_amount": "Годовой потенциал — сумма в рублях.",
+    "clients.contacts_list": "Контактные лица передаются списком объектов.",
+    "clients.contacts_elsewhere": "Контактных лиц меняют отдельно: /api/clients/{{id}}/contacts.",
+    "clients.reassign_not_allowed": "Передавать клиентов может руководитель или администратор.",
+    "clients.create_not_allowed": "Создавать клиентов может менеджер, руководитель или "
+                                  "администратор.",
+    "clients.merge_pick": "Выберите клиента, которого объединить с этим.",
+    "clients.merge_same": "Нельзя объединить клиента с самим собой.",
+    "clients.merge_archived": "Клиент «{client}» в архиве: объединять можно только работающих "
+                              "клиентов.",
+    "clients.merge_not_allowed": "Объединять клиентов может руководитель или администратор.",
+    "clients.merge_not_in_team": "Клиент «{client}» не из вашего отдела.",
 }
 
 # What a ``field`` param names, as a sentence calls it (the forms' and API's field names).

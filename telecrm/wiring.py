@@ -9,10 +9,14 @@ from __future__ import annotations
 
 from crm_core.calls.hooks import CallHooks
 from crm_core.calltracking.attribution import attribute_written, describe_tracking
+from crm_core.tasks.leads import card_task_rule
 from crm_core.tasks.services import CallbackPolicy, call_rules
 
 
 def call_hooks(callback_policy: CallbackPolicy | None = None) -> CallHooks:
-    """What the product does with every written call, and the call JSON's feature fields."""
-    return CallHooks(written=(call_rules(callback_policy), attribute_written),
+    """What the product does with every written call, and the call JSON's feature fields:
+    the task rules (callbacks; «Заполните карточку» for a lead an unknown caller created)
+    and call-tracking attribution."""
+    return CallHooks(written=(call_rules(callback_policy), card_task_rule(callback_policy),
+                              attribute_written),
                      describers=(describe_tracking,))

@@ -91,6 +91,7 @@ async def create_client(
     actor: str,
     audit_extra: dict[str, Any] | None = None,
     region: str = DEFAULT_REGION,
+    user_id: int | None = None,
 ) -> Client:
     """A new client in status ``potential`` with its phones (raw strings), audited.
 
@@ -108,12 +109,15 @@ async def create_client(
         owner_id=owner_id,
         source=source,
         phones=[_new_phone(raw, e164) for e164, raw in normalized.items()],
+        contacts=[],
+        emails=[],
     )
     session.add(client)
     await session.flush()
     write_audit(
         session,
         actor=actor,
+        user_id=user_id,
         entity=AUDIT_ENTITY,
         entity_id=client.id,
         action=ACTION_CREATE,

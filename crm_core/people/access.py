@@ -191,11 +191,42 @@ async def visible_client(session: AsyncSession, user: User, client_id: int) -> C
         .where(Client.id == client_id, await clients_filter(session, user))
         .options(
             selectinload(Client.phones),
+            selectinload(Client.emails),
             selectinload(Client.contacts).selectinload(Contact.phones),  # the card lists them
+            selectinload(Client.contacts).selectinload(Contact.emails),
             joinedload(Client.owner),
         )
+        .execution_options(populate_existing=True)
     )
     return await session.scalar(stmt)
+
+
+def may_edit_client(user: User, client: Client) -> bool:
+    """Who may change a card he can open (``client.owner`` loaded).
+
+    An admin any; a supervisor those of his team's managers and those nobody owns; a
+    manager his own and those nobody owns (a lead nobody took). A manager who only
+    talked with another manager's client reads the card but does not change it.
+    """
+    if user.role == Role.ADMIN:
+        return True
+    if client.owner_id is None:
+        return user.role in (Role.MANAGER, Role.SUPERVISOR)
+    if user.role == Role.MANAGER:
+        return client.owner_id == user.id
+    if user.role == Role.SUPERVISOR:
+        owner = client.owner
+        return owner is not None and user.team_id is not None and owner.team_id == user.team_id
+    return False
+
+
+def may_create_clients(user: User) -> bool:
+    return user.role in (Role.MANAGER, Role.SUPERVISOR, Role.ADMIN)
+
+
+def may_merge_clients(user: User) -> bool:
+    """Merging duplicates is the head of sales' (his team's) or an admin's."""
+    return user.role in (Role.SUPERVISOR, Role.ADMIN)
 
 
 async def can_see_client(session: AsyncSession, user: User, client_id: int) -> bool:

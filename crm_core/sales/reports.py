@@ -29,6 +29,16 @@ from crm_core.clients.models import Client, ClientStatus
 from crm_core.errors import NotAllowedError
 from crm_core.people import access
 from crm_core.people.models import Role, User
+from crm_core.sales.attention import (
+    MONTH_BUCKETS,
+    abandoned_by_group,
+    abandoned_own_frequency,
+    contact_reference,
+    month_bounds,
+    over_maximum,
+    planned_cutoff,
+    stay_since,
+)
 from crm_core.sales.client_status import DEFAULT_TIMEZONE, contact_activities
 from crm_core.sales.models import (
     Deal,
@@ -41,7 +51,7 @@ from crm_core.sales.models import (
 )
 from crm_core.sales.settings import StatusRules, rules_by_team
 from crm_core.tasks.models import Task, TaskStatus
-from crm_core.timestamps import UTCDateTime, utcnow
+from crm_core.timestamps import UTCDateTime
 
 ZERO = Decimal(0)
 
@@ -135,34 +145,8 @@ async def contact_frequency(session: AsyncSession, start: datetime, end: datetim
     company, teams = await rules_by_team(session)
     as_of = _local_day(end - timedelta(microseconds=1), scope.tz)
     ids = scope.ids or [-1]
-    if end > utcnow():  # the period reaches now: the last contact the call rules keep
-        contact: Any = Client.last_contact_at
-        source: Any = Client
-    else:  # a past period: the kept last contact if before its end, else look it up
-        call_before = (select(func.max(Call.started_at))
-                       .where(Call.client_id == Client.id, *_contact_clauses(),
-                              Call.started_at < end).correlate(Client).scalar_subquery())
-        logged_before = (select(func.max(ClientActivity.happened_at))
-                         .where(ClientActivity.client_id == Client.id, *contact_activities(),
-                                ClientActivity.happened_at < end)
-                         .correlate(Client).scalar_subquery())
-        before_end = _later(call_before, logged_before)
-        contact = type_coerce(case((Client.last_contact_at < end, Client.last_contact_at),
-                                   (Client.last_contact_at.is_(None), None),
-                                   else_=before_end), UTCDateTime())
-        source = Client
-    since = func.coalesce(Client.owner_since, Client.created_at)
-    reference = case((contact.is_(None), since), (contact < since, since), else_=contact)
-
-    def cutoff(rules: StatusRules, group: str | None) -> datetime:
-        return _days_at_least(as_of, rules.contact_days(group) + 1, scope.tz)
-
-    whens = [(and_(User.team_id == tid, Client.abc_group == g), cutoff(r, g))
-             for tid, r in teams.items() for g in "ABC"]
-    whens += [(User.team_id == tid, cutoff(r, None)) for tid, r in teams.items()]
-    whens += [(Client.abc_group == g, cutoff(company, g)) for g in "ABC"]
-    planned = case(*[(cond, type_coerce(literal(v), UTCDateTime())) for cond, v in whens],
-                   else_=type_coerce(literal(cutoff(company, None)), UTCDateTime()))
+    reference = contact_reference(end)
+    planned = planned_cutoff(as_of, scope.tz, company, teams, User.team_id)
     mine = [Client.owner_id.in_(ids), Client.archived_at.is_(None), Client.created_at < end]
     # one pass over the clients, each joined to his own sums (calls, unpaid, paid)
     first, last = _local_day(start, scope.tz), as_of
@@ -184,11 +168,10 @@ async def contact_frequency(session: AsyncSession, start: datetime, end: datetim
         "unpaid": ZERO, "paid": ZERO})
     for owner, n, potential, abandoned, n_calls, talk, owed, got in await session.execute(
             select(Client.owner_id, func.count(Client.id), func.sum(Client.annual_potential),
-                   func.sum(case((and_(Client.contact_every_days.is_(None),
-                                       reference < planned), 1), else_=0)),
+                   func.sum(case((abandoned_by_group(reference, planned), 1), else_=0)),
                    func.sum(calls.c.n), func.sum(calls.c.talk), func.sum(unpaid.c.total),
                    func.sum(paid.c.total))
-            .select_from(source).outerjoin(User, User.id == Client.owner_id)
+            .select_from(Client).outerjoin(User, User.id == Client.owner_id)
             .outerjoin(calls, calls.c.cid == Client.id)
             .outerjoin(unpaid, unpaid.c.cid == Client.id)
             .outerjoin(paid, paid.c.cid == Client.id).where(*mine)
@@ -198,13 +181,8 @@ async def contact_frequency(session: AsyncSession, start: datetime, end: datetim
                        "talk": float(talk or 0), "unpaid": Decimal(owed or 0),
                        "paid": Decimal(got or 0)}
     # clients with a frequency of their own (few): judged one by one
-    for owner, every, ref in await session.execute(
-            select(Client.owner_id, Client.contact_every_days, type_coerce(reference,
-                                                                           UTCDateTime()))
-            .select_from(source).where(*mine, Client.contact_every_days.is_not(None))):
-        if ref is not None and every is not None and (
-                _local_day(ref, scope.tz) < as_of - timedelta(days=every)):
-            base[owner]["abandoned"] += 1
+    for _, owner in await abandoned_own_frequency(session, mine, reference, as_of, scope.tz):
+        base[owner]["abandoned"] += 1
     offers = {owner: total for owner, total in await session.execute(
         select(Deal.owner_id, func.sum(Deal.amount)).where(
             Deal.owner_id.in_(ids), Deal.status == DealStatus.OPEN.value,
@@ -236,24 +214,11 @@ async def contact_frequency(session: AsyncSession, start: datetime, end: datetim
 
 # -- overdue clients by month -----------------------------------------------------------------
 
-MONTH_BUCKETS = 7  # 0, 1, ... 5 full months with the manager, and 6 or more
 OVER_IDS = 20  # ids shown per row of clients over the maximum
 
 
 def _midnight(day: date, tz: ZoneInfo) -> datetime:
     return datetime.combine(day, datetime.min.time(), tzinfo=tz).astimezone(UTC)
-
-
-def _days_at_least(as_of: date, days: int, tz: ZoneInfo) -> datetime:
-    """The moment before which a local day is at least ``days`` days before ``as_of``."""
-    return _midnight(as_of - timedelta(days=days - 1), tz)
-
-
-def _greatest(session: AsyncSession, *columns: Any) -> Any:
-    """GREATEST() on PostgreSQL, the multi-argument MAX() on SQLite."""
-    name = session.get_bind().dialect.name
-    expr = func.greatest(*columns) if name == "postgresql" else func.max(*columns)
-    return type_coerce(expr, UTCDateTime())
 
 
 def _per_team(teams: dict[int, Any], default: Any) -> Any:
@@ -275,18 +240,9 @@ async def overdue_clients(session: AsyncSession, start: datetime, end: datetime,
     scope = await scope_for(session, viewer, tz_name)
     company, teams = await rules_by_team(session)
     as_of = _local_day(end - timedelta(microseconds=1), scope.tz)
-    since = _greatest(session, func.coalesce(Client.owner_since, Client.created_at),
-                      func.coalesce(Client.status_since, Client.created_at), Client.created_at)
-
-    def limit_cutoff(status: str) -> Any:
-        def lim(rules: StatusRules) -> datetime:
-            days = rules.max_potential_days if status == "potential" else rules.max_new_days
-            return _days_at_least(as_of, days + 1, scope.tz)
-        return _per_team({tid: lim(r) for tid, r in teams.items()}, lim(company))
-
-    over = case((Client.status == ClientStatus.POTENTIAL.value,
-                 since < limit_cutoff("potential")), else_=since < limit_cutoff("new"))
-    bounds = [_days_at_least(as_of, 30 * k, scope.tz) for k in range(1, MONTH_BUCKETS)]
+    since = stay_since(session)
+    over = over_maximum(since, as_of, scope.tz, company, teams, User.team_id)
+    bounds = month_bounds(as_of, scope.tz)
     where = [Client.owner_id.in_(scope.ids or [-1]), Client.archived_at.is_(None),
              Client.status.in_([ClientStatus.POTENTIAL.value, ClientStatus.NEW.value])]
     counts = [func.count(Client.id)] + [

@@ -2,4 +2,5 @@
 
 - ``models``: Task, TaskKind, TaskStatus
 - ``services``: create, complete and route tasks; the missed-call rules
+- ``leads``: «Заполните карточку» for a lead an unknown caller created
 """

@@ -256,7 +256,7 @@ async def _lock_client(session: AsyncSession, client_id: int) -> None:
         )
 
 
-async def _routing(
+async def client_task_routing(
     session: AsyncSession, call: Call, client: Client, rang: Sequence[str]
 ) -> tuple[int | None, int | None]:
     """(assignee, team) of a callback: the client's owner, else the queue's or ringer's team."""
@@ -341,7 +341,7 @@ async def create_missed_call_callback(
     client = await session.get(Client, call.client_id)
     if client is None:
         return None
-    assignee_id, team_id = await _routing(session, call, client, rang)
+    assignee_id, team_id = await client_task_routing(session, call, client, rang)
     ended = call.ended_at or call.started_at
     task = await create_task(
         session,

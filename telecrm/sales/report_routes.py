@@ -12,16 +12,14 @@ import csv
 import io
 from datetime import date, datetime, timedelta
 from typing import Any
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 import aiohttp_jinja2
 from aiohttp import web
-from sqlalchemy import select
 
-from crm_core.clients.models import Client
 from crm_core.clock import local_today
 from crm_core.errors import DomainError, NotFoundError
-from crm_core.people import access
 from crm_core.people.models import Role, User
 from crm_core.sales.reports import REPORTS, TITLES
 from telecrm.web.auth import api_user, page_user
@@ -39,8 +37,7 @@ COLUMNS: dict[str, list[tuple[str, str]]] = {
     "overdue-clients": [
         ("name", "Менеджер"), ("group", "Группа"), ("clients", "Клиентов"), ("m0", "< 1 мес"),
         ("m1", "1 мес"), ("m2", "2 мес"), ("m3", "3 мес"), ("m4", "4 мес"), ("m5", "5 мес"),
-        ("m6", "6+ мес"), ("max_days", "Максимум, дней"), ("over_max", "Сверх максимума"),
-        ("over_max_ids", "Клиенты сверх максимума")],
+        ("m6", "6+ мес"), ("max_days", "Максимум, дней"), ("over_max", "Сверх максимума")],
     "summary": [
         ("status", "Состояние"), ("clients", "Клиентов"), ("clients_prev", "Было"),
         ("potential", "Потенциал, ₽"), ("potential_prev", "Было, ₽"), ("paid", "Оплаты, ₽"),
@@ -119,8 +116,41 @@ async def api_report(request: web.Request) -> web.Response:
     return web.json_response({**body, "from": first.isoformat(), "to": last.isoformat()})
 
 
-def _cells(name: str, row: dict[str, Any]) -> list[dict[str, Any]]:
-    """A row as the page shows it: text, a sort key, and the trend for the summary."""
+def _links(name: str, row: dict[str, Any], last: date, owners: list[int]
+           ) -> dict[str, str]:
+    """Figures that open the client list filtered to exactly the clients they count.
+
+    The filters are the reports' own definitions (``crm_core.sales.attention``) judged on
+    the period's last day; a totals row links to all its managers' clients.
+    """
+    ids = [row["user_id"]] if row.get("user_id") else owners
+    if not ids:
+        return {}
+    base = [("owner", str(i)) for i in ids]
+    day = last.isoformat()
+    if name == "contact-frequency":
+        return {"clients": _list_url([*base, ("created_to", day)]),
+                "abandoned": _list_url([*base, ("abandoned", "1"), ("as_of", day)])}
+    if name != "overdue-clients":
+        return {}
+    groups = [row["group"]] if row.get("group") else ["potential", "new"]
+    scope = base + [("status", g) for g in groups]
+    links = {"clients": _list_url(scope),
+             "over_max": _list_url([*scope, ("over_max", "1"), ("as_of", day)])}
+    if row.get("group"):
+        for k in range(7):
+            links[f"m{k}"] = _list_url([*scope, ("stay", str(k)), ("as_of", day)])
+    return links
+
+
+def _list_url(params: list[tuple[str, str]]) -> str:
+    return "/clients?" + urlencode(params)
+
+
+def _cells(name: str, row: dict[str, Any], links: dict[str, str] | None = None
+           ) -> list[dict[str, Any]]:
+    """A row as the page shows it: text, a sort key, the trend for the summary and, for a
+    figure that counts clients, the link to them."""
     cells = []
     for key, _ in COLUMNS[name]:
         value = row.get(key)
@@ -135,40 +165,8 @@ def _cells(name: str, row: dict[str, Any]) -> list[dict[str, Any]]:
             text = f"{float(value):,.0f}".replace(",", "\u00a0")
         trend = row.get(f"{key}_trend")
         cells.append({"key": key, "text": text, "sort": value if value is not None else "",
-                      "trend": trend})
+                      "trend": trend, "href": (links or {}).get(key)})
     return cells
-
-
-def _ids(text: str) -> list[int]:
-    return [int(part) for part in str(text or "").split() if part.isdigit()]
-
-
-async def _over_clients(session: Any, user: User, rows: list[dict[str, Any]]
-                        ) -> list[dict[str, Any]]:
-    """The clients over the maximum, by name, with their manager and group: what the
-    supervisor ticks to give them to another manager (never ids to type)."""
-    wanted = {cid: row for row in rows for cid in _ids(row.get("over_max_ids", ""))}
-    if not wanted:
-        return []
-    found = await session.execute(
-        select(Client.id, Client.name)
-        .where(Client.id.in_(list(wanted)), await access.clients_filter(session, user)))
-    names = dict(found.all())
-    return [{"id": cid, "name": names[cid], "manager": row.get("name"),
-             "group": GROUP_NAMES.get(str(row.get("group")), row.get("group"))}
-            for cid, row in wanted.items() if cid in names]
-
-
-def _name_over_clients(rows: list[list[dict[str, Any]]], over: list[dict[str, Any]]) -> None:
-    """The "over the maximum" cells list client names (links to the cards), not ids."""
-    names = {c["id"]: c["name"] for c in over}
-    for row in rows:
-        for cell in row:
-            if cell["key"] == "over_max_ids":
-                ids = _ids(str(cell["sort"]))
-                cell["links"] = [(cid, names[cid]) for cid in ids if cid in names]
-                cell["more"] = str(cell["sort"]).endswith("…")
-                cell["text"] = ", ".join(n for _, n in cell["links"]) or "—"
 
 
 @aiohttp_jinja2.template("report_page.html")
@@ -176,19 +174,17 @@ async def report_page(request: web.Request) -> dict[str, Any]:
     user = page_user(request)
     name, body, first, last = await _run(request, user)
     days = (last - first).days + 1
-    managers: list[User] = []
-    over: list[dict[str, Any]] = []
-    rows = [_cells(name, r) for r in body["rows"]]
-    if name == "overdue-clients":
-        async with request.app[SESSIONS]() as session:
-            over = await _over_clients(session, user, body["rows"])
-            if user.role in (Role.SUPERVISOR, Role.ADMIN):
-                managers = await access.visible_managers(session, user)  # who may take them
-        _name_over_clients(rows, over)
-    return {"managers": managers, "title": TITLES[name], "name": name, "reports": TITLES,
-            "columns": COLUMNS[name], "over_clients": over,
-            "rows": rows,
-            "totals": _cells(name, body["totals"]) if body.get("totals") else None,
+    owners = [r["user_id"] for r in body["rows"] if r.get("user_id")]
+    owners = list(dict.fromkeys(owners))
+    boss = user.role in (Role.SUPERVISOR, Role.ADMIN)
+    return {"boss": boss, "title": TITLES[name], "name": name, "reports": TITLES,
+            "columns": COLUMNS[name],
+            "rows": [_cells(name, r, _links(name, r, last, owners)) for r in body["rows"]],
+            "totals": (_cells(name, body["totals"], _links(name, body["totals"], last, owners))
+                       if body.get("totals") else None),
+            "over_max_url": _list_url([*[("owner", str(i)) for i in owners],
+                                       ("status", "potential"), ("status", "new"),
+                                       ("over_max", "1"), ("as_of", last.isoformat())]),
             "extra": body, "first": first, "last": last,
             "prev_first": first - timedelta(days=days), "prev_last": first - timedelta(days=1),
             "query": request.query_string,

@@ -1,6 +1,4 @@
 // Report tables sort by any column: click a heading (again to reverse). Numbers sort as numbers.
-import { sendJSON } from "./common.js";
-
 function key(cell) {
   const raw = cell ? cell.getAttribute("data-sort") : "";
   const num = parseFloat(raw);
@@ -22,26 +20,6 @@ function sortBy(table, index, th) {
   rows.forEach((r) => body.appendChild(r));
 }
 
-// The overdue report's form: take clients away and give them to another manager.
-function reassign(form) {
-  const out = document.getElementById("reassign-result");
-  const ids = Array.from(form.querySelectorAll("input[name=client_id]:checked"))
-    .map((box) => Number(box.value));
-  if (!ids.length) { out.textContent = "Отметьте клиентов, которых передать."; return; }
-  out.textContent = "Передаю…";
-  sendJSON("/api/clients/reassign", { client_ids: ids, owner_id: Number(form.owner_id.value),
-                                      reason: form.reason.value })
-    .then((r) => r.json().then((body) => [r.ok, body]))
-    .then(([ok, body]) => {
-      if (!ok) { out.textContent = "Не передано: " + body.error; return; }
-      out.textContent = "Передано клиентов: " + body.reassigned + ".";
-      window.location.reload();
-    })
-    .catch(() => { out.textContent = "Нет связи с сервером."; });
-}
-
-const form = document.getElementById("reassign-form");
-if (form) form.addEventListener("submit", (e) => { e.preventDefault(); reassign(form); });
 document.querySelectorAll("table.report").forEach((table) => {
   if (!table.tHead) return;
   Array.from(table.tHead.rows[0].cells).forEach((th, index) => {

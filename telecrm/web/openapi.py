@@ -7,6 +7,7 @@ from typing import Any
 
 from telecrm.activities.openapi import ACTIVITY_PATHS
 from telecrm.calltracking.openapi import CT_PATHS
+from telecrm.clients.openapi import CLIENT_PATHS, CLIENT_SCHEMAS
 from telecrm.sales.openapi import SALES_PATHS
 
 _NULLABLE_STR = {"type": ["string", "null"]}
@@ -409,11 +410,14 @@ PATHS: dict[str, Any] = {
                                   "type": "string"}}}},
                       **_AUTH_ERRORS, "503": _error("live events unavailable")},
     }},
-    "/api/clients/{id}": _get(
-        "A client card with its calls and next planned contact", _json("client",
-                                                                       _ref("Client")),
-        params=[_ID_PARAM], errors={"403": _error("not for your role"),
-                                    "404": _error("no such client, or not yours")}),
+    **CLIENT_PATHS,
+    "/api/clients/{id}": {
+        **_get("A client card with its calls and next planned contact",
+               _json("client", _ref("Client")), params=[_ID_PARAM],
+               errors={"403": _error("not for your role"),
+                       "404": _error("no such client, or not yours")}),
+        **CLIENT_PATHS["/api/clients/{id}"],
+    },
     "/api/tasks": _get(
         "Open tasks due by the end of the date (overdue included) and every open callback",
         _json("tasks", _list("Task")),
@@ -437,7 +441,7 @@ _DOCUMENT: dict[str, Any] = {
     },
     "paths": PATHS,
     "components": {
-        "schemas": SCHEMAS,
+        "schemas": {**SCHEMAS, **CLIENT_SCHEMAS},
         "securitySchemes": {"session": {"type": "apiKey", "in": "cookie",
                                         "name": "telecrm_session"}},
     },

@@ -11,6 +11,8 @@ from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_core.clients.models import Client
+from crm_core.clients.services import has_placeholder_name
 from crm_core.clock import local_today
 from crm_core.errors import DomainError, NotAllowedError, NotFoundError
 from crm_core.people import access
@@ -44,6 +46,9 @@ from telecrm.web.keys import (
 )
 from telecrm.web.params import day_bounds, parse_day, path_id
 from telecrm.web.present import task_view
+
+CARD_DONE = {"created": "Клиент создан.", "saved": "Карточка сохранена.",
+             "merged": "Клиенты объединены: звонки, сделки, задачи и история перенесены сюда."}
 
 
 async def _staff(request: web.Request) -> dict[str, str]:
@@ -220,12 +225,18 @@ async def _client_context(request: web.Request, user: User) -> dict[str, Any]:
                                             hooks=request.app[CALL_HOOKS])
         tasks = await access.visible_tasks(session, user, client_id=client_id)
         card = await card_context(session, user, client, _tz(request))
+        merged_into = (await session.get(Client, client.merged_into_id)
+                       if client.merged_into_id else None)
     now = utcnow()
+    may_edit = access.may_edit_client(user, client) and client.archived_at is None
     return {"title": client.name, "client": client, "calls": calls,
             "tasks": [task_view(t, now) for t in tasks],
             "next_task": task_view(tasks[0], now) if tasks else None,
             "may_listen": access.may_hear_recordings(user), "staff": await _staff(request),
-            **card}
+            # the clients feature (telecrm.clients): the card's forms and merging
+            "may_edit": may_edit, "may_merge": may_edit and access.may_merge_clients(user),
+            "merged_into": merged_into, "done": CARD_DONE.get(request.query.get("done", "")),
+            "is_lead": has_placeholder_name(client), **card}
 
 
 @aiohttp_jinja2.template("client.html")

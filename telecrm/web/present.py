@@ -7,7 +7,7 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from crm_core.clients.models import Client
+from crm_core.clients.models import Client, Contact
 from crm_core.clients.phones import format_phone
 from crm_core.clients.services import has_placeholder_name
 from crm_core.tasks.models import Task
@@ -124,20 +124,51 @@ def client_summary(client: Client) -> dict[str, Any]:
     }
 
 
+CARD_FIELDS = ("inn", "kpp", "legal_address", "actual_address", "site", "industry", "region",
+               "found_via", "comment")
+
+
+def contact_to_dict(contact: Contact) -> dict[str, Any]:
+    """A contact person (``phones`` and ``emails`` loaded)."""
+    emails = [m.address for m in contact.emails]
+    return {"id": contact.id, "name": contact.name, "position": contact.position,
+            "email": emails[0] if emails else None, "emails": emails,
+            "phones": [p.e164 for p in contact.phones],
+            "archived_at": isoformat(contact.archived_at)}
+
+
+def client_list_item(client: Client, phones: list[str]) -> dict[str, Any]:
+    """A client in ``GET /api/clients`` (as ``search_clients`` loads it) and his numbers."""
+    owner = client.owner
+    return {
+        "id": client.id, "name": client.name, "status": client.status,
+        "owner": None if owner is None else {
+            "id": owner.id, "name": owner.name, "extension": owner.extension},
+        "phones": phones,
+        "inn": client.inn, "abc_group": client.abc_group,
+        "last_contact_at": isoformat(client.last_contact_at),
+        "archived": client.archived_at is not None,
+    }
+
+
 def client_to_dict(client: Client, calls: list[dict[str, Any]],
                    next_task: dict[str, Any] | None) -> dict[str, Any]:
-    """``GET /api/clients/{id}``: the card, its visible calls and the next planned contact."""
+    """``GET /api/clients/{id}``: the card, its visible calls and the next planned contact.
+
+    Contacts, phones and e-mails must be loaded (``access.visible_client`` does).
+    """
     return {
         **client_summary(client),
         "source": client.source,
+        **{field: getattr(client, field) for field in CARD_FIELDS},
+        "emails": [m.address for m in client.emails if m.contact_id is None],
         "annual_potential": (None if client.annual_potential is None
                              else str(client.annual_potential)),
+        "abc_group": client.abc_group,
+        "archived_at": isoformat(client.archived_at),
+        "merged_into_id": client.merged_into_id,
         "created_at": isoformat(client.created_at),
-        "contacts": [
-            {"id": c.id, "name": c.name, "position": c.position, "email": c.email,
-             "phones": [p.e164 for p in c.phones]}
-            for c in client.contacts if c.archived_at is None
-        ],
+        "contacts": [contact_to_dict(c) for c in client.contacts if c.archived_at is None],
         "next_contact": next_task,
         "calls": calls,
     }

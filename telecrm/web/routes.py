@@ -6,6 +6,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from telecrm import clients as clients_routes
 from telecrm.activities import routes as activities_routes
 from telecrm.calltracking import routes as calltracking_routes
 from telecrm.people import admin_pages as people_admin_pages
@@ -33,6 +34,7 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/api/talktime", api.talktime)
     r.add_get("/api/events", sse.events)
     r.add_get("/api/clients/{id}", api.get_client)
+    clients_routes.add_routes(r)  # /clients, /clients/new, /api/clients ...
     r.add_get("/api/tasks", api.list_tasks)
     # pages
     r.add_get("/", pages.index)

@@ -17,6 +17,7 @@ from telecrm.web.keys import USER, WEB_SESSION
 # (path, label, roles that see it): the navigation grows by adding a line.
 NAV = [
     ("/today", "Сегодня", {Role.MANAGER, Role.SUPERVISOR, Role.ADMIN}),
+    ("/clients", "Клиенты", {Role.MANAGER, Role.SUPERVISOR, Role.ADMIN}),
     ("/team", "Команда", {Role.SUPERVISOR, Role.ADMIN}),
     ("/calls/live", "Прослушка", {Role.SUPERVISOR, Role.ADMIN}),
     ("/outcomes", "Без итога", {Role.SUPERVISOR, Role.ADMIN}),

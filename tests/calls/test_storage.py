@@ -223,7 +223,8 @@ async def test_in_progress_then_ended_updates_the_same_call(
     assert await count(db_session, CallLeg) == 3
     await db_session.refresh(lead)
     assert lead.owner_id == managers["102"].id  # the lead follows who talked
-    assert await count(db_session, AuditLog, AuditLog.entity_id == lead.id) == 2
+    assert await count(db_session, AuditLog, AuditLog.entity == "client",
+                       AuditLog.entity_id == lead.id) == 2
 
     # A replay of the start never rewinds an ended call.
     stale = await record_call(db_session, ringing, hooks=HOOKS)
@@ -424,7 +425,11 @@ async def test_concurrent_writers_make_one_lead_and_no_duplicate_calls(db_url: s
             assert await count(session, Call) == 3
             assert await count(session, Client) == 1
             assert await count(session, CallLeg) == 6
-            assert await count(session, AuditLog, AuditLog.action == "create") == 1
+            assert await count(session, AuditLog, AuditLog.action == "create",
+                               AuditLog.entity == "client") == 1
+            # and one «Заполните карточку» task, from the call that created the lead
+            assert await count(session, AuditLog, AuditLog.action == "create",
+                               AuditLog.entity == "task") == 1
     finally:
         await engine.dispose()
 

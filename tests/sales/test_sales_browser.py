@@ -138,16 +138,20 @@ async def test_overdue_clients_are_taken_away_in_bulk(served: str) -> None:
         row = page.locator("#report-table tbody tr", has_text="Иван").filter(
             has_text="Потенциальные")
         assert await row.locator("td[data-key=over_max]").inner_text() == "1"
-        # the clients over the maximum are named (links to their cards) and ticked
-        assert await row.locator("td[data-key=over_max_ids] a").all_inner_texts() == ["Бета"]
-        picked = page.locator("#reassign-form label.report-check")
-        assert [t.strip() for t in await picked.all_inner_texts()] == ["Бета — Иван, потенциальные"]
-        assert await picked.locator("input").is_checked()
-        assert "2" not in await row.locator("td[data-key=over_max_ids]").inner_text()
         await screenshot(page, "sales-overdue")
+        # the figure opens exactly those clients; the supervisor ticks them and gives them away
+        await row.locator("td[data-key=over_max] a").click()
+        await page.wait_for_url("**/clients?*over_max=1*")
+        assert await page.inner_text("#found-count") == "1"
+        [listed] = await page.locator("#clients tbody tr td.cl-name a").all_inner_texts()
+        assert listed == "Бета"  # c2: 213 days potential with Иван, over 90
+        await page.check("#clients tbody tr >> input[name=client_id]")
         await page.select_option("#reassign-form select[name=owner_id]", label="Ольга (102)")
         async with page.expect_navigation():
-            await page.click("#reassign-form button[type=submit]")
+            await page.click("#reassign-submit")
+        assert "Передано клиентов: 1." in await page.inner_text("#cl-done")
+        assert await page.inner_text("#found-count") == "0"  # with Ольга since today
+        await page.goto(f"{served}/reports/overdue-clients?{PERIOD}")
         row = page.locator("#report-table tbody tr", has_text="Иван").filter(
             has_text="Потенциальные")
         assert await row.locator("td[data-key=over_max]").inner_text() == "0"

@@ -182,9 +182,13 @@ async def test_unknown_caller_becomes_a_lead_with_a_callback(
     db_session: AsyncSession, staff: dict[str, User]
 ) -> None:
     await write(db_session, missed("m.1", rang=("102", "101")))
-    [task] = await tasks(db_session)
-    assert task.assignee_id == staff["102"].id  # the lead's owner: the first who rang
-    assert task.client_id is not None
+    callback, fill_card = sorted(await tasks(db_session), key=lambda t: t.kind != "callback")
+    assert callback.kind == "callback"
+    assert callback.assignee_id == staff["102"].id  # the lead's owner: the first who rang
+    assert callback.client_id is not None
+    # and the lead's card is to be filled in, by the same person
+    assert fill_card.title.startswith("Заполните карточку")
+    assert (fill_card.assignee_id, fill_card.client_id) == (staff["102"].id, callback.client_id)
 
 
 @pytest.mark.parametrize(
