@@ -29,6 +29,7 @@ from crm_core.calls.hooks import NO_HOOKS, CallHooks
 from crm_core.calls.models import Call, CallLeg, CallStatus, Direction
 from crm_core.calls.services import call_to_dict
 from crm_core.clients.models import Client, Contact
+from crm_core.errors import NotAllowedError, NotFoundError
 from crm_core.people.models import Role, Team, User
 from crm_core.tasks.models import Task, TaskStatus
 from crm_core.timestamps import ensure_utc
@@ -162,6 +163,17 @@ async def visible_call(session: AsyncSession, user: User, call_id: int) -> Call 
     """The call if it exists and ``user`` may see it (client and recordings loaded)."""
     stmt = _call_query().where(Call.id == call_id, await calls_filter(session, user))
     return await session.scalar(stmt)
+
+
+async def openable_client(session: AsyncSession, user: User, client_id: int) -> Client:
+    """:func:`visible_client`, or the refusal the user gets: his role opens no cards,
+    or this client does not exist for him."""
+    if not may_see_clients(user):
+        raise NotAllowedError("clients.role_no_cards", "your role has no access to client cards")
+    client = await visible_client(session, user, client_id)
+    if client is None:
+        raise NotFoundError("clients.not_found", "no such client")
+    return client
 
 
 async def can_see_call(session: AsyncSession, user: User, call_id: int) -> bool:

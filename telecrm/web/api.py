@@ -214,12 +214,8 @@ async def originate(request: web.Request) -> web.Response:
 async def get_client(request: web.Request) -> web.Response:
     user = api_user(request)
     client_id = path_id(request)
-    if not access.may_see_clients(user):
-        raise NotAllowedError("clients.role_no_cards", "your role has no access to client cards")
     async with request.app[SESSIONS]() as session:
-        client = await access.visible_client(session, user, client_id)
-        if client is None:
-            raise NotFoundError("clients.not_found", "no such client")
+        client = await access.openable_client(session, user, client_id)
         calls = await access.visible_calls(session, user, client_id=client_id, limit=500,
                                             hooks=request.app[CALL_HOOKS])
         tasks = await access.visible_tasks(session, user, client_id=client_id)

@@ -215,12 +215,8 @@ async def today_talk(request: web.Request) -> dict[str, Any]:
 
 async def _client_context(request: web.Request, user: User) -> dict[str, Any]:
     client_id = path_id(request)
-    if not access.may_see_clients(user):
-        raise NotAllowedError("clients.role_no_cards", "your role has no access to client cards")
     async with request.app[SESSIONS]() as session:
-        client = await access.visible_client(session, user, client_id)
-        if client is None:
-            raise NotFoundError("clients.not_found", "no such client")
+        client = await access.openable_client(session, user, client_id)
         calls = await access.visible_calls(session, user, client_id=client_id, limit=500,
                                             hooks=request.app[CALL_HOOKS])
         tasks = await access.visible_tasks(session, user, client_id=client_id)
@@ -249,12 +245,8 @@ async def client_history(request: web.Request) -> dict[str, Any]:
     """The client's timeline alone, for the card to refresh itself on live events."""
     user = page_user(request)
     client_id = path_id(request)
-    if not access.may_see_clients(user):
-        raise NotAllowedError("clients.role_no_cards", "your role has no access to client cards")
     async with request.app[SESSIONS]() as session:
-        client = await access.visible_client(session, user, client_id)
-        if client is None:
-            raise NotFoundError("clients.not_found", "no such client")
+        client = await access.openable_client(session, user, client_id)
         timeline = await timeline_context(session, user, client)
     return {"client": client, "staff": await _staff(request), **timeline}
 

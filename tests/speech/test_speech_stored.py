@@ -112,7 +112,8 @@ async def test_finalized_call_is_transcribed_from_the_stored_stereo(
             str(later), "--db", db)
 
     # -- the backlog: the job finds the stored stereo and splits it
-    out = telecrm("transcribe", "--backlog", "--threads", "1", "--db", db)
+    out = telecrm("transcribe", "--backlog", "--threads", "1", "--db", db,
+                  process=True)  # its progress is logged to the process's stderr
     assert json.loads(out.stdout) == {"transcribed": 1, "failed": 0, "errors": {}}
     assert "1/1 calls" in out.stderr and "h audio" in out.stderr and "ETA" in out.stderr
     _, transcript, results, scripts = await rows(db)
@@ -133,5 +134,5 @@ async def test_finalized_call_is_transcribed_from_the_stored_stereo(
     assert [s["id"] for s in result.result["stages"]] == ["greeting"]
 
     # -- resumable: a second run has nothing left to do
-    again = telecrm("transcribe", "--backlog", "--db", db)
+    again = telecrm("transcribe", "--backlog", "--db", db, process=True)
     assert "nothing to transcribe" in again.stderr
