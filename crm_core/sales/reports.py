@@ -125,13 +125,6 @@ def _contact_clauses() -> list[Any]:
             Call.direction != Direction.INTERNAL.value]
 
 
-def _later(a: Any, b: Any) -> Any:
-    """The later of two nullable timestamps, in SQL (GREATEST and SQLite's max() both
-    give NULL when either is NULL)."""
-    return type_coerce(case((a.is_(None), b), (b.is_(None), a), (a > b, a), else_=b),
-                        UTCDateTime())
-
-
 # -- ЧЧК: contact frequency -------------------------------------------------------------------
 
 
