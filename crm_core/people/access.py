@@ -26,7 +26,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, selectinload
 
 from crm_core.calls.hooks import NO_HOOKS, CallHooks
-from crm_core.calls.models import Call, CallLeg, CallStatus, Direction
+from crm_core.calls.log import call_query, took_part
+from crm_core.calls.models import Call, CallStatus, Direction
 from crm_core.calls.services import call_to_dict
 from crm_core.clients.models import Client, Contact
 from crm_core.people.models import Role, Team, User
@@ -110,12 +111,10 @@ async def calls_filter(session: AsyncSession, user: User) -> ColumnElement[bool]
     if user.role not in (Role.MANAGER, Role.SUPERVISOR):
         return false()
     ids, extensions, queue = await _scope(session, user)
-    took_part = exists().where(
-        CallLeg.call_id == Call.id,
-        or_(CallLeg.user_id.in_(ids), CallLeg.extension.in_(extensions or [""])),
-    )
-    owned = Call.client_id.in_(select(Client.id).where(Client.owner_id.in_(ids)))
-    clauses: list[ColumnElement[bool]] = [took_part, owned]
+    # Per call, a lookup by primary key: a page of the log tests a few hundred calls, where
+    # ``client_id IN (every client of the team)`` built a list of thousands each time.
+    owned = exists().where(Client.id == Call.client_id, Client.owner_id.in_(ids)).correlate(Call)
+    clauses: list[ColumnElement[bool]] = [took_part(ids, extensions), owned]
     if queue:
         clauses.append(Call.queue == queue)
     return or_(*clauses)
@@ -128,8 +127,39 @@ def redact_call(user: User, call: dict[str, Any]) -> dict[str, Any]:
     return {**call, "recordings": [], "recording_legs": []}
 
 
+def may_search_call_log(user: User) -> bool:
+    """The call log page (filters, CSV) is for the sales floor; a marketer has call tracking."""
+    return user.role in (Role.MANAGER, Role.SUPERVISOR, Role.ADMIN)
+
+
+def may_filter_by_recordings(user: User) -> bool:
+    """Whether a call has a recording or a script check is recordings data: not for marketers."""
+    return may_hear_recordings(user)
+
+
+async def pickable_people(session: AsyncSession, user: User) -> list[User]:
+    """Whose calls ``user`` may pick in the call log's filter: his team (admin: everyone with
+    a phone), former staff included, so old calls stay searchable. A manager picks nobody:
+    he sees his own calls anyway."""
+    stmt = select(User).where(User.extension.is_not(None))
+    if user.role == Role.ADMIN:
+        pass
+    elif user.role == Role.SUPERVISOR and user.team_id is not None:
+        stmt = stmt.where(User.team_id == user.team_id)
+    else:
+        return []
+    return list(await session.scalars(stmt.order_by(User.active.desc(), User.name, User.id)))
+
+
+async def pickable_teams(session: AsyncSession, user: User) -> list[Team]:
+    """Teams ``user`` may pick in the call log's filter: every team for an admin only."""
+    if user.role != Role.ADMIN:
+        return []
+    return list(await session.scalars(select(Team).order_by(Team.name)))
+
+
 def _call_query() -> Any:
-    return select(Call).options(joinedload(Call.client), selectinload(Call.recordings))
+    return call_query()
 
 
 async def visible_calls(
