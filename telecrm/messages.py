@@ -27,6 +27,26 @@ GENERIC: dict[Kind, str] = {
 
 # code -> sentence; ``{name}`` is filled from the error's params.
 MESSAGES: dict[str, str] = {
+    # the call log's filters (telecrm.calls)
+    "calls.filter_too_long": "Слишком длинное значение в поле «{label}».",
+    "calls.bad_number_field": "В поле «{label}» нужно целое число, а не «{value}».",
+    "calls.bad_choice": "В поле «{label}» нет варианта «{value}».",
+    "calls.bad_moment": "«{value}» — не дата. Укажите дату в поле «{label}».",
+    "calls.period_reversed": "Начало периода позже его конца.",
+    "calls.period_too_long": "Выберите период не длиннее {days} дней.",
+    "calls.unknown_manager": "Такого сотрудника нет в вашем списке.",
+    "calls.unknown_team": "Такой команды нет в вашем списке.",
+    "calls.unknown_client": "Такого клиента нет или он вам недоступен.",
+    "calls.client_name_too_broad": "Под «{text}» подходит слишком много клиентов — "
+                                   "уточните название.",
+    "calls.bad_phone": "«{number}» — не номер телефона. Напишите номер целиком, "
+                       "например +7 926 555-00-99.",
+    "calls.recordings_not_allowed": "Фильтры по записям и проверкам скрипта недоступны "
+                                    "для вашей роли.",
+    "calls.log_not_allowed": "Журнал звонков недоступен для вашей роли: источники звонков "
+                             "— в коллтрекинге.",
+    "calls.bad_cursor": "Ссылка на страницу списка устарела — откройте список заново.",
+    "calls.bad_sort": "Такой сортировки нет.",
 }
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from telecrm.calls import routes as calls_routes
 from telecrm.calltracking import routes as calltracking_routes
 from telecrm.recordings import routes as recordings_routes
 from telecrm.sales import routes as sales_routes
@@ -23,7 +24,6 @@ def add_routes(app: web.Application) -> None:
     r.add_post("/api/logout", api.logout)
     r.add_get("/api/me", api.me)
     r.add_get("/api/openapi.json", api.openapi)
-    r.add_get("/api/calls", api.list_calls)
     r.add_post("/api/calls/originate", api.originate)
     r.add_get("/api/calls/{id}", api.get_call)
     r.add_get("/api/calls/{id}/recording", api.call_recording)
@@ -39,11 +39,18 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/today", pages.today)
     r.add_get("/clients/{id}", pages.client_card)
     r.add_get("/clients/{id}/history", pages.client_history)
-    r.add_get("/calls", pages.calls_page)
     r.add_get("/team", pages.team_page)
+    calls_routes.add_routes(r)
     talktime_routes.add_routes(r)
     recordings_routes.add_routes(r)
     speech_routes.add_routes(r)
     calltracking_routes.add_routes(r)
     sales_routes.add_routes(r)
+    r.add_get("/favicon.ico", favicon)
     r.add_static("/static/", STATIC_DIR, name="static", append_version=True)
+
+
+async def favicon(request: web.Request) -> web.FileResponse:
+    """Browsers ask for /favicon.ico on every site; answering it keeps their consoles clean."""
+    return web.FileResponse(STATIC_DIR / "favicon.ico",
+                            headers={"Cache-Control": "public, max-age=86400"})

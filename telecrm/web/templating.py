@@ -19,7 +19,7 @@ NAV = [
     ("/today", "Сегодня", {Role.MANAGER, Role.SUPERVISOR, Role.ADMIN}),
     ("/team", "Команда", {Role.SUPERVISOR, Role.ADMIN}),
     ("/calls/live", "Прослушка", {Role.SUPERVISOR, Role.ADMIN}),
-    ("/calls", "Звонки", {Role.MANAGER, Role.SUPERVISOR, Role.MARKETER, Role.ADMIN}),
+    ("/calls", "Звонки", {Role.MANAGER, Role.SUPERVISOR, Role.ADMIN}),
     ("/talktime", "Норма", {Role.MANAGER, Role.SUPERVISOR, Role.ADMIN}),
     ("/tasks", "Задачи", {Role.MANAGER, Role.SUPERVISOR, Role.ADMIN}),
     ("/deals", "Сделки", {Role.MANAGER, Role.SUPERVISOR, Role.ADMIN}),

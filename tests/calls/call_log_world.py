@@ -1,10 +1,10 @@
-"""A sales floor with ten days of calls, for the call log's tests (core, web and browser).
+"""A sales floor with twelve days of calls, for the call log's tests (core, web and browser).
 
 Import the fixtures under their names: ``from tests.calls.call_log_world import
 call_log_db_fixture, call_log_template_fixture`` (pytest registers ``call_log_db``).
 
 On top of ``seed_world`` (users of every role, three clients, four calls of today):
-for each of the ten days up to the pinned "now" (2026-11-20 12:00 Moscow time), each
+for each of the twelve days up to the pinned "now" (2026-11-20 12:00 Moscow time), each
 of the three managers has an answered outbound call (talk 10 s to 200 s), a busy
 outbound call and an inbound call from his client that rang him and a colleague and
 was missed; every third day an inbound call comes through the billboard's number
@@ -38,7 +38,7 @@ from tests.support.pg_server import PostgresServer
 
 NOW = "2026-11-20T12:00:00+03:00"  # the pinned clock of these tests
 NOW_UTC = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
-DAYS = 10
+DAYS = 12
 BILLBOARD_DID = "+74951110005"
 BILLBOARD = "Билборд на Садовом"
 # extension -> (client's number, a colleague whose phone also rings)
