@@ -58,6 +58,8 @@ class Call(Base):
         Index("ix_calls_client_id_started_at", "client_id", "started_at",
               postgresql_where=text("answered_at IS NOT NULL"),
               sqlite_where=text("answered_at IS NOT NULL")),
+        # A team's calls through its queue in a period (the call log; migration 0014).
+        Index("ix_calls_queue_started_at", "queue", "started_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -74,7 +76,7 @@ class Call(Base):
     talk_seconds: Mapped[float] = mapped_column(default=0.0)
     transferred: Mapped[bool] = mapped_column(default=False, server_default=false())
     # The Asterisk queue the call went through, if any (routes missed-call callbacks).
-    queue: Mapped[str | None] = mapped_column(String(80), index=True)
+    queue: Mapped[str | None] = mapped_column(String(80))
     # Extensions that talked, in order, as the call tracker reported them.
     managers: Mapped[list[str]] = mapped_column(default=list)
     # True when this call created its client (a lead); its owner follows the call.

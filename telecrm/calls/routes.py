@@ -18,15 +18,18 @@ from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 import aiohttp_jinja2
+import phonenumbers
 from aiohttp import web
 from multidict import MultiDict
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.calls.log import Cursor, call_log_page, iter_call_log
 from crm_core.calls.models import Call
 from crm_core.calls.services import call_attempts, call_to_dict
 from crm_core.calltracking.attribution import source_label
 from crm_core.calltracking.call_log import channels
+from crm_core.clients.phones import DEFAULT_REGION, normalize_phone
 from crm_core.clock import local_today
 from crm_core.errors import DomainError, NotAllowedError
 from crm_core.people import access
@@ -44,6 +47,11 @@ CSV_MAX_ROWS = 100_000  # the most one CSV holds; the last line says when it was
 SORT_LABELS = {"newest": "Сначала новые", "oldest": "Сначала старые",
                "longest": "Сначала долгие"}
 FLAG_LABELS = {"": "Все", "yes": "Есть", "no": "Нет"}
+
+
+async def _scope(session: AsyncSession, user: User, parsed: LogQuery) -> ColumnElement[bool]:
+    """The calls ``user`` may see, told the period the log looks at (cheaper to ask)."""
+    return await access.calls_filter(session, user, since=parsed.since, until=parsed.until)
 
 
 def _tz(request: web.Request) -> ZoneInfo:
@@ -90,6 +98,13 @@ def _days(since: datetime, until: datetime, tz: ZoneInfo) -> tuple[date, date]:
     return since.astimezone(tz).date(), max(last, since.astimezone(tz).date())
 
 
+def _typed_day(raw: str, default: date) -> date:
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        return default
+
+
 async def calls_page(request: web.Request) -> web.Response:
     user = page_user(request)
     if not access.may_search_call_log(user):
@@ -117,7 +132,7 @@ async def calls_page(request: web.Request) -> web.Response:
         if parsed is not None:
             values = parsed.values
             client_name = parsed.client.name if parsed.client is not None else None
-            page = await call_log_page(session, await access.calls_filter(session, user),
+            page = await call_log_page(session, await _scope(session, user, parsed),
                                        parsed.filter, sort=parsed.sort, cursor=parsed.cursor,
                                        limit=parsed.limit)
             hooks = request.app[CALL_HOOKS]
@@ -130,8 +145,8 @@ async def calls_page(request: web.Request) -> web.Response:
     today = local_today(tz)
     if parsed is not None and parsed.since is not None and parsed.until is not None:
         first, last = _days(parsed.since, parsed.until, tz)
-    else:
-        first = last = today
+    else:  # the form shows back the days as typed, so a reversed period can be fixed
+        first, last = _typed_day(values["since"], today), _typed_day(values["until"], today)
     quick = [("Сегодня", today, today), ("Вчера", today - timedelta(days=1),
                                           today - timedelta(days=1)),
              ("7 дней", today - timedelta(days=6), today),
@@ -163,28 +178,58 @@ CSV_COLUMNS = ("Дата", "Время", "Направление", "Статус
                "Разговор", "Источник", "Запись", "Звонок в CRM")
 
 
+# Excel runs a cell that starts with one of these as a formula (and "+7 916 ..." as a broken
+# one): such text gets an apostrophe, which Excel shows as text (OWASP: CSV injection).
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _text(value: str) -> str:
+    return "'" + value if value.startswith(_FORMULA_STARTS) else value
+
+
+def excel_phone(e164: str | None) -> str:
+    """A Russian number as people write it, ``8 (916) 123-45-67``: text to Excel, no formula."""
+    if not e164:
+        return ""
+    try:
+        number = phonenumbers.parse(e164, DEFAULT_REGION)
+    except phonenumbers.NumberParseException:
+        return _text(e164)
+    if phonenumbers.region_code_for_number(number) == DEFAULT_REGION:
+        return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.NATIONAL)
+    return _text(phone_text(e164))
+
+
+def _client(call: Call) -> str:
+    """The client's name; a lead still named after its number is written as the number."""
+    if call.client is None:
+        return ""
+    name = call.client.name
+    e164 = normalize_phone(name) if name.startswith("+") else None
+    return excel_phone(e164) if e164 else _text(name)
+
+
 def _names(extensions: Iterable[str], staff: dict[str, str]) -> str:
-    return ", ".join(staff.get(ext, ext) for ext in extensions)
+    return _text(", ".join(staff.get(ext, ext) for ext in extensions))
 
 
 def csv_row(call: Call, tz: ZoneInfo, staff: dict[str, str], origin: str,
             may_listen: bool) -> list[str]:
-    """One call as a CSV line for Russian Excel (local time, whole seconds, names)."""
+    """One call as a CSV line for Russian Excel (local time, whole seconds, names; no cell
+    Excel would take for a formula)."""
     started = call.started_at.astimezone(tz)
     attempts = [a["name"] or staff.get(a["extension"], a["extension"])
                 for a in call_attempts(call)]
-    row = [started.strftime("%d.%m.%Y"), started.strftime("%H:%M:%S"),
-           DIRECTIONS.get(call.direction, call.direction), STATUSES.get(call.status, call.status),
-           call.client.name if call.client is not None else "",
-           phone_text(call.client_number) if call.client_number else "",
-           phone_text(call.did) if call.did else "",
-           ", ".join(attempts), _names(call.managers, staff),
-           str(round(call.ring_seconds)), str(round(call.talk_seconds)),
-           duration(call.talk_seconds),
-           source_label(getattr(call, "ct_attribution", None)) or "",
-           ("есть" if call.recordings else "нет") if may_listen else "",
-           f"{origin}/calls/{call.id}"]
-    return row
+    return [started.strftime("%d.%m.%Y"), started.strftime("%H:%M:%S"),
+            DIRECTIONS.get(call.direction, call.direction),
+            STATUSES.get(call.status, call.status), _client(call),
+            excel_phone(call.client_number), excel_phone(call.did),
+            _text(", ".join(attempts)), _names(call.managers, staff),
+            str(round(call.ring_seconds)), str(round(call.talk_seconds)),
+            duration(call.talk_seconds),
+            _text(source_label(getattr(call, "ct_attribution", None)) or ""),
+            ("есть" if call.recordings else "нет") if may_listen else "",
+            f"{origin}/calls/{call.id}"]
 
 
 def _csv_text(rows: Iterable[list[str]]) -> str:
@@ -215,7 +260,7 @@ async def calls_csv(request: web.Request) -> web.StreamResponse:
             "Cache-Control": "no-store"})
         await response.prepare(request)
         await response.write(("\ufeff" + _csv_text([list(CSV_COLUMNS)])).encode("utf-8"))
-        scope = await access.calls_filter(session, user)
+        scope = await _scope(session, user, parsed)
         batch: list[list[str]] = []
         sent = 0
         async for call in iter_call_log(session, scope, parsed.filter, sort=parsed.sort,
@@ -247,7 +292,7 @@ async def list_calls(request: web.Request) -> web.Response:
     user = api_user(request)
     async with request.app[SESSIONS]() as session:
         parsed = await parse(request, session, user)
-        page = await call_log_page(session, await access.calls_filter(session, user),
+        page = await call_log_page(session, await _scope(session, user, parsed),
                                    parsed.filter, sort=parsed.sort, cursor=parsed.cursor,
                                    limit=parsed.limit)
         hooks = request.app[CALL_HOOKS]

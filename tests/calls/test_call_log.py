@@ -215,6 +215,16 @@ async def test_visibility_holds_under_every_filter(floor: tuple[CallLogWorld, As
         for sort in ("newest", "longest"):
             found = set(await every_call(session, scope, f, sort, limit=10))
             assert found <= mine, (username, f)
+    # Told the period, the scope finds the people's calls from their legs of that period:
+    # the same calls.
+    for since, until in ((NOW_UTC - timedelta(days=3), NOW_UTC),
+                         (NOW_UTC - timedelta(days=12), NOW_UTC - timedelta(days=5))):
+        narrow = await access.calls_filter(session, user, since=since, until=until)
+        f = CallLogFilter(since=since, until=until)
+        want = expected(world, lambda t, a=since, b=until: visible_to(username, t)
+                        and a <= t["started_at"] < b)
+        assert want, (username, since)
+        assert set(await every_call(session, narrow, f, limit=10)) == want, (username, since)
 
 
 async def test_cursors_are_checked(floor: tuple[CallLogWorld, AsyncSession]) -> None:

@@ -21,6 +21,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from crm_core.calls.services import record_call
 from crm_core.db import create_engine, session_factory
 from crm_core.speech.transcripts import save_transcript
 from telecrm.app import create_app
@@ -33,10 +34,11 @@ from tests.calls.call_log_world import (
     CallLogWorld,
     call_log_db_fixture,  # noqa: F401
     call_log_template_fixture,  # noqa: F401
+    outbound,
     participants,
     visible_to,
 )
-from tests.support.browser import PASSWORD, free_port, serve_app
+from tests.support.browser import HOOKS, PASSWORD, free_port, serve_app
 from tests.support.db_fixtures import postgres_server_fixture  # noqa: F401
 
 pytestmark = pytest.mark.clock(NOW)
@@ -267,9 +269,25 @@ async def test_the_csv_opens_in_russian_excel(served: Served, monkeypatch: pytes
     assert missed["Кто звонил / кому звонили"] == "Ольга Смирнова, Иван Петров"
     answered = got[served.world.linkedids["d1.101.out"]]
     assert answered["Говорили"] == "Иван Петров" and answered["Клиент"] == "ООО Ромашка"
-    assert answered["Номер клиента"] == "+7 916 123-45-67" and answered["Запись"] == "есть"
+    assert answered["Номер клиента"] == "8 (916) 123-45-67" and answered["Запись"] == "есть"
     billboard = got[served.world.linkedids["d3.bb"]]
-    assert billboard["Источник"] == BILLBOARD
+    assert billboard["Источник"] == BILLBOARD and billboard["Наш номер"] == "8 (495) 111-00-05"
+    # A lead is named after its number ("+7 999 ..."): Excel must not take it for a formula.
+    engine = create_engine(served.db_url)
+    try:
+        async with session_factory(engine, writer=True)() as session, session.begin():
+            await record_call(session, outbound("lead.1", "101", "+7 999 000-11-22",
+                                                NOW_UTC - timedelta(minutes=20), 30.0),
+                              hooks=HOOKS)
+    finally:
+        await engine.dispose()
+    async with served.http["sokolova"].get(url) as response:
+        rows = list(csv.reader(io.StringIO((await response.read()).decode("utf-8-sig")),
+                               delimiter=";"))
+    lead = next(dict(zip(rows[0], row, strict=True)) for row in rows[1:]
+                if row[5] == "8 (999) 000-11-22")
+    assert lead["Клиент"] == "8 (999) 000-11-22"
+    assert not [cell for row in rows for cell in row if cell[:1] in ("=", "+", "-", "@")]
     # Bounded: the last line says the export was cut.
     import telecrm.calls.routes as calls_routes
 
@@ -338,7 +356,9 @@ async def test_the_call_log_page_filters_pages_and_links(served: Served) -> None
         html = await response.text()
     assert "«123» — не номер телефона" in html and 'id="call-filters"' in html
     async with http.get(f"{served.base}/calls?since=2026-11-20&until=2026-11-01") as response:
-        assert "Начало периода позже его конца." in await response.text()
+        html = await response.text()
+    assert "Начало периода позже его конца." in html
+    assert 'name="since" value="2026-11-20"' in html and 'name="until" value="2026-11-01"' in html
     # Older links by day still work.
     async with http.get(f"{served.base}/calls?date=2026-11-19") as response:
         html = await response.text()

@@ -1,10 +1,11 @@
-"""the call log: a person's legs by time.
+"""the call log: a person's legs and a queue's calls by time.
 
-The call log's filter by manager or team looks for the person's legs around the
+The call log's filter by manager or team looks for the people's legs around the
 period (``crm_core.calls.log.legs_of``) instead of testing every call of the period
-for his legs. The single-column indexes on ``call_legs.user_id`` and
-``call_legs.extension`` become (column, started_at): the same lookups by person still
-use them, and a person's legs of a week are one range of the index.
+for their legs, and for the team's queue calls of the period. The single-column
+indexes on ``call_legs.user_id``, ``call_legs.extension`` and ``calls.queue`` become
+(column, started_at): the lookups by that column alone still use them, and a
+person's legs (a queue's calls) of a week are one range of the index.
 
 Revision ID: 0014_call_log
 Revises: 0013
@@ -23,17 +24,16 @@ down_revision: str | None = "0013"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-_COLUMNS = ("user_id", "extension")
+_COLUMNS = (("call_legs", "user_id"), ("call_legs", "extension"), ("calls", "queue"))
 
 
 def upgrade() -> None:
-    for column in _COLUMNS:
-        op.create_index(f"ix_call_legs_{column}_started_at", "call_legs",
-                        [column, "started_at"])
-        op.drop_index(f"ix_call_legs_{column}", table_name="call_legs")
+    for table, column in _COLUMNS:
+        op.create_index(f"ix_{table}_{column}_started_at", table, [column, "started_at"])
+        op.drop_index(f"ix_{table}_{column}", table_name=table)
 
 
 def downgrade() -> None:
-    for column in _COLUMNS:
-        op.create_index(f"ix_call_legs_{column}", "call_legs", [column])
-        op.drop_index(f"ix_call_legs_{column}_started_at", table_name="call_legs")
+    for table, column in _COLUMNS:
+        op.create_index(f"ix_{table}_{column}", table, [column])
+        op.drop_index(f"ix_{table}_{column}_started_at", table_name=table)
