@@ -165,7 +165,14 @@ def format_sign_in(url: str) -> str:
 def format_table(calls: list[dict], tz: ZoneInfo) -> str:
     """The call log as a plain table for the terminal."""
     names = {ext: name for _, name, _, ext in DEMO_USERS if ext}
-    header = ("Начало", "Клиент", "Номер", "Менеджер", "Направление", "Статус", "Разговор, с")
+
+    def who(extensions: list[str]) -> str:
+        return ", ".join(f"{ext} {names.get(ext, '')}".strip() for ext in extensions) or "—"
+
+    # "Вызов": whose phone dialled or rang (known even when nobody answered); "Говорили":
+    # who talked.
+    header = ("Начало", "Клиент", "Номер", "Вызов", "Говорили", "Направление", "Статус",
+              "Разговор, с")
     rows = [header]
     for call in calls:
         started = datetime.fromisoformat(call["started_at"]).astimezone(tz)
@@ -173,7 +180,8 @@ def format_table(calls: list[dict], tz: ZoneInfo) -> str:
             started.strftime("%H:%M:%S"),
             call["client_name"] or "—",
             call["client_number"] or "—",
-            ", ".join(f"{ext} {names.get(ext, '')}".strip() for ext in call["managers"]) or "—",
+            who([attempt["extension"] for attempt in call.get("attempts", [])]),
+            who(call["managers"]),
             _DIRECTION.get(call["direction"], call["direction"]),
             _STATUS.get(call["status"], call["status"]),
             f"{call['talk_seconds']:.1f}",

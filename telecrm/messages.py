@@ -491,7 +491,7 @@ MESSAGES: dict[str, str] = {
     "settings.unknown": "Неизвестная настройка «{name}».",
     "settings.bad_value": "Настройка {name}: непригодное значение «{value}».",
     "activities.bosses_only": "Это доступно руководителю или администратору.",
-    "activities.bad_period": "Проверьте даты: «с» не позже «по», не больше {days} дней.",
+    "activities.bad_period": "Проверьте даты: «с» не позже «по», не больше {days:дня|дней|дней}.",
     "outcomes.nothing_to_change": "Укажите новое название итога или отправьте его в архив.",
     "people.no_such_user": "Такого пользователя нет.",
     "talktime.bar_managers_only": "Норма разговора — только у менеджеров.",
@@ -585,6 +585,27 @@ MESSAGES: dict[str, str] = {
                               "клиентов.",
     "clients.merge_not_allowed": "Объединять клиентов может руководитель или администратор.",
     "clients.merge_not_in_team": "Клиент «{client}» не из вашего отдела.",
+
+    # the call log's filters (telecrm.calls)
+    "calls.filter_too_long": "Слишком длинное значение в поле «{label}».",
+    "calls.bad_number_field": "В поле «{label}» нужно целое число, а не «{value}».",
+    "calls.bad_choice": "В поле «{label}» нет варианта «{value}».",
+    "calls.bad_moment": "«{value}» — не дата. Укажите дату в поле «{label}».",
+    "calls.period_reversed": "Начало периода позже его конца.",
+    "calls.period_too_long": "Выберите период не длиннее {days:дня|дней|дней}.",
+    "calls.unknown_manager": "Такого сотрудника нет в вашем списке.",
+    "calls.unknown_team": "Такой команды нет в вашем списке.",
+    "calls.unknown_client": "Такого клиента нет или он вам недоступен.",
+    "calls.client_name_too_broad": "Под «{text}» подходит слишком много клиентов — "
+                                   "уточните название.",
+    "calls.bad_phone": "«{number}» — не номер телефона. Напишите номер целиком, "
+                       "например +7 926 555-00-99.",
+    "calls.recordings_not_allowed": "Фильтры по записям и проверкам скрипта недоступны "
+                                    "для вашей роли.",
+    "calls.log_not_allowed": "Журнал звонков недоступен для вашей роли: источники звонков "
+                             "— в коллтрекинге.",
+    "calls.bad_cursor": "Ссылка на страницу списка устарела — откройте список заново.",
+    "calls.bad_sort": "Такой сортировки нет.",
 }
 
 # What a ``field`` param names, as a sentence calls it (the forms' and API's field names).
@@ -615,7 +636,6 @@ FIELDS: dict[str, str] = {
     "cost_per_month": "стоимость в месяц", "hold_seconds": "время удержания номера",
     "cooldown_seconds": "пауза перед повторной выдачей номера",
     "heartbeat_seconds": "интервал продления", "grace_seconds": "запас после ухода посетителя",
-
 }
 
 

@@ -58,6 +58,8 @@ class Call(Base):
         Index("ix_calls_client_id_started_at", "client_id", "started_at",
               postgresql_where=text("answered_at IS NOT NULL"),
               sqlite_where=text("answered_at IS NOT NULL")),
+        # A team's calls through its queue in a period (the call log; migration 0014).
+        Index("ix_calls_queue_started_at", "queue", "started_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -74,7 +76,7 @@ class Call(Base):
     talk_seconds: Mapped[float] = mapped_column(default=0.0)
     transferred: Mapped[bool] = mapped_column(default=False, server_default=false())
     # The Asterisk queue the call went through, if any (routes missed-call callbacks).
-    queue: Mapped[str | None] = mapped_column(String(80), index=True)
+    queue: Mapped[str | None] = mapped_column(String(80))
     # Extensions that talked, in order, as the call tracker reported them.
     managers: Mapped[list[str]] = mapped_column(default=list)
     # True when this call created its client (a lead); its owner follows the call.
@@ -95,17 +97,20 @@ class CallLeg(Base):
     """One Asterisk channel of a call (``uniqueid``): who was on it and for how long."""
 
     __tablename__ = "call_legs"
-    __table_args__ = (CheckConstraint(one_of("role", LegRole), name="role"),)
+    __table_args__ = (
+        CheckConstraint(one_of("role", LegRole), name="role"),
+        # A person's legs by time: the call log's manager and team filters (migration 0014).
+        Index("ix_call_legs_user_id_started_at", "user_id", "started_at"),
+        Index("ix_call_legs_extension_started_at", "extension", "started_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     call_id: Mapped[int] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"), index=True)
     uniqueid: Mapped[str] = mapped_column(String(150), unique=True)
     channel: Mapped[str] = mapped_column(String(200))
     role: Mapped[str] = mapped_column(String(20))
-    extension: Mapped[str | None] = mapped_column(String(80), index=True)
-    user_id: Mapped[int | None] = mapped_column(
-        ForeignKey("users.id", ondelete="SET NULL"), index=True
-    )
+    extension: Mapped[str | None] = mapped_column(String(80))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     started_at: Mapped[datetime] = mapped_column(index=True)
     answered_at: Mapped[datetime | None] = mapped_column()
     ended_at: Mapped[datetime | None] = mapped_column()

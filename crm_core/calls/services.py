@@ -22,6 +22,7 @@ from sqlalchemy.orm import joinedload, selectinload
 
 from crm_core.audit import ACTION_UPDATE, write_audit
 from crm_core.calls.hooks import NO_HOOKS, CallHooks, WrittenCall
+from crm_core.calls.log import call_query
 from crm_core.calls.models import Call, CallLeg, CallStatus, Direction, LegRole, Recording
 from crm_core.calls.snapshot import (
     RECORDING_SIDES,
@@ -602,8 +603,38 @@ def _recording_leg(recording: Recording) -> dict[str, Any]:
             "leg": leg.uniqueid if leg is not None else None}
 
 
+def call_attempts(call: Call) -> list[dict[str, Any]]:
+    """Who placed or received each attempt: the manager phones that dialled or rang, in order.
+
+    ``managers`` names only who talked, so a busy outbound call or a missed inbound one
+    would name nobody although the CRM knows whose phone dialled or rang. The first leg
+    of an outbound or internal call is the phone that dialled; every other manager leg
+    is a phone that rang (answered or not). One entry per extension; ``talked`` is true
+    when that phone's leg was in the conversation. Legs and their users must be loaded.
+    """
+    attempts: dict[str, dict[str, Any]] = {}
+    for index, leg in enumerate(call.legs):
+        if leg.role != LegRole.MANAGER or not leg.extension:
+            continue
+        dialled = index == 0 and call.direction != Direction.INBOUND
+        entry = attempts.get(leg.extension)
+        if entry is None:
+            loaded = leg.user_id is not None and "user" not in inspect(leg).unloaded
+            user = leg.user if loaded else None
+            attempts[leg.extension] = {
+                "extension": leg.extension, "user_id": leg.user_id,
+                "name": user.name if user is not None else None,
+                "kind": "dialled" if dialled else "rang",
+                "talked": leg.talk_seconds > 0, "talk_seconds": round(leg.talk_seconds, 3)}
+        else:  # the same phone rang again (a queue retry): one attempt, its talk added up
+            entry["talked"] = entry["talked"] or leg.talk_seconds > 0
+            entry["talk_seconds"] = round(entry["talk_seconds"] + leg.talk_seconds, 3)
+    return list(attempts.values())
+
+
 def call_to_dict(call: Call, hooks: CallHooks = NO_HOOKS) -> dict[str, Any]:
-    """The public call shape (architecture.md); ``client`` and ``recordings`` must be loaded.
+    """The public call shape (architecture.md); ``client``, ``recordings`` and ``legs`` (with
+    their users) must be loaded, as :func:`crm_core.calls.log.call_query` loads them.
 
     Fields a feature owns (``tracking``) come from ``hooks``' describers; without them
     they are null, so the shape never changes.
@@ -629,12 +660,14 @@ def call_to_dict(call: Call, hooks: CallHooks = NO_HOOKS) -> dict[str, Any]:
         "recording_legs": [_recording_leg(recording) for recording in call.recordings],
         "tracking": None,
         "queue": call.queue,  # an extension of the fixed shape
+        # An extension too: whose phone dialled or rang, beside ``managers`` (who talked).
+        "attempts": call_attempts(call),
         **hooks.describe(call),
     }
 
 
 def _export_query() -> Any:
-    return select(Call).options(joinedload(Call.client), selectinload(Call.recordings))
+    return call_query()
 
 
 async def export_calls(

@@ -26,7 +26,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, selectinload
 
 from crm_core.calls.hooks import NO_HOOKS, CallHooks
-from crm_core.calls.models import Call, CallLeg, CallStatus, Direction
+from crm_core.calls.log import call_query, took_part
+from crm_core.calls.models import Call, CallStatus, Direction
 from crm_core.calls.services import call_to_dict
 from crm_core.clients.models import Client, Contact
 from crm_core.errors import NotAllowedError, NotFoundError
@@ -102,21 +103,39 @@ async def _scope(session: AsyncSession, user: User) -> tuple[list[int], list[str
 # -- calls ------------------------------------------------------------------------------------
 
 
-async def calls_filter(session: AsyncSession, user: User) -> ColumnElement[bool]:
-    """A WHERE clause on ``Call`` selecting the calls ``user`` may see."""
+async def calls_filter(session: AsyncSession, user: User, *, since: datetime | None = None,
+                       until: datetime | None = None) -> ColumnElement[bool]:
+    """A WHERE clause on ``Call`` selecting the calls ``user`` may see.
+
+    A caller that looks at calls of ``[since, until)`` only (the call log) says so (see
+    :func:`crm_core.calls.log.took_part`).
+    """
     if user.role == Role.ADMIN:
         return true()
     if user.role == Role.MARKETER:
         return Call.direction != Direction.INTERNAL.value
     if user.role not in (Role.MANAGER, Role.SUPERVISOR):
         return false()
-    ids, extensions, queue = await _scope(session, user)
-    took_part = exists().where(
-        CallLeg.call_id == Call.id,
-        or_(CallLeg.user_id.in_(ids), CallLeg.extension.in_(extensions or [""])),
-    )
-    owned = Call.client_id.in_(select(Client.id).where(Client.owner_id.in_(ids)))
-    clauses: list[ColumnElement[bool]] = [took_part, owned]
+    people, extensions, queue = [user.id], [user.extension] if user.extension else [], None
+    if user.role == Role.SUPERVISOR and user.team_id is not None:
+        # One round trip for the team's people and its queue. Lists, not subqueries: with
+        # the ids written out PostgreSQL finds their legs through (user_id, started_at).
+        rows = (await session.execute(
+            select(User.id, User.extension, Team.queue).join(Team, Team.id == User.team_id)
+            .where(User.team_id == user.team_id))).all()
+        people = [person_id for person_id, _, _ in rows] or [user.id]
+        extensions = [ext for _, ext, _ in rows if ext]
+        queue = rows[0][2] if rows else None
+    # SQLite tests each call with a lookup by primary key (a page of the log tests a few
+    # hundred calls; ``client_id IN (every client of the team)`` built a list of thousands
+    # each time); PostgreSQL may hash the team's clients instead, through their owner index.
+    owned = exists().where(Client.id == Call.client_id,
+                           Client.owner_id.in_(people)).correlate(Call)
+    # The period helps PostgreSQL only (it may hash the people's legs of the period); SQLite
+    # tests each call by its legs' call_id, and a period there tempts it onto a worse index.
+    if session.get_bind().dialect.name != "postgresql":
+        since = until = None
+    clauses: list[ColumnElement[bool]] = [took_part(people, extensions, since, until), owned]
     if queue:
         clauses.append(Call.queue == queue)
     return or_(*clauses)
@@ -129,8 +148,39 @@ def redact_call(user: User, call: dict[str, Any]) -> dict[str, Any]:
     return {**call, "recordings": [], "recording_legs": []}
 
 
+def may_search_call_log(user: User) -> bool:
+    """The call log page (filters, CSV) is for the sales floor; a marketer has call tracking."""
+    return user.role in (Role.MANAGER, Role.SUPERVISOR, Role.ADMIN)
+
+
+def may_filter_by_recordings(user: User) -> bool:
+    """Whether a call has a recording or a script check is recordings data: not for marketers."""
+    return may_hear_recordings(user)
+
+
+async def pickable_people(session: AsyncSession, user: User) -> list[User]:
+    """Whose calls ``user`` may pick in the call log's filter: his team (admin: everyone with
+    a phone), former staff included, so old calls stay searchable. A manager picks nobody:
+    he sees his own calls anyway."""
+    stmt = select(User).where(User.extension.is_not(None))
+    if user.role == Role.ADMIN:
+        pass
+    elif user.role == Role.SUPERVISOR and user.team_id is not None:
+        stmt = stmt.where(User.team_id == user.team_id)
+    else:
+        return []
+    return list(await session.scalars(stmt.order_by(User.active.desc(), User.name, User.id)))
+
+
+async def pickable_teams(session: AsyncSession, user: User) -> list[Team]:
+    """Teams ``user`` may pick in the call log's filter: every team for an admin only."""
+    if user.role != Role.ADMIN:
+        return []
+    return list(await session.scalars(select(Team).order_by(Team.name)))
+
+
 def _call_query() -> Any:
-    return select(Call).options(joinedload(Call.client), selectinload(Call.recordings))
+    return call_query()
 
 
 async def visible_calls(

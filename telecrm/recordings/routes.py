@@ -10,14 +10,18 @@ from typing import Any
 
 import aiohttp_jinja2
 from aiohttp import web
-from sqlalchemy import select
+from sqlalchemy import exists, select
 
 from crm_core.calls.services import call_to_dict
+from crm_core.clients.models import Client
+from crm_core.clients.phones import normalize_phone
+from crm_core.clients.services import find_clients_by_phones
 from crm_core.errors import DomainError, NotAllowedError, NotFoundError
 from crm_core.people import access
 from crm_core.people.models import Role, User
 from crm_core.recordings.jobs import audio_of, problems
 from crm_core.recordings.models import AudioStatus
+from crm_core.speech.models import Transcript
 from pbx_bridge.actions import SPY_MODES, ClickToCallError, spy
 from pbx_bridge.ami import AmiError
 from recordings.store import DirectoryStore, Store, StoreError
@@ -48,8 +52,18 @@ async def call_page(request: web.Request) -> web.Response:
             raise NotFoundError("calls.not_found", "no such call")
         audio = await audio_of(session, call_id)
         data = access.redact_call(user, call_to_dict(call, request.app[CALL_HOOKS]))
+        may_hear = access.may_hear_recordings(user)
+        # The page asks for its transcript only when there is one: no transcript yet is a
+        # normal state, said on the page, not a 404 in the browser's console.
+        transcript_ready = may_hear and await session.scalar(
+            select(exists().where(Transcript.call_id == call_id)))
+        staff = dict((await session.execute(select(User.extension, User.name).where(
+            User.extension.in_({a["extension"] for a in data["attempts"]} |
+                               set(data["managers"]))))).all())
     context = {"title": f"Звонок №{call_id}", "call": data, "audio": audio,
-               "may_hear": access.may_hear_recordings(user), "may_download": may_download(user)}
+               "may_hear": may_hear, "may_download": may_download(user),
+               "transcript_ready": bool(transcript_ready), "staff": staff,
+               "may_open_clients": access.may_see_clients(user)}
     return aiohttp_jinja2.render_template("call.html", request, context)
 
 
@@ -122,7 +136,7 @@ async def live_calls(request: web.Request) -> web.Response:
                               "only supervisors listen in on calls")
     team = await _team_extensions(request, user)
     listener = request.app.get(LISTENER)
-    found = []
+    found: list[dict[str, Any]] = []
     for call in (listener.tracker.live_calls() if listener else []):
         talking = [leg for leg in call.legs if leg.role == "manager" and leg.extension
                    and leg.answered_at and leg.ended_at is None]
@@ -136,10 +150,28 @@ async def live_calls(request: web.Request) -> web.Response:
         async with request.app[SESSIONS]() as session:
             names = dict((await session.execute(select(User.extension, User.name).where(
                 User.extension.in_([c["extension"] for c in found])))).all())
+            clients = await _clients_by_number(session, [c["client_number"] for c in found])
         for item in found:
             item["manager"] = names.get(item["extension"], item["extension"])
+            client = clients.get(normalize_phone(item["client_number"] or "") or "")
+            item["client_id"] = client.id if client is not None else None
+            item["client_name"] = client.name if client is not None else None
     return web.json_response({"calls": found, "phone": user.extension,
                               "telephony": listener is not None})
+
+
+async def _clients_by_number(session: Any, numbers: list[str | None]) -> dict[str, Client]:
+    """The client each live call's number belongs to (by E.164), so the board names him.
+
+    A supervisor listens to his team's calls; their clients' names are his to read.
+    """
+    e164s = {e164 for raw in numbers if raw and (e164 := normalize_phone(raw))}
+    found: dict[str, Client] = {}
+    for client in await find_clients_by_phones(session, e164s):  # preferred client first
+        for phone in client.phones:
+            if phone.e164 in e164s:
+                found.setdefault(phone.e164, client)
+    return found
 
 
 async def listen_page(request: web.Request) -> web.Response:

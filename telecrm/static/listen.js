@@ -1,5 +1,5 @@
 // The supervisor's live calls: Listen / Whisper / Barge ring his phone (ChanSpy on the PBX).
-import { duration, sendJSON } from "./common.js";
+import { duration, el, sendJSON } from "./common.js";
 
 const MODES = [["listen", "Слушать"], ["whisper", "Подсказать"], ["barge", "Вмешаться"]];
 const DIRECTIONS = { inbound: "Входящий", outbound: "Исходящий", internal: "Внутренний" };
@@ -77,7 +77,14 @@ function start(box) {
           body.appendChild(row);
         }
         row.cells[0].textContent = `${call.manager} (${call.extension})`;
-        row.cells[1].textContent = phone(call.client_number);
+        // A known client by his name (the number beside it); an unknown caller by his number.
+        row.cells[1].replaceChildren();
+        if (call.client_name) {
+          row.cells[1].append(el("a", { href: `/clients/${call.client_id}` }, call.client_name));
+          if (call.client_number) row.cells[1].append(" ", el("span", { class: "muted" }, phone(call.client_number)));
+        } else {
+          row.cells[1].textContent = phone(call.client_number);
+        }
         row.cells[2].textContent = DIRECTIONS[call.direction] || call.direction;
         row.cells[3].textContent = since(call.answered_at);
       }

@@ -47,7 +47,6 @@ from telecrm.web.params import (
     json_object,
     parse_day,
     path_id,
-    period,
     query_int,
     string_field,
 )
@@ -106,15 +105,6 @@ async def openapi(request: web.Request) -> web.Response:
 
 
 # -- calls ------------------------------------------------------------------------------------
-
-
-async def list_calls(request: web.Request) -> web.Response:
-    user = api_user(request)
-    since, until = period(request, timezone(request))
-    async with request.app[SESSIONS]() as session:
-        calls = await access.visible_calls(session, user, since, until,
-                                            hooks=request.app[CALL_HOOKS])
-    return web.json_response(calls)
 
 
 async def get_call(request: web.Request) -> web.Response:

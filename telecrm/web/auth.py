@@ -102,7 +102,7 @@ async def session_middleware(request: web.Request, handler: Handler) -> web.Stre
     request[USER] = None
     request[WEB_SESSION] = None
     token = request.cookies.get(SESSION_COOKIE)
-    if token and not request.path.startswith("/static/"):
+    if token and not request.path.startswith("/static/") and request.path != "/favicon.ico":
         async with request.app[SESSIONS]() as session:
             row = await resolve_session(session, token)
         if row is not None and needs_touch(row):

@@ -103,6 +103,36 @@ SCHEMAS: dict[str, Any] = {
             },
             "tracking": {"$ref": "#/components/schemas/Tracking"},
             "queue": _NULLABLE_STR,
+            "attempts": {
+                "type": "array",
+                "description": "Who placed or received each attempt: the staff phone that "
+                               "dialled (outbound, internal) and every staff phone that "
+                               "rang, in order, one entry per extension; talked: that "
+                               "phone was in the conversation (managers lists who talked).",
+                "items": {
+                    "type": "object",
+                    "required": ["extension", "user_id", "name", "kind", "talked",
+                                 "talk_seconds"],
+                    "properties": {
+                        "extension": {"type": "string"},
+                        "user_id": {"type": ["integer", "null"]},
+                        "name": _NULLABLE_STR,
+                        "kind": {"enum": ["dialled", "rang"]},
+                        "talked": {"type": "boolean"},
+                        "talk_seconds": {"type": "number"},
+                    },
+                },
+            },
+        },
+    },
+    "CallPage": {
+        "type": "object",
+        "required": ["calls", "next"],
+        "properties": {
+            "calls": {"type": "array", "items": {"$ref": "#/components/schemas/Call"}},
+            "next": {"type": ["string", "null"],
+                     "description": "Opaque cursor of the next page (send it back as cursor= "
+                                    "with the same filters); null on the last page."},
         },
     },
     "TalkTime": {
@@ -301,6 +331,49 @@ _TALKTIME_SETTINGS_PATHS: dict[str, Any] = {
 }
 
 
+_FLAG = {"enum": ["yes", "no", "true", "false", "1", "0"]}
+_CALL_LOG_PARAMS: list[dict[str, Any]] = [
+    {"name": "since", "in": "query", "schema": _MOMENT,
+     "description": "Alone: from then until now. Neither since nor until: today."},
+    {"name": "until", "in": "query", "schema": _MOMENT,
+     "description": "A date is inclusive, a time exclusive. Alone: the day before it. At "
+                    "most 400 days between since and until."},
+    {"name": "manager", "in": "query", "schema": {"type": "array", "items": _ID},
+     "style": "form", "explode": True,
+     "description": "User id (repeatable): calls whose phone dialled, rang or talked. A "
+                    "supervisor picks his team, an admin anyone, everyone himself."},
+    {"name": "team", "in": "query", "schema": _ID,
+     "description": "Team id (admin; a supervisor his own): calls a member took part in or "
+                    "that went through the team's queue"},
+    {"name": "direction", "in": "query", "schema": {"enum": ["inbound", "outbound",
+                                                             "internal"]}},
+    {"name": "status", "in": "query", "schema": {"enum": ["answered", "missed", "busy",
+                                                          "no_answer", "failed",
+                                                          "in_progress"]}},
+    {"name": "min_duration", "in": "query",
+     "schema": {"type": "integer", "minimum": 0, "maximum": 86400},
+     "description": "Talk time of at least this many seconds"},
+    {"name": "client", "in": "query", "schema": _ID, "description": "A client's id"},
+    {"name": "client_name", "in": "query", "schema": {"type": "string", "maxLength": 200},
+     "description": "Part of the client's name, any letter case"},
+    {"name": "number", "in": "query", "schema": {"type": "string", "maxLength": 50},
+     "example": "8 926 555-00-99",
+     "description": "The client's number in any written form (normalised to E.164)"},
+    {"name": "source", "in": "query", "schema": {"type": "string", "maxLength": 200},
+     "description": "Call-tracking channel the call is attributed to"},
+    {"name": "recording", "in": "query", "schema": _FLAG,
+     "description": "Has a recording one can play (not for marketers)"},
+    {"name": "violation", "in": "query", "schema": _FLAG,
+     "description": "Has a sales-script violation not dismissed by a supervisor (not for "
+                    "marketers)"},
+    {"name": "sort", "in": "query", "schema": {"enum": ["newest", "oldest", "longest"],
+                                               "default": "newest"}},
+    {"name": "limit", "in": "query",
+     "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 100}},
+    {"name": "cursor", "in": "query", "schema": {"type": "string", "maxLength": 200},
+     "description": "The next cursor of the previous page, with the same filters and sort"},
+]
+
 PATHS: dict[str, Any] = {
     "/api/login": {"post": {
         "summary": "Sign in; sets the session cookie and returns the CSRF token",
@@ -343,10 +416,10 @@ PATHS: dict[str, Any] = {
                                   "responses": {"200": _json("OpenAPI 3.1",
                                                              {"type": "object"})}}},
     "/api/calls": _get(
-        "Calls this user may see, newest first", _json("calls", _list("Call")),
-        params=[{"name": "since", "in": "query", "schema": _MOMENT},
-                {"name": "until", "in": "query", "schema": _MOMENT,
-                 "description": "A date is inclusive, a time exclusive"}]),
+        "Calls this user may see, one page at a time, filtered and sorted",
+        _json("a page of calls and the next page's cursor", _ref("CallPage")),
+        params=_CALL_LOG_PARAMS,
+        errors={"403": _error("recording and script-check filters are not for your role")}),
     "/api/calls/{id}": _get("One call", _json("the call", _ref("Call")),
                             params=[_ID_PARAM], errors={"404": _error("no such call, or "
                                                                       "not yours to see")}),

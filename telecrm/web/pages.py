@@ -73,7 +73,7 @@ def home_of(user: User) -> str:
     if user.must_change_password:
         return PASSWORD_PAGE
     if user.role == Role.MARKETER:
-        return "/calls"
+        return "/calltracking"
     if user.role in (Role.SUPERVISOR, Role.ADMIN):
         return "/team"
     return "/today"
@@ -249,19 +249,6 @@ async def client_history(request: web.Request) -> dict[str, Any]:
         client = await access.openable_client(session, user, client_id)
         timeline = await timeline_context(session, user, client)
     return {"client": client, "staff": await _staff(request), **timeline}
-
-
-@aiohttp_jinja2.template("calls.html")
-async def calls_page(request: web.Request) -> dict[str, Any]:
-    user = page_user(request)
-    day, start, end = _day_param(request)
-    async with request.app[SESSIONS]() as session:
-        calls = await access.visible_calls(session, user, start, end,
-                                            hooks=request.app[CALL_HOOKS])
-    return {"title": "Звонки", "day": day, "calls": calls,
-            "prev_day": day - timedelta(days=1), "next_day": day + timedelta(days=1),
-            "may_listen": access.may_hear_recordings(user),
-            "may_open_clients": access.may_see_clients(user), "staff": await _staff(request)}
 
 
 @aiohttp_jinja2.template("team.html")

@@ -8,6 +8,7 @@ from aiohttp import web
 
 from telecrm import clients as clients_routes
 from telecrm.activities import routes as activities_routes
+from telecrm.calls import routes as calls_routes
 from telecrm.calltracking import routes as calltracking_routes
 from telecrm.people import admin_pages as people_admin_pages
 from telecrm.people import password as people_password
@@ -27,7 +28,6 @@ def add_routes(app: web.Application) -> None:
     r.add_post("/api/logout", api.logout)
     r.add_get("/api/me", api.me)
     r.add_get("/api/openapi.json", api.openapi)
-    r.add_get("/api/calls", api.list_calls)
     r.add_post("/api/calls/originate", api.originate)
     r.add_get("/api/calls/{id}", api.get_call)
     r.add_get("/api/calls/{id}/recording", api.call_recording)
@@ -45,8 +45,8 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/today/talk", pages.today_talk)
     r.add_get("/clients/{id}", pages.client_card)
     r.add_get("/clients/{id}/history", pages.client_history)
-    r.add_get("/calls", pages.calls_page)
     r.add_get("/team", pages.team_page)
+    calls_routes.add_routes(r)
     talktime_routes.add_routes(r)
     recordings_routes.add_routes(r)
     speech_routes.add_routes(r)
@@ -55,4 +55,11 @@ def add_routes(app: web.Application) -> None:
     activities_routes.add_routes(r)
     people_admin_pages.add_routes(r)
     people_password.add_routes(r)
+    r.add_get("/favicon.ico", favicon)
     r.add_static("/static/", STATIC_DIR, name="static", append_version=True)
+
+
+async def favicon(request: web.Request) -> web.FileResponse:
+    """Browsers ask for /favicon.ico on every site; answering it keeps their consoles clean."""
+    return web.FileResponse(STATIC_DIR / "favicon.ico",
+                            headers={"Cache-Control": "public, max-age=86400"})

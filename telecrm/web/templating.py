@@ -21,7 +21,7 @@ NAV = [
     ("/team", "Команда", {Role.SUPERVISOR, Role.ADMIN}),
     ("/calls/live", "Прослушка", {Role.SUPERVISOR, Role.ADMIN}),
     ("/outcomes", "Без итога", {Role.SUPERVISOR, Role.ADMIN}),
-    ("/calls", "Звонки", {Role.MANAGER, Role.SUPERVISOR, Role.MARKETER, Role.ADMIN}),
+    ("/calls", "Звонки", {Role.MANAGER, Role.SUPERVISOR, Role.ADMIN}),
     ("/talktime", "Норма", {Role.MANAGER, Role.SUPERVISOR, Role.ADMIN}),
     ("/tasks", "Задачи", {Role.MANAGER, Role.SUPERVISOR, Role.ADMIN}),
     ("/deals", "Сделки", {Role.MANAGER, Role.SUPERVISOR, Role.ADMIN}),

@@ -110,7 +110,9 @@ async def test_call_list_and_details_per_role(crm: Crm) -> None:
     for name in ROLES:
         async with crm.http[name].get(crm.base + "/api/calls") as response:
             assert response.status == 200
-            calls = await response.json()
+            body = await response.json()
+        calls = body["calls"]
+        assert body["next"] is None, "four calls fit one page"
         assert {ids[c["id"]] for c in calls} == VISIBLE_CALLS[name], name
         for call in calls:
             if name == "marketer":
@@ -128,7 +130,7 @@ async def test_call_period_parameters(crm: Crm) -> None:
     base = crm.base + "/api/calls"
     assert await status_of(http, base + "?since=2000-01-01&until=2000-01-02") == 200
     async with http.get(base + "?since=2000-01-01&until=2000-01-02") as response:
-        assert await response.json() == []
+        assert await response.json() == {"calls": [], "next": None}
     for query in ["?since=yesterday", "?until=2026-13-01", "?since=2026-02-30",
                   "?since=2026-01-02&until=2025-12-31", "?since=1899-12-31",
                   "?since=2000-01-01&until=2030-01-01", "?since=%00"]:
@@ -232,15 +234,19 @@ async def test_pages_per_role(crm: Crm) -> None:
     expected = {  # path: status per role
         "/today": {"petrov": 200, "sokolova": 200, "admin": 200, "marketer": 303},
         "/team": {"petrov": 403, "sokolova": 200, "admin": 200, "marketer": 403},
-        "/calls": {"petrov": 200, "sokolova": 200, "admin": 200, "marketer": 200},
+        # a marketer has call tracking instead of the call log
+        "/calls": {"petrov": 200, "sokolova": 200, "admin": 200, "marketer": 303},
+        "/calls.csv": {"petrov": 200, "sokolova": 200, "admin": 200, "marketer": 403},
         "/calls?date=bad": {"petrov": 400},
     }
     for path, statuses in expected.items():
         for name, status in statuses.items():
             assert await status_of(crm.http[name], crm.base + path) == status, (path, name)
-    async with crm.http["marketer"].get(crm.base + "/calls") as response:
+    async with crm.http["marketer"].get(crm.base + "/calls", allow_redirects=False) as r:
+        assert r.headers["Location"] == "/calltracking"
+    async with crm.http["marketer"].get(crm.base + "/calltracking") as response:
         html = await response.text()
-    assert "<audio" not in html and "ООО Ромашка" in html
+    assert 'href="/calls"' not in html, "no call log in the marketer's navigation"
     async with crm.http["petrov"].get(crm.base + "/today") as response:
         html = await response.text()
     assert "Перезвонить" in html and "ИП Сидоров" not in html

@@ -233,8 +233,7 @@ async def test_visit_then_call_carries_the_source(sandbox, tmp_path: Path) -> No
         await chrome.clear_cookies()
         crm_page = await chrome.new_page()
         await sign_in(crm_page, crm, "marketer")
-        await crm_page.wait_for_url("**/calls")
-        await crm_page.goto(crm + "/calltracking")
+        await crm_page.wait_for_url("**/calltracking")  # the marketer's home: no call log
         report = await crm_page.inner_text("#ct-report")
         assert "Сайт" in report and "Билборд" in report
         log = await crm_page.inner_text("#ct-log")

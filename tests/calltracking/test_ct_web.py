@@ -200,7 +200,7 @@ async def test_marketer_sees_the_report_managers_do_not(served: Served) -> None:
         async with marketer.get(f"{base}/calltracking") as response:
             assert response.status == 200 and "Коллтрекинг" in await response.text()
         async with marketer.get(f"{base}/api/calls") as response:
-            calls = await response.json()
+            calls = (await response.json())["calls"]
         tracked = next(c for c in calls if c["linkedid"] == "web-1")
         assert tracked["tracking"]["campaign"] == "spring" and tracked["recordings"] == []
         for path in ("/api/ct/report", "/api/ct/calls", "/calltracking"):
