@@ -11,7 +11,7 @@ from crm_core.calls.models import Call, CallLeg, Recording
 from crm_core.calltracking import models as calltracking_models
 from crm_core.clients.models import Client, Contact, Phone
 from crm_core.db.base import Base
-from crm_core.people.models import Team, User, UserDeactivation, WebSession
+from crm_core.people.models import Team, User, UserDeactivation, UserPhone, WebSession
 from crm_core.recordings import models as recordings_models
 from crm_core.sales import models as sales_models
 from crm_core.speech import models as speech_models
@@ -22,7 +22,7 @@ metadata = Base.metadata
 
 __all__ = [
     "AuditLog", "Base", "Call", "CallLeg", "Client", "Contact", "Phone", "Recording", "Task",
-    "Team", "User", "UserDeactivation", "WebSession", "activities_models",
+    "Team", "User", "UserDeactivation", "UserPhone", "WebSession", "activities_models",
     "calltracking_models", "metadata",
     "recordings_models", "sales_models", "speech_models", "talktime_models",
 ]
