@@ -77,7 +77,8 @@ function start(box) {
           body.appendChild(row);
         }
         row.cells[0].textContent = `${call.manager} (${call.extension})`;
-        row.cells[1].textContent = phone(call.client_number);
+        row.cells[1].textContent = call.client_number || call.direction === "internal"
+          ? phone(call.client_number) : "номер скрыт";
         row.cells[2].textContent = DIRECTIONS[call.direction] || call.direction;
         row.cells[3].textContent = since(call.answered_at);
       }

@@ -67,7 +67,8 @@ def test_users_list_as_json_and_as_a_table(db: str) -> None:
     rows = listed(db)
     assert rows["petrov"] == {
         "username": "petrov", "name": "Иван Петров", "role": "manager", "team": "Отдел продаж",
-        "extension": "101", "devices": [], "mobiles": [], "active": True, "heads_team": False, "must_change_password": False,
+        "extension": "101", "devices": [], "mobiles": [], "active": True, "heads_team": False,
+        "must_change_password": False,
         "created_at": rows["petrov"]["created_at"]}
     assert rows["root"]["created_at"] == "2026-01-14T21:00:00+00:00", \
         "--since is the start of that day where the floor works (Moscow)"
