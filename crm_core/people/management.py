@@ -212,11 +212,12 @@ async def set_user_phones(session: AsyncSession, user: User,
             holder = await session.scalar(
                 select(User).join(UserPhone, UserPhone.user_id == User.id)
                 .where(UserPhone.value == value, User.id != user.id))
-            if holder is not None:
-                code = ("people.device_taken" if kind == PhoneKind.DEVICE
-                        else "people.mobile_taken")
-                raise ConflictError(code, f"{value} already belongs to user {holder.username!r}",
-                                    value=value, user=holder.name)
+            if holder is None:
+                continue
+            taken = f"{value} already belongs to user {holder.username!r}"
+            if kind == PhoneKind.DEVICE:
+                raise ConflictError("people.device_taken", taken, value=value, user=holder.name)
+            raise ConflictError("people.mobile_taken", taken, value=value, user=holder.name)
         for phone in [p for p in user.phones if p.kind == kind and p.value not in values]:
             user.phones.remove(phone)
         for value in values:
