@@ -19,7 +19,7 @@ from typing import Any
 from .ami import AmiError, AmiSession
 
 CLICK_TO_CALL_CONTEXT = "from-managers"
-_EXTENSION = re.compile(r"[0-9]{3,4}")
+_EXTENSION = re.compile(r"[0-9]{2,8}")
 _NUMBER = re.compile(r"\+?[0-9]{5,20}")
 # OriginateResponse "Reason" codes (Asterisk's AST_CONTROL_*): what the manager's phone did.
 _REASONS = {
@@ -74,7 +74,7 @@ def click_to_call_action(
 ) -> dict[str, Any]:
     """The ``Originate`` action (validated: nothing from the caller reaches AMI unchecked)."""
     if not _EXTENSION.fullmatch(extension):
-        raise ValueError(f"extension {extension!r} must be 3 or 4 digits")
+        raise ValueError(f"extension {extension!r} must be 2 to 8 digits")
     if not _NUMBER.fullmatch(number):
         raise ValueError(f"{number!r} is not a dialable number (digits and a leading +)")
     name = caller_id_name(caller_name or "") or number
@@ -131,7 +131,7 @@ def _int(value: Any) -> int | None:
 # -- supervisors listening in (ChanSpy) -------------------------------------------------------
 
 SPY_MODES = {"listen": "crm-listen", "whisper": "crm-whisper", "barge": "crm-barge"}
-_SPIED = re.compile(r"PJSIP/([0-9]{3,4})(?:-[0-9a-fA-F]+)?")
+_SPIED = re.compile(r"PJSIP/([0-9]{2,8})(?:-[0-9a-fA-F]+)?")
 
 
 def spy_action(supervisor_ext: str, target_channel: str, mode: str, *,
@@ -142,7 +142,7 @@ def spy_action(supervisor_ext: str, target_channel: str, mode: str, *,
     so the supervisor is never a bridged party (the tracker does not count him).
     """
     if not _EXTENSION.fullmatch(supervisor_ext):
-        raise ValueError(f"extension {supervisor_ext!r} must be 3 or 4 digits")
+        raise ValueError(f"extension {supervisor_ext!r} must be 2 to 8 digits")
     if mode not in SPY_MODES:
         raise ValueError(f"mode must be one of {', '.join(SPY_MODES)}")
     match = _SPIED.fullmatch(target_channel)

@@ -27,6 +27,9 @@ Model (see ``tests/calls/test_tracker_scenarios.py`` for the real AMI behind eac
   event merges it into the customer's call (Wazo's rule): the internal call
   ends there (``call_ended`` at the transfer) and its channels carry on in the
   customer's call.
+* A phone is a manager's by its extension, or by a device the users table maps
+  to his extension (``SIP/150010001``); a trunk channel that dials a user's
+  mobile (the PBX forwarding to it) is his leg too, from its ``DialBegin`` on.
 * Every non-Local channel is a leg. A leg talks while its bridge (followed
   through Local channel pairs) holds the client's channel (for an internal
   call: another phone) and neither side is on hold. Call talk is the union of
@@ -464,6 +467,8 @@ class CallTracker:
         dial_string = ev.get("DialString", "")
         if dest is not None:
             dest.dial_string = dial_string
+            if dest.role is Role.CLIENT:
+                self._claim_mobile(dest, dial_string, ev.get("DestExten", ""))
         facts: list[Fact] = []
         if caller is not None and dest is not None and caller.call != dest.call:
             facts += self._merge(self._call_of(caller), self._call_of(dest), ts)
@@ -476,6 +481,14 @@ class CallTracker:
                 call.rang.append(dest.extension)
             facts.append(self._fact(FactKind.RINGING, call, ts, dest.extension))
         return facts
+
+    def _claim_mobile(self, dest: _Channel, dial_string: str, exten: str) -> None:
+        """A trunk channel dialling a user's mobile (follow-me, ring group) is his leg."""
+        owner = self.rules.mobile_owner(dial_string) or self.rules.mobile_owner(exten)
+        if owner is None:
+            return
+        dest.role = Role.SUPERVISOR if owner in self.rules.supervisors else Role.MANAGER
+        dest.extension = owner
 
     def _on_dial_end(self, ev: Mapping[str, str], ts: float) -> list[Fact]:
         dest = self._channels.get(ev.get("DestUniqueid", ""))

@@ -18,9 +18,7 @@ from aiohttp import web
 
 from crm_core.db import create_engine, session_factory, upgrade
 from crm_core.people.sessions import purge_expired
-from crm_core.people.users import extensions_of_role
 from pbx_bridge.ami import AmiSession, AmiSettings
-from pbx_bridge.channels import PartyRules
 from pbx_bridge.pipeline import CaptureWriter, Listener
 from pbx_bridge.store import CallStore
 from pbx_bridge.tracker import CallTracker
@@ -53,7 +51,7 @@ from telecrm.web.keys import (
 )
 from telecrm.web.site import setup_web
 from telecrm.web.throttle import LoginThrottle
-from telecrm.wiring import call_hooks
+from telecrm.wiring import call_hooks, party_rules
 
 __all__ = ["LISTENER", "SESSIONS", "SETTINGS", "WRITER_SESSIONS", "create_app", "run_app"]
 
@@ -105,20 +103,43 @@ async def listener_ctx(app: web.Application) -> AsyncIterator[None]:
     store = CallStore(app[WRITER_SESSIONS], app[CALL_HOOKS])
     live = LiveEventSink(app[BUS], app[SESSIONS])
     async with app[SESSIONS]() as session:
-        supervisors = await extensions_of_role(session, "supervisor")
+        rules = await party_rules(session, settings)
+    tracker = CallTracker(rules)
     # call tracking: the call's source on its Asterisk channel while it rings
     source = SourceOnChannel(app[SESSIONS], lambda: app[LISTENER].session)
     listener = Listener(ami_settings(settings), store_then_publish(store, then(live, source)),
-                        tracker=CallTracker(PartyRules(supervisors=supervisors)),
+                        tracker=tracker,
                         close_orphans=store.close_orphans,
                         capture=CaptureWriter(settings.capture_dir))
     app[LISTENER] = listener
     task = asyncio.create_task(listener.run(), name="ami-listener")
+    refresh = asyncio.create_task(refresh_party_rules(app, tracker), name="party-rules")
     yield
+    refresh.cancel()
     await listener.stop()
     task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    for running in (refresh, task):
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
+
+
+PARTY_RULES_REFRESH_SECONDS = 30.0
+
+
+async def refresh_party_rules(app: web.Application, tracker: CallTracker) -> None:
+    """Re-read users' devices and mobiles, so a phone added by an admin counts within 30 s.
+
+    The tracker reads its rules as each channel appears; a call already ringing keeps
+    the owners it was given.
+    """
+    while True:
+        await asyncio.sleep(PARTY_RULES_REFRESH_SECONDS)
+        try:
+            async with app[SESSIONS]() as session:
+                tracker.rules = await party_rules(session, app[SETTINGS])
+        except Exception:  # a database hiccup: keep the rules we have, try again later
+            log.warning("could not re-read users' phones; keeping the previous ones",
+                        exc_info=True)
 
 
 def recordings_config(settings: Settings) -> RecordingsConfig:

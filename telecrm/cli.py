@@ -76,12 +76,10 @@ async def cmd_calls_export(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_ami_replay(args: argparse.Namespace, settings: Settings) -> int:
-    from crm_core.people.users import extensions_of_role
-    from pbx_bridge.channels import PartyRules
     from pbx_bridge.replay import replay
     from pbx_bridge.store import CallStore
     from pbx_bridge.tracker import CallTracker
-    from telecrm.wiring import call_hooks
+    from telecrm.wiring import call_hooks, party_rules
 
     paths = [Path(p) for p in args.files]
     for path in paths:
@@ -89,8 +87,8 @@ async def cmd_ami_replay(args: argparse.Namespace, settings: Settings) -> int:
             raise UsageError("cli.no_such_file", f"no such file: {path}", path=str(path))
     async with database(settings) as sessions:
         async with sessions() as session:
-            supervisors = await extensions_of_role(session, "supervisor")
-        tracker = CallTracker(PartyRules(supervisors=supervisors))
+            rules = await party_rules(session, settings)
+        tracker = CallTracker(rules)
         stats = await replay(paths, CallStore(sessions, call_hooks()), tracker)
     print(f"replayed {stats.events} events: {stats.calls_ended} calls ended, "
           f"{stats.calls_open} still in progress at the end of the capture")
@@ -98,7 +96,7 @@ async def cmd_ami_replay(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_users_add(args: argparse.Namespace, settings: Settings) -> int:
-    from crm_core.people.management import claim_headless_team
+    from crm_core.people.management import claim_headless_team, set_user_phones
     from crm_core.people.users import add_user
     from telecrm.passwords import hash_password
     from telecrm.people.cli import since_moment
@@ -112,6 +110,7 @@ async def cmd_users_add(args: argparse.Namespace, settings: Settings) -> int:
                 role=args.role, extension=args.extension, team=args.team,
                 password_hash=password_hash, created_at=since)
             await claim_headless_team(session, user)
+            await set_user_phones(session, user, args.devices or [], args.mobiles or [])
     print(f"user {user.username} ({user.role}) created")
     return 0
 
@@ -315,7 +314,13 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--password")
     add.add_argument("--role", choices=["manager", "supervisor", "marketer", "admin"],
                      default="manager")
-    add.add_argument("--extension")
+    add.add_argument("--extension", help="his internal number, 2 to 8 digits")
+    add.add_argument("--device", dest="devices", action="append", metavar="TECH/RESOURCE",
+                     help="a phone of his as Asterisk names it (PJSIP/ivanov, SIP/150010001); "
+                          "repeat for several")
+    add.add_argument("--mobile", dest="mobiles", action="append", metavar="NUMBER",
+                     help="his mobile number: a call the PBX forwards there and he answers is "
+                          "his; repeat for several")
     add.add_argument("--team")
     add.add_argument("--name", dest="full_name", help="full name shown in the CRM")
     add.add_argument("--since", metavar="YYYY-MM-DD",

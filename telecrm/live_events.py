@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_core.calls.models import Call, LegRole
 from crm_core.clients.models import Client
-from crm_core.clients.phones import normalize_phone
+from crm_core.clients.phones import is_withheld, normalize_phone
 from crm_core.timestamps import isoformat
 from pbx_bridge.tracker import Fact
 from telecrm.bus import Bus
@@ -52,8 +52,8 @@ def signed_out_message(user_id: int, keep_session: int | None = None) -> dict[st
 
 
 def _number(raw: str | None) -> str | None:
-    """E.164 when the PBX gave a real number, else what it gave (``None`` for empty)."""
-    if not raw:
+    """E.164 when the PBX gave a real number, else what it gave; None when withheld."""
+    if not raw or is_withheld(raw):
         return None
     return normalize_phone(raw) or raw
 

@@ -133,8 +133,8 @@ MESSAGES: dict[str, str] = {
                               "{expected}.",
     "clients.import.no_name": "Не указано название клиента.",
     "clients.import.no_phone": "В строке нет телефона.",
-    "clients.import.manager_not_extension": "Менеджер «{manager}» — не внутренний номер (3 или 4 "
-                                            "цифры).",
+    "clients.import.manager_not_extension": "Менеджер «{manager}» — не внутренний номер (от 2 "
+                                            "до 8 цифр).",
     "clients.import.empty": "Файл пуст.",
     "clients.import.not_csv": "Дальше файл — не CSV: {reason}.",
     "clients.import.phones_of_several": "Телефоны строки принадлежат разным клиентам: {clients}.",
@@ -460,8 +460,8 @@ MESSAGES: dict[str, str] = {
 
     # -- the command line (telecrm.cli, telecrm.cli_support, telecrm.<feature>.cli) ----------
     "cli.date_required": "Укажите {option} — дату в формате ГГГГ-ММ-ДД.",
-    "cli.users_nothing_to_change": "Нечего менять: укажите --name, --role, --team или "
-                                   "--extension.",
+    "cli.users_nothing_to_change": "Нечего менять: укажите --name, --role, --team, "
+                                   "--extension, --device или --mobile.",
     "cli.not_a_date": "«{value}» — не дата (нужно ГГГГ-ММ-ДД).",
     "cli.team_or_company": "Укажите либо --team, либо --company, но не оба сразу.",
     "cli.team_required": "Укажите --team (название или номер отдела; --company — правила всей "
@@ -532,7 +532,12 @@ MESSAGES: dict[str, str] = {
     "people.username_taken": "Логин «{username}» уже занят.",
     "people.role_unknown": "Неизвестная роль «{role}»: выберите менеджера, руководителя, "
                            "маркетолога или администратора.",
-    "people.extension_invalid": "Внутренний номер — 3 или 4 цифры, а не «{extension}».",
+    "people.extension_invalid": "Внутренний номер — от 2 до 8 цифр, а не «{extension}».",
+    "people.device_invalid": "Телефон в Asterisk записывается как технология/имя, например "
+                             "PJSIP/ivanov или SIP/150010001, а не «{device}».",
+    "people.mobile_invalid": "«{mobile}» — не номер телефона.",
+    "people.device_taken": "Телефон {value} уже закреплён за пользователем {user}.",
+    "people.mobile_taken": "Мобильный номер {value} уже закреплён за пользователем {user}.",
     "people.extension_taken": "Внутренний номер {extension} уже занят: он у пользователя "
                               "{user}.",
     "people.name_empty": "Укажите имя.",

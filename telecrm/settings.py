@@ -63,6 +63,9 @@ class Settings:
     speech_threads: int = _field(1, "recognizers 'telecrm serve' runs when TELECRM_VOSK_MODEL "
                                  "is set (0: none; run 'telecrm worker' instead)")
     log_level: str = _field("INFO", "DEBUG, INFO, WARNING or ERROR")
+    trunks: str = _field("", "carrier trunks by endpoint name, comma-separated (carrier,"
+                         "beeline or PJSIP/carrier): a trunk named by digits is then never "
+                         "taken for a manager's phone")
     ct_rate_per_minute: int = _field(120, "call tracking: requests per minute one client IP "
                                      "may make to the public lease endpoint")
 
@@ -77,6 +80,18 @@ class Settings:
         if self.recordings_store and not self.recordings_store.startswith("s3://"):
             return Path(self.recordings_store).expanduser()
         return self.data_dir / "recordings"
+
+    @property
+    def trunk_names(self) -> frozenset[str]:
+        """``TELECRM_TRUNKS`` as endpoint names (``carrier``) or ``TECH/name`` (upper tech)."""
+        names = set()
+        for item in self.trunks.replace(";", ",").split(","):
+            tech, slash, name = item.strip().partition("/")
+            if slash and tech and name:
+                names.add(f"{tech.upper()}/{name}")
+            elif item.strip():
+                names.add(item.strip())
+        return frozenset(names)
 
     @property
     def capture_dir(self) -> Path:

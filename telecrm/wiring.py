@@ -7,10 +7,15 @@ them to it, for ``serve``, ``ami-replay``, the demo and the tests alike.
 
 from __future__ import annotations
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from crm_core.calls.hooks import CallHooks
 from crm_core.calltracking.attribution import attribute_written, describe_tracking
+from crm_core.people.users import party_directory
 from crm_core.tasks.leads import card_task_rule
 from crm_core.tasks.services import CallbackPolicy, call_rules
+from pbx_bridge.channels import PartyRules
+from telecrm.settings import Settings
 
 
 def call_hooks(callback_policy: CallbackPolicy | None = None) -> CallHooks:
@@ -20,3 +25,16 @@ def call_hooks(callback_policy: CallbackPolicy | None = None) -> CallHooks:
     return CallHooks(written=(call_rules(callback_policy), card_task_rule(callback_policy),
                               attribute_written),
                      describers=(describe_tracking,))
+
+
+async def party_rules(session: AsyncSession, settings: Settings) -> PartyRules:
+    """How the call tracker tells each phone's owner: the users table plus the named trunks.
+
+    Devices and mobiles come from the users table, so a manager is named by his
+    extension whichever phone he used; ``TELECRM_TRUNKS`` names the carrier trunks whose
+    endpoint names would otherwise pass for extensions. Built for ``serve`` (and rebuilt
+    as users change) and for ``ami-replay``.
+    """
+    directory = await party_directory(session)
+    return PartyRules(trunks=settings.trunk_names, supervisors=directory.supervisors,
+                      devices=directory.devices, mobiles=directory.mobiles)

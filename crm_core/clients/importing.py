@@ -141,7 +141,7 @@ def _parse_row(line: int, cells: list[str], columns: list[str], region: str) -> 
     manager = values["manager"] or None
     if manager is not None and not is_extension(manager):
         raise _RowRejected("clients.import.manager_not_extension",
-                           f"Manager {manager!r} is not an extension (3 or 4 digits).",
+                           f"Manager {manager!r} is not an extension (2 to 8 digits).",
                            manager=manager)
     return ClientRow(
         line=line,

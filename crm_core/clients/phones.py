@@ -1,8 +1,12 @@
 """Phone numbers: one canonical form (E.164) so a client is found however the number was typed.
 
-Internal extensions (3–4 digits) are never client numbers: a call between two
+Internal extensions (2–8 digits) are never client numbers: a call between two
 extensions must not create a lead, and an import row must not attach an
 extension to a client.
+
+A withheld caller ID (``anonymous``, ``restricted``, empty, or a masked number
+such as ``+7495xxxxxxx``) is no number at all: letters are never read as keypad
+letters, so a masked number never becomes somebody's real one.
 """
 
 from __future__ import annotations
@@ -16,19 +20,36 @@ DEFAULT_REGION = "RU"
 
 # phonenumbers refuses longer input anyway; the cap keeps hostile input cheap.
 _MAX_INPUT_LENGTH = 250
-_EXTENSION = re.compile(r"[0-9]{3,4}")
+_EXTENSION = re.compile(r"[0-9]{2,8}")
+# Letters are allowed only in an extension suffix (``... доб. 12``, ``... ext 12``, ``... x12``).
+_EXTENSION_SUFFIX = re.compile(r"\s*(?:x|ext\.?|доб\.?|#)\s*[0-9]{1,6}\s*$", re.IGNORECASE)
+_LETTER = re.compile(r"[^\W\d_]")
 
 
 def is_extension(raw: str) -> bool:
-    """True for an internal extension (3–4 ASCII digits, surrounding spaces allowed)."""
+    """True for an internal extension (2–8 ASCII digits, surrounding spaces allowed)."""
     return isinstance(raw, str) and _EXTENSION.fullmatch(raw.strip()) is not None
+
+
+def is_withheld(raw: str | None) -> bool:
+    """True for a caller ID that hides the number: a word, empty, or masked with letters.
+
+    ``anonymous``, ``Unknown``, ``unavailable``, ``restricted``, ``<unknown>``, ``""``
+    and ``+7495xxxxxxx`` all are; a real number or an extension is not.
+    """
+    if not isinstance(raw, str):
+        return True
+    text = raw.strip().strip("<>").strip()
+    if not text:
+        return True
+    return _LETTER.search(_EXTENSION_SUFFIX.sub("", text)) is not None
 
 
 def _parse(raw: str, region: str) -> phonenumbers.PhoneNumber | None:
     if not isinstance(raw, str):
         return None
     text = raw.strip()
-    if not text or len(text) > _MAX_INPUT_LENGTH or is_extension(text):
+    if not text or len(text) > _MAX_INPUT_LENGTH or is_extension(text) or is_withheld(text):
         return None
     try:
         number = phonenumbers.parse(text, region)
@@ -43,7 +64,8 @@ def normalize_phone(raw: str, region: str = DEFAULT_REGION) -> str | None:
     """E.164 form of ``raw`` (``+79161234567``), or None for garbage and extensions.
 
     Russian habits are understood with the default region: a leading ``8`` or
-    ``7`` without ``+``, or ten digits without any prefix. Never raises.
+    ``7`` without ``+``, or ten digits without any prefix. Letters outside an
+    extension suffix make it None (a masked or withheld caller ID). Never raises.
     """
     number = _parse(raw, region)
     if number is None:

@@ -26,12 +26,14 @@ from sqlalchemy.orm import selectinload
 
 from crm_core.audit import ACTION_CREATE, ACTION_UPDATE, write_audit
 from crm_core.errors import ConflictError, DomainError, NotAllowedError, NotFoundError
-from crm_core.people.models import Role, Team, User, UserDeactivation
+from crm_core.people.models import PhoneKind, Role, Team, User, UserDeactivation, UserPhone
 from crm_core.people.sessions import end_other_sessions, end_user_sessions
 from crm_core.people.users import (
     add_user,
     ensure_extension_free,
+    validate_device,
     validate_extension,
+    validate_mobile,
     validate_role,
 )
 from crm_core.timestamps import utcnow
@@ -59,6 +61,8 @@ class UserChange:
     role: str | None = None
     team_id: int | Literal[Keep.KEEP] | None = KEEP
     extension: str | Literal[Keep.KEEP] | None = KEEP
+    devices: Sequence[str] | Literal[Keep.KEEP] = KEEP  # the whole new list
+    mobiles: Sequence[str] | Literal[Keep.KEEP] = KEEP
 
 
 # -- who may, and finding people --------------------------------------------------------------
@@ -84,7 +88,7 @@ def _audit(session: AsyncSession, actor: User | None, entity: str, entity_id: in
 async def find_user(session: AsyncSession, username: str) -> User:
     """The user with this login (switched off or not), team loaded."""
     user = await session.scalar(select(User).where(User.username == username.strip())
-                                .options(selectinload(User.team)))
+                                .options(selectinload(User.team), selectinload(User.phones)))
     if user is None:
         raise NotFoundError("people.user_not_found", f"no user {username!r}", username=username)
     return user
@@ -92,7 +96,7 @@ async def find_user(session: AsyncSession, username: str) -> User:
 
 async def get_user(session: AsyncSession, user_id: int) -> User:
     user = await session.scalar(select(User).where(User.id == user_id)
-                                .options(selectinload(User.team)))
+                                .options(selectinload(User.team), selectinload(User.phones)))
     if user is None:
         raise NotFoundError("people.user_not_found", f"no user #{user_id}", username=user_id)
     return user
@@ -106,8 +110,8 @@ async def get_team(session: AsyncSession, team_id: int) -> Team:
 
 
 async def list_users(session: AsyncSession) -> list[User]:
-    """Everyone, the active first, by name; teams loaded."""
-    stmt = (select(User).options(selectinload(User.team))
+    """Everyone, the active first, by name; teams and phones loaded."""
+    stmt = (select(User).options(selectinload(User.team), selectinload(User.phones))
             .order_by(User.active.desc(), User.name, User.username))
     return list(await session.scalars(stmt))
 
@@ -158,8 +162,9 @@ def _clean_name(name: str) -> str:
 
 async def create_user(session: AsyncSession, actor: User | None, *, username: str, name: str,
                       role: str, team_id: int | None, extension: str | None,
-                      password_hash: str | None, must_change_password: bool = False) -> User:
-    """A new user in a team picked from the existing ones."""
+                      password_hash: str | None, must_change_password: bool = False,
+                      devices: Sequence[str] = (), mobiles: Sequence[str] = ()) -> User:
+    """A new user in a team picked from the existing ones, with his devices and mobiles."""
     require_admin(actor)
     team = await get_team(session, team_id) if team_id is not None else None
     user = await add_user(session, username, name=_clean_name(name), role=role,
@@ -168,16 +173,69 @@ async def create_user(session: AsyncSession, actor: User | None, *, username: st
     user.must_change_password = must_change_password and password_hash is not None
     await session.flush()
     await claim_headless_team(session, user)
+    phones = await set_user_phones(session, user, devices, mobiles)
     _audit(session, actor, "user", user.id, ACTION_CREATE, {
         "username": user.username, "name": user.name, "role": user.role,
         "team": team.name if team is not None else None, "extension": user.extension,
-        "heads_team": user.heads_team, "must_change_password": user.must_change_password})
+        "heads_team": user.heads_team, "must_change_password": user.must_change_password,
+        **{k: new for k, (_, new) in phones.items()}})
     return user
+
+
+def _unique(values: Sequence[str]) -> list[str]:
+    return list(dict.fromkeys(values))
+
+
+async def set_user_phones(session: AsyncSession, user: User,
+                          devices: Sequence[str] | Keep = KEEP,
+                          mobiles: Sequence[str] | Keep = KEEP) -> dict[str, list[Any]]:
+    """Make ``user``'s devices and/or mobiles exactly these; ``{kind: [old, new]}`` changed.
+
+    Values are validated (``PJSIP/ivanov``, a phone number) and refused when another
+    user holds them (``people.device_taken`` / ``people.mobile_taken``), switched off
+    or not: the tracker must name one owner per phone. Not audited here (the caller is).
+    """
+    await session.refresh(user, ["phones"])
+    wanted: dict[PhoneKind, list[str]] = {}
+    if not isinstance(devices, Keep):
+        wanted[PhoneKind.DEVICE] = _unique([validate_device(d) for d in devices if d.strip()])
+    if not isinstance(mobiles, Keep):
+        wanted[PhoneKind.MOBILE] = _unique([validate_mobile(m) for m in mobiles if m.strip()])
+    changes: dict[str, list[Any]] = {}
+    for kind, values in wanted.items():
+        current = [p.value for p in user.phones if p.kind == kind]
+        if current == values:
+            continue
+        for value in values:
+            if value in current:
+                continue
+            holder = await session.scalar(
+                select(User).join(UserPhone, UserPhone.user_id == User.id)
+                .where(UserPhone.value == value, User.id != user.id))
+            if holder is None:
+                continue
+            taken = f"{value} already belongs to user {holder.username!r}"
+            if kind == PhoneKind.DEVICE:
+                raise ConflictError("people.device_taken", taken, value=value, user=holder.name)
+            raise ConflictError("people.mobile_taken", taken, value=value, user=holder.name)
+        for phone in [p for p in user.phones if p.kind == kind and p.value not in values]:
+            user.phones.remove(phone)
+        for value in values:
+            if value not in current:
+                user.phones.append(UserPhone(kind=kind.value, value=value))
+        changes[f"{kind.value}s"] = [current, values]
+    if changes:
+        await session.flush()
+    return changes
 
 
 async def edit_user(session: AsyncSession, actor: User | None, user: User,
                     change: UserChange) -> dict[str, list[Any]]:
-    """Change name, role, team or extension; returns ``{field: [old, new]}`` (audited)."""
+    """Change name, role, team, extension, devices or mobiles; ``{field: [old, new]}`` (audited).
+
+    Devices and mobiles are written at once (a refused one stops the whole change: the
+    caller's transaction rolls back).
+    """
     require_admin(actor)
     changes: dict[str, list[Any]] = {}
     if change.name is not None and _clean_name(change.name) != user.name:
@@ -192,6 +250,10 @@ async def edit_user(session: AsyncSession, actor: User | None, user: User,
             if extension is not None:
                 await ensure_extension_free(session, extension, user.id)
             changes["extension"] = [user.extension, extension]
+    if change.devices is not KEEP:
+        changes |= await set_user_phones(session, user, devices=change.devices)
+    if change.mobiles is not KEEP:
+        changes |= await set_user_phones(session, user, mobiles=change.mobiles)
     team: Team | None = None
     if change.team_id is not KEEP:
         team = await get_team(session, change.team_id) if change.team_id is not None else None

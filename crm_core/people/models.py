@@ -1,4 +1,4 @@
-"""People: teams, users, the times an account was switched off, and signed-in sessions."""
+"""People: teams, users and their phones, the times an account was switched off, sessions."""
 
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ class User(Base):
     __tablename__ = "users"
     __table_args__ = (
         CheckConstraint(one_of("role", Role), name="role"),
-        CheckConstraint("length(extension) BETWEEN 3 AND 4", name="extension_length"),
+        CheckConstraint("length(extension) BETWEEN 2 AND 8", name="extension_length"),
         # One head per team (a flag on the user rather than a column on the team: no
         # foreign-key cycle between the two tables).
         Index("uq_users_team_id_head", "team_id", unique=True,
@@ -57,7 +57,7 @@ class User(Base):
     username: Mapped[str] = mapped_column(String(100), unique=True)
     name: Mapped[str] = mapped_column(String(200))
     role: Mapped[str] = mapped_column(String(20), default=Role.MANAGER.value)
-    extension: Mapped[str | None] = mapped_column(String(4), unique=True)
+    extension: Mapped[str | None] = mapped_column(String(8), unique=True)
     team_id: Mapped[int | None] = mapped_column(
         ForeignKey("teams.id", ondelete="SET NULL"), index=True
     )
@@ -71,6 +71,42 @@ class User(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     team: Mapped[Team | None] = relationship(back_populates="users")
+    phones: Mapped[list[UserPhone]] = relationship(
+        back_populates="user", order_by="UserPhone.id", cascade="all, delete-orphan")
+
+    @property
+    def devices(self) -> list[str]:
+        """Asterisk endpoints of his phones (``SIP/150010001``); needs ``phones`` loaded."""
+        return [p.value for p in self.phones if p.kind == PhoneKind.DEVICE]
+
+    @property
+    def mobiles(self) -> list[str]:
+        """His mobile numbers, E.164; needs ``phones`` loaded."""
+        return [p.value for p in self.phones if p.kind == PhoneKind.MOBILE]
+
+
+class PhoneKind(StrEnum):
+    DEVICE = "device"  # an Asterisk endpoint: TECH/resource
+    MOBILE = "mobile"  # a number the PBX may forward his calls to, E.164
+
+
+class UserPhone(Base):
+    """A phone of a user besides his extension: a device or a mobile, one holder each.
+
+    The call tracker names the manager by his extension whichever of them he used,
+    so one value can never belong to two users (a unique ``value``).
+    """
+
+    __tablename__ = "user_phones"
+    __table_args__ = (CheckConstraint(one_of("kind", PhoneKind), name="kind"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(10))
+    value: Mapped[str] = mapped_column(String(120), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    user: Mapped[User] = relationship(back_populates="phones")
 
 
 class UserDeactivation(Base):

@@ -1,30 +1,73 @@
-"""Users and teams: who works the phones, and which extension is whose."""
+"""Users and teams: who works the phones, and which extension, device and mobile is whose."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import datetime
 
+import phonenumbers
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_core.clients.phones import DEFAULT_REGION, normalize_phone
 from crm_core.errors import ConflictError, DomainError
-from crm_core.people.models import Role, Team, User
+from crm_core.people.models import PhoneKind, Role, Team, User, UserPhone
 from crm_core.timestamps import ensure_utc
 
-_EXTENSION = re.compile(r"[0-9]{3,4}")
+_EXTENSION = re.compile(r"[0-9]{2,8}")
 _USERNAME = re.compile(r"\S{1,100}")
+# TECH/resource as Asterisk names an endpoint: no sequence suffix, no Local channels.
+_DEVICE = re.compile(r"([A-Za-z][A-Za-z0-9]{0,19})/([A-Za-z0-9_.+@:\-]{1,99})")
 
 
 def validate_extension(extension: str) -> str:
-    """The stripped extension; a DomainError unless it is 3–4 digits."""
+    """The stripped extension; a DomainError unless it is 2–8 digits."""
     value = extension.strip()
     if not _EXTENSION.fullmatch(value):
         raise DomainError("people.extension_invalid",
-                          f"Extension must be 3 or 4 digits, got {extension!r}.",
+                          f"Extension must be 2 to 8 digits, got {extension!r}.",
                           extension=extension)
     return value
+
+
+def validate_device(device: str) -> str:
+    """``TECH/resource`` with the technology upper-cased (``PJSIP/ivanov``); else a DomainError."""
+    value = device.strip()
+    match = _DEVICE.fullmatch(value)
+    if match is None or match.group(1).lower() == "local":
+        raise DomainError("people.device_invalid",
+                          f"A device is an Asterisk endpoint like PJSIP/ivanov, got {device!r}.",
+                          device=device)
+    return f"{match.group(1).upper()}/{match.group(2)}"
+
+
+def validate_mobile(mobile: str, region: str = DEFAULT_REGION) -> str:
+    """The mobile number in E.164; a DomainError for anything that is not a phone number."""
+    value = normalize_phone(mobile, region)
+    if value is None:
+        raise DomainError("people.mobile_invalid", f"{mobile!r} is not a phone number.",
+                          mobile=mobile)
+    return value
+
+
+def dialled_forms(e164: str) -> set[str]:
+    """The digit strings a PBX may dial for ``e164``: international, national, with prefix.
+
+    ``+79160000001`` is dialled as ``79160000001``, ``89160000001`` or ``9160000001``
+    depending on the trunk; each form is looked up as is (the tracker knows no numbering plan).
+    """
+    digits = e164.lstrip("+")
+    forms = {digits}
+    try:
+        number = phonenumbers.parse(e164, None)
+    except phonenumbers.NumberParseException:
+        return forms
+    forms.add(phonenumbers.national_significant_number(number))
+    national = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.NATIONAL)
+    forms.add("".join(ch for ch in national if ch.isdigit()))
+    return {f for f in forms if len(f) >= 5}
 
 
 def validate_role(role: str) -> str:
@@ -152,6 +195,41 @@ async def set_team_queue(session: AsyncSession, team: str, queue: str | None) ->
 async def team_for_queue(session: AsyncSession, queue: str) -> Team | None:
     """The team that answers Asterisk queue ``queue``, if one does."""
     return await session.scalar(select(Team).where(Team.queue == queue.strip()))
+
+
+@dataclass(frozen=True)
+class PartyDirectory:
+    """What the call tracker needs from the users table to name each phone's owner.
+
+    ``devices``: Asterisk endpoint (``SIP/150010001``) -> extension; ``mobiles``: every
+    dialled form of a mobile (``89160000001``) -> extension; both for active users
+    with an extension. ``supervisors``: their extensions.
+    """
+
+    supervisors: frozenset[str] = frozenset()
+    devices: dict[str, str] = field(default_factory=dict)
+    mobiles: dict[str, str] = field(default_factory=dict)
+
+
+async def party_directory(session: AsyncSession) -> PartyDirectory:
+    """The directory of phones from the users table (one query each)."""
+    supervisors = await extensions_of_role(session, Role.SUPERVISOR.value)
+    rows = await session.execute(
+        select(UserPhone.kind, UserPhone.value, User.extension)
+        .join(User, User.id == UserPhone.user_id)
+        .where(User.active.is_(True), User.extension.is_not(None))
+        .order_by(UserPhone.id))
+    devices: dict[str, str] = {}
+    mobiles: dict[str, str] = {}
+    for kind, value, extension in rows:
+        if extension is None:
+            continue
+        if kind == PhoneKind.DEVICE:
+            devices[value] = extension
+        else:
+            for form in dialled_forms(value):
+                mobiles.setdefault(form, extension)
+    return PartyDirectory(supervisors, devices, mobiles)
 
 
 async def extensions_of_role(session: AsyncSession, role: str) -> frozenset[str]:

@@ -94,6 +94,6 @@ class KkpReview(Base):
     decision: Mapped[str] = mapped_column(String(10))  # confirmed | dismissed
     reason: Mapped[str | None] = mapped_column(Text)
     amount: Mapped[int] = mapped_column(default=0)  # the fine; 0 when dismissed
-    manager: Mapped[str | None] = mapped_column(String(4), index=True)  # extension fined
+    manager: Mapped[str | None] = mapped_column(String(8), index=True)  # extension fined
     reviewer_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     decided_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)

@@ -5,7 +5,8 @@
 - ``POST /admin/users``: create a user (the team picked from a list);
 - ``GET /admin/users/{id}``: one user: his details to edit, a password reset, switching
   him off or on, and the history of changes to him;
-- ``POST /admin/users/{id}``: save name, role, team, extension;
+- ``POST /admin/users/{id}``: save name, role, team, extension, phones (Asterisk devices
+  and mobile numbers, one per line);
 - ``POST /admin/users/{id}/deactivate`` | ``reactivate`` | ``password``;
 - ``POST /admin/teams``: a new team; ``POST /admin/teams/{id}``: rename it, set its head.
 
@@ -24,6 +25,7 @@ from aiohttp import web
 from sqlalchemy import select
 
 from crm_core.audit import AuditLog
+from crm_core.clients.phones import format_phone
 from crm_core.errors import DomainError, NotAllowedError, NotFoundError
 from crm_core.people.management import (
     KEEP,
@@ -62,7 +64,8 @@ DONE = {
     "team_created": "Отдел создан.",
 }
 FIELDS = {"username": "Логин", "name": "Имя", "role": "Роль", "team": "Отдел",
-          "extension": "Внутренний номер", "heads_team": "Руководит отделом",
+          "extension": "Внутренний номер", "devices": "Телефоны в Asterisk",
+          "mobiles": "Мобильные", "heads_team": "Руководит отделом",
           "active": "Активен", "must_change_password": "Сменить пароль при входе",
           "sessions_ended": "Завершено сеансов"}
 ACTIONS = {"create": "Создан", "update": "Изменён", "deactivate": "Отключён",
@@ -86,6 +89,14 @@ def _number(value: str) -> int:
     return int(value) if value.isdigit() and len(value) < 10 else -1
 
 
+def _lines(form: Any, name: str) -> list[str]:
+    """A textarea of one value per line (commas too), blanks dropped; at most 50 values."""
+    value = form.get(name)
+    if not isinstance(value, str):
+        return []
+    return [v.strip() for v in value[:5000].replace(",", "\n").splitlines() if v.strip()][:50]
+
+
 def _team_id(form: Any) -> int | None:
     """The team picked in the form's list (none: no team)."""
     value = _field(form, "team_id")
@@ -100,8 +111,10 @@ def _path_id(request: web.Request) -> int:
 
 
 def _value(field: str, value: Any) -> str:
-    if value is None:
+    if value is None or value == []:
         return "—"
+    if isinstance(value, list):
+        return ", ".join(format_phone(v) if field == "mobiles" else str(v) for v in value)
     if isinstance(value, bool):
         return "да" if value else "нет"
     if field == "role":
@@ -193,7 +206,8 @@ async def create_user_form(request: web.Request) -> web.Response:
                 session, admin, username=_field(form, "username", 100),
                 name=_field(form, "name"), role=_field(form, "role", 20),
                 team_id=_team_id(form), extension=_field(form, "extension", 20) or None,
-                password_hash=hashed, must_change_password=form.get("must_change") == "1")
+                password_hash=hashed, must_change_password=form.get("must_change") == "1",
+                devices=_lines(form, "devices"), mobiles=_lines(form, "mobiles"))
     except DomainError as exc:
         typed = {k: v for k, v in form.items() if k not in ("password", "csrf_token")}
         return await _list_page(request, error=russian(exc), error_at="new-user", form=typed,
@@ -217,7 +231,9 @@ async def edit_user_form(request: web.Request) -> web.Response:
                         role=_field(form, "role", 20) if "role" in form else None,
                         team_id=_team_id(form) if "team_id" in form else KEEP,
                         extension=_field(form, "extension", 20) if "extension" in form
-                        else KEEP)
+                        else KEEP,
+                        devices=_lines(form, "devices") if "devices" in form else KEEP,
+                        mobiles=_lines(form, "mobiles") if "mobiles" in form else KEEP)
     try:
         async with request.app[WRITER_SESSIONS]() as session, session.begin():
             await edit_user(session, admin, await _user(session, user_id), change)

@@ -1,5 +1,8 @@
 """``telecrm users list|edit|deactivate|reactivate|password``: people from the shell.
 
+``users edit --device/--remove-device/--mobile/--remove-mobile`` add and take away a
+user's phones (devices as Asterisk names them, mobile numbers); ``users list`` shows them.
+
 The command line is the server's administrator: it may change anyone, and its
 changes are audited with the actor ``cli``. Refusals are the domain's error codes,
 printed as their Russian sentence (exit 2). ``NAME`` is the user's login.
@@ -15,11 +18,16 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Callable
 from datetime import datetime, time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from crm_core.clients.phones import format_phone
 from telecrm.cli_support import UsageError, database, print_json, workday_timezone
 from telecrm.settings import Settings
+
+if TYPE_CHECKING:
+    from crm_core.people.management import Keep
 
 log = logging.getLogger(__name__)
 
@@ -32,16 +40,18 @@ def user_row(user: Any) -> dict[str, Any]:
     """A user as ``users list --format json`` prints him."""
     return {"username": user.username, "name": user.name, "role": user.role,
             "team": user.team.name if user.team is not None else None,
-            "extension": user.extension, "active": user.active, "heads_team": user.heads_team,
+            "extension": user.extension, "devices": user.devices, "mobiles": user.mobiles,
+            "active": user.active, "heads_team": user.heads_team,
             "must_change_password": user.must_change_password,
             "created_at": user.created_at.isoformat()}
 
 
 def _table(rows: list[dict[str, Any]]) -> str:
     """A plain-text table a person reads in a terminal."""
-    head = ["Логин", "Имя", "Роль", "Отдел", "Внутр.", "Состояние"]
+    head = ["Логин", "Имя", "Роль", "Отдел", "Внутр.", "Телефоны", "Состояние"]
     body = [[r["username"], r["name"], ROLE_NAMES.get(r["role"], r["role"]), r["team"] or "—",
              r["extension"] or "—",
+             ", ".join([*r["devices"], *(format_phone(m) for m in r["mobiles"])]) or "—",
              ("активен" if r["active"] else "отключён")
              + (", сменит пароль" if r["must_change_password"] else "")] for r in rows]
     widths = [max(len(str(line[i])) for line in [head, *body]) for i in range(len(head))]
@@ -93,12 +103,30 @@ async def _team_by_name(session: Any, name: str) -> int | None:
     return team_id if team_id is not None else (await create_team(session, None, name)).id
 
 
+def _edited(current: list[str], add: list[str] | None, remove: list[str] | None,
+            clean: Callable[[str], str]) -> list[str] | Keep:
+    """His list after ``--device``/``--remove-device`` (or the mobile pair); KEEP if untouched.
+
+    Values are compared as stored (``pjsip/ivanov`` is ``PJSIP/ivanov``, any written form
+    of a mobile is its E.164), so a removal matches however it was typed.
+    """
+    from crm_core.people.management import KEEP
+
+    if add is None and remove is None:
+        return KEEP
+    gone = {clean(value) for value in remove or []}
+    return [v for v in current if v not in gone] + [v for v in add or [] if v.strip()]
+
+
 async def cmd_users_edit(args: argparse.Namespace, settings: Settings) -> int:
     from crm_core.people.management import KEEP, UserChange, edit_user, find_user
+    from crm_core.people.users import validate_device, validate_mobile
 
-    if all(v is None for v in (args.full_name, args.role, args.team, args.extension)):
+    phones = (args.devices, args.remove_devices, args.mobiles, args.remove_mobiles)
+    if all(v is None for v in (args.full_name, args.role, args.team, args.extension, *phones)):
         raise UsageError("cli.users_nothing_to_change",
-                         "nothing to change: give --name, --role, --team or --extension")
+                         "nothing to change: give --name, --role, --team, --extension, "
+                         "--device or --mobile")
     async with database(settings) as sessions:
         async with sessions() as session, session.begin():
             user = await find_user(session, args.username)
@@ -107,14 +135,21 @@ async def cmd_users_edit(args: argparse.Namespace, settings: Settings) -> int:
                 team_id=await _team_by_name(session, args.team) if args.team is not None
                 else KEEP,
                 extension=(args.extension.strip() or None) if args.extension is not None
-                else KEEP)
+                else KEEP,
+                devices=_edited(user.devices, args.devices, args.remove_devices,
+                                validate_device),
+                mobiles=_edited(user.mobiles, args.mobiles, args.remove_mobiles,
+                                validate_mobile))
             changes = await edit_user(session, None, user, change)
     if not changes:
         print(f"{user.username}: ничего не изменилось")
         return 0
     shown = {"name": "имя", "role": "роль", "team": "отдел", "extension": "внутренний номер",
-             "heads_team": "руководит отделом"}
+             "heads_team": "руководит отделом", "devices": "телефоны",
+             "mobiles": "мобильные"}
     for field, (old, new) in changes.items():
+        if isinstance(new, list):
+            old, new = ", ".join(old), ", ".join(new)
         if field == "role":
             old, new = ROLE_NAMES.get(old, old), ROLE_NAMES.get(new, new)
         if isinstance(new, bool):
@@ -190,7 +225,15 @@ def add_actions(users_sub: argparse._SubParsersAction, common: argparse.Argument
     ed.add_argument("--name", dest="full_name", help="full name shown in the CRM")
     ed.add_argument("--role", choices=ROLES)
     ed.add_argument("--team", help='team name (created on first use); "" for no team')
-    ed.add_argument("--extension", help='3–4 digit extension; "" for none')
+    ed.add_argument("--extension", help='2–8 digit extension; "" for none')
+    ed.add_argument("--device", dest="devices", action="append", metavar="TECH/RESOURCE",
+                    help="add a phone of his as Asterisk names it (PJSIP/ivanov); repeatable")
+    ed.add_argument("--remove-device", dest="remove_devices", action="append",
+                    metavar="TECH/RESOURCE", help="take a phone away from him; repeatable")
+    ed.add_argument("--mobile", dest="mobiles", action="append", metavar="NUMBER",
+                    help="add a mobile number of his; repeatable")
+    ed.add_argument("--remove-mobile", dest="remove_mobiles", action="append",
+                    metavar="NUMBER", help="take a mobile number away from him; repeatable")
     ed.set_defaults(handler=cmd_users_edit)
 
     off = users_sub.add_parser(

@@ -142,7 +142,9 @@ function showPop(pop) {
   box.append(el("div", { class: "ringing" }, "Входящий звонок"));
   const client = pop.client;
   const lead = pop.is_new_lead || !client;
-  box.append(el("h2", { class: lead ? "lead" : "" }, lead ? "Новый лид" : client.name));
+  const withheld = !pop.number && !client;  // a hidden caller ID: nobody to call back
+  box.append(el("h2", { class: lead && !withheld ? "lead" : "" },
+                withheld ? "Скрытый номер" : lead ? "Новый лид" : client.name));
   box.append(el("div", { class: "number" }, pop.number_display || pop.number || "номер скрыт"));
   if (client && !lead) {
     const facts = el("div", { class: "muted" });

@@ -83,7 +83,8 @@ function start(box) {
           row.cells[1].append(el("a", { href: `/clients/${call.client_id}` }, call.client_name));
           if (call.client_number) row.cells[1].append(" ", el("span", { class: "muted" }, phone(call.client_number)));
         } else {
-          row.cells[1].textContent = phone(call.client_number);
+          row.cells[1].textContent = call.client_number || call.direction === "internal"
+            ? phone(call.client_number) : "номер скрыт";
         }
         row.cells[2].textContent = DIRECTIONS[call.direction] || call.direction;
         row.cells[3].textContent = since(call.answered_at);

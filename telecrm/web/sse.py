@@ -174,7 +174,7 @@ async def screen_pop(request: web.Request, user: User, event: dict[str, Any]) ->
     pop: dict[str, Any] = {"call_id": event.get("call_id"), "linkedid": event.get("linkedid"),
                            "number": number, "number_display": phone(number) if number else None,
                            "did": event.get("did"),
-                           "client": None, "is_new_lead": True}
+                           "client": None, "is_new_lead": number is not None}
     client_id = event.get("client_id")
     if isinstance(client_id, int):
         async with request.app[SESSIONS]() as session:

@@ -46,7 +46,7 @@ def test_import_reports_broken_rows_by_line_and_imports_the_rest(db: str, tmp_pa
     (["clients", "import", "/nonexistent.csv"], "Файла /nonexistent.csv нет."),
     (["calls", "export", "--since", "yesterday"], "«yesterday» — не дата"),
     (["ami-replay", "/nonexistent.ami"], "Файла /nonexistent.ami нет."),
-    (["users", "add", "x", "--extension", "12a"], "Внутренний номер — 3 или 4 цифры"),
+    (["users", "add", "x", "--extension", "12a"], "Внутренний номер — от 2 до 8 цифр"),
 ])
 def test_bad_input_is_one_clear_sentence(db: str, args: list[str], message: str) -> None:
     result = telecrm(*args, "--db", db, check=False)

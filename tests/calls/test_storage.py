@@ -147,8 +147,10 @@ async def test_add_user_validation(db_session: AsyncSession, managers: dict[str,
         await add_user(db_session, "ivanov")
     with pytest.raises(ValueError, match="Extension 101 is already taken by user 'ivanov'"):
         await add_user(db_session, "sidorov", extension="101")
-    with pytest.raises(ValueError, match="3 or 4 digits"):
-        await add_user(db_session, "sidorov", extension="12")
+    with pytest.raises(ValueError, match="2 to 8 digits"):
+        await add_user(db_session, "sidorov", extension="1")
+    with pytest.raises(ValueError, match="2 to 8 digits"):
+        await add_user(db_session, "sidorov", extension="123456789")
     user = await find_user_by_extension(db_session, "102")
     assert user is not None and user.username == "petrov" and user.team_id is not None
     assert await find_user_by_extension(db_session, "555") is None

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from crm_core.clients.phones import format_phone, is_extension, normalize_phone
+from crm_core.clients.phones import format_phone, is_extension, is_withheld, normalize_phone
 
 
 @pytest.mark.parametrize(
@@ -36,21 +36,42 @@ def test_foreign_number_keeps_its_country() -> None:
 
 @pytest.mark.parametrize(
     "raw",
-    ["", "   ", "abc", "12", "12345", "+7 000 000 00 00", "----", "+", "8 (916) 123", "None"],
+    ["", "   ", "abc", "12", "12345", "+7 000 000 00 00", "----", "+", "8 (916) 123", "None",
+     "123456789"],
 )
 def test_garbage_is_none(raw: str) -> None:
     assert normalize_phone(raw) is None
 
 
-@pytest.mark.parametrize("raw", ["101", "1001", " 205 ", "999"])
+@pytest.mark.parametrize("raw", ["101", "1001", " 205 ", "999", "10", "12345", "20104567"])
 def test_extensions_are_never_clients(raw: str) -> None:
+    """Any 2–8 digit internal number: the company's PBX may number its phones so."""
     assert is_extension(raw)
     assert normalize_phone(raw) is None
 
 
-@pytest.mark.parametrize("raw", ["10", "12345", "+101", "10a", "", "٠١٢"])
+@pytest.mark.parametrize("raw", ["1", "123456789", "+101", "10a", "", "٠١٢"])
 def test_not_extensions(raw: str) -> None:
     assert not is_extension(raw)
+
+
+@pytest.mark.parametrize("raw", [
+    "anonymous", "Anonymous", "Unknown", "unavailable", "restricted", "<unknown>", "", "  ",
+    "+7495xxxxxxx", "8495XXXXXXX", "+7 916 XXX-45-67", "+7495ABCDEFG", "8800FLOWERS",
+])
+def test_withheld_caller_ids_are_no_number(raw: str) -> None:
+    """Letters are never keypad letters: ``+7495xxxxxxx`` is not +7 495 999-99-99."""
+    assert is_withheld(raw)
+    assert normalize_phone(raw) is None
+
+
+@pytest.mark.parametrize("raw, e164", [
+    ("+7 916 123-45-67", "+79161234567"), ("8 495 111-00-01 доб. 12", "+74951110001"),
+    ("84951110001 ext 7", "+74951110001"), ("84951110001x7", "+74951110001"),
+])
+def test_real_numbers_are_not_withheld(raw: str, e164: str) -> None:
+    assert not is_withheld(raw)
+    assert normalize_phone(raw) == e164
 
 
 def test_format_phone() -> None:

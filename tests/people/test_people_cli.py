@@ -67,12 +67,14 @@ def test_users_list_as_json_and_as_a_table(db: str) -> None:
     rows = listed(db)
     assert rows["petrov"] == {
         "username": "petrov", "name": "Иван Петров", "role": "manager", "team": "Отдел продаж",
-        "extension": "101", "active": True, "heads_team": False, "must_change_password": False,
+        "extension": "101", "devices": [], "mobiles": [], "active": True, "heads_team": False,
+        "must_change_password": False,
         "created_at": rows["petrov"]["created_at"]}
     assert rows["root"]["created_at"] == "2026-01-14T21:00:00+00:00", \
         "--since is the start of that day where the floor works (Moscow)"
     table = telecrm("users", "list", "--db", db).stdout.splitlines()
-    assert table[0].split() == ["Логин", "Имя", "Роль", "Отдел", "Внутр.", "Состояние"]
+    assert table[0].split() == ["Логин", "Имя", "Роль", "Отдел", "Внутр.", "Телефоны",
+                                 "Состояние"]
     petrov = next(line for line in table if line.startswith("petrov"))
     assert "Иван Петров" in petrov and "менеджер" in petrov and "активен" in petrov
 
@@ -92,7 +94,7 @@ def test_users_edit(db: str) -> None:
     telecrm("users", "edit", "petrov", "--team", "", "--extension", "", "--db", db)
     assert (listed(db)["petrov"]["team"], listed(db)["petrov"]["extension"]) == (None, None)
     assert refused("users", "edit", "petrov", "--extension", "12a", "--db", db) == \
-        "telecrm: Внутренний номер — 3 или 4 цифры, а не «12a»."
+        "telecrm: Внутренний номер — от 2 до 8 цифр, а не «12a»."
     assert refused("users", "edit", "nobody", "--name", "X", "--db", db) == \
         "telecrm: Пользователя «nobody» нет."
     assert refused("users", "edit", "root", "--role", "manager", "--db", db).startswith(

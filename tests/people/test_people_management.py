@@ -122,7 +122,7 @@ async def test_bad_input_is_refused_with_a_russian_sentence(
         (dict(username="два слова"), "people.username_invalid",
          "Логин — от 1 до 100 символов без пробелов."),
         (dict(extension="12a"), "people.extension_invalid",
-         "Внутренний номер — 3 или 4 цифры, а не «12a»."),
+         "Внутренний номер — от 2 до 8 цифр, а не «12a»."),
         (dict(extension="101"), "people.extension_taken",
          "Внутренний номер 101 уже занят: он у пользователя Иван Петров."),
         (dict(role="boss"), "people.role_unknown", "Неизвестная роль «boss»: выберите "

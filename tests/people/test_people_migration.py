@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
 from crm_core.db import create_engine, upgrade
 from tests.support.db_fixtures import empty_db_url_fixture, postgres_server_fixture  # noqa: F401
@@ -77,3 +79,31 @@ async def test_existing_people_get_sensible_values(empty_db_url: str) -> None:
     assert (user_id, until, by) == (3, None, "migration")
     assert aware(since) == datetime(2026, 11, 12, 8, 0, tzinfo=UTC), \
         "switched off after his last call"
+
+
+async def test_extensions_widen_without_touching_what_refers_to_users(
+        empty_db_url: str) -> None:
+    """0018_parties: 2 to 8 digits fit; the users table is not rebuilt (no ON DELETE fired)."""
+    await upgrade(empty_db_url, "0015_people")
+    engine = create_engine(empty_db_url)
+    try:
+        async with engine.begin() as conn:
+            at = _naive(CREATED, conn.dialect.name)
+            await conn.execute(text(
+                "INSERT INTO users (id, username, name, role, extension, active, created_at) "
+                "VALUES (1, 'ivan', 'Иван', 'manager', '101', :yes, :at)"), {"yes": True, "at": at})
+            await conn.execute(text(
+                "INSERT INTO user_deactivations (user_id, deactivated_at, deactivated_by) "
+                "VALUES (1, :at, 'admin')"), {"at": at})
+        await upgrade(empty_db_url)
+        async with engine.begin() as conn:
+            await conn.execute(text("UPDATE users SET extension = '20104567' WHERE id = 1"))
+            assert (await conn.execute(text(
+                "SELECT count(*) FROM user_deactivations"))).scalar() == 1
+        for wrong in ("1", "123456789"):
+            with pytest.raises(DBAPIError):  # the CHECK (SQLite), the column (PostgreSQL)
+                async with engine.begin() as conn:
+                    await conn.execute(text("UPDATE users SET extension = :e WHERE id = 1"),
+                                       {"e": wrong})
+    finally:
+        await engine.dispose()

@@ -375,3 +375,36 @@ async def test_only_managers_have_a_talk_time_bar(crm: Crm) -> None:
         rows = (await r.json())["managers"]
     assert {m["extension"] for m in rows} == {"101", "102"}, "the board lists managers only"
     json.dumps(rows)
+
+
+async def test_admin_gives_a_user_his_devices_and_mobiles(crm: Crm) -> None:
+    new_user = {"username": "kozlov", "name": "Пётр Козлов", "role": "manager", "team_id": "",
+                "extension": "20104", "password": "first-password",
+                "devices": "SIP/150010001\r\npjsip/kozlov-soft\r\n",
+                "mobiles": "+7 916 000-00-01"}
+    status, location, _ = await post(crm, "admin", "/admin/users", new_user)
+    assert status == 303, "a five-digit extension is fine"
+    kozlov = await user_row(crm, "kozlov")
+    status, _, body = await get(crm, "admin", location)
+    assert ">SIP/150010001\nPJSIP/kozlov-soft</textarea>" in body, "one per line, as stored"
+    assert ">+7 916 000-00-01</textarea>" in body
+    listed = (await get(crm, "admin", "/admin/users"))[2]
+    row = re.search(r'<tr data-user="kozlov".*?</tr>', listed, re.S)
+    assert row is not None and "<div>PJSIP/kozlov-soft</div>" in row.group(0)
+    assert "<div>+7 916 000-00-01</div>" in row.group(0)
+    # Petrov may not take Kozlov's mobile: one sentence, the form as typed.
+    petrov = crm.world.users["petrov"]
+    status, _, body = await post(crm, "admin", f"/admin/users/{petrov}", {
+        "devices": "", "mobiles": "8 (916) 000-00-01"})
+    assert status == 409
+    assert "Мобильный номер +79160000001 уже закреплён за пользователем Пётр Козлов." in body
+    assert ">8 (916) 000-00-01</textarea>" in body
+    status, _, body = await post(crm, "admin", f"/admin/users/{petrov}", {"devices": "101"})
+    assert status == 400 and "например PJSIP/ivanov или SIP/150010001, а не «101»" in body
+    # Editing the list: one device taken away, the mobile kept.
+    status, _, _ = await post(crm, "admin", f"/admin/users/{kozlov.id}", {
+        "devices": "SIP/150010001", "mobiles": "+79160000001"})
+    assert status == 303
+    body = (await get(crm, "admin", f"/admin/users/{kozlov.id}"))[2]
+    assert ">SIP/150010001</textarea>" in body
+    assert "Телефоны в Asterisk: SIP/150010001, PJSIP/kozlov-soft → SIP/150010001" in body
