@@ -23,10 +23,10 @@ function followBoard(board) {
         const row = board.querySelector(`tr[data-ext="${m.extension}"]`);
         if (!row) continue;
         text(row, ".tt-now", m.on_call ? `☎ ${m.on_call.with}` : "—");
-        text(row, ".tt-min", String(m.talk_minutes));
+        text(row, ".tt-min", number(m.talk_minutes, 1));
         text(row, ".tt-calls", String(m.calls));
         text(row, ".tt-avg", number(m.avg_call_seconds));
-        text(row, ".tt-proj", m.working ? `${m.projected_minutes} мин ${m.on_track ? "✓" : "✗"}` : "—");
+        text(row, ".tt-proj", m.working ? `${number(m.projected_minutes)} мин ${m.on_track ? "✓" : "✗"}` : "—");
         row.classList.toggle("on-call", Boolean(m.on_call));
       }
       const stamp = document.getElementById("tt-updated");

@@ -36,7 +36,7 @@ HOOKS = call_hooks()  # what the product does with each written call
 PASSWORD = "secret-password"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking",
+                 "--no-first-run", "--disable-background-networking", "--lang=ru-RU",
                  "--disable-component-update", "--disable-sync"]
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 DESKTOP = {"width": 1366, "height": 768}

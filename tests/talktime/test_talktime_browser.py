@@ -23,6 +23,11 @@ pytestmark = pytest.mark.asterisk
 ROW = "#tt-rows tr[data-ext='101']"
 
 
+def _minutes(text: str) -> float:
+    """A board figure as the page writes it in Russian («1,1», «1 234,5»)."""
+    return float("".join(text.split()).replace(",", "."))
+
+
 async def test_board_updates_live_during_a_sandbox_call(sandbox, tmp_path: Path) -> None:
     pbx = sandbox.pbx
     db = f"sqlite+aiosqlite:///{tmp_path / 'crm.sqlite3'}"
@@ -41,7 +46,7 @@ async def test_board_updates_live_during_a_sandbox_call(sandbox, tmp_path: Path)
         await page.wait_for_url("**/team")
         await page.goto(base + "/talktime")
         calls_before = int(await page.inner_text(f"{ROW} .tt-calls"))
-        minutes_before = float(await page.inner_text(f"{ROW} .tt-min"))
+        minutes_before = _minutes(await page.inner_text(f"{ROW} .tt-min"))
         assert await page.inner_text(f"{ROW} .tt-now") == "—"
 
         await phones.set_behaviour("101", mode="answer", answer_after=1)
@@ -52,7 +57,8 @@ async def test_board_updates_live_during_a_sandbox_call(sandbox, tmp_path: Path)
         assert "Ромашка" in await page.inner_text(f"{ROW} .tt-now")
         # talk grows while the call lasts (0.1 min = 6 s of talk)
         await page.wait_for_function(
-            f"parseFloat(document.querySelector(\"{ROW} .tt-min\").textContent) >= "
+            f"parseFloat(document.querySelector(\"{ROW} .tt-min\").textContent"
+            f".replace(/\\s/g, '').replace(',', '.')) >= "
             f"{minutes_before + 0.1}", timeout=20_000)
         await screenshot(page, "talktime-board-live")
 
@@ -61,7 +67,7 @@ async def test_board_updates_live_during_a_sandbox_call(sandbox, tmp_path: Path)
             f"document.querySelector(\"{ROW} .tt-now\").textContent === '—' && "
             f"parseInt(document.querySelector(\"{ROW} .tt-calls\").textContent) === "
             f"{calls_before + 1}", timeout=20_000)
-        minutes_after = float(await page.inner_text(f"{ROW} .tt-min"))
+        minutes_after = _minutes(await page.inner_text(f"{ROW} .tt-min"))
         assert minutes_before + 0.15 <= minutes_after <= minutes_before + 0.3
         await screenshot(page, "talktime-board-after")
 
