@@ -135,6 +135,7 @@ class _Call:
     announced: bool = False
     transferred: bool = False
     joined: list[str] = field(default_factory=list)  # extensions LEG_JOINED/ANSWERED told
+    merged_into: str | None = None  # the call that absorbed this one (its channels live on there)
 
 
 # Timestamps datetime can represent (up to 9999-12-31); anything else is junk.
@@ -360,6 +361,7 @@ class CallTracker:
             # line): close the absorbed one as it stood; its channels live on here
             # (the writer moves a leg whose uniqueid shows up under another call).
             gone.ended = ts
+            gone.merged_into = keep.key
             facts.append(self._fact(FactKind.ENDED, gone, ts))
         for uid in gone.channels:
             chan = self._channels.get(uid)
@@ -1003,6 +1005,7 @@ class CallTracker:
             legs=tuple(legs),
             rang=tuple(call.rang),
             queue=call.queue,
+            merged_into=call.merged_into,
         )
 
     def _forget(self, call: _Call) -> None:

@@ -256,13 +256,38 @@ async def _resolve_client(
     return await _create_lead(session, client_number, owner_id, data.linkedid), True
 
 
+def _adopt(call: Call, stray: CallLeg) -> None:
+    """Move ``stray`` (a leg stored under another call) into ``call``, never losing it.
+
+    A leg still pending (both calls new in one batch) is first taken out of its old
+    call explicitly: that expunges it as a delete-orphan, and the append below adds it
+    back. Left to the backref, SQLAlchemy takes two unsaved calls for the same parent,
+    expunges the leg after the append, and neither call keeps it.
+    """
+    if inspect(stray).pending:
+        old = stray.call
+        if old is not None and old is not call:
+            old.legs.remove(stray)
+    call.legs.append(stray)
+
+
 def _merge_legs(call: Call, data: CallData, users: dict[str, User], strays: list[CallLeg]) -> bool:
     by_uniqueid = {leg.uniqueid: leg for leg in call.legs}
+    if data.merged_into is not None:
+        # The last word of a call another absorbed: the legs already stored elsewhere
+        # belong to the absorbing call, whose snapshots are newer. Whatever the order of
+        # writing, a leg ends up there.
+        stored_elsewhere = {stray.uniqueid for stray in strays}
+        strays = []
+    else:
+        stored_elsewhere = set()
     for stray in strays:  # a uniqueid recorded under another linkedid moves to this call
-        call.legs.append(stray)
+        _adopt(call, stray)
         by_uniqueid[stray.uniqueid] = stray
     changed = bool(strays)
     for seq, leg_data in enumerate(data.legs):
+        if leg_data.uniqueid in stored_elsewhere:
+            continue
         user = users.get(leg_data.extension) if leg_data.extension else None
         values = {
             "channel": leg_data.channel,
