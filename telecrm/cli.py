@@ -91,7 +91,8 @@ async def cmd_ami_replay(args: argparse.Namespace, settings: Settings) -> int:
         async with sessions() as session:
             supervisors = await extensions_of_role(session, "supervisor")
         tracker = CallTracker(PartyRules(supervisors=supervisors))
-        stats = await replay(paths, CallStore(sessions, call_hooks()), tracker)
+        store = CallStore(sessions, call_hooks(), recordings_root=settings.recordings_source)
+        stats = await replay(paths, store, tracker)
     print(f"replayed {stats.events} events: {stats.calls_ended} calls ended, "
           f"{stats.calls_open} still in progress at the end of the capture")
     return 0

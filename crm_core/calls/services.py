@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import PurePosixPath
 from typing import Any
@@ -63,6 +63,36 @@ def is_safe_recording_path(path: str) -> bool:
         and "\\" not in path
         and (".." not in PurePosixPath(path).parts)
     )
+
+
+def relative_recording_path(path: str, root: PurePosixPath | str | None) -> str:
+    """``path`` relative to the recordings source ``root`` when it is an absolute path in it.
+
+    Asterisk's own ``MIXMONITOR_FILENAME`` is absolute (FreePBX's dated folders too:
+    ``/var/spool/asterisk/monitor/2026/12/05/in-....wav``). A path outside ``root``, or
+    one with ``..`` in it, is returned unchanged, so the writer refuses and logs it.
+    """
+    if root is None or not path.startswith("/"):
+        return path
+    absolute = PurePosixPath(path)
+    if ".." in absolute.parts:
+        return path
+    try:
+        inside = absolute.relative_to(PurePosixPath(str(root)))
+    except ValueError:
+        return path
+    return str(inside) if inside.parts else path
+
+
+def with_relative_recordings(data: CallData, root: PurePosixPath | str | None) -> CallData:
+    """The snapshot with its absolute recording paths under ``root`` made relative to it."""
+    if root is None or not any(path.startswith("/") for path in data.recordings):
+        return data
+    return replace(
+        data,
+        recordings=tuple(relative_recording_path(path, root) for path in data.recordings),
+        recording_details=tuple(replace(ref, path=relative_recording_path(ref.path, root))
+                                for ref in data.recording_details))
 
 
 def _safe_recordings(data: CallData) -> tuple[str, ...]:
