@@ -12,7 +12,7 @@ import logging
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from pathlib import PurePosixPath
+from pathlib import PurePath, PurePosixPath
 from typing import Any
 
 from sqlalchemy import and_, inspect, or_, select, text
@@ -65,7 +65,7 @@ def is_safe_recording_path(path: str) -> bool:
     )
 
 
-def relative_recording_path(path: str, root: PurePosixPath | str | None) -> str:
+def relative_recording_path(path: str, root: PurePath | str | None) -> str:
     """``path`` relative to the recordings source ``root`` when it is an absolute path in it.
 
     Asterisk's own ``MIXMONITOR_FILENAME`` is absolute (FreePBX's dated folders too:
@@ -84,7 +84,7 @@ def relative_recording_path(path: str, root: PurePosixPath | str | None) -> str:
     return str(inside) if inside.parts else path
 
 
-def with_relative_recordings(data: CallData, root: PurePosixPath | str | None) -> CallData:
+def with_relative_recordings(data: CallData, root: PurePath | str | None) -> CallData:
     """The snapshot with its absolute recording paths under ``root`` made relative to it."""
     if root is None or not any(path.startswith("/") for path in data.recordings):
         return data
