@@ -960,7 +960,9 @@ class CallTracker:
             hold = chan.holds + (now - chan.hold_since if chan.hold_since is not None else 0.0)
             if chan.role.internal:
                 intervals += spans
-                if spans and chan.extension and talk > 0:
+                # A party is whoever was bridged with the client, however long: a PBX
+                # that stamps no time (or a replay at one instant) still has parties.
+                if spans and chan.extension:
                     talked.append((spans[0][0], chan.created, chan.extension))
             legs.append(LegData(
                 uniqueid=chan.uniqueid, channel=chan.name, role=str(chan.role),

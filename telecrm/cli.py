@@ -92,7 +92,8 @@ async def cmd_ami_replay(args: argparse.Namespace, settings: Settings) -> int:
             supervisors = await extensions_of_role(session, "supervisor")
         tracker = CallTracker(PartyRules(supervisors=supervisors))
         store = CallStore(sessions, call_hooks(), recordings_root=settings.recordings_source)
-        stats = await replay(paths, store, tracker)
+        start = parse_moment(args.start, workday_timezone(settings)) if args.start else None
+        stats = await replay(paths, store, tracker, start=start)
     print(f"replayed {stats.events} events: {stats.calls_ended} calls ended, "
           f"{stats.calls_open} still in progress at the end of the capture")
     return 0
@@ -307,6 +308,9 @@ def build_parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("ami-replay", parents=[common],
                          help="feed raw AMI captures through the call tracker")
     rep.add_argument("files", nargs="+", metavar="FILE")
+    rep.add_argument("--start", metavar="ISO",
+                     help="time of the first event of a capture whose events carry no "
+                          "Timestamp (events are then 1 ms apart, in their order)")
     rep.set_defaults(handler=cmd_ami_replay)
 
     users = sub.add_parser("users", help="users")

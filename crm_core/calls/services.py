@@ -137,11 +137,13 @@ def _validate(data: CallData) -> None:
 
 
 def managers_who_talked(legs: Iterable[CallLeg | LegData]) -> list[str]:
-    """Extensions of manager legs that talked, ordered by first answer, without repeats."""
+    """Extensions of manager legs that talked (were bridged with the client, even for no
+    measurable time), ordered by first answer, without repeats."""
     talked = [
         leg
         for leg in legs
-        if leg.role == LegRole.MANAGER and leg.extension and leg.talk_seconds > 0
+        if leg.role == LegRole.MANAGER and leg.extension
+        and (leg.talk_seconds > 0 or leg.bridged_at is not None)
     ]
     talked.sort(key=lambda leg: (leg.answered_at is None, leg.answered_at or leg.started_at))
     ordered: list[str] = []
