@@ -24,7 +24,9 @@ from panoramisk import Manager
 from panoramisk.ami_protocol import AMIProtocol
 from panoramisk.message import Message
 
-from .frames import Frame, FrameParser
+from crm_core.clock import utcnow
+
+from .frames import Frame, FrameParser, ReceiptStamper
 
 log = logging.getLogger(__name__)
 
@@ -57,9 +59,15 @@ class _Protocol(AMIProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
         self.parser = FrameParser()
+        self.stamper = ReceiptStamper()
         self.session: AmiSession | None = None
 
     def data_received(self, data: bytes) -> None:
+        # Events Asterisk sent without a Timestamp get the time of receipt, in the
+        # bytes themselves: the capture holds exactly what the tracker was fed.
+        data = self.stamper.feed(data, utcnow().timestamp())
+        if not data:
+            return
         session = self.session
         if session is not None and session.on_bytes is not None:
             session.on_bytes(data)

@@ -10,6 +10,7 @@ the buffer without bound. The parser never raises on input.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 MAX_LINE_BYTES = 64 * 1024
@@ -198,3 +199,51 @@ class FrameParser:
         self.stats.dropped_oversized += 1
         self._current = Frame()
         self._lines_in_frame = 0
+
+
+_FRAME_END = re.compile(rb"\n\r?\n")
+_EVENT_KEY = re.compile(rb"(?:^|\n)Event:")
+_TIME_KEY = re.compile(rb"(?:^|\n)Timestamp:")
+
+
+class ReceiptStamper:
+    """Adds ``Timestamp: <receipt time>`` to every event frame Asterisk sent without one.
+
+    Asterisk's default is ``timestampevents = no``. The listener stamps the bytes
+    before parsing, so the tracker and the raw capture see the very same stamp and
+    ``ami-replay`` of the capture reproduces the live result. Every other byte passes
+    unchanged; once a connection shows Asterisk stamps its events, nothing is added
+    (a channel listing, which Asterisk never stamps, keeps being dated by the tracker).
+    Bytes after the last complete frame are held until the frame ends. Sans-IO.
+    """
+
+    def __init__(self) -> None:
+        self._buffer = b""
+        self.asterisk_stamps = False
+
+    def feed(self, data: bytes, now: float) -> bytes:
+        """The bytes of every frame completed by ``data``, stamped with ``now`` if need be."""
+        buffer = self._buffer + data
+        out: list[bytes] = []
+        start = 0
+        for match in _FRAME_END.finditer(buffer):
+            end = match.end()
+            frame = buffer[start:end]
+            if _EVENT_KEY.search(frame):
+                if _TIME_KEY.search(frame):
+                    self.asterisk_stamps = True
+                elif not self.asterisk_stamps:
+                    cut = match.start() + 1 - start  # after the frame's last header line
+                    frame = b"%sTimestamp: %.6f\r\n%s" % (frame[:cut], now, frame[cut:])
+            out.append(frame)
+            start = end
+        self._buffer = buffer[start:]
+        if len(self._buffer) > MAX_LINE_BYTES * 4:  # no frame end in sight: pass it on
+            out.append(self._buffer)
+            self._buffer = b""
+        return b"".join(out)
+
+    def close(self) -> bytes:
+        """Whatever is left (an unfinished frame), unchanged."""
+        rest, self._buffer = self._buffer, b""
+        return rest

@@ -2,14 +2,24 @@
 
 The event ``Timestamp`` is the clock, so a replay of yesterday's capture logs
 yesterday's calls with yesterday's times: backfill after an outage, audit, and
-support ("send us the capture") all use this path.
+support ("send us the capture") all use this path. The live listener stamps the
+events of a PBX without ``timestampevents`` on receipt, in the capture itself.
+
+A foreign capture may carry no time at all. Its calls, directions, statuses,
+parties and transfers are still right, but its times come from ``start``: the
+n-th event without a time of a capture is stamped ``start + n`` milliseconds, so
+events keep their order and every duration is order, not time (a call of 40
+events "lasts" 0.04 s). Without ``start`` such a capture is refused, never dated 1970.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
+
+from crm_core.errors import DomainError
 
 from .feed import TrackerFeed
 from .frames import FrameParser
@@ -19,14 +29,30 @@ from .tracker import CallTracker, Fact, FactKind
 CHUNK = 1 << 16
 
 
-def read_events(path: Path) -> Iterator[Mapping[str, str]]:
-    """Events of one capture file, in order; responses and junk are skipped."""
+SPACING = 0.001  # seconds between the events of a capture without time
+
+
+def read_events(path: Path, start: datetime | None = None) -> Iterator[Mapping[str, str]]:
+    """Events of one capture file, in order; responses and junk are skipped.
+
+    With ``start``, a capture whose events carry no ``Timestamp`` is stamped from it
+    (see the module docstring); once an event shows a time, nothing more is stamped.
+    """
     parser = FrameParser()
+    base = start.timestamp() if start is not None else None
+    stamped = 0
+    timed = False
     with path.open("rb") as fh:
         while chunk := fh.read(CHUNK):
             for frame in parser.feed(chunk):
                 if frame.is_event:
-                    yield frame.headers
+                    headers = frame.headers
+                    if "Timestamp" in headers:
+                        timed = True
+                    elif base is not None and not timed:
+                        headers["Timestamp"] = f"{base + stamped * SPACING:.6f}"
+                        stamped += 1
+                    yield headers
     for frame in parser.close():
         if frame.is_event:
             yield frame.headers
@@ -42,7 +68,7 @@ class ReplayStats:
 
 async def replay(
     paths: Iterable[Path], sink: FactSink, tracker: CallTracker | None = None,
-    flush_every: int = 20_000,
+    flush_every: int = 20_000, start: datetime | None = None,
 ) -> ReplayStats:
     """Feed every capture in order; calls still open at the end are stored as in progress.
 
@@ -55,7 +81,7 @@ async def replay(
     stats = ReplayStats()
     latest: dict[str, Fact] = {}
     for path in paths:
-        for event in read_events(path):
+        for event in read_events(path, start):
             stats.events += 1
             facts = feed.feed(event)
             if facts:
@@ -65,12 +91,22 @@ async def replay(
                     if fact.kind == FactKind.ENDED:
                         stats.calls_ended += 1
             if stats.events % flush_every == 0:
+                _check_time(tracker, latest, path)
                 ended = [f for f in latest.values() if f.kind == FactKind.ENDED]
                 if ended:
                     await deliver(sink, ended)
                     for fact in ended:
                         del latest[fact.call.linkedid]
     if latest:
+        _check_time(tracker, latest, None)
         await deliver(sink, list(latest.values()))
     stats.calls_open = len(tracker.live_calls())
     return stats
+
+
+def _check_time(tracker: CallTracker, latest: Mapping[str, Fact], path: Path | None) -> None:
+    """Calls from a capture without any time would be dated 1970: refuse them."""
+    if latest and tracker.clock is None:
+        raise DomainError("ami.replay_no_time",
+                          "the capture's events carry no Timestamp; give --start",
+                          path=str(path) if path else "")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
+from pathlib import PurePath
 
 from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
@@ -12,7 +13,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from crm_core.audit import write_audit
 from crm_core.calls.hooks import NO_HOOKS, CallHooks, WrittenCall
 from crm_core.calls.models import Call
-from crm_core.calls.services import record_call, record_calls, validate_call
+from crm_core.calls.services import (
+    record_call,
+    record_calls,
+    validate_call,
+    with_relative_recordings,
+)
 from crm_core.calls.snapshot import CallData
 
 from .tracker import Fact
@@ -37,17 +43,23 @@ class CallStore:
     """
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession],
-                 hooks: CallHooks = NO_HOOKS) -> None:
+                 hooks: CallHooks = NO_HOOKS, recordings_root: PurePath | None = None) -> None:
         """``sessions`` should be a writer factory (``session_factory(engine, writer=True)``);
-        ``hooks`` are the features' reactions to each written call (the composition root's)."""
+        ``hooks`` are the features' reactions to each written call (the composition root's);
+        ``recordings_root`` is where MixMonitor writes (``TELECRM_RECORDINGS_SOURCE``): the
+        absolute file names Asterisk announces are stored relative to it."""
         self.sessions = sessions
         self.hooks = hooks
+        self.recordings_root = recordings_root
         self.calls_written = 0
 
     async def __call__(self, facts: list[Fact]) -> None:
         latest: dict[str, CallData] = {}
         for fact in facts:
             latest[fact.call.linkedid] = fact.call
+        if self.recordings_root is not None:
+            latest = {key: with_relative_recordings(call, self.recordings_root)
+                      for key, call in latest.items()}
         valid: list[CallData] = []
         for call in latest.values():
             try:

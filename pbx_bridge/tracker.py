@@ -138,6 +138,7 @@ class _Call:
     announced: bool = False
     transferred: bool = False
     joined: list[str] = field(default_factory=list)  # extensions LEG_JOINED/ANSWERED told
+    merged_into: str | None = None  # the call that absorbed this one (its channels live on there)
 
 
 # Timestamps datetime can represent (up to 9999-12-31); anything else is junk.
@@ -363,6 +364,7 @@ class CallTracker:
             # line): close the absorbed one as it stood; its channels live on here
             # (the writer moves a leg whose uniqueid shows up under another call).
             gone.ended = ts
+            gone.merged_into = keep.key
             facts.append(self._fact(FactKind.ENDED, gone, ts))
         for uid in gone.channels:
             chan = self._channels.get(uid)
@@ -971,7 +973,9 @@ class CallTracker:
             hold = chan.holds + (now - chan.hold_since if chan.hold_since is not None else 0.0)
             if chan.role.internal:
                 intervals += spans
-                if spans and chan.extension and talk > 0:
+                # A party is whoever was bridged with the client, however long: a PBX
+                # that stamps no time (or a replay at one instant) still has parties.
+                if spans and chan.extension:
                     talked.append((spans[0][0], chan.created, chan.extension))
             legs.append(LegData(
                 uniqueid=chan.uniqueid, channel=chan.name, role=str(chan.role),
@@ -1016,6 +1020,7 @@ class CallTracker:
             legs=tuple(legs),
             rang=tuple(call.rang),
             queue=call.queue,
+            merged_into=call.merged_into,
         )
 
     def _forget(self, call: _Call) -> None:

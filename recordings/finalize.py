@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_core.calls.services import is_safe_recording_path
+from crm_core.calls.snapshot import side_from_path
 from crm_core.recordings import jobs
 from crm_core.recordings.models import AudioStatus, CallAudio
 from crm_core.timestamps import utcnow
@@ -68,8 +69,9 @@ def store_key(call_id: int, linkedid: str, started_at: datetime, manager: str | 
 
 
 def _side_of(path: str) -> str:
-    stem = Path(path).stem
-    return stem.rsplit("-", 1)[-1] if "-" in stem else "mixed"
+    """The side a file name ends with (``-client``), else ``mixed``: one mono mix
+    (MixMonitor's default name, FreePBX's ``in-...-1733380000.123.wav``)."""
+    return side_from_path(path) or "mixed"
 
 
 def choose_inputs(paths: list[str], root: Path) -> list[tuple[str, Path]]:
@@ -78,8 +80,9 @@ def choose_inputs(paths: list[str], root: Path) -> list[tuple[str, Path]]:
     for left, right in PAIRS:
         if left in by_side and right in by_side:
             return [(left, by_side[left]), (right, by_side[right])]
-    if "mix" in by_side:
-        return [("mixed", by_side["mix"])]
+    mono = by_side.get("mix") or by_side.get("mixed")
+    if mono is not None:
+        return [("mixed", mono)]
     return [(side, path) for side, path in by_side.items()][:1]
 
 

@@ -100,7 +100,8 @@ async def listener_ctx(app: web.Application) -> AsyncIterator[None]:
     Facts are stored first, then published as live events (screen pop, boards).
     """
     settings = app[SETTINGS]
-    store = CallStore(app[WRITER_SESSIONS], app[CALL_HOOKS])
+    store = CallStore(app[WRITER_SESSIONS], app[CALL_HOOKS],
+                      recordings_root=settings.recordings_source)
     live = LiveEventSink(app[BUS], app[SESSIONS])
     async with app[SESSIONS]() as session:
         rules = await party_rules(session, settings)

@@ -89,7 +89,9 @@ async def cmd_ami_replay(args: argparse.Namespace, settings: Settings) -> int:
         async with sessions() as session:
             rules = await party_rules(session, settings)
         tracker = CallTracker(rules)
-        stats = await replay(paths, CallStore(sessions, call_hooks()), tracker)
+        store = CallStore(sessions, call_hooks(), recordings_root=settings.recordings_source)
+        start = parse_moment(args.start, workday_timezone(settings)) if args.start else None
+        stats = await replay(paths, store, tracker, start=start)
     print(f"replayed {stats.events} events: {stats.calls_ended} calls ended, "
           f"{stats.calls_open} still in progress at the end of the capture")
     return 0
@@ -305,6 +307,9 @@ def build_parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("ami-replay", parents=[common],
                          help="feed raw AMI captures through the call tracker")
     rep.add_argument("files", nargs="+", metavar="FILE")
+    rep.add_argument("--start", metavar="ISO",
+                     help="time of the first event of a capture whose events carry no "
+                          "Timestamp (events are then 1 ms apart, in their order)")
     rep.set_defaults(handler=cmd_ami_replay)
 
     users = sub.add_parser("users", help="users")

@@ -106,6 +106,8 @@ MESSAGES: dict[str, str] = {
     "reports.unknown": "Отчёта «{name}» нет; есть: {known}.",
 
     # -- calls, click-to-call, live events, who sees what (telecrm.web.api, sse) -------------
+    "ami.replay_no_time": "В записи AMI у событий нет времени (Timestamp): укажите --start — "
+                          "время первого события.",
     "calls.not_found": "Такого звонка нет или он вам недоступен.",
     "calls.no_extension": "У вас нет внутреннего номера, с которого можно позвонить.",
     "calls.number_invalid": "«{number}» — не телефонный номер.",

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
-from pathlib import PurePosixPath
+from pathlib import PurePath, PurePosixPath
 from typing import Any
 
 from sqlalchemy import and_, inspect, or_, select, text
@@ -66,6 +66,36 @@ def is_safe_recording_path(path: str) -> bool:
     )
 
 
+def relative_recording_path(path: str, root: PurePath | str | None) -> str:
+    """``path`` relative to the recordings source ``root`` when it is an absolute path in it.
+
+    Asterisk's own ``MIXMONITOR_FILENAME`` is absolute (FreePBX's dated folders too:
+    ``/var/spool/asterisk/monitor/2026/12/05/in-....wav``). A path outside ``root``, or
+    one with ``..`` in it, is returned unchanged, so the writer refuses and logs it.
+    """
+    if root is None or not path.startswith("/"):
+        return path
+    absolute = PurePosixPath(path)
+    if ".." in absolute.parts:
+        return path
+    try:
+        inside = absolute.relative_to(PurePosixPath(str(root)))
+    except ValueError:
+        return path
+    return str(inside) if inside.parts else path
+
+
+def with_relative_recordings(data: CallData, root: PurePath | str | None) -> CallData:
+    """The snapshot with its absolute recording paths under ``root`` made relative to it."""
+    if root is None or not any(path.startswith("/") for path in data.recordings):
+        return data
+    return replace(
+        data,
+        recordings=tuple(relative_recording_path(path, root) for path in data.recordings),
+        recording_details=tuple(replace(ref, path=relative_recording_path(ref.path, root))
+                                for ref in data.recording_details))
+
+
 def _safe_recordings(data: CallData) -> tuple[str, ...]:
     """The snapshot's recordings minus unsafe paths, which are logged and dropped.
 
@@ -108,11 +138,13 @@ def _validate(data: CallData) -> None:
 
 
 def managers_who_talked(legs: Iterable[CallLeg | LegData]) -> list[str]:
-    """Extensions of manager legs that talked, ordered by first answer, without repeats."""
+    """Extensions of manager legs that talked (were bridged with the client, even for no
+    measurable time), ordered by first answer, without repeats."""
     talked = [
         leg
         for leg in legs
-        if leg.role == LegRole.MANAGER and leg.extension and leg.talk_seconds > 0
+        if leg.role == LegRole.MANAGER and leg.extension
+        and (leg.talk_seconds > 0 or leg.bridged_at is not None)
     ]
     talked.sort(key=lambda leg: (leg.answered_at is None, leg.answered_at or leg.started_at))
     ordered: list[str] = []
@@ -257,13 +289,38 @@ async def _resolve_client(
     return await _create_lead(session, client_number, owner_id, data.linkedid), True
 
 
+def _adopt(call: Call, stray: CallLeg) -> None:
+    """Move ``stray`` (a leg stored under another call) into ``call``, never losing it.
+
+    A leg still pending (both calls new in one batch) is first taken out of its old
+    call explicitly: that expunges it as a delete-orphan, and the append below adds it
+    back. Left to the backref, SQLAlchemy takes two unsaved calls for the same parent,
+    expunges the leg after the append, and neither call keeps it.
+    """
+    if inspect(stray).pending:
+        old = stray.call
+        if old is not None and old is not call:
+            old.legs.remove(stray)
+    call.legs.append(stray)
+
+
 def _merge_legs(call: Call, data: CallData, users: dict[str, User], strays: list[CallLeg]) -> bool:
     by_uniqueid = {leg.uniqueid: leg for leg in call.legs}
+    if data.merged_into is not None:
+        # The last word of a call another absorbed: the legs already stored elsewhere
+        # belong to the absorbing call, whose snapshots are newer. Whatever the order of
+        # writing, a leg ends up there.
+        stored_elsewhere = {stray.uniqueid for stray in strays}
+        strays = []
+    else:
+        stored_elsewhere = set()
     for stray in strays:  # a uniqueid recorded under another linkedid moves to this call
-        call.legs.append(stray)
+        _adopt(call, stray)
         by_uniqueid[stray.uniqueid] = stray
     changed = bool(strays)
     for seq, leg_data in enumerate(data.legs):
+        if leg_data.uniqueid in stored_elsewhere:
+            continue
         user = users.get(leg_data.extension) if leg_data.extension else None
         values = {
             "channel": leg_data.channel,

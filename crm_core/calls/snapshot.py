@@ -73,3 +73,6 @@ class CallData:
     queue: str | None = None  # the Asterisk queue the call went through
     # Side and announcing channel of each file in ``recordings`` (same paths, same order).
     recording_details: tuple[RecordingRef, ...] = ()
+    # Set on the last snapshot of a call absorbed by another (a consultation merged by an
+    # attended transfer): its legs carry on in that call, which owns them from then on.
+    merged_into: str | None = None

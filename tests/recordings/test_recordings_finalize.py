@@ -17,8 +17,9 @@ import pytest
 from pydub import AudioSegment
 from sqlalchemy import select, update
 
+from crm_core.calls.models import Recording
 from crm_core.calls.services import record_call
-from crm_core.calls.snapshot import CallData, LegData
+from crm_core.calls.snapshot import CallData, LegData, RecordingRef
 from crm_core.db import create_engine, session_factory, upgrade
 from crm_core.people.users import add_user
 from crm_core.recordings.jobs import set_retention
@@ -191,6 +192,37 @@ async def test_silent_recording_is_flagged(env: Env) -> None:
 async def test_mixed_only_is_stored_mono(env: Env) -> None:
     call_id, paths = await env.call(sides=False)
     env.write(paths)
+    assert await env.worker.run_once() == {"stored": 1}
+    audio = await env.audio(call_id)
+    assert audio.channels == 1 and list(audio.activity or {}) == ["mixed"]
+
+
+async def test_freepbx_mono_file_announced_by_its_absolute_path_plays(env: Env) -> None:
+    """FreePBX records one mono mix in dated folders and names MIXMONITOR_FILENAME by its
+    absolute path, with no CRM_REC_* variables: it is stored relative to the source root
+    and finalized as the call's mixed recording."""
+    from pbx_bridge.store import CallStore
+    from pbx_bridge.tracker import Fact, FactKind
+
+    rel = "2026/12/05/in-74951234567-101-20261205-101500-1733380000.123.wav"
+    absolute = str(env.monitor / rel)
+    data = CallData(
+        linkedid="1733380000.123", direction="inbound", status="answered",
+        client_number="+79161234567", did=None, started_at=T0,
+        answered_at=T0 + timedelta(seconds=2), ended_at=T0 + timedelta(seconds=10),
+        ring_seconds=2, talk_seconds=TOTAL, transferred=False, managers=("101",),
+        recordings=(absolute,),
+        recording_details=(RecordingRef(absolute, "mix", "1733380000.123"),),
+        legs=(LegData(uniqueid="1733380000.123", channel="PJSIP/carrier-1", role="client",
+                      extension=None, started_at=T0, answered_at=T0, ended_at=T0,
+                      talk_seconds=TOTAL),))
+    store = CallStore(env.sessions, HOOKS, recordings_root=env.monitor)  # type: ignore[arg-type]
+    await store([Fact(FactKind.ENDED, T0, data)])
+    async with env.sessions() as session:  # type: ignore[operator]
+        (call_id, path, side) = (await session.execute(
+            select(Recording.call_id, Recording.path, Recording.side))).one()
+    assert (path, side) == (rel, "mix")
+    env.write([env.monitor / rel])
     assert await env.worker.run_once() == {"stored": 1}
     audio = await env.audio(call_id)
     assert audio.channels == 1 and list(audio.activity or {}) == ["mixed"]
