@@ -13,6 +13,7 @@ packages=(
   procps        # pgrep/pkill used by the sandbox to find its processes
   util-linux    # mount, flock, runuser
   chromium      # browser tests of the web pages (driven by Playwright, headless)
+  chromium-l10n # its Russian locale: date fields read dd.mm.yyyy as for our users
   fonts-dejavu-core  # readable Cyrillic in browser screenshots
   wrk           # HTTP load generator of the call-tracking lease benchmark (bench/ct_lease.py)
   faketime      # libfaketime: tests run `telecrm` commands at a pinned date (tests/clock.py)

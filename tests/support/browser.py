@@ -10,6 +10,7 @@ install``) with a fresh profile.
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import tempfile
 from collections.abc import AsyncIterator
@@ -199,7 +200,10 @@ async def chromium() -> AsyncIterator[Any]:
         async with async_playwright() as playwright:
             context = await playwright.chromium.launch_persistent_context(
                 profile, executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
-                viewport=DESKTOP, locale="ru-RU")
+                viewport=DESKTOP, locale="ru-RU",
+                # Chromium on Linux takes its own locale (date fields: dd.mm.yyyy) from the
+                # environment, not from --lang; chromium-l10n holds the Russian one.
+                env={**os.environ, "LANGUAGE": "ru", "LANG": "ru_RU.UTF-8"})
             try:
                 yield context
             finally:
