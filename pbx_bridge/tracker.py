@@ -548,7 +548,8 @@ class CallTracker:
             # channel joined another group's conversation (an attended transfer's
             # consultation): channels bridged together are one call.
             for uid in sorted(self._bridges[bridge]):
-                facts += self._merge(self._call_of(chan), self._call_of(self._channels.get(uid)), ts)
+                other = self._call_of(self._channels.get(uid))
+                facts += self._merge(self._call_of(chan), other, ts)
         affected = self._calls_near(self._bridges[bridge])
         for key in affected:
             facts += self._announce(self._calls.get(key), ts)
