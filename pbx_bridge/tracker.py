@@ -395,7 +395,9 @@ class CallTracker:
         return facts + self._recompute(ts, {keep.key})
 
     def _announce(self, call: _Call | None, ts: float) -> list[Fact]:
-        if call is None or call.announced or call.ended is not None:
+        # A group of Local channels alone (no phone, no trunk yet) is plumbing, not a
+        # call: it is announced once a real channel joins it.
+        if call is None or call.announced or call.ended is not None or not call.legs:
             return []
         call.announced = True
         return [self._fact(FactKind.STARTED, call, ts)]
@@ -437,7 +439,11 @@ class CallTracker:
             ev.get("CallerIDNum", ""), ev.get("Exten", ""))
         if new_call and chan.role is Role.CLIENT:
             return self._announce(call, ts)  # an inbound call: screen pop at once
-        return []
+        # Both halves of a Local pair belong to one call. Asterisk gives them one
+        # Linkedid; an Asterisk that sends no Linkedid (13) needs this said.
+        mates = sorted(self._local_pairs.get(chan.parsed.local_pair or "", set()) - {uid})
+        return self._merge(call, self._call_of(self._channels.get(mates[0]))
+                           if mates else None, ts)
 
     def _on_newstate(self, ev: Mapping[str, str], ts: float) -> list[Fact]:
         chan = self._channels.get(ev.get("Uniqueid", ""))
@@ -536,8 +542,15 @@ class CallTracker:
         if chan is None or not bridge:
             return []
         self._join_bridge(chan, bridge)
-        affected = self._calls_near(self._bridges[bridge])
         facts: list[Fact] = []
+        if "Linkedid" not in ev:
+            # Asterisk 13 names no Linkedid, so nothing but the bridge says that a
+            # channel joined another group's conversation (an attended transfer's
+            # consultation): channels bridged together are one call.
+            for uid in sorted(self._bridges[bridge]):
+                other = self._call_of(self._channels.get(uid))
+                facts += self._merge(self._call_of(chan), other, ts)
+        affected = self._calls_near(self._bridges[bridge])
         for key in affected:
             facts += self._announce(self._calls.get(key), ts)
         return facts + self._recompute(ts, affected)
