@@ -24,7 +24,10 @@ SETTINGS = web.AppKey("settings", Settings)
 WEB_CONFIG = web.AppKey("web_config", WebConfig)
 SESSIONS = web.AppKey("sessions", async_sessionmaker[AsyncSession])
 WRITER_SESSIONS = web.AppKey("writer_sessions", async_sessionmaker[AsyncSession])
+# The listener of the default PBX (or the first one running), for code that needs one;
+# LISTENERS has every running PBX's by name (telecrm.pbxes.targets).
 LISTENER = web.AppKey("listener", Listener)
+LISTENERS = web.AppKey("listeners", dict[str, Listener])
 BUS = web.AppKey("bus", Bus)
 # What features do with written calls and add to the call JSON (telecrm.wiring).
 CALL_HOOKS = web.AppKey("call_hooks", CallHooks)
