@@ -48,6 +48,7 @@ from telecrm.web.keys import (
     EVENT_STREAMS,
     LISTENER,
     LISTENERS,
+    PBX_ROOTS,
     SESSIONS,
     SETTINGS,
     THROTTLE,
@@ -119,6 +120,7 @@ async def listener_ctx(app: web.Application) -> AsyncIterator[None]:
         listeners[target.name] = listener
         tasks.append(asyncio.create_task(listener.run(), name=f"ami-listener-{target.name}"))
     app[LISTENERS] = listeners
+    app[PBX_ROOTS] = {target.name: target.recordings_source for target in targets}
     if listeners:
         app[LISTENER] = listeners.get(DEFAULT_PBX) or next(iter(listeners.values()))
     trackers = [listener.tracker for listener in listeners.values()]
@@ -184,7 +186,10 @@ async def recordings_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     config = recordings_config(settings)
     store = app[RECORDINGS_STORE]
-    worker = FinalizeWorker(app[WRITER_SESSIONS], settings.recordings_source, store, config)
+    # Each PBX's recordings are read where that PBX writes them (listener_ctx ran first).
+    roots = app.get(PBX_ROOTS, {})
+    worker = FinalizeWorker(app[WRITER_SESSIONS], settings.recordings_source, store, config,
+                            pbx_roots=roots)
     tasks = [asyncio.create_task(worker.run(), name="recordings-finalize"),
              asyncio.create_task(retention_daily(app[WRITER_SESSIONS], store,
                                                  config.retention_days), name="retention")]

@@ -188,10 +188,14 @@ async def cmd_recordings(args: argparse.Namespace, settings: Settings) -> int:
             removed = await apply_retention(sessions, store, config.retention_days)
             print(f"removed {len(removed)} recordings")
             return 0
-        if args.retry_failed:
-            async with sessions() as session:
+        from telecrm.pbxes.targets import pbx_targets
+
+        async with sessions() as session:
+            if args.retry_failed:
                 await retry_failed(session)
-        worker = FinalizeWorker(sessions, settings.recordings_source, store, config)
+            roots = {t.name: t.recordings_source for t in await pbx_targets(session, settings)}
+        worker = FinalizeWorker(sessions, settings.recordings_source, store, config,
+                                pbx_roots=roots)
         totals: dict[str, int] = {}
         while outcomes := await worker.run_once():  # until nothing is due right now
             for key, n in outcomes.items():
