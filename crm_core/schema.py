@@ -13,6 +13,7 @@ from crm_core.calltracking import models as calltracking_models
 from crm_core.clients import search as clients_search  # keeps the search words on every flush
 from crm_core.clients.models import Client, ClientSearchTerm, Contact, Email, Phone
 from crm_core.db.base import Base
+from crm_core.pbxes.models import Pbx
 from crm_core.people.models import Team, User, UserDeactivation, UserPhone, WebSession
 from crm_core.recordings import models as recordings_models
 from crm_core.sales import models as sales_models
@@ -24,7 +25,8 @@ metadata = Base.metadata
 
 __all__ = [
     "AuditLog", "Base", "Call", "CallLeg", "Client", "ClientSearchTerm", "Contact", "Email",
-    "Phone", "Recording", "Task", "Team", "User", "UserDeactivation", "UserPhone", "WebSession",
+    "Pbx", "Phone", "Recording", "Task", "Team", "User", "UserDeactivation", "UserPhone",
+    "WebSession",
     "activities_models", "calltracking_models", "clients_search", "metadata",
     "recordings_models", "sales_models", "speech_models", "talktime_models",
 ]

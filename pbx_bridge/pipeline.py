@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import BinaryIO
 
+from crm_core.calls.snapshot import on_pbx
 from crm_core.clock import utcnow
 
 from .ami import AmiSession, AmiSettings
@@ -31,6 +33,15 @@ FactSink = Callable[[list[Fact]], Awaitable[None]]
 # Called after the first reconciliation of a process with the calls Asterisk still has,
 # so calls left "in progress" by a previous run of the CRM can be closed.
 OrphanCloser = Callable[[set[str], float], Awaitable[None]]
+
+
+def on_pbx_facts(pbx: str, sink: FactSink) -> FactSink:
+    """``sink`` fed facts whose calls carry ``pbx``'s label and stored ids, so every
+    consumer (the writer, live events, call tracking) names a call as the database does
+    even when two PBXs use the same linkedid."""
+    async def labelled(facts: list[Fact]) -> None:
+        await sink([dataclasses.replace(fact, call=on_pbx(fact.call, pbx)) for fact in facts])
+    return labelled
 
 
 class CaptureWriter:

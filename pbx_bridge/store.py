@@ -19,7 +19,7 @@ from crm_core.calls.services import (
     validate_call,
     with_relative_recordings,
 )
-from crm_core.calls.snapshot import CallData
+from crm_core.calls.snapshot import DEFAULT_PBX, CallData, on_pbx, pbx_key
 
 from .tracker import Fact
 
@@ -43,12 +43,16 @@ class CallStore:
     """
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession],
-                 hooks: CallHooks = NO_HOOKS, recordings_root: PurePath | None = None) -> None:
+                 hooks: CallHooks = NO_HOOKS, recordings_root: PurePath | None = None,
+                 pbx: str = DEFAULT_PBX) -> None:
         """``sessions`` should be a writer factory (``session_factory(engine, writer=True)``);
         ``hooks`` are the features' reactions to each written call (the composition root's);
         ``recordings_root`` is where MixMonitor writes (``TELECRM_RECORDINGS_SOURCE``): the
-        absolute file names Asterisk announces are stored relative to it."""
+        absolute file names Asterisk announces are stored relative to it (each PBX has its
+        own); ``pbx`` labels the calls (``crm_core.calls.snapshot.on_pbx``) and limits
+        ``close_orphans`` to that PBX's calls."""
         self.sessions = sessions
+        self.pbx = pbx
         self.hooks = hooks
         self.recordings_root = recordings_root
         self.calls_written = 0
@@ -56,7 +60,8 @@ class CallStore:
     async def __call__(self, facts: list[Fact]) -> None:
         latest: dict[str, CallData] = {}
         for fact in facts:
-            latest[fact.call.linkedid] = fact.call
+            call = on_pbx(fact.call, self.pbx)
+            latest[call.linkedid] = call
         if self.recordings_root is not None:
             latest = {key: with_relative_recordings(call, self.recordings_root)
                       for key, call in latest.items()}
@@ -112,10 +117,12 @@ class CallStore:
         """
         ended_at = datetime.fromtimestamp(at, UTC)
         closed = 0
+        live = {pbx_key(self.pbx, linkedid) for linkedid in live_linkedids}
         async with self.sessions() as session, session.begin():
-            rows = await session.scalars(select(Call).where(Call.status == "in_progress"))
+            rows = await session.scalars(select(Call).where(Call.status == "in_progress",
+                                                            Call.pbx == self.pbx))
             for call in rows:
-                if call.linkedid in live_linkedids:
+                if call.linkedid in live:
                     continue
                 if call.answered_at is not None:
                     status = "answered"

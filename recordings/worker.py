@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from crm_core.calls.models import Call
 from crm_core.recordings import jobs
 from crm_core.timestamps import utcnow
 
@@ -24,8 +27,12 @@ log = logging.getLogger(__name__)
 
 class FinalizeWorker:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], source_root: Path,
-                 store: Store, cfg: RecordingsConfig, *, interval: float = 2.0) -> None:
+                 store: Store, cfg: RecordingsConfig, *, interval: float = 2.0,
+                 pbx_roots: Mapping[str, Path] | None = None) -> None:
+        """``source_root`` is where MixMonitor writes; ``pbx_roots`` where each PBX's does,
+        for a company with several (a call of a PBX not named there uses ``source_root``)."""
         self.sessions, self.source_root, self.store, self.cfg = sessions, source_root, store, cfg
+        self.pbx_roots = dict(pbx_roots or {})
         self.interval = interval
         self._running: set[int] = set()
         self._slots = asyncio.Semaphore(max(1, cfg.workers))
@@ -40,12 +47,15 @@ class FinalizeWorker:
         async with self.sessions() as session:
             await jobs.create_missing_jobs(session)
             due = [i for i in await jobs.due_jobs(session, utcnow()) if i not in self._running]
+            pbx_of = dict((await session.execute(select(Call.id, Call.pbx).where(
+                Call.id.in_(due)))).all()) if due and self.pbx_roots else {}
         outcomes: dict[str, int] = {}
 
         async def one(call_id: int) -> None:
             async with self._slots:
                 try:
-                    status = await finalize_call(self.sessions, call_id, self.source_root,
+                    root = self.pbx_roots.get(pbx_of.get(call_id, ""), self.source_root)
+                    status = await finalize_call(self.sessions, call_id, root,
                                                  self.store, self.cfg)
                 except Exception:  # one bad call must not stop the others
                     log.exception("call %s: finalize crashed; it stays pending", call_id)

@@ -13,13 +13,16 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 from aiohttp import web
 
+from crm_core.calls.snapshot import DEFAULT_PBX
 from crm_core.db import create_engine, session_factory, upgrade
 from crm_core.people.sessions import purge_expired
 from pbx_bridge.ami import AmiSession, AmiSettings
-from pbx_bridge.pipeline import CaptureWriter, Listener
+from pbx_bridge.channels import PartyRules
+from pbx_bridge.pipeline import CaptureWriter, Listener, on_pbx_facts
 from pbx_bridge.store import CallStore
 from pbx_bridge.tracker import CallTracker
 from recordings.config import RecordingsConfig
@@ -30,6 +33,7 @@ from telecrm.bus import create_bus
 from telecrm.calltracking.live import SourceOnChannel, then
 from telecrm.calltracking.public import calltracking_ctx
 from telecrm.live_events import LiveEventSink, store_then_publish
+from telecrm.pbxes.targets import PbxTarget, pbx_of_extension, pbx_targets
 from telecrm.recordings.routes import RECORDINGS_STORE
 from telecrm.sales import nightly as sales_nightly
 from telecrm.settings import Settings
@@ -43,6 +47,8 @@ from telecrm.web.keys import (
     CLICK_TO_CALL,
     EVENT_STREAMS,
     LISTENER,
+    LISTENERS,
+    PBX_ROOTS,
     SESSIONS,
     SETTINGS,
     THROTTLE,
@@ -95,39 +101,59 @@ async def close_event_streams(app: web.Application) -> None:
 
 
 async def listener_ctx(app: web.Application) -> AsyncIterator[None]:
-    """The AMI listener runs beside the web app; Asterisk being down never stops the app.
+    """One AMI listener per enabled PBX beside the web app; Asterisk being down never stops
+    the app.
 
-    Facts are stored first, then published as live events (screen pop, boards).
+    Each PBX has its own tracker, capture files and recordings source; its facts are
+    labelled with the PBX (so two PBXs' equal linkedids stay two calls), stored first,
+    then published as live events (screen pop, boards).
     """
     settings = app[SETTINGS]
-    store = CallStore(app[WRITER_SESSIONS], app[CALL_HOOKS],
-                      recordings_root=settings.recordings_source)
     live = LiveEventSink(app[BUS], app[SESSIONS])
     async with app[SESSIONS]() as session:
         rules = await party_rules(session, settings)
-    tracker = CallTracker(rules)
-    # call tracking: the call's source on its Asterisk channel while it rings
-    source = SourceOnChannel(app[SESSIONS], lambda: app[LISTENER].session)
-    listener = Listener(ami_settings(settings), store_then_publish(store, then(live, source)),
-                        tracker=tracker,
-                        close_orphans=store.close_orphans,
-                        capture=CaptureWriter(settings.capture_dir))
-    app[LISTENER] = listener
-    task = asyncio.create_task(listener.run(), name="ami-listener")
-    refresh = asyncio.create_task(refresh_party_rules(app, tracker), name="party-rules")
+        targets = await pbx_targets(session, settings)
+    listeners: dict[str, Listener] = {}
+    tasks: list[asyncio.Task[None]] = []
+    for target in targets:
+        listener = pbx_listener(app, target, rules, live)
+        listeners[target.name] = listener
+        tasks.append(asyncio.create_task(listener.run(), name=f"ami-listener-{target.name}"))
+    app[LISTENERS] = listeners
+    app[PBX_ROOTS] = {target.name: target.recordings_source for target in targets}
+    if listeners:
+        app[LISTENER] = listeners.get(DEFAULT_PBX) or next(iter(listeners.values()))
+    trackers = [listener.tracker for listener in listeners.values()]
+    refresh = asyncio.create_task(refresh_party_rules(app, trackers), name="party-rules")
     yield
     refresh.cancel()
-    await listener.stop()
-    task.cancel()
-    for running in (refresh, task):
+    await asyncio.gather(*(listener.stop() for listener in listeners.values()))
+    for task in tasks:
+        task.cancel()
+    for running in (refresh, *tasks):
         with contextlib.suppress(asyncio.CancelledError):
             await running
+
+
+def pbx_listener(app: web.Application, target: PbxTarget, rules: PartyRules,
+                 live: LiveEventSink) -> Listener:
+    """The listener of one PBX: its tracker, its capture folder, its recordings source."""
+    store = CallStore(app[WRITER_SESSIONS], app[CALL_HOOKS],
+                      recordings_root=target.recordings_source, pbx=target.name)
+    listener: Listener | None = None
+    # call tracking: the call's source on its Asterisk channel while it rings (this PBX's)
+    source = SourceOnChannel(app[SESSIONS], lambda: listener.session if listener else None)
+    listener = Listener(target.ami,
+                        on_pbx_facts(target.name, store_then_publish(store, then(live, source))),
+                        tracker=CallTracker(rules), close_orphans=store.close_orphans,
+                        capture=CaptureWriter(target.capture_dir))
+    return listener
 
 
 PARTY_RULES_REFRESH_SECONDS = 30.0
 
 
-async def refresh_party_rules(app: web.Application, tracker: CallTracker) -> None:
+async def refresh_party_rules(app: web.Application, trackers: list[CallTracker]) -> None:
     """Re-read users' devices and mobiles, so a phone added by an admin counts within 30 s.
 
     The tracker reads its rules as each channel appears; a call already ringing keeps
@@ -137,7 +163,9 @@ async def refresh_party_rules(app: web.Application, tracker: CallTracker) -> Non
         await asyncio.sleep(PARTY_RULES_REFRESH_SECONDS)
         try:
             async with app[SESSIONS]() as session:
-                tracker.rules = await party_rules(session, app[SETTINGS])
+                rules = await party_rules(session, app[SETTINGS])
+            for tracker in trackers:
+                tracker.rules = rules
         except Exception:  # a database hiccup: keep the rules we have, try again later
             log.warning("could not re-read users' phones; keeping the previous ones",
                         exc_info=True)
@@ -158,7 +186,10 @@ async def recordings_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     config = recordings_config(settings)
     store = app[RECORDINGS_STORE]
-    worker = FinalizeWorker(app[WRITER_SESSIONS], settings.recordings_source, store, config)
+    # Each PBX's recordings are read where that PBX writes them (listener_ctx ran first).
+    roots = app.get(PBX_ROOTS, {})
+    worker = FinalizeWorker(app[WRITER_SESSIONS], settings.recordings_source, store, config,
+                            pbx_roots=roots)
     tasks = [asyncio.create_task(worker.run(), name="recordings-finalize"),
              asyncio.create_task(retention_daily(app[WRITER_SESSIONS], store,
                                                  config.retention_days), name="retention")]
@@ -171,26 +202,40 @@ async def recordings_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def click_to_call_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Click-to-call goes through the listener's AMI login (none without a listener)."""
-    def ami() -> AmiSession | None:
-        listener = app.get(LISTENER)
+    """Click-to-call goes through a listener's AMI login (none without a listener): with
+    several PBXs, the one where the manager's extension was last seen on a call."""
+    def ami(pbx: str | None = None) -> AmiSession | None:
+        listener = app.get(LISTENERS, {}).get(pbx) if pbx else app.get(LISTENER)
         return listener.session if listener is not None else None
 
-    service = ClickToCall(ami)
+    async def pbx_of(extension: str) -> str | None:
+        if len(app.get(LISTENERS, {})) < 2:
+            return None  # one PBX: nothing to choose
+        async with app[SESSIONS]() as session:
+            return await pbx_of_extension(session, extension)
+
+    service = ClickToCall(ami, pbx_of=pbx_of)
     app[CLICK_TO_CALL] = service
     yield
     await service.close()
 
 
+def _listener_health(listener: Listener) -> dict[str, Any]:
+    return {"ami_connected": listener.session.connected.is_set(),
+            "ami_error": listener.session.last_error,
+            "calls_in_progress": len(listener.tracker.live_calls()),
+            "events_seen": listener.tracker.events_seen}
+
+
 async def health(request: web.Request) -> web.Response:
+    """The default PBX's listener at the top level (as before), every PBX's under ``pbxes``."""
     listener = request.app.get(LISTENER)
     if listener is None:
         return web.json_response({"ami_connected": False, "ami_error": "no AMI listener"})
     return web.json_response({
-        "ami_connected": listener.session.connected.is_set(),
-        "ami_error": listener.session.last_error,
-        "calls_in_progress": len(listener.tracker.live_calls()),
-        "events_seen": listener.tracker.events_seen,
+        **_listener_health(listener),
+        "pbxes": {name: _listener_health(each)
+                  for name, each in request.app.get(LISTENERS, {}).items()},
     })
 
 

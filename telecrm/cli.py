@@ -79,6 +79,7 @@ async def cmd_ami_replay(args: argparse.Namespace, settings: Settings) -> int:
     from pbx_bridge.replay import replay
     from pbx_bridge.store import CallStore
     from pbx_bridge.tracker import CallTracker
+    from telecrm.pbxes.targets import replay_target
     from telecrm.wiring import call_hooks, party_rules
 
     paths = [Path(p) for p in args.files]
@@ -88,8 +89,10 @@ async def cmd_ami_replay(args: argparse.Namespace, settings: Settings) -> int:
     async with database(settings) as sessions:
         async with sessions() as session:
             rules = await party_rules(session, settings)
+            target = await replay_target(session, settings, args.pbx)
         tracker = CallTracker(rules)
-        store = CallStore(sessions, call_hooks(), recordings_root=settings.recordings_source)
+        store = CallStore(sessions, call_hooks(), recordings_root=target.recordings_source,
+                          pbx=target.name)
         start = parse_moment(args.start, workday_timezone(settings)) if args.start else None
         stats = await replay(paths, store, tracker, start=start)
     print(f"replayed {stats.events} events: {stats.calls_ended} calls ended, "
@@ -185,10 +188,14 @@ async def cmd_recordings(args: argparse.Namespace, settings: Settings) -> int:
             removed = await apply_retention(sessions, store, config.retention_days)
             print(f"removed {len(removed)} recordings")
             return 0
-        if args.retry_failed:
-            async with sessions() as session:
+        from telecrm.pbxes.targets import pbx_targets
+
+        async with sessions() as session:
+            if args.retry_failed:
                 await retry_failed(session)
-        worker = FinalizeWorker(sessions, settings.recordings_source, store, config)
+            roots = {t.name: t.recordings_source for t in await pbx_targets(session, settings)}
+        worker = FinalizeWorker(sessions, settings.recordings_source, store, config,
+                                pbx_roots=roots)
         totals: dict[str, int] = {}
         while outcomes := await worker.run_once():  # until nothing is due right now
             for key, n in outcomes.items():
@@ -310,6 +317,8 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--start", metavar="ISO",
                      help="time of the first event of a capture whose events carry no "
                           "Timestamp (events are then 1 ms apart, in their order)")
+    rep.add_argument("--pbx", default="main", metavar="NAME",
+                     help="the PBX the captures come from (telecrm pbx list; default: main)")
     rep.set_defaults(handler=cmd_ami_replay)
 
     users = sub.add_parser("users", help="users")
@@ -415,11 +424,13 @@ def build_parser() -> argparse.ArgumentParser:
     wk.set_defaults(handler=cmd_worker)
 
     from telecrm.calltracking import cli as cli_calltracking
+    from telecrm.pbxes import cli as cli_pbxes
     from telecrm.recordings import cli as cli_recordings
     from telecrm.sales import cli as cli_sales
     from telecrm.speech import cli as cli_speech
     from telecrm.talktime import cli as cli_talktime
-    for feature in (cli_talktime, cli_recordings, cli_speech, cli_calltracking, cli_sales):
+    for feature in (cli_talktime, cli_recordings, cli_speech, cli_calltracking, cli_sales,
+                    cli_pbxes):
         feature.add_commands(sub, common)
     return parser
 

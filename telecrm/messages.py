@@ -613,6 +613,14 @@ MESSAGES: dict[str, str] = {
                              "— в коллтрекинге.",
     "calls.bad_cursor": "Ссылка на страницу списка устарела — откройте список заново.",
     "calls.bad_sort": "Такой сортировки нет.",
+    # several PBXs (telecrm pbx ...)
+    "pbx.bad_name": "Название АТС — до 40 строчных латинских букв, цифр, «-» или «_», "
+                    "начиная с буквы или цифры (например, spb).",
+    "pbx.bad_host": "Укажите адрес АТС без пробелов (например, 10.0.2.15 или pbx.spb.local).",
+    "pbx.bad_port": "Порт AMI — число от 1 до 65535 (обычно 5038).",
+    "pbx.bad_user": "Укажите пользователя AMI (раздел manager.conf).",
+    "pbx.name_taken": "АТС «{name}» уже есть; измените её командой telecrm pbx edit.",
+    "pbx.not_found": "АТС «{name}» нет; список — telecrm pbx list.",
 }
 
 # What a ``field`` param names, as a sentence calls it (the forms' and API's field names).

@@ -63,7 +63,11 @@ class Call(Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    linkedid: Mapped[str] = mapped_column(String(150), unique=True)  # AST_MAX_UNIQUEID
+    # Asterisk's linkedid; ``<pbx>:<linkedid>`` for a PBX other than the default one
+    # (crm_core.calls.snapshot.pbx_key), so two PBXs' calls never collide.
+    linkedid: Mapped[str] = mapped_column(String(150), unique=True)
+    # The PBX (``telecrm pbx list``) the call happened on (migration 0019).
+    pbx: Mapped[str] = mapped_column(String(40), default="main", server_default="main")
     direction: Mapped[str] = mapped_column(String(10))
     status: Mapped[str] = mapped_column(String(20))
     client_number: Mapped[str | None] = mapped_column(String(20), index=True)
@@ -106,7 +110,7 @@ class CallLeg(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     call_id: Mapped[int] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"), index=True)
-    uniqueid: Mapped[str] = mapped_column(String(150), unique=True)
+    uniqueid: Mapped[str] = mapped_column(String(150), unique=True)  # as Call.linkedid
     channel: Mapped[str] = mapped_column(String(200))
     role: Mapped[str] = mapped_column(String(20))
     extension: Mapped[str | None] = mapped_column(String(80))

@@ -25,10 +25,12 @@ from crm_core.calls.hooks import NO_HOOKS, CallHooks, WrittenCall
 from crm_core.calls.log import call_query
 from crm_core.calls.models import Call, CallLeg, CallStatus, Direction, LegRole, Recording
 from crm_core.calls.snapshot import (
+    DEFAULT_PBX,
     RECORDING_SIDES,
     CallData,
     LegData,
     RecordingRef,
+    asterisk_id,
     side_from_path,
 )
 from crm_core.clients.models import Client, Phone
@@ -214,6 +216,7 @@ def _call_values(data: CallData, client_number: str | None, client: Client | Non
         "queue": _queue_name(data),
         "managers": managers,
         "created_client": created_client,
+        "pbx": data.pbx or DEFAULT_PBX,
     }
 
 
@@ -698,7 +701,8 @@ def call_to_dict(call: Call, hooks: CallHooks = NO_HOOKS) -> dict[str, Any]:
     """
     return {
         "id": call.id,
-        "linkedid": call.linkedid,
+        "linkedid": asterisk_id(call.pbx, call.linkedid),  # as the PBX wrote it
+        "pbx": call.pbx,  # an extension of the fixed shape: which PBX (``pbx list``)
         "direction": call.direction,
         "status": call.status,
         "client_number": call.client_number,

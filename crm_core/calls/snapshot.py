@@ -6,7 +6,7 @@ nothing beyond the standard library, so the tracker stays sans-IO.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import PurePosixPath
 
@@ -76,3 +76,43 @@ class CallData:
     # Set on the last snapshot of a call absorbed by another (a consultation merged by an
     # attended transfer): its legs carry on in that call, which owns them from then on.
     merged_into: str | None = None
+    # The PBX the call happened on; None until the pipeline labels it (then ``on_pbx``).
+    pbx: str | None = None
+
+
+# The PBX of ``TELECRM_AMI_*`` (and of every call stored before there were several). Its
+# calls keep Asterisk's bare linkedid; another PBX's are stored as ``<pbx>:<linkedid>``
+# (uniqueids likewise), because two PBXs number their calls alike.
+DEFAULT_PBX = "main"
+PBX_SEPARATOR = ":"
+
+
+def pbx_key(pbx: str | None, asterisk_id: str) -> str:
+    """How a linkedid or uniqueid of ``pbx`` is stored: unique across the PBXs."""
+    if not pbx or pbx == DEFAULT_PBX:
+        return asterisk_id
+    return f"{pbx}{PBX_SEPARATOR}{asterisk_id}"
+
+
+def asterisk_id(pbx: str | None, stored: str) -> str:
+    """The id as Asterisk wrote it, from the stored one (``pbx_key`` undone)."""
+    prefix = f"{pbx}{PBX_SEPARATOR}"
+    if pbx and pbx != DEFAULT_PBX and stored.startswith(prefix):
+        return stored[len(prefix):]
+    return stored
+
+
+def on_pbx(data: CallData, pbx: str) -> CallData:
+    """The snapshot labelled with its PBX, its linkedid and uniqueids made unique across
+    PBXs; a snapshot already labelled is returned as is (so labelling twice is harmless)."""
+    if data.pbx is not None:
+        return data
+    if pbx == DEFAULT_PBX:
+        return replace(data, pbx=pbx)
+    return replace(
+        data, pbx=pbx, linkedid=pbx_key(pbx, data.linkedid),
+        legs=tuple(replace(leg, uniqueid=pbx_key(pbx, leg.uniqueid)) for leg in data.legs),
+        recording_details=tuple(
+            replace(ref, uniqueid=pbx_key(pbx, ref.uniqueid) if ref.uniqueid else None)
+            for ref in data.recording_details),
+        merged_into=pbx_key(pbx, data.merged_into) if data.merged_into else None)

@@ -13,6 +13,7 @@ from aiohttp import web
 from sqlalchemy import exists, select
 
 from crm_core.calls.services import call_to_dict
+from crm_core.calls.snapshot import DEFAULT_PBX
 from crm_core.clients.models import Client
 from crm_core.clients.phones import normalize_phone
 from crm_core.clients.services import find_clients_by_phones
@@ -24,12 +25,13 @@ from crm_core.recordings.models import AudioStatus
 from crm_core.speech.models import Transcript
 from pbx_bridge.actions import SPY_MODES, ClickToCallError, spy
 from pbx_bridge.ami import AmiError
+from pbx_bridge.pipeline import Listener
 from recordings.store import DirectoryStore, Store, StoreError
 from telecrm.messages import sentence
 from telecrm.web import openapi
 from telecrm.web.auth import api_user, audible_call, page_user
 from telecrm.web.errors import ApiError
-from telecrm.web.keys import CALL_HOOKS, LISTENER, SESSIONS
+from telecrm.web.keys import CALL_HOOKS, LISTENER, LISTENERS, SESSIONS
 from telecrm.web.params import json_object, path_id, string_field
 
 _LINKEDID = re.compile(r"[0-9]{1,20}\.[0-9]{1,10}")
@@ -101,18 +103,31 @@ async def recording_problems(request: web.Request) -> web.Response:
          "page": f"/calls/{call.id}"} for audio, call in rows]})
 
 
-def _live_manager_channel(request: web.Request, linkedid: str) -> tuple[str, list[str]] | None:
-    """The manager's channel of a live call, and the call's manager extensions."""
+def _listeners(request: web.Request) -> dict[str, Listener]:
+    """Every running PBX's listener by name (one, unnamed, in apps built without LISTENERS)."""
+    listeners = request.app.get(LISTENERS)
+    if listeners:
+        return listeners
     listener = request.app.get(LISTENER)
-    if listener is None:
-        return None
-    for call in listener.tracker.live_calls():
-        if call.linkedid != linkedid:
+    return {DEFAULT_PBX: listener} if listener is not None else {}
+
+
+def _live_manager_channel(request: web.Request, linkedid: str, pbx: str | None = None
+                          ) -> tuple[str, list[str], Listener] | None:
+    """The manager's channel of a live call, the call's manager extensions, and the
+    listener of the PBX it is on (the one to send ChanSpy through); ``pbx`` picks among
+    PBXs that happen to have a live call with the same linkedid."""
+    for name, listener in _listeners(request).items():
+        if pbx is not None and name != pbx:
             continue
-        managers = [leg for leg in call.legs if leg.role == "manager" and leg.extension]
-        talking = [leg for leg in managers if leg.ended_at is None and leg.answered_at]
-        if talking:
-            return talking[-1].channel, [leg.extension for leg in managers if leg.extension]
+        for call in listener.tracker.live_calls():
+            if call.linkedid != linkedid:
+                continue
+            managers = [leg for leg in call.legs if leg.role == "manager" and leg.extension]
+            talking = [leg for leg in managers if leg.ended_at is None and leg.answered_at]
+            if talking:
+                return (talking[-1].channel, [leg.extension for leg in managers if leg.extension],
+                        listener)
     return None
 
 
@@ -135,14 +150,16 @@ async def live_calls(request: web.Request) -> web.Response:
         raise NotAllowedError("recordings.live_for_supervisors",
                               "only supervisors listen in on calls")
     team = await _team_extensions(request, user)
-    listener = request.app.get(LISTENER)
+    listeners = _listeners(request)
     found: list[dict[str, Any]] = []
-    for call in (listener.tracker.live_calls() if listener else []):
+    live = [(pbx, call) for pbx, listener in listeners.items()
+            for call in listener.tracker.live_calls()]
+    for pbx, call in live:
         talking = [leg for leg in call.legs if leg.role == "manager" and leg.extension
                    and leg.answered_at and leg.ended_at is None]
         if not talking or (team is not None and talking[-1].extension not in team):
             continue
-        found.append({"linkedid": call.linkedid, "direction": call.direction,
+        found.append({"linkedid": call.linkedid, "pbx": pbx, "direction": call.direction,
                       "client_number": call.client_number, "extension": talking[-1].extension,
                       "answered_at": talking[-1].answered_at.isoformat()
                       if talking[-1].answered_at else None})
@@ -157,7 +174,7 @@ async def live_calls(request: web.Request) -> web.Response:
             item["client_id"] = client.id if client is not None else None
             item["client_name"] = client.name if client is not None else None
     return web.json_response({"calls": found, "phone": user.extension,
-                              "telephony": listener is not None})
+                              "telephony": bool(listeners)})
 
 
 async def _clients_by_number(session: Any, numbers: list[str | None]) -> dict[str, Client]:
@@ -206,10 +223,11 @@ async def listen(request: web.Request) -> web.Response:
         raise NotAllowedError("recordings.spy_needs_phone",
                               "only supervisors with a phone may listen in")
     raw = request.match_info["id"]
-    live = _live_manager_channel(request, raw) if _LINKEDID.fullmatch(raw) else None
+    pbx = body.get("pbx") if isinstance(body.get("pbx"), str) else None
+    live = _live_manager_channel(request, raw, pbx) if _LINKEDID.fullmatch(raw) else None
     if live is None or not await _may_spy_on(request, user, live[1]):
         raise NotFoundError("recordings.live_call_not_found", "no such live call of your team")
-    listener = request.app[LISTENER]
+    listener = live[2]  # ChanSpy through the PBX the call is on
     try:
         action_id = await spy(listener.session, user.extension, live[0], mode)
     except ClickToCallError as exc:

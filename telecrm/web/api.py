@@ -34,6 +34,7 @@ from telecrm.web.errors import ApiError
 from telecrm.web.keys import (
     CALL_HOOKS,
     CLICK_TO_CALL,
+    PBX_ROOTS,
     SESSIONS,
     SETTINGS,
     THROTTLE,
@@ -143,6 +144,7 @@ async def call_recording(request: web.Request) -> web.StreamResponse:
     async with request.app[SESSIONS]() as session:
         call = await audible_call(session, user, call_id)
         paths = [r.path for r in call.recordings]
+        root = request.app.get(PBX_ROOTS, {}).get(call.pbx, request.app[SETTINGS].recordings_source)
     # -- recordings feature (#6): the finalized stereo file, once stored --------------------
     from telecrm.recordings.routes import stored_audio_response
 
@@ -153,7 +155,7 @@ async def call_recording(request: web.Request) -> web.StreamResponse:
     if not paths:
         raise NotFoundError("recordings.call_has_none", "this call has no recording")
     index = query_int(request, "index", _default_recording(paths), high=len(paths) - 1)
-    path = recording_file(request.app[SETTINGS].recordings_source, paths[index])
+    path = recording_file(root, paths[index])  # where the call's PBX wrote it
     if path is None:
         raise NotFoundError("recordings.not_found", "no such recording")
     if not path.is_file():

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from pbx_bridge.actions import new_action_id, originate_click_to_call
@@ -45,9 +45,23 @@ class ClickToCallBusy(Exception):
 class ClickToCall:
     """Placing calls from managers' phones, deduplicated per extension."""
 
-    def __init__(self, ami: Callable[[], AmiSession | None], *, ring_timeout: float = 30.0,
-                 quick_wait: float = 1.5, repeat_window: float = 5.0) -> None:
-        self.ami = ami  # where the AMI session is now (the listener reconnects it)
+    async def session_for(self, extension: str) -> AmiSession | None:
+        """The AMI session of the PBX ``extension`` is on (the default one when unknown)."""
+        pbx = await self.pbx_of(extension) if self.pbx_of is not None else None
+        if pbx is not None:
+            session = self.ami(pbx)
+            if session is not None:
+                return session
+        return self.ami()
+
+    def __init__(self, ami: Callable[..., AmiSession | None], *, ring_timeout: float = 30.0,
+                 quick_wait: float = 1.5, repeat_window: float = 5.0,
+                 pbx_of: Callable[[str], Awaitable[str | None]] | None = None) -> None:
+        """``ami()`` is where the AMI session is now (the listener reconnects it), and
+        ``ami(pbx)`` that of a named PBX; ``pbx_of(extension)`` names the PBX a phone is
+        on (None: the default one)."""
+        self.ami = ami
+        self.pbx_of = pbx_of
         self.ring_timeout = ring_timeout
         self.quick_wait = quick_wait
         self.repeat_window = repeat_window
@@ -60,6 +74,8 @@ class ClickToCall:
         Raises :class:`AmiError` when AMI is unreachable or refuses at once,
         :class:`ClickToCallBusy` when another number is being called from the phone.
         """
+        # Asked first: no await may come between the duplicate check and the new attempt.
+        session = await self.session_for(extension)
         current = self._attempts.get(extension)
         if current is not None:
             running = not current.task.done()
@@ -69,7 +85,6 @@ class ClickToCall:
                 return current, True
             if running:
                 raise ClickToCallBusy(current)
-        session = self.ami()
         if session is None or not session.connected.is_set():
             raise AmiError("not connected to Asterisk AMI")
         action_id = new_action_id()

@@ -6,6 +6,7 @@ without importing the factory that imports the handlers.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -24,7 +25,12 @@ SETTINGS = web.AppKey("settings", Settings)
 WEB_CONFIG = web.AppKey("web_config", WebConfig)
 SESSIONS = web.AppKey("sessions", async_sessionmaker[AsyncSession])
 WRITER_SESSIONS = web.AppKey("writer_sessions", async_sessionmaker[AsyncSession])
+# The listener of the default PBX (or the first one running), for code that needs one;
+# LISTENERS has every running PBX's by name (telecrm.pbxes.targets).
 LISTENER = web.AppKey("listener", Listener)
+LISTENERS = web.AppKey("listeners", dict[str, Listener])
+# Where each running PBX's MixMonitor writes, by PBX name (its recordings source).
+PBX_ROOTS = web.AppKey("pbx_roots", dict[str, Path])
 BUS = web.AppKey("bus", Bus)
 # What features do with written calls and add to the call JSON (telecrm.wiring).
 CALL_HOOKS = web.AppKey("call_hooks", CallHooks)

@@ -67,7 +67,11 @@ SCHEMAS: dict[str, Any] = {
                      "tracking"],
         "properties": {
             "id": _ID,
-            "linkedid": {"type": "string"},
+            "linkedid": {"type": "string",
+                         "description": "As the PBX wrote it; unique together with pbx."},
+            "pbx": {"type": "string",
+                    "description": "The PBX the call happened on (telecrm pbx list); "
+                                   "main for the one of TELECRM_AMI_*."},
             "direction": {"enum": ["inbound", "outbound", "internal"]},
             "status": {"enum": ["answered", "missed", "busy", "no_answer", "failed",
                                 "in_progress"]},

@@ -346,7 +346,8 @@ async def test_export_shape_and_filters(
     rows = [row async for row in export_calls(db_session)]
     assert [r["linkedid"] for r in rows] == ["c.1", "c.2", "c.3"]
     first = rows[0]
-    assert set(first) == CALL_KEYS | {"queue", "recording_legs", "attempts"}  # + extensions
+    assert set(first) == CALL_KEYS | {"queue", "recording_legs", "attempts", "pbx"}  # + extensions
+    assert first["pbx"] == "main"  # the default PBX: TELECRM_AMI_*
     assert first["direction"] == "inbound" and first["status"] == "answered"
     assert first["client_number"] == "+79161234567" and first["did"] == "+74951110001"
     assert first["client_name"] == "+7 916 123-45-67"

@@ -306,3 +306,32 @@ async def test_retention_per_team_removes_and_logs(env: Env,
 def test_tools_present() -> None:
     for tool in ("ffmpeg", "ffprobe", "espeak-ng", "sox"):
         assert shutil.which(tool), tool
+
+
+async def test_each_pbxs_recordings_are_read_where_that_pbx_writes_them(
+        env: Env, tmp_path: Path) -> None:
+    """Two PBXs, the same linkedid and file names, each PBX's files in its own folder."""
+    from crm_core.calls.snapshot import on_pbx
+
+    main_id, main_paths = await env.call()
+    env.write(main_paths)
+    spb_monitor = tmp_path / "spb-monitor"
+    async with env.sessions() as session:  # type: ignore[operator]
+        data = (await session.scalars(select(Recording.path))).all()
+    # the St Petersburg call: the same Asterisk ids and file names, in its own folder
+    spb_paths = [spb_monitor / path for path in data]
+    spb = CallData(
+        linkedid="1795406555.1", direction="inbound", status="answered",
+        client_number="+79161234567", did=None, started_at=T0,
+        answered_at=T0 + timedelta(seconds=2), ended_at=T0 + timedelta(seconds=10),
+        ring_seconds=2, talk_seconds=TOTAL, transferred=False, managers=("101",),
+        recordings=tuple(data), legs=(), rang=("101",))
+    async with env.sessions() as session:  # type: ignore[operator]
+        spb_id = (await record_call(session, on_pbx(spb, "spb"), hooks=HOOKS)).id
+        await session.commit()
+    env.write(spb_paths)
+    worker = FinalizeWorker(env.sessions, env.monitor, DirectoryStore(env.store_dir),  # type: ignore[arg-type]
+                            env.cfg, pbx_roots={"main": env.monitor, "spb": spb_monitor})
+    assert await worker.run_once() == {"stored": 2}
+    assert (await env.audio(main_id)).key != (await env.audio(spb_id)).key
+    assert not any(p.exists() for p in [*main_paths, *spb_paths])
