@@ -16,7 +16,7 @@ from sqlalchemy.types import TypeDecorator
 
 from crm_core.clock import utcnow
 
-__all__ = ["UTCDateTime", "ensure_utc", "isoformat", "utcnow"]
+__all__ = ["UTCDateTime", "aggregate_utc", "ensure_utc", "isoformat", "utcnow"]
 
 
 def ensure_utc(value: datetime) -> datetime:
@@ -29,6 +29,16 @@ def ensure_utc(value: datetime) -> datetime:
 def isoformat(value: datetime | None) -> str | None:
     """ISO 8601 in UTC with an explicit ``+00:00`` offset, or None."""
     return None if value is None else ensure_utc(value).isoformat()
+
+
+def aggregate_utc(value: Any) -> datetime | None:
+    """A timestamp out of an SQL aggregate (``max(started_at)``): the column type is lost
+    there, so SQLite hands back ISO text (or a naive value) and PostgreSQL an aware one."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 class UTCDateTime(TypeDecorator[datetime]):

@@ -32,7 +32,7 @@ from crm_core.sales.client_status import contact_activities
 from crm_core.sales.models import ClientStop
 from crm_core.sales.settings import StatusRules, rules_by_team
 from crm_core.tasks.models import Task, TaskStatus
-from crm_core.timestamps import UTCDateTime, utcnow
+from crm_core.timestamps import UTCDateTime, aggregate_utc, utcnow
 
 MONTH_BUCKETS = 7  # 0, 1, ... 5 full months with the manager, and 6 or more
 
@@ -54,13 +54,6 @@ def days_at_least(as_of: date, days: int, tz: ZoneInfo) -> datetime:
 def local_day(moment: datetime, tz: ZoneInfo) -> date:
     return moment.astimezone(tz).date()
 
-
-def _utc(value: Any) -> datetime | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _contact_clauses() -> list[Any]:
@@ -139,7 +132,7 @@ async def abandoned_own_frequency(session: AsyncSession, where: list[Any], refer
             select(Client.id, Client.owner_id, Client.contact_every_days,
                    type_coerce(reference, UTCDateTime()))
             .select_from(source).where(*where, Client.contact_every_days.is_not(None))):
-        ref = _utc(raw)
+        ref = aggregate_utc(raw)
         if ref is not None and every is not None and (
                 local_day(ref, tz) < as_of - timedelta(days=every)):
             found.append((cid, owner))
