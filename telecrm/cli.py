@@ -29,14 +29,14 @@ from telecrm.cli_support import (
     upgrade_schema,
     workday_timezone,
 )
-from telecrm.messages import russian, sentence
+from telecrm.messages import done, russian, sentence
 from telecrm.settings import Settings, SettingsError, describe
 
 # -- commands -------------------------------------------------------------------
 
 async def cmd_db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
     await upgrade_schema(settings, quiet=False)
-    print("database is up to date")
+    print(done("db.upgraded"))
     return 0
 
 
@@ -49,12 +49,12 @@ async def cmd_clients_import(args: argparse.Namespace, settings: Settings) -> in
     async with database(settings) as sessions:
         async with sessions() as session, session.begin():
             report = await import_clients_csv(session, path)
-    print(f"imported {report.imported} clients, updated {report.updated}")
+    print(done("clients.imported", imported=report.imported, updated=report.updated))
     for error in report.errors:
         print(sentence("clients.import.row", {"line": error.line, "error": error.error}),
               file=sys.stderr)
     if report.errors:
-        print(f"{len(report.errors)} rows were not imported", file=sys.stderr)
+        print(done("clients.rows_skipped", rows=len(report.errors)), file=sys.stderr)
         return 1
     return 0
 
@@ -92,8 +92,8 @@ async def cmd_ami_replay(args: argparse.Namespace, settings: Settings) -> int:
         store = CallStore(sessions, call_hooks(), recordings_root=settings.recordings_source)
         start = parse_moment(args.start, workday_timezone(settings)) if args.start else None
         stats = await replay(paths, store, tracker, start=start)
-    print(f"replayed {stats.events} events: {stats.calls_ended} calls ended, "
-          f"{stats.calls_open} still in progress at the end of the capture")
+    print(done("ami.replayed", events=stats.events, ended=stats.calls_ended,
+               open=stats.calls_open))
     return 0
 
 
@@ -101,7 +101,7 @@ async def cmd_users_add(args: argparse.Namespace, settings: Settings) -> int:
     from crm_core.people.management import claim_headless_team, set_user_phones
     from crm_core.people.users import add_user
     from telecrm.passwords import hash_password
-    from telecrm.people.cli import since_moment
+    from telecrm.people.cli import ROLE_NAMES, since_moment
 
     since = since_moment(args.since, settings)
     password_hash = hash_password(args.password) if args.password else None
@@ -113,7 +113,8 @@ async def cmd_users_add(args: argparse.Namespace, settings: Settings) -> int:
                 password_hash=password_hash, created_at=since)
             await claim_headless_team(session, user)
             await set_user_phones(session, user, args.devices or [], args.mobiles or [])
-    print(f"user {user.username} ({user.role}) created")
+    print(done("users.created", username=user.username,
+               role=ROLE_NAMES.get(user.role, user.role)))
     return 0
 
 
@@ -152,7 +153,7 @@ async def cmd_talktime_close_day(args: argparse.Namespace, settings: Settings) -
             managers = list(await session.scalars(select(User).where(
                 User.role == Role.MANAGER.value, User.active.is_(True))))
             created = await close_day(session, managers, day, tz, actor="close-day")
-    print(f"{day}: {len(created)} new talk-time violations")
+    print(done("talktime.day_closed", day=day, count=len(created)))
     return 0
 
 
@@ -183,7 +184,7 @@ async def cmd_recordings(args: argparse.Namespace, settings: Settings) -> int:
     async with database(settings) as sessions:
         if args.recordings_command == "retention":
             removed = await apply_retention(sessions, store, config.retention_days)
-            print(f"removed {len(removed)} recordings")
+            print(done("recordings.retention_done", removed=len(removed)))
             return 0
         if args.retry_failed:
             async with sessions() as session:
@@ -195,7 +196,12 @@ async def cmd_recordings(args: argparse.Namespace, settings: Settings) -> int:
                 totals[key] = totals.get(key, 0) + n
             if not set(outcomes) <= {"stored", "failed"}:
                 break  # the rest is backing off: a later run (or `serve`) takes it
-    print(" ".join(f"{k}={v}" for k, v in sorted(totals.items())) or "nothing to finalize")
+    if totals:
+        stored, failed = totals.get("stored", 0), totals.get("failed", 0)
+        print(done("recordings.finalized", stored=stored, failed=failed,
+                   waiting=sum(totals.values()) - stored - failed))
+    else:
+        print(done("recordings.nothing_to_finalize"))
     return 1 if totals.get("failed") else 0
 
 

@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from crm_core.clients.phones import format_phone
 from crm_core.clock import local_now
 from telecrm.cli_support import (
     UsageError,
@@ -25,6 +26,7 @@ from telecrm.cli_support import (
     print_json,
     workday_timezone,
 )
+from telecrm.messages import done
 from telecrm.settings import Settings
 
 ReportRunner = Callable[[argparse.Namespace, Settings, Any], Coroutine[Any, Any, dict[str, Any]]]
@@ -51,7 +53,7 @@ async def cmd_static_add(args: argparse.Namespace, settings: Settings) -> int:
         return static_to_dict(row)
 
     row = await _in_transaction(settings, work)
-    print(f"static number {row['did']} tracks the channel {row['channel']}")
+    print(done("ct.static_added", did=format_phone(row["did"]), channel=row["channel"]))
     return 0
 
 
@@ -73,7 +75,7 @@ async def cmd_pool_add(args: argparse.Namespace, settings: Settings) -> int:
         return site.host, pool_of(site)
 
     host, pool = await _in_transaction(settings, work)
-    print(f"site {host}: {len(pool)} numbers in the pool")
+    print(done("ct.pool_added", host=host, numbers=len(pool)))
     return 0
 
 
@@ -118,7 +120,7 @@ async def cmd_costs_import(args: argparse.Namespace, settings: Settings) -> int:
         return await import_costs(session, path)
 
     count = await _in_transaction(settings, work)
-    print(f"imported {count} monthly costs")
+    print(done("ct.costs_imported", count=count))
     return 0
 
 
@@ -154,7 +156,7 @@ async def cmd_archive(args: argparse.Namespace, settings: Settings) -> int:
         return await archive_number(session, args.number, actor="cli")
 
     kind = await _in_transaction(settings, work)
-    print(f"archived the {kind} number")
+    print(done("ct.static_archived") if kind == "static" else done("ct.pool_archived"))
     return 0
 
 
@@ -162,7 +164,7 @@ async def cmd_attribute(args: argparse.Namespace, settings: Settings) -> int:
     from crm_core.calltracking.attribution import attribute_pending
 
     count = await _in_transaction(settings, attribute_pending)
-    print(f"attributed {count} calls")
+    print(done("ct.attributed", count=count))
     return 0
 
 

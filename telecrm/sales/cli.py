@@ -17,6 +17,7 @@ from typing import Any
 
 from crm_core.clock import local_today
 from telecrm.cli_support import UsageError, database, print_json, workday_timezone
+from telecrm.messages import done
 from telecrm.settings import Settings
 
 ACTOR = "cli"
@@ -87,8 +88,8 @@ async def cmd_payments_add(args: argparse.Namespace, settings: Settings) -> int:
         return payment_to_dict(payment)
 
     row = await _write(settings, work)
-    print(f"payment {row['id']}: {row['amount']} from client {row['client_id']} "
-          f"on {row['paid_on']}")
+    print(done("payments.added", id=row["id"], amount=row["amount"], client=row["client_id"],
+               day=date.fromisoformat(row["paid_on"])))
     return 0
 
 
@@ -100,8 +101,8 @@ async def cmd_payments_import(args: argparse.Namespace, settings: Settings) -> i
         raise UsageError("cli.no_such_file", f"no such file: {path}", path=str(path))
     report = await _write(settings, lambda session: import_payments_csv(
         session, path, today=_today(settings)))
-    print(f"booked {report.booked} payments for {report.total}, "
-          f"skipped {report.skipped} booked before")
+    print(done("payments.imported", booked=report.booked, total=report.total,
+               skipped=report.skipped))
     return 0
 
 
@@ -116,7 +117,8 @@ async def cmd_invoices_add(args: argparse.Namespace, settings: Settings) -> int:
         return invoice_to_dict(invoice)
 
     row = await _write(settings, work)
-    print(f"invoice {row['number']}: {row['amount']} to client {row['client_id']}")
+    print(done("invoices.added", number=row["number"], amount=row["amount"],
+               client=row["client_id"]))
     return 0
 
 
@@ -130,8 +132,8 @@ async def cmd_clients_recompute(args: argparse.Namespace, settings: Settings) ->
     today = _day(args.date, settings)
     counts = await _write(settings, lambda session: recompute_all(
         session, today=today, actor="recompute", tz_name=settings.timezone))
-    print(f"judged {counts['clients']} clients: {counts['changed']} statuses changed, "
-          f"{counts['abc_changed']} ABC groups changed")
+    print(done("clients.recomputed", clients=counts["clients"], changed=counts["changed"],
+               abc=counts["abc_changed"]))
     return 0
 
 
@@ -151,9 +153,12 @@ async def cmd_clients_potential(args: argparse.Namespace, settings: Settings) ->
         return client
 
     client = await _write(settings, work)
-    print(f"client {client.id}: potential {client.annual_potential}, "
-          f"group {client.abc_group or '—'}, contact every "
-          f"{client.contact_every_days or 'group default'} days")
+    shown = {"client": client.id, "potential": client.annual_potential,
+             "group": client.abc_group or "—"}
+    if client.contact_every_days:
+        print(done("clients.potential_set", days=client.contact_every_days, **shown))
+    else:
+        print(done("clients.potential_set_group_days", **shown))
     return 0
 
 
@@ -166,7 +171,7 @@ async def cmd_clients_reassign(args: argparse.Namespace, settings: Settings) -> 
                                           reason=args.reason, actor=ACTOR))
 
     moved = await _write(settings, work)
-    print(f"reassigned {moved} clients")
+    print(done("clients.reassigned", moved=moved))
     return 0
 
 
@@ -178,7 +183,10 @@ async def cmd_clients_archive(args: argparse.Namespace, settings: Settings) -> i
                                     restore=args.restore, actor=ACTOR)
 
     await _write(settings, work)
-    print(f"client {args.client} {'restored' if args.restore else 'archived'}")
+    if args.restore:
+        print(done("clients.restored", client=args.client))
+    else:
+        print(done("clients.archived", client=args.client))
     return 0
 
 
@@ -231,7 +239,8 @@ async def cmd_pipeline_add(args: argparse.Namespace, settings: Settings) -> int:
         return await create_pipeline(session, args.name, specs, by=None, actor=ACTOR)
 
     pipeline = await _write(settings, work)
-    print(f"pipeline {pipeline.id} {pipeline.name!r}: {len(args.stages)} stages")
+    print(done("deals.pipeline_added", id=pipeline.id, name=pipeline.name,
+               stages=len(args.stages)))
     return 0
 
 
@@ -240,7 +249,7 @@ async def cmd_reason_add(args: argparse.Namespace, settings: Settings) -> int:
 
     reason = await _write(settings, lambda session: add_lose_reason(session, args.name, by=None,
                                                                     actor=ACTOR))
-    print(f"lose reason {reason.id}: {reason.name}")
+    print(done("deals.reason_added", id=reason.id, name=reason.name))
     return 0
 
 
@@ -259,7 +268,12 @@ async def cmd_plan_set(args: argparse.Namespace, settings: Settings) -> int:
                               by=None, actor=ACTOR)
 
     plan = await _write(settings, work)
-    print(f"plan for {plan.month:%Y-%m}: {plan.kind} {plan.target}")
+    from telecrm.web.present import month_label
+
+    if plan.kind == "amount":
+        print(done("deals.plan_amount", month=month_label(plan.month), target=plan.target))
+    else:
+        print(done("deals.plan_count", month=month_label(plan.month), target=plan.target))
     return 0
 
 

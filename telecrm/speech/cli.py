@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from crm_core.clock import utcnow
+from telecrm.messages import done
 from telecrm.settings import Settings
 
 
@@ -117,7 +118,7 @@ async def cmd_scripts_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 class Progress:
-    """A one-line progress bar on stderr: calls done/total, audio hours, ETA."""
+    """A one-line progress bar on stderr: calls done of all, hours of audio, time left."""
 
     def __init__(self, total: int, audio_seconds: float, out: TextIO = sys.stderr) -> None:
         self.total, self.audio_total, self.out = total, audio_seconds, out
@@ -141,10 +142,13 @@ class Progress:
         else:
             eta = elapsed * (self.total - self.done) / self.done if self.done else 0.0
         h, rest = divmod(int(eta), 3600)
-        failed = f", {self.failed} failed" if self.failed else ""
-        return (f"[{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} calls"
-                f"{failed}, {self.audio_done / 3600:.2f}/{self.audio_total / 3600:.2f} h audio, "
-                f"ETA {h}:{rest // 60:02d}:{rest % 60:02d}")
+        from telecrm.web.present import number
+
+        failed = done("speech.progress_failed", failed=self.failed) if self.failed else ""
+        return f"[{'#' * filled}{'.' * (width - filled)}] " + done(
+            "speech.progress", done=self.done, total=self.total, failed=failed,
+            hours=number(self.audio_done / 3600, 2), hours_total=number(self.audio_total / 3600, 2),
+            eta=f"{h}:{rest // 60:02d}:{rest % 60:02d}")
 
     def draw(self) -> None:
         end = "\n" if self.done >= self.total else ""
@@ -172,8 +176,7 @@ async def run_backlog(args: argparse.Namespace, settings: Settings) -> int:
             seconds = await store.audio_seconds(session, ids)
         progress = Progress(len(ids), sum(seconds.values()))
         if not ids:
-            print("nothing to transcribe: every call with a recording has a transcript",
-                  file=sys.stderr)
+            print(done("speech.nothing_to_transcribe"), file=sys.stderr)
             return 0
         slots = asyncio.Semaphore(max(1, args.threads))
         failures: dict[int, str] = {}
@@ -184,15 +187,16 @@ async def run_backlog(args: argparse.Namespace, settings: Settings) -> int:
                     await worker.do_call(call_id)
                 except JobFailed as exc:
                     failures[call_id] = str(exc)
-                    print(f"\ncall {call_id}: {exc}", file=sys.stderr)
+                    print("\n" + done("speech.call_failed", call=call_id, reason=exc),
+                          file=sys.stderr)
                 progress.step(seconds.get(call_id, 0.0), failed=call_id in failures)
 
         await asyncio.gather(*(one(call_id) for call_id in ids))
     finally:
         worker.close()
         await engine.dispose()
-    done = len(ids) - len(failures)
-    print(json.dumps({"transcribed": done, "failed": len(failures),
+    transcribed = len(ids) - len(failures)
+    print(json.dumps({"transcribed": transcribed, "failed": len(failures),
                       "errors": {str(k): v for k, v in sorted(failures.items())}},
                      ensure_ascii=False))
     return 1 if failures else 0

@@ -15,6 +15,7 @@ from typing import Any
 
 from crm_core.clock import local_today
 from telecrm.cli_support import UsageError, database, workday_timezone
+from telecrm.messages import done
 from telecrm.settings import Settings
 
 
@@ -141,7 +142,7 @@ async def cmd_holidays_import(args: argparse.Namespace, settings: Settings) -> i
         return await import_holidays(session, None, text, team_id)
 
     added, skipped = await _run(settings, work)
-    print(f"{added} holidays added, {skipped} already in the calendar")
+    print(done("talktime.holidays_imported", added=added, skipped=skipped))
     return 0
 
 
@@ -166,7 +167,7 @@ async def cmd_holidays_remove(args: argparse.Namespace, settings: Settings) -> i
     from crm_core.talktime.models import Holiday
     from crm_core.talktime.rules import remove_holiday, team_by_key
 
-    async def work(session: Any) -> str:
+    async def work(session: Any) -> date:
         if args.id is not None:
             holiday_id = args.id
         else:
@@ -183,9 +184,9 @@ async def cmd_holidays_remove(args: argparse.Namespace, settings: Settings) -> i
                 raise UsageError("talktime.not_a_holiday", f"{day.isoformat()} is not a holiday",
                                  day=day)
         row = await remove_holiday(session, None, holiday_id)
-        return row.day.isoformat()
+        return row.day
 
-    print(f"{await _run(settings, work)} removed from the holidays (archived)")
+    print(done("talktime.holiday_removed", day=await _run(settings, work)))
     return 0
 
 
@@ -237,7 +238,7 @@ async def cmd_absences_cancel(args: argparse.Namespace, settings: Settings) -> i
     async def work(session: Any) -> int:
         return (await cancel_absence(session, None, args.id)).id
 
-    print(f"absence {await _run(settings, work)} cancelled (archived)")
+    print(done("talktime.absence_cancelled", id=await _run(settings, work)))
     return 0
 
 
@@ -265,7 +266,7 @@ async def cmd_rollup(args: argparse.Namespace, settings: Settings) -> int:
             User.role == Role.MANAGER.value, User.active.is_(True))))
         return await refresh_rollup(session, managers, first, last, tz)
 
-    print(f"{await _run(settings, work)} manager-days counted and stored")
+    print(done("talktime.rollup_done", days=await _run(settings, work)))
     return 0
 
 
