@@ -465,6 +465,7 @@ MESSAGES: dict[str, str] = {
     "cli.users_nothing_to_change": "Нечего менять: укажите --name, --role, --team, "
                                    "--extension, --device или --mobile.",
     "cli.not_a_date": "«{value}» — не дата (нужно ГГГГ-ММ-ДД).",
+    "cli.not_whole": "«{value}» — не целое число от 0 и больше.",
     "cli.team_or_company": "Укажите либо --team, либо --company, но не оба сразу.",
     "cli.team_required": "Укажите --team (название или номер отдела; --company — правила всей "
                          "компании).",

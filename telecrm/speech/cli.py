@@ -27,20 +27,20 @@ def add_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentParse
 def add_kkp_commands(kkp_sub: argparse._SubParsersAction,
                      common: argparse.ArgumentParser) -> None:
     """``kkp scripts add|list`` under ``telecrm kkp``."""
-    scripts = kkp_sub.add_parser("scripts", help="sales scripts stored in the database")
+    scripts = kkp_sub.add_parser("scripts", help="скрипты продаж, сохранённые в базе")
     s_sub = scripts.add_subparsers(dest="scripts_command", required=True, metavar="ACTION")
     add = s_sub.add_parser("add", parents=[common],
-                           help="upload a script as a new version (checked from --from on)")
-    add.add_argument("file", metavar="FILE.yaml")
-    add.add_argument("--team", metavar="T", help="team name (default: the company default)")
-    add.add_argument("--stage", metavar="S", help="deal pipeline stage key")
+                           help="загрузить скрипт новой версией (проверяется с --from)")
+    add.add_argument("file", metavar="FILE.yaml", help="скрипт в YAML")
+    add.add_argument("--team", metavar="T", help="отдел (по умолчанию — скрипт компании)")
+    add.add_argument("--stage", metavar="S", help="ключ этапа воронки сделок")
     add.add_argument("--from", dest="effective_from", metavar="D",
-                     help="in force from this date or ISO time (default: now)")
+                     help="действует с этой даты или времени ISO (по умолчанию — сейчас)")
     add.add_argument("--fine", type=int, default=0, metavar="RUB",
-                     help="fine for one confirmed violation (default: 0, a warning)")
+                     help="штраф за подтверждённое нарушение, ₽ (по умолчанию 0 — предупреждение)")
     add.set_defaults(handler=cmd_scripts_add)
-    lst = s_sub.add_parser("list", parents=[common], help="every stored version, JSON lines")
-    lst.add_argument("--team", metavar="T", help="only this team's and the company's")
+    lst = s_sub.add_parser("list", parents=[common], help="все сохранённые версии, по строке JSON")
+    lst.add_argument("--team", metavar="T", help="только скрипты этого отдела и компании")
     lst.set_defaults(handler=cmd_scripts_list)
 
 

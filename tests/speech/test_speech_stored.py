@@ -136,4 +136,5 @@ async def test_finalized_call_is_transcribed_from_the_stored_stereo(
 
     # -- resumable: a second run has nothing left to do
     again = telecrm("transcribe", "--backlog", "--db", db, process=True)
-    assert "Расшифровывать нечего: у каждого звонка с записью уже есть расшифровка.\n" in again.stderr
+    assert ("Расшифровывать нечего: у каждого звонка с записью уже есть расшифровка.\n"
+            in again.stderr)
