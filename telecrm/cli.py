@@ -29,14 +29,14 @@ from telecrm.cli_support import (
     upgrade_schema,
     workday_timezone,
 )
-from telecrm.messages import russian, sentence
+from telecrm.messages import done, russian, sentence
 from telecrm.settings import Settings, SettingsError, describe
 
 # -- commands -------------------------------------------------------------------
 
 async def cmd_db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
     await upgrade_schema(settings, quiet=False)
-    print("database is up to date")
+    print(done("db.upgraded"))
     return 0
 
 
@@ -49,12 +49,12 @@ async def cmd_clients_import(args: argparse.Namespace, settings: Settings) -> in
     async with database(settings) as sessions:
         async with sessions() as session, session.begin():
             report = await import_clients_csv(session, path)
-    print(f"imported {report.imported} clients, updated {report.updated}")
+    print(done("clients.imported", imported=report.imported, updated=report.updated))
     for error in report.errors:
         print(sentence("clients.import.row", {"line": error.line, "error": error.error}),
               file=sys.stderr)
     if report.errors:
-        print(f"{len(report.errors)} rows were not imported", file=sys.stderr)
+        print(done("clients.rows_skipped", rows=len(report.errors)), file=sys.stderr)
         return 1
     return 0
 
@@ -95,8 +95,8 @@ async def cmd_ami_replay(args: argparse.Namespace, settings: Settings) -> int:
                           pbx=target.name)
         start = parse_moment(args.start, workday_timezone(settings)) if args.start else None
         stats = await replay(paths, store, tracker, start=start)
-    print(f"replayed {stats.events} events: {stats.calls_ended} calls ended, "
-          f"{stats.calls_open} still in progress at the end of the capture")
+    print(done("ami.replayed", events=stats.events, ended=stats.calls_ended,
+               open=stats.calls_open))
     return 0
 
 
@@ -104,7 +104,7 @@ async def cmd_users_add(args: argparse.Namespace, settings: Settings) -> int:
     from crm_core.people.management import claim_headless_team, set_user_phones
     from crm_core.people.users import add_user
     from telecrm.passwords import hash_password
-    from telecrm.people.cli import since_moment
+    from telecrm.people.cli import ROLE_NAMES, since_moment
 
     since = since_moment(args.since, settings)
     password_hash = hash_password(args.password) if args.password else None
@@ -116,7 +116,8 @@ async def cmd_users_add(args: argparse.Namespace, settings: Settings) -> int:
                 password_hash=password_hash, created_at=since)
             await claim_headless_team(session, user)
             await set_user_phones(session, user, args.devices or [], args.mobiles or [])
-    print(f"user {user.username} ({user.role}) created")
+    print(done("users.created", username=user.username,
+               role=ROLE_NAMES.get(user.role, user.role)))
     return 0
 
 
@@ -155,7 +156,7 @@ async def cmd_talktime_close_day(args: argparse.Namespace, settings: Settings) -
             managers = list(await session.scalars(select(User).where(
                 User.role == Role.MANAGER.value, User.active.is_(True))))
             created = await close_day(session, managers, day, tz, actor="close-day")
-    print(f"{day}: {len(created)} new talk-time violations")
+    print(done("talktime.day_closed", day=day, count=len(created)))
     return 0
 
 
@@ -186,7 +187,7 @@ async def cmd_recordings(args: argparse.Namespace, settings: Settings) -> int:
     async with database(settings) as sessions:
         if args.recordings_command == "retention":
             removed = await apply_retention(sessions, store, config.retention_days)
-            print(f"removed {len(removed)} recordings")
+            print(done("recordings.retention_done", removed=len(removed)))
             return 0
         from telecrm.pbxes.targets import pbx_targets
 
@@ -202,7 +203,12 @@ async def cmd_recordings(args: argparse.Namespace, settings: Settings) -> int:
                 totals[key] = totals.get(key, 0) + n
             if not set(outcomes) <= {"stored", "failed"}:
                 break  # the rest is backing off: a later run (or `serve`) takes it
-    print(" ".join(f"{k}={v}" for k, v in sorted(totals.items())) or "nothing to finalize")
+    if totals:
+        stored, failed = totals.get("stored", 0), totals.get("failed", 0)
+        print(done("recordings.finalized", stored=stored, failed=failed,
+                   waiting=sum(totals.values()) - stored - failed))
+    else:
+        print(done("recordings.nothing_to_finalize"))
     return 1 if totals.get("failed") else 0
 
 
@@ -283,144 +289,148 @@ async def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="telecrm", description="Telephony-centric CRM for B2B sales, built on Asterisk.",
+        prog="telecrm", description="CRM для B2B-продаж по телефону на основе Asterisk.",
         epilog=describe(), formatter_class=argparse.RawDescriptionHelpFormatter)
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--db", metavar="URL", help="database URL (default: from settings)")
+    common.add_argument("--db", metavar="URL",
+                        help="адрес базы данных (по умолчанию — из настроек)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    db = sub.add_parser("db", help="database maintenance")
+    db = sub.add_parser("db", help="обслуживание базы данных")
     db_sub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
-    db_sub.add_parser("upgrade", parents=[common], help="apply migrations").set_defaults(
+    db_sub.add_parser("upgrade", parents=[common], help="применить миграции схемы").set_defaults(
         handler=cmd_db_upgrade)
 
-    clients = sub.add_parser("clients", help="clients")
+    clients = sub.add_parser("clients", help="клиенты")
     clients_sub = clients.add_subparsers(dest="clients_command", required=True, metavar="ACTION")
     imp = clients_sub.add_parser("import", parents=[common],
-                                 help="import clients from CSV with header name,phones,manager")
+                                 help="загрузить клиентов из CSV с заголовком name,phones,manager")
     imp.add_argument("file")
     imp.set_defaults(handler=cmd_clients_import)
 
-    calls = sub.add_parser("calls", help="the call log")
+    calls = sub.add_parser("calls", help="журнал звонков")
     calls_sub = calls.add_subparsers(dest="calls_command", required=True, metavar="ACTION")
-    exp = calls_sub.add_parser("export", parents=[common], help="one JSON object per call")
+    exp = calls_sub.add_parser("export", parents=[common], help="по объекту JSON на звонок")
     exp.add_argument("--format", choices=["jsonl"], default="jsonl")
-    exp.add_argument("--since", metavar="D", help="from this date/time (inclusive)")
-    exp.add_argument("--until", metavar="D", help="to this date (inclusive) or time (exclusive)")
+    exp.add_argument("--since", metavar="D", help="с этой даты или времени (включительно)")
+    exp.add_argument("--until", metavar="D", help="по эту дату (включительно) или до этого времени")
     exp.add_argument("--include-in-progress", action="store_true",
-                     help="also calls that have not ended yet")
+                     help="и звонки, которые ещё идут")
     exp.set_defaults(handler=cmd_calls_export)
 
     rep = sub.add_parser("ami-replay", parents=[common],
-                         help="feed raw AMI captures through the call tracker")
+                         help="прогнать записи событий AMI через обработку звонков")
     rep.add_argument("files", nargs="+", metavar="FILE")
     rep.add_argument("--start", metavar="ISO",
-                     help="time of the first event of a capture whose events carry no "
-                          "Timestamp (events are then 1 ms apart, in their order)")
+                     help="время первого события, если у событий записи нет Timestamp "
+                          "(тогда события идут по порядку через 1 мс)")
     rep.add_argument("--pbx", default="main", metavar="NAME",
-                     help="the PBX the captures come from (telecrm pbx list; default: main)")
+                     help="АТС, с которой сняты записи (telecrm pbx list; по умолчанию main)")
     rep.set_defaults(handler=cmd_ami_replay)
 
-    users = sub.add_parser("users", help="users")
+    users = sub.add_parser("users", help="пользователи")
     users_sub = users.add_subparsers(dest="users_command", required=True, metavar="ACTION")
-    add = users_sub.add_parser("add", parents=[common], help="create a user")
+    add = users_sub.add_parser("add", parents=[common], help="создать пользователя")
     add.add_argument("username")
-    add.add_argument("--password")
+    add.add_argument("--password", help="пароль для входа")
     add.add_argument("--role", choices=["manager", "supervisor", "marketer", "admin"],
-                     default="manager")
-    add.add_argument("--extension", help="his internal number, 2 to 8 digits")
+                     default="manager", help="роль (по умолчанию manager — менеджер)")
+    add.add_argument("--extension", help="внутренний номер, от 2 до 8 цифр")
     add.add_argument("--device", dest="devices", action="append", metavar="TECH/RESOURCE",
-                     help="a phone of his as Asterisk names it (PJSIP/ivanov, SIP/150010001); "
-                          "repeat for several")
+                     help="его телефон, как его называет Asterisk (PJSIP/ivanov, SIP/150010001); "
+                          "можно несколько раз")
     add.add_argument("--mobile", dest="mobiles", action="append", metavar="NUMBER",
-                     help="his mobile number: a call the PBX forwards there and he answers is "
-                          "his; repeat for several")
-    add.add_argument("--team")
-    add.add_argument("--name", dest="full_name", help="full name shown in the CRM")
+                     help="его мобильный: звонок, переадресованный туда и принятый им, — его "
+                          "звонок; можно несколько раз")
+    add.add_argument("--team", help="отдел (создаётся, если его ещё нет)")
+    add.add_argument("--name", dest="full_name", help="имя, как его показывает CRM")
     add.add_argument("--since", metavar="YYYY-MM-DD",
-                     help="the day he started work, for staff entered afterwards (talk time "
-                          "judges no day before it; default: now)")
+                     help="день выхода на работу, если сотрудника заводят задним числом (норма "
+                          "разговоров не судит дни до него; по умолчанию — сейчас)")
     add.set_defaults(handler=cmd_users_add)
     from telecrm.people import cli as cli_people
     cli_people.add_actions(users_sub, common)
 
     talk = sub.add_parser("talktime", parents=[common],
-                          help="talk time per manager for a day (and the end-of-day job)")
-    talk.add_argument("--date", metavar="YYYY-MM-DD", help="the day (default: today)")
+                          help="время разговоров менеджеров за день (и итоги дня)")
+    talk.add_argument("--date", metavar="YYYY-MM-DD", help="день (по умолчанию — сегодня)")
     talk.add_argument("--format", choices=["json"], default="json")
     talk.set_defaults(handler=cmd_talktime)
     talk_sub = talk.add_subparsers(dest="talktime_command", metavar="ACTION")
     close = talk_sub.add_parser("close-day", parents=[common],
-                                help="record violations for a finished working day (idempotent)")
-    close.add_argument("--date", metavar="YYYY-MM-DD", help="the day (default: today)")
+                                help="записать нарушения за закончившийся рабочий день (повтор "
+                                     "безопасен)")
+    close.add_argument("--date", metavar="YYYY-MM-DD", help="день (по умолчанию — вчера)")
     close.set_defaults(handler=cmd_talktime_close_day)
     from telecrm.talktime import cli as cli_talktime
     cli_talktime.add_actions(talk_sub, common)
 
-    recs = sub.add_parser("recordings", help="call recordings")
+    recs = sub.add_parser("recordings", help="записи разговоров")
     recs_sub = recs.add_subparsers(dest="recordings_command", required=True, metavar="ACTION")
     fin = recs_sub.add_parser("finalize", parents=[common],
-                              help="convert and store recordings of ended calls")
-    fin.add_argument("--pending", action="store_true", help="the whole backlog (the default)")
+                              help="сжать и сохранить записи закончившихся звонков")
+    fin.add_argument("--pending", action="store_true", help="все ждущие записи (по умолчанию)")
     fin.add_argument("--retry-failed", action="store_true",
-                     help="put calls whose recordings failed back in the queue first")
+                     help="сначала вернуть в очередь записи, которые не удалось сохранить")
     fin.set_defaults(handler=cmd_recordings)
     recs_sub.add_parser("retention", parents=[common],
-                        help="remove recordings older than the teams' policies").set_defaults(
+                        help="удалить записи старше срока хранения отдела").set_defaults(
         handler=cmd_recordings)
     from telecrm.recordings import cli as cli_recordings
     cli_recordings.add_actions(recs_sub, common)
 
-    serve = sub.add_parser("serve", parents=[common], help="AMI listener and web app")
-    serve.add_argument("--host")
-    serve.add_argument("--port", type=int)
+    serve = sub.add_parser("serve", parents=[common], help="приём событий AMI и веб-приложение")
+    serve.add_argument("--host", help="адрес веб-приложения")
+    serve.add_argument("--port", type=int, help="порт веб-приложения")
     serve.set_defaults(handler=cmd_serve)
 
     demo = sub.add_parser("demo", parents=[common],
-                          help="sandbox Asterisk, demo clients and live demo calls")
-    demo.add_argument("--once", action="store_true", help="exit after the demo calls")
+                          help="Asterisk в песочнице, демо-клиенты и настоящие демо-звонки")
+    demo.add_argument("--once", action="store_true", help="выйти после демо-звонков")
     demo.set_defaults(handler=cmd_demo)
 
     tr = sub.add_parser("transcribe", parents=[common],
-                        help="transcribe recordings with Vosk (one file per leg)")
+                        help="расшифровать записи с помощью Vosk (по файлу на сторону разговора)")
     tr.add_argument("files", nargs="*", metavar="FILE")
     tr.add_argument("--backlog", action="store_true",
-                    help="every call with a recording and no transcript (resumable), "
-                         "with a progress bar on stderr")
+                    help="все звонки с записью и без расшифровки (можно прервать и продолжить), "
+                         "ход работы — в stderr")
     tr.add_argument("--threads", type=int, default=2,
-                    help="with --backlog: recognizers at once (one per core)")
+                    help="с --backlog: распознавателей одновременно (по одному на ядро)")
     tr.add_argument("--format", choices=["json"], default="json")
-    tr.add_argument("--model", metavar="DIR", help="Vosk model directory (default: settings)")
+    tr.add_argument("--model", metavar="DIR", help="папка модели Vosk (по умолчанию — из настроек)")
     tr.set_defaults(handler=cmd_transcribe)
 
-    kkp = sub.add_parser("kkp", help="sales script (KKP) compliance")
+    kkp = sub.add_parser("kkp", help="соблюдение скрипта продаж (ККП)")
     kkp_sub = kkp.add_subparsers(dest="kkp_command", required=True, metavar="ACTION")
-    chk = kkp_sub.add_parser("check", parents=[common], help="check a transcript against a script")
+    chk = kkp_sub.add_parser("check", parents=[common], help="проверить расшифровку по скрипту")
     chk.add_argument("--script", required=True, metavar="S.yaml")
     chk.add_argument("--transcript", required=True, metavar="T.json")
     chk.add_argument("--vocabulary", metavar="FILE",
-                     help="words the ASR model knows, one per line (phrases with other words "
-                          "need review instead of counting as missing)")
+                     help="слова, которые знает модель распознавания, по одному в строке (фразы с "
+                          "другими словами уходят на проверку, а не считаются пропущенными)")
     chk.add_argument("--format", choices=["json"], default="json")
     chk.set_defaults(handler=cmd_kkp_check)
     from telecrm.speech import cli as cli_speech
     cli_speech.add_kkp_commands(kkp_sub, common)
 
     wk = sub.add_parser("worker", parents=[common],
-                        help="transcription and KKP worker (one per machine)")
+                        help="обработчик расшифровок и ККП (один на машину)")
     wk.add_argument("--redis", metavar="URL",
-                    help="Redis for the shared job queue (default: settings; none: in-process)")
-    wk.add_argument("--model", metavar="DIR", help="Vosk model directory (default: settings)")
+                    help="Redis для общей очереди задач (по умолчанию — из настроек; без него — в "
+                         "процессе)")
+    wk.add_argument("--model", metavar="DIR", help="папка модели Vosk (по умолчанию — из настроек)")
     wk.add_argument("--recordings", metavar="DIR",
-                    help="recordings root (default: TELECRM_RECORDINGS_SOURCE)")
+                    help="папка записей (по умолчанию — TELECRM_RECORDINGS_SOURCE)")
     wk.add_argument("--script", metavar="S.yaml",
-                    help="KKP script to check every call against (overrides the stored "
-                         "versions: telecrm kkp scripts)")
-    wk.add_argument("--threads", type=int, default=2, help="recognizers at once (one per core)")
+                    help="скрипт ККП для проверки каждого звонка (вместо сохранённых "
+                         "версий: telecrm kkp scripts)")
+    wk.add_argument("--threads", type=int, default=2,
+                    help="распознавателей одновременно (по одному на ядро)")
     wk.add_argument("--claim-after", type=float, default=300.0, metavar="SECONDS",
-                    help="take over a job another worker left unfinished this long")
+                    help="забрать задачу, которую другой обработчик не закончил за столько секунд")
     wk.add_argument("--max-jobs", type=int, metavar="N",
-                    help="exit after N jobs (let a supervisor restart it: Vosk memory creeps)")
+                    help="выйти после N задач (пусть супервизор перезапустит: память Vosk растёт)")
     wk.set_defaults(handler=cmd_worker)
 
     from telecrm.calltracking import cli as cli_calltracking

@@ -35,9 +35,11 @@ from crm_core.timestamps import utcnow
 from recordings.worker import wait_until_finalized
 from speech.script import parse_script_text
 from telecrm.app import LISTENER, SESSIONS, WRITER_SESSIONS, create_app
+from telecrm.messages import done
 from telecrm.passwords import hash_password
 from telecrm.recordings.routes import RECORDINGS_STORE
 from telecrm.settings import Settings
+from telecrm.web.present import number
 from telecrm.wiring import call_hooks
 
 log = logging.getLogger(__name__)
@@ -184,7 +186,7 @@ def format_table(calls: list[dict], tz: ZoneInfo) -> str:
             who(call["managers"]),
             _DIRECTION.get(call["direction"], call["direction"]),
             _STATUS.get(call["status"], call["status"]),
-            f"{call['talk_seconds']:.1f}",
+            number(call["talk_seconds"], 1),
         ))
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(header))]
     lines = ["  ".join(str(v).ljust(w) for v, w in zip(r, widths, strict=True)) for r in rows]
@@ -215,7 +217,7 @@ async def run_demo(settings: Settings, *, once: bool = False) -> int:
     try:
         await asyncio.to_thread(sandbox.start)
     except SandboxUnavailable as exc:
-        print(f"telecrm: the sandbox Asterisk cannot run here: {exc}", file=sys.stderr)
+        print(f"telecrm: {done('demo.sandbox_unavailable', reason=exc)}", file=sys.stderr)
         return 1
     try:
         pbx = sandbox.pbx

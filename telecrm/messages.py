@@ -465,6 +465,7 @@ MESSAGES: dict[str, str] = {
     "cli.users_nothing_to_change": "Нечего менять: укажите --name, --role, --team, "
                                    "--extension, --device или --mobile.",
     "cli.not_a_date": "«{value}» — не дата (нужно ГГГГ-ММ-ДД).",
+    "cli.not_whole": "«{value}» — не целое число от 0 и больше.",
     "cli.team_or_company": "Укажите либо --team, либо --company, но не оба сразу.",
     "cli.team_required": "Укажите --team (название или номер отдела; --company — правила всей "
                          "компании).",
@@ -623,6 +624,91 @@ MESSAGES: dict[str, str] = {
     "pbx.not_found": "АТС «{name}» нет; список — telecrm pbx list.",
 }
 
+# What a command of ``telecrm`` prints when it has done its work: code -> sentence, filled
+# as MESSAGES are (``{n:клиент|клиента|клиентов}``, ``{n:~создан|созданы|создано}``,
+# ``{amount:money}``); printed through :func:`done`. Machine output (JSON, CSV) is not here.
+DONE: dict[str, str] = {
+    # -- telecrm.cli ---------------------------------------------------------------------------
+    "db.upgraded": "База данных в актуальном состоянии.",
+    "clients.imported": "{imported:~Импортирован|Импортировано|Импортировано} "
+                        "{imported:клиент|клиента|клиентов}, "
+                        "{updated:~обновлён|обновлено|обновлено} "
+                        "{updated:клиент|клиента|клиентов}.",
+    "clients.rows_skipped": "{rows:~Не импортирована|Не импортированы|Не импортировано} "
+                            "{rows:строка|строки|строк}.",
+    "ami.replayed": "Воспроизведено {events:событие|события|событий} AMI: "
+                    "{ended:~завершён|завершены|завершено} {ended:звонок|звонка|звонков}, "
+                    "не завершено к концу записи — {open}.",
+    "users.created": "Пользователь {username} ({role}) создан.",
+    "talktime.day_closed": "{day}: {count:новое нарушение|новых нарушения|новых нарушений} "
+                           "нормы разговоров.",
+    "recordings.retention_done": "{removed:~Удалена|Удалены|Удалено} "
+                                 "{removed:запись|записи|записей} разговоров с истёкшим сроком "
+                                 "хранения.",
+    "recordings.finalized": "Записи разговоров: сохранено — {stored}, не удалось — {failed}, "
+                            "ждут следующей попытки — {waiting}.",
+    "recordings.nothing_to_finalize": "Записей разговоров, ждущих обработки, нет.",
+    "demo.sandbox_unavailable": "Asterisk-песочница здесь не запускается: {reason}",
+
+    # -- telecrm.sales.cli ---------------------------------------------------------------------
+    "payments.added": "Платёж №{id}: {amount:money} от клиента №{client}, {day}.",
+    "payments.imported": "{booked:~Проведён|Проведены|Проведено} "
+                         "{booked:платёж|платежа|платежей} на {total:money}; "
+                         "уже были проведены раньше: {skipped}.",
+    "invoices.added": "Счёт №{number} на {amount:money} выставлен клиенту №{client}.",
+    "clients.recomputed": "{clients:~Пересчитан|Пересчитаны|Пересчитано} "
+                          "{clients:клиент|клиента|клиентов}: "
+                          "{changed:~сменился|сменились|сменилось} "
+                          "{changed:статус|статуса|статусов}, "
+                          "{abc:~сменилась|сменились|сменилось} {abc:группа|группы|групп} ABC.",
+    "clients.potential_set": "Клиент №{client}: годовой потенциал {potential:money}, группа "
+                             "{group}, контакт раз в {days:день|дня|дней}.",
+    "clients.potential_set_group_days": "Клиент №{client}: годовой потенциал "
+                                        "{potential:money}, группа {group}, частота контактов "
+                                        "— по правилам группы.",
+    "clients.reassigned": "{moved:~Передан|Переданы|Передано} {moved:клиент|клиента|клиентов}.",
+    "clients.archived": "Клиент №{client} перенесён в архив.",
+    "clients.restored": "Клиент №{client} возвращён из архива.",
+    "deals.pipeline_added": "Воронка №{id} «{name}»: {stages:этап|этапа|этапов}.",
+    "deals.reason_added": "Причина проигрыша №{id}: «{name}».",
+    "deals.plan_amount": "План на {month}: выигранные сделки на {target:money}.",
+    "deals.plan_count": "План на {month}: {target:выигранная сделка|выигранные сделки|"
+                        "выигранных сделок}.",
+
+    # -- telecrm.calltracking.cli --------------------------------------------------------------
+    "ct.static_added": "Статический номер {did} отслеживает канал «{channel}».",
+    "ct.pool_added": "Сайт {host}: в пуле {numbers:номер|номера|номеров}.",
+    "ct.costs_imported": "{count:~Загружен|Загружены|Загружено} "
+                         "{count:месячный расход|месячных расхода|месячных расходов}.",
+    "ct.static_archived": "Статический номер больше не отслеживается; его история сохранена.",
+    "ct.pool_archived": "Номер убран из пула сайта; его история сохранена.",
+    "ct.attributed": "Источник определён для {count:звонка|звонков|звонков}.",
+
+    # -- telecrm.talktime.cli ------------------------------------------------------------------
+    "talktime.holidays_imported": "{added:~Добавлен|Добавлены|Добавлено} "
+                                  "{added:праздничный день|праздничных дня|праздничных дней}; "
+                                  "уже были в календаре: {skipped}.",
+    "talktime.holiday_removed": "{day} снова рабочий день (праздник перенесён в архив).",
+    "talktime.absence_cancelled": "Отсутствие №{id} отменено (перенесено в архив).",
+    "talktime.rollup_done": "Итоги разговоров посчитаны и сохранены: "
+                            "{days:день|дня|дней} менеджеров.",
+
+    # -- telecrm.speech.cli (transcribe --backlog) ---------------------------------------------
+    "speech.nothing_to_transcribe": "Расшифровывать нечего: у каждого звонка с записью уже "
+                                    "есть расшифровка.",
+    "speech.call_failed": "Звонок №{call}: {reason}",
+    "speech.progress": "{done} из {total:звонка|звонков|звонков}{failed}, аудио {hours} ч из "
+                       "{hours_total} ч, осталось около {eta}",
+    "speech.progress_failed": ", с ошибкой — {failed}",
+    # -- telecrm.pbxes.cli -----------------------------------------------------------------------
+    "pbx.added": "АТС «{pbx}» добавлена ({address}). Перезапустите сервер ({command}), "
+                 "чтобы начать её слушать.",
+    "pbx.edited": "АТС «{pbx}» изменена. Перезапустите сервер ({command}).",
+    "pbx.enabled": "АТС «{pbx}» включена. Перезапустите сервер ({command}).",
+    "pbx.disabled": "АТС «{pbx}» отключена, её звонки остаются в журнале. Перезапустите "
+                    "сервер ({command}).",
+}
+
 # What a ``field`` param names, as a sentence calls it (the forms' and API's field names).
 FIELDS: dict[str, str] = {
     # money and dates of sales
@@ -671,40 +757,58 @@ def plural(n: int, forms: str) -> str:
 
 
 class _Formatter(string.Formatter):
-    """``{n:день|дня|дней}`` puts the plural after the number; ``{x:cap}`` / ``{x:low}``
-    change the first letter's case (a field's name opening a sentence, a nested sentence
-    after a colon)."""
+    """``{n:день|дня|дней}`` puts the plural after the number (``1 250 дней``) and
+    ``{n:~сохранён|сохранены|сохранено}`` is the word alone, agreeing with ``n``;
+    ``{x:money}`` is roubles (``45 000,50 ₽``); ``{x:cap}`` / ``{x:low}`` change the first
+    letter's case (a field's name opening a sentence, a nested sentence after a colon)."""
 
     def format_field(self, value: Any, format_spec: str) -> str:
+        from telecrm.web.present import money, number  # late: present imports the models
+
         if format_spec in ("cap", "low"):
-            text = str(value)
+            text = str(_plain(value))
             return (text[:1].upper() if format_spec == "cap" else text[:1].lower()) + text[1:]
+        if format_spec == "money":
+            return money(value)
         if "|" in format_spec:
             try:
                 n = int(value)
             except (TypeError, ValueError):
-                return str(value)
-            return f"{n} {plural(n, format_spec)}"
-        return format(value if format_spec else str(value), format_spec)
+                return str(_plain(value))
+            if format_spec.startswith("~"):
+                return plural(n, format_spec[1:])
+            return f"{number(n)} {plural(n, format_spec)}"
+        return format(_plain(value) if format_spec else str(_plain(value)), format_spec)
 
 
-def _shown(key: str, value: Any) -> Any:
-    """A param as the sentence shows it (numbers stay numbers for plurals)."""
+def _plain(value: Any) -> Any:
+    """A scalar as a Russian reader reads it: ``31.12.2026``, ``1 250 000,50``."""
     from telecrm.web.present import number  # late: present imports the domain models
 
-    if isinstance(value, DomainError):
-        return russian(value)
-    if key == "field" and isinstance(value, str):
-        return FIELDS.get(value, value)
     if isinstance(value, datetime):
         return value.strftime("%d.%m.%Y %H:%M")
     if isinstance(value, date):
         return value.strftime("%d.%m.%Y")
     if isinstance(value, Decimal):
         return number(value, 0 if value == value.to_integral_value() else 2)
-    if isinstance(value, list | tuple | set | frozenset):
-        return ", ".join(str(_shown(key, item)) for item in value)
     return value
+
+
+def _shown(key: str, value: Any) -> Any:
+    """A param as the sentence shows it (numbers, dates and amounts stay themselves for
+    plurals and ``money``; :class:`_Formatter` writes them out)."""
+    if isinstance(value, DomainError):
+        return russian(value)
+    if key == "field" and isinstance(value, str):
+        return FIELDS.get(value, value)
+    if isinstance(value, list | tuple | set | frozenset):
+        return ", ".join(str(_plain(_shown(key, item))) for item in value)
+    return value
+
+
+def _fill(template: str, params: Mapping[str, Any] | None) -> str:
+    values = _Params({k: _shown(k, v) for k, v in (params or {}).items()})
+    return _Formatter().vformat(template, (), values)
 
 
 def sentence(code: str, params: Mapping[str, Any] | None = None,
@@ -714,8 +818,12 @@ def sentence(code: str, params: Mapping[str, Any] | None = None,
     if template is None:
         log.warning("no Russian sentence for error code %r", code)
         return GENERIC[kind]
-    values = _Params({k: _shown(k, v) for k, v in (params or {}).items()})
-    return _Formatter().vformat(template, (), values)
+    return _fill(template, params)
+
+
+def done(code: str, **params: Any) -> str:
+    """What a command prints when it has done its work (:data:`DONE`), params filled in."""
+    return _fill(DONE[code], params)
 
 
 def russian(exc: DomainError) -> str:

@@ -26,48 +26,48 @@ def _field(default: Any, help: str) -> Any:
 
 @dataclass(frozen=True)
 class Settings:
-    data_dir: Path = _field(Path("data"), "where the SQLite database, AMI captures and "
-                            "recordings live")
-    database_url: str = _field("", "SQLAlchemy URL; default: SQLite file in the data directory; "
-                               "postgresql://user:pass@host/db for PostgreSQL")
-    redis_url: str = _field("", "redis://host:port/db for pub/sub and job queues when scaling "
-                            "out; default: in-process")
-    ami_host: str = _field("127.0.0.1", "Asterisk AMI host")
-    ami_port: int = _field(5038, "Asterisk AMI port")
-    ami_user: str = _field("telecrm", "AMI user (manager.conf section)")
-    ami_secret: str = _field("", "AMI secret")
+    data_dir: Path = _field(Path("data"), "где лежат база SQLite, записи событий AMI и "
+                            "записи разговоров")
+    database_url: str = _field("", "адрес SQLAlchemy; по умолчанию — файл SQLite в папке данных; "
+                               "postgresql://user:pass@host/db для PostgreSQL")
+    redis_url: str = _field("", "redis://host:port/db для событий и очередей задач на "
+                            "нескольких машинах; по умолчанию — внутри процесса")
+    ami_host: str = _field("127.0.0.1", "адрес AMI Asterisk")
+    ami_port: int = _field(5038, "порт AMI Asterisk")
+    ami_user: str = _field("telecrm", "пользователь AMI (раздел manager.conf)")
+    ami_secret: str = _field("", "пароль AMI")
     recordings_source: Path = _field(Path("/var/spool/asterisk/monitor"),
-                                     "where Asterisk's MixMonitor writes (read by the CRM)")
-    recordings_store: str = _field("", "where finalized recordings are stored; "
-                                   "unset: the data directory's recordings/")
-    recordings_format: str = _field("opus", "stored audio format: opus or mp3")
-    recordings_retention_days: int = _field(365, "days recordings are kept for teams "
-                                            "without their own policy")
-    recordings_workers: int = _field(2, "concurrent recording conversions (one per core)")
-    recordings_s3_endpoint: str = _field("", "S3 server URL when TELECRM_RECORDINGS_STORE is "
-                                         "s3://bucket/prefix (unset: AWS)")
-    recordings_s3_access_key: str = _field("", "S3 access key of the recordings store")
-    recordings_s3_secret_key: str = _field("", "S3 secret key of the recordings store")
-    recordings_s3_region: str = _field("us-east-1", "S3 region of the recordings store")
-    recordings_s3_ranged_get: bool = _field(True, "false for S3 servers whose ranged GETs "
-                                            "are unreliable (the CRM then cuts ranges itself)")
-    timezone: str = _field("Europe/Moscow", "timezone of the working day")
-    phone_region: str = _field("RU", "default region for phone numbers written without a "
-                               "country code")
-    http_host: str = _field("127.0.0.1", "web app bind address")
-    http_port: int = _field(8080, "web app port")
-    cookie_secure: str = _field("auto", "Secure flag of the session cookie: auto (when served "
-                                "over HTTPS), true or false")
-    vosk_model: str = _field("", "Vosk model directory for transcription (speech/README.md); "
-                             "default: an installed vosk-model-* package")
-    speech_threads: int = _field(1, "recognizers 'telecrm serve' runs when TELECRM_VOSK_MODEL "
-                                 "is set (0: none; run 'telecrm worker' instead)")
-    log_level: str = _field("INFO", "DEBUG, INFO, WARNING or ERROR")
-    trunks: str = _field("", "carrier trunks by endpoint name, comma-separated (carrier,"
-                         "beeline or PJSIP/carrier): a trunk named by digits is then never "
-                         "taken for a manager's phone")
-    ct_rate_per_minute: int = _field(120, "call tracking: requests per minute one client IP "
-                                     "may make to the public lease endpoint")
+                                     "куда пишет MixMonitor Asterisk (CRM читает оттуда)")
+    recordings_store: str = _field("", "где хранятся готовые записи; "
+                                   "по умолчанию — recordings/ в папке данных")
+    recordings_format: str = _field("opus", "формат хранимых записей: opus или mp3")
+    recordings_retention_days: int = _field(365, "сколько дней хранятся записи отделов "
+                                            "без своего срока")
+    recordings_workers: int = _field(2, "сколько записей сжимается одновременно (по одной на ядро)")
+    recordings_s3_endpoint: str = _field("", "адрес сервера S3, если TELECRM_RECORDINGS_STORE — "
+                                         "s3://bucket/prefix (по умолчанию — AWS)")
+    recordings_s3_access_key: str = _field("", "ключ доступа S3 хранилища записей")
+    recordings_s3_secret_key: str = _field("", "секретный ключ S3 хранилища записей")
+    recordings_s3_region: str = _field("us-east-1", "регион S3 хранилища записей")
+    recordings_s3_ranged_get: bool = _field(True, "false для серверов S3, у которых ненадёжны "
+                                            "запросы части файла (тогда CRM режет сама)")
+    timezone: str = _field("Europe/Moscow", "часовой пояс рабочего дня")
+    phone_region: str = _field("RU", "страна по умолчанию для номеров, записанных без "
+                               "кода страны")
+    http_host: str = _field("127.0.0.1", "адрес веб-приложения")
+    http_port: int = _field(8080, "порт веб-приложения")
+    cookie_secure: str = _field("auto", "флаг Secure у cookie сеанса: auto (если работает "
+                                "по HTTPS), true или false")
+    vosk_model: str = _field("", "папка модели Vosk для расшифровки (speech/README.md); "
+                             "по умолчанию — установленный пакет vosk-model-*")
+    speech_threads: int = _field(1, "сколько распознавателей запускает 'telecrm serve', если "
+                                 "задан TELECRM_VOSK_MODEL (0 — ни одного; тогда 'telecrm worker')")
+    log_level: str = _field("INFO", "DEBUG, INFO, WARNING или ERROR")
+    trunks: str = _field("", "транки операторов по имени, через запятую (carrier,"
+                         "beeline или PJSIP/carrier): транк с именем из цифр тогда не "
+                         "примут за телефон менеджера")
+    ct_rate_per_minute: int = _field(120, "коллтрекинг: сколько запросов в минуту один IP "
+                                     "может сделать к публичной выдаче номеров")
 
     @property
     def resolved_database_url(self) -> str:
@@ -140,10 +140,17 @@ def _coerce(name: str, default: Any, value: Any) -> Any:
                             name=f"TELECRM_{name.upper()}", value=value) from exc
 
 
+def _default(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value) if value != "" else "не задано"
+
+
 def describe() -> str:
     """The settings table printed by ``telecrm --help``."""
-    lines = ["settings (environment variables; TELECRM_CONFIG names an optional TOML file):"]
+    lines = ["настройки (переменные окружения; TELECRM_CONFIG — необязательный файл TOML):"]
     for f in fields(Settings):
-        lines.append(f"  TELECRM_{f.name.upper():<20} {f.metadata['help']} "
-                     f"(default: {f.default or 'unset'})")
+        said = "по умолчанию" in f.metadata["help"]  # the help names the default itself
+        lines.append(f"  TELECRM_{f.name.upper():<20} {f.metadata['help']}"
+                     + ("" if said else f" (по умолчанию: {_default(f.default)})"))
     return "\n".join(lines)

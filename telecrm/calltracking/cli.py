@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from crm_core.clients.phones import format_phone
 from crm_core.clock import local_now
 from telecrm.cli_support import (
     UsageError,
@@ -25,6 +26,7 @@ from telecrm.cli_support import (
     print_json,
     workday_timezone,
 )
+from telecrm.messages import done
 from telecrm.settings import Settings
 
 ReportRunner = Callable[[argparse.Namespace, Settings, Any], Coroutine[Any, Any, dict[str, Any]]]
@@ -51,7 +53,7 @@ async def cmd_static_add(args: argparse.Namespace, settings: Settings) -> int:
         return static_to_dict(row)
 
     row = await _in_transaction(settings, work)
-    print(f"static number {row['did']} tracks the channel {row['channel']}")
+    print(done("ct.static_added", did=format_phone(row["did"]), channel=row["channel"]))
     return 0
 
 
@@ -73,7 +75,7 @@ async def cmd_pool_add(args: argparse.Namespace, settings: Settings) -> int:
         return site.host, pool_of(site)
 
     host, pool = await _in_transaction(settings, work)
-    print(f"site {host}: {len(pool)} numbers in the pool")
+    print(done("ct.pool_added", host=host, numbers=len(pool)))
     return 0
 
 
@@ -118,7 +120,7 @@ async def cmd_costs_import(args: argparse.Namespace, settings: Settings) -> int:
         return await import_costs(session, path)
 
     count = await _in_transaction(settings, work)
-    print(f"imported {count} monthly costs")
+    print(done("ct.costs_imported", count=count))
     return 0
 
 
@@ -154,7 +156,7 @@ async def cmd_archive(args: argparse.Namespace, settings: Settings) -> int:
         return await archive_number(session, args.number, actor="cli")
 
     kind = await _in_transaction(settings, work)
-    print(f"archived the {kind} number")
+    print(done("ct.static_archived") if kind == "static" else done("ct.pool_archived"))
     return 0
 
 
@@ -162,7 +164,7 @@ async def cmd_attribute(args: argparse.Namespace, settings: Settings) -> int:
     from crm_core.calltracking.attribution import attribute_pending
 
     count = await _in_transaction(settings, attribute_pending)
-    print(f"attributed {count} calls")
+    print(done("ct.attributed", count=count))
     return 0
 
 
@@ -238,92 +240,102 @@ async def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
 
 def add_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     """Register this feature's commands on the top-level subparsers."""
-    ct = sub.add_parser("ct", help="call tracking: static numbers, site pools, ad costs")
+    ct = sub.add_parser("ct",
+                        help="коллтрекинг: статические номера, пулы сайтов, расходы на рекламу")
     ct_sub = ct.add_subparsers(dest="ct_command", required=True, metavar="WHAT")
 
-    static = ct_sub.add_parser("static", help="static numbers (one per channel)")
+    static = ct_sub.add_parser("static", help="статические номера (по одному на канал)")
     static_sub = static.add_subparsers(dest="ct_static_command", required=True, metavar="ACTION")
-    add = static_sub.add_parser("add", parents=[common], help="track a number for a channel")
-    add.add_argument("--did", required=True, metavar="NUMBER")
-    add.add_argument("--channel", required=True, metavar="NAME")
-    add.add_argument("--campaign", metavar="C")
-    add.add_argument("--source", metavar="S", help="source for reports (e.g. billboard)")
-    add.add_argument("--medium", metavar="M", help="medium for reports (e.g. offline)")
-    add.add_argument("--cost-per-month", default="0", metavar="X")
+    add = static_sub.add_parser("add", parents=[common], help="отслеживать номер для канала")
+    add.add_argument("--did", required=True, metavar="NUMBER", help="номер")
+    add.add_argument("--channel", required=True, metavar="NAME", help="канал")
+    add.add_argument("--campaign", metavar="C", help="кампания")
+    add.add_argument("--source", metavar="S", help="источник в отчётах (например, billboard)")
+    add.add_argument("--medium", metavar="M", help="тип трафика в отчётах (например, offline)")
+    add.add_argument("--cost-per-month", default="0", metavar="X", help="стоимость в месяц, ₽")
     add.set_defaults(handler=cmd_static_add)
-    static_sub.add_parser("list", parents=[common], help="static numbers as JSON").set_defaults(
+    static_sub.add_parser("list", parents=[common], help="статические номера (JSON)").set_defaults(
         handler=cmd_static_list)
 
-    pool = ct_sub.add_parser("pool", help="numbers for dynamic insertion on a site")
+    pool = ct_sub.add_parser("pool", help="номера для подмены на сайте")
     pool_sub = pool.add_subparsers(dest="ct_pool_command", required=True, metavar="ACTION")
     padd = pool_sub.add_parser("add", parents=[common],
-                               help="add numbers to a site's pool (creates the site)")
-    padd.add_argument("--site", required=True, metavar="HOST")
+                               help="добавить номера в пул сайта (сайт создаётся)")
+    padd.add_argument("--site", required=True, metavar="HOST", help="сайт")
     padd.add_argument("numbers", nargs="+", metavar="NUMBER")
     padd.set_defaults(handler=cmd_pool_add)
-    plist = pool_sub.add_parser("list", parents=[common], help="sites and their pools as JSON")
-    plist.add_argument("--site", metavar="HOST")
+    plist = pool_sub.add_parser("list", parents=[common], help="сайты и их пулы (JSON)")
+    plist.add_argument("--site", metavar="HOST", help="только этот сайт")
     plist.set_defaults(handler=cmd_sites_list)
 
-    sites = ct_sub.add_parser("sites", help="websites that show pool numbers")
+    sites = ct_sub.add_parser("sites", help="сайты, которые показывают номера из пула")
     sites_sub = sites.add_subparsers(dest="ct_sites_command", required=True, metavar="ACTION")
     sadd = sites_sub.add_parser("add", parents=[common],
-                                help="add a site or change its settings")
+                                help="добавить сайт или изменить его настройки")
     sadd.add_argument("host", metavar="HOST")
     sadd.add_argument("--default-number", action="append", metavar="NUMBER",
-                      help="the company's number written on the site (repeatable; the first "
-                           "is shown when the pool is exhausted)")
-    sadd.add_argument("--selector", metavar="CSS", help="elements holding the number "
-                      "(default .ct-phone)")
+                      help="номер компании, написанный на сайте (можно несколько раз; первый "
+                           "показывается, когда пул исчерпан)")
+    sadd.add_argument("--selector", metavar="CSS", help="элементы с номером "
+                      "(по умолчанию .ct-phone)")
     sadd.add_argument("--origin", action="append", metavar="URL",
-                      help="allowed origin (repeatable; default https:// and http:// HOST)")
+                      help="разрешённый источник (можно несколько раз; по умолчанию https:// и "
+                           "http:// HOST)")
     sadd.add_argument("--hold", type=int, metavar="SECONDS",
-                      help="lease kept after the last activity (default 180)")
+                      help="сколько номер держится за посетителем после его последнего действия "
+                           "(по умолчанию 180)")
     sadd.add_argument("--cooldown", type=int, metavar="SECONDS",
-                      help="rest of a released number before re-use (default 60)")
-    sadd.add_argument("--heartbeat", type=int, metavar="SECONDS", help="default 60")
+                      help="отдых освободившегося номера перед повторной выдачей (по умолчанию 60)")
+    sadd.add_argument("--heartbeat", type=int, metavar="SECONDS",
+                      help="как часто страница подтверждает номер (по умолчанию 60)")
     sadd.add_argument("--grace", type=int, metavar="SECONDS",
-                      help="a call this long after a lease ended still counts (default 300)")
+                      help="звонок через столько секунд после конца выдачи ещё засчитывается (по "
+                           "умолчанию 300)")
     sadd.add_argument("--reuse-live-leases", choices=["on", "off"],
-                      help="share live numbers when the pool is exhausted (calls ambiguous)")
-    sadd.add_argument("--channel", metavar="NAME", help="channel name in reports (Сайт)")
+                      help="выдавать занятые номера, когда пул исчерпан (звонки станут "
+                           "неоднозначными)")
+    sadd.add_argument("--channel", metavar="NAME",
+                      help="название канала в отчётах (по умолчанию «Сайт»)")
     sadd.set_defaults(handler=cmd_sites_add)
-    sites_sub.add_parser("list", parents=[common], help="sites as JSON").set_defaults(
+    sites_sub.add_parser("list", parents=[common], help="сайты (JSON)").set_defaults(
         handler=cmd_sites_list)
 
-    costs = ct_sub.add_parser("costs", help="ad costs per channel and month")
+    costs = ct_sub.add_parser("costs", help="расходы на рекламу по каналам и месяцам")
     costs_sub = costs.add_subparsers(dest="ct_costs_command", required=True, metavar="ACTION")
     cimp = costs_sub.add_parser("import", parents=[common],
-                                help="CSV with header month,channel,amount (all rows or none)")
+                                help="CSV с заголовком month,channel,amount (все строки или ни "
+                                     "одной)")
     cimp.add_argument("file", metavar="FILE.csv")
     cimp.set_defaults(handler=cmd_costs_import)
     cset = costs_sub.add_parser("set", parents=[common],
-                                help="enter or correct one month's cost of a channel")
+                                help="ввести или исправить расход канала за месяц")
     cset.add_argument("month", metavar="YYYY-MM")
     cset.add_argument("channel", metavar="CHANNEL")
     cset.add_argument("amount", metavar="AMOUNT")
     cset.set_defaults(handler=cmd_costs_set)
-    costs_sub.add_parser("list", parents=[common], help="costs as JSON").set_defaults(
+    costs_sub.add_parser("list", parents=[common], help="расходы (JSON)").set_defaults(
         handler=cmd_costs_list)
 
     carch = ct_sub.add_parser("archive", parents=[common],
-                              help="stop tracking a static or pool number (history stays)")
+                              help="перестать отслеживать статический номер или номер пула "
+                                   "(история сохраняется)")
     carch.add_argument("number", metavar="NUMBER")
     carch.set_defaults(handler=cmd_archive)
 
     ct_sub.add_parser("attribute", parents=[common],
-                      help="attribute inbound calls that have no source yet").set_defaults(
+                      help="определить источник входящих звонков, у которых его ещё "
+                           "нет").set_defaults(
         handler=cmd_attribute)
 
-    rep = sub.add_parser("report", parents=[common], help="reports by name (json or csv)")
-    rep.add_argument("name", metavar="NAME", help=f"one of: {', '.join(sorted(REPORTS))}")
-    rep.add_argument("--from", dest="date_from", metavar="D", help="first day (default: "
-                     "the first of this month)")
-    rep.add_argument("--to", dest="date_to", metavar="D", help="last day, inclusive "
-                     "(default: today)")
+    rep = sub.add_parser("report", parents=[common], help="отчёты по названию (json или csv)")
+    rep.add_argument("name", metavar="NAME", help=f"один из: {', '.join(sorted(REPORTS))}")
+    rep.add_argument("--from", dest="date_from", metavar="D", help="первый день (по умолчанию — "
+                     "первое число этого месяца)")
+    rep.add_argument("--to", dest="date_to", metavar="D", help="последний день, включительно "
+                     "(по умолчанию — сегодня)")
     rep.add_argument("--format", choices=["json", "csv"], default="json")
     rep.add_argument("--by", choices=["channel", "source", "medium", "campaign"],
-                     default="channel", help="calltracking: group rows by")
+                     default="channel", help="calltracking: группировать строки по")
     rep.add_argument("--target-seconds", type=int, default=60,
-                     help="calltracking: an answered call this long is a target call")
+                     help="calltracking: принятый звонок такой длины — целевой")
     rep.set_defaults(handler=cmd_report)

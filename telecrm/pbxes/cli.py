@@ -20,7 +20,10 @@ from crm_core.pbxes.services import (
     set_pbx_enabled,
 )
 from telecrm.cli_support import database, print_json
+from telecrm.messages import done
 from telecrm.settings import Settings
+
+SERVE = "telecrm serve"  # the command to restart, named in the sentences
 
 
 def _port(value: str | None) -> int | None:
@@ -50,7 +53,7 @@ async def cmd_pbx_add(args: argparse.Namespace, settings: Settings) -> int:
             pbx = await add_pbx(session, args.name, host=args.host, port=_port(args.port) or 0,
                                 username=args.user, secret=args.secret,
                                 recordings_source=args.recordings_source)
-    print(f"АТС «{pbx.name}» добавлена ({pbx.host}:{pbx.port}); перезапустите telecrm serve.")
+    print(done("pbx.added", pbx=pbx.name, address=f"{pbx.host}:{pbx.port}", command=SERVE))
     return 0
 
 
@@ -60,7 +63,7 @@ async def cmd_pbx_edit(args: argparse.Namespace, settings: Settings) -> int:
             pbx = await edit_pbx(session, args.name, host=args.host, port=_port(args.port),
                                  username=args.user, secret=args.secret,
                                  recordings_source=args.recordings_source)
-    print(f"АТС «{pbx.name}» изменена; перезапустите telecrm serve.")
+    print(done("pbx.edited", pbx=pbx.name, command=SERVE))
     return 0
 
 
@@ -69,8 +72,7 @@ async def cmd_pbx_switch(args: argparse.Namespace, settings: Settings) -> int:
     async with database(settings) as sessions:
         async with sessions() as session, session.begin():
             pbx = await set_pbx_enabled(session, args.name, enabled)
-    state = "включена" if enabled else "отключена"
-    print(f"АТС «{pbx.name}» {state}; перезапустите telecrm serve.")
+    print(done("pbx.enabled" if enabled else "pbx.disabled", pbx=pbx.name, command=SERVE))
     return 0
 
 
@@ -92,21 +94,22 @@ async def cmd_pbx_list(args: argparse.Namespace, settings: Settings) -> int:
 
 def add_commands(sub: argparse._SubParsersAction,  # type: ignore[type-arg]
                   common: argparse.ArgumentParser) -> None:
-    pbx = sub.add_parser("pbx", help="PBXs (one AMI listener each, for a company with branches)")
+    pbx = sub.add_parser("pbx", help="АТС компании с филиалами (у каждой свой приём событий AMI)")
     pbx_sub = pbx.add_subparsers(dest="pbx_command", required=True, metavar="ACTION")
 
-    add = pbx_sub.add_parser("add", parents=[common], help="a PBX to listen to")
-    add.add_argument("name", help="short Latin name (msk, spb): labels its calls")
-    add.add_argument("--host", required=True)
-    add.add_argument("--port", default="5038")
-    add.add_argument("--user", required=True, help="AMI user (manager.conf section)")
-    add.add_argument("--secret", required=True, help="AMI secret (stored, never printed)")
+    add = pbx_sub.add_parser("add", parents=[common], help="добавить АТС")
+    add.add_argument("name", help="короткое латинское имя (msk, spb): им помечаются звонки")
+    add.add_argument("--host", required=True, help="адрес AMI")
+    add.add_argument("--port", default="5038", help="порт AMI (по умолчанию 5038)")
+    add.add_argument("--user", required=True, help="пользователь AMI (раздел manager.conf)")
+    add.add_argument("--secret", required=True,
+                     help="пароль AMI (хранится, но нигде не показывается)")
     add.add_argument("--recordings-source", metavar="DIR",
-                     help="where this PBX's MixMonitor writes, as this machine sees it "
-                          "(default: TELECRM_RECORDINGS_SOURCE)")
+                     help="куда MixMonitor этой АТС пишет записи, как эту папку видит сервер CRM "
+                          "(по умолчанию TELECRM_RECORDINGS_SOURCE)")
     add.set_defaults(handler=cmd_pbx_add)
 
-    edit = pbx_sub.add_parser("edit", parents=[common], help="change a PBX's connection")
+    edit = pbx_sub.add_parser("edit", parents=[common], help="изменить подключение к АТС")
     edit.add_argument("name")
     edit.add_argument("--host")
     edit.add_argument("--port")
@@ -115,12 +118,12 @@ def add_commands(sub: argparse._SubParsersAction,  # type: ignore[type-arg]
     edit.add_argument("--recordings-source", metavar="DIR")
     edit.set_defaults(handler=cmd_pbx_edit)
 
-    for action, text in (("disable", "stop listening to a PBX (its calls stay)"),
-                         ("enable", "listen to a switched-off PBX again")):
+    for action, text in (("disable", "перестать слушать АТС (её звонки остаются)"),
+                         ("enable", "снова слушать отключённую АТС")):
         switch = pbx_sub.add_parser(action, parents=[common], help=text)
         switch.add_argument("name")
         switch.set_defaults(handler=cmd_pbx_switch)
 
-    lst = pbx_sub.add_parser("list", parents=[common], help="the PBXs (never their secrets)")
+    lst = pbx_sub.add_parser("list", parents=[common], help="список АТС (без паролей)")
     lst.add_argument("--format", choices=["table", "json"], default="table")
     lst.set_defaults(handler=cmd_pbx_list)

@@ -215,39 +215,44 @@ def since_moment(value: str | None, settings: Settings) -> datetime | None:
 
 def add_actions(users_sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     """Register ``list``, ``edit``, ``deactivate``, ``reactivate`` and ``password``."""
-    ls = users_sub.add_parser("list", parents=[common], help="every user, the active first")
-    ls.add_argument("--format", choices=["table", "json"], default="table")
+    ls = users_sub.add_parser("list", parents=[common], help="все пользователи, сначала активные")
+    ls.add_argument("--format", choices=["table", "json"], default="table",
+                    help="таблица для человека или JSON для программ")
     ls.set_defaults(handler=cmd_users_list)
 
     ed = users_sub.add_parser("edit", parents=[common],
-                              help="change a user's name, role, team or extension (audited)")
-    ed.add_argument("username", metavar="NAME", help="the user's login")
-    ed.add_argument("--name", dest="full_name", help="full name shown in the CRM")
-    ed.add_argument("--role", choices=ROLES)
-    ed.add_argument("--team", help='team name (created on first use); "" for no team')
-    ed.add_argument("--extension", help='2–8 digit extension; "" for none')
+                              help="изменить имя, роль, отдел или внутренний номер (с записью в "
+                                   "журнал)")
+    ed.add_argument("username", metavar="NAME", help="логин пользователя")
+    ed.add_argument("--name", dest="full_name", help="имя, как его показывает CRM")
+    ed.add_argument("--role", choices=ROLES, help="новая роль")
+    ed.add_argument("--team", help='отдел (создаётся, если его нет); "" — без отдела')
+    ed.add_argument("--extension", help='внутренний номер из 2–8 цифр; "" — без номера')
     ed.add_argument("--device", dest="devices", action="append", metavar="TECH/RESOURCE",
-                    help="add a phone of his as Asterisk names it (PJSIP/ivanov); repeatable")
+                    help="добавить его телефон, как его называет Asterisk (PJSIP/ivanov); можно "
+                         "несколько раз")
     ed.add_argument("--remove-device", dest="remove_devices", action="append",
-                    metavar="TECH/RESOURCE", help="take a phone away from him; repeatable")
+                    metavar="TECH/RESOURCE", help="убрать у него телефон; можно несколько раз")
     ed.add_argument("--mobile", dest="mobiles", action="append", metavar="NUMBER",
-                    help="add a mobile number of his; repeatable")
+                    help="добавить его мобильный номер; можно несколько раз")
     ed.add_argument("--remove-mobile", dest="remove_mobiles", action="append",
-                    metavar="NUMBER", help="take a mobile number away from him; repeatable")
+                    metavar="NUMBER", help="убрать у него мобильный номер; можно несколько раз")
     ed.set_defaults(handler=cmd_users_edit)
 
     off = users_sub.add_parser(
         "deactivate", parents=[common],
-        help="switch a user off: no sign-in, sessions ended; his calls, clients and tasks stay")
-    off.add_argument("username", metavar="NAME", help="the user's login")
+        help="отключить пользователя: вход закрыт, сеансы завершены; звонки, клиенты и задачи "
+             "остаются")
+    off.add_argument("username", metavar="NAME", help="логин пользователя")
     off.set_defaults(handler=cmd_users_deactivate)
 
-    on = users_sub.add_parser("reactivate", parents=[common], help="switch a user on again")
-    on.add_argument("username", metavar="NAME", help="the user's login")
+    on = users_sub.add_parser("reactivate", parents=[common],
+                              help="снова разрешить пользователю вход")
+    on.add_argument("username", metavar="NAME", help="логин пользователя")
     on.set_defaults(handler=cmd_users_reactivate)
 
     pw = users_sub.add_parser(
         "password", parents=[common],
-        help="print a temporary password; the user must change it at his next sign-in")
-    pw.add_argument("username", metavar="NAME", help="the user's login")
+        help="выдать временный пароль; при следующем входе его нужно сменить")
+    pw.add_argument("username", metavar="NAME", help="логин пользователя")
     pw.set_defaults(handler=cmd_users_password)

@@ -64,13 +64,16 @@ async def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
 def add_actions(recs_sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     """``policy`` and ``status`` under ``telecrm recordings``."""
     policy = recs_sub.add_parser("policy", parents=[common],
-                                 help="retention days per team (show, or set with --days)")
-    policy.add_argument("--team", metavar="NAME")
-    policy.add_argument("--days", type=int, metavar="N", help="keep this team's recordings N days")
+                                 help="срок хранения записей по отделам (показать или задать с "
+                                      "--days)")
+    policy.add_argument("--team", metavar="NAME", help="отдел")
+    policy.add_argument("--days", type=int, metavar="N", help="хранить записи отдела N дней")
     policy.set_defaults(handler=cmd_policy)
     status = recs_sub.add_parser("status", parents=[common],
-                                 help="recordings per state and the failed ones (exit 1 if any)")
-    status.add_argument("--limit", type=int, default=200, metavar="N")
+                                 help="записи по состояниям и несохранённые (код выхода 1, если "
+                                      "такие есть)")
+    status.add_argument("--limit", type=int, default=200, metavar="N",
+                        help="показать не больше N несохранённых")
     status.set_defaults(handler=cmd_status)
 
 

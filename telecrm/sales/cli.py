@@ -17,6 +17,7 @@ from typing import Any
 
 from crm_core.clock import local_today
 from telecrm.cli_support import UsageError, database, print_json, workday_timezone
+from telecrm.messages import done
 from telecrm.settings import Settings
 
 ACTOR = "cli"
@@ -87,8 +88,8 @@ async def cmd_payments_add(args: argparse.Namespace, settings: Settings) -> int:
         return payment_to_dict(payment)
 
     row = await _write(settings, work)
-    print(f"payment {row['id']}: {row['amount']} from client {row['client_id']} "
-          f"on {row['paid_on']}")
+    print(done("payments.added", id=row["id"], amount=row["amount"], client=row["client_id"],
+               day=date.fromisoformat(row["paid_on"])))
     return 0
 
 
@@ -100,8 +101,8 @@ async def cmd_payments_import(args: argparse.Namespace, settings: Settings) -> i
         raise UsageError("cli.no_such_file", f"no such file: {path}", path=str(path))
     report = await _write(settings, lambda session: import_payments_csv(
         session, path, today=_today(settings)))
-    print(f"booked {report.booked} payments for {report.total}, "
-          f"skipped {report.skipped} booked before")
+    print(done("payments.imported", booked=report.booked, total=report.total,
+               skipped=report.skipped))
     return 0
 
 
@@ -116,7 +117,8 @@ async def cmd_invoices_add(args: argparse.Namespace, settings: Settings) -> int:
         return invoice_to_dict(invoice)
 
     row = await _write(settings, work)
-    print(f"invoice {row['number']}: {row['amount']} to client {row['client_id']}")
+    print(done("invoices.added", number=row["number"], amount=row["amount"],
+               client=row["client_id"]))
     return 0
 
 
@@ -130,8 +132,8 @@ async def cmd_clients_recompute(args: argparse.Namespace, settings: Settings) ->
     today = _day(args.date, settings)
     counts = await _write(settings, lambda session: recompute_all(
         session, today=today, actor="recompute", tz_name=settings.timezone))
-    print(f"judged {counts['clients']} clients: {counts['changed']} statuses changed, "
-          f"{counts['abc_changed']} ABC groups changed")
+    print(done("clients.recomputed", clients=counts["clients"], changed=counts["changed"],
+               abc=counts["abc_changed"]))
     return 0
 
 
@@ -151,9 +153,12 @@ async def cmd_clients_potential(args: argparse.Namespace, settings: Settings) ->
         return client
 
     client = await _write(settings, work)
-    print(f"client {client.id}: potential {client.annual_potential}, "
-          f"group {client.abc_group or '—'}, contact every "
-          f"{client.contact_every_days or 'group default'} days")
+    shown = {"client": client.id, "potential": client.annual_potential,
+             "group": client.abc_group or "—"}
+    if client.contact_every_days:
+        print(done("clients.potential_set", days=client.contact_every_days, **shown))
+    else:
+        print(done("clients.potential_set_group_days", **shown))
     return 0
 
 
@@ -166,7 +171,7 @@ async def cmd_clients_reassign(args: argparse.Namespace, settings: Settings) -> 
                                           reason=args.reason, actor=ACTOR))
 
     moved = await _write(settings, work)
-    print(f"reassigned {moved} clients")
+    print(done("clients.reassigned", moved=moved))
     return 0
 
 
@@ -178,7 +183,10 @@ async def cmd_clients_archive(args: argparse.Namespace, settings: Settings) -> i
                                     restore=args.restore, actor=ACTOR)
 
     await _write(settings, work)
-    print(f"client {args.client} {'restored' if args.restore else 'archived'}")
+    if args.restore:
+        print(done("clients.restored", client=args.client))
+    else:
+        print(done("clients.archived", client=args.client))
     return 0
 
 
@@ -231,7 +239,8 @@ async def cmd_pipeline_add(args: argparse.Namespace, settings: Settings) -> int:
         return await create_pipeline(session, args.name, specs, by=None, actor=ACTOR)
 
     pipeline = await _write(settings, work)
-    print(f"pipeline {pipeline.id} {pipeline.name!r}: {len(args.stages)} stages")
+    print(done("deals.pipeline_added", id=pipeline.id, name=pipeline.name,
+               stages=len(args.stages)))
     return 0
 
 
@@ -240,7 +249,7 @@ async def cmd_reason_add(args: argparse.Namespace, settings: Settings) -> int:
 
     reason = await _write(settings, lambda session: add_lose_reason(session, args.name, by=None,
                                                                     actor=ACTOR))
-    print(f"lose reason {reason.id}: {reason.name}")
+    print(done("deals.reason_added", id=reason.id, name=reason.name))
     return 0
 
 
@@ -259,7 +268,12 @@ async def cmd_plan_set(args: argparse.Namespace, settings: Settings) -> int:
                               by=None, actor=ACTOR)
 
     plan = await _write(settings, work)
-    print(f"plan for {plan.month:%Y-%m}: {plan.kind} {plan.target}")
+    from telecrm.web.present import month_label
+
+    if plan.kind == "amount":
+        print(done("deals.plan_amount", month=month_label(plan.month), target=plan.target))
+    else:
+        print(done("deals.plan_count", month=month_label(plan.month), target=plan.target))
     return 0
 
 
@@ -299,86 +313,87 @@ def _subparsers(parser: argparse.ArgumentParser) -> argparse._SubParsersAction:
 def add_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     """Register this feature's commands on the top-level subparsers."""
     register_reports()
-    pay = sub.add_parser("payments", help="client payments (statuses depend on them)")
+    pay = sub.add_parser("payments", help="платежи клиентов (от них зависят статусы)")
     pay_sub = pay.add_subparsers(dest="payments_command", required=True, metavar="ACTION")
-    padd = pay_sub.add_parser("add", parents=[common], help="book one payment")
-    padd.add_argument("--client", required=True, help="client id or exact name")
-    padd.add_argument("--amount", required=True)
-    padd.add_argument("--date", metavar="D", help="payment day (default: today)")
-    padd.add_argument("--invoice", metavar="NUMBER", help="the invoice it pays")
-    padd.add_argument("--ref", help="id in the bank statement (books once)")
-    padd.add_argument("--note")
+    padd = pay_sub.add_parser("add", parents=[common], help="провести один платёж")
+    padd.add_argument("--client", required=True, help="номер клиента или точное название")
+    padd.add_argument("--amount", required=True, help="сумма, ₽")
+    padd.add_argument("--date", metavar="D", help="день платежа (по умолчанию — сегодня)")
+    padd.add_argument("--invoice", metavar="NUMBER", help="счёт, который он оплачивает")
+    padd.add_argument("--ref", help="номер в банковской выписке (платёж проводится один раз)")
+    padd.add_argument("--note", help="комментарий")
     padd.set_defaults(handler=cmd_payments_add)
     pimp = pay_sub.add_parser("import", parents=[common],
-                              help="CSV with header date,client,amount[,invoice,ref,note]; "
-                                   "all rows or none")
+                              help="CSV с заголовком date,client,amount[,invoice,ref,note]; "
+                                   "проводятся все строки или ни одной")
     pimp.add_argument("file", metavar="FILE.csv")
     pimp.set_defaults(handler=cmd_payments_import)
 
-    inv = sub.add_parser("invoices", help="invoices to clients")
+    inv = sub.add_parser("invoices", help="счета клиентам")
     inv_sub = inv.add_subparsers(dest="invoices_command", required=True, metavar="ACTION")
-    iadd = inv_sub.add_parser("add", parents=[common], help="issue an invoice")
-    iadd.add_argument("--client", required=True, help="client id or exact name")
-    iadd.add_argument("--number", required=True)
-    iadd.add_argument("--amount", required=True)
-    iadd.add_argument("--date", metavar="D", help="issue day (default: today)")
-    iadd.add_argument("--due", metavar="D", help="payment due day")
+    iadd = inv_sub.add_parser("add", parents=[common], help="выставить счёт")
+    iadd.add_argument("--client", required=True, help="номер клиента или точное название")
+    iadd.add_argument("--number", required=True, help="номер счёта")
+    iadd.add_argument("--amount", required=True, help="сумма, ₽")
+    iadd.add_argument("--date", metavar="D", help="день выставления (по умолчанию — сегодня)")
+    iadd.add_argument("--due", metavar="D", help="срок оплаты")
     iadd.set_defaults(handler=cmd_invoices_add)
 
     clients = _subparsers(sub.choices["clients"])
     rec = clients.add_parser("recompute", parents=[common],
-                             help="judge every client's status and ABC group by the rules")
-    rec.add_argument("--date", metavar="YYYY-MM-DD", help="judge as of this day (default: today)")
+                             help="пересчитать статус и группу ABC каждого клиента по правилам")
+    rec.add_argument("--date", metavar="YYYY-MM-DD", help="на этот день (по умолчанию — сегодня)")
     rec.set_defaults(handler=cmd_clients_recompute)
     pot = clients.add_parser("potential", parents=[common],
-                             help="set a client's annual potential (ABC) or contact frequency")
+                             help="задать годовой потенциал клиента (ABC) или частоту контактов")
     pot.add_argument("client", type=int, metavar="CLIENT_ID")
-    pot.add_argument("amount", nargs="?", metavar="AMOUNT")
-    pot.add_argument("--items", type=int, help="annual potential in items")
+    pot.add_argument("amount", nargs="?", metavar="AMOUNT", help="годовой потенциал, ₽")
+    pot.add_argument("--items", type=int, help="годовой потенциал в штуках")
     pot.add_argument("--contact-every", type=int, metavar="DAYS",
-                     help="planned days between contacts (0: the ABC group's)")
+                     help="дней между контактами по плану (0 — как у группы ABC)")
     pot.set_defaults(handler=cmd_clients_potential)
     rea = clients.add_parser("reassign", parents=[common],
-                             help="give clients to another manager (history kept)")
+                             help="передать клиентов другому менеджеру (история сохраняется)")
     rea.add_argument("clients", type=int, nargs="+", metavar="CLIENT_ID")
     rea.add_argument("--to", required=True, metavar="USER",
-                     help="username or extension; '-' takes the clients away")
-    rea.add_argument("--reason")
+                     help="логин или внутренний номер; «-» — забрать клиентов")
+    rea.add_argument("--reason", help="причина")
     rea.set_defaults(handler=cmd_clients_reassign)
-    arc = clients.add_parser("archive", parents=[common], help="archive a client (never deleted)")
+    arc = clients.add_parser("archive", parents=[common],
+                             help="перенести клиента в архив (клиенты не удаляются)")
     arc.add_argument("client", type=int, metavar="CLIENT_ID")
-    arc.add_argument("--reason")
-    arc.add_argument("--restore", action="store_true", help="bring an archived client back")
+    arc.add_argument("--reason", help="причина")
+    arc.add_argument("--restore", action="store_true", help="вернуть клиента из архива")
     arc.set_defaults(handler=cmd_clients_archive)
     his = clients.add_parser("history", parents=[common],
-                             help="a client's status and owner changes (JSON)")
+                             help="история статусов и ответственных клиента (JSON)")
     his.add_argument("client", type=int, metavar="CLIENT_ID")
     his.set_defaults(handler=cmd_clients_history)
 
-    deals = sub.add_parser("deals", help="pipelines, lose reasons, monthly plans")
+    deals = sub.add_parser("deals", help="воронки, причины проигрыша, планы на месяц")
     deals_sub = deals.add_subparsers(dest="deals_command", required=True, metavar="ACTION")
     pip = deals_sub.add_parser("pipeline", parents=[common],
-                               help="add a pipeline: NAME STAGE... where a stage is "
-                                    "name[:call|email|meeting|other[:days[:owner|supervisor]]] "
-                                    "or name:won / name:lost")
-    pip.add_argument("name")
+                               help="добавить воронку: NAME STAGE..., этап — "
+                                    "название[:call|email|meeting|other[:дни[:owner|supervisor]]] "
+                                    "или название:won / название:lost")
+    pip.add_argument("name", help="название воронки")
     pip.add_argument("stages", nargs="+", metavar="STAGE")
     pip.set_defaults(handler=cmd_pipeline_add)
-    lr = deals_sub.add_parser("reason", parents=[common], help="add a reason deals are lost for")
-    lr.add_argument("name")
+    lr = deals_sub.add_parser("reason", parents=[common], help="добавить причину проигрыша сделок")
+    lr.add_argument("name", help="причина")
     lr.set_defaults(handler=cmd_reason_add)
-    pl = deals_sub.add_parser("plan", parents=[common], help="a manager's plan for a month")
-    pl.add_argument("--user", required=True, help="username or extension")
+    pl = deals_sub.add_parser("plan", parents=[common], help="план менеджера на месяц")
+    pl.add_argument("--user", required=True, help="логин или внутренний номер")
     pl.add_argument("--month", required=True, metavar="YYYY-MM")
     target = pl.add_mutually_exclusive_group(required=True)
-    target.add_argument("--amount", help="money won in the month")
-    target.add_argument("--count", help="deals won in the month")
+    target.add_argument("--amount", help="сумма выигранных за месяц сделок, ₽")
+    target.add_argument("--count", help="число выигранных за месяц сделок")
     pl.set_defaults(handler=cmd_plan_set)
 
-    sales = sub.add_parser("sales", help="the head of sales' rules")
+    sales = sub.add_parser("sales", help="правила руководителя продаж")
     sales_sub = sales.add_subparsers(dest="sales_command", required=True, metavar="ACTION")
     st = sales_sub.add_parser("settings", parents=[common],
-                              help="show or change the rules: KEY=VALUE ... (JSON out)")
+                              help="показать или изменить правила: KEY=VALUE ... (вывод — JSON)")
     st.add_argument("values", nargs="*", metavar="KEY=VALUE")
-    st.add_argument("--team", help="a team's own rules (default: the company's)")
+    st.add_argument("--team", help="правила отдела (по умолчанию — компании)")
     st.set_defaults(handler=cmd_sales_settings)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from crm_core.clock import utcnow
+from telecrm.messages import done
 from telecrm.settings import Settings
 
 
@@ -26,20 +27,20 @@ def add_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentParse
 def add_kkp_commands(kkp_sub: argparse._SubParsersAction,
                      common: argparse.ArgumentParser) -> None:
     """``kkp scripts add|list`` under ``telecrm kkp``."""
-    scripts = kkp_sub.add_parser("scripts", help="sales scripts stored in the database")
+    scripts = kkp_sub.add_parser("scripts", help="скрипты продаж, сохранённые в базе")
     s_sub = scripts.add_subparsers(dest="scripts_command", required=True, metavar="ACTION")
     add = s_sub.add_parser("add", parents=[common],
-                           help="upload a script as a new version (checked from --from on)")
-    add.add_argument("file", metavar="FILE.yaml")
-    add.add_argument("--team", metavar="T", help="team name (default: the company default)")
-    add.add_argument("--stage", metavar="S", help="deal pipeline stage key")
+                           help="загрузить скрипт новой версией (проверяется с --from)")
+    add.add_argument("file", metavar="FILE.yaml", help="скрипт в YAML")
+    add.add_argument("--team", metavar="T", help="отдел (по умолчанию — скрипт компании)")
+    add.add_argument("--stage", metavar="S", help="ключ этапа воронки сделок")
     add.add_argument("--from", dest="effective_from", metavar="D",
-                     help="in force from this date or ISO time (default: now)")
+                     help="действует с этой даты или времени ISO (по умолчанию — сейчас)")
     add.add_argument("--fine", type=int, default=0, metavar="RUB",
-                     help="fine for one confirmed violation (default: 0, a warning)")
+                     help="штраф за подтверждённое нарушение, ₽ (по умолчанию 0 — предупреждение)")
     add.set_defaults(handler=cmd_scripts_add)
-    lst = s_sub.add_parser("list", parents=[common], help="every stored version, JSON lines")
-    lst.add_argument("--team", metavar="T", help="only this team's and the company's")
+    lst = s_sub.add_parser("list", parents=[common], help="все сохранённые версии, по строке JSON")
+    lst.add_argument("--team", metavar="T", help="только скрипты этого отдела и компании")
     lst.set_defaults(handler=cmd_scripts_list)
 
 
@@ -117,7 +118,7 @@ async def cmd_scripts_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 class Progress:
-    """A one-line progress bar on stderr: calls done/total, audio hours, ETA."""
+    """A one-line progress bar on stderr: calls done of all, hours of audio, time left."""
 
     def __init__(self, total: int, audio_seconds: float, out: TextIO = sys.stderr) -> None:
         self.total, self.audio_total, self.out = total, audio_seconds, out
@@ -141,10 +142,13 @@ class Progress:
         else:
             eta = elapsed * (self.total - self.done) / self.done if self.done else 0.0
         h, rest = divmod(int(eta), 3600)
-        failed = f", {self.failed} failed" if self.failed else ""
-        return (f"[{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} calls"
-                f"{failed}, {self.audio_done / 3600:.2f}/{self.audio_total / 3600:.2f} h audio, "
-                f"ETA {h}:{rest // 60:02d}:{rest % 60:02d}")
+        from telecrm.web.present import number
+
+        failed = done("speech.progress_failed", failed=self.failed) if self.failed else ""
+        return f"[{'#' * filled}{'.' * (width - filled)}] " + done(
+            "speech.progress", done=self.done, total=self.total, failed=failed,
+            hours=number(self.audio_done / 3600, 2), hours_total=number(self.audio_total / 3600, 2),
+            eta=f"{h}:{rest // 60:02d}:{rest % 60:02d}")
 
     def draw(self) -> None:
         end = "\n" if self.done >= self.total else ""
@@ -172,8 +176,7 @@ async def run_backlog(args: argparse.Namespace, settings: Settings) -> int:
             seconds = await store.audio_seconds(session, ids)
         progress = Progress(len(ids), sum(seconds.values()))
         if not ids:
-            print("nothing to transcribe: every call with a recording has a transcript",
-                  file=sys.stderr)
+            print(done("speech.nothing_to_transcribe"), file=sys.stderr)
             return 0
         slots = asyncio.Semaphore(max(1, args.threads))
         failures: dict[int, str] = {}
@@ -184,15 +187,16 @@ async def run_backlog(args: argparse.Namespace, settings: Settings) -> int:
                     await worker.do_call(call_id)
                 except JobFailed as exc:
                     failures[call_id] = str(exc)
-                    print(f"\ncall {call_id}: {exc}", file=sys.stderr)
+                    print("\n" + done("speech.call_failed", call=call_id, reason=exc),
+                          file=sys.stderr)
                 progress.step(seconds.get(call_id, 0.0), failed=call_id in failures)
 
         await asyncio.gather(*(one(call_id) for call_id in ids))
     finally:
         worker.close()
         await engine.dispose()
-    done = len(ids) - len(failures)
-    print(json.dumps({"transcribed": done, "failed": len(failures),
+    transcribed = len(ids) - len(failures)
+    print(json.dumps({"transcribed": transcribed, "failed": len(failures),
                       "errors": {str(k): v for k, v in sorted(failures.items())}},
                      ensure_ascii=False))
     return 1 if failures else 0

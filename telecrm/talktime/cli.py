@@ -15,6 +15,7 @@ from typing import Any
 
 from crm_core.clock import local_today
 from telecrm.cli_support import UsageError, database, workday_timezone
+from telecrm.messages import done, sentence
 from telecrm.settings import Settings
 
 
@@ -141,7 +142,7 @@ async def cmd_holidays_import(args: argparse.Namespace, settings: Settings) -> i
         return await import_holidays(session, None, text, team_id)
 
     added, skipped = await _run(settings, work)
-    print(f"{added} holidays added, {skipped} already in the calendar")
+    print(done("talktime.holidays_imported", added=added, skipped=skipped))
     return 0
 
 
@@ -166,7 +167,7 @@ async def cmd_holidays_remove(args: argparse.Namespace, settings: Settings) -> i
     from crm_core.talktime.models import Holiday
     from crm_core.talktime.rules import remove_holiday, team_by_key
 
-    async def work(session: Any) -> str:
+    async def work(session: Any) -> date:
         if args.id is not None:
             holiday_id = args.id
         else:
@@ -183,9 +184,9 @@ async def cmd_holidays_remove(args: argparse.Namespace, settings: Settings) -> i
                 raise UsageError("talktime.not_a_holiday", f"{day.isoformat()} is not a holiday",
                                  day=day)
         row = await remove_holiday(session, None, holiday_id)
-        return row.day.isoformat()
+        return row.day
 
-    print(f"{await _run(settings, work)} removed from the holidays (archived)")
+    print(done("talktime.holiday_removed", day=await _run(settings, work)))
     return 0
 
 
@@ -237,7 +238,7 @@ async def cmd_absences_cancel(args: argparse.Namespace, settings: Settings) -> i
     async def work(session: Any) -> int:
         return (await cancel_absence(session, None, args.id)).id
 
-    print(f"absence {await _run(settings, work)} cancelled (archived)")
+    print(done("talktime.absence_cancelled", id=await _run(settings, work)))
     return 0
 
 
@@ -265,7 +266,7 @@ async def cmd_rollup(args: argparse.Namespace, settings: Settings) -> int:
             User.role == Role.MANAGER.value, User.active.is_(True))))
         return await refresh_rollup(session, managers, first, last, tz)
 
-    print(f"{await _run(settings, work)} manager-days counted and stored")
+    print(done("talktime.rollup_done", days=await _run(settings, work)))
     return 0
 
 
@@ -274,81 +275,91 @@ async def cmd_rollup(args: argparse.Namespace, settings: Settings) -> int:
 
 def _positive(value: str) -> int:
     if not value.isdigit() or len(value) > 9:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number of 0 or more")
+        raise argparse.ArgumentTypeError(sentence("cli.not_whole", {"value": value}))
     return int(value)
 
 
 def add_actions(talk_sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     """Register ``rules``, ``holidays``, ``absences`` and ``rollup`` under ``telecrm talktime``."""
-    rules = talk_sub.add_parser("rules", help="a team's talk-time rules from a date on")
+    rules = talk_sub.add_parser("rules", help="правила нормы разговоров отдела с какой-то даты")
     rules_sub = rules.add_subparsers(dest="rules_command", required=True, metavar="ACTION")
-    ls = rules_sub.add_parser("list", parents=[common], help="every rule row (JSON)")
-    ls.add_argument("--team", help="only this team's rows (name or id)")
-    ls.add_argument("--company", action="store_true", help="only the company-wide rows")
+    ls = rules_sub.add_parser("list", parents=[common], help="все строки правил (JSON)")
+    ls.add_argument("--team", help="только строки этого отдела (название или номер)")
+    ls.add_argument("--company", action="store_true", help="только правила компании")
     ls.set_defaults(handler=cmd_rules_list)
     st = rules_sub.add_parser(
         "set", parents=[common],
-        help="change rules from a date on (never for past days); unset fields keep their value")
-    st.add_argument("--team", help="team name or id")
+        help="изменить правила с даты (не для прошедших дней); не указанное остаётся как было")
+    st.add_argument("--team", help="отдел: название или номер")
     st.add_argument("--company", action="store_true",
-                    help="the company-wide defaults (teams without their own rules)")
-    st.add_argument("--from", dest="effective_from", metavar="YYYY-MM-DD", required=True)
-    st.add_argument("--target-minutes", type=_positive, metavar="N")
-    st.add_argument("--weekdays", metavar="DIGITS", help="working ISO weekdays, e.g. 12345")
+                    help="правила компании (для отделов без своих правил)")
+    st.add_argument("--from", dest="effective_from", metavar="YYYY-MM-DD", required=True,
+                    help="с какого дня действуют")
+    st.add_argument("--target-minutes", type=_positive, metavar="N",
+                    help="норма минут разговора в день")
+    st.add_argument("--weekdays", metavar="DIGITS",
+                    help="рабочие дни недели цифрами (1 — понедельник), например 12345")
     st.add_argument("--min-call-seconds", type=_positive, metavar="N",
-                    help="calls shorter than this do not count")
-    st.add_argument("--fine", metavar="AMOUNT", help="fine per confirmed violation")
-    st.add_argument("--day-start", metavar="HH:MM", help="working day start (projection)")
-    st.add_argument("--day-end", metavar="HH:MM", help="working day end (projection)")
+                    help="звонки короче этого не засчитываются")
+    st.add_argument("--fine", metavar="AMOUNT", help="штраф за подтверждённое нарушение, ₽")
+    st.add_argument("--day-start", metavar="HH:MM", help="начало рабочего дня (для прогноза)")
+    st.add_argument("--day-end", metavar="HH:MM", help="конец рабочего дня (для прогноза)")
     st.set_defaults(handler=cmd_rules_set)
 
-    hol = talk_sub.add_parser("holidays", help="the holiday calendar")
+    hol = talk_sub.add_parser("holidays", help="календарь праздников")
     hol_sub = hol.add_subparsers(dest="holidays_command", required=True, metavar="ACTION")
-    add = hol_sub.add_parser("add", parents=[common], help="add a non-working day")
-    add.add_argument("--date", required=True, metavar="YYYY-MM-DD")
-    add.add_argument("--name", default="", help="e.g. День народного единства")
-    add.add_argument("--team", help="only this team (default: the whole company)")
+    add = hol_sub.add_parser("add", parents=[common], help="добавить нерабочий день")
+    add.add_argument("--date", required=True, metavar="YYYY-MM-DD", help="день")
+    add.add_argument("--name", default="", help="например, День народного единства")
+    add.add_argument("--team", help="только для этого отдела (по умолчанию — вся компания)")
     add.set_defaults(handler=cmd_holidays_add)
     imp = hol_sub.add_parser("import", parents=[common],
-                             help="add the dates of a CSV file (date[,name] per line)")
+                             help="добавить даты из CSV-файла (date[,name] в строке)")
     imp.add_argument("file", metavar="FILE.csv")
-    imp.add_argument("--team", help="only this team (default: the whole company)")
+    imp.add_argument("--team", help="только для этого отдела (по умолчанию — вся компания)")
     imp.set_defaults(handler=cmd_holidays_import)
-    hls = hol_sub.add_parser("list", parents=[common], help="holidays (JSON)")
-    hls.add_argument("--from", dest="date_from", metavar="YYYY-MM-DD")
-    hls.add_argument("--to", dest="date_to", metavar="YYYY-MM-DD")
+    hls = hol_sub.add_parser("list", parents=[common], help="праздники (JSON)")
+    hls.add_argument("--from", dest="date_from", metavar="YYYY-MM-DD", help="с этого дня")
+    hls.add_argument("--to", dest="date_to", metavar="YYYY-MM-DD", help="по этот день")
     hls.set_defaults(handler=cmd_holidays_list)
     rm = hol_sub.add_parser("remove", parents=[common],
-                            help="make a holiday a working day again (archived, not deleted)")
-    rm.add_argument("--date", metavar="YYYY-MM-DD")
-    rm.add_argument("--team", help="the team whose holiday it is (default: the company's)")
-    rm.add_argument("--id", type=_positive, help="the holiday's id (from list)")
+                            help="снова сделать праздник рабочим днём (переносится в архив, не "
+                                 "удаляется)")
+    rm.add_argument("--date", metavar="YYYY-MM-DD", help="день праздника")
+    rm.add_argument("--team", help="отдел, чей это праздник (по умолчанию — компании)")
+    rm.add_argument("--id", type=_positive, help="номер праздника (из list)")
     rm.set_defaults(handler=cmd_holidays_remove)
 
-    ab = talk_sub.add_parser("absences", help="managers' days off, sick leave, vacations")
+    ab = talk_sub.add_parser("absences", help="отгулы, больничные и отпуска менеджеров")
     ab_sub = ab.add_subparsers(dest="absences_command", required=True, metavar="ACTION")
-    aa = ab_sub.add_parser("add", parents=[common], help="record an absence (days not judged)")
-    aa.add_argument("--manager", required=True, help="extension or username")
-    aa.add_argument("--from", dest="date_from", required=True, metavar="YYYY-MM-DD")
-    aa.add_argument("--to", dest="date_to", metavar="YYYY-MM-DD", help="default: --from")
-    aa.add_argument("--kind", choices=["day_off", "sick", "vacation"], default="day_off")
-    aa.add_argument("--note", default="")
+    aa = ab_sub.add_parser("add", parents=[common],
+                           help="записать отсутствие (эти дни не оцениваются)")
+    aa.add_argument("--manager", required=True, help="внутренний номер или логин")
+    aa.add_argument("--from", dest="date_from", required=True, metavar="YYYY-MM-DD",
+                    help="первый день")
+    aa.add_argument("--to", dest="date_to", metavar="YYYY-MM-DD",
+                    help="последний день (по умолчанию — как --from)")
+    aa.add_argument("--kind", choices=["day_off", "sick", "vacation"], default="day_off",
+                    help="отгул, больничный или отпуск")
+    aa.add_argument("--note", default="", help="комментарий")
     aa.set_defaults(handler=cmd_absences_add)
-    al = ab_sub.add_parser("list", parents=[common], help="absences (JSON)")
-    al.add_argument("--manager", help="extension or username")
-    al.add_argument("--from", dest="date_from", metavar="YYYY-MM-DD")
-    al.add_argument("--to", dest="date_to", metavar="YYYY-MM-DD")
+    al = ab_sub.add_parser("list", parents=[common], help="отсутствия (JSON)")
+    al.add_argument("--manager", help="внутренний номер или логин")
+    al.add_argument("--from", dest="date_from", metavar="YYYY-MM-DD", help="с этого дня")
+    al.add_argument("--to", dest="date_to", metavar="YYYY-MM-DD", help="по этот день")
     al.set_defaults(handler=cmd_absences_list)
-    ac = ab_sub.add_parser("cancel", parents=[common], help="cancel an absence (archived)")
-    ac.add_argument("id", type=_positive)
+    ac = ab_sub.add_parser("cancel", parents=[common],
+                           help="отменить отсутствие (переносится в архив)")
+    ac.add_argument("id", type=_positive, help="номер отсутствия (из list)")
     ac.set_defaults(handler=cmd_absences_cancel)
 
     ru = talk_sub.add_parser("rollup", parents=[common],
-                             help="count finished days once and store them (the month table "
-                                  "reads them; `serve` does this after each day)")
+                             help="посчитать закончившиеся дни и сохранить итоги (их читает "
+                                  "таблица "
+                                  "месяца; `serve` делает это после каждого дня)")
     ru.add_argument("--from", dest="date_from", metavar="YYYY-MM-DD",
-                    help="default: 31 days ago")
-    ru.add_argument("--to", dest="date_to", metavar="YYYY-MM-DD", help="default: yesterday")
+                    help="по умолчанию — 31 день назад")
+    ru.add_argument("--to", dest="date_to", metavar="YYYY-MM-DD", help="по умолчанию — вчера")
     ru.set_defaults(handler=cmd_rollup)
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from crm_core.errors import ConflictError, DomainError, NotAllowedError, NotFoundError
-from telecrm.messages import FIELDS, HTTP_CODES, MESSAGES, plural, russian, sentence
+from telecrm.messages import DONE, FIELDS, HTTP_CODES, MESSAGES, done, plural, russian, sentence
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("crm_core", "telecrm", "speech", "recordings", "pbx_bridge")
@@ -119,6 +119,10 @@ def _literal_codes(node: ast.expr) -> tuple[str, ...] | None:
 
 
 def _params(call: ast.Call, index: int, callee: str) -> frozenset[str] | None:
+    if callee == "telecrm.messages.done":
+        if any(k.arg is None for k in call.keywords):
+            return None
+        return frozenset(k.arg for k in call.keywords if k.arg is not None)
     if callee == "telecrm.messages.sentence":
         if len(call.args) < 2:
             return frozenset()
@@ -131,14 +135,21 @@ def _params(call: ast.Call, index: int, callee: str) -> frozenset[str] | None:
     return frozenset(k.arg for k in call.keywords if k.arg is not None) - {"headers", "extra"}
 
 
-def _sites() -> Iterator[Site | str]:
-    """Every site naming a code; a str for a site whose code is not a literal."""
+def _sites(takers: dict[str, int] | None = None) -> Iterator[Site | str]:
+    """Every site naming a code; a str for a site whose code is not a literal.
+
+    ``takers`` (callee -> index of the code) replaces the error family and CODE_TAKERS:
+    the sentences of :data:`DONE` are named through ``done`` alone."""
     for module in MODULES:
         for node in ast.walk(module.tree):
             if not isinstance(node, ast.Call):
                 continue
             callee = _qualified(module, node.func)
-            if callee in FAMILY:
+            if takers is not None:
+                if callee not in takers:
+                    continue
+                index = takers[callee]
+            elif callee in FAMILY:
                 index = 0
             elif callee in CODE_TAKERS:
                 index = CODE_TAKERS[callee]
@@ -157,6 +168,7 @@ def _sites() -> Iterator[Site | str]:
 
 
 SITES = list(_sites())
+DONE_SITES = list(_sites({"telecrm.messages.done": 0}))
 
 
 def _placeholders(template: str) -> set[str]:
@@ -240,3 +252,53 @@ def test_an_unknown_code_is_the_generic_sentence_of_its_kind() -> None:
     assert russian(NotFoundError("no.such.code")) == "Не найдено."
     assert russian(ConflictError("no.such.code")) == \
         "Изменение противоречит уже сохранённым данным."
+
+
+# -- what commands print when they have done their work (DONE, through ``done``) -----------
+
+
+def test_the_scan_finds_what_the_commands_print() -> None:
+    codes = {code for site in DONE_SITES if isinstance(site, Site) for code in site.codes}
+    assert {"clients.imported", "payments.imported", "ct.attributed"} <= codes
+    assert [site for site in DONE_SITES if isinstance(site, str)] == []
+
+
+def test_every_printed_code_has_its_sentence_and_every_sentence_is_printed() -> None:
+    used = {code for site in DONE_SITES if isinstance(site, Site) for code in site.codes}
+    assert sorted(used - set(DONE)) == []
+    assert sorted(set(DONE) - used) == []
+
+
+def test_every_placeholder_of_a_printed_sentence_is_given() -> None:
+    lacking = []
+    for site in DONE_SITES:
+        if not isinstance(site, Site) or site.params is None:
+            continue
+        for code in site.codes:
+            missing = _placeholders(DONE.get(code, "")) - site.params
+            extra = site.params - _placeholders(DONE.get(code, ""))
+            if missing or extra:
+                lacking.append(f"{code} at {site.where}: {sorted(missing)} {sorted(extra)}")
+    assert lacking == []
+
+
+def test_printed_sentences_are_russian() -> None:
+    for code, template in DONE.items():
+        assert code == code.lower() and "." in code, code
+        assert any("а" <= c <= "я" for c in template.lower()), (code, template)
+        assert not any("a" <= c <= "z" for c in "".join(
+            literal for literal, *_ in string.Formatter().parse(template)).replace(
+            "ABC", "").replace("AMI", "").replace("Asterisk", "").lower()), (code, template)
+
+
+def test_printed_sentences_read_as_a_russian_user_reads_them() -> None:
+    assert done("clients.imported", imported=1, updated=0) == \
+        "Импортирован 1 клиент, обновлено 0 клиентов."
+    assert done("clients.imported", imported=3, updated=22) == \
+        "Импортировано 3 клиента, обновлено 22 клиента."
+    assert done("payments.imported", booked=2, total=Decimal("45000.50"), skipped=1) == \
+        "Проведены 2 платежа на 45\u00a0000,50\u00a0₽; уже были проведены раньше: 1."
+    assert done("talktime.day_closed", day=date(2026, 11, 23), count=5) == \
+        "23.11.2026: 5 новых нарушений нормы разговоров."
+    assert done("ct.pool_added", host="example.ru", numbers=1021) == \
+        "Сайт example.ru: в пуле 1\u00a0021 номер."

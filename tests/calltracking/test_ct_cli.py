@@ -10,13 +10,15 @@ from tests.support.live import telecrm
 
 def test_numbers_sites_costs_and_report(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'crm.db'}"
-    telecrm("ct", "static", "add", "--did", "8 (495) 111-00-05", "--channel", "Радио",
-            "--campaign", "Весна", "--cost-per-month", "30000", "--db", db)
+    added = telecrm("ct", "static", "add", "--did", "8 (495) 111-00-05", "--channel", "Радио",
+                    "--campaign", "Весна", "--cost-per-month", "30000", "--db", db).stdout
+    assert added == "Статический номер +7 495 111-00-05 отслеживает канал «Радио».\n"
     static = json.loads(telecrm("ct", "static", "list", "--db", db).stdout)
     assert static == [{"did": "+74951110005", "channel": "Радио", "source": None,
                        "medium": None, "campaign": "Весна", "cost_per_month": 30000.0}]
-    telecrm("ct", "pool", "add", "--site", "Shop.Example", "+7 495 111-00-11",
-            "84951110012", "--db", db)
+    pooled = telecrm("ct", "pool", "add", "--site", "Shop.Example", "+7 495 111-00-11",
+                     "84951110012", "--db", db).stdout
+    assert pooled == "Сайт shop.example: в пуле 2 номера.\n"
     telecrm("ct", "sites", "add", "shop.example", "--default-number", "+7 495 111-00-01",
             "--hold", "120", "--reuse-live-leases", "on", "--db", db)
     (site,) = json.loads(telecrm("ct", "pool", "list", "--db", db).stdout)
@@ -53,7 +55,8 @@ def test_numbers_sites_costs_and_report(tmp_path: Path) -> None:
     assert {r["key"]: r["cost"] for r in report["rows"]} == {"Радио": 30000.0}  # nothing half-in
     costs.write_text("month,channel,amount\n2026-11,Радио,\"12 000,50\"\n2026-11,Яндекс,9000\n",
                      encoding="utf-8")
-    telecrm("ct", "costs", "import", str(costs), "--db", db)
+    imported = telecrm("ct", "costs", "import", str(costs), "--db", db).stdout
+    assert imported == "Загружены 2 месячных расхода.\n"
     report = json.loads(telecrm("report", "calltracking", "--from", "2026-11-01",
                                 "--to", "2026-11-30", "--db", db).stdout)
     assert {r["key"]: r["cost"] for r in report["rows"]} == {"Радио": 42000.5, "Яндекс": 9000.0}
@@ -75,8 +78,8 @@ def test_costs_entered_corrected_and_numbers_archived(tmp_path: Path) -> None:
     result = telecrm("ct", "costs", "set", "2026-11", "Директ", "-1", "--db", db, check=False)
     assert result.returncode == 2 and "Сумма: «-1» — нужна неотрицательная сумма." in (
         result.stderr)
-    assert "archived the static number" in telecrm("ct", "archive", "8 495 111 00 05",
-                                                   "--db", db).stdout
+    assert telecrm("ct", "archive", "8 495 111 00 05", "--db", db).stdout == (
+        "Статический номер больше не отслеживается; его история сохранена.\n")
     assert json.loads(telecrm("ct", "static", "list", "--db", db).stdout) == []
     result = telecrm("ct", "archive", "+74951110005", "--db", db, check=False)
     assert result.returncode == 2 and "+74951110005 не отслеживается." in result.stderr

@@ -40,14 +40,14 @@ def test_broken_payments_csv_is_one_sentence_and_books_nothing(db: str, tmp_path
     good.write_text("date,client,amount,invoice\n2026-11-02,ООО Ромашка,400,S-1\n",
                     encoding="utf-8")
     out = telecrm("payments", "import", str(good), "--db", db).stdout
-    assert "booked 1 payments for 400.00" in out
+    assert out == "Проведён 1 платёж на 400\u00a0₽; уже были проведены раньше: 0.\n"
     history = json.loads(telecrm("clients", "history", "1", "--db", db).stdout)
     assert [(h["from"], h["to"]) for h in history["status"]] == [("potential", "new")]
     # 2026-11-02 + 90 days = 2027-01-31: regular from then on; 180 days = 2027-05-01: lost
     out = telecrm("clients", "recompute", "--date", "2027-01-30", "--db", db).stdout
-    assert "0 statuses changed" in out
+    assert out.startswith("Пересчитан 1 клиент: сменилось 0 статусов, ")
     out = telecrm("clients", "recompute", "--date", "2027-01-31", "--db", db).stdout
-    assert "1 statuses changed" in out
+    assert out.startswith("Пересчитан 1 клиент: сменился 1 статус, ")
     telecrm("clients", "recompute", "--date", "2027-05-01", "--db", db)
     history = json.loads(telecrm("clients", "history", "1", "--db", db).stdout)
     assert [h["to"] for h in history["status"]] == ["new", "regular", "lost"]
@@ -58,10 +58,10 @@ def test_rules_potential_and_owner_from_the_command_line(db: str) -> None:
                                "--db", db).stdout)
     assert rules["abc_a_min"] == "2000000.00" and rules["new_period_days"] == 90
     out = telecrm("clients", "potential", "1", "1500000", "--db", db).stdout
-    assert "group B" in out
+    assert out.startswith("Клиент №1: годовой потенциал 1\u00a0500\u00a0000\u00a0₽, группа B, ")
     out = telecrm("clients", "reassign", "1", "--to", "102", "--reason", "отпуск",
                   "--db", db).stdout
-    assert "reassigned 1 clients" in out
+    assert out == "Передан 1 клиент.\n"
     owner = json.loads(telecrm("clients", "history", "1", "--db", db).stdout)["owner"]
     assert owner[0]["reason"] == "отпуск"
     for args, message in [

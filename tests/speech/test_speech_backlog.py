@@ -65,8 +65,8 @@ async def test_backlog_reports_a_bad_file_goes_on_and_resumes(tmp_path: Path) ->
     summary = json.loads(run.stdout)
     assert summary["transcribed"] == 2 and summary["failed"] == 1
     assert "b-manager.wav is not a readable audio file" in summary["errors"][str(bad)]
-    assert f"call {bad}: " in run.stderr and "Traceback" not in run.stderr
-    assert "3/3 calls, 1 failed" in run.stderr and "h audio" in run.stderr
+    assert f"Звонок №{bad}: " in run.stderr and "Traceback" not in run.stderr
+    assert "] 3 из 3 звонков, с ошибкой — 1, аудио " in run.stderr and " ч из " in run.stderr
     assert await transcribed(db) == [good, other]
 
     # fix the file: the next run does only what is left
@@ -74,9 +74,10 @@ async def test_backlog_reports_a_bad_file_goes_on_and_resumes(tmp_path: Path) ->
     again = backlog(db, root, tmp_path)
     assert again.returncode == 0, again.stderr
     assert json.loads(again.stdout)["transcribed"] == 1
-    assert "1/1 calls" in again.stderr
+    assert "] 1 из 1 звонка, аудио " in again.stderr
     assert await transcribed(db) == [good, bad, other]
-    assert "nothing to transcribe" in backlog(db, root, tmp_path).stderr
+    assert ("Расшифровывать нечего: у каждого звонка с записью уже есть расшифровка.\n"
+            in backlog(db, root, tmp_path).stderr)
 
 
 async def test_serve_transcribes_in_process_when_a_model_is_set(tmp_path: Path) -> None:

@@ -115,7 +115,8 @@ async def test_finalized_call_is_transcribed_from_the_stored_stereo(
     out = telecrm("transcribe", "--backlog", "--threads", "1", "--db", db,
                   process=True)  # its progress is logged to the process's stderr
     assert json.loads(out.stdout) == {"transcribed": 1, "failed": 0, "errors": {}}
-    assert "1/1 calls" in out.stderr and "h audio" in out.stderr and "ETA" in out.stderr
+    assert "] 1 из 1 звонка, аудио " in out.stderr and " ч из " in out.stderr
+    assert "осталось около " in out.stderr
     _, transcript, results, scripts = await rows(db)
     assert transcript is not None and transcript.call_id == call["id"]
     speakers = transcript.data["speakers"]
@@ -135,4 +136,5 @@ async def test_finalized_call_is_transcribed_from_the_stored_stereo(
 
     # -- resumable: a second run has nothing left to do
     again = telecrm("transcribe", "--backlog", "--db", db, process=True)
-    assert "nothing to transcribe" in again.stderr
+    assert ("Расшифровывать нечего: у каждого звонка с записью уже есть расшифровка.\n"
+            in again.stderr)

@@ -271,8 +271,10 @@ def test_cli_talktime_json(tmp_path: Path) -> None:
     assert bad.returncode == 2
     assert bad.stderr == "telecrm: «23.11.2026» — не дата (нужно ГГГГ-ММ-ДД).\n"
     closed = run("talktime", "close-day", "--date", day.isoformat())
-    assert closed.returncode == 0 and "1 new" in closed.stdout, closed.stderr
-    assert "0 new" in run("talktime", "close-day", "--date", day.isoformat()).stdout
+    assert closed.returncode == 0, closed.stderr
+    assert closed.stdout == f"{day:%d.%m.%Y}: 1 новое нарушение нормы разговоров.\n"
+    again = run("talktime", "close-day", "--date", day.isoformat()).stdout
+    assert again == f"{day:%d.%m.%Y}: 0 новых нарушений нормы разговоров.\n"
 
 
 async def test_serve_job_closes_finished_days_once(db_url: str) -> None:
