@@ -18,6 +18,7 @@ from crm_core.clients.models import Client
 from crm_core.clients.phones import normalize_phone
 from crm_core.clients.services import find_clients_by_phones
 from crm_core.errors import DomainError, NotAllowedError, NotFoundError
+from crm_core.pbxes.models import Pbx
 from crm_core.people import access
 from crm_core.people.models import Role, User
 from crm_core.recordings.jobs import audio_of, problems
@@ -59,13 +60,16 @@ async def call_page(request: web.Request) -> web.Response:
         # normal state, said on the page, not a 404 in the browser's console.
         transcript_ready = may_hear and await session.scalar(
             select(exists().where(Transcript.call_id == call_id)))
+        # «АТС» only means something to a company with branches: a single PBX is not named.
+        several_pbxes = data.get("pbx", DEFAULT_PBX) != DEFAULT_PBX or bool(
+            await session.scalar(select(exists().where(Pbx.name != DEFAULT_PBX))))
         staff = dict((await session.execute(select(User.extension, User.name).where(
             User.extension.in_({a["extension"] for a in data["attempts"]} |
                                set(data["managers"]))))).all())
     context = {"title": f"Звонок №{call_id}", "call": data, "audio": audio,
                "may_hear": may_hear, "may_download": may_download(user),
                "transcript_ready": bool(transcript_ready), "staff": staff,
-               "may_open_clients": access.may_see_clients(user)}
+               "may_open_clients": access.may_see_clients(user), "several_pbxes": several_pbxes}
     return aiohttp_jinja2.render_template("call.html", request, context)
 
 

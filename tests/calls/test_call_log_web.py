@@ -394,6 +394,7 @@ async def test_rows_and_the_call_page_name_who_dialled_and_who_rang(served: Serv
         page = await response.text()
     facts = page.split("<dt>Говорили</dt><dd>")[1].split("</dd>")[0]
     assert facts == "Иван Петров", "names, not extensions"
+    assert "<dt>АТС</dt>" not in page, "a company with one PBX is not told its name"
 
 
 async def test_a_call_without_a_transcript_asks_for_none(served: Served) -> None:
