@@ -22,11 +22,10 @@ from sqlalchemy import select
 from crm_core.activities.models import CallResult, ClientActivity
 from crm_core.audit import AuditLog
 from crm_core.clients.models import Client
-from crm_core.db import create_engine, session_factory
 from crm_core.tasks.models import Task
-from telecrm.settings import Settings
-from tests.support.browser import PASSWORD, World, seed_world, serve_app
 from tests.support.db_fixtures import db_url_fixture, postgres_server_fixture  # noqa: F401
+from tests.support.floor import Floor as BaseFloor
+from tests.support.floor import served_floor
 
 pytestmark = pytest.mark.calendar  # the seeded calls are an hour ago: make test-calendar
 
@@ -36,27 +35,17 @@ ON_PETROVS = {"petrov": 201, "smirnova": 404, "kuznetsov": 404, "sokolova": 201,
               "marketer": 403, "admin": 201}
 
 
-class Floor:
-    def __init__(self, base: str, db_url: str, world: World) -> None:
-        self.base, self.db_url, self.world = base, db_url, world
-        self.http: dict[str, aiohttp.ClientSession] = {}
-        self.csrf: dict[str, str] = {}
-
+class Floor(BaseFloor):
     async def call(self, who: str | None, method: str, path: str, body: Any = None,
                    *, csrf: bool = True) -> tuple[int, Any]:
         if who is None:
             async with aiohttp.ClientSession() as http, http.request(
                     method, self.base + path, json=body) as response:
                 return response.status, await response.json()
-        if who not in self.http:
-            http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
-            async with http.post(f"{self.base}/api/login",
-                                 json={"username": who, "password": PASSWORD}) as response:
-                self.csrf[who] = (await response.json())["csrf_token"]
-            self.http[who] = http
+        http = await self.login(who)
         headers = {"X-CSRF-Token": self.csrf[who]} if csrf else {}
-        async with self.http[who].request(method, self.base + path, json=body,
-                                          headers=headers) as response:
+        async with http.request(method, self.base + path, json=body,
+                                headers=headers) as response:
             kind = response.content_type
             return response.status, (await response.json() if kind == "application/json"
                                      else await response.text())
@@ -67,30 +56,11 @@ class Floor:
                                        data={"csrf_token": self.csrf[who], **data}) as r:
             return r.status, await r.text()
 
-    async def rows(self, stmt: Any) -> list[Any]:
-        engine = create_engine(self.db_url)
-        try:
-            async with session_factory(engine)() as session:
-                return list((await session.execute(stmt)).all())
-        finally:
-            await engine.dispose()
-
-    async def close(self) -> None:
-        for http in self.http.values():
-            await http.close()
-
 
 @pytest.fixture
 async def floor(db_url: str, tmp_path: Path) -> AsyncIterator[Floor]:
-    world = await seed_world(db_url, tmp_path / "recordings")
-    settings = Settings(data_dir=tmp_path, database_url=db_url,
-                        recordings_source=tmp_path / "recordings")
-    async with serve_app(settings) as (_, base):
-        crm = Floor(base, db_url, world)
-        try:
-            yield crm
-        finally:
-            await crm.close()
+    async with served_floor(Floor, db_url, tmp_path) as crm:
+        yield crm
 
 
 def _local(delta: timedelta) -> str:

@@ -15,7 +15,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 from sqlalchemy import func, select
 
@@ -27,9 +26,9 @@ from crm_core.sales.models import ClientStop, Deal, LoseReason, Pipeline, SalesP
 from crm_core.sales.tasks import plan_task
 from crm_core.tasks.models import Task, TaskStatus
 from crm_core.tasks.services import task_to_dict
-from telecrm.settings import Settings
-from tests.support.browser import PASSWORD, World, seed_world, serve_app
 from tests.support.db_fixtures import db_url_fixture, postgres_server_fixture  # noqa: F401
+from tests.support.floor import Floor as BaseFloor
+from tests.support.floor import served_floor
 
 pytestmark = pytest.mark.calendar  # dates relative to today: make test-calendar
 
@@ -48,31 +47,16 @@ STAGES = stage_rows(("Квалификация", "open", "call", "", "1", "owner
                     ("Проиграна", "lost", "", "", "1", "owner"))
 
 
-class Floor:
-    """Signed-in browsers by username, and a reader of the database."""
-
-    def __init__(self, base: str, db_url: str, world: World) -> None:
-        self.base, self.db_url, self.world = base, db_url, world
-        self.http: dict[str, aiohttp.ClientSession] = {}
-        self.csrf: dict[str, str] = {}
-
-    async def _login(self, who: str) -> aiohttp.ClientSession:
-        if who not in self.http:
-            http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
-            async with http.post(f"{self.base}/api/login",
-                                 json={"username": who, "password": PASSWORD}) as response:
-                assert response.status == 200
-                self.csrf[who] = (await response.json())["csrf_token"]
-            self.http[who] = http
-        return self.http[who]
+class Floor(BaseFloor):
+    """The sales pages' requests, and tasks planned as the service would."""
 
     async def get(self, who: str, path: str) -> tuple[int, str]:
-        http = await self._login(who)
+        http = await self.login(who)
         async with http.get(self.base + path) as response:
             return response.status, await response.text()
 
     async def post(self, who: str, path: str, form: dict[str, Any]) -> tuple[int, str]:
-        http = await self._login(who)
+        http = await self.login(who)
         data = [("csrf_token", self.csrf[who])]
         for key, value in form.items():  # a list posts the field once per item
             data += [(key, str(v)) for v in (value if isinstance(value, list) else [value])]
@@ -80,7 +64,7 @@ class Floor:
             return response.status, await response.text()
 
     async def api(self, who: str, method: str, path: str, body: Any) -> Any:
-        http = await self._login(who)
+        http = await self.login(who)
         async with http.request(method, self.base + path, json=body,
                                 headers={"X-CSRF-Token": self.csrf[who]}) as response:
             assert response.status < 300, await response.text()
@@ -99,30 +83,11 @@ class Floor:
         finally:
             await engine.dispose()
 
-    async def rows(self, stmt: Any) -> list[Any]:
-        engine = create_engine(self.db_url)
-        try:
-            async with session_factory(engine)() as session:
-                return list((await session.execute(stmt)).all())
-        finally:
-            await engine.dispose()
-
-    async def close(self) -> None:
-        for http in self.http.values():
-            await http.close()
-
 
 @pytest.fixture
 async def floor(db_url: str, tmp_path: Path) -> AsyncIterator[Floor]:
-    world = await seed_world(db_url, tmp_path / "recordings")
-    settings = Settings(data_dir=tmp_path, database_url=db_url,
-                        recordings_source=tmp_path / "recordings")
-    async with serve_app(settings) as (_, base):
-        crm = Floor(base, db_url, world)
-        try:
-            yield crm
-        finally:
-            await crm.close()
+    async with served_floor(Floor, db_url, tmp_path) as crm:
+        yield crm
 
 
 def _iso(delta: timedelta) -> str:
@@ -372,7 +337,7 @@ async def test_csrf_supervisor_stop_admin_rules_and_own_plan(floor: Floor) -> No
     task = await floor.api("petrov", "POST", f"/api/clients/{mine}/tasks",
                            {"kind": "call", "due_at": _iso(timedelta(hours=1))})
     # a form without the CSRF field is refused and changes nothing
-    http = await floor._login("petrov")
+    http = await floor.login("petrov")
     async with http.post(f"{floor.base}/tasks/{task['id']}/reschedule",
                          data={"due_at": _local(timedelta(days=2)), "reason": "x"}) as response:
         assert response.status == 403
