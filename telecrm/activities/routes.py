@@ -24,7 +24,6 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import Any
 from urllib.parse import urlencode
-from zoneinfo import ZoneInfo
 
 import aiohttp_jinja2
 from aiohttp import web
@@ -52,15 +51,12 @@ from telecrm.activities.card import timeline_context
 from telecrm.messages import http_status, russian
 from telecrm.web.auth import api_user, page_user
 from telecrm.web.errors import ApiError
-from telecrm.web.keys import SESSIONS, SETTINGS, WRITER_SESSIONS
+from telecrm.web.keys import SESSIONS, SETTINGS, WRITER_SESSIONS, workday_tz
 from telecrm.web.params import MAX_DAYS, day_bounds, json_object, parse_day, parse_moment, path_id
 
 TEXT_LIMIT = 10_000  # longer bodies are refused before the domain looks at them
 DEFAULT_DAYS = 7
 
-
-def _tz(request: web.Request) -> ZoneInfo:
-    return ZoneInfo(request.app[SETTINGS].timezone)
 
 
 def _card_user(request: web.Request) -> User:
@@ -123,7 +119,7 @@ async def post_activity(request: web.Request) -> web.Response:
     kind = _string(body, "kind", required=True)
     text = _string(body, "text", required=True)
     raw_at = _string(body, "at")
-    at = parse_moment(raw_at, "at", _tz(request)) if raw_at else None
+    at = parse_moment(raw_at, "at", workday_tz(request)) if raw_at else None
     async with request.app[WRITER_SESSIONS]() as session, session.begin():
         await _client(session, user, client_id)
         entry = await log_contact(session, client_id, kind or "", text or "", by=user, at=at,
@@ -220,7 +216,7 @@ async def post_call_outcome(request: web.Request) -> web.Response:
 
 def _period(request: web.Request) -> tuple[date, date]:
     """``from``/``to`` days of the query (inclusive); by default the last week."""
-    today = local_today(_tz(request))
+    today = local_today(workday_tz(request))
     raw_from, raw_to = request.query.get("from"), request.query.get("to")
     last = parse_day(raw_to, "to") if raw_to else today
     first = parse_day(raw_from, "from") if raw_from else last - timedelta(days=DEFAULT_DAYS - 1)
@@ -238,7 +234,7 @@ def _manager_param(request: web.Request) -> int | None:
 
 async def _missing(request: web.Request, user: User, first: date, last: date
                    ) -> tuple[list[User], Any, list[dict[str, Any]]]:
-    tz = _tz(request)
+    tz = workday_tz(request)
     start, end = day_bounds(first, tz)[0], day_bounds(last, tz)[1]
     async with request.app[SESSIONS]() as session:
         managers = await access.visible_managers(session, user)

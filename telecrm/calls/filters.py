@@ -30,7 +30,7 @@ from crm_core.people.models import Role, User
 from crm_core.recordings.call_log import has_recording
 from crm_core.speech.call_log import has_violation
 from telecrm.web.errors import ApiError
-from telecrm.web.keys import SETTINGS
+from telecrm.web.keys import SETTINGS, workday_tz
 from telecrm.web.params import MAX_DAYS, MAX_ID, day_bounds, parse_moment
 
 API_PAGE = 100  # rows per API page unless ``limit`` asks otherwise (at most MAX_PAGE)
@@ -182,7 +182,7 @@ async def parse(request: web.Request, session: AsyncSession, user: User, *,
                 default_limit: int = API_PAGE) -> LogQuery:
     """The call log query of ``request`` for ``user``; DomainError for what makes no sense."""
     query = request.query
-    tz = ZoneInfo(request.app[SETTINGS].timezone)
+    tz = workday_tz(request)
     since, until = period(request.query, tz)
     values: dict[str, Any] = {name: _one(request.query, name) for name in PARAMS}
     values["manager"] = [v for v in request.query.getall("manager", []) if v.strip()]

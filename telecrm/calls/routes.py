@@ -37,7 +37,7 @@ from crm_core.people.models import User
 from telecrm.calls.filters import PARAMS, LogQuery, parse
 from telecrm.messages import russian
 from telecrm.web.auth import api_user, page_user
-from telecrm.web.keys import CALL_HOOKS, SESSIONS, SETTINGS
+from telecrm.web.keys import CALL_HOOKS, SESSIONS, workday_tz
 from telecrm.web.present import DIRECTIONS, STATUSES, duration
 from telecrm.web.present import phone as phone_text
 
@@ -53,9 +53,6 @@ async def _scope(session: AsyncSession, user: User, parsed: LogQuery) -> ColumnE
     """The calls ``user`` may see, told the period the log looks at (cheaper to ask)."""
     return await access.calls_filter(session, user, since=parsed.since, until=parsed.until)
 
-
-def _tz(request: web.Request) -> ZoneInfo:
-    return ZoneInfo(request.app[SETTINGS].timezone)
 
 
 def _link(values: dict[str, Any], path: str = "/calls", **changes: Any) -> str:
@@ -110,7 +107,7 @@ async def calls_page(request: web.Request) -> web.Response:
     if not access.may_search_call_log(user):
         raise web.HTTPSeeOther("/calltracking")
     request = _legacy_day(request)
-    tz = _tz(request)
+    tz = workday_tz(request)
     error: str | None = None
     page_calls: list[dict[str, Any]] = []
     next_link = previous_link = None
@@ -245,7 +242,7 @@ async def calls_csv(request: web.Request) -> web.StreamResponse:
     if not access.may_search_call_log(user):
         raise NotAllowedError("calls.log_not_allowed", "marketers have call tracking instead")
     request = _legacy_day(request)
-    tz = _tz(request)
+    tz = workday_tz(request)
     staff = await _staff(request)
     may_listen = access.may_hear_recordings(user)
     origin = f"{request.scheme}://{request.host}"

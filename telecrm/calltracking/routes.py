@@ -66,7 +66,7 @@ from telecrm.calltracking import manage_api as ct_manage_api
 from telecrm.calltracking import public as ct_public
 from telecrm.messages import http_status, sentence
 from telecrm.web.auth import api_user, page_user
-from telecrm.web.keys import SESSIONS, SETTINGS, WRITER_SESSIONS
+from telecrm.web.keys import SESSIONS, WRITER_SESSIONS, workday_tz
 from telecrm.web.params import day_bounds, parse_day, path_id, query_int
 from telecrm.web.present import month_label
 
@@ -87,13 +87,10 @@ def _viewer(request: web.Request, *, page: bool = False) -> User:
     return user
 
 
-def _tz(request: web.Request) -> ZoneInfo:
-    return ZoneInfo(request.app[SETTINGS].timezone)
-
 
 def _period(request: web.Request) -> tuple[Period, date, date]:
     """``from``/``to`` days (inclusive) in the workday timezone; default: this month so far."""
-    tz = _tz(request)
+    tz = workday_tz(request)
     today = local_today(tz)
     q = request.query
     first = parse_day(q["from"], "from") if q.get("from") else today.replace(day=1)
@@ -231,7 +228,7 @@ async def _page_context(request: web.Request) -> dict[str, Any]:
         sites = [site_to_dict(s) for s in await list_sites(session)]
         costs = [{"month": month_label(c.month), "channel": c.channel,
                   "amount": float(c.amount)} for c in await list_costs(session)][:60]
-    tz = _tz(request)
+    tz = workday_tz(request)
     for row in log:
         row["when"] = datetime.fromisoformat(row["started_at"]).astimezone(tz).strftime(
             "%d.%m %H:%M")

@@ -17,7 +17,6 @@ A phone another client has is refused (409, ``clients.phone_taken``) with his na
 from __future__ import annotations
 
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
@@ -26,13 +25,9 @@ from telecrm.clients import service
 from telecrm.clients.listing import find, parse_filters
 from telecrm.web.auth import api_user
 from telecrm.web.errors import ApiError
-from telecrm.web.keys import SESSIONS, SETTINGS, WRITER_SESSIONS
+from telecrm.web.keys import SESSIONS, SETTINGS, WRITER_SESSIONS, workday_tz
 from telecrm.web.params import json_object, path_id
 from telecrm.web.present import client_list_item, client_to_dict, contact_to_dict
-
-
-def _tz(request: web.Request) -> ZoneInfo:
-    return ZoneInfo(request.app[SETTINGS].timezone)
 
 
 def _strings(body: dict[str, Any], name: str) -> list[str] | None:
@@ -96,7 +91,7 @@ def contact_input(body: dict[str, Any]) -> service.ContactInput:
 
 async def list_clients(request: web.Request) -> web.Response:
     user = api_user(request)
-    tz = _tz(request)
+    tz = workday_tz(request)
     filters = parse_filters(request.query, tz)
     async with request.app[SESSIONS]() as session:
         page, _ = await find(session, user, filters, tz)

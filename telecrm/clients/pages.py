@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from typing import Any
 from urllib.parse import urlencode
-from zoneinfo import ZoneInfo
 
 import aiohttp_jinja2
 from aiohttp import web
@@ -39,7 +38,7 @@ from telecrm.clients import service
 from telecrm.clients.listing import PAGE, STATUSES, find, next_tasks, parse_filters, query_string
 from telecrm.messages import http_status, russian
 from telecrm.web.auth import local_path, page_user
-from telecrm.web.keys import SESSIONS, SETTINGS, WRITER_SESSIONS
+from telecrm.web.keys import SESSIONS, SETTINGS, WRITER_SESSIONS, workday_tz
 from telecrm.web.params import path_id
 
 DONE = {  # the edit page's notes (the card's are telecrm.web.pages.CARD_DONE)
@@ -52,9 +51,6 @@ SORT_NAMES = {"name": "По названию", "last_contact": "Давно бе�
 FOUND_VIA = ["Рекомендация", "Сайт", "Поисковая реклама", "Выставка", "Холодный звонок",
              "Повторное обращение", "Соцсети"]
 
-
-def _tz(request: web.Request) -> ZoneInfo:
-    return ZoneInfo(request.app[SETTINGS].timezone)
 
 
 def _clients_user(request: web.Request) -> User:
@@ -72,7 +68,7 @@ def _refusal(exc: DomainError) -> tuple[int, str]:
 
 
 async def _list_context(request: web.Request, user: User) -> dict[str, Any]:
-    tz = _tz(request)
+    tz = workday_tz(request)
     filters = parse_filters(request.query, tz)
     boss = user.role in (Role.SUPERVISOR, Role.ADMIN)
     async with request.app[SESSIONS]() as session:

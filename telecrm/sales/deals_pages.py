@@ -48,8 +48,8 @@ from crm_core.sales.settings import (
 )
 from crm_core.timestamps import ensure_utc
 from telecrm.messages import http_status, russian
-from telecrm.sales.pages import sales_page_user, tz_of
-from telecrm.web.keys import SESSIONS, SETTINGS, WRITER_SESSIONS
+from telecrm.sales.pages import sales_page_user
+from telecrm.web.keys import SESSIONS, SETTINGS, WRITER_SESSIONS, workday_tz
 from telecrm.web.params import path_id
 
 DONE = {"created": "Сделка создана, задача первого этапа поставлена.",
@@ -97,7 +97,7 @@ async def _deal_owners(session: Any, user: User) -> list[int] | None:
 
 
 async def board_context(request: web.Request, user: User) -> dict[str, Any]:
-    now = local_now(tz_of(request))
+    now = local_now(workday_tz(request))
     async with request.app[SESSIONS]() as session:
         pipelines = list(await session.scalars(
             select(Pipeline).where(Pipeline.archived_at.is_(None))
@@ -193,7 +193,7 @@ async def move_form(request: web.Request) -> web.Response:
 
 
 def _month(request: web.Request, raw: str | None) -> date:
-    today = local_today(tz_of(request))
+    today = local_today(workday_tz(request))
     if raw:
         try:
             return datetime.strptime(raw[:7], "%Y-%m").date()
@@ -205,7 +205,7 @@ def _month(request: web.Request, raw: str | None) -> date:
 async def plan_context(request: web.Request, user: User, month: date) -> dict[str, Any]:
     async with request.app[SESSIONS]() as session:
         managers = await access.visible_managers(session, user)
-        progress = await plan_progress(session, month, managers, tz_of(request))
+        progress = await plan_progress(session, month, managers, workday_tz(request))
         teams = {t.id: t.name for t in await session.scalars(select(Team))}
     return {"title": "План продаж", "progress": progress, "teams": teams,
             "month": month.strftime("%Y-%m"), "may_edit": user.role in (Role.SUPERVISOR,

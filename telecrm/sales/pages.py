@@ -18,7 +18,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
-from zoneinfo import ZoneInfo
 
 import aiohttp_jinja2
 from aiohttp import web
@@ -46,7 +45,7 @@ from crm_core.tasks.models import Task, TaskStatus
 from crm_core.timestamps import ensure_utc
 from telecrm.messages import http_status, russian
 from telecrm.web.auth import page_user
-from telecrm.web.keys import SESSIONS, SETTINGS, WRITER_SESSIONS
+from telecrm.web.keys import SESSIONS, WRITER_SESSIONS, workday_tz
 from telecrm.web.params import parse_moment, path_id
 
 DONE = {"completed": "Задача выполнена, следующая запланирована.",
@@ -55,8 +54,6 @@ DONE = {"completed": "Задача выполнена, следующая зап
                  "после согласования.",
         "moved": "Срок перенесён.", "approved": "Прекращение работы согласовано.",
         "refused": "Запрос отклонён: работа с клиентом продолжается."}
-def tz_of(request: web.Request) -> ZoneInfo:
-    return ZoneInfo(request.app[SETTINGS].timezone)
 
 
 def sales_page_user(request: web.Request) -> User:
@@ -72,7 +69,7 @@ def form_moment(request: web.Request, value: Any, field: str) -> datetime:
     if not isinstance(value, str) or not value.strip():
         raise TaskRuleError("sales.task.due_required", f"{field} is required", field=field)
     try:
-        return parse_moment(value.strip(), "due_at", tz_of(request))
+        return parse_moment(value.strip(), "due_at", workday_tz(request))
     except DomainError:
         raise TaskRuleError("sales.task.due_invalid", f"{field} is not a date",
                             field=field) from None
@@ -95,7 +92,7 @@ async def _stops_scope(session: Any, user: User) -> Any:
 
 
 async def page_context(request: web.Request, user: User) -> dict[str, Any]:
-    tz = tz_of(request)
+    tz = workday_tz(request)
     now = local_now(tz)
     manager_raw = request.query.get("manager", "")
     async with request.app[SESSIONS]() as session:

@@ -13,7 +13,6 @@ import io
 from datetime import date, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
-from zoneinfo import ZoneInfo
 
 import aiohttp_jinja2
 from aiohttp import web
@@ -23,7 +22,7 @@ from crm_core.errors import DomainError, NotFoundError
 from crm_core.people.models import Role, User
 from crm_core.sales.reports import REPORTS, TITLES
 from telecrm.web.auth import api_user, page_user
-from telecrm.web.keys import SESSIONS, SETTINGS
+from telecrm.web.keys import SESSIONS, SETTINGS, workday_tz
 from telecrm.web.params import day_bounds, parse_day
 
 # column -> Russian heading; the order is the table's
@@ -64,7 +63,7 @@ MAX_DAYS = 400
 
 def _period(request: web.Request) -> tuple[date, date, datetime, datetime]:
     """``from``/``to`` (inclusive days, workday timezone); default: this month so far."""
-    tz = ZoneInfo(request.app[SETTINGS].timezone)
+    tz = workday_tz(request)
     today = local_today(tz)
     first = parse_day(request.query["from"], "from") if request.query.get("from") \
         else today.replace(day=1)

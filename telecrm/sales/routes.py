@@ -29,7 +29,6 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from aiohttp import web
 from sqlalchemy import select
@@ -79,7 +78,7 @@ from telecrm.sales import pages as sales_pages
 from telecrm.sales import pipeline_routes as sales_pipeline_routes
 from telecrm.sales import report_routes as sales_report_routes
 from telecrm.web.auth import api_user
-from telecrm.web.keys import SESSIONS, SETTINGS, WRITER_SESSIONS
+from telecrm.web.keys import SESSIONS, SETTINGS, WRITER_SESSIONS, workday_tz
 from telecrm.web.params import json_object, parse_day, parse_moment, path_id
 
 
@@ -269,7 +268,7 @@ def _moment(request: web.Request, body: dict[str, Any], name: str) -> Any:
     if not isinstance(value, str) or not value:
         raise DomainError("request.moment_required",
                           f"{name} is required (YYYY-MM-DD or an ISO 8601 time)", name=name)
-    return parse_moment(value, name, ZoneInfo(request.app[SETTINGS].timezone))
+    return parse_moment(value, name, workday_tz(request))
 
 
 def _text(body: dict[str, Any], name: str) -> str | None:
@@ -411,7 +410,7 @@ async def post_move(request: web.Request) -> web.Response:
 
 async def get_plan(request: web.Request) -> web.Response:
     user = _sales_user(request)
-    tz = ZoneInfo(request.app[SETTINGS].timezone)
+    tz = workday_tz(request)
     raw = request.query.get("month")
     month = parse_day(raw, "month") if raw else local_today(tz)
     async with request.app[SESSIONS]() as session:

@@ -40,15 +40,12 @@ from telecrm.speech.script_form import (
 )
 from telecrm.web import openapi
 from telecrm.web.auth import api_user, audible_call, page_user
-from telecrm.web.keys import SESSIONS, SETTINGS, WRITER_SESSIONS
+from telecrm.web.keys import SESSIONS, WRITER_SESSIONS, workday_tz
 from telecrm.web.params import json_object, parse_moment, path_id, period
 
 MAX_SCRIPT_CHARS = 200_000
 QC_DAYS = 7  # the queue's default period
 
-
-def _tz(request: web.Request) -> ZoneInfo:
-    return ZoneInfo(request.app[SETTINGS].timezone)
 
 
 def _qc_user(user: User) -> User:
@@ -87,7 +84,7 @@ async def client_transcripts(request: web.Request) -> web.Response:
                 .where(Call.client_id == client_id, await access.calls_filter(session, user))
                 .order_by(Call.started_at.desc()).limit(50))
         rows = (await session.execute(stmt)).all()
-    tz = _tz(request)
+    tz = workday_tz(request)
     return web.json_response([{"call_id": cid, "started_at": started.isoformat(),
                                "when": started.astimezone(tz).strftime("%d.%m.%Y %H:%M"),
                                "duration": duration, "turns": turns(data)}
@@ -98,7 +95,7 @@ async def client_transcripts(request: web.Request) -> web.Response:
 
 
 def _filters(request: web.Request) -> dict[str, Any]:
-    since, until = period(request, _tz(request), default_days=QC_DAYS)
+    since, until = period(request, workday_tz(request), default_days=QC_DAYS)
     manager = request.query.get("manager", "").strip() or None
     if manager is not None and (not manager.isdigit() or len(manager) > 4):
         raise DomainError("request.not_extension", "manager must be an extension (digits)",
@@ -127,7 +124,7 @@ async def qc_result(request: web.Request) -> web.Response:
         version = (await kkp_scripts.get_version(session, data["script_id"])
                    if data["script_id"] else None)
     _add_titles(data, version)
-    tz = _tz(request)
+    tz = workday_tz(request)
     for v in data["violations"]:
         if v["review"]:  # shown in the working day's timezone, like the rest of the CRM
             v["review"]["when"] = (datetime.fromisoformat(v["review"]["decided_at"])
@@ -176,7 +173,7 @@ async def qc_decide(request: web.Request) -> web.Response:
 async def qc_metrics(request: web.Request) -> web.Response:
     """GET /api/kkp/metrics: per manager average score and violations per week."""
     user = _qc_user(api_user(request))
-    since, until = period(request, _tz(request), default_days=28)
+    since, until = period(request, workday_tz(request), default_days=28)
     async with request.app[SESSIONS]() as session:
         rows = await kkp_review.metrics(session, user, since=since, until=until)
     return web.json_response({"since": since.isoformat(), "until": until.isoformat(),
@@ -186,7 +183,7 @@ async def qc_metrics(request: web.Request) -> web.Response:
 async def qc_fines(request: web.Request) -> web.Response:
     """GET /api/kkp/fines: confirmed violations in the period, for the pay system."""
     user = _qc_user(api_user(request))
-    since, until = period(request, _tz(request), default_days=31)
+    since, until = period(request, workday_tz(request), default_days=31)
     async with request.app[SESSIONS]() as session:
         rows = await kkp_review.fines(session, user, since=since, until=until)
     return web.json_response(rows)
@@ -195,7 +192,7 @@ async def qc_fines(request: web.Request) -> web.Response:
 async def qc_page(request: web.Request) -> web.Response:
     user = _qc_user(page_user(request))
     f = _filters(request)
-    tz = _tz(request)
+    tz = workday_tz(request)
     async with request.app[SESSIONS]() as session:
         rows = await kkp_review.queue(session, user, **f)
         metrics = await kkp_review.metrics(session, user, since=f["since"], until=f["until"])
@@ -255,7 +252,7 @@ async def _visible_versions(request: web.Request, user: User) -> list[dict[str, 
         team = None if user.role == Role.ADMIN else (user.team_id or -1)
         rows = await kkp_scripts.list_versions(session, team)
         teams, names = await _lookups(session)
-    return [_version_dict(r, teams, names, _tz(request)) for r in rows]
+    return [_version_dict(r, teams, names, workday_tz(request)) for r in rows]
 
 
 async def _add_script(request: web.Request, user: User, data: dict[str, Any]) -> dict[str, Any]:
@@ -282,7 +279,7 @@ async def _add_script(request: web.Request, user: User, data: dict[str, Any]) ->
         raise DomainError("request.not_a_moment",
                           "effective_from must be a date or an ISO 8601 time",
                           name="effective_from")
-    since = (parse_moment(raw_from, "effective_from", _tz(request)) if raw_from
+    since = (parse_moment(raw_from, "effective_from", workday_tz(request)) if raw_from
              else utcnow())
     fine = data.get("fine_amount") or 0
     try:
@@ -313,7 +310,7 @@ async def _add_script(request: web.Request, user: User, data: dict[str, Any]) ->
             effective_from=since, fine_amount=fine, actor=user.username, user_id=user.id)
         await session.commit()
         teams, names = await _lookups(session)
-        return _version_dict(row, teams, names, _tz(request))
+        return _version_dict(row, teams, names, workday_tz(request))
 
 
 async def scripts_api(request: web.Request) -> web.Response:
@@ -344,7 +341,7 @@ async def script_text(request: web.Request) -> web.Response:
     row = await _readable_version(request, user, path_id(request))
     async with request.app[SESSIONS]() as session:
         teams, names = await _lookups(session)
-    return web.json_response({**_version_dict(row, teams, names, _tz(request)),
+    return web.json_response({**_version_dict(row, teams, names, workday_tz(request)),
                               "text": row.text})
 
 
@@ -381,7 +378,7 @@ async def scripts_page(request: web.Request, *, error: str | None = None,
         teams = [(team_id, name) for team_id, name in found]
         stages = await _pipeline_stages(session)
     versions = await _visible_versions(request, user)
-    tz = _tz(request)
+    tz = workday_tz(request)
     for v in versions:
         v["local_from"] = datetime.fromisoformat(v["effective_from"]).astimezone(tz)
     raw = request.query.get("from_version", "")

@@ -41,12 +41,8 @@ from crm_core.timestamps import utcnow
 from telecrm.talktime import settings_routes as talktime_settings
 from telecrm.talktime.board import EXCLUDED_NAMES
 from telecrm.web.auth import api_user, page_user
-from telecrm.web.keys import SESSIONS, SETTINGS, WEB_CONFIG, WRITER_SESSIONS
+from telecrm.web.keys import SESSIONS, WEB_CONFIG, WRITER_SESSIONS, workday_tz
 from telecrm.web.params import parse_day
-
-
-def _tz(request: web.Request) -> ZoneInfo:
-    return ZoneInfo(request.app[SETTINGS].timezone)
 
 
 def _default(request: web.Request) -> Rules:
@@ -59,7 +55,7 @@ def _range(request: web.Request) -> tuple[date, date]:
     if "date" in q:
         day = parse_day(q["date"], "date")
         return day, day
-    today = local_today(_tz(request))
+    today = local_today(workday_tz(request))
     first = parse_day(q["from"], "from") if "from" in q else today.replace(day=1)
     last = parse_day(q["to"], "to") if "to" in q else max(first, today)
     if last < first:
@@ -82,8 +78,8 @@ async def report(request: web.Request) -> web.Response:
     first, last = _range(request)
     async with request.app[SESSIONS]() as session:
         managers = await access.visible_managers(session, user)
-        body = await period_report(session, managers, first, last, _tz(request), now=utcnow(),
-                                   default=_default(request))
+        body = await period_report(session, managers, first, last, workday_tz(request),
+                                   now=utcnow(), default=_default(request))
     return web.json_response(body)
 
 
@@ -124,7 +120,7 @@ async def live_board(session: AsyncSession, user: User, tz: ZoneInfo,
 async def live(request: web.Request) -> web.Response:
     user = _viewer(request)
     async with request.app[SESSIONS]() as session:
-        rows = await live_board(session, user, _tz(request), _default(request))
+        rows = await live_board(session, user, workday_tz(request), _default(request))
     return web.json_response({"at": utcnow().isoformat(), "managers": rows})
 
 
@@ -186,7 +182,7 @@ def chart_points(days: list[dict[str, Any]], width: int = 300, height: int = 60)
 @aiohttp_jinja2.template("talktime_board.html")
 async def page(request: web.Request) -> dict[str, Any]:
     user = _viewer(request, page=True)
-    tz = _tz(request)
+    tz = workday_tz(request)
     first, last = _range(request)
     async with request.app[SESSIONS]() as session:
         board = await live_board(session, user, tz, _default(request))

@@ -18,7 +18,6 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import Any
 from urllib.parse import quote
-from zoneinfo import ZoneInfo
 
 import aiohttp_jinja2
 from aiohttp import web
@@ -53,7 +52,7 @@ from crm_core.talktime.rules import (
 from telecrm.messages import http_status, russian
 from telecrm.web.auth import api_user, page_user
 from telecrm.web.errors import ApiError
-from telecrm.web.keys import SESSIONS, SETTINGS, WEB_CONFIG, WRITER_SESSIONS
+from telecrm.web.keys import SESSIONS, WEB_CONFIG, WRITER_SESSIONS, workday_tz
 from telecrm.web.params import json_object, parse_day, path_id
 
 WEEKDAYS = [("1", "Пн"), ("2", "Вт"), ("3", "Ср"), ("4", "Чт"), ("5", "Пт"), ("6", "Сб"),
@@ -65,7 +64,7 @@ MAX_CSV_BYTES = 100_000
 
 
 def _today(request: web.Request) -> date:
-    return local_today(ZoneInfo(request.app[SETTINGS].timezone))
+    return local_today(workday_tz(request))
 
 
 def _default(request: web.Request) -> Rules:

@@ -11,7 +11,6 @@ import mimetypes
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
@@ -41,6 +40,7 @@ from telecrm.web.keys import (
     WEB_CONFIG,
     WEB_SESSION,
     WRITER_SESSIONS,
+    workday_tz,
 )
 from telecrm.web.openapi import openapi_document
 from telecrm.web.params import (
@@ -52,10 +52,6 @@ from telecrm.web.params import (
     string_field,
 )
 from telecrm.web.present import client_to_dict, task_view
-
-
-def timezone(request: web.Request) -> ZoneInfo:
-    return ZoneInfo(request.app[SETTINGS].timezone)
 
 
 def user_json(user: User) -> dict[str, Any]:
@@ -216,7 +212,7 @@ async def get_client(request: web.Request) -> web.Response:
 
 
 def _day(request: web.Request) -> tuple[datetime, datetime]:
-    tz = timezone(request)
+    tz = workday_tz(request)
     raw = request.query.get("date")
     day = parse_day(raw, "date") if raw else local_today(tz)
     return day_bounds(day, tz)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -43,3 +44,8 @@ EVENT_STREAMS = web.AppKey("event_streams", set[Any])
 # Per request, set by the session middleware: the signed-in user and his session (or None).
 USER = web.RequestKey("user", User | None)  # type: ignore[arg-type]
 WEB_SESSION = web.RequestKey("web_session", WebSession | None)  # type: ignore[arg-type]
+
+
+def workday_tz(request: web.Request) -> ZoneInfo:
+    """The company's workday timezone: "today", periods and times on pages are read in it."""
+    return ZoneInfo(request.app[SETTINGS].timezone)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import aiohttp_jinja2
 from aiohttp import web
@@ -38,11 +37,11 @@ from telecrm.web.csrf import tokens_match
 from telecrm.web.keys import (
     CALL_HOOKS,
     SESSIONS,
-    SETTINGS,
     THROTTLE,
     USER,
     WEB_CONFIG,
     WRITER_SESSIONS,
+    workday_tz,
 )
 from telecrm.web.params import day_bounds, parse_day, path_id
 from telecrm.web.present import task_view
@@ -58,9 +57,6 @@ async def _staff(request: web.Request) -> dict[str, str]:
                                      .where(User.extension.is_not(None)))
         return {ext: name for ext, name in rows}
 
-
-def _tz(request: web.Request) -> ZoneInfo:
-    return ZoneInfo(request.app[SETTINGS].timezone)
 
 
 def redirect(location: str) -> web.Response:
@@ -153,7 +149,7 @@ async def logout_submit(request: web.Request) -> web.Response:
 
 
 def _day_param(request: web.Request) -> tuple[Any, datetime, datetime]:
-    tz = _tz(request)
+    tz = workday_tz(request)
     raw = request.query.get("date")
     try:
         day = parse_day(raw, "date") if raw else local_today(tz)
@@ -167,7 +163,7 @@ async def _talk_bar(request: web.Request, session: AsyncSession, user: User) -> 
     """The manager's own talk-time bar; supervisors and admins have no target of their own."""
     if user.role != Role.MANAGER:
         return None
-    tz = _tz(request)
+    tz = workday_tz(request)
     start, end = day_bounds(local_today(tz), tz)
     now = utcnow()
     (row,) = await talk_time(session, [user], start, end,
@@ -186,7 +182,7 @@ async def today(request: web.Request) -> dict[str, Any]:
         tasks = [task_view(t, now) for t in await access.visible_tasks(session, user)]
         calls = await access.visible_calls(session, user, start, end,
                                             hooks=request.app[CALL_HOOKS])
-        talk = await _talk_bar(request, session, user) if day == local_today(_tz(request)) \
+        talk = await _talk_bar(request, session, user) if day == local_today(workday_tz(request)) \
             else None
     # Missed calls wait for a callback whatever their deadline; other tasks by their day.
     # The callback tasks are the one source of "who waits for a call back" on the page.
@@ -220,7 +216,7 @@ async def _client_context(request: web.Request, user: User) -> dict[str, Any]:
         calls = await access.visible_calls(session, user, client_id=client_id, limit=500,
                                             hooks=request.app[CALL_HOOKS])
         tasks = await access.visible_tasks(session, user, client_id=client_id)
-        card = await card_context(session, user, client, _tz(request))
+        card = await card_context(session, user, client, workday_tz(request))
         merged_into = (await session.get(Client, client.merged_into_id)
                        if client.merged_into_id else None)
     now = utcnow()
