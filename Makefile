@@ -14,18 +14,24 @@ demo: setup sandbox
 # Test processes in parallel: one per core (each has its own sandbox PBX and servers).
 JOBS ?= $(shell nproc)
 
+# The tests whose answers depend on the date also run at one of the moments where days, months
+# and years turn (Moscow time): just after midnight on 1 January, late on the last day
+# of a month, and on 29 February. Each moment is a pinned clock (tests/support/clock.py).
+CALENDAR_MOMENTS := 2027-01-01T00:20:00+03:00 2027-01-31T23:50:00+03:00 2028-02-29T12:00:00+03:00
+
+# Bytecode is cached even where the environment says not to: every test process and
+# every `telecrm` command a test starts would compile the whole project again.
+test: export PYTHONDONTWRITEBYTECODE =
 test: setup sandbox s3-server
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/mypy
-	$(BIN)/python -m pytest -n $(JOBS) --dist loadfile $(PYTEST_ARGS)
-	$(MAKE) --no-print-directory test-calendar
+	$(BIN)/python -m pytest -n $(JOBS) --dist loadfile \
+	  $(foreach at,$(CALENDAR_MOMENTS),--calendar-at $(at)) $(PYTEST_ARGS)
 
-# The tests whose answers depend on the date, run again at moments where days, months
-# and years turn (Moscow time): just after midnight on 1 January, late on the last day
-# of a month, and on 29 February. Each moment is a pinned clock (tests/support/clock.py);
-# one pytest run holds every test once per moment.
-CALENDAR_MOMENTS := 2027-01-01T00:20:00+03:00 2027-01-31T23:50:00+03:00 2028-02-29T12:00:00+03:00
+# Only the date-sensitive tests, at those moments (one pytest run holds every test once
+# per moment); `make test` already runs them there.
+test-calendar: export PYTHONDONTWRITEBYTECODE =
 test-calendar: setup
 	$(BIN)/python -m pytest -q -n $(JOBS) -m "calendar and not asterisk and not s3 and not postgres" \
 	  $(foreach at,$(CALENDAR_MOMENTS),--clock-at $(at))

@@ -247,7 +247,8 @@ class Phones:
         after ``ring_timeout`` seconds of ringing (a missed call). ``prompt`` is
         what the client says (as for :meth:`set_behaviour`).
         """
-        number = _digits(client_number)
+        # A withheld caller ID reaches the PBX as the carrier sends it: "anonymous".
+        number = client_number if client_number == "anonymous" else _digits(client_number)
         await self._originate(f"PJSIP/{_digits(did)}@carrier", f'"{number}" <{number}>',
                               talk, ring_timeout, _sound(prompt))
 
@@ -261,8 +262,8 @@ class Phones:
         call exactly like one placed by a real phone; it hangs up ``talk`` seconds
         after the far end answers.
         """
-        if not extension.isdigit():
-            raise ValueError(f"extension {extension!r} must be digits")
+        if not re.fullmatch(r"[A-Za-z0-9_-]{1,40}", extension):
+            raise ValueError(f"phone {extension!r} must be an extension or a device name")
         await self._originate(f"PJSIP/{_digits(number)}@phone{extension}",
                               f'"Phone {extension}" <{extension}>', talk, ring_timeout,
                               _sound(prompt))

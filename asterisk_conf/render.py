@@ -42,6 +42,9 @@ _NUMBER_RE = re.compile(r"^\+?[0-9]{2,20}$")
 _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,39}$")
 _HOST_RE = re.compile(r"^[A-Za-z0-9.:_-]+$")
 _PERMIT_RE = re.compile(r"^[0-9A-Fa-f.:]+/[0-9A-Fa-f.:]+$")
+# No ";" (a comment), "," (the next argument), quotes or spaces in a dialplan value.
+_URL_RE = re.compile(r"^https?://[A-Za-z0-9.:\[\]_-]+(/[A-Za-z0-9._~/-]*)?$")
+_TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{16,200}$")
 
 
 class _ConfTemplate(string.Template):
@@ -120,6 +123,12 @@ class PbxConfig:
     phones_contact_port: int | None = None
     rtp_start: int = 10000
     rtp_end: int = 20000
+    # Sticky routing: the CRM's owner lookup (http://crm:8080/pbx/owner) and the token
+    # `telecrm routing token` printed. Empty URL: off, calls go by DID as configured.
+    crm_owner_url: str = ""
+    crm_pbx_token: str = ""
+    # Seconds the dialplan waits for the CRM before it sends the call to the queue.
+    crm_owner_timeout: float = 0.5
 
     def validate(self) -> None:
         """Reject values that would silently produce a broken or unsafe Asterisk config."""
@@ -161,6 +170,11 @@ class PbxConfig:
                 _check(dest in seen, f"{did} goes to {dest!r}, which is not an extension")
         if self.carrier_from_user is not None:
             _check(_NUMBER_RE.match(self.carrier_from_user), "carrier_from_user must be digits")
+        _check(not self.crm_owner_url or _URL_RE.match(self.crm_owner_url),
+               f"crm_owner_url {self.crm_owner_url!r} must be an http(s) URL")
+        _check(not self.crm_pbx_token or _TOKEN_RE.match(self.crm_pbx_token),
+               "crm_pbx_token: latin letters, digits, - and _ only")
+        _check(0.05 <= self.crm_owner_timeout <= 5, "crm_owner_timeout: 0.05 to 5 seconds")
         if (self.phones_contact_host is None) != (self.phones_contact_port is None):
             raise ValueError("phones_contact_host and phones_contact_port go together")
 
@@ -219,6 +233,9 @@ def render_pbx_config(settings: PbxConfig) -> dict[str, str]:
         "queue_member_timeout": settings.queue_member_timeout,
         "rtp_start": settings.rtp_start,
         "rtp_end": settings.rtp_end,
+        "crm_owner_url": settings.crm_owner_url,
+        "crm_pbx_token": settings.crm_pbx_token,
+        "crm_owner_timeout": f"{settings.crm_owner_timeout:g}",
     }
     return {name: render_template(template_text("pbx", name), values) for name in PBX_FILES}
 
@@ -299,6 +316,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pickup-group", type=_pair, action="append",
                         help="NAME=EXT,EXT,... (phones that may pick up each other's calls)")
     parser.add_argument("--ring-timeout", type=int, default=PbxConfig.ring_timeout)
+    parser.add_argument("--crm-owner-url", default="",
+                        help="sticky routing: the CRM's http://HOST:PORT/pbx/owner")
+    parser.add_argument("--crm-pbx-token", default="",
+                        help="sticky routing: the token `telecrm routing token` printed")
     args = parser.parse_args(argv)
     settings = PbxConfig(
         ami_secret=args.ami_secret,
@@ -308,6 +329,8 @@ def main(argv: list[str] | None = None) -> int:
         carrier_port=args.carrier_port,
         carrier_from_user=args.carrier_from_user,
         ring_timeout=args.ring_timeout,
+        crm_owner_url=args.crm_owner_url,
+        crm_pbx_token=args.crm_pbx_token,
     )
     if args.ami_permit:
         settings.ami_permit = args.ami_permit

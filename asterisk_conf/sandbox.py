@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from asterisk_conf.foreign import FOREIGN_PHONES, render_foreign_config
 from asterisk_conf.phones import Phones, render_phones_config
 from asterisk_conf.render import PbxConfig, render_pbx_config, render_template, template_text
 
@@ -56,6 +57,7 @@ INSTANCES_DIR = "srv/telecrm"  # inside the root
 STALE_AFTER = 24 * 3600  # seconds after which stopped instances' leftovers are removed
 # Stock files not copied into instances: users.conf is deprecated (a warning at boot).
 _STOCK_SKIPPED = frozenset({"users.conf"})
+PROFILES = ("telecrm", "foreign")  # the PBX's configuration: ours, or somebody else's
 _RTP_BLOCK = 200  # RTP ports per instance (100 simultaneous calls)
 
 
@@ -720,7 +722,13 @@ class Sandbox:
     """
 
     def __init__(self, config: PbxConfig | None = None, *, root: Path | None = None,
-                 boot_timeout: float = 60) -> None:
+                 boot_timeout: float = 60, profile: str = "telecrm") -> None:
+        """``profile``: ``telecrm`` (the product's configuration, from ``config``) or
+        ``foreign`` (``asterisk_conf.foreign``: a FreePBX-style PBX not configured by
+        us; of ``config`` only the timeouts apply)."""
+        if profile not in PROFILES:
+            raise ValueError(f"profile must be one of {', '.join(PROFILES)}, not {profile!r}")
+        self.profile = profile
         self.base_config = config or PbxConfig()
         self.base_config.validate()
         self.root = (root or sandbox_root()).absolute()
@@ -770,10 +778,22 @@ class Sandbox:
             rtp_start=pbx_rtp[0], rtp_end=pbx_rtp[1],
         )
         pbx_files = render_pbx_config(config)
+        phones = [*config.managers, *config.supervisors]
+        if self.profile == "foreign":
+            passwords = {p.device: secrets.token_hex(8) for p in FOREIGN_PHONES}
+            pbx_files = {
+                **{name: pbx_files[name] for name in ("modules.conf", "logger.conf")},
+                **render_foreign_config(
+                    ami_port=pbx_ami, ami_user=config.ami_user, ami_secret=config.ami_secret,
+                    sip_port=pbx_sip, carrier_port=phones_sip, phones_port=phones_sip,
+                    secrets=passwords, rtp_start=pbx_rtp[0], rtp_end=pbx_rtp[1],
+                    ring_timeout=config.ring_timeout,
+                    outbound_timeout=config.outbound_timeout)}
+            phones = list(passwords.items())
         phones_secret = secrets.token_hex(8)
         phones_files = render_phones_config(
             sip_port=phones_sip, pbx_sip_port=pbx_sip, ami_port=phones_ami, ami_user="phones",
-            ami_secret=phones_secret, phones=[*config.managers, *config.supervisors],
+            ami_secret=phones_secret, phones=phones,
             rtp_start=phones_rtp[0], rtp_end=phones_rtp[1],
             common={name: pbx_files[name] for name in ("modules.conf", "logger.conf")},
         )

@@ -13,9 +13,13 @@ from crm_core.calltracking import models as calltracking_models
 from crm_core.clients import search as clients_search  # keeps the search words on every flush
 from crm_core.clients.models import Client, ClientSearchTerm, Contact, Email, Phone
 from crm_core.db.base import Base
+from crm_core.dialer import models as dialer_models
+from crm_core.missed import models as missed_models
 from crm_core.pbxes.models import Pbx
 from crm_core.people.models import Team, User, UserDeactivation, UserPhone, WebSession
+from crm_core.presence import models as presence_models
 from crm_core.recordings import models as recordings_models
+from crm_core.routing import models as routing_models
 from crm_core.sales import models as sales_models
 from crm_core.speech import models as speech_models
 from crm_core.talktime import models as talktime_models
@@ -27,6 +31,7 @@ __all__ = [
     "AuditLog", "Base", "Call", "CallLeg", "Client", "ClientSearchTerm", "Contact", "Email",
     "Pbx", "Phone", "Recording", "Task", "Team", "User", "UserDeactivation", "UserPhone",
     "WebSession",
-    "activities_models", "calltracking_models", "clients_search", "metadata",
-    "recordings_models", "sales_models", "speech_models", "talktime_models",
+    "activities_models", "calltracking_models", "clients_search", "dialer_models", "metadata",
+    "missed_models", "presence_models", "recordings_models", "routing_models", "sales_models",
+    "speech_models", "talktime_models",
 ]

@@ -1,9 +1,11 @@
 """AMI actions the CRM takes on a user's behalf: click-to-call, and supervisors' ChanSpy.
 
-Click-to-call rings the manager's own phone first (``Originate`` of
-``PJSIP/<extension>``); when he picks up, Asterisk runs the managers' dialplan
-(``from-managers``) with the client's number, exactly as if he had dialled it, so
-the call is logged, recorded and attributed like any other outbound call.
+Click-to-call rings the manager's own phone first (``Originate`` of his first
+device, e.g. ``PJSIP/ivanov``, or ``PJSIP/<extension>`` when he has none); when he
+picks up, Asterisk runs the managers' dialplan (``from-managers``, or the context
+of a PBX that is not ours, e.g. FreePBX's ``from-internal``) with the client's
+number, exactly as if he had dialled it, so the call is logged, recorded and
+attributed like any other outbound call.
 
 Nothing here retries: :class:`~pbx_bridge.ami.AmiSession` never re-sends an action
 after a reconnect, and a failed or timed-out originate is reported, never repeated
@@ -17,10 +19,16 @@ import uuid
 from typing import Any
 
 from .ami import AmiError, AmiSession
+from .ami_values import ami_value
 
 CLICK_TO_CALL_CONTEXT = "from-managers"
 _EXTENSION = re.compile(r"[0-9]{2,8}")
 _NUMBER = re.compile(r"\+?[0-9]{5,20}")
+# TECH/resource of a device (crm_core.people.users.validate_device), and of a channel
+# (the same plus Asterisk's sequence suffix): nothing that could end an AMI header
+# or separate ChanSpy's arguments.
+_DEVICE = re.compile(r"[A-Za-z][A-Za-z0-9]{0,19}/[A-Za-z0-9_.+@:\-]{1,120}")
+_CONTEXT = re.compile(r"[A-Za-z0-9_-]{1,80}")
 # OriginateResponse "Reason" codes (Asterisk's AST_CONTROL_*): what the manager's phone did.
 _REASONS = {
     0: "the manager's phone could not be called",
@@ -29,39 +37,32 @@ _REASONS = {
     5: "the manager's phone is busy",
     8: "the manager's phone is unavailable",
 }
-_TRANSLIT = dict(zip(
-    "абвгдеёжзийклмнопрстуфхцчшщъыьэюя",
-    ["a", "b", "v", "g", "d", "e", "e", "zh", "z", "i", "i", "k", "l", "m", "n", "o", "p",
-     "r", "s", "t", "u", "f", "kh", "ts", "ch", "sh", "shch", "", "y", "", "e", "yu", "ya"],
-    strict=True,
-))
-
-
 class ClickToCallError(AmiError):
     """Asterisk refused the originate or the manager's phone did not take it."""
 
 
 def caller_id_name(name: str) -> str:
-    """A display name safe for an AMI header and any phone's screen: ASCII, no quotes.
-
-    panoramisk writes AMI in ASCII, and a CR/LF in a header would inject AMI
-    commands, so Cyrillic is transliterated and everything else unsafe is dropped.
-    """
-    out = []
-    for char in name:
-        lower = char.lower()
-        if lower in _TRANSLIT:
-            latin = _TRANSLIT[lower]
-            out.append(latin.capitalize() if char != lower else latin)
-        elif char.isascii() and char.isprintable() and char not in '"<>\\;':
-            out.append(char)
-        else:
-            out.append(" ")
-    return " ".join("".join(out).split())[:40]
+    """A display name safe for an AMI header and any phone's screen (:func:`ami_value`)."""
+    return ami_value(name, 40)
 
 
 def new_action_id() -> str:
     return f"telecrm-c2c-{uuid.uuid4().hex}"
+
+
+def phone_channel(extension: str, device: str | None = None) -> str:
+    """What rings a user's phone: his first device, else ``PJSIP/<extension>``.
+
+    A PBX that is not ours names phones ``PJSIP/ivanov`` or ``SIP/150010001``; the
+    users table knows which is whose (``users add --device``).
+    """
+    if not _EXTENSION.fullmatch(extension):
+        raise ValueError(f"extension {extension!r} must be 2 to 8 digits")
+    if device is None:
+        return f"PJSIP/{extension}"
+    if not _DEVICE.fullmatch(device) or device.lower().startswith("local/"):
+        raise ValueError(f"{device!r} is not a phone's device (TECH/name)")
+    return device
 
 
 def click_to_call_action(
@@ -71,18 +72,25 @@ def click_to_call_action(
     caller_name: str | None = None,
     ring_timeout: float = 30.0,
     action_id: str | None = None,
+    device: str | None = None,
+    context: str = CLICK_TO_CALL_CONTEXT,
 ) -> dict[str, Any]:
-    """The ``Originate`` action (validated: nothing from the caller reaches AMI unchecked)."""
-    if not _EXTENSION.fullmatch(extension):
-        raise ValueError(f"extension {extension!r} must be 2 to 8 digits")
+    """The ``Originate`` action (validated: nothing from the caller reaches AMI unchecked).
+
+    ``device``: the manager's first device (None: ``PJSIP/<extension>``); ``context``:
+    where the PBX dials the number once he answers (ours: ``from-managers``).
+    """
+    channel = phone_channel(extension, device)
     if not _NUMBER.fullmatch(number):
         raise ValueError(f"{number!r} is not a dialable number (digits and a leading +)")
+    if not _CONTEXT.fullmatch(context):
+        raise ValueError(f"{context!r} is not a dialplan context")
     name = caller_id_name(caller_name or "") or number
     return {
         "Action": "Originate",
         "ActionID": action_id or new_action_id(),
-        "Channel": f"PJSIP/{extension}",
-        "Context": CLICK_TO_CALL_CONTEXT,
+        "Channel": channel,
+        "Context": context,
         "Exten": number,
         "Priority": "1",
         # What the manager's phone shows while it rings: the client, not "unknown".
@@ -101,16 +109,19 @@ async def originate_click_to_call(
     caller_name: str | None = None,
     ring_timeout: float = 30.0,
     action_id: str | None = None,
+    device: str | None = None,
+    context: str = CLICK_TO_CALL_CONTEXT,
 ) -> str:
-    """Ring ``extension``; once answered, Asterisk dials ``number`` from it. Returns the ActionID.
+    """Ring ``extension`` (his ``device``); once answered, Asterisk dials ``number`` from it.
 
-    Returns when the manager's phone answered (the client's phone is then ringing).
+    Returns the ActionID when the manager's phone answered (the client's is then ringing).
     Raises ValueError for a bad extension or number, :class:`AmiError` when AMI is
     unreachable or silent, :class:`ClickToCallError` when Asterisk refused or the
     phone did not answer. Never retried here.
     """
     action = click_to_call_action(extension, number, caller_name=caller_name,
-                                  ring_timeout=ring_timeout, action_id=action_id)
+                                  ring_timeout=ring_timeout, action_id=action_id,
+                                  device=device, context=context)
     response = await session.action(action, timeout=ring_timeout + 10)
     messages = response if isinstance(response, list) else [response]
     final = messages[-1]
@@ -131,27 +142,45 @@ def _int(value: Any) -> int | None:
 # -- supervisors listening in (ChanSpy) -------------------------------------------------------
 
 SPY_MODES = {"listen": "crm-listen", "whisper": "crm-whisper", "barge": "crm-barge"}
+SPY_OPTIONS = {"listen": "qE", "whisper": "qwE", "barge": "qBE"}  # as crm-spy runs ChanSpy
 _SPIED = re.compile(r"PJSIP/([0-9]{2,8})(?:-[0-9a-fA-F]+)?")
 
 
 def spy_action(supervisor_ext: str, target_channel: str, mode: str, *,
-               ring_timeout: float = 30.0, action_id: str | None = None) -> dict[str, Any]:
-    """``Originate`` of the supervisor's phone into crm-listen|crm-whisper|crm-barge.
+               ring_timeout: float = 30.0, action_id: str | None = None,
+               device: str | None = None, own_dialplan: bool = True) -> dict[str, Any]:
+    """``Originate`` of the supervisor's phone (his first ``device``) into ChanSpy.
 
-    The dialplan runs ``ChanSpy(PJSIP/<ext>-, q|qw|qB + E)`` on the manager's channel,
-    so the supervisor is never a bridged party (the tracker does not count him).
+    A ``PJSIP/<extension>-…`` channel on our own dialplan goes through
+    crm-listen|crm-whisper|crm-barge (``ChanSpy(PJSIP/<ext>-, q|qw|qB + E)``). Any other
+    phone channel (``PJSIP/ivanov-…``, a PBX that is not ours: ``own_dialplan=False``)
+    gets ``ChanSpy`` as the originate's application on exactly that channel, with
+    ``CRM_SPY`` set on the supervisor's leg. Either way the supervisor is never a
+    bridged party (the tracker does not count him).
     """
-    if not _EXTENSION.fullmatch(supervisor_ext):
-        raise ValueError(f"extension {supervisor_ext!r} must be 2 to 8 digits")
+    channel = phone_channel(supervisor_ext, device)
     if mode not in SPY_MODES:
         raise ValueError(f"mode must be one of {', '.join(SPY_MODES)}")
-    match = _SPIED.fullmatch(target_channel)
+    match = _SPIED.fullmatch(target_channel) if own_dialplan else None
     if match is None:
-        raise ValueError(f"{target_channel!r} is not a manager's phone channel")
+        if not _DEVICE.fullmatch(target_channel) or "-" not in target_channel \
+                or target_channel.lower().startswith("local/"):
+            raise ValueError(f"{target_channel!r} is not a manager's phone channel")
+        return {
+            "Action": "Originate",
+            "ActionID": action_id or f"telecrm-spy-{uuid.uuid4().hex}",
+            "Channel": channel,
+            "Application": "ChanSpy",
+            "Data": f"{target_channel},{SPY_OPTIONS[mode]}",
+            "CallerID": f'"{mode}" <{supervisor_ext}>',
+            "Timeout": str(int(ring_timeout * 1000)),
+            "Variable": [f"CRM_SPY={mode}", "CRM_ORIGIN=spy"],
+            "Async": "true",
+        }
     return {
         "Action": "Originate",
         "ActionID": action_id or f"telecrm-spy-{uuid.uuid4().hex}",
-        "Channel": f"PJSIP/{supervisor_ext}",
+        "Channel": channel,
         "Context": SPY_MODES[mode],
         "Exten": match.group(1),
         "Priority": "1",
@@ -163,15 +192,54 @@ def spy_action(supervisor_ext: str, target_channel: str, mode: str, *,
 
 
 async def spy(session: AmiSession, supervisor_ext: str, target_channel: str, mode: str, *,
-              ring_timeout: float = 30.0) -> str:
+              ring_timeout: float = 30.0, device: str | None = None,
+              own_dialplan: bool = True) -> str:
     """Ring the supervisor's phone; once answered he listens, whispers or barges in.
 
     Returns the ActionID; raises like :func:`originate_click_to_call`. Never retried.
     """
-    action = spy_action(supervisor_ext, target_channel, mode, ring_timeout=ring_timeout)
+    action = spy_action(supervisor_ext, target_channel, mode, ring_timeout=ring_timeout,
+                        device=device, own_dialplan=own_dialplan)
     response = await session.action(action, timeout=ring_timeout + 10)
     messages = response if isinstance(response, list) else [response]
     if str(messages[-1].get("Response", "")).lower() != "success":
         raise ClickToCallError(str(messages[-1].get("Message") or "the supervisor's phone "
                                    "did not answer"))
     return str(action["ActionID"])
+
+
+# -- presence: pausing a manager's queue membership ------------------------------------------
+
+_INTERFACE = re.compile(r"[A-Za-z0-9_]+/[A-Za-z0-9_.@+-]{1,100}")
+
+
+def queue_pause_action(interface: str, paused: bool, *, reason: str = "",
+                       action_id: str | None = None) -> dict[str, Any]:
+    """``QueuePause`` of ``interface`` (``PJSIP/101``) in every queue it is a member of.
+
+    The reason goes to queue_log and ``QueueMemberPause`` events; it is transliterated
+    (AMI is ASCII, and a CR/LF would inject a header).
+    """
+    if not _INTERFACE.fullmatch(interface):
+        raise ValueError(f"{interface!r} is not an Asterisk interface (TECH/resource)")
+    action = {
+        "Action": "QueuePause",
+        "ActionID": action_id or f"telecrm-pause-{uuid.uuid4().hex}",
+        "Interface": interface,
+        "Paused": "true" if paused else "false",
+    }
+    if reason and paused:
+        action["Reason"] = caller_id_name(reason)
+    return action
+
+
+async def queue_pause(session: AmiSession, interface: str, paused: bool, *,
+                      reason: str = "", timeout: float = 5.0) -> bool:
+    """Pause (or unpause) ``interface`` in its queues; False when it is no queue's member.
+
+    Raises :class:`AmiError` when AMI is unreachable or silent.
+    """
+    response = await session.action(queue_pause_action(interface, paused, reason=reason),
+                                    timeout=timeout)
+    messages = response if isinstance(response, list) else [response]
+    return str(messages[-1].get("Response", "")).lower() == "success"

@@ -26,6 +26,7 @@ from panoramisk.message import Message
 
 from crm_core.clock import utcnow
 
+from .ami_values import check_action
 from .frames import Frame, FrameParser, ReceiptStamper
 
 log = logging.getLogger(__name__)
@@ -173,7 +174,7 @@ class AmiSession:
         """Send one action and wait for its (possibly multi-part) response."""
         if self._manager is None or not self.connected.is_set():
             raise AmiError("not connected to Asterisk AMI")
-        future = self._manager.send_action(dict(action))
+        future = self._manager.send_action(check_action(dict(action)))
         try:
             return await asyncio.wait_for(future, timeout or self.settings.action_timeout)
         except TimeoutError as exc:
@@ -188,7 +189,7 @@ class AmiSession:
         """
         if self._protocol is None:
             raise AmiError("not connected to Asterisk AMI")
-        lines = [f"{key}: {value}" for key, value in action.items()]
+        lines = [f"{key}: {value}" for key, value in check_action(action).items()]
         self._protocol.transport.write(("\r\n".join(lines) + "\r\n\r\n").encode())
 
     # -- lifecycle --------------------------------------------------------------
@@ -269,6 +270,13 @@ class AmiSession:
     def connection_lost(self, exc: Exception | None) -> None:
         self.connected.clear()
         self._lost.set()
+
+    @property
+    def asterisk_stamps(self) -> bool:
+        """Whether this connection's events carry Asterisk's own ``Timestamp``
+        (``timestampevents = yes``) rather than our stamp of their receipt."""
+        protocol = self._protocol
+        return protocol is not None and protocol.stamper.asterisk_stamps
 
     def _close(self) -> None:
         self.connected.clear()

@@ -15,9 +15,10 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 from crm_core.calls.snapshot import on_pbx
 from crm_core.clock import utcnow
@@ -25,7 +26,7 @@ from crm_core.clock import utcnow
 from .ami import AmiSession, AmiSettings
 from .feed import RECONCILE_PREFIX, TrackerFeed
 from .frames import Frame
-from .tracker import CallTracker, Fact
+from .tracker import CallTracker, Fact, FactKind
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,28 @@ FactSink = Callable[[list[Fact]], Awaitable[None]]
 # Called after the first reconciliation of a process with the calls Asterisk still has,
 # so calls left "in progress" by a previous run of the CRM can be closed.
 OrphanCloser = Callable[[set[str], float], Awaitable[None]]
+
+
+class ListenerObserver(Protocol):
+    """What a listener reports as it works, for the metrics; calls must be cheap.
+
+    A protocol rather than metrics objects, so the PBX side knows no metrics library.
+    """
+
+    def events_processed(self, count: int, lags: Sequence[float]) -> None:
+        """``count`` events were fed to the tracker; ``lags`` are the seconds from each
+        event's Asterisk ``Timestamp`` to its processing (empty for a PBX that sends none)."""
+
+    def hangups_stored(self, seconds: Sequence[float]) -> None:
+        """Calls ended and committed: seconds from the ending event's processing to the commit."""
+
+
+class _Unobserved:
+    def events_processed(self, count: int, lags: Sequence[float]) -> None:
+        return None
+
+    def hangups_stored(self, seconds: Sequence[float]) -> None:
+        return None
 
 
 def on_pbx_facts(pbx: str, sink: FactSink) -> FactSink:
@@ -126,6 +149,10 @@ class Listener:
         self._workers: tuple[asyncio.Task[None], ...] = ()
         self._finished = asyncio.Event()
         self.drain_timeout = 10.0
+        # Metrics (telecrm.metrics sets one); ended calls wait here from the processing
+        # of their last event until their row is committed (linkedid -> monotonic time).
+        self.observer: ListenerObserver = _Unobserved()
+        self._ended: dict[str, float] = {}
 
     async def _on_connected(self) -> None:
         """Ask for the channel listing; it reconciles the tracker in event order.
@@ -194,6 +221,7 @@ class Listener:
                 events.append(self.queue.get_nowait())
             reconciled = self.feed.reconciliations
             pending = self._pending
+            self._observe_events(events)
             for event in events:
                 try:
                     facts = self.feed.feed(event)
@@ -206,6 +234,8 @@ class Listener:
                     key = (fact.call.linkedid, fact.kind, fact.extension)
                     pending.pop(key, None)
                     pending[key] = fact
+                    if fact.kind == FactKind.ENDED:
+                        self._ended.setdefault(fact.call.linkedid, time.monotonic())
             if self.feed.reconciliations != reconciled and not self._orphans_closed:
                 self._orphans_closed = True
                 if self.close_orphans is not None:
@@ -217,6 +247,34 @@ class Listener:
                 self._wake.set()
             if self.queue.qsize() < self._low:
                 self.session.resume_reading()
+
+    def _observe_events(self, events: list[Mapping[str, str]]) -> None:
+        """Count the batch and, when Asterisk stamps its events, how late each is processed
+        (a stamp of our own receipt would only measure our queue, so it is skipped)."""
+        if isinstance(self.observer, _Unobserved):
+            return
+        lags: list[float] = []
+        if self.session.asterisk_stamps:
+            now = utcnow().timestamp()
+            for event in events:
+                try:
+                    lags.append(max(0.0, now - float(event["Timestamp"])))
+                except (KeyError, TypeError, ValueError):
+                    continue
+        try:
+            self.observer.events_processed(len(events), lags)
+        except Exception:  # metrics must never stop the calls
+            log.exception("the listener's observer failed")
+
+    def _observe_stored(self, facts: list[Fact]) -> None:
+        now = time.monotonic()
+        seconds = [now - self._ended.pop(fact.call.linkedid) for fact in facts
+                   if fact.kind == FactKind.ENDED and fact.call.linkedid in self._ended]
+        if seconds:
+            try:
+                self.observer.hangups_stored(seconds)
+            except Exception:  # metrics must never stop the calls
+                log.exception("the listener's observer failed")
 
     async def _write(self) -> None:
         """Store the newest snapshot of every call touched since the last write, in turn."""
@@ -231,6 +289,7 @@ class Listener:
                 if facts:
                     await deliver(self.sink, facts)
                     self.stored_batches += 1
+                    self._observe_stored(facts)
                 if orphans is not None and self.close_orphans is not None:
                     await self.close_orphans(*orphans)
             finally:

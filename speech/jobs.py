@@ -100,6 +100,13 @@ class InProcessQueue:
     async def failures(self) -> dict[int, str]:
         return dict(self._failed)
 
+    async def waiting(self) -> int:
+        """Jobs queued and not yet taken by a worker (the metrics' queue depth)."""
+        return self._queue.qsize()
+
+    async def failed_count(self) -> int:
+        return len(self._failed)
+
     async def close(self) -> None:
         pass
 
@@ -205,6 +212,19 @@ class RedisStreamQueue:
     async def failures(self) -> dict[int, str]:
         raw: dict[str, str] = await self._redis.hgetall(self._failed)
         return {int(k): json.loads(v)["error"] for k, v in raw.items()}
+
+    async def waiting(self) -> int:
+        """Jobs queued and not yet taken by a worker (the metrics' queue depth): acked
+        entries are deleted, so the stream's length less the delivered ones."""
+        await self._ensure_group()
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.xlen(self.stream)
+            pipe.xpending(self.stream, self.group)
+            length, pending = await pipe.execute()
+        return max(0, int(length) - int(pending["pending"]))
+
+    async def failed_count(self) -> int:
+        return int(await self._redis.hlen(self._failed))
 
     async def pending(self) -> int:
         """Jobs delivered and not yet acked (for health checks and tests)."""

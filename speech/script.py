@@ -53,8 +53,33 @@ class _Lines(dict[str, Any]):
     key_lines: dict[str, int]
 
 
+#: Bounds on a script's YAML: scripts are uploaded by users, so parsing must stay small
+#: in size and in work whatever they send (a script of 50 stages is a few kilobytes).
+MAX_SCRIPT_CHARS = 200_000
+MAX_SCRIPT_NODES = 20_000
+
+
 class _LineLoader(yaml.SafeLoader):
-    """A safe loader whose mappings carry line numbers, so errors can point at the line."""
+    """A safe loader whose mappings carry line numbers, so errors can point at the line.
+
+    It refuses aliases (``*name``): a script has no use for them, and nested aliases
+    expand exponentially (the "billion laughs" bomb) while the loader runs. It also caps
+    the number of nodes, so the work is bounded by the document's size."""
+
+    _nodes = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise KkpError("speech.script.at_line",
+                           f"line {event.start_mark.line + 1}: aliases are not allowed",
+                           line=event.start_mark.line + 1,
+                           error=KkpError("speech.script.alias", "aliases are not allowed"))
+        self._nodes += 1
+        if self._nodes > MAX_SCRIPT_NODES:
+            raise KkpError("speech.script.too_big", "the script has too many elements",
+                           max=MAX_SCRIPT_NODES)
+        return super().compose_node(parent, index)
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> _Lines:
         mapping = _Lines(super().construct_mapping(node, deep=True))
@@ -150,7 +175,13 @@ def parse_script(data: Any) -> Script:
 
 
 def parse_script_text(text: str) -> Script:
-    """Parse and validate a script's YAML text; ``KkpError`` names the line at fault."""
+    """Parse and validate a script's YAML text; ``KkpError`` names the line at fault.
+
+    Bounded in size and work (no aliases, a node cap), so it is safe on untrusted text;
+    web handlers still call it through ``asyncio.to_thread`` to keep the loop free."""
+    if len(text) > MAX_SCRIPT_CHARS:
+        raise KkpError("speech.script.too_long", "the script is too long",
+                       max=MAX_SCRIPT_CHARS)
     try:
         data = yaml.load(text, Loader=_LineLoader)  # a SafeLoader subclass
     except yaml.MarkedYAMLError as exc:

@@ -11,15 +11,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
-from collections.abc import AsyncIterator
+import signal
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 from aiohttp import web
+from redis.asyncio import Redis
 
 from crm_core.calls.snapshot import DEFAULT_PBX
 from crm_core.db import create_engine, session_factory, upgrade
+from crm_core.people.models import Role
 from crm_core.people.sessions import purge_expired
+from crm_core.people.users import first_device
 from pbx_bridge.ami import AmiSession, AmiSettings
 from pbx_bridge.channels import PartyRules
 from pbx_bridge.pipeline import CaptureWriter, Listener, on_pbx_facts
@@ -29,22 +34,30 @@ from recordings.config import RecordingsConfig
 from recordings.retention import daily as retention_daily
 from recordings.store import open_store
 from recordings.worker import FinalizeWorker
+from telecrm.ami_relay import RelayClient, RelayServer, RemoteAmiSession, RemoteListener
 from telecrm.bus import create_bus
 from telecrm.calltracking.live import SourceOnChannel, then
 from telecrm.calltracking.public import calltracking_ctx
+from telecrm.election import Election, elected, role_lock
 from telecrm.live_events import LiveEventSink, store_then_publish
+from telecrm.metrics import setup_metrics
+from telecrm.missed.alerts import missed_alerts_ctx
 from telecrm.pbxes.targets import PbxTarget, pbx_of_extension, pbx_targets
+from telecrm.presence.queue import pauses_ctx
 from telecrm.recordings.routes import RECORDINGS_STORE
+from telecrm.routing.lookup import routing_ctx
 from telecrm.sales import nightly as sales_nightly
 from telecrm.settings import Settings
 from telecrm.speech.service import speech_ctx
 from telecrm.talktime import board as talktime
+from telecrm.web import server as http_server
 from telecrm.web.clicktocall import ClickToCall
 from telecrm.web.config import WebConfig
 from telecrm.web.keys import (
     BUS,
     CALL_HOOKS,
     CLICK_TO_CALL,
+    ELECTIONS,
     EVENT_STREAMS,
     LISTENER,
     LISTENERS,
@@ -52,11 +65,12 @@ from telecrm.web.keys import (
     SESSIONS,
     SETTINGS,
     THROTTLE,
+    USER,
     WEB_CONFIG,
     WRITER_SESSIONS,
 )
 from telecrm.web.site import setup_web
-from telecrm.web.throttle import LoginThrottle
+from telecrm.web.throttle import LoginThrottle, MemoryThrottle, RedisThrottle
 from telecrm.wiring import call_hooks, party_rules
 
 __all__ = ["LISTENER", "SESSIONS", "SETTINGS", "WRITER_SESSIONS", "create_app", "run_app"]
@@ -69,13 +83,21 @@ def ami_settings(settings: Settings) -> AmiSettings:
                        username=settings.ami_user, secret=settings.ami_secret)
 
 
+def pool_options(settings: Settings) -> dict[str, int]:
+    """The connection pool of a process on PostgreSQL: ``TELECRM_DB_POOL_SIZE`` kept open,
+    twice as many more at a peak (SQLAlchemy's 5 + 10 by default); none for SQLite."""
+    if settings.resolved_database_url.startswith("sqlite"):
+        return {}
+    return {"pool_size": settings.db_pool_size, "max_overflow": 2 * settings.db_pool_size}
+
+
 async def database_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     url = settings.resolved_database_url
     if url.startswith("sqlite"):
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     await upgrade(url)
-    engine = create_engine(url)
+    engine = create_engine(url, **pool_options(settings))
     app[SESSIONS] = session_factory(engine)
     app[WRITER_SESSIONS] = session_factory(engine, writer=True)
     async with app[WRITER_SESSIONS]() as session, session.begin():
@@ -106,33 +128,79 @@ async def listener_ctx(app: web.Application) -> AsyncIterator[None]:
 
     Each PBX has its own tracker, capture files and recordings source; its facts are
     labelled with the PBX (so two PBXs' equal linkedids stay two calls), stored first,
-    then published as live events (screen pop, boards).
+    then published as live events (screen pop, boards). Several processes may listen to
+    the same PBX: they elect one active listener per PBX (:mod:`telecrm.election`); the
+    others stand by, connect to nothing, and one of them takes over when it dies.
     """
     settings = app[SETTINGS]
     live = LiveEventSink(app[BUS], app[SESSIONS])
     async with app[SESSIONS]() as session:
         rules = await party_rules(session, settings)
         targets = await pbx_targets(session, settings)
-    listeners: dict[str, Listener] = {}
-    tasks: list[asyncio.Task[None]] = []
-    for target in targets:
-        listener = pbx_listener(app, target, rules, live)
-        listeners[target.name] = listener
-        tasks.append(asyncio.create_task(listener.run(), name=f"ami-listener-{target.name}"))
+    listeners: dict[str, Listener] = {}  # the PBXs this process is the active listener of
     app[LISTENERS] = listeners
     app[PBX_ROOTS] = {target.name: target.recordings_source for target in targets}
-    if listeners:
-        app[LISTENER] = listeners.get(DEFAULT_PBX) or next(iter(listeners.values()))
-    trackers = [listener.tracker for listener in listeners.values()]
-    refresh = asyncio.create_task(refresh_party_rules(app, trackers), name="party-rules")
-    yield
-    refresh.cancel()
-    await asyncio.gather(*(listener.stop() for listener in listeners.values()))
-    for task in tasks:
-        task.cancel()
-    for running in (refresh, *tasks):
+    current = PartyRulesHolder(rules)
+    elections = app[ELECTIONS]
+    async with contextlib.AsyncExitStack() as stack:
+        for target in targets:  # (in pbx_role, a listener replaces any stand-in)
+            election = Election(role_lock(settings.resolved_database_url,
+                                          f"listener:{target.name}"),
+                                functools.partial(pbx_role, app, target, current, live))
+            elections[f"listener:{target.name}"] = election
+            await stack.enter_async_context(elected(election))
+        if listeners:  # active from the start (a lone process): the default one, as before
+            app[LISTENER] = listeners.get(DEFAULT_PBX) or next(iter(listeners.values()))
+        refresh = asyncio.create_task(refresh_party_rules(app, current), name="party-rules")
+        yield
+        refresh.cancel()
         with contextlib.suppress(asyncio.CancelledError):
-            await running
+            await refresh
+
+
+class PartyRulesHolder:
+    """The users' phones as last read, handed to each listener when it starts."""
+
+    def __init__(self, rules: PartyRules) -> None:
+        self.rules = rules
+
+
+@contextlib.asynccontextmanager
+async def pbx_role(app: web.Application, target: PbxTarget, current: PartyRulesHolder,
+                   live: LiveEventSink, election: Election) -> AsyncIterator[Listener]:
+    """Listen to one PBX while this process holds its lock.
+
+    On shutdown the listener stores what it already received; when the lock was lost it
+    stops at once instead (another process is taking over and writes from now on)."""
+    listener = pbx_listener(app, target, current.rules, live)
+    task = asyncio.create_task(listener.run(), name=f"ami-listener-{target.name}")
+    app[LISTENERS][target.name] = listener
+    redis_url = app[SETTINGS].redis_url
+    redis = Redis.from_url(redis_url, decode_responses=True) if redis_url else None
+    relay = (asyncio.create_task(RelayServer(redis, target.name, listener.session,
+                                             listener.tracker).run(),
+                                 name=f"ami-relay-{target.name}")
+             if redis is not None else None)  # AMI actions of web processes
+    try:
+        yield listener
+    finally:
+        if relay is not None and redis is not None:
+            relay.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await relay
+            await redis.aclose()
+        if app[LISTENERS].get(target.name) is listener:
+            del app[LISTENERS][target.name]  # a stand-in comes back (telecrm.ami_relay)
+        if election.lost:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await listener.session.stop()
+        else:
+            await listener.stop()
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
 
 def pbx_listener(app: web.Application, target: PbxTarget, rules: PartyRules,
@@ -153,7 +221,7 @@ def pbx_listener(app: web.Application, target: PbxTarget, rules: PartyRules,
 PARTY_RULES_REFRESH_SECONDS = 30.0
 
 
-async def refresh_party_rules(app: web.Application, trackers: list[CallTracker]) -> None:
+async def refresh_party_rules(app: web.Application, current: PartyRulesHolder) -> None:
     """Re-read users' devices and mobiles, so a phone added by an admin counts within 30 s.
 
     The tracker reads its rules as each channel appears; a call already ringing keeps
@@ -163,9 +231,9 @@ async def refresh_party_rules(app: web.Application, trackers: list[CallTracker])
         await asyncio.sleep(PARTY_RULES_REFRESH_SECONDS)
         try:
             async with app[SESSIONS]() as session:
-                rules = await party_rules(session, app[SETTINGS])
-            for tracker in trackers:
-                tracker.rules = rules
+                current.rules = await party_rules(session, app[SETTINGS])
+            for listener in list(app[LISTENERS].values()):
+                listener.tracker.rules = current.rules
         except Exception:  # a database hiccup: keep the rules we have, try again later
             log.warning("could not re-read users' phones; keeping the previous ones",
                         exc_info=True)
@@ -201,23 +269,81 @@ async def recordings_ctx(app: web.Application) -> AsyncIterator[None]:
             await task
 
 
+Ctx = Callable[[web.Application], AsyncIterator[None]]
+
+
+def jobs_ctx(parts: Sequence[Ctx]) -> Ctx:
+    """The background jobs of the listener role (recordings, nightly rules, transcription,
+    missed-call notices), run by one process at a time: the holder of the ``jobs`` lock.
+
+    Each part is an ordinary ``cleanup_ctx`` generator, entered in order when this process
+    becomes the holder and left in reverse order when it stops or loses the lock."""
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        @contextlib.asynccontextmanager
+        async def role(election: Election) -> AsyncIterator[None]:
+            async with contextlib.AsyncExitStack() as stack:
+                for part in parts:
+                    await stack.enter_async_context(contextlib.asynccontextmanager(part)(app))
+                yield
+
+        election = Election(role_lock(app[SETTINGS].resolved_database_url, "jobs"), role)
+        app[ELECTIONS]["jobs"] = election
+        async with elected(election):
+            yield
+
+    return ctx
+
+
 async def click_to_call_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Click-to-call goes through a listener's AMI login (none without a listener): with
-    several PBXs, the one where the manager's extension was last seen on a call."""
-    def ami(pbx: str | None = None) -> AmiSession | None:
-        listener = app.get(LISTENERS, {}).get(pbx) if pbx else app.get(LISTENER)
-        return listener.session if listener is not None else None
+    """Click-to-call (and listening in, queue pauses) goes through an AMI login: this
+    process's listener of the PBX when it is the active one, else, with Redis, the active
+    listener's in another process (:mod:`telecrm.ami_relay`); with several PBXs, the one
+    where the manager's extension was last seen on a call."""
+    settings = app[SETTINGS]
+    async with app[SESSIONS]() as session:
+        names = [target.name for target in await pbx_targets(session, settings)]
+    relay = RelayClient(settings.redis_url, names) if settings.redis_url else None
+    if relay is not None:
+        # The pages see every PBX's calls in progress: the PBXs this process is not the
+        # active listener of (all, in a web process) through Redis.
+        if LISTENERS not in app:
+            app[LISTENERS] = {}
+        relay.stand_in(app[LISTENERS])  # type: ignore[arg-type]
+        await relay.start()
+
+    def ami(pbx: str | None = None) -> AmiSession | RemoteAmiSession | None:
+        listener = app.get(LISTENERS, {}).get(pbx) if pbx else default_listener(app)
+        if listener is not None:
+            return listener.session
+        if relay is None or not names:
+            return None
+        return relay.session(pbx or (DEFAULT_PBX if DEFAULT_PBX in names else names[0]))
 
     async def pbx_of(extension: str) -> str | None:
-        if len(app.get(LISTENERS, {})) < 2:
+        if len(names) < 2:
             return None  # one PBX: nothing to choose
         async with app[SESSIONS]() as session:
             return await pbx_of_extension(session, extension)
 
-    service = ClickToCall(ami, pbx_of=pbx_of)
+    async def device_of(extension: str) -> str | None:
+        async with app[SESSIONS]() as session:
+            return await first_device(session, extension)
+
+    service = ClickToCall(ami, pbx_of=pbx_of, device_of=device_of,
+                          context=settings.dial_context)
     app[CLICK_TO_CALL] = service
     yield
     await service.close()
+    if relay is not None:
+        await relay.close()
+
+
+def default_listener(app: web.Application) -> Listener | None:
+    """The running listener of the default PBX, else of any PBX (None on a standby)."""
+    listeners = app.get(LISTENERS)
+    if listeners is None:  # an app built without listener_ctx (tests hand one in)
+        return app.get(LISTENER)
+    return listeners.get(DEFAULT_PBX) or next(iter(listeners.values()), None)
 
 
 def _listener_health(listener: Listener) -> dict[str, Any]:
@@ -228,52 +354,106 @@ def _listener_health(listener: Listener) -> dict[str, Any]:
 
 
 async def health(request: web.Request) -> web.Response:
-    """The default PBX's listener at the top level (as before), every PBX's under ``pbxes``."""
-    listener = request.app.get(LISTENER)
-    if listener is None:
-        return web.json_response({"ami_connected": False, "ami_error": "no AMI listener"})
-    return web.json_response({
-        **_listener_health(listener),
-        "pbxes": {name: _listener_health(each)
-                  for name, each in request.app.get(LISTENERS, {}).items()},
-    })
+    """``GET /healthz``: ``{"status": "ok"}`` (200) or ``"degraded"`` (503, a PBX's AMI is
+    down) for anyone, such as a load balancer; the details (each listener's connection,
+    last error, which names the PBX's host and port, and which roles this process holds
+    or stands by for) only for a signed-in admin. A standby is healthy: it is ready."""
+    listener = default_listener(request.app)
+    # A web process's view of other processes' listeners is not its own health.
+    listeners = {name: each for name, each in request.app.get(LISTENERS, {}).items()
+                 if not isinstance(each, RemoteListener)}
+    if isinstance(listener, RemoteListener):
+        listener = None
+    if listener is not None and not listeners and LISTENERS not in request.app:
+        listeners = {DEFAULT_PBX: listener}
+    healthy = all(each.session.connected.is_set() for each in listeners.values())
+    body: dict[str, Any] = {"status": "ok" if healthy else "degraded"}
+    user = request.get(USER)
+    if user is not None and user.role == Role.ADMIN:
+        # The default PBX's listener at the top level (as before), every PBX's under pbxes.
+        body.update(_listener_health(listener) if listener is not None
+                    else {"ami_connected": False, "ami_error": "no AMI listener"})
+        body["pbxes"] = {name: _listener_health(each) for name, each in listeners.items()}
+        body["roles"] = {name: "active" if election.active.is_set() else "standby"
+                         for name, election in request.app.get(ELECTIONS, {}).items()}
+    return web.json_response(body, status=200 if healthy else 503,
+                             headers={"Cache-Control": "no-store"})
 
 
-def create_app(settings: Settings, *, with_listener: bool = True,
-               web_config: WebConfig | None = None) -> web.Application:
-    """The whole CRM web app; ``with_listener=False`` serves without touching Asterisk."""
+def login_throttle(settings: Settings, config: WebConfig) -> LoginThrottle:
+    """Shared through Redis when it is configured (several web processes count together),
+    else in this process's memory."""
+    limits = (config.login_failures_per_user, config.login_failures_per_ip,
+              config.login_failures_per_account, config.login_window_seconds)
+    if settings.redis_url:
+        return RedisThrottle(settings.redis_url, *limits)
+    return MemoryThrottle(*limits)
+
+
+async def _close_throttle(app: web.Application) -> None:
+    await app[THROTTLE].close()
+
+
+def create_app(settings: Settings, *, with_listener: bool = True, with_web: bool = True,
+               web_config: WebConfig | None = None,
+               missed_alerts: bool | None = None) -> web.Application:
+    """The CRM's process: the web role (pages, JSON API, live events) and the listener role
+    (AMI listeners and background jobs, each elected among the processes that run it).
+
+    ``with_listener=False`` serves without touching Asterisk (``serve --web``);
+    ``with_web=False`` serves only ``/healthz`` (``serve --listener``). Missed-call notices
+    run with the listener role unless ``missed_alerts`` says otherwise."""
     config = web_config or WebConfig.from_settings(settings)
     app = web.Application(client_max_size=config.max_body_bytes)
     app[SETTINGS] = settings
     app[CALL_HOOKS] = call_hooks()
     app[WEB_CONFIG] = config
+    app[ELECTIONS] = {}
     app[RECORDINGS_STORE] = open_store(recordings_config(settings))  # player and finalizer
-    app[THROTTLE] = LoginThrottle(config.login_failures_per_user, config.login_failures_per_ip,
-                                  config.login_window_seconds)
     app.cleanup_ctx.append(database_ctx)
     app.cleanup_ctx.append(bus_ctx)
+    alerts = with_listener if missed_alerts is None else missed_alerts
     if with_listener:
         app.cleanup_ctx.append(listener_ctx)
-        app.cleanup_ctx.append(recordings_ctx)
-        app.cleanup_ctx.append(talktime.daily_close_ctx)
-        app.cleanup_ctx.append(sales_nightly.sales_nightly_ctx)
-        app.cleanup_ctx.append(speech_ctx)  # transcription, when TELECRM_VOSK_MODEL is set
-    app.cleanup_ctx.append(click_to_call_ctx)
-    app.cleanup_ctx.append(calltracking_ctx)  # call-tracking leases (Redis or in-process)
-    app.on_shutdown.append(close_event_streams)
+        jobs: list[Ctx] = [recordings_ctx, talktime.daily_close_ctx,
+                           sales_nightly.sales_nightly_ctx,
+                           speech_ctx]  # transcription, when TELECRM_VOSK_MODEL is set
+        if alerts:
+            jobs.append(missed_alerts_ctx)  # owners and supervisors told of misses
+        app.cleanup_ctx.append(jobs_ctx(jobs))
+    elif alerts:
+        app.cleanup_ctx.append(missed_alerts_ctx)
+    app.cleanup_ctx.append(click_to_call_ctx)  # through this process's listeners, if any
+    if with_listener:
+        app.cleanup_ctx.append(pauses_ctx)  # pauses again after Asterisk (re)connects
     app.router.add_get("/healthz", health)
-    setup_web(app)
+    if with_web:
+        app[THROTTLE] = login_throttle(settings, config)
+        app.on_cleanup.append(_close_throttle)
+        app.cleanup_ctx.append(calltracking_ctx)  # call-tracking leases (Redis or in-process)
+        app.cleanup_ctx.append(routing_ctx)  # sticky routing: the dialplan's owner lookup
+        app.on_shutdown.append(close_event_streams)
+        setup_web(app)
+    setup_metrics(app, for_people=with_web)  # last: it observes the listeners above
     return app
 
 
-async def run_app(settings: Settings) -> None:
-    """Serve until cancelled (Ctrl-C)."""
-    runner = web.AppRunner(create_app(settings))
-    await runner.setup()
-    site = web.TCPSite(runner, settings.http_host, settings.http_port)
-    await site.start()
-    log.info("serving on http://%s:%s", settings.http_host, settings.http_port)
+async def run_app(settings: Settings, *, web_role: bool = True,
+                  listener_role: bool = True) -> None:
+    """Serve until cancelled (Ctrl-C) or asked to stop (SIGTERM, as systemd and Docker
+    do), with the roles asked for (both by default); either way the shutdown is clean:
+    batches written, the listener's log in order, child processes ended."""
+    app = create_app(settings, with_listener=listener_role, with_web=web_role)
+    runner = await http_server.start(app, settings.http_host, settings.http_port)
+    roles = " and ".join(name for name, on in (("web", web_role), ("listener", listener_role))
+                         if on)
+    log.info("serving (%s) on http://%s:%s", roles, settings.http_host, settings.http_port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
     try:
-        await asyncio.Event().wait()
+        await stop.wait()
+        log.info("asked to stop (SIGTERM): shutting down")
     finally:
+        loop.remove_signal_handler(signal.SIGTERM)
         await runner.cleanup()

@@ -34,6 +34,9 @@ log = logging.getLogger(__name__)
 
 LAGGED = "lagged"
 DEFAULT_QUEUE_SIZE = 1000
+# Redis connections of one process: one per event stream, so a web process's browsers.
+# (Redis itself admits 10,000 clients by default.)
+MAX_CONNECTIONS = 5000
 _GLOB_CHARS = frozenset("*?[")
 
 
@@ -264,7 +267,9 @@ class _RedisSubscription(_SubscriptionBase):
 class RedisBus:
     """Pub/sub through a Redis server, for several web processes.
 
-    Each subscription holds one Redis connection (fine for a sales floor's browsers).
+    Each subscription holds one Redis connection (fine for a sales floor's browsers):
+    the pool's limit is ``max_connections``, not redis-py's default of 100, which left
+    the 100th event stream of a web process without live events (bench/floor_load.py).
     Connection trouble is a :class:`BusError` promptly, never a hang: timeouts on
     connect and on every command, no silent reconnects (a subscriber that was cut off
     must know it may have missed events).
@@ -277,6 +282,7 @@ class RedisBus:
         queue_size: int = DEFAULT_QUEUE_SIZE,
         timeout: float = 5.0,
         poll_seconds: float = 1.0,
+        max_connections: int = MAX_CONNECTIONS,
     ) -> None:
         from redis.asyncio import Redis
         from redis.backoff import NoBackoff
@@ -292,6 +298,7 @@ class RedisBus:
             socket_keepalive=True,
             health_check_interval=max(1, int(timeout)),
             retry=Retry(NoBackoff(), 0),
+            max_connections=max_connections,
         )
         self._subscriptions: list[_RedisSubscription] = []
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
 import sys
 from collections.abc import Sequence
 from datetime import date, timedelta
@@ -29,6 +28,7 @@ from telecrm.cli_support import (
     upgrade_schema,
     workday_timezone,
 )
+from telecrm.logs import configure_logging
 from telecrm.messages import done, russian, sentence
 from telecrm.settings import Settings, SettingsError, describe
 
@@ -107,7 +107,8 @@ async def cmd_users_add(args: argparse.Namespace, settings: Settings) -> int:
     from telecrm.people.cli import ROLE_NAMES, since_moment
 
     since = since_moment(args.since, settings)
-    password_hash = hash_password(args.password) if args.password else None
+    password_hash = (hash_password(args.password, settings.password_hashing)
+                     if args.password else None)
     async with database(settings) as sessions:
         async with sessions() as session, session.begin():
             user = await add_user(
@@ -215,7 +216,10 @@ async def cmd_recordings(args: argparse.Namespace, settings: Settings) -> int:
 async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from telecrm.app import run_app
 
-    await run_app(settings)
+    # Neither flag: both roles, as one machine runs them.
+    web_role = args.web or not args.listener
+    listener_role = args.listener or not args.web
+    await run_app(settings, web_role=web_role, listener_role=listener_role)
     return 0
 
 
@@ -377,11 +381,17 @@ def build_parser() -> argparse.ArgumentParser:
                         help="удалить записи старше срока хранения отдела").set_defaults(
         handler=cmd_recordings)
     from telecrm.recordings import cli as cli_recordings
+    from telecrm.routing import cli as cli_routing
     cli_recordings.add_actions(recs_sub, common)
 
     serve = sub.add_parser("serve", parents=[common], help="приём событий AMI и веб-приложение")
     serve.add_argument("--host", help="адрес веб-приложения")
     serve.add_argument("--port", type=int, help="порт веб-приложения")
+    serve.add_argument("--web", action="store_true",
+                       help="только веб-приложение: страницы, API и живые события, без AMI")
+    serve.add_argument("--listener", action="store_true",
+                       help="только приём событий AMI и фоновые задачи (по одному активному "
+                            "процессу на АТС, остальные в резерве); отвечает лишь на /healthz")
     serve.set_defaults(handler=cmd_serve)
 
     demo = sub.add_parser("demo", parents=[common],
@@ -433,14 +443,16 @@ def build_parser() -> argparse.ArgumentParser:
                     help="выйти после N задач (пусть супервизор перезапустит: память Vosk растёт)")
     wk.set_defaults(handler=cmd_worker)
 
+    from telecrm.backup import cli as cli_backup
     from telecrm.calltracking import cli as cli_calltracking
+    from telecrm.missed import cli as cli_missed
     from telecrm.pbxes import cli as cli_pbxes
     from telecrm.recordings import cli as cli_recordings
     from telecrm.sales import cli as cli_sales
     from telecrm.speech import cli as cli_speech
     from telecrm.talktime import cli as cli_talktime
     for feature in (cli_talktime, cli_recordings, cli_speech, cli_calltracking, cli_sales,
-                    cli_pbxes):
+                    cli_pbxes, cli_missed, cli_routing, cli_backup):
         feature.add_commands(sub, common)
     return parser
 
@@ -456,8 +468,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"telecrm: {russian(exc)}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=settings.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings.log_level, settings.log_format)
     handler: Command = args.handler
     try:
         return asyncio.run(handler(args, settings))

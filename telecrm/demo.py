@@ -39,6 +39,7 @@ from telecrm.messages import done
 from telecrm.passwords import hash_password
 from telecrm.recordings.routes import RECORDINGS_STORE
 from telecrm.settings import Settings
+from telecrm.web import server as http_server
 from telecrm.web.present import number
 from telecrm.wiring import call_hooks
 
@@ -226,7 +227,7 @@ async def run_demo(settings: Settings, *, once: bool = False) -> int:
             ami_user=pbx.ami_user, ami_secret=pbx.ami_secret,
             recordings_source=pbx.monitor_dir)
         app = create_app(crm_settings)
-        runner = web.AppRunner(app)
+        runner = http_server.runner(app)
         await runner.setup()
         site = web.TCPSite(runner, crm_settings.http_host, crm_settings.http_port)
         try:

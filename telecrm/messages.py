@@ -52,6 +52,7 @@ MESSAGES: dict[str, str] = {
     "http.not_found": "Такой страницы нет или она вам недоступна.",
     "http.method_not_allowed": "Метод не поддерживается.",
     "http.too_large": "Слишком большой запрос.",
+    "http.too_slow": "Запрос передавался слишком долго.",
     "http.unsupported_type": "Неподдерживаемый тип данных запроса.",
     "http.too_many": "Слишком много попыток. Подождите и попробуйте снова.",
     "http.internal": "Внутренняя ошибка. Мы уже записали её в журнал.",
@@ -81,6 +82,8 @@ MESSAGES: dict[str, str] = {
     "request.boolean_required": "Укажите поле {name}: true или false.",
     "request.moment_required": "Укажите поле {name}: дату (ГГГГ-ММ-ДД) или время ISO 8601.",
     "request.id_list": "Поле {name} должно быть списком номеров.",
+    "request.number_too_big": "В запросе слишком большое число: такого номера или суммы "
+    "не бывает.",
     "request.unknown_field": "Неизвестное поле {name}.",
     "request.format_invalid": "Формат: {formats}.",
     "request.next_task_object": "Поле next — объект {{kind, due_at}}.",
@@ -217,9 +220,12 @@ MESSAGES: dict[str, str] = {
     "recordings.download_for_supervisors": "Скачивать записи могут только руководители.",
     "recordings.problems_for_supervisors": "Сбои записей видят только руководители.",
     "recordings.live_for_supervisors": "Прослушка — для руководителей.",
+    "wallboard.for_supervisors": "Табло — для руководителей и администраторов.",
     "recordings.spy_mode_invalid": "Режим прослушки: {modes}.",
     "recordings.spy_needs_phone": "Слушать звонки может руководитель с внутренним номером.",
     "recordings.live_call_not_found": "Такого идущего звонка вашего отдела нет.",
+    "recordings.live_call_not_yours": "По этому звонку говорит менеджер не вашего отдела: "
+    "слушать его нельзя.",
     "recordings.spy_failed": "Asterisk не смог вас подключить: {reason}",
     "recordings.retention_too_short": "Срок хранения записей — не меньше одного дня.",
 
@@ -383,6 +389,8 @@ MESSAGES: dict[str, str] = {
     "calltracking.costs_not_utf8": "Файл {path} не в кодировке UTF-8.",
     "calltracking.costs_header": "{path}: заголовок должен быть month,channel,amount.",
     "calltracking.costs_fields": "{path}, строка {line}: нужно три поля.",
+    "calltracking.pool_too_many": "За один раз можно добавить не больше {max} номеров.",
+    "calltracking.costs_too_many": "{path}: больше {max} строк — разделите файл.",
     "calltracking.costs_line": "{path}, строка {line}: {error:low}",
     "calltracking.grouping_invalid": "Группировка: {groupings}.",
     "calltracking.not_saved": "Не сохранено: {error}",
@@ -427,6 +435,10 @@ MESSAGES: dict[str, str] = {
     "speech.script.forbidden_no_id": "У запрета {n} нет id.",
     "speech.script.bad_yaml": "Это не YAML ({problem}).",
     "speech.script.not_yaml": "Это не YAML.",
+    "speech.script.alias": "Ссылки YAML (* и &) в скрипте не поддерживаются — "
+                           "напишите фразы полностью.",
+    "speech.script.too_big": "В скрипте слишком много элементов (больше {max}).",
+    "speech.script.too_long": "Скрипт слишком длинный.",
     "speech.script.unreadable": "Не удаётся прочитать скрипт {path}: {reason}",
     "speech.script.not_utf8": "Скрипт {path} не в кодировке UTF-8.",
     "speech.transcript.unreadable": "Не удаётся прочитать расшифровку {path}: {reason}",
@@ -493,6 +505,9 @@ MESSAGES: dict[str, str] = {
     "settings.file_unreadable": "Не удаётся прочитать файл настроек {path}: {reason}",
     "settings.unknown": "Неизвестная настройка «{name}».",
     "settings.bad_value": "Настройка {name}: непригодное значение «{value}».",
+    # -- metrics (telecrm.metrics) ----------------------------------------------------
+    "metrics.admins_only": "Метрики системы доступны только администратору.",
+    "metrics.bad_token": "Неверный токен сборщика метрик.",
     "activities.bosses_only": "Это доступно руководителю или администратору.",
     "activities.bad_period": "Проверьте даты: «с» не позже «по», не больше {days:дня|дней|дней}.",
     "outcomes.nothing_to_change": "Укажите новое название итога или отправьте его в архив.",
@@ -523,8 +538,23 @@ MESSAGES: dict[str, str] = {
     "outcomes.archived": "Итог «{name}» убран в архив: выберите другой.",
     "outcomes.not_a_client_call": "У внутреннего звонка итога не бывает.",
     "outcomes.call_in_progress": "Звонок ещё идёт: итог указывается после него.",
+    # «Обзвон» (crm_core.dialer, telecrm.dialer)
+    "dialer.managers_only": "Обзвон — для менеджеров со своим внутренним номером.",
+    "dialer.bosses_only": "Это видит руководитель отдела или администратор.",
+    "dialer.no_session": "Обзвон не начат: нажмите «Начать обзвон».",
+    "dialer.no_current_task": "Сейчас некому звонить: список на сегодня пройден.",
+    "dialer.call_in_progress": "Звонок ещё идёт: дождитесь его окончания.",
+    "dialer.paused": "Обзвон на паузе: нажмите «Продолжить».",
+    "dialer.not_a_dialer_call": "Этот звонок не относится к текущему клиенту обзвона.",
+    "dialer.client_no_phone": "У клиента «{client}» нет номера телефона.",
+    "dialer.rules_out_of_range": "Поле «{field}»: укажите целое число от {low} до {high}.",
+    "dialer.rules_own_team": "Руководитель задаёт правила только своего отдела.",
+    "dialer.rules_bosses_only": "Правила повторных звонков задаёт руководитель или "
+                                "администратор.",
+    "dialer.team_not_found": "Такого отдела нет.",
     # tasks (crm_core.sales.tasks)
     "tasks.due_in_past": "Это время уже прошло: выберите срок в будущем.",
+    "tasks.assignee_not_manager": "{name} не менеджер: задачи ставятся менеджерам.",
     "tasks.assignee_not_in_team": "{name} не из вашего отдела: выберите менеджера своего "
                                   "отдела.",
     # people: users, teams, passwords (crm_core.people, telecrm.passwords)
@@ -622,6 +652,68 @@ MESSAGES: dict[str, str] = {
     "pbx.bad_user": "Укажите пользователя AMI (раздел manager.conf).",
     "pbx.name_taken": "АТС «{name}» уже есть; измените её командой telecrm pbx edit.",
     "pbx.not_found": "АТС «{name}» нет; список — telecrm pbx list.",
+    # missed calls (telecrm.missed)
+    "missed.rules_not_allowed": "Срок перезвона команды меняет её руководитель или "
+                                "администратор.",
+    "missed.minutes_out_of_range": "Срок перезвона — от {low} до {high} минут.",
+    "missed.report_not_allowed": "Отчёт о пропущенных звонках недоступен для вашей роли.",
+    "missed.mail_not_allowed": "Почтовый сервер и адреса сотрудников настраивает администратор.",
+    "missed.mail_host_missing": "Укажите адрес SMTP-сервера.",
+    "missed.mail_port_invalid": "Порт SMTP — число от 1 до 65535 (обычно 587 или 25).",
+    "missed.mail_security_invalid": "Шифрование — STARTTLS или без шифрования.",
+    "missed.email_invalid": "«{email}» — не адрес электронной почты.",
+    "missed.team_unknown": "Команды «{team}» нет.",
+    "missed.mail_not_configured": "Почтовый сервер не настроен: telecrm mail set.",
+    "missed.mail_failed": "Письмо не отправлено: {reason}",
+    # presence: «на месте», pauses and their reasons
+    "presence.reasons_for_bosses": "Причины паузы настраивает руководитель отдела или "
+                                   "администратор.",
+    "presence.reason_name_empty": "Укажите название причины.",
+    "presence.reason_name_long": "Название причины — не длиннее {limit} символов.",
+    "presence.reason_name_taken": "Причина «{name}» уже есть.",
+    "presence.reason_not_found": "Такой причины паузы нет.",
+    "presence.not_yours": "Статус менеджера меняет он сам, его руководитель или "
+                          "администратор.",
+    "presence.no_phone": "У пользователя {name} нет внутреннего номера: ему не из чего "
+                         "уходить на паузу.",
+    "presence.role_no_access": "Присутствие менеджеров недоступно для вашей роли.",
+    "presence.state_invalid": "Статус — «на месте» или одна из причин паузы.",
+    "presence.user_invalid": "Менеджер указан неверно.",
+    "presence.user_not_found": "Такого менеджера нет.",
+    "presence.flag_invalid": "Укажите «да» или «нет».",
+    # sticky routing: a known client's call rings his owner first
+    "routing.own_team_only": "Руководитель включает звонки своему менеджеру только для своего "
+                             "отдела.",
+    "routing.for_bosses": "Это настраивает руководитель отдела или администратор.",
+    "routing.team_not_found": "Такого отдела нет.",
+    "routing.ring_seconds": "Сколько звонить менеджеру: от {low} до {high} секунд.",
+    "routing.did_invalid": "«{number}» — не номер телефона.",
+    "routing.token_weak": "Токен АТС — не короче 16 знаков: латинские буквы, цифры, «-» и «_».",
+    "routing.flag_invalid": "Укажите «да» или «нет».",
+    # backups: telecrm backup / telecrm restore
+    "backup.no_such_dir": "Папки {path} нет.",
+    "backup.no_manifest": "В папке {path} нет описи manifest.json: это не резервная копия "
+                          "Telecrm или её создание не завершилось. Ничего не восстановлено.",
+    "backup.manifest_unreadable": "Опись {path} повреждена или это не опись резервной копии "
+                                  "Telecrm. Ничего не восстановлено.",
+    "backup.file_damaged": "Резервная копия повреждена: файл {file} отсутствует или не совпадает "
+                           "контрольная сумма. Ничего не восстановлено.",
+    "backup.recording_not_in_store": "Записи разговора {path} нет в хранилище записей. Ничего "
+                                     "не восстановлено.",
+    "backup.recording_changed_in_store": "Запись разговора {path} в хранилище отличается от "
+                                         "той, что была при копировании. Ничего не "
+                                         "восстановлено.",
+    "backup.database_not_empty": "База данных {database} не пустая: копию восстанавливают "
+                                 "только в пустую базу. Ничего не записано.",
+    "backup.other_backend": "Копия сделана из базы {backup}, а восстанавливается в {database}: "
+                            "нужна база того же вида.",
+    "backup.dir_not_empty": "Папка {path} не пустая: резервная копия пишется в новую или "
+                            "пустую папку.",
+    "backup.no_database": "Базы данных {database} нет: копировать нечего.",
+    "backup.sqlite_in_memory": "Базу в памяти не скопировать: укажите файл SQLite.",
+    "backup.sqlite_check_failed": "Копия базы SQLite не прошла проверку целостности: {reason}",
+    "backup.pg_tool_missing": "Не установлена программа {tool} (пакет postgresql-client).",
+    "backup.pg_tool_failed": "{tool} завершилась с ошибкой: {reason}",
 }
 
 # What a command of ``telecrm`` prints when it has done its work: code -> sentence, filled
@@ -707,10 +799,42 @@ DONE: dict[str, str] = {
     "pbx.enabled": "АТС «{pbx}» включена. Перезапустите сервер ({command}).",
     "pbx.disabled": "АТС «{pbx}» отключена, её звонки остаются в журнале. Перезапустите "
                     "сервер ({command}).",
+    # -- telecrm.missed.cli ----------------------------------------------------------------------
+    "missed.mail_saved": "Почтовый сервер сохранён: {host}:{port}, отправитель {sender}.",
+    "missed.address_saved": "Уведомления для {user} приходят на {email}.",
+    "missed.address_removed": "Уведомления для {user} — только в браузере.",
+    "missed.limit_saved": "Команда «{team}»: если за {minutes} мин не перезвонили, "
+                          "руководитель получит уведомление.",
+    "missed.mail_sent": "Проверочное письмо отправлено на {email}.",
+    # -- telecrm routing -----------------------------------------------------------------------
+    "routing.team_on": "Отдел «{team}»: звонки известных клиентов сначала идут их менеджеру "
+                       "({ring} с), потом в очередь.",
+    "routing.team_off": "Отдел «{team}»: звонки идут как настроено в АТС.",
+    "routing.did_on": "Номер {number}: как у отдела.",
+    "routing.did_off": "Номер {number}: звонки всегда идут как настроено в АТС.",
+    # -- telecrm.backup.cli ----------------------------------------------------------------------
+    "backup.created": "Резервная копия готова: {path} — база {backend}, "
+                      "{calls:звонок|звонка|звонков}, {audit:запись|записи|записей} журнала "
+                      "изменений, {recordings:файл|файла|файлов} записей разговоров.",
+    "backup.problem_missing": "Звонок №{call}: файла записи {path} нет, в копию он не попал.",
+    "backup.problem_checksum": "Звонок №{call}: запись {path} в хранилище изменилась после "
+                               "сохранения (контрольная сумма не совпала); в копии — то, что "
+                               "лежит в хранилище.",
+    "backup.problem_other_store": "Звонок №{call}: запись {path} лежит в другом хранилище "
+                                  "({backend}), в копию она не попала.",
+    "backup.restored": "База данных восстановлена из копии от {created}: "
+                       "{calls:звонок|звонка|звонков}, {audit:запись|записи|записей} журнала "
+                       "изменений.",
+    "backup.migrated": "Схема базы обновлена с версии {old} до {new}.",
+    "backup.recordings_restored": "Записи разговоров: в хранилище возвращено — {stored}, "
+                                  "исходных файлов АТС — {originals}, остались в облачном "
+                                  "хранилище и проверены — {bucket}.",
 }
 
 # What a ``field`` param names, as a sentence calls it (the forms' and API's field names).
 FIELDS: dict[str, str] = {
+    # the dialer's retry rules
+    "max_attempts": "сколько попыток", "retry_minutes": "через сколько минут",
     # money and dates of sales
     "amount": "сумма", "annual_potential": "годовой потенциал",
     "won_amount": "сумма выигранной сделки", "target": "план", "date": "дата",

@@ -52,6 +52,8 @@ class Settings:
     recordings_s3_ranged_get: bool = _field(True, "false для серверов S3, у которых ненадёжны "
                                             "запросы части файла (тогда CRM режет сама)")
     timezone: str = _field("Europe/Moscow", "часовой пояс рабочего дня")
+    service_level_seconds: int = _field(20, "табло: звонок очереди, отвеченный за столько "
+                                        "секунд, идёт в уровень обслуживания")
     phone_region: str = _field("RU", "страна по умолчанию для номеров, записанных без "
                                "кода страны")
     http_host: str = _field("127.0.0.1", "адрес веб-приложения")
@@ -63,9 +65,29 @@ class Settings:
     speech_threads: int = _field(1, "сколько распознавателей запускает 'telecrm serve', если "
                                  "задан TELECRM_VOSK_MODEL (0 — ни одного; тогда 'telecrm worker')")
     log_level: str = _field("INFO", "DEBUG, INFO, WARNING или ERROR")
+    log_format: str = _field("text", "формат журнала: text (строка для человека) или json "
+                             "(один объект JSON на строку: time, level, logger, message, "
+                             "exception)")
+    db_pool_size: int = _field(5, "соединений с PostgreSQL, которые процесс держит открытыми; "
+                               "в пике — ещё вдвое больше (на SQLite не влияет)")
+    metrics_token: str = _field("", "токен сборщика метрик: с заголовком «Authorization: "
+                                "Bearer <токен>» /metrics отдаётся без входа; по умолчанию — "
+                                "только администратору, вошедшему в систему")
     trunks: str = _field("", "транки операторов по имени, через запятую (carrier,"
                          "beeline или PJSIP/carrier): транк с именем из цифр тогда не "
                          "примут за телефон менеджера")
+    dial_context: str = _field("from-managers", "контекст диалплана, в котором АТС набирает "
+                               "номер после ответа менеджера при звонке из CRM (наша "
+                               "конфигурация — from-managers; FreePBX — from-internal)")
+    password_hashing: str = _field("strong", "стойкость хешей паролей (Argon2id): strong — "
+                                   "64 МиБ и 3 прохода, light — 19 МиБ и 2 прохода (минимум "
+                                   "OWASP, вход в 6 раз дешевле для процессора)")
+    trusted_proxies: str = _field("", "адреса обратных прокси (через запятую, можно сети "
+                                  "10.0.0.0/8): только от них берётся адрес клиента из "
+                                  "X-Forwarded-For; по умолчанию — никому не верить")
+    ct_new_visits_per_minute: int = _field(20, "коллтрекинг: сколько новых визитов в минуту "
+                                           "с одного IP получают номер из пула (сверх — "
+                                           "как бот, без номера)")
     ct_rate_per_minute: int = _field(120, "коллтрекинг: сколько запросов в минуту один IP "
                                      "может сделать к публичной выдаче номеров")
 
@@ -122,6 +144,15 @@ class Settings:
             if name not in known:
                 raise SettingsError("settings.unknown", f"unknown setting {name!r}", name=name)
             values[name] = _coerce(name, known[name].default, value)
+        if values.get("password_hashing", "strong") not in ("strong", "light"):
+            raise SettingsError("settings.bad_value", "TELECRM_PASSWORD_HASHING is strong or light",
+                                name="TELECRM_PASSWORD_HASHING", value=values["password_hashing"])
+        if values.get("db_pool_size", 5) < 1:
+            raise SettingsError("settings.bad_value", "TELECRM_DB_POOL_SIZE is 1 or more",
+                                name="TELECRM_DB_POOL_SIZE", value=values["db_pool_size"])
+        if values.get("log_format", "text") not in ("text", "json"):
+            raise SettingsError("settings.bad_value", "TELECRM_LOG_FORMAT is text or json",
+                                name="TELECRM_LOG_FORMAT", value=values["log_format"])
         return cls(**values)
 
 

@@ -5,11 +5,18 @@ CI must mean the real parts ran.
 """
 
 import os
+import zlib
 from datetime import datetime
 
 import pytest
 
+# Passwords are hashed with Argon2id at OWASP's minimum (TELECRM_PASSWORD_HASHING=light):
+# the same code as in production at a sixth of the processor time, which the suite's
+# thousands of sign-ins would otherwise spend. tests/app/test_passwords.py checks both.
+os.environ.setdefault("TELECRM_PASSWORD_HASHING", "light")
+
 from tests.support.clock import pinned_clock
+from tests.support.cpu_report import pytest_runtest_protocol  # noqa: F401
 from tests.support.db_fixtures import (  # noqa: F401
     db_url,
     pg_url_fixture,
@@ -37,24 +44,65 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                      help="run every test as if it were this moment (e.g. just after "
                           "midnight on 1 January); given several times, every test runs "
                           "at each moment; tests that pin their own clock keep it")
+    parser.addoption("--calendar-at", metavar="ISO", action="append", default=[],
+                     help="run each test marked `calendar` (and not pinned, not on the "
+                          "sandbox, PostgreSQL or S3) once more at this moment, besides "
+                          "its run on the real clock; given several times, each such test "
+                          "runs at one of them, chosen by its name")
+    parser.addoption("--cpu-report", metavar="FILE", default=None,
+                     help="append each test's processor and wall time to FILE as JSON "
+                          "lines (tests/support/cpu_report.py)")
+
+
+# Real servers keep the machine's clock: their tests are not moved by --calendar-at.
+_MACHINE_CLOCK = ("asterisk", "postgres", "s3")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """One run of each test per ``--clock-at`` moment (one run if it pins its own)."""
+    """One run of each test per ``--clock-at`` moment (one run if it pins its own);
+    with ``--calendar-at``, the date-sensitive tests run on the real clock and at one of
+    those moments each, in the same session."""
     moments: list[str] = metafunc.config.getoption("--clock-at")
+    pinned = metafunc.definition.get_closest_marker("clock") is not None
     if len(moments) > 1:
-        pinned = metafunc.definition.get_closest_marker("clock") is not None
         chosen = moments[:1] if pinned else moments
         metafunc.fixturenames.append("clock_moment")
         metafunc.parametrize("clock_moment", chosen, ids=[f"at {m}" for m in chosen],
                              scope="function")
+        return
+    calendar: list[str] = metafunc.config.getoption("--calendar-at")
+    if (calendar and not moments and not pinned
+            and metafunc.definition.get_closest_marker("calendar") is not None):
+        # one moment per test, the same on every run and machine; each moment gets about
+        # an equal share of the tests (``make test-calendar`` runs every one at each)
+        moment = calendar[zlib.crc32(metafunc.definition.nodeid.encode()) % len(calendar)]
+        metafunc.fixturenames.append("clock_moment")
+        metafunc.parametrize("clock_moment", [None, moment], ids=["now", f"at {moment}"],
+                             scope="function")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Leave out the ``--calendar-at`` runs of tests on real servers (their clock is the
+    machine's), and hand out the long files first so that no worker ends alone."""
+    if config.getoption("--calendar-at"):
+        moved = [item for item in items
+                 if getattr(item, "callspec", None) is not None
+                 and item.callspec.params.get("clock_moment") is not None  # type: ignore[attr-defined]
+                 and any(item.get_closest_marker(m) for m in _MACHINE_CLOCK)]
+        if moved:
+            config.hook.pytest_deselected(items=moved)
+            dropped = set(map(id, moved))
+            items[:] = [item for item in items if id(item) not in dropped]
+    long_files = {item.path for item in items
+                  if item.get_closest_marker("asterisk") or "browser" in item.path.name}
+    items.sort(key=lambda item: item.path not in long_files)  # stable: order kept within
 
 
 @pytest.fixture(name="clock_moment")
 def clock_moment_fixture(request: pytest.FixtureRequest) -> str | None:
     """The ``--clock-at`` moment of this run of the test (None: the real clock)."""
     if hasattr(request, "param"):
-        return str(request.param)
+        return None if request.param is None else str(request.param)
     moments: list[str] = request.config.getoption("--clock-at")
     return moments[0] if moments else None
 

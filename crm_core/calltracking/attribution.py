@@ -234,6 +234,39 @@ async def attribute_pending(session: AsyncSession, limit: int = 10_000) -> int:
     return len(calls)
 
 
+async def attribute_late_leases(session: AsyncSession, leases: Sequence[CtLease]) -> int:
+    """Give a visit to the calls that were stored before their lease's history was.
+
+    The public endpoint answers from the lease store and the history follows a
+    moment later (``telecrm.calltracking.history``); a visitor who dials at once, on
+    a busy server, can be attributed to the site alone. Each lease written re-decides
+    the inbound calls on its number within its window that have no dynamic
+    attribution yet; only a dynamic result replaces what they have.
+    """
+    if not leases:
+        return 0
+    sites = {site.id: site for site in await session.scalars(
+        select(CtSite).where(CtSite.id.in_({lease.site_id for lease in leases})))}
+    grace = timedelta(seconds=max(site.grace_seconds for site in sites.values()))
+    stmt = (select(Call, CtAttribution).join(CtAttribution, CtAttribution.call_id == Call.id)
+            .where(Call.direction == Direction.INBOUND.value,
+                   Call.did.in_({lease.number for lease in leases}),
+                   Call.started_at >= min(lease.started_at for lease in leases),
+                   Call.started_at <= max(lease.ends_at for lease in leases) + grace,
+                   CtAttribution.kind != AttributionKind.DYNAMIC.value)
+            .order_by(Call.started_at, Call.id))
+    changed = 0
+    for call, row in (await session.execute(stmt)).all():
+        values = await decide(session, call)
+        if values["kind"] != AttributionKind.DYNAMIC.value:
+            continue
+        row.ambiguous, row.candidates = False, []
+        for name, value in values.items():
+            setattr(row, name, value)
+        changed += 1
+    return changed
+
+
 def tracking_of(row: CtAttribution | None) -> dict[str, Any] | None:
     """The call's ``tracking`` field (architecture.md), extended with ambiguity.
 

@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from crm_core.audit import ACTION_CREATE, ACTION_UPDATE, write_audit
+from crm_core.calltracking.attribution import attribute_late_leases
 from crm_core.calltracking.leases import Decision, Outcome, PoolRules
 from crm_core.calltracking.models import (
     CtAdCost,
@@ -43,6 +44,7 @@ from crm_core.timestamps import utcnow
 
 ACTOR = "calltracking"
 MAX_PAGES = 50  # pages remembered per visit
+MAX_POOL_ADD = 200  # numbers added to a pool by one request
 _HOST = re.compile(r"(?=.{1,253}\Z)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
                    r"(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*(:[0-9]{1,5})?")
 SEARCH_ENGINES = {"yandex": "yandex", "google": "google", "bing": "bing", "mail.ru": "mail.ru",
@@ -229,13 +231,19 @@ async def add_pool_numbers(session: AsyncSession, host: str, numbers: Sequence[s
     """Numbers for a site's pool (the site is created with defaults when new)."""
     if not numbers:
         raise CallTrackingError("calltracking.pool_empty", "give at least one number for the pool")
+    if len(numbers) > MAX_POOL_ADD:  # before any query: the caller chose the list
+        raise CallTrackingError("calltracking.pool_too_many",
+                                f"add at most {MAX_POOL_ADD} numbers at a time", max=MAX_POOL_ADD)
     e164s = [_number(n) for n in numbers]
     if len(set(e164s)) != len(e164s):
         raise CallTrackingError("calltracking.number_twice", "a number is given twice")
-    for e164 in e164s:
-        used = await _number_in_use(session, e164)
-        if used:
-            raise _taken(e164, used)
+    static = set(await session.scalars(select(CtStaticNumber.did).where(
+        CtStaticNumber.did.in_(e164s), CtStaticNumber.archived_at.is_(None))))
+    pooled = set(await session.scalars(select(CtPoolNumber.number).where(
+        CtPoolNumber.number.in_(e164s), CtPoolNumber.archived_at.is_(None))))
+    for e164 in e164s:  # two queries for the whole list
+        if e164 in static or e164 in pooled:
+            raise _taken(e164, "static" if e164 in static else "pool")
     site = await get_site(session, normalize_host(host))
     if site is None:
         site = await save_site(session, host, SiteOptions(), actor=actor)
@@ -298,12 +306,23 @@ async def import_costs(session: AsyncSession, path: Path, *, actor: str = ACTOR)
     return await import_costs_text(session, text, str(path), actor=actor)
 
 
+MAX_COST_ROWS = 5000  # a costs file holds months x channels: a few hundred lines
+
+
 async def import_costs_text(session: AsyncSession, text: str, path: str, *,
                             actor: str = ACTOR, user_id: int | None = None) -> int:
     """:func:`import_costs` of a file's text (the page's upload); ``path`` names it in errors.
 
     Fields are split by commas, or by semicolons as a Russian Excel saves CSV.
     """
+    return await store_costs(session, parse_costs_text(text, path), actor=actor,
+                             user_id=user_id)
+
+
+def parse_costs_text(text: str, path: str) -> dict[tuple[date, str], Decimal]:
+    """The (month, channel) -> amount of a costs CSV, checked line by line, at most
+    :data:`MAX_COST_ROWS` lines. Pure and synchronous: the web runs it on a thread, before
+    any transaction, since the text is a user's upload."""
     text = text.removeprefix("\ufeff")
     first_line = text.split("\n", 1)[0]
     delimiter = ";" if ";" in first_line and "," not in first_line else ","  # Excel's own
@@ -316,6 +335,10 @@ async def import_costs_text(session: AsyncSession, text: str, path: str, *,
     rows: dict[tuple[date, str], Decimal] = {}
     for record in reader:
         line = reader.line_num
+        if line > MAX_COST_ROWS + 1:
+            raise CallTrackingError("calltracking.costs_too_many",
+                                    f"{path}: more than {MAX_COST_ROWS} lines",
+                                    path=str(path), max=MAX_COST_ROWS)
         values = list(record.values())
         if None in record or any(v is None for v in values[:3]) or len(values) < 3:
             raise CallTrackingError("calltracking.costs_fields",
@@ -333,17 +356,30 @@ async def import_costs_text(session: AsyncSession, text: str, path: str, *,
             raise CallTrackingError("calltracking.costs_line", f"{path}, line {line}: {exc}",
                                     path=str(path), line=line, error=exc) from None
         rows[(month, channel)] = amount
+    return rows
+
+
+async def store_costs(session: AsyncSession, rows: dict[tuple[date, str], Decimal], *,
+                      actor: str = ACTOR, user_id: int | None = None) -> int:
+    """Write parsed costs: one query finds the rows already known, then each is created or
+    corrected (audited). ``rows`` is bounded by :func:`parse_costs_text`."""
+    months = {month for month, _ in rows}
+    known = {(r.month, r.channel): r for r in await session.scalars(
+        select(CtAdCost).where(CtAdCost.month.in_(months)))} if months else {}
     for (month, channel), amount in rows.items():
-        await _store_cost(session, month, channel, amount, actor=actor, user_id=user_id)
+        await _store_cost(session, month, channel, amount, actor=actor, user_id=user_id,
+                          known=known)
     await session.flush()
     return len(rows)
 
 
 async def _store_cost(session: AsyncSession, month: date, channel: str, amount: Decimal, *,
-                      actor: str, user_id: int | None) -> CtAdCost:
-    """Create or correct one month's cost; the old amount stays in the audit log."""
-    row = await session.scalar(select(CtAdCost).where(CtAdCost.month == month,
-                                                      CtAdCost.channel == channel))
+                      actor: str, user_id: int | None,
+                      known: dict[tuple[date, str], CtAdCost] | None = None) -> CtAdCost:
+    """Create or correct one month's cost; the old amount stays in the audit log.
+    ``known``: the rows already looked up (a bulk import), else one query finds it."""
+    row = known.get((month, channel)) if known is not None else await session.scalar(
+        select(CtAdCost).where(CtAdCost.month == month, CtAdCost.channel == channel))
     if row is None:
         row = CtAdCost(month=month, channel=channel, amount=amount)
         session.add(row)
@@ -584,6 +620,7 @@ async def record_visit_events(session: AsyncSession, events: Sequence[VisitEvent
     await session.flush()
     ids = [visits[t].id for t in tokens]
     latest: dict[tuple[int, str], CtLease] = {}
+    written: list[CtLease] = []  # leases begun or moved on by this batch
     for kept in await session.scalars(select(CtLease).where(CtLease.visit_id.in_(ids))
                                       .order_by(CtLease.started_at, CtLease.id)):
         latest[(kept.visit_id, kept.number)] = kept
@@ -606,9 +643,12 @@ async def record_visit_events(session: AsyncSession, events: Sequence[VisitEvent
                                                         and lease.ends_at >= event.at)
         if lease is not None and keep:
             lease.ends_at = max(lease.ends_at, ends)
+            written.append(lease)
             continue
         lease = CtLease(number=decision.number, site_id=event.site_id, visit_id=visit.id,
                         started_at=event.at, ends_at=ends, shared=shared)
         session.add(lease)
         latest[(visit.id, decision.number)] = lease
+        written.append(lease)
     await session.flush()
+    await attribute_late_leases(session, written)

@@ -55,6 +55,11 @@ def may_see_talk_time(user: User) -> bool:
     return user.role != Role.MARKETER
 
 
+def may_read_metrics(user: User) -> bool:
+    """The system's metrics (load, backlogs, PBX links) are the admin's, besides the scraper."""
+    return user.role == Role.ADMIN
+
+
 def may_place_calls(user: User) -> bool:
     """Click-to-call needs a phone of one's own."""
     return bool(user.extension) and user.role in (Role.MANAGER, Role.SUPERVISOR, Role.ADMIN)
@@ -244,6 +249,31 @@ async def clients_filter(session: AsyncSession, user: User) -> ColumnElement[boo
         select(Call.client_id).where(Call.client_id.is_not(None), await calls_filter(session, user))
     )
     return or_(Client.owner_id.in_(ids), talked)
+
+
+def may_assign_to(by: User, assignee: User) -> bool:
+    """The one rule for "may give a task to": a manager himself; a supervisor himself or
+    an active manager of his own team; an admin any active manager or supervisor. Every
+    path that chooses an assignee (API, page forms, the next task) asks this."""
+    if not assignee.active:
+        return False
+    if by.role == Role.ADMIN:
+        return assignee.role in (Role.MANAGER, Role.SUPERVISOR)
+    if assignee.id == by.id:
+        return by.role in (Role.MANAGER, Role.SUPERVISOR)
+    return (by.role == Role.SUPERVISOR and assignee.role == Role.MANAGER
+            and by.team_id is not None and assignee.team_id == by.team_id)
+
+
+async def unopenable_clients(session: AsyncSession, user: User,
+                             client_ids: Sequence[int]) -> list[int]:
+    """Those of ``client_ids`` that ``user`` may not open (or that do not exist), in order:
+    one set-based query, so a bulk request costs the same whatever ids it lists."""
+    if not client_ids:
+        return []
+    seen = set(await session.scalars(select(Client.id).where(
+        Client.id.in_(client_ids), await clients_filter(session, user))))
+    return [i for i in client_ids if i not in seen]
 
 
 async def visible_client(session: AsyncSession, user: User, client_id: int) -> Client | None:

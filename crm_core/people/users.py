@@ -232,6 +232,16 @@ async def party_directory(session: AsyncSession) -> PartyDirectory:
     return PartyDirectory(supervisors, devices, mobiles)
 
 
+async def first_device(session: AsyncSession, extension: str) -> str | None:
+    """The device to ring for ``extension`` (click-to-call, listening in): the user's first,
+    in the order the administrator gave them; None when he has none (``PJSIP/<extension>``)."""
+    return await session.scalar(
+        select(UserPhone.value).join(User, User.id == UserPhone.user_id)
+        .where(User.extension == extension, User.active.is_(True),
+               UserPhone.kind == PhoneKind.DEVICE)
+        .order_by(UserPhone.id).limit(1))
+
+
 async def extensions_of_role(session: AsyncSession, role: str) -> frozenset[str]:
     """Extensions of active users with ``role`` (e.g. supervisors, whose legs only listen)."""
     rows = await session.scalars(

@@ -28,7 +28,7 @@ from crm_core.sales.settings import rules_for_team
 from crm_core.timestamps import isoformat, utcnow
 
 AUDIT_ENTITY = "client"
-MAX_BULK = 10_000
+MAX_BULK = 1000  # clients changed by one request (a page of the list holds far fewer)
 
 
 class SalesClientError(DomainError):
@@ -123,6 +123,29 @@ async def set_contact_frequency(session: AsyncSession, client_id: int, days: int
     return client
 
 
+def bulk_client_ids(raw: Sequence[int]) -> list[int]:
+    """The distinct ids of a bulk request, refused before any query when there are too many
+    or none: the caller chooses the list, so its length must not choose the work."""
+    if len(raw) > MAX_BULK:
+        raise SalesClientError("sales.client.reassign_too_many",
+                               f"Reassign at most {MAX_BULK} clients at a time.", max=MAX_BULK)
+    ids = list(dict.fromkeys(raw))
+    wrong = next((i for i in ids if not 0 < i < 2**31), None)
+    if wrong is not None:
+        raise SalesClientError("sales.client.not_found",
+                               f"There is no client with id {wrong}.", client=wrong)
+    if not ids:
+        raise SalesClientError("sales.client.reassign_none", "Give at least one client.")
+    return ids
+
+
+def check_may_reassign(by: User | None) -> None:
+    """The role half of "may manage these clients", checked before any transaction."""
+    if by is not None and by.role not in (Role.ADMIN, Role.SUPERVISOR):
+        raise SalesNotAllowedError("sales.bosses_only",
+                                   "Only a supervisor or an admin may change this.")
+
+
 async def reassign_clients(session: AsyncSession, client_ids: Sequence[int],
                            owner_id: int | None, *, by: User | None, reason: str | None = None,
                            actor: str = "cli") -> list[ClientOwnerChange]:
@@ -131,12 +154,8 @@ async def reassign_clients(session: AsyncSession, client_ids: Sequence[int],
     Clients already with that owner are left alone. Each change is a
     ``ClientOwnerChange`` row and an audit row; the client's stay restarts.
     """
-    ids = list(dict.fromkeys(client_ids))
-    if not ids:
-        raise SalesClientError("sales.client.reassign_none", "Give at least one client.")
-    if len(ids) > MAX_BULK:
-        raise SalesClientError("sales.client.reassign_too_many",
-                               f"Reassign at most {MAX_BULK} clients at a time.", max=MAX_BULK)
+    ids = bulk_client_ids(client_ids)
+    check_may_reassign(by)
     if owner_id is not None:
         owner = await session.get(User, owner_id)
         if owner is None or not owner.active:
@@ -157,7 +176,20 @@ async def reassign_clients(session: AsyncSession, client_ids: Sequence[int],
         if clients[cid].archived_at is not None:
             raise SalesClientError("sales.client.archived",
                                    f"Client {cid} is archived; restore it first.", client=cid)
-        await _check_may_manage(session, by, clients[cid])
+    if by is not None and by.role == Role.SUPERVISOR:  # one query for the owners' teams
+        owners = {c.owner_id for c in clients.values() if c.owner_id is not None}
+        teams = dict((await session.execute(
+            select(User.id, User.team_id).where(User.id.in_(owners)))).all())
+        outside = next((cid for cid in ids if by.team_id is None
+                        or teams.get(clients[cid].owner_id or 0) != by.team_id), None)
+        if outside is not None:
+            raise SalesNotAllowedError("sales.client.not_in_team",
+                                       f"Client {outside} is not in your team.", client=outside)
+    open_deals: dict[int, list[Deal]] = {}
+    for deal in await session.scalars(select(Deal).where(
+            Deal.client_id.in_(ids), Deal.status == DealStatus.OPEN.value,
+            Deal.archived_at.is_(None))):
+        open_deals.setdefault(deal.client_id, []).append(deal)
     now = utcnow()
     reason = (reason or "").strip()[:300] or None
     changes = []
@@ -173,9 +205,7 @@ async def reassign_clients(session: AsyncSession, client_ids: Sequence[int],
         _audit(session, by, client, {"owner_id": [client.owner_id, owner_id], "reason": reason},
                actor)
         # His open deals go with him (the old manager's deals only, not a colleague's).
-        for deal in await session.scalars(select(Deal).where(
-                Deal.client_id == cid, Deal.status == DealStatus.OPEN.value,
-                Deal.archived_at.is_(None), Deal.owner_id == client.owner_id)):
+        for deal in [d for d in open_deals.get(cid, []) if d.owner_id == client.owner_id]:
             write_audit(session, actor=actor if by is None else by.username,
                         user_id=by.id if by else None, entity="deal", entity_id=deal.id,
                         action=ACTION_UPDATE,

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm_core.audit import ACTION_CREATE, ACTION_UPDATE, write_audit
 from crm_core.clients.models import Client
 from crm_core.errors import DomainError, NotAllowedError
+from crm_core.people.access import may_assign_to
 from crm_core.people.models import Role, User
 from crm_core.sales.client_status import DEFAULT_TIMEZONE
 from crm_core.sales.models import (
@@ -236,6 +237,15 @@ async def create_deal(session: AsyncSession, *, client_id: int, pipeline_id: int
     if by is not None and by.role == Role.MANAGER and owner_id != by.id:
         raise DealNotAllowedError("sales.deal.manager_own_only",
                                   "A manager opens deals for himself only.")
+    owner = await session.get(User, owner_id) if owner_id else None
+    if by is not None and owner is not None and not may_assign_to(by, owner):
+        # the deal's stages give its owner tasks: the same rule as giving a task
+        if owner.role not in (Role.MANAGER, Role.SUPERVISOR):
+            raise DealNotAllowedError("tasks.assignee_not_manager",
+                                      f"{owner.name} is not a manager", name=owner.name)
+        raise DealNotAllowedError("tasks.assignee_not_in_team",
+                                  f"{by.name} may not give deals to {owner.name}",
+                                  name=owner.name)
     deal = Deal(title=title[:300], client_id=client_id, pipeline_id=pipeline_id,
                 stage_id=first.id, owner_id=owner_id, status=DealStatus.OPEN.value,
                 amount=expected)

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm_core.audit import ACTION_UPDATE, write_audit
 from crm_core.clients.models import Client
 from crm_core.errors import DomainError, NotAllowedError
+from crm_core.people.access import may_assign_to
 from crm_core.people.models import Role, User
 from crm_core.sales.models import ClientStop
 from crm_core.tasks.models import Task, TaskKind, TaskStatus
@@ -119,10 +120,13 @@ async def plan_task(session: AsyncSession, *, client_id: int, kind: str, due_at:
     if by is not None and by.role == Role.MANAGER and assignee_id != by.id:
         raise TaskNotAllowedError("sales.task.manager_own_only",
                                   "A manager plans tasks for himself only.")
-    if (by is not None and by.role == Role.SUPERVISOR and assignee is not None
-            and assignee.id != by.id and assignee.team_id != by.team_id):
+    if by is not None and assignee is not None and not may_assign_to(by, assignee):
+        if assignee.role not in (Role.MANAGER, Role.SUPERVISOR):
+            raise NotAllowedError("tasks.assignee_not_manager",
+                                  f"{assignee.name} is not a manager", name=assignee.name)
         raise NotAllowedError("tasks.assignee_not_in_team",
-                              f"{assignee.name} is not in {by.name}'s team", name=assignee.name)
+                              f"{by.name} may not give tasks to {assignee.name}",
+                              name=assignee.name)
     task = await create_task(
         session, kind=kind, title=(title or "").strip() or f"{KIND_TITLES[kind]}: {client.name}",
         client_id=client_id, assignee_id=assignee_id,

@@ -444,16 +444,18 @@ async def period_report(session: AsyncSession, managers: Sequence[User], first: 
 
 
 def projection(talk_seconds: float, target_seconds: int, now: datetime, tz: ZoneInfo,
-               day_start: time = time(9), day_end: time = time(18)) -> dict[str, Any]:
+               day_start: time = time(9), day_end: time = time(18), *,
+               paused_seconds: float = 0.0) -> dict[str, Any]:
     """Minutes so far, minutes left and whether the current pace makes the target by day end.
 
-    The pace is talk per second of the working hours gone by (``day_start`` to now),
-    extended over what is left of them until ``day_end``.
+    The pace is talk per second of his working time gone by (``day_start`` to now, less
+    ``paused_seconds`` of breaks, lunch, meetings: a manager back from lunch is not behind
+    for it), extended over what is left of the working hours until ``day_end``.
     """
     local = now.astimezone(tz)
     begin = datetime.combine(local.date(), day_start, tzinfo=tz)
     finish = datetime.combine(local.date(), day_end, tzinfo=tz)
-    elapsed = max(0.0, (min(local, finish) - begin).total_seconds())
+    elapsed = max(0.0, (min(local, finish) - begin).total_seconds() - max(0.0, paused_seconds))
     remaining = max(0.0, (finish - max(local, begin)).total_seconds())
     pace = talk_seconds / elapsed if elapsed else 0.0
     projected = talk_seconds + pace * remaining

@@ -43,7 +43,7 @@ MAX_TARGET_MINUTES = 24 * 60
 MAX_MIN_CALL_SECONDS = 3600
 MAX_FINE = Decimal("100000000")
 MAX_ABSENCE_DAYS = 366
-MAX_IMPORT_LINES = 1000
+MAX_IMPORT_LINES = 400  # a year of days and a header: each line is work in one transaction
 KIND_NAMES = {"day_off": "отгул", "sick": "больничный", "vacation": "отпуск"}
 
 
@@ -305,6 +305,8 @@ async def add_holiday(session: AsyncSession, actor: User | None, day: date, name
                       team_id: int | None = None, *, actor_name: str = "cli") -> Holiday:
     """A non-working day (of a team, or of the company when ``team_id`` is None)."""
     team_id = _holiday_owner(actor, team_id)
+    if team_id is not None and await session.get(Team, team_id) is None:
+        raise SettingsNotFoundError("talktime.team_missing", f"no team with id {team_id}")
     name = name.strip()[:200]
     owner = Holiday.team_id.is_(None) if team_id is None else Holiday.team_id == team_id
     row = await session.scalar(select(Holiday).where(Holiday.day == day, owner))
@@ -396,8 +398,17 @@ async def import_holidays(session: AsyncSession, actor: User | None, text: str,
                           team_id: int | None = None, *,
                           actor_name: str = "cli") -> tuple[int, int]:
     """Add every date of a CSV; days already holidays are skipped. Returns (added, skipped)."""
+    return await add_holidays(session, actor, parse_holiday_csv(text), team_id,
+                              actor_name=actor_name)
+
+
+async def add_holidays(session: AsyncSession, actor: User | None,
+                       rows: list[tuple[date, str]], team_id: int | None = None, *,
+                       actor_name: str = "cli") -> tuple[int, int]:
+    """Add parsed holidays (at most :data:`MAX_IMPORT_LINES`, checked by the parser, which
+    the web runs on a thread before the transaction). Returns (added, skipped)."""
     added = skipped = 0
-    for day, name in parse_holiday_csv(text):
+    for day, name in rows:
         try:
             await add_holiday(session, actor, day, name, team_id, actor_name=actor_name)
             added += 1

@@ -52,7 +52,15 @@ from telecrm.messages import http_status, russian
 from telecrm.web.auth import api_user, page_user
 from telecrm.web.errors import ApiError
 from telecrm.web.keys import SESSIONS, SETTINGS, WRITER_SESSIONS, workday_tz
-from telecrm.web.params import MAX_DAYS, day_bounds, json_object, parse_day, parse_moment, path_id
+from telecrm.web.params import (
+    MAX_DAYS,
+    day_bounds,
+    id_value,
+    json_object,
+    parse_day,
+    parse_moment,
+    path_id,
+)
 
 TEXT_LIMIT = 10_000  # longer bodies are refused before the domain looks at them
 DEFAULT_DAYS = 7
@@ -85,10 +93,7 @@ def _string(body: dict[str, Any], name: str, *, required: bool = False) -> str |
 
 
 def _id(body: dict[str, Any], name: str) -> int:
-    value = body.get(name)
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 2**31:
-        raise ApiError(400, "request.not_positive", name=name)
-    return value
+    return id_value(body.get(name), name)
 
 
 async def _client(session: AsyncSession, user: User, client_id: int) -> Client:

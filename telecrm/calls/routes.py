@@ -9,8 +9,6 @@ architecture.md fixes).
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Iterable
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -35,6 +33,7 @@ from crm_core.errors import DomainError, NotAllowedError
 from crm_core.people import access
 from crm_core.people.models import User
 from telecrm.calls.filters import PARAMS, LogQuery, parse
+from telecrm.csv_safety import FORMULA_STARTS, csv_text
 from telecrm.messages import russian
 from telecrm.web.auth import api_user, page_user
 from telecrm.web.keys import CALL_HOOKS, SESSIONS, workday_tz
@@ -177,11 +176,10 @@ CSV_COLUMNS = ("Дата", "Время", "Направление", "Статус
 
 # Excel runs a cell that starts with one of these as a formula (and "+7 916 ..." as a broken
 # one): such text gets an apostrophe, which Excel shows as text (OWASP: CSV injection).
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def _text(value: str) -> str:
-    return "'" + value if value.startswith(_FORMULA_STARTS) else value
+    return "'" + value if value.startswith(FORMULA_STARTS) else value
 
 
 def excel_phone(e164: str | None) -> str:
@@ -230,10 +228,7 @@ def csv_row(call: Call, tz: ZoneInfo, staff: dict[str, str], origin: str,
 
 
 def _csv_text(rows: Iterable[list[str]]) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out, delimiter=";", lineterminator="\r\n")
-    writer.writerows(rows)
-    return out.getvalue()
+    return csv_text(rows, delimiter=";", lineterminator="\r\n")
 
 
 async def calls_csv(request: web.Request) -> web.StreamResponse:

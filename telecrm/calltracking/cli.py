@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
 from collections.abc import Callable, Coroutine
 from datetime import datetime, timedelta
@@ -19,6 +18,7 @@ from typing import Any
 
 from crm_core.clients.phones import format_phone
 from crm_core.clock import local_now
+from telecrm import csv_safety
 from telecrm.cli_support import (
     UsageError,
     database,
@@ -214,10 +214,10 @@ def register_report(name: str, runner: ReportRunner) -> None:
 def _write_csv(rows: list[dict[str, Any]]) -> None:
     if not rows:
         return
-    writer = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]), lineterminator="\n")
+    fields = list(dict.fromkeys(key for row in rows for key in row))  # rows may differ in keys
+    writer = csv_safety.DictWriter(sys.stdout, fieldnames=fields, lineterminator="\n")
     writer.writeheader()
-    for row in rows:
-        writer.writerow({k: "" if v is None else v for k, v in row.items()})
+    writer.writerows(rows)
 
 
 async def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
@@ -233,7 +233,7 @@ async def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
         if rows is None:
             rows = next((v for v in body.values() if isinstance(v, list) and v
                          and all(isinstance(x, dict) for x in v)), [])
-        totals = body.get("totals")
+        totals = body.get("totals", body.get("total"))
         _write_csv([*rows, totals] if isinstance(totals, dict) else rows)
     return 0
 

@@ -28,6 +28,7 @@ from crm_core.db import create_engine, session_factory
 log = logging.getLogger(__name__)
 
 _STOP = object()
+_PARENT_CHECK_SECONDS = 1.0  # how soon a writer process sees its web process killed
 
 
 class HistoryWriter:
@@ -106,9 +107,16 @@ async def _write_loop(database_url: str, jobs: Any, max_batch: int,
     """Take batches off ``jobs`` and write them until the stop marker (None or _STOP)."""
     engine = create_engine(database_url)
     sessions = session_factory(engine, writer=True)
+    parent = multiprocessing.parent_process()  # None in a thread of the web process
     try:
         while True:
-            first = jobs.get()  # this loop's own thread or process: blocking here is fine
+            try:  # this loop's own thread or process: blocking here is fine
+                first = jobs.get(timeout=_PARENT_CHECK_SECONDS)
+            except queue.Empty:
+                if parent is not None and not parent.is_alive():
+                    log.warning("call tracking: the web process is gone; history writer ends")
+                    return  # killed (-9): nothing more can come, and nobody would stop us
+                continue
             if first is None or first is _STOP:
                 jobs.task_done()
                 return

@@ -16,7 +16,7 @@ import asyncio
 import json
 import re
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +24,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import web
+from redis.asyncio import Redis
 
 from crm_core.calltracking.leases import LeaseStore, MemoryLeaseStore, PoolRules
 from crm_core.calltracking.models import CtSite
@@ -41,6 +42,7 @@ from crm_core.calltracking.services import (
 from crm_core.clock import utcnow
 from telecrm.calltracking.history import HistoryWriter, ProcessHistoryWriter
 from telecrm.calltracking.lease_store import RedisLeaseStore
+from telecrm.calltracking.visitor_limits import RedisRateLimiter, RedisVisitorGuard
 from telecrm.messages import sentence
 from telecrm.web.auth import client_ip
 from telecrm.web.keys import SESSIONS, SETTINGS
@@ -67,7 +69,8 @@ class RateLimiter:
         self.limit, self.window, self.clock, self.max_keys = limit, window, clock, max_keys
         self._hits: dict[str, deque[float]] = {}
 
-    def allow(self, key: str) -> bool:
+    async def allow(self, key: str, now: float | None = None) -> bool:
+        """``now`` is for the shared (Redis) limiter; this one reads its monotonic clock."""
         now = self.clock()
         hits = self._hits.get(key)
         if hits is None:
@@ -88,6 +91,52 @@ class RateLimiter:
             self._hits.pop(next(iter(self._hits)))
 
 
+class VisitorGuard:
+    """Bounds what one visitor takes from a site's pool (per process, bounded memory).
+
+    - A visitor (IP + the browser's analytics ids + user agent) that comes back without
+      its visit token within the hold time gets its previous visit, hence its number.
+    - New visits per IP are limited per minute (``new_per_minute``, room for an office
+      behind one address); beyond that a request is treated as a bot's: no lease.
+    - One IP holds at most its share of a pool's numbers at a time (a quarter of the
+      pool, at least one); a further visit from it is shown the company's number.
+    """
+
+    def __init__(self, new_per_minute: int, *, share: float = 0.25,
+                 max_keys: int = 100_000) -> None:
+        self.new_visits = RateLimiter(new_per_minute)
+        self.share, self.max_keys = share, max_keys
+        self._visitors: OrderedDict[str, tuple[str, float]] = OrderedDict()
+        self._held: OrderedDict[str, dict[str, float]] = OrderedDict()  # ip -> token -> end
+
+    @staticmethod
+    def visitor(site: str, ip: str, ids: dict[str, str], agent: str) -> str:
+        return "|".join((site, ip, ",".join(f"{k}={v}" for k, v in sorted(ids.items())),
+                         agent))
+
+    async def returning(self, visitor: str, now: float) -> str | None:
+        """The token of this visitor's visit if its lease may still be live."""
+        seen = self._visitors.get(visitor)
+        return seen[0] if seen is not None and seen[1] > now else None
+
+    async def may_lease(self, site: str, ip: str, token: str, pool: int, now: float) -> bool:
+        held = self._held.get(f"{site}|{ip}", {})
+        for other in [t for t, end in held.items() if end <= now]:
+            del held[other]
+        return token in held or len(held) < max(1, int(pool * self.share))
+
+    async def leased(self, site: str, ip: str, visitor: str, token: str, until: float,
+                     now: float) -> None:
+        key = f"{site}|{ip}"
+        self._held.setdefault(key, {})[token] = until
+        self._held.move_to_end(key)
+        self._visitors[visitor] = (token, until)
+        self._visitors.move_to_end(visitor)
+        for table in (self._held, self._visitors):
+            while len(table) > self.max_keys:
+                table.popitem(last=False)
+
+
 @dataclass(frozen=True)
 class SiteView:
     """A site as the public endpoints use it, with its pool and rules worked out once."""
@@ -103,7 +152,8 @@ class CallTracking:
 
     leases: LeaseStore
     history: HistoryWriter
-    limiter: RateLimiter
+    limiter: RateLimiter | RedisRateLimiter
+    visitors: VisitorGuard | RedisVisitorGuard
     sites: dict[str, tuple[float, SiteView | None]] = field(default_factory=dict)
     loading: dict[str, asyncio.Future[SiteView | None]] = field(default_factory=dict)
 
@@ -123,10 +173,19 @@ async def calltracking_ctx(app: web.Application) -> AsyncIterator[None]:
     writer = ProcessHistoryWriter if settings.redis_url else HistoryWriter
     history = writer(settings.resolved_database_url)
     history.start()
-    app[CT] = CallTracking(store, history, RateLimiter(settings.ct_rate_per_minute))
+    # The visitor limits are shared too with Redis: any process may get the next request.
+    limits = Redis.from_url(settings.redis_url) if settings.redis_url else None
+    app[CT] = CallTracking(
+        store, history,
+        RedisRateLimiter(limits, settings.ct_rate_per_minute) if limits is not None
+        else RateLimiter(settings.ct_rate_per_minute),
+        RedisVisitorGuard(limits, settings.ct_new_visits_per_minute) if limits is not None
+        else VisitorGuard(settings.ct_new_visits_per_minute))
     yield
     await history.close()
     await store.close()
+    if limits is not None:
+        await limits.aclose()
 
 
 def _error(status: int, code: str, headers: dict[str, str] | None = None,
@@ -260,7 +319,7 @@ async def preflight(request: web.Request) -> web.Response:
 async def session_endpoint(request: web.Request) -> web.Response:
     """``POST /api/ct/session``: record the visit and keep or lease it a number."""
     ct = request.app[CT]
-    if not ct.limiter.allow(client_ip(request)):
+    if not await ct.limiter.allow(client_ip(request), utcnow().timestamp()):
         return _error(429, "http.too_many", {"Retry-After": "60"})
     if request.content_length is not None and request.content_length > MAX_BODY:
         return _error(413, "http.too_large")
@@ -298,18 +357,28 @@ async def session_endpoint(request: web.Request) -> web.Response:
     agent = request.headers.get("User-Agent", "")[:300]
     bot = not agent or BOT_AGENTS.search(agent) is not None
     now = utcnow()
+    ip, moment = client_ip(request), now.timestamp()
+    visitor = VisitorGuard.visitor(site.host, ip, ids, agent)
     if token is None or not token_is_valid(site, token):
-        token = new_token(site)  # a forged, foreign or missing token starts a new visit
+        # a visitor who lost his token gets his visit back; a forged, foreign or missing
+        # token otherwise starts a new visit, and new visits per IP are limited
+        token = await ct.visitors.returning(visitor, moment)
+        if token is None:
+            token = new_token(site)
+            bot = bot or not await ct.visitors.new_visits.allow(f"{site.host}|{ip}", moment)
     number = None
     timing: dict[str, str] = {}
     decision = None
-    if activity and not bot and view.pool:
+    if activity and not bot and view.pool and await ct.visitors.may_lease(
+            site.host, ip, token, len(view.pool), moment):
         started = time.perf_counter()
-        decision = await ct.leases.acquire(site.host, view.pool, view.rules, token,
-                                           now.timestamp())
+        decision = await ct.leases.acquire(site.host, view.pool, view.rules, token, moment)
         # how long the lease itself took (the benchmark reads it; browsers show it)
         timing = {"Server-Timing": f"lease;dur={(time.perf_counter() - started) * 1000:.3f}"}
         number = decision.number
+        if number is not None:
+            await ct.visitors.leased(site.host, ip, visitor, token,
+                                     decision.expires_at or moment + view.rules.hold, moment)
     await ct.history.put(VisitEvent(site.id, site.hold_seconds, token,
                                     VisitReport(url, referrer, ids, agent), now, bot, decision))
     fallback = site.default_numbers[0] if site.default_numbers else None

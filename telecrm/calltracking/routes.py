@@ -26,7 +26,7 @@ For anyone who may see the call: ``GET /api/ct/calls/{id}/source`` (the screen p
 
 from __future__ import annotations
 
-import csv
+import asyncio
 import io
 import math
 from collections import defaultdict
@@ -49,19 +49,21 @@ from crm_core.calltracking.services import (
     add_pool_numbers,
     add_static,
     archive_number,
-    import_costs_text,
     list_costs,
     list_sites,
     list_static,
+    parse_costs_text,
     save_site,
     set_cost,
     site_to_dict,
     static_to_dict,
+    store_costs,
 )
 from crm_core.clock import local_now, local_today
 from crm_core.errors import DomainError, NotAllowedError, NotFoundError
 from crm_core.people import access
 from crm_core.people.models import User
+from telecrm import csv_safety
 from telecrm.calltracking import manage_api as ct_manage_api
 from telecrm.calltracking import public as ct_public
 from telecrm.messages import http_status, sentence
@@ -127,9 +129,9 @@ async def report(request: web.Request) -> web.Response:
     if request.query.get("format") == "csv":
         out = io.StringIO()
         rows = [*body["rows"], body["totals"]]
-        writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
+        writer = csv_safety.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
         writer.writeheader()
-        writer.writerows({k: "" if v is None else v for k, v in row.items()} for row in rows)
+        writer.writerows(rows)
         return web.Response(text=out.getvalue(), content_type="text/csv", charset="utf-8",
                             headers={"Content-Disposition":
                                      'attachment; filename="calltracking.csv"'})
@@ -342,7 +344,7 @@ async def costs_csv(request: web.Request) -> web.Response:
     async with request.app[SESSIONS]() as session:
         rows = await list_costs(session)
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    writer = csv_safety.writer(out, lineterminator="\n")
     writer.writerow(["month", "channel", "amount"])
     writer.writerows([c.month.strftime("%Y-%m"), c.channel, f"{c.amount:.2f}"] for c in rows)
     return web.Response(text=out.getvalue(), content_type="text/csv", charset="utf-8",
@@ -365,8 +367,10 @@ async def costs_import_form(request: web.Request) -> web.Response:
     except UnicodeDecodeError:
         return await _refused(request, "costs", f"Файл {name} не в кодировке UTF-8.", {}, [])
     try:
+        # parsed on a thread and before the transaction: the file is a user's upload
+        rows = await asyncio.to_thread(parse_costs_text, text, name)
         async with request.app[WRITER_SESSIONS]() as session, session.begin():
-            await import_costs_text(session, text, name, actor=user.username, user_id=user.id)
+            await store_costs(session, rows, actor=user.username, user_id=user.id)
     except DomainError as exc:
         return await _refused(request, "costs", sentence("calltracking.not_loaded", {"error": exc}),
                               {}, [], status=http_status(exc))

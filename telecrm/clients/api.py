@@ -26,7 +26,7 @@ from telecrm.clients.listing import find, parse_filters
 from telecrm.web.auth import api_user
 from telecrm.web.errors import ApiError
 from telecrm.web.keys import SESSIONS, SETTINGS, WRITER_SESSIONS, workday_tz
-from telecrm.web.params import json_object, path_id
+from telecrm.web.params import id_field, id_value, json_object, path_id
 from telecrm.web.present import client_list_item, client_to_dict, contact_to_dict
 
 
@@ -57,9 +57,7 @@ def company_input(body: dict[str, Any], *, creating: bool) -> service.CompanyInp
     unknown = sorted(set(body) - known)
     if unknown:
         raise ApiError(400, "request.unknown_field", name=", ".join(unknown))
-    owner = body.get("owner_id")
-    if owner is not None and (isinstance(owner, bool) or not isinstance(owner, int)):
-        raise ApiError(400, "request.not_integer", name="owner_id")
+    owner = id_field(body, "owner_id", required=False)
     potential = body.get("annual_potential")
     if potential is not None and (isinstance(potential, bool)
                                   or not isinstance(potential, (int, float, str))):
@@ -161,9 +159,7 @@ async def merge(request: web.Request) -> web.Response:
     user = api_user(request)
     client_id = path_id(request)
     body = await json_object(request)
-    duplicate = body.get("duplicate_id")
-    if isinstance(duplicate, bool) or not isinstance(duplicate, int):
-        raise ApiError(400, "request.not_integer", name="duplicate_id")
+    duplicate = id_value(body.get("duplicate_id"), "duplicate_id")
     async with request.app[WRITER_SESSIONS]() as session, session.begin():
         result = await service.merge(session, user, client_id, duplicate,
                                      request.app[SETTINGS])

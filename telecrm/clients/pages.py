@@ -30,16 +30,22 @@ from crm_core.errors import DomainError, NotAllowedError, NotFoundError
 from crm_core.people import access
 from crm_core.people.models import Role, Team, User
 from crm_core.sales.archive import archive_contact
-from crm_core.sales.clients import SalesClientError, SalesNotAllowedError, reassign_clients
+from crm_core.sales.clients import (
+    SalesClientError,
+    SalesNotAllowedError,
+    bulk_client_ids,
+    reassign_clients,
+)
 from crm_core.sales.deals import DealError, DealNotAllowedError
 from crm_core.sales.models import Deal
 from crm_core.tasks.models import Task
 from telecrm.clients import service
 from telecrm.clients.listing import PAGE, STATUSES, find, next_tasks, parse_filters, query_string
 from telecrm.messages import http_status, russian
-from telecrm.web.auth import local_path, page_user
+from telecrm.web.auth import page_user
 from telecrm.web.keys import SESSIONS, SETTINGS, WRITER_SESSIONS, workday_tz
 from telecrm.web.params import path_id
+from telecrm.web.redirects import local_path
 
 DONE = {  # the edit page's notes (the card's are telecrm.web.pages.CARD_DONE)
     "contact_added": "Контактное лицо добавлено.", "contact_saved": "Контактное лицо сохранено.",
@@ -149,7 +155,7 @@ REASSIGN_RU = {
     "is not a manager": "Выбранный сотрудник не менеджер.",
     "no active user": "Выберите, кому передать клиентов.",
     "is not in your team": "Передавать можно только клиентов своего отдела своим менеджерам.",
-    "at most": "За один раз можно передать не больше 10 000 клиентов.",
+    "at most": "За один раз можно передать не больше 1 000 клиентов.",
 }
 
 
@@ -160,14 +166,14 @@ async def reassign_form(request: web.Request) -> web.Response:
     if user.role not in (Role.SUPERVISOR, Role.ADMIN):
         raise NotAllowedError("clients.reassign_not_allowed", "only supervisors reassign")
     ids = [int(v) for v in form.getall("client_id", []) if isinstance(v, str) and v.isdigit()
-           and len(v) <= 10]
+           and len(v) <= 9]
     owner_raw = str(form.get("owner_id", ""))
     reason = str(form.get("reason", "")).strip()[:300] or None
     try:
+        ids = bulk_client_ids(ids)  # size and duplicates before the transaction
         async with request.app[WRITER_SESSIONS]() as session, session.begin():
-            for client_id in ids:
-                if await access.visible_client(session, user, client_id) is None:
-                    raise NotFoundError("clients.not_found", "no such client")
+            if await access.unopenable_clients(session, user, ids):
+                raise NotFoundError("clients.not_found", "no such client")
             owner_id = int(owner_raw) if owner_raw.isdigit() else 0
             moved = await reassign_clients(session, ids, owner_id or -1, by=user, reason=reason,
                                            actor=user.username)

@@ -48,7 +48,8 @@ from crm_core.people.models import Role, User
 from telecrm.messages import http_status, russian
 from telecrm.passwords import hash_password, temporary_password
 from telecrm.web.auth import page_user
-from telecrm.web.keys import SESSIONS, WRITER_SESSIONS
+from telecrm.web.keys import SESSIONS, SETTINGS, WRITER_SESSIONS
+from telecrm.web.params import path_id
 from telecrm.web.present import ROLES
 from telecrm.web.sse import end_user_streams
 
@@ -104,10 +105,7 @@ def _team_id(form: Any) -> int | None:
 
 
 def _path_id(request: web.Request) -> int:
-    try:
-        return int(request.match_info["id"])
-    except ValueError:
-        raise NotFoundError("people.no_such_user", "no such user") from None
+    return path_id(request, code="people.no_such_user")
 
 
 def _value(field: str, value: Any) -> str:
@@ -200,7 +198,8 @@ async def create_user_form(request: web.Request) -> web.Response:
     try:
         if not password:
             raise DomainError("people.password_short", "a first password is needed", min=8)
-        hashed = await asyncio.to_thread(hash_password, password)
+        hashed = await asyncio.to_thread(hash_password, password,
+                                         request.app[SETTINGS].password_hashing)
         async with request.app[WRITER_SESSIONS]() as session, session.begin():
             user = await create_user(
                 session, admin, username=_field(form, "username", 100),
@@ -275,7 +274,8 @@ async def password_form(request: web.Request) -> web.Response:
     admin = admin_user(request)
     user_id = _path_id(request)
     temporary = temporary_password()
-    hashed = await asyncio.to_thread(hash_password, temporary)
+    hashed = await asyncio.to_thread(hash_password, temporary,
+                                     request.app[SETTINGS].password_hashing)
     try:
         async with request.app[WRITER_SESSIONS]() as session, session.begin():
             await reset_password(session, admin, await _user(session, user_id), hashed)
@@ -304,10 +304,7 @@ async def create_team_form(request: web.Request) -> web.Response:
 async def team_form(request: web.Request) -> web.Response:
     """Rename a team and set its head (a supervisor picked from a list) in one go."""
     admin = admin_user(request)
-    try:
-        team_id = int(request.match_info["id"])
-    except ValueError:
-        raise NotFoundError("people.team_not_found", "no such team") from None
+    team_id = path_id(request, code="people.team_not_found")
     form = await request.post()
     head_id = _field(form, "head_id")
     try:

@@ -191,7 +191,8 @@ async def cmd_users_password(args: argparse.Namespace, settings: Settings) -> in
     async with database(settings) as sessions:
         async with sessions() as session, session.begin():
             user = await find_user(session, args.username)
-            ended = await reset_password(session, None, user, hash_password(temporary))
+            ended = await reset_password(session, None, user,
+                                         hash_password(temporary, settings.password_hashing))
     await _announce_signed_out(settings, user.id)
     print(temporary)
     print(f"Это временный пароль для логина {user.username} ({user.name}): при следующем "

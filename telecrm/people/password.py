@@ -20,7 +20,7 @@ from crm_core.people.models import User
 from telecrm.messages import http_status, russian
 from telecrm.passwords import hash_password, verify_password
 from telecrm.web.auth import PASSWORD_PAGE, api_user, page_user
-from telecrm.web.keys import WEB_SESSION, WRITER_SESSIONS
+from telecrm.web.keys import SETTINGS, WEB_SESSION, WRITER_SESSIONS
 from telecrm.web.pages import home_of
 from telecrm.web.params import json_object, string_field
 from telecrm.web.sse import end_user_streams
@@ -36,7 +36,8 @@ async def change_password(request: web.Request, user: User, current: str, new: s
         raise DomainError("people.password_mismatch", "the new password and its repeat differ")
     if new == current:
         raise DomainError("people.password_same", "the new password is the old one")
-    hashed = await asyncio.to_thread(hash_password, new)
+    hashed = await asyncio.to_thread(hash_password, new,
+                                     request.app[SETTINGS].password_hashing)
     web_session = request.get(WEB_SESSION)
     keep = web_session.id if web_session is not None else None
     async with request.app[WRITER_SESSIONS]() as session, session.begin():

@@ -21,10 +21,11 @@ from crm_core.errors import DomainError, NotAllowedError, NotFoundError
 from crm_core.pbxes.models import Pbx
 from crm_core.people import access
 from crm_core.people.models import Role, User
+from crm_core.people.users import first_device
 from crm_core.recordings.jobs import audio_of, problems
 from crm_core.recordings.models import AudioStatus
 from crm_core.speech.models import Transcript
-from pbx_bridge.actions import SPY_MODES, ClickToCallError, spy
+from pbx_bridge.actions import CLICK_TO_CALL_CONTEXT, SPY_MODES, ClickToCallError, spy
 from pbx_bridge.ami import AmiError
 from pbx_bridge.pipeline import Listener
 from recordings.store import DirectoryStore, Store, StoreError
@@ -32,7 +33,7 @@ from telecrm.messages import sentence
 from telecrm.web import openapi
 from telecrm.web.auth import api_user, audible_call, page_user
 from telecrm.web.errors import ApiError
-from telecrm.web.keys import CALL_HOOKS, LISTENER, LISTENERS, SESSIONS
+from telecrm.web.keys import CALL_HOOKS, LISTENER, LISTENERS, SESSIONS, SETTINGS
 from telecrm.web.params import json_object, path_id, string_field
 
 _LINKEDID = re.compile(r"[0-9]{1,20}\.[0-9]{1,10}")
@@ -117,21 +118,21 @@ def _listeners(request: web.Request) -> dict[str, Listener]:
 
 
 def _live_manager_channel(request: web.Request, linkedid: str, pbx: str | None = None
-                          ) -> tuple[str, list[str], Listener] | None:
-    """The manager's channel of a live call, the call's manager extensions, and the
-    listener of the PBX it is on (the one to send ChanSpy through); ``pbx`` picks among
-    PBXs that happen to have a live call with the same linkedid."""
+                          ) -> tuple[str, str, Listener] | None:
+    """The talking manager leg of a live call (its channel and extension) and the listener
+    of the PBX it is on (the one to send ChanSpy through); ``pbx`` picks among PBXs that
+    happen to have a live call with the same linkedid. Legs that only rang are not it:
+    ChanSpy targets the leg that talks, so that leg alone decides whose call it is."""
     for name, listener in _listeners(request).items():
         if pbx is not None and name != pbx:
             continue
         for call in listener.tracker.live_calls():
             if call.linkedid != linkedid:
                 continue
-            managers = [leg for leg in call.legs if leg.role == "manager" and leg.extension]
-            talking = [leg for leg in managers if leg.ended_at is None and leg.answered_at]
-            if talking:
-                return (talking[-1].channel, [leg.extension for leg in managers if leg.extension],
-                        listener)
+            talking = [leg for leg in call.legs if leg.role == "manager" and leg.extension
+                       and leg.ended_at is None and leg.answered_at]
+            if talking and talking[-1].extension:
+                return talking[-1].channel, talking[-1].extension, listener
     return None
 
 
@@ -161,7 +162,7 @@ async def live_calls(request: web.Request) -> web.Response:
     for pbx, call in live:
         talking = [leg for leg in call.legs if leg.role == "manager" and leg.extension
                    and leg.answered_at and leg.ended_at is None]
-        if not talking or (team is not None and talking[-1].extension not in team):
+        if not talking or not may_spy_on(user, team, talking[-1].extension or ""):
             continue
         found.append({"linkedid": call.linkedid, "pbx": pbx, "direction": call.direction,
                       "client_number": call.client_number, "extension": talking[-1].extension,
@@ -204,15 +205,24 @@ async def listen_page(request: web.Request) -> web.Response:
     return aiohttp_jinja2.render_template("listen.html", request, {"title": "Прослушка"})
 
 
-async def _may_spy_on(request: web.Request, user: User, extensions: list[str]) -> bool:
+def may_spy_on(user: User, team: set[str] | None, talking_extension: str) -> bool:
+    """May ``user`` listen, whisper or barge into a live call whose talking manager leg is
+    ``talking_extension``? ``team`` is :func:`_team_extensions` of the user (None: all).
+
+    The one rule for every spy path (the live board and the listen action): an admin may,
+    a supervisor only on a call his own team's manager is talking on; a leg that only rang
+    (a queue that rang another team first) gives no right, since ChanSpy joins the talker.
+    """
     if user.role == Role.ADMIN:
         return True
-    if user.role != Role.SUPERVISOR or user.team_id is None:
+    if user.role != Role.SUPERVISOR or user.team_id is None or team is None:
         return False
-    async with request.app[SESSIONS]() as session:
-        teams = set(await session.scalars(select(User.team_id)
-                                          .where(User.extension.in_(extensions))))
-    return user.team_id in teams
+    return talking_extension in team
+
+
+async def _may_spy_on(request: web.Request, user: User, talking_extension: str) -> bool:
+    """:func:`may_spy_on` with the user's team read from the database."""
+    return may_spy_on(user, await _team_extensions(request, user), talking_extension)
 
 
 async def listen(request: web.Request) -> web.Response:
@@ -229,11 +239,18 @@ async def listen(request: web.Request) -> web.Response:
     raw = request.match_info["id"]
     pbx = body.get("pbx") if isinstance(body.get("pbx"), str) else None
     live = _live_manager_channel(request, raw, pbx) if _LINKEDID.fullmatch(raw) else None
-    if live is None or not await _may_spy_on(request, user, live[1]):
+    if live is None:
         raise NotFoundError("recordings.live_call_not_found", "no such live call of your team")
+    if not await _may_spy_on(request, user, live[1]):
+        raise NotAllowedError("recordings.live_call_not_yours",
+                              "the manager talking on this call is not of your team")
     listener = live[2]  # ChanSpy through the PBX the call is on
+    async with request.app[SESSIONS]() as session:
+        device = await first_device(session, user.extension)  # his phone, if not PJSIP/<ext>
+    own_dialplan = request.app[SETTINGS].dial_context == CLICK_TO_CALL_CONTEXT
     try:
-        action_id = await spy(listener.session, user.extension, live[0], mode)
+        action_id = await spy(listener.session, user.extension, live[0], mode, device=device,
+                              own_dialplan=own_dialplan)
     except ClickToCallError as exc:
         raise ApiError(502, "recordings.spy_failed", reason=str(exc)) from None
     except AmiError as exc:

@@ -8,7 +8,6 @@ and renders a page, JSON or CSV.
 
 from __future__ import annotations
 
-import csv
 import io
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -21,6 +20,7 @@ from crm_core.clock import local_today
 from crm_core.errors import DomainError, NotFoundError
 from crm_core.people.models import Role, User
 from crm_core.sales.reports import REPORTS, TITLES
+from telecrm import csv_safety
 from telecrm.web.auth import api_user, page_user
 from telecrm.web.keys import SESSIONS, SETTINGS, workday_tz
 from telecrm.web.params import day_bounds, parse_day
@@ -94,11 +94,10 @@ def _csv(body: dict[str, Any], name: str) -> web.Response:
     out = io.StringIO()
     if rows:
         fields = list(body["rows"][0]) if body.get("rows") else list(rows[0])
-        writer = csv.DictWriter(out, fieldnames=fields, extrasaction="ignore",
-                                lineterminator="\n")
+        writer = csv_safety.DictWriter(out, fieldnames=fields, extrasaction="ignore",
+                                       lineterminator="\n")
         writer.writeheader()
-        for row in rows:
-            writer.writerow({k: "" if v is None else v for k, v in row.items()})
+        writer.writerows(rows)
     return web.Response(text=out.getvalue(), content_type="text/csv", charset="utf-8",
                         headers={"Content-Disposition": f'attachment; filename="{name}.csv"'})
 

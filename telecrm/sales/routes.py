@@ -41,7 +41,10 @@ from crm_core.people import access
 from crm_core.people.models import Role, User
 from crm_core.sales.client_status import planned_contact_days, recompute_all, status_history
 from crm_core.sales.clients import (
+    MAX_BULK,
     archive_client,
+    bulk_client_ids,
+    check_may_reassign,
     owner_history,
     reassign_clients,
     set_contact_frequency,
@@ -79,7 +82,15 @@ from telecrm.sales import pipeline_routes as sales_pipeline_routes
 from telecrm.sales import report_routes as sales_report_routes
 from telecrm.web.auth import api_user
 from telecrm.web.keys import SESSIONS, SETTINGS, WRITER_SESSIONS, workday_tz
-from telecrm.web.params import json_object, parse_day, parse_moment, path_id
+from telecrm.web.params import (
+    id_field,
+    id_list,
+    json_object,
+    parse_day,
+    parse_moment,
+    path_id,
+    query_int,
+)
 
 
 @contextlib.asynccontextmanager
@@ -98,13 +109,7 @@ def _sales_user(request: web.Request) -> User:
 
 
 def _int(body: dict[str, Any], name: str, *, required: bool = True) -> int | None:
-    value = body.get(name)
-    if value is None and not required:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 2**31:
-        raise DomainError("request.not_positive", f"{name} must be a positive integer",
-                          name=name)
-    return value
+    return id_field(body, name, required=required)
 
 
 async def _visible(session: AsyncSession, user: User, client_id: int) -> None:
@@ -120,10 +125,7 @@ async def get_settings(request: web.Request) -> web.Response:
     raw = request.query.get("team_id")
     team_id = user.team_id if raw is None and user.role != Role.ADMIN else None
     if raw:
-        if not raw.isdigit():
-            raise DomainError("request.not_integer", "team_id must be an integer",
-                              name="team_id")
-        team_id = int(raw)
+        team_id = query_int(request, "team_id", 0, low=1)
     async with request.app[SESSIONS]() as session:
         rules = await rules_for_team(session, team_id)
     return web.json_response({"team_id": team_id, **rules.to_dict()})
@@ -231,16 +233,15 @@ async def put_potential(request: web.Request) -> web.Response:
 async def post_reassign(request: web.Request) -> web.Response:
     user = _sales_user(request)
     body = await json_object(request)
-    ids = body.get("client_ids")
-    if not isinstance(ids, list) or not all(isinstance(i, int) and not isinstance(i, bool)
-                                            for i in ids):
-        raise DomainError("request.id_list", "client_ids must be a list of client ids",
-                          name="client_ids")
+    # Parsing is bounded (ten pages' worth); the bulk rule then says how many clients one
+    # request may change, before the role and before any query.
+    ids = bulk_client_ids(id_list(body, "client_ids", max_items=10 * MAX_BULK))
+    check_may_reassign(user)
     owner_id = _int(body, "owner_id", required=False)
     reason = _text(body, "reason")
     async with _writing(request) as session:
-        for client_id in ids:
-            await _visible(session, user, client_id)
+        if await access.unopenable_clients(session, user, ids):
+            raise NotFoundError("clients.not_found", "no such client")
         moved = await reassign_clients(session, ids, owner_id, by=user, reason=reason,
                                        actor=user.username)
     return web.json_response({"reassigned": len(moved), "owner_id": owner_id})

@@ -165,26 +165,28 @@ async def run_backlog(args: argparse.Namespace, settings: Settings) -> int:
     from telecrm.app import recordings_config
     from telecrm.cli_support import open_sessions
 
-    model = load_model(resolve_model_dir(args.model or settings.vosk_model))
+    model_dir = resolve_model_dir(args.model or settings.vosk_model)
     engine, sessions = await open_sessions(settings)
-    worker = SpeechWorker(sessions, InProcessQueue(), model, settings.recordings_source,
-                          recordings=recordings_store(recordings_config(settings)),
-                          threads=args.threads)
+    worker: SpeechWorker | None = None
     try:
         async with sessions() as session:
             ids = await store.calls_without_transcript(session, limit=10_000_000)
             seconds = await store.audio_seconds(session, ids)
-        progress = Progress(len(ids), sum(seconds.values()))
-        if not ids:
+        if not ids:  # said at once: loading a model takes seconds
             print(done("speech.nothing_to_transcribe"), file=sys.stderr)
             return 0
+        progress = Progress(len(ids), sum(seconds.values()))
+        worker = transcriber = SpeechWorker(sessions, InProcessQueue(), load_model(model_dir),
+                              settings.recordings_source,
+                              recordings=recordings_store(recordings_config(settings)),
+                              threads=args.threads)
         slots = asyncio.Semaphore(max(1, args.threads))
         failures: dict[int, str] = {}
 
         async def one(call_id: int) -> None:
             async with slots:
                 try:
-                    await worker.do_call(call_id)
+                    await transcriber.do_call(call_id)
                 except JobFailed as exc:
                     failures[call_id] = str(exc)
                     print("\n" + done("speech.call_failed", call=call_id, reason=exc),
@@ -193,7 +195,8 @@ async def run_backlog(args: argparse.Namespace, settings: Settings) -> int:
 
         await asyncio.gather(*(one(call_id) for call_id in ids))
     finally:
-        worker.close()
+        if worker is not None:
+            worker.close()
         await engine.dispose()
     transcribed = len(ids) - len(failures)
     print(json.dumps({"transcribed": transcribed, "failed": len(failures),

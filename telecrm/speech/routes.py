@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -30,7 +31,7 @@ from crm_core.speech import review as kkp_review
 from crm_core.speech import scripts as kkp_scripts
 from crm_core.speech.models import KkpScriptVersion, Transcript
 from speech.dialogue import turns
-from speech.script import KkpError, parse_script_text
+from speech.script import MAX_SCRIPT_CHARS, KkpError, parse_script_text
 from telecrm.messages import sentence
 from telecrm.speech.script_form import (
     ScriptFormError,
@@ -43,7 +44,6 @@ from telecrm.web.auth import api_user, audible_call, page_user
 from telecrm.web.keys import SESSIONS, WRITER_SESSIONS, workday_tz
 from telecrm.web.params import json_object, parse_moment, path_id, period
 
-MAX_SCRIPT_CHARS = 200_000
 QC_DAYS = 7  # the queue's default period
 
 
@@ -266,7 +266,8 @@ async def _add_script(request: web.Request, user: User, data: dict[str, Any]) ->
     if len(text) > MAX_SCRIPT_CHARS:
         raise DomainError("speech.scripts.too_long", "the script is too long")
     try:
-        script = parse_script_text(text)
+        # off the event loop: the text is a user's upload
+        script = await asyncio.to_thread(parse_script_text, text)
     except KkpError as exc:
         raise DomainError("speech.scripts.invalid", f"the script is not valid: {exc}",
                           error=exc) from None
@@ -390,7 +391,8 @@ async def scripts_page(request: web.Request, *, error: str | None = None,
             async with request.app[SESSIONS]() as session:
                 row = await kkp_scripts.get_version(session, base["id"])
             try:
-                script = parse_script_text(row.text) if row is not None else None
+                script = (await asyncio.to_thread(parse_script_text, row.text)
+                          if row is not None else None)
             except KkpError:
                 script = None
         editor = form_of(script)

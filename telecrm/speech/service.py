@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 from aiohttp import web
 
@@ -20,6 +21,10 @@ from telecrm.settings import Settings
 from telecrm.web.keys import SETTINGS, WRITER_SESSIONS
 
 log = logging.getLogger(__name__)
+
+# The transcription queues this process's worker uses (at most one): the metrics read the
+# in-process queue's depth and failures here (with Redis they read Redis itself).
+SPEECH_QUEUES = web.AppKey("speech_queues", list[Any])
 
 
 async def _work(app: web.Application, settings: Settings) -> None:
@@ -40,9 +45,12 @@ async def _work(app: web.Application, settings: Settings) -> None:
                           recordings=recordings_store(recordings_config(settings)),
                           threads=max(1, settings.speech_threads))
     log.info("speech: transcribing with %s on %d thread(s)", model.name, worker.threads)
+    queues = app[SPEECH_QUEUES]
+    queues.append(queue)
     try:
         await worker.run()
     finally:
+        queues.remove(queue)
         worker.close()
         await queue.close()
 
@@ -50,6 +58,7 @@ async def _work(app: web.Application, settings: Settings) -> None:
 async def speech_ctx(app: web.Application) -> AsyncIterator[None]:
     """Run the in-process transcription worker while the app runs (see the module doc)."""
     settings = app[SETTINGS]
+    app[SPEECH_QUEUES] = []
     task = None
     if settings.vosk_model and settings.speech_threads > 0:
         task = asyncio.create_task(_work(app, settings), name="speech-worker")

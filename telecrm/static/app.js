@@ -183,6 +183,33 @@ function hidePop() {
   popLinkedid = null;
 }
 
+// -- missed calls: a system notification, also when this tab is in the background ----------
+// The browser asks for permission only after a click on «Включить уведомления».
+function notificationButton() {
+  const button = document.getElementById("notify-on");
+  if (!button) return;
+  const ask = window.Notification && Notification.permission === "default";
+  button.hidden = !ask;
+  if (ask && !button.dataset.bound) {
+    button.dataset.bound = "1";
+    button.addEventListener("click", async () => {
+      const answer = await Notification.requestPermission();
+      notificationButton();
+      if (answer === "granted") toast("Уведомления о пропущенных звонках включены.");
+      else toast("Браузер не разрешил уведомления — разрешите их в настройках сайта.", true);
+    });
+  }
+}
+
+function notifyMissed(notice) {
+  toast(notice.title, notice.notice === "escalation");
+  if (!window.Notification || Notification.permission !== "granted") return;
+  const shown = new Notification(notice.title, {
+    body: notice.body, lang: "ru", tag: "missed-" + notice.notice + "-" + notice.call_id,
+    requireInteraction: notice.notice === "escalation" });
+  shown.onclick = () => { window.focus(); location.href = notice.url; shown.close(); };
+}
+
 // -- live events ---------------------------------------------------------------------------
 function connect() {
   if (!document.body.dataset.live || !window.EventSource) return;
@@ -200,6 +227,7 @@ function connect() {
     }
   };
   source.addEventListener("screenpop", (e) => showPop(JSON.parse(e.data)));
+  source.addEventListener("missed", (e) => notifyMissed(JSON.parse(e.data)));
   source.addEventListener("call", (e) => {
     const event = JSON.parse(e.data);
     // Page scripts react to calls too (the client card's outcome form) without a stream of their own.
@@ -215,9 +243,25 @@ function connect() {
     }
     scheduleRefresh(event.kind);
   });
+  source.addEventListener("presence", (e) => {
+    const event = JSON.parse(e.data);
+    // The header switch (presence.js) and supervisors' boards follow a change of presence.
+    document.dispatchEvent(new CustomEvent("telecrm:presence", { detail: event }));
+    scheduleRefresh("presence");
+  });
   source.addEventListener("reload", () => { scheduleRefresh("history"); scheduleRefresh("*"); });
   source.addEventListener("signed_out", () => { source.close(); location.href = "/login"; });
 }
 
 connect();
 refreshPeriodically();
+if (document.body.dataset.live) notificationButton();
+
+// A list marked data-autosubmit sends its form when changed (no inline handlers: the
+// Content-Security-Policy allows scripts from files only).
+document.addEventListener("change", (event) => {
+  const field = event.target;
+  if (field instanceof HTMLElement && field.matches("[data-autosubmit]") && field.form) {
+    field.form.submit();
+  }
+});

@@ -56,7 +56,11 @@ class TodayBar:
 
 
 def today_bar(row: dict[str, Any], now: datetime, tz: ZoneInfo) -> TodayBar:
-    """The Today bar from a :func:`~crm_core.talktime.metric.day_report` row."""
+    """The Today bar from a :func:`~crm_core.talktime.metric.day_report` row.
+
+    With ``paused_seconds`` in the row (telecrm.presence.report), the pace counts only his
+    working time: breaks and lunch do not make him look behind.
+    """
     seconds, target = float(row["talk_seconds"]), int(row["target_seconds"])
     day = date.fromisoformat(row["date"])
     begin = datetime.combine(day, minute_time(row["day_start_minute"]), tzinfo=tz)
@@ -64,7 +68,8 @@ def today_bar(row: dict[str, Any], now: datetime, tz: ZoneInfo) -> TodayBar:
     local = now.astimezone(tz)
     projected: float | None = None
     if row["working"] and begin < local < end and seconds < target:
-        pace = seconds / (local - begin).total_seconds()
+        working = (local - begin).total_seconds() - float(row.get("paused_seconds", 0.0))
+        pace = seconds / working if working > 0 else 0.0
         projected = seconds + pace * (end - local).total_seconds()
     excluded = row["excluded"]
     return TodayBar(

@@ -38,11 +38,13 @@ from crm_core.talktime.metric import (
 )
 from crm_core.talktime.models import Violation
 from crm_core.timestamps import utcnow
+from telecrm.presence.report import add_presence
 from telecrm.talktime import settings_routes as talktime_settings
 from telecrm.talktime.board import EXCLUDED_NAMES
 from telecrm.web.auth import api_user, page_user
 from telecrm.web.keys import SESSIONS, WEB_CONFIG, WRITER_SESSIONS, workday_tz
-from telecrm.web.params import parse_day
+from telecrm.web.params import parse_day, path_id
+from telecrm.web.redirects import local_referer
 
 
 def _default(request: web.Request) -> Rules:
@@ -103,17 +105,21 @@ async def _on_calls(session: AsyncSession, user_ids: list[int]) -> dict[int, dic
 
 async def live_board(session: AsyncSession, user: User, tz: ZoneInfo,
                      default: Rules) -> list[dict[str, Any]]:
-    """Today per visible manager: talk so far (live), target, calls, pace and current call."""
+    """Today per visible manager: talk so far (live), target, calls, pace, current call and
+    presence (``presence``, ``states``, ``working_seconds``, ``paused_seconds``)."""
     now = utcnow()
     managers = await access.visible_managers(session, user)
     rows = await day_report(session, managers, now.astimezone(tz).date(), tz, now=now,
                             default=default)
     talking = await _on_calls(session, [m.id for m in managers])
+    # presence: the state now and time per state; pauses do not slow the projected pace
+    await add_presence(session, rows, now.astimezone(tz).date(), tz, now)
     for row in rows:
         row["on_call"] = talking.get(row["user_id"])
         row.update(projection(row["talk_seconds"], row["target_seconds"], now, tz,
                               minute_time(row["day_start_minute"]),
-                              minute_time(row["day_end_minute"])))
+                              minute_time(row["day_end_minute"]),
+                              paused_seconds=row["paused_seconds"]))
     return rows
 
 
@@ -147,10 +153,7 @@ async def decide(request: web.Request) -> web.Response:
     if user.role not in (Role.SUPERVISOR, Role.ADMIN):
         raise NotAllowedError("talktime.decide_for_bosses",
                               "a supervisor decides on violations")
-    try:
-        violation_id = int(request.match_info["id"])
-    except ValueError:
-        raise NotFoundError("talktime.violation_not_found", "no such violation") from None
+    violation_id = path_id(request, code="talktime.violation_not_found")
     form = await request.post()
     action, reason = str(form.get("action", "")), str(form.get("reason", ""))[:1000]
     if action not in ("confirm", "excuse"):
@@ -162,7 +165,8 @@ async def decide(request: web.Request) -> web.Response:
             raise NotFoundError("talktime.violation_not_found", "no such violation")
         await decide_violation(session, violation, user, confirm=action == "confirm",
                                reason=reason, default=_default(request))
-    raise web.HTTPSeeOther(request.headers.get("Referer") or "/talktime")
+    raise web.HTTPSeeOther(local_referer(request.headers.get("Referer"), request.host,
+                                        "/talktime"))
 
 
 def chart_points(days: list[dict[str, Any]], width: int = 300, height: int = 60) -> dict[str, Any]:

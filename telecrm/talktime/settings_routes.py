@@ -15,6 +15,7 @@ middleware, the page shows its sentence above the forms (``telecrm.messages``).
 
 from __future__ import annotations
 
+import asyncio
 from datetime import date, timedelta
 from typing import Any
 from urllib.parse import quote
@@ -34,15 +35,16 @@ from crm_core.talktime.rules import (
     absence_to_dict,
     add_absence,
     add_holiday,
+    add_holidays,
     cancel_absence,
     clock,
     holiday_to_dict,
-    import_holidays,
     list_absences,
     list_holidays,
     list_rules,
     parse_clock,
     parse_fine,
+    parse_holiday_csv,
     parse_weekdays,
     remove_holiday,
     rule_in_force,
@@ -169,8 +171,9 @@ async def _add_holiday(request: web.Request, user: User, data: dict[str, Any]) -
 async def _import(request: web.Request, user: User, text: str,
                   data: dict[str, Any]) -> dict[str, int]:
     team_id = _team_id(data, user) if user.role == Role.ADMIN else user.team_id
+    rows = await asyncio.to_thread(parse_holiday_csv, text)  # a user's file: off the loop
     async with request.app[WRITER_SESSIONS]() as session, session.begin():
-        added, skipped = await import_holidays(session, user, text, team_id)
+        added, skipped = await add_holidays(session, user, rows, team_id)
     return {"added": added, "skipped": skipped}
 
 

@@ -68,15 +68,16 @@ async def login(request: web.Request) -> web.Response:
     username = string_field(body, "username", max_length=100)
     password = string_field(body, "password", max_length=1000)
     throttle, ip = request.app[THROTTLE], client_ip(request)
-    wait = throttle.retry_after(username, ip)
+    wait = await throttle.retry_after(username, ip)
     if wait > 0:
         raise ApiError(429, "auth.too_many_attempts",
                        headers={"Retry-After": str(int(wait) + 1)})
-    user = await authenticate(request.app[SESSIONS], username, password)
+    user = await authenticate(request.app[SESSIONS], username, password,
+                              request.app[SETTINGS].password_hashing)
     if user is None:
-        throttle.failed(username, ip)
+        await throttle.failed(username, ip)
         raise ApiError(401, "auth.wrong_password")
-    throttle.succeeded(username, ip)
+    await throttle.succeeded(username, ip)
     response = web.json_response({})
     csrf = await sign_in(request, response, user, request.app[WRITER_SESSIONS],
                          request.app[WEB_CONFIG])
@@ -180,6 +181,15 @@ async def originate(request: web.Request) -> web.Response:
             if await access.can_see_client(session, user, client.id):
                 name = client.name
                 break
+    return web.json_response(await place_call(request, user, number, name), status=202)
+
+
+async def place_call(request: web.Request, user: User, number: str,
+                     name: str | None) -> dict[str, Any]:
+    """Ring ``user``'s phone, then ``number`` (E.164); what ``originate`` answers (202).
+
+    Shared by the dialer, so both refuse a busy phone or a dead AMI the same way.
+    """
     assert user.extension is not None
     try:
         attempt, repeat = await request.app[CLICK_TO_CALL].place(user.extension, number, name)
@@ -191,9 +201,8 @@ async def originate(request: web.Request) -> web.Response:
     except AmiError as exc:
         raise ApiError(503, "telephony.unavailable", reason=str(exc)) from None
     status = "failed" if attempt.error else "calling"
-    return web.json_response({"status": status, "action_id": attempt.action_id,
-                              "extension": user.extension, "number": number,
-                              "repeat": repeat}, status=202)
+    return {"status": status, "action_id": attempt.action_id, "extension": user.extension,
+            "number": number, "repeat": repeat}
 
 
 # -- clients, tasks, talk time ------------------------------------------------------------

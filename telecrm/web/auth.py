@@ -16,7 +16,9 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections.abc import Awaitable, Callable
+from ipaddress import IPv4Network, IPv6Network, ip_address
 from typing import TYPE_CHECKING
+from urllib.parse import quote
 
 from aiohttp import web
 from sqlalchemy import select
@@ -32,10 +34,18 @@ from crm_core.people.sessions import (
     resolve_session,
     touch_session,
 )
-from telecrm.passwords import hash_password, verify_password
+from telecrm.passwords import dummy_hash, verify_password
 from telecrm.web.config import SESSION_COOKIE, WebConfig
 from telecrm.web.errors import ApiError, is_api
-from telecrm.web.keys import SESSIONS, USER, WEB_CONFIG, WEB_SESSION, WRITER_SESSIONS
+from telecrm.web.keys import (
+    EVENT_STREAMS,
+    SESSIONS,
+    USER,
+    WEB_CONFIG,
+    WEB_SESSION,
+    WRITER_SESSIONS,
+)
+from telecrm.web.redirects import local_path
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -43,7 +53,6 @@ if TYPE_CHECKING:
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 # Verified when the username is unknown, so a wrong name costs as long as a wrong password.
-_DUMMY_HASH = hash_password("not-a-real-password-0")
 
 PASSWORD_PAGE = "/password"
 # What a user who must change his password may still reach (and the static files).
@@ -52,16 +61,45 @@ _WHILE_CHANGING = frozenset({PASSWORD_PAGE, "/login", "/logout", "/api/logout", 
 
 
 def client_ip(request: web.Request) -> str:
-    return request.remote or "unknown"
+    """The client's address: the peer's, or behind a trusted reverse proxy
+    (``TELECRM_TRUSTED_PROXIES``) the nearest address in ``X-Forwarded-For`` that is not
+    one of those proxies. A client's own ``X-Forwarded-For`` is never believed."""
+    remote = request.remote or "unknown"
+    proxies = request.app[WEB_CONFIG].trusted_proxies
+    if not proxies or not _trusted(remote, proxies):
+        return remote
+    hops = [h.strip() for h in ",".join(request.headers.getall("X-Forwarded-For", [])).split(",")]
+    for hop in reversed([h for h in hops if h]):
+        if not _trusted(hop, proxies):
+            return hop if _is_ip(hop) else remote
+    return remote
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _trusted(address: str, proxies: tuple[IPv4Network | IPv6Network, ...]) -> bool:
+    try:
+        ip = ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in net for net in proxies)
 
 
 async def authenticate(sessions: async_sessionmaker[AsyncSession], username: str,
-                       password: str) -> User | None:
-    """The active user with this username and password, or None (constant-ish time)."""
+                       password: str, strength: str = "strong") -> User | None:
+    """The active user with this username and password, or None (constant-ish time:
+    an unknown name is checked against a hash of ``strength``, as long to verify)."""
     async with sessions() as session:
         user = await session.scalar(select(User).where(User.username == username.strip()))
     ok = await asyncio.to_thread(
-        verify_password, user.password_hash if user is not None else _DUMMY_HASH, password)
+        verify_password,
+        user.password_hash if user is not None else dummy_hash(strength), password)
     if user is None or not user.active or not ok or not user.password_hash:
         return None
     return user
@@ -86,6 +124,13 @@ async def sign_out(request: web.Request, response: web.StreamResponse,
         async with writer() as session, session.begin():
             await end_session(session, token)
     response.del_cookie(SESSION_COOKIE, path="/")
+    # This session's event streams in this process end now (other processes: within
+    # a second, telecrm.web.sse.watch_sessions).
+    web_session = request.get(WEB_SESSION)
+    if web_session is not None:
+        for stream in list(request.app.get(EVENT_STREAMS, ())):
+            if stream.session_id == web_session.id:
+                await stream.sign_out()
 
 
 def set_cookie(request: web.Request, response: web.StreamResponse, name: str, value: str,
@@ -139,23 +184,8 @@ def page_user(request: web.Request) -> User:
         if is_api(request):
             raise ApiError(401, "auth.sign_in_first")
         target = request.path_qs if request.method == "GET" else "/"
-        raise web.HTTPSeeOther(f"/login?next={_safe_next(target)}")
+        raise web.HTTPSeeOther("/login?next=" + quote(local_path(target), safe="/"))
     return user
-
-
-def _safe_next(target: str) -> str:
-    """Only local paths, so the sign-in page cannot be used as an open redirect."""
-    from urllib.parse import quote
-
-    if not target.startswith("/") or target.startswith("//") or "\\" in target:
-        return "/"
-    return quote(target, safe="/?=&")
-
-
-def local_path(target: str | None) -> str:
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
-        return "/"
-    return target
 
 
 def new_token() -> str:

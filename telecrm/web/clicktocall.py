@@ -17,7 +17,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from pbx_bridge.actions import new_action_id, originate_click_to_call
+from pbx_bridge.actions import CLICK_TO_CALL_CONTEXT, new_action_id, originate_click_to_call
 from pbx_bridge.ami import AmiError, AmiSession
 
 log = logging.getLogger(__name__)
@@ -56,12 +56,17 @@ class ClickToCall:
 
     def __init__(self, ami: Callable[..., AmiSession | None], *, ring_timeout: float = 30.0,
                  quick_wait: float = 1.5, repeat_window: float = 5.0,
-                 pbx_of: Callable[[str], Awaitable[str | None]] | None = None) -> None:
+                 pbx_of: Callable[[str], Awaitable[str | None]] | None = None,
+                 device_of: Callable[[str], Awaitable[str | None]] | None = None,
+                 context: str = CLICK_TO_CALL_CONTEXT) -> None:
         """``ami()`` is where the AMI session is now (the listener reconnects it), and
         ``ami(pbx)`` that of a named PBX; ``pbx_of(extension)`` names the PBX a phone is
-        on (None: the default one)."""
+        on (None: the default one); ``device_of(extension)`` the manager's first device
+        (None: ``PJSIP/<extension>``); ``context`` where the PBX dials the number."""
         self.ami = ami
         self.pbx_of = pbx_of
+        self.device_of = device_of
+        self.context = context
         self.ring_timeout = ring_timeout
         self.quick_wait = quick_wait
         self.repeat_window = repeat_window
@@ -76,6 +81,7 @@ class ClickToCall:
         """
         # Asked first: no await may come between the duplicate check and the new attempt.
         session = await self.session_for(extension)
+        device = await self.device_of(extension) if self.device_of is not None else None
         current = self._attempts.get(extension)
         if current is not None:
             running = not current.task.done()
@@ -90,7 +96,8 @@ class ClickToCall:
         action_id = new_action_id()
         task = asyncio.create_task(
             originate_click_to_call(session, extension, number, caller_name=caller_name,
-                                    ring_timeout=self.ring_timeout, action_id=action_id),
+                                    ring_timeout=self.ring_timeout, action_id=action_id,
+                                    device=device, context=self.context),
             name=f"click-to-call:{extension}")
         attempt = Attempt(action_id, extension, number, task)
         self._attempts[extension] = attempt

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from typing import Any
 
 SESSION_COOKIE = "telecrm_session"
@@ -24,11 +25,14 @@ class WebConfig:
     session_lifetime: timedelta = timedelta(hours=12)
     cookie_secure: bool | None = None
     max_body_bytes: int = 64 * 1024
-    login_failures_per_user: int = 5
+    login_failures_per_user: int = 5  # per (account, IP)
     login_failures_per_ip: int = 30
+    login_failures_per_account: int = 20  # from any addresses together
     login_window_seconds: float = 15 * 60
     daily_target_seconds: int = 150 * 60
     sse_heartbeat_seconds: float = 15.0
+    #: reverse proxies whose X-Forwarded-For names the client (addresses or networks)
+    trusted_proxies: tuple[IPv4Network | IPv6Network, ...] = ()
 
     @classmethod
     def from_settings(cls, settings: Any) -> WebConfig:
@@ -36,4 +40,21 @@ class WebConfig:
         raw = str(getattr(settings, "cookie_secure", "auto")).strip().lower()
         secure = {"true": True, "1": True, "yes": True, "false": False, "0": False,
                   "no": False}.get(raw)
-        return cls(cookie_secure=secure)
+        return cls(cookie_secure=secure,
+                   trusted_proxies=parse_networks(str(getattr(settings, "trusted_proxies", ""))))
+
+
+def parse_networks(raw: str) -> tuple[IPv4Network | IPv6Network, ...]:
+    """``"10.0.0.5, 192.168.0.0/24"`` as networks; a bad entry is a setting error."""
+    from telecrm.settings import SettingsError
+
+    out = []
+    for item in (part.strip() for part in raw.split(",")):
+        if not item:
+            continue
+        try:
+            out.append(ip_network(item, strict=False))
+        except ValueError:
+            raise SettingsError("settings.bad_value", f"not an IP address or network: {item}",
+                                name="TELECRM_TRUSTED_PROXIES", value=item) from None
+    return tuple(out)

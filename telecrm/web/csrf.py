@@ -9,7 +9,9 @@
   pre-flight that this app never grants; so it cannot be forged from another site.
 - The sign-in form (``POST /login``) uses a double-submit token: a random cookie
   set with the form and the same value in a hidden field.
-- Public endpoints (call tracking for websites) are exempt by design.
+- Public endpoints (call tracking for websites) are exempt by design, and so is the
+  dialplan's owner lookup (``POST /pbx/owner``): it answers only to the PBX token and
+  never acts on a session.
 
 The session cookie is also ``SameSite=Lax``: a defence in depth, not the defence.
 """
@@ -30,7 +32,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 # (method, path) pairs that carry their own protection, see the module docstring.
-EXEMPT = frozenset({("POST", "/api/login"), ("POST", "/login"), ("POST", "/api/ct/session")})
+EXEMPT = frozenset({("POST", "/api/login"), ("POST", "/login"), ("POST", "/api/ct/session"),
+                    ("POST", "/pbx/owner")})
 _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 

@@ -75,11 +75,37 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if is_api(request):
             return json_error(exc.status, sentence(code), code, exc.headers)
         return _page(request, exc.status, sentence(code), headers=exc.headers)
-    except Exception:
+    except Exception as exc:
+        if _number_out_of_range(exc):  # the net under telecrm.web.params' bounds
+            log.warning("a number out of range reached the database on %s %s",
+                        request.method, request.path)
+            text = sentence("request.number_too_big")
+            if is_api(request):
+                return json_error(400, text, "request.number_too_big")
+            return _page(request, 400, text)
         log.exception("unhandled error on %s %s", request.method, request.path)
         if is_api(request):
             return json_error(500, sentence("http.internal"), "http.internal")
         return _page(request, 500, sentence("http.internal"))
+
+
+_OUT_OF_RANGE = ("out of int32 range", "out of int64 range", "integer out of range",
+                 "value out of range", "too large to convert")
+
+
+def _number_out_of_range(exc: BaseException) -> bool:
+    """A number no column can hold, refused by the driver (SQLite: OverflowError;
+    asyncpg and PostgreSQL: "out of int32 range"), wrapped by SQLAlchemy or not."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OverflowError) or any(
+                text in str(current) for text in _OUT_OF_RANGE):
+            return True
+        orig = getattr(current, "orig", None)
+        current = orig if isinstance(orig, BaseException) else current.__cause__
+    return False
 
 
 def _page(request: web.Request, status: int, message: str,

@@ -17,6 +17,7 @@ from crm_core.calls.hooks import CallHooks
 from crm_core.people.models import User, WebSession
 from pbx_bridge.pipeline import Listener
 from telecrm.bus import Bus
+from telecrm.election import Election
 from telecrm.settings import Settings
 from telecrm.web.clicktocall import ClickToCall
 from telecrm.web.config import WebConfig
@@ -33,6 +34,8 @@ LISTENERS = web.AppKey("listeners", dict[str, Listener])
 # Where each running PBX's MixMonitor writes, by PBX name (its recordings source).
 PBX_ROOTS = web.AppKey("pbx_roots", dict[str, Path])
 BUS = web.AppKey("bus", Bus)
+# The roles this process runs when elected (``listener:<pbx>``, ``jobs``), by name.
+ELECTIONS = web.AppKey("elections", dict[str, Election])
 # What features do with written calls and add to the call JSON (telecrm.wiring).
 CALL_HOOKS = web.AppKey("call_hooks", CallHooks)
 THROTTLE = web.AppKey("login_throttle", LoginThrottle)

@@ -8,6 +8,10 @@ from typing import Any
 from telecrm.activities.openapi import ACTIVITY_PATHS
 from telecrm.calltracking.openapi import CT_PATHS
 from telecrm.clients.openapi import CLIENT_PATHS, CLIENT_SCHEMAS
+from telecrm.dialer.openapi import DIALER_PATHS
+from telecrm.missed.openapi import MISSED_PATHS
+from telecrm.presence.openapi import PRESENCE_PATHS
+from telecrm.routing.openapi import ROUTING_PATHS
 from telecrm.sales.openapi import SALES_PATHS
 
 _NULLABLE_STR = {"type": ["string", "null"]}
@@ -500,9 +504,13 @@ PATHS: dict[str, Any] = {
         _json("tasks", _list("Task")),
         params=[{"name": "date", "in": "query", "schema": _DATE}],
         errors={"403": _error("not for your role")}),
+    **MISSED_PATHS,
     **SALES_PATHS,
     **ACTIVITY_PATHS,
+    **DIALER_PATHS,
     **CT_PATHS,
+    **PRESENCE_PATHS,
+    **ROUTING_PATHS,
 }
 
 _DOCUMENT: dict[str, Any] = {

@@ -20,12 +20,12 @@ from crm_core.tasks.models import TaskKind
 from crm_core.timestamps import utcnow
 from telecrm.activities.card import card_context, timeline_context
 from telecrm.messages import sentence
+from telecrm.presence.report import add_presence
 from telecrm.talktime.board import TodayBar, talk_time, today_bar
 from telecrm.web.auth import (
     PASSWORD_PAGE,
     authenticate,
     client_ip,
-    local_path,
     new_token,
     page_user,
     set_cookie,
@@ -37,6 +37,7 @@ from telecrm.web.csrf import tokens_match
 from telecrm.web.keys import (
     CALL_HOOKS,
     SESSIONS,
+    SETTINGS,
     THROTTLE,
     USER,
     WEB_CONFIG,
@@ -45,6 +46,7 @@ from telecrm.web.keys import (
 )
 from telecrm.web.params import day_bounds, parse_day, path_id
 from telecrm.web.present import task_view
+from telecrm.web.redirects import local_path
 
 CARD_DONE = {"created": "Клиент создан.", "saved": "Карточка сохранена.",
              "merged": "Клиенты объединены: звонки, сделки, задачи и история перенесены сюда."}
@@ -115,7 +117,7 @@ async def login_submit(request: web.Request) -> web.Response:
         return _login_page(request, error=sentence("auth.credentials_missing"), status=400,
                            username=username)
     throttle, ip = request.app[THROTTLE], client_ip(request)
-    wait = throttle.retry_after(username, ip)
+    wait = await throttle.retry_after(username, ip)
     if wait > 0:
         minutes = int(wait // 60) + 1
         response = _login_page(
@@ -123,12 +125,13 @@ async def login_submit(request: web.Request) -> web.Response:
             error=sentence("auth.wait_minutes", {"minutes": minutes}))
         response.headers["Retry-After"] = str(int(wait) + 1)
         return response
-    user = await authenticate(request.app[SESSIONS], username, password)
+    user = await authenticate(request.app[SESSIONS], username, password,
+                              request.app[SETTINGS].password_hashing)
     if user is None:
-        throttle.failed(username, ip)
+        await throttle.failed(username, ip)
         return _login_page(request, error=sentence("auth.wrong_password"), status=401,
                            username=username)
-    throttle.succeeded(username, ip)
+    await throttle.succeeded(username, ip)
     target = local_path(str(form.get("next", "")))
     response = redirect(home_of(user) if target == "/" or user.must_change_password
                         else target)
@@ -168,6 +171,7 @@ async def _talk_bar(request: web.Request, session: AsyncSession, user: User) -> 
     now = utcnow()
     (row,) = await talk_time(session, [user], start, end,
                              request.app[WEB_CONFIG].daily_target_seconds)
+    await add_presence(session, [row], local_today(tz), tz, now)  # pauses slow no pace
     return today_bar(row, now, tz)
 
 

@@ -1,5 +1,10 @@
 """Parsing what clients send: ids, dates, JSON bodies. Bad input is a 400, not a 500.
 
+Ids are read here and nowhere else (:func:`path_id`, :func:`id_value`, :func:`id_field`,
+:func:`id_list`): within 1..MAX_ID, so a number no database column can hold is a 404 in
+a path and a 400 in a body, never an overflow in the driver. :func:`json_object` refuses
+integers longer than any column and non-finite numbers before a handler sees them.
+
 Refusals are coded (``request.*`` in ``telecrm.messages``); ``name`` is the query or
 body field as the API names it.
 """
@@ -7,6 +12,7 @@ body field as the API names it.
 from __future__ import annotations
 
 import json
+import math
 from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -18,16 +24,50 @@ from crm_core.errors import DomainError, NotFoundError
 from telecrm.web.errors import ApiError
 
 MAX_ID = 2**31 - 1  # fits an INTEGER column on every backend
+MAX_JSON_DIGITS = 18  # a JSON integer longer than this fits no column (BIGINT: 19 digits)
+MAX_IDS = 1000  # ids one request may list
 MAX_DAYS = 400  # the longest period one request may ask for
 MIN_YEAR, MAX_YEAR = 1900, 2199  # dates outside are typos (and would overflow datetime math)
 
 
-def path_id(request: web.Request, name: str = "id") -> int:
-    """A positive integer path segment; anything else is a 404 (no such thing)."""
+def path_id(request: web.Request, name: str = "id", code: str = "request.not_found") -> int:
+    """A positive integer path segment; anything else is a 404 (no such thing), with
+    ``code``'s sentence."""
     raw = request.match_info.get(name, "")
     if not raw.isascii() or not raw.isdigit() or len(raw) > 10 or not 0 < int(raw) <= MAX_ID:
-        raise NotFoundError("request.not_found", "not found")
+        raise NotFoundError(code, "not found")
     return int(raw)
+
+
+def id_value(value: Any, name: str) -> int:
+    """An id sent in a JSON body: an integer 1..MAX_ID (no bool, float or string)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_ID:
+        raise DomainError("request.not_positive", f"{name} must be a positive integer",
+                          name=name)
+    return value
+
+
+def id_field(body: dict[str, Any], name: str, *, required: bool = True) -> int | None:
+    """``body[name]`` as an id (:func:`id_value`); None when absent and not required."""
+    value = body.get(name)
+    if value is None and not required:
+        return None
+    return id_value(value, name)
+
+
+def id_list(body: dict[str, Any], name: str, *, max_items: int = MAX_IDS) -> list[int]:
+    """``body[name]`` as a list of ids, each :func:`id_value`, at most ``max_items``."""
+    values = body.get(name)
+    if not isinstance(values, list):
+        raise DomainError("request.id_list", f"{name} must be a list of ids", name=name)
+    if len(values) > max_items:
+        raise DomainError("request.list_too_long", f"{name}: at most {max_items}", name=name,
+                          max=max_items)
+    try:
+        return [id_value(value, name) for value in values]
+    except DomainError:
+        raise DomainError("request.id_list", f"{name} must be a list of ids",
+                          name=name) from None
 
 
 def query_int(request: web.Request, name: str, default: int, *, low: int = 0,
@@ -106,12 +146,32 @@ async def json_object(request: web.Request) -> dict[str, Any]:
     except web.HTTPRequestEntityTooLarge:
         raise ApiError(413, "http.too_large") from None
     try:
-        body = json.loads(raw.decode("utf-8"))
+        body = json.loads(raw.decode("utf-8"), parse_int=_json_int, parse_float=_json_float,
+                          parse_constant=_json_constant)
+    except DomainError:
+        raise
     except (UnicodeDecodeError, ValueError):
         raise DomainError("request.bad_json", "the body is not valid JSON") from None
     if not isinstance(body, dict):
         raise DomainError("request.not_object", "the body must be a JSON object")
     return body
+
+
+def _json_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_JSON_DIGITS:
+        raise DomainError("request.number_too_big", "a number in the body is too big")
+    return int(text)
+
+
+def _json_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value) or abs(value) >= 10.0**MAX_JSON_DIGITS:
+        raise DomainError("request.number_too_big", "a number in the body is too big")
+    return value
+
+
+def _json_constant(text: str) -> float:
+    raise DomainError("request.bad_json", f"{text} is not a number JSON allows")
 
 
 def string_field(body: dict[str, Any], name: str, *, max_length: int = 200) -> str:

@@ -10,12 +10,17 @@ from telecrm import clients as clients_routes
 from telecrm.activities import routes as activities_routes
 from telecrm.calls import routes as calls_routes
 from telecrm.calltracking import routes as calltracking_routes
+from telecrm.dialer import routes as dialer_routes
+from telecrm.missed import routes as missed_routes
 from telecrm.people import admin_pages as people_admin_pages
 from telecrm.people import password as people_password
+from telecrm.presence import routes as presence_routes
 from telecrm.recordings import routes as recordings_routes
+from telecrm.routing import routes as routing_routes
 from telecrm.sales import routes as sales_routes
 from telecrm.speech import routes as speech_routes
 from telecrm.talktime import routes as talktime_routes
+from telecrm.wallboard import routes as wallboard_routes
 from telecrm.web import api, pages, sse
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
@@ -48,13 +53,18 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/team", pages.team_page)
     calls_routes.add_routes(r)
     talktime_routes.add_routes(r)
+    wallboard_routes.add_routes(r)
     recordings_routes.add_routes(r)
     speech_routes.add_routes(r)
     calltracking_routes.add_routes(r)
+    missed_routes.add_routes(r)  # /reports/missed before the sales reports' /reports/{name}
     sales_routes.add_routes(r)
     activities_routes.add_routes(r)
+    dialer_routes.add_routes(r)
     people_admin_pages.add_routes(r)
     people_password.add_routes(r)
+    presence_routes.add_routes(r)  # /presence, /api/presence ...
+    routing_routes.add_routes(r)  # /pbx/owner (the dialplan's), /routing, /api/routing
     r.add_get("/favicon.ico", favicon)
     r.add_static("/static/", STATIC_DIR, name="static", append_version=True)
 

@@ -9,8 +9,10 @@ from aiohttp import web
 from telecrm.web.auth import session_middleware
 from telecrm.web.csrf import csrf_middleware
 from telecrm.web.errors import error_middleware
+from telecrm.web.headers import install as install_security_headers
 from telecrm.web.keys import SETTINGS
 from telecrm.web.routes import add_routes
+from telecrm.web.server import body_timeout_middleware
 from telecrm.web.sse import signed_out_ctx
 from telecrm.web.templating import context_processor, install_filters
 
@@ -25,11 +27,14 @@ def setup_web(app: web.Application) -> None:
     """
     # Ours first: aiohttp_jinja2 appends its context-processor middleware, which must run
     # inside the session middleware to see the signed-in user.
-    app.middlewares.extend([error_middleware, session_middleware, csrf_middleware])
+    # The body is read (within its time limit) before sessions and handlers run.
+    app.middlewares.extend([error_middleware, body_timeout_middleware, session_middleware,
+                            csrf_middleware])
     env = aiohttp_jinja2.setup(
         app, loader=jinja2.PackageLoader("telecrm", "templates"),
         autoescape=jinja2.select_autoescape(default=True),
         context_processors=[context_processor], undefined=jinja2.StrictUndefined)
     install_filters(env, app[SETTINGS])
     add_routes(app)
+    install_security_headers(app)  # every response, errors and streams included
     app.cleanup_ctx.append(signed_out_ctx)  # after the bus's: stopped before it

@@ -3,20 +3,26 @@
 Events come from the bus (in-process, or Redis when several web processes serve
 the same floor), so any process can serve any browser. A manager listens to his
 phone's topic; supervisors, marketers and admins to all calls, filtered here by
-what :mod:`crm_core.people.access` lets them see. Two event types reach the browser:
+what :mod:`crm_core.people.access` lets them see. These event types reach the browser:
 
 - ``call``: a call fact (started, ringing, answered, ended...) for boards and
   pages that refresh themselves;
+- ``missed``: a missed call he must return, or (a supervisor) one nobody returned in
+  time: the browser shows a system notification (:mod:`telecrm.missed.alerts`);
+- ``presence``: a manager he oversees (or he himself) changed his presence;
 - ``screenpop``: the user's own phone is ringing with a customer: who is calling
   (the client card's essentials, or a new lead).
 
-A comment line every few seconds keeps proxies from closing the stream, and
-checks that the session is still valid (signed out elsewhere: the stream ends).
-A user switched off or whose password was reset does not wait for that check: the
-admin's request ends his streams in its own process at once, and announces it on
-the bus's ``people`` topic so that every other web process does the same
-(:func:`end_user_streams`, :func:`signed_out_ctx`). Either way the browser gets a
-``signed_out`` event and goes to the sign-in page.
+A comment line every few seconds keeps proxies from closing the stream. Whether each
+stream's session is still valid is checked on a timer of its own, whatever the traffic
+(:func:`watch_sessions`: one query a second for all the streams of a process): a stream
+ends within a second of its session ending by sign-out, deactivation or expiry, so no
+event reaches a browser that is no longer signed in. Signing out in this process ends
+that session's streams at once. A user switched off or whose password was reset does
+not wait for the timer either: the admin's request ends his streams in its own process
+at once, and announces it on the bus's ``people`` topic so that every other web process
+does the same (:func:`end_user_streams`, :func:`signed_out_ctx`). Either way the browser
+gets a ``signed_out`` event and goes to the sign-in page.
 """
 
 from __future__ import annotations
@@ -29,13 +35,16 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import web
+from sqlalchemy import select
 
 from crm_core.people import access
-from crm_core.people.models import Role, User
+from crm_core.people.models import Role, User, WebSession
 from crm_core.people.sessions import resolve_session
+from crm_core.timestamps import utcnow
 from telecrm.bus import LAGGED, BusError, Subscription
 from telecrm.live_events import (
     CALLS_TOPIC,
+    MISSED_CALL,
     PEOPLE_TOPIC,
     SIGNED_OUT,
     extension_topic,
@@ -50,7 +59,9 @@ from telecrm.web.present import client_summary, phone
 log = logging.getLogger(__name__)
 
 RINGING = "ringing"
+PRESENCE = "presence"  # a manager's presence changed (telecrm.presence.queue)
 RESUBSCRIBE_SECONDS = 5.0  # the people topic, after the bus failed
+SESSION_CHECK_SECONDS = 1.0  # how late a stream may end after its session did
 
 
 class EventStream:
@@ -120,13 +131,52 @@ async def _follow_people(app: web.Application) -> None:
         await asyncio.sleep(RESUBSCRIBE_SECONDS)
 
 
+async def end_lapsed_streams(app: web.Application) -> int:
+    """Sign out every stream of this process whose session or user is no longer valid
+    (signed out, expired, user switched off); one query for all. Returns how many."""
+    streams: list[EventStream] = list(app[EVENT_STREAMS])
+    if not streams:
+        return 0
+    session_ids = {s.session_id for s in streams if s.session_id is not None}
+    user_ids = {s.user_id for s in streams}
+    async with app[SESSIONS]() as session:
+        live_sessions = set(await session.scalars(
+            select(WebSession.id).join(User, User.id == WebSession.user_id).where(
+                WebSession.id.in_(session_ids), WebSession.expires_at > utcnow(),
+                User.active.is_(True)))) if session_ids else set()
+        active_users = set(await session.scalars(
+            select(User.id).where(User.id.in_(user_ids), User.active.is_(True))))
+    ended = 0
+    for stream in streams:
+        valid = stream.user_id in active_users and (
+            stream.session_id is None or stream.session_id in live_sessions)
+        if not valid and not stream.signed_out:
+            await stream.sign_out()
+            ended += 1
+    return ended
+
+
+async def watch_sessions(app: web.Application, every: float = SESSION_CHECK_SECONDS) -> None:
+    """End streams whose session ended, on a timer that events cannot postpone."""
+    while True:
+        await asyncio.sleep(every)
+        try:
+            await end_lapsed_streams(app)
+        except Exception:  # a database hiccup: check again at the next tick
+            log.exception("checking the sessions of event streams failed")
+
+
 async def signed_out_ctx(app: web.Application) -> AsyncIterator[None]:
-    """``cleanup_ctx``: follow the ``people`` topic while the app runs."""
-    task = asyncio.create_task(_follow_people(app), name="sse-signed-out")
+    """``cleanup_ctx``: follow the ``people`` topic and watch the streams' sessions while
+    the app runs."""
+    tasks = [asyncio.create_task(_follow_people(app), name="sse-signed-out"),
+             asyncio.create_task(watch_sessions(app), name="sse-sessions")]
     yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 class Audience:
@@ -153,6 +203,14 @@ class Audience:
         if involved & self.extensions:
             return True
         return bool(self.queue) and event.get("queue") == self.queue
+
+    def sees_presence(self, event: dict[str, Any]) -> bool:
+        """A manager's own change (his other tabs), his team's for a supervisor, all for admins."""
+        if self.user.role == Role.ADMIN:
+            return True
+        if self.user.role == Role.MARKETER:
+            return False
+        return event.get("extension") in self.extensions
 
     def pops(self, event: dict[str, Any]) -> bool:
         """Is this his own phone ringing with a customer?"""
@@ -233,8 +291,19 @@ async def events(request: web.Request) -> web.StreamResponse:
                 if stream.signed_out:
                     await response.write(_frame(SIGNED_OUT, {}))
                 break
+            if stream.signed_out:  # an event that arrived as the session ended: not his
+                await response.write(_frame(SIGNED_OUT, {}))
+                break
             if event.get("kind") == LAGGED:
                 await response.write(_frame("reload", {"dropped": event.get("dropped")}))
+                continue
+            if event.get("kind") == MISSED_CALL:  # a notice for the users it names only
+                if user.id in event.get("user_ids", ()):
+                    await response.write(_frame("missed", event))
+                continue
+            if event.get("kind") == PRESENCE:
+                if audience.sees_presence(event):
+                    await response.write(_frame(PRESENCE, event))
                 continue
             if not audience.admits(event):
                 continue

@@ -12,6 +12,7 @@ from aiohttp import web
 from crm_core.people.models import Role
 from telecrm.settings import Settings
 from telecrm.web import present
+from telecrm.web.headers import csp_nonce
 from telecrm.web.keys import USER, WEB_SESSION
 
 # (path, label, roles that see it): the navigation grows by adding a line.
@@ -20,16 +21,21 @@ NAV = [
     ("/clients", "Клиенты", {Role.MANAGER, Role.SUPERVISOR, Role.ADMIN}),
     ("/team", "Команда", {Role.SUPERVISOR, Role.ADMIN}),
     ("/calls/live", "Прослушка", {Role.SUPERVISOR, Role.ADMIN}),
+    ("/wallboard", "Табло", {Role.SUPERVISOR, Role.ADMIN}),
     ("/outcomes", "Без итога", {Role.SUPERVISOR, Role.ADMIN}),
     ("/calls", "Звонки", {Role.MANAGER, Role.SUPERVISOR, Role.ADMIN}),
     ("/talktime", "Норма", {Role.MANAGER, Role.SUPERVISOR, Role.ADMIN}),
+    ("/presence", "Присутствие", {Role.SUPERVISOR, Role.ADMIN}),
+    ("/routing", "Свой менеджер", {Role.SUPERVISOR, Role.ADMIN}),
     ("/tasks", "Задачи", {Role.MANAGER, Role.SUPERVISOR, Role.ADMIN}),
+    ("/dialer", "Обзвон", {Role.MANAGER, Role.SUPERVISOR, Role.ADMIN}),
     ("/deals", "Сделки", {Role.MANAGER, Role.SUPERVISOR, Role.ADMIN}),
     ("/plan", "План", {Role.MANAGER, Role.SUPERVISOR, Role.ADMIN}),
     ("/reports/summary", "Отчёты", {Role.MANAGER, Role.SUPERVISOR, Role.ADMIN}),
     ("/qc", "Контроль качества", {Role.MANAGER, Role.SUPERVISOR, Role.ADMIN}),
     ("/calltracking", "Коллтрекинг", {Role.MARKETER, Role.ADMIN}),
     ("/admin/users", "Пользователи", {Role.ADMIN}),
+    ("/admin/mail", "Почта", {Role.ADMIN}),
 ]
 
 
@@ -58,4 +64,5 @@ async def context_processor(request: web.Request) -> dict[str, Any]:
     nav = [(path, label) for path, label, roles in NAV if user is not None
            and user.role in roles and not user.must_change_password]
     return {"user": user, "csrf_token": web_session.csrf_token if web_session else "",
+            "csp_nonce": csp_nonce(request),
             "nav": nav, "path": request.path, "title": "telecrm", "staff": {}}

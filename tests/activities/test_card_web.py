@@ -13,9 +13,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
-import aiohttp
 import pytest
 from sqlalchemy import select
 
@@ -24,8 +22,7 @@ from crm_core.audit import AuditLog
 from crm_core.clients.models import Client
 from crm_core.tasks.models import Task
 from tests.support.db_fixtures import db_url_fixture, postgres_server_fixture  # noqa: F401
-from tests.support.floor import Floor as BaseFloor
-from tests.support.floor import served_floor
+from tests.support.floor import Floor, served_floor
 
 pytestmark = pytest.mark.calendar  # the seeded calls are an hour ago: make test-calendar
 
@@ -33,28 +30,6 @@ ROLES = ["petrov", "smirnova", "kuznetsov", "sokolova", "marketer", "admin"]
 # who may open petrov's client (101): 201/200; 404: not his to see; 403: never (marketer)
 ON_PETROVS = {"petrov": 201, "smirnova": 404, "kuznetsov": 404, "sokolova": 201,
               "marketer": 403, "admin": 201}
-
-
-class Floor(BaseFloor):
-    async def call(self, who: str | None, method: str, path: str, body: Any = None,
-                   *, csrf: bool = True) -> tuple[int, Any]:
-        if who is None:
-            async with aiohttp.ClientSession() as http, http.request(
-                    method, self.base + path, json=body) as response:
-                return response.status, await response.json()
-        http = await self.login(who)
-        headers = {"X-CSRF-Token": self.csrf[who]} if csrf else {}
-        async with http.request(method, self.base + path, json=body,
-                                headers=headers) as response:
-            kind = response.content_type
-            return response.status, (await response.json() if kind == "application/json"
-                                     else await response.text())
-
-    async def form(self, who: str, path: str, data: dict[str, str]) -> tuple[int, str]:
-        await self.call(who, "GET", "/api/me")
-        async with self.http[who].post(self.base + path,
-                                       data={"csrf_token": self.csrf[who], **data}) as r:
-            return r.status, await r.text()
 
 
 @pytest.fixture

@@ -1,27 +1,35 @@
-"""``make demo`` runs ``telecrm demo``: it must keep working for the next newcomer."""
+"""``make demo`` runs ``telecrm demo``: it must keep working for the next newcomer.
+
+One run of the demo is checked for everything a newcomer sees: the call log it prints,
+the call-tracking source of a call, and playable stereo recordings of answered calls.
+"""
 
 import json
 import os
+import re
 import socket
 import subprocess
 from pathlib import Path
 
 import pytest
+from pydub import AudioSegment
 
+from tests.recordings.test_recordings_e2e import probe
 from tests.support.live import TELECRM
 
 pytestmark = pytest.mark.asterisk
 
 
-def test_demo_places_real_calls_and_prints_the_call_log(sandbox, tmp_path: Path) -> None:
+def test_demo_logs_real_calls_and_keeps_their_recordings(sandbox, tmp_path: Path) -> None:
     # `sandbox` is requested so the root is built and known usable (skip/fail reason).
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = dict(os.environ, TELECRM_DATA_DIR=str(tmp_path), TELECRM_HTTP_PORT=str(port))
-    env.pop("TELECRM_DATABASE_URL", None)
+    for name in ("TELECRM_DATABASE_URL", "TELECRM_RECORDINGS_STORE"):
+        env.pop(name, None)
     result = subprocess.run([TELECRM, "demo", "--once"], capture_output=True, text=True,
-                            env=env, timeout=180)
+                            env=env, timeout=240)
     assert result.returncode == 0, result.stderr
     out = result.stdout
     rows = {line.split("  ")[1].strip(): line for line in out.splitlines()
@@ -44,3 +52,18 @@ def test_demo_places_real_calls_and_prints_the_call_log(sandbox, tmp_path: Path)
     calls = {c["client_number"]: c for c in map(json.loads, export.stdout.splitlines())}
     assert calls["+79990001122"]["tracking"]["channel"] == "Билборд на Садовом"
     assert calls["+79161234567"]["tracking"] is None  # a DID without tracking
+
+    # Every answered demo call leaves a playable stereo recording in the demo's store.
+    answered = sum(1 for line in out.splitlines() if line[:2].isdigit() and "отвечен" in line)
+    assert answered == 3, out
+    found = re.search(r"Записи разговоров \(сохранено (\d+)\): (\S+)", out)
+    assert found, out
+    assert int(found.group(1)) == answered
+    store = Path(found.group(2))
+    assert store == tmp_path / "demo" / "recordings"
+    files = sorted(store.rglob("*.ogg"))
+    assert len(files) == answered
+    for path in files:
+        channels, duration = probe(path)
+        assert channels == 2 and duration > 1.5, (path, channels, duration)
+        assert AudioSegment.from_file(path).dBFS > -50, f"{path} is silent"

@@ -208,6 +208,20 @@ async def test_redis_slow_subscriber_is_told_it_lagged(redis_url: str) -> None:
     await bus.close()
 
 
+async def test_a_web_process_holds_hundreds_of_event_streams(redis_url: str) -> None:
+    """300 managers on one web process: each stream's subscription gets its events
+    (redis-py's pool alone stopped at 100 connections: "Too many connections")."""
+    bus = RedisBus(redis_url)
+    streams = [await bus.subscribe(f"ext:{5000 + n}") for n in range(300)]
+    try:
+        await bus.publish("ext:5299", {"n": 299})
+        assert (await next_message(streams[-1]))["n"] == 299
+    finally:
+        for stream in streams:
+            await stream.close()
+        await bus.close()
+
+
 async def test_a_real_capture_becomes_enriched_live_events(db_url: str) -> None:
     """Store first, then publish: events carry the stored call's id and its client."""
     if not CAPTURE.is_file():

@@ -20,7 +20,14 @@ from crm_core.calls.services import export_calls, get_call, record_call
 from crm_core.calls.snapshot import CallData, LegData
 from crm_core.clients.models import Client, Phone
 from crm_core.clients.services import find_client_by_phone
-from crm_core.db import alembic_config, create_engine, normalize_url, session_factory, upgrade
+from crm_core.db import (
+    alembic_config,
+    create_engine,
+    head_revision,
+    normalize_url,
+    session_factory,
+    upgrade,
+)
 from crm_core.db.base import Base
 from crm_core.people.models import User
 from crm_core.people.users import add_user, find_user_by_extension
@@ -126,6 +133,26 @@ async def test_migrations_apply_from_empty_and_match_models(empty_db_url: str) -
     assert set(Base.metadata.tables) <= tables
     assert revision == head
     assert diff == [], f"models and migrations disagree: {diff}"
+
+
+async def test_the_quick_up_to_date_check_never_skips_a_migration(empty_db_url: str) -> None:
+    """Commands check the schema by reading the migration files, not by loading Alembic:
+    that must name Alembic's own head, and a database one step behind is still upgraded."""
+    script = ScriptDirectory.from_config(alembic_config())
+    head = script.get_current_head()
+    assert head_revision() == head
+    previous = script.get_revision(head).down_revision
+    assert isinstance(previous, str)
+    await upgrade(empty_db_url, previous)
+    await upgrade(empty_db_url)
+    engine = create_engine(empty_db_url)
+    try:
+        async with engine.connect() as conn:
+            revision = await conn.run_sync(
+                lambda sync_conn: MigrationContext.configure(sync_conn).get_current_revision())
+    finally:
+        await engine.dispose()
+    assert revision == head
 
 
 def test_normalize_url() -> None:

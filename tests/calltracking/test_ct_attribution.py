@@ -21,6 +21,7 @@ from crm_core.calltracking.leases import Decision, LeaseStore, MemoryLeaseStore
 from crm_core.calltracking.report import Period, call_log, channel_report, pool_health
 from crm_core.calltracking.services import (
     SiteOptions,
+    VisitEvent,
     VisitReport,
     add_pool_numbers,
     add_static,
@@ -28,6 +29,7 @@ from crm_core.calltracking.services import (
     pool_of,
     record_decision,
     record_visit,
+    record_visit_events,
     rules_of,
     save_site,
     source_of,
@@ -295,3 +297,40 @@ async def test_bulk_writer_attributes_like_the_single_one(world: World) -> None:
     again = await record_calls(world.session, batch[:1], hooks=HOOKS)  # a replay changes nothing
     await world.session.commit()
     assert (await get_call(world.session, again[0].id, HOOKS) or {})["tracking"] == got["b-1"]
+
+
+async def test_a_call_stored_before_its_lease_history_gets_the_visit(world: World) -> None:
+    """The endpoint answers from the lease store and writes the history a moment later:
+    a visitor who dials at once is first put down to the site, then to his visit."""
+    site = await get_site(world.session, HOST)
+    assert site is not None
+    site_id, hold, now = site.id, site.hold_seconds, T0
+    decision = await world.leases.acquire(HOST, pool_of(site), rules_of(site), "quick",
+                                          now.timestamp())
+    assert decision.number
+    other = (POOL[1] if decision.number == POOL[0] else POOL[0])
+    early = await world.call(decision.number, "+79161230030", 2)
+    untouched = await world.call(other, "+79161230031", 3)  # the other number: no lease
+    assert (early["tracking"]["kind"], early["tracking"]["source"]) == ("static", None)
+    landing = f"https://{HOST}/?utm_source=yandex&utm_medium=cpc&utm_campaign=fast"
+    await record_visit_events(world.session, [VisitEvent(
+        site_id, hold, "quick", VisitReport(landing, None, {}, "Mozilla/5.0"),
+        now, False, decision)])
+    await world.session.commit()
+    world.session.expire_all()
+    late = await get_call(world.session, early["id"], HOOKS)
+    assert late is not None
+    assert (late["tracking"]["kind"], late["tracking"]["source"], late["tracking"]["medium"],
+            late["tracking"]["campaign"]) == ("dynamic", "yandex", "cpc", "fast")
+    assert late["tracking"]["landing"] == landing
+    still = await get_call(world.session, untouched["id"], HOOKS)
+    assert still is not None and still["tracking"] == untouched["tracking"]
+    # a visit's second page moves the same lease on and changes nothing more
+    await record_visit_events(world.session, [VisitEvent(
+        site_id, hold, "quick", VisitReport(f"https://{HOST}/price", None, {},
+                                                         "Mozilla/5.0"),
+        now + timedelta(seconds=30), False, decision)])
+    await world.session.commit()
+    world.session.expire_all()
+    assert (await get_call(world.session, early["id"], HOOKS) or {})["tracking"] == (
+        late["tracking"])

@@ -34,6 +34,7 @@ HOST = "shop.example"
 ORIGIN = "https://shop.example"
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/120.0 Safari/537.36"
 POOL = ["+74951110011", "+74951110012"]
+VISITORS: list[str] = []
 Served = tuple[str, str, web.Application]  # CRM base URL, database URL, the app
 
 
@@ -51,7 +52,7 @@ async def served(tmp_path: Path) -> AsyncIterator[Served]:
     finally:
         await engine.dispose()
     settings = Settings(data_dir=tmp_path, database_url=url, ct_rate_per_minute=40,
-                        recordings_source=tmp_path / "recordings")
+                        recordings_source=tmp_path / "recordings", trusted_proxies="127.0.0.1")
     async with serve_app(settings) as (app, base):
         yield base, url, app
 
@@ -59,6 +60,10 @@ async def served(tmp_path: Path) -> AsyncIterator[Served]:
 async def post(base: str, body: Any, *, origin: str | None = ORIGIN, agent: str = BROWSER,
                raw: bytes | None = None, ip: str | None = None) -> tuple[int, Any, Any]:
     headers = {"User-Agent": agent, "Content-Type": "text/plain"}
+    if ip is None:  # each request another visitor, as if from his own address
+        VISITORS.append(f"198.51.100.{len(VISITORS) % 250 + 1}")
+        ip = VISITORS[-1]
+    headers["X-Forwarded-For"] = ip  # the test server trusts its loopback "proxy"
     if origin:
         headers["Origin"] = origin
     data = raw if raw is not None else json.dumps(body).encode()
@@ -155,7 +160,8 @@ async def test_size_origin_and_rate_limits(served: Served) -> None:
     # a forged session id is never taken: a new visit is started instead
     _, body, _ = await post(base, visit(session="A" * 40))
     assert body["session"] != "A" * 40
-    statuses = [(await post(base, visit(activity=False)))[0] for _ in range(40)]
+    statuses = [(await post(base, visit(activity=False), ip="203.0.113.50"))[0]
+                for _ in range(41)]
     assert statuses[-1] == 429
 
 
@@ -229,7 +235,8 @@ async def test_with_redis_leases_and_the_history_process(tmp_path: Path, redis_u
                                                        origins=[ORIGIN]))
             await add_pool_numbers(session, HOST, POOL)
         settings = Settings(data_dir=tmp_path, database_url=url, redis_url=redis_url,
-                            recordings_source=tmp_path / "recordings")
+                            recordings_source=tmp_path / "recordings",
+                            trusted_proxies="127.0.0.1")
         async with serve_app(settings) as (app_a, base_a), serve_app(settings) as (app_b, base_b):
             _, first, _ = await post(base_a, visit())
             _, second, _ = await post(base_b, visit())

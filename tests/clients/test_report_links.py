@@ -38,7 +38,8 @@ async def served(tmp_path: Path) -> AsyncIterator[str]:
         async with session_factory(engine)() as session, session.begin():
             await _seed(session)
             await add_user(session, "admin", name="Админ", role="admin")
-            await session.execute(update(User).values(password_hash=hash_password(PASSWORD)))
+            hashed = hash_password(PASSWORD, "light")
+            await session.execute(update(User).values(password_hash=hashed))
             team = await session.scalar(select(Team.id).where(Team.name == "Продажи"))
             await save_rules(session, team, {"contact_days_c": 5, "max_potential_days": 30},
                              by=None)

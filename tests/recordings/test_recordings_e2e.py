@@ -50,7 +50,7 @@ async def seed_users(db_url: str) -> None:
     engine = create_engine(db_url)
     try:
         async with session_factory(engine, writer=True)() as session, session.begin():
-            hashed = hash_password(PASSWORD)
+            hashed = hash_password(PASSWORD, "light")
             for username, role, ext in USERS:
                 await add_user(session, username, name=username, role=role, extension=ext,
                                team="Отдел продаж", password_hash=hashed)
@@ -168,7 +168,8 @@ async def test_real_call_is_finalized_to_stereo_and_served(
     assert stored.is_file() and audio.content_type == "audio/ogg"
     channels, duration = probe(stored)
     assert channels == 2 == audio.channels
-    assert abs(duration - call["talk_seconds"]) <= 0.5, (duration, call["talk_seconds"])
+    # MixMonitor starts a moment after the answer: later still on a loaded machine
+    assert abs(duration - call["talk_seconds"]) <= 1.0, (duration, call["talk_seconds"])
 
     # -- the manager is heard on the left only while he spoke, the client on the right
     for side, (left, right) in (("manager", (0, 1)), ("client", (1, 0))):

@@ -32,7 +32,8 @@ async def served(tmp_path: Path) -> AsyncIterator[str]:
     try:
         async with session_factory(engine)() as session, session.begin():
             await _seed(session)
-            await session.execute(update(User).values(password_hash=hash_password(PASSWORD)))
+            hashed = hash_password(PASSWORD, "light")
+            await session.execute(update(User).values(password_hash=hashed))
     finally:
         await engine.dispose()
     async with serve_app(Settings(data_dir=tmp_path, database_url=url)) as (_, base):

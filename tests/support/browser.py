@@ -9,8 +9,11 @@ install``) with a fresh profile.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import copy
 import os
+import shutil
 import socket
 import tempfile
 from collections.abc import AsyncIterator
@@ -25,12 +28,14 @@ from aiohttp import web
 from crm_core.calls.services import record_call
 from crm_core.calls.snapshot import CallData, LegData
 from crm_core.clients.services import create_client
-from crm_core.db import create_engine, session_factory, upgrade
+from crm_core.db import create_engine, session_factory
 from crm_core.people.users import add_user, set_team_queue
 from telecrm.app import create_app
 from telecrm.passwords import hash_password
 from telecrm.settings import Settings
+from telecrm.web import server as http_server
 from telecrm.wiring import call_hooks
+from tests.support.db_fixtures import migrated, sqlite_file
 
 HOOKS = call_hooks()  # what the product does with each written call
 
@@ -69,7 +74,9 @@ def seed_calls_start(tz: str = "Europe/Moscow") -> datetime:
     now = datetime.now(UTC)
     local = now.astimezone(ZoneInfo(tz))
     midnight = local.replace(hour=0, minute=0, second=0, microsecond=0).astimezone(UTC)
-    return max(now - timedelta(hours=1), midnight + timedelta(minutes=1))
+    # whole minutes: the tests of one minute share one seeded database (seed_world)
+    hour_ago = (now - timedelta(hours=1)).replace(second=0, microsecond=0)
+    return max(hour_ago, midnight + timedelta(minutes=1))
 
 
 @dataclass
@@ -112,17 +119,47 @@ def _call(linkedid: str, direction: str, status: str, number: str, ext: str,
     )
 
 
+# seeded SQLite files of this test process, by the calls' start: copies are ~100 times
+# cheaper than writing the same floor again (each writes ~0.5 s of ORM work)
+_seeded: dict[datetime, tuple[Path, World]] = {}
+
+
 async def seed_world(db_url: str, recordings_root: Path, *, calls_at: datetime | None = None,
                      ) -> World:
-    """Users of every role, clients of three managers and four calls (one recorded)."""
-    await upgrade(db_url)
+    """Users of every role, clients of three managers and four calls (one recorded).
+
+    A new SQLite file gets a copy of the same floor seeded earlier in this process
+    with the same start of calls (its ids and rows are the same), if there is one.
+    """
+    start = calls_at or seed_calls_start()
+    path = sqlite_file(db_url)
+    fresh = path is not None and not path.exists()
+    seeded = _seeded.get(start) if fresh else None
+    if path is not None and seeded is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(seeded[0], path)
+        world = copy.deepcopy(seeded[1])
+    else:
+        world = await _seed(db_url, start)
+        if path is not None and fresh:
+            directory = Path(tempfile.mkdtemp(prefix="telecrm-seeded-"))
+            atexit.register(shutil.rmtree, directory, True)
+            shutil.copyfile(path, directory / "seeded.sqlite3")
+            _seeded[start] = (directory / "seeded.sqlite3", copy.deepcopy(world))
+    recording = recordings_root / world.recording
+    recording.parent.mkdir(parents=True, exist_ok=True)
+    recording.write_bytes(fake_wav(seconds=1))
+    return world
+
+
+async def _seed(db_url: str, start: datetime) -> World:
+    await migrated(db_url)
     engine = create_engine(db_url)
     sessions = session_factory(engine, writer=True)
     world = World()
-    hashed = hash_password(PASSWORD)
-    start = calls_at or seed_calls_start()
+    hashed = hash_password(PASSWORD, "light")
     # The floor has worked for a year: talk time judges the seeded days like any other.
-    hired = min(start, datetime.now(UTC)) - timedelta(days=365)
+    hired = start - timedelta(days=366)
     try:
         async with sessions() as session, session.begin():
             for username, name, role, ext, team in USERS:
@@ -152,9 +189,6 @@ async def seed_world(db_url: str, recordings_root: Path, *, calls_at: datetime |
                 world.calls[name] = call.id
     finally:
         await engine.dispose()
-    path = recordings_root / world.recording
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(fake_wav(seconds=1))
     return world
 
 
@@ -173,16 +207,13 @@ def fake_wav(seconds: float = 1.0, rate: int = 8000) -> bytes:
 
 
 @contextlib.asynccontextmanager
-async def serve_app(settings: Settings, *, with_listener: bool = False
+async def serve_app(settings: Settings, *, with_listener: bool = False, with_web: bool = True
                     ) -> AsyncIterator[tuple[web.Application, str]]:
     """The real app on a free loopback port; yields it and its base URL."""
     port = free_port()
     settings = settings.with_overrides(http_host="127.0.0.1", http_port=port)
-    app = create_app(settings, with_listener=with_listener)
-    runner = web.AppRunner(app, shutdown_timeout=1)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", port)
-    await site.start()
+    app = create_app(settings, with_listener=with_listener, with_web=with_web)
+    runner = await http_server.start(app, "127.0.0.1", port, shutdown_timeout=1)
     try:
         yield app, f"http://127.0.0.1:{port}"
     finally:
@@ -190,8 +221,15 @@ async def serve_app(settings: Settings, *, with_listener: bool = False
 
 
 @contextlib.asynccontextmanager
-async def chromium() -> AsyncIterator[Any]:
-    """A Playwright browser context on Debian's Chromium, with an empty profile."""
+async def chromium(*, bypass_csp: bool = True, ignore_https_errors: bool = False
+                   ) -> AsyncIterator[Any]:
+    """A Playwright browser context on Debian's Chromium, with an empty profile.
+
+    Playwright polls ``wait_for_function("expression")`` with ``eval`` inside the page,
+    which the app's Content-Security-Policy refuses; tests therefore bypass the policy,
+    except the one that checks every page under it (``bypass_csp=False``).
+    ``ignore_https_errors`` accepts a test's self-signed certificate (nginx in front).
+    """
     from playwright.async_api import async_playwright
 
     if not Path(CHROMIUM).exists():
@@ -200,7 +238,8 @@ async def chromium() -> AsyncIterator[Any]:
         async with async_playwright() as playwright:
             context = await playwright.chromium.launch_persistent_context(
                 profile, executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
-                viewport=DESKTOP, locale="ru-RU",
+                viewport=DESKTOP, locale="ru-RU", bypass_csp=bypass_csp,
+                ignore_https_errors=ignore_https_errors,
                 # Chromium on Linux takes its own locale (date fields: dd.mm.yyyy) from the
                 # environment, not from --lang; chromium-l10n holds the Russian one.
                 env={**os.environ, "LANGUAGE": "ru", "LANG": "ru_RU.UTF-8"})

@@ -19,8 +19,12 @@ bottom serve ``conftest.py``: ``from tests.support.db_fixtures import db_url, po
 
 from __future__ import annotations
 
+import asyncio
+import atexit
 import os
 import shutil
+import tempfile
+import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -28,6 +32,7 @@ from typing import NoReturn
 
 import asyncpg
 import pytest
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.db import create_engine, session_factory, upgrade
@@ -65,6 +70,62 @@ async def _admin(server: PostgresServer, sql: str) -> None:
         await connection.execute(sql)
     finally:
         await connection.close()
+
+
+_template_lock = threading.Lock()
+_template: list[Path] = []
+
+
+def migrated_sqlite_template() -> Path:
+    """A SQLite file migrated to head once per test process, for copies.
+
+    Built on a thread of its own (``upgrade`` is async, and the caller may be inside
+    an event loop); removed when the process ends.
+    """
+    with _template_lock:
+        if not _template:
+            directory = Path(tempfile.mkdtemp(prefix="telecrm-migrated-"))
+            atexit.register(shutil.rmtree, directory, True)
+            path = directory / "migrated.sqlite3"
+            builder = threading.Thread(
+                target=lambda: asyncio.run(upgrade(f"sqlite+aiosqlite:///{path}")))
+            builder.start()
+            builder.join()
+            if not path.exists():
+                raise RuntimeError("migrating the template SQLite database failed")
+            _template.append(path)
+        return _template[0]
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite URL (None for another database or an in-memory one)."""
+    try:
+        parsed = make_url(url)
+    except Exception:
+        return None
+    if parsed.get_backend_name() != "sqlite" or not parsed.database:
+        return None
+    return Path(parsed.database)
+
+
+def copy_migrated_sqlite(url: str) -> bool:
+    """Give a SQLite URL whose file does not exist yet a copy of the migrated template.
+
+    The same schema as migrating, ten times faster: for tests whose subject is not the
+    migrations. False (nothing done) for any other URL or an existing file.
+    """
+    path = sqlite_file(url)
+    if path is None or path.exists():
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(migrated_sqlite_template(), path)
+    return True
+
+
+async def migrated(url: str) -> None:
+    """``url`` at head: a copy of the template for a new SQLite file, else ``upgrade``."""
+    if not copy_migrated_sqlite(url):
+        await upgrade(url)
 
 
 async def _migrated_sqlite(factory: pytest.TempPathFactory) -> Path:

@@ -40,6 +40,29 @@ class Floor:
             self.http[who] = http
         return self.http[who]
 
+    async def call(self, who: str | None, method: str, path: str, body: Any = None,
+                   *, csrf: bool = True) -> tuple[int, Any]:
+        """A JSON request as ``who`` (None: nobody signed in), with his CSRF token unless
+        ``csrf=False``; the status and the JSON (or text) answer."""
+        if who is None:
+            async with aiohttp.ClientSession() as http, http.request(
+                    method, self.base + path, json=body) as response:
+                return response.status, await response.json()
+        http = await self.login(who)
+        headers = {"X-CSRF-Token": self.csrf[who]} if csrf else {}
+        async with http.request(method, self.base + path, json=body,
+                                headers=headers) as response:
+            kind = response.content_type
+            return response.status, (await response.json() if kind == "application/json"
+                                     else await response.text())
+
+    async def form(self, who: str, path: str, data: dict[str, str]) -> tuple[int, str]:
+        """A page's form posted as ``who`` (signed in, with his CSRF token)."""
+        await self.call(who, "GET", "/api/me")
+        async with self.http[who].post(self.base + path,
+                                       data={"csrf_token": self.csrf[who], **data}) as r:
+            return r.status, await r.text()
+
     async def rows(self, stmt: Any) -> list[Any]:
         engine = create_engine(self.db_url)
         try:

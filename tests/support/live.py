@@ -16,12 +16,13 @@ from typing import Any
 
 from asterisk_conf.sandbox import Sandbox
 from crm_core.calls.services import export_calls
-from crm_core.db import create_engine, session_factory, upgrade
+from crm_core.db import create_engine, session_factory
 from pbx_bridge.ami import AmiSettings
 from pbx_bridge.pipeline import CaptureWriter, Listener
 from pbx_bridge.store import CallStore
 from telecrm.wiring import call_hooks
 from tests.support.clock import subprocess_env
+from tests.support.db_fixtures import copy_migrated_sqlite, migrated
 
 HOOKS = call_hooks()  # what the product does with each written call
 
@@ -39,6 +40,7 @@ def telecrm(*args: str, check: bool = True, process: bool = False,
     what only a real process shows (its entry point, its environment, its logging).
     ``env`` adds variables (in-process: for the duration of the call).
     """
+    _give_new_sqlite_a_migrated_copy(list(args), env or {})
     if process:
         full_env = {**os.environ, **(env or {}), **subprocess_env()}
         result = subprocess.run([TELECRM, *args], capture_output=True, text=True,
@@ -49,6 +51,28 @@ def telecrm(*args: str, check: bool = True, process: bool = False,
         raise AssertionError(f"telecrm {' '.join(args)} failed ({result.returncode}):\n"
                              f"{result.stdout}\n{result.stderr}")
     return result
+
+
+def _give_new_sqlite_a_migrated_copy(args: list[str], env: dict[str, str]) -> None:
+    """A command's new SQLite database starts as a copy of the migrated template.
+
+    Every command brings the schema to head first; from nothing that takes seconds
+    of Alembic per test. Not for ``db`` (the migrations' own command), ``demo``
+    (its own database), ``backup`` or ``restore`` (a missing or empty database is what
+    they are about), whose tests are about exactly that.
+    """
+    from telecrm.settings import Settings, SettingsError
+
+    if args[:1] in (["db"], ["demo"], ["backup"], ["restore"]):
+        return
+    if "--db" in args[:-1]:
+        url = args[args.index("--db") + 1]
+    else:
+        try:
+            url = Settings.load({**os.environ, **env}).resolved_database_url
+        except SettingsError:
+            return
+    copy_migrated_sqlite(url)
 
 
 def _in_process(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -102,7 +126,7 @@ async def live_listener(sandbox: Sandbox, db_url: str, capture_dir: Path | None 
     """
     pbx = sandbox.pbx
     assert pbx is not None
-    await upgrade(db_url)
+    await migrated(db_url)
     engine = create_engine(db_url)
     store = CallStore(session_factory(engine, writer=True), HOOKS)
     listener = Listener(

@@ -16,6 +16,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -53,6 +54,34 @@ def _scratch_dir() -> str | None:
     if shm.is_dir() and os.access(shm, os.W_OK | os.X_OK):
         return str(shm)
     return None
+
+
+def _sweep_stale(scratch: str | None, older_than_s: float = 3600) -> None:
+    """Remove the directories of servers whose test process was killed (RAM, in /dev/shm).
+
+    A running server's ``data/postmaster.pid`` names a live process; a directory without
+    one that is over an hour old belongs to nobody (a new one is initialised in seconds)."""
+    root = Path(scratch or tempfile.gettempdir())
+    now = time.time()
+    for directory in root.glob("telecrm-pg-*"):
+        with contextlib.suppress(OSError, ValueError):
+            if now - directory.stat().st_mtime < older_than_s or _postmaster_alive(directory):
+                continue
+            shutil.rmtree(directory, ignore_errors=True)
+
+
+def _postmaster_alive(directory: Path) -> bool:
+    try:
+        pid = int((directory / "data" / "postmaster.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _free_port() -> int:
@@ -132,6 +161,7 @@ class PostgresServer:
         """initdb and start; raises PostgresUnavailable with the reason on failure."""
         try:
             self.bin_dir  # noqa: B018 - fail early when PostgreSQL is not installed
+            _sweep_stale(_scratch_dir())
             self.root = Path(tempfile.mkdtemp(prefix="telecrm-pg-", dir=_scratch_dir()))
             self._prepare_owner()
             self._run(

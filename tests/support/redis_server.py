@@ -9,6 +9,7 @@ connection under a client and bring the server back.
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import socket
 import subprocess
@@ -22,6 +23,14 @@ _START_TIMEOUT_S = 10.0
 
 class RedisUnavailable(RuntimeError):
     """The server could not be started; the message says why."""
+
+
+def _machine_clock_env() -> dict[str, str]:
+    """The environment without libfaketime: redis-server aborts under it (recursive
+    ``clock_gettime``), and a server keeps the machine's clock anyway."""
+    return {key: value for key, value in os.environ.items()
+            if not key.startswith("FAKETIME")
+            and not (key == "LD_PRELOAD" and "faketime" in value)}
 
 
 def _free_port() -> int:
@@ -93,7 +102,7 @@ class RedisServer:
             try:
                 self._process = subprocess.Popen(
                     argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL, env=_machine_clock_env(),
                 )  # fmt: skip
             except OSError as exc:
                 raise RedisUnavailable(f"cannot run {binary}: {exc}") from exc

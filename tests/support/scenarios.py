@@ -349,8 +349,8 @@ def replay_capture(path: Path, rules: PartyRules | None = None,
     return tracker, facts
 
 
-async def _reset(phones: Phones) -> None:
-    for target in _TARGETS:
+async def _reset(phones: Phones, targets: Sequence[str] = _TARGETS) -> None:
+    for target in targets:
         await phones.set_behaviour(target)
     await phones.reset_behaviours()
 
@@ -364,8 +364,15 @@ async def _idle(sandbox: Sandbox) -> None:
 
 
 async def record(sandbox: Sandbox, name: str, capture: Path, *,
-                 idle_timeout: float = 40) -> Recorded:
-    """Run one scenario under the CRM's listener; write its raw AMI capture to ``capture``."""
+                 idle_timeout: float = 40, scenarios: dict[str, Scenario] | None = None,
+                 rules: PartyRules | None = None, targets: Sequence[str] = _TARGETS,
+                 ) -> Recorded:
+    """Run one scenario under the CRM's listener; write its raw AMI capture to ``capture``.
+
+    ``scenarios``, ``rules`` and ``targets`` default to our own profile's; the foreign
+    profile (tests/support/foreign.py) passes its own.
+    """
+    table = SCENARIOS if scenarios is None else scenarios
     pbx = sandbox.pbx
     assert pbx is not None and sandbox.config is not None
     facts: list[Fact] = []
@@ -374,7 +381,7 @@ async def record(sandbox: Sandbox, name: str, capture: Path, *,
         facts.extend(batch)
 
     with tempfile.TemporaryDirectory(prefix=f"capture-{name}-") as tmp:
-        tracker = CallTracker(party_rules(sandbox.config))
+        tracker = CallTracker(rules or party_rules(sandbox.config))
         listener = Listener(
             AmiSettings(host=pbx.ami_host, port=pbx.ami_port, username=pbx.ami_user,
                         secret=pbx.ami_secret),
@@ -383,16 +390,16 @@ async def record(sandbox: Sandbox, name: str, capture: Path, *,
         try:
             async with sandbox.phones() as phones:
                 await _idle(sandbox)
-                await _reset(phones)
-                await asyncio.wait_for(listener.session.connected.wait(), 15)
+                await _reset(phones, targets)
+                await asyncio.wait_for(listener.session.connected.wait(), 30)
                 await asyncio.sleep(0.3)  # the connect-time listing comes first
                 run = Run(sandbox, phones, listener)
-                await SCENARIOS[name](run)
+                await table[name](run)
                 await phones.wait_idle(timeout=idle_timeout)
                 await run.until("the tracker to see every call end",
                                 lambda: not tracker.live_calls(), timeout=10)
                 await asyncio.sleep(0.2)
-                await _reset(phones)
+                await _reset(phones, targets)
         finally:
             await _idle(sandbox)
             await listener.stop()
@@ -409,7 +416,7 @@ async def record(sandbox: Sandbox, name: str, capture: Path, *,
 
 
 async def record_many(sandboxes: Sequence[Sandbox], names: Sequence[str],
-                      directory: Path) -> dict[str, Recorded | BaseException]:
+                      directory: Path, **options: Any) -> dict[str, Recorded | BaseException]:
     """Run scenarios on several sandboxes at once (one scenario per sandbox at a time).
 
     Each sandbox is a PBX of its own, so a capture holds exactly one scenario.
@@ -423,7 +430,7 @@ async def record_many(sandboxes: Sequence[Sandbox], names: Sequence[str],
         while not queue.empty():
             name = queue.get_nowait()
             try:
-                results[name] = await record(box, name, directory / f"{name}.ami")
+                results[name] = await record(box, name, directory / f"{name}.ami", **options)
             except Exception as exc:  # one failed scenario must not stop the others
                 results[name] = exc
 

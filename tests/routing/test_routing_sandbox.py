@@ -1,0 +1,163 @@
+"""On the sandbox Asterisk, for real: a known client's call rings his owner first.
+
+The app runs as ``telecrm serve`` wires it; the PBX runs the shipped dialplan, with
+sticky routing switched on the way an administrator would (the globals
+``CRM_OWNER_URL`` and ``CRM_PBX_TOKEN``, set here over AMI because the app's port is
+only known now). ООО Ромашка (the client number) belongs to petrov (101); the queue
+``sales`` rings 101 and 102. Smirnova (102) answers at once whenever she is rung, so the
+queue alone would always give the call to her:
+
+- petrov answers: the call is his, and 102 was never rung;
+- petrov does not answer: after his 5 seconds the queue rings, and smirnova takes it;
+- petrov is paused («Обед»): the queue at once, without him;
+- the CRM is down: the queue at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from asterisk_conf.sandbox import Sandbox
+from crm_core.calls.snapshot import CallData
+from crm_core.clients.services import create_client
+from crm_core.db import create_engine, session_factory
+from crm_core.people.models import Team, User
+from crm_core.routing.services import issue_token, set_team_rule
+from pbx_bridge.pipeline import Listener
+from telecrm.settings import Settings
+from telecrm.web.keys import LISTENER
+from tests.presence.test_presence_sandbox import presence
+from tests.recordings.test_recordings_e2e import login, seed_users
+from tests.support.browser import free_port, serve_app
+from tests.support.scenarios import CLIENT, DID_QUEUE
+
+pytestmark = [pytest.mark.asterisk]
+
+OWNER_RING = 5
+
+
+@pytest.fixture
+async def clean_phones(sandbox: Sandbox) -> AsyncIterator[None]:
+    """Behaviours and globals set by the test never leak into the next test."""
+    yield
+    async with sandbox.phones() as phones:
+        for target in ("101", "102", CLIENT):
+            await phones.set_behaviour(target)
+        await phones.reset_behaviours()
+
+
+async def seed(db_url: str) -> str:
+    """Petrov's client, routing on for his team (4 s), and the PBX token."""
+    await seed_users(db_url)
+    engine = create_engine(db_url)
+    try:
+        async with session_factory(engine, writer=True)() as session, session.begin():
+            petrov = await session.scalar(select(User).where(User.username == "petrov"))
+            team = await session.scalar(select(Team).where(Team.name == "Отдел продаж"))
+            assert petrov is not None and team is not None
+            await create_client(session, "ООО Ромашка", phones=["+" + CLIENT],
+                                owner_id=petrov.id, actor="test")
+            await set_team_rule(session, None, team.id, enabled=True, ring_seconds=OWNER_RING)
+            return await issue_token(session, "test")
+    finally:
+        await engine.dispose()
+
+
+async def set_global(listener: Listener, name: str, value: str) -> None:
+    response = await listener.session.action({"Action": "Setvar", "Variable": name,
+                                              "Value": value})
+    assert response.success, response
+
+
+async def quiet(sandbox: Sandbox) -> None:
+    """Until the PBX holds no channel: a phone still hanging up would show as busy."""
+    pbx = sandbox.pbx
+    assert pbx is not None
+    deadline = time.monotonic() + 15
+    while await asyncio.to_thread(pbx.active_channels):
+        assert time.monotonic() < deadline, "the PBX kept a channel"
+        await asyncio.sleep(0.1)
+
+
+async def answered(listener: Listener, began: float) -> tuple[CallData, float]:
+    """The call once someone answered it, and how long after it was placed."""
+    deadline = time.monotonic() + 30
+    while True:
+        calls = [c for c in listener.tracker.live_calls(at=time.time()) if c.managers]
+        if calls:
+            return calls[0], time.monotonic() - began
+        assert time.monotonic() < deadline, "nobody answered"
+        await asyncio.sleep(0.05)
+
+
+async def test_a_known_clients_call_rings_his_owner_first(
+    sandbox: Sandbox, db_url: str, tmp_path: Path, clean_phones: None,
+) -> None:
+    pbx = sandbox.pbx
+    assert pbx is not None
+    token = await seed(db_url)
+    settings = Settings(data_dir=tmp_path, database_url=db_url,
+                        recordings_source=sandbox.monitor_dir, ami_host=pbx.ami_host,
+                        ami_port=pbx.ami_port, ami_user=pbx.ami_user, ami_secret=pbx.ami_secret)
+    async with serve_app(settings, with_listener=True) as (app, base), \
+            sandbox.phones() as phones:
+        listener = app[LISTENER]
+        await asyncio.wait_for(listener.session.connected.wait(), 15)
+        await phones.wait_idle(timeout=10)
+        petrov = await login(base, "petrov")
+        try:
+            await set_global(listener, "CRM_OWNER_URL", f"{base}/pbx/owner")
+            await set_global(listener, "CRM_PBX_TOKEN", token)
+            await phones.set_behaviour("102", answer_after=0)
+
+            # -- the owner answers: his call, the queue never rang
+            await phones.set_behaviour("101", answer_after=1)
+            began = time.monotonic()
+            await phones.client_calls(CLIENT, DID_QUEUE, talk=2)
+            call, after = await answered(listener, began)
+            assert call.managers == ("101",) and call.rang == ("101",), call
+            assert after < OWNER_RING
+            await phones.wait_idle(timeout=15)
+            await quiet(sandbox)
+
+            # -- the owner does not answer: the queue after his ring time, 102 takes it
+            await phones.set_behaviour("101", mode="ring")
+            began = time.monotonic()
+            await phones.client_calls(CLIENT, DID_QUEUE, talk=2)
+            call, after = await answered(listener, began)
+            assert call.managers == ("102",) and call.rang[0] == "101", call
+            assert after >= OWNER_RING
+            await phones.wait_idle(timeout=15)
+            await quiet(sandbox)
+
+            # -- the owner is paused: the queue at once, and not him
+            assert (await presence(petrov, base, "Обед"))["queue"] == "paused"
+            began = time.monotonic()
+            await phones.client_calls(CLIENT, DID_QUEUE, talk=2)
+            call, after = await answered(listener, began)
+            assert call.managers == ("102",) and "101" not in call.rang, call
+            assert after < OWNER_RING
+            await phones.wait_idle(timeout=15)
+            await quiet(sandbox)
+            await presence(petrov, base, "На месте")
+
+            # -- the CRM is down (nothing listens there): the queue at once
+            await set_global(listener, "CRM_OWNER_URL",
+                             f"http://127.0.0.1:{free_port()}/pbx/owner")
+            began = time.monotonic()
+            await phones.client_calls(CLIENT, DID_QUEUE, talk=2)
+            call, after = await answered(listener, began)
+            assert call.managers == ("102",), call
+            assert after < OWNER_RING
+            await phones.wait_idle(timeout=15)
+            await quiet(sandbox)
+        finally:
+            await set_global(listener, "CRM_OWNER_URL", "")
+            await set_global(listener, "CRM_PBX_TOKEN", "")
+            await petrov.close()
