@@ -36,8 +36,11 @@ def watch_failures(page: Any) -> list[str]:
     failures: list[str] = []
     page.on("response", lambda r: failures.append(f"{r.status} {r.url}")
             if r.status >= 400 else None)
-    page.on("requestfailed", lambda r: failures.append(f"failed {r.url}")
-            if not r.url.endswith("/api/events") else None)
+    # a request cut off by the page's own navigation (the header's presence fetch when
+    # a link is clicked at once) is the browser's doing, not a failure of ours
+    page.on("requestfailed", lambda r: failures.append(f"failed {r.url} {r.failure}")
+            if not r.url.endswith("/api/events") and r.failure != "net::ERR_ABORTED"
+            else None)
     page.on("console", lambda m: failures.append(f"console {m.text}")
             if m.type == "error" else None)
     return failures
