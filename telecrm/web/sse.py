@@ -39,7 +39,6 @@ from sqlalchemy import select
 
 from crm_core.people import access
 from crm_core.people.models import Role, User, WebSession
-from crm_core.people.sessions import resolve_session
 from crm_core.timestamps import utcnow
 from telecrm.bus import LAGGED, BusError, Subscription
 from telecrm.live_events import (
@@ -51,7 +50,6 @@ from telecrm.live_events import (
     signed_out_message,
 )
 from telecrm.web.auth import api_user
-from telecrm.web.config import SESSION_COOKIE
 from telecrm.web.errors import ApiError
 from telecrm.web.keys import BUS, EVENT_STREAMS, SESSIONS, WEB_CONFIG, WEB_SESSION
 from telecrm.web.present import client_summary, phone
@@ -102,8 +100,8 @@ async def end_user_streams(app: web.Application, user_id: int,
     """End ``user_id``'s event streams here at once, and in every other web process.
 
     Call it after the transaction that ended his sessions has committed. A bus that is
-    down costs only the other processes' promptness: their heartbeat check still ends
-    the streams within ``sse_heartbeat_seconds``.
+    down costs only the other processes' promptness: their :func:`watch_sessions` still
+    ends the streams within ``SESSION_CHECK_SECONDS``.
     """
     ended = await end_local_streams(app, user_id, keep_session)
     try:
@@ -249,12 +247,6 @@ def _frame(kind: str, data: dict[str, Any]) -> bytes:
     return f"event: {kind}\ndata: {text}\n\n".encode()
 
 
-async def _still_signed_in(request: web.Request) -> bool:
-    token = request.cookies.get(SESSION_COOKIE, "")
-    async with request.app[SESSIONS]() as session:
-        return await resolve_session(session, token) is not None
-
-
 async def events(request: web.Request) -> web.StreamResponse:
     user = api_user(request)
     audience = await audience_for(request, user)
@@ -282,9 +274,7 @@ async def events(request: web.Request) -> web.StreamResponse:
             try:
                 event = await asyncio.wait_for(anext(iterator), heartbeat)
             except TimeoutError:
-                if not await _still_signed_in(request):
-                    await response.write(_frame(SIGNED_OUT, {}))
-                    break
+                # no session query here: watch_sessions checks every stream's at once
                 await response.write(b": ping\n\n")
                 continue
             except (StopAsyncIteration, BusError):
