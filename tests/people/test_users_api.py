@@ -4,6 +4,7 @@ says what is wrong, and every change in the audit log."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ from crm_core.db import create_engine, session_factory
 from crm_core.people.models import User
 from telecrm.settings import Settings
 from tests.support.browser import PASSWORD, World, seed_world, serve_app
+from tests.support.live import telecrm
 
 pytestmark = pytest.mark.calendar  # the seeded calls are today's
 
@@ -95,6 +97,8 @@ NEW_USER = {"username": "ivanov", "name": "Иван Иванов", "role": "mana
 
 async def test_managers_and_marketers_may_not_read_or_change_people(crm: Crm) -> None:
     petrov = crm.world.users["petrov"]
+    async with crm.http["ivanov"].get(f"{crm.base}/api/users") as response:  # not signed in
+        assert (response.status, (await response.json())["error"]) == (401, "Войдите в систему.")
     for who in ("petrov", "marketer"):
         status, body = await crm.call(who, "GET", "/api/users")
         assert (status, body["error"]) == (403, "Список пользователей и их телефонов видят "
@@ -171,7 +175,10 @@ async def test_admin_creates_a_user_with_his_devices_and_mobiles(crm: Crm) -> No
     assert row.changes["devices"] == ["SIP/150010001", "PJSIP/ivanov"]
     assert row.changes["mobiles"] == ["+79160000001"]
     assert "ivanov-password" not in str(row.changes) and "argon2" not in str(row.changes)
-    # His supervisor sees him; he signs in with the password given.
+    # The command line shows the same phones; his supervisor sees him; he signs in.
+    listed = json.loads(telecrm("users", "list", "--format", "json", "--db", crm.db).stdout)
+    assert next(u for u in listed if u["username"] == "ivanov")["devices"] == [
+        "SIP/150010001", "PJSIP/ivanov"]
     status, team = await crm.call("sokolova", "GET", "/api/users")
     assert "ivanov" in [u["username"] for u in team["users"]]
     async with crm.http["ivanov"].post(f"{crm.base}/api/login", json={
