@@ -92,6 +92,7 @@ MESSAGES: dict[str, str] = {
     "request.not_url": "Поле {name} должно быть адресом http(s).",
     "request.phone_list": "Поле {name} должно быть списком телефонных номеров.",
     "request.list_too_long": "Поле {name}: не больше {max} за раз.",
+    "request.control_characters": "Поле {name} содержит управляющие символы: уберите их.",
     "request.not_extension": "Поле {name} — внутренний номер (цифры).",
 
     # -- sign-in (telecrm.web.auth, telecrm.web.api) ---------------------------------------
@@ -559,6 +560,8 @@ MESSAGES: dict[str, str] = {
                                   "отдела.",
     # people: users, teams, passwords (crm_core.people, telecrm.passwords)
     "people.admin_only": "Пользователями и отделами управляет администратор.",
+    "people.list_not_allowed": "Список пользователей и их телефонов видят руководитель (свой "
+                               "отдел) и администратор.",
     "people.user_not_found": "Пользователя «{username}» нет.",
     "people.team_not_found": "Такого отдела нет.",
     "people.username_invalid": "Логин — от 1 до 100 символов без пробелов.",

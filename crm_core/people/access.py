@@ -177,6 +177,43 @@ async def pickable_people(session: AsyncSession, user: User) -> list[User]:
     return list(await session.scalars(stmt.order_by(User.active.desc(), User.name, User.id)))
 
 
+def may_list_people(user: User) -> bool:
+    """Who has which extension, device and mobile: an admin (everyone), a supervisor (his
+    team, to read); managers and marketers manage no phones."""
+    return user.role in (Role.ADMIN, Role.SUPERVISOR)
+
+
+async def visible_people(session: AsyncSession, user: User,
+                         user_id: int | None = None) -> list[User]:
+    """The users ``user`` may read with their phones (only ``user_id``, if given), the
+    active first, by name.
+
+    Everyone for an admin; his own team for a supervisor (himself alone without one),
+    switched-off members included; nobody for anyone else.
+    """
+    stmt = select(User).options(selectinload(User.team), selectinload(User.phones))
+    if user_id is not None:
+        stmt = stmt.where(User.id == user_id)
+    if user.role == Role.ADMIN:
+        pass
+    elif user.role == Role.SUPERVISOR:
+        stmt = stmt.where(User.team_id == user.team_id if user.team_id is not None
+                          else User.id == user.id)
+    else:
+        return []
+    return list(await session.scalars(stmt.order_by(User.active.desc(), User.name,
+                                                    User.username)))
+
+
+async def visible_teams(session: AsyncSession, user: User) -> list[Team]:
+    """The teams whose people ``user`` may read: all for an admin, his own for a supervisor."""
+    if user.role == Role.ADMIN:
+        return list(await session.scalars(select(Team).order_by(Team.name)))
+    if user.role == Role.SUPERVISOR and user.team_id is not None:
+        return list(await session.scalars(select(Team).where(Team.id == user.team_id)))
+    return []
+
+
 async def pickable_teams(session: AsyncSession, user: User) -> list[Team]:
     """Teams ``user`` may pick in the call log's filter: every team for an admin only."""
     if user.role != Role.ADMIN:

@@ -10,6 +10,7 @@ from telecrm.calltracking.openapi import CT_PATHS
 from telecrm.clients.openapi import CLIENT_PATHS, CLIENT_SCHEMAS
 from telecrm.dialer.openapi import DIALER_PATHS
 from telecrm.missed.openapi import MISSED_PATHS
+from telecrm.people.openapi import USER_PATHS, USER_SCHEMAS
 from telecrm.presence.openapi import PRESENCE_PATHS
 from telecrm.routing.openapi import ROUTING_PATHS
 from telecrm.sales.openapi import SALES_PATHS
@@ -511,6 +512,7 @@ PATHS: dict[str, Any] = {
     **CT_PATHS,
     **PRESENCE_PATHS,
     **ROUTING_PATHS,
+    **USER_PATHS,
 }
 
 _DOCUMENT: dict[str, Any] = {
@@ -526,7 +528,7 @@ _DOCUMENT: dict[str, Any] = {
     },
     "paths": PATHS,
     "components": {
-        "schemas": {**SCHEMAS, **CLIENT_SCHEMAS},
+        "schemas": {**SCHEMAS, **CLIENT_SCHEMAS, **USER_SCHEMAS},
         "securitySchemes": {"session": {"type": "apiKey", "in": "cookie",
                                         "name": "telecrm_session"}},
     },

@@ -13,6 +13,7 @@ from telecrm.calltracking import routes as calltracking_routes
 from telecrm.dialer import routes as dialer_routes
 from telecrm.missed import routes as missed_routes
 from telecrm.people import admin_pages as people_admin_pages
+from telecrm.people import api as people_api
 from telecrm.people import password as people_password
 from telecrm.presence import routes as presence_routes
 from telecrm.recordings import routes as recordings_routes
@@ -63,6 +64,7 @@ def add_routes(app: web.Application) -> None:
     dialer_routes.add_routes(r)
     people_admin_pages.add_routes(r)
     people_password.add_routes(r)
+    people_api.add_routes(r)  # /api/users ...
     presence_routes.add_routes(r)  # /presence, /api/presence ...
     routing_routes.add_routes(r)  # /pbx/owner (the dialplan's), /routing, /api/routing
     r.add_get("/favicon.ico", favicon)
