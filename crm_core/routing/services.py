@@ -193,7 +193,8 @@ class Person:
 
     @property
     def dial(self) -> str:
-        """His phones as one Dial() argument: his extension first (its state is checked)."""
+        """His phones as one Dial() argument, his extension first; the dialplan rings the
+        registered, free ones (none free, or one on a call: the queue)."""
         return "&".join(dict.fromkeys((f"PJSIP/{self.extension}", *self.devices)))
 
 
