@@ -270,8 +270,8 @@ async def set_escalate_minutes(session: AsyncSession, actor: User | None, team_i
         session.add(rule)
     rule.escalate_after_minutes = minutes
     await session.flush()
-    write_audit(session, actor="user" if actor else "cli", user_id=actor.id if actor else None,
-                entity="missed_call_rule",
+    write_audit(session, actor=actor.username if actor else "cli",
+                user_id=actor.id if actor else None, entity="missed_call_rule",
                 entity_id=rule.id, action=ACTION_UPDATE,
                 changes={"team_id": team_id, "escalate_after_minutes": [before, minutes]})
     return rule

@@ -15,6 +15,7 @@ import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import bindparam, select
@@ -104,27 +105,46 @@ def did_number(raw: str, region: str = "RU") -> str:
     return number
 
 
+class DidMode(StrEnum):
+    """What a DID says about ringing the owner first, over his team's switch."""
+
+    ON = "on"  # whatever the team says (a line whose callers should reach their manager)
+    OFF = "off"  # always the queue (a support line)
+    TEAM = "team"  # as the owner's team
+
+    @classmethod
+    def of(cls, enabled: bool | None) -> DidMode:
+        """The mode a stored ``RoutingRule.enabled`` means (NULL: as the team)."""
+        return cls.TEAM if enabled is None else cls.ON if enabled else cls.OFF
+
+    @property
+    def enabled(self) -> bool | None:
+        return None if self is DidMode.TEAM else self is DidMode.ON
+
+
 async def set_did_rule(session: AsyncSession, actor: User | None, did: str, *,
-                       enabled: bool) -> RoutingRule:
-    """Switch sticky routing on or off for calls to one DID, whatever the team says."""
+                       mode: DidMode) -> RoutingRule:
+    """Switch sticky routing on or off for calls to one DID, or leave it to the team."""
     _may_switch_did(actor)
     number = did_number(did)
     rule = await session.scalar(select(RoutingRule).where(RoutingRule.did == number))
-    if rule is None:
-        rule = RoutingRule(did=number, enabled=not enabled, updated_by=_actor(actor))
+    before = None if rule is None else DidMode.of(rule.enabled)
+    if rule is None:  # a number set once stays on the page, whatever it is set to later
+        rule = RoutingRule(did=number, enabled=None, updated_by=_actor(actor))
         session.add(rule)
         await session.flush()
-    if rule.enabled != enabled:
+    if before != mode:
         write_audit(session, actor=_actor(actor), user_id=actor.id if actor else None,
                     entity="routing_did", entity_id=rule.id, action=ACTION_UPDATE,
-                    changes={"did": [number, number], "enabled": [rule.enabled, enabled]})
-        rule.enabled, rule.updated_by, rule.updated_at = enabled, _actor(actor), utcnow()
+                    changes={"did": [number, number],
+                             "mode": [before and before.value, mode.value]})
+        rule.enabled, rule.updated_by, rule.updated_at = mode.enabled, _actor(actor), utcnow()
     await session.flush()
     return rule
 
 
 async def list_rules(session: AsyncSession) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Every team (with its rule, off by default) and every DID rule."""
+    """Every team (with its rule, off by default) and every DID set once (its mode)."""
     teams = list(await session.scalars(select(Team).order_by(Team.name)))
     rules = list(await session.scalars(select(RoutingRule)))
     by_team = {r.team_id: r for r in rules if r.team_id is not None}
@@ -132,7 +152,7 @@ async def list_rules(session: AsyncSession) -> tuple[list[dict[str, Any]], list[
                   "enabled": bool(by_team[t.id].enabled) if t.id in by_team else False,
                   "ring_seconds": by_team[t.id].ring_seconds if t.id in by_team
                   else DEFAULT_RING_SECONDS} for t in teams]
-    did_rows = [{"did": r.did, "enabled": r.enabled}
+    did_rows = [{"did": r.did, "mode": DidMode.of(r.enabled).value}
                 for r in sorted((r for r in rules if r.did is not None),
                                 key=lambda r: r.did or "")]
     return team_rows, did_rows
@@ -173,7 +193,8 @@ class Person:
 
     @property
     def dial(self) -> str:
-        """His phones as one Dial() argument: his extension first (its state is checked)."""
+        """His phones as one Dial() argument, his extension first; the dialplan rings the
+        registered, free ones (none free, or one on a call: the queue)."""
         return "&".join(dict.fromkeys((f"PJSIP/{self.extension}", *self.devices)))
 
 
@@ -183,7 +204,7 @@ class Snapshot:
 
     token_hashes: tuple[str, ...] = ()
     teams: dict[int, tuple[bool, int]] = field(default_factory=dict)  # enabled, ring seconds
-    dids: dict[str, bool] = field(default_factory=dict)
+    dids: dict[str, bool] = field(default_factory=dict)  # on/off over the team (not "team")
     people: dict[int, Person] = field(default_factory=dict)
     away: dict[int, str] = field(default_factory=dict)  # user id: why (absence, presence)
 
@@ -197,8 +218,13 @@ class Snapshot:
 
     def decide(self, owner_id: int | None, did: str | None, busy: Iterable[str] = ()
                ) -> tuple[str | None, str]:
-        """``("<ring seconds>:<dial string>", "owner")``, or ``(None, why the queue)``."""
-        if did is not None and self.dids.get(did) is False:
+        """``("<ring seconds>:<dial string>", "owner")``, or ``(None, why the queue)``.
+
+        The DID's switch, when it has one, outranks the owner's team's; the ring time is
+        always the team's (or the default).
+        """
+        by_did = self.dids.get(did) if did is not None else None
+        if by_did is False:
             return None, "did_off"
         if owner_id is None:
             return None, "no_owner"
@@ -207,7 +233,7 @@ class Snapshot:
             return None, "owner_unavailable"
         enabled, ring = self.teams.get(person.team_id, (False, 0)) \
             if person.team_id is not None else (False, 0)
-        if not enabled:
+        if not enabled and by_did is not True:
             return None, "team_off"
         if owner_id in self.away:
             return None, self.away[owner_id]
@@ -235,8 +261,9 @@ async def load_snapshot(session: AsyncSession, today: date) -> Snapshot:
             away.setdefault(uid, "paused")
     return Snapshot(
         token_hashes=tokens,
-        teams={r.team_id: (r.enabled, r.ring_seconds) for r in rules if r.team_id is not None},
-        dids={r.did: r.enabled for r in rules if r.did is not None},
+        teams={r.team_id: (bool(r.enabled), r.ring_seconds) for r in rules
+               if r.team_id is not None},
+        dids={r.did: r.enabled for r in rules if r.did is not None and r.enabled is not None},
         people=people, away=away)
 
 

@@ -462,6 +462,7 @@ def projection(talk_seconds: float, target_seconds: int, now: datetime, tz: Zone
     return {"talk_minutes": round(talk_seconds / 60, 1),
             "left_minutes": round(max(0.0, target_seconds - talk_seconds) / 60, 1),
             "projected_minutes": round(projected / 60, 1),
+            "projected_seconds": round(projected, 1),
             "on_track": projected >= target_seconds,
             "day_start": day_start.strftime("%H:%M"), "day_end": day_end.strftime("%H:%M")}
 

@@ -45,12 +45,12 @@ from crm_core.people import access
 from crm_core.people.models import Role, Team, User
 from crm_core.sales.tasks import PLANNABLE_KINDS
 from crm_core.talktime.metric import Rules as TalkRules
-from crm_core.talktime.metric import day_report, minute_time, projection
 from crm_core.tasks.models import Task
 from crm_core.tasks.services import task_to_dict
 from crm_core.timestamps import ensure_utc, isoformat
 from telecrm.dialer.card import client_card
 from telecrm.messages import http_status, russian
+from telecrm.presence.report import pace, presence_day
 from telecrm.web.api import place_call
 from telecrm.web.auth import api_user, page_user
 from telecrm.web.keys import SESSIONS, WEB_CONFIG, WRITER_SESSIONS, workday_tz
@@ -84,15 +84,13 @@ def _boss(user: User) -> None:
 
 
 async def talk_today(request: web.Request, session: AsyncSession, user: User) -> dict[str, Any]:
-    """Today's talk minutes against the norm and the projection by day end (talk time's)."""
+    """Today's talk minutes against the norm and the projection by day end, as /talktime
+    and the Today bar project it (his pauses are not working time)."""
     tz, now = workday_tz(request), utcnow()
     default = TalkRules(target_seconds=request.app[WEB_CONFIG].daily_target_seconds)
-    row = (await day_report(session, [user], now.astimezone(tz).date(), tz, now=now,
-                            default=default))[0]
+    (row,) = await presence_day(session, [user], now.astimezone(tz).date(), tz, now, default)
     return {"talk_seconds": row["talk_seconds"], "target_minutes": row["target_seconds"] // 60,
-            **projection(row["talk_seconds"], row["target_seconds"], now, tz,
-                         minute_time(row["day_start_minute"]),
-                         minute_time(row["day_end_minute"]))}
+            **pace(row, now, tz)}
 
 
 async def state(request: web.Request, session: AsyncSession, user: User) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from crm_core.presence.services import (
     paused_seconds,
     seconds_by_state,
 )
-from crm_core.talktime.metric import Rules, day_report, minute_time
+from crm_core.talktime.metric import Rules, day_report, minute_time, projection
 
 
 def working_span(row: dict[str, Any], day: date, tz: ZoneInfo, now: datetime
@@ -56,6 +56,18 @@ async def add_presence(session: AsyncSession, rows: list[dict[str, Any]], day: d
                                                   key=lambda kv: (kv[0] != PRESENT_KEY, kv[0]))]
         row["paused_seconds"] = round(paused_seconds(totals), 1)
         row["working_seconds"] = round(totals.get(PRESENT_KEY, 0.0), 1)
+
+
+def pace(row: dict[str, Any], now: datetime, tz: ZoneInfo) -> dict[str, Any]:
+    """The projection toward the target of a :func:`presence_day` row, pauses left out.
+
+    Every page that projects (the talk-time board, the Today bar, the dialer) asks here,
+    so a lunch break cannot lower one figure and not another; a row without
+    ``paused_seconds`` is a caller that forgot :func:`add_presence`, and fails loudly.
+    """
+    return projection(row["talk_seconds"], row["target_seconds"], now, tz,
+                      minute_time(row["day_start_minute"]), minute_time(row["day_end_minute"]),
+                      paused_seconds=row["paused_seconds"])
 
 
 async def presence_day(session: AsyncSession, managers: Sequence[User], day: date,

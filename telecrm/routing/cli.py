@@ -17,6 +17,9 @@ from telecrm.cli_support import database, print_json
 from telecrm.messages import done
 from telecrm.settings import Settings
 
+DID_WORDS = {"on": "сначала своему менеджеру", "off": "всегда в очередь",
+             "team": "как у отдела"}
+
 
 async def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
     async with database(settings, writer=False) as sessions, sessions() as session:
@@ -28,7 +31,7 @@ async def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
         state = f"включено, {team['ring_seconds']} с" if team["enabled"] else "выключено"
         print(f"{team['team']}: {state}")
     for did in dids:
-        print(f"{did['did']}: {'как у отдела' if did['enabled'] else 'выключено на номере'}")
+        print(f"{did['did']}: {DID_WORDS[did['mode']]}")
     return 0
 
 
@@ -48,10 +51,11 @@ async def cmd_team(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_did(args: argparse.Namespace, settings: Settings) -> int:
+    mode = services.DidMode(args.mode)
     async with database(settings) as sessions, sessions() as session, session.begin():
-        rule = await services.set_did_rule(session, None, args.number, enabled=args.enabled)
+        rule = await services.set_did_rule(session, None, args.number, mode=mode)
         number = rule.did
-    print(done("routing.did_on" if args.enabled else "routing.did_off", number=number))
+    print(done(f"routing.did_{mode.value}", number=number))
     return 0
 
 
@@ -84,11 +88,15 @@ def add_commands(sub: argparse._SubParsersAction,  # type: ignore[type-arg]
     team.set_defaults(handler=cmd_team)
 
     did = routing_sub.add_parser("did", parents=[common],
-                                 help="выключить на номере (или вернуть как у отдела)")
+                                 help="на номере: включить, выключить или как у отдела")
     did.add_argument("number", help="номер, на который звонят клиенты")
     switch = did.add_mutually_exclusive_group(required=True)
-    switch.add_argument("--on", dest="enabled", action="store_const", const=True)
-    switch.add_argument("--off", dest="enabled", action="store_const", const=False)
+    switch.add_argument("--on", dest="mode", action="store_const", const="on",
+                        help="сначала своему менеджеру, что бы ни было у отдела")
+    switch.add_argument("--off", dest="mode", action="store_const", const="off",
+                        help="всегда в очередь (например, линия поддержки)")
+    switch.add_argument("--team", dest="mode", action="store_const", const="team",
+                        help="как у отдела ответственного менеджера")
     did.set_defaults(handler=cmd_did)
 
     token = routing_sub.add_parser("token", parents=[common],

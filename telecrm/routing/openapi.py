@@ -10,7 +10,8 @@ from typing import Any
 
 from telecrm.sales.openapi import _ID_PARAM, _change, _get
 
-_RULES = "Teams (enabled, ring_seconds, editable by you) and the DIDs where it is off"
+_RULES = ("Teams (enabled, ring_seconds, editable by you) and the DIDs with a switch of "
+          "their own (mode: on, off or team)")
 
 ROUTING_PATHS: dict[str, Any] = {
     "/api/routing": _get("Sticky routing: " + _RULES + " (supervisor, admin)"),
@@ -22,9 +23,11 @@ ROUTING_PATHS: dict[str, Any] = {
                 "ring_seconds": {"type": "integer", "minimum": 5, "maximum": 120}}},
         params=[_ID_PARAM]),
     "/api/routing/dids": _change(
-        "put", "Switch sticky routing off for calls to one DID (or back to the team's "
-        "setting); supervisor, admin", {
-            "type": "object", "required": ["did", "enabled"], "properties": {
+        "put", "For calls to one DID: ring the owner first whatever his team says (on), "
+        "always the queue (off), or as his team (team); supervisor, admin (audited). "
+        "The older enabled: false is off, enabled: true is team", {
+            "type": "object", "required": ["did"], "properties": {
                 "did": {"type": "string", "minLength": 1, "maxLength": 30},
-                "enabled": {"type": "boolean"}}}),
+                "mode": {"type": "string", "enum": ["on", "off", "team"]},
+                "enabled": {"type": "boolean", "deprecated": True}}}),
 }

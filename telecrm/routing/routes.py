@@ -5,7 +5,8 @@
   ``<ring seconds>:<dial string>`` or empty (the queue at once); 403 for a wrong token;
 - ``GET /routing``: the form (teams for the head of sales of each and for admins, DIDs);
   ``POST /routing/teams/{id}``, ``POST /routing/dids``;
-- ``GET /api/routing``, ``PUT /api/routing/teams/{id}``, ``PUT /api/routing/dids``.
+- ``GET /api/routing``, ``PUT /api/routing/teams/{id}``, ``PUT /api/routing/dids``
+  ``{"did", "mode": "on"|"off"|"team"}`` (the DID's switch over the owner's team's).
 """
 
 from __future__ import annotations
@@ -64,6 +65,13 @@ def _bool(value: Any, name: str) -> bool | None:
     return value
 
 
+def _mode(value: Any) -> services.DidMode:
+    try:
+        return services.DidMode(value)
+    except ValueError:
+        raise DomainError("routing.did_mode_invalid", "mode is on, off or team") from None
+
+
 def _ring(value: Any) -> int | None:
     if value is None or value == "":
         return None
@@ -102,13 +110,18 @@ async def put_team(request: web.Request) -> web.Response:
 async def put_did(request: web.Request) -> web.Response:
     user = _bosses(api_user(request))
     body = await json_object(request)
-    enabled = _bool(body.get("enabled"), "enabled")
     did = body.get("did")
-    if not isinstance(did, str) or enabled is None:
-        raise DomainError("routing.did_invalid", "did and enabled are required",
-                          number=str(did or ""))
+    if not isinstance(did, str):
+        raise DomainError("routing.did_invalid", "did is required", number=str(did or ""))
+    if "mode" in body:
+        mode = _mode(body["mode"])
+    else:  # the first shape: false switched it off, true gave it back to the team
+        enabled = _bool(body.get("enabled"), "enabled")
+        if enabled is None:
+            raise DomainError("routing.did_mode_invalid", "mode is required")
+        mode = services.DidMode.TEAM if enabled else services.DidMode.OFF
     async with request.app[WRITER_SESSIONS]() as session, session.begin():
-        await services.set_did_rule(session, user, did, enabled=enabled)
+        await services.set_did_rule(session, user, did, mode=mode)
     await changed(request.app)
     return web.json_response(await _state(request, user))
 
@@ -137,7 +150,7 @@ async def page_did(request: web.Request) -> web.Response:
     form = await request.post()
     async with request.app[WRITER_SESSIONS]() as session, session.begin():
         await services.set_did_rule(session, user, str(form.get("did", "")),
-                                    enabled=form.get("enabled") == "1")
+                                    mode=_mode(form.get("mode")))
     await changed(request.app)
     raise web.HTTPSeeOther("/routing#dids")
 

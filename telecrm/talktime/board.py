@@ -28,6 +28,7 @@ from crm_core.clock import local_now, local_today
 from crm_core.people.models import Role, User
 from crm_core.talktime.metric import Rules, close_day, day_report, minute_time
 from crm_core.timestamps import utcnow
+from telecrm.presence.report import pace
 from telecrm.web.keys import SETTINGS, WRITER_SESSIONS
 
 log = logging.getLogger(__name__)
@@ -56,10 +57,11 @@ class TodayBar:
 
 
 def today_bar(row: dict[str, Any], now: datetime, tz: ZoneInfo) -> TodayBar:
-    """The Today bar from a :func:`~crm_core.talktime.metric.day_report` row.
+    """The Today bar from a :func:`~telecrm.presence.report.presence_day` row.
 
-    With ``paused_seconds`` in the row (telecrm.presence.report), the pace counts only his
-    working time: breaks and lunch do not make him look behind.
+    The projection is :func:`~telecrm.presence.report.pace`'s, like the talk-time board's
+    and the dialer's: breaks and lunch do not make him look behind. The bar shows it only
+    while it can still change something (a working day, within the hours, target not met).
     """
     seconds, target = float(row["talk_seconds"]), int(row["target_seconds"])
     day = date.fromisoformat(row["date"])
@@ -68,9 +70,7 @@ def today_bar(row: dict[str, Any], now: datetime, tz: ZoneInfo) -> TodayBar:
     local = now.astimezone(tz)
     projected: float | None = None
     if row["working"] and begin < local < end and seconds < target:
-        working = (local - begin).total_seconds() - float(row.get("paused_seconds", 0.0))
-        pace = seconds / working if working > 0 else 0.0
-        projected = seconds + pace * (end - local).total_seconds()
+        projected = float(pace(row, now, tz)["projected_seconds"])
     excluded = row["excluded"]
     return TodayBar(
         talk_minutes=int(seconds // 60), target_minutes=math.ceil(target / 60),

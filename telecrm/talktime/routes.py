@@ -29,16 +29,13 @@ from crm_core.people import access
 from crm_core.people.models import Role, User
 from crm_core.talktime.metric import (
     Rules,
-    day_report,
     decide_violation,
-    minute_time,
     period_report,
-    projection,
     violation_to_dict,
 )
 from crm_core.talktime.models import Violation
 from crm_core.timestamps import utcnow
-from telecrm.presence.report import add_presence
+from telecrm.presence.report import pace, presence_day
 from telecrm.talktime import settings_routes as talktime_settings
 from telecrm.talktime.board import EXCLUDED_NAMES
 from telecrm.web.auth import api_user, page_user
@@ -109,17 +106,12 @@ async def live_board(session: AsyncSession, user: User, tz: ZoneInfo,
     presence (``presence``, ``states``, ``working_seconds``, ``paused_seconds``)."""
     now = utcnow()
     managers = await access.visible_managers(session, user)
-    rows = await day_report(session, managers, now.astimezone(tz).date(), tz, now=now,
-                            default=default)
-    talking = await _on_calls(session, [m.id for m in managers])
     # presence: the state now and time per state; pauses do not slow the projected pace
-    await add_presence(session, rows, now.astimezone(tz).date(), tz, now)
+    rows = await presence_day(session, managers, now.astimezone(tz).date(), tz, now, default)
+    talking = await _on_calls(session, [m.id for m in managers])
     for row in rows:
         row["on_call"] = talking.get(row["user_id"])
-        row.update(projection(row["talk_seconds"], row["target_seconds"], now, tz,
-                              minute_time(row["day_start_minute"]),
-                              minute_time(row["day_end_minute"]),
-                              paused_seconds=row["paused_seconds"]))
+        row.update(pace(row, now, tz))
     return rows
 
 

@@ -16,11 +16,12 @@ from crm_core.clock import local_today
 from crm_core.errors import DomainError, NotAllowedError, NotFoundError
 from crm_core.people import access
 from crm_core.people.models import Role, User
+from crm_core.talktime.metric import Rules
 from crm_core.tasks.models import TaskKind
 from crm_core.timestamps import utcnow
 from telecrm.activities.card import card_context, timeline_context
 from telecrm.messages import sentence
-from telecrm.presence.report import add_presence
+from telecrm.presence.report import presence_day
 from telecrm.talktime.board import TodayBar, talk_time, today_bar
 from telecrm.web.auth import (
     PASSWORD_PAGE,
@@ -166,13 +167,10 @@ async def _talk_bar(request: web.Request, session: AsyncSession, user: User) -> 
     """The manager's own talk-time bar; supervisors and admins have no target of their own."""
     if user.role != Role.MANAGER:
         return None
-    tz = workday_tz(request)
-    start, end = day_bounds(local_today(tz), tz)
-    now = utcnow()
-    (row,) = await talk_time(session, [user], start, end,
-                             request.app[WEB_CONFIG].daily_target_seconds)
-    await add_presence(session, [row], local_today(tz), tz, now)  # pauses slow no pace
-    return today_bar(row, now, tz)
+    tz, now = workday_tz(request), utcnow()
+    default = Rules(target_seconds=request.app[WEB_CONFIG].daily_target_seconds)
+    (row,) = await presence_day(session, [user], now.astimezone(tz).date(), tz, now, default)
+    return today_bar(row, now, tz)  # pauses slow no pace
 
 
 @aiohttp_jinja2.template("today.html")

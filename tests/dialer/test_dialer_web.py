@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -19,6 +20,7 @@ from sqlalchemy import select
 from crm_core.calls.services import record_call
 from crm_core.clock import utcnow
 from crm_core.db import create_engine, session_factory
+from crm_core.presence.models import PresenceChange
 from crm_core.sales.deals import StageSpec, create_pipeline
 from crm_core.tasks.models import Task
 from tests.dialer.test_dialer_rules import HOOKS
@@ -51,6 +53,14 @@ class Floor(BaseFloor):
                 data = _call(linkedid, "outbound", status, number, ext,
                              utcnow() - timedelta(minutes=1), 30.0)
                 return (await record_call(session, data, hooks=HOOKS)).id
+        finally:
+            await engine.dispose()
+
+    async def write(self, row: Any) -> None:
+        engine = create_engine(self.db_url)
+        try:
+            async with session_factory(engine, writer=True)() as session, session.begin():
+                session.add(row)
         finally:
             await engine.dispose()
 
@@ -171,3 +181,27 @@ async def test_the_head_of_sales_sets_the_retry_rules(floor: Floor) -> None:
     assert status == 200 and "Обзвон: команда" in page and "Иван Петров" in page
     status, page = await floor.call("petrov", "GET", "/tasks")
     assert "Начать обзвон" in page
+
+
+async def test_a_lunch_pause_does_not_lower_the_dialers_projection(floor: Floor) -> None:
+    """12:00 of a 9-18 day, lunch from 11:00: the pace is his talk over two working hours,
+    not three, and the dialer, the talk-time board and the Today bar say the same."""
+    await floor.outbound("lunch-1", "+79161234567", "101", "answered")
+    _, before = await floor.call("petrov", "GET", "/api/dialer")
+    talk = before["talk"]["talk_seconds"]
+    assert talk > 0
+    lunch = next(int(r["state"]) for r in (await floor.call("petrov", "GET", "/api/presence"))[1]
+                 ["reasons"] if r["name"] == "Обед")
+    await floor.write(PresenceChange(user_id=floor.world.users["petrov"], reason_id=lunch,
+                                     at=utcnow() - timedelta(hours=1), changed_by="petrov"))
+    _, after = await floor.call("petrov", "GET", "/api/dialer")
+    # 3 h gone, 6 h left: without the pause talk * (1 + 6/3); with it, talk * (1 + 6/2)
+    assert before["talk"]["projected_seconds"] == pytest.approx(talk * 3, abs=1)
+    assert after["talk"]["projected_seconds"] == pytest.approx(talk * 4, abs=1)
+    _, board = await floor.call("sokolova", "GET", "/api/talktime/live")
+    row = next(m for m in board["managers"] if m["extension"] == "101")
+    assert (row["projected_minutes"], row["on_track"]) == (
+        after["talk"]["projected_minutes"], after["talk"]["on_track"])
+    status, today = await floor.call("petrov", "GET", "/today")
+    assert status == 200
+    assert f"наберётся {int(talk * 4 // 60)} мин" in today

@@ -113,6 +113,11 @@ async def test_team_limit_form(floor: Floor) -> None:
     limits = await floor.rows(select(MissedCallRule.team_id,
                                      MissedCallRule.escalate_after_minutes))
     assert sorted(tuple(r) for r in limits) == sorted([(int(sales), 15), (int(second), 45)])
+    # the audit names who changed each limit (the refused tries left no row)
+    audit = await floor.rows(select(AuditLog.actor, AuditLog.changes).where(
+        AuditLog.entity == "missed_call_rule").order_by(AuditLog.id))
+    assert [(actor, changes["escalate_after_minutes"]) for actor, changes in audit] == [
+        ("sokolova", [30, 15]), ("admin", [30, 45])]
 
 
 async def test_admin_mail_form_keeps_the_password_secret(floor: Floor) -> None:

@@ -5,31 +5,39 @@ PBX token kept as a hash."""
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from typing import Any
 
 import pytest
-from sqlalchemy import select
+from alembic import command
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_core.audit import AuditLog
 from crm_core.clients.services import create_client
-from crm_core.db import create_engine, session_factory, upgrade
+from crm_core.db import alembic_config, create_engine, session_factory, upgrade
 from crm_core.errors import DomainError, NotAllowedError
 from crm_core.people.models import User, UserPhone
 from crm_core.people.users import add_user
 from crm_core.presence.services import list_reasons, set_presence
 from crm_core.routing.models import PbxToken
 from crm_core.routing.services import (
+    DidMode,
     Person,
     Snapshot,
     did_number,
     issue_token,
+    list_rules,
     load_snapshot,
     owner_of_number,
     set_did_rule,
     set_team_rule,
 )
 from crm_core.talktime.rules import add_absence
-from tests.support.db_fixtures import db_url_fixture, postgres_server_fixture  # noqa: F401
+from tests.support.db_fixtures import (  # noqa: F401
+    db_url_fixture,
+    empty_db_url_fixture,
+    postgres_server_fixture,
+)
 
 pytestmark = pytest.mark.clock("2026-11-20T12:00:00+03:00")
 TODAY = date(2026, 11, 20)
@@ -79,20 +87,61 @@ async def test_the_owner_rings_first_unless_he_cannot_answer(db_url: str) -> Non
     assert await _decide(sessions) == (None, "absent")
 
 
+OWNER = ("20:PJSIP/101&PJSIP/m101-soft", "owner")
+# The owner's team's switch, the DID's setting (None: never set) -> the answer.
+COMBINATIONS = [
+    (True, None, OWNER), (True, DidMode.TEAM, OWNER), (True, DidMode.ON, OWNER),
+    (True, DidMode.OFF, (None, "did_off")),
+    (False, None, (None, "team_off")), (False, DidMode.TEAM, (None, "team_off")),
+    (False, DidMode.ON, OWNER), (False, DidMode.OFF, (None, "did_off")),
+]
+
+
 async def test_switched_per_team_and_per_did(db_url: str) -> None:
+    """Every combination of the team's switch and a DID's, read back from the database;
+    a call to another DID (or with none) always follows the team."""
     sessions, people = await _floor(db_url)
+    boss, team = people["boss"], people["m101"].team_id or 0
+    for number, (team_on, mode, expected) in enumerate(COMBINATIONS):
+        did = f"+7495111000{number}"
+        async with sessions() as session, session.begin():
+            await set_team_rule(session, boss, team, enabled=team_on)
+            if mode is not None:
+                await set_did_rule(session, boss, did, mode=mode)
+        assert await _decide(sessions, did=did) == expected, (team_on, mode)
+        other = OWNER if team_on else (None, "team_off")
+        assert await _decide(sessions, did="+74959999999") == other
+        assert await _decide(sessions) == other
+    # switched back and forth, the last word counts; each change is audited once
     async with sessions() as session, session.begin():
-        await set_did_rule(session, people["boss"], "74951110003", enabled=False)
-    assert await _decide(sessions, did="+74951110003") == (None, "did_off")
-    assert (await _decide(sessions, did="+74951110001"))[1] == "owner"
+        await set_did_rule(session, boss, "74951110006", mode=DidMode.ON)  # no change
+        await set_did_rule(session, boss, "74951110006", mode=DidMode.TEAM)
+        _, dids = await list_rules(session)
+    assert await _decide(sessions, did="+74951110006") == (None, "team_off")
+    assert {d["did"]: d["mode"] for d in dids} == {
+        "+74951110001": "team", "+74951110002": "on", "+74951110003": "off",
+        "+74951110005": "team", "+74951110006": "team", "+74951110007": "off"}
+    async with sessions() as session:
+        audit = [(a.actor, a.changes["mode"]) for a in await session.scalars(
+            select(AuditLog).where(AuditLog.entity == "routing_did").order_by(AuditLog.id))]
+    assert audit == [("boss", [None, "team"]), ("boss", [None, "on"]), ("boss", [None, "off"]),
+                     ("boss", [None, "team"]), ("boss", [None, "on"]), ("boss", [None, "off"]),
+                     ("boss", ["on", "team"])]
+
+
+async def test_a_did_switched_on_still_spares_an_owner_who_cannot_answer(
+        db_url: str) -> None:
+    sessions, people = await _floor(db_url)
     async with sessions() as session, session.begin():
         await set_team_rule(session, people["boss"], people["m101"].team_id or 0,
                             enabled=False)
-    assert await _decide(sessions, did="+74951110001") == (None, "team_off")
-    async with sessions() as session:
-        audit = list(await session.scalars(select(AuditLog.entity).where(
-            AuditLog.entity.in_(["routing_team", "routing_did"])).order_by(AuditLog.id)))
-    assert audit == ["routing_team", "routing_did", "routing_team"]
+        await set_did_rule(session, people["boss"], "74951110001", mode=DidMode.ON)
+    assert await _decide(sessions, did="+74951110001") == OWNER
+    assert await _decide(sessions, did="+74951110001", busy=("101",)) == (None, "in_call")
+    async with sessions() as session, session.begin():
+        lunch = next(r.id for r in await list_reasons(session) if r.name == "Обед")
+        await set_presence(session, people["m101"], people["m101"], lunch)
+    assert await _decide(sessions, did="+74951110001") == (None, "paused")
 
 
 async def test_unknown_or_shared_numbers_go_to_the_queue(db_url: str) -> None:
@@ -115,7 +164,7 @@ async def test_who_may_switch(db_url: str) -> None:
                 await set_team_rule(session, actor, team, enabled=True)
     with pytest.raises(NotAllowedError):
         async with sessions() as session, session.begin():
-            await set_did_rule(session, people["m101"], "74951110003", enabled=False)
+            await set_did_rule(session, people["m101"], "74951110003", mode=DidMode.OFF)
     async with sessions() as session, session.begin():
         await set_team_rule(session, people["root"], other_team, enabled=True)
     for ring in (4, 121):
@@ -146,6 +195,11 @@ def test_decision_without_a_database() -> None:
         7: Person("101", 1, ()), 8: Person("102", None, ())})
     assert snapshot.decide(7, None) == ("12:PJSIP/101", "owner")
     assert snapshot.decide(8, None) == (None, "team_off")  # no team, no rule
+    # a DID switched on rings an owner of no team too, for the default ring time
+    on = Snapshot(teams={1: (False, 12)}, dids={"+74951110001": True}, people=snapshot.people)
+    assert on.decide(8, "+74951110001") == ("15:PJSIP/102", "owner")
+    assert on.decide(7, "+74951110001") == ("12:PJSIP/101", "owner")  # the team's ring time
+    assert on.decide(7, "+74951110002") == (None, "team_off")
     assert snapshot.decide(9, None) == (None, "owner_unavailable")  # switched off, no phone
     assert did_number("74951110001") == did_number("+7 (495) 111-00-01") == "+74951110001"
 
@@ -173,3 +227,36 @@ def test_the_callers_fast_path_agrees_with_the_full_parse() -> None:
                 "7916123456", "+79161234567", "8 916 123-45-67", "101", "anonymous",
                 "70001234567", "79991234567", "78001234567", "88001234567", "74012345678"):
         assert _caller(raw, "RU") == normalize_phone(raw, "RU"), raw
+
+
+async def test_the_migration_keeps_what_each_did_meant(empty_db_url: str) -> None:
+    """Before 0023 a DID's True meant "as the team" and False "off": so they stay."""
+    config = alembic_config(empty_db_url)
+    engine = create_engine(empty_db_url)
+    read = text("SELECT did, enabled FROM routing_rules WHERE did IS NOT NULL ORDER BY did")
+    try:
+        async with engine.connect() as conn:
+
+            def old_rows_then_upgrade(sync_conn: Any) -> list[list[tuple[Any, ...]]]:
+                config.attributes["connection"] = sync_conn
+                command.upgrade(config, "0022_presence_routing")
+                for did, enabled in (("+74951110001", True), ("+74951110002", False)):
+                    sync_conn.execute(text(
+                        "INSERT INTO routing_rules (did, enabled, ring_seconds, updated_by, "
+                        "updated_at) VALUES (:d, :e, 15, 'old', :t)"),
+                        {"d": did, "e": enabled, "t": HIRED})
+                command.upgrade(config, "head")
+                upgraded = [tuple(r) for r in sync_conn.execute(read)]
+                sync_conn.execute(text(
+                    "UPDATE routing_rules SET enabled = NULL WHERE did = '+74951110002'"))
+                command.downgrade(config, "0022_presence_routing")
+                downgraded = [tuple(r) for r in sync_conn.execute(read)]
+                command.upgrade(config, "head")
+                return [upgraded, downgraded]
+
+            upgraded, downgraded = await conn.run_sync(old_rows_then_upgrade)
+            await conn.commit()
+    finally:
+        await engine.dispose()
+    assert upgraded == [("+74951110001", None), ("+74951110002", False)]
+    assert downgraded == [("+74951110001", True), ("+74951110002", True)]

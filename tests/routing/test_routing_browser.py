@@ -1,6 +1,7 @@
 """The «Свой менеджер» form in Chromium: sokolova, head of «Отдел продаж», switches
-sticky routing on for her team with 20 seconds, sees the other team read-only, and keeps
-it off on a support number. Screenshot: tests/artifacts/routing-form-*.png."""
+sticky routing on for her team with 20 seconds, sees the other team read-only, keeps it
+off on a support number and on for a number of regular clients whatever the team says,
+then gives that one back to the team. Screenshot: tests/artifacts/routing-form-*.png."""
 
 from __future__ import annotations
 
@@ -36,14 +37,27 @@ async def test_the_head_of_sales_switches_it_on_for_her_team(tmp_path: Path) -> 
         await page.wait_for_url("**/routing")
         assert await own.locator("input[name=enabled]").is_checked()
         assert await own.locator("input[name=ring_seconds]").input_value() == "20"
-        await page.fill("#did-off input[name=did]", "8 (495) 111-00-05")
-        await page.click("#did-off button")
-        await page.wait_for_url("**/routing#dids")
-        assert "+7 495 111-00-05" in await page.inner_text("#dids li")
-        assert "выключено" in await page.inner_text("#dids li")
+        for number, label in (("8 (495) 111-00-05", "Всегда в очередь"),
+                              ("+7 495 111-00-07", "Сначала своему менеджеру")):
+            await page.fill("#did-add input[name=did]", number)
+            await page.select_option("#did-add select[name=mode]", label=label)
+            await page.click("#did-add button")
+            await page.wait_for_url("**/routing#dids")
+        support = page.locator("#dids li", has_text="+7 495 111-00-05")
+        regulars = page.locator("#dids li", has_text="+7 495 111-00-07")
+        assert "всегда в очередь" in await support.inner_text()
+        assert "сначала своему менеджеру" in await regulars.inner_text()
+        assert await regulars.locator("select").input_value() == "on"
         await screenshot(page, "routing-form")
+        await regulars.locator("select").select_option(label="Как у отдела")
+        await regulars.locator("button").click()
+        await page.wait_for_url("**/routing#dids")
+        assert "как у отдела" in await regulars.inner_text()
+        assert "всегда в очередь" in await support.inner_text()
+        await screenshot(page, "routing-form-team")
     rows = await Floor(base, db, world).rows(
         select(RoutingRule.team_id, RoutingRule.did, RoutingRule.enabled,
                RoutingRule.ring_seconds, RoutingRule.updated_by).order_by(RoutingRule.id))
     assert [(r[1], r[2], r[3], r[4]) for r in rows] == [
-        (None, True, 20, "sokolova"), ("+74951110005", False, 15, "sokolova")]
+        (None, True, 20, "sokolova"), ("+74951110005", False, 15, "sokolova"),
+        ("+74951110007", None, 15, "sokolova")]

@@ -10,7 +10,9 @@ queue alone would always give the call to her:
 - petrov answers: the call is his, and 102 was never rung;
 - petrov does not answer: after his 5 seconds the queue rings, and smirnova takes it;
 - petrov is paused («Обед»): the queue at once, without him;
-- the CRM is down: the queue at once.
+- the CRM is down: the queue at once;
+- the owner's first phone is not registered but another is: that one rings; none is, or
+  one is on a call: the queue at once.
 """
 
 from __future__ import annotations
@@ -27,15 +29,18 @@ from asterisk_conf.sandbox import Sandbox
 from crm_core.calls.snapshot import CallData
 from crm_core.clients.services import create_client
 from crm_core.db import create_engine, session_factory
+from crm_core.people.management import set_user_phones
 from crm_core.people.models import Team, User
+from crm_core.people.users import add_user
 from crm_core.routing.services import issue_token, set_team_rule
 from pbx_bridge.pipeline import Listener
+from telecrm.routing.lookup import ROUTING
 from telecrm.settings import Settings
 from telecrm.web.keys import LISTENER
 from tests.presence.test_presence_sandbox import presence
 from tests.recordings.test_recordings_e2e import login, seed_users
 from tests.support.browser import free_port, serve_app
-from tests.support.scenarios import CLIENT, DID_QUEUE
+from tests.support.scenarios import CLIENT, CLIENT_B, DID_QUEUE
 
 pytestmark = [pytest.mark.asterisk]
 
@@ -161,3 +166,105 @@ async def test_a_known_clients_call_rings_his_owner_first(
             await set_global(listener, "CRM_OWNER_URL", "")
             await set_global(listener, "CRM_PBX_TOKEN", "")
             await petrov.close()
+
+
+async def set_owner(db_url: str, devices: list[str], *, new: bool = False) -> None:
+    """Orlov (104, a desk phone the PBX has never seen registered) owns ООО Ромашка; his
+    other phones are ``devices``."""
+    if new:
+        await seed_users(db_url)
+    engine = create_engine(db_url)
+    try:
+        async with session_factory(engine, writer=True)() as session, session.begin():
+            if new:
+                orlov = await add_user(session, "orlov", role="manager", extension="104",
+                                       team="Отдел продаж")
+                await create_client(session, "ООО Ромашка", phones=["+" + CLIENT],
+                                    owner_id=orlov.id, actor="test")
+                team = await session.scalar(select(Team).where(Team.name == "Отдел продаж"))
+                assert team is not None
+                await set_team_rule(session, None, team.id, enabled=True,
+                                    ring_seconds=OWNER_RING)
+            orlov = await session.scalar(select(User).where(User.username == "orlov"))
+            assert orlov is not None
+            await set_user_phones(session, orlov, devices)
+    finally:
+        await engine.dispose()
+
+
+async def test_the_owner_is_reachable_on_any_registered_phone(
+    sandbox: Sandbox, db_url: str, tmp_path: Path, clean_phones: None,
+) -> None:
+    """Orlov's first phone (his extension 104) is not registered; the PBX looks at every
+    phone of his: a free registered one (103, in no queue) rings; none registered, or one
+    of them on a call, sends the caller to the queue at once (smirnova, 102, answers).
+    The tracker knows 103 as orlov's device, so his calls on it show as 104's."""
+    pbx = sandbox.pbx
+    assert pbx is not None
+    await set_owner(db_url, ["PJSIP/103"], new=True)
+    engine = create_engine(db_url)
+    try:
+        async with session_factory(engine, writer=True)() as session, session.begin():
+            token = await issue_token(session, "test")
+    finally:
+        await engine.dispose()
+    settings = Settings(data_dir=tmp_path, database_url=db_url,
+                        recordings_source=sandbox.monitor_dir, ami_host=pbx.ami_host,
+                        ami_port=pbx.ami_port, ami_user=pbx.ami_user, ami_secret=pbx.ami_secret)
+    async with serve_app(settings, with_listener=True) as (app, base), \
+            sandbox.phones() as phones:
+        listener = app[LISTENER]
+        await asyncio.wait_for(listener.session.connected.wait(), 15)
+        await phones.wait_idle(timeout=10)
+        try:
+            await set_global(listener, "CRM_OWNER_URL", f"{base}/pbx/owner")
+            await set_global(listener, "CRM_PBX_TOKEN", token)
+            await phones.set_behaviour("102", answer_after=0)
+            await phones.set_behaviour("103", answer_after=1)
+
+            # -- 104 unregistered, 103 free: 103 rings and he takes the call there, the
+            # queue never rang
+            began = time.monotonic()
+            await phones.client_calls(CLIENT, DID_QUEUE, talk=2)
+            call, after = await answered(listener, began)
+            assert call.managers == ("104",) and call.rang == ("104",), call
+            assert after < OWNER_RING
+            await phones.wait_idle(timeout=15)
+            await quiet(sandbox)
+
+            # -- none of his phones registered: the queue at once
+            await set_owner(db_url, ["PJSIP/105"])
+            await app[ROUTING].refresh()
+            began = time.monotonic()
+            await phones.client_calls(CLIENT, DID_QUEUE, talk=2)
+            call, after = await answered(listener, began)
+            assert call.managers == ("102",) and "104" not in call.rang, call
+            assert after < OWNER_RING
+            await phones.wait_idle(timeout=15)
+            await quiet(sandbox)
+
+            # -- 201 free but 103 on a call: he is on a call, the queue at once
+            await set_owner(db_url, ["PJSIP/201", "PJSIP/103"])
+            await app[ROUTING].refresh()
+            await phones.manager_calls("103", CLIENT_B, talk=20)
+            deadline = time.monotonic() + 15
+            while "104" not in app[ROUTING].busy():
+                assert time.monotonic() < deadline, "103's own call did not start"
+                await asyncio.sleep(0.1)
+            began = time.monotonic()
+            await phones.client_calls(CLIENT, DID_QUEUE, talk=2)
+            deadline = time.monotonic() + 30
+            while not (calls := [c for c in listener.tracker.live_calls(at=time.time())
+                                 if c.client_number and c.client_number.endswith(CLIENT[1:])
+                                 and c.direction == "inbound" and c.managers]):
+                assert time.monotonic() < deadline, "nobody answered"
+                await asyncio.sleep(0.05)
+            after = time.monotonic() - began
+            assert calls[0].managers == ("102",) and not {"104", "201"} & set(calls[0].rang), \
+                calls[0]
+            assert after < OWNER_RING
+            await phones.wait_idle(timeout=30)
+            await quiet(sandbox)
+        finally:
+            await set_global(listener, "CRM_OWNER_URL", "")
+            await set_global(listener, "CRM_PBX_TOKEN", "")

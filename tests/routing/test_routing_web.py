@@ -84,9 +84,22 @@ async def test_the_dialplan_asks_with_the_pbx_token_only(floor: Floor) -> None:
     await settled(floor, token, (200, "12:PJSIP/101", "owner"))
     assert await floor.ask(token, caller="+79990001122") == (200, "", "no_owner")
     assert await floor.ask(token, caller="anonymous") == (200, "", "no_number")
-    cli(floor, "routing", "did", "+7 495 111-00-01", "--off")
+    out = cli(floor, "routing", "did", "+7 495 111-00-01", "--off")
+    assert out == "Номер +74951110001: звонки всегда идут как настроено в АТС."
     await settled(floor, token, (200, "", "did_off"))
     assert (await floor.ask(token, did="74951110002"))[1] == "12:PJSIP/101"
+    # a DID switched on rings the owner though his team has it off; «as the team» does not
+    cli(floor, "routing", "team", "Отдел продаж", "--off")
+    out = cli(floor, "routing", "did", "+7 495 111-00-03", "--on")
+    assert out == ("Номер +74951110003: звонки известных клиентов сначала идут их "
+                   "менеджеру, что бы ни было у отдела.")
+    await settled(floor, token, (200, "12:PJSIP/101", "owner"), did="74951110003")
+    out = cli(floor, "routing", "did", "+7 495 111-00-03", "--team")
+    assert out == "Номер +74951110003: как у отдела ответственного менеджера."
+    await settled(floor, token, (200, "", "team_off"), did="74951110003")
+    assert cli(floor, "routing", "show").splitlines()[-2:] == [
+        "+74951110001: всегда в очередь", "+74951110003: как у отдела"]
+    cli(floor, "routing", "team", "Отдел продаж", "--on")
     # a new token replaces the old one
     fresh = cli(floor, "routing", "token", "--set", "the-admins-own-token-42")
     assert fresh == "the-admins-own-token-42"
@@ -117,14 +130,25 @@ async def test_switches_by_role(floor: Floor) -> None:
     got, answer = await floor.call("sokolova", "PUT", path, {"ring_seconds": 500})
     assert got == 400 and answer["error"] == "Сколько звонить менеджеру: от 5 до 120 секунд."
     got, answer = await floor.call("admin", "PUT", "/api/routing/dids",
-                                   {"did": "+7 495 111-00-01", "enabled": False})
-    assert got == 200 and answer["dids"] == [{"did": "+74951110001", "enabled": False}]
+                                   {"did": "+7 495 111-00-01", "mode": "on"})
+    assert got == 200 and answer["dids"] == [{"did": "+74951110001", "mode": "on"}]
+    got, answer = await floor.call("sokolova", "PUT", "/api/routing/dids",
+                                   {"did": "+7 495 111-00-01", "mode": "team"})
+    assert got == 200 and answer["dids"] == [{"did": "+74951110001", "mode": "team"}]
+    # the first shape still works: false is off, true gives it back to the team
+    for enabled, mode in ((False, "off"), (True, "team")):
+        got, answer = await floor.call("admin", "PUT", "/api/routing/dids",
+                                       {"did": "+7 495 111-00-01", "enabled": enabled})
+        assert got == 200 and answer["dids"][0]["mode"] == mode
     got, answer = await floor.call("petrov", "PUT", "/api/routing/dids",
-                                   {"did": "+7 495 111-00-01", "enabled": True})
+                                   {"did": "+7 495 111-00-01", "mode": "on"})
     assert got == 403
     got, answer = await floor.call("admin", "PUT", "/api/routing/dids",
-                                   {"did": "не номер", "enabled": False})
+                                   {"did": "не номер", "mode": "off"})
     assert got == 400 and answer["error"] == "«не номер» — не номер телефона."
+    for bad in ({"did": "+7 495 111-00-01", "mode": "вкл"}, {"did": "+7 495 111-00-01"}):
+        got, answer = await floor.call("admin", "PUT", "/api/routing/dids", bad)
+        assert got == 400 and answer["error"].startswith("Выберите, что делать"), bad
     # the form
     for who, status in {"sokolova": 200, "admin": 200, "petrov": 403}.items():
         got, page = await floor.call(who, "GET", "/routing")

@@ -159,7 +159,8 @@ async def test_the_serve_job_skips_the_time_off_after_a_comeback(
 
 def test_the_today_bar_says_talk_time_once_in_whole_minutes() -> None:
     row = {"date": "2026-11-20", "talk_seconds": 84.0, "target_seconds": 9000, "calls": 2,
-           "working": True, "excluded": None, "day_start_minute": 540, "day_end_minute": 1080}
+           "working": True, "excluded": None, "day_start_minute": 540, "day_end_minute": 1080,
+           "paused_seconds": 0.0}
     bar = today_bar(row, at(date(2026, 11, 20), 12), TZ)
     assert (bar.talk_minutes, bar.target_minutes, bar.left_minutes) == (1, 150, 149)
     assert bar.talk_minutes + bar.left_minutes == bar.target_minutes
