@@ -557,6 +557,8 @@ MESSAGES: dict[str, str] = {
     "tasks.assignee_not_manager": "{name} не менеджер: задачи ставятся менеджерам.",
     "tasks.assignee_not_in_team": "{name} не из вашего отдела: выберите менеджера своего "
                                   "отдела.",
+    "tasks.assignee_cannot_open_client": "{name} не может открыть карточку клиента "
+                                         "«{client}»: выберите того, кто с ним работает.",
     # people: users, teams, passwords (crm_core.people, telecrm.passwords)
     "people.admin_only": "Пользователями и отделами управляет администратор.",
     "people.user_not_found": "Пользователя «{username}» нет.",
