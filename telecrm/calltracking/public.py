@@ -427,9 +427,10 @@ async def session_endpoint(request: web.Request) -> web.Response:
     number = None
     timing: dict[str, str] = {}
     decision = None
+    wants = activity and not bot and bool(view.pool)
     refused = (await ct.visitors.refusal(site.host, address, token, len(view.pool), moment)
-               if activity and not bot and view.pool else Refusal.VISITOR)
-    if refused is None:
+               if wants else None)
+    if wants and refused is None:
         started = time.perf_counter()
         decision = await ct.leases.acquire(site.host, view.pool, view.rules, token, moment)
         # how long the lease itself took (the benchmark reads it; browsers show it)
