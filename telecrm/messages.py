@@ -558,6 +558,8 @@ MESSAGES: dict[str, str] = {
     "tasks.assignee_not_manager": "{name} не менеджер: задачи ставятся менеджерам.",
     "tasks.assignee_not_in_team": "{name} не из вашего отдела: выберите менеджера своего "
                                   "отдела.",
+    "tasks.assignee_cannot_open_client": "{name} не может открыть карточку клиента "
+                                         "«{client}»: выберите того, кто с ним работает.",
     # people: users, teams, passwords (crm_core.people, telecrm.passwords)
     "people.admin_only": "Пользователями и отделами управляет администратор.",
     "people.list_not_allowed": "Список пользователей и их телефонов видят руководитель (свой "
@@ -617,6 +619,11 @@ MESSAGES: dict[str, str] = {
     "clients.potential_not_amount": "Годовой потенциал — сумма в рублях.",
     "clients.contacts_list": "Контактные лица передаются списком объектов.",
     "clients.contacts_elsewhere": "Контактных лиц меняют отдельно: /api/clients/{{id}}/contacts.",
+    "clients.card_too_many_items": "За один раз можно записать не больше {max} телефонов и "
+                                   "адресов почты вместе с контактными лицами; остальные "
+                                   "добавьте в карточке.",
+    "clients.contacts_too_many": "С новой карточкой можно добавить не больше {max} контактных "
+                                 "лиц; остальных добавьте в карточке.",
     "clients.reassign_not_allowed": "Передавать клиентов может руководитель или администратор.",
     "clients.create_not_allowed": "Создавать клиентов может менеджер, руководитель или "
                                   "администратор.",

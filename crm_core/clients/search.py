@@ -18,7 +18,8 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -121,12 +122,39 @@ def _reindex(session: Session, ids: Iterable[int]) -> None:
             session.execute(insert(ClientSearchTerm), rows)
 
 
+_DEFERRED = "telecrm_search_deferred"  # session.info key: ids to rewrite after a batch
+
+
 @event.listens_for(Session, "after_flush")
 def _reindex_written(session: Session, _context: object) -> None:
-    """Rewrite the words of every client this flush touched, in the same transaction."""
+    """Rewrite the words of every client this flush touched, in the same transaction
+    (inside :func:`one_reindex`, once at its end)."""
     ids = _touched(session)
-    if ids:
+    deferred = session.info.get(_DEFERRED)
+    if deferred is not None:
+        deferred.update(ids)
+    elif ids:
         _reindex(session, ids)
+
+
+@asynccontextmanager
+async def one_reindex(session: AsyncSession) -> AsyncIterator[None]:
+    """Rewrite the touched clients' words once, at the end, for a batch of writes that
+    flushes many times (a card with its contact persons): per flush, each rewrite reads
+    the whole card again, and the batch would cost the square of its size."""
+    info = session.sync_session.info
+    if _DEFERRED in info:  # nested: the outer batch rewrites
+        yield
+        return
+    pending: set[int] = set()
+    info[_DEFERRED] = pending
+    try:
+        yield
+        await session.flush()
+    finally:
+        del info[_DEFERRED]
+    if pending:
+        await session.run_sync(_reindex, sorted(pending))
 
 
 async def reindex_clients(session: AsyncSession, ids: Iterable[int] | None = None) -> int:

@@ -302,6 +302,12 @@ def may_assign_to(by: User, assignee: User) -> bool:
             and by.team_id is not None and assignee.team_id == by.team_id)
 
 
+async def may_open_client(session: AsyncSession, user: User, client_id: int) -> bool:
+    """Whether ``user`` may open the client's card: one query, nothing loaded."""
+    return await session.scalar(select(Client.id).where(
+        Client.id == client_id, await clients_filter(session, user))) is not None
+
+
 async def unopenable_clients(session: AsyncSession, user: User,
                              client_ids: Sequence[int]) -> list[int]:
     """Those of ``client_ids`` that ``user`` may not open (or that do not exist), in order:

@@ -14,10 +14,10 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_core.audit import ACTION_UPDATE, write_audit
+from crm_core.audit import ACTION_UPDATE, AuditLog, write_audit
 from crm_core.clients.models import Client
 from crm_core.errors import DomainError, NotAllowedError
 from crm_core.people.models import Role, User
@@ -148,11 +148,14 @@ def check_may_reassign(by: User | None) -> None:
 
 async def reassign_clients(session: AsyncSession, client_ids: Sequence[int],
                            owner_id: int | None, *, by: User | None, reason: str | None = None,
-                           actor: str = "cli") -> list[ClientOwnerChange]:
+                           actor: str = "cli") -> list[int]:
     """Give clients to another manager (``owner_id`` None: take them away); all or none.
+    Returns the ids of the clients that changed hands.
 
     Clients already with that owner are left alone. Each change is a
-    ``ClientOwnerChange`` row and an audit row; the client's stay restarts.
+    ``ClientOwnerChange`` row and an audit row; the client's stay restarts. The writes are
+    set-based (one UPDATE per table, one multi-row INSERT per table), so however many
+    clients a request lists, the write lock is held for a few statements.
     """
     ids = bulk_client_ids(client_ids)
     check_may_reassign(by)
@@ -167,55 +170,60 @@ async def reassign_clients(session: AsyncSession, client_ids: Sequence[int],
         if by is not None and by.role == Role.SUPERVISOR and owner.team_id != by.team_id:
             raise SalesNotAllowedError("sales.user_not_in_team",
                                        f"{owner.name} is not in your team.", name=owner.name)
-    clients = {c.id: c for c in await session.scalars(select(Client).where(Client.id.in_(ids)))}
-    missing = [i for i in ids if i not in clients]
+    rows = (await session.execute(select(Client.id, Client.owner_id, Client.archived_at)
+                                  .where(Client.id.in_(ids)))).all()
+    owners = {cid: old for cid, old, _ in rows}
+    missing = [i for i in ids if i not in owners]
     if missing:
         raise SalesClientError("sales.client.not_found",
                                f"There is no client with id {missing[0]}.", client=missing[0])
-    for cid in ids:
-        if clients[cid].archived_at is not None:
-            raise SalesClientError("sales.client.archived",
-                                   f"Client {cid} is archived; restore it first.", client=cid)
+    archived = next((cid for cid, _, gone in rows if gone is not None), None)
+    if archived is not None:
+        raise SalesClientError("sales.client.archived",
+                               f"Client {archived} is archived; restore it first.",
+                               client=archived)
     if by is not None and by.role == Role.SUPERVISOR:  # one query for the owners' teams
-        owners = {c.owner_id for c in clients.values() if c.owner_id is not None}
-        teams = dict((await session.execute(
-            select(User.id, User.team_id).where(User.id.in_(owners)))).all())
+        teams = dict((await session.execute(select(User.id, User.team_id).where(
+            User.id.in_({o for o in owners.values() if o is not None})))).all())
         outside = next((cid for cid in ids if by.team_id is None
-                        or teams.get(clients[cid].owner_id or 0) != by.team_id), None)
+                        or teams.get(owners[cid] or 0) != by.team_id), None)
         if outside is not None:
             raise SalesNotAllowedError("sales.client.not_in_team",
                                        f"Client {outside} is not in your team.", client=outside)
-    open_deals: dict[int, list[Deal]] = {}
-    for deal in await session.scalars(select(Deal).where(
-            Deal.client_id.in_(ids), Deal.status == DealStatus.OPEN.value,
-            Deal.archived_at.is_(None))):
-        open_deals.setdefault(deal.client_id, []).append(deal)
+    moving = [cid for cid in ids if owners[cid] != owner_id]
+    if not moving:
+        return []
     now = utcnow()
     reason = (reason or "").strip()[:300] or None
-    changes = []
-    for cid in ids:
-        client = clients[cid]
-        if client.owner_id == owner_id:
-            continue
-        change = ClientOwnerChange(client_id=cid, old_owner_id=client.owner_id,
-                                   new_owner_id=owner_id, at=now, by_id=by.id if by else None,
-                                   reason=reason)
-        session.add(change)
-        changes.append(change)
-        _audit(session, by, client, {"owner_id": [client.owner_id, owner_id], "reason": reason},
-               actor)
-        # His open deals go with him (the old manager's deals only, not a colleague's).
-        for deal in [d for d in open_deals.get(cid, []) if d.owner_id == client.owner_id]:
-            write_audit(session, actor=actor if by is None else by.username,
-                        user_id=by.id if by else None, entity="deal", entity_id=deal.id,
-                        action=ACTION_UPDATE,
-                        changes={"owner_id": [deal.owner_id, owner_id], "reason": reason})
-            deal.owner_id = owner_id
-        client.owner_id = owner_id
-        client.owner_since = now
-        client.updated_at = now
-    await session.flush()
-    return changes
+    by_id, who = (by.id if by else None), (actor if by is None else by.username)
+    # His open deals go with him (the old manager's deals only, not a colleague's).
+    open_deals = (await session.execute(select(Deal.id, Deal.client_id, Deal.owner_id).where(
+        Deal.client_id.in_(moving), Deal.status == DealStatus.OPEN.value,
+        Deal.archived_at.is_(None)))).all()
+    deals = [(deal, old) for deal, cid, old in open_deals if old == owners[cid]]
+    await session.execute(insert(ClientOwnerChange), [
+        {"client_id": cid, "old_owner_id": owners[cid], "new_owner_id": owner_id, "at": now,
+         "by_id": by_id, "reason": reason} for cid in moving])
+    await session.execute(insert(AuditLog), [
+        {"at": now, "actor": who, "user_id": by_id, "entity": AUDIT_ENTITY, "entity_id": cid,
+         "action": ACTION_UPDATE, "changes": {"owner_id": [owners[cid], owner_id],
+                                              "reason": reason}} for cid in moving] + [
+        {"at": now, "actor": who, "user_id": by_id, "entity": "deal", "entity_id": deal,
+         "action": ACTION_UPDATE, "changes": {"owner_id": [old, owner_id], "reason": reason}}
+        for deal, old in deals])
+    if deals:  # the same deals as audited: open, and the client's owner's
+        await session.execute(
+            update(Deal).where(Deal.client_id.in_(moving), Deal.status == DealStatus.OPEN.value,
+                               Deal.archived_at.is_(None),
+                               Deal.owner_id.is_not_distinct_from(
+                                   select(Client.owner_id).where(Client.id == Deal.client_id)
+                                   .scalar_subquery()))
+            .values(owner_id=owner_id).execution_options(synchronize_session="fetch"))
+    await session.execute(
+        update(Client).where(Client.id.in_(moving))
+        .values(owner_id=owner_id, owner_since=now, updated_at=now)
+        .execution_options(synchronize_session="evaluate"))
+    return moving
 
 
 async def archive_client(session: AsyncSession, client_id: int, *, by: User | None,

@@ -23,7 +23,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm_core.audit import ACTION_CREATE, ACTION_UPDATE, write_audit
 from crm_core.clients.models import Client
 from crm_core.errors import DomainError, NotAllowedError
-from crm_core.people.access import may_assign_to
 from crm_core.people.models import Role, User
 from crm_core.sales.client_status import DEFAULT_TIMEZONE
 from crm_core.sales.models import (
@@ -36,6 +35,7 @@ from crm_core.sales.models import (
     SalesPlan,
 )
 from crm_core.sales.payments import PaymentError, parse_amount
+from crm_core.sales.tasks import check_assignee
 from crm_core.talktime.workhours import next_working_moment
 from crm_core.tasks.models import Task, TaskKind
 from crm_core.tasks.services import create_task
@@ -238,14 +238,9 @@ async def create_deal(session: AsyncSession, *, client_id: int, pipeline_id: int
         raise DealNotAllowedError("sales.deal.manager_own_only",
                                   "A manager opens deals for himself only.")
     owner = await session.get(User, owner_id) if owner_id else None
-    if by is not None and owner is not None and not may_assign_to(by, owner):
+    if by is not None and owner is not None:
         # the deal's stages give its owner tasks: the same rule as giving a task
-        if owner.role not in (Role.MANAGER, Role.SUPERVISOR):
-            raise DealNotAllowedError("tasks.assignee_not_manager",
-                                      f"{owner.name} is not a manager", name=owner.name)
-        raise DealNotAllowedError("tasks.assignee_not_in_team",
-                                  f"{by.name} may not give deals to {owner.name}",
-                                  name=owner.name)
+        await check_assignee(session, by, owner, client, error=DealNotAllowedError)
     deal = Deal(title=title[:300], client_id=client_id, pipeline_id=pipeline_id,
                 stage_id=first.id, owner_id=owner_id, status=DealStatus.OPEN.value,
                 amount=expected)

@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm_core.audit import ACTION_UPDATE, write_audit
 from crm_core.clients.models import Client
 from crm_core.errors import DomainError, NotAllowedError
-from crm_core.people.access import may_assign_to
+from crm_core.people.access import may_assign_to, may_open_client
 from crm_core.people.models import Role, User
 from crm_core.sales.models import ClientStop
 from crm_core.tasks.models import Task, TaskKind, TaskStatus
@@ -86,6 +86,23 @@ def refuse_past(due: datetime) -> None:
         raise DomainError("tasks.due_in_past", f"due time {isoformat(due)} is in the past")
 
 
+async def check_assignee(session: AsyncSession, by: User, assignee: User, client: Client, *,
+                         error: type[NotAllowedError] = NotAllowedError) -> None:
+    """The one rule for "``by`` gives ``assignee`` work with ``client``" (a task, a deal whose
+    stages make tasks): ``may_assign_to``, and the assignee may open the client's card,
+    whoever assigns (an admin too), so nobody is handed a client he cannot see."""
+    if not may_assign_to(by, assignee):
+        if assignee.role not in (Role.MANAGER, Role.SUPERVISOR):
+            raise error("tasks.assignee_not_manager",
+                        f"{assignee.name} is not a manager", name=assignee.name)
+        raise error("tasks.assignee_not_in_team",
+                    f"{by.name} may not give tasks to {assignee.name}", name=assignee.name)
+    if not await may_open_client(session, assignee, client.id):
+        raise error("tasks.assignee_cannot_open_client",
+                    f"{assignee.name} may not open client {client.id}",
+                    name=assignee.name, client=client.name)
+
+
 async def plan_task(session: AsyncSession, *, client_id: int, kind: str, due_at: datetime,
                     by: User | None, title: str | None = None, assignee_id: int | None = None,
                     actor: str = "user", future_only: bool = False) -> Task:
@@ -120,13 +137,8 @@ async def plan_task(session: AsyncSession, *, client_id: int, kind: str, due_at:
     if by is not None and by.role == Role.MANAGER and assignee_id != by.id:
         raise TaskNotAllowedError("sales.task.manager_own_only",
                                   "A manager plans tasks for himself only.")
-    if by is not None and assignee is not None and not may_assign_to(by, assignee):
-        if assignee.role not in (Role.MANAGER, Role.SUPERVISOR):
-            raise NotAllowedError("tasks.assignee_not_manager",
-                                  f"{assignee.name} is not a manager", name=assignee.name)
-        raise NotAllowedError("tasks.assignee_not_in_team",
-                              f"{by.name} may not give tasks to {assignee.name}",
-                              name=assignee.name)
+    if by is not None and assignee is not None:
+        await check_assignee(session, by, assignee, client)
     task = await create_task(
         session, kind=kind, title=(title or "").strip() or f"{KIND_TITLES[kind]}: {client.name}",
         client_id=client_id, assignee_id=assignee_id,

@@ -73,8 +73,10 @@ async def card_context(session: AsyncSession, user: User, client: Client, tz: Zo
     mine = [t for t in work if t.id in visible]
     names = {u.id: u.name for u in await session.scalars(
         select(User).where(User.id.in_([t.assignee_id for t in mine if t.assignee_id])))}
+    # only those the rule of crm_core.sales.tasks.check_assignee lets one pick
     planners = ([m for m in await access.visible_managers(session, user)
-                 if access.may_assign_to(user, m)]
+                 if access.may_assign_to(user, m)
+                 and await access.may_open_client(session, m, client.id)]
                 if user.role in (Role.SUPERVISOR, Role.ADMIN) else [])
     default_due = (now + timedelta(days=1)).replace(hour=10, minute=0, second=0,
                                                     microsecond=0)

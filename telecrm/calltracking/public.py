@@ -19,6 +19,7 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from ipaddress import IPv6Address, ip_address, ip_network
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -26,7 +27,13 @@ from urllib.parse import urlsplit
 from aiohttp import web
 from redis.asyncio import Redis
 
-from crm_core.calltracking.leases import LeaseStore, MemoryLeaseStore, PoolRules
+from crm_core.calltracking.leases import (
+    Decision,
+    LeaseStore,
+    MemoryLeaseStore,
+    Outcome,
+    PoolRules,
+)
 from crm_core.calltracking.models import CtSite
 from crm_core.calltracking.services import (
     CallTrackingError,
@@ -42,7 +49,7 @@ from crm_core.calltracking.services import (
 from crm_core.clock import utcnow
 from telecrm.calltracking.history import HistoryWriter, ProcessHistoryWriter
 from telecrm.calltracking.lease_store import RedisLeaseStore
-from telecrm.calltracking.visitor_limits import RedisRateLimiter, RedisVisitorGuard
+from telecrm.calltracking.visitor_limits import RedisRateLimiter, RedisVisitorGuard, Refusal
 from telecrm.messages import sentence
 from telecrm.web.auth import client_ip
 from telecrm.web.keys import SESSIONS, SETTINGS
@@ -91,27 +98,52 @@ class RateLimiter:
             self._hits.pop(next(iter(self._hits)))
 
 
-class VisitorGuard:
-    """Bounds what one visitor takes from a site's pool (per process, bounded memory).
+def visitor_address(ip: str) -> str:
+    """What the visitor limits count by: an IPv4 address, or an IPv6 address's /64.
 
-    - A visitor (IP + the browser's analytics ids + user agent) that comes back without
-      its visit token within the hold time gets its previous visit, hence its number.
-    - New visits per IP are limited per minute (``new_per_minute``, room for an office
-      behind one address); beyond that a request is treated as a bot's: no lease.
-    - One IP holds at most its share of a pool's numbers at a time (a quarter of the
-      pool, at least one); a further visit from it is shown the company's number.
+    One IPv6 subscriber is given a whole /64 and picks addresses in it at will; counted
+    per address, he would be as many visitors as he likes."""
+    try:
+        address = ip_address(ip)
+    except ValueError:
+        return ip
+    if isinstance(address, IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ip_network(f"{address}/64", strict=False))
+    return str(address)
+
+
+class VisitorGuard:
+    """Bounds what one visitor, and a few of them together, take from a site's pool (per
+    process, bounded memory). An address is an IPv4 address or an IPv6 /64
+    (:func:`visitor_address`).
+
+    - A visitor (address + the browser's analytics ids + user agent) that comes back
+      without its visit token within the hold time gets its previous visit, hence its
+      number.
+    - New visits per address are limited per minute (``new_per_minute``, room for an
+      office behind one address); beyond that a request is treated as a bot's: no lease.
+    - One address holds at most ``share`` of a pool's numbers at a time (a quarter, at
+      least one); a further visit from it is shown the company's number.
+    - Per pool: the addresses that hold more than one number hold together at most
+      ``several_share`` of it (half). An address's first number is never refused by this
+      rule, so visitors each on his own address still find numbers while a few addresses
+      (four, at a quarter each, held the whole pool) take what they can; a visit refused
+      by it is the pool's exhaustion, counted where the marketer sees it.
     """
 
-    def __init__(self, new_per_minute: int, *, share: float = 0.25,
+    def __init__(self, new_per_minute: int, *, share: float = 0.25, several_share: float = 0.5,
                  max_keys: int = 100_000) -> None:
         self.new_visits = RateLimiter(new_per_minute)
-        self.share, self.max_keys = share, max_keys
+        self.share, self.several_share, self.max_keys = share, several_share, max_keys
         self._visitors: OrderedDict[str, tuple[str, float]] = OrderedDict()
-        self._held: OrderedDict[str, dict[str, float]] = OrderedDict()  # ip -> token -> end
+        # site -> address -> token -> end of the lease
+        self._held: dict[str, dict[str, dict[str, float]]] = {}
 
     @staticmethod
-    def visitor(site: str, ip: str, ids: dict[str, str], agent: str) -> str:
-        return "|".join((site, ip, ",".join(f"{k}={v}" for k, v in sorted(ids.items())),
+    def visitor(site: str, address: str, ids: dict[str, str], agent: str) -> str:
+        return "|".join((site, address, ",".join(f"{k}={v}" for k, v in sorted(ids.items())),
                          agent))
 
     async def returning(self, visitor: str, now: float) -> str | None:
@@ -119,22 +151,46 @@ class VisitorGuard:
         seen = self._visitors.get(visitor)
         return seen[0] if seen is not None and seen[1] > now else None
 
-    async def may_lease(self, site: str, ip: str, token: str, pool: int, now: float) -> bool:
-        held = self._held.get(f"{site}|{ip}", {})
-        for other in [t for t, end in held.items() if end <= now]:
-            del held[other]
-        return token in held or len(held) < max(1, int(pool * self.share))
+    async def refusal(self, site: str, address: str, token: str, pool: int,
+                      now: float) -> Refusal | None:
+        """Why this visit may not take a number now (None: it may; a visit holding one
+        always keeps it)."""
+        held = self._held.get(site, {})
+        mine = held.get(address, {})
+        if mine.get(token, 0.0) > now:
+            return None
+        for where in list(held):  # only new leases pay for this walk, at most the pool
+            live = {t: end for t, end in held[where].items() if end > now}
+            if live:
+                held[where] = live
+            else:
+                del held[where]
+        return _refusal(len(held.get(address, ())), [len(t) for t in held.values()], pool,
+                        self.share, self.several_share)
 
-    async def leased(self, site: str, ip: str, visitor: str, token: str, until: float,
+    async def leased(self, site: str, address: str, visitor: str, token: str, until: float,
                      now: float) -> None:
-        key = f"{site}|{ip}"
-        self._held.setdefault(key, {})[token] = until
-        self._held.move_to_end(key)
+        held = self._held.setdefault(site, {})
+        held.setdefault(address, {})[token] = until
         self._visitors[visitor] = (token, until)
         self._visitors.move_to_end(visitor)
-        for table in (self._held, self._visitors):
-            while len(table) > self.max_keys:
-                table.popitem(last=False)
+        while len(self._visitors) > self.max_keys:
+            self._visitors.popitem(last=False)
+        if len(held) > self.max_keys:  # only with numbers shared among live visits
+            for where in [a for a, tokens in held.items() if max(tokens.values()) <= now]:
+                del held[where]
+
+
+def _refusal(mine: int, counts: list[int], pool: int, share: float,
+             several_share: float) -> Refusal | None:
+    """The rule of :class:`VisitorGuard` (the Redis guard runs the same in Lua): ``mine``
+    live leases of this address, ``counts`` those of every address on the site."""
+    if mine >= max(1, int(pool * share)):
+        return Refusal.VISITOR
+    if mine == 0:
+        return None
+    several = sum(n for n in counts if n > 1) + (2 if mine == 1 else 1)
+    return Refusal.POOL if several > max(1, int(pool * several_share)) else None
 
 
 @dataclass(frozen=True)
@@ -319,7 +375,8 @@ async def preflight(request: web.Request) -> web.Response:
 async def session_endpoint(request: web.Request) -> web.Response:
     """``POST /api/ct/session``: record the visit and keep or lease it a number."""
     ct = request.app[CT]
-    if not await ct.limiter.allow(client_ip(request), utcnow().timestamp()):
+    address = visitor_address(client_ip(request))
+    if not await ct.limiter.allow(address, utcnow().timestamp()):
         return _error(429, "http.too_many", {"Retry-After": "60"})
     if request.content_length is not None and request.content_length > MAX_BODY:
         return _error(413, "http.too_large")
@@ -357,28 +414,34 @@ async def session_endpoint(request: web.Request) -> web.Response:
     agent = request.headers.get("User-Agent", "")[:300]
     bot = not agent or BOT_AGENTS.search(agent) is not None
     now = utcnow()
-    ip, moment = client_ip(request), now.timestamp()
-    visitor = VisitorGuard.visitor(site.host, ip, ids, agent)
+    moment = now.timestamp()
+    visitor = VisitorGuard.visitor(site.host, address, ids, agent)
     if token is None or not token_is_valid(site, token):
         # a visitor who lost his token gets his visit back; a forged, foreign or missing
-        # token otherwise starts a new visit, and new visits per IP are limited
+        # token otherwise starts a new visit, and new visits per address are limited
         token = await ct.visitors.returning(visitor, moment)
         if token is None:
             token = new_token(site)
-            bot = bot or not await ct.visitors.new_visits.allow(f"{site.host}|{ip}", moment)
+            bot = bot or not await ct.visitors.new_visits.allow(f"{site.host}|{address}",
+                                                                moment)
     number = None
     timing: dict[str, str] = {}
     decision = None
-    if activity and not bot and view.pool and await ct.visitors.may_lease(
-            site.host, ip, token, len(view.pool), moment):
+    wants = activity and not bot and bool(view.pool)
+    refused = (await ct.visitors.refusal(site.host, address, token, len(view.pool), moment)
+               if wants else None)
+    if wants and refused is None:
         started = time.perf_counter()
         decision = await ct.leases.acquire(site.host, view.pool, view.rules, token, moment)
         # how long the lease itself took (the benchmark reads it; browsers show it)
         timing = {"Server-Timing": f"lease;dur={(time.perf_counter() - started) * 1000:.3f}"}
         number = decision.number
         if number is not None:
-            await ct.visitors.leased(site.host, ip, visitor, token,
+            await ct.visitors.leased(site.host, address, visitor, token,
                                      decision.expires_at or moment + view.rules.hold, moment)
+    elif refused == Refusal.POOL:
+        # a few addresses would take the rest of the pool: for this visitor it ran out
+        decision = Decision(None, Outcome.FALLBACK)
     await ct.history.put(VisitEvent(site.id, site.hold_seconds, token,
                                     VisitReport(url, referrer, ids, agent), now, bot, decision))
     fallback = site.default_numbers[0] if site.default_numbers else None

@@ -4,16 +4,25 @@
 :class:`~telecrm.calltracking.public.VisitorGuard` keep their counts in the process:
 behind a balancer, with several web processes, each would allow its own 120 requests a
 minute per address, give a visitor who lost his token his visit back only if he came to
-the same process, and let one address hold a quarter of the pool in each process.
+the same process, and let one address hold a quarter of the pool (and the addresses
+holding several numbers half of it) in each process.
 These do the same through Redis, atomically (one Lua script per decision), when
 ``TELECRM_REDIS_URL`` is set. Times are the callers' (``crm_core.clock``).
 """
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Any
 
 from redis.asyncio import Redis
+
+
+class Refusal(StrEnum):
+    """Why a visit is shown the company's number instead of a pool number."""
+
+    VISITOR = "visitor"  # this address holds its share of the pool already
+    POOL = "pool"  # addresses holding several numbers hold their share of the pool together
 
 # KEYS[1] the address's hits; ARGV: now, window, limit, a unique member
 _ALLOW = """
@@ -25,13 +34,28 @@ redis.call('PEXPIRE', KEYS[1], math.ceil(window * 1000))
 return 1
 """
 
-# KEYS[1] the address's held visits (token -> end); ARGV: now, token, share of the pool
-_MAY_LEASE = """
+# KEYS[1] the site's held visits ("address token" -> end of the lease); ARGV: now, address,
+# token, an address's share of the pool, the share of addresses holding several numbers.
+# Returns "" (may lease), "visitor" or "pool": the rule of public.VisitorGuard.
+_REFUSAL = """
 local now = tonumber(ARGV[1])
+local held = redis.call('ZSCORE', KEYS[1], ARGV[2] .. ' ' .. ARGV[3])
+if held and tonumber(held) > now then return '' end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-if redis.call('ZSCORE', KEYS[1], ARGV[2]) then return 1 end
-if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[3]) then return 1 end
-return 0
+local counts = {}
+for _, member in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  local address = string.match(member, '^(%S+) ')
+  counts[address] = (counts[address] or 0) + 1
+end
+local mine = counts[ARGV[2]] or 0
+if mine >= tonumber(ARGV[4]) then return 'visitor' end
+if mine == 0 then return '' end
+local several = (mine == 1) and 2 or 1
+for _, n in pairs(counts) do
+  if n > 1 then several = several + n end
+end
+if several > tonumber(ARGV[5]) then return 'pool' end
+return ''
 """
 
 
@@ -55,10 +79,11 @@ class RedisVisitorGuard:
     """:class:`~telecrm.calltracking.public.VisitorGuard`'s rules, across processes."""
 
     def __init__(self, redis: Redis, new_per_minute: int, *, share: float = 0.25,
-                 prefix: str = "ct:guard") -> None:
-        self.redis, self.share, self.prefix = redis, share, prefix
+                 several_share: float = 0.5, prefix: str = "ct:guard") -> None:
+        self.redis, self.share, self.several_share = redis, share, several_share
+        self.prefix = prefix
         self.new_visits = RedisRateLimiter(redis, new_per_minute, prefix=f"{prefix}:new")
-        self._may_lease = redis.register_script(_MAY_LEASE)
+        self._refusal = redis.register_script(_REFUSAL)
 
     async def returning(self, visitor: str, now: float) -> str | None:
         raw: Any = await self.redis.hmget(f"{self.prefix}:visitor:{visitor}", "token", "until")
@@ -67,18 +92,23 @@ class RedisVisitorGuard:
             return None
         return token.decode() if isinstance(token, bytes) else str(token)
 
-    async def may_lease(self, site: str, ip: str, token: str, pool: int, now: float) -> bool:
-        allowed = max(1, int(pool * self.share))
-        return bool(await self._may_lease(keys=[f"{self.prefix}:held:{site}|{ip}"],
-                                          args=[now, token, allowed]))
+    async def refusal(self, site: str, address: str, token: str, pool: int,
+                      now: float) -> Refusal | None:
+        """Why this visit may not take a number now (None: it may)."""
+        answer: Any = await self._refusal(
+            keys=[f"{self.prefix}:held:{site}"],
+            args=[now, address, token, max(1, int(pool * self.share)),
+                  max(1, int(pool * self.several_share))])
+        text = answer.decode() if isinstance(answer, bytes) else str(answer or "")
+        return Refusal(text) if text else None
 
-    async def leased(self, site: str, ip: str, visitor: str, token: str, until: float,
+    async def leased(self, site: str, address: str, visitor: str, token: str, until: float,
                      now: float) -> None:
         ttl = max(1, int((until - now) * 1000))
-        held = f"{self.prefix}:held:{site}|{ip}"
+        held = f"{self.prefix}:held:{site}"
         seen = f"{self.prefix}:visitor:{visitor}"
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.zadd(held, {token: until})
+            pipe.zadd(held, {f"{address} {token}": until})
             pipe.pexpire(held, ttl, nx=True)  # a new key: this lease's life
             pipe.pexpire(held, ttl, gt=True)  # else only ever longer
             pipe.hset(seen, mapping={"token": token, "until": until})

@@ -5,7 +5,9 @@
   (:mod:`telecrm.clients.listing`): ``{"clients": [...], "next": cursor|null}``;
 - ``POST /api/clients`` ``{"name", "phones": [...], "emails"?, "inn"?, …, "owner_id"?,
   "annual_potential"?, "contacts"?: [{"name", "position"?, "phones"?, "emails"?}]}``: 201
-  and the card;
+  and the card; at most :data:`MAX_CONTACTS` contacts, :data:`MAX_LIST` phones or
+  e-mails per list and :data:`MAX_ITEMS` in all, refused before the write transaction
+  (which holds the write lock: each is a row, each contact a few statements);
 - ``PATCH /api/clients/{id}``: the fields given (``phones``/``emails`` replace the
   company's own);
 - ``POST /api/clients/{id}/contacts``, ``PATCH /api/clients/{id}/contacts/{contact}``;
@@ -29,6 +31,10 @@ from telecrm.web.keys import SESSIONS, SETTINGS, WRITER_SESSIONS, workday_tz
 from telecrm.web.params import id_field, id_value, json_object, path_id
 from telecrm.web.present import client_list_item, client_to_dict, contact_to_dict
 
+MAX_CONTACTS = 20  # contact persons created with a card; more go one by one
+MAX_LIST = 50  # phones or e-mails of one card or one person
+MAX_ITEMS = 100  # phones and e-mails of one request, its contact persons' included
+
 
 def _strings(body: dict[str, Any], name: str) -> list[str] | None:
     value = body.get(name)
@@ -38,8 +44,8 @@ def _strings(body: dict[str, Any], name: str) -> list[str] | None:
         return [value]
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise ApiError(400, "request.phone_list", name=name)
-    if len(value) > 50:
-        raise ApiError(400, "request.list_too_long", name=name, max=50)
+    if len(value) > MAX_LIST:
+        raise ApiError(400, "request.list_too_long", name=name, max=MAX_LIST)
     return value
 
 
@@ -67,14 +73,21 @@ def company_input(body: dict[str, Any], *, creating: bool) -> service.CompanyInp
         raise ApiError(400, "clients.contacts_list")
     if contacts and not creating:
         raise ApiError(400, "clients.contacts_elsewhere")
+    if len(contacts) > MAX_CONTACTS:  # each is a few statements in the write transaction
+        raise ApiError(400, "clients.contacts_too_many", max=MAX_CONTACTS)
     if creating and not isinstance(body.get("name"), str):
         raise ApiError(400, "request.string_required", name="name")
-    return service.CompanyInput(
+    data = service.CompanyInput(
         name=_text(body, "name"), phones=_strings(body, "phones"),
         emails=_strings(body, "emails"),
         details={f: _text(body, f) for f in service.DETAIL_FIELDS if f in body},
         owner_id=owner, potential=None if potential is None else str(potential),
         contacts=[contact_input(c) for c in contacts])
+    items = len(data.phones or ()) + len(data.emails or ()) + sum(
+        len(c.phones) + len(c.emails) for c in data.contacts)
+    if items > MAX_ITEMS:
+        raise ApiError(400, "clients.card_too_many_items", max=MAX_ITEMS)
+    return data
 
 
 def contact_input(body: dict[str, Any]) -> service.ContactInput:

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm_core.clients.cards import DETAILS, add_contact, create_company, edit_company, edit_contact
 from crm_core.clients.merge import MergeResult, merge_clients
 from crm_core.clients.models import Client, Contact
+from crm_core.clients.search import one_reindex
 from crm_core.clients.services import has_placeholder_name
 from crm_core.errors import DomainError, NotAllowedError, NotFoundError
 from crm_core.people import access
@@ -112,12 +113,13 @@ async def create(session: AsyncSession, user: User, data: CompanyInput,
     if not access.may_create_clients(user):
         raise NotAllowedError("clients.not_for_role", "your role does not create clients")
     owner_id = await _owner(session, user, data.owner_id)
-    client = await create_company(
-        session, name=data.name or "", phones=data.phones or [], emails=data.emails or [],
-        details=data.details, owner_id=owner_id, by=user, actor=user.username,
-        region=settings.phone_region)
-    for person in data.contacts:
-        await add_person(session, user, client, person, settings.phone_region)
+    async with one_reindex(session):  # the contacts flush one by one
+        client = await create_company(
+            session, name=data.name or "", phones=data.phones or [], emails=data.emails or [],
+            details=data.details, owner_id=owner_id, by=user, actor=user.username,
+            region=settings.phone_region)
+        for person in data.contacts:
+            await add_person(session, user, client, person, settings.phone_region)
     if data.potential is not None:
         await _potential(session, user, client, data.potential)
     return client

@@ -8,7 +8,8 @@ a task; these limits close it:
 - headers: a connection that has not sent a complete request line and headers within
   :data:`HEADER_TIMEOUT` seconds of opening (or of its previous response) is closed —
   aiohttp's keep-alive timer covers exactly that wait, and idle keep-alive connections
-  with it;
+  with it (armed when a connection opens since aiohttp 3.14.4, the minimum in
+  pyproject.toml; before, a connection that never completed a request had no timer);
 - bodies: :func:`body_timeout_middleware` reads a request's body before the handler
   runs, within :data:`BODY_TIMEOUT` seconds, and answers 408 otherwise.
 """

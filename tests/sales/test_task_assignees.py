@@ -1,5 +1,6 @@
 """Who may be given a task (issue 17, item 7): a supervisor plans for managers of his own
-team only, never for another team's manager or a marketer, on every path."""
+team only, never for another team's manager or a marketer, on every path; and whoever
+assigns (an admin too), the assignee must be able to open the task's client."""
 
 from __future__ import annotations
 
@@ -62,10 +63,18 @@ async def test_tasks_go_only_to_whom_the_planner_may_assign(db_url: str, tmp_pat
             assert await tasks_of(db_url, users["kuznetsov"]) == 0
             assert await tasks_of(db_url, users["marketer"]) == 0
 
+            # his own team's manager who cannot open this client (Петров's) is refused too
+            status, body = await call(boss, "POST", url, {
+                "kind": "call", "due_at": DUE, "assignee_id": users["smirnova"]})
+            assert status == 403 and body["error"] == (
+                "Ольга Смирнова не может открыть карточку клиента «ООО Ромашка»: выберите "
+                "того, кто с ним работает.")
+            assert await tasks_of(db_url, users["smirnova"]) == 0
+
             # the same rule when the next task is planned while completing one
             status, task = await call(boss, "POST", url, {
-                "kind": "call", "due_at": DUE, "assignee_id": users["smirnova"]})
-            assert status == 201 and task["assignee_id"] == users["smirnova"]
+                "kind": "call", "due_at": DUE, "assignee_id": users["petrov"]})
+            assert status == 201 and task["assignee_id"] == users["petrov"]
             status, body = await call(boss, "POST", f"{base}/api/tasks/{task['id']}/complete", {
                 "next": {"kind": "call", "due_at": DUE, "assignee_id": users["kuznetsov"]}})
             assert status == 403 and body["code"] == "tasks.assignee_not_in_team"
@@ -76,7 +85,8 @@ async def test_tasks_go_only_to_whom_the_planner_may_assign(db_url: str, tmp_pat
             assert status == 200
             pipeline = pipelines["pipelines"][0]["id"]
             for who, code in (("kuznetsov", "tasks.assignee_not_in_team"),
-                              ("marketer", "tasks.assignee_not_manager")):
+                              ("marketer", "tasks.assignee_not_manager"),
+                              ("smirnova", "tasks.assignee_cannot_open_client")):
                 status, body = await call(boss, "POST", f"{base}/api/deals", {
                     "client_id": client, "pipeline_id": pipeline, "title": "Поставка",
                     "owner_id": users[who]})
@@ -84,13 +94,29 @@ async def test_tasks_go_only_to_whom_the_planner_may_assign(db_url: str, tmp_pat
                 assert await tasks_of(db_url, users[who]) == 0
             status, _ = await call(boss, "POST", f"{base}/api/deals", {
                 "client_id": client, "pipeline_id": pipeline, "title": "Поставка",
-                "owner_id": users["smirnova"]})
+                "owner_id": users["petrov"]})
             assert status == 201
 
-            # an admin gives a task to any manager
-            status, task = await call(admin, "POST", url, {
+            # an admin gives a task on a Sales client to Sales' manager who works with it,
+            # never to another team's manager (he could not open the client)
+            status, body = await call(admin, "POST", url, {
                 "kind": "call", "due_at": DUE, "assignee_id": users["kuznetsov"]})
-            assert status == 201
+            assert status == 403 and body["error"] == (
+                "Алексей Кузнецов не может открыть карточку клиента «ООО Ромашка»: выберите "
+                "того, кто с ним работает.")
+            assert await tasks_of(db_url, users["kuznetsov"]) == 0
+            status, body = await call(admin, "POST", f"{base}/api/deals", {
+                "client_id": client, "pipeline_id": pipeline, "title": "Поставка",
+                "owner_id": users["kuznetsov"]})
+            assert status == 403 and body["code"] == "tasks.assignee_cannot_open_client"
+            assert await tasks_of(db_url, users["kuznetsov"]) == 0
+            status, task = await call(admin, "POST", url, {
+                "kind": "call", "due_at": DUE, "assignee_id": users["petrov"]})
+            assert status == 201 and task["assignee_id"] == users["petrov"]
+            # the card offers only those the rule accepts
+            async with admin.get(f"{base}/clients/{client}") as response:
+                page = await response.text()
+            assert "Иван Петров" in page and "Алексей Кузнецов" not in page
         finally:
             await boss.close()
             await admin.close()
