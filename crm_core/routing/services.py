@@ -30,6 +30,7 @@ from crm_core.errors import DomainError, NotAllowedError, NotFoundError
 from crm_core.people.models import Role, Team, User
 from crm_core.presence.services import current_states
 from crm_core.routing.models import PbxToken, RoutingRule
+from crm_core.talktime.metric import load_calendar
 from crm_core.talktime.models import Absence
 
 DEFAULT_RING_SECONDS = 15
@@ -243,7 +244,8 @@ class Snapshot:
 
 
 async def load_snapshot(session: AsyncSession, today: date) -> Snapshot:
-    """Rules, active people with phones, who is away today or paused, the valid tokens."""
+    """Rules, active people with phones, who is away today (absence, holiday, weekend) or
+    paused, the valid tokens."""
     tokens = tuple(await session.scalars(
         select(PbxToken.token_hash).where(PbxToken.revoked_at.is_(None))))
     rules = list(await session.scalars(select(RoutingRule)))
@@ -256,6 +258,13 @@ async def load_snapshot(session: AsyncSession, today: date) -> Snapshot:
             Absence.first_day <= today, Absence.last_day >= today,
             Absence.archived_at.is_(None))):
         away[absence.user_id] = "absent"
+    # A company or team holiday, or a day off his team's rules give (a weekend), is
+    # not his working day either: the caller goes to the queue, as talk time excuses it.
+    calendar = await load_calendar(session, users, today, today)
+    for user in users:
+        why = calendar.excluded(user, today)
+        if why in ("holiday", "weekend"):
+            away.setdefault(user.id, why)
     for uid, state in (await current_states(session, list(people))).items():
         if not state.present:
             away.setdefault(uid, "paused")

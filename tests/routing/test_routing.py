@@ -32,7 +32,7 @@ from crm_core.routing.services import (
     set_did_rule,
     set_team_rule,
 )
-from crm_core.talktime.rules import add_absence
+from crm_core.talktime.rules import add_absence, add_holiday
 from tests.support.db_fixtures import (  # noqa: F401
     db_url_fixture,
     empty_db_url_fixture,
@@ -85,6 +85,18 @@ async def test_the_owner_rings_first_unless_he_cannot_answer(db_url: str) -> Non
     async with sessions() as session, session.begin():  # ...and is off today anyway
         await add_absence(session, people["boss"], people["m101"].id, TODAY, TODAY, "day_off")
     assert await _decide(sessions) == (None, "absent")
+
+
+async def test_a_holiday_or_weekend_sends_the_caller_to_the_queue(db_url: str) -> None:
+    sessions, _ = await _floor(db_url)
+    async with sessions() as session, session.begin():  # the company's day off
+        await add_holiday(session, None, TODAY, "День народного единства (перенос)")
+    assert await _decide(sessions) == (None, "holiday")
+    saturday = date(2026, 11, 21)
+    async with sessions() as session:
+        snapshot = await load_snapshot(session, saturday)
+        owner = await owner_of_number(session, ROMASHKA)
+    assert snapshot.decide(owner, None) == (None, "weekend")
 
 
 OWNER = ("20:PJSIP/101&PJSIP/m101-soft", "owner")
