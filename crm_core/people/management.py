@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from crm_core.audit import ACTION_CREATE, ACTION_UPDATE, write_audit
+from crm_core.clients.phones import format_phone
 from crm_core.errors import ConflictError, DomainError, NotAllowedError, NotFoundError
 from crm_core.people.models import PhoneKind, Role, Team, User, UserDeactivation, UserPhone
 from crm_core.people.sessions import end_other_sessions, end_user_sessions
@@ -217,7 +218,8 @@ async def set_user_phones(session: AsyncSession, user: User,
             taken = f"{value} already belongs to user {holder.username!r}"
             if kind == PhoneKind.DEVICE:
                 raise ConflictError("people.device_taken", taken, value=value, user=holder.name)
-            raise ConflictError("people.mobile_taken", taken, value=value, user=holder.name)
+            raise ConflictError("people.mobile_taken", taken, value=format_phone(value),
+                                user=holder.name)
         for phone in [p for p in user.phones if p.kind == kind and p.value not in values]:
             user.phones.remove(phone)
         for value in values:

@@ -397,7 +397,7 @@ async def test_admin_gives_a_user_his_devices_and_mobiles(crm: Crm) -> None:
     status, _, body = await post(crm, "admin", f"/admin/users/{petrov}", {
         "devices": "", "mobiles": "8 (916) 000-00-01"})
     assert status == 409
-    assert "Мобильный номер +79160000001 уже закреплён за пользователем Пётр Козлов." in body
+    assert "Мобильный номер +7 916 000-00-01 уже закреплён за пользователем Пётр Козлов." in body
     assert ">8 (916) 000-00-01</textarea>" in body
     status, _, body = await post(crm, "admin", f"/admin/users/{petrov}", {"devices": "101"})
     assert status == 400 and "например PJSIP/ivanov или SIP/150010001, а не «101»" in body

@@ -57,7 +57,7 @@ def test_a_phone_of_another_user_is_refused(tmp_path: Path) -> None:
     assert "petrov" not in listed(db), "a refused add creates nobody"
     telecrm("users", "add", "petrov", "--extension", "202", "--db", db)
     assert refused("users", "edit", "petrov", "--mobile", "89160000001", "--db", db) == \
-        "telecrm: Мобильный номер +79160000001 уже закреплён за пользователем Иван Иванов."
+        "telecrm: Мобильный номер +7 916 000-00-01 уже закреплён за пользователем Иван Иванов."
     assert refused("users", "edit", "petrov", "--device", "ivanov", "--db", db).startswith(
         "telecrm: Телефон в Asterisk записывается как технология/имя")
     assert refused("users", "edit", "petrov", "--mobile", "+7495xxxxxxx", "--db", db) == \

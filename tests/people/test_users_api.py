@@ -197,7 +197,7 @@ async def test_a_phone_held_by_another_user_is_refused_with_one_sentence(crm: Cr
     status, body = await crm.call("admin", "PATCH", f"/api/users/{petrov}",
                                   {"mobiles": ["+7 916 000 00 01"]})
     assert (status, body["error"]) == (
-        409, "Мобильный номер +79160000001 уже закреплён за пользователем Иван Иванов.")
+        409, "Мобильный номер +7 916 000-00-01 уже закреплён за пользователем Иван Иванов.")
     status, body = await crm.call("admin", "POST", "/api/users", {
         **NEW_USER, "username": "ivanov2", "extension": "303", "mobiles": []})
     assert (status, body["code"]) == (409, "people.device_taken")
