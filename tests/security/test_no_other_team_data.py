@@ -1,0 +1,397 @@
+"""Issue 17, "no data of another team in any answer": every GET route, as every outsider.
+
+Two teams work on one floor. Team B («Второй отдел») owns a client «ООО Чужой-маркер»
+with phones nobody else has, a contact, a note, a meeting, a task, a deal, an invoice,
+a payment, a call outcome, two calls (one recorded, transcribed and checked against
+the team's own sales script) and a missed call from an unknown number to its queue.
+Each of these carries a marker (a word or a phone number) that appears nowhere else.
+
+The routes are read from the app's router, not from a list: every GET route is asked
+as team A's manager, team A's supervisor and the marketer, with no query and with
+plausible ones (periods covering the seeded day, filters naming team B's people,
+team, client), and with each path parameter filled with ids of team B's objects and
+of team A's. A route whose parameter this test does not know fails it, so a new
+route has to be taught here before it can ship unchecked.
+
+What it proves: no answer (JSON, HTML, CSV, a stream's first bytes) is a 500, and
+none holds a marker of team B, in any written form (JSON escapes, HTML entities, URL
+encoding, any spacing of a phone number). The marketer sees customer calls of every
+team by design (call tracking: the caller's number and the client's name), so for him
+only the markers of client cards, tasks, sales and speech are forbidden. The same
+sweep as the admin and as team B's own manager and supervisor finds every marker,
+which shows the markers are findable and the check can fail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+TIMES: dict[str, float] = __import__('collections').defaultdict(float)
+import html
+import json
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from urllib.parse import unquote, urlencode
+
+import pytest
+from aiohttp import web
+from sqlalchemy import select
+
+from crm_core.calls.services import record_call
+from crm_core.calls.snapshot import CallData, LegData
+from crm_core.db import create_engine, session_factory
+from crm_core.people.models import Team
+from crm_core.people.users import add_user, set_team_queue
+from crm_core.sales.deals import StageSpec, create_pipeline
+from crm_core.sales.models import DealStatus
+from crm_core.sales.reports import REPORTS
+from crm_core.speech import scripts as kkp_scripts
+from crm_core.speech.transcripts import save_kkp_result, save_transcript
+from speech.kkp import check
+from speech.script import parse_script_text
+from telecrm.passwords import hash_password
+from telecrm.settings import Settings
+from tests.support.browser import HOOKS, PASSWORD, fake_wav, seed_calls_start, seed_world, \
+    serve_app
+from tests.support.floor import Floor
+
+# A Friday in November 2026: the seeded calls are on that day.
+pytestmark = pytest.mark.clock("2026-11-20T12:00:00+03:00")
+
+TEAM_A, TEAM_B = "Отдел продаж", "Второй отдел"
+OUTSIDERS = ("petrov", "sokolova", "marketer")  # team A's manager and supervisor, marketer
+INSIDERS = ("admin", "kuznetsov", "volkova")  # they must find every marker
+
+# Markers of team B's data. The marketer may see those of customer calls (who called,
+# the client's name); nobody outside team B may see those of cards, tasks, sales, speech.
+CALL_MARKERS = {"client": "Чужой-маркер"}
+CALL_PHONES = {"client phone": "9167771313", "unknown caller": "9038883131"}
+CARD_MARKERS = {
+    "comment": "Комментарий-маркер Б", "address": "Адресная-маркер улица",
+    "contact": "Контактов-маркер Пётр", "e-mail": "chuzhoy.marker@example.org",
+    "note": "Заметка-маркер Б", "meeting": "Встреча-маркер Б", "task": "Задача-маркер Б",
+    "deal": "Сделка-маркер Б", "invoice": "СЧ-МАРКЕР-77", "payment": "Оплата-маркер Б",
+    "outcome": "Итог-маркер Б", "transcript": "щавельмаркер", "script": "Скрипт-маркер Б",
+}
+CARD_PHONES = {"second phone": "4957331919", "contact phone": "9254442121"}
+
+SCRIPT = """\
+name: Скрипт-маркер Б
+stages:
+  - id: greeting
+    title: Приветствие
+    phrases: ["добрый день"]
+forbidden:
+  - id: slang
+    phrases: ["короче"]
+"""
+SCRIPT_A = SCRIPT.replace("Скрипт-маркер Б", "Скрипт отдела продаж")
+
+
+def _words(text: str, start: float) -> list[dict[str, object]]:
+    return [{"word": w, "start": start + 0.4 * i, "end": start + 0.4 * i + 0.3, "conf": 0.95}
+            for i, w in enumerate(text.split())]
+
+
+TRANSCRIPT = {"duration": 20.0, "model": "vosk-model-small-ru-0.22", "speakers": {
+    "manager": _words("добрый день щавельмаркер короче", 0.5),
+    "client": _words("здравствуйте слушаю", 3.0)}}
+TRANSCRIPT_A = {**TRANSCRIPT, "speakers": {**TRANSCRIPT["speakers"],
+                                           "manager": _words("добрый день короче", 0.5)}}
+
+# Query strings tried on every route: the periods every kind of page reads (covering
+# the seeded day), CSV, and filters naming team B's team, people and client (ids filled
+# in per run). Search words are parts of markers, never a whole one: a page that echoes
+# the query must not look like a leak.
+DAY = "2026-11-20"
+QUERIES: list[dict[str, str]] = [
+    {},
+    {"since": "2026-11-19", "until": "2026-11-21"},
+    {"from": "2026-11-01", "to": "2026-11-30"},
+    {"from": "2026-11-01", "to": "2026-11-30", "format": "csv"},
+    {"date": DAY},
+    {"month": "2026-11"},
+    {"q": "Чужой"},
+    {"number": "91677713", "client_name": "Чужой"},
+    {"by": "source", "format": "csv"},
+    {"team": "{team}", "team_id": "{team}", "client": "{client}", "with": "{client}",
+     "manager_id": "{manager}", "archived": "1", "from": "2026-11-01", "to": "2026-11-30"},
+    {"manager": "103", "date": DAY, "needs_review": "1", "from": "2026-11-01",
+     "to": "2026-11-30"},
+    {"manager": "{manager}", "since": "2026-11-19", "until": "2026-11-21"},
+]
+PARAMETER_QUERIES = QUERIES[:3]  # for routes that name one object: bare and with periods
+
+# What a path parameter names, by the path segment before it. A route whose parameter is
+# not here fails the test: teach it which objects of team B (and A) to try.
+PARAMETERS = {("calls", "id"): "call", ("clients", "id"): "client", ("users", "id"): "user",
+              ("results", "id"): "kkp result", ("scripts", "id"): "script",
+              ("reports", "name"): "report"}
+SEPARATORS = re.compile(r"[\s\-\u2010-\u2015()./]+")
+
+
+@dataclass
+class Seeded:
+    """Ids of team B's objects (to attack with) and team A's (for contrast), by kind."""
+
+    b: dict[str, list[int | str]] = field(default_factory=lambda: defaultdict(list))
+    a: dict[str, list[int | str]] = field(default_factory=lambda: defaultdict(list))
+    b_team: int = 0
+    b_manager: int = 0
+    b_client: int = 0
+    b_call: int = 0  # the answered one: recorded, transcribed, checked, with an outcome
+
+
+def readable(body: bytes, content_type: str) -> str:
+    """The answer as a person would read it, folded to lower case: JSON unescaped, HTML
+    entities and URL encoding decoded."""
+    text = body.decode("utf-8", errors="replace")
+    if content_type == "application/json":
+        text = json.dumps(json.loads(text), ensure_ascii=False)
+    return html.unescape(unquote(html.unescape(text))).casefold()
+
+
+def leaks(text: str, markers: dict[str, str], phones: dict[str, str]) -> list[str]:
+    """Names of the markers ``text`` holds; phones in any spacing, with any prefix."""
+    digits = SEPARATORS.sub("", text)
+    found = [name for name, marker in markers.items() if marker.casefold() in text]
+    return found + [name for name, number in phones.items() if number in digits]
+
+
+def routes(app: web.Application) -> list[tuple[str, list[tuple[str, str]]]]:
+    """Every GET route's path and its parameters as (segment before it, name)."""
+    out = []
+    for route in app.router.routes():
+        resource = route.resource
+        if route.method != "GET" or resource is None or isinstance(resource,
+                                                                   web.StaticResource):
+            continue
+        path = resource.canonical
+        parts = path.strip("/").split("/")
+        params = [(parts[i - 1] if i else "", part[1:-1]) for i, part in enumerate(parts)
+                  if part.startswith("{")]
+        out.append((path, params))
+    return out
+
+
+def fill(path: str, params: list[tuple[str, str]], ids: dict[str, list[int | str]]
+         ) -> list[str]:
+    """``path`` with each combination of its parameters' ids."""
+    paths = [path]
+    for segment, name in params:
+        kind = PARAMETERS.get((segment, name))
+        assert kind is not None, (
+            f"{path}: this test does not know what {{{name}}} after /{segment}/ names; "
+            "add it to PARAMETERS with team B's objects of that kind")
+        values = ids.get(kind) or []
+        assert values, f"{path}: no seeded {kind} to try"
+        paths = [p.replace("{" + name + "}", str(v), 1) for p in paths for v in values]
+    return paths
+
+
+def _leg(uid: str, ext: str | None, role: str, start: datetime, talk: float,
+         answered: bool) -> LegData:
+    return LegData(uniqueid=uid, channel=f"PJSIP/{ext or 'carrier'}-00b1", role=role,
+                   extension=ext, started_at=start,
+                   answered_at=start + timedelta(seconds=2) if answered else None,
+                   ended_at=start + timedelta(seconds=2 + talk), talk_seconds=talk)
+
+
+async def seed_people(db_url: str) -> int:
+    """Team B gets a supervisor and a queue of its own; the company a sales pipeline."""
+    engine = create_engine(db_url)
+    try:
+        async with session_factory(engine, writer=True)() as session, session.begin():
+            start = seed_calls_start()
+            volkova = await add_user(session, "volkova", name="Вера Волкова",
+                                     role="supervisor", extension="202", team=TEAM_B,
+                                     password_hash=hash_password(PASSWORD, "light"),
+                                     created_at=start - timedelta(days=366))
+            await set_team_queue(session, TEAM_B, "second")
+            await create_pipeline(session, "Продажи", [
+                StageSpec("Квалификация"), StageSpec("Выиграна", DealStatus.WON.value),
+                StageSpec("Проиграна", DealStatus.LOST.value)], by=None, actor="test")
+    finally:
+        await engine.dispose()
+    return volkova.id
+
+
+async def seed_calls(db_url: str, root: Path, seeded: Seeded) -> None:
+    """Team B's calls: one recorded, transcribed and checked, one missed in its queue."""
+    start = seed_calls_start() + timedelta(minutes=20)
+    recording = f"{start:%Y/%m/%d}/b-1.0-mix.wav"
+    (root / recording).parent.mkdir(parents=True, exist_ok=True)
+    (root / recording).write_bytes(fake_wav(seconds=1))
+    answered = CallData(
+        linkedid="b-1.0", direction="inbound", status="answered",
+        client_number="+7 916 777-13-13", did="+74951110002", started_at=start,
+        answered_at=start + timedelta(seconds=2), ended_at=start + timedelta(seconds=62),
+        ring_seconds=2.0, talk_seconds=60.0, transferred=False, managers=("103",),
+        recordings=(recording,), rang=("103",), queue="second",
+        legs=(_leg("b-1.0-c", None, "client", start, 60.0, True),
+              _leg("b-1.0-m", "103", "manager", start, 60.0, True)))
+    later = start + timedelta(minutes=5)
+    missed = CallData(
+        linkedid="b-2.0", direction="inbound", status="missed",
+        client_number="8 (903) 888-31-31", did="+74951110002", started_at=later,
+        answered_at=None, ended_at=later + timedelta(seconds=20), ring_seconds=20.0,
+        talk_seconds=0.0, transferred=False, managers=(), recordings=(), rang=("103",),
+        queue="second",
+        legs=(_leg("b-2.0-c", None, "client", later, 0.0, False),
+              _leg("b-2.0-m", "103", "manager", later, 0.0, False)))
+    engine = create_engine(db_url)
+    try:
+        sessions = session_factory(engine, writer=True)
+        for data in (answered, missed):
+            async with sessions() as session, session.begin():
+                call = await record_call(session, data, hooks=HOOKS)
+                seeded.b["call"].append(call.id)
+                seeded.b_call = seeded.b_call or call.id
+        async with sessions() as session, session.begin():
+            teams = dict((await session.execute(select(Team.name, Team.id))).all())
+            for team, text, call_id, transcript in (
+                    (TEAM_B, SCRIPT, seeded.b_call, TRANSCRIPT),
+                    (TEAM_A, SCRIPT_A, seeded.a["call"][0], TRANSCRIPT_A)):
+                row = await kkp_scripts.add_version(
+                    session, name=parse_script_text(text).name, text=text,
+                    team_id=teams[team], stage=None, effective_from=start - timedelta(days=1),
+                    fine_amount=500, actor="test")
+                await save_transcript(session, call_id, transcript)
+                script = parse_script_text(text)
+                result = await save_kkp_result(session, call_id, script.name, row.digest,
+                                               check(script, transcript), script_id=row.id)
+                side = seeded.b if team == TEAM_B else seeded.a
+                side["script"].append(row.id)
+                side["kkp result"].append(result.id)
+            seeded.b_team = teams[TEAM_B]
+    finally:
+        await engine.dispose()
+
+
+async def seed_card(crm: Floor, seeded: Seeded) -> None:
+    """Team B's client and everything on its card, written by its own manager."""
+    async def ok(who: str, method: str, path: str, body: object) -> dict[str, object]:
+        status, answer = await crm.call(who, method, path, body)
+        assert status in (200, 201), (path, status, answer)
+        assert isinstance(answer, dict)
+        return answer
+
+    client = await ok("kuznetsov", "POST", "/api/clients", {
+        "name": "ООО Чужой-маркер", "phones": ["+7 916 777-13-13", "8 (495) 733-19-19"],
+        "comment": CARD_MARKERS["comment"], "legal_address": CARD_MARKERS["address"]})
+    cid = int(client["id"])  # type: ignore[call-overload]
+    seeded.b_client = cid
+    seeded.b["client"] += [cid, crm.world.clients["103"]]
+    await ok("kuznetsov", "POST", f"/api/clients/{cid}/contacts", {
+        "name": CARD_MARKERS["contact"], "phones": ["+7 925 444-21-21"],
+        "emails": [CARD_MARKERS["e-mail"]]})
+    await ok("kuznetsov", "POST", f"/api/clients/{cid}/notes", {"text": CARD_MARKERS["note"]})
+    await ok("kuznetsov", "POST", f"/api/clients/{cid}/activities",
+             {"kind": "meeting", "text": CARD_MARKERS["meeting"]})
+    await ok("kuznetsov", "POST", f"/api/clients/{cid}/tasks",
+             {"kind": "call", "due_at": "2026-11-20T17:00:00+03:00", "title": CARD_MARKERS["task"]})
+    pipelines = await ok("kuznetsov", "GET", "/api/pipelines", None)
+    pipeline = pipelines["pipelines"][0]["id"]  # type: ignore[index]
+    await ok("kuznetsov", "POST", "/api/deals", {
+        "client_id": cid, "pipeline_id": pipeline, "title": CARD_MARKERS["deal"],
+        "amount": "777 000"})
+    await ok("kuznetsov", "POST", "/api/invoices", {
+        "client_id": cid, "number": CARD_MARKERS["invoice"], "amount": "777000",
+        "issued_on": "2026-11-02"})
+    await ok("volkova", "POST", "/api/payments", {
+        "client_id": cid, "amount": "1000", "paid_on": "2026-11-03",
+        "invoice": CARD_MARKERS["invoice"], "note": CARD_MARKERS["payment"]})
+
+
+async def fetch(crm: Floor, who: str, path: str) -> tuple[int, str]:
+    """Status and readable text of a GET as ``who``; a stream gives its first moment."""
+    http = await crm.login(who)
+    async with http.get(crm.base + path, allow_redirects=False) as response:
+        if response.content_type == "text/event-stream":
+            try:
+                body = await asyncio.wait_for(response.content.read(65536), 0.2)
+            except TimeoutError:
+                body = b""
+            response.close()
+        else:
+            body = await response.read()
+        if response.status >= 500:
+            return response.status, body.decode("utf-8", "replace")
+        return response.status, readable(body, response.content_type)
+
+
+def requests(app: web.Application, seeded: Seeded) -> list[str]:
+    """Every GET route with every query (parameterless) or every id of B and A."""
+    ids = {kind: [*seeded.b.get(kind, []), *seeded.a.get(kind, [])]
+           for kind in {*seeded.b, *seeded.a}}
+    ids["report"] = list(REPORTS)
+    values = {"team": seeded.b_team, "client": seeded.b_client, "manager": seeded.b_manager}
+    out: list[str] = []
+    for path, params in routes(app):
+        queries = PARAMETER_QUERIES if params else QUERIES
+        for filled in fill(path, params, ids):
+            for query in queries:
+                query = {k: v.format(**values) for k, v in query.items()}
+                out.append(filled + ("?" + urlencode(query) if query else ""))
+    return out
+
+
+async def test_no_answer_to_an_outsider_holds_another_teams_data(tmp_path: Path) -> None:
+    db_url = f"sqlite+aiosqlite:///{tmp_path / 'crm.sqlite3'}"
+    root = tmp_path / "recordings"
+    world = await seed_world(db_url, root)
+    volkova = await seed_people(db_url)
+    seeded = Seeded()
+    seeded.b_manager = world.users["kuznetsov"]
+    seeded.a["call"] += [world.calls["romashka_101"], world.calls["sidorov_102"]]
+    seeded.a["client"] += [world.clients["101"], world.clients["102"]]
+    seeded.a["user"] += [world.users["petrov"]]
+    seeded.b["call"] += [world.calls["vector_103"]]
+    settings = Settings(data_dir=tmp_path, database_url=db_url, recordings_source=root)
+    async with serve_app(settings) as (app, base):
+        crm = Floor(base, db_url, world)
+        try:
+            await seed_card(crm, seeded)
+            await seed_calls(db_url, root, seeded)
+            seeded.b["user"] += [world.users["kuznetsov"], volkova]
+            status, outcomes = await crm.call("kuznetsov", "GET", "/api/call-outcomes")
+            status, _ = await crm.call("kuznetsov", "POST",
+                                       f"/api/calls/{seeded.b_call}/outcome",
+                                       {"outcome_id": outcomes["outcomes"][0]["id"],
+                                        "note": CARD_MARKERS["outcome"]})
+            assert status == 200
+
+            paths = requests(app, seeded)
+            errors: list[str] = []
+            found: dict[str, set[str]] = defaultdict(set)  # insider -> markers he saw
+            for who in OUTSIDERS + INSIDERS:
+                markers = dict(CARD_MARKERS)
+                phones = dict(CARD_PHONES)
+                if who != "marketer":
+                    markers |= CALL_MARKERS
+                    phones |= CALL_PHONES
+                for path in paths:
+                    t0 = time.perf_counter()
+                    status, text = await fetch(crm, who, path)
+                    TIMES[path.split("?")[0]] += time.perf_counter() - t0
+                    if status >= 500:
+                        errors.append(f"{who} GET {path}: {status} {text[:200]}")
+                        continue
+                    seen = leaks(text, markers, phones)
+                    if who in INSIDERS:
+                        found[who].update(seen)
+                    elif seen:
+                        errors.append(f"{who} GET {path}: {status}, shows team B's {seen}")
+        finally:
+            await crm.close()
+    for k, v in sorted(TIMES.items(), key=lambda kv: -kv[1])[:25]:
+        print(f"{v:6.2f} {k}")
+    print(len(paths), sum(TIMES.values()))
+    assert not errors, "\n".join(errors)
+    everything = {*CARD_MARKERS, *CALL_MARKERS, *CARD_PHONES, *CALL_PHONES}
+    assert found["admin"] == everything, everything - found["admin"]
+    assert found["kuznetsov"] | found["volkova"] == everything, (
+        everything - found["kuznetsov"] - found["volkova"])
