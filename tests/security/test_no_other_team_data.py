@@ -74,7 +74,8 @@ INSIDERS = ("admin", "kuznetsov", "volkova")
 
 # Markers of team B's data. The marketer may see those of customer calls (who called,
 # the client's name); nobody outside team B may see those of cards, tasks, sales, speech.
-CALL_MARKERS = {"client": "Чужой-маркер"}
+CALL_MARKERS = {"client": "Чужой-маркер", "call": "1799000111.11",
+                "missed call": "1799000222.22", "shared call": "1799000333.33"}
 CALL_PHONES = {"client phone": "9167771313", "unknown caller": "9038883131"}
 CARD_MARKERS = {
     "comment": "Комментарий-маркер Б", "address": "Адресная-маркер улица",
@@ -82,10 +83,14 @@ CARD_MARKERS = {
     "note": "Заметка-маркер Б", "meeting": "Встреча-маркер Б", "task": "Задача-маркер Б",
     "deal": "Сделка-маркер Б", "invoice": "СЧ-МАРКЕР-77", "payment": "Оплата-маркер Б",
     "outcome": "Итог-маркер Б", "transcript": "щавельмаркер", "script": "Скрипт-маркер Б",
+    "shared call's transcript": "кедрмаркер", "shared call's outcome": "Итог-общий-маркер",
 }
 CARD_PHONES = {"second phone": "4957331919", "contact phone": "9254442121"}
-# Team A's client (tests/support/browser.py), which its people do see.
-OWN, OWN_PHONES = {"own client": "ООО Ромашка"}, {"own phone": "9161234567"}
+# Team A's client (tests/support/browser.py) and team B's client that team A's manager
+# talked with too (his to open, with his own call), which team A's people do see.
+SHARED_PHONE = "+7 916 555-24-24"
+OWN = {"own client": "ООО Ромашка", "shared client": "Общий-клиент"}
+OWN_PHONES = {"own phone": "9161234567", "shared phone": "9165552424"}
 
 SCRIPT = """\
 name: Скрипт-маркер Б
@@ -109,6 +114,8 @@ TRANSCRIPT: dict[str, Any] = {
     "duration": 20.0, "model": "vosk-model-small-ru-0.22",
     "speakers": {"manager": _words("добрый день щавельмаркер короче", 0.5),
                  "client": _words("здравствуйте слушаю", 3.0)}}
+SHARED_TRANSCRIPT = {**TRANSCRIPT, "speakers": {
+    **TRANSCRIPT["speakers"], "manager": _words("добрый день кедрмаркер", 0.5)}}
 TRANSCRIPT_A = {**TRANSCRIPT, "speakers": {**TRANSCRIPT["speakers"],
                                            "manager": _words("добрый день короче", 0.5)}}
 
@@ -149,6 +156,7 @@ class Seeded:
     b_manager: int = 0
     b_client: int = 0
     b_call: int = 0  # the answered one: recorded, transcribed, checked, with an outcome
+    shared_call: int = 0  # team B's call with the client team A's manager talked with too
 
 
 def readable(body: bytes, content_type: str) -> str:
@@ -225,41 +233,54 @@ async def seed_people(db_url: str) -> int:
     return volkova.id
 
 
+def _call(linkedid: str, number: str, ext: str, start: datetime, *, answered: bool = True,
+          direction: str = "inbound", queue: str | None = None) -> CallData:
+    """A call of one manager with a client; an answered one is recorded (a mix)."""
+    talk = 60.0 if answered else 0.0
+    recording = (f"{start:%Y/%m/%d}/{linkedid}-mix.wav",) if answered else ()
+    return CallData(
+        linkedid=linkedid, direction=direction, status="answered" if answered else "missed",
+        client_number=number, did="+74951110002" if direction == "inbound" else None,
+        started_at=start, answered_at=start + timedelta(seconds=2) if answered else None,
+        ended_at=start + timedelta(seconds=2 + talk), ring_seconds=2.0, talk_seconds=talk,
+        transferred=False, managers=(ext,) if answered else (), recordings=recording,
+        rang=(ext,), queue=queue,
+        legs=(_leg(f"{linkedid}-c", None, "client", start, talk, answered),
+              _leg(f"{linkedid}-m", ext, "manager", start, talk, answered)))
+
+
 async def seed_calls(db_url: str, root: Path, seeded: Seeded) -> None:
-    """Team B's calls: one recorded, transcribed and checked, one missed in its queue."""
+    """Team B's calls: one recorded, transcribed and checked, one missed in its queue, and
+    one with the client team A's manager talked with too (after B's call: the card is his
+    to open, B's call on it is not)."""
     start = seed_calls_start() + timedelta(minutes=20)
-    recording = f"{start:%Y/%m/%d}/b-1.0-mix.wav"
-    (root / recording).parent.mkdir(parents=True, exist_ok=True)
-    (root / recording).write_bytes(fake_wav(seconds=1))
-    answered = CallData(
-        linkedid="b-1.0", direction="inbound", status="answered",
-        client_number="+7 916 777-13-13", did="+74951110002", started_at=start,
-        answered_at=start + timedelta(seconds=2), ended_at=start + timedelta(seconds=62),
-        ring_seconds=2.0, talk_seconds=60.0, transferred=False, managers=("103",),
-        recordings=(recording,), rang=("103",), queue="second",
-        legs=(_leg("b-1.0-c", None, "client", start, 60.0, True),
-              _leg("b-1.0-m", "103", "manager", start, 60.0, True)))
-    later = start + timedelta(minutes=5)
-    missed = CallData(
-        linkedid="b-2.0", direction="inbound", status="missed",
-        client_number="8 (903) 888-31-31", did="+74951110002", started_at=later,
-        answered_at=None, ended_at=later + timedelta(seconds=20), ring_seconds=20.0,
-        talk_seconds=0.0, transferred=False, managers=(), recordings=(), rang=("103",),
-        queue="second",
-        legs=(_leg("b-2.0-c", None, "client", later, 0.0, False),
-              _leg("b-2.0-m", "103", "manager", later, 0.0, False)))
+    calls = {
+        "b": _call(CALL_MARKERS["call"], "+7 916 777-13-13", "103", start, queue="second"),
+        "missed": _call(CALL_MARKERS["missed call"], "8 (903) 888-31-31", "103",
+                        start + timedelta(minutes=5), answered=False, queue="second"),
+        "shared b": _call(CALL_MARKERS["shared call"], SHARED_PHONE, "103",
+                          start + timedelta(minutes=10)),
+        "shared a": _call("1799000444.44", SHARED_PHONE, "101", start + timedelta(minutes=15),
+                          direction="outbound"),
+    }
+    ids: dict[str, int] = {}
     engine = create_engine(db_url)
     try:
         sessions = session_factory(engine, writer=True)
-        for data in (answered, missed):
+        for name, data in calls.items():
+            for path in data.recordings:
+                (root / path).parent.mkdir(parents=True, exist_ok=True)
+                (root / path).write_bytes(fake_wav(seconds=1))
             async with sessions() as session, session.begin():
-                call = await record_call(session, data, hooks=HOOKS)
-                seeded.b["call"].append(call.id)
-                seeded.b_call = seeded.b_call or call.id
+                ids[name] = (await record_call(session, data, hooks=HOOKS)).id
+        seeded.b["call"] += [ids["b"], ids["missed"], ids["shared b"]]
+        seeded.a["call"].append(ids["shared a"])
+        seeded.b_call, seeded.shared_call = ids["b"], ids["shared b"]
         async with sessions() as session, session.begin():
             teams = dict((await session.execute(select(Team.name, Team.id))).all())
             for team, text, call_id, transcript in (
-                    (TEAM_B, SCRIPT, seeded.b_call, TRANSCRIPT),
+                    (TEAM_B, SCRIPT, ids["b"], TRANSCRIPT),
+                    (TEAM_B, SCRIPT, ids["shared b"], SHARED_TRANSCRIPT),
                     (TEAM_A, SCRIPT_A, seeded.a["call"][0], TRANSCRIPT_A)):
                 row = await kkp_scripts.add_version(
                     session, name=parse_script_text(text).name, text=text,
@@ -278,7 +299,7 @@ async def seed_calls(db_url: str, root: Path, seeded: Seeded) -> None:
 
 
 async def seed_card(crm: Floor, seeded: Seeded) -> None:
-    """Team B's client and everything on its card, written by its own manager."""
+    """Team B's clients, and everything on the card of the first, written by team B."""
     async def ok(who: str, method: str, path: str, body: object) -> dict[str, object]:
         status, answer = await crm.call(who, method, path, body)
         assert status in (200, 201), (path, status, answer)
@@ -298,7 +319,7 @@ async def seed_card(crm: Floor, seeded: Seeded) -> None:
     await ok("kuznetsov", "POST", f"/api/clients/{cid}/activities",
              {"kind": "meeting", "text": CARD_MARKERS["meeting"]})
     await ok("kuznetsov", "POST", f"/api/clients/{cid}/tasks",
-             {"kind": "call", "due_at": "2026-11-20T17:00:00+03:00", "title": CARD_MARKERS["task"]})
+             {"kind": "call", "due_at": f"{DAY}T17:00:00+03:00", "title": CARD_MARKERS["task"]})
     pipelines = await ok("kuznetsov", "GET", "/api/pipelines", None)
     pipeline = pipelines["pipelines"][0]["id"]  # type: ignore[index]
     await ok("kuznetsov", "POST", "/api/deals", {
@@ -310,6 +331,9 @@ async def seed_card(crm: Floor, seeded: Seeded) -> None:
     await ok("volkova", "POST", "/api/payments", {
         "client_id": cid, "amount": "1000", "paid_on": "2026-11-03",
         "invoice": CARD_MARKERS["invoice"], "note": CARD_MARKERS["payment"]})
+    shared = await ok("kuznetsov", "POST", "/api/clients",
+                      {"name": "ООО Общий-клиент", "phones": [SHARED_PHONE]})
+    seeded.b["client"].append(int(shared["id"]))  # type: ignore[call-overload]
 
 
 async def fetch(crm: Floor, who: str, path: str) -> tuple[int, str]:
@@ -394,12 +418,13 @@ async def test_no_answer_to_an_outsider_holds_another_teams_data(tmp_path: Path)
             await seed_card(crm, seeded)
             await seed_calls(db_url, root, seeded)
             seeded.b["user"] += [world.users["kuznetsov"], volkova]
-            status, outcomes = await crm.call("kuznetsov", "GET", "/api/call-outcomes")
-            status, _ = await crm.call("kuznetsov", "POST",
-                                       f"/api/calls/{seeded.b_call}/outcome",
-                                       {"outcome_id": outcomes["outcomes"][0]["id"],
-                                        "note": CARD_MARKERS["outcome"]})
-            assert status == 200
+            _, outcomes = await crm.call("kuznetsov", "GET", "/api/call-outcomes")
+            for call_id, note in ((seeded.b_call, CARD_MARKERS["outcome"]),
+                                  (seeded.shared_call, CARD_MARKERS["shared call's outcome"])):
+                status, _ = await crm.call("kuznetsov", "POST", f"/api/calls/{call_id}/outcome",
+                                           {"outcome_id": outcomes["outcomes"][0]["id"],
+                                            "note": note})
+                assert status == 200
 
             paths, bare = requests(app, seeded), requests(app, seeded, queries=False)
             for who in OUTSIDERS + INSIDERS:
@@ -417,7 +442,7 @@ async def test_no_answer_to_an_outsider_holds_another_teams_data(tmp_path: Path)
     assert found["kuznetsov"] | found["volkova"] >= everything, (
         everything - found["kuznetsov"] - found["volkova"])
     # the outsiders were signed in and read real answers: their own team's client
-    assert {"own client", "own phone"} <= found["petrov"] & found["sokolova"]
+    assert {*OWN, *OWN_PHONES} <= found["petrov"] & found["sokolova"]
     assert "own phone" in found["marketer"]  # his call tracking shows every customer call
 
 
