@@ -29,7 +29,7 @@ import html
 import json
 import re
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -75,7 +75,8 @@ INSIDERS = ("admin", "kuznetsov", "volkova")
 # Markers of team B's data. The marketer may see those of customer calls (who called,
 # the client's name); nobody outside team B may see those of cards, tasks, sales, speech.
 CALL_MARKERS = {"client": "Чужой-маркер", "call": "1799000111.11",
-                "missed call": "1799000222.22", "shared call": "1799000333.33"}
+                "missed call": "1799000222.22", "shared call": "1799000333.33",
+                "live call": "1799000555.55"}
 CALL_PHONES = {"client phone": "9167771313", "unknown caller": "9038883131"}
 CARD_MARKERS = {
     "comment": "Комментарий-маркер Б", "address": "Адресная-маркер улица",
@@ -128,15 +129,16 @@ PERIOD = {"from": "2026-11-01", "to": "2026-11-30"}
 DAYS = {"since": "2026-11-19", "until": "2026-11-21"}
 SEARCH = {"q": "Чужой", "number": "91677713", "client_name": "Чужой"}
 TEAM_B_FILTERS = {"team": "{team}", "team_id": "{team}", "client": "{client}",
-                  "with": "{client}", "manager_id": "{manager}", "archived": "1", **PERIOD}
+                  "with": "{client}", "manager_id": "{manager}", "owner": "{manager}",
+                  "archived": "1", **PERIOD}
 QUERIES: list[dict[str, str]] = [
     {}, DAYS, PERIOD, {**PERIOD, "format": "csv", "by": "source"},
     {"date": DAY, "month": "2026-11"}, SEARCH, TEAM_B_FILTERS,
     {"manager": "103", "date": DAY, "needs_review": "1", **PERIOD},
     {"manager": "{manager}", **DAYS},
 ]
-# for routes that name one object: bare, with periods, searching, with team B's filters
-PARAMETER_QUERIES = [{}, DAYS, PERIOD, SEARCH, TEAM_B_FILTERS]
+# for routes that name one object: bare, searching in days, with team B's filters
+PARAMETER_QUERIES = [{}, {**SEARCH, **DAYS}, TEAM_B_FILTERS]
 
 # What a path parameter names, by the path segment before it. A route whose parameter is
 # not here fails the test: teach it which objects of team B (and A) to try.
@@ -234,25 +236,30 @@ async def seed_people(db_url: str) -> int:
 
 
 def _call(linkedid: str, number: str, ext: str, start: datetime, *, answered: bool = True,
-          direction: str = "inbound", queue: str | None = None) -> CallData:
+          direction: str = "inbound", queue: str | None = None, live: bool = False
+          ) -> CallData:
     """A call of one manager with a client; an answered one is recorded (a mix)."""
     talk = 60.0 if answered else 0.0
-    recording = (f"{start:%Y/%m/%d}/{linkedid}-mix.wav",) if answered else ()
+    recording = (f"{start:%Y/%m/%d}/{linkedid}-mix.wav",) if answered and not live else ()
+    legs = [_leg(f"{linkedid}-c", None, "client", start, talk, answered),
+            _leg(f"{linkedid}-m", ext, "manager", start, talk, answered)]
+    if live:
+        legs = [replace(leg, ended_at=None, talk_seconds=0.0) for leg in legs]
     return CallData(
-        linkedid=linkedid, direction=direction, status="answered" if answered else "missed",
+        linkedid=linkedid, direction=direction,
+        status="in_progress" if live else "answered" if answered else "missed",
         client_number=number, did="+74951110002" if direction == "inbound" else None,
         started_at=start, answered_at=start + timedelta(seconds=2) if answered else None,
-        ended_at=start + timedelta(seconds=2 + talk), ring_seconds=2.0, talk_seconds=talk,
-        transferred=False, managers=(ext,) if answered else (), recordings=recording,
-        rang=(ext,), queue=queue,
-        legs=(_leg(f"{linkedid}-c", None, "client", start, talk, answered),
-              _leg(f"{linkedid}-m", ext, "manager", start, talk, answered)))
+        ended_at=None if live else start + timedelta(seconds=2 + talk), ring_seconds=2.0,
+        talk_seconds=0.0 if live else talk, transferred=False,
+        managers=(ext,) if answered else (), recordings=recording, rang=(ext,), queue=queue,
+        legs=tuple(legs))
 
 
 async def seed_calls(db_url: str, root: Path, seeded: Seeded) -> None:
-    """Team B's calls: one recorded, transcribed and checked, one missed in its queue, and
-    one with the client team A's manager talked with too (after B's call: the card is his
-    to open, B's call on it is not)."""
+    """Team B's calls: one recorded, transcribed and checked, one missed in its queue, one
+    in progress, and one with the client team A's manager talked with too (after B's
+    call: the card is his to open, B's call on it is not)."""
     start = seed_calls_start() + timedelta(minutes=20)
     calls = {
         "b": _call(CALL_MARKERS["call"], "+7 916 777-13-13", "103", start, queue="second"),
@@ -262,6 +269,8 @@ async def seed_calls(db_url: str, root: Path, seeded: Seeded) -> None:
                           start + timedelta(minutes=10)),
         "shared a": _call("1799000444.44", SHARED_PHONE, "101", start + timedelta(minutes=15),
                           direction="outbound"),
+        "live": _call(CALL_MARKERS["live call"], "+7 916 777-13-13", "103",
+                      seed_calls_start() + timedelta(minutes=58), live=True, queue="second"),
     }
     ids: dict[str, int] = {}
     engine = create_engine(db_url)
@@ -273,7 +282,7 @@ async def seed_calls(db_url: str, root: Path, seeded: Seeded) -> None:
                 (root / path).write_bytes(fake_wav(seconds=1))
             async with sessions() as session, session.begin():
                 ids[name] = (await record_call(session, data, hooks=HOOKS)).id
-        seeded.b["call"] += [ids["b"], ids["missed"], ids["shared b"]]
+        seeded.b["call"] += [ids["b"], ids["missed"], ids["shared b"], ids["live"]]
         seeded.a["call"].append(ids["shared a"])
         seeded.b_call, seeded.shared_call = ids["b"], ids["shared b"]
         async with sessions() as session, session.begin():
