@@ -87,6 +87,9 @@ CARD_MARKERS = {
     "shared call's transcript": "кедрмаркер", "shared call's outcome": "Итог-общий-маркер",
 }
 CARD_PHONES = {"second phone": "4957331919", "contact phone": "9254442121"}
+# Team B's people. The calls the marketer sees name who talked; team A sees them only as
+# the owner of the client both teams talked with, in the answers that show that client.
+PEOPLE = {"team B's manager": "Алексей Кузнецов", "team B's supervisor": "Вера Волкова"}
 # Team A's client (tests/support/browser.py) and team B's client that team A's manager
 # talked with too (his to open, with his own call), which team A's people do see.
 SHARED_PHONE = "+7 916 555-24-24"
@@ -222,7 +225,7 @@ async def seed_people(db_url: str) -> int:
     try:
         async with session_factory(engine, writer=True)() as session, session.begin():
             start = seed_calls_start()
-            volkova = await add_user(session, "volkova", name="Вера Волкова",
+            volkova = await add_user(session, "volkova", name=PEOPLE["team B's supervisor"],
                                      role="supervisor", extension="202", team=TEAM_B,
                                      password_hash=hash_password(PASSWORD, "light"),
                                      created_at=start - timedelta(days=366))
@@ -383,8 +386,10 @@ async def sweep(crm: Floor, who: str, paths: list[str]) -> tuple[set[str], list[
         if status >= 500:
             errors.append(f"{who} GET {path}: {status} {text[:300]}")
             return
-        seen = leaks(text, markers, phones)
-        found.update(seen, leaks(text, OWN, OWN_PHONES))
+        own = leaks(text, OWN, OWN_PHONES)
+        people = {} if who == "marketer" or "shared client" in own else PEOPLE
+        seen = leaks(text, markers | people, phones)
+        found.update(seen, own)
         if seen and who in OUTSIDERS:
             errors.append(f"{who} GET {path}: {status}, shows team B's {', '.join(seen)}")
 
@@ -446,7 +451,7 @@ async def test_no_answer_to_an_outsider_holds_another_teams_data(tmp_path: Path)
     found = dict(zip(OUTSIDERS + INSIDERS, (seen for seen, _ in sweeps), strict=True))
     errors = [error for _, errs in sweeps for error in errs]
     assert not errors, f"{len(errors)} answers:\n" + "\n".join(sorted(errors)[:40])
-    everything = {*CARD_MARKERS, *CALL_MARKERS, *CARD_PHONES, *CALL_PHONES}
+    everything = {*CARD_MARKERS, *CALL_MARKERS, *CARD_PHONES, *CALL_PHONES, *PEOPLE}
     assert found["admin"] >= everything, everything - found["admin"]
     assert found["kuznetsov"] | found["volkova"] >= everything, (
         everything - found["kuznetsov"] - found["volkova"])
