@@ -2,24 +2,28 @@
 
 Two teams work on one floor. Team B («Второй отдел») owns a client «ООО Чужой-маркер»
 with phones nobody else has, a contact, a note, a meeting, a task, a deal, an invoice,
-a payment, a call outcome, two calls (one recorded, transcribed and checked against
-the team's own sales script) and a missed call from an unknown number to its queue.
-Each of these carries a marker (a word or a phone number) that appears nowhere else.
+a payment, call outcomes and calls: one recorded, transcribed and checked against the
+team's own sales script, one missed from an unknown number in its queue, one in
+progress. It also owns «ООО Общий-клиент», whom team A's manager called too: that card
+is his to open, team B's recorded call on it is not. Each of these things carries a
+marker (a word, a call's linkedid, a phone number) that appears nowhere else.
 
 The routes are read from the app's router, not from a list: every GET route is asked
 as team A's manager, team A's supervisor and the marketer, with no query and with
-plausible ones (periods covering the seeded day, filters naming team B's people,
-team, client), and with each path parameter filled with ids of team B's objects and
-of team A's. A route whose parameter this test does not know fails it, so a new
+plausible ones (periods covering the seeded day, CSV, searches, filters naming team
+B's team, people and client), its path parameters filled with ids of team B's objects
+and of team A's. A route whose parameter this test does not know fails it, so a new
 route has to be taught here before it can ship unchecked.
 
 What it proves: no answer (JSON, HTML, CSV, a stream's first bytes) is a 500, and
-none holds a marker of team B, in any written form (JSON escapes, HTML entities, URL
-encoding, any spacing of a phone number). The marketer sees customer calls of every
-team by design (call tracking: the caller's number and the client's name), so for him
-only the markers of client cards, tasks, sales and speech are forbidden. The same
-sweep as the admin and as team B's own manager and supervisor finds every marker,
-which shows the markers are findable and the check can fail.
+none holds a marker of team B in any written form (JSON escapes, HTML entities, URL
+encoding, any spacing or prefix of a phone number), nor the name of one of its people
+(except as the owner beside the shared client). The marketer sees the customer calls
+of every team by design (call tracking: the number, the client's name, who talked), so
+for him only the markers of cards, tasks, sales and speech are forbidden. The admin
+asking the same, and team B's own manager and supervisor asking each route once, find
+every marker, and team A's people find their own clients: the markers are findable,
+the sweep reads real answers, and the check can fail.
 """
 
 from __future__ import annotations
