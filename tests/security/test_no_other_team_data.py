@@ -450,6 +450,8 @@ async def test_no_answer_to_an_outsider_holds_another_teams_data(tmp_path: Path)
             sweeps = await asyncio.gather(*(
                 sweep(crm, who, paths if who in (*OUTSIDERS, "admin") else bare)
                 for who in OUTSIDERS + INSIDERS))
+            for who in OUTSIDERS + INSIDERS:  # no answer came from a session that had ended
+                assert (await crm.call(who, "GET", "/api/me"))[0] == 200, who
         finally:
             await crm.close()
     found = dict(zip(OUTSIDERS + INSIDERS, (seen for seen, _ in sweeps), strict=True))
