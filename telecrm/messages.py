@@ -460,6 +460,21 @@ MESSAGES: dict[str, str] = {
     "speech.review.violation_not_found": "В этой проверке нет такого нарушения.",
     "speech.review.confirmed_already": "Это нарушение уже подтверждено.",
     "speech.review.dismissed_already": "Это нарушение уже отклонено.",
+    "speech.appeal.fine_not_found": "Такого штрафа нет или он вам недоступен.",
+    "speech.appeal.not_a_fine": "Оспорить можно только подтверждённый штраф.",
+    "speech.appeal.reason_required": "Напишите, почему вы не согласны со штрафом.",
+    "speech.appeal.own_fines_only": "Оспорить штраф может только оштрафованный менеджер.",
+    "speech.appeal.filed_already": "Этот штраф уже оспорен.",
+    "speech.appeal.bosses_only": "Апелляцию рассматривает руководитель отдела или "
+                                 "администратор.",
+    "speech.appeal.decision_invalid": "Решение по апелляции — cancelled (отменить штраф) "
+                                      "или kept (оставить).",
+    "speech.appeal.comment_required": "Напишите комментарий к решению.",
+    "speech.appeal.not_own_confirmation": "Апелляцию рассматривает не тот, кто подтвердил "
+                                          "штраф.",
+    "speech.appeal.not_found": "Этот штраф не оспаривали.",
+    "speech.appeal.decided_already": "По этой апелляции уже принято решение.",
+    "speech.appeal.not_string": "decision, reason и comment — строки.",
     "speech.scripts.bosses_only": "Скрипты загружают руководители и администраторы.",
     "speech.scripts.own_team_only": "Руководитель загружает скрипты только для своего отдела.",
     "speech.scripts.text_required": "Нужен текст скрипта (YAML).",

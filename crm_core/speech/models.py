@@ -97,3 +97,26 @@ class KkpReview(Base):
     manager: Mapped[str | None] = mapped_column(String(8), index=True)  # extension fined
     reviewer_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     decided_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class KkpAppeal(Base):
+    """A manager's dispute of a confirmed fine, and another reviewer's decision on it.
+
+    The confirmation (:class:`KkpReview`) is never changed: the appeal row says whether
+    the fine stands. ``state`` is ``open`` until a supervisor or admin who did not
+    confirm the fine decides ``cancelled`` or ``kept`` with a comment. One appeal per
+    fine, so a kept fine cannot be disputed round and round.
+    """
+
+    __tablename__ = "kkp_appeals"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    review_id: Mapped[int] = mapped_column(ForeignKey("kkp_reviews.id", ondelete="CASCADE"),
+                                           unique=True)
+    filed_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    reason: Mapped[str] = mapped_column(Text)
+    filed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    state: Mapped[str] = mapped_column(String(10), default="open", index=True)
+    decided_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    comment: Mapped[str | None] = mapped_column(Text)
+    decided_at: Mapped[datetime | None] = mapped_column(index=True)

@@ -11,17 +11,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import exists, select
+from sqlalchemy import and_, exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.audit import ACTION_CREATE, write_audit
 from crm_core.calls.models import Call, CallLeg
 from crm_core.errors import ConflictError, DomainError, NotAllowedError, NotFoundError
 from crm_core.people.models import Role, User
-from crm_core.speech.models import KkpResult, KkpReview, KkpScriptVersion
+from crm_core.speech.models import KkpAppeal, KkpResult, KkpReview, KkpScriptVersion
 from crm_core.timestamps import ensure_utc, utcnow
 
 CONFIRMED, DISMISSED = "confirmed", "dismissed"
+OPEN, CANCELLED, KEPT = "open", "cancelled", "kept"  # appeal states
 MAX_ROWS = 5000
 
 
@@ -40,6 +41,32 @@ class ReviewNotFoundError(NotFoundError, ReviewError):
 
 class ReviewConflictError(ConflictError, ReviewError):
     """The violation was decided already."""
+
+
+def fine_state(review: KkpReview, appeal: KkpAppeal | None) -> str:
+    """What a decision means for pay: ``dismissed`` (no fine), ``active``, ``appealed``
+    (disputed, not decided yet: still due), ``kept`` (disputed, upheld) or ``cancelled``."""
+    if review.decision != CONFIRMED:
+        return "dismissed"
+    if appeal is None:
+        return "active"
+    return {OPEN: "appealed", KEPT: "kept", CANCELLED: "cancelled"}[appeal.state]
+
+
+async def appeals_of(session: AsyncSession, review_ids: list[int]) -> dict[int, KkpAppeal]:
+    """Appeals (crm_core.speech.appeals) by the confirmation they dispute."""
+    if not review_ids:
+        return {}
+    rows = await session.scalars(select(KkpAppeal).where(KkpAppeal.review_id.in_(review_ids)))
+    return {a.review_id: a for a in rows}
+
+
+def appeal_to_dict(appeal: KkpAppeal, names: dict[int, str]) -> dict[str, Any]:
+    return {"id": appeal.id, "state": appeal.state, "reason": appeal.reason,
+            "filed_by": names.get(appeal.filed_by or 0),
+            "filed_at": appeal.filed_at.isoformat(),
+            "decided_by": names.get(appeal.decided_by or 0), "comment": appeal.comment,
+            "decided_at": appeal.decided_at.isoformat() if appeal.decided_at else None}
 
 
 def may_decide(user: User) -> bool:
@@ -143,23 +170,29 @@ async def visible_result(session: AsyncSession, user: User,
     return row[0], row[1]
 
 
-def review_to_dict(review: KkpReview, names: dict[int, str]) -> dict[str, Any]:
-    return {"violation_index": review.violation_index, "violation_id": review.violation_id,
-            "decision": review.decision, "reason": review.reason, "amount": review.amount,
-            "manager": review.manager, "reviewer": names.get(review.reviewer_id or 0),
-            "decided_at": review.decided_at.isoformat()}
+def review_to_dict(review: KkpReview, names: dict[int, str],
+                   appeal: KkpAppeal | None = None) -> dict[str, Any]:
+    return {"id": review.id, "violation_index": review.violation_index,
+            "violation_id": review.violation_id, "decision": review.decision,
+            "reason": review.reason, "amount": review.amount, "manager": review.manager,
+            "reviewer": names.get(review.reviewer_id or 0), "reviewer_id": review.reviewer_id,
+            "decided_at": review.decided_at.isoformat(), "state": fine_state(review, appeal),
+            "appeal": appeal_to_dict(appeal, names) if appeal is not None else None}
 
 
 async def detail(session: AsyncSession, result: KkpResult, call: Call) -> dict[str, Any]:
     """A result with its evidence and the decisions taken, for the evidence panel."""
     reviews = (await _reviews(session, [result.id])).get(result.id, [])
-    reviewer_ids = {r.reviewer_id for r in reviews if r.reviewer_id}
+    appeals = await appeals_of(session, [r.id for r in reviews])
+    people = {r.reviewer_id for r in reviews} | {a.filed_by for a in appeals.values()} | {
+        a.decided_by for a in appeals.values()}
+    people.discard(None)
     names = {}
-    if reviewer_ids:
-        found = await session.execute(select(User.id, User.name)
-                                      .where(User.id.in_(reviewer_ids)))
+    if people:
+        found = await session.execute(select(User.id, User.name).where(User.id.in_(people)))
         names = {user_id: name for user_id, name in found}
-    by_index = {r.violation_index: review_to_dict(r, names) for r in reviews}
+    by_index = {r.violation_index: review_to_dict(r, names, appeals.get(r.id))
+                for r in reviews}
     violations = [{**v, "index": i, "review": by_index.get(i)}
                   for i, v in enumerate(result.result.get("violations") or [])]
     return {"id": result.id, "call_id": call.id, "started_at": call.started_at.isoformat(),
@@ -218,6 +251,7 @@ async def metrics(session: AsyncSession, user: User, *, since: datetime,
     """Per manager: checked calls, average score, violations (all and per week), fines."""
     pairs = await _results(session, user, since, until)
     reviews = await _reviews(session, [r.id for r, _ in pairs])
+    appeals = await appeals_of(session, [v.id for rs in reviews.values() for v in rs])
     names = await _names(session)
     weeks = max((ensure_utc(until) - ensure_utc(since)).total_seconds() / (7 * 86400), 1 / 7)
     per: dict[str, dict[str, Any]] = {}
@@ -225,13 +259,17 @@ async def metrics(session: AsyncSession, user: User, *, since: datetime,
         ext = _manager(call) or ""
         m = per.setdefault(ext, {"manager": ext or None, "manager_name": names.get(ext, ext),
                                  "calls": 0, "score_sum": 0, "violations": 0, "confirmed": 0,
-                                 "dismissed": 0, "fines": 0})
+                                 "dismissed": 0, "cancelled": 0, "fines": 0})
         m["calls"] += 1
         m["score_sum"] += result.score
         m["violations"] += len(result.result.get("violations") or [])
         for review in reviews.get(result.id, []):
+            state = fine_state(review, appeals.get(review.id))
             m["confirmed" if review.decision == CONFIRMED else "dismissed"] += 1
-            m["fines"] += review.amount
+            if state == CANCELLED:  # cancelled on appeal: counted, not charged
+                m["cancelled"] += 1
+            else:
+                m["fines"] += review.amount
     rows = []
     for m in per.values():
         score_sum = m.pop("score_sum")
@@ -242,21 +280,38 @@ async def metrics(session: AsyncSession, user: User, *, since: datetime,
 
 async def fines(session: AsyncSession, user: User, *, since: datetime,
                 until: datetime) -> list[dict[str, Any]]:
-    """Confirmed violations decided in [since, until): what the pay system deducts."""
+    """What the pay system deducts: fines confirmed in [since, until), and fines whose
+    appeal was decided in it (a fine cancelled after last month's payroll comes back
+    with ``amount`` 0, so the deduction can be returned).
+
+    ``fine_amount`` is what was confirmed, ``amount`` what is due now (0 once cancelled),
+    ``status`` is ``active``, ``appealed`` (still due until decided), ``kept`` or
+    ``cancelled``.
+    """
     allowed = await scope(session, user)
-    stmt = (select(KkpReview, KkpResult.call_id)
+    lo, hi = ensure_utc(since), ensure_utc(until)
+    stmt = (select(KkpReview, KkpResult.call_id, KkpAppeal)
             .join(KkpResult, KkpResult.id == KkpReview.result_id)
+            .outerjoin(KkpAppeal, KkpAppeal.review_id == KkpReview.id)
             .where(KkpReview.decision == CONFIRMED,
-                   KkpReview.decided_at >= ensure_utc(since),
-                   KkpReview.decided_at < ensure_utc(until))
+                   or_(and_(KkpReview.decided_at >= lo, KkpReview.decided_at < hi),
+                       and_(KkpAppeal.decided_at >= lo, KkpAppeal.decided_at < hi)))
             .order_by(KkpReview.decided_at))
-    reviewers = {k: v for k, v in await session.execute(select(User.id, User.username))}
+    users = {k: v for k, v in await session.execute(select(User.id, User.username))}
     out = []
-    for review, call_id in await session.execute(stmt):
+    for review, call_id, appeal in await session.execute(stmt):
         if allowed is not None and review.manager not in allowed:
             continue
+        state = fine_state(review, appeal)
+        decided = appeal is not None and appeal.state != OPEN
         out.append({"call_id": call_id, "result_id": review.result_id,
-                    "manager": review.manager, "violation": review.violation_id,
-                    "amount": review.amount, "confirmed_by": reviewers.get(review.reviewer_id or 0),
-                    "confirmed_at": review.decided_at.isoformat()})
+                    "fine_id": review.id, "manager": review.manager,
+                    "violation": review.violation_id,
+                    "amount": 0 if state == CANCELLED else review.amount,
+                    "fine_amount": review.amount, "status": state,
+                    "confirmed_by": users.get(review.reviewer_id or 0),
+                    "confirmed_at": review.decided_at.isoformat(),
+                    "appeal_decided_by": users.get(appeal.decided_by or 0) if decided else None,
+                    "appeal_decided_at": (appeal.decided_at.isoformat()
+                                          if decided and appeal.decided_at else None)})
     return out

@@ -2,7 +2,8 @@
 
 - ``/qc``: the supervisor's queue of checked calls (lowest score first), the
   evidence of each, confirm (a fine) / dismiss (with a reason), metrics per manager;
-  a manager sees his own results and cannot decide; marketers get 403.
+  a manager sees his own results and cannot decide; marketers get 403. A manager
+  appeals his confirmed fine there; another reviewer cancels or keeps it.
 - ``/qc/scripts``: versioned KKP scripts, edited as a form (stages, phrases, forbidden
   words; :mod:`telecrm.speech.script_form`) or imported as YAML; versions are named by
   their start date and author; ``/qc/scripts/{id}/yaml`` exports one.
@@ -27,6 +28,7 @@ from crm_core.errors import DomainError, NotAllowedError, NotFoundError
 from crm_core.people import access
 from crm_core.people.models import Role, Team, User
 from crm_core.sales.models import Pipeline, PipelineStage
+from crm_core.speech import appeals as kkp_appeals
 from crm_core.speech import review as kkp_review
 from crm_core.speech import scripts as kkp_scripts
 from crm_core.speech.models import KkpScriptVersion, Transcript
@@ -126,11 +128,26 @@ async def qc_result(request: web.Request) -> web.Response:
     _add_titles(data, version)
     tz = workday_tz(request)
     for v in data["violations"]:
-        if v["review"]:  # shown in the working day's timezone, like the rest of the CRM
-            v["review"]["when"] = (datetime.fromisoformat(v["review"]["decided_at"])
-                                   .astimezone(tz).strftime("%d.%m.%Y %H:%M"))
+        review = v["review"]
+        if review:  # shown in the working day's timezone, like the rest of the CRM
+            review["when"] = _local(review["decided_at"], tz)
+            appeal = review["appeal"]
+            review["may_appeal"] = (user.role == Role.MANAGER and appeal is None
+                                    and review["state"] == "active"
+                                    and review["manager"] == user.extension)
+            review["may_decide_appeal"] = (
+                appeal is not None and appeal["state"] == kkp_review.OPEN
+                and kkp_review.may_decide(user) and review["reviewer_id"] != user.id)
+            if appeal:
+                appeal["filed_when"] = _local(appeal["filed_at"], tz)
+                appeal["decided_when"] = (_local(appeal["decided_at"], tz)
+                                          if appeal["decided_at"] else None)
     data["may_decide"] = kkp_review.may_decide(user)
     return web.json_response(data)
+
+
+def _local(moment: str, tz: ZoneInfo) -> str:
+    return datetime.fromisoformat(moment).astimezone(tz).strftime("%d.%m.%Y %H:%M")
 
 
 def _add_titles(data: dict[str, Any], version: KkpScriptVersion | None) -> None:
@@ -167,6 +184,41 @@ async def qc_decide(request: web.Request) -> web.Response:
         review = await kkp_review.decide(session, user, result_id, int(raw), decision, reason)
         await session.commit()
         out = kkp_review.review_to_dict(review, {user.id: user.name})
+    return web.json_response(out, status=201)
+
+
+async def _appeal_body(request: web.Request, field: str) -> dict[str, Any]:
+    body = await json_object(request)
+    for name in ("decision", field):
+        value = body.get(name)
+        if value is not None and not isinstance(value, str):
+            raise DomainError("speech.appeal.not_string", f"{name} must be a string")
+    return body
+
+
+async def qc_appeal(request: web.Request) -> web.Response:
+    """POST /api/kkp/fines/{id}/appeal {"reason"}: the fined manager disputes his fine."""
+    user = _qc_user(api_user(request))
+    body = await _appeal_body(request, "reason")
+    async with request.app[WRITER_SESSIONS]() as session:
+        appeal = await kkp_appeals.file_appeal(session, user, path_id(request),
+                                               body.get("reason"))
+        await session.commit()
+        out = kkp_review.appeal_to_dict(appeal, {user.id: user.name})
+    return web.json_response(out, status=201)
+
+
+async def qc_appeal_decision(request: web.Request) -> web.Response:
+    """POST /api/kkp/fines/{id}/appeal/decision {"decision": "cancelled"|"kept", "comment"}."""
+    user = _qc_user(api_user(request))
+    body = await _appeal_body(request, "comment")
+    async with request.app[WRITER_SESSIONS]() as session:
+        appeal = await kkp_appeals.decide_appeal(session, user, path_id(request),
+                                                 str(body.get("decision") or ""),
+                                                 body.get("comment"))
+        await session.commit()
+        names = {k: v for k, v in await session.execute(select(User.id, User.name))}
+        out = kkp_review.appeal_to_dict(appeal, names)
     return web.json_response(out, status=201)
 
 
@@ -456,6 +508,8 @@ def add_routes(router: web.UrlDispatcher) -> None:
     router.add_get("/api/kkp/metrics", qc_metrics)
     router.add_get("/api/kkp/fines", qc_fines)
     router.add_get("/api/kkp/results/{id}", qc_result)
+    router.add_post("/api/kkp/fines/{id}/appeal", qc_appeal)
+    router.add_post("/api/kkp/fines/{id}/appeal/decision", qc_appeal_decision)
     router.add_post("/api/kkp/results/{id}/violations/{index}", qc_decide)
     router.add_get("/api/kkp/scripts", scripts_api)
     router.add_post("/api/kkp/scripts", scripts_api_add)
@@ -519,12 +573,24 @@ OPENAPI_PATHS: dict[str, Any] = {
                         "reason": {"type": "string", "maxLength": 2000}}},
         [_ID, {"name": "index", "in": "path", "required": True,
                "schema": {"type": "integer", "minimum": 0}}], "404", "409"),
+    "/api/kkp/fines/{id}/appeal": _post(
+        "The fined manager disputes his confirmed fine with a reason (one appeal per fine)",
+        {"type": "object", "required": ["reason"],
+         "properties": {"reason": {"type": "string", "maxLength": 2000}}}, [_ID], "404", "409"),
+    "/api/kkp/fines/{id}/appeal/decision": _post(
+        "A supervisor or admin who did not confirm the fine cancels or keeps it, "
+        "with a comment", {"type": "object", "required": ["decision", "comment"],
+                           "properties": {"decision": {"type": "string",
+                                                       "enum": ["cancelled", "kept"]},
+                                          "comment": {"type": "string", "maxLength": 2000}}},
+        [_ID], "404", "409"),
     "/api/kkp/metrics": _get(
         "Per manager: checked calls, average score, violations per week, fines",
         _ok("since, until, managers"), _PERIOD),
     "/api/kkp/fines": _get(
-        "Confirmed violations (fines) decided in the period, for the pay system",
-        _ok("fines", "array"), _PERIOD),
+        "Fines for the pay system: confirmed in the period or whose appeal was decided in "
+        "it; amount is what is due now (0 once cancelled on appeal), status "
+        "active|appealed|kept|cancelled", _ok("fines", "array"), _PERIOD),
     "/api/kkp/scripts": {
         **_get("Script versions of my team and the company default", _ok("versions", "array"),
                []),

@@ -47,6 +47,7 @@ function violation(data, v) {
       : "Отклонено: " + (r.reason || "");
     item.appendChild(el("div", {"class": "decided"}, text + " · " + (r.reviewer || "") + ", " +
       (r.when || r.decided_at)));
+    if (r.decision === "confirmed") item.appendChild(appealBox(r, item));
   } else if (data.may_decide && panel.dataset.mayDecide) {
     var actions = el("div", {"class": "actions"});
     var ok = el("button", {type: "button", "class": "primary confirm"}, "Подтвердить (штраф)");
@@ -62,6 +63,63 @@ function violation(data, v) {
     item.appendChild(actions);
   }
   return item;
+}
+
+var STATES = {active: "Штраф действует", appealed: "Штраф оспорен, ждёт решения",
+              kept: "Апелляция отклонена: штраф оставлен", cancelled: "Штраф отменён по апелляции"};
+
+function post(url, body, node) {
+  return sendJSON(url, body).then(function (r) {
+    return r.json().then(function (b) { if (!r.ok) throw new Error(b.error || "ошибка"); });
+  }).then(function () { open(current); }).catch(function (err) {
+    node.querySelector(".err").textContent = "Не сохранено: " + err.message;
+  });
+}
+
+function appealBox(r, item) {
+  var box = el("div", {"class": "appeal appeal-" + r.state});
+  box.appendChild(el("div", {"class": "fine-state"}, STATES[r.state] || r.state));
+  var a = r.appeal;
+  if (a) {
+    box.appendChild(el("div", {"class": "appeal-reason"},
+      "Апелляция (" + (a.filed_by || "") + ", " + a.filed_when + "): " + a.reason));
+    if (a.state !== "open") {
+      box.appendChild(el("div", {"class": "appeal-decision"},
+        (a.state === "cancelled" ? "Отменил" : "Оставил") + " " + (a.decided_by || "") + ", " +
+        a.decided_when + ": " + a.comment));
+    }
+  }
+  var err = el("span", {"class": "err error"});
+  var url = "/api/kkp/fines/" + r.id + "/appeal";
+  if (r.may_appeal) {
+    var form = el("div", {"class": "actions"});
+    var reason = el("input", {type: "text", name: "appeal_reason", maxlength: "2000",
+                              placeholder: "Почему вы не согласны"});
+    var send = el("button", {type: "button", "class": "appeal-send"}, "Оспорить штраф");
+    send.addEventListener("click", function () {
+      if (!reason.value.trim()) { err.textContent = "Напишите причину."; reason.focus(); return; }
+      post(url, {reason: reason.value}, box);
+    });
+    form.appendChild(reason); form.appendChild(send); form.appendChild(err);
+    box.appendChild(form);
+  } else if (r.may_decide_appeal) {
+    var judge = el("div", {"class": "actions"});
+    var comment = el("input", {type: "text", name: "appeal_comment", maxlength: "2000",
+                               placeholder: "Комментарий к решению"});
+    var cancel = el("button", {type: "button", "class": "primary appeal-cancel"}, "Отменить штраф");
+    var keep = el("button", {type: "button", "class": "appeal-keep"}, "Оставить штраф");
+    [[cancel, "cancelled"], [keep, "kept"]].forEach(function (pair) {
+      pair[0].addEventListener("click", function () {
+        if (!comment.value.trim()) { err.textContent = "Напишите комментарий."; comment.focus(); return; }
+        post(url + "/decision", {decision: pair[1], comment: comment.value}, box);
+      });
+    });
+    judge.appendChild(comment); judge.appendChild(cancel); judge.appendChild(keep); judge.appendChild(err);
+    box.appendChild(judge);
+  } else if (a && a.state === "open") {
+    box.appendChild(el("div", {"class": "muted"}, "Решение примет другой руководитель или администратор."));
+  }
+  return box;
 }
 
 function render(data) {
