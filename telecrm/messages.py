@@ -475,6 +475,28 @@ MESSAGES: dict[str, str] = {
     "speech.appeal.not_found": "Этот штраф не оспаривали.",
     "speech.appeal.decided_already": "По этой апелляции уже принято решение.",
     "speech.appeal.not_string": "decision, reason и comment — строки.",
+    "speech.scorecard.too_many": "В карточке не больше {max:пункта|пунктов|пунктов}.",
+    "speech.scorecard.title_required": "У пункта {n} нет названия.",
+    "speech.scorecard.title_too_long": "Название пункта {n} длиннее "
+                                       "{max:символа|символов|символов}.",
+    "speech.scorecard.weight_invalid": "Вес пункта {n} — целое число от 1 до {max}.",
+    "speech.scorecard.no_checkpoints": "Нужен хотя бы один пункт с весом (не «провал "
+                                       "сразу»).",
+    "speech.scorecard.bosses_only": "Карточки оценки составляют руководители и "
+                                    "администраторы.",
+    "speech.scorecard.own_team_only": "Руководитель составляет карточку только для своего "
+                                      "отдела.",
+    "speech.scorecard.name_required": "Укажите название карточки.",
+    "speech.scorecard.no_team": "Отдела «{team}» нет.",
+    "speech.scorecard.items_not_list": "items — список пунктов.",
+    "speech.scorecard.reviewers_only": "Оценивают звонки руководители и администраторы.",
+    "speech.scorecard.version_changed": "Карточку оценки изменили: откройте звонок заново.",
+    "speech.scorecard.not_found": "Такой карточки оценки нет.",
+    "speech.scorecard.unanswered": "Ответьте на пункт «{item}».",
+    "speech.scorecard.all_not_applicable": "Хотя бы один пункт с весом должен подходить к "
+                                           "звонку.",
+    "speech.scorecard.body_invalid": "scorecard_id — число, answers — объект, comment — "
+                                     "строка.",
     "speech.scripts.bosses_only": "Скрипты загружают руководители и администраторы.",
     "speech.scripts.own_team_only": "Руководитель загружает скрипты только для своего отдела.",
     "speech.scripts.text_required": "Нужен текст скрипта (YAML).",

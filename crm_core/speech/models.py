@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from crm_core.db.base import Base
+from crm_core.db.base import Base, JSONType
 from crm_core.timestamps import utcnow
 
 
@@ -120,3 +120,49 @@ class KkpAppeal(Base):
     decided_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     comment: Mapped[str | None] = mapped_column(Text)
     decided_at: Mapped[datetime | None] = mapped_column(index=True)
+
+
+class QcScorecard(Base):
+    """One version of a QC scorecard: checkpoints with weights and instant-fail items.
+
+    Like script versions, never edited: saving the form adds a row, the newest row of a
+    team (or of the company, ``team_id`` null) is in force, and every score keeps the
+    version it was filled against. ``items``: ``[{"id", "title", "weight",
+    "instant_fail"}]``.
+    """
+
+    __tablename__ = "qc_scorecards"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(300))
+    team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id", ondelete="SET NULL"),
+                                                index=True)
+    items: Mapped[list[dict[str, Any]]] = mapped_column(JSONType)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class QcScore(Base):
+    """A reviewer's scorecard for one call: answers per item and the 0-100 score.
+
+    One per call and reviewer (two reviewers on one call are the calibration); a
+    reviewer's correction updates his row and is audited with the old answers.
+    """
+
+    __tablename__ = "qc_scores"
+    __table_args__ = (UniqueConstraint("call_id", "reviewer_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    call_id: Mapped[int] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"), index=True)
+    reviewer_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"),
+                                             index=True)
+    scorecard_id: Mapped[int] = mapped_column(ForeignKey("qc_scorecards.id",
+                                                         ondelete="CASCADE"), index=True)
+    manager: Mapped[str | None] = mapped_column(String(8), index=True)  # the call's first
+    # item id -> "yes" | "no" | "na" (checkpoints); "yes" on an instant-fail item: it happened
+    answers: Mapped[dict[str, Any]] = mapped_column()
+    score: Mapped[int] = mapped_column()
+    instant_fail: Mapped[bool] = mapped_column(default=False)
+    comment: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)

@@ -14,7 +14,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -30,11 +30,13 @@ from crm_core.people.models import Role, Team, User
 from crm_core.sales.models import Pipeline, PipelineStage
 from crm_core.speech import appeals as kkp_appeals
 from crm_core.speech import review as kkp_review
+from crm_core.speech import scorecards
 from crm_core.speech import scripts as kkp_scripts
 from crm_core.speech.models import KkpScriptVersion, Transcript
 from speech.dialogue import turns
 from speech.script import MAX_SCRIPT_CHARS, KkpError, parse_script_text
 from telecrm.messages import sentence
+from telecrm.speech import scorecard_routes
 from telecrm.speech.script_form import (
     ScriptFormError,
     form_from_post,
@@ -248,6 +250,8 @@ async def qc_page(request: web.Request) -> web.Response:
     async with request.app[SESSIONS]() as session:
         rows = await kkp_review.queue(session, user, **f)
         metrics = await kkp_review.metrics(session, user, since=f["since"], until=f["until"])
+        weekly = await scorecards.weekly(session, user, since=f["since"], until=f["until"],
+                                         tz=tz)
         managers = await kkp_review.scope(session, user)
         if managers is None:
             found = await session.execute(
@@ -256,7 +260,10 @@ async def qc_page(request: web.Request) -> web.Response:
             managers = {ext: name for ext, name in found}
     for row in rows:
         row["when"] = datetime.fromisoformat(row["started_at"]).astimezone(tz)
+    for week in weekly:
+        week["monday"] = date.fromisoformat(week["week"])
     context = {"title": "Контроль качества", "rows": rows, "metrics": metrics,
+               "weekly": weekly,
                "managers": sorted(managers.items()), "may_decide": kkp_review.may_decide(user),
                "filters": {"manager": f["manager"] or "",
                            "since": f["since"].astimezone(tz).date().isoformat(),
@@ -499,6 +506,7 @@ async def scripts_form(request: web.Request) -> web.Response:
 def add_routes(router: web.UrlDispatcher) -> None:
     """Register this feature's pages and API routes."""
     router.add_get("/qc", qc_page)
+    scorecard_routes.add_routes(router)
     router.add_get("/qc/scripts", scripts_page)
     router.add_post("/qc/scripts", scripts_form)
     router.add_get("/qc/scripts/{id:\\d+}/yaml", script_yaml)
