@@ -166,3 +166,31 @@ class QcScore(Base):
     comment: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class QcSampleSetting(Base):
+    """How many calls per manager a team's weekly random sample takes (0: none)."""
+
+    __tablename__ = "qc_sample_settings"
+
+    team_id: Mapped[int] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"),
+                                         primary_key=True)
+    per_manager: Mapped[int] = mapped_column(default=0)
+    updated_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class QcSample(Base):
+    """A call the weekly random sample put into the review queue; a call is drawn once."""
+
+    __tablename__ = "qc_samples"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    call_id: Mapped[int] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"),
+                                         unique=True)
+    week: Mapped[str] = mapped_column(String(10), index=True)  # Monday, YYYY-MM-DD
+    manager: Mapped[str] = mapped_column(String(8), index=True)
+    team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id", ondelete="SET NULL"),
+                                                index=True)
+    drawn_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -36,7 +36,7 @@ from crm_core.speech.models import KkpScriptVersion, Transcript
 from speech.dialogue import turns
 from speech.script import MAX_SCRIPT_CHARS, KkpError, parse_script_text
 from telecrm.messages import sentence
-from telecrm.speech import scorecard_routes
+from telecrm.speech import sample_routes, scorecard_routes
 from telecrm.speech.script_form import (
     ScriptFormError,
     form_from_post,
@@ -252,6 +252,7 @@ async def qc_page(request: web.Request) -> web.Response:
         metrics = await kkp_review.metrics(session, user, since=f["since"], until=f["until"])
         weekly = await scorecards.weekly(session, user, since=f["since"], until=f["until"],
                                          tz=tz)
+        sample = await sample_routes.page_data(request, session, user)
         managers = await kkp_review.scope(session, user)
         if managers is None:
             found = await session.execute(
@@ -263,7 +264,7 @@ async def qc_page(request: web.Request) -> web.Response:
     for week in weekly:
         week["monday"] = date.fromisoformat(week["week"])
     context = {"title": "Контроль качества", "rows": rows, "metrics": metrics,
-               "weekly": weekly,
+               "weekly": weekly, "sample": sample,
                "managers": sorted(managers.items()), "may_decide": kkp_review.may_decide(user),
                "filters": {"manager": f["manager"] or "",
                            "since": f["since"].astimezone(tz).date().isoformat(),
@@ -507,6 +508,7 @@ def add_routes(router: web.UrlDispatcher) -> None:
     """Register this feature's pages and API routes."""
     router.add_get("/qc", qc_page)
     scorecard_routes.add_routes(router)
+    sample_routes.add_routes(router)
     router.add_get("/qc/scripts", scripts_page)
     router.add_post("/qc/scripts", scripts_form)
     router.add_get("/qc/scripts/{id:\\d+}/yaml", script_yaml)

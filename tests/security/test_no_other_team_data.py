@@ -89,6 +89,8 @@ CARD_MARKERS = {
     "deal": "Сделка-маркер Б", "invoice": "СЧ-МАРКЕР-77", "payment": "Оплата-маркер Б",
     "outcome": "Итог-маркер Б", "transcript": "щавельмаркер", "script": "Скрипт-маркер Б",
     "shared call's transcript": "кедрмаркер", "shared call's outcome": "Итог-общий-маркер",
+    "scorecard": "Карточка-маркер Б", "score comment": "Оценка-маркер Б",
+    "appeal": "Апелляция-маркер Б",
 }
 CARD_PHONES = {"second phone": "4957331919", "contact phone": "9254442121"}
 # Team B's people. The calls the marketer sees name who talked; team A sees them only as
@@ -352,6 +354,28 @@ async def seed_card(crm: Floor, seeded: Seeded) -> None:
     seeded.b["client"].append(int(shared["id"]))  # type: ignore[call-overload]
 
 
+async def seed_quality(crm: Floor, seeded: Seeded) -> None:
+    """Team B's scorecard and a score of its call; a confirmed fine its manager appeals."""
+    async def ok(who: str, path: str, body: object) -> Any:
+        status, answer = await crm.call(who, "POST" if body is not None else "GET", path,
+                                        body)
+        assert status in (200, 201), (path, status, answer)
+        return answer
+
+    card = await ok("volkova", "/api/qc/scorecards", {
+        "name": CARD_MARKERS["scorecard"], "items": [{"title": "Приветствие", "weight": 10}]})
+    await ok("volkova", f"/api/calls/{seeded.b_call}/scores", {
+        "scorecard_id": card["id"], "answers": {"k1": "yes"},
+        "comment": CARD_MARKERS["score comment"]})
+    result = seeded.b["kkp result"][0]
+    detail = await ok("volkova", f"/api/kkp/results/{result}", None)
+    slang = next(v["index"] for v in detail["violations"] if v["kind"] == "forbidden")
+    fine = await ok("volkova", f"/api/kkp/results/{result}/violations/{slang}",
+                    {"decision": "confirmed"})
+    await ok("kuznetsov", f"/api/kkp/fines/{fine['id']}/appeal",
+             {"reason": CARD_MARKERS["appeal"]})
+
+
 async def fetch(crm: Floor, who: str, path: str) -> tuple[int, str]:
     """Status and readable text of a GET as ``who``; a stream gives its first moment."""
     http = await crm.login(who)
@@ -443,6 +467,7 @@ async def test_no_answer_to_an_outsider_holds_another_teams_data(tmp_path: Path)
                                            {"outcome_id": outcomes["outcomes"][0]["id"],
                                             "note": note})
                 assert status == 200
+            await seed_quality(crm, seeded)
 
             paths, bare = requests(app, seeded), requests(app, seeded, queries=False)
             for who in OUTSIDERS + INSIDERS:

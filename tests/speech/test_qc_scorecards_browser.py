@@ -2,7 +2,7 @@
 
 The supervisor builds a scorecard in the form (rows with weights, an instant-fail
 item), scores Иван Петров's call on its page beside the automatic check, and reads the
-weekly average on /qc; the manager reads the score on his call's page without a form.
+weekly average and the week's random sample on /qc; the manager reads the score on his call's page without a form.
 Screenshots go to tests/artifacts/qc-scorecard-*.png.
 """
 
@@ -61,6 +61,18 @@ async def test_a_scorecard_is_built_and_filled_in_the_browser(tmp_path: Path) ->
         await boss.goto(base + "/qc")
         weekly = await boss.inner_text("#qc-weekly")
         assert "Иван Петров" in weekly and "29,0" in weekly
+
+        # the weekly sample of this week: N for the team, then the draw
+        week = await boss.eval_on_selector(".qc-filters input[name=until]", "e => e.value")
+        await boss.goto(f"{base}/qc?week={week}")
+        await boss.fill("#qc-sample-settings input[type=number]", "1")
+        await boss.click("#qc-sample-settings button[type=submit]")
+        assert await boss.input_value("#qc-sample-settings input[type=number]") == "1"
+        await boss.click("#qc-sample-draw button[type=submit]")
+        await boss.wait_for_selector(".qc-sample")
+        sampled = await boss.inner_text(".qc-sample tbody")
+        assert "Иван Петров" in sampled and "оценён" in sampled
+        await screenshot(boss, "qc-sample")
         await browser.clear_cookies()
 
         petrov = await sign_in(browser, base, "petrov")

@@ -3,7 +3,8 @@
 ``kkp_appeals`` holds a manager's dispute of a confirmed KKP fine and another
 reviewer's decision (cancelled or kept, with a comment); the confirmation itself is
 never changed. ``qc_scorecards`` are versions of a team's scorecard (checkpoints
-with weights, instant-fail items); ``qc_scores`` one reviewer's score of one call.
+with weights, instant-fail items); ``qc_scores`` one reviewer's score of one call; ``qc_sample_settings`` and
+``qc_samples`` the weekly random sample per manager.
 
 Revision ID: 0025_qc_scorecards
 Revises: 0023_routing_did_override
@@ -81,9 +82,35 @@ def upgrade() -> None:
     )
     for column in ("call_id", "reviewer_id", "scorecard_id", "manager", "updated_at"):
         op.create_index(f"ix_qc_scores_{column}", "qc_scores", [column])
+    op.create_table(
+        "qc_sample_settings",
+        sa.Column("team_id", sa.Integer(), sa.ForeignKey("teams.id", ondelete="CASCADE"),
+                  primary_key=True),
+        sa.Column("per_manager", sa.Integer(), nullable=False),
+        sa.Column("updated_by", sa.Integer(), sa.ForeignKey("users.id", ondelete="SET NULL"),
+                  nullable=True),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    )
+    op.create_table(
+        "qc_samples",
+        sa.Column("id", sa.Integer(), primary_key=True),
+        sa.Column("call_id", sa.Integer(), sa.ForeignKey("calls.id", ondelete="CASCADE"),
+                  nullable=False, unique=True),
+        sa.Column("week", sa.String(10), nullable=False),
+        sa.Column("manager", sa.String(8), nullable=False),
+        sa.Column("team_id", sa.Integer(), sa.ForeignKey("teams.id", ondelete="SET NULL"),
+                  nullable=True),
+        sa.Column("drawn_by", sa.Integer(), sa.ForeignKey("users.id", ondelete="SET NULL"),
+                  nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    )
+    for column in ("week", "manager", "team_id"):
+        op.create_index(f"ix_qc_samples_{column}", "qc_samples", [column])
 
 
 def downgrade() -> None:
+    op.drop_table("qc_samples")
+    op.drop_table("qc_sample_settings")
     op.drop_table("qc_scores")
     op.drop_table("qc_scorecards")
     op.drop_table("kkp_appeals")
