@@ -495,6 +495,7 @@ MESSAGES: dict[str, str] = {
     "speech.scorecard.unanswered": "Ответьте на пункт «{item}».",
     "speech.scorecard.all_not_applicable": "Хотя бы один пункт с весом должен подходить к "
                                            "звонку.",
+    "speech.calibration.bosses_only": "Калибровка доступна руководителям и администраторам.",
     "speech.sample.bosses_only": "Выборку настраивают руководители и администраторы.",
     "speech.sample.own_team_only": "Руководитель настраивает выборку только своего отдела.",
     "speech.sample.count_out_of_range": "Звонков на менеджера — от 0 до {max}.",

@@ -6,11 +6,12 @@
   scorecard in force, every reviewer's score; ``POST /api/calls/{id}/scores`` saves
   the reviewer's own.
 - ``/api/qc/weekly``: per manager and week, the average score.
+- ``/qc/calibration``: how far reviewers agree on calls two of them scored.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import aiohttp_jinja2
@@ -20,8 +21,8 @@ from sqlalchemy import select
 from crm_core.errors import DomainError, NotAllowedError, NotFoundError
 from crm_core.people import access
 from crm_core.people.models import Role, Team, User
+from crm_core.speech import calibration, scorecards
 from crm_core.speech import review as kkp_review
-from crm_core.speech import scorecards
 from crm_core.speech import scripts as kkp_scripts
 from crm_core.speech.models import KkpResult, QcScorecard
 from speech.script import KkpError, parse_script_text
@@ -251,3 +252,36 @@ def add_routes(router: web.UrlDispatcher) -> None:
     router.add_get("/api/calls/{id}/qc", call_qc)
     router.add_post("/api/calls/{id}/scores", call_score)
     router.add_get("/api/qc/weekly", weekly_api)
+    router.add_get("/api/qc/calibration", calibration_api)
+    router.add_get("/qc/calibration", calibration_page)
+
+
+async def calibration_api(request: web.Request) -> web.Response:
+    """GET /api/qc/calibration: reviewers' agreement on calls two of them scored."""
+    user = _calibration_user(api_user(request))
+    since, until = period(request, workday_tz(request), default_days=28)
+    async with request.app[SESSIONS]() as session:
+        data = await calibration.report(session, user, since=since, until=until)
+    return web.json_response({"since": since.isoformat(), "until": until.isoformat(), **data})
+
+
+def _calibration_user(user: User) -> User:
+    if not scorecards.may_build(user):
+        raise NotAllowedError("speech.calibration.bosses_only",
+                              "calibration is for supervisors and admins")
+    return user
+
+
+async def calibration_page(request: web.Request) -> web.Response:
+    """GET /qc/calibration: the head of sales' page of agreement between reviewers."""
+    user = _calibration_user(page_user(request))
+    tz = workday_tz(request)
+    since, until = period(request, tz, default_days=28)
+    async with request.app[SESSIONS]() as session:
+        data = await calibration.report(session, user, since=since, until=until)
+    for pair in data["pairs"]:
+        pair["when"] = datetime.fromisoformat(pair["started_at"]).astimezone(tz)
+    context = {"title": "Калибровка проверяющих", **data,
+               "since": since.astimezone(tz).date().isoformat(),
+               "until": (until.astimezone(tz) - timedelta(seconds=1)).date().isoformat()}
+    return aiohttp_jinja2.render_template("qc_calibration.html", request, context)

@@ -2,7 +2,8 @@
 
 The supervisor builds a scorecard in the form (rows with weights, an instant-fail
 item), scores Иван Петров's call on its page beside the automatic check, and reads the
-weekly average and the week's random sample on /qc; the manager reads the score on his call's page without a form.
+weekly average and the week's random sample on /qc; the manager reads the score on his
+call's page without a form.
 Screenshots go to tests/artifacts/qc-scorecard-*.png.
 """
 
