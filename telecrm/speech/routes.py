@@ -613,5 +613,46 @@ OPENAPI_PATHS: dict[str, Any] = {
     },
     "/api/kkp/scripts/{id}": _get("One script version with its YAML text",
                                   _ok("the version"), [_ID], "404"),
+    "/api/qc/scorecards": {
+        **_get("Scorecard versions of my team and the company, newest first",
+               _ok("versions", "array"), []),
+        **_post("A new scorecard version (supervisor: his team; admin: any or the company)",
+                {"type": "object", "required": ["name", "items"],
+                 "properties": {"name": {"type": "string"}, "team": {"type": "string"},
+                                "items": {"type": "array", "items": {
+                                    "type": "object", "required": ["title"],
+                                    "properties": {"title": {"type": "string"},
+                                                   "weight": {"type": "integer", "minimum": 1,
+                                                              "maximum": 100},
+                                                   "instant_fail": {"type": "boolean"}}}}}},
+                []),
+    },
+    "/api/calls/{id}/qc": _get(
+        "The call's QC panel: the automatic check, the scorecard in force, every score",
+        _ok("call_id, auto, scorecard, scores, mine, may_score"), [_ID], "404"),
+    "/api/calls/{id}/scores": _post(
+        "The reviewer's score of the call (answers yes|no|na per item; a second save "
+        "corrects it)", {"type": "object", "required": ["scorecard_id", "answers"],
+                         "properties": {"scorecard_id": {"type": "integer"},
+                                        "answers": {"type": "object"},
+                                        "comment": {"type": "string"}}}, [_ID], "404", "409"),
+    "/api/qc/weekly": _get("Per manager and week: scores and their average",
+                           _ok("since, until, weeks"), _PERIOD),
+    "/api/qc/calibration": _get(
+        "Agreement of reviewers who scored the same call: pairs, per checkpoint, overall",
+        _ok("pairs, checkpoints, overall"), _PERIOD),
+    "/api/qc/sample": {
+        **_get("The week's random sample (and N per team for supervisors and admins)",
+               _ok("week, settings, calls"),
+               [{"name": "week", "in": "query", "schema": {"type": "string"},
+                 "description": "any day of the week, YYYY-MM-DD; default the last full week"}]),
+        **_post("Draw the week's sample for the teams I manage (tops up to N)",
+                {"type": "object", "properties": {"week": {"type": "string"}}}, []),
+    },
+    "/api/qc/sample/settings": _post(
+        "A team's N: calls per manager in the weekly sample",
+        {"type": "object", "required": ["team", "per_manager"],
+         "properties": {"team": {"type": "string"},
+                        "per_manager": {"type": "integer", "minimum": 0, "maximum": 50}}}, []),
 }
 openapi.PATHS.update(OPENAPI_PATHS)

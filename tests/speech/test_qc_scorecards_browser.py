@@ -2,7 +2,8 @@
 
 The supervisor builds a scorecard in the form (rows with weights, an instant-fail
 item), scores Иван Петров's call on its page beside the automatic check, and reads the
-weekly average and the week's random sample on /qc; the manager reads the score on his
+weekly average and the week's random sample on /qc, and after the admin scores the
+same call, the reviewers' agreement on /qc/calibration; the manager reads the score on his
 call's page without a form.
 Screenshots go to tests/artifacts/qc-scorecard-*.png.
 """
@@ -74,6 +75,26 @@ async def test_a_scorecard_is_built_and_filled_in_the_browser(tmp_path: Path) ->
         sampled = await boss.inner_text(".qc-sample tbody")
         assert "Иван Петров" in sampled and "оценён" in sampled
         await screenshot(boss, "qc-sample")
+        await browser.clear_cookies()
+
+        # calibration: the admin scores the same call, differing on one checkpoint
+        admin = await sign_in(browser, base, "admin")
+        await admin.goto(base + call_url)
+        await admin.wait_for_selector("#qc-call .sc-form")
+        for item, answer in (("k1", "yes"), ("k2", "yes"), ("k3", "no")):
+            await admin.check(f"#qc-call [data-item={item}] input[value={answer}]")
+        await admin.click("#qc-call .sc-form button[type=submit]")
+        await admin.wait_for_selector("#qc-call .qc-scores tbody tr:nth-child(2)")
+        await browser.clear_cookies()
+        boss = await sign_in(browser, base, "sokolova")
+        await boss.goto(base + "/qc")
+        await boss.click("a[href='/qc/calibration']")
+        overall = await boss.inner_text("#calibration-overall")
+        assert "66,7 %" in overall  # two answers of three alike
+        worst = await boss.inner_text("#calibration-checkpoints tbody tr:first-child")
+        assert worst.startswith("Выявление потребностей")
+        assert "Выявление потребностей" in await boss.inner_text("#calibration-pairs")
+        await screenshot(boss, "qc-calibration")
         await browser.clear_cookies()
 
         petrov = await sign_in(browser, base, "petrov")
