@@ -136,6 +136,7 @@ async def queue(session: AsyncSession, user: User, *, since: datetime, until: da
     """Checked calls, lowest score first, with how many violations are still open."""
     pairs = await _results(session, user, since, until, manager)
     reviews = await _reviews(session, [r.id for r, _ in pairs])
+    appeals = await appeals_of(session, [v.id for rs in reviews.values() for v in rs])
     names = await _names(session)
     rows = []
     for result, call in pairs:
@@ -151,7 +152,9 @@ async def queue(session: AsyncSession, user: User, *, since: datetime, until: da
                      "manager_name": names.get(ext or "", ext), "score": result.score,
                      "script": result.script_name, "violations": len(violations),
                      "open": len([i for i in range(len(violations)) if i not in decided]),
-                     "needs_review": bool(open_review)})
+                     "needs_review": bool(open_review),
+                     "appealed": sum(1 for r in reviews.get(result.id, [])
+                                     if fine_state(r, appeals.get(r.id)) == "appealed")})
         if len(rows) >= limit:
             break
     return rows

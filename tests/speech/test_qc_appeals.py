@@ -77,7 +77,9 @@ async def test_a_manager_appeals_his_fine_and_another_reviewer_decides(
             status, body = await call(petrov, "POST", appeal, {"reason": "ещё раз"})
             assert status == 409 and body["error"] == "Этот штраф уже оспорен."
 
-            # -- while open the fine is still due, marked appealed
+            # -- while open the fine is still due, marked appealed; the queue says so
+            status, rows = await call(boss, "GET", f"{base}/api/kkp/queue")
+            assert [r["appealed"] for r in rows if r["id"] == bad] == [1]
             status, fines = await call(admin, "GET", f"{base}/api/kkp/fines")
             assert [(f["status"], f["amount"]) for f in fines] == [("appealed", 500)]
 
