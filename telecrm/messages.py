@@ -839,6 +839,8 @@ DONE: dict[str, str] = {
                             "{days:день|дня|дней} менеджеров.",
 
     # -- telecrm.speech.cli (transcribe --backlog) ---------------------------------------------
+    "speech.sample.drawn": "В выборку недели с {week} {count:~отобран|отобрано|отобрано} "
+                           "{count:звонок|звонка|звонков}.",
     "speech.nothing_to_transcribe": "Расшифровывать нечего: у каждого звонка с записью уже "
                                     "есть расшифровка.",
     "speech.call_failed": "Звонок №{call}: {reason}",

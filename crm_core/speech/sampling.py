@@ -92,10 +92,13 @@ async def _candidates(session: AsyncSession, ext: str, since: datetime,
             if managers and managers[0] == ext]
 
 
-async def draw(session: AsyncSession, user: User, week: date, tz: tzinfo) -> list[QcSample]:
-    """Draw the week for the teams ``user`` manages; the new samples (audited, not
-    committed). Seeded by week and extension, so the draw is reproducible."""
-    only = _teams_of(user)
+async def draw(session: AsyncSession, user: User | None, week: date, tz: tzinfo
+               ) -> list[QcSample]:
+    """Draw the week for the teams ``user`` manages (None: every team, the scheduled
+    ``telecrm qc sample``); the new samples (audited, not committed). Seeded by week and
+    extension, so the draw is reproducible."""
+    only = _teams_of(user) if user is not None else None
+    actor, actor_id = (user.username, user.id) if user is not None else ("cli", None)
     since, until = week_bounds(week, tz)
     key = monday(week).isoformat()
     counts = {s.team_id: s.per_manager for s in await session.scalars(select(QcSampleSetting))}
@@ -116,12 +119,12 @@ async def draw(session: AsyncSession, user: User, week: date, tz: tzinfo) -> lis
         picked = random.Random(f"{key}:{ext}").sample(pool, min(n - taken, len(pool)))
         for call_id in sorted(picked):
             row = QcSample(call_id=call_id, week=key, manager=ext, team_id=manager.team_id,
-                           drawn_by=user.id, created_at=utcnow())
+                           drawn_by=actor_id, created_at=utcnow())
             session.add(row)
             added.append(row)
     await session.flush()
     for row in added:
-        write_audit(session, actor=user.username, user_id=user.id, entity="qc_sample",
+        write_audit(session, actor=actor, user_id=actor_id, entity="qc_sample",
                     entity_id=row.id, action=ACTION_CREATE,
                     changes={"call_id": [None, row.call_id], "week": [None, row.week],
                              "manager": [None, row.manager]})

@@ -21,7 +21,45 @@ from telecrm.settings import Settings
 
 
 def add_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    """Register this feature's commands on the top-level subparsers (none of its own yet)."""
+    """``telecrm qc sample``: the weekly random sample, for a timer on Monday mornings."""
+    qc = sub.add_parser("qc", help="контроль качества звонков")
+    qc_sub = qc.add_subparsers(dest="qc_command", required=True, metavar="ACTION")
+    sample = qc_sub.add_parser(
+        "sample", parents=[common],
+        help="отобрать случайные звонки недели на оценку (по N на менеджера, N задаёт "
+             "отдел на странице /qc); повторный запуск только добирает до N")
+    sample.add_argument("--week", metavar="D",
+                        help="любой день недели ГГГГ-ММ-ДД (по умолчанию — прошлая неделя)")
+    sample.set_defaults(handler=cmd_qc_sample)
+
+
+async def cmd_qc_sample(args: argparse.Namespace, settings: Settings) -> int:
+    """Draw a week for every team; one JSON object per call drawn."""
+    from datetime import date, timedelta
+
+    from crm_core.clock import local_today
+    from crm_core.speech import sampling
+    from telecrm.cli_support import UsageError, database, workday_timezone
+
+    tz = workday_timezone(settings)
+    if args.week:
+        try:
+            week = date.fromisoformat(args.week)
+        except ValueError:
+            raise UsageError("cli.not_a_date", f"{args.week!r} is not a date (YYYY-MM-DD)",
+                             value=args.week) from None
+    else:
+        week = sampling.monday(local_today(tz)) - timedelta(days=7)
+    async with database(settings) as sessions:
+        async with sessions() as session:
+            added = await sampling.draw(session, None, week, tz)
+            await session.commit()
+            for row in added:
+                print(json.dumps({"week": row.week, "manager": row.manager,
+                                  "call_id": row.call_id}, ensure_ascii=False))
+    print(done("speech.sample.drawn", count=len(added),
+               week=sampling.monday(week).strftime("%d.%m.%Y")), file=sys.stderr)
+    return 0
 
 
 def add_kkp_commands(kkp_sub: argparse._SubParsersAction,

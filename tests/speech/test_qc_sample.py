@@ -8,6 +8,7 @@ another team) three. Мария Соколова sets N for her team and draws.
 
 from __future__ import annotations
 
+import json
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -24,6 +25,7 @@ from telecrm.settings import Settings
 from tests.speech.test_speech_web import call, login
 from tests.support.browser import HOOKS, _call, fake_wav, seed_world, serve_app
 from tests.support.db_fixtures import db_url_fixture, postgres_server_fixture  # noqa: F401
+from tests.support.live import telecrm
 
 pytestmark = pytest.mark.clock("2026-11-20T12:00:00+03:00")
 MSK = ZoneInfo("Europe/Moscow")
@@ -146,3 +148,35 @@ async def test_the_weekly_sample_is_random_reproducible_and_never_repeats(
         finally:
             for http in sessions:
                 await http.close()
+
+
+async def test_the_command_draws_every_team_and_only_tops_up(db_url: str, tmp_path: Path
+                                                             ) -> None:
+    """``telecrm qc sample`` (a Monday timer): last week by default, every team's N."""
+    await seed_world(db_url, tmp_path / "monitor")
+    calls = await seed_week(db_url, tmp_path / "monitor")
+    engine = create_engine(db_url)
+    try:
+        async with session_factory(engine, writer=True)() as session:
+            admin = await session.scalar(select(User).where(User.username == "admin"))
+            assert admin is not None
+            for ext in ("101", "103"):
+                team_id = await session.scalar(select(User.team_id)
+                                               .where(User.extension == ext))
+                assert team_id is not None
+                await sampling.set_per_manager(session, admin, team_id, 1)
+            await session.commit()
+    finally:
+        await engine.dispose()
+    first = telecrm("qc", "sample", "--db", db_url)  # the clock's last week: 9-15 November
+    drawn = [json.loads(line) for line in first.stdout.splitlines()]
+    assert [(d["week"], d["manager"]) for d in drawn] == [
+        ("2026-11-09", "101"), ("2026-11-09", "102"), ("2026-11-09", "103")]
+    assert {d["call_id"] for d in drawn} <= {*calls["eligible_101"], *calls["eligible_102"],
+                                            *calls["team_b"]}
+    assert first.stderr.strip() == "В выборку недели с 09.11.2026 отобрано 3 звонка."
+    again = telecrm("qc", "sample", "--week", "2026-11-15", "--db", db_url)
+    assert again.stdout == ""
+    assert again.stderr.strip() == "В выборку недели с 09.11.2026 отобрано 0 звонков."
+    bad = telecrm("qc", "sample", "--week", "15.11.2026", "--db", db_url, check=False)
+    assert bad.returncode != 0 and "не дата" in bad.stderr
