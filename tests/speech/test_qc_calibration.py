@@ -88,3 +88,4 @@ async def test_agreement_of_two_reviewers_per_checkpoint_and_overall(
         finally:
             for http in sessions:
                 await http.close()
+
