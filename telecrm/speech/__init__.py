@@ -1,7 +1,12 @@
 """Speech in the app: the QC queue, script versions, transcripts on pages, the worker.
 
 - ``routes``: ``/qc``, ``/qc/scripts`` and their API (``add_routes``)
-- ``scorecard_routes``: ``/qc/scorecards``, the call page's QC panel, weekly averages
+- ``appeal_routes``: a manager's appeal of a fine and the decision on it
+- ``sample_routes``: the weekly random sample (N per team, the draw)
+- ``openapi_paths``: the feature's paths in the OpenAPI document
+- ``roles``: who may use QC at all (not marketers)
+- ``scorecard_routes``: ``/qc/scorecards``, the call page's QC panel, weekly averages,
+  ``/qc/calibration``
 - ``service``: transcription jobs wired into ``serve``
-- ``cli``: ``telecrm transcribe|kkp|worker`` helpers
+- ``cli``: ``telecrm transcribe|kkp|worker`` helpers, ``telecrm qc sample``
 """

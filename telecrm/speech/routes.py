@@ -28,7 +28,6 @@ from crm_core.errors import DomainError, NotAllowedError, NotFoundError
 from crm_core.people import access
 from crm_core.people.models import Role, Team, User
 from crm_core.sales.models import Pipeline, PipelineStage
-from crm_core.speech import appeals as kkp_appeals
 from crm_core.speech import review as kkp_review
 from crm_core.speech import scorecards
 from crm_core.speech import scripts as kkp_scripts
@@ -36,26 +35,25 @@ from crm_core.speech.models import KkpScriptVersion, Transcript
 from speech.dialogue import turns
 from speech.script import MAX_SCRIPT_CHARS, KkpError, parse_script_text
 from telecrm.messages import sentence
-from telecrm.speech import sample_routes, scorecard_routes
+from telecrm.speech import (
+    appeal_routes,
+    openapi_paths,  # noqa: F401  (adds the paths to the document)
+    sample_routes,
+    scorecard_routes,
+)
+from telecrm.speech.roles import qc_user
 from telecrm.speech.script_form import (
     ScriptFormError,
     form_from_post,
     form_of,
     script_from_form,
 )
-from telecrm.web import openapi
 from telecrm.web.auth import api_user, audible_call, page_user
 from telecrm.web.keys import SESSIONS, WRITER_SESSIONS, workday_tz
 from telecrm.web.params import json_object, parse_moment, path_id, period
 
 QC_DAYS = 7  # the queue's default period
 
-
-
-def _qc_user(user: User) -> User:
-    if user.role == Role.MARKETER:
-        raise NotAllowedError("speech.qc_role", "QC is not for marketers")
-    return user
 
 
 # -- transcripts ----------------------------------------------------------------------------
@@ -110,7 +108,7 @@ def _filters(request: web.Request) -> dict[str, Any]:
 
 async def qc_queue(request: web.Request) -> web.Response:
     """GET /api/kkp/queue: checked calls, lowest score first."""
-    user = _qc_user(api_user(request))
+    user = qc_user(api_user(request))
     f = _filters(request)
     async with request.app[SESSIONS]() as session:
         rows = await kkp_review.queue(session, user, **f)
@@ -119,7 +117,7 @@ async def qc_queue(request: web.Request) -> web.Response:
 
 async def qc_result(request: web.Request) -> web.Response:
     """GET /api/kkp/results/{id}: stages and violations with their evidence and decisions."""
-    user = _qc_user(api_user(request))
+    user = qc_user(api_user(request))
     async with request.app[SESSIONS]() as session:
         found = await kkp_review.visible_result(session, user, path_id(request))
         if found is None:
@@ -169,7 +167,7 @@ def _add_titles(data: dict[str, Any], version: KkpScriptVersion | None) -> None:
 
 async def qc_decide(request: web.Request) -> web.Response:
     """POST /api/kkp/results/{id}/violations/{index} {"decision", "reason"}."""
-    user = _qc_user(api_user(request))
+    user = qc_user(api_user(request))
     result_id = path_id(request)
     raw = request.match_info.get("index", "")
     if not raw.isdigit() or len(raw) > 4:
@@ -189,44 +187,9 @@ async def qc_decide(request: web.Request) -> web.Response:
     return web.json_response(out, status=201)
 
 
-async def _appeal_body(request: web.Request, field: str) -> dict[str, Any]:
-    body = await json_object(request)
-    for name in ("decision", field):
-        value = body.get(name)
-        if value is not None and not isinstance(value, str):
-            raise DomainError("speech.appeal.not_string", f"{name} must be a string")
-    return body
-
-
-async def qc_appeal(request: web.Request) -> web.Response:
-    """POST /api/kkp/fines/{id}/appeal {"reason"}: the fined manager disputes his fine."""
-    user = _qc_user(api_user(request))
-    body = await _appeal_body(request, "reason")
-    async with request.app[WRITER_SESSIONS]() as session:
-        appeal = await kkp_appeals.file_appeal(session, user, path_id(request),
-                                               body.get("reason"))
-        await session.commit()
-        out = kkp_review.appeal_to_dict(appeal, {user.id: user.name})
-    return web.json_response(out, status=201)
-
-
-async def qc_appeal_decision(request: web.Request) -> web.Response:
-    """POST /api/kkp/fines/{id}/appeal/decision {"decision": "cancelled"|"kept", "comment"}."""
-    user = _qc_user(api_user(request))
-    body = await _appeal_body(request, "comment")
-    async with request.app[WRITER_SESSIONS]() as session:
-        appeal = await kkp_appeals.decide_appeal(session, user, path_id(request),
-                                                 str(body.get("decision") or ""),
-                                                 body.get("comment"))
-        await session.commit()
-        names = {k: v for k, v in await session.execute(select(User.id, User.name))}
-        out = kkp_review.appeal_to_dict(appeal, names)
-    return web.json_response(out, status=201)
-
-
 async def qc_metrics(request: web.Request) -> web.Response:
     """GET /api/kkp/metrics: per manager average score and violations per week."""
-    user = _qc_user(api_user(request))
+    user = qc_user(api_user(request))
     since, until = period(request, workday_tz(request), default_days=28)
     async with request.app[SESSIONS]() as session:
         rows = await kkp_review.metrics(session, user, since=since, until=until)
@@ -236,7 +199,7 @@ async def qc_metrics(request: web.Request) -> web.Response:
 
 async def qc_fines(request: web.Request) -> web.Response:
     """GET /api/kkp/fines: confirmed violations in the period, for the pay system."""
-    user = _qc_user(api_user(request))
+    user = qc_user(api_user(request))
     since, until = period(request, workday_tz(request), default_days=31)
     async with request.app[SESSIONS]() as session:
         rows = await kkp_review.fines(session, user, since=since, until=until)
@@ -244,7 +207,7 @@ async def qc_fines(request: web.Request) -> web.Response:
 
 
 async def qc_page(request: web.Request) -> web.Response:
-    user = _qc_user(page_user(request))
+    user = qc_user(page_user(request))
     f = _filters(request)
     tz = workday_tz(request)
     async with request.app[SESSIONS]() as session:
@@ -376,13 +339,13 @@ async def _add_script(request: web.Request, user: User, data: dict[str, Any]) ->
 
 async def scripts_api(request: web.Request) -> web.Response:
     """GET /api/kkp/scripts: versions of my team and the company default."""
-    user = _qc_user(api_user(request))
+    user = qc_user(api_user(request))
     return web.json_response(await _visible_versions(request, user))
 
 
 async def scripts_api_add(request: web.Request) -> web.Response:
     """POST /api/kkp/scripts {"text", "team", "stage", "effective_from", "fine_amount"}."""
-    user = _qc_user(api_user(request))
+    user = qc_user(api_user(request))
     body = await json_object(request)
     return web.json_response(await _add_script(request, user, body), status=201)
 
@@ -398,7 +361,7 @@ async def _readable_version(request: web.Request, user: User, version_id: int
 
 async def script_text(request: web.Request) -> web.Response:
     """GET /api/kkp/scripts/{id}: one version with its YAML."""
-    user = _qc_user(api_user(request))
+    user = qc_user(api_user(request))
     row = await _readable_version(request, user, path_id(request))
     async with request.app[SESSIONS]() as session:
         teams, names = await _lookups(session)
@@ -408,7 +371,7 @@ async def script_text(request: web.Request) -> web.Response:
 
 async def script_yaml(request: web.Request) -> web.Response:
     """GET /qc/scripts/{id}/yaml: a version's YAML as a file (the export)."""
-    user = _qc_user(page_user(request))
+    user = qc_user(page_user(request))
     row = await _readable_version(request, user, path_id(request))
     return web.Response(text=row.text, content_type="application/yaml", charset="utf-8",
                         headers={"Content-Disposition":
@@ -433,7 +396,7 @@ async def _pipeline_stages(session: Any) -> list[tuple[str, str]]:
 async def scripts_page(request: web.Request, *, error: str | None = None,
                        form: dict[str, Any] | None = None,
                        editor: dict[str, Any] | None = None) -> web.Response:
-    user = _qc_user(page_user(request))
+    user = qc_user(page_user(request))
     async with request.app[SESSIONS]() as session:
         found = await session.execute(select(Team.id, Team.name).order_by(Team.name))
         teams = [(team_id, name) for team_id, name in found]
@@ -475,7 +438,7 @@ async def scripts_page(request: web.Request, *, error: str | None = None,
 async def scripts_form(request: web.Request) -> web.Response:
     """POST /qc/scripts: the editor's form, or (mode=yaml) a YAML file or text; errors
     show the page again with what was typed."""
-    user = _qc_user(page_user(request))
+    user = qc_user(page_user(request))
     form = await request.post()
     data: dict[str, Any] = {k: v for k, v in form.items() if isinstance(v, str)}
     editor = None
@@ -518,141 +481,9 @@ def add_routes(router: web.UrlDispatcher) -> None:
     router.add_get("/api/kkp/metrics", qc_metrics)
     router.add_get("/api/kkp/fines", qc_fines)
     router.add_get("/api/kkp/results/{id}", qc_result)
-    router.add_post("/api/kkp/fines/{id}/appeal", qc_appeal)
-    router.add_post("/api/kkp/fines/{id}/appeal/decision", qc_appeal_decision)
+    router.add_post("/api/kkp/fines/{id}/appeal", appeal_routes.qc_appeal)
+    router.add_post("/api/kkp/fines/{id}/appeal/decision", appeal_routes.qc_appeal_decision)
     router.add_post("/api/kkp/results/{id}/violations/{index}", qc_decide)
     router.add_get("/api/kkp/scripts", scripts_api)
     router.add_post("/api/kkp/scripts", scripts_api_add)
     router.add_get("/api/kkp/scripts/{id}", script_text)
-
-
-def _err(text: str) -> dict[str, Any]:
-    return {"description": text, "content": {"application/json": {
-        "schema": {"$ref": "#/components/schemas/Error"}}}}
-
-
-def _ok(text: str, kind: str = "object") -> dict[str, Any]:
-    return {"description": text, "content": {"application/json": {"schema": {"type": kind}}}}
-
-
-_ID = {"name": "id", "in": "path", "required": True,
-       "schema": {"type": "integer", "minimum": 1}}
-_CSRF = {"name": "X-CSRF-Token", "in": "header", "required": True, "schema": {"type": "string"}}
-_PERIOD = [{"name": n, "in": "query", "schema": {"type": "string"},
-            "description": "YYYY-MM-DD or an ISO 8601 time"} for n in ("since", "until")]
-_SEC = [{"session": []}]
-
-
-def _get(summary: str, ok: dict[str, Any], params: list[dict[str, Any]],
-         *codes: str) -> dict[str, Any]:
-    errors = {c: _err("error") for c in ("400", "401", "403", *codes)}
-    return {"get": {"summary": summary, "security": _SEC, "parameters": params,
-                    "responses": {"200": ok, **errors}}}
-
-
-def _post(summary: str, schema: dict[str, Any], params: list[dict[str, Any]],
-          *codes: str) -> dict[str, Any]:
-    errors = {c: _err("error") for c in ("400", "401", "403", "413", "415", *codes)}
-    return {"post": {"summary": summary, "security": _SEC, "parameters": [*params, _CSRF],
-                     "requestBody": {"required": True,
-                                     "content": {"application/json": {"schema": schema}}},
-                     "responses": {"201": _ok("created"), **errors}}}
-
-
-OPENAPI_PATHS: dict[str, Any] = {
-    "/api/calls/{id}/transcript": _get(
-        "The call's transcript as a dialogue: turns of manager and client with times",
-        _ok("call_id, duration, model, turns [{speaker, start, end, text, conf}]"), [_ID],
-        "404"),
-    "/api/clients/{id}/transcripts": _get(
-        "Dialogues of the client's calls that have a transcript, newest first",
-        _ok("calls with turns", "array"), [_ID], "404"),
-    "/api/kkp/queue": _get(
-        "The QC queue: checked calls of my team (a manager: his own), lowest score first",
-        _ok("results", "array"),
-        [*_PERIOD, {"name": "manager", "in": "query", "schema": {"type": "string"}},
-         {"name": "needs_review", "in": "query", "schema": {"type": "string",
-                                                            "enum": ["1", "0"]}}]),
-    "/api/kkp/results/{id}": _get(
-        "One KKP result: stages and violations with evidence (quote, start, end, conf) "
-        "and the decisions taken", _ok("the result"), [_ID], "404"),
-    "/api/kkp/results/{id}/violations/{index}": _post(
-        "Confirm a violation (a fine of the script's amount) or dismiss it with a reason",
-        {"type": "object", "required": ["decision"],
-         "properties": {"decision": {"type": "string", "enum": ["confirmed", "dismissed"]},
-                        "reason": {"type": "string", "maxLength": 2000}}},
-        [_ID, {"name": "index", "in": "path", "required": True,
-               "schema": {"type": "integer", "minimum": 0}}], "404", "409"),
-    "/api/kkp/fines/{id}/appeal": _post(
-        "The fined manager disputes his confirmed fine with a reason (one appeal per fine)",
-        {"type": "object", "required": ["reason"],
-         "properties": {"reason": {"type": "string", "maxLength": 2000}}}, [_ID], "404", "409"),
-    "/api/kkp/fines/{id}/appeal/decision": _post(
-        "A supervisor or admin who did not confirm the fine cancels or keeps it, "
-        "with a comment", {"type": "object", "required": ["decision", "comment"],
-                           "properties": {"decision": {"type": "string",
-                                                       "enum": ["cancelled", "kept"]},
-                                          "comment": {"type": "string", "maxLength": 2000}}},
-        [_ID], "404", "409"),
-    "/api/kkp/metrics": _get(
-        "Per manager: checked calls, average score, violations per week, fines",
-        _ok("since, until, managers"), _PERIOD),
-    "/api/kkp/fines": _get(
-        "Fines for the pay system: confirmed in the period or whose appeal was decided in "
-        "it; amount is what is due now (0 once cancelled on appeal), status "
-        "active|appealed|kept|cancelled", _ok("fines", "array"), _PERIOD),
-    "/api/kkp/scripts": {
-        **_get("Script versions of my team and the company default", _ok("versions", "array"),
-               []),
-        **_post("Upload a script (YAML) as a new version in force from effective_from",
-                {"type": "object", "required": ["text"],
-                 "properties": {"text": {"type": "string"}, "team": {"type": "string"},
-                                "stage": {"type": "string"},
-                                "effective_from": {"type": "string"},
-                                "fine_amount": {"type": "integer", "minimum": 0}}}, []),
-    },
-    "/api/kkp/scripts/{id}": _get("One script version with its YAML text",
-                                  _ok("the version"), [_ID], "404"),
-    "/api/qc/scorecards": {
-        **_get("Scorecard versions of my team and the company, newest first",
-               _ok("versions", "array"), []),
-        **_post("A new scorecard version (supervisor: his team; admin: any or the company)",
-                {"type": "object", "required": ["name", "items"],
-                 "properties": {"name": {"type": "string"}, "team": {"type": "string"},
-                                "items": {"type": "array", "items": {
-                                    "type": "object", "required": ["title"],
-                                    "properties": {"title": {"type": "string"},
-                                                   "weight": {"type": "integer", "minimum": 1,
-                                                              "maximum": 100},
-                                                   "instant_fail": {"type": "boolean"}}}}}},
-                []),
-    },
-    "/api/calls/{id}/qc": _get(
-        "The call's QC panel: the automatic check, the scorecard in force, every score",
-        _ok("call_id, auto, scorecard, scores, mine, may_score"), [_ID], "404"),
-    "/api/calls/{id}/scores": _post(
-        "The reviewer's score of the call (answers yes|no|na per item; a second save "
-        "corrects it)", {"type": "object", "required": ["scorecard_id", "answers"],
-                         "properties": {"scorecard_id": {"type": "integer"},
-                                        "answers": {"type": "object"},
-                                        "comment": {"type": "string"}}}, [_ID], "404", "409"),
-    "/api/qc/weekly": _get("Per manager and week: scores and their average",
-                           _ok("since, until, weeks"), _PERIOD),
-    "/api/qc/calibration": _get(
-        "Agreement of reviewers who scored the same call: pairs, per checkpoint, overall",
-        _ok("pairs, checkpoints, overall"), _PERIOD),
-    "/api/qc/sample": {
-        **_get("The week's random sample (and N per team for supervisors and admins)",
-               _ok("week, settings, calls"),
-               [{"name": "week", "in": "query", "schema": {"type": "string"},
-                 "description": "any day of the week, YYYY-MM-DD; default the last full week"}]),
-        **_post("Draw the week's sample for the teams I manage (tops up to N)",
-                {"type": "object", "properties": {"week": {"type": "string"}}}, []),
-    },
-    "/api/qc/sample/settings": _post(
-        "A team's N: calls per manager in the weekly sample",
-        {"type": "object", "required": ["team", "per_manager"],
-         "properties": {"team": {"type": "string"},
-                        "per_manager": {"type": "integer", "minimum": 0, "maximum": 50}}}, []),
-}
-openapi.PATHS.update(OPENAPI_PATHS)

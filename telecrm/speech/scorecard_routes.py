@@ -27,17 +27,12 @@ from crm_core.speech import scripts as kkp_scripts
 from crm_core.speech.models import KkpResult, QcScorecard
 from speech.script import KkpError, parse_script_text
 from telecrm.messages import sentence
+from telecrm.speech.roles import qc_user
 from telecrm.web.auth import api_user, page_user
 from telecrm.web.keys import SESSIONS, WRITER_SESSIONS, workday_tz
 from telecrm.web.params import json_object, path_id, period
 
 BLANK_ROWS = 4  # empty rows under the items, so a new checkpoint needs no script
-
-
-def _reviewer_only(user: User) -> User:
-    if user.role == Role.MARKETER:
-        raise NotAllowedError("speech.qc_role", "QC is not for marketers")
-    return user
 
 
 def card_dict(row: QcScorecard, teams: dict[int, str], names: dict[int, str],
@@ -88,7 +83,7 @@ def items_from_form(form: Any) -> list[dict[str, Any]]:
 async def builder_page(request: web.Request, *, error: str | None = None,
                        form: dict[str, Any] | None = None) -> web.Response:
     """GET /qc/scorecards: the form (prefilled with the version in force) and versions."""
-    user = _reviewer_only(page_user(request))
+    user = qc_user(page_user(request))
     async with request.app[SESSIONS]() as session:
         teams, names = await _lookups(session)
         cards = await _visible_cards(session, user)
@@ -113,7 +108,7 @@ async def builder_page(request: web.Request, *, error: str | None = None,
 
 async def builder_post(request: web.Request) -> web.Response:
     """POST /qc/scorecards: a new version; a refusal shows the form again as typed."""
-    user = _reviewer_only(page_user(request))
+    user = qc_user(page_user(request))
     form = await request.post()
     items = items_from_form(form)
     data = {"name": str(form.get("name", "")), "team": str(form.get("team", "")),
@@ -133,7 +128,7 @@ async def builder_post(request: web.Request) -> web.Response:
 
 async def cards_api(request: web.Request) -> web.Response:
     """GET /api/qc/scorecards: versions of my team's and the company's scorecards."""
-    user = _reviewer_only(api_user(request))
+    user = qc_user(api_user(request))
     async with request.app[SESSIONS]() as session:
         teams, names = await _lookups(session)
         rows = await _visible_cards(session, user)
@@ -143,7 +138,7 @@ async def cards_api(request: web.Request) -> web.Response:
 async def cards_api_add(request: web.Request) -> web.Response:
     """POST /api/qc/scorecards {"name", "team", "items": [{"title", "weight",
     "instant_fail"}]}."""
-    user = _reviewer_only(api_user(request))
+    user = qc_user(api_user(request))
     body = await json_object(request)
     items = body.get("items")
     if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
@@ -181,7 +176,7 @@ async def _titles(session: Any, script_id: int | None) -> dict[str, str]:
 
 async def call_qc(request: web.Request) -> web.Response:
     """GET /api/calls/{id}/qc: the automatic check, the scorecard in force, the scores."""
-    user = _reviewer_only(api_user(request))
+    user = qc_user(api_user(request))
     call_id = path_id(request)
     tz = workday_tz(request)
     async with request.app[SESSIONS]() as session:
@@ -214,7 +209,7 @@ async def call_qc(request: web.Request) -> web.Response:
 async def call_score(request: web.Request) -> web.Response:
     """POST /api/calls/{id}/scores {"scorecard_id", "answers": {item: yes|no|na},
     "comment"}: the reviewer's own score of the call (a second save corrects it)."""
-    user = _reviewer_only(api_user(request))
+    user = qc_user(api_user(request))
     call_id = path_id(request)
     body = await json_object(request)
     card_id, answers, comment = body.get("scorecard_id"), body.get("answers"), body.get("comment")
@@ -235,7 +230,7 @@ async def call_score(request: web.Request) -> web.Response:
 
 async def weekly_api(request: web.Request) -> web.Response:
     """GET /api/qc/weekly: per manager and week, scores and their average."""
-    user = _reviewer_only(api_user(request))
+    user = qc_user(api_user(request))
     tz = workday_tz(request)
     since, until = period(request, tz, default_days=28)
     async with request.app[SESSIONS]() as session:
