@@ -451,6 +451,9 @@ MESSAGES: dict[str, str] = {
     "speech.qc_role": "Контроль качества недоступен для вашей роли.",
     "speech.no_transcript": "У этого звонка ещё нет расшифровки.",
     "speech.role_no_transcripts": "Расшифровки недоступны для вашей роли.",
+    "speech.search.query_required": "Введите слова, которые нужно найти в разговорах.",
+    "speech.search.too_many_words": "В поиске не больше {max:слова|слов|слов}.",
+    "speech.search.bad_speaker": "Кто говорил: менеджер или клиент.",
     "speech.review.bosses_only": "Решение по нарушению принимает руководитель отдела менеджера.",
     "speech.review.decision_invalid": "Решение — confirmed (подтвердить) или dismissed "
                                       "(отклонить).",
