@@ -454,6 +454,15 @@ MESSAGES: dict[str, str] = {
     "speech.search.query_required": "Введите слова, которые нужно найти в разговорах.",
     "speech.search.too_many_words": "В поиске не больше {max:слова|слов|слов}.",
     "speech.search.bad_speaker": "Кто говорил: менеджер или клиент.",
+    "speech.dictionaries.bosses_only": "Словари меняют руководители отделов и администраторы.",
+    "speech.dictionaries.not_found": "Такого словаря нет.",
+    "speech.dictionaries.name_required": "Укажите название словаря.",
+    "speech.dictionaries.name_taken": "Словарь «{name}» уже есть.",
+    "speech.dictionaries.phrases_required": "Добавьте в словарь хотя бы одну фразу.",
+    "speech.dictionaries.phrase_too_long": "Фраза «{phrase}» слишком длинная: не больше "
+                                           "{max:символа|символов|символов}.",
+    "speech.dictionaries.phrase_no_words": "В «{phrase}» нет ни одного слова.",
+    "speech.dictionaries.too_many_phrases": "В словаре не больше {max:фразы|фраз|фраз}.",
     "speech.review.bosses_only": "Решение по нарушению принимает руководитель отдела менеджера.",
     "speech.review.decision_invalid": "Решение — confirmed (подтвердить) или dismissed "
                                       "(отклонить).",
