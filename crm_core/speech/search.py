@@ -31,7 +31,20 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, column, delete, false, func, insert, literal_column, select
+from sqlalchemy import (
+    ARRAY,
+    ColumnElement,
+    Integer,
+    any_,
+    bindparam,
+    column,
+    delete,
+    false,
+    func,
+    insert,
+    literal_column,
+    select,
+)
 from sqlalchemy import table as sql_table
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -159,22 +172,67 @@ class Hit:
     fragments: list[tuple[str, bool]]
 
 
+async def _candidates(session: AsyncSession, terms: Terms, before: int | None,
+                      size: int) -> list[int]:
+    """Ids of the newest ``size`` phrases holding the words, below ``before``: from the
+    full-text index alone, where each engine finds them fastest (FTS5 walks its rowids
+    backwards; PostgreSQL picks the GIN or a backward scan of the key by the word's
+    frequency, which it estimates well when no other condition is in the way)."""
+    if session.get_bind().dialect.name == "postgresql":
+        stmt = (select(TranscriptPhrase.id).where(matches(session, [terms]))
+                .order_by(TranscriptPhrase.id.desc()).limit(size))
+        if before is not None:
+            stmt = stmt.where(TranscriptPhrase.id < before)
+    else:
+        stmt = (select(_FTS.c.rowid)
+                .where(literal_column("transcript_phrases_fts").op("MATCH")(_fts5([terms])))
+                .order_by(_FTS.c.rowid.desc()).limit(size))
+        if before is not None:
+            stmt = stmt.where(_FTS.c.rowid < before)
+    return list(await session.scalars(stmt))
+
+
+def _among(session: AsyncSession, ids: list[int]) -> ColumnElement[bool]:
+    """``id IN (ids)``; on PostgreSQL one array parameter rather than thousands."""
+    if session.get_bind().dialect.name == "postgresql":
+        return TranscriptPhrase.id == any_(bindparam("phrase_ids", ids, type_=ARRAY(Integer)))
+    return TranscriptPhrase.id.in_(ids)
+
+
+MAX_CHUNK = 20_000  # ids bound in one IN (…): under both drivers' limits on parameters
+
+
 async def search(session: AsyncSession, terms: Terms, *, visible: ColumnElement[bool],
                  where: Sequence[ColumnElement[bool]] = (), speaker: str | None = None,
                  before: int | None = None, limit: int = 50) -> tuple[list[Hit], int | None]:
     """Phrases holding every word of ``terms`` in calls passing ``visible`` and ``where``
-    (clauses on ``Call``), newest first; and the cursor of the next page (None: no more)."""
-    stmt = (select(TranscriptPhrase, Call.started_at, Call.managers, Call.client_id,
-                   Client.name)
-            .join(Call, Call.id == TranscriptPhrase.call_id)
-            .outerjoin(Client, Client.id == Call.client_id)
-            .where(matches(session, [terms]), visible, *where)
-            .order_by(TranscriptPhrase.id.desc()).limit(limit + 1))
-    if speaker is not None:
-        stmt = stmt.where(TranscriptPhrase.speaker == speaker)
-    if before is not None:
-        stmt = stmt.where(TranscriptPhrase.id < before)
-    rows = (await session.execute(stmt)).all()
+    (clauses on ``Call``), newest first; and the cursor of the next page (None: no more).
+
+    The matches are taken newest first in chunks from the full-text index (four pages'
+    worth, then four times more each time), and
+    each chunk is narrowed by who may see the call and the filters. In one query the
+    planner cannot know how few calls a manager sees, and would walk every phrase
+    backwards hoping to meet his soon; in chunks, a rare word costs one look-up and a
+    common one stops after its first page.
+    """
+    rows: list[Any] = []
+    size, cursor = 4 * (limit + 1), before
+    while len(rows) <= limit:
+        ids = await _candidates(session, terms, cursor, size)
+        if not ids:
+            break
+        stmt = (select(TranscriptPhrase, Call.started_at, Call.managers, Call.client_id,
+                       Client.name)
+                .join(Call, Call.id == TranscriptPhrase.call_id)
+                .outerjoin(Client, Client.id == Call.client_id)
+                .where(_among(session, ids), visible, *where)
+                .order_by(TranscriptPhrase.id.desc()).limit(limit + 1 - len(rows)))
+        if speaker is not None:
+            stmt = stmt.where(TranscriptPhrase.speaker == speaker)
+        rows += (await session.execute(stmt)).all()
+        if len(ids) < size:
+            break
+        cursor, size = ids[-1], min(size * 4, MAX_CHUNK)
     more = len(rows) > limit
     rows = rows[:limit]
     extensions = {m[0] for _, _, m, _, _ in rows if m}

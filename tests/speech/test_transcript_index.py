@@ -139,3 +139,21 @@ async def test_the_migration_indexes_transcripts_written_before_it(empty_db_url:
             assert {s for _, s, _ in found} == {"manager"}
     finally:
         await engine.dispose()
+
+
+async def test_hits_far_behind_the_newest_matches_are_found(db_session: AsyncSession) -> None:
+    """A viewer who sees few calls gets his hits from behind many newer ones he may not see."""
+    ids = [await add_call(db_session, f"v.{i}", minutes=i) for i in range(40)]
+    for call_id in ids:
+        await save_transcript(db_session, call_id, DISCOUNT)
+    await db_session.commit()
+    mine = [ids[0], ids[1], ids[20]]
+    seen: list[int] = []
+    cursor = None
+    while True:
+        hits, cursor = await search(db_session, query_terms("скидка"),
+                                    visible=Call.id.in_(mine), limit=2, before=cursor)
+        seen += [h.call_id for h in hits]
+        if cursor is None:
+            break
+    assert seen == mine[::-1]
