@@ -1,7 +1,12 @@
 """Speech records: transcripts, sales-script (KKP) versions, check results and their review.
 
-- ``models``: Transcript, KkpResult, KkpScriptVersion, KkpReview
-- ``transcripts``: storing transcripts and check results
+- ``models``: Transcript, KkpResult, KkpScriptVersion, KkpReview, TranscriptPhrase,
+  PhraseDictionary
+- ``transcripts``: storing transcripts (and their phrases in the search index) and check
+  results
+- ``words``, ``dialogue``: Russian words and lemmas; a transcript cut into phrases
+- ``search``: the phrase index and full-text search over it (FTS5 / tsvector)
+- ``dictionaries``: named phrase lists and their report per manager and week
 - ``scripts``: script versions per team and stage
 - ``review``: the QC queue, confirmed fines and dismissals
 """

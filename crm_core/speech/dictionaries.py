@@ -198,6 +198,20 @@ async def _calls(session: AsyncSession, user: User, visible: ColumnElement[bool]
     return out, names
 
 
+async def _said_calls(session: AsyncSession, row: PhraseDictionary,
+                      visible: ColumnElement[bool], period: Period,
+                      speaker: str | None) -> set[int]:
+    """The calls of the period (that ``user`` may see) where the dictionary was said: one
+    query, the full-text index asked once."""
+    stmt = (select(TranscriptPhrase.call_id).distinct()
+            .join(Call, Call.id == TranscriptPhrase.call_id)
+            .where(index.matches(session, groups_of(row)), visible,
+                   Call.started_at >= period.since, Call.started_at < period.until))
+    if speaker is not None:
+        stmt = stmt.where(TranscriptPhrase.speaker == speaker)
+    return set(await session.scalars(stmt))
+
+
 async def _said(session: AsyncSession, row: PhraseDictionary, call_ids: list[int],
                 speaker: str | None) -> dict[int, TranscriptPhrase]:
     """The first phrase that says the dictionary, per call of ``call_ids`` that has one."""
@@ -229,7 +243,7 @@ async def report(session: AsyncSession, user: User, row: PhraseDictionary, *,
                  speaker: str | None = None) -> dict[str, Any]:
     """Per manager and week: transcribed calls, those that said the dictionary, the others."""
     calls, names = await _calls(session, user, visible, period)
-    said = await _said(session, row, [c for c, _, _ in calls], speaker)
+    said = await _said_calls(session, row, visible, period, speaker)
     weeks = period.weeks()
     rows: dict[str, dict[str, Any]] = {}
     total = _counts()
@@ -259,8 +273,9 @@ async def drill_down(session: AsyncSession, user: User, row: PhraseDictionary, *
     calls, names = await _calls(session, user, visible, period)
     calls = [(c, s, m) for c, s, m in calls
              if (manager is None or m == manager) and (week is None or period.week_of(s) == week)]
-    found = await _said(session, row, [c for c, _, _ in calls], speaker)
-    chosen = [(c, s, m) for c, s, m in reversed(calls) if (c in found) == said][:MAX_CALLS]
+    said_calls = await _said_calls(session, row, visible, period, speaker)
+    chosen = [(c, s, m) for c, s, m in reversed(calls) if (c in said_calls) == said][:MAX_CALLS]
+    found = await _said(session, row, [c for c, _, _ in chosen], speaker) if said else {}
     clients = dict((await session.execute(
         select(Call.id, Client.name).join(Client, Client.id == Call.client_id)
         .where(Call.id.in_([c for c, _, _ in chosen])))).all()) if chosen else {}

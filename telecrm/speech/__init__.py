@@ -1,6 +1,8 @@
 """Speech in the app: the QC queue, script versions, transcripts on pages, the worker.
 
 - ``routes``: ``/qc``, ``/qc/scripts`` and their API (``add_routes``)
+- ``search_routes``: «Поиск по разговорам» ``/transcripts/search`` and its API
+- ``dictionary_routes``: «Словари фраз» ``/dictionaries`` and ``/api/dictionaries``
 - ``service``: transcription jobs wired into ``serve``
 - ``cli``: ``telecrm transcribe|kkp|worker`` helpers
 """

@@ -49,6 +49,7 @@ def may_search(user: User) -> None:
 @dataclass
 class SearchQuery:
     terms: index.Terms
+    visible: ColumnElement[bool]
     where: list[ColumnElement[bool]]
     since: datetime | None
     until: datetime | None
@@ -129,15 +130,15 @@ async def parse(request: web.Request, session: AsyncSession, user: User, *,
     visible = await access.calls_filter(session, user, since=since, until=until)
     cursor = query_int(request, "cursor", 0, low=0)
     limit = query_int(request, "limit", default_limit, low=1, high=index.MAX_PAGE)
-    return SearchQuery(terms=terms, where=[visible, *filter_clauses(log_filter)], since=since,
+    return SearchQuery(terms=terms, visible=visible, where=filter_clauses(log_filter), since=since,
                        until=until, speaker=speaker, before=cursor or None, limit=limit,
                        values=values, client_label=label)
 
 
 async def run(session: AsyncSession, query: SearchQuery
               ) -> tuple[list[index.Hit], int | None]:
-    return await index.search(session, query.terms, visible=query.where[0],
-                              where=query.where[1:], speaker=query.speaker,
+    return await index.search(session, query.terms, visible=query.visible,
+                              where=query.where, speaker=query.speaker,
                               before=query.before, limit=query.limit)
 
 
