@@ -285,14 +285,14 @@ def add_routes(router: web.UrlDispatcher) -> None:
     router.add_get("/api/dictionaries/{id}/calls", calls_api)
 
 
-def _doc(summary: str, params: list[str], codes: tuple[str, ...] = ("400", "401", "403")
-         ) -> dict[str, Any]:
+def _doc(summary: str, params: list[str], codes: tuple[str, ...] = ("400", "401", "403"),
+         kind: str = "object") -> dict[str, Any]:
     return {"summary": summary, "security": [{"session": []}],
             "parameters": [{"name": n, "in": "path" if n == "id" else "query",
                             "required": n == "id", "schema": {"type": "string"}}
                            for n in params],
             "responses": {"200": {"description": "ok", "content": {"application/json": {
-                "schema": {"type": "object"}}}},
+                "schema": {"type": kind}}}},
                 **{c: {"description": "error", "content": {"application/json": {"schema": {
                     "$ref": "#/components/schemas/Error"}}}} for c in codes}}}
 
@@ -306,24 +306,27 @@ _CSRF = {"name": "X-CSRF-Token", "in": "header", "required": True, "schema": {"t
 
 OPENAPI_PATHS: dict[str, Any] = {
     "/api/dictionaries": {
-        "get": _doc("Phrase dictionaries (archived=1: the archived ones)", ["archived"]),
+        "get": _doc("Phrase dictionaries (archived=1: the archived ones)", ["archived"],
+                    kind="array"),
         "post": {**_doc("Add a dictionary {name, phrases} (supervisors, admins)", [],
-                        ("400", "401", "403", "409")),
+                        ("400", "401", "403", "409", "413", "415")),
                  "requestBody": _BODY},
     },
     "/api/dictionaries/{id}": {"patch": {
         **_doc("Rename, change the phrases, archive or restore a dictionary", ["id"],
-               ("400", "401", "403", "404", "409")), "requestBody": _BODY}},
+               ("400", "401", "403", "404", "409", "413", "415")), "requestBody": _BODY}},
     "/api/dictionaries/{id}/report": {"get": _doc(
         "Per manager and week: transcribed calls, those where a phrase was said, the others",
         ["id", "from", "to", "speaker"], ("400", "401", "403", "404"))},
     "/api/dictionaries/{id}/calls": {"get": _doc(
         "The calls of one cell of the report (said=1|0), with the phrase that said it",
         ["id", "from", "to", "speaker", "manager", "week", "said"],
-        ("400", "401", "403", "404"))},
+        ("400", "401", "403", "404"), kind="array")},
 }
 for _path in ("/api/dictionaries", "/api/dictionaries/{id}"):
     for _method in ("post", "patch"):
         if _method in OPENAPI_PATHS[_path]:
             OPENAPI_PATHS[_path][_method]["parameters"].append(_CSRF)
+_created = OPENAPI_PATHS["/api/dictionaries"]["post"]["responses"]
+_created["201"] = _created.pop("200")
 openapi.PATHS.update(OPENAPI_PATHS)
