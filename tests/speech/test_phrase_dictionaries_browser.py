@@ -30,7 +30,12 @@ async def test_a_dictionary_from_the_form_to_the_calls(tmp_path: Path) -> None:
         await boss.goto(base + "/transcripts/search")
         await boss.click("text=Словари фраз")
         await boss.fill("#dictionary-new input[name=name]", "Обещания скидок")
+        await boss.fill("#dictionary-new textarea[name=phrases]", "!!!\n")
+        await boss.click("#dictionary-new button[type=submit]")
+        assert await boss.inner_text("p.error") == "В «!!!» нет ни одного слова."
+        assert await boss.input_value("#dictionary-new input[name=name]") == "Обещания скидок"
         await boss.fill("#dictionary-new textarea[name=phrases]", "скидка\nдам скидку\n")
+        await screenshot(boss, "dictionary-list")
         await boss.click("#dictionary-new button[type=submit]")
         await boss.wait_for_selector("ul.bars")
         assert await boss.inner_text("h1") == "Словарь «Обещания скидок»"
@@ -65,3 +70,15 @@ async def test_a_dictionary_from_the_form_to_the_calls(tmp_path: Path) -> None:
         await boss.click(".hit button.play")
         assert abs(await position(boss, ".hits-player audio") - 12.0) < 0.5
         await screenshot(boss, "dictionary-calls")
+
+        # the form changes the phrases; the report counts the new ones in past weeks too
+        await boss.goto(base + "/dictionaries")
+        await boss.click("text=Изменить")
+        await boss.fill("#dictionary-edit textarea[name=phrases]", "перезвонить")
+        await boss.click("#dictionary-edit button[value=save]")
+        await boss.wait_for_selector("ul.bars")
+        assert "Фразы: перезвонить" in await boss.inner_text("p.phrases")
+        await boss.click("text=Изменить")
+        await boss.click("#dictionary-edit button[value=archive]")
+        await boss.wait_for_selector("text=В архиве")
+        assert "Словарей пока нет." in await boss.inner_text("main")
