@@ -16,7 +16,10 @@ the product's visibility clause). In the same run: a plain ``LIKE '%stem%'`` ove
 phrases' text, newest first (what a first version without the index would do).
 
     .venv/bin/python bench/transcript_search.py [--calls 100000] [--backend sqlite postgresql]
-        [--queries 200] [--scans 10]
+        [--queries 200] [--scans 10] [--migration-calls 10000]
+
+``--migration-calls M`` times instead migration 0024 indexing M transcripts written
+before it (300 words each, turns of 15 words), as an upgrade of an installed base does.
 
 Target (issue 19): search p95 < 100 ms over 1,000,000 calls on PostgreSQL
 (``--calls 1000000 --backend postgresql``: about 20 million phrases; loading takes long).
@@ -230,15 +233,64 @@ async def measure(url: str, queries: int, scans: int) -> dict[str, Any]:
     return out
 
 
+async def time_migration(url: str, calls: int) -> float:
+    """Seconds migration 0024 takes to index ``calls`` transcripts written before it."""
+    import json
+
+    from crm_core.db import upgrade
+
+    await upgrade(url, "0023_routing_did_override")
+    rng = random.Random(1)
+    forms, weights, _ = vocabulary(rng)
+    engine = create_engine(url)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    try:
+        for first in range(0, calls, 1000):
+            async with engine.begin() as conn:
+                ids = []
+                for i in range(first, min(first + 1000, calls)):
+                    at = start + timedelta(minutes=i)
+                    ids.append((await conn.execute(insert(Call.__table__).values(
+                        linkedid=f"m.{i}", direction="outbound", status="answered",
+                        started_at=at, managers=["101"], created_at=at, updated_at=at)
+                        .returning(Call.__table__.c.id))).scalar_one())
+                rows = []
+                for call_id in ids:
+                    said = rng.choices(forms, weights=weights, k=300)
+                    sides: dict[str, list[dict[str, Any]]] = {"manager": [], "client": []}
+                    for j, w in enumerate(said):
+                        sides["client" if (j // 15) % 2 else "manager"].append(
+                            {"word": w, "start": j * 0.4, "end": j * 0.4 + 0.3, "conf": 0.9})
+                    rows.append({"c": call_id, "t": start, "d": json.dumps(
+                        {"duration": 120, "model": "bench", "speakers": sides})})
+                await conn.execute(text(
+                    "INSERT INTO transcripts (call_id, model, duration, data, created_at) "
+                    "VALUES (:c, 'bench', 120, :d, :t)"), rows)
+    finally:
+        await engine.dispose()
+    t0 = time.perf_counter()
+    await upgrade(url)
+    return time.perf_counter() - t0
+
+
 def p95(times: list[float]) -> float:
     ordered = sorted(times)
     return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
 
 
 async def main(args: argparse.Namespace) -> None:
-    print(f"{args.calls:,} calls of {args.words} words; {args.queries} searches per viewer, "
-          f"{args.scans} LIKE scans per query kind")
     with Databases(want_pg="postgresql" in args.backend) as dbs:
+        if args.migration_calls:
+            for backend in args.backend:
+                url = str(dbs.dir / "migration.sqlite3") if backend == "sqlite" else ""
+                url = (f"sqlite+aiosqlite:///{url}" if backend == "sqlite"
+                       else await dbs.fresh_empty())
+                seconds = await time_migration(url, args.migration_calls)
+                print(f"[{backend}] migration 0024 indexed {args.migration_calls:,} "
+                      f"transcripts in {seconds:.1f} s")
+            return
+        print(f"{args.calls:,} calls of {args.words} words; {args.queries} searches per "
+              f"viewer, {args.scans} LIKE scans per query kind")
         for backend in args.backend:
             url = await dbs.fresh(backend)
             loaded = await load(url, args.calls, args.words)
@@ -268,6 +320,7 @@ if __name__ == "__main__":
     parser.add_argument("--words", type=int, default=300)
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--scans", type=int, default=10)
+    parser.add_argument("--migration-calls", type=int, default=0)
     parser.add_argument("--backend", nargs="+", choices=["sqlite", "postgresql"],
                         default=["sqlite"])
     asyncio.run(main(parser.parse_args()))

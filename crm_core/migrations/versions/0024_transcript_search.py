@@ -8,8 +8,8 @@
 - ``phrase_dictionaries``: named lists of phrases counted per manager and week.
 
 Every existing transcript is indexed here, calls in the order they started (search
-lists newest phrase ids first): about a minute per 100,000 transcribed calls on this
-project's test machine (bench/RESULTS.md, «Transcript search»). The phrase cutting and lemmatizing below are a frozen
+lists newest phrase ids first): about 12 s per 10,000 transcripts of 300 words, so
+two minutes per 100,000 (bench/RESULTS.md, «Transcript search»). The phrase cutting and lemmatizing below are a frozen
 copy of ``crm_core.speech.dialogue.turns`` and ``crm_core.speech.search.phrases_of`` as
 released with this revision; a later change to them needs a migration that reindexes.
 
