@@ -33,6 +33,7 @@ from crm_core.speech.models import KkpScriptVersion, Transcript
 from speech.dialogue import turns
 from speech.script import MAX_SCRIPT_CHARS, KkpError, parse_script_text
 from telecrm.messages import sentence
+from telecrm.speech.scenario import scenario_fragment
 from telecrm.speech.script_form import (
     ScriptFormError,
     form_from_post,
@@ -450,6 +451,7 @@ def add_routes(router: web.UrlDispatcher) -> None:
     router.add_get("/qc/scripts", scripts_page)
     router.add_post("/qc/scripts", scripts_form)
     router.add_get("/qc/scripts/{id:\\d+}/yaml", script_yaml)
+    router.add_get("/clients/{id:\\d+}/scenario", scenario_fragment)
     router.add_get("/api/calls/{id}/transcript", call_transcript)
     router.add_get("/api/clients/{id}/transcripts", client_transcripts)
     router.add_get("/api/kkp/queue", qc_queue)
