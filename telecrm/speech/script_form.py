@@ -4,9 +4,10 @@ The head of sales edits a script as fields, never as YAML: each stage has a titl
 the phrases (synonyms) any of which counts, how many of them must be said, whether
 the stage is required and how soon it must come, and what the manager says in it
 (one line a remark: the greeting, the questions, the points of the presentation);
-the script has a memo and the answers to objections («Дорого» → what to say). The form becomes the same YAML
-text every version is stored as (so results, the CLI and the YAML import/export read
-it unchanged); ids are kept from the version edited, new ones made from the titles.
+the script has a memo and the answers to objections («Дорого» → what to say). The
+form becomes the same YAML text every version is stored as (so results, the CLI and
+the YAML import/export read it unchanged); ids are kept from the version edited, new
+ones made from the titles.
 
 The form posts its blocks in the order shown, so a stage's fields follow its
 ``step`` marker and the order of stages is the order of the markers:

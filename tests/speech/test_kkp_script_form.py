@@ -66,7 +66,7 @@ def test_what_the_manager_says_and_objections_go_through_the_form() -> None:
     assert shown["objections"] == [{"id": "dorogo", "title": "Дорого", "say":
                                     "Давайте посчитаем, сколько стоит потерянный звонок.\n"
                                     "Что сравниваете?"}]
-    with pytest.raises(ScriptFormError, match="Возражение «Дорого»: напишите, что ответить."):
+    with pytest.raises(ScriptFormError, match=r"Возражение «Дорого»: напишите, что ответить\."):
         script_from_form([*items[:-6], ("obj", ""), ("obj_title", "Дорого"), ("obj_say", " ")])
 
 
