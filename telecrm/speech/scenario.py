@@ -5,7 +5,8 @@ card, the task list and «Обзвон»: it asks the same lookup the check of a
 (:func:`crm_core.speech.scripts.script_for_client`: the stage of the client's deal, then
 the team, then the company, in the version in force now), and turns the version into
 readable parts: each stage with what to say, the words it is checked by, and the
-answers to objections. ``GET /clients/{id}/scenario`` renders it for the pages.
+answers to objections. ``GET /clients/{id}/scenario`` renders it for the pages,
+``GET /api/clients/{id}/scenario`` gives it as JSON.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from crm_core.people import access
 from crm_core.people.models import Role, User
 from crm_core.speech.scripts import ClientScript, script_for_client
 from speech.script import KkpError, parse_script_text
-from telecrm.web.auth import page_user
+from telecrm.web.auth import api_user, page_user
 from telecrm.web.keys import SESSIONS
 from telecrm.web.params import path_id
 
@@ -55,12 +56,13 @@ def scenario_view(found: ClientScript) -> dict[str, Any]:
     stage = found.stage.name if found.stage is not None else None
     if found.version is None:
         return {"name": None, "stage": stage, "version": None, "description": None,
-                "prompts": [], "objections": []}
+                "for_stage": False, "prompts": [], "objections": []}
     try:
         script = parse_script_text(found.version.text)
     except KkpError:  # validated on upload; show nothing rather than a broken text
         return {"name": found.version.name, "stage": stage, "version": found.version.name,
-                "description": None, "prompts": [], "objections": []}
+                "description": None, "for_stage": found.version.stage is not None,
+                "prompts": [], "objections": []}
     prompts = []
     for step in script.stages:
         words = ", ".join(f"«{p}»" for p in step.phrases)
@@ -89,12 +91,20 @@ async def client_scenario(session: AsyncSession, user: User, client: Client,
     return await asyncio.to_thread(scenario_view, found)
 
 
-async def scenario_fragment(request: web.Request) -> web.Response:
-    """GET /clients/{id}/scenario: the panel's body, for the task list and «Обзвон»."""
-    user = page_user(request)
+async def _requested(request: web.Request, user: User) -> dict[str, Any] | None:
     if not may_read_scripts(user):
         raise NotAllowedError("speech.scenario.not_yours", "scripts are for the sales floor")
     async with request.app[SESSIONS]() as session:
         client = await access.openable_client(session, user, path_id(request))
-        scenario = await client_scenario(session, user, client)
+        return await client_scenario(session, user, client)
+
+
+async def scenario_fragment(request: web.Request) -> web.Response:
+    """GET /clients/{id}/scenario: the panel's body, for the task list and «Обзвон»."""
+    scenario = await _requested(request, page_user(request))
     return aiohttp_jinja2.render_template("_scenario.html", request, {"scenario": scenario})
+
+
+async def scenario_api(request: web.Request) -> web.Response:
+    """GET /api/clients/{id}/scenario: the same script as JSON."""
+    return web.json_response(await _requested(request, api_user(request)))

@@ -115,6 +115,16 @@ async def test_the_panel_follows_the_deal_stage_and_keeps_teams_apart(
             f"{floor.base}/clients/{romashka}/scenario", allow_redirects=False) as response:
         assert response.status in (302, 303) and "/login" in response.headers["Location"]
 
+    status, body = await floor.call("petrov", "GET", f"/api/clients/{romashka}/scenario")
+    assert status == 200 and body["name"] == "Первичный звонок"
+    assert body["stage"] == "Квалификация"
+    assert body["objections"] == [{"title": "Дорого", "say": [
+        "Давайте посчитаем, сколько стоит потерянный звонок."]}]
+    for who, expected in [("smirnova", 404), ("marketer", 403)]:
+        assert (await floor.call(who, "GET", f"/api/clients/{romashka}/scenario"))[0] \
+            == expected, who
+    assert (await floor.call(None, "GET", f"/api/clients/{romashka}/scenario"))[0] == 401
+
     # The stage task of the deal is a call task: the task list offers its «Сценарий».
     status, tasks = await floor.call("petrov", "GET", "/tasks")
     assert f'data-scenario-src="/clients/{romashka}/scenario"' in tasks
