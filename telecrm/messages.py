@@ -434,6 +434,9 @@ MESSAGES: dict[str, str] = {
     "speech.script.no_stages": "В скрипте нет этапов.",
     "speech.script.forbidden_not_list": "forbidden — список.",
     "speech.script.forbidden_no_id": "У запрета {n} нет id.",
+    "speech.script.say_invalid": "say — список реплик (строк).",
+    "speech.script.objections_not_list": "objections — список.",
+    "speech.script.objection_no_title": "У возражения {n} нет title.",
     "speech.script.bad_yaml": "Это не YAML ({problem}).",
     "speech.script.not_yaml": "Это не YAML.",
     "speech.script.alias": "Ссылки YAML (* и &) в скрипте не поддерживаются — "
@@ -472,6 +475,7 @@ MESSAGES: dict[str, str] = {
     "speech.review.violation_not_found": "В этой проверке нет такого нарушения.",
     "speech.review.confirmed_already": "Это нарушение уже подтверждено.",
     "speech.review.dismissed_already": "Это нарушение уже отклонено.",
+    "speech.scenario.not_yours": "Сценарии звонков читают менеджеры и руководители продаж.",
     "speech.scripts.bosses_only": "Скрипты загружают руководители и администраторы.",
     "speech.scripts.own_team_only": "Руководитель загружает скрипты только для своего отдела.",
     "speech.scripts.text_required": "Нужен текст скрипта (YAML).",

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NoReturn
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -93,14 +93,19 @@ async def check_assignee(session: AsyncSession, by: User, assignee: User, client
     whoever assigns (an admin too), so nobody is handed a client he cannot see."""
     if not may_assign_to(by, assignee):
         if assignee.role not in (Role.MANAGER, Role.SUPERVISOR):
-            raise error("tasks.assignee_not_manager",
-                        f"{assignee.name} is not a manager", name=assignee.name)
-        raise error("tasks.assignee_not_in_team",
-                    f"{by.name} may not give tasks to {assignee.name}", name=assignee.name)
+            _refuse(error, "tasks.assignee_not_manager",
+                    f"{assignee.name} is not a manager", name=assignee.name)
+        _refuse(error, "tasks.assignee_not_in_team",
+                f"{by.name} may not give tasks to {assignee.name}", name=assignee.name)
     if not await may_open_client(session, assignee, client.id):
-        raise error("tasks.assignee_cannot_open_client",
-                    f"{assignee.name} may not open client {client.id}",
-                    name=assignee.name, client=client.name)
+        _refuse(error, "tasks.assignee_cannot_open_client",
+                f"{assignee.name} may not open client {client.id}",
+                name=assignee.name, client=client.name)
+
+
+def _refuse(error: type[NotAllowedError], code: str, message: str, **params: Any) -> NoReturn:
+    """Raise ``error`` (a task's or a deal's refusal) with the code of the broken rule."""
+    raise error(code, message, **params)
 
 
 async def plan_task(session: AsyncSession, *, client_id: int, kind: str, due_at: datetime,

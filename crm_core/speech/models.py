@@ -73,7 +73,7 @@ class KkpScriptVersion(Base):
     name: Mapped[str] = mapped_column(String(300))
     team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id", ondelete="SET NULL"),
                                                 index=True)
-    # a deal pipeline stage; pipelines do not exist yet, so it is a free key for now
+    # the ``code`` of a deal pipeline stage (kept as text: a version outlives a renamed stage)
     stage: Mapped[str | None] = mapped_column(String(100), index=True)
     effective_from: Mapped[datetime] = mapped_column(index=True)
     text: Mapped[str] = mapped_column(Text)

@@ -55,7 +55,9 @@ async def cmd_did(args: argparse.Namespace, settings: Settings) -> int:
     async with database(settings) as sessions, sessions() as session, session.begin():
         rule = await services.set_did_rule(session, None, args.number, mode=mode)
         number = rule.did
-    print(done(f"routing.did_{mode.value}", number=number))
+    print(done("routing.did_on" if mode == services.DidMode.ON
+               else "routing.did_off" if mode == services.DidMode.OFF else "routing.did_team",
+               number=number))
     return 0
 
 

@@ -33,6 +33,7 @@ from crm_core.speech.models import KkpScriptVersion, Transcript
 from speech.dialogue import turns
 from speech.script import MAX_SCRIPT_CHARS, KkpError, parse_script_text
 from telecrm.messages import sentence
+from telecrm.speech.scenario import scenario_api, scenario_fragment
 from telecrm.speech.script_form import (
     ScriptFormError,
     form_from_post,
@@ -450,6 +451,8 @@ def add_routes(router: web.UrlDispatcher) -> None:
     router.add_get("/qc/scripts", scripts_page)
     router.add_post("/qc/scripts", scripts_form)
     router.add_get("/qc/scripts/{id:\\d+}/yaml", script_yaml)
+    router.add_get("/clients/{id:\\d+}/scenario", scenario_fragment)
+    router.add_get("/api/clients/{id}/scenario", scenario_api)
     router.add_get("/api/calls/{id}/transcript", call_transcript)
     router.add_get("/api/clients/{id}/transcripts", client_transcripts)
     router.add_get("/api/kkp/queue", qc_queue)
@@ -503,6 +506,11 @@ OPENAPI_PATHS: dict[str, Any] = {
     "/api/clients/{id}/transcripts": _get(
         "Dialogues of the client's calls that have a transcript, newest first",
         _ok("calls with turns", "array"), [_ID], "404"),
+    "/api/clients/{id}/scenario": _get(
+        "The script for this client now, as the «Сценарий» panel shows it: the version in "
+        "force for his deal's stage, else the reader's team's, else the company's",
+        _ok("name, stage, version, description, for_stage, prompts [{title, required, text, "
+            "say, phrases, within}], objections [{title, say}]"), [_ID], "404"),
     "/api/kkp/queue": _get(
         "The QC queue: checked calls of my team (a manager: his own), lowest score first",
         _ok("results", "array"),

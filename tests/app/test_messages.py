@@ -26,7 +26,7 @@ BASES = {f"crm_core.errors.{name}" for name in
          ("DomainError", "NotAllowedError", "NotFoundError", "ConflictError")}
 # Callables that take a code but are not classes of the family: name -> index of the code.
 CODE_TAKERS = {"telecrm.web.errors.ApiError": 1, "telecrm.messages.sentence": 0,
-               "telecrm.calltracking.public._error": 1}
+               "telecrm.calltracking.public._error": 1, "crm_core.sales.tasks._refuse": 1}
 
 
 @dataclass

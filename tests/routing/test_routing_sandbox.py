@@ -18,13 +18,16 @@ queue alone would always give the call to her:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from aiohttp import web
 from sqlalchemy import select
 
+from asterisk_conf.phones import Phones
 from asterisk_conf.sandbox import Sandbox
 from crm_core.calls.snapshot import CallData
 from crm_core.clients.services import create_client
@@ -101,12 +104,13 @@ async def answered(listener: Listener, began: float) -> tuple[CallData, float]:
         await asyncio.sleep(0.05)
 
 
-async def test_a_known_clients_call_rings_his_owner_first(
-    sandbox: Sandbox, db_url: str, tmp_path: Path, clean_phones: None,
-) -> None:
+@contextlib.asynccontextmanager
+async def routed_floor(sandbox: Sandbox, db_url: str, tmp_path: Path, token: str
+                       ) -> AsyncIterator[tuple[web.Application, str, Phones]]:
+    """The app with its listener on the sandbox, sticky routing switched on in the PBX's
+    globals (and off again at the end), smirnova (102) answering the queue at once."""
     pbx = sandbox.pbx
     assert pbx is not None
-    token = await seed(db_url)
     settings = Settings(data_dir=tmp_path, database_url=db_url,
                         recordings_source=sandbox.monitor_dir, ami_host=pbx.ami_host,
                         ami_port=pbx.ami_port, ami_user=pbx.ami_user, ami_secret=pbx.ami_secret)
@@ -115,56 +119,62 @@ async def test_a_known_clients_call_rings_his_owner_first(
         listener = app[LISTENER]
         await asyncio.wait_for(listener.session.connected.wait(), 15)
         await phones.wait_idle(timeout=10)
-        petrov = await login(base, "petrov")
         try:
             await set_global(listener, "CRM_OWNER_URL", f"{base}/pbx/owner")
             await set_global(listener, "CRM_PBX_TOKEN", token)
             await phones.set_behaviour("102", answer_after=0)
+            yield app, base, phones
+        finally:
+            await set_global(listener, "CRM_OWNER_URL", "")
+            await set_global(listener, "CRM_PBX_TOKEN", "")
 
+
+async def client_calls_the_queue(sandbox: Sandbox, app: web.Application, phones: Phones
+                                 ) -> tuple[CallData, float]:
+    """The known client calls the queue's DID: the call once answered, how long that took
+    (the PBX is quiet again when this returns)."""
+    began = time.monotonic()
+    await phones.client_calls(CLIENT, DID_QUEUE, talk=2)
+    call, after = await answered(app[LISTENER], began)
+    await phones.wait_idle(timeout=15)
+    await quiet(sandbox)
+    return call, after
+
+
+async def test_a_known_clients_call_rings_his_owner_first(
+    sandbox: Sandbox, db_url: str, tmp_path: Path, clean_phones: None,
+) -> None:
+    token = await seed(db_url)
+    async with routed_floor(sandbox, db_url, tmp_path, token) as (app, base, phones):
+        listener = app[LISTENER]
+        petrov = await login(base, "petrov")
+        try:
             # -- the owner answers: his call, the queue never rang
             await phones.set_behaviour("101", answer_after=1)
-            began = time.monotonic()
-            await phones.client_calls(CLIENT, DID_QUEUE, talk=2)
-            call, after = await answered(listener, began)
+            call, after = await client_calls_the_queue(sandbox, app, phones)
             assert call.managers == ("101",) and call.rang == ("101",), call
             assert after < OWNER_RING
-            await phones.wait_idle(timeout=15)
-            await quiet(sandbox)
 
             # -- the owner does not answer: the queue after his ring time, 102 takes it
             await phones.set_behaviour("101", mode="ring")
-            began = time.monotonic()
-            await phones.client_calls(CLIENT, DID_QUEUE, talk=2)
-            call, after = await answered(listener, began)
+            call, after = await client_calls_the_queue(sandbox, app, phones)
             assert call.managers == ("102",) and call.rang[0] == "101", call
             assert after >= OWNER_RING
-            await phones.wait_idle(timeout=15)
-            await quiet(sandbox)
 
             # -- the owner is paused: the queue at once, and not him
             assert (await presence(petrov, base, "Обед"))["queue"] == "paused"
-            began = time.monotonic()
-            await phones.client_calls(CLIENT, DID_QUEUE, talk=2)
-            call, after = await answered(listener, began)
+            call, after = await client_calls_the_queue(sandbox, app, phones)
             assert call.managers == ("102",) and "101" not in call.rang, call
             assert after < OWNER_RING
-            await phones.wait_idle(timeout=15)
-            await quiet(sandbox)
             await presence(petrov, base, "На месте")
 
             # -- the CRM is down (nothing listens there): the queue at once
             await set_global(listener, "CRM_OWNER_URL",
                              f"http://127.0.0.1:{free_port()}/pbx/owner")
-            began = time.monotonic()
-            await phones.client_calls(CLIENT, DID_QUEUE, talk=2)
-            call, after = await answered(listener, began)
+            call, after = await client_calls_the_queue(sandbox, app, phones)
             assert call.managers == ("102",), call
             assert after < OWNER_RING
-            await phones.wait_idle(timeout=15)
-            await quiet(sandbox)
         finally:
-            await set_global(listener, "CRM_OWNER_URL", "")
-            await set_global(listener, "CRM_PBX_TOKEN", "")
             await petrov.close()
 
 
@@ -199,8 +209,6 @@ async def test_the_owner_is_reachable_on_any_registered_phone(
     phone of his: a free registered one (103, in no queue) rings; none registered, or one
     of them on a call, sends the caller to the queue at once (smirnova, 102, answers).
     The tracker knows 103 as orlov's device, so his calls on it show as 104's."""
-    pbx = sandbox.pbx
-    assert pbx is not None
     await set_owner(db_url, ["PJSIP/103"], new=True)
     engine = create_engine(db_url)
     try:
@@ -208,63 +216,42 @@ async def test_the_owner_is_reachable_on_any_registered_phone(
             token = await issue_token(session, "test")
     finally:
         await engine.dispose()
-    settings = Settings(data_dir=tmp_path, database_url=db_url,
-                        recordings_source=sandbox.monitor_dir, ami_host=pbx.ami_host,
-                        ami_port=pbx.ami_port, ami_user=pbx.ami_user, ami_secret=pbx.ami_secret)
-    async with serve_app(settings, with_listener=True) as (app, base), \
-            sandbox.phones() as phones:
+    async with routed_floor(sandbox, db_url, tmp_path, token) as (app, _, phones):
         listener = app[LISTENER]
-        await asyncio.wait_for(listener.session.connected.wait(), 15)
-        await phones.wait_idle(timeout=10)
-        try:
-            await set_global(listener, "CRM_OWNER_URL", f"{base}/pbx/owner")
-            await set_global(listener, "CRM_PBX_TOKEN", token)
-            await phones.set_behaviour("102", answer_after=0)
-            await phones.set_behaviour("103", answer_after=1)
+        await phones.set_behaviour("103", answer_after=1)
 
-            # -- 104 unregistered, 103 free: 103 rings and he takes the call there, the
-            # queue never rang
-            began = time.monotonic()
-            await phones.client_calls(CLIENT, DID_QUEUE, talk=2)
-            call, after = await answered(listener, began)
-            assert call.managers == ("104",) and call.rang == ("104",), call
-            assert after < OWNER_RING
-            await phones.wait_idle(timeout=15)
-            await quiet(sandbox)
+        # -- 104 unregistered, 103 free: 103 rings and he takes the call there, the
+        # queue never rang
+        call, after = await client_calls_the_queue(sandbox, app, phones)
+        assert call.managers == ("104",) and call.rang == ("104",), call
+        assert after < OWNER_RING
 
-            # -- none of his phones registered: the queue at once
-            await set_owner(db_url, ["PJSIP/105"])
-            await app[ROUTING].refresh()
-            began = time.monotonic()
-            await phones.client_calls(CLIENT, DID_QUEUE, talk=2)
-            call, after = await answered(listener, began)
-            assert call.managers == ("102",) and "104" not in call.rang, call
-            assert after < OWNER_RING
-            await phones.wait_idle(timeout=15)
-            await quiet(sandbox)
+        # -- none of his phones registered: the queue at once
+        await set_owner(db_url, ["PJSIP/105"])
+        await app[ROUTING].refresh()
+        call, after = await client_calls_the_queue(sandbox, app, phones)
+        assert call.managers == ("102",) and "104" not in call.rang, call
+        assert after < OWNER_RING
 
-            # -- 201 free but 103 on a call: he is on a call, the queue at once
-            await set_owner(db_url, ["PJSIP/201", "PJSIP/103"])
-            await app[ROUTING].refresh()
-            await phones.manager_calls("103", CLIENT_B, talk=20)
-            deadline = time.monotonic() + 15
-            while "104" not in app[ROUTING].busy():
-                assert time.monotonic() < deadline, "103's own call did not start"
-                await asyncio.sleep(0.1)
-            began = time.monotonic()
-            await phones.client_calls(CLIENT, DID_QUEUE, talk=2)
-            deadline = time.monotonic() + 30
-            while not (calls := [c for c in listener.tracker.live_calls(at=time.time())
-                                 if c.client_number and c.client_number.endswith(CLIENT[1:])
-                                 and c.direction == "inbound" and c.managers]):
-                assert time.monotonic() < deadline, "nobody answered"
-                await asyncio.sleep(0.05)
-            after = time.monotonic() - began
-            assert calls[0].managers == ("102",) and not {"104", "201"} & set(calls[0].rang), \
-                calls[0]
-            assert after < OWNER_RING
-            await phones.wait_idle(timeout=30)
-            await quiet(sandbox)
-        finally:
-            await set_global(listener, "CRM_OWNER_URL", "")
-            await set_global(listener, "CRM_PBX_TOKEN", "")
+        # -- 201 free but 103 on a call: he is on a call, the queue at once
+        await set_owner(db_url, ["PJSIP/201", "PJSIP/103"])
+        await app[ROUTING].refresh()
+        await phones.manager_calls("103", CLIENT_B, talk=20)
+        deadline = time.monotonic() + 15
+        while "104" not in app[ROUTING].busy():
+            assert time.monotonic() < deadline, "103's own call did not start"
+            await asyncio.sleep(0.1)
+        began = time.monotonic()
+        await phones.client_calls(CLIENT, DID_QUEUE, talk=2)
+        deadline = time.monotonic() + 30
+        while not (calls := [c for c in listener.tracker.live_calls(at=time.time())
+                             if c.client_number and c.client_number.endswith(CLIENT[1:])
+                             and c.direction == "inbound" and c.managers]):
+            assert time.monotonic() < deadline, "nobody answered"
+            await asyncio.sleep(0.05)
+        after = time.monotonic() - began
+        assert calls[0].managers == ("102",) and not {"104", "201"} & set(calls[0].rang), \
+            calls[0]
+        assert after < OWNER_RING
+        await phones.wait_idle(timeout=30)
+        await quiet(sandbox)
