@@ -26,7 +26,7 @@ test: setup sandbox s3-server
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/mypy
-	$(BIN)/python -m pytest -n $(JOBS) --dist loadfile \
+	$(BIN)/python -m pytest -n $(JOBS) --dist loadfile --durations=25 \
 	  $(foreach at,$(CALENDAR_MOMENTS),--calendar-at $(at)) $(PYTEST_ARGS)
 
 # Only the date-sensitive tests, at those moments (one pytest run holds every test once

@@ -116,6 +116,14 @@ class Databases:
         finally:
             await conn.close()
 
+    async def fresh_empty(self) -> str:
+        """URL of a new PostgreSQL database with no tables (for timing migrations)."""
+        if self.pg is None:
+            raise RuntimeError(f"PostgreSQL unavailable: {self.pg_error}")
+        name = f"bench_{uuid.uuid4().hex[:12]}"
+        await self._admin(f'CREATE DATABASE "{name}" TEMPLATE template0')
+        return self.pg.url(name)
+
     async def fresh(self, backend: str) -> str:
         """URL of a new, migrated, empty database."""
         import shutil

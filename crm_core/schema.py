@@ -27,11 +27,34 @@ from crm_core.tasks.models import Task
 
 metadata = Base.metadata
 
+# What the migrations create outside the models: each backend's own full-text index of
+# transcript phrases (migration 0024). Alembic's comparisons leave these alone.
+NOT_MODELLED_TABLES = ("transcript_phrases_fts",)  # and FTS5's shadow tables beside it
+NOT_MODELLED_COLUMNS = {("transcript_phrases", "search_vector")}
+NOT_MODELLED_INDEXES = {"ix_transcript_phrases_search_vector"}
+
+
+def include_object(obj: object, name: str | None, type_: str, reflected: bool,
+                   compare_to: object) -> bool:
+    """Alembic's filter: False for the database objects the models do not describe."""
+    if not reflected or name is None:
+        return True
+    if type_ == "table":
+        return not name.startswith(NOT_MODELLED_TABLES)
+    if type_ == "column":
+        table = getattr(getattr(obj, "table", None), "name", None)
+        return (table, name) not in NOT_MODELLED_COLUMNS
+    if type_ == "index":
+        return name not in NOT_MODELLED_INDEXES
+    return True
+
+
 __all__ = [
+    "NOT_MODELLED_COLUMNS", "NOT_MODELLED_INDEXES", "NOT_MODELLED_TABLES",
     "AuditLog", "Base", "Call", "CallLeg", "Client", "ClientSearchTerm", "Contact", "Email",
     "Pbx", "Phone", "Recording", "Task", "Team", "User", "UserDeactivation", "UserPhone",
     "WebSession",
-    "activities_models", "calltracking_models", "clients_search", "dialer_models", "metadata",
-    "missed_models", "presence_models", "recordings_models", "routing_models", "sales_models",
-    "speech_models", "talktime_models",
+    "activities_models", "calltracking_models", "clients_search", "dialer_models",
+    "include_object", "metadata", "missed_models", "presence_models", "recordings_models",
+    "routing_models", "sales_models", "speech_models", "talktime_models",
 ]

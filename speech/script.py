@@ -1,4 +1,10 @@
-"""The KKP (sales script) YAML: stages in the expected order and forbidden phrases."""
+"""The KKP (sales script) YAML: stages in the expected order and forbidden phrases.
+
+Besides what the check matches (``phrases``), a script carries what the manager reads
+(the «Сценарий» panel): ``say`` lines per stage (the greeting, the questions, the
+points of the presentation) and ``objections`` with what to answer. The check
+ignores both.
+"""
 
 from __future__ import annotations
 
@@ -25,6 +31,16 @@ class Stage:
     required: bool = True
     within_seconds: float | None = None
     min_matches: int = 1
+    say: tuple[str, ...] = ()  # what the manager says in this stage, line by line
+
+
+@dataclass(frozen=True)
+class Objection:
+    """A client's objection («Дорого») and what the manager answers to it."""
+
+    id: str
+    title: str
+    say: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -39,11 +55,15 @@ class Script:
     name: str
     stages: tuple[Stage, ...]
     forbidden: tuple[Forbidden, ...] = field(default=())
+    objections: tuple[Objection, ...] = field(default=())
+    description: str = ""
 
 
-_TOP_KEYS = frozenset({"name", "stages", "forbidden", "description"})
-_STAGE_KEYS = frozenset({"id", "title", "required", "within_seconds", "phrases", "min_matches"})
+_TOP_KEYS = frozenset({"name", "stages", "forbidden", "description", "objections"})
+_STAGE_KEYS = frozenset({"id", "title", "required", "within_seconds", "phrases", "min_matches",
+                         "say"})
 _FORBIDDEN_KEYS = frozenset({"id", "title", "phrases"})
+_OBJECTION_KEYS = frozenset({"id", "title", "say"})
 
 
 class _Lines(dict[str, Any]):
@@ -119,6 +139,19 @@ def _phrases(item: dict[str, Any], where: str) -> tuple[str, ...]:
     return tuple(phrases)
 
 
+def _say(item: dict[str, Any], where: str) -> tuple[str, ...]:
+    """Optional ``say`` lines: one string or a list of strings, blank ones dropped."""
+    say = item.get("say")
+    if say is None:
+        return ()
+    if isinstance(say, str):
+        say = [say]
+    if not isinstance(say, list) or not all(isinstance(line, str) for line in say):
+        raise _at(item, KkpError("speech.script.say_invalid",
+                                 f"{where}: 'say' must be a list of strings"), "say")
+    return tuple(line.strip() for line in say if line.strip())
+
+
 def _number(item: dict[str, Any], key: str, where: str, kind: type) -> Any:
     value = item.get(key)
     if value is None:
@@ -155,7 +188,8 @@ def parse_script(data: Any) -> Script:
             id=str(item["id"]), title=str(item.get("title", item["id"])),
             phrases=_phrases(item, where), required=required,
             within_seconds=_number(item, "within_seconds", where, float),
-            min_matches=_number(item, "min_matches", where, int) or 1))
+            min_matches=_number(item, "min_matches", where, int) or 1,
+            say=_say(item, where)))
     if not stages:
         raise _at(data, KkpError("speech.script.no_stages", "the script has no stages"),
                   "stages")
@@ -171,7 +205,22 @@ def parse_script(data: Any) -> Script:
         _check_keys(item, _FORBIDDEN_KEYS, f"forbidden {item['id']}")
         forbidden.append(Forbidden(str(item["id"]), _phrases(item, f"forbidden {item['id']}"),
                                    title=str(item.get("title") or "")))
-    return Script(str(data.get("name", "")), tuple(stages), tuple(forbidden))
+    objections = []
+    raw_objections = data.get("objections") or []
+    if not isinstance(raw_objections, list):
+        raise _at(data, KkpError("speech.script.objections_not_list",
+                                 "'objections' must be a list"), "objections")
+    for n, item in enumerate(raw_objections, 1):
+        if not isinstance(item, dict) or not item.get("title"):
+            raise _at(item, KkpError("speech.script.objection_no_title",
+                                     f"objection {n} has no 'title'", n=n))
+        where = f"objection {item['title']}"
+        _check_keys(item, _OBJECTION_KEYS, where)
+        objections.append(Objection(str(item.get("id") or n), str(item["title"]),
+                                    _say(item, where)))
+    description = data.get("description")
+    return Script(str(data.get("name", "")), tuple(stages), tuple(forbidden), tuple(objections),
+                  description.strip() if isinstance(description, str) else "")
 
 
 def parse_script_text(text: str) -> Script:

@@ -434,6 +434,9 @@ MESSAGES: dict[str, str] = {
     "speech.script.no_stages": "В скрипте нет этапов.",
     "speech.script.forbidden_not_list": "forbidden — список.",
     "speech.script.forbidden_no_id": "У запрета {n} нет id.",
+    "speech.script.say_invalid": "say — список реплик (строк).",
+    "speech.script.objections_not_list": "objections — список.",
+    "speech.script.objection_no_title": "У возражения {n} нет title.",
     "speech.script.bad_yaml": "Это не YAML ({problem}).",
     "speech.script.not_yaml": "Это не YAML.",
     "speech.script.alias": "Ссылки YAML (* и &) в скрипте не поддерживаются — "
@@ -451,6 +454,18 @@ MESSAGES: dict[str, str] = {
     "speech.qc_role": "Контроль качества недоступен для вашей роли.",
     "speech.no_transcript": "У этого звонка ещё нет расшифровки.",
     "speech.role_no_transcripts": "Расшифровки недоступны для вашей роли.",
+    "speech.search.query_required": "Введите слова, которые нужно найти в разговорах.",
+    "speech.search.too_many_words": "В поиске не больше {max:слова|слов|слов}.",
+    "speech.search.bad_speaker": "Кто говорил: менеджер или клиент.",
+    "speech.dictionaries.bosses_only": "Словари меняют руководители отделов и администраторы.",
+    "speech.dictionaries.not_found": "Такого словаря нет.",
+    "speech.dictionaries.name_required": "Укажите название словаря.",
+    "speech.dictionaries.name_taken": "Словарь «{name}» уже есть.",
+    "speech.dictionaries.phrases_required": "Добавьте в словарь хотя бы одну фразу.",
+    "speech.dictionaries.phrase_too_long": "Фраза «{phrase}» слишком длинная: не больше "
+                                           "{max:символа|символов|символов}.",
+    "speech.dictionaries.phrase_no_words": "В «{phrase}» нет ни одного слова.",
+    "speech.dictionaries.too_many_phrases": "В словаре не больше {max:фразы|фраз|фраз}.",
     "speech.review.bosses_only": "Решение по нарушению принимает руководитель отдела менеджера.",
     "speech.review.decision_invalid": "Решение — confirmed (подтвердить) или dismissed "
                                       "(отклонить).",
@@ -501,6 +516,7 @@ MESSAGES: dict[str, str] = {
     "speech.sample.count_out_of_range": "Звонков на менеджера — от 0 до {max}.",
     "speech.scorecard.body_invalid": "scorecard_id — число, answers — объект, comment — "
                                      "строка.",
+    "speech.scenario.not_yours": "Сценарии звонков читают менеджеры и руководители продаж.",
     "speech.scripts.bosses_only": "Скрипты загружают руководители и администраторы.",
     "speech.scripts.own_team_only": "Руководитель загружает скрипты только для своего отдела.",
     "speech.scripts.text_required": "Нужен текст скрипта (YAML).",

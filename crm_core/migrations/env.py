@@ -8,7 +8,7 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from crm_core.schema import Base
+from crm_core.schema import Base, include_object
 
 # Serializes concurrent upgrades from several processes on PostgreSQL.
 _PG_MIGRATION_LOCK = 0x7E1EC4
@@ -20,6 +20,7 @@ def _run(connection: Connection) -> None:
         target_metadata=Base.metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_object=include_object,
         # crm_core.db makes SQLite emit real BEGINs, so a failed migration rolls back whole.
         transactional_ddl=True,
     )

@@ -39,7 +39,7 @@ from crm_core.sales.tasks import check_assignee
 from crm_core.talktime.workhours import next_working_moment
 from crm_core.tasks.models import Task, TaskKind
 from crm_core.tasks.services import create_task
-from crm_core.timestamps import isoformat, utcnow
+from crm_core.timestamps import ensure_utc, isoformat, utcnow
 
 RECHECK_DAYS = 2
 
@@ -316,6 +316,30 @@ async def client_stage(session: AsyncSession, client_id: int) -> PipelineStage |
         .where(Deal.client_id == client_id, Deal.status == DealStatus.OPEN.value,
                Deal.archived_at.is_(None))
         .order_by(Deal.stage_entered_at.desc(), Deal.id.desc()).limit(1))
+
+
+async def client_stage_at(session: AsyncSession, client_id: int,
+                          at: datetime) -> PipelineStage | None:
+    """The stage the client was at, at ``at``: of his deal open then and last moved by then.
+
+    Read from the stage history (``deal_stage_changes``), so a call is judged by the
+    stage of its start even after the deal moved on; at the present moment it agrees with
+    :func:`client_stage`. A deal archived later still counted while it was live.
+    """
+    at = ensure_utc(at)
+    entered = (select(DealStageChange.deal_id, func.max(DealStageChange.at).label("at"))
+               .join(Deal, Deal.id == DealStageChange.deal_id)
+               .where(Deal.client_id == client_id, DealStageChange.at <= at,
+                      (Deal.closed_at.is_(None)) | (Deal.closed_at > at),
+                      (Deal.archived_at.is_(None)) | (Deal.archived_at > at))
+               .group_by(DealStageChange.deal_id).subquery())
+    return await session.scalar(
+        select(PipelineStage)
+        .join(DealStageChange, DealStageChange.to_stage_id == PipelineStage.id)
+        .join(entered, (entered.c.deal_id == DealStageChange.deal_id)
+              & (entered.c.at == DealStageChange.at))
+        .order_by(DealStageChange.at.desc(), DealStageChange.deal_id.desc(),
+                  DealStageChange.id.desc()).limit(1))
 
 
 def deal_to_dict(deal: Deal) -> dict[str, Any]:

@@ -1,5 +1,9 @@
 """ORM models of the speech feature (registered by crm_core.schema so Alembic sees them).
 
+:class:`TranscriptPhrase` is the search index's row (a phrase of a transcript with its
+lemmas); the full-text part of the index is each backend's own (an FTS5 table on
+SQLite, a generated ``tsvector`` column on PostgreSQL: migration 0024, not modelled).
+
 One :class:`Transcript` per call and one :class:`KkpResult` per call and script
 version: the worker may run a job twice (a crashed worker's job is claimed again),
 so both are keyed by the call and written idempotently (crm_core.speech).
@@ -69,7 +73,7 @@ class KkpScriptVersion(Base):
     name: Mapped[str] = mapped_column(String(300))
     team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id", ondelete="SET NULL"),
                                                 index=True)
-    # a deal pipeline stage; pipelines do not exist yet, so it is a free key for now
+    # the ``code`` of a deal pipeline stage (kept as text: a version outlives a renamed stage)
     stage: Mapped[str | None] = mapped_column(String(100), index=True)
     effective_from: Mapped[datetime] = mapped_column(index=True)
     text: Mapped[str] = mapped_column(Text)
@@ -194,3 +198,38 @@ class QcSample(Base):
                                                 index=True)
     drawn_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+class TranscriptPhrase(Base):
+    """One phrase of a transcript: the unit search finds and plays from its second.
+
+    Rewritten whole with the transcript (``crm_core.speech.search.index_transcript``).
+    ``lemmas`` holds the dictionary form of each word, space separated: what the
+    backends' full-text indexes read (see :mod:`crm_core.speech.search`).
+    """
+
+    __tablename__ = "transcript_phrases"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    call_id: Mapped[int] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"), index=True)
+    speaker: Mapped[str] = mapped_column(String(10))  # manager | client | mixed
+    start: Mapped[float] = mapped_column()
+    end: Mapped[float] = mapped_column()
+    text: Mapped[str] = mapped_column(Text)
+    lemmas: Mapped[str] = mapped_column(Text)
+
+
+class PhraseDictionary(Base):
+    """A named list of phrases (competitors, objections, rudeness...) counted per manager.
+
+    Edited in a form by supervisors and admins, every change audited; never deleted:
+    an archived dictionary leaves the reports and keeps its history.
+    """
+
+    __tablename__ = "phrase_dictionaries"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    phrases: Mapped[list[str]] = mapped_column(default=list)
+    archived_at: Mapped[datetime | None] = mapped_column()
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)

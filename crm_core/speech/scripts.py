@@ -2,13 +2,15 @@
 
 A version is never edited: every upload is a new row with an effective-from time.
 A call is checked against the version in force at its start, looked up by the
-deal pipeline stage (none yet: the key is kept nullable), then the team of the
-call's first manager, then the company default (no team, no stage).
+pipeline stage (``PipelineStage.code``) its client's deal was at then, then the team
+of the call's first manager, then the company default (no team, no stage). The same
+lookup gives the manager the script to read before and during a call.
 """
 
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
@@ -18,6 +20,8 @@ from crm_core.audit import ACTION_CREATE, write_audit
 from crm_core.calls.models import Call
 from crm_core.errors import DomainError
 from crm_core.people.models import Team, User
+from crm_core.sales.deals import client_stage_at
+from crm_core.sales.models import PipelineStage
 from crm_core.speech.models import KkpScriptVersion
 from crm_core.timestamps import ensure_utc
 
@@ -91,8 +95,31 @@ async def version_in_force(session: AsyncSession, at: datetime, *, team_id: int 
     return None
 
 
+@dataclass(frozen=True)
+class ClientScript:
+    """The script version for a client at a moment, and the deal stage it was chosen for."""
+
+    version: KkpScriptVersion | None
+    stage: PipelineStage | None
+
+
+async def script_for_client(session: AsyncSession, client_id: int | None, at: datetime, *,
+                            team_id: int | None) -> ClientScript:
+    """The one lookup of "the script for this client then": the stage of his deal at ``at``
+    (its history), then the team, then the company, each in its version in force at ``at``.
+
+    The check of a call and the «Сценарий» panel (card, tasks, dialer) both ask this,
+    so a manager reads the very text his calls are checked against.
+    """
+    stage = await client_stage_at(session, client_id, at) if client_id is not None else None
+    version = await version_in_force(session, at, team_id=team_id,
+                                     stage=stage.code if stage is not None else None)
+    return ClientScript(version, stage)
+
+
 async def script_for_call(session: AsyncSession, call_id: int) -> KkpScriptVersion | None:
-    """The version a call is checked against (its first manager's team; no stage yet)."""
+    """The version a call is checked against: its client's stage at the call's start and
+    its first manager's team."""
     call = await session.get(Call, call_id)
     if call is None:
         return None
@@ -100,5 +127,5 @@ async def script_for_call(session: AsyncSession, call_id: int) -> KkpScriptVersi
     if call.managers:
         team_id = await session.scalar(select(User.team_id)
                                        .where(User.extension == call.managers[0]))
-    return await version_in_force(session, call.started_at, team_id=team_id,
-                                  stage=getattr(call, "stage", None))
+    return (await script_for_client(session, call.client_id, call.started_at,
+                                    team_id=team_id)).version

@@ -1,9 +1,8 @@
 """What the dialer shows of the next client: card essentials, last contacts, the script.
 
-The script is the KKP version in force for the stage of the client's open deal (then
-his team's, then the company's, as calls are checked). Scripts hold stages with phrases,
-not prompt texts, so the prompts are the stages in order with what to say in each; a
-script ``description`` is shown above them when it has one.
+The script is the one the «Сценарий» panel shows everywhere
+(:func:`telecrm.speech.scenario.client_scenario`): the version in force for the stage of
+the client's deal, then his team's, then the company's, exactly as his calls are checked.
 """
 
 from __future__ import annotations
@@ -11,7 +10,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-import yaml
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
@@ -19,10 +17,10 @@ from sqlalchemy.orm import selectinload
 from crm_core.activities.models import CallOutcome, CallResult, ClientActivity
 from crm_core.calls.models import Call
 from crm_core.clients.models import Client
+from crm_core.people.models import User
 from crm_core.sales.models import Deal, DealStatus
-from crm_core.speech.scripts import version_in_force
 from crm_core.timestamps import isoformat
-from speech.script import KkpError, parse_script_text
+from telecrm.speech.scenario import client_scenario
 from telecrm.web.present import CLIENT_STATUSES, money, phone
 
 LAST_CONTACTS = 3
@@ -31,11 +29,13 @@ ACTIVITY_WORDS = {"note": "Заметка", "email_out": "Письмо клие�
 
 
 async def open_deal(session: AsyncSession, client_id: int) -> Deal | None:
-    """The client's newest open deal (its stage loaded)."""
+    """The client's open deal last moved (its stage loaded): the one whose stage picks the
+    script (``crm_core.sales.deals.client_stage``)."""
     return await session.scalar(
         select(Deal).where(Deal.client_id == client_id, Deal.status == DealStatus.OPEN.value,
                            Deal.archived_at.is_(None))
-        .options(selectinload(Deal.stage)).order_by(Deal.id.desc()).limit(1))
+        .options(selectinload(Deal.stage))
+        .order_by(Deal.stage_entered_at.desc(), Deal.id.desc()).limit(1))
 
 
 async def last_contacts(session: AsyncSession, client_id: int) -> list[dict[str, Any]]:
@@ -59,34 +59,12 @@ async def last_contacts(session: AsyncSession, client_id: int) -> list[dict[str,
     return rows[:LAST_CONTACTS]
 
 
-def script_prompts(text: str) -> dict[str, Any]:
-    """A script's text as prompts in Russian: a description, then each stage and its phrases."""
-    try:
-        script = parse_script_text(text)
-    except KkpError:
-        return {"name": None, "description": None, "prompts": []}
-    raw = yaml.safe_load(text)
-    description = raw.get("description") if isinstance(raw, dict) else None
-    prompts = []
-    for stage in script.stages:
-        phrases = ", ".join(f"«{p}»" for p in stage.phrases)
-        hint = f"Скажите: {phrases}" if phrases else ""
-        if stage.within_seconds:
-            hint += f" — в первые {int(stage.within_seconds)} с разговора"
-        prompts.append({"title": stage.title or stage.id, "required": stage.required,
-                        "text": hint})
-    return {"name": script.name, "description": description if isinstance(description, str)
-            else None, "prompts": prompts}
-
-
-async def client_card(session: AsyncSession, client: Client, *, team_id: int | None,
+async def client_card(session: AsyncSession, client: Client, *, user: User,
                       now: datetime) -> dict[str, Any]:
-    """The dialer's card of ``client`` (phones and contacts loaded)."""
+    """The dialer's card of ``client`` (phones and contacts loaded) as ``user`` sees it."""
     deal = await open_deal(session, client.id)
     stage = deal.stage if deal is not None else None
-    version = await version_in_force(session, now, team_id=team_id,
-                                     stage=stage.code if stage is not None else None)
-    script = script_prompts(version.text) if version is not None else None
+    script = await client_scenario(session, user, client, now)
     contacts = [c for c in client.contacts if c.archived_at is None]
     return {
         "id": client.id, "name": client.name,
@@ -99,6 +77,5 @@ async def client_card(session: AsyncSession, client: Client, *, team_id: int | N
             "id": deal.id, "title": deal.title, "stage": stage.name if stage else None,
             "amount": money(deal.amount, whole=True) if deal.amount is not None else None},
         "last_contacts": await last_contacts(session, client.id),
-        "script": None if script is None else {**script, "stage": stage.name if stage else None,
-                                               "version": version.name if version else None},
+        "script": script,
     }

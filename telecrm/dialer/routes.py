@@ -124,7 +124,7 @@ async def state(request: web.Request, session: AsyncSession, user: User) -> dict
         if client is not None:
             body["task"] = {**task_to_dict(task), "overdue": task.due_at is not None
                             and ensure_utc(task.due_at) < now}
-            body["card"] = await client_card(session, client, team_id=user.team_id, now=now)
+            body["card"] = await client_card(session, client, user=user, now=now)
             body["attempt"] = await services.attempt_number(session, task.id)
             last = await session.scalar(
                 select(DialerAttempt).where(DialerAttempt.session_id == dsession.id,

@@ -7,6 +7,9 @@
 - ``roles``: who may use QC at all (not marketers)
 - ``scorecard_routes``: ``/qc/scorecards``, the call page's QC panel, weekly averages,
   ``/qc/calibration``
+- ``search_routes``: «Поиск по разговорам» ``/transcripts/search`` and its API
+- ``dictionary_routes``: «Словари фраз» ``/dictionaries`` and ``/api/dictionaries``
+- ``scenario``: the «Сценарий» panel (the script for a client now) for the card, tasks, dialer
 - ``service``: transcription jobs wired into ``serve``
 - ``cli``: ``telecrm transcribe|kkp|worker`` helpers, ``telecrm qc sample``
 """

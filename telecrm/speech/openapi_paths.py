@@ -49,6 +49,11 @@ OPENAPI_PATHS: dict[str, Any] = {
     "/api/clients/{id}/transcripts": _get(
         "Dialogues of the client's calls that have a transcript, newest first",
         _ok("calls with turns", "array"), [_ID], "404"),
+    "/api/clients/{id}/scenario": _get(
+        "The script for this client now, as the «Сценарий» panel shows it: the version in "
+        "force for his deal's stage, else the reader's team's, else the company's",
+        _ok("name, stage, version, description, for_stage, prompts [{title, required, text, "
+            "say, phrases, within}], objections [{title, say}]"), [_ID], "404"),
     "/api/kkp/queue": _get(
         "The QC queue: checked calls of my team (a manager: his own), lowest score first",
         _ok("results", "array"),

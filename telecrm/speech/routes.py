@@ -42,6 +42,7 @@ from telecrm.speech import (
     scorecard_routes,
 )
 from telecrm.speech.roles import qc_user
+from telecrm.speech.scenario import scenario_api, scenario_fragment
 from telecrm.speech.script_form import (
     ScriptFormError,
     form_from_post,
@@ -475,6 +476,8 @@ def add_routes(router: web.UrlDispatcher) -> None:
     router.add_get("/qc/scripts", scripts_page)
     router.add_post("/qc/scripts", scripts_form)
     router.add_get("/qc/scripts/{id:\\d+}/yaml", script_yaml)
+    router.add_get("/clients/{id:\\d+}/scenario", scenario_fragment)
+    router.add_get("/api/clients/{id}/scenario", scenario_api)
     router.add_get("/api/calls/{id}/transcript", call_transcript)
     router.add_get("/api/clients/{id}/transcripts", client_transcripts)
     router.add_get("/api/kkp/queue", qc_queue)

@@ -2,15 +2,18 @@
 
 The head of sales edits a script as fields, never as YAML: each stage has a title,
 the phrases (synonyms) any of which counts, how many of them must be said, whether
-the stage is required and how soon it must come. The form becomes the same YAML
-text every version is stored as (so results, the CLI and the YAML import/export read
-it unchanged); ids are kept from the version edited, new ones made from the titles.
+the stage is required and how soon it must come, and what the manager says in it
+(one line a remark: the greeting, the questions, the points of the presentation);
+the script has a memo and the answers to objections («Дорого» → what to say). The
+form becomes the same YAML text every version is stored as (so results, the CLI and
+the YAML import/export read it unchanged); ids are kept from the version edited, new
+ones made from the titles.
 
 The form posts its blocks in the order shown, so a stage's fields follow its
 ``step`` marker and the order of stages is the order of the markers:
 ``step, step_title, step_required?, step_min, step_within, phrase...`` per stage,
-``ban, ban_title, ban_phrase...`` per group of forbidden words (``stage`` is taken: it
-is the pipeline stage a version is for).
+``ban, ban_title, ban_phrase...`` per group of forbidden words, ``obj, obj_title,
+obj_say`` per objection (``stage`` is taken: it is the pipeline stage a version is for).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from speech.script import KkpError, Script, parse_script
 
 MAX_STAGES = 40
 MAX_PHRASES = 100
+MAX_OBJECTIONS = 40
 
 _LATIN = dict(zip(
     "абвгдеёжзийклмнопрстуфхцчшщъыьэюя",
@@ -51,11 +55,19 @@ def _unique(wanted: str, taken: set[str]) -> str:
     return name
 
 
-def _blocks(items: Iterable[tuple[str, Any]]) -> tuple[list[dict[str, Any]],
-                                                       list[dict[str, Any]]]:
-    """Stages and forbidden groups as posted, each a dict of its fields, in order."""
+Blocks = tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]
+
+
+def _lines(text: str) -> list[str]:
+    """A text area's remarks, one a line, blank lines dropped."""
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def _blocks(items: Iterable[tuple[str, Any]]) -> Blocks:
+    """Stages, forbidden groups and objections as posted, each a dict of its fields, in order."""
     stages: list[dict[str, Any]] = []
     groups: list[dict[str, Any]] = []
+    objections: list[dict[str, Any]] = []
     current: dict[str, Any] | None = None
     for key, raw in items:
         if not isinstance(raw, str):
@@ -67,14 +79,17 @@ def _blocks(items: Iterable[tuple[str, Any]]) -> tuple[list[dict[str, Any]],
         elif key == "ban":
             current = {"id": value, "phrases": []}
             groups.append(current)
+        elif key == "obj":
+            current = {"id": value, "phrases": []}
+            objections.append(current)
         elif current is None:
             continue
         elif key in ("phrase", "ban_phrase"):
             if value:
                 current["phrases"].append(value)
-        elif key.startswith(("step_", "ban_")):
+        elif key.startswith(("step_", "ban_", "obj_")):
             current[key.split("_", 1)[1]] = value
-    return stages, groups
+    return stages, groups, objections
 
 
 def _whole(raw: str, what: str, low: int, high: int) -> int | None:
@@ -91,9 +106,10 @@ def script_from_form(items: Iterable[tuple[str, Any]]) -> tuple[dict[str, Any], 
     name = next((v.strip() for k, v in items if k == "name" and isinstance(v, str)), "")
     if not name:
         raise ScriptFormError("Укажите название скрипта.")
-    stages, groups = _blocks(items)
+    stages, groups, objections = _blocks(items)
     stages = [s for s in stages if s.get("title") or s["phrases"]]
     groups = [g for g in groups if g.get("title") or g["phrases"]]
+    objections = [o for o in objections if o.get("title") or o.get("say")]
     if not stages:
         raise ScriptFormError("Добавьте хотя бы один этап с фразами.")
     if len(stages) > MAX_STAGES:
@@ -119,6 +135,8 @@ def script_from_form(items: Iterable[tuple[str, Any]]) -> tuple[dict[str, Any], 
             item["within_seconds"] = within
         if need is not None and need > 1:
             item["min_matches"] = need
+        if _lines(stage.get("say", "")):
+            item["say"] = _lines(stage["say"])
         out_stages.append(item)
     out_groups: list[dict[str, Any]] = []
     for n, group in enumerate(groups, 1):
@@ -130,9 +148,28 @@ def script_from_form(items: Iterable[tuple[str, Any]]) -> tuple[dict[str, Any], 
         if title:
             item["title"] = title
         out_groups.append(item)
-    data: dict[str, Any] = {"name": name, "stages": out_stages}
+    if len(objections) > MAX_OBJECTIONS:
+        raise ScriptFormError(f"Возражений не больше {MAX_OBJECTIONS}.")
+    out_objections: list[dict[str, Any]] = []
+    for n, objection in enumerate(objections, 1):
+        title = objection.get("title") or ""
+        if not title:
+            raise ScriptFormError(f"Возражение {n}: укажите, что говорит клиент.")
+        say = _lines(objection.get("say", ""))
+        if not say:
+            raise ScriptFormError(f"Возражение «{title}»: напишите, что ответить.")
+        out_objections.append({"id": _unique(objection["id"] or slug(title), taken),
+                               "title": title, "say": say})
+    data: dict[str, Any] = {"name": name}
+    description = next((v.strip() for k, v in items
+                        if k == "description" and isinstance(v, str)), "")
+    if description:
+        data["description"] = description
+    data["stages"] = out_stages
     if out_groups:
         data["forbidden"] = out_groups
+    if out_objections:
+        data["objections"] = out_objections
     try:
         parse_script(data)  # the same rules as an uploaded file
     except KkpError as exc:
@@ -143,14 +180,18 @@ def script_from_form(items: Iterable[tuple[str, Any]]) -> tuple[dict[str, Any], 
 def form_of(script: Script | None) -> dict[str, Any]:
     """What the editor shows for a stored script (an empty stage and group for none)."""
     if script is None:
-        return {"name": "", "stages": [{"id": "", "title": "", "required": True,
-                                        "min": "", "within": "", "phrases": [""]}],
-                "forbidden": [{"id": "", "title": "", "phrases": [""]}]}
-    return {"name": script.name,
+        return {"name": "", "description": "",
+                "stages": [{"id": "", "title": "", "required": True,
+                            "min": "", "within": "", "phrases": [""], "say": ""}],
+                "forbidden": [{"id": "", "title": "", "phrases": [""]}], "objections": []}
+    return {"name": script.name, "description": script.description,
             "stages": [{"id": s.id, "title": s.title, "required": s.required,
                         "min": str(s.min_matches) if s.min_matches > 1 else "",
                         "within": f"{s.within_seconds:g}" if s.within_seconds else "",
-                        "phrases": list(s.phrases)} for s in script.stages],
+                        "phrases": list(s.phrases), "say": "\n".join(s.say)}
+                       for s in script.stages],
+            "objections": [{"id": o.id, "title": o.title, "say": "\n".join(o.say)}
+                           for o in script.objections],
             "forbidden": [{"id": f.id, "title": f.title, "phrases": list(f.phrases)}
                           for f in script.forbidden] or [{"id": "", "title": "",
                                                           "phrases": [""]}]}
@@ -159,13 +200,17 @@ def form_of(script: Script | None) -> dict[str, Any]:
 def form_from_post(items: Iterable[tuple[str, Any]]) -> dict[str, Any]:
     """The editor as the head of sales left it, to show it again with the error."""
     items = list(items)
-    stages, groups = _blocks(items)
+    stages, groups, objections = _blocks(items)
     name = next((v for k, v in items if k == "name" and isinstance(v, str)), "")
-    return {"name": name,
+    description = next((v for k, v in items if k == "description" and isinstance(v, str)), "")
+    return {"name": name, "description": description,
             "stages": [{"id": s["id"], "title": s.get("title", ""),
                         "required": s.get("required") == "1", "min": s.get("min", ""),
-                        "within": s.get("within", ""), "phrases": s["phrases"] or [""]}
+                        "within": s.get("within", ""), "phrases": s["phrases"] or [""],
+                        "say": s.get("say", "")}
                        for s in stages] or form_of(None)["stages"],
+            "objections": [{"id": o["id"], "title": o.get("title", ""), "say": o.get("say", "")}
+                           for o in objections],
             "forbidden": [{"id": g["id"], "title": g.get("title", ""),
                            "phrases": g["phrases"] or [""]} for g in groups]
             or form_of(None)["forbidden"]}

@@ -7,6 +7,7 @@ let view = null;          // the last state from the server
 let countdown = null;     // { left, timer } while counting down to the next client
 let reported = new Set(); // call ids whose hang-up was sent
 let callingSince = null;  // when this page saw the call start
+let scenarioFor = null;   // the client whose «Сценарий» is shown
 const STALE_CALL_MS = 60000;
 
 const STATES = { active: "идёт обзвон", paused: "пауза", ended: "завершён" };
@@ -85,18 +86,23 @@ function drawCard(s) {
     notes.append(li);
   }
   if (!card.last_contacts.length) notes.append(el("li", { class: "muted" }, "Контактов ещё не было."));
-  const script = card.script;
-  $("dl-no-script").hidden = !!(script && script.prompts.length);
-  $("dl-script-name").textContent = script
-    ? [script.name, script.stage && `для этапа «${script.stage}»`].filter(Boolean).join(" ") : "";
-  $("dl-script-desc").hidden = !(script && script.description);
-  $("dl-script-desc").textContent = (script && script.description) || "";
-  const prompts = $("dl-prompts");
-  prompts.replaceChildren();
-  for (const p of script ? script.prompts : []) {
-    const li = el("li");
-    li.append(el("b", {}, p.title + (p.required ? "" : " (по ситуации)")), document.createTextNode(p.text));
-    prompts.append(li);
+  loadScenario(card.id);
+}
+
+/** The «Сценарий» panel for the client on the card: the server renders it, once per client
+ * (the same panel as on the client card and the task list). */
+async function loadScenario(clientId) {
+  if (scenarioFor === clientId) return;
+  scenarioFor = clientId;
+  const box = $("dl-scenario");
+  try {
+    const response = await fetch(`/clients/${clientId}/scenario`, { credentials: "same-origin" });
+    if (scenarioFor !== clientId) return;
+    if (response.ok) box.innerHTML = await response.text();
+    else box.replaceChildren(el("p", { class: "muted" }, "Сценарий недоступен."));
+  } catch (e) {
+    scenarioFor = null;  // try again with the next state
+    box.replaceChildren(el("p", { class: "muted" }, "Нет связи с сервером."));
   }
 }
 

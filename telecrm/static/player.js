@@ -78,3 +78,8 @@ function setUp(box) {
 }
 
 document.querySelectorAll(".player[data-activity]").forEach(setUp);
+
+// A link to a moment of the call (``/calls/7#t=12.5``, from search hits): play from there.
+const moment = /^#t=(\d+(?:\.\d+)?)$/.exec(location.hash);
+const pageAudio = document.querySelector(".player audio");
+if (moment && pageAudio) playFrom(pageAudio, Number(moment[1]));

@@ -32,11 +32,15 @@ if (editor) {
     } else if (button.matches(".kkp-down") && stage.nextElementSibling) {
       stage.before(stage.nextElementSibling);
     } else if (button.matches(".kkp-remove-block")) {
-      button.closest(".kkp-stage, .kkp-ban").remove();
+      button.closest(".kkp-stage, .kkp-ban, .kkp-objection").remove();
     } else if (button.matches(".kkp-add-stage")) {
       const block = fromTemplate("kkp-stage-template");
       document.getElementById("kkp-stages").append(block);
       block.querySelector("input[name=step_title]").focus();
+    } else if (button.matches(".kkp-add-objection")) {
+      const block = fromTemplate("kkp-objection-template");
+      document.getElementById("kkp-objections").append(block);
+      block.querySelector("input[name=obj_title]").focus();
     } else if (button.matches(".kkp-add-ban")) {
       const block = fromTemplate("kkp-ban-template");
       document.getElementById("kkp-bans").append(block);

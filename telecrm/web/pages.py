@@ -22,6 +22,7 @@ from crm_core.timestamps import utcnow
 from telecrm.activities.card import card_context, timeline_context
 from telecrm.messages import sentence
 from telecrm.presence.report import presence_day
+from telecrm.speech.scenario import client_scenario
 from telecrm.talktime.board import TodayBar, talk_time, today_bar
 from telecrm.web.auth import (
     PASSWORD_PAGE,
@@ -219,6 +220,7 @@ async def _client_context(request: web.Request, user: User) -> dict[str, Any]:
                                             hooks=request.app[CALL_HOOKS])
         tasks = await access.visible_tasks(session, user, client_id=client_id)
         card = await card_context(session, user, client, workday_tz(request))
+        scenario = await client_scenario(session, user, client)
         merged_into = (await session.get(Client, client.merged_into_id)
                        if client.merged_into_id else None)
     now = utcnow()
@@ -230,7 +232,7 @@ async def _client_context(request: web.Request, user: User) -> dict[str, Any]:
             # the clients feature (telecrm.clients): the card's forms and merging
             "may_edit": may_edit, "may_merge": may_edit and access.may_merge_clients(user),
             "merged_into": merged_into, "done": CARD_DONE.get(request.query.get("done", "")),
-            "is_lead": has_placeholder_name(client), **card}
+            "is_lead": has_placeholder_name(client), "scenario": scenario, **card}
 
 
 @aiohttp_jinja2.template("client.html")

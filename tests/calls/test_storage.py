@@ -31,6 +31,7 @@ from crm_core.db import (
 from crm_core.db.base import Base
 from crm_core.people.models import User
 from crm_core.people.users import add_user, find_user_by_extension
+from crm_core.schema import include_object
 from telecrm.wiring import call_hooks
 from tests.support.db_fixtures import (  # noqa: F401
     db_session_fixture,
@@ -119,7 +120,8 @@ async def test_migrations_apply_from_empty_and_match_models(empty_db_url: str) -
         async with engine.connect() as conn:
 
             def check(sync_conn: Any) -> tuple[set[str], str | None, list[Any]]:
-                context = MigrationContext.configure(sync_conn, opts={"compare_type": True})
+                context = MigrationContext.configure(
+                    sync_conn, opts={"compare_type": True, "include_object": include_object})
                 tables = set(inspect(sync_conn).get_table_names())
                 return (
                     tables,

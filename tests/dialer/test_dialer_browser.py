@@ -135,9 +135,12 @@ async def test_a_manager_works_his_list_with_the_dialer(tmp_path: Path) -> None:
         assert await page.is_visible("#dl-overdue")
         assert "Поставка бумаги" in await page.inner_text("#dl-deal")
         assert "«Квалификация»" in await page.inner_text("#dl-deal")
-        prompts = await page.inner_text("#dl-prompts")
-        assert "Приветствие" in prompts and "«добрый день»" in prompts
-        assert "Холодный звонок" in await page.inner_text("#dl-script-name")
+        await page.wait_for_selector("#dl-scenario .sc-steps")
+        scenario = await page.inner_text("#dl-scenario")
+        assert "Холодный звонок" in scenario and "для этапа «Квалификация»" in scenario
+        assert "Приветствие" in scenario and "«добрый день»" in scenario
+        assert "Добрый день! Меня зовут …, компания «Телеком-Сервис»." in scenario
+        assert "«Дорого»" in scenario
         assert "150" in await page.inner_text("#dl-talk")
         await screenshot(page, "dialer-card")
 

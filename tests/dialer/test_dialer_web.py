@@ -114,9 +114,12 @@ async def test_a_session_shows_the_card_script_and_judges_a_busy_call(floor: Flo
     assert card["last_contacts"][0]["text"] == "Просил перезвонить после обеда"
     script = card["script"]
     assert script["name"] == "Холодный звонок" and script["stage"] == stage["name"]
-    assert script["prompts"][0] == {
-        "title": "Приветствие", "required": True,
-        "text": "Скажите: «добрый день», «меня зовут», «компания» — в первые 30 с разговора"}
+    greeting = script["prompts"][0]
+    assert greeting["title"] == "Приветствие" and greeting["required"] is True
+    assert greeting["text"] == ("Скажите: «добрый день», «меня зовут», «компания» — "
+                                "в первые 30 с разговора")
+    assert greeting["say"][0] == "Добрый день! Меня зовут …, компания «Телеком-Сервис»."
+    assert script["objections"][0]["title"] == "Дорого"
     assert state["talk"]["target_minutes"] == 150
     assert state["rules"] == {"max_attempts": 3, "retry_minutes": 30}
 

@@ -153,7 +153,7 @@ PARAMETER_QUERIES = [{}, {**SEARCH, **DAYS}, TEAM_B_FILTERS]
 # not here fails the test: teach it which objects of team B (and A) to try.
 PARAMETERS = {("calls", "id"): "call", ("clients", "id"): "client", ("users", "id"): "user",
               ("results", "id"): "kkp result", ("scripts", "id"): "script",
-              ("reports", "name"): "report"}
+              ("reports", "name"): "report", ("dictionaries", "id"): "dictionary"}
 SEPARATORS = re.compile(r"[\s\-\u2010-\u2015()./]+")
 
 
@@ -460,6 +460,12 @@ async def test_no_answer_to_an_outsider_holds_another_teams_data(tmp_path: Path)
             await seed_card(crm, seeded)
             await seed_calls(db_url, root, seeded)
             seeded.b["user"] += [world.users["kuznetsov"], volkova]
+            # a company's phrase dictionary: its report and its calls quote team B's
+            # transcript (the phrase «короче» is said in team B's call beside the marker)
+            status, dictionary = await crm.call("admin", "POST", "/api/dictionaries",
+                                                {"name": "Сленг", "phrases": ["короче"]})
+            assert status == 201, dictionary
+            seeded.b["dictionary"].append(int(dictionary["id"]))
             _, outcomes = await crm.call("kuznetsov", "GET", "/api/call-outcomes")
             for call_id, note in ((seeded.b_call, CARD_MARKERS["outcome"]),
                                   (seeded.shared_call, CARD_MARKERS["shared call's outcome"])):

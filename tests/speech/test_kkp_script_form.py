@@ -40,8 +40,34 @@ def test_the_form_in_the_order_shown_is_the_script() -> None:
     assert shown["stages"][1] == {"id": "vyyavlenie-potrebnostei",
                                   "title": "Выявление потребностей", "required": False,
                                   "min": "2", "within": "", "phrases": ["какие задачи",
-                                                                        "что важно"]}
+                                                                        "что важно"],
+                                  "say": ""}
     assert data["stages"][0]["id"] == "greeting"  # ids of an edited version are kept
+
+
+def test_what_the_manager_says_and_objections_go_through_the_form() -> None:
+    """Remarks per stage, the memo and the answers to objections are stored and shown
+    back as typed; the check of calls is the same with or without them."""
+    items = [("name", "Холодный звонок"), ("description", "Цель — встреча."),
+             *STAGE_OPEN, ("step_say", "Добрый день! Меня зовут Иван.\n\n  Удобно говорить?  "),
+             ("obj", ""), ("obj_title", "Дорого"),
+             ("obj_say", "Давайте посчитаем, сколько стоит потерянный звонок.\nЧто сравниваете?"),
+             ("obj", ""), ("obj_title", ""), ("obj_say", "")]  # an empty block is not one
+    _, text = script_from_form(items)
+    script = parse_script_text(text)
+    assert script.description == "Цель — встреча."
+    assert script.stages[0].say == ("Добрый день! Меня зовут Иван.", "Удобно говорить?")
+    assert [(o.id, o.title, o.say) for o in script.objections] == [
+        ("dorogo", "Дорого", ("Давайте посчитаем, сколько стоит потерянный звонок.",
+                              "Что сравниваете?"))]
+    shown = form_of(script)
+    assert shown["description"] == "Цель — встреча."
+    assert shown["stages"][0]["say"] == "Добрый день! Меня зовут Иван.\nУдобно говорить?"
+    assert shown["objections"] == [{"id": "dorogo", "title": "Дорого", "say":
+                                    "Давайте посчитаем, сколько стоит потерянный звонок.\n"
+                                    "Что сравниваете?"}]
+    with pytest.raises(ScriptFormError, match=r"Возражение «Дорого»: напишите, что ответить\."):
+        script_from_form([*items[:-6], ("obj", ""), ("obj_title", "Дорого"), ("obj_say", " ")])
 
 
 @pytest.mark.parametrize("items, message", [

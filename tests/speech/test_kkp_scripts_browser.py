@@ -103,6 +103,14 @@ async def test_head_of_sales_edits_a_script_with_the_form(tmp_path: Path) -> Non
         await ban.locator("input[name=ban_title]").fill("Слова-паразиты")
         await ban.locator("button.kkp-add-phrase").click()
         await ban.locator("input[name=ban_phrase]").last.fill("типа")
+        # what the manager says to greet, and the answer to «Дорого»
+        await greeting.locator("textarea[name=step_say]").fill(
+            "Добрый день! Меня зовут …, компания «Телеком-Сервис».\nУдобно говорить?")
+        await editor.locator("button.kkp-add-objection").click()
+        objection = editor.locator(".kkp-objection").first
+        await objection.locator("input[name=obj_title]").fill("Дорого")
+        await objection.locator("textarea[name=obj_say]").fill(
+            "Давайте посчитаем, сколько стоит потерянный звонок.")
         # from 1 December, for deals at the qualification stage, 700 ₽ a violation
         await editor.locator("input[name=effective_from]").fill("2026-12-01")
         await editor.locator("select[name=stage]").select_option(
@@ -149,6 +157,10 @@ async def test_head_of_sales_edits_a_script_with_the_form(tmp_path: Path) -> Non
             ("needs", "Выявление потребностей", False, None, 1, ("какие задачи",))]
         assert [(f.id, f.title, f.phrases) for f in script.forbidden] == [
             ("slang", "Слова-паразиты", ("короче", "типа"))]
+        assert script.stages[0].say == ("Добрый день! Меня зовут …, компания «Телеком-Сервис».",
+                                        "Удобно говорить?")
+        assert [(o.title, o.say) for o in script.objections] == [
+            ("Дорого", ("Давайте посчитаем, сколько стоит потерянный звонок.",))]
 
         # the YAML is still there for those who want it: export and import
         link = versions.nth(0).locator("a", has_text="YAML")

@@ -24,7 +24,7 @@ async def test_migration_0025_downgrades_and_upgrades_again(empty_db_url: str) -
         async with engine.connect() as conn:
             def down_and_up(sync_conn: Any) -> tuple[set[str], set[str]]:
                 config.attributes["connection"] = sync_conn
-                command.downgrade(config, "0023_routing_did_override")
+                command.downgrade(config, "0024_transcript_search")
                 down = set(inspect(sync_conn).get_table_names())
                 command.upgrade(config, "head")
                 return down, set(inspect(sync_conn).get_table_names())

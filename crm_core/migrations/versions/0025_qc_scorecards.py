@@ -7,7 +7,7 @@ with weights, instant-fail items); ``qc_scores`` one reviewer's score of one cal
 ``qc_samples`` the weekly random sample per manager.
 
 Revision ID: 0025_qc_scorecards
-Revises: 0023_routing_did_override
+Revises: 0024_transcript_search
 
 Frozen once released: do not import application code here.
 """
@@ -21,7 +21,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0025_qc_scorecards"
-down_revision: str | None = "0023_routing_did_override"
+down_revision: str | None = "0024_transcript_search"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

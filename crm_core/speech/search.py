@@ -1,0 +1,246 @@
+"""Full-text search over transcripts: the phrase index, kept with each transcript, and queries.
+
+A transcript is cut into phrases (:func:`crm_core.speech.dialogue.turns`, at most
+:data:`MAX_PHRASE_WORDS` words), and each phrase is stored with the dictionary form
+(pymorphy3's most probable lemma) of each of its words. Search lemmatizes the query the
+same way, so «скидку», «скидки», «скидкам» all find a phrase with «скидок».
+
+Each backend indexes the lemmas with its own full-text engine (migration 0024):
+
+- SQLite: an FTS5 table over ``lemmas`` (external content, kept by triggers), tokenizer
+  ``unicode61`` without diacritic folding (it would fold «й» into «и»);
+- PostgreSQL: a generated ``tsvector`` column with a GIN index, configuration
+  ``'simple'``. Not ``'russian'``: the lemmas are dictionary forms already, and the
+  Snowball stemmer would only cut them down further and merge different words
+  («компания» and «компаньон» share the stem «компан»), while its stop-word list drops
+  «не», «без», «нет», which matter in phrases like «не интересно». ``'simple'`` keeps
+  exactly our lemmas, so both backends find the same phrases for the same query.
+
+A query word matches any of its possible lemmas («стали» is «сталь» or «стать»), and a
+phrase matches when it holds every word of the query, in any order. Hits come newest
+transcript first (the phrase id: transcripts are made minutes after their calls, and the
+migration indexed the old ones in the calls' order), in keyset pages on that id, so
+both engines can stop at the page's last hit instead of sorting every match.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    ARRAY,
+    ColumnElement,
+    Integer,
+    any_,
+    bindparam,
+    column,
+    delete,
+    false,
+    func,
+    insert,
+    literal_column,
+    select,
+)
+from sqlalchemy import table as sql_table
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_core.calls.models import Call
+from crm_core.clients.models import Client
+from crm_core.errors import DomainError
+from crm_core.people.models import User
+from crm_core.speech.dialogue import turns
+from crm_core.speech.models import TranscriptPhrase
+from crm_core.speech.words import best_lemma, lemmas
+
+MAX_PHRASE_WORDS = 30
+MAX_QUERY_WORDS = 8
+MAX_PAGE = 200
+SPEAKERS = ("manager", "client")
+
+_PART = re.compile(r"[a-zа-я0-9]+")
+_FTS = sql_table("transcript_phrases_fts", column("rowid"))
+
+
+def word_parts(text: str) -> list[str]:
+    """The letters-and-digits runs of ``text``, lower case, ``ё`` as ``е`` («кто-то»: кто, то).
+
+    Hyphens split words on both sides, as FTS5's tokenizer would split them anyway.
+    """
+    return _PART.findall(text.lower().replace("ё", "е"))
+
+
+def lemma_text(text: str) -> str:
+    """What the index stores for a phrase: the most probable lemma of each word."""
+    return " ".join(best_lemma(part) for part in word_parts(text))
+
+
+def phrases_of(transcript: dict[str, Any]) -> list[dict[str, Any]]:
+    """The transcript's phrases as index rows (without the call): speaker, times, text, lemmas."""
+    return [{"speaker": str(t["speaker"])[:10], "start": float(t["start"]),
+             "end": float(t["end"]), "text": t["text"], "lemmas": lemma_text(t["text"])}
+            for t in turns(transcript, max_words=MAX_PHRASE_WORDS) if word_parts(t["text"])]
+
+
+async def index_transcript(session: AsyncSession, call_id: int,
+                           transcript: dict[str, Any]) -> int:
+    """Replace the call's phrases in the index (not committed); how many were written."""
+    await session.execute(delete(TranscriptPhrase).where(TranscriptPhrase.call_id == call_id))
+    rows = [{"call_id": call_id, **p} for p in phrases_of(transcript)]
+    if rows:
+        await session.execute(insert(TranscriptPhrase), rows)
+    return len(rows)
+
+
+# -- queries ------------------------------------------------------------------------------
+
+
+Terms = list[frozenset[str]]  # per query word, the lemmas that stand for it
+
+
+def query_terms(text: str) -> Terms:
+    """The lemmas each word of ``text`` may stand for; DomainError for too many words."""
+    parts = list(dict.fromkeys(word_parts(text)))
+    if len(parts) > MAX_QUERY_WORDS:
+        raise DomainError("speech.search.too_many_words",
+                          f"at most {MAX_QUERY_WORDS} words in a search", max=MAX_QUERY_WORDS)
+    return [frozenset(lemmas(p) | {best_lemma(p)}) for p in parts]
+
+
+def _fts5(groups: Sequence[Terms]) -> str:
+    """An FTS5 query: any group, each with all its words, each word any of its lemmas."""
+    def word(forms: frozenset[str]) -> str:
+        return "(" + " OR ".join(f'"{w}"' for w in sorted(_clean(forms))) + ")"
+    return " OR ".join("(" + " AND ".join(word(f) for f in g) + ")" for g in groups)
+
+
+def _tsquery(groups: Sequence[Terms]) -> str:
+    """The same query as a PostgreSQL ``tsquery`` text."""
+    def word(forms: frozenset[str]) -> str:
+        return "(" + " | ".join(sorted(w.replace(" ", " <-> ") for w in _clean(forms))) + ")"
+    return " | ".join("(" + " & ".join(word(f) for f in g) + ")" for g in groups)
+
+
+def _clean(forms: Iterable[str]) -> set[str]:
+    """Lemmas as the indexes tokenize them: runs of letters and digits only."""
+    return {" ".join(word_parts(f)) for f in forms if word_parts(f)}
+
+
+def matches(session: AsyncSession, groups: Sequence[Terms]) -> ColumnElement[bool]:
+    """A WHERE clause on ``TranscriptPhrase``: phrases holding all words of any group."""
+    groups = [g for g in groups if g]
+    if not groups:
+        return false()
+    if session.get_bind().dialect.name == "postgresql":
+        query = func.to_tsquery(literal_column("'simple'::regconfig"), _tsquery(groups))
+        return literal_column("transcript_phrases.search_vector").op("@@")(query)
+    found = select(_FTS.c.rowid).where(
+        literal_column("transcript_phrases_fts").op("MATCH")(_fts5(groups)))
+    return TranscriptPhrase.id.in_(found)
+
+
+def fragments(text: str, terms: Terms) -> list[tuple[str, bool]]:
+    """The phrase cut into (piece, found) for highlighting the words the query found."""
+    wanted = set().union(*terms) if terms else set()
+    out: list[tuple[str, bool]] = []
+    for piece in re.split(r"(\s+)", text):
+        hit = bool(piece.strip()) and any(best_lemma(p) in wanted or p in wanted
+                                          for p in word_parts(piece))
+        if out and out[-1][1] == hit:
+            out[-1] = (out[-1][0] + piece, hit)
+        elif piece:
+            out.append((piece, hit))
+    return out
+
+
+@dataclass(frozen=True)
+class Hit:
+    phrase_id: int
+    call_id: int
+    speaker: str
+    start: float
+    end: float
+    text: str
+    started_at: datetime
+    manager: str | None  # the extension of the call's first manager
+    manager_name: str | None
+    client_id: int | None
+    client_name: str | None
+    fragments: list[tuple[str, bool]]
+
+
+async def _candidates(session: AsyncSession, terms: Terms, before: int | None,
+                      size: int) -> list[int]:
+    """Ids of the newest ``size`` phrases holding the words, below ``before``: from the
+    full-text index alone, where each engine finds them fastest (FTS5 walks its rowids
+    backwards; PostgreSQL picks the GIN or a backward scan of the key by the word's
+    frequency, which it estimates well when no other condition is in the way)."""
+    if session.get_bind().dialect.name == "postgresql":
+        stmt = (select(TranscriptPhrase.id).where(matches(session, [terms]))
+                .order_by(TranscriptPhrase.id.desc()).limit(size))
+        if before is not None:
+            stmt = stmt.where(TranscriptPhrase.id < before)
+    else:
+        stmt = (select(_FTS.c.rowid)
+                .where(literal_column("transcript_phrases_fts").op("MATCH")(_fts5([terms])))
+                .order_by(_FTS.c.rowid.desc()).limit(size))
+        if before is not None:
+            stmt = stmt.where(_FTS.c.rowid < before)
+    return list(await session.scalars(stmt))
+
+
+def _among(session: AsyncSession, ids: list[int]) -> ColumnElement[bool]:
+    """``id IN (ids)``; on PostgreSQL one array parameter rather than thousands."""
+    if session.get_bind().dialect.name == "postgresql":
+        return TranscriptPhrase.id == any_(bindparam("phrase_ids", ids, type_=ARRAY(Integer)))
+    return TranscriptPhrase.id.in_(ids)
+
+
+MAX_CHUNK = 20_000  # ids bound in one IN (…): under both drivers' limits on parameters
+
+
+async def search(session: AsyncSession, terms: Terms, *, visible: ColumnElement[bool],
+                 where: Sequence[ColumnElement[bool]] = (), speaker: str | None = None,
+                 before: int | None = None, limit: int = 50) -> tuple[list[Hit], int | None]:
+    """Phrases holding every word of ``terms`` in calls passing ``visible`` and ``where``
+    (clauses on ``Call``), newest first; and the cursor of the next page (None: no more).
+
+    The matches are taken newest first in chunks from the full-text index (four pages'
+    worth, then four times more each time), and
+    each chunk is narrowed by who may see the call and the filters. In one query the
+    planner cannot know how few calls a manager sees, and would walk every phrase
+    backwards hoping to meet his soon; in chunks, a rare word costs one look-up and a
+    common one stops after its first page.
+    """
+    rows: list[Any] = []
+    size, cursor = 4 * (limit + 1), before
+    while len(rows) <= limit:
+        ids = await _candidates(session, terms, cursor, size)
+        if not ids:
+            break
+        stmt = (select(TranscriptPhrase, Call.started_at, Call.managers, Call.client_id,
+                       Client.name)
+                .join(Call, Call.id == TranscriptPhrase.call_id)
+                .outerjoin(Client, Client.id == Call.client_id)
+                .where(_among(session, ids), visible, *where)
+                .order_by(TranscriptPhrase.id.desc()).limit(limit + 1 - len(rows)))
+        if speaker is not None:
+            stmt = stmt.where(TranscriptPhrase.speaker == speaker)
+        rows += (await session.execute(stmt)).all()
+        if len(ids) < size:
+            break
+        cursor, size = ids[-1], min(size * 4, MAX_CHUNK)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    extensions = {m[0] for _, _, m, _, _ in rows if m}
+    names = dict((await session.execute(select(User.extension, User.name).where(
+        User.extension.in_(extensions)))).all()) if extensions else {}
+    hits = [Hit(phrase_id=p.id, call_id=p.call_id, speaker=p.speaker, start=p.start,
+                end=p.end, text=p.text, started_at=started, manager=m[0] if m else None,
+                manager_name=names.get(m[0]) if m else None, client_id=client_id,
+                client_name=client_name, fragments=fragments(p.text, terms))
+            for p, started, m, client_id, client_name in rows]
+    return hits, (hits[-1].phrase_id if more and hits else None)
