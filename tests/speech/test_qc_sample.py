@@ -13,7 +13,6 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import aiohttp
 import pytest
 from sqlalchemy import select
 
@@ -21,9 +20,8 @@ from crm_core.calls.services import record_call
 from crm_core.db import create_engine, session_factory
 from crm_core.people.models import User
 from crm_core.speech import sampling
-from telecrm.settings import Settings
-from tests.speech.test_speech_web import call, login
-from tests.support.browser import HOOKS, _call, fake_wav, seed_world, serve_app
+from tests.speech.test_speech_web import call, qc_floor
+from tests.support.browser import HOOKS, _call, fake_wav, seed_world
 from tests.support.db_fixtures import db_url_fixture, postgres_server_fixture  # noqa: F401
 from tests.support.live import telecrm
 
@@ -84,70 +82,60 @@ async def test_the_weekly_sample_is_random_reproducible_and_never_repeats(
     assert picks[0] == picks[1]
     assert [m for m, _ in picks[0]] == ["101", "101", "102", "103", "103"]
 
-    settings = Settings(data_dir=tmp_path, database_url=db_url,
-                        recordings_source=tmp_path / "monitor")
-    sessions: list[aiohttp.ClientSession] = []
-    async with serve_app(settings) as (_, base):
-        async def as_user(name: str) -> aiohttp.ClientSession:
-            sessions.append(await login(base, name))
-            return sessions[-1]
-        try:
-            boss, petrov = await as_user("sokolova"), await as_user("petrov")
-            other, marketer = await as_user("kuznetsov"), await as_user("marketer")
-            conf = f"{base}/api/qc/sample/settings"
+    async with qc_floor(db_url, tmp_path) as (base, as_user):
+        boss, petrov = await as_user("sokolova"), await as_user("petrov")
+        other, marketer = await as_user("kuznetsov"), await as_user("marketer")
+        conf = f"{base}/api/qc/sample/settings"
 
-            # -- N is set per team, by its supervisor (or an admin) only
-            status, body = await call(petrov, "POST", conf, {"team": "Отдел продаж",
-                                                             "per_manager": 2})
-            assert status == 403
-            assert body["error"] == "Выборку настраивают руководители и администраторы."
-            status, body = await call(boss, "POST", conf, {"team": "Второй отдел",
-                                                           "per_manager": 2})
-            assert status == 403
-            status, body = await call(boss, "POST", conf, {"team": "Отдел продаж",
-                                                           "per_manager": 99})
-            assert status == 400 and body["error"] == "Звонков на менеджера — от 0 до 50."
-            status, rows = await call(boss, "POST", conf, {"team": "Отдел продаж",
-                                                           "per_manager": 2})
-            assert rows == [{"team_id": rows[0]["team_id"], "team": "Отдел продаж",
-                             "per_manager": 2}]
+        # -- N is set per team, by its supervisor (or an admin) only
+        status, body = await call(petrov, "POST", conf, {"team": "Отдел продаж",
+                                                         "per_manager": 2})
+        assert status == 403
+        assert body["error"] == "Выборку настраивают руководители и администраторы."
+        status, body = await call(boss, "POST", conf, {"team": "Второй отдел",
+                                                       "per_manager": 2})
+        assert status == 403
+        status, body = await call(boss, "POST", conf, {"team": "Отдел продаж",
+                                                       "per_manager": 99})
+        assert status == 400 and body["error"] == "Звонков на менеджера — от 0 до 50."
+        status, rows = await call(boss, "POST", conf, {"team": "Отдел продаж",
+                                                       "per_manager": 2})
+        assert rows == [{"team_id": rows[0]["team_id"], "team": "Отдел продаж",
+                         "per_manager": 2}]
 
-            # -- the draw: N of each manager's answered recorded calls, his team only
-            status, drawn = await call(boss, "POST", f"{base}/api/qc/sample",
-                                       {"week": "2026-11-12"})
-            assert status == 201 and drawn["week"] == "2026-11-09"
-            first = {(c["manager"], c["call_id"]) for c in drawn["added"]}
-            assert sorted(first) == [p for p in picks[0] if p[0] != "103"]  # as seeded
-            assert {c for m, c in first if m == "101"} <= set(calls["eligible_101"])
-            assert {c for m, c in first if m == "102"} == set(calls["eligible_102"])
-            status, again = await call(boss, "POST", f"{base}/api/qc/sample",
-                                       {"week": "2026-11-09"})
-            assert again["added"] == []  # full already: nothing drawn twice
+        # -- the draw: N of each manager's answered recorded calls, his team only
+        status, drawn = await call(boss, "POST", f"{base}/api/qc/sample",
+                                   {"week": "2026-11-12"})
+        assert status == 201 and drawn["week"] == "2026-11-09"
+        first = {(c["manager"], c["call_id"]) for c in drawn["added"]}
+        assert sorted(first) == [p for p in picks[0] if p[0] != "103"]  # as seeded
+        assert {c for m, c in first if m == "101"} <= set(calls["eligible_101"])
+        assert {c for m, c in first if m == "102"} == set(calls["eligible_102"])
+        status, again = await call(boss, "POST", f"{base}/api/qc/sample",
+                                   {"week": "2026-11-09"})
+        assert again["added"] == []  # full already: nothing drawn twice
 
-            # -- a larger N tops up with calls never drawn before
-            await call(boss, "POST", conf, {"team": "Отдел продаж", "per_manager": 4})
-            status, more = await call(boss, "POST", f"{base}/api/qc/sample",
-                                      {"week": "2026-11-09"})
-            added = {c["call_id"] for c in more["added"]}
-            assert len(added) == 2 and not added & {c for _, c in first}
-            assert added <= set(calls["eligible_101"])
+        # -- a larger N tops up with calls never drawn before
+        await call(boss, "POST", conf, {"team": "Отдел продаж", "per_manager": 4})
+        status, more = await call(boss, "POST", f"{base}/api/qc/sample",
+                                  {"week": "2026-11-09"})
+        added = {c["call_id"] for c in more["added"]}
+        assert len(added) == 2 and not added & {c for _, c in first}
+        assert added <= set(calls["eligible_101"])
 
-            # -- who sees the week's sample
-            status, week = await call(boss, "GET", f"{base}/api/qc/sample?week=2026-11-09")
-            assert [c["manager"] for c in week["calls"]] == ["101"] * 4 + ["102"]
-            assert all(c["scores"] == 0 for c in week["calls"])
-            status, mine = await call(petrov, "GET", f"{base}/api/qc/sample?week=2026-11-09")
-            assert {c["manager"] for c in mine["calls"]} == {"101"} and not mine["settings"]
-            assert (await call(other, "GET", f"{base}/api/qc/sample?week=2026-11-09")
-                    )[1]["calls"] == []
-            assert (await call(marketer, "GET", f"{base}/api/qc/sample"))[0] == 403
-            async with boss.get(f"{base}/qc?week=2026-11-09") as response:
-                page = await response.text()
-            assert "Случайная выборка недели" in page and "с 09.11.2026 по 15.11.2026" in page
-            assert page.count("ждёт оценки") == 5
-        finally:
-            for http in sessions:
-                await http.close()
+        # -- who sees the week's sample
+        status, week = await call(boss, "GET", f"{base}/api/qc/sample?week=2026-11-09")
+        assert [c["manager"] for c in week["calls"]] == ["101"] * 4 + ["102"]
+        assert all(c["scores"] == 0 for c in week["calls"])
+        status, mine = await call(petrov, "GET", f"{base}/api/qc/sample?week=2026-11-09")
+        assert {c["manager"] for c in mine["calls"]} == {"101"} and not mine["settings"]
+        assert (await call(other, "GET", f"{base}/api/qc/sample?week=2026-11-09")
+                )[1]["calls"] == []
+        assert (await call(marketer, "GET", f"{base}/api/qc/sample"))[0] == 403
+        async with boss.get(f"{base}/qc?week=2026-11-09") as response:
+            page = await response.text()
+        assert "Случайная выборка недели" in page and "с 09.11.2026 по 15.11.2026" in page
+        assert page.count("ждёт оценки") == 5
 
 
 async def test_the_command_draws_every_team_and_only_tops_up(db_url: str, tmp_path: Path
