@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,8 +81,11 @@ class SpeechWorker:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], queue: JobQueue,
                  model: LoadedModel, recordings_root: Path, *, script: KkpScript | None = None,
                  recordings: Store | None = None, use_stored_scripts: bool = True,
-                 threads: int = 2, scan_interval: float = 5.0) -> None:
+                 threads: int = 2, scan_interval: float = 5.0,
+                 after_transcript: Callable[[int], Awaitable[None]] | None = None) -> None:
         self.sessions, self.queue, self.model = sessions, queue, model
+        # told the call's id once its transcript is committed (the app delivers its alerts)
+        self.after_transcript = after_transcript
         self.recordings_root, self.script = recordings_root, script
         self.recordings = recordings  # the finalized recordings' store (stereo per call)
         self.use_stored_scripts = use_stored_scripts
@@ -132,6 +135,11 @@ class SpeechWorker:
             async with self.sessions() as session:
                 await store.save_transcript(session, call_id, transcript)
                 await session.commit()
+            if self.after_transcript is not None:
+                try:
+                    await self.after_transcript(call_id)
+                except Exception:  # the alerts wait for the app's sweeper, the job goes on
+                    log.exception("call %s: telling of the transcript failed", call_id)
         script = self.script or await self._stored_script(call_id)
         if script is not None:
             result = await self._in_pool(check, script.script, transcript, self._vocabulary)

@@ -48,6 +48,7 @@ from telecrm.recordings.routes import RECORDINGS_STORE
 from telecrm.routing.lookup import routing_ctx
 from telecrm.sales import nightly as sales_nightly
 from telecrm.settings import Settings
+from telecrm.speech.alerts import speech_alerts_ctx
 from telecrm.speech.service import speech_ctx
 from telecrm.talktime import board as talktime
 from telecrm.web import server as http_server
@@ -420,9 +421,11 @@ def create_app(settings: Settings, *, with_listener: bool = True, with_web: bool
                            speech_ctx]  # transcription, when TELECRM_VOSK_MODEL is set
         if alerts:
             jobs.append(missed_alerts_ctx)  # owners and supervisors told of misses
+            jobs.append(speech_alerts_ctx)  # and of phrases their alert rules watch for
         app.cleanup_ctx.append(jobs_ctx(jobs))
     elif alerts:
         app.cleanup_ctx.append(missed_alerts_ctx)
+        app.cleanup_ctx.append(speech_alerts_ctx)
     app.cleanup_ctx.append(click_to_call_ctx)  # through this process's listeners, if any
     if with_listener:
         app.cleanup_ctx.append(pauses_ctx)  # pauses again after Asterisk (re)connects

@@ -9,7 +9,8 @@ which the tracker cannot know. Topics:
 - ``ext:<extension>``: events of calls that involve that phone (ringing, answered
   by a colleague, ended), for the screen pop in that manager's browser;
 - ``calls`` and ``ext:<extension>`` also carry ``missed_call`` notices, each naming the
-  users it is for (``user_ids``; see :mod:`telecrm.missed.alerts`);
+  users it is for (``user_ids``; see :mod:`telecrm.missed.alerts`), and ``speech_alert``
+  notices likewise (:mod:`telecrm.speech.alerts`);
 - ``people``: a user signed out by an admin (switched off, password reset), so that
   every web process ends his event streams at once (:func:`signed_out_message`).
 
@@ -40,6 +41,7 @@ CALLS_TOPIC = "calls"
 PEOPLE_TOPIC = "people"
 SIGNED_OUT = "signed_out"
 MISSED_CALL = "missed_call"  # a missed-call notice for the users it names (telecrm.missed)
+SPEECH_ALERT = "speech_alert"  # a dictionary said in a call, for the users it names
 FactSink = Callable[[list[Fact]], Awaitable[None]]
 Identity = tuple[int, int | None, str | None]  # call id, client id, client name
 

@@ -1,7 +1,8 @@
 """Speech records: transcripts, sales-script (KKP) versions, check results and their review.
 
 - ``models``: Transcript, KkpResult, KkpScriptVersion, KkpReview, TranscriptPhrase,
-  PhraseDictionary, KkpAppeal, QcScorecard, QcScore, QcSampleSetting, QcSample
+  PhraseDictionary, KkpAppeal, QcScorecard, QcScore, QcSampleSetting, QcSample,
+  SpeechAlertRule, SpeechAlert, SpeechAlertSeen
 - ``transcripts``: storing transcripts (and their phrases in the search index) and check
   results
 - ``words``, ``dialogue``: Russian words and lemmas; a transcript cut into phrases
@@ -13,4 +14,5 @@
 - ``sampling``: the weekly random sample per manager
 - ``calibration``: agreement of reviewers who scored the same call
 - ``appeals``: a manager disputes a confirmed fine, another reviewer cancels or keeps it
+- ``alerts``: rules that tell supervisors when a dictionary is said, and their alerts
 """

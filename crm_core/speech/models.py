@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, String, Text, UniqueConstraint, true
 from sqlalchemy.orm import Mapped, mapped_column
 
 from crm_core.db.base import Base, JSONType
@@ -233,3 +233,58 @@ class PhraseDictionary(Base):
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SpeechAlertRule(Base):
+    """Tell the supervisors when a dictionary is said in a call (by the client, the manager
+    or either), for one team's calls or the company's (``team_id`` None, admins only).
+
+    Switched on and off, archived but never deleted: its alerts keep pointing at it.
+    """
+
+    __tablename__ = "speech_alert_rules"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dictionary_id: Mapped[int] = mapped_column(
+        ForeignKey("phrase_dictionaries.id", ondelete="CASCADE"), index=True)
+    speaker: Mapped[str] = mapped_column(String(10))  # client | manager | any
+    team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id", ondelete="SET NULL"),
+                                                index=True)
+    active: Mapped[bool] = mapped_column(default=True, server_default=true())
+    archived_at: Mapped[datetime | None] = mapped_column()
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SpeechAlert(Base):
+    """A rule's hit in a call: one per rule and call, however often the call is transcribed.
+
+    ``delivered_at`` is set once the live event and the e-mails went out (a sweeper
+    delivers what a crashed or bus-less worker recorded but did not deliver).
+    """
+
+    __tablename__ = "speech_alerts"
+    __table_args__ = (UniqueConstraint("rule_id", "call_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    rule_id: Mapped[int] = mapped_column(ForeignKey("speech_alert_rules.id", ondelete="CASCADE"))
+    call_id: Mapped[int] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"), index=True)
+    speaker: Mapped[str] = mapped_column(String(10))
+    start: Mapped[float] = mapped_column()
+    text: Mapped[str] = mapped_column(Text)
+    said: Mapped[str] = mapped_column(String(100))  # the dictionary's phrase that was said
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    delivered_at: Mapped[datetime | None] = mapped_column(index=True)
+
+
+class SpeechAlertSeen(Base):
+    """A user marked an alert «просмотрено» (each recipient for himself)."""
+
+    __tablename__ = "speech_alert_seen"
+    __table_args__ = (UniqueConstraint("alert_id", "user_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    alert_id: Mapped[int] = mapped_column(ForeignKey("speech_alerts.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    seen_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.calls.models import Call, Recording
 from crm_core.recordings.models import CallAudio
+from crm_core.speech.alerts import record_alerts
 from crm_core.speech.models import KkpResult, Transcript
 from crm_core.speech.search import index_transcript
 
@@ -28,13 +29,15 @@ def _insert(session: AsyncSession, model: type[Any]) -> Any:
 
 async def save_transcript(session: AsyncSession, call_id: int,
                           transcript: dict[str, Any]) -> Transcript:
-    """Store the call's transcript, replacing a previous one, and its phrases in the search
-    index (not committed)."""
+    """Store the call's transcript, replacing a previous one, its phrases in the search
+    index, and the alerts its phrases raise (each rule once per call), in one transaction
+    (not committed): an alert is never lost nor recorded for a transcript that was not."""
     values = {"model": str(transcript.get("model") or ""),
               "duration": float(transcript.get("duration") or 0.0), "data": transcript}
     stmt = _insert(session, Transcript).values(call_id=call_id, **values)
     await session.execute(stmt.on_conflict_do_update(index_elements=["call_id"], set_=values))
     await index_transcript(session, call_id, transcript)
+    await record_alerts(session, call_id)
     row = await session.scalar(select(Transcript).where(Transcript.call_id == call_id)
                                .execution_options(populate_existing=True))
     assert row is not None

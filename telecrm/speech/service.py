@@ -18,6 +18,7 @@ from typing import Any
 from aiohttp import web
 
 from telecrm.settings import Settings
+from telecrm.speech import alerts as speech_alerts
 from telecrm.web.keys import SETTINGS, WRITER_SESSIONS
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,8 @@ async def _work(app: web.Application, settings: Settings) -> None:
                        else InProcessQueue())
     worker = SpeechWorker(app[WRITER_SESSIONS], queue, model, settings.recordings_source,
                           recordings=recordings_store(recordings_config(settings)),
-                          threads=max(1, settings.speech_threads))
+                          threads=max(1, settings.speech_threads),
+                          after_transcript=speech_alerts.deliverer(app))
     log.info("speech: transcribing with %s on %d thread(s)", model.name, worker.threads)
     queues = app[SPEECH_QUEUES]
     queues.append(queue)

@@ -195,7 +195,7 @@ function notificationButton() {
     button.addEventListener("click", async () => {
       const answer = await Notification.requestPermission();
       notificationButton();
-      if (answer === "granted") toast("Уведомления о пропущенных звонках включены.");
+      if (answer === "granted") toast("Уведомления о пропущенных звонках и оповещения включены.");
       else toast("Браузер не разрешил уведомления — разрешите их в настройках сайта.", true);
     });
   }
@@ -208,6 +208,15 @@ function notifyMissed(notice) {
     body: notice.body, lang: "ru", tag: "missed-" + notice.notice + "-" + notice.call_id,
     requireInteraction: notice.notice === "escalation" });
   shown.onclick = () => { window.focus(); location.href = notice.url; shown.close(); };
+}
+
+// -- speech alerts: a phrase an alert rule watches for was said in a call -------------------
+function notifyAlert(alert) {
+  toast(alert.title);
+  if (!window.Notification || Notification.permission !== "granted") return;
+  const shown = new Notification(alert.title, {
+    body: alert.body, lang: "ru", tag: "alert-" + alert.alert_id });
+  shown.onclick = () => { window.focus(); location.href = alert.url; shown.close(); };
 }
 
 // -- live events ---------------------------------------------------------------------------
@@ -228,6 +237,7 @@ function connect() {
   };
   source.addEventListener("screenpop", (e) => showPop(JSON.parse(e.data)));
   source.addEventListener("missed", (e) => notifyMissed(JSON.parse(e.data)));
+  source.addEventListener("alert", (e) => notifyAlert(JSON.parse(e.data)));
   source.addEventListener("call", (e) => {
     const event = JSON.parse(e.data);
     // Page scripts react to calls too (the client card's outcome form) without a stream of their own.

@@ -19,6 +19,7 @@ from telecrm.presence import routes as presence_routes
 from telecrm.recordings import routes as recordings_routes
 from telecrm.routing import routes as routing_routes
 from telecrm.sales import routes as sales_routes
+from telecrm.speech import alert_routes as speech_alert_routes
 from telecrm.speech import dictionary_routes as phrase_dictionary_routes
 from telecrm.speech import routes as speech_routes
 from telecrm.speech import search_routes as transcript_search_routes
@@ -61,6 +62,7 @@ def add_routes(app: web.Application) -> None:
     speech_routes.add_routes(r)
     transcript_search_routes.add_routes(r)
     phrase_dictionary_routes.add_routes(r)
+    speech_alert_routes.add_routes(r)
     calltracking_routes.add_routes(r)
     missed_routes.add_routes(r)  # /reports/missed before the sales reports' /reports/{name}
     sales_routes.add_routes(r)

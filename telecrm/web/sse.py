@@ -9,6 +9,8 @@ what :mod:`crm_core.people.access` lets them see. These event types reach the br
   pages that refresh themselves;
 - ``missed``: a missed call he must return, or (a supervisor) one nobody returned in
   time: the browser shows a system notification (:mod:`telecrm.missed.alerts`);
+- ``alert``: a phrase of a speech alert rule was said in a call he may see (a
+  supervisor's or admin's rule): a system notification (:mod:`telecrm.speech.alerts`);
 - ``presence``: a manager he oversees (or he himself) changed his presence;
 - ``screenpop``: the user's own phone is ringing with a customer: who is calling
   (the client card's essentials, or a new lead).
@@ -46,6 +48,7 @@ from telecrm.live_events import (
     MISSED_CALL,
     PEOPLE_TOPIC,
     SIGNED_OUT,
+    SPEECH_ALERT,
     extension_topic,
     signed_out_message,
 )
@@ -290,6 +293,10 @@ async def events(request: web.Request) -> web.StreamResponse:
             if event.get("kind") == MISSED_CALL:  # a notice for the users it names only
                 if user.id in event.get("user_ids", ()):
                     await response.write(_frame("missed", event))
+                continue
+            if event.get("kind") == SPEECH_ALERT:  # likewise, for the users it names
+                if user.id in event.get("user_ids", ()):
+                    await response.write(_frame("alert", event))
                 continue
             if event.get("kind") == PRESENCE:
                 if audience.sees_presence(event):

@@ -34,6 +34,7 @@ NAV = [
     ("/reports/summary", "Отчёты", {Role.MANAGER, Role.SUPERVISOR, Role.ADMIN}),
     ("/qc", "Контроль качества", {Role.MANAGER, Role.SUPERVISOR, Role.ADMIN}),
     ("/transcripts/search", "Поиск по разговорам", {Role.MANAGER, Role.SUPERVISOR, Role.ADMIN}),
+    ("/alerts", "Оповещения", {Role.SUPERVISOR, Role.ADMIN}),
     ("/calltracking", "Коллтрекинг", {Role.MARKETER, Role.ADMIN}),
     ("/admin/users", "Пользователи", {Role.ADMIN}),
     ("/admin/mail", "Почта", {Role.ADMIN}),
