@@ -230,10 +230,9 @@ class AlertNotice:
 async def _people(session: AsyncSession, rule: SpeechAlertRule) -> list[User]:
     """The rule's supervisors: its team's (an admin's company rule: the admins), and
     whoever made it while he still oversees calls."""
-    if rule.team_id is not None:
-        where = (User.team_id == rule.team_id) & (User.role == Role.SUPERVISOR.value)
-    else:
-        where = User.role == Role.ADMIN.value
+    where: ColumnElement[bool] = (
+        (User.team_id == rule.team_id) & (User.role == Role.SUPERVISOR.value)
+        if rule.team_id is not None else User.role == Role.ADMIN.value)
     people = list(await session.scalars(select(User).where(User.active.is_(True), where)
                                         .order_by(User.id)))
     if rule.created_by is not None and rule.created_by not in {p.id for p in people}:

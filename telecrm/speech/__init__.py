@@ -9,6 +9,8 @@
   ``/qc/calibration``
 - ``search_routes``: «Поиск по разговорам» ``/transcripts/search`` and its API
 - ``dictionary_routes``: «Словари фраз» ``/dictionaries`` and ``/api/dictionaries``
+- ``alert_routes``: «Оповещения» ``/alerts``, their rules ``/alerts/rules``, and the API
+- ``alerts``: delivering speech alerts (live event, e-mail) right after the transcript
 - ``scenario``: the «Сценарий» panel (the script for a client now) for the card, tasks, dialer
 - ``service``: transcription jobs wired into ``serve``
 - ``cli``: ``telecrm transcribe|kkp|worker`` helpers, ``telecrm qc sample``

@@ -115,12 +115,19 @@ async def test_in_process_worker_scans_transcribes_and_checks(
     speak(tmp_path / "c1-manager.wav")
     call_id = await new_call(sessions, "10.1", ["c1-manager.wav"])
     (tmp_path / "s.yaml").write_text(SCRIPT, "utf-8")
+    told: list[tuple[int, int]] = []
+
+    async def after_transcript(done: int) -> None:  # the app delivers alerts here
+        told.append((done, await count(sessions, Transcript, done)))
+
     worker = SpeechWorker(sessions, InProcessQueue(), model, tmp_path,
-                          script=KkpScript.load(tmp_path / "s.yaml"), scan_interval=0.1)
+                          script=KkpScript.load(tmp_path / "s.yaml"), scan_interval=0.1,
+                          after_transcript=after_transcript)
     try:
         assert await asyncio.wait_for(worker.run(max_jobs=1), 30) == 1
     finally:
         worker.close()
+    assert told == [(call_id, 1)]  # told once, with the transcript already committed
     async with sessions() as session:
         transcript = await session.scalar(select(Transcript))
         result = await session.scalar(select(KkpResult))
