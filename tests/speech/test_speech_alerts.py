@@ -309,3 +309,36 @@ async def test_alerts_page_and_api(db_url: str, tmp_path: Path) -> None:
         finally:
             for http in (sokolova, orlova, petrov):
                 await http.close()
+
+
+async def test_phrase_of_two_words_in_any_form_by_either_speaker(
+        db_url: str, tmp_path: Path) -> None:
+    """«вернуть деньги» is found in «верните нам наши деньги» (both words, other forms,
+    words between); a rule on either speaker takes the manager's words too, a rule on the
+    client's does not."""
+    with smtp_server() as inbox:
+        world = await setup(db_url, tmp_path, inbox.port)
+    engine = create_engine(db_url)
+    try:
+        async with session_factory(engine, writer=True)() as session, session.begin():
+            sokolova = await _user(session, "sokolova")
+            book = await dictionaries.create(session, sokolova, "Возврат", ["вернуть деньги"])
+            either = await alerts.create_rule(session, sokolova, dictionary_id=book.id,
+                                              speaker="any", team_id=None)
+            client = await alerts.create_rule(session, sokolova, dictionary_id=book.id,
+                                              speaker="client", team_id=None)
+        said = transcript([("мы вернём вам деньги за месяц", 6.5)],
+                          [("денег нет", 2.0), ("верните", 11.0)])  # not in one phrase
+        assert len(await transcribe(db_url, world.calls["cancel_101"], said)) == 1
+        async with session_factory(engine)() as session:
+            [alert] = await session.scalars(select(SpeechAlert))
+        assert (alert.rule_id, alert.speaker, alert.said, alert.start) == (
+            either.id, "manager", "вернуть деньги", 6.5)
+        said = transcript([("добрый день", 0.5)], [("верните нам наши деньги", 4.0)])
+        new = await transcribe(db_url, world.calls["cancel_101"], said)
+        async with session_factory(engine)() as session:
+            rows = [(a.rule_id, a.text) for a in await session.scalars(
+                select(SpeechAlert).where(SpeechAlert.id.in_(new)))]
+        assert rows == [(client.id, "верните нам наши деньги")]  # «either» told already
+    finally:
+        await engine.dispose()
