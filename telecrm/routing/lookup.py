@@ -64,6 +64,24 @@ class OwnerLookup:
         async with self.sessions() as session:
             self.snapshot = await load_snapshot(session, local_today(self.tz))
         self.loaded_at = time.monotonic()
+        await self.warm()
+
+    async def warm(self) -> None:
+        """Open the lookup's own connection before a call needs it (and again after a
+        failure): connecting to PostgreSQL on a loaded machine can take a good part of
+        the half second the dialplan waits, and the first caller would go to the queue."""
+        engine = self.sessions.kw["bind"]
+        if engine.url.get_backend_name() == "sqlite" and engine.url.database:
+            self._sqlite_connection(engine.url.database)
+            return
+        async with self._lock:
+            await self._connection()
+
+    async def _connection(self) -> AsyncConnection:
+        if self._conn is None:
+            conn = await self.sessions.kw["bind"].connect()
+            self._conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        return self._conn
 
     async def owner(self, number: str) -> int | None:
         """The caller's owner, on the lookup's own connection (reopened after a failure)."""
@@ -72,23 +90,23 @@ class OwnerLookup:
             return self._sqlite_owner(engine.url.database, number)
         async with self._lock:
             try:
-                if self._conn is None:
-                    engine = self.sessions.kw["bind"]
-                    conn = await engine.connect()
-                    self._conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-                return await owner_of_number(self._conn, number)
+                return await owner_of_number(await self._connection(), number)
             except Exception:
                 await self.close()
                 raise
 
-    def _sqlite_owner(self, path: str, number: str) -> int | None:
+    def _sqlite_connection(self, path: str) -> sqlite3.Connection:
         if self._sqlite is None:
             self._sqlite = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=0.05,
                                            isolation_level=None, check_same_thread=False)
+        return self._sqlite
+
+    def _sqlite_owner(self, path: str, number: str) -> int | None:
+        connection = self._sqlite_connection(path)
         try:
-            rows = self._sqlite.execute(OWNER_OF_NUMBER_SQL, (number,)).fetchall()
+            rows = connection.execute(OWNER_OF_NUMBER_SQL, (number,)).fetchall()
         except sqlite3.Error:
-            self._sqlite.close()
+            connection.close()
             self._sqlite = None
             raise
         return one_owner(row[0] for row in rows)
