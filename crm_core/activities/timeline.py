@@ -14,13 +14,13 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, select, true
+from sqlalchemy import ColumnElement, exists, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased, selectinload
+from sqlalchemy.orm import aliased
 
 from crm_core.activities.models import ActivityKind, CallOutcome, CallResult, ClientActivity
 from crm_core.activities.outcomes import needs_outcome
-from crm_core.calls.models import Call
+from crm_core.calls.models import Call, Recording
 from crm_core.people.models import User
 from crm_core.sales.models import (
     ClientOwnerChange,
@@ -28,6 +28,7 @@ from crm_core.sales.models import (
     Deal,
     DealStageChange,
     Invoice,
+    LoseReason,
     Payment,
     Pipeline,
     PipelineStage,
@@ -59,24 +60,26 @@ def _money(value: Any) -> str | None:
 
 async def _calls(session: AsyncSession, client_id: int, where: ColumnElement[bool]
                  ) -> list[dict[str, Any]]:
+    # Plain columns, and whether a recording or a transcript exists, in one statement: the
+    # card is the most viewed page, and loading each call's recordings costs more than this.
     wanted = needs_outcome()
+    recorded = exists().where(Recording.call_id == Call.id).correlate(Call)
+    transcribed = exists().where(Transcript.call_id == Call.id).correlate(Call)
     rows = (await session.execute(
-        select(Call, CallResult, CallOutcome.name, wanted)
+        select(Call.id, Call.started_at, Call.direction, Call.status, Call.client_number,
+               Call.talk_seconds, Call.managers, recorded, transcribed, CallResult.id,
+               CallResult.note, CallResult.user_id, CallOutcome.name, wanted)
         .outerjoin(CallResult, CallResult.call_id == Call.id)
         .outerjoin(CallOutcome, CallOutcome.id == CallResult.outcome_id)
-        .where(Call.client_id == client_id, where).options(selectinload(Call.recordings))
+        .where(Call.client_id == client_id, where)
         .order_by(Call.started_at.desc(), Call.id.desc()).limit(PER_KIND))).all()
-    ids = [call.id for call, *_ in rows]
-    transcribed = set(await session.scalars(
-        select(Transcript.call_id).where(Transcript.call_id.in_(ids or [-1]))))
-    return [_entry("call", call.started_at, id=call.id, direction=call.direction,
-                   status=call.status, number=call.client_number,
-                   talk_seconds=round(call.talk_seconds, 3), managers=list(call.managers),
-                   recording=bool(call.recordings), transcript=call.id in transcribed,
-                   outcome=outcome, outcome_note=result.note if result else None,
-                   outcome_by=result.user_id if result else None,
-                   needs_outcome=bool(needed) and result is None)
-            for call, result, outcome, needed in rows]
+    return [_entry("call", started_at, id=call_id, direction=direction, status=status,
+                   number=number, talk_seconds=round(talk, 3), managers=list(managers),
+                   recording=bool(has_recording), transcript=bool(has_transcript),
+                   outcome=outcome, outcome_note=note, outcome_by=outcome_by,
+                   needs_outcome=bool(needed) and result_id is None)
+            for (call_id, started_at, direction, status, number, talk, managers, has_recording,
+                 has_transcript, result_id, note, outcome_by, outcome, needed) in rows]
 
 
 async def _activities(session: AsyncSession, client_id: int) -> list[dict[str, Any]]:
@@ -103,17 +106,17 @@ async def _tasks(session: AsyncSession, client_id: int) -> list[dict[str, Any]]:
 async def _deals(session: AsyncSession, client_id: int) -> list[dict[str, Any]]:
     rows = (await session.execute(
         select(DealStageChange, Deal, Pipeline.name, _FROM_STAGE.name, _TO_STAGE.name,
-               _TO_STAGE.outcome)
+               _TO_STAGE.outcome, LoseReason.name)
         .join(Deal, Deal.id == DealStageChange.deal_id)
         .join(Pipeline, Pipeline.id == Deal.pipeline_id)
         .join(_TO_STAGE, _TO_STAGE.id == DealStageChange.to_stage_id)
         .outerjoin(_FROM_STAGE, _FROM_STAGE.id == DealStageChange.from_stage_id)
+        .outerjoin(LoseReason, LoseReason.id == Deal.lose_reason_id)
         .where(Deal.client_id == client_id, Deal.archived_at.is_(None))
-        .options(selectinload(Deal.lose_reason))
         .order_by(DealStageChange.at.desc(), DealStageChange.id.desc())
         .limit(PER_KIND))).all()
     out = []
-    for change, deal, pipeline, from_stage, to_stage, outcome in rows:
+    for change, deal, pipeline, from_stage, to_stage, outcome, lose_reason in rows:
         event = ("created" if change.from_stage_id is None
                  else outcome if outcome in ("won", "lost") else "moved")
         out.append(_entry(
@@ -121,7 +124,7 @@ async def _deals(session: AsyncSession, client_id: int) -> list[dict[str, Any]]:
             pipeline=pipeline, pipeline_id=deal.pipeline_id, event=event,
             from_stage=from_stage, to_stage=to_stage, amount=_money(deal.amount),
             won_amount=_money(deal.won_amount),
-            lose_reason=deal.lose_reason.name if deal.lose_reason else None,
+            lose_reason=lose_reason,
             lose_note=deal.lose_note, by=change.by_id))
     return out
 

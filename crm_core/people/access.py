@@ -27,7 +27,7 @@ from sqlalchemy.orm import joinedload, selectinload
 
 from crm_core.calls.hooks import NO_HOOKS, CallHooks
 from crm_core.calls.log import call_query, took_part
-from crm_core.calls.models import Call, CallStatus, Direction
+from crm_core.calls.models import Call, CallLeg, CallStatus, Direction
 from crm_core.calls.services import call_to_dict
 from crm_core.clients.models import Client, Contact
 from crm_core.errors import NotAllowedError, NotFoundError
@@ -306,6 +306,40 @@ async def may_open_client(session: AsyncSession, user: User, client_id: int) -> 
     """Whether ``user`` may open the client's card: one query, nothing loaded."""
     return await session.scalar(select(Client.id).where(
         Client.id == client_id, await clients_filter(session, user))) is not None
+
+
+async def who_may_open_client(session: AsyncSession, users: Sequence[User],
+                              client_id: int) -> set[int]:
+    """Ids of those of ``users`` for whom :func:`may_open_client` holds, for a list to pick
+    from (the card's «Ответственный»): one query whatever the number of managers.
+
+    The rule of :func:`clients_filter`, written for many at once: an admin opens any
+    client; a manager his own and those with a call he took part in (a leg with his id, or
+    his extension as :func:`crm_core.calls.log.took_part` matches it). Other roles are
+    rare in such lists and asked one by one.
+    """
+    managers = {u.id: u for u in users if u.role == Role.MANAGER}
+    allowed = {u.id for u in users if u.role == Role.ADMIN}
+    for other in users:
+        if other.id not in managers and other.id not in allowed \
+                and await may_open_client(session, other, client_id):
+            allowed.add(other.id)
+    if not managers:
+        return allowed
+    exts = {u.extension or "" for u in managers.values()}
+    rows = (await session.execute(
+        select(Client.owner_id, CallLeg.user_id, CallLeg.extension).select_from(Client)
+        .outerjoin(Call, Call.client_id == Client.id)
+        .outerjoin(CallLeg, and_(CallLeg.call_id == Call.id,
+                                 or_(CallLeg.user_id.in_(list(managers)),
+                                     CallLeg.extension.in_(sorted(exts)))))
+        .where(Client.id == client_id).distinct())).all()
+    owners = {owner for owner, _, _ in rows}
+    leg_users = {user_id for _, user_id, _ in rows}
+    leg_exts = {ext for _, _, ext in rows}
+    allowed |= {m.id for m in managers.values()
+                if m.id in owners or m.id in leg_users or (m.extension or "") in leg_exts}
+    return allowed
 
 
 async def unopenable_clients(session: AsyncSession, user: User,

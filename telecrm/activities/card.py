@@ -11,22 +11,26 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.activities.outcomes import outcome_list
 from crm_core.activities.timeline import client_timeline
+from crm_core.calls.models import Call, Recording
 from crm_core.clients.models import Client
 from crm_core.clock import local_now
 from crm_core.people import access
 from crm_core.people.models import Role, User
 from crm_core.sales.models import Deal, DealStatus, Pipeline, PipelineStage
 from crm_core.sales.tasks import PLANNABLE_KINDS, open_client_tasks
-from crm_core.timestamps import ensure_utc
+from crm_core.tasks.models import Task
+from crm_core.timestamps import ensure_utc, isoformat
 
 FILTERS = [("all", "Всё"), ("calls", "Звонки"), ("notes", "Заметки"),
            ("contacts", "Письма и встречи"), ("tasks", "Задачи"), ("deals", "Сделки"),
            ("money", "Счета и оплаты"), ("changes", "Статус и ответственный")]
+RECENT_CALLS = 500  # the player offers the recorded ones among the client's newest calls
+PLAYER_CALLS = 50  # of which it lists this many
 
 
 def _field_time(moment: datetime) -> str:
@@ -52,40 +56,79 @@ async def open_deals(session: AsyncSession, client_id: int, tz: ZoneInfo
             for deal, pipeline, stage, owner in rows]
 
 
-async def timeline_context(session: AsyncSession, user: User, client: Client
+async def timeline_staff(session: AsyncSession, entries: list[dict[str, Any]]
+                         ) -> dict[str, str]:
+    """Names by extension of the people on the timeline's calls, so it says "Иван Петров"
+    rather than "101" (only those shown: the floor may have hundreds)."""
+    extensions = {ext for e in entries if e["kind"] == "call" for ext in e["managers"]}
+    if not extensions:
+        return {}
+    rows = await session.execute(select(User.extension, User.name)
+                                 .where(User.extension.in_(sorted(extensions))))
+    return {ext: name for ext, name in rows}
+
+
+async def timeline_context(session: AsyncSession, user: User, client: Client, *,
+                           calls_where: ColumnElement[bool] | None = None
                            ) -> dict[str, Any]:
-    """The timeline as ``user`` may see it (his calls filter), and what he may do on it."""
-    entries = await client_timeline(session, client.id,
-                                    calls_where=await access.calls_filter(session, user))
+    """The timeline as ``user`` may see it (his calls filter, unless the caller has it
+    already), who is on its calls, and what he may do on it."""
+    if calls_where is None:
+        calls_where = await access.calls_filter(session, user)
+    entries = await client_timeline(session, client.id, calls_where=calls_where)
     boss = user.role in (Role.SUPERVISOR, Role.ADMIN)
     for entry in entries:
         if entry["kind"] in ("note", "email", "meeting"):
             entry["may_archive"] = entry["by"] == user.id or boss
-    return {"timeline": entries, "may_listen": access.may_hear_recordings(user)}
+    return {"timeline": entries, "may_listen": access.may_hear_recordings(user),
+            "staff": await timeline_staff(session, entries)}
 
 
-async def card_context(session: AsyncSession, user: User, client: Client, tz: ZoneInfo
-                       ) -> dict[str, Any]:
-    """Everything the card's own blocks need (see the module doc)."""
+async def recorded_calls(session: AsyncSession, client_id: int,
+                         calls_where: ColumnElement[bool]) -> list[dict[str, Any]]:
+    """The card's player list: the recorded ones among the client's newest calls the viewer
+    may see (``calls_where``), newest first; plain columns, as the player shows them."""
+    newest = (select(Call.id).where(Call.client_id == client_id, calls_where)
+              .order_by(Call.started_at.desc(), Call.id.desc()).limit(RECENT_CALLS))
+    rows = await session.execute(
+        select(Call.id, Call.started_at, Call.direction, Call.talk_seconds)
+        .where(Call.id.in_(newest), exists().where(Recording.call_id == Call.id))
+        .order_by(Call.started_at.desc(), Call.id.desc()).limit(PLAYER_CALLS))
+    return [{"id": call_id, "started_at": isoformat(started_at), "direction": direction,
+             "talk_seconds": round(talk, 3), "recordings": True}
+            for call_id, started_at, direction, talk in rows]
+
+
+async def card_context(session: AsyncSession, user: User, client: Client, tz: ZoneInfo, *,
+                       tasks: list[Task] | None = None,
+                       calls_where: ColumnElement[bool] | None = None) -> dict[str, Any]:
+    """Everything the card's own blocks need (see the module doc). The page passes what
+    it has loaded already: the client's open tasks ``user`` may see, his calls filter."""
     now = local_now(tz)
-    work = await open_client_tasks(session, client.id)
-    visible = {t.id for t in await access.visible_tasks(session, user, client_id=client.id)}
-    mine = [t for t in work if t.id in visible]
-    names = {u.id: u.name for u in await session.scalars(
-        select(User).where(User.id.in_([t.assignee_id for t in mine if t.assignee_id])))}
-    # only those the rule of crm_core.sales.tasks.check_assignee lets one pick
-    planners = ([m for m in await access.visible_managers(session, user)
-                 if access.may_assign_to(user, m)
-                 and await access.may_open_client(session, m, client.id)]
-                if user.role in (Role.SUPERVISOR, Role.ADMIN) else [])
+    if calls_where is None:
+        calls_where = await access.calls_filter(session, user)
+    if tasks is None:
+        tasks = await access.visible_tasks(session, user, client_id=client.id)
+    visible = {t.id: t for t in tasks}
+    mine = [visible[t.id] for t in await open_client_tasks(session, client.id)
+            if t.id in visible]
+    # only those the rule of crm_core.sales.tasks.check_assignee lets one pick, in one query
+    planners: list[User] = []
+    if user.role in (Role.SUPERVISOR, Role.ADMIN):
+        candidates = [m for m in await access.visible_managers(session, user)
+                      if access.may_assign_to(user, m)]
+        may_open = await access.who_may_open_client(session, candidates, client.id)
+        planners = [m for m in candidates if m.id in may_open]
     default_due = (now + timedelta(days=1)).replace(hour=10, minute=0, second=0,
                                                     microsecond=0)
+    assignee = mine[0].assignee if mine else None
     return {
-        **await timeline_context(session, user, client),
+        **await timeline_context(session, user, client, calls_where=calls_where),
+        "calls": await recorded_calls(session, client.id, calls_where),
         "filters": FILTERS,
         "deals": await open_deals(session, client.id, tz),
         "next_contact": mine[0] if mine else None,
-        "next_contact_assignee": names.get(mine[0].assignee_id or 0) if mine else None,
+        "next_contact_assignee": assignee.name if assignee is not None else None,
         "next_contact_overdue": bool(mine and mine[0].due_at
                                      and ensure_utc(mine[0].due_at) < now),
         "plan_kinds": [k.value for k in PLANNABLE_KINDS],

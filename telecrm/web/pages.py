@@ -216,19 +216,20 @@ async def _client_context(request: web.Request, user: User) -> dict[str, Any]:
     client_id = path_id(request)
     async with request.app[SESSIONS]() as session:
         client = await access.openable_client(session, user, client_id)
-        calls = await access.visible_calls(session, user, client_id=client_id, limit=500,
-                                            hooks=request.app[CALL_HOOKS])
         tasks = await access.visible_tasks(session, user, client_id=client_id)
-        card = await card_context(session, user, client, workday_tz(request))
+        card = await card_context(session, user, client, workday_tz(request), tasks=tasks,
+                                  calls_where=await access.calls_filter(session, user))
         scenario = await client_scenario(session, user, client)
         merged_into = (await session.get(Client, client.merged_into_id)
                        if client.merged_into_id else None)
     now = utcnow()
     may_edit = access.may_edit_client(user, client) and client.archived_at is None
-    return {"title": client.name, "client": client, "calls": calls,
+    # ``calls`` (the player's recorded calls) and ``staff`` (names on the timeline's calls)
+    # come with the card's context: the card loads each call once, and no list of the floor
+    return {"title": client.name, "client": client,
             "tasks": [task_view(t, now) for t in tasks],
             "next_task": task_view(tasks[0], now) if tasks else None,
-            "may_listen": access.may_hear_recordings(user), "staff": await _staff(request),
+            "may_listen": access.may_hear_recordings(user),
             # the clients feature (telecrm.clients): the card's forms and merging
             "may_edit": may_edit, "may_merge": may_edit and access.may_merge_clients(user),
             "merged_into": merged_into, "done": CARD_DONE.get(request.query.get("done", "")),
@@ -248,7 +249,7 @@ async def client_history(request: web.Request) -> dict[str, Any]:
     async with request.app[SESSIONS]() as session:
         client = await access.openable_client(session, user, client_id)
         timeline = await timeline_context(session, user, client)
-    return {"client": client, "staff": await _staff(request), **timeline}
+    return {"client": client, **timeline}
 
 
 @aiohttp_jinja2.template("team.html")
