@@ -12,6 +12,7 @@ answers to objections. ``GET /clients/{id}/scenario`` renders it for the pages,
 from __future__ import annotations
 
 import asyncio
+import copy
 from datetime import datetime
 from typing import Any
 
@@ -79,16 +80,33 @@ def scenario_view(found: ClientScript) -> dict[str, Any]:
             "objections": [{"title": o.title, "say": list(o.say)} for o in script.objections]}
 
 
+# Parsed views by (version id, digest, stage name): a version is never edited (a new upload
+# is a new row), so the card, the most viewed page, parses each script once per process.
+_VIEWS: dict[tuple[int, str, str | None], dict[str, Any]] = {}
+_VIEWS_KEPT = 64
+
+
 async def client_scenario(session: AsyncSession, user: User, client: Client,
                           at: datetime | None = None) -> dict[str, Any] | None:
     """The script for this client now, as ``user`` reads it; None for roles without scripts.
 
-    The parse runs in a thread: a script is bounded but can be a few hundred kilobytes."""
+    The parse runs in a thread (a script is bounded but can be a few hundred kilobytes),
+    once per version: later views take a copy of the parsed view."""
     if not may_read_scripts(user):
         return None
     team_id = await _team_for(session, user, client)
     found = await script_for_client(session, client.id, at or utcnow(), team_id=team_id)
-    return await asyncio.to_thread(scenario_view, found)
+    if found.version is None:
+        return scenario_view(found)
+    key = (found.version.id, found.version.digest,
+           found.stage.name if found.stage is not None else None)
+    view = _VIEWS.get(key)
+    if view is None:
+        view = await asyncio.to_thread(scenario_view, found)
+        if len(_VIEWS) >= _VIEWS_KEPT:
+            _VIEWS.pop(next(iter(_VIEWS)))
+        _VIEWS[key] = view
+    return copy.deepcopy(view)
 
 
 async def _requested(request: web.Request, user: User) -> dict[str, Any] | None:
