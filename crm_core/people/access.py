@@ -97,14 +97,6 @@ async def team_queue(session: AsyncSession, user: User) -> str | None:
     return await session.scalar(select(Team.queue).where(Team.id == user.team_id))
 
 
-async def _scope(session: AsyncSession, user: User) -> tuple[list[int], list[str], str | None]:
-    """(user ids, extensions, team queue) whose calls and clients ``user`` sees."""
-    people = await team_members(session, user)
-    ids = [p.id for p in people]
-    extensions = [p.extension for p in people if p.extension]
-    return ids, extensions, await team_queue(session, user)
-
-
 # -- calls ------------------------------------------------------------------------------------
 
 
@@ -281,7 +273,7 @@ async def clients_filter(session: AsyncSession, user: User) -> ColumnElement[boo
         return true()
     if not may_see_clients(user) or user.role not in (Role.MANAGER, Role.SUPERVISOR):
         return false()
-    ids, _, _ = await _scope(session, user)
+    ids = [p.id for p in await team_members(session, user)]
     talked = Client.id.in_(
         select(Call.client_id).where(Call.client_id.is_not(None), await calls_filter(session, user))
     )
@@ -429,8 +421,9 @@ async def tasks_filter(session: AsyncSession, user: User) -> ColumnElement[bool]
         return true()
     if not may_see_tasks(user):
         return false()
-    ids, _, _ = await _scope(session, user)
-    team_ids = {p.team_id for p in await team_members(session, user) if p.team_id is not None}
+    people = await team_members(session, user)  # whose work he sees: one query, or none
+    ids = [p.id for p in people]
+    team_ids = {p.team_id for p in people if p.team_id is not None}
     clauses: list[ColumnElement[bool]] = [Task.assignee_id.in_(ids)]
     if team_ids:
         clauses.append(and_(Task.assignee_id.is_(None), Task.team_id.in_(team_ids)))

@@ -13,7 +13,7 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, and_, case, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.audit import ACTION_CREATE, write_audit
@@ -80,19 +80,20 @@ async def version_in_force(session: AsyncSession, at: datetime, *, team_id: int 
     if team_id is not None:
         keys.append((team_id, None))
     keys.append((None, None))
-    for team_key, stage_key in keys:
-        stmt = (select(KkpScriptVersion)
-                .where(KkpScriptVersion.effective_from <= at,
-                       KkpScriptVersion.team_id.is_(None) if team_key is None
-                       else KkpScriptVersion.team_id == team_key,
-                       KkpScriptVersion.stage.is_(None) if stage_key is None
-                       else KkpScriptVersion.stage == stage_key)
-                .order_by(KkpScriptVersion.effective_from.desc(), KkpScriptVersion.id.desc())
-                .limit(1))
-        row = await session.scalar(stmt)
-        if row is not None:
-            return row
-    return None
+    # One statement: the first key in this order that has a version in force wins, and of
+    # its versions the latest in force (the card asks this on every view).
+    def matches(team_key: int | None, stage_key: str | None) -> ColumnElement[bool]:
+        return and_(KkpScriptVersion.team_id.is_(None) if team_key is None
+                    else KkpScriptVersion.team_id == team_key,
+                    KkpScriptVersion.stage.is_(None) if stage_key is None
+                    else KkpScriptVersion.stage == stage_key)
+
+    wanted = [matches(team_key, stage_key) for team_key, stage_key in keys]
+    rank = case(*[(match, i) for i, match in enumerate(wanted)], else_=len(wanted))
+    return await session.scalar(
+        select(KkpScriptVersion).where(KkpScriptVersion.effective_from <= at, or_(*wanted))
+        .order_by(rank, KkpScriptVersion.effective_from.desc(), KkpScriptVersion.id.desc())
+        .limit(1))
 
 
 @dataclass(frozen=True)
