@@ -10,6 +10,7 @@ tests/support/browser.py: petrov (101) and smirnova (102) with their supervisor 
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -61,10 +62,12 @@ async def _card(floor: Floor, who: str, client_id: int) -> tuple[int, str]:
         status, page = await floor.call(who, "GET", f"/clients/{client_id}")
     assert status == 200, (who, page)
     # the signed-in session's own lookup (and its occasional "last seen") is not the card's
-    card = {task for task, statement in statements if "FROM clients" in statement}
-    assert len(card) == 1, "the card is one handler's work"
-    # the signed-in session's own lookup (and its occasional "last seen") is not the card's
-    return len([s for task, s in statements if task in card and "web_sessions" not in s]), page
+    # the handler's task: of those that read clients, the busiest (a background job of the
+    # app may run meanwhile); the signed-in session's lookup (and "last seen") is not the card's
+    busy = Counter(task for task, statement in statements)
+    card = max({task for task, statement in statements if "FROM clients" in statement},
+               key=busy.__getitem__)
+    return len([s for task, s in statements if task is card and "web_sessions" not in s]), page
 
 
 async def _grow(floor: Floor, managers: int, calls: int) -> None:
