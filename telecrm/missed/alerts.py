@@ -10,10 +10,7 @@ down): the call log and the callback task do not depend on it.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-from collections.abc import AsyncIterator
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -27,6 +24,7 @@ from crm_core.people.models import Role
 from telecrm.bus import Bus
 from telecrm.live_events import CALLS_TOPIC, MISSED_CALL, extension_topic
 from telecrm.missed.mailer import MailServer, send
+from telecrm.rounds import rounds_ctx
 from telecrm.web.keys import BUS, SETTINGS, WRITER_SESSIONS
 from telecrm.web.present import phone
 
@@ -103,22 +101,10 @@ async def tick(sessions: async_sessionmaker[AsyncSession], bus: Bus, tz: ZoneInf
     return len(notices)
 
 
-async def run(app: web.Application) -> None:
-    tz = ZoneInfo(app[SETTINGS].timezone)
-    while True:
-        try:
-            await tick(app[WRITER_SESSIONS], app[BUS], tz)
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # a database hiccup: try again next round
-            log.warning("missed-call notices: this round failed", exc_info=True)
-        await asyncio.sleep(TICK_SECONDS)
+async def _round(app: web.Application) -> None:
+    await tick(app[WRITER_SESSIONS], app[BUS], ZoneInfo(app[SETTINGS].timezone))
 
 
-async def missed_alerts_ctx(app: web.Application) -> AsyncIterator[None]:
-    """``cleanup_ctx``: tell people of missed calls while ``serve`` runs."""
-    task = asyncio.create_task(run(app), name="missed-call-alerts")
-    yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+# ``cleanup_ctx``: tell people of missed calls while ``serve`` runs.
+missed_alerts_ctx = rounds_ctx("missed-call-alerts", _round, TICK_SECONDS,
+                               "missed-call notices")

@@ -19,7 +19,7 @@ import functools
 import logging
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
@@ -37,6 +37,7 @@ from crm_core.routing.services import (
     owner_of_number,
 )
 from pbx_bridge.pipeline import Listener
+from telecrm.rounds import run_rounds
 from telecrm.web.keys import LISTENERS, SESSIONS, SETTINGS
 
 log = logging.getLogger(__name__)
@@ -170,16 +171,12 @@ async def routing_ctx(app: web.Application) -> AsyncIterator[None]:
                          lambda: app.get(LISTENERS, {}).values(), settings.phone_region)
     app[ROUTING] = lookup
 
-    async def loop(what: str, refresh: Callable[[], Awaitable[None]], every: float) -> None:
-        while True:
-            try:
-                await refresh()
-            except Exception:  # a database hiccup: keep what we have, try again
-                log.warning("sticky routing: could not re-read %s", what, exc_info=True)
-            await asyncio.sleep(every)
+    async def refresh(_: web.Application) -> None:  # a failed round keeps what we have
+        await lookup.refresh()
 
-    task = asyncio.create_task(loop("the rules", lookup.refresh, REFRESH_SECONDS),
-                               name="routing-refresh")
+    task = asyncio.create_task(
+        run_rounds(app, refresh, REFRESH_SECONDS, "sticky routing: re-reading the rules"),
+        name="routing-refresh")
     yield
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):

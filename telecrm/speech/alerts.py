@@ -12,10 +12,8 @@ twice; telling may fail (the bus or the mail server down) without touching the a
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -29,6 +27,7 @@ from crm_core.speech.alerts import AlertNotice, take_undelivered
 from telecrm.bus import Bus
 from telecrm.live_events import CALLS_TOPIC, SPEECH_ALERT
 from telecrm.missed.mailer import MailServer, send
+from telecrm.rounds import rounds_ctx
 from telecrm.web.keys import BUS, SETTINGS, WRITER_SESSIONS
 
 log = logging.getLogger(__name__)
@@ -114,22 +113,9 @@ def deliverer(app: web.Application) -> Callable[[int], Awaitable[None]]:
     return after_transcript
 
 
-async def run(app: web.Application) -> None:
-    tz = ZoneInfo(app[SETTINGS].timezone)
-    while True:
-        try:
-            await deliver(app[WRITER_SESSIONS], app[BUS], tz)
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # a database hiccup: try again next round
-            log.warning("speech alerts: this round failed", exc_info=True)
-        await asyncio.sleep(SWEEP_SECONDS)
+async def _round(app: web.Application) -> None:
+    await deliver(app[WRITER_SESSIONS], app[BUS], ZoneInfo(app[SETTINGS].timezone))
 
 
-async def speech_alerts_ctx(app: web.Application) -> AsyncIterator[None]:
-    """``cleanup_ctx``: deliver what transcription workers in other processes recorded."""
-    task = asyncio.create_task(run(app), name="speech-alerts")
-    yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+# ``cleanup_ctx``: deliver what transcription workers in other processes recorded.
+speech_alerts_ctx = rounds_ctx("speech-alerts", _round, SWEEP_SECONDS, "speech alerts")
