@@ -174,6 +174,13 @@ async def routing_ctx(app: web.Application) -> AsyncIterator[None]:
     async def refresh(_: web.Application) -> None:  # a failed round keeps what we have
         await lookup.refresh()
 
+    # Loaded before the app answers: a call in its first second would find no token
+    # and no rules (a refusal, the queue) while the first round was still reading.
+    try:
+        await lookup.refresh()
+    except Exception:
+        log.warning("sticky routing: the rules could not be read at start", exc_info=True)
+
     task = asyncio.create_task(
         run_rounds(app, refresh, REFRESH_SECONDS, "sticky routing: re-reading the rules"),
         name="routing-refresh")

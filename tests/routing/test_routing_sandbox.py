@@ -83,6 +83,20 @@ async def set_global(listener: Listener, name: str, value: str) -> None:
     assert response.success, response
 
 
+async def phone_free(listener: Listener, device: str) -> None:
+    """Until the PBX holds ``device`` free (NOT_INUSE): its state after an earlier call
+    is updated by the PBX on its own time, and the dialplan rings only free phones."""
+    deadline = time.monotonic() + 10
+    while True:
+        response = await listener.session.action({
+            "Action": "Getvar", "Variable": f"DEVICE_STATE({device})"})
+        state = response.get("Value")
+        if state == "NOT_INUSE":
+            return
+        assert time.monotonic() < deadline, f"{device} stayed {state}"
+        await asyncio.sleep(0.2)
+
+
 async def quiet(sandbox: Sandbox) -> None:
     """Until the PBX holds no channel: a phone still hanging up would show as busy."""
     pbx = sandbox.pbx
@@ -223,6 +237,7 @@ async def test_the_owner_is_reachable_on_any_registered_phone(
     async with routed_floor(sandbox, db_url, tmp_path, token) as (app, _, phones):
         listener = app[LISTENER]
         await phones.set_behaviour("103", answer_after=1)
+        await phone_free(listener, "PJSIP/103")
 
         # -- 104 unregistered, 103 free: 103 rings and he takes the call there, the
         # queue never rang
