@@ -69,7 +69,8 @@ DIDS = {
 def render_foreign_config(*, ami_port: int, ami_user: str, ami_secret: str, sip_port: int,
                           carrier_port: int, phones_port: int, secrets: dict[str, str],
                           rtp_start: int, rtp_end: int, ring_timeout: int = 6,
-                          outbound_timeout: int = 20) -> dict[str, str]:
+                          outbound_timeout: int = 20, group_timeout: int | None = None
+                          ) -> dict[str, str]:
     """File name -> text of the foreign PBX's configuration (sandbox ports filled in)."""
     fragment = template_text("foreign", "_phone.conf")
     sections = "\n".join(render_template(fragment, {
@@ -84,6 +85,7 @@ def render_foreign_config(*, ami_port: int, ami_user: str, ami_secret: str, sip_
         "sip_port": sip_port, "carrier_port": carrier_port,
         "phone_sections": sections, "rtp_start": rtp_start, "rtp_end": rtp_end,
         "ring_timeout": ring_timeout, "outbound_timeout": outbound_timeout,
+        "group_timeout": group_timeout or ring_timeout,
         "device_globals": "\n".join(f"DEV_{p.extension} = PJSIP/{p.device}"
                                     for p in FOREIGN_PHONES),
         "did_routes": routes, "mobile_104": MOBILE_104,

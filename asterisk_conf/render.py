@@ -115,6 +115,9 @@ class PbxConfig:
     # on another phone of its group.
     pickup_groups: dict[str, list[str]] = field(default_factory=_default_pickup_groups)
     ring_timeout: int = 25
+    # Seconds a ring group or follow-me rings its members (a foreign PBX's GROUPTIMER;
+    # None: ring_timeout).
+    group_timeout: int | None = None
     outbound_timeout: int = 60
     # Seconds a queue rings its members before trying again (within ring_timeout).
     queue_member_timeout: int = 15
@@ -139,6 +142,9 @@ class PbxConfig:
             port = getattr(self, name)
             _check(isinstance(port, int) and 0 < port < 65536, f"{name} {port!r} is not a port")
         _check(self.rtp_start < self.rtp_end, "rtp_start must be below rtp_end")
+        _check(self.group_timeout is None
+               or (isinstance(self.group_timeout, int) and self.group_timeout > 0),
+               "group_timeout must be a positive integer")
         for name in ("ring_timeout", "outbound_timeout", "queue_member_timeout"):
             value = getattr(self, name)
             _check(isinstance(value, int) and value > 0, f"{name} must be a positive integer")

@@ -787,7 +787,7 @@ class Sandbox:
                     ami_port=pbx_ami, ami_user=config.ami_user, ami_secret=config.ami_secret,
                     sip_port=pbx_sip, carrier_port=phones_sip, phones_port=phones_sip,
                     secrets=passwords, rtp_start=pbx_rtp[0], rtp_end=pbx_rtp[1],
-                    ring_timeout=config.ring_timeout,
+                    ring_timeout=config.ring_timeout, group_timeout=config.group_timeout,
                     outbound_timeout=config.outbound_timeout)}
             phones = list(passwords.items())
         phones_secret = secrets.token_hex(8)

@@ -65,18 +65,6 @@ class OwnerLookup:
         async with self.sessions() as session:
             self.snapshot = await load_snapshot(session, local_today(self.tz))
         self.loaded_at = time.monotonic()
-        await self.warm()
-
-    async def warm(self) -> None:
-        """Open the lookup's own connection before a call needs it (and again after a
-        failure): connecting to PostgreSQL on a loaded machine can take a good part of
-        the half second the dialplan waits, and the first caller would go to the queue."""
-        engine = self.sessions.kw["bind"]
-        if engine.url.get_backend_name() == "sqlite" and engine.url.database:
-            self._sqlite_connection(engine.url.database)
-            return
-        async with self._lock:
-            await self._connection()
 
     async def _connection(self) -> AsyncConnection:
         if self._conn is None:
