@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -42,7 +43,7 @@ from telecrm.settings import Settings
 from telecrm.web.keys import LISTENER
 from tests.presence.test_presence_sandbox import presence
 from tests.recordings.test_recordings_e2e import login, seed_users
-from tests.support.browser import free_port, serve_app
+from tests.support.browser import serve_app
 from tests.support.scenarios import CLIENT, CLIENT_B, DID_QUEUE
 
 pytestmark = [pytest.mark.asterisk]
@@ -186,10 +187,13 @@ async def test_a_known_clients_call_rings_his_owner_first(
             assert after < OWNER_RING
             await presence(petrov, base, "На месте")
 
-            # -- the CRM is down (nothing listens there): the queue at once
-            await set_global(listener, "CRM_OWNER_URL",
-                             f"http://127.0.0.1:{free_port()}/pbx/owner")
-            call, after = await client_calls_the_queue(sandbox, app, phones)
+            # -- the CRM is down (its port refuses: held here, bound and not listening,
+            # so no other server of the machine can take it meanwhile): the queue at once
+            with socket.socket() as down:
+                down.bind(("127.0.0.1", 0))
+                await set_global(listener, "CRM_OWNER_URL",
+                                 f"http://127.0.0.1:{down.getsockname()[1]}/pbx/owner")
+                call, after = await client_calls_the_queue(sandbox, app, phones)
             assert call.managers == ("102",), call
             assert after < OWNER_RING
         finally:
