@@ -9,6 +9,7 @@ process happened to import first, and every session keeps the client search word
 from crm_core.activities import models as activities_models
 from crm_core.audit import AuditLog
 from crm_core.calls.models import Call, CallLeg, Recording
+from crm_core.calltracking import ad_models as calltracking_ad_models
 from crm_core.calltracking import models as calltracking_models
 from crm_core.clients import search as clients_search  # keeps the search words on every flush
 from crm_core.clients.models import Client, ClientSearchTerm, Contact, Email, Phone
@@ -54,7 +55,8 @@ __all__ = [
     "AuditLog", "Base", "Call", "CallLeg", "Client", "ClientSearchTerm", "Contact", "Email",
     "Pbx", "Phone", "Recording", "Task", "Team", "User", "UserDeactivation", "UserPhone",
     "WebSession",
-    "activities_models", "calltracking_models", "clients_search", "dialer_models",
+    "activities_models", "calltracking_ad_models", "calltracking_models", "clients_search",
+    "dialer_models",
     "include_object", "metadata", "missed_models", "presence_models", "recordings_models",
     "routing_models", "sales_models", "speech_models", "talktime_models",
 ]

@@ -194,7 +194,7 @@ class CtAttribution(Base):
 
 
 class CtAdCost(Base):
-    """Money spent on a channel in a month (entered or imported from CSV)."""
+    """Money spent on a channel in a month (entered or loaded from a monthly CSV)."""
 
     __tablename__ = "ct_ad_costs"
     __table_args__ = (UniqueConstraint("month", "channel"),)
@@ -203,4 +203,8 @@ class CtAdCost(Base):
     month: Mapped[date] = mapped_column()  # the first day of the month
     channel: Mapped[str] = mapped_column(String(200))
     amount: Mapped[Decimal] = mapped_column(Numeric(14, 2))
+    # Where the figure came from: typed on the page ("manual") or a monthly CSV ("file");
+    # costs imported from the ad systems by day are in ``ct_campaign_costs``.
+    source: Mapped[str] = mapped_column(String(20), default="manual",
+                                        server_default=text("'manual'"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
