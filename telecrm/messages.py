@@ -403,6 +403,35 @@ MESSAGES: dict[str, str] = {
     "calltracking.client_ids_keys": "В client_ids допустимы ga и ym_uid (короткие "
                                     "идентификаторы).",
     "calltracking.client_id": "client_id — короткий идентификатор.",
+    # costs from the ad systems' export files (crm_core.calltracking.cost_import)
+    "calltracking.cost_file_encoding": "Файл {path} не в кодировке UTF-8.",
+    "calltracking.cost_file_too_long": "Файл {path} длиннее {max} строк — разделите его.",
+    "calltracking.cost_file_header": "В файле {path} нет строки с колонками даты и расхода — "
+                                     "это не выгрузка {system}.",
+    "calltracking.cost_file_campaign": "В файле {path} нет колонки с кампанией.",
+    "calltracking.cost_file_empty": "В файле {path} нет ни одной строки расходов.",
+    "calltracking.cost_file_date": "{path}, строка {line}: «{value}» — не дата.",
+    "calltracking.cost_file_no_campaign": "{path}, строка {line}: не указана кампания.",
+    "calltracking.cost_file_amount": "{path}, строка {line}: «{value}» — не сумма расхода.",
+    "calltracking.cost_file_count": "{path}, строка {line}: «{value}» — не число кликов "
+                                    "или показов.",
+    "calltracking.cost_system": "Выберите рекламную систему: Яндекс Директ, VK Реклама "
+                                "или Google Ads.",
+    "calltracking.cost_file_missing": "Выберите файл выгрузки.",
+    "calltracking.cost_file_too_big": "Файл {path} больше {megabytes} МБ.",
+    # offline conversions (crm_core.calltracking.conversions)
+    "conversions.system": "Выберите систему: Яндекс Метрика или Google Ads.",
+    "conversions.counter": "Номер счётчика Метрики — только цифры.",
+    "conversions.customer": "Номер аккаунта Google Ads — 10 цифр (можно с дефисами).",
+    "conversions.action": "Идентификатор конверсии Google Ads — только цифры.",
+    "conversions.goal": "Укажите цель: для звонков или для сделок.",
+    "conversions.name": "Название цели или конверсии — не длиннее 200 символов.",
+    "conversions.currency": "Валюта — три латинские буквы (RUB, USD, EUR).",
+    "conversions.seconds": "Минимальная длительность разговора — от 0 до 3600 с.",
+    "conversions.token": "Токен — одна строка не длиннее 1000 символов.",
+    "conversions.not_configured": "{system}: аккаунт не настроен.",
+    "conversions.no_token": "{system}: не введён токен — отправить нечем.",
+    "conversions.file_kind": "Файл: metrica-calls, metrica-deals или google-ads.",
 
     # -- speech: audio, the Vosk model, sources of a call's audio (speech.*) -----------------
     "speech.audio.tool_missing": "Не установлен {tool}: без него записи не прочитать.",
@@ -850,6 +879,11 @@ DONE: dict[str, str] = {
     "ct.static_archived": "Статический номер больше не отслеживается; его история сохранена.",
     "ct.pool_archived": "Номер убран из пула сайта; его история сохранена.",
     "ct.attributed": "Источник определён для {count:звонка|звонков|звонков}.",
+    "ct.campaign_costs_imported": "{system}, {file}: {rows:строка|строки|строк}; новых "
+                                  "{created}, заменено {replaced}, без изменений {unchanged}.",
+    "conversions.sent": "{system}: отправлено {sent}, не удалось {failed}, отклонено {rejected}.",
+    "conversions.nothing": "{system}: отправлять нечего.",
+    "conversions.saved": "{system}: настройки сохранены.",
 
     # -- telecrm.talktime.cli ------------------------------------------------------------------
     "talktime.holidays_imported": "{added:~Добавлен|Добавлены|Добавлено} "

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased, selectinload
 
 from crm_core.calls.models import Call, CallStatus, Direction
+from crm_core.calltracking.ad_models import CampaignCost
 from crm_core.calltracking.attribution import source_label
 from crm_core.calltracking.models import (
     AttributionKind,
@@ -89,15 +90,21 @@ class CostShare:
     month_days: int
     days: int  # days of the month inside the period
     amount: Decimal  # what the period carries
+    # Where the figure came from: "manual" (typed), "file" (a monthly CSV), "static" (a
+    # static number's monthly cost), or the ad system whose export it was imported from
+    # ("yandex_direct", "vk_ads", "google_ads": then booked by day, not spread).
+    origin: str = "manual"
+    campaign: str | None = None  # an imported figure's campaign
 
     def to_dict(self) -> dict[str, Any]:
         return {"key": self.key, "channel": self.channel, "number": self.number,
                 "month": self.month.strftime("%Y-%m"), "month_amount": float(self.month_amount),
-                "month_days": self.month_days, "days": self.days, "amount": float(self.amount)}
+                "month_days": self.month_days, "days": self.days, "amount": float(self.amount),
+                "origin": self.origin, "campaign": self.campaign}
 
 
 def _share(key: str, channel: str, number: str | None, month: date, amount: Decimal,
-           period: Period) -> CostShare | None:
+           period: Period, origin: str = "manual") -> CostShare | None:
     start, end = _month_bounds(month, period)
     overlap = max(0.0, (min(end, period.end) - max(start, period.start)).total_seconds())
     if not overlap or not amount:
@@ -106,7 +113,7 @@ def _share(key: str, channel: str, number: str | None, month: date, amount: Deci
     return CostShare(key=key, channel=channel, number=number, month=month, month_amount=amount,
                      month_days=round((end - start).total_seconds() / 86400),
                      days=round(overlap / 86400),
-                     amount=(amount * share).quantize(Decimal("0.01")))
+                     amount=(amount * share).quantize(Decimal("0.01")), origin=origin)
 
 
 async def cost_spread(session: AsyncSession, period: Period, by: str = "channel"
@@ -117,7 +124,8 @@ async def cost_spread(session: AsyncSession, period: Period, by: str = "channel"
     rows = await session.scalars(select(CtAdCost).where(CtAdCost.month.in_(months))
                                  .order_by(CtAdCost.channel, CtAdCost.month))
     for row in rows:
-        item = _share(row.channel, row.channel, None, row.month, row.amount, period)
+        item = _share(row.channel, row.channel, None, row.month, row.amount, period,
+                      row.source)
         if item is not None:
             out.append(item)
     statics = await session.scalars(select(CtStaticNumber).where(
@@ -128,9 +136,38 @@ async def cost_spread(session: AsyncSession, period: Period, by: str = "channel"
         if not key or not static.cost_per_month:
             continue
         for month in months:
-            item = _share(key, static.channel, static.did, month, static.cost_per_month, period)
+            item = _share(key, static.channel, static.did, month, static.cost_per_month, period,
+                          "static")
             if item is not None:
                 out.append(item)
+    out.extend(await _imported_costs(session, period, by))
+    return out
+
+
+IMPORTED_MEDIUM = "cpc"  # the ad systems' traffic, as their utm_medium usually says
+
+
+async def _imported_costs(session: AsyncSession, period: Period, by: str) -> list[CostShare]:
+    """Costs imported from the ad systems' exports: booked on their own days, so the
+    period carries exactly the days inside it (no spreading), per campaign and month."""
+    first = period.start.date()
+    last = (period.end - timedelta(microseconds=1)).date()
+    rows = await session.scalars(
+        select(CampaignCost).where(CampaignCost.day >= first, CampaignCost.day <= last)
+        .order_by(CampaignCost.channel, CampaignCost.campaign, CampaignCost.day))
+    groups: dict[tuple[str, str, str, str, date], list[CampaignCost]] = defaultdict(list)
+    for row in rows:
+        key = {"channel": row.channel, "source": row.source, "medium": IMPORTED_MEDIUM,
+               "campaign": row.campaign}[by]
+        groups[(key, row.channel, row.system, row.campaign, row.day.replace(day=1))].append(row)
+    out = []
+    for (key, channel, system, campaign, month), items in groups.items():
+        amount = sum((i.amount for i in items), Decimal("0"))
+        month_days = ((month + timedelta(days=32)).replace(day=1) - month).days
+        out.append(CostShare(key=key, channel=channel, number=None, month=month,
+                             month_amount=amount, month_days=month_days,
+                             days=len({i.day for i in items}), amount=amount, origin=system,
+                             campaign=campaign))
     return out
 
 

@@ -316,7 +316,7 @@ async def import_costs_text(session: AsyncSession, text: str, path: str, *,
     Fields are split by commas, or by semicolons as a Russian Excel saves CSV.
     """
     return await store_costs(session, parse_costs_text(text, path), actor=actor,
-                             user_id=user_id)
+                             user_id=user_id, source="file")
 
 
 def parse_costs_text(text: str, path: str) -> dict[tuple[date, str], Decimal]:
@@ -360,39 +360,43 @@ def parse_costs_text(text: str, path: str) -> dict[tuple[date, str], Decimal]:
 
 
 async def store_costs(session: AsyncSession, rows: dict[tuple[date, str], Decimal], *,
-                      actor: str = ACTOR, user_id: int | None = None) -> int:
+                      actor: str = ACTOR, user_id: int | None = None,
+                      source: str = "file") -> int:
     """Write parsed costs: one query finds the rows already known, then each is created or
-    corrected (audited). ``rows`` is bounded by :func:`parse_costs_text`."""
+    corrected (audited). ``rows`` is bounded by :func:`parse_costs_text`; ``source`` says
+    where the figures came from (kept on each row)."""
     months = {month for month, _ in rows}
     known = {(r.month, r.channel): r for r in await session.scalars(
         select(CtAdCost).where(CtAdCost.month.in_(months)))} if months else {}
     for (month, channel), amount in rows.items():
         await _store_cost(session, month, channel, amount, actor=actor, user_id=user_id,
-                          known=known)
+                          known=known, source=source)
     await session.flush()
     return len(rows)
 
 
 async def _store_cost(session: AsyncSession, month: date, channel: str, amount: Decimal, *,
                       actor: str, user_id: int | None,
-                      known: dict[tuple[date, str], CtAdCost] | None = None) -> CtAdCost:
+                      known: dict[tuple[date, str], CtAdCost] | None = None,
+                      source: str = "manual") -> CtAdCost:
     """Create or correct one month's cost; the old amount stays in the audit log.
     ``known``: the rows already looked up (a bulk import), else one query finds it."""
     row = known.get((month, channel)) if known is not None else await session.scalar(
         select(CtAdCost).where(CtAdCost.month == month, CtAdCost.channel == channel))
     if row is None:
-        row = CtAdCost(month=month, channel=channel, amount=amount)
+        row = CtAdCost(month=month, channel=channel, amount=amount, source=source)
         session.add(row)
         await session.flush()
         write_audit(session, actor=actor, entity="ct_ad_cost", entity_id=row.id,
                     action=ACTION_CREATE, user_id=user_id,
                     changes={"month": month.isoformat(), "channel": channel,
-                             "amount": str(amount)})
+                             "amount": str(amount), "source": source})
     elif row.amount != amount:
         write_audit(session, actor=actor, entity="ct_ad_cost", entity_id=row.id,
                     action=ACTION_UPDATE, user_id=user_id,
-                    changes={"amount": [str(row.amount), str(amount)]})
+                    changes={"amount": [str(row.amount), str(amount)], "source": source})
         row.amount = amount
+        row.source = source
     return row
 
 

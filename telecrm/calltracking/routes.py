@@ -42,6 +42,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.calltracking.attribution import source_label, tracking_of
+from crm_core.calltracking.cost_import import SYSTEM_NAMES
 from crm_core.calltracking.models import CtAttribution
 from crm_core.calltracking.report import GROUPINGS, Period, call_log, channel_report, pool_health
 from crm_core.calltracking.services import (
@@ -239,6 +240,7 @@ async def _page_context(request: web.Request) -> dict[str, Any]:
             "first": first, "last": last, "by": body["by"], "groupings": GROUPINGS,
             "chart": _daily_chart(log, first, last, tz), "top_cost": top_cost,
             "spread": _spread_by_row(body["cost_spread"]), "days_word": days_word,
+            "imported_names": {k.value: v for k, v in SYSTEM_NAMES.items()},
             "target": target, "statics": statics, "sites": sites, "costs": costs,
             "crm_origin": f"{request.scheme}://{request.host}",
             "view_query": _view_query(request),
