@@ -36,6 +36,7 @@ from recordings.store import open_store
 from recordings.worker import FinalizeWorker
 from telecrm.ami_relay import RelayClient, RelayServer, RemoteAmiSession, RemoteListener
 from telecrm.bus import create_bus
+from telecrm.calltracking.conversion_upload import conversions_ctx_for
 from telecrm.calltracking.live import SourceOnChannel, then
 from telecrm.calltracking.public import calltracking_ctx
 from telecrm.election import Election, elected, role_lock
@@ -422,10 +423,12 @@ def create_app(settings: Settings, *, with_listener: bool = True, with_web: bool
         if alerts:
             jobs.append(missed_alerts_ctx)  # owners and supervisors told of misses
             jobs.append(speech_alerts_ctx)  # and of phrases their alert rules watch for
+            jobs.append(conversions_ctx_for(settings))  # calls and deals to the ad systems
         app.cleanup_ctx.append(jobs_ctx(jobs))
     elif alerts:
         app.cleanup_ctx.append(missed_alerts_ctx)
         app.cleanup_ctx.append(speech_alerts_ctx)
+        app.cleanup_ctx.append(conversions_ctx_for(settings))
     app.cleanup_ctx.append(click_to_call_ctx)  # through this process's listeners, if any
     if with_listener:
         app.cleanup_ctx.append(pauses_ctx)  # pauses again after Asterisk (re)connects

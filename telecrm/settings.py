@@ -91,6 +91,15 @@ class Settings:
     ct_rate_per_minute: int = _field(120, "коллтрекинг: сколько запросов в минуту один адрес "
                                      "(IPv6 — одна сеть /64) может сделать к публичной "
                                      "выдаче номеров")
+    conversions_every: int = _field(900, "конверсии: как часто (в секундах) 'telecrm serve' "
+                                    "отправляет новые звонки и сделки в Яндекс Метрику и "
+                                    "Google Ads")
+    conversions_retry_ms: int = _field(2000, "конверсии: первая пауза (мс) перед повтором "
+                                       "неудачной отправки, дальше вдвое больше")
+    metrica_api_url: str = _field("https://api-metrika.yandex.net", "конверсии: адрес API "
+                                  "управления Яндекс Метрики")
+    google_ads_api_url: str = _field("https://googleads.googleapis.com", "конверсии: адрес "
+                                     "Google Ads API")
 
     @property
     def resolved_database_url(self) -> str:
