@@ -27,14 +27,13 @@ second round, or a second process, never sends it again (:func:`claim`).
 
 from __future__ import annotations
 
-import csv
 import io
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -317,17 +316,27 @@ def _money(value: Decimal | None) -> str:
     return "" if value is None else f"{value:.2f}"
 
 
-def _write(header: list[str], rows: Iterable[list[Any]], prefix: str = "") -> str:
+class RowWriter(Protocol):
+    def writerow(self, row: Iterable[Any]) -> Any: ...
+
+
+WriterFactory = Callable[..., RowWriter]
+
+
+def _write(header: list[str], rows: Iterable[list[Any]], writer: WriterFactory,
+           prefix: str = "") -> str:
+    """The file's text; ``writer`` is the application's CSV writer (no cell a formula)."""
     out = io.StringIO()
     out.write(prefix)
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(header)
-    writer.writerows(rows)
+    lines = writer(out, lineterminator="\n")
+    lines.writerow(header)
+    for row in rows:
+        lines.writerow(row)
     return out.getvalue()
 
 
-def metrica_calls_csv(items: Sequence[Conversion], *, currency: str = "RUB",
-                      tracker_url: str | None = None) -> str:
+def metrica_calls_csv(items: Sequence[Conversion], *, writer: WriterFactory,
+                      currency: str = "RUB", tracker_url: str | None = None) -> str:
     """Metrica's calls upload: one line per call, DateTime in Unix time (UTC)."""
     return _write(METRICA_CALL_COLUMNS, (
         [c.ym_uid or "", c.yclid or "", int(c.occurred_at.timestamp()), int(c.static),
@@ -335,15 +344,15 @@ def metrica_calls_csv(items: Sequence[Conversion], *, currency: str = "RUB",
          round(c.talk_seconds), round(c.ring_seconds), int(c.missed), (c.tag or "")[:200],
          int(c.first_time), c.url or "",
          f"{tracker_url.rstrip('/')}/calls/{c.call_id}" if tracker_url else ""]
-        for c in items))
+        for c in items), writer)
 
 
-def metrica_deals_csv(items: Sequence[Conversion], target: str, *, currency: str = "RUB"
-                      ) -> str:
+def metrica_deals_csv(items: Sequence[Conversion], target: str, *, writer: WriterFactory,
+                      currency: str = "RUB") -> str:
     """Metrica's offline conversions upload: the deals goal, the revenue as Price."""
     return _write(METRICA_DEAL_COLUMNS, (
         [c.ym_uid or "", c.yclid or "", target, int(c.occurred_at.timestamp()),
-         _money(c.value), currency if c.value is not None else ""] for c in items))
+         _money(c.value), currency if c.value is not None else ""] for c in items), writer)
 
 
 def google_time(moment: datetime, tz: ZoneInfo) -> str:
@@ -359,12 +368,12 @@ def google_api_time(moment: datetime, tz: ZoneInfo) -> str:
 
 
 def google_csv(items: Sequence[Conversion], names: dict[ConversionGoal, str], tz: ZoneInfo, *,
-               currency: str = "RUB") -> str:
+               writer: WriterFactory, currency: str = "RUB") -> str:
     """Google Ads' click conversions file, times in the workday's zone."""
     return _write(GOOGLE_COLUMNS, (
         [c.gclid or "", names[c.goal], google_time(c.occurred_at, tz),
          _money(c.value) if c.value is not None else "0", currency] for c in items),
-        prefix=f"Parameters:TimeZone={tz.key}\n")
+        writer, prefix=f"Parameters:TimeZone={tz.key}\n")
 
 
 # -- sent once -----------------------------------------------------------------------------------

@@ -52,6 +52,7 @@ from crm_core.calltracking.conversions import (
     metrica_deals_csv,
 )
 from crm_core.clock import utcnow
+from telecrm import csv_safety
 from telecrm.rounds import rounds_ctx
 from telecrm.settings import Settings
 from telecrm.web.keys import SETTINGS, WRITER_SESSIONS
@@ -203,9 +204,10 @@ async def _upload(http: aiohttp.ClientSession, settings: Settings, account: Conv
     tz = ZoneInfo(settings.timezone)
     if system == ConversionSystem.METRICA:
         client = MetricaClient(http, settings.metrica_api_url, account.token or "")
-        body = (metrica_calls_csv(items, currency=account.currency)
+        body = (metrica_calls_csv(items, currency=account.currency, writer=csv_safety.writer)
                 if goal == ConversionGoal.CALL
-                else metrica_deals_csv(items, account.deal_goal or "", currency=account.currency))
+                else metrica_deals_csv(items, account.deal_goal or "", currency=account.currency,
+                                       writer=csv_safety.writer))
         answer = await with_retries(
             lambda: client.upload(account.account_id, goal, body, account.call_goal),
             first_pause=first_pause, on_attempt=on_attempt)

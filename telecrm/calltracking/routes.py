@@ -65,6 +65,7 @@ from crm_core.errors import DomainError, NotAllowedError, NotFoundError
 from crm_core.people import access
 from crm_core.people.models import User
 from telecrm import csv_safety
+from telecrm.calltracking import ads as ct_ads
 from telecrm.calltracking import manage_api as ct_manage_api
 from telecrm.calltracking import public as ct_public
 from telecrm.messages import http_status, sentence
@@ -395,3 +396,4 @@ def add_routes(router: web.UrlDispatcher) -> None:
     router.add_post("/calltracking/pool", pool_form)
     router.add_post("/calltracking/archive", archive_form)
     ct_manage_api.add_routes(router)
+    ct_ads.add_routes(router)

@@ -53,6 +53,7 @@ from crm_core.calltracking.services import (
     save_site,
 )
 from crm_core.db import create_engine, session_factory
+from telecrm import csv_safety
 from telecrm.calltracking.conversion_upload import send_all
 from telecrm.messages import russian
 from telecrm.settings import Settings
@@ -148,7 +149,7 @@ async def test_what_counts_and_the_documented_files(db_session: AsyncSession) ->
     since, until = T0 - timedelta(days=1), T0 + timedelta(days=1)
     metrica = await call_conversions(db_session, ConversionSystem.METRICA, None, since, until)
     assert [c.object_id for c in metrica] == [ids["direct"]]  # only the visit with Metrica ids
-    text = metrica_calls_csv(metrica, tracker_url="https://crm.example")
+    text = metrica_calls_csv(metrica, tracker_url="https://crm.example", writer=csv_safety.writer)
     rows = list(csv.DictReader(io.StringIO(text)))
     assert text.splitlines()[0].split(",") == METRICA_CALL_COLUMNS
     assert rows == [{
@@ -162,7 +163,7 @@ async def test_what_counts_and_the_documented_files(db_session: AsyncSession) ->
     deals = await deal_conversions(db_session, ConversionSystem.METRICA, since, until)
     assert [(d.object_id, d.value, d.yclid) for d in deals] == [
         (ids["deal"], Decimal("125000.50"), "7775551234")]
-    text = metrica_deals_csv(deals, "deal_won")
+    text = metrica_deals_csv(deals, "deal_won", writer=csv_safety.writer)
     assert text.splitlines() == [",".join(METRICA_DEAL_COLUMNS),
                                  f"1700000000123456789,7775551234,deal_won,"
                                  f"{int((T0 + timedelta(hours=2)).timestamp())},125000.50,RUB"]
@@ -176,7 +177,8 @@ async def test_what_counts_and_the_documented_files(db_session: AsyncSession) ->
         min_talk_seconds=60, token=GOOGLE_TOKEN, developer_token=DEVELOPER_TOKEN))
     assert await call_conversions(db_session, ConversionSystem.GOOGLE_ADS, account,
                                   since, until) == []
-    text = google_csv(google_all, {ConversionGoal.CALL: "Звонок"}, MSK)
+    text = google_csv(google_all, {ConversionGoal.CALL: "Звонок"}, MSK,
+                      writer=csv_safety.writer)
     lines = text.splitlines()
     assert lines[0] == "Parameters:TimeZone=Europe/Moscow"
     assert lines[1].split(",") == GOOGLE_COLUMNS
