@@ -3,6 +3,8 @@
 - ``telecrm ct static add|list``, ``telecrm ct pool add|list``, ``telecrm ct sites add|list``,
   ``telecrm ct costs import FILE.csv``, ``telecrm ct costs set MONTH CHANNEL AMOUNT``,
   ``telecrm ct costs list``, ``telecrm ct archive NUMBER``, ``telecrm ct attribute`` (backfill);
+- ``telecrm ct costs import FILE --system ...`` and ``telecrm conversions export|send``
+  (:mod:`telecrm.calltracking.conversions_cli`);
 - ``telecrm report NAME``: reports by name. ``REPORTS`` maps a name to its runner;
   another feature adds its report with one line there (or ``register_report``).
 """
@@ -19,6 +21,7 @@ from typing import Any
 from crm_core.clients.phones import format_phone
 from crm_core.clock import local_now
 from telecrm import csv_safety
+from telecrm.calltracking import conversions_cli
 from telecrm.cli_support import (
     UsageError,
     database,
@@ -111,6 +114,9 @@ async def cmd_sites_add(args: argparse.Namespace, settings: Settings) -> int:
 
 async def cmd_costs_import(args: argparse.Namespace, settings: Settings) -> int:
     from crm_core.calltracking.services import import_costs
+
+    if getattr(args, "system", None):  # an ad system's export by campaign and day
+        return await conversions_cli.cmd_costs_import(args, settings)
 
     path = Path(args.file)
     if not path.is_file():
@@ -304,8 +310,10 @@ def add_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentParse
     costs_sub = costs.add_subparsers(dest="ct_costs_command", required=True, metavar="ACTION")
     cimp = costs_sub.add_parser("import", parents=[common],
                                 help="CSV с заголовком month,channel,amount (все строки или ни "
-                                     "одной)")
+                                     "одной) или, с --system, выгрузка рекламной системы по "
+                                     "кампаниям и дням")
     cimp.add_argument("file", metavar="FILE.csv")
+    conversions_cli.add_cost_options(cimp)
     cimp.set_defaults(handler=cmd_costs_import)
     cset = costs_sub.add_parser("set", parents=[common],
                                 help="ввести или исправить расход канала за месяц")
@@ -326,6 +334,8 @@ def add_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentParse
                       help="определить источник входящих звонков, у которых его ещё "
                            "нет").set_defaults(
         handler=cmd_attribute)
+
+    conversions_cli.add_commands(sub, common)
 
     rep = sub.add_parser("report", parents=[common], help="отчёты по названию (json или csv)")
     rep.add_argument("name", metavar="NAME", help=f"один из: {', '.join(sorted(REPORTS))}")

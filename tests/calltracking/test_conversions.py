@@ -333,3 +333,31 @@ def test_google_partial_failure_is_a_refusal_of_that_conversion() -> None:
         "gclid": "g", "conversionAction": "customers/1234567890/conversionActions/222",
         "conversionDateTime": "2026-11-20 12:00:00+03:00", "currencyCode": "RUB",
         "conversionValue": 10.5}]
+
+
+async def test_command_line_export_and_send(tmp_path: Any) -> None:
+    from crm_core.db import upgrade
+    from tests.support.live import telecrm
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'crm.db'}"
+    await upgrade(url)
+    engine = create_engine(url)
+    try:
+        async with session_factory(engine)() as session:
+            ids = await world(session)
+    finally:
+        await engine.dispose()
+    db = f"sqlite:///{tmp_path / 'crm.db'}"
+    out = telecrm("conversions", "export", "--file", "metrica-calls", "--from", "2026-11-19",
+                  "--to", "2026-11-20", "--db", db).stdout
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert [r["Yclid"] for r in rows] == ["7775551234"]
+    out = telecrm("conversions", "export", "--file", "google-ads", "--db", db).stdout
+    assert out.splitlines()[:2] == ["Parameters:TimeZone=Europe/Moscow", ",".join(GOOGLE_COLUMNS)]
+    assert out.splitlines()[2].startswith("EAIaIQgclid-1,Звонок,2026-11-20 12:02:00,")
+    result = telecrm("conversions", "export", "--file", "metrica-calls", "--from", "20.11.2026",
+                     "--db", db, check=False)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    sent = telecrm("conversions", "send", "--db", db).stdout
+    assert sent == "Яндекс Метрика: отправлять нечего.\nGoogle Ads: отправлять нечего.\n"
+    assert ids

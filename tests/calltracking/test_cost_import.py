@@ -175,3 +175,25 @@ async def test_costs_reach_the_report_with_their_source(db_session: AsyncSession
     one_day = Period(datetime(2026, 11, 2, tzinfo=UTC), datetime(2026, 11, 3, tzinfo=UTC))
     report = await channel_report(db_session, one_day, by="source")
     assert {r["key"]: r["cost"] for r in report["rows"]}["yandex"] == 5775.25
+
+
+def test_command_line_import_twice_and_a_broken_file(tmp_path: Path) -> None:
+    from tests.support.live import telecrm
+
+    db = f"sqlite:///{tmp_path / 'crm.db'}"
+    path = str(SAMPLES / "vk_ads_statistics.csv")
+    first = telecrm("ct", "costs", "import", path, "--system", "vk_ads", "--db", db).stdout
+    assert first == ("VK Реклама, vk_ads_statistics.csv: 3 строки; новых 3, заменено 0, "
+                     "без изменений 0.\n")
+    again = telecrm("ct", "costs", "import", path, "--system", "vk_ads", "--db", db).stdout
+    assert again.endswith("новых 0, заменено 0, без изменений 3.\n")
+    broken = tmp_path / "direct.tsv"
+    broken.write_text("Date\tCampaignName\tCost\n2026-11-01\tspring\t100\n2026-11-02\tspring\t?\n",
+                      encoding="utf-8")
+    result = telecrm("ct", "costs", "import", str(broken), "--system", "yandex_direct",
+                     "--db", db, check=False)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr == "telecrm: direct.tsv, строка 3: «?» — не сумма расхода.\n"
+    report = telecrm("report", "calltracking", "--from", "2026-11-01", "--to", "2026-11-30",
+                     "--by", "source", "--db", db).stdout
+    assert '"yandex"' not in report and '"vk"' in report  # the broken file booked nothing
