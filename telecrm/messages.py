@@ -429,8 +429,6 @@ MESSAGES: dict[str, str] = {
     "conversions.currency": "Валюта — три латинские буквы (RUB, USD, EUR).",
     "conversions.seconds": "Минимальная длительность разговора — от 0 до 3600 с.",
     "conversions.token": "Токен — одна строка не длиннее 1000 символов.",
-    "conversions.not_configured": "{system}: аккаунт не настроен.",
-    "conversions.no_token": "{system}: не введён токен — отправить нечем.",
     "conversions.file_kind": "Файл: metrica-calls, metrica-deals или google-ads.",
 
     # -- speech: audio, the Vosk model, sources of a call's audio (speech.*) -----------------
