@@ -7,5 +7,8 @@ ringing channel.
 - ``manage_api``: costs, numbers, sites and pools as the marketer edits them
 - ``openapi``: the feature's OpenAPI paths
 - ``cli``: ``telecrm ct ...`` and ``telecrm report calltracking``
+- ``ads``: ``/calltracking/ads``: cost exports, conversion accounts, files, send now
+- ``conversion_upload``: the Metrica and Google Ads upload client, the round of ``serve``
+- ``conversions_cli``: ``telecrm conversions export|send``, ``ct costs import --system``
 - ``history, lease_store, live``: visit history writer, Redis leases, CRM_SOURCE on the channel
 """
