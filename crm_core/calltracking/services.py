@@ -392,9 +392,11 @@ async def _store_cost(session: AsyncSession, month: date, channel: str, amount: 
                     changes={"month": month.isoformat(), "channel": channel,
                              "amount": str(amount), "source": source})
     elif row.amount != amount:
+        changes: dict[str, Any] = {"amount": [str(row.amount), str(amount)]}
+        if row.source != source:
+            changes["source"] = [row.source, source]
         write_audit(session, actor=actor, entity="ct_ad_cost", entity_id=row.id,
-                    action=ACTION_UPDATE, user_id=user_id,
-                    changes={"amount": [str(row.amount), str(amount)], "source": source})
+                    action=ACTION_UPDATE, user_id=user_id, changes=changes)
         row.amount = amount
         row.source = source
     return row
