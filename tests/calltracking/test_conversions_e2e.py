@@ -153,3 +153,29 @@ async def test_only_marketers_and_admins(served: Served) -> None:
     async with aiohttp.ClientSession() as anonymous, anonymous.get(
             f"{base}/calltracking/ads/conversions.csv", allow_redirects=False) as response:
         assert response.status in (302, 303, 401)
+
+
+async def test_serve_sends_on_its_schedule(served: Served) -> None:
+    """The round runs inside the app ``serve`` builds (the jobs of ``telecrm/rounds.py``):
+    no one presses anything, the stand-in gets the call once."""
+    import asyncio
+
+    from telecrm.app import create_app
+
+    base, url, app, standin = served
+    await tracked_call(base, url, app)
+    settings = app[SETTINGS].with_overrides(conversions_every=1)
+    jobs = create_app(settings, with_listener=False, with_web=False, missed_alerts=True)
+    runner = web.AppRunner(jobs)
+    await runner.setup()
+    try:
+        for _ in range(100):
+            if standin.rows("metrica"):
+                break
+            await asyncio.sleep(0.1)
+        assert any(t.get_name() == "ad-conversions" for t in asyncio.all_tasks())
+        await asyncio.sleep(2.5)  # two more rounds: nothing more is sent
+    finally:
+        await runner.cleanup()
+    assert [r["Yclid"] for r in standin.rows("metrica")] == [YCLID]
+    assert standin.requests == 1
