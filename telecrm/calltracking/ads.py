@@ -50,10 +50,13 @@ from crm_core.calltracking.cost_import import (
     store_campaign_costs,
 )
 from crm_core.clock import local_today
-from crm_core.errors import DomainError
+from crm_core.errors import DomainError, NotAllowedError
+from crm_core.people.models import User
 from telecrm import csv_safety
 from telecrm.calltracking.conversion_upload import send_all
+from telecrm.calltracking.manage_api import MARKETING_ROLES
 from telecrm.messages import done, http_status, russian
+from telecrm.web.auth import page_user
 from telecrm.web.keys import SESSIONS, SETTINGS, WRITER_SESSIONS, workday_tz
 from telecrm.web.params import day_bounds, parse_day
 
@@ -66,10 +69,12 @@ STATUS_NAMES = {"sent": "отправлено", "sending": "отправляет
 GOAL_NAMES = {"call": "звонки", "deal": "сделки"}
 
 
-def _viewer(request: web.Request) -> Any:
-    from telecrm.calltracking.routes import _viewer as calltracking_viewer
-
-    return calltracking_viewer(request, page=True)
+def _viewer(request: web.Request) -> User:
+    """The signed-in marketer or admin (the call-tracking pages' one rule)."""
+    user = page_user(request)
+    if user.role not in MARKETING_ROLES:
+        raise NotAllowedError("calltracking.for_marketers", "call tracking is for marketers")
+    return user
 
 
 def _period(request: web.Request) -> tuple[date, date, datetime, datetime]:
