@@ -66,6 +66,17 @@ async def test_marketer_uploads_costs_sends_and_downloads(served: Served,
         assert "03.11.2026 Яндекс Директ spring Сайт 5 300 ₽" in table
         assert "01.11.2026 Яндекс Директ spring Сайт 5 120,50 ₽ 310 12 034" in table
 
+        # the costs are in the call-tracking report, each with where it came from
+        await page.goto(base + "/calltracking?from=2026-11-01&to=2026-11-30")
+        spread = await _text(page, "#ct-spread [data-key='Сайт']")
+        assert spread.startswith("Сайт: 17 175,75 ₽")
+        assert ("Яндекс Директ, кампания «spring», ноябрь 2026: 3 дня в периоде, "
+                "15 290,75 ₽ (из выгрузки)") in spread
+        site = page.locator("#ct-report tbody tr", has_text="Сайт").first
+        assert (await site.locator("td[data-col=cost]").inner_text()).replace(
+            NBSP, " ") == "17 176 ₽"
+        await page.goto(base + "/calltracking/ads")
+
         # a file of another shape: one sentence, nothing booked
         broken = tmp_path / "report.csv"
         broken.write_text("Отчёт\nничего полезного\n", encoding="utf-8")
