@@ -15,6 +15,7 @@ from crm_core.clients import search as clients_search  # keeps the search words 
 from crm_core.clients.models import Client, ClientSearchTerm, Contact, Email, Phone
 from crm_core.db.base import Base
 from crm_core.dialer import models as dialer_models
+from crm_core.integrations import models as integrations_models
 from crm_core.missed import models as missed_models
 from crm_core.pbxes.models import Pbx
 from crm_core.people.models import Team, User, UserDeactivation, UserPhone, WebSession
@@ -56,7 +57,7 @@ __all__ = [
     "Pbx", "Phone", "Recording", "Task", "Team", "User", "UserDeactivation", "UserPhone",
     "WebSession",
     "activities_models", "calltracking_ad_models", "calltracking_models", "clients_search",
-    "dialer_models",
-    "include_object", "metadata", "missed_models", "presence_models", "recordings_models",
+    "dialer_models", "include_object", "integrations_models", "metadata", "missed_models",
+    "presence_models", "recordings_models",
     "routing_models", "sales_models", "speech_models", "talktime_models",
 ]

@@ -40,6 +40,7 @@ from telecrm.calltracking.conversion_upload import conversions_ctx_for
 from telecrm.calltracking.live import SourceOnChannel, then
 from telecrm.calltracking.public import calltracking_ctx
 from telecrm.election import Election, elected, role_lock
+from telecrm.integrations.sender import webhooks_ctx
 from telecrm.live_events import LiveEventSink, store_then_publish
 from telecrm.metrics import setup_metrics
 from telecrm.missed.alerts import missed_alerts_ctx
@@ -398,13 +399,15 @@ async def _close_throttle(app: web.Application) -> None:
 
 def create_app(settings: Settings, *, with_listener: bool = True, with_web: bool = True,
                web_config: WebConfig | None = None,
-               missed_alerts: bool | None = None) -> web.Application:
+               missed_alerts: bool | None = None,
+               webhooks: bool | None = None) -> web.Application:
     """The CRM's process: the web role (pages, JSON API, live events) and the listener role
     (AMI listeners and background jobs, each elected among the processes that run it).
 
     ``with_listener=False`` serves without touching Asterisk (``serve --web``);
     ``with_web=False`` serves only ``/healthz`` (``serve --listener``). Missed-call notices
-    run with the listener role unless ``missed_alerts`` says otherwise."""
+    run with the listener role unless ``missed_alerts`` says otherwise, and so does the
+    webhook sender unless ``webhooks`` does."""
     config = web_config or WebConfig.from_settings(settings)
     app = web.Application(client_max_size=config.max_body_bytes)
     app[SETTINGS] = settings
@@ -415,6 +418,7 @@ def create_app(settings: Settings, *, with_listener: bool = True, with_web: bool
     app.cleanup_ctx.append(database_ctx)
     app.cleanup_ctx.append(bus_ctx)
     alerts = with_listener if missed_alerts is None else missed_alerts
+    sender = with_listener if webhooks is None else webhooks
     if with_listener:
         app.cleanup_ctx.append(listener_ctx)
         jobs: list[Ctx] = [recordings_ctx, talktime.daily_close_ctx,
@@ -424,11 +428,16 @@ def create_app(settings: Settings, *, with_listener: bool = True, with_web: bool
             jobs.append(missed_alerts_ctx)  # owners and supervisors told of misses
             jobs.append(speech_alerts_ctx)  # and of phrases their alert rules watch for
             jobs.append(conversions_ctx_for(settings))  # calls and deals to the ad systems
+        if sender:
+            jobs.append(webhooks_ctx)  # other systems told of calls, deals, script checks
         app.cleanup_ctx.append(jobs_ctx(jobs))
-    elif alerts:
-        app.cleanup_ctx.append(missed_alerts_ctx)
-        app.cleanup_ctx.append(speech_alerts_ctx)
-        app.cleanup_ctx.append(conversions_ctx_for(settings))
+    else:
+        if alerts:
+            app.cleanup_ctx.append(missed_alerts_ctx)
+            app.cleanup_ctx.append(speech_alerts_ctx)
+            app.cleanup_ctx.append(conversions_ctx_for(settings))
+        if sender:
+            app.cleanup_ctx.append(webhooks_ctx)
     app.cleanup_ctx.append(click_to_call_ctx)  # through this process's listeners, if any
     if with_listener:
         app.cleanup_ctx.append(pauses_ctx)  # pauses again after Asterisk (re)connects

@@ -816,6 +816,35 @@ MESSAGES: dict[str, str] = {
     "backup.sqlite_check_failed": "Копия базы SQLite не прошла проверку целостности: {reason}",
     "backup.pg_tool_missing": "Не установлена программа {tool} (пакет postgresql-client).",
     "backup.pg_tool_failed": "{tool} завершилась с ошибкой: {reason}",
+
+    # -- integrations: API tokens, webhooks (crm_core.integrations, telecrm.integrations) ----
+    "integrations.admin_only": "API-токенами и вебхуками управляет администратор.",
+    "integrations.name_missing": "Укажите название.",
+    "integrations.scope_unknown": "Неизвестное право доступа «{scope}».",
+    "integrations.scopes_missing": "Отметьте хотя бы одно право: чтение или запись раздела.",
+    "integrations.token_user_unknown": "Выберите активного пользователя, от имени которого "
+                                       "действует токен.",
+    "integrations.token_not_found": "Такого токена нет.",
+    "integrations.token_invalid": "Токен API неизвестен или отозван.",
+    "integrations.token_route_refused": "Этот запрос нельзя выполнить с токеном API: "
+                                        "войдите в систему.",
+    "integrations.token_scope_missing": "У токена нет права «{feature} — {access}».",
+    "integrations.url_invalid": "Укажите адрес, начинающийся с http:// или https://.",
+    "integrations.url_credentials": "Уберите логин и пароль из адреса: подпись запросов "
+                                    "секретом заменяет их.",
+    "integrations.url_private": "Адрес {host} — в локальной сети: CRM отправляет события "
+                                "только на адреса в интернете (разрешить локальные — "
+                                "настройка TELECRM_WEBHOOKS_ALLOW_PRIVATE).",
+    "integrations.event_unknown": "Неизвестное событие: {event}.",
+    "integrations.events_missing": "Отметьте хотя бы одно событие.",
+    "integrations.endpoint_not_found": "Такого получателя вебхуков нет.",
+    "integrations.delivery_not_found": "Такой отправки нет.",
+    "integrations.delivery_waiting": "Эта отправка и так уходит в ближайшие секунды.",
+    "integrations.attempt_network": "Не удалось соединиться: {reason}",
+    "integrations.attempt_timeout": "Получатель не ответил за {seconds} с.",
+    "integrations.attempt_redirect": "Получатель ответил перенаправлением; перенаправления не "
+                                     "выполняются — укажите конечный адрес.",
+    "integrations.attempt_status": "Получатель ответил ошибкой HTTP {status}.",
 }
 
 # What a command of ``telecrm`` prints when it has done its work: code -> sentence, filled

@@ -1,8 +1,9 @@
 """The composition root's choices that more than one entry point shares.
 
 Features subscribe to core events here and nowhere else: the call writer (core)
-runs the task rules and call-tracking attribution only because this module hands
-them to it, for ``serve``, ``ami-replay``, the demo and the tests alike.
+runs the task rules, call-tracking attribution and the ``call.ended`` webhook only
+because this module hands them to it, for ``serve``, ``ami-replay``, the demo and the
+tests alike.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.calls.hooks import CallHooks
 from crm_core.calltracking.attribution import attribute_written, describe_tracking
+from crm_core.integrations.hooks import call_ended_events
 from crm_core.people.users import party_directory
 from crm_core.tasks.leads import card_task_rule
 from crm_core.tasks.services import CallbackPolicy, call_rules
@@ -20,11 +22,13 @@ from telecrm.settings import Settings
 
 def call_hooks(callback_policy: CallbackPolicy | None = None) -> CallHooks:
     """What the product does with every written call, and the call JSON's feature fields:
-    the task rules (callbacks; «Заполните карточку» for a lead an unknown caller created)
-    and call-tracking attribution."""
+    the task rules (callbacks; «Заполните карточку» for a lead an unknown caller created),
+    call-tracking attribution, and last the ``call.ended`` webhook (its call JSON carries
+    what the hooks before it filled in)."""
+    describers = (describe_tracking,)
     return CallHooks(written=(call_rules(callback_policy), card_task_rule(callback_policy),
-                              attribute_written),
-                     describers=(describe_tracking,))
+                              attribute_written, call_ended_events(describers)),
+                     describers=describers)
 
 
 async def party_rules(session: AsyncSession, settings: Settings) -> PartyRules:

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm_core.audit import ACTION_CREATE, ACTION_UPDATE, write_audit
 from crm_core.clients.models import Client
 from crm_core.errors import DomainError, NotAllowedError
+from crm_core.integrations.outbox import queue_event
 from crm_core.people.models import Role, User
 from crm_core.sales.client_status import DEFAULT_TIMEZONE
 from crm_core.sales.models import (
@@ -306,6 +307,10 @@ async def move_deal(session: AsyncSession, deal: Deal, stage_id: int, *, by: Use
                           deal.stage_id, tz_name)
     write_audit(session, actor=actor, user_id=by.id if by else None, entity="deal",
                 entity_id=deal.id, action=ACTION_UPDATE, changes=changes)
+    if deal.status == DealStatus.WON:  # other systems hear it (webhooks), in this transaction
+        await queue_event(session, "deal.won",
+                          {**deal_to_dict(deal), "client_name": client.name if client else None,
+                           "stage": stage.name}, key=str(deal.id))
     return change
 
 

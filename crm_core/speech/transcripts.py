@@ -15,6 +15,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.calls.models import Call, Recording
+from crm_core.integrations.outbox import queue_event
 from crm_core.recordings.models import CallAudio
 from crm_core.speech.alerts import record_alerts
 from crm_core.speech.models import KkpResult, Transcript
@@ -69,6 +70,12 @@ async def save_kkp_result(session: AsyncSession, call_id: int, script_name: str,
                                 KkpResult.script_version == script_version)
         .execution_options(populate_existing=True))
     assert row is not None
+    # other systems hear it (webhooks), once per call and script version
+    await queue_event(session, "kkp.result",
+                      {"call_id": call_id, "result_id": row.id, "script": script_name,
+                       "script_version": script_version, "score": row.score,
+                       "needs_review": row.needs_review, "result": result},
+                      key=f"{call_id}:{script_version}")
     return row
 
 

@@ -9,6 +9,9 @@
   pre-flight that this app never grants; so it cannot be forged from another site.
 - The sign-in form (``POST /login``) uses a double-submit token: a random cookie
   set with the form and the same value in a hidden field.
+- An API token (``Authorization: Bearer``, :mod:`telecrm.integrations.auth`) is taken on
+  ``/api/`` only and is no session: a browser never sends it by itself, so it needs no
+  CSRF token, and a page's form never takes it (the form finds nobody signed in).
 - Public endpoints (call tracking for websites) are exempt by design, and so is the
   dialplan's owner lookup (``POST /pbx/owner``): it answers only to the PBX token and
   never acts on a session.

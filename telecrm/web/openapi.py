@@ -9,6 +9,7 @@ from telecrm.activities.openapi import ACTIVITY_PATHS
 from telecrm.calltracking.openapi import CT_PATHS
 from telecrm.clients.openapi import CLIENT_PATHS, CLIENT_SCHEMAS
 from telecrm.dialer.openapi import DIALER_PATHS
+from telecrm.integrations.auth import ANY, feature_of
 from telecrm.missed.openapi import MISSED_PATHS
 from telecrm.people.openapi import USER_PATHS, USER_SCHEMAS
 from telecrm.presence.openapi import PRESENCE_PATHS
@@ -515,6 +516,26 @@ PATHS: dict[str, Any] = {
     **USER_PATHS,
 }
 
+_TOKEN_REFUSED = _error("the API token lacks the scope this operation needs (x-token-scope)")
+
+
+def _with_tokens(paths: dict[str, Any]) -> dict[str, Any]:
+    """Every signed-in operation also takes an API token (``Authorization: Bearer``) when
+    one may use its route, with the scope it needs (``x-token-scope``) and the 403 of a
+    token without it."""
+    for path, item in paths.items():
+        feature = feature_of(path)
+        for method, operation in item.items():
+            if feature is None or {"session": []} not in operation.get("security", []):
+                continue
+            operation["security"] = [{"session": []}, {"token": []}]
+            if feature != ANY:
+                access = "read" if method in ("get", "head") else "write"
+                operation["x-token-scope"] = f"{feature}:{access}"
+                operation["responses"].setdefault("403", _TOKEN_REFUSED)
+    return paths
+
+
 _DOCUMENT: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {
@@ -522,15 +543,25 @@ _DOCUMENT: dict[str, Any] = {
         "version": "1.0",
         "description": "JSON API of the telephony CRM. Sign in with POST /api/login; "
                        "the session cookie authenticates later requests, and "
-                       "state-changing requests need the X-CSRF-Token header. Errors are "
+                       "state-changing requests need the X-CSRF-Token header. Other "
+                       "systems send an API token instead (Authorization: Bearer, see "
+                       "the token security scheme). Errors are "
                        "{\"error\": \"...\"}. A call, client or recording the user may "
                        "not see answers 404, as if it did not exist.",
     },
-    "paths": PATHS,
+    "paths": _with_tokens(copy.deepcopy(PATHS)),
     "components": {
         "schemas": {**SCHEMAS, **CLIENT_SCHEMAS, **USER_SCHEMAS},
-        "securitySchemes": {"session": {"type": "apiKey", "in": "cookie",
-                                        "name": "telecrm_session"}},
+        "securitySchemes": {
+            "session": {"type": "apiKey", "in": "cookie", "name": "telecrm_session"},
+            "token": {"type": "http", "scheme": "bearer",
+                      "description": "An API token an admin created on /admin/tokens: "
+                                     "it acts as its user within its scopes "
+                                     "(x-token-scope of each operation: <feature>:read "
+                                     "for GET, <feature>:write for changes; write "
+                                     "includes read). No CSRF header is needed with it. "
+                                     "Unknown or revoked: 401."},
+        },
     },
 }
 

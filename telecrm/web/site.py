@@ -1,4 +1,5 @@
-"""The web site assembled: templates, middlewares (errors, sessions, CSRF) and routes."""
+"""The web site assembled: templates, middlewares (errors, sessions, API tokens, CSRF) and
+routes."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
+from telecrm.integrations.auth import token_middleware
 from telecrm.web.auth import session_middleware
 from telecrm.web.csrf import csrf_middleware
 from telecrm.web.errors import error_middleware
@@ -20,16 +22,17 @@ __all__ = ["setup_web"]
 
 
 def setup_web(app: web.Application) -> None:
-    """Templates, middlewares (errors, then sessions, then CSRF) and routes.
+    """Templates, middlewares (errors, then sessions, API tokens, then CSRF) and routes.
 
     ``app`` must hold ``SETTINGS`` and ``WEB_CONFIG``; ``SESSIONS`` and
     ``WRITER_SESSIONS`` are read per request (the database context sets them up).
     """
     # Ours first: aiohttp_jinja2 appends its context-processor middleware, which must run
     # inside the session middleware to see the signed-in user.
-    # The body is read (within its time limit) before sessions and handlers run.
+    # The body is read (within its time limit) before sessions and handlers run. An API
+    # token (telecrm.integrations.auth) stands in for the session on /api/ only.
     app.middlewares.extend([error_middleware, body_timeout_middleware, session_middleware,
-                            csrf_middleware])
+                            token_middleware, csrf_middleware])
     env = aiohttp_jinja2.setup(
         app, loader=jinja2.PackageLoader("telecrm", "templates"),
         autoescape=jinja2.select_autoescape(default=True),

@@ -38,6 +38,8 @@ NAV = [
     ("/calltracking", "Коллтрекинг", {Role.MARKETER, Role.ADMIN}),
     ("/admin/users", "Пользователи", {Role.ADMIN}),
     ("/admin/mail", "Почта", {Role.ADMIN}),
+    ("/admin/tokens", "API-токены", {Role.ADMIN}),
+    ("/admin/webhooks", "Вебхуки", {Role.ADMIN}),
 ]
 
 
