@@ -111,7 +111,7 @@ async def attempt(http: aiohttp.ClientSession, delivery: WebhookDelivery,
     except DomainError as exc:
         return Outcome(None, russian(exc), retry=False)
     except OSError as exc:  # the name does not resolve (now): try again later
-        return Outcome(None, sentence("integrations.attempt_network", reason=str(exc)))
+        return Outcome(None, sentence("integrations.attempt_network", {"reason": str(exc)}))
     body = json.dumps(envelope(delivery), ensure_ascii=False, separators=(",", ":")).encode()
     timestamp = str(int(utcnow().timestamp()))
     headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT,
@@ -124,15 +124,15 @@ async def attempt(http: aiohttp.ClientSession, delivery: WebhookDelivery,
             await response.read()
             status = response.status
     except TimeoutError:
-        return Outcome(None, sentence("integrations.attempt_timeout", seconds=int(TIMEOUT)))
+        return Outcome(None, sentence("integrations.attempt_timeout", {"seconds": int(TIMEOUT)}))
     except (aiohttp.ClientError, OSError) as exc:
         return Outcome(None, sentence("integrations.attempt_network",
-                                      reason=str(exc) or type(exc).__name__))
+                                      {"reason": str(exc) or type(exc).__name__}))
     if 200 <= status < 300:
         return Outcome(status)
     if 300 <= status < 400:
         return Outcome(status, sentence("integrations.attempt_redirect"), retry=False)
-    return Outcome(status, sentence("integrations.attempt_status", status=status),
+    return Outcome(status, sentence("integrations.attempt_status", {"status": status}),
                    retry=retryable_status(status))
 
 

@@ -1,0 +1,66 @@
+"""A real webhook receiver for the tests: an aiohttp server on loopback that checks each
+request's signature the way the README tells receivers to, and answers as told."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from tests.support.browser import free_port
+
+
+def valid_signature(secret: str, timestamp: str, body: bytes, header: str) -> bool:
+    """The README's check: HMAC-SHA256 of ``<timestamp>.<body>``, compared in constant time."""
+    expected = "sha256=" + hmac.new(secret.encode(), timestamp.encode() + b"." + body,
+                                    hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected, header)
+
+
+@dataclass
+class Received:
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+    def signed_with(self, secret: str) -> bool:
+        return valid_signature(secret, self.headers["X-Telecrm-Timestamp"], self.body,
+                               self.headers["X-Telecrm-Signature"])
+
+
+@dataclass
+class Receiver:
+    url: str = ""
+    received: list[Received] = field(default_factory=list)
+    answers: list[int] = field(default_factory=list)  # statuses to answer, then 200
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.received.append(Received(dict(request.headers), await request.read()))
+        status = self.answers.pop(0) if self.answers else 200
+        return web.Response(status=status, text="ok" if status < 300 else "no")
+
+
+@contextlib.asynccontextmanager
+async def receiver() -> AsyncIterator[Receiver]:
+    found = Receiver()
+    app = web.Application()
+    app.router.add_post("/hook", found.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    site = web.TCPSite(runner, "127.0.0.1", port)
+    await site.start()
+    found.url = f"http://127.0.0.1:{port}/hook"
+    try:
+        yield found
+    finally:
+        await runner.cleanup()
