@@ -7,8 +7,10 @@ import contextlib
 import hashlib
 import hmac
 import json
-from collections.abc import AsyncIterator
+import re
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -23,6 +25,22 @@ def valid_signature(secret: str, timestamp: str, body: bytes, header: str) -> bo
     return hmac.compare_digest(expected, header)
 
 
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def readme_check() -> Callable[..., bool]:
+    """``verified(secret, headers, body)`` exactly as the README's snippet for receivers
+    writes it (the snippet is run, not copied)."""
+    text = README.read_text("utf-8")
+    section = text[text.index("A receiver checks the signature"):]
+    code = re.search(r"```python\n(.*?)```", section, re.S)
+    assert code is not None, "the README lost its receiver snippet"
+    namespace: dict[str, Any] = {}
+    exec(compile(code.group(1), "README.md", "exec"), namespace)
+    verified: Callable[..., bool] = namespace["verified"]
+    return verified
+
+
 @dataclass
 class Received:
     headers: dict[str, str]
@@ -35,6 +53,9 @@ class Received:
     def signed_with(self, secret: str) -> bool:
         return valid_signature(secret, self.headers["X-Telecrm-Timestamp"], self.body,
                                self.headers["X-Telecrm-Signature"])
+
+    def verified_as_readme_says(self, secret: str) -> bool:
+        return readme_check()(secret, self.headers, self.body)
 
 
 @dataclass

@@ -29,7 +29,7 @@ from telecrm.app import create_app
 from telecrm.integrations.sender import PublicResolver, deliver_due
 from telecrm.settings import Settings
 from telecrm.web import server as http_server
-from tests.integrations.receiver import Receiver, receiver
+from tests.integrations.receiver import Received, Receiver, receiver
 from tests.support.browser import World, free_port, seed_world
 from tests.support.db_fixtures import (  # noqa: F401
     db_url_fixture,
@@ -83,8 +83,11 @@ async def test_a_signed_delivery_reaches_the_receiver_once(
         assert await deliver_due(factory, allow_private=True) == 1
         assert await deliver_due(factory, allow_private=True) == 0  # sent once
         (got,) = hook.received
-        assert got.signed_with(endpoint.secret)
+        assert got.signed_with(endpoint.secret) and got.verified_as_readme_says(endpoint.secret)
         assert not got.signed_with(other.secret)
+        assert not got.verified_as_readme_says(other.secret)
+        tampered = Received(got.headers, got.body.replace(b"7", b"8"))
+        assert not tampered.verified_as_readme_says(endpoint.secret)
         assert got.headers["X-Telecrm-Event"] == "lead.created"
         assert got.headers["X-Telecrm-Delivery"] == row.delivery_id
         assert got.headers["Content-Type"] == "application/json"
