@@ -25,7 +25,8 @@ PAGES = {
                  "/qc/scripts", "/outcomes", "/wallboard", "/clients/{client}/merge", "/dialer",
                  "/dialer/settings", "/presence", "/routing"],
     "marketer": ["/calltracking"],
-    "admin": ["/admin/users", "/admin/users/{user}", "/admin/mail", "/calls"],
+    "admin": ["/admin/users", "/admin/users/{user}", "/admin/mail", "/calls", "/admin/tokens",
+              "/admin/webhooks", "/admin/webhooks/deliveries"],
 }
 
 
