@@ -30,7 +30,7 @@ from crm_core.integrations.webhooks import (
     set_endpoint_active,
 )
 from crm_core.people.models import Role, User
-from telecrm.messages import russian
+from telecrm.messages import http_status, russian
 from telecrm.web.auth import page_user
 from telecrm.web.keys import SESSIONS, SETTINGS, WRITER_SESSIONS
 
@@ -94,7 +94,7 @@ async def tokens_submit(request: web.Request) -> web.Response:
             "integrations_tokens.html", request,
             await _tokens_context(request, error=russian(exc), chosen=chosen,
                                   form={"name": name, "user_id": str(form.get("user_id", ""))}),
-            status=400)
+            status=http_status(exc))
     response = aiohttp_jinja2.render_template(
         "integrations_tokens.html", request, await _tokens_context(request, created=created))
     response.headers["Cache-Control"] = "no-store"  # the token is in this answer only
@@ -110,7 +110,7 @@ async def tokens_revoke(request: web.Request) -> web.Response:
     except DomainError as exc:
         return aiohttp_jinja2.render_template(
             "integrations_tokens.html", request,
-            await _tokens_context(request, error=russian(exc)), status=400)
+            await _tokens_context(request, error=russian(exc)), status=http_status(exc))
     raise web.HTTPSeeOther("/admin/tokens?revoked=1")
 
 
@@ -147,7 +147,7 @@ async def webhooks_submit(request: web.Request) -> web.Response:
         return aiohttp_jinja2.render_template(
             "integrations_webhooks.html", request,
             await _webhooks_context(request, error=russian(exc), chosen=chosen,
-                                    form={"name": name, "url": url}), status=400)
+                                    form={"name": name, "url": url}), status=http_status(exc))
     response = aiohttp_jinja2.render_template(
         "integrations_webhooks.html", request, await _webhooks_context(request, created=created))
     response.headers["Cache-Control"] = "no-store"  # the secret is in this answer only
@@ -164,7 +164,7 @@ async def webhooks_active(request: web.Request) -> web.Response:
     except DomainError as exc:
         return aiohttp_jinja2.render_template(
             "integrations_webhooks.html", request,
-            await _webhooks_context(request, error=russian(exc)), status=400)
+            await _webhooks_context(request, error=russian(exc)), status=http_status(exc))
     raise web.HTTPSeeOther("/admin/webhooks?saved=" + ("on" if active else "off"))
 
 
@@ -211,7 +211,7 @@ async def deliveries_resend(request: web.Request) -> web.Response:
     except DomainError as exc:
         return aiohttp_jinja2.render_template(
             "integrations_deliveries.html", request,
-            await _deliveries_context(request, error=russian(exc)), status=400)
+            await _deliveries_context(request, error=russian(exc)), status=http_status(exc))
     raise web.HTTPSeeOther("/admin/webhooks/deliveries?resent=1")
 
 

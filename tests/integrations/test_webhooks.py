@@ -36,6 +36,7 @@ from tests.support.db_fixtures import (  # noqa: F401
     migrated,
     postgres_server_fixture,
 )
+from tests.support.floor import Floor, served_floor
 from tests.support.live import telecrm
 
 CAPTURES = Path(__file__).resolve().parents[1] / "captures"
@@ -293,3 +294,44 @@ async def test_a_replayed_call_ends_in_a_call_ended_delivery(
                                                            DeliveryState.DELIVERED.value)]
     finally:
         await engine.dispose()
+
+
+async def test_the_webhook_pages_are_the_admins_and_refuse_local_addresses(
+        db_url: str, tmp_path: Path) -> None:
+    async with served_floor(Floor, db_url, tmp_path) as floor:
+        for who in ("petrov", "sokolova", "marketer"):
+            for path in ("/admin/webhooks", "/admin/webhooks/deliveries"):
+                status, _ = await floor.call(who, "GET", path)
+                assert status == 403, (who, path)
+            status, page = await floor.form(who, "/admin/webhooks", {
+                "name": "Моё", "url": "https://example.com/hook", "event": "call.ended"})
+            assert status == 403 and "управляет администратор" in page
+        # TELECRM_WEBHOOKS_ALLOW_PRIVATE is off by default: the form refuses in Russian,
+        # keeping what was typed
+        status, page = await floor.form("admin", "/admin/webhooks", {
+            "name": "Внутренний", "url": "http://127.0.0.1:8080/hook", "event": "call.ended"})
+        assert status == 400
+        assert "Адрес 127.0.0.1 — в локальной сети" in page and "Внутренний" in page
+        status, page = await floor.form("admin", "/admin/webhooks", {
+            "name": "Без событий", "url": "https://example.com/hook"})
+        assert status == 400 and "Отметьте хотя бы одно событие." in page
+        status, page = await floor.form("admin", "/admin/webhooks", {
+            "name": "BI", "url": "https://example.com/hook", "event": "deal.won"})
+        assert status == 200 and 'id="secret-value">whsec_' in page
+        (endpoint_id, secret), = await floor.rows(select(WebhookEndpoint.id,
+                                                         WebhookEndpoint.secret))
+        status, page = await floor.call("admin", "GET", "/admin/webhooks")
+        assert status == 200 and secret not in page and "Сделка выиграна" in page
+        status, page = await floor.form("admin", "/admin/webhooks/active",
+                                        {"endpoint_id": str(endpoint_id), "active": "0"})
+        assert status == 200 and "Получатель выключен" in page
+        status, page = await floor.form("admin", "/admin/webhooks/deliveries/resend",
+                                        {"delivery": "12345"})
+        assert status == 404 and "Такой отправки нет." in page
+        audit = await floor.rows(select(AuditLog.actor, AuditLog.action, AuditLog.changes)
+                                 .where(AuditLog.entity == "webhook_endpoint")
+                                 .order_by(AuditLog.id))
+        assert [(a, act) for a, act, _ in audit] == [("admin", "create"), ("admin", "update")]
+        assert all(secret not in str(changes) for _, _, changes in audit)
+        status, page = await floor.call("admin", "GET", "/admin/webhooks/deliveries")
+        assert status == 200 and "Отправок пока нет." in page
