@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -43,6 +43,8 @@ MAX_ATTEMPTS = len(RETRY_SCHEDULE) + 1
 # A claimed delivery is not claimed again for this long (a sender that died mid-attempt)
 CLAIM_FOR = timedelta(minutes=2)
 ACTION_RESEND = "resend"
+# Delivered and failed deliveries stay in the log this long
+KEEP_LOG = timedelta(days=30)
 
 
 def _insert(session: AsyncSession) -> Any:
@@ -185,3 +187,14 @@ async def counts(session: AsyncSession) -> dict[str, int]:
     rows = await session.execute(select(WebhookDelivery.state, func.count())
                                  .group_by(WebhookDelivery.state))
     return {state: int(n) for state, n in rows}
+
+
+async def purge_log(session: AsyncSession, now: datetime) -> int:
+    """Forget delivered and failed deliveries older than :data:`KEEP_LOG` (pending ones
+    stay whatever their age); returns how many."""
+    result = await session.execute(
+        delete(WebhookDelivery)
+        .where(WebhookDelivery.state != DeliveryState.PENDING.value,
+               WebhookDelivery.created_at < now - KEEP_LOG)
+        .execution_options(synchronize_session=False))
+    return int(getattr(result, "rowcount", 0) or 0)

@@ -23,11 +23,13 @@ resolves differently a moment later (DNS rebinding) reaches no private address e
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import json
 import logging
 import socket
+from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -44,6 +46,7 @@ from crm_core.integrations.outbox import (
     Outcome,
     claim_due,
     envelope,
+    purge_log,
     record_attempt,
     retryable_status,
 )
@@ -165,5 +168,18 @@ async def _round(app: web.Application) -> Any:
                              allow_private=app[SETTINGS].webhooks_allow_private)
 
 
-# ``cleanup_ctx``: post webhook deliveries while ``serve`` runs.
-webhooks_ctx = rounds_ctx("webhook-sender", _round, TICK_SECONDS, "webhook deliveries")
+async def _purge(app: web.Application) -> Any:
+    async with app[WRITER_SESSIONS]() as session, session.begin():
+        return await purge_log(session, utcnow())
+
+
+_sender_ctx = rounds_ctx("webhook-sender", _round, TICK_SECONDS, "webhook deliveries")
+_purge_ctx = rounds_ctx("webhook-log-purge", _purge, 3600.0, "webhook log purge")
+
+
+async def webhooks_ctx(app: web.Application) -> AsyncIterator[None]:
+    """``cleanup_ctx``: post webhook deliveries while ``serve`` runs, and forget old ones
+    from the log once an hour."""
+    async with contextlib.asynccontextmanager(_sender_ctx)(app), \
+            contextlib.asynccontextmanager(_purge_ctx)(app):
+        yield

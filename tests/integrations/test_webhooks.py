@@ -17,10 +17,11 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_core.audit import AuditLog
+from crm_core.clock import utcnow
 from crm_core.db import create_engine, session_factory
 from crm_core.errors import DomainError
 from crm_core.integrations.models import DeliveryState, WebhookDelivery, WebhookEndpoint
-from crm_core.integrations.outbox import RETRY_SCHEDULE, queue_event, resend
+from crm_core.integrations.outbox import RETRY_SCHEDULE, purge_log, queue_event, resend
 from crm_core.integrations.webhooks import check_url, create_endpoint, set_endpoint_active
 from crm_core.sales.deals import StageSpec, create_deal, create_pipeline, move_deal
 from crm_core.sales.models import DealStatus, PipelineStage
@@ -162,6 +163,17 @@ async def test_retried_by_the_schedule_then_failed_then_sent_again(
         await deliver_due(factory, allow_private=True)
         row = (await _deliveries(factory))[-1]
         assert (row.state, row.attempts, row.last_status) == ("failed", 1, 410)
+
+        # the log keeps 30 days of delivered and failed ones; a pending one stays
+        hook.answers = [500]
+        async with factory() as session, session.begin():
+            await queue_event(session, "lead.created", {"id": 4}, key="4")
+        await deliver_due(factory, allow_private=True)
+        clock.shift(timedelta(days=31))
+        async with factory() as session, session.begin():
+            assert await purge_log(session, utcnow()) == 3
+        assert [(r.payload, r.state) for r in await _deliveries(factory)] == [
+            ({"id": 4}, "pending")]
 
 
 @pytest.mark.clock("2026-11-20T12:00:00+03:00")
