@@ -18,8 +18,11 @@ from sqlalchemy import select
 
 from crm_core.audit import AuditLog
 from crm_core.clients.models import Client
+from crm_core.db import create_engine, session_factory
 from crm_core.integrations.models import ApiToken
 from crm_core.integrations.scopes import FEATURES
+from crm_core.people.management import deactivate_user
+from crm_core.people.models import User
 from telecrm.app import create_app
 from telecrm.integrations.auth import ANY, NO_TOKENS, feature_of
 from telecrm.settings import Settings
@@ -215,3 +218,19 @@ def test_every_api_route_belongs_to_a_feature_or_takes_no_token() -> None:
             assert any(path == p or path.startswith(p + "/") for p in NO_TOKENS), path
         else:
             assert feature == ANY or feature in FEATURES, path
+
+
+async def test_a_switched_off_users_token_stops_working(floor: TokenFloor) -> None:
+    token = await floor.create_token("Интеграция Петрова", "petrov", ["calls:read"])
+    status, _ = await floor.bearer(token, "GET", f"/api/calls?since={_since()}")
+    assert status == 200
+    engine = create_engine(floor.db_url)
+    try:
+        async with session_factory(engine, writer=True)() as session, session.begin():
+            petrov = await session.get(User, floor.world.users["petrov"])
+            assert petrov is not None
+            await deactivate_user(session, None, petrov)
+    finally:
+        await engine.dispose()
+    status, body = await floor.bearer(token, "GET", f"/api/calls?since={_since()}")
+    assert status == 401 and body["code"] == "integrations.token_invalid"
