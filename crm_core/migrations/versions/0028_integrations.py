@@ -7,7 +7,7 @@
   attempts and the next one, the receiver's last status.
 
 Revision ID: 0028_integrations
-Revises: 0026_speech_alerts
+Revises: 0027_ad_conversions
 
 Frozen once released: do not import application code here.
 """
@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0028_integrations"
-down_revision: str | None = "0026_speech_alerts"
+down_revision: str | None = "0027_ad_conversions"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
