@@ -431,6 +431,20 @@ MESSAGES: dict[str, str] = {
     "conversions.token": "Токен — одна строка не длиннее 1000 символов.",
     "conversions.file_kind": "Файл: metrica-calls, metrica-deals или google-ads.",
 
+    # -- leads: site forms and callback requests (crm_core.calltracking.leads) ---------------
+    "leads.kind_unknown": "Тип заявки — форма или обратный звонок.",
+    "leads.name_invalid": "Имя — текст не длиннее {max:символа|символов|символов}.",
+    "leads.phone_invalid": "«{value}» — не телефонный номер.",
+    "leads.email_invalid": "«{value}» — не адрес электронной почты.",
+    "leads.message_too_long": "Сообщение слишком длинное: не больше "
+                              "{max:символа|символов|символов}.",
+    "leads.message_invalid": "Сообщение содержит управляющие символы: уберите их.",
+    "leads.phone_required": "Укажите номер телефона, чтобы мы перезвонили.",
+    "leads.contact_required": "Укажите телефон или адрес электронной почты.",
+    "leads.not_allowed": "Заявки доступны менеджерам, руководителям и маркетологам.",
+    "leads.archive_not_allowed": "Убирать заявки в архив могут маркетологи и администраторы.",
+    "leads.not_found": "Такой заявки нет.",
+
     # -- speech: audio, the Vosk model, sources of a call's audio (speech.*) -----------------
     "speech.audio.tool_missing": "Не установлен {tool}: без него записи не прочитать.",
     "speech.audio.no_file": "Файла {path} нет.",

@@ -103,6 +103,9 @@ class Settings:
                                   "управления Яндекс Метрики")
     google_ads_api_url: str = _field("https://googleads.googleapis.com", "конверсии: адрес "
                                      "Google Ads API")
+    ct_leads_per_minute: int = _field(5, "коллтрекинг: сколько заявок и обратных звонков в "
+                                      "минуту принимается с одного адреса (IPv6 — с одной "
+                                      "сети /64)")
 
     @property
     def resolved_database_url(self) -> str:

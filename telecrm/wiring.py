@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.calls.hooks import CallHooks
 from crm_core.calltracking.attribution import attribute_written, describe_tracking
+from crm_core.calltracking.leads import match_callback_calls
 from crm_core.integrations.hooks import call_ended_events
 from crm_core.people.users import party_directory
 from crm_core.tasks.leads import card_task_rule
@@ -23,11 +24,13 @@ from telecrm.settings import Settings
 def call_hooks(callback_policy: CallbackPolicy | None = None) -> CallHooks:
     """What the product does with every written call, and the call JSON's feature fields:
     the task rules (callbacks; «Заполните карточку» for a lead an unknown caller created),
-    call-tracking attribution, and last the ``call.ended`` webhook (its call JSON carries
-    what the hooks before it filled in)."""
+    call-tracking attribution, the visit's source on a call a callback request placed,
+    and last the ``call.ended`` webhook (its call JSON carries what the hooks before it
+    filled in)."""
     describers = (describe_tracking,)
     return CallHooks(written=(call_rules(callback_policy), card_task_rule(callback_policy),
-                              attribute_written, call_ended_events(describers)),
+                              attribute_written, match_callback_calls,
+                              call_ended_events(describers)),
                      describers=describers)
 
 

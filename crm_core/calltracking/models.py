@@ -208,3 +208,63 @@ class CtAdCost(Base):
     source: Mapped[str] = mapped_column(String(20), default="manual",
                                         server_default=text("'manual'"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class LeadKind(StrEnum):
+    FORM = "form"  # a site form sent to the CRM
+    CALLBACK = "callback"  # the callback widget: the visitor left a number to be called
+
+
+class LeadStatus(StrEnum):
+    NEW = "new"  # waiting for a manager: a call task is open
+    CALLING = "calling"  # a callback is being placed: a manager's phone rings, then the visitor
+    CONNECTED = "connected"  # the callback call is logged and carries the visit's source
+
+
+class CtLead(Base):
+    """A lead from a site that is not a call: a form or a callback request.
+
+    It keeps the visit's attribution as it was when the lead came (the visit's source,
+    medium, campaign, keyword, landing page and the ad systems' ids), the client it was
+    matched to (by phone) or created for it, the manager it went to and his call task;
+    for a callback, the call that followed. Never deleted: archived.
+    """
+
+    __tablename__ = "ct_leads"
+    __table_args__ = (
+        CheckConstraint("kind IN ('form', 'callback')", name="kind"),
+        CheckConstraint("status IN ('new', 'calling', 'connected')", name="status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(20), default=LeadStatus.NEW.value)
+    site_id: Mapped[int] = mapped_column(ForeignKey("ct_sites.id"), index=True)
+    visit_id: Mapped[int | None] = mapped_column(ForeignKey("ct_visits.id"), index=True)
+    name: Mapped[str | None] = mapped_column(String(200))
+    phone: Mapped[str | None] = mapped_column(String(20), index=True)  # E.164
+    email: Mapped[str | None] = mapped_column(String(254))
+    message: Mapped[str | None] = mapped_column(String(2000))
+    page: Mapped[str | None] = mapped_column(String(1000))  # where the form was sent from
+    channel: Mapped[str | None] = mapped_column(String(200), index=True)
+    source: Mapped[str | None] = mapped_column(String(200))
+    medium: Mapped[str | None] = mapped_column(String(200))
+    campaign: Mapped[str | None] = mapped_column(String(200))
+    utm_term: Mapped[str | None] = mapped_column(String(200))
+    landing: Mapped[str | None] = mapped_column(String(1000))
+    yclid: Mapped[str | None] = mapped_column(String(200))
+    gclid: Mapped[str | None] = mapped_column(String(200))
+    ym_uid: Mapped[str | None] = mapped_column(String(100))
+    client_id: Mapped[int | None] = mapped_column(ForeignKey("clients.id"), index=True)
+    created_client: Mapped[bool] = mapped_column(default=False, server_default=false())
+    assignee_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), index=True)
+    task_id: Mapped[int | None] = mapped_column(ForeignKey("tasks.id", ondelete="SET NULL"))
+    call_id: Mapped[int | None] = mapped_column(
+        ForeignKey("calls.id", ondelete="SET NULL"), unique=True)
+    # why a callback became a lead with a task («вне рабочего времени», ...)
+    note: Mapped[str | None] = mapped_column(String(300))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    archived_at: Mapped[datetime | None] = mapped_column()
+
+    visit: Mapped[CtVisit | None] = relationship()

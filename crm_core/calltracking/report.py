@@ -25,11 +25,13 @@ from crm_core.calltracking.models import (
     AttributionKind,
     CtAdCost,
     CtAttribution,
+    CtLead,
     CtLease,
     CtPoolEvent,
     CtSite,
     CtStaticNumber,
     CtVisit,
+    LeadKind,
 )
 from crm_core.errors import DomainError
 from crm_core.timestamps import isoformat
@@ -38,7 +40,8 @@ GROUPINGS = ("channel", "source", "medium", "campaign")
 HEADROOM = 1.25
 BUSY_SHARE = 0.75
 NONE_LABEL = "(не указан)"
-REPORT_COLUMNS = ["key", "visits", "calls", "unique_callers", "first_time_callers",
+REPORT_COLUMNS = ["key", "visits", "calls", "forms", "callbacks", "unique_callers",
+                  "first_time_callers",
                   "target_calls", "missed_calls", "missed_percent", "conversion_percent",
                   "new_clients", "deals_won", "revenue", "paid", "cost", "cost_per_call",
                   "cost_per_target_call", "roi"]
@@ -187,14 +190,18 @@ def _visit_key(visit: CtVisit, site: CtSite, by: str) -> str:
 
 async def channel_report(session: AsyncSession, period: Period, *, by: str = "channel",
                          target_seconds: int = 60) -> dict[str, Any]:
-    """Per channel (or source, medium, campaign): visits, calls, callers, target, cost, ROI."""
+    """Per channel (or source, medium, campaign): visits, calls, forms and callback
+    requests (:mod:`crm_core.calltracking.leads`), callers, target, cost, ROI.
+
+    The calls are the inbound ones and those a callback request placed (an outbound call
+    given the visit's source by ``leads.match_callback_calls``)."""
     if by not in GROUPINGS:
         raise DomainError("calltracking.grouping_invalid",
                           f"group by one of: {', '.join(GROUPINGS)}", groupings=list(GROUPINGS))
     rows: dict[str, dict[str, Any]] = defaultdict(lambda: {
         "visits": 0, "calls": 0, "callers": set(), "first_time": set(), "target_calls": 0,
         "missed_calls": 0, "visits_called": set(), "new_clients": 0, "deals_won": 0,
-        "revenue": 0.0, "paid": 0.0})
+        "revenue": 0.0, "paid": 0.0, "forms": 0, "callbacks": 0})
     visits = await session.execute(
         select(CtVisit, CtSite).join(CtSite, CtSite.id == CtVisit.site_id)
         .where(CtVisit.first_seen >= period.start, CtVisit.first_seen < period.end,
@@ -209,7 +216,7 @@ async def channel_report(session: AsyncSession, period: Period, *, by: str = "ch
         select(Call, CtAttribution, first_call)
         .join(CtAttribution, CtAttribution.call_id == Call.id)
         .where(Call.started_at >= period.start, Call.started_at < period.end,
-               Call.direction == Direction.INBOUND.value,
+               Call.direction.in_([Direction.INBOUND.value, Direction.OUTBOUND.value]),
                Call.status != CallStatus.IN_PROGRESS.value)
         .order_by(Call.started_at, Call.id))
     owner: dict[int, str] = {}  # client -> the group of his first call in the period
@@ -232,6 +239,12 @@ async def channel_report(session: AsyncSession, period: Period, *, by: str = "ch
             row["new_clients"] += 1
         if call.client_id is not None:
             owner.setdefault(call.client_id, key)
+    leads = await session.scalars(select(CtLead).where(
+        CtLead.created_at >= period.start, CtLead.created_at < period.end,
+        CtLead.archived_at.is_(None)))
+    for lead in leads:
+        lead_row = rows[getattr(lead, by) or NONE_LABEL]
+        lead_row["forms" if lead.kind == LeadKind.FORM.value else "callbacks"] += 1
     for client_id, (won, revenue) in (await _deals_won(session, list(owner), period)).items():
         rows[owner[client_id]]["deals_won"] += won
         rows[owner[client_id]]["revenue"] += revenue
@@ -294,7 +307,8 @@ async def _paid(session: AsyncSession, client_ids: list[int], period: Period
 def _sum(rows: dict[str, dict[str, Any]]) -> dict[str, Any]:
     total: dict[str, Any] = {"visits": 0, "calls": 0, "callers": set(), "first_time": set(),
                              "target_calls": 0, "missed_calls": 0, "visits_called": set(),
-                             "new_clients": 0, "deals_won": 0, "revenue": 0.0, "paid": 0.0}
+                             "new_clients": 0, "deals_won": 0, "revenue": 0.0, "paid": 0.0,
+                             "forms": 0, "callbacks": 0}
     for row in rows.values():
         for key, value in row.items():
             if isinstance(value, set):
@@ -309,7 +323,8 @@ def _finish(key: str, row: dict[str, Any], cost: Decimal) -> dict[str, Any]:
     revenue = round(float(row["revenue"]), 2)
     cost_f = float(cost)
     return {
-        "key": key, "visits": row["visits"], "calls": calls,
+        "key": key, "visits": row["visits"], "calls": calls, "forms": row["forms"],
+        "callbacks": row["callbacks"],
         "unique_callers": len(row["callers"]), "first_time_callers": len(row["first_time"]),
         "target_calls": target, "missed_calls": row["missed_calls"],
         "missed_percent": _ratio(row["missed_calls"], calls),

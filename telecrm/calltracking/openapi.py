@@ -201,3 +201,63 @@ CT_PATHS.update({
                            "archived": {"enum": ["static", "pool"]}}}),
             **_WRITE_ERRORS}}},
 })
+
+
+# -- leads: site forms and callback requests (telecrm.calltracking.leads_public, leads_pages) ---
+
+_LEAD_BODY = {
+    "type": "object", "required": ["site"], "additionalProperties": False,
+    "properties": {
+        "site": {"type": "string", "maxLength": 253, "example": "shop.example"},
+        "session": {"type": ["string", "null"], "maxLength": 64,
+                    "description": "the visit's token from /api/ct/session"},
+        "name": {"type": ["string", "null"], "maxLength": 200},
+        "phone": {"type": ["string", "null"], "maxLength": 40, "example": "8 916 123-45-67"},
+        "email": {"type": ["string", "null"], "maxLength": 254},
+        "message": {"type": ["string", "null"], "maxLength": 2000},
+        "url": {"type": ["string", "null"], "maxLength": 1000}}}
+_LEAD_ANSWER = {"type": "object", "properties": {
+    "status": {"enum": ["form", "calling", "off_hours", "later"]},
+    "message": {"type": "string", "description": "a sentence for the visitor (Russian)"}}}
+_PUBLIC_REFUSALS = {"400": _error("bad input (one sentence), nothing stored"),
+                    "403": _error("origin not allowed"), "404": _error("unknown site"),
+                    "413": _error("request body too large"),
+                    "429": _error("too many requests or leads from this address")}
+
+
+def _public_lead(summary: str) -> dict[str, Any]:
+    return {
+        "post": {"summary": summary, "security": [],
+                 "requestBody": {"required": True, "content": {
+                     "application/json": {"schema": _LEAD_BODY},
+                     "text/plain": {"schema": {"type": "string"}}}},
+                 "responses": {"201": _json("accepted", _LEAD_ANSWER), **_PUBLIC_REFUSALS}},
+        "options": {"summary": "CORS pre-flight for a site's origin", "security": [],
+                    "parameters": [{"name": "site", "in": "query",
+                                    "schema": {"type": "string"}}],
+                    "responses": {"204": {"description": "allowed"},
+                                  "403": _error("origin not allowed")}}}
+
+
+CT_PATHS.update({
+    "/api/ct/lead": _public_lead(
+        "Public: a site form becomes a lead with the visit's source, its client and a call "
+        "task"),
+    "/api/ct/callback": _public_lead(
+        "Public: the callback widget; a free manager is rung, then the visitor (else a lead "
+        "with a callback task)"),
+    "/api/leads": {"get": {
+        "summary": "Leads (forms, callback requests) of the period this user may see",
+        "security": _SIGNED_IN,
+        "parameters": [*_PERIOD, {"name": "kind", "in": "query",
+                                  "schema": {"enum": ["form", "callback"]}}],
+        "responses": {"200": _json("leads, newest first", {"type": "object", "properties": {
+            "leads": {"type": "array", "items": _OBJECT}}}),
+            "400": _error("bad parameters"), "401": _error("not signed in"),
+            "403": _error("leads are not for this role")}}},
+    "/api/ct/marketing": {"get": {
+        "summary": "By keyword, by landing page, lost leads per channel, first and last touch",
+        "security": _SIGNED_IN,
+        "parameters": _PERIOD,
+        "responses": {"200": _json("the reports", _OBJECT), **_MARKETING_ERRORS}}},
+})

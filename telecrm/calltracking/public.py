@@ -212,6 +212,10 @@ class CallTracking:
     visitors: VisitorGuard | RedisVisitorGuard
     sites: dict[str, tuple[float, SiteView | None]] = field(default_factory=dict)
     loading: dict[str, asyncio.Future[SiteView | None]] = field(default_factory=dict)
+    # leads (forms, callback requests) per visitor address a minute, beyond ``limiter``
+    leads: RateLimiter | RedisRateLimiter | None = None
+    # callbacks being placed: watched until the manager's phone answers or not
+    callbacks: set[asyncio.Task[None]] = field(default_factory=set)
 
 
 CT = web.AppKey("calltracking", CallTracking)
@@ -236,8 +240,12 @@ async def calltracking_ctx(app: web.Application) -> AsyncIterator[None]:
         RedisRateLimiter(limits, settings.ct_rate_per_minute) if limits is not None
         else RateLimiter(settings.ct_rate_per_minute),
         RedisVisitorGuard(limits, settings.ct_new_visits_per_minute) if limits is not None
-        else VisitorGuard(settings.ct_new_visits_per_minute))
+        else VisitorGuard(settings.ct_new_visits_per_minute),
+        leads=RedisRateLimiter(limits, settings.ct_leads_per_minute, prefix="ct:leads")
+        if limits is not None else RateLimiter(settings.ct_leads_per_minute))
     yield
+    for task in list(app[CT].callbacks):
+        task.cancel()
     await history.close()
     await store.close()
     if limits is not None:
@@ -372,16 +380,28 @@ async def preflight(request: web.Request) -> web.Response:
     return web.Response(status=204, headers=headers)
 
 
-async def session_endpoint(request: web.Request) -> web.Response:
-    """``POST /api/ct/session``: record the visit and keep or lease it a number."""
+@dataclass(frozen=True)
+class PublicRequest:
+    """A public request past the checks every public endpoint makes: the visitor's
+    address within its rate, a small JSON object naming a known site, an allowed origin."""
+
+    view: SiteView
+    cors: dict[str, str]
+    body: dict[str, Any]
+    address: str
+
+
+async def public_request(request: web.Request, *, max_body: int = MAX_BODY
+                         ) -> PublicRequest | web.Response:
+    """The checked request, or the refusal to answer with (429, 413, 400, 404, 403)."""
     ct = request.app[CT]
     address = visitor_address(client_ip(request))
     if not await ct.limiter.allow(address, utcnow().timestamp()):
         return _error(429, "http.too_many", {"Retry-After": "60"})
-    if request.content_length is not None and request.content_length > MAX_BODY:
+    if request.content_length is not None and request.content_length > max_body:
         return _error(413, "http.too_large")
-    raw = await request.content.read(MAX_BODY + 1)
-    if len(raw) > MAX_BODY:
+    raw = await request.content.read(max_body + 1)
+    if len(raw) > max_body:
         return _error(413, "http.too_large")
     try:
         body = json.loads(raw.decode("utf-8"))
@@ -395,10 +415,20 @@ async def session_endpoint(request: web.Request) -> web.Response:
     view = await _site(request, host)
     if view is None:
         return _error(404, "calltracking.unknown_site")
-    site = view.site
-    cors = _cors(request, site)
+    cors = _cors(request, view.site)
     if cors is None:
         return _error(403, "calltracking.origin_not_allowed")
+    return PublicRequest(view, cors, body, address)
+
+
+async def session_endpoint(request: web.Request) -> web.Response:
+    """``POST /api/ct/session``: record the visit and keep or lease it a number."""
+    ct = request.app[CT]
+    checked = await public_request(request)
+    if isinstance(checked, web.Response):
+        return checked
+    view, cors, body, address = checked.view, checked.cors, checked.body, checked.address
+    site = view.site
     try:
         url = _page_url(_text(body, "url", MAX_URL, required=True), "url")
         referrer = _page_url(_text(body, "referrer", MAX_URL), "referrer")

@@ -1,7 +1,12 @@
 """Routes of the call-tracking feature, registered by telecrm.web.routes.
 
 Public (hostile ground, see :mod:`telecrm.calltracking.public`):
-- ``GET /ct.js?site=HOST``, ``POST /api/ct/session`` (and its CORS pre-flight).
+- ``GET /ct.js?site=HOST``, ``POST /api/ct/session`` (and its CORS pre-flight);
+- ``POST /api/ct/lead``, ``POST /api/ct/callback``: a site form, the callback widget
+  (:mod:`telecrm.calltracking.leads_public`).
+
+Leads and the marketers' extra reports (``/leads``, ``/calltracking/marketing``) are
+registered by :mod:`telecrm.calltracking.leads_pages`.
 
 For marketers (and admins; managers and supervisors get 403):
 - ``GET /api/ct/report?from=D&to=D&by=channel|source|medium|campaign`` (``format=csv`` too);
@@ -66,6 +71,7 @@ from crm_core.people import access
 from crm_core.people.models import User
 from telecrm import csv_safety
 from telecrm.calltracking import ads as ct_ads
+from telecrm.calltracking import leads_public
 from telecrm.calltracking import manage_api as ct_manage_api
 from telecrm.calltracking import public as ct_public
 from telecrm.messages import http_status, sentence
@@ -385,6 +391,10 @@ def add_routes(router: web.UrlDispatcher) -> None:
     router.add_get("/ct.js", ct_public.snippet)
     router.add_post("/api/ct/session", ct_public.session_endpoint)
     router.add_route("OPTIONS", "/api/ct/session", ct_public.preflight)
+    router.add_post("/api/ct/lead", leads_public.lead_endpoint)
+    router.add_route("OPTIONS", "/api/ct/lead", ct_public.preflight)
+    router.add_post("/api/ct/callback", leads_public.callback_endpoint)
+    router.add_route("OPTIONS", "/api/ct/callback", ct_public.preflight)
     router.add_get("/api/ct/report", report)
     router.add_get("/api/ct/calls", calls)
     router.add_get("/api/ct/calls/{id}/source", call_source)

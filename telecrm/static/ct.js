@@ -3,7 +3,8 @@
    Numbers are found by the configured selector, by tel: links and by their written
    forms (+7 (495) 111-00-01, 8 495 111 00 01, ...). A number is asked for only after
    real activity on the page (a move, a scroll, a touch, a key), and kept alive by a
-   heartbeat while the page is visible. */
+   heartbeat while the page is visible. Site forms and the callback widget send leads
+   with the visit (telecrm.sendForm, telecrm.requestCallback, data-telecrm-form). */
 (function () {
   "use strict";
   var cfg = /*CONFIG*/null;
@@ -143,6 +144,72 @@
       if (document.visibilityState === "visible") send(true);
     });
   }
+
+  // -- leads: site forms and the callback widget -------------------------------------------
+  // telecrm.sendForm(form) sends a form's name/phone/e-mail/message with the visit;
+  // telecrm.requestCallback(phone, name) asks the CRM to call the visitor now. Forms
+  // marked data-telecrm-form or data-telecrm-callback are sent by themselves on submit;
+  // the answer's sentence goes into the form's [data-telecrm-result] element, and the
+  // form gets a "telecrm:sent" event with the answer.
+  var FIELDS = { name: /^(name|fio|имя)$/i, phone: /^(phone|tel|telephone|телефон)$/i,
+                 email: /^(e-?mail|почта)$/i, message: /^(message|comment|text|вопрос)$/i };
+
+  function fieldsOf(form) {
+    var data = {};
+    Array.prototype.forEach.call(form.elements || [], function (el) {
+      if (!el.name || el.type === "password" || el.type === "hidden" && !el.hasAttribute("data-telecrm")) return;
+      var key = el.getAttribute("data-telecrm");
+      if (!key) {
+        Object.keys(FIELDS).forEach(function (k) { if (!key && FIELDS[k].test(el.name)) key = k; });
+        if (!key && el.type === "tel") key = "phone";
+        if (!key && el.type === "email") key = "email";
+      }
+      if (key && FIELDS[key] && el.value && !data[key]) data[key] = String(el.value).slice(0, key === "message" ? 2000 : 254);
+    });
+    return data;
+  }
+
+  function sendLead(path, data) {
+    return state.queue.then(function () {
+      var body = { site: cfg.site, session: state.session || store(KEY) || null,
+                   url: location.href.slice(0, 1000) };
+      Object.keys(data).forEach(function (k) { body[k] = data[k]; });
+      return fetch(base + path, {
+        method: "POST", body: JSON.stringify(body), credentials: "omit", keepalive: true,
+        headers: { "Content-Type": "text/plain" }
+      }).then(function (r) {
+        return r.json().then(function (answer) {
+          return { ok: r.ok, status: r.status, message: answer.message || answer.error || "" };
+        });
+      });
+    }).catch(function () { return { ok: false, status: 0, message: "Нет связи. Попробуйте ещё раз." }; });
+  }
+
+  function sendForm(form) { return sendLead("/api/ct/lead", fieldsOf(form)); }
+  function requestCallback(phone, name) {
+    var data = { phone: String(phone || "").slice(0, 40) };
+    if (name) data.name = String(name).slice(0, 200);
+    return sendLead("/api/ct/callback", data);
+  }
+
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (!form || !form.hasAttribute) return;
+    var callback = form.hasAttribute("data-telecrm-callback");
+    if (!callback && !form.hasAttribute("data-telecrm-form")) return;
+    event.preventDefault();
+    var data = fieldsOf(form);
+    var sent = callback ? requestCallback(data.phone, data.name) : sendForm(form);
+    sent.then(function (answer) {
+      var out = form.querySelector("[data-telecrm-result]");
+      if (out) out.textContent = answer.message;
+      if (answer.ok) form.setAttribute("data-telecrm-sent", "1");
+      form.dispatchEvent(new CustomEvent("telecrm:sent", { detail: answer }));
+    });
+  }, true);
+
+  window.telecrm = { sendForm: sendForm, requestCallback: requestCallback,
+                     session: function () { return state.session; } };
 
   var ACTIVITY = ["mousemove", "scroll", "touchstart", "keydown", "click", "wheel"];
   ACTIVITY.forEach(function (e) { window.addEventListener(e, active, { capture: true, passive: true }); });

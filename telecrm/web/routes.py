@@ -9,6 +9,7 @@ from aiohttp import web
 from telecrm import clients as clients_routes
 from telecrm.activities import routes as activities_routes
 from telecrm.calls import routes as calls_routes
+from telecrm.calltracking import leads_pages
 from telecrm.calltracking import routes as calltracking_routes
 from telecrm.dialer import routes as dialer_routes
 from telecrm.integrations import pages as integrations_pages
@@ -65,6 +66,7 @@ def add_routes(app: web.Application) -> None:
     phrase_dictionary_routes.add_routes(r)
     speech_alert_routes.add_routes(r)
     calltracking_routes.add_routes(r)
+    leads_pages.add_routes(r)
     missed_routes.add_routes(r)  # /reports/missed before the sales reports' /reports/{name}
     sales_routes.add_routes(r)
     activities_routes.add_routes(r)

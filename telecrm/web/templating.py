@@ -36,6 +36,7 @@ NAV = [
     ("/transcripts/search", "Поиск по разговорам", {Role.MANAGER, Role.SUPERVISOR, Role.ADMIN}),
     ("/alerts", "Оповещения", {Role.SUPERVISOR, Role.ADMIN}),
     ("/calltracking", "Коллтрекинг", {Role.MARKETER, Role.ADMIN}),
+    ("/leads", "Заявки", {Role.MANAGER, Role.SUPERVISOR, Role.MARKETER, Role.ADMIN}),
     ("/admin/users", "Пользователи", {Role.ADMIN}),
     ("/admin/mail", "Почта", {Role.ADMIN}),
     ("/admin/tokens", "API-токены", {Role.ADMIN}),

@@ -1,0 +1,385 @@
+"""Leads that are not calls: site forms and callback requests, with the visit's source.
+
+A lead keeps the visit's attribution as it was when it came (source, medium, campaign,
+keyword, landing page, yclid/gclid/_ym_uid), is matched to the client who owns its
+phone (normalised as every number in the CRM) or creates one, and goes to a manager:
+the client's owner, else the free manager with the fewest open tasks. A form, and a
+callback nobody could take at once (outside working hours, nobody free, the manager's
+phone not answering), gets a call task; a callback taken at once rings the manager,
+then the visitor, and :func:`match_callback_calls` (a call hook) gives the resulting
+call the visit's source, so it counts on the call-tracking report like a tracked call.
+
+Every change is audited (entity ``ct_lead``); a lead is archived, never deleted.
+The one place a new lead is announced is :func:`lead_created`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from crm_core.audit import ACTION_CREATE, ACTION_UPDATE, write_audit
+from crm_core.calls.hooks import WrittenCall
+from crm_core.calls.models import Call, CallLeg, CallStatus, Direction
+from crm_core.calltracking.models import (
+    AttributionKind,
+    CtAttribution,
+    CtLead,
+    CtSite,
+    CtVisit,
+    LeadKind,
+    LeadStatus,
+)
+from crm_core.clients.models import Client, Email
+from crm_core.clients.phones import DEFAULT_REGION, format_phone, normalize_phone
+from crm_core.clients.services import create_client, find_client_by_phone
+from crm_core.errors import DomainError, NotAllowedError, NotFoundError
+from crm_core.people.models import Role, User
+from crm_core.presence.services import current_states
+from crm_core.tasks.models import Task, TaskKind, TaskStatus
+from crm_core.tasks.services import CallbackPolicy, create_task
+from crm_core.timestamps import ensure_utc, isoformat
+
+AUDIT_ENTITY = "ct_lead"
+ACTOR = "site"  # audit actor of what a site's visitor sends
+MAX_NAME, MAX_EMAIL, MAX_MESSAGE = 200, 254, 2000
+# a callback call is the lead's when it starts this soon after the request
+CALLBACK_WINDOW = timedelta(minutes=3)
+_EMAIL = re.compile(r"[^@\s<>\"'(),;:\\\[\]]{1,64}@[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63})+")
+KIND_LABELS = {LeadKind.FORM.value: "Заявка с сайта", LeadKind.CALLBACK.value: "Обратный звонок"}
+STATUS_LABELS = {LeadStatus.NEW.value: "ждёт звонка", LeadStatus.CALLING.value: "звоним",
+                 LeadStatus.CONNECTED.value: "соединили"}
+NOTE_OFF_HOURS = "вне рабочего времени"
+NOTE_NOBODY_FREE = "нет свободных менеджеров"
+
+
+class LeadError(DomainError):
+    """Bad input for a lead (``leads.*``): nothing is stored."""
+
+
+@dataclass(frozen=True)
+class LeadInput:
+    """What a visitor sent, already checked for type and length by the endpoint."""
+
+    kind: str
+    name: str | None = None
+    phone: str | None = None  # as typed
+    email: str | None = None
+    message: str | None = None
+    page: str | None = None
+
+
+@dataclass(frozen=True)
+class Cleaned:
+    name: str | None
+    phone: str | None  # E.164
+    email: str | None
+    message: str | None
+
+
+def clean(data: LeadInput, region: str = DEFAULT_REGION) -> Cleaned:
+    """The lead's fields checked as the domain wants them; a LeadError names the first fault."""
+    if data.kind not in (LeadKind.FORM.value, LeadKind.CALLBACK.value):
+        raise LeadError("leads.kind_unknown", f"unknown lead kind {data.kind!r}")
+    name = (data.name or "").strip() or None
+    if name is not None and (len(name) > MAX_NAME or not name.isprintable()):
+        raise LeadError("leads.name_invalid", "the name must be printable text, 200 at most",
+                        max=MAX_NAME)
+    phone = None
+    if data.phone and data.phone.strip():
+        phone = normalize_phone(data.phone, region)
+        if phone is None:
+            raise LeadError("leads.phone_invalid", f"{data.phone!r} is not a phone number",
+                            value=data.phone.strip()[:40])
+    email = (data.email or "").strip().lower() or None
+    if email is not None and (len(email) > MAX_EMAIL or not _EMAIL.fullmatch(email)):
+        raise LeadError("leads.email_invalid", f"{data.email!r} is not an e-mail address",
+                        value=email[:60])
+    message = (data.message or "").strip() or None
+    if message is not None:
+        if len(message) > MAX_MESSAGE:
+            raise LeadError("leads.message_too_long", "the message is too long", max=MAX_MESSAGE)
+        if any(not ch.isprintable() and ch not in "\n\r\t" for ch in message):
+            raise LeadError("leads.message_invalid", "the message holds control characters")
+    if data.kind == LeadKind.CALLBACK.value and phone is None:
+        raise LeadError("leads.phone_required", "a callback needs a phone number")
+    if phone is None and email is None:
+        raise LeadError("leads.contact_required", "a lead needs a phone or an e-mail")
+    return Cleaned(name, phone, email, message)
+
+
+def in_working_hours(policy: CallbackPolicy, at: datetime) -> bool:
+    """True on a working day between the policy's start and end of the day."""
+    local = ensure_utc(at).astimezone(ZoneInfo(policy.timezone))
+    return local.weekday() in policy.workdays and policy.day_start <= local.time() < policy.day_end
+
+
+# -- who takes the lead -------------------------------------------------------------------------
+
+
+async def _busy_users(session: AsyncSession) -> set[int]:
+    """Managers with a live leg (ringing or talking) on a call in progress."""
+    stmt = (select(CallLeg.user_id).join(Call, Call.id == CallLeg.call_id)
+            .where(Call.status == CallStatus.IN_PROGRESS.value, CallLeg.ended_at.is_(None),
+                   CallLeg.user_id.is_not(None)))
+    return {uid for uid in await session.scalars(stmt) if uid is not None}
+
+
+async def free_managers(session: AsyncSession, prefer: int | None = None) -> list[User]:
+    """Active managers with a phone, «на месте» and not on a call: ``prefer`` (the client's
+    owner) first if he is among them, then the fewest open tasks, then the oldest account."""
+    managers = list(await session.scalars(
+        select(User).where(User.role == Role.MANAGER.value, User.active.is_(True),
+                           User.extension.is_not(None)).order_by(User.id)))
+    if not managers:
+        return []
+    states = await current_states(session, [m.id for m in managers])
+    busy = await _busy_users(session)
+    free = [m for m in managers if states[m.id].present and m.id not in busy]
+    load = dict((await session.execute(
+        select(Task.assignee_id, func.count()).where(
+            Task.status == TaskStatus.OPEN.value,
+            Task.assignee_id.in_([m.id for m in free] or [-1]))
+        .group_by(Task.assignee_id))).tuples().all())
+    free.sort(key=lambda m: (m.id != prefer, load.get(m.id, 0), m.id))
+    return free
+
+
+async def _owner(session: AsyncSession, client: Client | None) -> User | None:
+    if client is None or client.owner_id is None:
+        return None
+    owner = await session.get(User, client.owner_id)
+    return owner if owner is not None and owner.active else None
+
+
+async def _match_client(session: AsyncSession, data: Cleaned, site: CtSite
+                        ) -> tuple[Client, bool]:
+    """The client owning the phone (else the e-mail), or a new one named after the lead."""
+    client = await find_client_by_phone(session, data.phone) if data.phone else None
+    if client is None and data.email:
+        client = await session.scalar(
+            select(Client).join(Email, Email.client_id == Client.id)
+            .where(func.lower(Email.address) == data.email)
+            .order_by(Client.archived_at.is_not(None), Client.id).limit(1))
+    if client is not None:
+        return client, False
+    name = data.name or (format_phone(data.phone) if data.phone else data.email) or site.host
+    client = await create_client(session, name, phones=[data.phone] if data.phone else [],
+                                 source="site", actor=ACTOR,
+                                 audit_extra={"site": site.host})
+    if data.email:
+        session.add(Email(client_id=client.id, address=data.email))
+    return client, True
+
+
+def _attribution(site: CtSite, visit: CtVisit | None) -> dict[str, Any]:
+    if visit is None:
+        return {"channel": site.channel}
+    ids = visit.client_ids or {}
+    return {"visit_id": visit.id, "channel": site.channel, "source": visit.utm_source,
+            "medium": visit.utm_medium, "campaign": visit.utm_campaign,
+            "utm_term": visit.utm_term, "landing": visit.landing, "yclid": visit.yclid,
+            "gclid": visit.gclid, "ym_uid": ids.get("ym_uid")}
+
+
+def task_title(lead: CtLead) -> str:
+    who = lead.name or (format_phone(lead.phone) if lead.phone else lead.email) or ""
+    what = "Перезвонить: обратный звонок с сайта" if lead.kind == LeadKind.CALLBACK.value \
+        else "Позвонить: заявка с сайта"
+    return f"{what}, {who}" if who else what
+
+
+async def _give_task(session: AsyncSession, lead: CtLead, assignee: User | None,
+                     policy: CallbackPolicy, now: datetime) -> Task:
+    task = await create_task(
+        session, kind=TaskKind.CALLBACK.value if lead.kind == LeadKind.CALLBACK.value
+        else TaskKind.CALL.value,
+        title=task_title(lead), client_id=lead.client_id,
+        assignee_id=assignee.id if assignee is not None else None,
+        team_id=assignee.team_id if assignee is not None else None,
+        due_at=policy.due(now), actor=ACTOR, audit_extra={"lead_id": lead.id})
+    lead.task_id = task.id
+    return task
+
+
+async def create_lead(session: AsyncSession, site: CtSite, visit: CtVisit | None,
+                      data: LeadInput, *, now: datetime, policy: CallbackPolicy | None = None,
+                      region: str = DEFAULT_REGION, callback_to: User | None = None,
+                      note: str | None = None) -> CtLead:
+    """Store a lead with the visit's attribution, its client and who takes it.
+
+    ``callback_to``: the free manager a callback is placed through at once (status
+    «calling», no task yet); otherwise the lead gets a call task for the client's owner,
+    else a free manager, else nobody (the task waits in the list), with ``note`` saying
+    why a callback was not placed at once.
+    """
+    policy = policy or CallbackPolicy()
+    cleaned = clean(data, region)
+    client, created = await _match_client(session, cleaned, site)
+    lead = CtLead(kind=data.kind, site_id=site.id, name=cleaned.name, phone=cleaned.phone,
+                  email=cleaned.email, message=cleaned.message, page=data.page,
+                  client_id=client.id, created_client=created, note=note, created_at=now,
+                  **_attribution(site, visit))
+    session.add(lead)
+    await session.flush()
+    if callback_to is not None:
+        lead.status = LeadStatus.CALLING.value
+        lead.assignee_id = callback_to.id
+    else:
+        assignee = await _owner(session, client)
+        if assignee is None:
+            free = await free_managers(session)
+            assignee = free[0] if free else None
+        lead.assignee_id = assignee.id if assignee is not None else None
+        await _give_task(session, lead, assignee, policy, now)
+    if created and lead.assignee_id is not None and client.owner_id is None:
+        client.owner_id = lead.assignee_id
+    write_audit(session, actor=ACTOR, entity=AUDIT_ENTITY, entity_id=lead.id,
+                action=ACTION_CREATE,
+                changes={"kind": lead.kind, "site": site.host, "visit_id": lead.visit_id,
+                         "client_id": client.id, "created_client": created,
+                         "assignee_id": lead.assignee_id, "task_id": lead.task_id,
+                         "status": lead.status, "source": lead.source,
+                         "channel": lead.channel, "note": note})
+    await lead_created(session, lead)
+    return lead
+
+
+async def lead_created(session: AsyncSession, lead: CtLead) -> None:
+    """Lead created: the one place a new lead is announced, inside its transaction.
+
+    The outbound webhooks (``queue_event(session, "lead.created", lead_to_dict(lead))``
+    of ``crm_core.integrations``) belong here when that feature is merged; nothing else
+    needs to know when a lead is created.
+    """
+    return None
+
+
+async def callback_not_placed(session: AsyncSession, lead_id: int, note: str, *,
+                              now: datetime, policy: CallbackPolicy | None = None
+                              ) -> CtLead | None:
+    """A callback the manager's phone did not take (or AMI refused): a lead with a task."""
+    lead = await session.get(CtLead, lead_id)
+    if lead is None or lead.status != LeadStatus.CALLING.value:
+        return lead
+    assignee = await session.get(User, lead.assignee_id) if lead.assignee_id else None
+    lead.status = LeadStatus.NEW.value
+    lead.note = note[:300]
+    await _give_task(session, lead, assignee, policy or CallbackPolicy(), now)
+    write_audit(session, actor=ACTOR, entity=AUDIT_ENTITY, entity_id=lead.id,
+                action=ACTION_UPDATE,
+                changes={"status": [LeadStatus.CALLING.value, lead.status], "note": lead.note,
+                         "task_id": lead.task_id})
+    return lead
+
+
+async def match_callback_calls(session: AsyncSession, written: Sequence[WrittenCall]) -> None:
+    """A call hook: the call a callback placed is the lead's and carries the visit's source.
+
+    The call is outbound to the lead's phone, started within :data:`CALLBACK_WINDOW` of
+    the request while the lead was «calling». Idempotent: a call is matched once.
+    """
+    for item in written:
+        call = item.call
+        if call.direction != Direction.OUTBOUND.value or not call.client_number:
+            continue
+        lead = await session.scalar(
+            select(CtLead).where(CtLead.kind == LeadKind.CALLBACK.value,
+                                 CtLead.phone == call.client_number,
+                                 or_(CtLead.call_id == call.id,
+                                     (CtLead.status == LeadStatus.CALLING.value)
+                                     & CtLead.call_id.is_(None)),
+                                 CtLead.created_at >= call.started_at - CALLBACK_WINDOW,
+                                 CtLead.created_at <= call.started_at + timedelta(seconds=5))
+            .order_by(CtLead.created_at.desc()).limit(1))
+        if lead is None:
+            continue
+        if lead.call_id is None:
+            lead.call_id = call.id
+            lead.status = LeadStatus.CONNECTED.value
+            write_audit(session, actor=ACTOR, entity=AUDIT_ENTITY, entity_id=lead.id,
+                        action=ACTION_UPDATE,
+                        changes={"status": [LeadStatus.CALLING.value, lead.status],
+                                 "call_id": call.id, "linkedid": call.linkedid})
+        exists = await session.scalar(
+            select(CtAttribution.id).where(CtAttribution.call_id == call.id))
+        if exists is None:
+            session.add(CtAttribution(
+                call_id=call.id, kind=AttributionKind.DYNAMIC.value, visit_id=lead.visit_id,
+                channel=lead.channel, source=lead.source, medium=lead.medium,
+                campaign=lead.campaign, landing=lead.landing))
+            await session.flush()
+
+
+# -- reading and archiving ---------------------------------------------------------------------
+
+
+def may_see_all_leads(user: User) -> bool:
+    return user.role in (Role.MARKETER.value, Role.ADMIN.value)
+
+
+def may_see_leads(user: User) -> bool:
+    return user.role in (Role.MARKETER.value, Role.ADMIN.value, Role.MANAGER.value,
+                         Role.SUPERVISOR.value)
+
+
+async def visible_leads(session: AsyncSession, user: User, start: datetime, end: datetime, *,
+                        kind: str | None = None, archived: bool = False,
+                        limit: int = 500) -> list[CtLead]:
+    """Leads of the period this user may see: marketers and admins all, a supervisor his
+    team's, a manager those given to him or of his own clients."""
+    if not may_see_leads(user):
+        raise NotAllowedError("leads.not_allowed", "leads are not for this role")
+    stmt = (select(CtLead).options(selectinload(CtLead.visit))
+            .where(CtLead.created_at >= start, CtLead.created_at < end)
+            .order_by(CtLead.created_at.desc(), CtLead.id.desc()).limit(limit))
+    if not archived:
+        stmt = stmt.where(CtLead.archived_at.is_(None))
+    if kind:
+        stmt = stmt.where(CtLead.kind == kind)
+    if user.role == Role.MANAGER.value:
+        own_clients = select(Client.id).where(Client.owner_id == user.id)
+        stmt = stmt.where(or_(CtLead.assignee_id == user.id, CtLead.client_id.in_(own_clients)))
+    elif user.role == Role.SUPERVISOR.value:
+        team = select(User.id).where(User.team_id == user.team_id) \
+            if user.team_id is not None else select(User.id).where(User.id == user.id)
+        stmt = stmt.where(CtLead.assignee_id.in_(team))
+    return list(await session.scalars(stmt))
+
+
+async def archive_lead(session: AsyncSession, user: User, lead_id: int, *, now: datetime
+                       ) -> CtLead:
+    """Archive a lead (spam, a test): marketers and admins; it stays in the audit log."""
+    if not may_see_all_leads(user):
+        raise NotAllowedError("leads.archive_not_allowed", "only marketers archive leads")
+    lead = await session.get(CtLead, lead_id)
+    if lead is None:
+        raise NotFoundError("leads.not_found", "no such lead")
+    if lead.archived_at is None:
+        lead.archived_at = now
+        write_audit(session, actor=user.username, user_id=user.id, entity=AUDIT_ENTITY,
+                    entity_id=lead.id, action=ACTION_UPDATE,
+                    changes={"archived_at": [None, isoformat(now)]})
+    return lead
+
+
+def lead_to_dict(lead: CtLead) -> dict[str, Any]:
+    return {"id": lead.id, "kind": lead.kind, "status": lead.status,
+            "created_at": isoformat(lead.created_at), "name": lead.name, "phone": lead.phone,
+            "email": lead.email, "message": lead.message, "page": lead.page,
+            "channel": lead.channel, "source": lead.source, "medium": lead.medium,
+            "campaign": lead.campaign, "utm_term": lead.utm_term, "landing": lead.landing,
+            "yclid": lead.yclid, "gclid": lead.gclid, "ym_uid": lead.ym_uid,
+            "visit": lead.visit.session if lead.visit is not None else None,
+            "client_id": lead.client_id, "created_client": lead.created_client,
+            "assignee_id": lead.assignee_id, "task_id": lead.task_id,
+            "call_id": lead.call_id, "note": lead.note,
+            "archived": lead.archived_at is not None}

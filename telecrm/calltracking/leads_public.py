@@ -1,0 +1,208 @@
+"""The public lead endpoints: a site form and the callback widget (hostile ground).
+
+``POST /api/ct/lead`` ``{"site", "session"?, "name"?, "phone"?, "email"?, "message"?,
+"url"?}`` stores a form as a lead with its visit's source; ``POST /api/ct/callback``
+``{"site", "session"?, "phone", "name"?, "url"?}`` asks the CRM to call the visitor: a
+free manager's phone rings first (click-to-call), then the visitor's, and the call
+carries the visit's source; outside working hours or with nobody free it is a lead
+with a callback task.
+
+The same checks as the lease endpoint (:func:`~telecrm.calltracking.public.public_request`:
+a rate per visitor address, a small JSON body, a known site, its own origins only),
+plus a few leads a minute per address (``TELECRM_CT_LEADS_PER_MINUTE``). Every field
+is checked before anything is written: a bad one is a 400 with the sentence saying
+which, and nothing is stored. The answer holds only a sentence for the visitor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_core.calltracking.leads import (
+    NOTE_NOBODY_FREE,
+    NOTE_OFF_HOURS,
+    LeadError,
+    LeadInput,
+    callback_not_placed,
+    clean,
+    create_lead,
+    free_managers,
+    in_working_hours,
+)
+from crm_core.calltracking.models import CtSite, CtVisit, LeadKind
+from crm_core.calltracking.services import CallTrackingError, token_is_valid
+from crm_core.clients.services import find_client_by_phone
+from crm_core.clock import utcnow
+from crm_core.tasks.services import CallbackPolicy
+from pbx_bridge.ami import AmiError
+from telecrm.calltracking.public import (
+    CT,
+    MAX_URL,
+    PublicRequest,
+    _error,
+    _page_url,
+    _text,
+    public_request,
+)
+from telecrm.web.clicktocall import ClickToCallBusy
+from telecrm.web.keys import CLICK_TO_CALL, SETTINGS, WRITER_SESSIONS
+
+log = logging.getLogger(__name__)
+
+MAX_LEAD_BODY = 8192
+VISIT_WAIT_SECONDS = 3.0  # the visit's history may be a moment behind the lease store
+FIELDS = {"site", "session", "name", "phone", "email", "message", "url"}
+ANSWERS = {
+    "form": "Спасибо! Заявка принята, мы свяжемся с вами.",
+    "calling": "Соединяем: сейчас вам позвонит менеджер.",
+    "off_hours": "Спасибо! Сейчас нерабочее время: перезвоним в начале рабочего дня.",
+    "later": "Спасибо! Менеджер перезвонит вам в ближайшее время.",
+}
+
+
+def _policy(request: web.Request) -> CallbackPolicy:
+    return CallbackPolicy(timezone=request.app[SETTINGS].timezone)
+
+
+def _input(kind: str, body: dict[str, Any]) -> tuple[LeadInput, str | None]:
+    """The visitor's fields, typed and bounded (a CallTrackingError names the bad one)."""
+    unknown = sorted(set(body) - FIELDS)
+    if unknown:
+        raise CallTrackingError("request.unknown_field", f"unknown field {unknown[0]}",
+                                name=unknown[0][:40])
+    message = body.get("message")
+    if message is not None and (not isinstance(message, str) or len(message) > 2000):
+        raise CallTrackingError("request.text_too_long", "message is too long",
+                                name="message", max=2000)
+    data = LeadInput(kind=kind, name=_text(body, "name", 200),
+                     phone=_text(body, "phone", 40, required=kind == LeadKind.CALLBACK.value),
+                     email=_text(body, "email", 254), message=message or None,
+                     page=_page_url(_text(body, "url", MAX_URL), "url"))
+    return data, _text(body, "session", 64)
+
+
+async def _visit(request: web.Request, session: AsyncSession, site: CtSite,
+                 token: str | None) -> CtVisit | None:
+    """The visit the token names (a token this site issued), waiting a moment for the
+    history writer when the visit is not written yet."""
+    if token is None or not token_is_valid(site, token):
+        return None
+    stmt = select(CtVisit).where(CtVisit.session == token, CtVisit.site_id == site.id)
+    visit = await session.scalar(stmt)
+    if visit is None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(request.app[CT].history.drain(), VISIT_WAIT_SECONDS)
+        visit = await session.scalar(stmt)
+    return visit
+
+
+async def _site_row(session: AsyncSession, site: CtSite) -> CtSite:
+    """The site in this session (the endpoints' cached copy is detached)."""
+    row = await session.get(CtSite, site.id)
+    assert row is not None
+    return row
+
+
+async def _checked(request: web.Request, kind: str
+                   ) -> tuple[PublicRequest, LeadInput, str | None] | web.Response:
+    checked = await public_request(request, max_body=MAX_LEAD_BODY)
+    if isinstance(checked, web.Response):
+        return checked
+    try:
+        data, token = _input(kind, checked.body)
+        clean(data, request.app[SETTINGS].phone_region)  # refused before anything is stored
+    except (CallTrackingError, LeadError) as exc:
+        return _error(400, exc.code, checked.cors, **exc.params)
+    limiter = request.app[CT].leads
+    if limiter is not None and not await limiter.allow(checked.address, utcnow().timestamp()):
+        return _error(429, "http.too_many", {**checked.cors, "Retry-After": "60"})
+    return checked, data, token
+
+
+def _answer(checked: PublicRequest, key: str, status: int = 201) -> web.Response:
+    return web.json_response({"status": key, "message": ANSWERS[key]}, status=status,
+                             headers={**checked.cors, "Cache-Control": "no-store"})
+
+
+async def lead_endpoint(request: web.Request) -> web.Response:
+    """``POST /api/ct/lead``: a site form becomes a lead with its visit's source."""
+    result = await _checked(request, LeadKind.FORM.value)
+    if isinstance(result, web.Response):
+        return result
+    checked, data, token = result
+    site = checked.view.site
+    async with request.app[WRITER_SESSIONS]() as session, session.begin():
+        visit = await _visit(request, session, site, token)
+        await create_lead(session, await _site_row(session, site), visit, data,
+                          now=utcnow(), policy=_policy(request),
+                          region=request.app[SETTINGS].phone_region)
+    return _answer(checked, "form")
+
+
+async def callback_endpoint(request: web.Request) -> web.Response:
+    """``POST /api/ct/callback``: call the visitor back through a free manager now, or
+    leave a lead with a callback task (outside working hours, nobody free)."""
+    result = await _checked(request, LeadKind.CALLBACK.value)
+    if isinstance(result, web.Response):
+        return result
+    checked, data, token = result
+    site = checked.view.site
+    settings = request.app[SETTINGS]
+    policy = _policy(request)
+    now = utcnow()
+    working = in_working_hours(policy, now)
+    async with request.app[WRITER_SESSIONS]() as session, session.begin():
+        visit = await _visit(request, session, site, token)
+        manager = None
+        if working:
+            owner = await find_client_by_phone(session, data.phone or "", settings.phone_region)
+            free = await free_managers(session, prefer=owner.owner_id if owner else None)
+            manager = free[0] if free else None
+        note = None if manager is not None else (NOTE_NOBODY_FREE if working else NOTE_OFF_HOURS)
+        lead = await create_lead(session, await _site_row(session, site), visit, data,
+                                 now=now, policy=policy, region=settings.phone_region,
+                                 callback_to=manager, note=note)
+        lead_id, phone = lead.id, lead.phone
+        extension = manager.extension if manager is not None else None
+    if extension is None or phone is None:
+        return _answer(checked, "later" if working else "off_hours")
+    name = f"Сайт: {data.name}" if data.name else "Обратный звонок с сайта"
+    try:
+        attempt, _ = await request.app[CLICK_TO_CALL].place(extension, phone, name)
+    except (AmiError, ClickToCallBusy, ValueError) as exc:
+        log.info("callback %s not placed through %s: %s", lead_id, extension, exc)
+        await _not_placed(request.app, lead_id, "не удалось позвонить менеджеру")
+        return _answer(checked, "later")
+    watcher = asyncio.create_task(_watch(request.app, lead_id, attempt.task),
+                                  name=f"callback-lead:{lead_id}")
+    callbacks = request.app[CT].callbacks
+    callbacks.add(watcher)
+    watcher.add_done_callback(callbacks.discard)
+    return _answer(checked, "calling")
+
+
+async def _not_placed(app: web.Application, lead_id: int, note: str) -> None:
+    async with app[WRITER_SESSIONS]() as session, session.begin():
+        await callback_not_placed(session, lead_id, note, now=utcnow(),
+                                  policy=CallbackPolicy(timezone=app[SETTINGS].timezone))
+
+
+async def _watch(app: web.Application, lead_id: int, placing: asyncio.Task[str]) -> None:
+    """A manager's phone that does not answer leaves the lead with a callback task."""
+    try:
+        await asyncio.shield(placing)
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:  # the originate's own failure: the phone did not take it
+        log.info("callback %s: the manager's phone did not take it: %s", lead_id, exc)
+        try:
+            await _not_placed(app, lead_id, "менеджер не ответил")
+        except Exception:
+            log.exception("callback %s: the lead's task was not written", lead_id)
