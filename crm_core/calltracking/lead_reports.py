@@ -146,7 +146,7 @@ async def lost_leads(session: AsyncSession, period: Period) -> dict[str, Any]:
         .outerjoin(CtAttribution, CtAttribution.call_id == Call.id)
         .where(missed_filter(), Call.started_at >= period.start,
                Call.started_at < period.end)
-        .order_by(Call.started_at, Call.id))).tuples().all())
+        .order_by(Call.started_at, Call.id))).all())
     returned = await callbacks_for(session, [call for call, _ in missed])
     for call, channel in missed:
         key = channel or NONE_LABEL
@@ -237,7 +237,7 @@ async def touches(session: AsyncSession, period: Period) -> dict[str, Any]:
     chosen = {cid: sorted(items, key=lambda t: t.at) for cid, items in by_client.items()
               if len({t.source for t in items}) > 1}
     names = dict((await session.execute(select(Client.id, Client.name).where(
-        Client.id.in_(list(chosen) or [-1])))).tuples().all())
+        Client.id.in_(list(chosen) or [-1])))).all())
     clients = []
     per_source: dict[str, dict[str, int]] = defaultdict(lambda: {"first": 0, "last": 0})
     for cid, items in chosen.items():

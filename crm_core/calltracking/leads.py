@@ -148,7 +148,7 @@ async def free_managers(session: AsyncSession, prefer: int | None = None) -> lis
         select(Task.assignee_id, func.count()).where(
             Task.status == TaskStatus.OPEN.value,
             Task.assignee_id.in_([m.id for m in free] or [-1]))
-        .group_by(Task.assignee_id))).tuples().all())
+        .group_by(Task.assignee_id))).all())
     free.sort(key=lambda m: (m.id != prefer, load.get(m.id, 0), m.id))
     return free
 

@@ -82,10 +82,10 @@ async def _rows(request: web.Request, user: User) -> tuple[list[dict[str, Any]],
         called = await first_callbacks(session, leads)
         ids = {lead.client_id for lead in leads if lead.client_id} | {-1}
         names = dict((await session.execute(select(Client.id, Client.name).where(
-            Client.id.in_(ids)))).tuples().all())
+            Client.id.in_(ids)))).all())
         people = {lead.assignee_id for lead in leads if lead.assignee_id} | {-1}
         managers = dict((await session.execute(select(User.id, User.name).where(
-            User.id.in_(people)))).tuples().all())
+            User.id.in_(people)))).all())
     rows = []
     for lead in leads:
         row = lead_to_dict(lead)

@@ -52,7 +52,7 @@ from telecrm.calltracking.public import (
     public_request,
 )
 from telecrm.web.clicktocall import ClickToCallBusy
-from telecrm.web.keys import CLICK_TO_CALL, SETTINGS, WRITER_SESSIONS
+from telecrm.web.keys import CLICK_TO_CALL, SESSIONS, SETTINGS, WRITER_SESSIONS
 
 log = logging.getLogger(__name__)
 
@@ -88,19 +88,25 @@ def _input(kind: str, body: dict[str, Any]) -> tuple[LeadInput, str | None]:
     return data, _text(body, "session", 64)
 
 
-async def _visit(request: web.Request, session: AsyncSession, site: CtSite,
-                 token: str | None) -> CtVisit | None:
+async def _visit_id(request: web.Request, site: CtSite, token: str | None) -> int | None:
     """The visit the token names (a token this site issued), waiting a moment for the
-    history writer when the visit is not written yet."""
+    history writer when the visit is not written yet. Read in its own session: a
+    transaction begun before the wait would not see the visit written meanwhile."""
     if token is None or not token_is_valid(site, token):
         return None
-    stmt = select(CtVisit).where(CtVisit.session == token, CtVisit.site_id == site.id)
-    visit = await session.scalar(stmt)
-    if visit is None:
+    stmt = select(CtVisit.id).where(CtVisit.session == token, CtVisit.site_id == site.id)
+    async with request.app[SESSIONS]() as session:
+        found = await session.scalar(stmt)
+    if found is None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(request.app[CT].history.drain(), VISIT_WAIT_SECONDS)
-        visit = await session.scalar(stmt)
-    return visit
+        async with request.app[SESSIONS]() as session:
+            found = await session.scalar(stmt)
+    return found
+
+
+async def _visit(session: AsyncSession, visit_id: int | None) -> CtVisit | None:
+    return await session.get(CtVisit, visit_id) if visit_id is not None else None
 
 
 async def _site_row(session: AsyncSession, site: CtSite) -> CtSite:
@@ -138,8 +144,9 @@ async def lead_endpoint(request: web.Request) -> web.Response:
         return result
     checked, data, token = result
     site = checked.view.site
+    visit_id = await _visit_id(request, site, token)
     async with request.app[WRITER_SESSIONS]() as session, session.begin():
-        visit = await _visit(request, session, site, token)
+        visit = await _visit(session, visit_id)
         await create_lead(session, await _site_row(session, site), visit, data,
                           now=utcnow(), policy=_policy(request),
                           region=request.app[SETTINGS].phone_region)
@@ -158,8 +165,9 @@ async def callback_endpoint(request: web.Request) -> web.Response:
     policy = _policy(request)
     now = utcnow()
     working = in_working_hours(policy, now)
+    visit_id = await _visit_id(request, site, token)
     async with request.app[WRITER_SESSIONS]() as session, session.begin():
-        visit = await _visit(request, session, site, token)
+        visit = await _visit(session, visit_id)
         manager = None
         if working:
             owner = await find_client_by_phone(session, data.phone or "", settings.phone_region)

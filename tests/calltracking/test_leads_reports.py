@@ -171,7 +171,7 @@ async def test_reports_by_keyword_landing_lost_and_touch(db_session: AsyncSessio
         {"key": "Билборд", "first": 0, "last": 2, "difference": 2},
         {"key": "Сайт: google / cpc", "first": 1, "last": 0, "difference": -1},
         {"key": "Сайт: yandex / cpc", "first": 1, "last": 0, "difference": -1}]
-    names = dict((await session.execute(select(Client.id, Client.name))).tuples().all())
+    names = dict((await session.execute(select(Client.id, Client.name))).all())
     assert [(names[c["client_id"]], c["touches"], c["first"]["source"], c["first"]["what"],
              c["last"]["source"], c["last"]["what"]) for c in both["clients"]] == [
         ("+7 916 000-00-04", 2, "Сайт: google / cpc", "заявка", "Билборд", "звонок"),
