@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from datetime import time
 from typing import Any
 
 from aiohttp import web
@@ -51,6 +52,7 @@ from telecrm.calltracking.public import (
     _text,
     public_request,
 )
+from telecrm.settings import Settings
 from telecrm.web.clicktocall import ClickToCallBusy
 from telecrm.web.keys import CLICK_TO_CALL, SESSIONS, SETTINGS, WRITER_SESSIONS
 
@@ -67,8 +69,37 @@ ANSWERS = {
 }
 
 
+def _clock_time(raw: str) -> time:
+    hours, minutes = (int(part) for part in raw.strip().split(":"))
+    return time.max if (hours, minutes) == (24, 0) else time(hours, minutes)
+
+
+def _days(raw: str) -> frozenset[int]:
+    days: set[int] = set()
+    for part in raw.split(","):
+        first, _, last = part.strip().partition("-")
+        days.update(range(int(first) - 1, int(last or first)))
+    if not days <= set(range(7)):
+        raise ValueError(raw)
+    return frozenset(days)
+
+
+def callback_policy(settings: Settings) -> CallbackPolicy:
+    """When callbacks are placed at once and when a lead's call task is due:
+    ``TELECRM_CT_CALLBACK_HOURS`` (``09:00-18:00``) and ``TELECRM_CT_CALLBACK_DAYS``
+    (``1-5``) in the workday's time zone; an unreadable value keeps the default."""
+    try:
+        start, end = settings.ct_callback_hours.split("-")
+        return CallbackPolicy(timezone=settings.timezone, day_start=_clock_time(start),
+                              day_end=_clock_time(end), workdays=_days(settings.ct_callback_days))
+    except ValueError:
+        log.warning("TELECRM_CT_CALLBACK_HOURS/DAYS unreadable: %r %r",
+                    settings.ct_callback_hours, settings.ct_callback_days)
+        return CallbackPolicy(timezone=settings.timezone)
+
+
 def _policy(request: web.Request) -> CallbackPolicy:
-    return CallbackPolicy(timezone=request.app[SETTINGS].timezone)
+    return callback_policy(request.app[SETTINGS])
 
 
 def _input(kind: str, body: dict[str, Any]) -> tuple[LeadInput, str | None]:
@@ -199,7 +230,7 @@ async def callback_endpoint(request: web.Request) -> web.Response:
 async def _not_placed(app: web.Application, lead_id: int, note: str) -> None:
     async with app[WRITER_SESSIONS]() as session, session.begin():
         await callback_not_placed(session, lead_id, note, now=utcnow(),
-                                  policy=CallbackPolicy(timezone=app[SETTINGS].timezone))
+                                  policy=callback_policy(app[SETTINGS]))
 
 
 async def _watch(app: web.Application, lead_id: int, placing: asyncio.Task[str]) -> None:
