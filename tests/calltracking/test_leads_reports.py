@@ -84,10 +84,12 @@ def call(linkedid: str, direction: str, number: str, when: datetime, *, did: str
                     rang=("101",))
 
 
-async def seed(session: AsyncSession) -> None:
+async def seed(session: AsyncSession, *, people: bool = True) -> None:
+    """The day of the table above (``people=False``: manager 101 exists already)."""
     async with session.begin():
-        await add_user(session, "petrov", name="Иван Петров", role="manager", extension="101",
-                       team="Отдел продаж")
+        if people:
+            await add_user(session, "petrov", name="Иван Петров", role="manager",
+                           extension="101", team="Отдел продаж")
         await save_site(session, "shop.example", SiteOptions(
             default_numbers=["+74951110070"], origins=["https://shop.example"]))
         await add_pool_numbers(session, "shop.example", POOL)
