@@ -84,7 +84,7 @@ async def _by_visit_key(session: AsyncSession, period: Period,
         CtLead.archived_at.is_(None), CtLead.visit_id.is_not(None)))
     for lead in leads:
         rows[lead_key(lead)]["forms" if lead.kind == LeadKind.FORM.value else "callbacks"] += 1
-    out = []
+    out: list[dict[str, Any]] = []
     for key, row in rows.items():
         leads_n = row["calls"] + row["forms"] + row["callbacks"]
         out.append({"key": key, **row, "leads": leads_n,
@@ -223,6 +223,7 @@ async def touches(session: AsyncSession, period: Period) -> dict[str, Any]:
                CtAttribution.kind.in_([AttributionKind.STATIC.value,
                                        AttributionKind.DYNAMIC.value])))
     for client_id, started, row in calls:
+        assert client_id is not None
         by_client[client_id].append(Touch(ensure_utc(started), "звонок",
                                           touch_label(row.channel, row.source, row.medium)))
     leads = await session.scalars(select(CtLead).where(
@@ -238,7 +239,7 @@ async def touches(session: AsyncSession, period: Period) -> dict[str, Any]:
               if len({t.source for t in items}) > 1}
     names = dict((await session.execute(select(Client.id, Client.name).where(
         Client.id.in_(list(chosen) or [-1])))).all())
-    clients = []
+    clients: list[dict[str, Any]] = []
     per_source: dict[str, dict[str, int]] = defaultdict(lambda: {"first": 0, "last": 0})
     for cid, items in chosen.items():
         first, last = items[0], items[-1]
@@ -247,8 +248,9 @@ async def touches(session: AsyncSession, period: Period) -> dict[str, Any]:
         clients.append({"client_id": cid, "client": names.get(cid, ""), "touches": len(items),
                         "first": _touch(first), "last": _touch(last)})
     clients.sort(key=lambda c: (c["last"]["at"], c["client_id"]), reverse=True)
-    sources = [{"key": key, **counts, "difference": counts["last"] - counts["first"]}
-               for key, counts in per_source.items()]
+    sources: list[dict[str, Any]] = [
+        {"key": key, **counts, "difference": counts["last"] - counts["first"]}
+        for key, counts in per_source.items()]
     sources.sort(key=lambda r: (-(r["first"] + r["last"]), r["key"]))
     return {"clients": clients, "sources": sources}
 

@@ -62,8 +62,9 @@ async def served(db_url: str, tmp_path: Path) -> AsyncIterator[Served]:
 
 async def post(base: str, path: str, body: Any, headers: dict[str, str] | None = None,
                *, raw: bytes | None = None) -> tuple[int, Any, Any]:
+    data = raw if raw is not None else json.dumps(body, ensure_ascii=False).encode()
     async with aiohttp.ClientSession() as http, http.post(
-            base + path, data=raw if raw is not None else json.dumps(body, ensure_ascii=False).encode(),
+            base + path, data=data,
             headers={**BROWSER, "Content-Type": "text/plain", **(headers or {})}) as r:
         return r.status, await r.json(content_type=None), r.headers
 
