@@ -40,11 +40,10 @@ GROUPINGS = ("channel", "source", "medium", "campaign")
 HEADROOM = 1.25
 BUSY_SHARE = 0.75
 NONE_LABEL = "(не указан)"
-REPORT_COLUMNS = ["key", "visits", "calls", "forms", "callbacks", "unique_callers",
-                  "first_time_callers",
+REPORT_COLUMNS = ["key", "visits", "calls", "unique_callers", "first_time_callers",
                   "target_calls", "missed_calls", "missed_percent", "conversion_percent",
                   "new_clients", "deals_won", "revenue", "paid", "cost", "cost_per_call",
-                  "cost_per_target_call", "roi"]
+                  "cost_per_target_call", "roi", "forms", "callbacks"]
 
 
 @dataclass(frozen=True)
@@ -323,8 +322,7 @@ def _finish(key: str, row: dict[str, Any], cost: Decimal) -> dict[str, Any]:
     revenue = round(float(row["revenue"]), 2)
     cost_f = float(cost)
     return {
-        "key": key, "visits": row["visits"], "calls": calls, "forms": row["forms"],
-        "callbacks": row["callbacks"],
+        "key": key, "visits": row["visits"], "calls": calls,
         "unique_callers": len(row["callers"]), "first_time_callers": len(row["first_time"]),
         "target_calls": target, "missed_calls": row["missed_calls"],
         "missed_percent": _ratio(row["missed_calls"], calls),
@@ -335,6 +333,7 @@ def _finish(key: str, row: dict[str, Any], cost: Decimal) -> dict[str, Any]:
         "cost_per_call": round(cost_f / calls, 2) if calls else None,
         "cost_per_target_call": round(cost_f / target, 2) if target else None,
         "roi": round((revenue - cost_f) / cost_f, 4) if cost_f else None,
+        "forms": row["forms"], "callbacks": row["callbacks"],  # leads (forms, callbacks)
     }
 
 

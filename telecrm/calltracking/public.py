@@ -13,6 +13,7 @@ in batches (:mod:`telecrm.calltracking.history`).
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import re
 import time
@@ -66,6 +67,16 @@ BOT_AGENTS = re.compile(
     r"phantomjs|headlesschrome|lighthouse|pingdom|uptime|monitor",
     re.IGNORECASE)
 SNIPPET = Path(__file__).resolve().parent.parent / "static" / "ct.js"
+_COMMENT_LINE = re.compile(r"^\s*//.*$|  // .*$", re.MULTILINE)
+_HEAD_COMMENT = re.compile(r"\A/\*.*?\*/\s*", re.DOTALL)
+
+
+def compact_script(text: str) -> str:
+    """The snippet as served: without its comments, indentation and blank lines (every
+    page of a site loads it). ``ct.js`` keeps no ``//`` inside its strings or regexes
+    after two spaces, which is all a comment here needs to be told apart."""
+    text = _COMMENT_LINE.sub("", _HEAD_COMMENT.sub("", text))
+    return "\n".join(line.strip() for line in text.splitlines() if line.strip()) + "\n"
 
 
 class RateLimiter:
@@ -310,6 +321,11 @@ def _cors(request: web.Request, site: CtSite) -> dict[str, str] | None:
             "Access-Control-Allow-Headers": "Content-Type", "Access-Control-Max-Age": "600"}
 
 
+@functools.cache
+def _snippet_text() -> str:
+    return compact_script(SNIPPET.read_text("utf-8"))
+
+
 async def snippet(request: web.Request) -> web.Response:
     """``GET /ct.js?site=HOST``: the script a site owner adds with one tag."""
     host = _host_param(request.query.get("site"))
@@ -319,8 +335,7 @@ async def snippet(request: web.Request) -> web.Response:
     site = view.site
     config = {"site": site.host, "selector": site.selector, "numbers": site.default_numbers,
               "heartbeat": site.heartbeat_seconds}
-    body = SNIPPET.read_text("utf-8").replace(
-        "/*CONFIG*/null", json.dumps(config, ensure_ascii=True))
+    body = _snippet_text().replace("/*CONFIG*/null", json.dumps(config, ensure_ascii=True))
     return web.Response(text=body, content_type="application/javascript", charset="utf-8",
                         headers={"Cache-Control": "public, max-age=300",
                                  "X-Content-Type-Options": "nosniff"})
