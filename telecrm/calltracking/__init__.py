@@ -4,6 +4,8 @@ ringing channel.
 
 - ``routes``: pages and JSON routes (``add_routes``)
 - ``public``: ``/ct.js`` and ``/api/ct/session`` (public, hostile ground)
+- ``leads_public``: ``/api/ct/lead`` and ``/api/ct/callback``: site forms, the callback widget
+- ``leads_pages``: «Заявки» (``/leads``) and «Маркетинговые отчёты» (``/calltracking/marketing``)
 - ``manage_api``: costs, numbers, sites and pools as the marketer edits them
 - ``openapi``: the feature's OpenAPI paths
 - ``cli``: ``telecrm ct ...`` and ``telecrm report calltracking``
