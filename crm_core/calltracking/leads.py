@@ -53,6 +53,7 @@ ACTOR = "site"  # audit actor of what a site's visitor sends
 MAX_NAME, MAX_EMAIL, MAX_MESSAGE = 200, 254, 2000
 # a callback call is the lead's when it starts this soon after the request
 CALLBACK_WINDOW = timedelta(minutes=3)
+DUPLICATE_WINDOW = timedelta(minutes=10)  # the same lead sent again within it is one lead
 _EMAIL = re.compile(r"[^@\s<>\"'(),;:\\\[\]]{1,64}@[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63})+")
 KIND_LABELS = {LeadKind.FORM.value: "Заявка с сайта", LeadKind.CALLBACK.value: "Обратный звонок"}
 STATUS_LABELS = {LeadStatus.NEW.value: "ждёт звонка", LeadStatus.CALLING.value: "звоним",
@@ -114,6 +115,19 @@ def clean(data: LeadInput, region: str = DEFAULT_REGION) -> Cleaned:
     if phone is None and email is None:
         raise LeadError("leads.contact_required", "a lead needs a phone or an e-mail")
     return Cleaned(name, phone, email, message)
+
+
+async def recent_duplicate(session: AsyncSession, site_id: int, data: LeadInput, *,
+                           now: datetime, region: str = DEFAULT_REGION) -> CtLead | None:
+    """The same lead sent again (a double click, a page re-sent): same site and kind, same
+    phone (else e-mail), within :data:`DUPLICATE_WINDOW`; None for a new one."""
+    cleaned = clean(data, region)
+    same = CtLead.phone == cleaned.phone if cleaned.phone else CtLead.email == cleaned.email
+    return await session.scalar(
+        select(CtLead).where(CtLead.site_id == site_id, CtLead.kind == data.kind, same,
+                             CtLead.created_at >= now - DUPLICATE_WINDOW,
+                             CtLead.archived_at.is_(None))
+        .order_by(CtLead.created_at.desc(), CtLead.id.desc()).limit(1))
 
 
 def in_working_hours(policy: CallbackPolicy, at: datetime) -> bool:

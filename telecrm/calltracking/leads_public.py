@@ -36,8 +36,9 @@ from crm_core.calltracking.leads import (
     create_lead,
     free_managers,
     in_working_hours,
+    recent_duplicate,
 )
-from crm_core.calltracking.models import CtSite, CtVisit, LeadKind
+from crm_core.calltracking.models import CtSite, CtVisit, LeadKind, LeadStatus
 from crm_core.calltracking.services import CallTrackingError, token_is_valid
 from crm_core.clients.services import find_client_by_phone
 from crm_core.clock import utcnow
@@ -176,11 +177,13 @@ async def lead_endpoint(request: web.Request) -> web.Response:
     checked, data, token = result
     site = checked.view.site
     visit_id = await _visit_id(request, site, token)
+    now = utcnow()
+    region = request.app[SETTINGS].phone_region
     async with request.app[WRITER_SESSIONS]() as session, session.begin():
-        visit = await _visit(session, visit_id)
-        await create_lead(session, await _site_row(session, site), visit, data,
-                          now=utcnow(), policy=_policy(request),
-                          region=request.app[SETTINGS].phone_region)
+        if await recent_duplicate(session, site.id, data, now=now, region=region) is None:
+            visit = await _visit(session, visit_id)
+            await create_lead(session, await _site_row(session, site), visit, data,
+                              now=now, policy=_policy(request), region=region)
     return _answer(checked, "form")
 
 
@@ -198,6 +201,12 @@ async def callback_endpoint(request: web.Request) -> web.Response:
     working = in_working_hours(policy, now)
     visit_id = await _visit_id(request, site, token)
     async with request.app[WRITER_SESSIONS]() as session, session.begin():
+        twice = await recent_duplicate(session, site.id, data, now=now,
+                                       region=settings.phone_region)
+        if twice is not None:  # pressed again: the first request is being served
+            calling = twice.status in (LeadStatus.CALLING.value, LeadStatus.CONNECTED.value)
+            return _answer(checked, "calling" if calling else "later" if working
+                           else "off_hours")
         visit = await _visit(session, visit_id)
         manager = None
         if working:

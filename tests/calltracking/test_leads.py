@@ -110,6 +110,10 @@ async def test_a_form_is_a_lead_with_the_visit_source_client_and_task(served: Se
     status, body, _ = await post(base, "/api/ct/lead", {
         "site": "shop.example", "phone": "+7 903 555-66-77", "name": "ИП Новиков"})
     assert status == 201, body
+    # the same form sent again (a double click) is the same lead
+    status, body, _ = await post(base, "/api/ct/lead", {
+        "site": "shop.example", "phone": "8 903 555 66 77", "name": "ИП Новиков"})
+    assert (status, body["status"]) == (201, "form")
 
     first, second = await rows(url, CtLead)
     assert (first.kind, first.status, first.source, first.medium, first.campaign,
@@ -197,7 +201,8 @@ async def test_cors_and_the_rate_of_leads(served: Served) -> None:
                     assert r.headers["Access-Control-Allow-Origin"] == ORIGIN
                     assert "POST" in r.headers["Access-Control-Allow-Methods"]
     for n in range(3):  # TELECRM_CT_LEADS_PER_MINUTE=3
-        status, answer, _ = await post(base, "/api/ct/lead", {**good, "name": f"Гость {n}"})
+        status, answer, _ = await post(base, "/api/ct/lead", {
+            **good, "name": f"Гость {n}", "phone": f"+7903555000{n}"})
         assert status == 201, answer
     status, answer, headers = await post(base, "/api/ct/lead", good)
     assert (status, answer["code"], headers["Retry-After"]) == (429, "http.too_many", "60")
@@ -214,6 +219,9 @@ async def test_a_callback_nobody_can_take_now_is_a_lead_with_a_callback_task(
         "site": "shop.example", "session": token, "phone": "8 916 777-88-99", "name": "Пётр"})
     assert (status, body["status"]) == (201, "later"), body
     assert body["message"] == "Спасибо! Менеджер перезвонит вам в ближайшее время."
+    status, body, _ = await post(base, "/api/ct/callback", {  # pressed twice: one lead
+        "site": "shop.example", "session": token, "phone": "+79167778899"})
+    assert (status, body["status"]) == (201, "later"), body
     (lead,) = await rows(url, CtLead)
     assert (lead.kind, lead.status, lead.note, lead.source, lead.utm_term) == (
         "callback", "new", "не удалось позвонить менеджеру", "yandex", "двери")
