@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from crm_core.audit import ACTION_CREATE, ACTION_UPDATE, write_audit
 from crm_core.calls.hooks import WrittenCall
@@ -326,11 +327,13 @@ async def match_callback_calls(session: AsyncSession, written: Sequence[WrittenC
         exists = await session.scalar(
             select(CtAttribution.id).where(CtAttribution.call_id == call.id))
         if exists is None:
-            session.add(CtAttribution(
+            row = CtAttribution(
                 call_id=call.id, kind=AttributionKind.DYNAMIC.value, visit_id=lead.visit_id,
                 channel=lead.channel, source=lead.source, medium=lead.medium,
-                campaign=lead.campaign, landing=lead.landing))
+                campaign=lead.campaign, landing=lead.landing)
+            session.add(row)
             await session.flush()
+            set_committed_value(call, "ct_attribution", row)  # the call JSON shows it now
 
 
 # -- reading and archiving ---------------------------------------------------------------------

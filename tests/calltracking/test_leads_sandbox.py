@@ -30,6 +30,7 @@ from crm_core.db import create_engine, session_factory
 from crm_core.people.models import User
 from telecrm.settings import Settings
 from telecrm.web.keys import LISTENER
+from tests.calltracking.test_ct_api import Client as ApiClient
 from tests.support.browser import chromium, free_port, screenshot, seed_world, serve_app
 
 pytestmark = pytest.mark.asterisk
@@ -125,6 +126,11 @@ async def test_a_callback_rings_a_manager_then_the_visitor_with_the_visit_source
             await screenshot(page, "leads-callback-widget")
             lead = await connected_lead(db)
             await phones.wait_idle(timeout=30)
+            api = await ApiClient(crm).login("admin")  # the call as the API shows it
+            try:
+                status, shown = await api.call("GET", f"/api/calls/{lead.call_id}")
+            finally:
+                await api.http.close()
         finally:
             await phones.reset_behaviours()
 
@@ -152,5 +158,7 @@ async def test_a_callback_rings_a_manager_then_the_visitor_with_the_visit_source
     assert attribution is not None
     assert (attribution.kind, attribution.source, attribution.medium, attribution.campaign,
             attribution.visit_id) == ("dynamic", "yandex", "cpc", "autumn", lead.visit_id)
+    assert status == 200 and shown["tracking"]["source"] == "yandex", shown
+    assert (shown["direction"], shown["tracking"]["campaign"]) == ("outbound", "autumn")
     yandex = next(row for row in report["rows"] if row["key"] == "yandex")
     assert (yandex["calls"], yandex["callbacks"]) == (1, 1)
