@@ -28,12 +28,14 @@ the missed-calls report counts it; a lead's from the moment it came.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_core.calls.models import Call
 from crm_core.calls.services import record_call
 from crm_core.calls.snapshot import CallData, LegData
 from crm_core.calltracking.lead_reports import (
@@ -42,12 +44,15 @@ from crm_core.calltracking.lead_reports import (
     lost_leads,
     touches,
 )
-from crm_core.calltracking.leads import LeadInput, create_lead
-from crm_core.calltracking.models import CtLease, CtSite, CtVisit
+from crm_core.calltracking.leads import LeadInput, create_lead, free_managers
+from crm_core.calltracking.models import CtAttribution, CtLead, CtLease, CtSite, CtVisit
 from crm_core.calltracking.report import Period, channel_report
 from crm_core.calltracking.services import SiteOptions, add_pool_numbers, add_static, save_site
 from crm_core.clients.models import Client
+from crm_core.clients.services import create_client
 from crm_core.people.users import add_user
+from crm_core.presence.models import PresenceReason
+from crm_core.presence.services import set_presence
 from telecrm.wiring import call_hooks
 from tests.support.db_fixtures import db_session_fixture  # noqa: F401
 
@@ -187,3 +192,71 @@ async def test_reports_by_keyword_landing_lost_and_touch(db_session: AsyncSessio
     by_source = await channel_report(session, PERIOD, by="source")
     assert pick(by_source["rows"], "key", "calls", "forms", "callbacks") == [
         ("(не указан)", 3, 1, 0), ("yandex", 2, 0, 1), ("google", 0, 1, 0)]
+
+
+async def test_free_managers_and_the_call_a_callback_placed(db_session: AsyncSession) -> None:
+    """Who may take a callback now, and the callback's call getting the visit's source.
+
+    Orlov is paused, Sidorova is on a call: only Ivanov is free, even for Orlov's own
+    client. The outbound call from Ivanov to the visitor 20 s after the request is the
+    lead's (written twice, as the listener's snapshots do: one attribution); a call to
+    the same number an hour later is not.
+    """
+    session = db_session
+    async with session.begin():
+        people = {}
+        for username, ext in (("ivanov", "201"), ("orlov", "202"), ("sidorova", "203")):
+            people[username] = await add_user(session, username, name=username.title(),
+                                              role="manager", extension=ext, team="Продажи")
+        await save_site(session, "shop.example", SiteOptions(origins=["https://shop.example"]))
+        reason = await session.scalar(select(PresenceReason).order_by(PresenceReason.id))
+        assert reason is not None
+        await set_presence(session, people["orlov"], people["orlov"], reason.id)
+        site_id = await session.scalar(select(CtSite.id))
+        session.add(CtVisit(session="visit-cb", site_id=site_id, utm_source="yandex",
+                            utm_medium="cpc", utm_campaign="autumn", utm_term="окна",
+                            landing="https://shop.example/windows", pages=[], client_ids={},
+                            first_seen=at(12, 0), last_seen=at(12, 5)))
+    live = call("live-1", "inbound", "+79035550000", at(12, 0), did=None, answered=True)
+    legs = tuple(replace(leg, extension="203", channel="PJSIP/203-0001", ended_at=None)
+                 if leg.role == "manager" else replace(leg, ended_at=None) for leg in live.legs)
+    async with session.begin():
+        await record_call(session, replace(live, status="in_progress", ended_at=None,
+                                           managers=("203",), rang=("203",), legs=legs),
+                          hooks=HOOKS)
+    async with session.begin():
+        orlov_client = await create_client(session, "ООО Окна", phones=["+79165550099"],
+                                           owner_id=people["orlov"].id, actor="test")
+        free = await free_managers(session, prefer=orlov_client.owner_id)
+        assert [m.username for m in free] == ["ivanov"]
+        site = await session.get(CtSite, site_id)
+        visit = await session.scalar(select(CtVisit).where(CtVisit.session == "visit-cb"))
+        assert site is not None and visit is not None
+        lead = await create_lead(session, site, visit,
+                                 LeadInput(kind="callback", phone="8 916 555-00-99"),
+                                 now=at(12, 6), callback_to=free[0])
+        lead_id = lead.id
+        assert (lead.status, lead.task_id, lead.client_id) == ("calling", None, orlov_client.id)
+
+    def placed(linkedid: str, when: datetime) -> CallData:
+        data = call(linkedid, "outbound", "+79165550099", when, did=None, answered=True)
+        return replace(data, managers=("201",), rang=("201",), legs=tuple(
+            replace(leg, extension="201", channel="PJSIP/201-0001")
+            if leg.role == "manager" else leg for leg in data.legs))
+
+    for _ in range(2):
+        async with session.begin():
+            await record_call(session, placed("cb-1", at(12, 6) + timedelta(seconds=20)),
+                              hooks=HOOKS)
+    async with session.begin():
+        await record_call(session, placed("cb-2", at(13, 6)), hooks=HOOKS)
+    lead = await session.get(CtLead, lead_id, populate_existing=True)
+    assert lead is not None
+    calls = dict((await session.execute(select(Call.linkedid, Call.id))).all())
+    assert (lead.status, lead.call_id) == ("connected", calls["cb-1"])
+    rows = list(await session.execute(
+        select(CtAttribution.call_id, CtAttribution.kind, CtAttribution.source,
+               CtAttribution.campaign).where(CtAttribution.call_id.in_(
+                   [calls["cb-1"], calls["cb-2"]]))))
+    assert [tuple(r) for r in rows] == [(calls["cb-1"], "dynamic", "yandex", "autumn")]
+    await session.commit()
