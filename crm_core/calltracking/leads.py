@@ -43,6 +43,7 @@ from crm_core.clients.models import Client, Email
 from crm_core.clients.phones import DEFAULT_REGION, format_phone, normalize_phone
 from crm_core.clients.services import create_client, find_client_by_phone
 from crm_core.errors import DomainError, NotAllowedError, NotFoundError
+from crm_core.integrations.outbox import queue_event
 from crm_core.people.models import Role, User
 from crm_core.presence.services import current_states
 from crm_core.tasks.models import Task, TaskKind, TaskStatus
@@ -269,13 +270,10 @@ async def create_lead(session: AsyncSession, site: CtSite, visit: CtVisit | None
 
 
 async def lead_created(session: AsyncSession, lead: CtLead) -> None:
-    """Lead created: the one place a new lead is announced, inside its transaction.
-
-    The outbound webhooks (``queue_event(session, "lead.created", lead_to_dict(lead))``
-    of ``crm_core.integrations``) belong here when that feature is merged; nothing else
-    needs to know when a lead is created.
-    """
-    return None
+    """Lead created: the one place a new lead is announced, inside its transaction, so
+    the ``lead.created`` webhook is queued exactly when the lead is stored."""
+    await session.flush()  # the lead's id is the webhook's key
+    await queue_event(session, "lead.created", lead_to_dict(lead), key=str(lead.id))
 
 
 async def callback_not_placed(session: AsyncSession, lead_id: int, note: str, *,

@@ -25,7 +25,7 @@ from crm_core.people.models import Role, User
 # event -> what the admin's page and the delivery log call it
 EVENTS: dict[str, str] = {
     "call.ended": "Звонок завершён",
-    "lead.created": "Новый лид",
+    "lead.created": "Новая заявка",
     "deal.won": "Сделка выиграна",
     "kkp.result": "Результат проверки по скрипту (ККП)",
 }

@@ -26,6 +26,8 @@ from crm_core.calltracking.models import CtLead
 from crm_core.calltracking.services import SiteOptions, add_pool_numbers, save_site
 from crm_core.clients.models import Client
 from crm_core.db import create_engine, session_factory
+from crm_core.integrations.models import WebhookDelivery
+from crm_core.integrations.webhooks import create_endpoint
 from crm_core.people.models import User
 from crm_core.tasks.models import Task
 from telecrm.settings import Settings
@@ -97,6 +99,13 @@ async def count(url: str, model: Any) -> int:
 
 async def test_a_form_is_a_lead_with_the_visit_source_client_and_task(served: Served) -> None:
     base, url = served
+    engine = create_engine(url)
+    try:  # another system listens for new leads (the webhook is queued, not sent, here)
+        async with session_factory(engine, writer=True)() as session, session.begin():
+            await create_endpoint(session, name="CRM партнёра", url="https://hooks.example/in",
+                                  events=["lead.created"], actor=None)
+    finally:
+        await engine.dispose()
     token = await visit(base)
     status, body, headers = await post(base, "/api/ct/lead", {
         "site": "shop.example", "session": token, "name": "Ольга",
@@ -140,6 +149,11 @@ async def test_a_form_is_a_lead_with_the_visit_source_client_and_task(served: Se
     audit = await rows(url, AuditLog, AuditLog.entity == "ct_lead")
     assert [(a.entity_id, a.action, a.changes["kind"]) for a in audit] == [
         (first.id, "create", "form"), (second.id, "create", "form")]
+    # one «Новая заявка» webhook per lead, the double click included
+    hooks = await rows(url, WebhookDelivery)
+    assert [(h.event, h.key, h.payload["phone"], h.payload["source"]) for h in hooks] == [
+        ("lead.created", str(first.id), "+79161234567", "yandex"),
+        ("lead.created", str(second.id), "+79035556677", None)]
 
 
 HOSTILE: list[tuple[str, Any, int, str]] = [

@@ -1,7 +1,7 @@
 """leads: site forms and callback requests with the visit's attribution (``ct_leads``).
 
 Revision ID: 0029_leads
-Revises: 0026_speech_alerts
+Revises: 0028_integrations
 
 Frozen once released: do not import application code here.
 """
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0029_leads"
-down_revision: str | None = "0026_speech_alerts"
+down_revision: str | None = "0028_integrations"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
