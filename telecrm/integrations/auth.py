@@ -45,7 +45,7 @@ ROUTE_FEATURES: list[tuple[str, str]] = [
     ("/api/lose-reasons", "deals"), ("/api/payments", "deals"), ("/api/invoices", "deals"),
     ("/api/plan", "deals"), ("/api/sales", "deals"),
     ("/api/tasks", "tasks"),
-    ("/api/ct", "calltracking"),
+    ("/api/ct", "calltracking"), ("/api/leads", "calltracking"),
     ("/api/talktime", "talktime"),
     ("/api/kkp", "speech"), ("/api/qc", "speech"), ("/api/transcripts", "speech"),
     ("/api/dictionaries", "speech"), ("/api/alerts", "speech"), ("/api/alert-rules", "speech"),
