@@ -22,12 +22,15 @@ The files follow the documented columns:
 
 Each conversion is sent once: ``ad_conversions`` holds one row per system, goal and
 call or deal, claimed (``sending``) in its own transaction before the upload, so a
-second round, or a second process, never sends it again (:func:`claim`).
+second round, or a second process, never sends it again (:func:`claim`). A claim is a
+lease (:data:`CLAIM_LEASE`): when the process that claimed a batch died before it wrote
+the answer down, the batch is due again once the lease is over, so nothing is lost.
 """
 
 from __future__ import annotations
 
 import io
+import logging
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -36,7 +39,7 @@ from decimal import Decimal
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -54,6 +57,8 @@ from crm_core.calltracking.ad_models import (
 from crm_core.calltracking.models import AttributionKind, CtAttribution, CtVisit
 from crm_core.errors import DomainError
 
+log = logging.getLogger(__name__)
+
 ACTOR = "calltracking"
 SYSTEM_NAMES = {ConversionSystem.METRICA: "Яндекс Метрика",
                 ConversionSystem.GOOGLE_ADS: "Google Ads"}
@@ -69,6 +74,20 @@ GOOGLE_COLUMNS = ["Google Click ID", "Conversion Name", "Conversion Time", "Conv
 MAX_BATCH = 1000  # conversions in one upload
 RETRY_FIRST = timedelta(minutes=5)
 RETRY_MAX = timedelta(hours=6)
+# How long a claimed (``sending``) conversion belongs to the round that claimed it. A round
+# ends within minutes (four attempts of at most 60 s, pauses of at most 60 s): a claim
+# older than this is a round whose process died between the claim and the answer, and
+# the conversion is due again. Sending it again is how the ad systems expect a lost
+# upload to be repaired: Google Ads keeps one conversion per gclid, conversion action and
+# conversion time and answers a repeat with ``CLICK_CONVERSION_ALREADY_EXISTS``
+# (ConversionUploadError, developers.google.com/google-ads/api/reference/rpc/latest/
+# ConversionUploadErrorEnum.ConversionUploadError), which the upload counts as sent. For
+# Metrica the repeat carries the same ClientId/Yclid, Target and DateTime (the columns of
+# yandex.ru/dev/metrika/ru/management/offline-conv and .../management/calls); Metrica is
+# relied on to treat it as the same conversion, but the pages of its documentation we
+# could read do not say so in words, so a dead process costs at most one repeat of its
+# batch there, never a loss.
+CLAIM_LEASE = timedelta(minutes=30)
 
 
 class ConversionError(DomainError):
@@ -385,7 +404,8 @@ def _backoff(attempts: int) -> timedelta:
 
 async def due(session: AsyncSession, system: ConversionSystem, goal: ConversionGoal,
               now: datetime) -> list[Conversion]:
-    """Conversions of the system's window never claimed, or failed and due again."""
+    """Conversions of the system's window never claimed, failed and due again, or claimed
+    by a round whose lease is over (its process died before it wrote the answer)."""
     found = await conversions(session, system, goal, now - WINDOWS[system], now)
     if not found:
         return []
@@ -396,16 +416,35 @@ async def due(session: AsyncSession, system: ConversionSystem, goal: ConversionG
     out = []
     for item in found:
         row = stored.get(item.object_id)
-        if row is None or (row.status == ConversionStatus.FAILED.value
-                           and (row.next_attempt_at is None or row.next_attempt_at <= now)):
+        if row is None or _reclaimable(row, now):
             out.append(item)
     return out[:MAX_BATCH]
 
 
+def _lease_over(now: datetime) -> Any:
+    """SQL: a ``sending`` claim whose lease ended (claims made before the lease was kept
+    in ``next_attempt_at`` count from when the row was created)."""
+    return and_(AdConversion.status == ConversionStatus.SENDING.value, or_(
+        AdConversion.next_attempt_at <= now,
+        and_(AdConversion.next_attempt_at.is_(None),
+             AdConversion.created_at <= now - CLAIM_LEASE)))
+
+
+def _reclaimable(row: AdConversion, now: datetime) -> bool:
+    if row.status == ConversionStatus.FAILED.value:
+        return row.next_attempt_at is None or row.next_attempt_at <= now
+    if row.status == ConversionStatus.SENDING.value:
+        until = row.next_attempt_at or row.created_at + CLAIM_LEASE
+        return until <= now
+    return False
+
+
 async def claim(session: AsyncSession, items: Sequence[Conversion], now: datetime
                 ) -> list[Conversion]:
-    """Mark each conversion ``sending`` (commit before the upload); returns the ones this
-    caller won. A conversion another round claimed meanwhile is left to it."""
+    """Mark each conversion ``sending`` (commit before the upload) with a lease of
+    :data:`CLAIM_LEASE` (kept in ``next_attempt_at``); returns the ones this caller won.
+    A conversion another round claimed meanwhile is left to it: taking a failed or
+    abandoned one is a compare-and-set on its state, so two rounds never both win it."""
     won = []
     for item in items:
         row = await session.scalar(select(AdConversion).where(
@@ -418,14 +457,31 @@ async def claim(session: AsyncSession, items: Sequence[Conversion], now: datetim
                         system=item.system.value, goal=item.goal.value,
                         object_id=item.object_id, call_id=item.call_id,
                         occurred_at=item.occurred_at, value=item.value,
-                        status=ConversionStatus.SENDING.value, attempts=1, created_at=now))
+                        status=ConversionStatus.SENDING.value, attempts=1, created_at=now,
+                        next_attempt_at=now + CLAIM_LEASE))
             except IntegrityError:
                 continue
             won.append(item)
-        elif row.status == ConversionStatus.FAILED.value:
-            row.status = ConversionStatus.SENDING.value
-            row.attempts += 1
-            won.append(item)
+        elif _reclaimable(row, now):
+            abandoned = row.status == ConversionStatus.SENDING.value
+            due_again = or_(and_(AdConversion.status == ConversionStatus.FAILED.value,
+                                 or_(AdConversion.next_attempt_at.is_(None),
+                                     AdConversion.next_attempt_at <= now)),
+                            _lease_over(now))
+            result = await session.execute(
+                update(AdConversion).where(AdConversion.id == row.id, due_again)
+                .values(status=ConversionStatus.SENDING.value,
+                        attempts=AdConversion.attempts + 1,
+                        next_attempt_at=now + CLAIM_LEASE,
+                        last_error="the round that claimed it did not finish"
+                        if abandoned else AdConversion.last_error)
+                .execution_options(synchronize_session=False))
+            await session.refresh(row)
+            if getattr(result, "rowcount", 0) == 1:
+                if abandoned:
+                    log.warning("conversions: %s %s %s claimed again: its round did not "
+                                "finish within %s", *item.key, CLAIM_LEASE)
+                won.append(item)
     await session.flush()
     return won
 
@@ -448,11 +504,12 @@ async def mark(session: AsyncSession, items: Sequence[Conversion], status: Conve
         row.status = status.value
         row.upload_id = upload_id or row.upload_id
         row.last_error = (error or "")[:500] or None
-        if status == ConversionStatus.SENT:
-            row.sent_at = now
-            row.next_attempt_at = None
-        elif status == ConversionStatus.FAILED:
+        if status == ConversionStatus.FAILED:
             row.next_attempt_at = now + _backoff(row.attempts)
+        else:  # sent or refused: never due again (nor is its claim's lease)
+            row.next_attempt_at = None
+            if status == ConversionStatus.SENT:
+                row.sent_at = now
     await session.flush()
 
 

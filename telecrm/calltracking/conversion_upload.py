@@ -17,7 +17,9 @@ The protocols, as documented:
 A 5xx, a 429 (after its ``Retry-After``) or a broken connection is retried with a
 doubling pause; every attempt is logged (``ad_conversion_uploads`` and the log). What
 is claimed is never sent twice (:func:`crm_core.calltracking.conversions.claim`): a
-batch that still failed is due again later, a batch refused (4xx) is not.
+batch that still failed is due again later, a batch refused (4xx) is not. A batch whose
+round died between the claim and the answer is due again after the claim's lease
+(:data:`~crm_core.calltracking.conversions.CLAIM_LEASE`, 30 minutes).
 """
 
 from __future__ import annotations
@@ -190,6 +192,25 @@ def google_conversions(items: Sequence[Conversion], account: ConversionAccount,
     return out
 
 
+def already_uploaded(body: Any) -> set[int]:
+    """Indexes of the conversions Google's partial failure calls
+    ``CLICK_CONVERSION_ALREADY_EXISTS``: Google Ads already holds them (same gclid,
+    conversion action and time: a batch sent again after its round died), so they count
+    as sent, not refused."""
+    out: set[int] = set()
+    failure = (body.get("partialFailureError") if isinstance(body, dict) else None) or {}
+    for detail in failure.get("details") or []:
+        for error in (detail or {}).get("errors") or []:
+            code = ((error or {}).get("errorCode") or {}).get("conversionUploadError")
+            if code != "CLICK_CONVERSION_ALREADY_EXISTS":
+                continue
+            for element in ((error.get("location") or {}).get("fieldPathElements") or []):
+                if element.get("fieldName") == "conversions" and isinstance(
+                        element.get("index"), int):
+                    out.add(element["index"])
+    return out
+
+
 def _goals(account: ConversionAccount) -> list[ConversionGoal]:
     """The goals this account sends: the ones it names."""
     return [goal for goal, named in ((ConversionGoal.CALL, account.call_goal),
@@ -222,8 +243,9 @@ async def _upload(http: aiohttp.ClientSession, settings: Settings, account: Conv
                                     first_pause=first_pause, on_attempt=on_attempt)
         if answer.ok:
             results = (answer.body or {}).get("results") or []
+            known = already_uploaded(answer.body)
             sent = [item for index, item in enumerate(items)
-                    if index < len(results) and results[index]]
+                    if (index < len(results) and results[index]) or index in known]
             refused = [item for item in items if item not in sent]
             error = ((answer.body or {}).get("partialFailureError") or {}).get("message")
             return Outcome(sent, refused, [], upload_id=str((answer.body or {}).get("jobId")

@@ -15,7 +15,9 @@ It follows their documented protocol closely enough to catch a client that does 
   "partialFailure": true}``; each conversion needs ``gclid``, ``conversionAction``
   (``customers/{id}/conversionActions/{n}``) and ``conversionDateTime``
   (``yyyy-mm-dd hh:mm:ss+hh:mm``); a gclid starting ``bad`` is refused in partial
-  failure (an empty result and ``partialFailureError``).
+  failure (an empty result and ``partialFailureError``), and, as Google Ads does, a
+  conversion it already holds (same gclid, conversion action and time) is refused as
+  ``CLICK_CONVERSION_ALREADY_EXISTS``.
 
 ``fail_next(n, status)`` makes the next ``n`` requests fail (503, 429 with Retry-After)
 to prove the client's retries. Everything received is kept in ``received``.
@@ -57,6 +59,7 @@ class StandIn:
     base: str = ""
     received: list[Received] = field(default_factory=list)
     requests: int = 0
+    google_held: set[tuple[str, str, str]] = field(default_factory=set)
     _failures: list[int] = field(default_factory=list)
 
     def fail_next(self, count: int, status: int = 503) -> None:
@@ -144,12 +147,16 @@ def _app(state: StandIn) -> web.Application:
                 return web.json_response({"error": {"code": 400, "status": "INVALID_ARGUMENT",
                                                     "message": f"conversion {index}"}},
                                          status=400)
-            if item["gclid"].startswith("bad"):
+            held = (item["gclid"], action, item["conversionDateTime"])
+            refusal = "UNPARSEABLE_GCLID" if item["gclid"].startswith("bad") else \
+                "CLICK_CONVERSION_ALREADY_EXISTS" if held in state.google_held else None
+            if refusal is not None:
                 results.append({})
-                errors.append({"errorCode": {"conversionUploadError": "UNPARSEABLE_GCLID"},
+                errors.append({"errorCode": {"conversionUploadError": refusal},
                                "location": {"fieldPathElements": [
                                    {"fieldName": "conversions", "index": index}]}})
                 continue
+            state.google_held.add(held)
             results.append({"gclid": item["gclid"], "conversionAction": action,
                             "conversionDateTime": item["conversionDateTime"]})
             kept.append(item)
