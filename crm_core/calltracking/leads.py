@@ -4,8 +4,9 @@ A lead keeps the visit's attribution as it was when it came (source, medium, cam
 keyword, landing page, yclid/gclid/_ym_uid), is matched to the client who owns its
 phone (normalised as every number in the CRM) or creates one, and goes to a manager:
 the client's owner, else the free manager with the fewest open tasks. A form, and a
-callback nobody could take at once (outside working hours, nobody free, the manager's
-phone not answering), gets a call task; a callback taken at once rings the manager,
+callback nobody could take at once (outside working hours, nobody free, the phones of
+up to three free managers not answering, :func:`next_callback_manager`), gets a call
+task; a callback taken at once rings the manager,
 then the visitor, and :func:`match_callback_calls` (a call hook) gives the resulting
 call the visit's source, so it counts on the call-tracking report like a tracked call.
 
@@ -18,7 +19,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -46,6 +47,8 @@ from crm_core.errors import DomainError, NotAllowedError, NotFoundError
 from crm_core.integrations.outbox import queue_event
 from crm_core.people.models import Role, User
 from crm_core.presence.services import current_states
+from crm_core.talktime.metric import load_calendar
+from crm_core.talktime.models import Holiday
 from crm_core.tasks.models import Task, TaskKind, TaskStatus
 from crm_core.tasks.services import CallbackPolicy, create_task
 from crm_core.timestamps import ensure_utc, isoformat
@@ -55,6 +58,8 @@ ACTOR = "site"  # audit actor of what a site's visitor sends
 MAX_NAME, MAX_EMAIL, MAX_MESSAGE = 200, 254, 2000
 # a callback call is the lead's when it starts this soon after the request
 CALLBACK_WINDOW = timedelta(minutes=3)
+# a callback nobody answers is passed on to the next free manager, this many in all
+MAX_CALLBACK_MANAGERS = 3
 DUPLICATE_WINDOW = timedelta(minutes=10)  # the same lead sent again within it is one lead
 _EMAIL = re.compile(r"[^@\s<>\"'(),;:\\\[\]]{1,64}@[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63})+")
 KIND_LABELS = {LeadKind.FORM.value: "Заявка с сайта", LeadKind.CALLBACK.value: "Обратный звонок"}
@@ -133,9 +138,40 @@ async def recent_duplicate(session: AsyncSession, site_id: int, data: LeadInput,
 
 
 def in_working_hours(policy: CallbackPolicy, at: datetime) -> bool:
-    """True on a working day between the policy's start and end of the day."""
-    local = ensure_utc(at).astimezone(ZoneInfo(policy.timezone))
-    return local.weekday() in policy.workdays and policy.day_start <= local.time() < policy.day_end
+    """True on a working day (not a holiday) between the policy's start and end of the day."""
+    return policy.working(at)
+
+
+def _clock(minute: int) -> time:
+    """Minutes after midnight as a clock time; 24:00 is the very end of the day."""
+    return time.max if minute >= 24 * 60 else time(minute // 60, minute % 60)
+
+
+# How far ahead the work calendar's holidays are read for a callback's deadline.
+CALENDAR_DAYS = 60
+
+
+async def callback_policy(session: AsyncSession, timezone: str, now: datetime, *,
+                          hours: tuple[time, time] | None = None,
+                          days: frozenset[int] | None = None) -> CallbackPolicy:
+    """When callbacks are placed at once and when a lead's callback task is due, from the
+    company's work calendar (the one talk time and routing keep, ``/talktime/settings``):
+    the company-wide rule in force today gives the working weekdays and the day's hours,
+    and the company's holidays of the next :data:`CALENDAR_DAYS` are not working days.
+    ``hours`` and ``days`` (Monday is 0) override the rule's hours and weekdays; holidays
+    stay the calendar's."""
+    zone = ZoneInfo(timezone)
+    today = ensure_utc(now).astimezone(zone).date()
+    last = today + timedelta(days=CALENDAR_DAYS)
+    rules = (await load_calendar(session, [], today, last, tz=zone)).rules(None, today)
+    holidays = frozenset(await session.scalars(select(Holiday.day).where(
+        Holiday.day >= today, Holiday.day <= last, Holiday.team_id.is_(None),
+        Holiday.archived_at.is_(None))))
+    start, end = hours or (_clock(rules.day_start_minute), _clock(rules.day_end_minute))
+    workdays = days if days is not None else frozenset(
+        int(d) - 1 for d in rules.working_weekdays if d.isdigit() and 1 <= int(d) <= 7)
+    return CallbackPolicy(timezone=timezone, day_start=start, day_end=end, workdays=workdays,
+                          holidays=holidays)
 
 
 # -- who takes the lead -------------------------------------------------------------------------
@@ -277,21 +313,60 @@ async def lead_created(session: AsyncSession, lead: CtLead) -> None:
 
 
 async def callback_not_placed(session: AsyncSession, lead_id: int, note: str, *,
-                              now: datetime, policy: CallbackPolicy | None = None
-                              ) -> CtLead | None:
-    """A callback the manager's phone did not take (or AMI refused): a lead with a task."""
+                              now: datetime, policy: CallbackPolicy | None = None,
+                              assignee_id: int | None = None) -> CtLead | None:
+    """A callback no manager's phone took (or AMI refused): a lead with a callback task,
+    for ``assignee_id`` when given (the first manager chosen), else the one rung last."""
     lead = await session.get(CtLead, lead_id)
     if lead is None or lead.status != LeadStatus.CALLING.value:
         return lead
+    previous = lead.assignee_id
+    if assignee_id is not None:
+        lead.assignee_id = assignee_id
     assignee = await session.get(User, lead.assignee_id) if lead.assignee_id else None
     lead.status = LeadStatus.NEW.value
     lead.note = note[:300]
     await _give_task(session, lead, assignee, policy or CallbackPolicy(), now)
+    changes: dict[str, Any] = {"status": [LeadStatus.CALLING.value, lead.status],
+                               "note": lead.note, "task_id": lead.task_id}
+    if previous != lead.assignee_id:
+        changes["assignee_id"] = [previous, lead.assignee_id]
+    write_audit(session, actor=ACTOR, entity=AUDIT_ENTITY, entity_id=lead.id,
+                action=ACTION_UPDATE, changes=changes)
+    return lead
+
+
+async def next_callback_manager(session: AsyncSession, lead_id: int, tried: Sequence[int],
+                                note: str, *, now: datetime,
+                                policy: CallbackPolicy | None = None) -> User | None:
+    """The manager whose phone did not take a callback passes it on: the next free manager
+    (the client's owner first, then the fewest open tasks) not rung for it yet, while fewer
+    than :data:`MAX_CALLBACK_MANAGERS` were; the lead is his from now on (audited). When
+    there is none, the callback was not placed: the lead gets its callback task for the
+    first manager chosen (:func:`callback_not_placed`) and None is returned."""
+    lead = await session.get(CtLead, lead_id)
+    if lead is None or lead.status != LeadStatus.CALLING.value:
+        return None
+    chosen = None
+    if len(tried) < MAX_CALLBACK_MANAGERS:
+        client = await session.get(Client, lead.client_id) if lead.client_id else None
+        owner = await _owner(session, client)
+        free = await free_managers(session, prefer=owner.id if owner is not None else None)
+        chosen = next((m for m in free if m.id not in tried), None)
+    if chosen is None:
+        many = len(tried) > 1
+        await callback_not_placed(
+            session, lead_id, f"звонили {len(tried)} менеджерам, никто не ответил" if many
+            else note,
+            now=now, policy=policy, assignee_id=tried[0] if tried else None)
+        return None
+    previous = lead.assignee_id
+    lead.assignee_id = chosen.id
     write_audit(session, actor=ACTOR, entity=AUDIT_ENTITY, entity_id=lead.id,
                 action=ACTION_UPDATE,
-                changes={"status": [LeadStatus.CALLING.value, lead.status], "note": lead.note,
-                         "task_id": lead.task_id})
-    return lead
+                changes={"assignee_id": [previous, chosen.id], "tried": list(tried),
+                         "why": note[:300]})
+    return chosen
 
 
 async def match_callback_calls(session: AsyncSession, written: Sequence[WrittenCall]) -> None:

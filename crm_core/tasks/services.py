@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -40,7 +40,8 @@ class CallbackPolicy:
 
     Within ``within`` of the call's end when it ended in working hours; otherwise
     ``within`` after the next working day starts (a call at 23:00 is due at 09:15, not
-    at 23:15 when nobody is there). Public holidays are not modelled.
+    at 23:15 when nobody is there). A date in ``holidays`` (the work calendar's, when the
+    policy was built from it) is not a working day.
     """
 
     within: timedelta = timedelta(minutes=15)
@@ -48,16 +49,25 @@ class CallbackPolicy:
     day_start: time = time(9)
     day_end: time = time(18)
     workdays: frozenset[int] = field(default_factory=lambda: frozenset(range(5)))  # Mon–Fri
+    holidays: frozenset[date] = field(default_factory=frozenset)
+
+    def working_day(self, day: date) -> bool:
+        return day.weekday() in self.workdays and day not in self.holidays
+
+    def working(self, moment: datetime) -> bool:
+        """True on a working day between the start and the end of the day."""
+        local = ensure_utc(moment).astimezone(ZoneInfo(self.timezone))
+        return self.working_day(local.date()) and self.day_start <= local.time() < self.day_end
 
     def due(self, ended_at: datetime) -> datetime:
         """The callback deadline for a call that ended at ``ended_at`` (aware, UTC out)."""
         zone = ZoneInfo(self.timezone)
         local = ensure_utc(ended_at).astimezone(zone)
-        if local.weekday() in self.workdays and self.day_start <= local.time() < self.day_end:
+        if self.working(ended_at):
             return ensure_utc(ended_at + self.within)
         day = local.date() if local.time() < self.day_start else local.date() + timedelta(days=1)
-        for _ in range(7):
-            if day.weekday() in self.workdays:
+        for _ in range(60):  # a long holiday (the New Year's) is still crossed
+            if self.working_day(day):
                 break
             day += timedelta(days=1)
         start = datetime.combine(day, self.day_start, tzinfo=zone)

@@ -4,8 +4,9 @@
 "url"?}`` stores a form as a lead with its visit's source; ``POST /api/ct/callback``
 ``{"site", "session"?, "phone", "name"?, "url"?}`` asks the CRM to call the visitor: a
 free manager's phone rings first (click-to-call), then the visitor's, and the call
-carries the visit's source; outside working hours or with nobody free it is a lead
-with a callback task.
+carries the visit's source; a manager who does not answer passes it to the next free
+one (three at most); outside working hours (the work calendar's), with nobody free or
+nobody answering it is a lead with a callback task.
 
 The same checks as the lease endpoint (:func:`~telecrm.calltracking.public.public_request`:
 a rate per visitor address, a small JSON body, a known site, its own origins only),
@@ -32,10 +33,12 @@ from crm_core.calltracking.leads import (
     LeadError,
     LeadInput,
     callback_not_placed,
+    callback_policy,
     clean,
     create_lead,
     free_managers,
     in_working_hours,
+    next_callback_manager,
     recent_duplicate,
 )
 from crm_core.calltracking.models import CtSite, CtVisit, LeadKind, LeadStatus
@@ -43,6 +46,7 @@ from crm_core.calltracking.services import CallTrackingError, token_is_valid
 from crm_core.clients.services import find_client_by_phone
 from crm_core.clock import utcnow
 from crm_core.tasks.services import CallbackPolicy
+from pbx_bridge.actions import ClickToCallError
 from pbx_bridge.ami import AmiError
 from telecrm.calltracking.public import (
     CT,
@@ -54,7 +58,7 @@ from telecrm.calltracking.public import (
     public_request,
 )
 from telecrm.settings import Settings
-from telecrm.web.clicktocall import ClickToCallBusy
+from telecrm.web.clicktocall import Attempt, ClickToCallBusy
 from telecrm.web.keys import CLICK_TO_CALL, SESSIONS, SETTINGS, WRITER_SESSIONS
 
 log = logging.getLogger(__name__)
@@ -85,22 +89,34 @@ def _days(raw: str) -> frozenset[int]:
     return frozenset(days)
 
 
-def callback_policy(settings: Settings) -> CallbackPolicy:
-    """When callbacks are placed at once and when a lead's call task is due:
-    ``TELECRM_CT_CALLBACK_HOURS`` (``09:00-18:00``) and ``TELECRM_CT_CALLBACK_DAYS``
-    (``1-5``) in the workday's time zone; an unreadable value keeps the default."""
-    try:
-        start, end = settings.ct_callback_hours.split("-")
-        return CallbackPolicy(timezone=settings.timezone, day_start=_clock_time(start),
-                              day_end=_clock_time(end), workdays=_days(settings.ct_callback_days))
-    except ValueError:
-        log.warning("TELECRM_CT_CALLBACK_HOURS/DAYS unreadable: %r %r",
-                    settings.ct_callback_hours, settings.ct_callback_days)
-        return CallbackPolicy(timezone=settings.timezone)
+def _overrides(settings: Settings) -> tuple[tuple[time, time] | None, frozenset[int] | None]:
+    """``TELECRM_CT_CALLBACK_HOURS`` (``ЧЧ:ММ-ЧЧ:ММ``) and ``TELECRM_CT_CALLBACK_DAYS``
+    (``1-5``, ``1-5,7``), set only when callbacks keep other hours or weekdays than the
+    work calendar; empty (the default): the calendar's. An unreadable value is ignored
+    (logged)."""
+    hours = days = None
+    if settings.ct_callback_hours.strip():
+        try:
+            start, end = settings.ct_callback_hours.split("-")
+            hours = (_clock_time(start), _clock_time(end))
+        except ValueError:
+            log.warning("TELECRM_CT_CALLBACK_HOURS unreadable, the work calendar's hours "
+                        "are used: %r", settings.ct_callback_hours)
+    if settings.ct_callback_days.strip():
+        try:
+            days = _days(settings.ct_callback_days)
+        except ValueError:
+            log.warning("TELECRM_CT_CALLBACK_DAYS unreadable, the work calendar's weekdays "
+                        "are used: %r", settings.ct_callback_days)
+    return hours, days
 
 
-def _policy(request: web.Request) -> CallbackPolicy:
-    return callback_policy(request.app[SETTINGS])
+async def callback_policy_for(session: AsyncSession, settings: Settings) -> CallbackPolicy:
+    """When callbacks are placed at once and when a lead's call task is due: the company's
+    work calendar (weekdays, the day's hours, holidays; :func:`callback_policy`) in the
+    workday's time zone, with the settings' hours and weekdays when they are set."""
+    hours, days = _overrides(settings)
+    return await callback_policy(session, settings.timezone, utcnow(), hours=hours, days=days)
 
 
 def _input(kind: str, body: dict[str, Any]) -> tuple[LeadInput, str | None]:
@@ -182,8 +198,9 @@ async def lead_endpoint(request: web.Request) -> web.Response:
     async with request.app[WRITER_SESSIONS]() as session, session.begin():
         if await recent_duplicate(session, site.id, data, now=now, region=region) is None:
             visit = await _visit(session, visit_id)
-            await create_lead(session, await _site_row(session, site), visit, data,
-                              now=now, policy=_policy(request), region=region)
+            await create_lead(session, await _site_row(session, site), visit, data, now=now,
+                              policy=await callback_policy_for(session, request.app[SETTINGS]),
+                              region=region)
     return _answer(checked, "form")
 
 
@@ -196,7 +213,8 @@ async def callback_endpoint(request: web.Request) -> web.Response:
     checked, data, token = result
     site = checked.view.site
     settings = request.app[SETTINGS]
-    policy = _policy(request)
+    async with request.app[SESSIONS]() as session:
+        policy = await callback_policy_for(session, settings)
     now = utcnow()
     working = in_working_hours(policy, now)
     visit_id = await _visit_id(request, site, token)
@@ -219,16 +237,15 @@ async def callback_endpoint(request: web.Request) -> web.Response:
                                  callback_to=manager, note=note)
         lead_id, phone = lead.id, lead.phone
         extension = manager.extension if manager is not None else None
-    if extension is None or phone is None:
+        manager_id = manager.id if manager is not None else None
+    if extension is None or phone is None or manager_id is None:
         return _answer(checked, "later" if working else "off_hours")
     name = f"Сайт: {data.name}" if data.name else "Обратный звонок с сайта"
-    try:
-        attempt, _ = await request.app[CLICK_TO_CALL].place(extension, phone, name)
-    except (AmiError, ClickToCallBusy, ValueError) as exc:
-        log.info("callback %s not placed through %s: %s", lead_id, extension, exc)
-        await _not_placed(request.app, lead_id, "не удалось позвонить менеджеру")
+    tried: list[int] = []
+    attempt = await _ring(request.app, lead_id, phone, name, (manager_id, extension), tried)
+    if attempt is None:
         return _answer(checked, "later")
-    watcher = asyncio.create_task(_watch(request.app, lead_id, attempt.task),
+    watcher = asyncio.create_task(_watch(request.app, lead_id, phone, name, attempt, tried),
                                   name=f"callback-lead:{lead_id}")
     callbacks = request.app[CT].callbacks
     callbacks.add(watcher)
@@ -236,21 +253,78 @@ async def callback_endpoint(request: web.Request) -> web.Response:
     return _answer(checked, "calling")
 
 
-async def _not_placed(app: web.Application, lead_id: int, note: str) -> None:
+NOTE_NO_ANSWER = "менеджер не ответил"
+NOTE_NOT_PLACED = "не удалось позвонить менеджеру"
+
+
+async def _ring(app: web.Application, lead_id: int, phone: str, name: str,
+                manager: tuple[int, str], tried: list[int]) -> Attempt | None:
+    """Ring ``manager``'s phone (id, extension) for the callback. A phone that refuses at
+    once (busy, already ringing for another number) passes the callback to the next free
+    manager (:func:`_next`). Returns the attempt of the phone now ringing, or None when
+    nobody could be rung (the lead then has its callback task). ``tried`` collects who
+    was rung."""
+    user_id, extension = manager
+    while True:
+        tried.append(user_id)
+        try:
+            attempt, _ = await app[CLICK_TO_CALL].place(extension, phone, name)
+            return attempt
+        except (ClickToCallError, ClickToCallBusy) as exc:  # his phone said no at once
+            log.info("callback %s: the phone of %s refused: %s", lead_id, extension, exc)
+            note = NOTE_NO_ANSWER
+        except (AmiError, ValueError) as exc:  # no telephony: nobody else can be rung either
+            log.info("callback %s not placed through %s: %s", lead_id, extension, exc)
+            await _not_placed(app, lead_id, NOTE_NOT_PLACED, tried)
+            return None
+        following = await _next(app, lead_id, tried, note)
+        if following is None:
+            return None
+        user_id, extension = following
+
+
+async def _next(app: web.Application, lead_id: int, tried: list[int], note: str
+                ) -> tuple[int, str] | None:
+    """The next free manager for the callback (never one already rung, three in all), or
+    None when the callback became a lead with a task."""
+    async with app[WRITER_SESSIONS]() as session, session.begin():
+        chosen = await next_callback_manager(session, lead_id, tried, note, now=utcnow(),
+                                             policy=await callback_policy_for(
+                                                 session, app[SETTINGS]))
+        if chosen is None or chosen.extension is None:
+            return None
+        return chosen.id, chosen.extension
+
+
+async def _not_placed(app: web.Application, lead_id: int, note: str,
+                      tried: list[int] | None = None) -> None:
     async with app[WRITER_SESSIONS]() as session, session.begin():
         await callback_not_placed(session, lead_id, note, now=utcnow(),
-                                  policy=callback_policy(app[SETTINGS]))
+                                  policy=await callback_policy_for(session, app[SETTINGS]),
+                                  assignee_id=tried[0] if tried else None)
 
 
-async def _watch(app: web.Application, lead_id: int, placing: asyncio.Task[str]) -> None:
-    """A manager's phone that does not answer leaves the lead with a callback task."""
-    try:
-        await asyncio.shield(placing)
-    except asyncio.CancelledError:
-        raise
-    except Exception as exc:  # the originate's own failure: the phone did not take it
-        log.info("callback %s: the manager's phone did not take it: %s", lead_id, exc)
+async def _watch(app: web.Application, lead_id: int, phone: str, name: str, attempt: Attempt,
+                 tried: list[int]) -> None:
+    """A manager's phone that does not answer passes the callback to the next free
+    manager; when none is left the lead gets a callback task."""
+    while True:
         try:
-            await _not_placed(app, lead_id, "менеджер не ответил")
+            await asyncio.shield(attempt.task)
+            return  # he answered: the visitor's phone rings now
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the originate's own failure: the phone did not take it
+            log.info("callback %s: the manager's phone did not take it: %s", lead_id, exc)
+        try:
+            following = await _next(app, lead_id, tried, NOTE_NO_ANSWER)
+            if following is None:
+                return
+            ringing = await _ring(app, lead_id, phone, name, following, tried)
         except Exception:
-            log.exception("callback %s: the lead's task was not written", lead_id)
+            log.exception("callback %s: not passed on, nor was the lead's task written",
+                          lead_id)
+            return
+        if ringing is None:
+            return
+        attempt = ringing
