@@ -91,6 +91,7 @@ MESSAGES: dict[str, str] = {
     "request.text_too_long": "Поле {name}: текст не длиннее {max:символа|символов|символов}.",
     "request.not_url": "Поле {name} должно быть адресом http(s).",
     "request.phone_list": "Поле {name} должно быть списком телефонных номеров.",
+    "request.string_list": "Поле {name} должно быть списком строк.",
     "request.list_too_long": "Поле {name}: не больше {max} за раз.",
     "request.control_characters": "Поле {name} содержит управляющие символы: уберите их.",
     "request.not_extension": "Поле {name} — внутренний номер (цифры).",

@@ -54,8 +54,10 @@ ROUTE_FEATURES: list[tuple[str, str]] = [
     ("/api/presence", "presence"), ("/api/dialer", "dialer"), ("/api/routing", "routing"),
     ("/api/wallboard", "wallboard"),
 ]
-# Routes no token may use: they belong to a person at a browser.
-NO_TOKENS = ("/api/login", "/api/logout", "/api/me", "/api/events")
+# Routes no token may use: they belong to a person at a browser. Tokens and webhooks are
+# managed by a signed-in admin only: a token never makes a token or widens its own scopes.
+NO_TOKENS = ("/api/login", "/api/logout", "/api/me", "/api/events", "/api/tokens",
+             "/api/webhooks")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 

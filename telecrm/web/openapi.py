@@ -10,6 +10,7 @@ from telecrm.calltracking.openapi import CT_PATHS
 from telecrm.clients.openapi import CLIENT_PATHS, CLIENT_SCHEMAS
 from telecrm.dialer.openapi import DIALER_PATHS
 from telecrm.integrations.auth import ANY, feature_of
+from telecrm.integrations.openapi import INTEGRATION_PATHS, INTEGRATION_SCHEMAS
 from telecrm.missed.openapi import MISSED_PATHS
 from telecrm.people.openapi import USER_PATHS, USER_SCHEMAS
 from telecrm.presence.openapi import PRESENCE_PATHS
@@ -514,6 +515,7 @@ PATHS: dict[str, Any] = {
     **PRESENCE_PATHS,
     **ROUTING_PATHS,
     **USER_PATHS,
+    **INTEGRATION_PATHS,
 }
 
 _TOKEN_REFUSED = _error("the API token lacks the scope this operation needs (x-token-scope)")
@@ -551,7 +553,7 @@ _DOCUMENT: dict[str, Any] = {
     },
     "paths": PATHS,  # features add theirs as their routes are imported
     "components": {
-        "schemas": {**SCHEMAS, **CLIENT_SCHEMAS, **USER_SCHEMAS},
+        "schemas": {**SCHEMAS, **CLIENT_SCHEMAS, **USER_SCHEMAS, **INTEGRATION_SCHEMAS},
         "securitySchemes": {
             "session": {"type": "apiKey", "in": "cookie", "name": "telecrm_session"},
             "token": {"type": "http", "scheme": "bearer",

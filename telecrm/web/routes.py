@@ -12,6 +12,7 @@ from telecrm.calls import routes as calls_routes
 from telecrm.calltracking import leads_pages
 from telecrm.calltracking import routes as calltracking_routes
 from telecrm.dialer import routes as dialer_routes
+from telecrm.integrations import api as integrations_api
 from telecrm.integrations import pages as integrations_pages
 from telecrm.missed import routes as missed_routes
 from telecrm.people import admin_pages as people_admin_pages
@@ -77,6 +78,7 @@ def add_routes(app: web.Application) -> None:
     presence_routes.add_routes(r)  # /presence, /api/presence ...
     routing_routes.add_routes(r)  # /pbx/owner (the dialplan's), /routing, /api/routing
     integrations_pages.add_routes(r)  # /admin/tokens, /admin/webhooks (and its log)
+    integrations_api.add_routes(r)  # /api/tokens, /api/webhooks (and its log)
     r.add_get("/favicon.ico", favicon)
     r.add_static("/static/", STATIC_DIR, name="static", append_version=True)
 
