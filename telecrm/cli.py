@@ -445,6 +445,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from telecrm.backup import cli as cli_backup
     from telecrm.calltracking import cli as cli_calltracking
+    from telecrm.integrations import cli as cli_integrations
     from telecrm.missed import cli as cli_missed
     from telecrm.pbxes import cli as cli_pbxes
     from telecrm.recordings import cli as cli_recordings
@@ -452,7 +453,7 @@ def build_parser() -> argparse.ArgumentParser:
     from telecrm.speech import cli as cli_speech
     from telecrm.talktime import cli as cli_talktime
     for feature in (cli_talktime, cli_recordings, cli_speech, cli_calltracking, cli_sales,
-                    cli_pbxes, cli_missed, cli_routing, cli_backup):
+                    cli_pbxes, cli_missed, cli_routing, cli_backup, cli_integrations):
         feature.add_commands(sub, common)
     return parser
 

@@ -5,6 +5,7 @@ token are refused; the operations are in the OpenAPI document."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -146,3 +147,49 @@ def test_in_the_openapi_document_for_sessions_only() -> None:
         for operation in paths[path].values():
             assert operation["security"] == [{"session": []}]
             assert "x-token-scope" not in operation
+
+
+async def test_tokens_from_the_command_line(tmp_path: Path) -> None:
+    from tests.support.browser import seed_world
+    from tests.support.live import telecrm
+
+    db = f"sqlite+aiosqlite:///{tmp_path / 'crm.sqlite3'}"
+    await seed_world(db, tmp_path / "recordings")
+    made = telecrm("tokens", "create", "--db", db, "--name", "BI", "--user", "sokolova",
+                   "--scope", "reports:read", "--scope", "calls:read")
+    token = made.stdout.strip()
+    assert token.startswith("tcrm_") and "\n" not in token
+    assert made.stderr.strip() == "Токен «BI» для sokolova создан и выведен один раз: " \
+                                  "сохраните его."
+    listed = telecrm("tokens", "list", "--db", db, "--format", "json")
+    [row] = json.loads(listed.stdout)
+    assert (row["name"], row["user"], row["scopes"], row["revoked_at"]) == (
+        "BI", "sokolova", ["calls:read", "reports:read"], None)
+    assert token not in listed.stdout and row["prefix"] == token[:12]
+    table = telecrm("tokens", "list", "--db", db).stdout
+    assert "действует" in table and "BI" in table
+    revoked = telecrm("tokens", "revoke", "--db", db, str(row["id"]))
+    assert revoked.stdout.strip() == "Токен «BI» отозван: запросы с ним больше не принимаются."
+    assert "отозван" in telecrm("tokens", "list", "--db", db).stdout
+    refused = telecrm("tokens", "create", "--db", db, "--name", "X", "--user", "nobody",
+                      "--scope", "calls:read", check=False)
+    assert refused.returncode == 2 and refused.stderr.startswith("telecrm: Выберите активного")
+    refused = telecrm("tokens", "create", "--db", db, "--name", "X", "--user", "petrov",
+                      "--scope", "calls:delete", check=False)
+    assert refused.returncode == 2
+    assert refused.stderr.strip() == "telecrm: Неизвестное право доступа «calls:delete»."
+    audit = await _audit(db)
+    assert audit == [("create", "cli"), ("revoke", "cli")]
+
+
+async def _audit(db: str) -> list[tuple[str, str]]:
+    from crm_core.db import create_engine, session_factory
+
+    engine = create_engine(db)
+    try:
+        async with session_factory(engine)() as session:
+            rows = await session.execute(select(AuditLog.action, AuditLog.actor).where(
+                AuditLog.entity == "api_token").order_by(AuditLog.id))
+            return [(a, b) for a, b in rows]
+    finally:
+        await engine.dispose()
