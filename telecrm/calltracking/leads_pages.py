@@ -31,6 +31,7 @@ from crm_core.calltracking.leads import (
     may_see_leads,
     visible_leads,
 )
+from crm_core.calltracking.models import LeadStatus
 from crm_core.clients.models import Client
 from crm_core.clock import utcnow
 from crm_core.errors import DomainError, NotAllowedError
@@ -90,8 +91,11 @@ async def _rows(request: web.Request, user: User) -> tuple[list[dict[str, Any]],
     for lead in leads:
         row = lead_to_dict(lead)
         at = called.get(lead.id)
+        # a lead still waiting that has been called back since is no longer waiting
+        waiting = lead.status == LeadStatus.NEW.value
         row.update(
-            kind_label=KIND_LABELS[lead.kind], status_label=STATUS_LABELS[lead.status],
+            kind_label=KIND_LABELS[lead.kind],
+            status_label="перезвонили" if waiting and at else STATUS_LABELS[lead.status],
             source_label=touch_label(lead.channel, lead.source, lead.medium),
             client=names.get(lead.client_id or -1), manager=managers.get(lead.assignee_id or -1),
             called_back_at=at.isoformat() if at else None,

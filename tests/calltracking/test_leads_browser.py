@@ -61,6 +61,7 @@ async def test_leads_page_and_marketing_reports(tmp_path: Path) -> None:
         assert first[8] == "не перезвонили"
         form = await cells(page, "#leads tbody tr[data-kind=form] td")
         assert "Сайт: google / cpc" in " ".join(form) and "20 мин" in form
+        assert "перезвонили" in form and "ждёт звонка" in first  # called back: not waiting
         assert await page.locator("#leads button", has_text="В архив").count() == 3
         await screenshot(page, "leads-page")
 
