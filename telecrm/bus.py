@@ -34,12 +34,11 @@ log = logging.getLogger(__name__)
 
 LAGGED = "lagged"
 DEFAULT_QUEUE_SIZE = 1000
-# Redis connections of one process: one per event stream, so a web process's browsers.
-# (Redis itself admits 10,000 clients by default.)
+# Redis connections of one process's pool (publishing; subscriptions share one of them).
 MAX_CONNECTIONS = 5000
-# How long a subscription's pump waits for a message before it looks again (and lets
-# redis-py ping a quiet connection): 500 open streams woken every second cost a web
-# process a fifth of a core doing nothing; a dropped connection ends the wait at once.
+# How long the pump of a process's subscriptions waits for a message before it looks
+# again (and lets redis-py ping a quiet connection); a dropped connection ends the wait
+# at once.
 IDLE_SECONDS = 15.0
 _GLOB_CHARS = frozenset("*?[")
 
@@ -229,54 +228,142 @@ class InProcessBus:
 
 
 class _RedisSubscription(_SubscriptionBase):
-    """One Redis pub/sub connection pumped into a bounded inbox by a background task.
+    """One subscriber's inbox on its process's shared Redis connection."""
 
-    The pump keeps reading however slow the consumer is, so Redis never hits its
-    output-buffer limit for us and the consumer sees ``lagged`` instead.
-    """
-
-    def __init__(self, bus: RedisBus, inbox: _BoundedInbox, pubsub: PubSub) -> None:
+    def __init__(self, bus: RedisBus, inbox: _BoundedInbox) -> None:
         super().__init__(inbox)
         self._bus = bus
-        self._pubsub = pubsub
-        self._pump = asyncio.create_task(self._run(), name=f"bus-pump:{inbox.pattern}")
+
+    async def close(self) -> None:
+        if self._inbox.closed:
+            return
+        await super().close()
+        await self._bus._forget(self)
+
+
+class _SharedPubSub:
+    """A process's one Redis pub/sub connection and the task that reads it.
+
+    Every subscription of the process rides on it: a topic is subscribed at Redis once,
+    however many event streams want it, and the pump hands each message to the inboxes
+    of its topic or pattern. The pump keeps reading however slow a consumer is, so Redis
+    never hits its output-buffer limit for us and the consumer sees ``lagged`` instead.
+    When the connection fails, every subscriber is told (it may have missed events) and
+    the next subscription opens a new connection.
+    """
+
+    def __init__(self, bus: RedisBus, pubsub: PubSub) -> None:
+        self.bus = bus
+        self.pubsub = pubsub
+        self.inboxes: dict[str, list[_BoundedInbox]] = {}
+        self.confirming: dict[str, asyncio.Future[None]] = {}
+        self.failed: BaseException | None = None
+        self.pump: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self.pump is None:
+            self.pump = asyncio.create_task(self._run(), name="bus-pump")
 
     async def _run(self) -> None:
+        # The pump is the connection's only reader: a health check inside another
+        # command would read at the same time, so instead a quiet connection is pinged
+        # from here and must answer before the next round.
+        unanswered = False
         try:
-            while not self._inbox.closed:
-                message = await self._pubsub.get_message(
-                    ignore_subscribe_messages=True, timeout=self._bus.idle_seconds
-                )
-                if message is not None and message.get("type") in ("message", "pmessage"):
-                    data = message["data"]
-                    self._inbox.put(data.decode() if isinstance(data, bytes) else data)
+            while True:
+                message = await self.pubsub.get_message(timeout=self.bus.idle_seconds)
+                if message is None:
+                    if unanswered:
+                        raise BusError(f"no answer to a ping in {self.bus.idle_seconds:g} s")
+                    await self.pubsub.ping()
+                    unanswered = True
+                    continue
+                unanswered = False
+                self._dispatch(message)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            self._inbox.fail(
-                BusError(f"lost the Redis connection for {self.pattern!r} "
-                         f"at {self._bus.safe_url}: {exc}")
-            )  # fmt: skip
+            self._fail(exc)
+
+    def _dispatch(self, message: dict[str, Any]) -> None:
+        kind = message.get("type")
+        if kind in ("message", "pmessage"):
+            key = message["pattern"] if kind == "pmessage" else message["channel"]
+            data = message["data"]
+            text = data.decode() if isinstance(data, bytes) else data
+            for inbox in self.inboxes.get(_text(key), ()):
+                inbox.put(text)
+        elif kind in ("subscribe", "psubscribe"):
+            waiter = self.confirming.pop(_text(message["channel"]), None)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
+
+    def _fail(self, exc: BaseException) -> None:
+        self.failed = exc
+        for topic, inboxes in self.inboxes.items():
+            for inbox in inboxes:
+                inbox.fail(BusError(f"lost the Redis connection for {topic!r} "
+                                    f"at {self.bus.safe_url}: {exc}"))
+        for waiter in self.confirming.values():
+            if not waiter.done():
+                waiter.set_exception(BusError(f"lost the Redis connection: {exc}"))
+        self.confirming.clear()
+        self.bus._shared_failed(self)
+
+    async def add(self, inbox: _BoundedInbox) -> None:
+        """Deliver ``inbox``'s topic to it; once this returns, later publishes reach it."""
+        topic = inbox.pattern
+        if topic in self.inboxes:
+            self.inboxes[topic].append(inbox)
+            return
+        waiter = self.confirming.get(topic)
+        if waiter is None:
+            waiter = asyncio.get_running_loop().create_future()
+            self.confirming[topic] = waiter
+            if is_pattern(topic):
+                await self.pubsub.psubscribe(topic)
+            else:
+                await self.pubsub.subscribe(topic)
+            self.start()  # reading begins once the connection exists
+        await asyncio.wait_for(asyncio.shield(waiter), self.bus.poll_seconds * 5)
+        self.inboxes.setdefault(topic, []).append(inbox)
+
+    async def remove(self, inbox: _BoundedInbox) -> None:
+        topic = inbox.pattern
+        inboxes = self.inboxes.get(topic, [])
+        with contextlib.suppress(ValueError):
+            inboxes.remove(inbox)
+        if inboxes or topic not in self.inboxes:
+            return
+        del self.inboxes[topic]
+        if self.failed is None:
+            with contextlib.suppress(Exception):
+                if is_pattern(topic):
+                    await self.pubsub.punsubscribe(topic)
+                else:
+                    await self.pubsub.unsubscribe(topic)
 
     async def close(self) -> None:
-        await super().close()
-        self._pump.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await self._pump
+        if self.pump is not None:
+            self.pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self.pump
         with contextlib.suppress(Exception):
-            await self._pubsub.aclose()
-        self._bus._forget(self)
+            await self.pubsub.aclose()
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 class RedisBus:
     """Pub/sub through a Redis server, for several web processes.
 
-    Each subscription holds one Redis connection (fine for a sales floor's browsers):
-    the pool's limit is ``max_connections``, not redis-py's default of 100, which left
-    the 100th event stream of a web process without live events (bench/floor_load.py).
-    Connection trouble is a :class:`BusError` promptly, never a hang: timeouts on
-    connect and on every command, no silent reconnects (a subscriber that was cut off
-    must know it may have missed events).
+    A process's subscriptions share one Redis connection (:class:`_SharedPubSub`): 500
+    event streams of a web process are 500 inboxes, not 500 connections each woken by
+    its own task. Connection trouble is a :class:`BusError` promptly, never a hang:
+    timeouts on connect and on every command, no silent reconnects (a subscriber that
+    was cut off must know it may have missed events).
     """
 
     def __init__(
@@ -306,7 +393,19 @@ class RedisBus:
             retry=Retry(NoBackoff(), 0),
             max_connections=max_connections,
         )
+        # Subscriptions' connection: no health check inside commands (see _SharedPubSub).
+        self._subscriber: Redis = Redis.from_url(
+            url,
+            socket_connect_timeout=timeout,
+            socket_timeout=timeout,
+            socket_keepalive=True,
+            health_check_interval=0,
+            retry=Retry(NoBackoff(), 0),
+        )
+        self._shared: _SharedPubSub | None = None
+        self._lock = asyncio.Lock()
         self._subscriptions: list[_RedisSubscription] = []
+        self._dead: list[_SharedPubSub] = []
 
     @property
     def safe_url(self) -> str:
@@ -328,30 +427,43 @@ class RedisBus:
             raise BusError(f"cannot publish to Redis at {self.safe_url}: {exc}") from exc
 
     async def subscribe(self, topic: str) -> Subscription:
-        pubsub = self._redis.pubsub()
-        try:
-            if is_pattern(topic):
-                await pubsub.psubscribe(topic)
-            else:
-                await pubsub.subscribe(topic)
-            # Wait for the server's confirmation: only then are later publishes ours.
-            confirmation = await pubsub.get_message(timeout=self.poll_seconds * 5)
-            if confirmation is None or confirmation.get("type") not in ("subscribe", "psubscribe"):
-                raise BusError(f"Redis did not confirm the subscription, got {confirmation!r}")
-        except BusError:
-            await pubsub.aclose()
-            raise
-        except Exception as exc:
-            with contextlib.suppress(Exception):
-                await pubsub.aclose()
-            raise BusError(f"cannot subscribe at Redis {self.safe_url}: {exc}") from exc
-        subscription = _RedisSubscription(self, _BoundedInbox(topic, self.queue_size), pubsub)
+        inbox = _BoundedInbox(topic, self.queue_size)
+        async with self._lock:
+            if self._shared is None:
+                self._shared = _SharedPubSub(self, self._subscriber.pubsub())
+            shared = self._shared
+            try:
+                await shared.add(inbox)
+            except BusError as exc:
+                self._shared_failed(shared)
+                raise BusError(f"cannot subscribe at Redis {self.safe_url}: {exc}") from exc
+            except TimeoutError as exc:
+                waiter = shared.confirming.pop(topic, None)
+                if waiter is not None:
+                    waiter.cancel()
+                raise BusError(f"Redis did not confirm the subscription to {topic!r} "
+                               f"at {self.safe_url}") from exc
+            except Exception as exc:
+                self._shared_failed(shared)
+                raise BusError(f"cannot subscribe at Redis {self.safe_url}: {exc}") from exc
+        subscription = _RedisSubscription(self, inbox)
         self._subscriptions.append(subscription)
         return subscription
 
-    def _forget(self, subscription: _RedisSubscription) -> None:
+    def _shared_failed(self, shared: _SharedPubSub) -> None:
+        """Forget a broken connection (closed when the bus closes); the next subscription
+        opens a new one."""
+        if self._shared is shared:
+            self._shared = None
+            self._dead.append(shared)
+
+    async def _forget(self, subscription: _RedisSubscription) -> None:
         with contextlib.suppress(ValueError):
             self._subscriptions.remove(subscription)
+        shared = self._shared
+        if shared is not None:
+            async with self._lock:
+                await shared.remove(subscription._inbox)
 
     async def ping(self) -> None:
         """Raise :class:`BusError` unless Redis answers (for start-up and health checks)."""
@@ -363,6 +475,11 @@ class RedisBus:
     async def close(self) -> None:
         for subscription in list(self._subscriptions):
             await subscription.close()
+        for shared in [*self._dead, *([self._shared] if self._shared else [])]:
+            await shared.close()
+        self._shared = None
+        self._dead.clear()
+        await self._subscriber.aclose()
         await self._redis.aclose()
 
 

@@ -197,6 +197,17 @@ def drain(subscription: Subscription) -> list[dict[str, Any]]:
     return out
 
 
+async def test_a_quiet_shared_connection_is_pinged_and_kept(redis_url: str) -> None:
+    """Streams open for hours with nothing to say: the shared connection answers the
+    pump's pings and still delivers afterwards."""
+    bus = RedisBus(redis_url, idle_seconds=0.2)
+    async with await bus.subscribe("calls") as quiet:
+        await asyncio.sleep(1.5)  # seven idle rounds, each ends in a ping and its answer
+        await bus.publish("calls", {"n": 1})
+        assert (await next_message(quiet))["n"] == 1
+    await bus.close()
+
+
 async def test_redis_slow_subscriber_is_told_it_lagged(redis_url: str) -> None:
     bus = RedisBus(redis_url, queue_size=3)
     async with await bus.subscribe("calls") as slow:
@@ -209,17 +220,32 @@ async def test_redis_slow_subscriber_is_told_it_lagged(redis_url: str) -> None:
 
 
 async def test_a_web_process_holds_hundreds_of_event_streams(redis_url: str) -> None:
-    """300 managers on one web process: each stream's subscription gets its events
-    (redis-py's pool alone stopped at 100 connections: "Too many connections")."""
+    """300 managers on one web process: each stream's subscription gets its events, and
+    they share the process's one Redis connection (one each cost a fifth of a core for
+    500 idle streams, and redis-py's pool alone stopped at 100: "Too many connections")."""
+    from redis.asyncio import Redis
+
     bus = RedisBus(redis_url)
+    admin = Redis.from_url(redis_url)
     streams = [await bus.subscribe(f"ext:{5000 + n}") for n in range(300)]
+    twin = await bus.subscribe("ext:5299")  # a manager with two tabs open
     try:
         await bus.publish("ext:5299", {"n": 299})
         assert (await next_message(streams[-1]))["n"] == 299
+        assert (await next_message(twin))["n"] == 299
+        assert len(await admin.client_list(_type="pubsub")) == 1
+        assert dict(await admin.pubsub_numsub("ext:5299")) == {b"ext:5299": 1}
+        await twin.close()  # one tab closed: the other still hears his calls
+        await bus.publish("ext:5299", {"n": 300})
+        assert (await next_message(streams[-1]))["n"] == 300
+        await streams[-1].close()  # both closed: Redis stops sending the topic here
+        await asyncio.sleep(0.2)
+        assert dict(await admin.pubsub_numsub("ext:5299")) == {b"ext:5299": 0}
     finally:
         for stream in streams:
             await stream.close()
         await bus.close()
+        await admin.aclose()
 
 
 async def test_a_real_capture_becomes_enriched_live_events(db_url: str) -> None:
