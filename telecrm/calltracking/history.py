@@ -19,7 +19,11 @@ import contextlib
 import logging
 import multiprocessing
 import queue
+import signal
 import threading
+from _multiprocessing import sem_unlink
+from multiprocessing import resource_tracker, util
+from multiprocessing.synchronize import Condition, SemLock
 from typing import Any
 
 from crm_core.calltracking.services import VisitEvent, record_visit_events
@@ -87,18 +91,90 @@ class ProcessHistoryWriter(HistoryWriter):
             args=(database_url, self._queue, max_batch, retry_seconds))
 
     def start(self) -> None:
-        self._process.start()
+        # Started with SIGINT blocked (the mask is inherited), so a Ctrl-C to the whole
+        # group while it starts stays pending until it ignores SIGINT (_process_main);
+        # here it is delivered as soon as the mask is back.
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            self._process.start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        # The child opens the queue's semaphores by name and then unlinks the names
+        # (see _process_main); the parent no longer promises to, so neither its exit
+        # nor its resource tracker tries again.
+        _forget_names(_semaphore_names(self._queue))
 
     async def close(self) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.drain(), 10)
-        self._queue.put(None)
-        await asyncio.to_thread(self._process.join, 10)
+        """The stop marker after everything queued: the child writes it all, then ends.
+
+        Every wait is bounded, so a dead or stuck child can never hang the shutdown
+        (no thread left blocked on the queue, which ``asyncio.run`` would wait for).
+        """
+        if self._process.is_alive():
+            with contextlib.suppress(queue.Full):  # room appears as the child writes
+                await asyncio.to_thread(self._queue.put, None, True, 10)
+            await asyncio.to_thread(self._process.join, 10)
         if self._process.is_alive():
             self._process.terminate()
+            await asyncio.to_thread(self._process.join, 5)
+        self._queue.close()
+        if self._process.exitcode == 0:
+            self._queue.join_thread()  # it read up to the stop marker: the pipe is flushed
+        else:
+            self._queue.cancel_join_thread()  # nobody reads the pipe any more
+        _unlink(_semaphore_names(self._queue))  # if the child died before it could
+
+
+def _semaphore_names(jobs: Any) -> list[str]:
+    """Names of the POSIX semaphores behind a multiprocessing queue: its locks and
+    counters, and a JoinableQueue's condition (eight in all)."""
+    names: list[str] = []
+    for value in vars(jobs).values():
+        parts = [value, *vars(value).values()] if isinstance(value, Condition) else [value]
+        for part in parts:
+            name = getattr(part._semlock, "name", None) if isinstance(part, SemLock) else None
+            if name:
+                names.append(name)
+    return names
+
+
+def _unlink(names: list[str]) -> None:
+    for name in names:
+        with contextlib.suppress(FileNotFoundError):
+            sem_unlink(name)
+
+
+def _forget_names(names: list[str]) -> None:
+    """The parent's side of the hand-over: no unlink at its exit, none by its tracker.
+
+    multiprocessing registers each named semaphore with a finalizer that unlinks it at
+    exit and with the resource tracker; neither has a public way to withdraw one, so
+    the finalizers are found in ``util._finalizer_registry`` (CPython 3.8-3.13).
+    """
+    wanted_args = {(name,) for name in names}
+    registry: dict[Any, Any] = getattr(util, "_finalizer_registry", {})
+    for finalizer in list(registry.values()):
+        args = tuple(getattr(finalizer, "_args", None) or ())
+        if getattr(finalizer, "_callback", None) is SemLock._cleanup and args[:1] in wanted_args:
+            finalizer.cancel()
+    for name in names:
+        resource_tracker.unregister(name, "semaphore")
 
 
 def _process_main(database_url: str, jobs: Any, max_batch: int, retry_seconds: float) -> None:
+    """The writer process: owns the queue's semaphore names from here on.
+
+    Unpickling ``jobs`` opened every semaphore, so their names in /dev/shm are no
+    longer needed: unlinked now, they are freed with the last process that holds
+    them, however both processes end (even SIGKILL to the whole group, which also
+    kills the resource tracker that would otherwise clean up). Ctrl-C, and systemd's
+    ``KillSignal=SIGINT``, reach the whole process group: this process ignores it and
+    waits for the web process's stop marker, so what is queued is still written (or
+    it sees its parent gone). SIGTERM keeps ending it: that is ``terminate()``.
+    """
+    _unlink(_semaphore_names(jobs))
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # blocked since start()
     asyncio.run(_write_loop(database_url, jobs, max_batch, retry_seconds))
 
 

@@ -19,6 +19,7 @@ from telecrm.settings import Settings
 from telecrm.web.keys import CLICK_TO_CALL
 from telecrm.web.openapi import openapi_document
 from tests.support.browser import PASSWORD, World, seed_world, serve_app
+from tests.support.processes import run_bounded
 
 # Dates relative to today: make test-calendar. Not the fuzzing, whose seven seconds a role
 # are bounded by time, not by cases: at a pinned moment it would only repeat itself.
@@ -151,7 +152,7 @@ async def test_schemathesis_finds_no_server_errors(served: tuple[Any, str, World
     http, csrf = await signed_in(base, username)
     cookie = next(c.value for c in http.cookie_jar if c.key == "telecrm_session")
     await http.close()
-    process = await asyncio.create_subprocess_exec(
+    returncode, output = await run_bounded(  # on a timeout, no `st` process lives on
         ST, "run", f"{base}/api/openapi.json",
         "-H", f"Cookie: telecrm_session={cookie}", "-H", f"X-CSRF-Token: {csrf}",
         # Signing out would end the fuzzing session; the event stream never ends by itself.
@@ -160,14 +161,8 @@ async def test_schemathesis_finds_no_server_errors(served: tuple[Any, str, World
                     "response_schema_conformance",
         "--max-examples", "25", "--max-time", "7", "--seed", "20261123",
         "--request-timeout", "10", "--no-shrink", "--workers", "1",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        timeout=90,
         cwd=tmp_path,  # schemathesis keeps its state in ./.schemathesis
         env={**os.environ, "NO_COLOR": "1", "SCHEMATHESIS_TELEMETRY": "false"})
-    try:
-        output, _ = await asyncio.wait_for(process.communicate(), 90)
-    finally:  # a timed-out fuzzing run leaves no process behind
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
     text = output.decode(errors="replace")
-    assert process.returncode == 0, text[-6000:]
+    assert returncode == 0, text[-6000:]

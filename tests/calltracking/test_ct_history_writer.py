@@ -52,3 +52,40 @@ def test_a_web_process_killed_leaves_no_history_writer_behind(tmp_path: Path) ->
     finally:
         if web.poll() is None:
             web.kill()
+
+
+# A web process whose writer process dies with visits still queued, then shuts down as
+# `serve` does: close() must come back (a wait on the dead queue would block its thread
+# forever, and asyncio.run waits for that thread), and no semaphore name may remain.
+_DEAD_WRITER = """
+import asyncio, os, signal, sys, time
+from telecrm.calltracking import history
+writer = history.ProcessHistoryWriter(sys.argv[1])
+names = history._semaphore_names(writer._queue)
+writer.start()
+deadline = time.monotonic() + 30
+while any(os.path.exists("/dev/shm/sem." + n.lstrip("/")) for n in names):
+    assert time.monotonic() < deadline, "the writer never took its semaphores over"
+    time.sleep(0.05)
+os.kill(writer._process.pid, signal.SIGKILL)
+writer._process.join()
+async def main():
+    for i in range(100):
+        await writer.put(("a visit nobody will write", i))
+    await writer.close()
+asyncio.run(main())
+print(" ".join(names), flush=True)
+"""
+
+
+def test_a_dead_history_writer_neither_hangs_the_shutdown_nor_leaves_semaphores(
+        tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'crm.sqlite3'}"
+    copy_migrated_sqlite(url)
+    web = subprocess.run([sys.executable, "-c", _DEAD_WRITER, url], capture_output=True,
+                         text=True, timeout=120, cwd=Path(__file__).resolve().parents[2])
+    assert web.returncode == 0, web.stderr[-3000:]
+    names = web.stdout.split()
+    assert len(names) == 8, web.stdout
+    assert [n for n in names if Path("/dev/shm/sem." + n.lstrip("/")).exists()] == []
+    assert "Traceback" not in web.stderr and "leaked" not in web.stderr, web.stderr[-3000:]

@@ -1,9 +1,11 @@
 """A throwaway, real Redis server for the test suite.
 
-Debian's ``redis-server`` on a free 127.0.0.1 port, with its own directory, no
-persistence (no RDB snapshots, no AOF) and no unix socket, so nothing system-wide
-is touched. ``stop()`` and ``start()`` again on the same port let tests cut the
-connection under a client and bring the server back.
+Debian's ``redis-server`` on a free 127.0.0.1 port, with no persistence (no RDB
+snapshots, no AOF) and no unix socket, so nothing system-wide is touched. It leaves
+nothing on disk, however the test process ends (a killed pytest runs no finalizer):
+its working directory is removed as soon as it answers (it writes nothing there) and
+its log goes to an anonymous temporary file. ``stop()`` and ``start()`` again on the
+same port let tests cut the connection under a client and bring the server back.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 _START_TIMEOUT_S = 10.0
 
@@ -54,9 +57,9 @@ class RedisServer:
 
     def __init__(self, binary: str | None = None) -> None:
         self._binary = binary
-        self.root = Path()
         self.port = 0
         self._process: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None  # anonymous: no name on disk, gone with us
 
     @property
     def binary(self) -> str:
@@ -70,10 +73,6 @@ class RedisServer:
         return self._binary
 
     @property
-    def log_file(self) -> Path:
-        return self.root / "redis.log"
-
-    @property
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
@@ -82,8 +81,15 @@ class RedisServer:
         if self.running:
             return self
         binary = self.binary
-        if self.root == Path():
-            self.root = Path(tempfile.mkdtemp(prefix="telecrm-redis-"))
+        if self._log is None:
+            self._log = tempfile.TemporaryFile()
+        root = Path(tempfile.mkdtemp(prefix="telecrm-redis-"))
+        try:
+            return self._start(binary, root, self._log)
+        finally:  # it has made it its working directory and will never write there
+            shutil.rmtree(root, ignore_errors=True)
+
+    def _start(self, binary: str, root: Path, log: IO[bytes]) -> RedisServer:
         ports = [self.port] if self.port else [_free_port() for _ in range(3)]
         last = "no attempt"
         for port in ports:  # a probed port may be taken before the server binds it
@@ -92,17 +98,17 @@ class RedisServer:
                 "--port", str(port),
                 "--bind", "127.0.0.1",
                 "--unixsocket", "",
-                "--dir", str(self.root),
+                "--dir", str(root),
                 "--save", "",
                 "--appendonly", "no",
                 "--daemonize", "no",
-                "--logfile", str(self.log_file),
+                "--logfile", "",  # standard output: the anonymous file
                 "--protected-mode", "yes",
             ]  # fmt: skip
             try:
                 self._process = subprocess.Popen(
-                    argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL, env=_machine_clock_env(),
+                    argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                    env=_machine_clock_env(),
                 )  # fmt: skip
             except OSError as exc:
                 raise RedisUnavailable(f"cannot run {binary}: {exc}") from exc
@@ -117,9 +123,11 @@ class RedisServer:
         raise RedisUnavailable(f"redis-server did not start: {last}")
 
     def _log_tail(self) -> str:
-        with contextlib.suppress(OSError):
-            return " | ".join(self.log_file.read_text(errors="replace").splitlines()[-3:])
-        return "(no log)"
+        if self._log is None:
+            return "(no log)"
+        self._log.seek(0)
+        lines = self._log.read().decode(errors="replace").splitlines()
+        return " | ".join(lines[-3:]) or "(no log)"
 
     def _kill(self) -> None:
         if self._process is not None:
@@ -133,11 +141,11 @@ class RedisServer:
         self._kill()
 
     def close(self) -> None:
-        """Stop and delete the directory; safe to call twice."""
+        """Stop it and drop its log; safe to call twice."""
         self._kill()
-        if self.root != Path():
-            shutil.rmtree(self.root, ignore_errors=True)
-            self.root = Path()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
 
     def __enter__(self) -> RedisServer:
         return self.start()
