@@ -1,7 +1,9 @@
 """Events per second from AMI bytes to committed call rows, against its ceilings.
 
 In one run, on the same capture (see make_capture.py):
-  parse     FrameParser alone: the ceiling of anything that reads AMI bytes
+  parse     FrameParser alone, every event made a dict: the ceiling (issue 21)
+  parse, tracker's filter   FrameParser(TRACKER_EVENTS): what replay parses (noise is
+                passed over before it becomes dicts)
   track     CallTracker alone on pre-parsed events (no I/O)
   parse+track   what ``ami-replay`` does before the database
   cacofonisk    the peer library's EventHandler on the same pre-parsed events,
@@ -11,7 +13,8 @@ In one run, on the same capture (see make_capture.py):
 
     .venv/bin/python bench/replay_throughput.py [--capture FILE] [--repeats 3] [--no-pg]
 
-Target: >= 20,000 events/s end to end on one core.
+Target (issue 21): end to end >= 0.5 of "parse" measured in the same run, on SQLite and
+PostgreSQL (and, as before, >= 20,000 events/s).
 """
 
 from __future__ import annotations
@@ -34,16 +37,17 @@ from bench._common import (
     parse_all,
     quiet_logs,
 )
-from pbx_bridge.feed import TrackerFeed
-from pbx_bridge.frames import FrameParser
+from pbx_bridge.feed import TRACKER_EVENTS, TrackerFeed
+from pbx_bridge.frames import EventFilter, FrameParser
 from pbx_bridge.replay import replay
 from pbx_bridge.tracker import CallTracker
 
 TARGET = 20_000
+TARGET_RATIO = 0.5  # of parsing alone, same run
 
 
-def parse_only(data: bytes) -> int:
-    parser = FrameParser()
+def parse_only(data: bytes, events: EventFilter | None = None) -> int:
+    parser = FrameParser(events)
     n = 0
     for i in range(0, len(data), 1 << 16):
         n += len(parser.feed(data[i:i + (1 << 16)]))
@@ -118,11 +122,13 @@ async def main_async(args: argparse.Namespace) -> int:
     print(f"capture {path}: {n} events, {len(data) / 1e6:.1f} MB; repeats={args.repeats}")
     with quiet_logs():
         p_best, p_med, _ = best_of(args.repeats, lambda: parse_only(data))
+        f_best, f_med, _ = best_of(args.repeats, lambda: parse_only(data, TRACKER_EVENTS))
         t_best, t_med, ended = best_of(args.repeats, lambda: track_only(events))
         pt_best, pt_med, _ = best_of(args.repeats, lambda: parse_and_track(data))
         c_best, c_med, (c_hang, c_err) = best_of(args.repeats, lambda: cacofonisk_only(events))
     c_rate = n / c_best
     print(line("parse only", n, p_best, p_med, None, ""))
+    print(line("parse, filtered", n, f_best, f_med, n / p_best, "parse ceiling"))
     print(line("track only", n, t_best, t_med, c_rate, "cacofonisk"))
     print(line("parse+track", n, pt_best, pt_med, n / p_best, "parse ceiling"))
     print(line("cacofonisk", n, c_best, c_med, None, "")
@@ -144,10 +150,13 @@ async def main_async(args: argparse.Namespace) -> int:
                 print(f"e2e {backend}: skipped ({exc})")
                 continue
             rows = await count_rows(urls[-1])
+            ratio, med_ratio = (ev / best) / (n / p_best), (ev / med) / (n / p_med)
             print(line(f"e2e {backend}", ev, best, med, c_rate, "cacofonisk")
                   + f"  x{(ev / best) / (n / pt_best):.2f} vs parse+track"
-                  + f"  rows={rows} ended={calls}  target {TARGET:,}: "
-                  + ("MET" if ev / best >= TARGET else "MISSED"))
+                  + f"  rows={rows} ended={calls}")
+            print(f"    target >= {TARGET_RATIO} of parse (same run): best x{ratio:.2f},"
+                  f" median x{med_ratio:.2f}: " + ("MET" if ratio >= TARGET_RATIO else "MISSED")
+                  + f"; >= {TARGET:,} ev/s: " + ("MET" if ev / best >= TARGET else "MISSED"))
     return 0
 
 

@@ -11,11 +11,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from .tracker import CallTracker, Fact
+from .frames import EventFilter
+from .tracker import HANDLED_EVENTS, KNOWN_VARIABLES, CallTracker, Fact
 
 LISTING_ITEM = "CoreShowChannel"
 LISTING_END = "CoreShowChannelsComplete"
 RECONCILE_PREFIX = "telecrm-reconcile-"
+
+# Everything a TrackerFeed reads, for FrameParser(events=...): the rest of the stream
+# is passed over before it becomes dicts (the feed's results are the same).
+TRACKER_EVENTS = EventFilter(wanted=HANDLED_EVENTS | {LISTING_ITEM, LISTING_END},
+                             variables=KNOWN_VARIABLES)
 
 
 class TrackerFeed:

@@ -53,12 +53,31 @@ class ParserStats:
     decode_errors: int = 0
     dropped_oversized: int = 0
     malformed_lines: int = 0
+    filtered: int = 0  # events an EventFilter passed over (not in ``frames``)
+
+
+@dataclass(frozen=True, slots=True)
+class EventFilter:
+    """What a consumer reads of the event stream, so the parser passes over the rest.
+
+    Most AMI traffic is noise to the call tracker (70 % ``VarSet``, then ``Newexten``,
+    device states...). With a filter, an event whose name is not ``wanted`` is counted
+    in ``ParserStats.filtered`` and never split into lines nor made a dict; a
+    ``VarSet`` whose variable (leading ``_`` stripped) is not in ``variables`` comes out
+    with ``Event`` and ``light_keys`` only. The consumer must read nothing else of
+    such events: then what it sees is exactly what the whole parse would give it.
+    """
+
+    wanted: frozenset[str]
+    variables: frozenset[str]
+    light_keys: tuple[str, ...] = ("Uniqueid", "Linkedid", "Timestamp")
 
 
 class FrameParser:
     """Turns a byte stream into :class:`Frame` objects; feed it any chunking."""
 
-    def __init__(self) -> None:
+    def __init__(self, events: EventFilter | None = None) -> None:
+        self._filter = events
         self._buffer = b""
         self._current = Frame()
         self._lines_in_frame = 0
@@ -84,7 +103,10 @@ class FrameParser:
             except UnicodeDecodeError:
                 text = None
             if text is not None:
-                self._text_lines(text, out)
+                if self._filter is None:
+                    self._text_lines(text, out)
+                else:
+                    self._filtered_text(text, self._filter, out)
             else:  # undecodable bytes: per line, so only their lines get replacements
                 start = 0
                 while True:
@@ -148,6 +170,49 @@ class FrameParser:
         self._lines_in_frame = count
         self._skipping = skipping
 
+    def _filtered_text(self, text: str, flt: EventFilter, out: list[Frame]) -> None:
+        """:meth:`_text_lines` with ``flt`` applied frame by frame, before any line split.
+
+        The text is cut at its blank lines (one regex split, in C); the first and last
+        pieces (which may continue or leave open a frame across chunks) and any piece
+        that is not plainly ``Event: <name>`` go through :meth:`_text_lines`, so the
+        framing rules stay those of :meth:`_line`.
+        """
+        pieces = _BLANK_LINE.split(text)
+        if len(pieces) < 2:
+            self._text_lines(text, out)
+            return
+        self._text_lines(pieces[0] + "\n", out)  # ends with its blank line
+        wanted, variables, light_keys = flt.wanted, flt.variables, flt.light_keys
+        stats = self.stats
+        for i in range(1, len(pieces) - 1):  # whole frames, each between blank lines
+            piece = pieces[i]
+            if piece[:7] != "Event: " or len(piece) > _FAST_MAX_CHARS:
+                self._text_lines(piece + "\n", out)
+                continue
+            nl = piece.find("\n")
+            name = piece[7:nl] if nl >= 0 else piece[7:]
+            if name[-1:] == "\r":
+                name = name[:-1]
+            if name not in wanted:  # its first header is Event: nothing else can rename it
+                stats.filtered += 1
+                continue
+            if name != "VarSet" or _ODD_LINE.search(piece) is not None:
+                self._text_lines(piece + "\n", out)
+                continue
+            variable = _value_of(piece, "\nVariable: ")
+            if variable is not None and variable.lstrip("_") in variables:
+                self._text_lines(piece + "\n", out)
+                continue
+            headers = {"Event": name}
+            for key in light_keys:
+                value = _value_of(piece, f"\n{key}: ")
+                if value is not None:
+                    headers[key] = value
+            out.append(Frame(headers))
+            stats.frames += 1
+        self._text_lines(pieces[-1], out)
+
     def close(self) -> list[Frame]:
         """End of stream: a last message without its blank line still counts."""
         out: list[Frame] = []
@@ -201,6 +266,25 @@ class FrameParser:
         self._lines_in_frame = 0
 
 
+# A blank line as _line sees one: nothing but ASCII whitespace (str.strip and bytes.strip).
+_BLANK_LINE = re.compile(r"\n[ \t\r\x0b\x0c]*\n")
+# A line that is not plainly "Key: value" (a key without spaces, then ": ").
+_ODD_LINE = re.compile(r"^(?![^:\s]+: )", re.MULTILINE)
+# Below this a frame can be neither too long a line nor too many lines (2 chars a line).
+_FAST_MAX_CHARS = min(MAX_LINE_BYTES // 4, 2 * MAX_FRAME_LINES)
+
+
+def _value_of(piece: str, marker: str) -> str | None:
+    """The value of the first line ``marker`` starts (``\\nKey: ``), as _line reads it."""
+    at = piece.find(marker)
+    if at < 0:
+        return None
+    start = at + len(marker)
+    end = piece.find("\n", start)
+    value = piece[start:end] if end >= 0 else piece[start:]
+    return value[:-1] if value[-1:] == "\r" else value
+
+
 _FRAME_END = re.compile(rb"\n\r?\n")
 _EVENT_KEY = re.compile(rb"(?:^|\n)Event:")
 _TIME_KEY = re.compile(rb"(?:^|\n)Timestamp:")
@@ -217,7 +301,8 @@ class ReceiptStamper:
     Bytes after the last complete frame are held until the frame ends. Sans-IO.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, events: EventFilter | None = None) -> None:
+        self._filter = events
         self._buffer = b""
         self.asterisk_stamps = False
 

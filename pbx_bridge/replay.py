@@ -21,8 +21,8 @@ from pathlib import Path
 
 from crm_core.errors import DomainError
 
-from .feed import TrackerFeed
-from .frames import FrameParser
+from .feed import TRACKER_EVENTS, TrackerFeed
+from .frames import EventFilter, FrameParser
 from .pipeline import FactSink, deliver
 from .tracker import CallTracker, Fact, FactKind
 
@@ -32,13 +32,16 @@ CHUNK = 1 << 16
 SPACING = 0.001  # seconds between the events of a capture without time
 
 
-def read_events(path: Path, start: datetime | None = None) -> Iterator[Mapping[str, str]]:
+def read_events(path: Path, start: datetime | None = None,
+                parser: FrameParser | None = None) -> Iterator[Mapping[str, str]]:
     """Events of one capture file, in order; responses and junk are skipped.
 
     With ``start``, a capture whose events carry no ``Timestamp`` is stamped from it
     (see the module docstring); once an event shows a time, nothing more is stamped.
+    ``parser`` may filter (``FrameParser(events=...)``); its stats count what it passed
+    over.
     """
-    parser = FrameParser()
+    parser = parser or FrameParser()
     base = start.timestamp() if start is not None else None
     stamped = 0
     timed = False
@@ -80,8 +83,12 @@ async def replay(
     feed = TrackerFeed(tracker)
     stats = ReplayStats()
     latest: dict[str, Fact] = {}
+    # The tracker's filter drops most events before they become dicts; stamping a
+    # capture without time counts every event, so it reads them all.
+    events: EventFilter | None = TRACKER_EVENTS if start is None else None
     for path in paths:
-        for event in read_events(path, start):
+        parser = FrameParser(events)
+        for event in read_events(path, start, parser):
             stats.events += 1
             facts = feed.feed(event)
             if facts:
@@ -97,6 +104,7 @@ async def replay(
                     await deliver(sink, ended)
                     for fact in ended:
                         del latest[fact.call.linkedid]
+        stats.events += parser.stats.filtered
     if latest:
         _check_time(tracker, latest, None)
         await deliver(sink, list(latest.values()))

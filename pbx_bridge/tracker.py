@@ -1058,3 +1058,10 @@ class CallTracker:
                     mates.discard(uid)
                     if not mates:
                         del self._local_pairs[pair]
+
+
+# What the tracker reads (pbx_bridge.feed builds the parser's EventFilter from these):
+# events of any other name return at once, and of a VarSet whose variable is not one of
+# these only Uniqueid, Linkedid and Timestamp are read (time, and a changed Linkedid).
+HANDLED_EVENTS = frozenset(CallTracker._handlers)
+KNOWN_VARIABLES = _KNOWN_VARS

@@ -3,7 +3,7 @@
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pbx_bridge.frames import MAX_LINE_BYTES, Frame, FrameParser
+from pbx_bridge.frames import MAX_LINE_BYTES, EventFilter, Frame, FrameParser
 
 HANGUP = b"Event: Hangup\r\nTimestamp: 1795406555.5\r\nUniqueid: 1.1\r\nCause: 16\r\n\r\n"
 
@@ -120,3 +120,62 @@ def test_fast_path_matches_line_by_line_on_real_and_hostile_bytes() -> None:
         fast, slow = FrameParser(), _LineByLine()
         assert _parse_all(fast, data, cuts) == _parse_all(slow, data, cuts)
         assert fast.stats == slow.stats
+
+
+def _as_the_tracker_reads(frames: list[tuple[object, ...]], flt: EventFilter) -> list[object]:
+    """What a consumer honouring ``flt`` reads of each frame of the whole parse."""
+    seen: list[object] = []
+    for headers, repeated, stray in frames:
+        assert isinstance(headers, dict)
+        name = headers.get("Event")
+        if name is None:
+            seen.append((headers, repeated, stray))
+        elif name not in flt.wanted:
+            continue
+        elif name == "VarSet" and headers.get("Variable", "").lstrip("_") not in flt.variables:
+            seen.append({k: v for k, v in headers.items()
+                         if k == "Event" or k in flt.light_keys})
+        else:
+            seen.append((headers, repeated, stray))
+    return seen
+
+
+def test_the_trackers_filter_passes_over_noise_and_keeps_all_it_reads() -> None:
+    """The filter drops whole frames before any line split; on real captures with hostile
+    bytes spliced in, in any chunking, what is left is exactly what the tracker reads of
+    the whole parse, and every dropped event is counted."""
+    import random
+    from pathlib import Path
+
+    from pbx_bridge.feed import TRACKER_EVENTS
+
+    rng = random.Random(20261205)
+    real = b"".join(p.read_bytes() for p in sorted(
+        (Path(__file__).resolve().parents[1] / "captures").glob("*.ami")))[:400_000]
+    pieces = [
+        b"\r\n\n", b"\n", b"\r\n \t\r\n", b"Key:value\r\n", b"Bad key: x\r\n", b"nocolon\r\n",
+        b"Event: VarSet\r\nUniqueid: 9.9\r\nVariable: __CRM_DIRECTION\r\nValue: inbound\r\n\r\n",
+        b"Event: VarSet\r\nVariable:CRM_DID\r\nUniqueid: 9.8\r\n\r\n",
+        b"Event: VarSet\r\n Uniqueid : 9.7\r\nVariable: X\r\n\r\n",
+        b"Event: VarSet\r\nUniqueid: 9.6\r\nUniqueid: 9.5\r\nTimestamp: 1.5 \r\n\r\n",
+        b"Event: Newexten\r\nUniqueid: 9.4\r\n\r\n", b"Event: VarSet\r\n\r\n",
+        b"\xff\xfe: bad\r\n", b"\x1c\r\n", b"K: " + b"x" * 70_000 + b"\r\n",
+        b"Event: Newexten\r\n" + b"L: 1\r\n" * 2100 + b"\r\n",
+    ]
+    for _ in range(30):
+        at = rng.randrange(0, len(real) - 20_000)
+        data = bytearray(real[at:at + 20_000])
+        for _ in range(rng.randrange(0, 8)):
+            pos = rng.randrange(0, len(data))
+            data[pos:pos] = rng.choice(pieces)
+        data = bytes(data)
+        cuts = sorted(rng.sample(range(1, len(data)), rng.randrange(0, 12)))
+        whole, filtered = FrameParser(), FrameParser(TRACKER_EVENTS)
+        all_frames = _parse_all(whole, data, cuts)
+        kept = _parse_all(filtered, data, cuts)
+        assert _as_the_tracker_reads(kept, TRACKER_EVENTS) == _as_the_tracker_reads(
+            all_frames, TRACKER_EVENTS)
+        events = sum(1 for headers, _, _ in all_frames if "Event" in headers)  # type: ignore[operator]
+        passed = sum(1 for headers, _, _ in kept if "Event" in headers)  # type: ignore[operator]
+        assert events == passed + filtered.stats.filtered
+        assert filtered.stats.filtered > 0 and len(kept) < len(all_frames)
