@@ -10,10 +10,17 @@ when that call's row shows ``ended_at``. Latency = seen - sent. Baseline in the
 same run: the same stream into a sink that only collects facts (socket + tracker,
 no database), measured when the ending fact reaches the sink.
 
-    .venv/bin/python bench/hangup_latency.py [--seconds 30] [--rate 1000] [--no-pg]
-        [--reader process|thread] [--repeats 1]
+    .venv/bin/python bench/hangup_latency.py [--calls 1000] [--rate 1000] [--no-pg]
+        [--reader process|thread] [--repeats 3]
 
-Target: p99 < 100 ms.
+Enough calls for a real p99 (issue 21): the stream runs until ``--calls`` calls have
+ended (1,000 by default, about 3 minutes at 1,000 events/s); past the end of the capture
+it starts again with every id and time moved on, so each pass is new calls. Every run
+is reported (all its samples, and each run's p99); the headline is the pooled samples
+of all runs, never the best run.
+
+Target (issue 21): p99 < 25 ms on SQLite and PostgreSQL; the no-database ceiling of
+the same run is printed beside it.
 """
 
 from __future__ import annotations
@@ -46,23 +53,54 @@ from telecrm.wiring import call_hooks
 HOOKS = call_hooks()  # what the product does with each written call
 
 POLL_S = 0.002
+TARGET_P99_MS = 25.0
+_ID_KEYS = ("Uniqueid", "Linkedid")  # any header ending so holds an epoch.sequence id
 
 
-def prepare(path: Path, count: int) -> tuple[list[bytes], dict[int, str]]:
-    """The first ``count`` event frames as bytes, and which of them end which call."""
+def _shifted(headers: dict[str, str], offset: int) -> dict[str, str]:
+    """A frame's headers with its ids and time ``offset`` seconds later (a new call)."""
+    if not offset:
+        return headers
+    out = dict(headers)
+    for key, value in headers.items():
+        if key.endswith(_ID_KEYS) and value:
+            head, dot, tail = value.rpartition("-")[2].partition(".")
+            if dot and head.isdigit():
+                prefix = value[:len(value) - len(head) - len(dot) - len(tail)]
+                out[key] = f"{prefix}{int(head) + offset}.{tail}"
+        elif key == "Timestamp":
+            with contextlib.suppress(ValueError):
+                out[key] = f"{float(value) + offset:.6f}"
+    return out
+
+
+def prepare(path: Path, calls: int) -> tuple[list[bytes], dict[int, str]]:
+    """Event frames as bytes until ``calls`` calls have ended, and which frame ends which.
+
+    Past the end of the capture it is sent again with ids and times moved on (each pass
+    a day later), so the tracker and the database see new calls every pass.
+    """
     parser = FrameParser()
     frames = parser.feed(path.read_bytes()) + parser.close()
-    frames = [f for f in frames if f.is_event][:count]
+    events = [f.headers for f in frames if f.is_event]
     tracker = CallTracker()
     ending: dict[int, str] = {}
-    wire = []
-    for i, frame in enumerate(frames):
-        for fact in tracker.feed(frame.headers):
-            if fact.kind == "call_ended":
-                ending[i] = fact.call.linkedid
-        lines = [f"{k}: {v}\r\n" for k, v in frame.headers.items()]
-        lines += [f"{k}: {v}\r\n" for k, vs in frame.repeated.items() for v in vs]
-        wire.append(("".join(lines) + "\r\n").encode())
+    wire: list[bytes] = []
+    passes = 0
+    while len(ending) < calls:
+        offset = passes * 86_400
+        for headers in events:
+            headers = _shifted(headers, offset)
+            for fact in tracker.feed(headers):
+                if fact.kind == "call_ended":
+                    ending[len(wire)] = fact.call.linkedid
+            wire.append(("".join(f"{k}: {v}\r\n" for k, v in headers.items())
+                         + "\r\n").encode())
+            if len(ending) >= calls:
+                break
+        passes += 1
+        if passes > 100:
+            raise SystemExit(f"{path}: no calls end in this capture")
     return wire, ending
 
 
@@ -240,27 +278,33 @@ def db_watch(url: str) -> Callable[..., Any]:
 
 
 def report(name: str, runs: list[tuple[list[float], int]], base_p99: float | None) -> float:
-    """Print the run with the best p99 (and every run's p99); returns that p99."""
-    runs = [(lat, missing) for lat, missing in runs if lat]
-    if not runs:
+    """Print every run, then all runs' samples pooled (the headline); returns that p99."""
+    pooled = [ms for lat, _ in runs for ms in lat]
+    for i, (lat, missing) in enumerate(runs, 1):
+        if lat:
+            print(f"  {name} run {i}: n={len(lat)}  p50={statistics.median(lat):.1f} ms  "
+                  f"p99={percentile(lat, 0.99):.1f} ms  max={max(lat):.1f} ms  "
+                  f"missing={missing}")
+        else:
+            print(f"  {name} run {i}: no calls seen (missing={missing})")
+    if not pooled:
         print(f"{name:<28} no calls seen")
         return float("nan")
-    lat, missing = min(runs, key=lambda run: percentile(run[0], 0.99))
-    p50, p99 = statistics.median(lat), percentile(lat, 0.99)
-    ratio = f"  p99 x{p99 / base_p99:.1f} vs no-db" if base_p99 else ""
-    verdict = "MET" if p99 < 100 else "MISSED"
-    every = ", ".join(f"{percentile(run[0], 0.99):.0f}" for run in runs)
-    print(f"{name:<28} n={len(lat):>4}  p50={p50:7.1f} ms  p99={p99:7.1f} ms  "
-          f"max={max(lat):7.1f} ms  missing={missing}{ratio}  target p99<100 ms: {verdict}"
-          f"  (p99 of each run: {every} ms)")
+    p50, p99 = statistics.median(pooled), percentile(pooled, 0.99)
+    ratio = f"  p99 x{p99 / base_p99:.1f} of the no-db ceiling" if base_p99 else ""
+    target = "" if base_p99 is None else (
+        f"  target p99<{TARGET_P99_MS:.0f} ms: " + ("MET" if p99 < TARGET_P99_MS else "MISSED"))
+    print(f"{name:<28} all {len(runs)} runs: n={len(pooled):>5}  p50={p50:7.1f} ms  "
+          f"p99={p99:7.1f} ms  max={max(pooled):7.1f} ms  "
+          f"missing={sum(m for _, m in runs)}{ratio}{target}")
     return p99
 
 
 async def main_async(args: argparse.Namespace) -> int:
     path = ensure_capture(args.capture)
-    frames, ending = prepare(path, int(args.seconds * args.rate))
+    frames, ending = prepare(path, args.calls)
     print(f"{len(frames)} events at {args.rate:.0f}/s ({len(frames) / args.rate:.0f} s), "
-          f"{len(ending)} calls ended by a Hangup; best of {args.repeats} by p99")
+          f"{len(ending)} calls ended by a Hangup; {args.repeats} runs each, all reported")
     with quiet_logs():
         runs = [await measure(frames, ending, args.rate, facts_sink, None)
                 for _ in range(args.repeats)]
@@ -291,10 +335,11 @@ async def main_async(args: argparse.Namespace) -> int:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--capture", type=Path, default=DEFAULT_CAPTURE)
-    ap.add_argument("--seconds", type=float, default=30.0)
+    ap.add_argument("--calls", type=int, default=1000,
+                    help="calls ended per run (the capture is sent again, shifted, as needed)")
     ap.add_argument("--rate", type=float, default=1000.0)
     ap.add_argument("--no-pg", action="store_true")
-    ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--reader", choices=("process", "thread"), default="process",
                     help="poll the database from a separate process (default) or from a "
                          "thread of the listener's process (measures GIL contention too)")
