@@ -113,7 +113,7 @@ class ProcessHistoryWriter(HistoryWriter):
         if self._process.is_alive():
             with contextlib.suppress(queue.Full):  # room appears as the child writes
                 await asyncio.to_thread(self._queue.put, None, True, 10)
-            await asyncio.to_thread(self._process.join, 10)
+            await asyncio.to_thread(self._process.join, 20)  # the budget drain + join had
         if self._process.is_alive():
             self._process.terminate()
             await asyncio.to_thread(self._process.join, 5)
