@@ -172,9 +172,17 @@ async def contact_frequency(session: AsyncSession, start: datetime, end: datetim
         select(Deal.owner_id, func.sum(Deal.amount)).where(
             Deal.owner_id.in_(ids), Deal.status == DealStatus.OPEN.value,
             Deal.archived_at.is_(None)).group_by(Deal.owner_id))}
+    return present_contact_frequency(scope, base, offers, as_of)
+
+
+def present_contact_frequency(scope: Scope, base: dict[int | None, dict[str, Any]],
+                              offers: dict[int | None, Any], as_of: date) -> dict[str, Any]:
+    """The report from its figures per manager (``base``: clients, abandoned, potential,
+    calls, talk seconds, unpaid, paid; ``offers``: open deals' amount)."""
     rows = []
     for manager in scope.managers:
-        b = base[manager.id]
+        b = base.get(manager.id) or {"clients": 0, "abandoned": 0, "potential": ZERO,
+                                     "calls": 0, "talk": 0.0, "unpaid": ZERO, "paid": ZERO}
         n_calls, minutes = b["calls"], round(b["talk"] / 60, 1)
         rows.append({**_base(manager), "clients": b["clients"], "abandoned": b["abandoned"],
                      "abandoned_pct": _pct(b["abandoned"], b["clients"]), "calls": n_calls,
@@ -249,6 +257,14 @@ async def overdue_clients(session: AsyncSession, start: datetime, end: datetime,
         ids = data[(owner, status)]["ids"]
         if len(ids) < OVER_IDS:
             ids.append(cid)
+    return present_overdue_clients(scope, company, teams, data, as_of)
+
+
+def present_overdue_clients(scope: Scope, company: StatusRules, teams: dict[int, StatusRules],
+                            data: dict[tuple[int | None, str], dict[str, Any]], as_of: date
+                            ) -> dict[str, Any]:
+    """The report from its figures per (manager, status): clients per month of stay
+    (``months``), how many over the maximum (``over``) and their first ids."""
     empty = {"months": [0] * MONTH_BUCKETS, "over": 0, "ids": []}
     rows = []
     for manager in scope.managers:
@@ -401,6 +417,12 @@ async def summary(session: AsyncSession, start: datetime, end: datetime, viewer:
     scope = await scope_for(session, viewer, tz_name)
     previous_start = previous_period_start(start, end)
     now, before = await _funnels(session, scope, [(start, end), (previous_start, start)])
+    return present_summary(now, before, previous_start, start)
+
+
+def present_summary(now: dict[str, dict[str, Any]], before: dict[str, dict[str, Any]],
+                    previous_start: datetime, start: datetime) -> dict[str, Any]:
+    """The report from both periods' funnels (per status: clients, potential, paid)."""
     rows = []
     for status in STATUSES:
         a, b = now[status], before[status]
@@ -440,9 +462,16 @@ async def qualification(session: AsyncSession, start: datetime, end: datetime,
             row["qualified"] += 1
             row[group] += 1
             row["days"].append((qualified - created).total_seconds() / 86400)
+    return present_qualification(scope, data)
+
+
+def present_qualification(scope: Scope, data: dict[int | None, dict[str, Any]]
+                          ) -> dict[str, Any]:
+    """The report from its figures per manager (new, qualified, A, B, C, days)."""
     rows = []
     for manager in scope.managers:
-        d = data[manager.id]
+        d = data.get(manager.id) or {"new": 0, "qualified": 0, "A": 0, "B": 0, "C": 0,
+                                     "days": []}
         rows.append({**_base(manager), "new_clients": d["new"], "qualified": d["qualified"],
                      "qualified_pct": _pct(d["qualified"], d["new"]), "a": d["A"], "b": d["B"],
                      "c": d["C"], "avg_days_to_qualify": round(sum(d["days"]) / len(d["days"]), 1)
@@ -496,9 +525,19 @@ async def activity(session: AsyncSession, start: datetime, end: datetime, viewer
         .where(DealStageChange.by_id.in_(ids), DealStageChange.at >= start,
                DealStageChange.at < end, DealStageChange.from_stage_id.is_not(None))
         .group_by(DealStageChange.by_id))}
+    return present_activity(scope, calls, tasks, logged, moves)
+
+
+def present_activity(scope: Scope, calls: dict[int | None, dict[str, Any]],
+                     tasks: dict[int | None, dict[str, int]],
+                     logged: dict[int | None, dict[str, int]], moves: dict[int | None, int]
+                     ) -> dict[str, Any]:
+    """The report from its figures per manager: calls (inbound, outbound, talk seconds),
+    tasks done by kind, logged contacts by kind (email, meeting), deal stage moves."""
     rows = []
     for manager in scope.managers:
-        c, t, lg = calls[manager.id], tasks[manager.id], logged[manager.id]
+        c = calls.get(manager.id) or {"inbound": 0, "outbound": 0, "talk": 0.0}
+        t, lg = tasks.get(manager.id) or {}, logged.get(manager.id) or {}
         meeting = ActivityKind.MEETING.value
         rows.append({**_base(manager), "inbound_calls": c["inbound"],
                      "outbound_calls": c["outbound"], "talk_minutes": round(c["talk"] / 60, 1),
@@ -543,10 +582,20 @@ async def deals(session: AsyncSession, start: datetime, end: datetime, viewer: U
                    .join(Deal, Deal.lose_reason_id == LoseReason.id)
                    .where(Deal.owner_id.in_(ids), Deal.status == DealStatus.LOST.value,
                           closed_in, Deal.archived_at.is_(None))
-                   .group_by(LoseReason.name).order_by(func.count(Deal.id).desc()))]
+                   .group_by(LoseReason.name)
+                   .order_by(func.count(Deal.id).desc(), LoseReason.name))]
+    return present_deals(scope, data, reasons)
+
+
+def present_deals(scope: Scope, data: dict[int | None, dict[str, Any]],
+                  reasons: list[dict[str, Any]]) -> dict[str, Any]:
+    """The report from its figures per manager (won, lost, open: count and amount) and
+    the period's lose reasons."""
+    empty: dict[str, Any] = {"won": 0, "won_amount": ZERO, "lost": 0, "lost_amount": ZERO,
+                             "open": 0, "open_amount": ZERO}
     rows = []
     for manager in scope.managers:
-        d = data[manager.id]
+        d = data.get(manager.id) or empty
         rows.append({**_base(manager), "won": d["won"], "won_amount": _money(d["won_amount"]),
                      "in_progress": d["open"], "in_progress_amount": _money(d["open_amount"]),
                      "lost": d["lost"], "lost_amount": _money(d["lost_amount"]),
