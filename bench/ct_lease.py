@@ -234,6 +234,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--exhaust-pool", type=int, default=20,
                         help="pool of the exhaustion run (more visitors than numbers)")
     parser.add_argument("--quick", action="store_true", help="3 s at 200/s: does it work")
+    parser.add_argument("--profile", metavar="FILE",
+                        help="run the web process under cProfile, its stats written to FILE "
+                             "(read them with python -m pstats)")
     args = parser.parse_args(argv)
     if args.quick:
         args.rate, args.seconds = 200, 3
@@ -255,7 +258,9 @@ def main(argv: list[str] | None = None) -> int:
         telecrm(env, "ct", "sites", "add", "exhaust.example", "--default-number", "+74951110001")
         telecrm(env, "ct", "pool", "add", "--site", "exhaust.example",
                 *(f"+7495300{i:04d}" for i in range(args.exhaust_pool)))
-        server = subprocess.Popen([TELECRM, "serve", "--host", "127.0.0.1", "--port", str(port)],
+        profiled = [sys.executable, "-m", "cProfile", "-o", args.profile] if args.profile else []
+        server = subprocess.Popen([*profiled, TELECRM, "serve", "--host", "127.0.0.1",
+                                   "--port", str(port)],
                                   env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         base = f"http://127.0.0.1:{port}"
         wait_up(base)

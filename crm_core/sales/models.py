@@ -299,3 +299,24 @@ class SalesPlan(Base):
     target: Mapped[Decimal] = mapped_column(Numeric(16, 2))
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+
+
+class SalesContactDaily(Base):
+    """A finished local day's calls with the clients of one owner, counted once and kept
+    (the contact-frequency report's rollup, :mod:`crm_core.sales.rollup`).
+
+    Calls are non-internal calls with a client, counted for the client's owner as he is
+    now, of clients not archived. Database triggers (migration 0031) drop an owner's rows
+    around any call of his clients that is written, changed or removed later, and every
+    row of both owners when a client changes owner, is archived or restored, or is
+    removed; the nightly run refills. So a stored row always equals a recount.
+    """
+
+    __tablename__ = "sales_contact_daily"
+
+    owner_id: Mapped[int] = mapped_column(primary_key=True)
+    day: Mapped[date] = mapped_column(primary_key=True)
+    tz: Mapped[str] = mapped_column(String(64), primary_key=True)
+    calls: Mapped[int] = mapped_column()
+    talk_seconds: Mapped[float] = mapped_column()
+    computed_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -49,6 +49,7 @@ from crm_core.sales.models import (
     LoseReason,
     Payment,
 )
+from crm_core.sales.rollup import calls_by_owner, calls_by_owner_days, whole_days
 from crm_core.sales.settings import StatusRules, rules_by_team
 from crm_core.tasks.models import Task, TaskStatus
 from crm_core.timestamps import UTCDateTime
@@ -135,11 +136,6 @@ async def contact_frequency(session: AsyncSession, start: datetime, end: datetim
     mine = [Client.owner_id.in_(ids), Client.archived_at.is_(None), Client.created_at < end]
     # one pass over the clients, each joined to his own sums (calls, unpaid, paid)
     first, last = _local_day(start, scope.tz), as_of
-    calls = (select(Call.client_id.label("cid"), func.count(Call.id).label("n"),
-                    func.sum(Call.talk_seconds).label("talk"))
-             .where(Call.client_id.is_not(None), Call.direction != Direction.INTERNAL.value,
-                    Call.started_at >= start, Call.started_at < end)
-             .group_by(Call.client_id).subquery())
     unpaid = (select(Invoice.client_id.label("cid"),
                      func.sum(Invoice.amount - Invoice.paid_amount).label("total"))
               .where(Invoice.status != InvoiceStatus.PAID.value, Invoice.archived_at.is_(None))
@@ -151,20 +147,23 @@ async def contact_frequency(session: AsyncSession, start: datetime, end: datetim
     base: dict[int | None, dict[str, Any]] = defaultdict(lambda: {
         "clients": 0, "abandoned": 0, "potential": ZERO, "calls": 0, "talk": 0.0,
         "unpaid": ZERO, "paid": ZERO})
-    for owner, n, potential, abandoned, n_calls, talk, owed, got in await session.execute(
+    for owner, n, potential, abandoned, owed, got in await session.execute(
             select(Client.owner_id, func.count(Client.id), func.sum(Client.annual_potential),
                    func.sum(case((abandoned_by_group(reference, planned), 1), else_=0)),
-                   func.sum(calls.c.n), func.sum(calls.c.talk), func.sum(unpaid.c.total),
-                   func.sum(paid.c.total))
+                   func.sum(unpaid.c.total), func.sum(paid.c.total))
             .select_from(Client).outerjoin(User, User.id == Client.owner_id)
-            .outerjoin(calls, calls.c.cid == Client.id)
             .outerjoin(unpaid, unpaid.c.cid == Client.id)
             .outerjoin(paid, paid.c.cid == Client.id).where(*mine)
             .group_by(Client.owner_id)):
-        base[owner] = {"clients": int(n), "potential": Decimal(potential or 0),
-                       "abandoned": int(abandoned or 0), "calls": int(n_calls or 0),
-                       "talk": float(talk or 0), "unpaid": Decimal(owed or 0),
-                       "paid": Decimal(got or 0)}
+        base[owner].update({"clients": int(n), "potential": Decimal(potential or 0),
+                            "abandoned": int(abandoned or 0), "unpaid": Decimal(owed or 0),
+                            "paid": Decimal(got or 0)})
+    # calls and talk: finished days from the rollup, the rest counted from the calls
+    days = whole_days(start, end, scope.tz)
+    calls = (await calls_by_owner_days(session, ids, *days, scope.tz) if days is not None
+             else await calls_by_owner(session, ids, start, end))
+    for owner, (n_calls, talk) in calls.items():
+        base[owner].update({"calls": n_calls, "talk": talk})
     # clients with a frequency of their own (few): judged one by one
     for _, owner in await abandoned_own_frequency(session, mine, reference, as_of, scope.tz):
         base[owner]["abandoned"] += 1
