@@ -2,9 +2,9 @@
 
 Fills a private PostgreSQL server with a year of synthetic sales data in SQL
 (``generate_series``: clients with statuses, ABC and history; calls with a manager
-leg each; invoices, payments, tasks, deals), then times each report of
-``crm_core.sales.reports`` for October 2026 as the admin sees it (all 50 managers),
-beside the naive way of computing the same figures in the same run
+leg each, with a client created by then; invoices, payments, tasks, deals), then
+times each report of ``crm_core.sales.reports`` for October 2026 as the admin sees it
+(all 50 managers), beside the naive way of computing the same figures in the same run
 (``crm_core.sales.recount``: fetch the period's rows into Python and work every figure
 out there, what a first version does); the run asserts both give the same report, and
 times both as the median of the same number of runs.
@@ -21,7 +21,7 @@ import asyncio
 import sys
 import time
 import uuid
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -36,6 +36,7 @@ from crm_core.clock import utcnow
 from crm_core.db import create_engine, session_factory, upgrade
 from crm_core.sales.recount import RECOUNTS
 from crm_core.sales.reports import REPORTS
+from crm_core.sales.rollup import refresh_days
 from tests.support.pg_server import PostgresServer
 
 TZ = ZoneInfo("Europe/Moscow")
@@ -64,11 +65,15 @@ LOAD = [
     "ended_at, ring_seconds, talk_seconds, transferred, managers, created_client, created_at, "
     "updated_at) SELECT k, 'b-' || k, CASE WHEN k % 3 = 0 THEN 'inbound' ELSE 'outbound' END, "
     "CASE WHEN k % 5 = 0 THEN 'missed' ELSE 'answered' END, "
-    "1 + (k::bigint * 7919) % {clients}, ts, "
+    "cid, ts, "
     "CASE WHEN k % 5 = 0 THEN NULL ELSE ts END, ts + interval '2 minutes', 3, "
     "CASE WHEN k % 5 = 0 THEN 0 ELSE 30 + k % 400 END, false, '[]', false, ts, ts "
-    "FROM (SELECT k, timestamptz '2026-01-01' + (k % 304) * interval '1 day' "
-    "+ (k % 600) * interval '1 minute' AS ts FROM generate_series(1, {calls}) k) s",
+    # a call's client exists already: one created on the call's day or before
+    "FROM (SELECT k, ts, CASE WHEN c % 330 <= d THEN c ELSE c - c % 330 + k % (d + 1) "
+    "+ CASE WHEN c - c % 330 + k % (d + 1) = 0 THEN 330 ELSE 0 END END AS cid "
+    "FROM (SELECT k, 1 + (k::bigint * 7919) % {clients} AS c, k % 304 AS d, "
+    "timestamptz '2026-01-01' + (k % 304) * interval '1 day' "
+    "+ (k % 600) * interval '1 minute' AS ts FROM generate_series(1, {calls}) k) r) s",
     "UPDATE clients SET last_contact_at = lc.at FROM (SELECT client_id, max(started_at) AS at "
     "FROM calls WHERE answered_at IS NOT NULL GROUP BY client_id) lc WHERE lc.client_id = "
     "clients.id",
@@ -145,6 +150,20 @@ async def main(args: argparse.Namespace) -> None:
             async with session_factory(engine)() as session:
                 managers = (await session.execute(select(text("count(*)")).select_from(
                     text("users")))).scalar()
+                empty_ms, _ = await median_ms(lambda: REPORTS["contact-frequency"](
+                    session, START, END, None), args.runs)
+                print(f"contact-frequency with the rollup empty (every day counted from the "
+                      f"calls): {empty_ms:.1f} ms")
+                t0 = time.perf_counter()
+                await refresh_days(session, date(2026, 10, 15), date(2026, 10, 15), TZ)
+                await session.commit()
+                one_day = time.perf_counter() - t0
+                t0 = time.perf_counter()
+                stored = await refresh_days(session, date(2026, 9, 1), date(2026, 10, 31), TZ)
+                await session.commit()
+                print(f"filling the rollup: one day {one_day * 1000:.0f} ms; September and "
+                      f"October (what the nightly run refills) {time.perf_counter() - t0:.1f} s,"
+                      f" {stored:,} owner-days")
                 print(f"October 2026, viewer admin ({managers} managers); median of "
                       f"{args.runs} runs")
                 print(f"{'report':<20}{'ms':>9}{'naive ms':>11}{'ratio':>8}  target")

@@ -124,6 +124,15 @@ async def calls_by_owner_days(session: AsyncSession, owner_ids: Sequence[int], f
         acc = totals.setdefault(owner, [0, 0.0])
         acc[0] += n
         acc[1] += talk
+    stored_owners = {o for o, _ in stored}
+    # owners with nothing stored: the whole period in one count, no day split
+    bare = [o for o in owner_ids if o not in stored_owners]
+    for holder, (count, seconds) in (await calls_by_owner(
+            session, bare, midnight(first, tz), created_before)).items():
+        acc = totals.setdefault(holder, [0, 0.0])
+        acc[0] += count
+        acc[1] += seconds
+    missing = [(o, d) for o, d in missing if o in stored_owners]
     wanted = set(missing)
     days_missing = sorted({d for _, d in missing})
     while days_missing:

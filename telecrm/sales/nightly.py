@@ -2,7 +2,10 @@
 
 Time alone turns a *new* client *regular* and a silent one *lost*, so the rules are
 applied to every client at start-up and shortly after each local midnight. The run
-is idempotent: a second one on the same day changes nothing.
+is idempotent: a second one on the same day changes nothing. It also refills the
+contact-frequency report's rollup (``crm_core.sales.rollup``) for the last
+``ROLLUP_DAYS`` finished days: triggers drop the days a late write touches, and a report
+counts a missing day from the calls until then.
 """
 
 from __future__ import annotations
@@ -19,16 +22,24 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_core.clock import local_now, local_today
 from crm_core.sales.client_status import recompute_all
+from crm_core.sales.rollup import refresh_days
 from telecrm.web.keys import SETTINGS, WRITER_SESSIONS
 
 log = logging.getLogger(__name__)
 RUN_AT = time(0, 10)  # after the talk-time day close (00:05), before anyone starts work
+ROLLUP_DAYS = 62  # finished days refilled each night: this month and the previous one
 
 
 async def run_once(sessions: async_sessionmaker[AsyncSession], tz_name: str) -> dict[str, int]:
     async with sessions() as session, session.begin():
         counts = await recompute_all(session, actor="nightly", tz_name=tz_name)
     log.info("client statuses judged: %s", counts)
+    tz = ZoneInfo(tz_name)
+    today = local_today(tz)
+    async with sessions() as session, session.begin():
+        stored = await refresh_days(session, today - timedelta(days=ROLLUP_DAYS),
+                                    today - timedelta(days=1), tz)
+    log.info("contact-frequency rollup: %d owner-days stored", stored)
     return counts
 
 
