@@ -1,4 +1,6 @@
-"""sales rollups: finished days' calls per client owner (``sales_contact_daily``).
+"""sales rollups: finished days' calls per client owner (``sales_contact_daily``); payments
+indexed for the summary (``ix_payments_live_client_paid_on``: each client's first and last
+payment and the period's money from the index alone).
 
 Revision ID: 0031_sales_rollups
 Revises: 0029_leads
@@ -144,8 +146,13 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("owner_id", "day", "tz", name=op.f("pk_sales_contact_daily")),
     )
     _triggers_up()
+    op.create_index("ix_payments_live_client_paid_on", "payments",
+                    ["client_id", "paid_on", "amount"],
+                    postgresql_where=sa.text("archived_at IS NULL"),
+                    sqlite_where=sa.text("archived_at IS NULL"))
 
 
 def downgrade() -> None:
+    op.drop_index("ix_payments_live_client_paid_on", table_name="payments")
     _triggers_down()
     op.drop_table("sales_contact_daily")
