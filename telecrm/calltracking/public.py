@@ -109,6 +109,7 @@ class RateLimiter:
             self._hits.pop(next(iter(self._hits)))
 
 
+@functools.lru_cache(maxsize=65_536)  # every request asks; ipaddress parsing is slow
 def visitor_address(ip: str) -> str:
     """What the visitor limits count by: an IPv4 address, or an IPv6 address's /64.
 
@@ -395,6 +396,10 @@ async def preflight(request: web.Request) -> web.Response:
     return web.Response(status=204, headers=headers)
 
 
+def _too_many() -> web.Response:
+    return _error(429, "http.too_many", {"Retry-After": "60"})
+
+
 @dataclass(frozen=True)
 class PublicRequest:
     """A public request past the checks every public endpoint makes: the visitor's
@@ -406,13 +411,16 @@ class PublicRequest:
     address: str
 
 
-async def public_request(request: web.Request, *, max_body: int = MAX_BODY
-                         ) -> PublicRequest | web.Response:
-    """The checked request, or the refusal to answer with (429, 413, 400, 404, 403)."""
+async def public_request(request: web.Request, *, max_body: int = MAX_BODY,
+                         rate_limited: bool = True) -> PublicRequest | web.Response:
+    """The checked request, or the refusal to answer with (429, 413, 400, 404, 403).
+
+    ``rate_limited`` False: the caller counts the request against the address's rate
+    itself, as :func:`session_endpoint` does together with the visitor limits."""
     ct = request.app[CT]
     address = visitor_address(client_ip(request))
-    if not await ct.limiter.allow(address, utcnow().timestamp()):
-        return _error(429, "http.too_many", {"Retry-After": "60"})
+    if rate_limited and not await ct.limiter.allow(address, utcnow().timestamp()):
+        return _too_many()
     if request.content_length is not None and request.content_length > max_body:
         return _error(413, "http.too_large")
     raw = await request.content.read(max_body + 1)
@@ -436,12 +444,51 @@ async def public_request(request: web.Request, *, max_body: int = MAX_BODY
     return PublicRequest(view, cors, body, address)
 
 
-async def session_endpoint(request: web.Request) -> web.Response:
-    """``POST /api/ct/session``: record the visit and keep or lease it a number."""
+async def _counted(request: web.Request, refusal: web.Response) -> web.Response:
+    """A refused request counts against its address's rate too, and a 429 comes first."""
     ct = request.app[CT]
-    checked = await public_request(request)
+    address = visitor_address(client_ip(request))
+    if not await ct.limiter.allow(address, utcnow().timestamp()):
+        return _too_many()
+    return refusal
+
+
+async def _admit(ct: CallTracking, site: CtSite, address: str, visitor: str,
+                 token: str | None, bot: bool, wants: bool, pool: int, now: float
+                 ) -> tuple[bool, str, bool, Refusal | None]:
+    """(within the address's rate, the visit's token, bot, why no number): in one Redis
+    round trip when the limits are shared, else step by step in this process."""
+    offered = new_token(site) if token is None else None
+    limiter, visitors = ct.limiter, ct.visitors
+    if isinstance(visitors, RedisVisitorGuard) and isinstance(limiter, RedisRateLimiter):
+        return await visitors.admit(limiter, site=site.host, address=address, visitor=visitor,
+                                    token=token, offered=offered, bot=bot, wants=wants,
+                                    pool=pool, now=now)
+    if not await limiter.allow(address, now):
+        return False, "", bot, None
+    if token is None:
+        # a visitor who lost his token gets his visit back; a forged, foreign or missing
+        # token otherwise starts a new visit, and new visits per address are limited
+        token = await visitors.returning(visitor, now)
+        if token is None:
+            assert offered is not None
+            token = offered
+            bot = bot or not await visitors.new_visits.allow(f"{site.host}|{address}", now)
+    refused = (await visitors.refusal(site.host, address, token, pool, now)
+               if wants and not bot else None)
+    return True, token, bot, refused
+
+
+async def session_endpoint(request: web.Request) -> web.Response:
+    """``POST /api/ct/session``: record the visit and keep or lease it a number.
+
+    On the request's path: the checks, one round trip for the address's rate and the
+    visitor limits, the lease and its record in the visitor limits; the visit and its
+    history are written in batches, behind the answer."""
+    ct = request.app[CT]
+    checked = await public_request(request, rate_limited=False)
     if isinstance(checked, web.Response):
-        return checked
+        return await _counted(request, checked)
     view, cors, body, address = checked.view, checked.cors, checked.body, checked.address
     site = view.site
     try:
@@ -454,27 +501,24 @@ async def session_endpoint(request: web.Request) -> web.Response:
             raise CallTrackingError("request.not_boolean", "activity must be true or false",
                                     name="activity")
     except CallTrackingError as exc:
-        return _error(400, exc.code, cors, **exc.params)
+        return await _counted(request, _error(400, exc.code, cors, **exc.params))
     assert url is not None
     agent = request.headers.get("User-Agent", "")[:300]
     bot = not agent or BOT_AGENTS.search(agent) is not None
     now = utcnow()
     moment = now.timestamp()
     visitor = VisitorGuard.visitor(site.host, address, ids, agent)
-    if token is None or not token_is_valid(site, token):
-        # a visitor who lost his token gets his visit back; a forged, foreign or missing
-        # token otherwise starts a new visit, and new visits per address are limited
-        token = await ct.visitors.returning(visitor, moment)
-        if token is None:
-            token = new_token(site)
-            bot = bot or not await ct.visitors.new_visits.allow(f"{site.host}|{address}",
-                                                                moment)
+    if token is not None and not token_is_valid(site, token):
+        token = None
+    allowed, token, bot, refused = await _admit(
+        ct, site, address, visitor, token, bot, activity and bool(view.pool), len(view.pool),
+        moment)
+    if not allowed:
+        return _too_many()
     number = None
     timing: dict[str, str] = {}
     decision = None
     wants = activity and not bot and bool(view.pool)
-    refused = (await ct.visitors.refusal(site.host, address, token, len(view.pool), moment)
-               if wants else None)
     if wants and refused is None:
         started = time.perf_counter()
         decision = await ct.leases.acquire(site.host, view.pool, view.rules, token, moment)

@@ -59,6 +59,68 @@ return ''
 """
 
 
+# One round trip before the lease: the address's request rate, the visit's token (a
+# returning visitor's, else the new one offered) with the new visits per address, and
+# whether this visit may take a number (the rules of _ALLOW and _REFUSAL above, in order).
+# KEYS: the address's hits, the visitor's last visit, the address's new visits on the site,
+# the site's held visits. ARGV: now, rate window, rate limit, rate member, the request's
+# valid token or "", the new token offered, bot ("1"/"0"), new-visit window, limit and
+# member, wants a number ("1"/"0"), an address's share, the several-share, the address.
+# Returns {within the rate (1/0), token, bot (1/0), refusal ("", "visitor" or "pool")}.
+_ADMIT = """
+local now = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then return {0, '', 0, ''} end
+redis.call('ZADD', KEYS[1], now, ARGV[4])
+redis.call('PEXPIRE', KEYS[1], math.ceil(window * 1000))
+local token = ARGV[5]
+local bot = ARGV[7] == '1'
+if token == '' then
+  local seen = redis.call('HMGET', KEYS[2], 'token', 'until')
+  if seen[1] and seen[2] and tonumber(seen[2]) > now then
+    token = seen[1]
+  else
+    token = ARGV[6]
+    if not bot then
+      local fresh = tonumber(ARGV[8])
+      redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now - fresh)
+      if redis.call('ZCARD', KEYS[3]) >= tonumber(ARGV[9]) then
+        bot = true
+      else
+        redis.call('ZADD', KEYS[3], now, ARGV[10])
+        redis.call('PEXPIRE', KEYS[3], math.ceil(fresh * 1000))
+      end
+    end
+  end
+end
+local refusal = ''
+if ARGV[11] == '1' and not bot then
+  local address = ARGV[14]
+  local held = redis.call('ZSCORE', KEYS[4], address .. ' ' .. token)
+  if not (held and tonumber(held) > now) then
+    redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now)
+    local counts = {}
+    for _, member in ipairs(redis.call('ZRANGE', KEYS[4], 0, -1)) do
+      local where = string.match(member, '^(%S+) ')
+      counts[where] = (counts[where] or 0) + 1
+    end
+    local mine = counts[address] or 0
+    if mine >= tonumber(ARGV[12]) then
+      refusal = 'visitor'
+    elseif mine > 0 then
+      local several = (mine == 1) and 2 or 1
+      for _, n in pairs(counts) do
+        if n > 1 then several = several + n end
+      end
+      if several > tonumber(ARGV[13]) then refusal = 'pool' end
+    end
+  end
+end
+return {1, token, bot and 1 or 0, refusal}
+"""
+
+
 class RedisRateLimiter:
     """At most ``limit`` requests per key in a sliding window, counted across processes."""
 
@@ -68,11 +130,14 @@ class RedisRateLimiter:
         self._allow = redis.register_script(_ALLOW)
         self._n = 0
 
-    async def allow(self, key: str, now: float) -> bool:
+    def member(self, now: float) -> str:
+        """A hit's unique member in the sliding window."""
         self._n += 1
-        member = f"{now:.6f}:{id(self)}:{self._n}"
+        return f"{now:.6f}:{id(self)}:{self._n}"
+
+    async def allow(self, key: str, now: float) -> bool:
         return bool(await self._allow(keys=[f"{self.prefix}:{key}"],
-                                      args=[now, self.window, self.limit, member]))
+                                      args=[now, self.window, self.limit, self.member(now)]))
 
 
 class RedisVisitorGuard:
@@ -84,6 +149,28 @@ class RedisVisitorGuard:
         self.prefix = prefix
         self.new_visits = RedisRateLimiter(redis, new_per_minute, prefix=f"{prefix}:new")
         self._refusal = redis.register_script(_REFUSAL)
+        self._admit = redis.register_script(_ADMIT)
+
+    async def admit(self, rate: RedisRateLimiter, *, site: str, address: str, visitor: str,
+                    token: str | None, offered: str | None, bot: bool, wants: bool, pool: int,
+                    now: float) -> tuple[bool, str, bool, Refusal | None]:
+        """In one round trip what ``rate.allow``, :meth:`returning`, ``new_visits.allow``
+        and :meth:`refusal` decide one after another: (within the address's request rate,
+        the visit's token, bot, why it may not take a number). ``token`` is the request's
+        valid token, else None and ``offered`` is the new visit's token. ``wants``: the
+        visit asks for a number (activity, a pool); a bot never gets one."""
+        fresh = self.new_visits
+        answer: Any = await self._admit(
+            keys=[f"{rate.prefix}:{address}", f"{self.prefix}:visitor:{visitor}",
+                  f"{fresh.prefix}:{site}|{address}", f"{self.prefix}:held:{site}"],
+            args=[now, rate.window, rate.limit, rate.member(now), token or "", offered or "",
+                  "1" if bot else "0", fresh.window, fresh.limit, fresh.member(now),
+                  "1" if wants else "0", max(1, int(pool * self.share)),
+                  max(1, int(pool * self.several_share)), address])
+        allowed, chosen, is_bot, refusal = answer
+        text = refusal.decode() if isinstance(refusal, bytes) else str(refusal or "")
+        return (bool(allowed), chosen.decode() if isinstance(chosen, bytes) else str(chosen),
+                bool(is_bot), Refusal(text) if text else None)
 
     async def returning(self, visitor: str, now: float) -> str | None:
         raw: Any = await self.redis.hmget(f"{self.prefix}:visitor:{visitor}", "token", "until")
