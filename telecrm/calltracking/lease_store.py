@@ -38,12 +38,24 @@ for i = 1, #expired, 2 do
   redis.call('HDEL', KEYS[2], n)
   redis.call('ZREM', KEYS[1], n)
 end
+-- the visitor limits' record of a number given (KEYS[6] the site's held visits, KEYS[7]
+-- the visitor's last visit; ARGV[7] the address): public.VisitorGuard.leased
+local function record(ends)
+  if not KEYS[6] then return end
+  local ttl = math.max(1, math.floor((tonumber(ends) - t) * 1000))
+  redis.call('ZADD', KEYS[6], ends, ARGV[7] .. ' ' .. session)
+  redis.call('PEXPIRE', KEYS[6], ttl, 'NX')
+  redis.call('PEXPIRE', KEYS[6], ttl, 'GT')
+  redis.call('HSET', KEYS[7], 'token', session, 'until', ends)
+  redis.call('PEXPIRE', KEYS[7], ttl)
+end
 local function take(n, outcome)
-  local ends = t + hold
-  redis.call('ZADD', KEYS[1], string.format('%.6f', ends), n)
+  local ends = string.format('%.6f', t + hold)
+  redis.call('ZADD', KEYS[1], ends, n)
   redis.call('HSET', KEYS[2], n, session)
   redis.call('SET', KEYS[4], n, 'EX', memo_ttl)
-  return {n, outcome, string.format('%.6f', ends), redis.call('ZCARD', KEYS[1])}
+  record(ends)
+  return {n, outcome, ends, redis.call('ZCARD', KEYS[1])}
 end
 local numbers = redis.call('LRANGE', KEYS[5], 0, -1)
 local pool = {}
@@ -70,7 +82,10 @@ local live = redis.call('ZCARD', KEYS[1])
 if reuse then
   local leases = redis.call('ZRANGE', KEYS[1], 0, -1)
   for _, n in ipairs(leases) do
-    if pool[n] then return {n, 'shared', '', live} end
+    if pool[n] then
+      record(string.format('%.6f', t + hold))
+      return {n, 'shared', '', live}
+    end
   end
 end
 return {'', 'fallback', '', live}
@@ -117,12 +132,19 @@ class RedisLeaseStore:
         self._pools[site] = pool
 
     async def acquire(self, site: str, numbers: Sequence[str], rules: PoolRules,
-                      session: str, now: float) -> Decision:
+                      session: str, now: float, *,
+                      record: tuple[str, str, str] | None = None) -> Decision:
+        """The lease; with ``record`` (the visitor limits' held-visits key, the visitor's
+        key and the address: ``RedisVisitorGuard.record_keys``) a number given is recorded
+        there in the same script, as ``RedisVisitorGuard.leased`` would."""
         await self._sync_pool(site, numbers)
         args = [f"{now:.6f}", f"{rules.hold:.6f}", f"{rules.cooldown:.6f}",
                 "1" if rules.reuse_live else "0", str(max(1, int(rules.memo_seconds))), session]
-        number, outcome, ends, live = await self._script(keys=self._keys(site, session),
-                                                         args=args)
+        keys = self._keys(site, session)
+        if record is not None:
+            keys += [record[0], record[1]]
+            args.append(record[2])
+        number, outcome, ends, live = await self._script(keys=keys, args=args)
         number_text, ends_text = _text(number), _text(ends)
         return Decision(number_text or None, Outcome(_text(outcome)),
                         float(ends_text) if ends_text else None, int(live))

@@ -520,14 +520,23 @@ async def session_endpoint(request: web.Request) -> web.Response:
     decision = None
     wants = activity and not bot and bool(view.pool)
     if wants and refused is None:
+        leases, visitors = ct.leases, ct.visitors
         started = time.perf_counter()
-        decision = await ct.leases.acquire(site.host, view.pool, view.rules, token, moment)
+        if isinstance(leases, RedisLeaseStore) and isinstance(visitors, RedisVisitorGuard):
+            # shared leases and limits: the lease records itself in the limits, one script
+            decision = await leases.acquire(site.host, view.pool, view.rules, token, moment,
+                                            record=visitors.record_keys(site.host, address,
+                                                                        visitor))
+            recorded = True
+        else:
+            decision = await leases.acquire(site.host, view.pool, view.rules, token, moment)
+            recorded = False
         # how long the lease itself took (the benchmark reads it; browsers show it)
         timing = {"Server-Timing": f"lease;dur={(time.perf_counter() - started) * 1000:.3f}"}
         number = decision.number
-        if number is not None:
-            await ct.visitors.leased(site.host, address, visitor, token,
-                                     decision.expires_at or moment + view.rules.hold, moment)
+        if number is not None and not recorded:
+            await visitors.leased(site.host, address, visitor, token,
+                                  decision.expires_at or moment + view.rules.hold, moment)
     elif refused == Refusal.POOL:
         # a few addresses would take the rest of the pool: for this visitor it ran out
         decision = Decision(None, Outcome.FALLBACK)

@@ -189,6 +189,10 @@ class RedisVisitorGuard:
         text = answer.decode() if isinstance(answer, bytes) else str(answer or "")
         return Refusal(text) if text else None
 
+    def record_keys(self, site: str, address: str, visitor: str) -> tuple[str, str, str]:
+        """What the lease script needs to record a number given as :meth:`leased` does."""
+        return f"{self.prefix}:held:{site}", f"{self.prefix}:visitor:{visitor}", address
+
     async def leased(self, site: str, address: str, visitor: str, token: str, until: float,
                      now: float) -> None:
         ttl = max(1, int((until - now) * 1000))
