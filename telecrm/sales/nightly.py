@@ -36,9 +36,13 @@ async def run_once(sessions: async_sessionmaker[AsyncSession], tz_name: str) -> 
     log.info("client statuses judged: %s", counts)
     tz = ZoneInfo(tz_name)
     today = local_today(tz)
-    async with sessions() as session, session.begin():
-        stored = await refresh_days(session, today - timedelta(days=ROLLUP_DAYS),
-                                    today - timedelta(days=1), tz)
+    stored = 0
+    # a day a transaction: a writer holds the database (SQLite's one write lock) for one
+    # day's count, not for two months of them while the listener waits to write calls
+    for back in range(ROLLUP_DAYS, 0, -1):
+        async with sessions() as session, session.begin():
+            day = today - timedelta(days=back)
+            stored += await refresh_days(session, day, day, tz)
     log.info("contact-frequency rollup: %d owner-days stored", stored)
     return counts
 
