@@ -11,12 +11,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp_jinja2
 from aiohttp import web
 from multidict import MultiDictProxy
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.errors import DomainError, NotAllowedError
 from crm_core.integrations.models import DeliveryState, WebhookDelivery
@@ -56,6 +58,50 @@ def _id(form: MultiDictProxy[Any], name: str) -> int:
     return value
 
 
+# -- the pages' shared steps ------------------------------------------------------------------
+
+Context = Callable[..., Awaitable[dict[str, Any]]]
+Page = tuple[str, Context]  # a page's template and the function that gathers its context
+Write = Callable[[AsyncSession], Awaitable[None]]
+Make = Callable[[AsyncSession], Awaitable[dict[str, str]]]
+
+
+async def _render(request: web.Request, page: Page, *, status: int = 200,
+                  **extra: Any) -> web.Response:
+    template, context = page
+    return aiohttp_jinja2.render_template(template, request, await context(request, **extra),
+                                          status=status)
+
+
+def _shown_once(response: web.Response) -> web.Response:
+    """An answer that holds a new token or secret: its only showing, never kept by a cache."""
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+async def _create(request: web.Request, page: Page, make: Make, *, chosen: set[str],
+                  form: dict[str, str]) -> web.Response:
+    """Create a row in a transaction and show it once (``created``); a refusal is shown on
+    ``page`` with what the form held (``chosen``, ``form``)."""
+    try:
+        async with request.app[WRITER_SESSIONS]() as session, session.begin():
+            created = await make(session)
+    except DomainError as exc:
+        return await _render(request, page, error=russian(exc), chosen=chosen, form=form,
+                             status=http_status(exc))
+    return _shown_once(await _render(request, page, created=created))
+
+
+async def _write(request: web.Request, page: Page, write: Write, done: str) -> web.Response:
+    """Run one change in a transaction, then go to ``done``; a refusal is shown on ``page``."""
+    try:
+        async with request.app[WRITER_SESSIONS]() as session, session.begin():
+            await write(session)
+    except DomainError as exc:
+        return await _render(request, page, error=russian(exc), status=http_status(exc))
+    raise web.HTTPSeeOther(done)
+
+
 # -- API tokens -------------------------------------------------------------------------------
 
 
@@ -70,12 +116,14 @@ async def _tokens_context(request: web.Request, **extra: Any) -> dict[str, Any]:
             **extra}
 
 
+TOKENS: Page = ("integrations_tokens.html", _tokens_context)
+
+
 async def tokens_page(request: web.Request) -> web.Response:
     _admin(request)
     notice = "Токен отозван: запросы с ним больше не принимаются." \
         if request.query.get("revoked") else ""
-    return aiohttp_jinja2.render_template("integrations_tokens.html", request,
-                                          await _tokens_context(request, notice=notice))
+    return await _render(request, TOKENS, notice=notice)
 
 
 async def tokens_submit(request: web.Request) -> web.Response:
@@ -83,35 +131,23 @@ async def tokens_submit(request: web.Request) -> web.Response:
     form = await request.post()
     chosen = {str(v) for v in form.getall("scope", [])}
     name = str(form.get("name", ""))
-    try:
+
+    async def make(session: AsyncSession) -> dict[str, str]:
         user_id = _id(form, "user_id") if form.get("user_id") else 0
-        async with request.app[WRITER_SESSIONS]() as session, session.begin():
-            row, token = await create_token(session, name=name, user_id=user_id,
-                                            scopes=sorted(chosen), actor=admin)
-            created = {"name": row.name, "token": token}
-    except DomainError as exc:
-        return aiohttp_jinja2.render_template(
-            "integrations_tokens.html", request,
-            await _tokens_context(request, error=russian(exc), chosen=chosen,
-                                  form={"name": name, "user_id": str(form.get("user_id", ""))}),
-            status=http_status(exc))
-    response = aiohttp_jinja2.render_template(
-        "integrations_tokens.html", request, await _tokens_context(request, created=created))
-    response.headers["Cache-Control"] = "no-store"  # the token is in this answer only
-    return response
+        row, token = await create_token(session, name=name, user_id=user_id,
+                                        scopes=sorted(chosen), actor=admin)
+        return {"name": row.name, "token": token}
+    return await _create(request, TOKENS, make, chosen=chosen,
+                         form={"name": name, "user_id": str(form.get("user_id", ""))})
 
 
 async def tokens_revoke(request: web.Request) -> web.Response:
     admin = _admin(request)
     form = await request.post()
-    try:
-        async with request.app[WRITER_SESSIONS]() as session, session.begin():
-            await revoke_token(session, _id(form, "token_id"), actor=admin)
-    except DomainError as exc:
-        return aiohttp_jinja2.render_template(
-            "integrations_tokens.html", request,
-            await _tokens_context(request, error=russian(exc)), status=http_status(exc))
-    raise web.HTTPSeeOther("/admin/tokens?revoked=1")
+
+    async def revoke(session: AsyncSession) -> None:
+        await revoke_token(session, _id(form, "token_id"), actor=admin)
+    return await _write(request, TOKENS, revoke, "/admin/tokens?revoked=1")
 
 
 # -- webhook endpoints ------------------------------------------------------------------------
@@ -124,12 +160,14 @@ async def _webhooks_context(request: web.Request, **extra: Any) -> dict[str, Any
             "notice": "", "error": "", "form": {}, "chosen": set(), **extra}
 
 
+WEBHOOKS: Page = ("integrations_webhooks.html", _webhooks_context)
+
+
 async def webhooks_page(request: web.Request) -> web.Response:
     _admin(request)
     notice = {"on": "Получатель включён.", "off": "Получатель выключен: новые события ему "
               "не отправляются."}.get(request.query.get("saved", ""), "")
-    return aiohttp_jinja2.render_template("integrations_webhooks.html", request,
-                                          await _webhooks_context(request, notice=notice))
+    return await _render(request, WEBHOOKS, notice=notice)
 
 
 async def webhooks_submit(request: web.Request) -> web.Response:
@@ -137,35 +175,25 @@ async def webhooks_submit(request: web.Request) -> web.Response:
     form = await request.post()
     chosen = {str(v) for v in form.getall("event", [])}
     name, url = str(form.get("name", "")), str(form.get("url", ""))
-    try:
-        async with request.app[WRITER_SESSIONS]() as session, session.begin():
-            row = await create_endpoint(
-                session, name=name, url=url, events=sorted(chosen), actor=admin,
-                allow_private=request.app[SETTINGS].webhooks_allow_private)
-            created = {"name": row.name, "secret": row.secret}
-    except DomainError as exc:
-        return aiohttp_jinja2.render_template(
-            "integrations_webhooks.html", request,
-            await _webhooks_context(request, error=russian(exc), chosen=chosen,
-                                    form={"name": name, "url": url}), status=http_status(exc))
-    response = aiohttp_jinja2.render_template(
-        "integrations_webhooks.html", request, await _webhooks_context(request, created=created))
-    response.headers["Cache-Control"] = "no-store"  # the secret is in this answer only
-    return response
+
+    async def make(session: AsyncSession) -> dict[str, str]:
+        row = await create_endpoint(
+            session, name=name, url=url, events=sorted(chosen), actor=admin,
+            allow_private=request.app[SETTINGS].webhooks_allow_private)
+        return {"name": row.name, "secret": row.secret}
+    return await _create(request, WEBHOOKS, make, chosen=chosen,
+                         form={"name": name, "url": url})
 
 
 async def webhooks_active(request: web.Request) -> web.Response:
     admin = _admin(request)
     form = await request.post()
     active = form.get("active") == "1"
-    try:
-        async with request.app[WRITER_SESSIONS]() as session, session.begin():
-            await set_endpoint_active(session, _id(form, "endpoint_id"), active, actor=admin)
-    except DomainError as exc:
-        return aiohttp_jinja2.render_template(
-            "integrations_webhooks.html", request,
-            await _webhooks_context(request, error=russian(exc)), status=http_status(exc))
-    raise web.HTTPSeeOther("/admin/webhooks?saved=" + ("on" if active else "off"))
+
+    async def switch(session: AsyncSession) -> None:
+        await set_endpoint_active(session, _id(form, "endpoint_id"), active, actor=admin)
+    return await _write(request, WEBHOOKS, switch,
+                        "/admin/webhooks?saved=" + ("on" if active else "off"))
 
 
 # -- the delivery log -------------------------------------------------------------------------
@@ -194,25 +222,23 @@ async def _deliveries_context(request: web.Request, **extra: Any) -> dict[str, A
             "max_attempts": MAX_ATTEMPTS, "notice": "", "error": "", **extra}
 
 
+DELIVERIES: Page = ("integrations_deliveries.html", _deliveries_context)
+
+
 async def deliveries_page(request: web.Request) -> web.Response:
     _admin(request)
     notice = "Отправка поставлена в очередь: уйдёт в ближайшие секунды." \
         if request.query.get("resent") else ""
-    return aiohttp_jinja2.render_template("integrations_deliveries.html", request,
-                                          await _deliveries_context(request, notice=notice))
+    return await _render(request, DELIVERIES, notice=notice)
 
 
 async def deliveries_resend(request: web.Request) -> web.Response:
     admin = _admin(request)
     form = await request.post()
-    try:
-        async with request.app[WRITER_SESSIONS]() as session, session.begin():
-            await resend(session, _id(form, "delivery"), actor=admin)
-    except DomainError as exc:
-        return aiohttp_jinja2.render_template(
-            "integrations_deliveries.html", request,
-            await _deliveries_context(request, error=russian(exc)), status=http_status(exc))
-    raise web.HTTPSeeOther("/admin/webhooks/deliveries?resent=1")
+
+    async def send_again(session: AsyncSession) -> None:
+        await resend(session, _id(form, "delivery"), actor=admin)
+    return await _write(request, DELIVERIES, send_again, "/admin/webhooks/deliveries?resent=1")
 
 
 def add_routes(router: web.UrlDispatcher) -> None:
