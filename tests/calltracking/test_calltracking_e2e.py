@@ -34,10 +34,10 @@ from tests.support.browser import (
     CHROMIUM_ARGS,
     DESKTOP,
     PASSWORD,
-    free_port,
     screenshot,
     seed_world,
     serve_app,
+    serve_page,
 )
 from tests.support.live import exported_calls
 
@@ -60,25 +60,9 @@ SITE_PAGE = """<!doctype html>
 """
 
 
-@contextlib.asynccontextmanager
-async def customer_site(crm: str) -> AsyncIterator[tuple[str, str]]:
+def customer_site(crm: str) -> contextlib.AbstractAsyncContextManager[tuple[str, str]]:
     """The customer's website on its own loopback port; yields its base URL and host."""
-    port = free_port()
-    host = f"127.0.0.1:{port}"
-
-    async def index(request: web.Request) -> web.Response:
-        return web.Response(text=SITE_PAGE.format(crm=crm, host=host), content_type="text/html")
-
-    app = web.Application()
-    app.router.add_get("/", index)
-    app.router.add_get("/price", index)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
-        yield f"http://{host}", host
-    finally:
-        await runner.cleanup()
+    return serve_page(SITE_PAGE, crm, ("/", "/price"))
 
 
 @contextlib.asynccontextmanager

@@ -10,18 +10,14 @@ Screenshot: tests/artifacts/calltracking-snippet-{desktop,phone}.png.
 
 from __future__ import annotations
 
-import contextlib
 import re
-from collections.abc import AsyncIterator
 from pathlib import Path
-
-from aiohttp import web
 
 from crm_core.calltracking.services import SiteOptions, add_pool_numbers, save_site
 from crm_core.db import create_engine, session_factory
 from telecrm.settings import Settings
 from tests.calltracking.test_calltracking_e2e import browser
-from tests.support.browser import chromium, free_port, screenshot, seed_world, serve_app
+from tests.support.browser import chromium, screenshot, seed_world, serve_app, serve_page
 
 POOL = ["+74951110061", "+74951110062"]
 PAGE = """<!doctype html>
@@ -43,25 +39,6 @@ PAGE = """<!doctype html>
 """
 
 
-@contextlib.asynccontextmanager
-async def site(crm: str) -> AsyncIterator[tuple[str, str]]:
-    port = free_port()
-    host = f"127.0.0.1:{port}"
-
-    async def index(request: web.Request) -> web.Response:
-        return web.Response(text=PAGE.format(crm=crm, host=host), content_type="text/html")
-
-    app = web.Application()
-    app.router.add_get("/", index)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
-        yield f"http://{host}", host
-    finally:
-        await runner.cleanup()
-
-
 def national(text: str) -> str:
     return re.sub(r"\D", "", text)[1:]
 
@@ -72,7 +49,7 @@ async def test_snippet_swaps_every_form_keeps_the_number_and_skips_bots(tmp_path
     await seed_world(db, tmp_path / "recordings")
     settings = Settings(data_dir=tmp_path, database_url=db,
                         recordings_source=tmp_path / "recordings")
-    async with serve_app(settings) as (_, crm), site(crm) as (base, host):
+    async with serve_app(settings) as (_, crm), serve_page(PAGE, crm) as (base, host):
         engine = create_engine(db)
         try:
             async with session_factory(engine)() as session, session.begin():

@@ -12,13 +12,10 @@ Screenshot: tests/artifacts/leads-callback-widget-{desktop,phone}.png.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
 from sqlalchemy import select
 
 from crm_core.calls.models import Call, CallLeg
@@ -31,7 +28,7 @@ from crm_core.people.models import User
 from telecrm.settings import Settings
 from telecrm.web.keys import LISTENER
 from tests.calltracking.test_ct_api import Client as ApiClient
-from tests.support.browser import chromium, free_port, screenshot, seed_world, serve_app
+from tests.support.browser import chromium, screenshot, seed_world, serve_app, serve_page
 
 pytestmark = pytest.mark.asterisk
 
@@ -51,25 +48,6 @@ PAGE = """<!doctype html>
 </form>
 </body></html>
 """
-
-
-@contextlib.asynccontextmanager
-async def shop(crm: str) -> AsyncIterator[tuple[str, str]]:
-    port = free_port()
-    host = f"127.0.0.1:{port}"
-
-    async def index(request: web.Request) -> web.Response:
-        return web.Response(text=PAGE.format(crm=crm, host=host), content_type="text/html")
-
-    app = web.Application()
-    app.router.add_get("/", index)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
-        yield f"http://{host}", host
-    finally:
-        await runner.cleanup()
 
 
 async def connected_lead(db: str, timeout: float = 60.0) -> CtLead:
@@ -100,8 +78,9 @@ async def test_a_callback_rings_a_manager_then_the_visitor_with_the_visit_source
                         # the real clock: any day, any hour is a working one for this test
                         ct_callback_hours="00:00-24:00", ct_callback_days="1-7")
     started = utcnow()
-    async with serve_app(settings, with_listener=True) as (app, crm), shop(crm) as (base, host), \
-            sandbox.phones() as phones, chromium() as browser:
+    async with serve_app(settings, with_listener=True) as (app, crm), \
+            serve_page(PAGE, crm) as (base, host), sandbox.phones() as phones, \
+            chromium() as browser:
         engine = create_engine(db)
         try:
             async with session_factory(engine, writer=True)() as session, session.begin():

@@ -2,7 +2,8 @@
 
 ``seed_world`` writes a small sales floor: two teams, a user of every role, three
 clients and a few calls (with a recording file), so role tests can check who sees
-what. ``serve_app`` runs the real app factory on a free loopback port.
+what. ``serve_app`` runs the real app factory on a free loopback port;
+``serve_page`` serves a customer's site page (one carrying ``ct.js``) on another.
 ``chromium`` starts Debian's Chromium through Playwright (never ``playwright
 install``) with a fresh profile.
 """
@@ -16,7 +17,7 @@ import os
 import shutil
 import socket
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -93,6 +94,33 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+@contextlib.asynccontextmanager
+async def serve_page(page: str, crm: str, paths: Sequence[str] = ("/",)
+                     ) -> AsyncIterator[tuple[str, str]]:
+    """A customer's website on its own loopback port, for the call-tracking browser tests.
+
+    ``page`` is the HTML served at each of ``paths``, formatted with ``crm`` (the CRM's base
+    URL, for the ``ct.js`` tag) and ``host`` (the site's own host:port, the snippet's
+    ``site``). Yields the site's base URL and host.
+    """
+    port = free_port()
+    host = f"127.0.0.1:{port}"
+
+    async def index(request: web.Request) -> web.Response:
+        return web.Response(text=page.format(crm=crm, host=host), content_type="text/html")
+
+    app = web.Application()
+    for path in paths:
+        app.router.add_get(path, index)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield f"http://{host}", host
+    finally:
+        await runner.cleanup()
 
 
 def _leg(uid: str, ext: str | None, role: str, start: datetime, talk: float,
