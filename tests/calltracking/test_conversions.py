@@ -5,8 +5,10 @@ upload client against the local stand-in of both APIs: delivered once, retried o
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -18,7 +20,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_core.audit import AuditLog
 from crm_core.calls.services import record_call
-from crm_core.calls.snapshot import CallData, LegData
 from crm_core.calltracking.ad_models import (
     AdConversion,
     ConversionGoal,
@@ -58,6 +59,7 @@ from telecrm.calltracking.conversion_upload import send_all
 from telecrm.messages import russian
 from telecrm.settings import Settings
 from telecrm.wiring import call_hooks
+from tests.calltracking.sites import inbound
 from tests.support.ad_systems_standin import (
     DEVELOPER_TOKEN,
     GOOGLE_TOKEN,
@@ -91,16 +93,8 @@ async def _visit(session: AsyncSession, leases: MemoryLeaseStore, token: str, at
 
 async def _call(session: AsyncSession, linkedid: str, did: str, caller: str, at: datetime, *,
                 talk: float = 90.0, answered: bool = True) -> int:
-    end = at + timedelta(seconds=5 + talk)
-    data = CallData(
-        linkedid=linkedid, direction="inbound", status="answered" if answered else "missed",
-        client_number=caller, did=did, started_at=at,
-        answered_at=at + timedelta(seconds=5) if answered else None, ended_at=end,
-        ring_seconds=5.0, talk_seconds=talk if answered else 0.0, transferred=False,
-        managers=(), recordings=(),
-        legs=(LegData(f"{linkedid}-c", "PJSIP/carrier-1", "client", None, at,
-                      at if answered else None, end, talk if answered else 0.0),))
-    call = await record_call(session, data, hooks=HOOKS)
+    call = await record_call(session, inbound(linkedid, did, caller, at, talk=talk,
+                                              answered=answered), hooks=HOOKS)
     return call.id
 
 
@@ -228,18 +222,29 @@ async def _accounts(sessions: async_sessionmaker[AsyncSession]) -> None:
             call_name="Звонок", token=GOOGLE_TOKEN, developer_token=DEVELOPER_TOKEN))
 
 
-async def _states(session: AsyncSession) -> dict[tuple[str, str, int], str]:
-    return {(r.system, r.goal, r.object_id): r.status
-            for r in await session.scalars(select(AdConversion))}
-
-
-async def test_delivered_once_retried_and_logged(db_url: str) -> None:
+@contextlib.asynccontextmanager
+async def ready_world(db_url: str) -> AsyncIterator[
+        tuple[async_sessionmaker[AsyncSession], dict[str, int]]]:
+    """The tracked calls of :func:`world` and both ad accounts, for a delivery test: yields
+    the sessions and the ids ``world`` returned."""
     engine = create_engine(db_url)
     sessions = session_factory(engine)
     try:
         async with sessions() as session:
             ids = await world(session)
         await _accounts(sessions)
+        yield sessions, ids
+    finally:
+        await engine.dispose()
+
+
+async def _states(session: AsyncSession) -> dict[tuple[str, str, int], str]:
+    return {(r.system, r.goal, r.object_id): r.status
+            for r in await session.scalars(select(AdConversion))}
+
+
+async def test_delivered_once_retried_and_logged(db_url: str) -> None:
+    async with ready_world(db_url) as (sessions, ids):
         async with ad_systems_standin() as standin:
             standin.fail_next(2, 503)
             standin.fail_next(1, 429)
@@ -272,17 +277,10 @@ async def test_delivered_once_retried_and_logged(db_url: str) -> None:
                 ("metrica", "call", 3, False, 429), ("metrica", "call", 4, True, 200),
                 ("metrica", "deal", 1, True, 200), ("google_ads", "call", 1, True, 200)]
             assert log[3].upload_id == "1"
-    finally:
-        await engine.dispose()
 
 
 async def test_failures_wait_refusals_stay(db_url: str) -> None:
-    engine = create_engine(db_url)
-    sessions = session_factory(engine)
-    try:
-        async with sessions() as session:
-            ids = await world(session)
-        await _accounts(sessions)
+    async with ready_world(db_url) as (sessions, ids):
         async with ad_systems_standin() as standin:
             standin.fail_next(8, 500)  # both Metrica goals fail all four attempts
             result = await send_all(sessions, _settings(standin.base))
@@ -317,8 +315,6 @@ async def test_failures_wait_refusals_stay(db_url: str) -> None:
             assert (await _states(session))[("google_ads", "call", ids["google"])] == "rejected"
             count = await session.scalar(select(func.count()).select_from(ConversionUpload))
             assert count and count >= 4
-    finally:
-        await engine.dispose()
 
 
 def test_google_partial_failure_is_a_refusal_of_that_conversion() -> None:

@@ -16,11 +16,11 @@ from pathlib import Path
 import aiohttp
 import pytest
 from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.calls.services import record_call
 from crm_core.calls.snapshot import CallData, LegData
 from crm_core.calltracking.conversions import METRICA_CALL_COLUMNS, AccountForm, save_account
-from crm_core.calltracking.services import SiteOptions, add_pool_numbers, save_site
 from crm_core.db import create_engine, session_factory
 from crm_core.timestamps import utcnow
 from telecrm.calltracking.conversion_upload import send_all
@@ -28,14 +28,12 @@ from telecrm.calltracking.public import CT
 from telecrm.settings import Settings
 from telecrm.web.keys import SETTINGS, WRITER_SESSIONS
 from telecrm.wiring import call_hooks
+from tests.calltracking.sites import BROWSER, HOST, ORIGIN, seeded_site, signed_in
 from tests.support.ad_systems_standin import METRICA_TOKEN, StandIn, ad_systems_standin
-from tests.support.browser import PASSWORD, seed_world, serve_app
+from tests.support.browser import serve_app
 
 HOOKS = call_hooks()
-HOST = "shop.example"
-ORIGIN = "https://shop.example"
 POOL = ["+74951110041", "+74951110042"]
-BROWSER = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/120.0 Safari/537.36"
 YCLID = "4218765432109876543"
 YM_UID = "1701234567890123456"
 
@@ -44,19 +42,10 @@ Served = tuple[str, str, web.Application, StandIn]
 
 @pytest.fixture
 async def served(tmp_path: Path) -> AsyncIterator[Served]:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'crm.sqlite3'}"
-    await seed_world(url, tmp_path / "recordings")
-    engine = create_engine(url)
-    try:
-        async with session_factory(engine)() as session, session.begin():
-            await save_site(session, HOST, SiteOptions(default_numbers=["+74951110001"],
-                                                       origins=[ORIGIN]))
-            await add_pool_numbers(session, HOST, POOL)
-            await save_account(session, "metrica", AccountForm(
-                enabled=True, account_id="44556677", call_goal="Звонок",
-                token=METRICA_TOKEN))
-    finally:
-        await engine.dispose()
+    async def metrica(session: AsyncSession) -> None:
+        await save_account(session, "metrica", AccountForm(
+            enabled=True, account_id="44556677", call_goal="Звонок", token=METRICA_TOKEN))
+    url = await seeded_site(tmp_path, POOL, more=metrica)
     async with ad_systems_standin() as standin:
         settings = Settings(data_dir=tmp_path, database_url=url,
                             recordings_source=tmp_path / "recordings",
@@ -64,14 +53,6 @@ async def served(tmp_path: Path) -> AsyncIterator[Served]:
                             google_ads_api_url=standin.base, conversions_retry_ms=10)
         async with serve_app(settings) as (app, base):
             yield base, url, app, standin
-
-
-async def signed_in(base: str, username: str) -> aiohttp.ClientSession:
-    http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
-    async with http.post(f"{base}/api/login",
-                         json={"username": username, "password": PASSWORD}) as response:
-        assert response.status == 200
-    return http
 
 
 async def tracked_call(base: str, url: str, app: web.Application) -> int:

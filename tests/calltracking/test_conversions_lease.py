@@ -18,9 +18,8 @@ from sqlalchemy import select
 from crm_core.calltracking.ad_models import AdConversion, ConversionGoal, ConversionSystem
 from crm_core.calltracking.conversions import CLAIM_LEASE, claim, due
 from crm_core.clock import utcnow
-from crm_core.db import create_engine, session_factory
 from telecrm.calltracking.conversion_upload import send_all
-from tests.calltracking.test_conversions import _accounts, _settings, world
+from tests.calltracking.test_conversions import _settings, ready_world
 from tests.support.ad_systems_standin import ad_systems_standin
 from tests.support.clock import pinned_clock
 from tests.support.db_fixtures import db_url_fixture  # noqa: F401
@@ -31,12 +30,7 @@ NOTHING = {"sent": 0, "failed": 0, "rejected": 0}
 
 
 async def test_a_dead_rounds_claims_are_due_again_after_the_lease(db_url: str) -> None:
-    engine = create_engine(db_url)
-    sessions = session_factory(engine)
-    try:
-        async with sessions() as session:
-            ids = await world(session)
-        await _accounts(sessions)
+    async with ready_world(db_url) as (sessions, ids):
         # the round that dies: it claims everything, then its process is gone
         claimed_at = utcnow()
         async with sessions() as session, session.begin():
@@ -76,8 +70,6 @@ async def test_a_dead_rounds_claims_are_due_again_after_the_lease(db_url: str) -
             ("google_ads", "call", ids["google"]): ("sent", 2)}
         assert all(r.next_attempt_at is None and _at(r.sent_at) >= later
                    for r in rows.values())
-    finally:
-        await engine.dispose()
 
 
 def _at(moment: datetime | None) -> datetime:

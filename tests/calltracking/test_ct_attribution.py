@@ -36,6 +36,7 @@ from crm_core.calltracking.services import (
 )
 from telecrm.calltracking.lease_store import RedisLeaseStore
 from telecrm.wiring import call_hooks
+from tests.calltracking.sites import inbound
 from tests.support.db_fixtures import db_session_fixture  # noqa: F401
 
 HOOKS = call_hooks()  # what the product does with each written call
@@ -69,17 +70,8 @@ class World:
     async def call(self, did: str, caller: str, at: float, *, talk: float = 90.0,
                    answered: bool = True) -> dict[str, Any]:
         self.calls += 1
-        start = T0 + timedelta(seconds=at)
-        end = start + timedelta(seconds=5 + talk)
-        linkedid = f"ct-{self.calls}"
-        data = CallData(
-            linkedid=linkedid, direction="inbound", status="answered" if answered else "missed",
-            client_number=caller, did=did, started_at=start,
-            answered_at=start + timedelta(seconds=5) if answered else None, ended_at=end,
-            ring_seconds=5.0, talk_seconds=talk if answered else 0.0, transferred=False,
-            managers=(), recordings=(),
-            legs=(LegData(f"{linkedid}-c", "PJSIP/carrier-1", "client", None, start,
-                          start if answered else None, end, talk if answered else 0.0),))
+        data = inbound(f"ct-{self.calls}", did, caller, T0 + timedelta(seconds=at), talk=talk,
+                       answered=answered)
         call = await record_call(self.session, data, hooks=HOOKS)
         await self.session.commit()
         body = await get_call(self.session, call.id, HOOKS)

@@ -8,12 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from crm_core.calltracking.services import SiteOptions, add_pool_numbers, save_site
-from crm_core.db import create_engine, session_factory
 from telecrm.settings import Settings
-from tests.calltracking.test_ct_web import HOST, ORIGIN, visit
+from tests.calltracking.sites import seeded_site
 from tests.calltracking.test_ct_web import post as post_visit
-from tests.support.browser import seed_world, serve_app
+from tests.calltracking.test_ct_web import visit
+from tests.support.browser import serve_app
 
 pytestmark = pytest.mark.calendar  # visits dated today
 
@@ -22,16 +21,7 @@ POOL = [f"+7495111002{n}" for n in range(8)]
 
 @pytest.fixture
 async def two_processes(tmp_path: Path, redis_url: str) -> AsyncIterator[tuple[str, str]]:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'crm.sqlite3'}"
-    await seed_world(url, tmp_path / "recordings")
-    engine = create_engine(url)
-    try:
-        async with session_factory(engine)() as session, session.begin():
-            await save_site(session, HOST, SiteOptions(default_numbers=["+74951110001"],
-                                                       origins=[ORIGIN]))
-            await add_pool_numbers(session, HOST, POOL)
-    finally:
-        await engine.dispose()
+    url = await seeded_site(tmp_path, POOL)
     settings = Settings(data_dir=tmp_path, database_url=url, redis_url=redis_url,
                         recordings_source=tmp_path / "recordings", trusted_proxies="127.0.0.1",
                         ct_rate_per_minute=6, ct_new_visits_per_minute=4)

@@ -14,25 +14,24 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.calls.services import record_call
 from crm_core.calls.snapshot import CallData, LegData
-from crm_core.calltracking.services import SiteOptions, add_pool_numbers, add_static, save_site
+from crm_core.calltracking.services import add_static
 from crm_core.db import create_engine, session_factory
 from crm_core.timestamps import utcnow
 from telecrm.calltracking.public import CT
 from telecrm.settings import Settings
 from telecrm.wiring import call_hooks
-from tests.support.browser import PASSWORD, seed_world, serve_app
+from tests.calltracking.sites import BROWSER, HOST, ORIGIN, seeded_site, signed_in
+from tests.support.browser import serve_app
 from tests.support.redis_fixtures import redis_server_fixture, redis_url_fixture  # noqa: F401
 
 pytestmark = pytest.mark.calendar  # dates relative to today: make test-calendar
 
 HOOKS = call_hooks()  # what the product does with each written call
 
-HOST = "shop.example"
-ORIGIN = "https://shop.example"
-BROWSER = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/120.0 Safari/537.36"
 POOL = ["+74951110011", "+74951110012"]
 VISITORS: list[str] = []
 Served = tuple[str, str, web.Application]  # CRM base URL, database URL, the app
@@ -40,17 +39,9 @@ Served = tuple[str, str, web.Application]  # CRM base URL, database URL, the app
 
 @pytest.fixture
 async def served(tmp_path: Path) -> AsyncIterator[Served]:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'crm.sqlite3'}"
-    await seed_world(url, tmp_path / "recordings")
-    engine = create_engine(url)
-    try:
-        async with session_factory(engine)() as session, session.begin():
-            await save_site(session, HOST, SiteOptions(default_numbers=["+7 495 111-00-01"],
-                                                       origins=[ORIGIN]))
-            await add_pool_numbers(session, HOST, POOL)
-            await add_static(session, "+74951110005", "Радио", cost_per_month=10000)
-    finally:
-        await engine.dispose()
+    async def static(session: AsyncSession) -> None:
+        await add_static(session, "+74951110005", "Радио", cost_per_month=10000)
+    url = await seeded_site(tmp_path, POOL, default="+7 495 111-00-01", more=static)
     settings = Settings(data_dir=tmp_path, database_url=url, ct_rate_per_minute=40,
                         recordings_source=tmp_path / "recordings", trusted_proxies="127.0.0.1")
     async with serve_app(settings) as (app, base):
@@ -165,14 +156,6 @@ async def test_size_origin_and_rate_limits(served: Served) -> None:
     assert statuses[-1] == 429
 
 
-async def signed_in(base: str, username: str) -> aiohttp.ClientSession:
-    http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
-    async with http.post(f"{base}/api/login",
-                         json={"username": username, "password": PASSWORD}) as response:
-        assert response.status == 200
-    return http
-
-
 async def test_marketer_sees_the_report_managers_do_not(served: Served) -> None:
     base, url, app = served
     _, leased, _ = await post(base, visit())
@@ -226,14 +209,9 @@ async def test_with_redis_leases_and_the_history_process(tmp_path: Path, redis_u
 
     from crm_core.calltracking.models import CtLease, CtVisit
 
-    url = f"sqlite+aiosqlite:///{tmp_path / 'crm.sqlite3'}"
-    await seed_world(url, tmp_path / "recordings")
+    url = await seeded_site(tmp_path, POOL)
     engine = create_engine(url)
     try:
-        async with session_factory(engine)() as session, session.begin():
-            await save_site(session, HOST, SiteOptions(default_numbers=["+74951110001"],
-                                                       origins=[ORIGIN]))
-            await add_pool_numbers(session, HOST, POOL)
         settings = Settings(data_dir=tmp_path, database_url=url, redis_url=redis_url,
                             recordings_source=tmp_path / "recordings",
                             trusted_proxies="127.0.0.1")
