@@ -29,10 +29,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
 from crm_core.audit import write_audit
-from crm_core.errors import DomainError, NotAllowedError, NotFoundError
+from crm_core.errors import DomainError, NotFoundError
+from crm_core.integrations.admin import admin_only
 from crm_core.integrations.models import DeliveryState, WebhookDelivery
 from crm_core.integrations.webhooks import EVENTS, listening
-from crm_core.people.models import Role, User
+from crm_core.people.models import User
 from crm_core.timestamps import isoformat, utcnow
 
 # Waits after the 1st, 2nd... failed attempt; after the last, the delivery has failed.
@@ -149,8 +150,7 @@ async def record_attempt(session: AsyncSession, delivery_id: int, outcome: Outco
 async def resend(session: AsyncSession, row_id: int, *, actor: User | None) -> WebhookDelivery:
     """«Отправить снова»: the same delivery (same id, same body) due at once, its retries
     counted afresh. Audited."""
-    if actor is not None and actor.role != Role.ADMIN:
-        raise NotAllowedError("integrations.admin_only", "only an admin manages integrations")
+    admin_only(actor)
     row = await session.get(WebhookDelivery, row_id)
     if row is None:
         raise NotFoundError("integrations.delivery_not_found", "no such delivery")

@@ -16,10 +16,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
 from crm_core.audit import ACTION_CREATE, write_audit
-from crm_core.errors import DomainError, NotAllowedError, NotFoundError
+from crm_core.errors import DomainError, NotFoundError
+from crm_core.integrations.admin import admin_only, clean_name
 from crm_core.integrations.models import ApiToken
 from crm_core.integrations.scopes import normalize_scopes
-from crm_core.people.models import Role, User
+from crm_core.people.models import User
 from crm_core.timestamps import utcnow
 
 TOKEN_PREFIX = "tcrm_"
@@ -33,21 +34,12 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def _admin(actor: User | None) -> None:
-    if actor is not None and actor.role != Role.ADMIN:
-        raise NotAllowedError("integrations.admin_only", "only an admin manages integrations")
-
-
 async def create_token(session: AsyncSession, *, name: str, user_id: int,
                        scopes: list[str], actor: User | None) -> tuple[ApiToken, str]:
     """A new token for ``user_id``; returns the row and the token, which only this caller
     ever sees. The caller commits."""
-    _admin(actor)
-    name = " ".join(name.split())
-    if not name:
-        raise DomainError("integrations.name_missing", "the name is required")
-    if len(name) > 200:
-        raise DomainError("request.too_long", "name too long", name="name", max=200)
+    admin_only(actor)
+    name = clean_name(name)
     user = await session.get(User, user_id)
     if user is None or not user.active:
         raise DomainError("integrations.token_user_unknown", "no such active user")
@@ -68,7 +60,7 @@ async def create_token(session: AsyncSession, *, name: str, user_id: int,
 
 async def revoke_token(session: AsyncSession, token_id: int, *, actor: User | None) -> ApiToken:
     """Revoke a token for good (a revoked one stays listed, as revoked). Audited."""
-    _admin(actor)
+    admin_only(actor)
     row = await session.get(ApiToken, token_id)
     if row is None:
         raise NotFoundError("integrations.token_not_found", "no such token")

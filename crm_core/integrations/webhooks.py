@@ -18,9 +18,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.audit import ACTION_CREATE, ACTION_UPDATE, write_audit
-from crm_core.errors import DomainError, NotAllowedError, NotFoundError
+from crm_core.errors import DomainError, NotFoundError
+from crm_core.integrations.admin import admin_only, clean_name
 from crm_core.integrations.models import WebhookEndpoint
-from crm_core.people.models import Role, User
+from crm_core.people.models import User
 
 # event -> what the admin's page and the delivery log call it
 EVENTS: dict[str, str] = {
@@ -78,11 +79,6 @@ def check_url(url: str, *, allow_private: bool) -> str:
     return url
 
 
-def _admin(actor: User | None) -> None:
-    if actor is not None and actor.role != Role.ADMIN:
-        raise NotAllowedError("integrations.admin_only", "only an admin manages integrations")
-
-
 def _events(events: list[str]) -> list[str]:
     chosen = [e for e in EVENTS if e in set(events)]
     unknown = set(events) - set(EVENTS)
@@ -103,12 +99,8 @@ async def create_endpoint(session: AsyncSession, *, name: str, url: str, events:
                           ) -> WebhookEndpoint:
     """Register an endpoint with a new secret (``endpoint.secret``, to show once). Audited
     (without the secret). The caller commits."""
-    _admin(actor)
-    name = " ".join(name.split())
-    if not name:
-        raise DomainError("integrations.name_missing", "the name is required")
-    if len(name) > 200:
-        raise DomainError("request.too_long", "name too long", name="name", max=200)
+    admin_only(actor)
+    name = clean_name(name)
     row = WebhookEndpoint(name=name, url=check_url(url, allow_private=allow_private),
                           events=_events(events), secret=new_secret(), active=True,
                           created_by=actor.id if actor else None)
@@ -124,7 +116,7 @@ async def create_endpoint(session: AsyncSession, *, name: str, url: str, events:
 async def set_endpoint_active(session: AsyncSession, endpoint_id: int, active: bool, *,
                               actor: User | None) -> WebhookEndpoint:
     """Switch an endpoint on or off: off, it is queued no new events (queued ones wait)."""
-    _admin(actor)
+    admin_only(actor)
     row = await session.get(WebhookEndpoint, endpoint_id)
     if row is None:
         raise NotFoundError("integrations.endpoint_not_found", "no such endpoint")
