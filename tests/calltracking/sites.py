@@ -1,11 +1,10 @@
-"""What the call-tracking web tests share: the tracked site and a signed-in client.
+"""What the call-tracking tests share: the tracked site and a call to one of its numbers.
 
 ``seeded_site`` writes the small sales floor of :func:`tests.support.browser.seed_world`
 and the site ``HOST`` (visits allowed from ``ORIGIN``) with its pool of numbers, into a
 new SQLite database, and returns the database's URL; ``more`` may write the rest a test
-needs in the same transaction. ``signed_in`` is an HTTP client signed in as a seeded user.
-``inbound`` is the snapshot of a caller's call to a tracked number, as the call writer
-gets it from Asterisk.
+needs in the same transaction. ``inbound`` is the snapshot of a caller's call to a tracked
+number, as the call writer gets it from Asterisk.
 """
 
 from __future__ import annotations
@@ -14,13 +13,12 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 
-import aiohttp
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.calls.snapshot import CallData, LegData
 from crm_core.calltracking.services import SiteOptions, add_pool_numbers, save_site
 from crm_core.db import create_engine, session_factory
-from tests.support.browser import PASSWORD, seed_world
+from tests.support.browser import seed_world
 
 HOST = "shop.example"
 ORIGIN = "https://shop.example"
@@ -43,13 +41,6 @@ async def seeded_site(tmp_path: Path, pool: list[str], *, default: str = "+74951
         await engine.dispose()
     return url
 
-
-async def signed_in(base: str, username: str) -> aiohttp.ClientSession:
-    http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
-    async with http.post(f"{base}/api/login",
-                         json={"username": username, "password": PASSWORD}) as response:
-        assert response.status == 200
-    return http
 
 
 def inbound(linkedid: str, did: str, caller: str, start: datetime, *, talk: float = 90.0,

@@ -28,9 +28,9 @@ from telecrm.calltracking.public import CT
 from telecrm.settings import Settings
 from telecrm.web.keys import SETTINGS, WRITER_SESSIONS
 from telecrm.wiring import call_hooks
-from tests.calltracking.sites import BROWSER, HOST, ORIGIN, seeded_site, signed_in
+from tests.calltracking.sites import BROWSER, HOST, ORIGIN, seeded_site
 from tests.support.ad_systems_standin import METRICA_TOKEN, StandIn, ad_systems_standin
-from tests.support.browser import serve_app
+from tests.support.browser import serve_app, signed_in
 
 HOOKS = call_hooks()
 POOL = ["+74951110041", "+74951110042"]

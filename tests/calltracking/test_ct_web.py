@@ -24,8 +24,8 @@ from crm_core.timestamps import utcnow
 from telecrm.calltracking.public import CT
 from telecrm.settings import Settings
 from telecrm.wiring import call_hooks
-from tests.calltracking.sites import BROWSER, HOST, ORIGIN, seeded_site, signed_in
-from tests.support.browser import serve_app
+from tests.calltracking.sites import BROWSER, HOST, ORIGIN, seeded_site
+from tests.support.browser import serve_app, signed_in
 from tests.support.redis_fixtures import redis_server_fixture, redis_url_fixture  # noqa: F401
 
 pytestmark = pytest.mark.calendar  # dates relative to today: make test-calendar

@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 from sqlalchemy import update
 
@@ -19,7 +18,7 @@ from crm_core.people.models import User
 from telecrm.passwords import hash_password
 from telecrm.settings import Settings
 from tests.sales.test_sales_reports import _seed
-from tests.support.browser import PASSWORD, chromium, screenshot, serve_app
+from tests.support.browser import PASSWORD, chromium, screenshot, serve_app, signed_in
 
 PERIOD = "from=2026-11-01&to=2026-11-30"
 
@@ -40,16 +39,8 @@ async def served(tmp_path: Path) -> AsyncIterator[str]:
         yield base
 
 
-async def _signed_in(base: str, username: str) -> aiohttp.ClientSession:
-    http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
-    async with http.post(f"{base}/api/login",
-                         json={"username": username, "password": PASSWORD}) as response:
-        assert response.status == 200
-    return http
-
-
 async def test_report_api_json_csv_and_roles(served: str) -> None:
-    sessions = {name: await _signed_in(served, name) for name in ("ivan", "boss", "mkt")}
+    sessions = {name: await signed_in(served, name) for name in ("ivan", "boss", "mkt")}
     try:
         async with sessions["ivan"].get(
                 f"{served}/api/reports/contact-frequency?{PERIOD}") as response:

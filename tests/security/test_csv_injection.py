@@ -35,7 +35,7 @@ from telecrm.calltracking.public import CT
 from telecrm.csv_safety import inert
 from telecrm.settings import Settings
 from telecrm.wiring import call_hooks
-from tests.support.browser import PASSWORD, seed_world, serve_app
+from tests.support.browser import seed_world, serve_app, signed_in
 from tests.support.live import telecrm
 
 pytestmark = pytest.mark.calendar  # dates relative to today: make test-calendar
@@ -87,14 +87,6 @@ async def served(tmp_path: Path) -> AsyncIterator[tuple[str, str, web.Applicatio
                         recordings_source=tmp_path / "recordings")
     async with serve_app(settings) as (app, base):
         yield base, url, app
-
-
-async def signed_in(base: str, username: str) -> aiohttp.ClientSession:
-    http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
-    async with http.post(f"{base}/api/login",
-                         json={"username": username, "password": PASSWORD}) as response:
-        assert response.status == 200
-    return http
 
 
 async def attack(base: str, url: str, app: web.Application) -> None:

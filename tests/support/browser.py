@@ -4,6 +4,7 @@
 clients and a few calls (with a recording file), so role tests can check who sees
 what. ``serve_app`` runs the real app factory on a free loopback port;
 ``serve_page`` serves a customer's site page (one carrying ``ct.js``) on another.
+``signed_in`` is an HTTP client signed in as a seeded user (no CSRF header).
 ``chromium`` starts Debian's Chromium through Playwright (never ``playwright
 install``) with a fresh profile.
 """
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import aiohttp
 from aiohttp import web
 
 from crm_core.calls.services import record_call
@@ -121,6 +123,15 @@ async def serve_page(page: str, crm: str, paths: Sequence[str] = ("/",)
         yield f"http://{host}", host
     finally:
         await runner.cleanup()
+
+
+async def signed_in(base: str, username: str) -> aiohttp.ClientSession:
+    """An HTTP client signed in as ``username`` (a seeded user, ``PASSWORD``)."""
+    http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+    async with http.post(f"{base}/api/login",
+                         json={"username": username, "password": PASSWORD}) as response:
+        assert response.status == 200
+    return http
 
 
 def _leg(uid: str, ext: str | None, role: str, start: datetime, talk: float,

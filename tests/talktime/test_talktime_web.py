@@ -16,7 +16,7 @@ from crm_core.db import create_engine, session_factory
 from crm_core.people.models import User
 from crm_core.talktime.metric import close_day
 from telecrm.settings import Settings
-from tests.support.browser import PASSWORD, World, seed_world, serve_app
+from tests.support.browser import World, seed_world, serve_app, signed_in
 
 pytestmark = pytest.mark.calendar  # dates relative to today: make test-calendar
 
@@ -33,14 +33,6 @@ async def served(tmp_path: Path) -> AsyncIterator[tuple[Any, str, World, str]]:
                         recordings_source=tmp_path / "recordings")
     async with serve_app(settings) as (app, base):
         yield app, base, world, url
-
-
-async def signed_in(base: str, username: str) -> aiohttp.ClientSession:
-    http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
-    async with http.post(f"{base}/api/login",
-                         json={"username": username, "password": PASSWORD}) as response:
-        assert response.status == 200
-    return http
 
 
 async def get(http: aiohttp.ClientSession, url: str) -> tuple[int, Any]:
