@@ -1,4 +1,5 @@
-"""What every ``telecrm`` command shares: the usage error, dates, the database, JSON out.
+"""What every ``telecrm`` command shares: the usage error, dates, the database, JSON and
+tables out.
 
 Feature commands (``telecrm.<feature>.cli``) import from here, never from ``cli``,
 so the root parser can import them without a cycle.
@@ -109,3 +110,22 @@ async def database(settings: Settings, *, writer: bool = True) -> AsyncIterator[
 def print_json(value: Any, *, indent: int | None = 2) -> None:
     """One JSON document on stdout, Cyrillic as is (dates and decimals as strings)."""
     sys.stdout.write(json.dumps(value, ensure_ascii=False, indent=indent, default=str) + "\n")
+
+
+def text_table(head: list[str], body: list[list[Any]]) -> str:
+    """A plain-text table a person reads in a terminal: each column as wide as its widest
+    cell, a rule under the head."""
+    widths = [max(len(str(line[i])) for line in [head, *body]) for i in range(len(head))]
+    lines = ["  ".join(str(cell).ljust(widths[i]) for i, cell in enumerate(line)).rstrip()
+             for line in [head, *body]]
+    return "\n".join([lines[0], "  ".join("-" * w for w in widths), *lines[1:]])
+
+
+def print_rows(rows: list[dict[str, Any]], output: str,
+               table: Callable[[list[dict[str, Any]]], str], empty: str) -> None:
+    """A listing command's answer: ``rows`` as JSON (``--format json``), else ``table(rows)``
+    or the sentence ``empty`` when there are none."""
+    if output == "json":
+        print_json(rows)
+    else:
+        print(table(rows) if rows else empty)

@@ -17,7 +17,7 @@ import sys
 from typing import Any
 
 from crm_core.integrations.scopes import ACCESS, FEATURES
-from telecrm.cli_support import UsageError, database, print_json
+from telecrm.cli_support import UsageError, database, print_rows, text_table
 from telecrm.messages import done
 from telecrm.settings import Settings
 
@@ -37,10 +37,7 @@ def _table(rows: list[dict[str, Any]]) -> str:
     body = [[r["id"], r["name"], r["prefix"] + "…", r["user"], " ".join(r["scopes"]),
              (r["last_used_at"] or "—")[:16].replace("T", " "),
              "отозван" if r["revoked_at"] else "действует"] for r in rows]
-    widths = [max(len(str(line[i])) for line in [head, *body]) for i in range(len(head))]
-    lines = ["  ".join(str(cell).ljust(widths[i]) for i, cell in enumerate(line)).rstrip()
-             for line in [head, *body]]
-    return "\n".join([lines[0], "  ".join("-" * w for w in widths), *lines[1:]])
+    return text_table(head, body)
 
 
 async def cmd_create(args: argparse.Namespace, settings: Settings) -> int:
@@ -68,10 +65,7 @@ async def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
     async with database(settings, writer=False) as sessions:
         async with sessions() as session:
             rows = [token_row(row) for row in await list_tokens(session)]
-    if args.format == "json":
-        print_json(rows)
-    else:
-        print(_table(rows) if rows else "Токенов нет.")
+    print_rows(rows, args.format, _table, "Токенов нет.")
     return 0
 
 

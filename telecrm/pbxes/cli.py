@@ -19,7 +19,7 @@ from crm_core.pbxes.services import (
     list_pbxes,
     set_pbx_enabled,
 )
-from telecrm.cli_support import database, print_json
+from telecrm.cli_support import database, print_json, text_table
 from telecrm.messages import done
 from telecrm.settings import Settings
 
@@ -41,10 +41,7 @@ def _table(rows: list[dict[str, Any]]) -> str:
     body = [[r["name"], f"{r['host']}:{r['port']}", r["user"],
              r["recordings_source"] or "как у основной",
              "включена" if r["enabled"] else "отключена"] for r in rows]
-    widths = [max(len(str(line[i])) for line in [head, *body]) for i in range(len(head))]
-    lines = ["  ".join(str(cell).ljust(widths[i]) for i, cell in enumerate(line)).rstrip()
-             for line in [head, *body]]
-    return "\n".join([lines[0], "  ".join("-" * w for w in widths), *lines[1:]])
+    return text_table(head, body)
 
 
 async def cmd_pbx_add(args: argparse.Namespace, settings: Settings) -> int:

@@ -23,7 +23,13 @@ from datetime import datetime, time
 from typing import TYPE_CHECKING, Any
 
 from crm_core.clients.phones import format_phone
-from telecrm.cli_support import UsageError, database, print_json, workday_timezone
+from telecrm.cli_support import (
+    UsageError,
+    database,
+    print_rows,
+    text_table,
+    workday_timezone,
+)
 from telecrm.settings import Settings
 
 if TYPE_CHECKING:
@@ -54,10 +60,7 @@ def _table(rows: list[dict[str, Any]]) -> str:
              ", ".join([*r["devices"], *(format_phone(m) for m in r["mobiles"])]) or "—",
              ("активен" if r["active"] else "отключён")
              + (", сменит пароль" if r["must_change_password"] else "")] for r in rows]
-    widths = [max(len(str(line[i])) for line in [head, *body]) for i in range(len(head))]
-    lines = ["  ".join(str(cell).ljust(widths[i]) for i, cell in enumerate(line)).rstrip()
-             for line in [head, *body]]
-    return "\n".join([lines[0], "  ".join("-" * w for w in widths), *lines[1:]])
+    return text_table(head, body)
 
 
 async def _announce_signed_out(settings: Settings, user_id: int) -> None:
@@ -82,10 +85,7 @@ async def cmd_users_list(args: argparse.Namespace, settings: Settings) -> int:
     async with database(settings, writer=False) as sessions:
         async with sessions() as session:
             rows = [user_row(u) for u in await list_users(session)]
-    if args.format == "json":
-        print_json(rows)
-    else:
-        print(_table(rows) if rows else "Пользователей нет.")
+    print_rows(rows, args.format, _table, "Пользователей нет.")
     return 0
 
 
