@@ -41,7 +41,7 @@ from crm_core.integrations.webhooks import (
 from crm_core.people.models import Role, User
 from telecrm.web.auth import api_user
 from telecrm.web.keys import SESSIONS, SETTINGS, WRITER_SESSIONS
-from telecrm.web.params import id_field, json_object, path_id, string_field
+from telecrm.web.params import id_field, json_object, path_id, string_field, string_list
 
 MAX_ITEMS = 100
 NO_STORE = {"Cache-Control": "no-store"}
@@ -62,16 +62,7 @@ def _fields(body: dict[str, Any], known: set[str]) -> None:
 
 
 def _strings(body: dict[str, Any], name: str) -> list[str]:
-    values = body.get(name)
-    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
-        raise DomainError("request.string_list", f"{name} must be a list of strings", name=name)
-    if len(values) > MAX_ITEMS:
-        raise DomainError("request.list_too_long", f"{name}: at most {MAX_ITEMS}", name=name,
-                          max=MAX_ITEMS)
-    if any(len(v) > 100 for v in values):
-        raise DomainError("request.too_long", f"{name}: a value is too long", name=name,
-                          max=100)
-    return values
+    return string_list(body, name, max_items=MAX_ITEMS, max_length=100)
 
 
 def _moment(value: Any) -> str | None:

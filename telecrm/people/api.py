@@ -41,7 +41,7 @@ from crm_core.people.models import Team, User
 from telecrm.passwords import hash_password
 from telecrm.web.auth import api_user
 from telecrm.web.keys import SESSIONS, SETTINGS, WRITER_SESSIONS
-from telecrm.web.params import id_field, json_object, path_id
+from telecrm.web.params import id_field, json_object, path_id, string_list
 from telecrm.web.sse import end_user_streams
 
 MAX_PHONES = 50  # as many as the admin page's lists take
@@ -114,15 +114,8 @@ def _phones(body: dict[str, Any], name: str) -> list[str]:
     values = body.get(name)
     if values is None:
         return []
-    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
-        raise DomainError("request.phone_list", f"{name} must be a list of strings", name=name)
-    if len(values) > MAX_PHONES:
-        raise DomainError("request.list_too_long", f"{name}: at most {MAX_PHONES}", name=name,
-                          max=MAX_PHONES)
-    if any(len(v) > 120 for v in values):
-        raise DomainError("request.too_long", f"{name}: a value is too long", name=name,
-                          max=120)
-    return [_clean(v, name) for v in values]
+    return [_clean(v, name) for v in string_list(body, name, max_items=MAX_PHONES,
+                                                  max_length=120, phones=True)]
 
 
 def _flag(body: dict[str, Any], name: str) -> bool | None:

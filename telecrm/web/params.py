@@ -183,3 +183,21 @@ def string_field(body: dict[str, Any], name: str, *, max_length: int = 200) -> s
         raise DomainError("request.too_long", f"{name} is too long", name=name,
                           max=max_length)
     return value
+
+
+def string_list(body: dict[str, Any], name: str, *, max_items: int, max_length: int,
+                phones: bool = False) -> list[str]:
+    """``body[name]`` as a list of strings: at most ``max_items``, each at most
+    ``max_length`` characters. Anything but a list of strings is ``request.string_list``,
+    or ``request.phone_list`` for a list of ``phones``."""
+    values = body.get(name)
+    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+        raise DomainError("request.phone_list" if phones else "request.string_list",
+                          f"{name} must be a list of strings", name=name)
+    if len(values) > max_items:
+        raise DomainError("request.list_too_long", f"{name}: at most {max_items}", name=name,
+                          max=max_items)
+    if any(len(v) > max_length for v in values):
+        raise DomainError("request.too_long", f"{name}: a value is too long", name=name,
+                          max=max_length)
+    return values
