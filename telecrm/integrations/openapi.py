@@ -9,39 +9,31 @@ from typing import Any
 
 from crm_core.integrations.scopes import ACCESS, FEATURES
 from crm_core.integrations.webhooks import EVENTS
+from telecrm.web.openapi_parts import (
+    CSRF,
+    ID,
+    ID_PARAM,
+    SIGNED_IN,
+    error_response,
+    schema_response,
+)
 
-_ID = {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}
-_ID_PARAM = {"name": "id", "in": "path", "required": True, "schema": _ID}
-_CSRF = {"name": "X-CSRF-Token", "in": "header", "required": True,
-         "schema": {"type": "string"},
-         "description": "The csrf_token from POST /api/login (or the page's meta tag)."}
-_SIGNED_IN = [{"session": []}]
 _TIME = {"type": "string", "format": "date-time"}
 _NULLABLE_TIME = {"type": ["string", "null"], "format": "date-time"}
 _SCOPES = sorted(f"{feature}:{access}" for feature in FEATURES for access in ACCESS)
 
 
-def _error(description: str) -> dict[str, Any]:
-    return {"description": description,
-            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
-
-
-def _json(description: str, name: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {
-        "schema": {"$ref": f"#/components/schemas/{name}"}}}}
-
-
-_ERRORS = {"401": _error("not signed in"),
-           "403": _error("not an admin, or the CSRF token is wrong")}
-_CHANGE_ERRORS = {**_ERRORS, "400": _error("bad input (one sentence)"),
-                  "413": _error("body too large"), "415": _error("not JSON")}
+_ERRORS = {"401": error_response("not signed in"),
+           "403": error_response("not an admin, or the CSRF token is wrong")}
+_CHANGE_ERRORS = {**_ERRORS, "400": error_response("bad input (one sentence)"),
+                  "413": error_response("body too large"), "415": error_response("not JSON")}
 
 
 def _change(method: str, summary: str, body: dict[str, Any] | None, ok: dict[str, Any],
             errors: dict[str, Any], params: list[dict[str, Any]] | None = None
             ) -> dict[str, Any]:
     operation: dict[str, Any] = {
-        "summary": summary, "security": _SIGNED_IN, "parameters": [_CSRF, *(params or [])],
+        "summary": summary, "security": SIGNED_IN, "parameters": [CSRF, *(params or [])],
         "responses": {**ok, **errors}}
     if body is not None:
         operation["requestBody"] = {"required": True, "content": {
@@ -55,10 +47,10 @@ INTEGRATION_SCHEMAS: dict[str, Any] = {
         "required": ["id", "name", "prefix", "user", "scopes", "described", "created_at",
                      "last_used_at", "revoked", "revoked_at"],
         "properties": {
-            "id": _ID, "name": {"type": "string"},
+            "id": ID, "name": {"type": "string"},
             "prefix": {"type": "string", "description": "the token's first characters"},
             "user": {"type": "object", "required": ["id", "username", "name"],
-                     "properties": {"id": _ID, "username": {"type": "string"},
+                     "properties": {"id": ID, "username": {"type": "string"},
                                     "name": {"type": "string"}},
                      "description": "whom the token acts as"},
             "scopes": {"type": "array", "items": {"enum": _SCOPES}},
@@ -74,7 +66,7 @@ INTEGRATION_SCHEMAS: dict[str, Any] = {
         "type": "object",
         "required": ["id", "name", "url", "events", "active", "created_at"],
         "properties": {
-            "id": _ID, "name": {"type": "string"}, "url": {"type": "string"},
+            "id": ID, "name": {"type": "string"}, "url": {"type": "string"},
             "events": {"type": "array", "items": {"enum": list(EVENTS)}},
             "active": {"type": "boolean",
                        "description": "false: switched off, queued nothing new"},
@@ -89,9 +81,9 @@ INTEGRATION_SCHEMAS: dict[str, Any] = {
                      "created_at", "last_attempt_at", "next_attempt_at", "last_status",
                      "last_error", "delivered_at"],
         "properties": {
-            "id": _ID, "delivery_id": {"type": "string"}, "event": {"enum": list(EVENTS)},
+            "id": ID, "delivery_id": {"type": "string"}, "event": {"enum": list(EVENTS)},
             "endpoint": {"type": "object", "required": ["id", "name"],
-                         "properties": {"id": _ID, "name": {"type": "string"}}},
+                         "properties": {"id": ID, "name": {"type": "string"}}},
             "state": {"enum": ["pending", "delivered", "failed"]},
             "attempts": {"type": "integer", "minimum": 0},
             "created_at": _TIME, "last_attempt_at": _NULLABLE_TIME,
@@ -108,7 +100,7 @@ INTEGRATION_PATHS: dict[str, Any] = {
     "/api/tokens": {
         "get": {
             "summary": "API tokens, live ones first (admins; never the token itself)",
-            "security": _SIGNED_IN,
+            "security": SIGNED_IN,
             "responses": {"200": {"description": "the tokens", "content": {
                 "application/json": {"schema": {
                     "type": "object", "required": ["tokens"],
@@ -119,22 +111,22 @@ INTEGRATION_PATHS: dict[str, Any] = {
                       "type": "object", "additionalProperties": False,
                       "required": ["name", "user_id", "scopes"],
                       "properties": {
-                          "name": _NAME, "user_id": _ID,
+                          "name": _NAME, "user_id": ID,
                           "scopes": {"type": "array", "minItems": 1, "maxItems": 100,
                                      "items": {"enum": _SCOPES},
                                      "description": "<feature>:read or <feature>:write "
                                                     "(write includes read)"}}},
-                  {"201": _json("the token, with the token itself", "ApiToken")},
+                  {"201": schema_response("the token, with the token itself", "ApiToken")},
                   _CHANGE_ERRORS),
     },
     "/api/tokens/{id}/revoke": _change(
         "post", "Revoke a token for good (admins; audited; it stays listed, revoked)", None,
-        {"200": _json("the token", "ApiToken")},
-        {**_ERRORS, "404": _error("no such token")}, [_ID_PARAM]),
+        {"200": schema_response("the token", "ApiToken")},
+        {**_ERRORS, "404": error_response("no such token")}, [ID_PARAM]),
     "/api/webhooks": {
         "get": {
             "summary": "Webhook endpoints (admins; never their secrets) and the events",
-            "security": _SIGNED_IN,
+            "security": SIGNED_IN,
             "responses": {"200": {"description": "the endpoints", "content": {
                 "application/json": {"schema": {
                     "type": "object", "required": ["endpoints", "events"],
@@ -155,7 +147,7 @@ INTEGRATION_PATHS: dict[str, Any] = {
                                                  "TELECRM_WEBHOOKS_ALLOW_PRIVATE"},
                           "events": {"type": "array", "minItems": 1, "maxItems": 100,
                                      "items": {"enum": list(EVENTS)}}}},
-                  {"201": _json("the endpoint, with its secret", "WebhookEndpoint")},
+                  {"201": schema_response("the endpoint, with its secret", "WebhookEndpoint")},
                   _CHANGE_ERRORS),
     },
     "/api/webhooks/{id}": _change(
@@ -163,12 +155,12 @@ INTEGRATION_PATHS: dict[str, Any] = {
         "again (admins; audited)", {
             "type": "object", "additionalProperties": False, "required": ["active"],
             "properties": {"active": {"type": "boolean"}}},
-        {"200": _json("the endpoint", "WebhookEndpoint")},
-        {**_CHANGE_ERRORS, "404": _error("no such endpoint")}, [_ID_PARAM]),
+        {"200": schema_response("the endpoint", "WebhookEndpoint")},
+        {**_CHANGE_ERRORS, "404": error_response("no such endpoint")}, [ID_PARAM]),
     "/api/webhooks/deliveries": {
         "get": {
             "summary": "The delivery log, newest first (admins)",
-            "security": _SIGNED_IN,
+            "security": SIGNED_IN,
             "parameters": [{"name": "state", "in": "query",
                             "schema": {"enum": ["pending", "delivered", "failed"]}}],
             "responses": {"200": {"description": "the deliveries", "content": {
@@ -176,12 +168,12 @@ INTEGRATION_PATHS: dict[str, Any] = {
                     "type": "object", "required": ["deliveries"],
                     "properties": {"deliveries": {"type": "array", "items": {
                         "$ref": "#/components/schemas/WebhookDelivery"}}}}}}},
-                **_ERRORS, "400": _error("unknown state")}},
+                **_ERRORS, "400": error_response("unknown state")}},
     },
     "/api/webhooks/deliveries/{id}/resend": _change(
         "post", "«Отправить снова»: the same delivery (same id and body) due at once, its "
         "retries counted afresh (admins; audited)", None,
-        {"200": _json("the delivery", "WebhookDelivery")},
-        {**_ERRORS, "400": _error("the delivery is about to be sent anyway"),
-         "404": _error("no such delivery")}, [_ID_PARAM]),
+        {"200": schema_response("the delivery", "WebhookDelivery")},
+        {**_ERRORS, "400": error_response("the delivery is about to be sent anyway"),
+         "404": error_response("no such delivery")}, [ID_PARAM]),
 }

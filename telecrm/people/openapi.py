@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-_ID = {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}
-_ID_PARAM = {"name": "id", "in": "path", "required": True, "schema": _ID}
-_CSRF = {"name": "X-CSRF-Token", "in": "header", "required": True,
-         "schema": {"type": "string"},
-         "description": "The csrf_token from POST /api/login (or the page's meta tag)."}
-_SIGNED_IN = [{"session": []}]
+from telecrm.web.openapi_parts import (
+    CSRF,
+    ID,
+    ID_PARAM,
+    SIGNED_IN,
+    error_response,
+    schema_response,
+)
+
 _ROLE = {"enum": ["manager", "supervisor", "marketer", "admin"]}
 _EXTENSION = {"type": ["string", "null"], "pattern": "^[0-9]{2,8}$", "example": "201",
               "description": "The internal number, 2 to 8 digits; null: none"}
@@ -25,24 +28,15 @@ _MOBILES = {"type": "array", "maxItems": 50, "items": {
 _NAME = {"type": "string", "minLength": 1, "maxLength": 200}
 
 
-def _error(description: str) -> dict[str, Any]:
-    return {"description": description,
-            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
-
-
-def _json(description: str, name: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {
-        "schema": {"$ref": f"#/components/schemas/{name}"}}}}
-
-
-_ERRORS = {"400": _error("bad input (one sentence)"), "401": _error("not signed in"),
-           "403": _error("not your role (changes: admins; reading: supervisors and admins), "
-                         "or CSRF token wrong")}
+_ERRORS = {"400": error_response("bad input (one sentence)"),
+           "401": error_response("not signed in"),
+           "403": error_response("not your role (changes: admins; reading: supervisors and "
+                                 "admins), or CSRF token wrong")}
 _CHANGE_ERRORS = {
-    **_ERRORS, "404": _error("no such user or team"),
-    "409": _error("the login, extension, device or mobile belongs to another user (named in "
-                  "the sentence), or the last admin would be lost"),
-    "413": _error("body too large"), "415": _error("not JSON")}
+    **_ERRORS, "404": error_response("no such user or team"),
+    "409": error_response("the login, extension, device or mobile belongs to another user "
+                          "(named in the sentence), or the last admin would be lost"),
+    "413": error_response("body too large"), "415": error_response("not JSON")}
 
 USER_SCHEMAS: dict[str, Any] = {
     "UserDetails": {
@@ -51,10 +45,10 @@ USER_SCHEMAS: dict[str, Any] = {
                      "devices", "mobiles", "active", "heads_team", "must_change_password",
                      "created_at"],
         "properties": {
-            "id": _ID, "username": {"type": "string"}, "name": {"type": "string"},
+            "id": ID, "username": {"type": "string"}, "name": {"type": "string"},
             "role": _ROLE,
             "team": {"type": ["object", "null"], "required": ["id", "name"],
-                     "properties": {"id": _ID, "name": {"type": "string"}}},
+                     "properties": {"id": ID, "name": {"type": "string"}}},
             "team_id": {"type": ["integer", "null"]},
             "extension": {"type": ["string", "null"]},
             "devices": {"type": "array", "items": {"type": "string"}},
@@ -72,7 +66,7 @@ USER_SCHEMAS: dict[str, Any] = {
             "users": {"type": "array", "items": {"$ref": "#/components/schemas/UserDetails"}},
             "teams": {"type": "array", "items": {
                 "type": "object", "required": ["id", "name", "head_id"],
-                "properties": {"id": _ID, "name": {"type": "string"},
+                "properties": {"id": ID, "name": {"type": "string"},
                                "head_id": {"type": ["integer", "null"]}}},
                 "description": "The teams a team_id may name"},
         },
@@ -83,7 +77,7 @@ USER_SCHEMAS: dict[str, Any] = {
 def _change(method: str, summary: str, body: dict[str, Any],
             ok: dict[str, Any], params: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     return {method: {
-        "summary": summary, "security": _SIGNED_IN, "parameters": [_CSRF, *(params or [])],
+        "summary": summary, "security": SIGNED_IN, "parameters": [CSRF, *(params or [])],
         "requestBody": {"required": True, "content": {"application/json": {"schema": body}}},
         "responses": {**ok, **_CHANGE_ERRORS}}}
 
@@ -93,8 +87,8 @@ USER_PATHS: dict[str, Any] = {
         "get": {
             "summary": "Users with their role, team, extension, devices and mobiles (admin: "
                        "everyone; supervisor: his team, to read)",
-            "security": _SIGNED_IN,
-            "responses": {"200": _json("users and teams", "UserList"), **_ERRORS}},
+            "security": SIGNED_IN,
+            "responses": {"200": schema_response("users and teams", "UserList"), **_ERRORS}},
         **_change("post", "Create a user (admins; audited)", {
             "type": "object", "additionalProperties": False,
             "required": ["username", "name", "role", "password"],
@@ -103,17 +97,17 @@ USER_PATHS: dict[str, Any] = {
                              "pattern": "^\\S+$"},
                 "name": _NAME, "role": _ROLE,
                 "password": {"type": "string", "minLength": 8, "maxLength": 1000},
-                "team_id": {**_ID, "type": ["integer", "null"]},
+                "team_id": {**ID, "type": ["integer", "null"]},
                 "extension": _EXTENSION, "devices": _DEVICES, "mobiles": _MOBILES,
                 "must_change_password": {"type": "boolean"}}},
-            {"201": _json("the user", "UserDetails")}),
+            {"201": schema_response("the user", "UserDetails")}),
     },
     "/api/users/{id}": {
         "get": {
             "summary": "One user (admin: anyone; supervisor: one of his team)",
-            "security": _SIGNED_IN, "parameters": [_ID_PARAM],
-            "responses": {"200": _json("the user", "UserDetails"), **_ERRORS,
-                          "404": _error("no such user, or not yours to see")}},
+            "security": SIGNED_IN, "parameters": [ID_PARAM],
+            "responses": {"200": schema_response("the user", "UserDetails"), **_ERRORS,
+                          "404": error_response("no such user, or not yours to see")}},
         **_change(
             "patch", "Change a user's name, role, team, extension, devices or mobiles, or "
             "switch him off (active: false; his sessions end, nothing is deleted) or on again "
@@ -121,10 +115,10 @@ USER_PATHS: dict[str, Any] = {
                 "type": "object", "additionalProperties": False,
                 "properties": {
                     "name": _NAME, "role": _ROLE,
-                    "team_id": {**_ID, "type": ["integer", "null"],
+                    "team_id": {**ID, "type": ["integer", "null"],
                                 "description": "null: no team"},
                     "extension": _EXTENSION, "devices": _DEVICES, "mobiles": _MOBILES,
                     "active": {"type": "boolean"}}},
-            {"200": _json("the user", "UserDetails")}, [_ID_PARAM]),
+            {"200": schema_response("the user", "UserDetails")}, [ID_PARAM]),
     },
 }
