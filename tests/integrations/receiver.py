@@ -15,7 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.support.browser import free_port
+from tests.support.browser import serve_on_loopback
 
 
 def valid_signature(secret: str, timestamp: str, body: bytes, header: str) -> bool:
@@ -75,13 +75,6 @@ async def receiver() -> AsyncIterator[Receiver]:
     found = Receiver()
     app = web.Application()
     app.router.add_post("/hook", found.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    site = web.TCPSite(runner, "127.0.0.1", port)
-    await site.start()
-    found.url = f"http://127.0.0.1:{port}/hook"
-    try:
+    async with serve_on_loopback(app) as base:
+        found.url = f"{base}/hook"
         yield found
-    finally:
-        await runner.cleanup()

@@ -36,7 +36,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.support.browser import free_port
+from tests.support.browser import serve_on_loopback
 
 METRICA_TOKEN = "standin-metrica-oauth-token"
 GOOGLE_TOKEN = "standin-google-oauth-token"
@@ -178,13 +178,6 @@ def _app(state: StandIn) -> web.Application:
 async def ad_systems_standin() -> AsyncIterator[StandIn]:
     """The stand-in on a free loopback port; ``state.base`` is its URL."""
     state = StandIn()
-    runner = web.AppRunner(_app(state))
-    await runner.setup()
-    port = free_port()
-    site = web.TCPSite(runner, "127.0.0.1", port)
-    await site.start()
-    state.base = f"http://127.0.0.1:{port}"
-    try:
+    async with serve_on_loopback(_app(state)) as base:
+        state.base = base
         yield state
-    finally:
-        await runner.cleanup()

@@ -5,6 +5,7 @@ clients and a few calls (with a recording file), so role tests can check who see
 what. ``serve_app`` runs the real app factory on a free loopback port;
 ``serve_page`` serves a customer's site page (one carrying ``ct.js``) on another.
 ``signed_in`` is an HTTP client signed in as a seeded user (no CSRF header).
+``serve_on_loopback`` serves any stand-in aiohttp app (a webhook receiver, the ad systems).
 ``chromium`` starts Debian's Chromium through Playwright (never ``playwright
 install``) with a fresh profile.
 """
@@ -116,11 +117,20 @@ async def serve_page(page: str, crm: str, paths: Sequence[str] = ("/",)
     app = web.Application()
     for path in paths:
         app.router.add_get(path, index)
+    async with serve_on_loopback(app, port) as base:
+        yield base, host
+
+
+@contextlib.asynccontextmanager
+async def serve_on_loopback(app: web.Application, port: int | None = None
+                            ) -> AsyncIterator[str]:
+    """``app`` served on 127.0.0.1 (on ``port``, else a free one); yields its base URL."""
+    port = port or free_port()
     runner = web.AppRunner(app)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     try:
-        yield f"http://{host}", host
+        yield f"http://127.0.0.1:{port}"
     finally:
         await runner.cleanup()
 
