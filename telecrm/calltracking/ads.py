@@ -58,7 +58,7 @@ from telecrm.calltracking.manage_api import MARKETING_ROLES
 from telecrm.messages import done, http_status, russian
 from telecrm.web.auth import page_user
 from telecrm.web.keys import SESSIONS, SETTINGS, WRITER_SESSIONS, workday_tz
-from telecrm.web.params import day_bounds, parse_day
+from telecrm.web.params import check_days, day_bounds, parse_day
 
 MAX_FILE_BYTES = 10_000_000  # a year of campaigns by day fits many times over
 FILES = {"metrica-calls": (ConversionSystem.METRICA, ConversionGoal.CALL),
@@ -85,12 +85,7 @@ def _period(request: web.Request) -> tuple[date, date, datetime, datetime]:
     last = parse_day(q["to"], "to") if q.get("to") else today
     first = parse_day(q["from"], "from") if q.get("from") else date.fromordinal(
         last.toordinal() - 20)
-    if last < first:
-        raise DomainError("request.range_reversed", "from must not be after to",
-                          first="from", last="to")
-    if (last - first).days > 400:
-        raise DomainError("request.period_too_long", "ask for at most 400 days at a time",
-                          days=400)
+    check_days(first, last)
     return first, last, day_bounds(first, tz)[0], day_bounds(last, tz)[1]
 
 

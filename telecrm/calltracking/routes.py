@@ -77,7 +77,7 @@ from telecrm.calltracking import public as ct_public
 from telecrm.messages import http_status, sentence
 from telecrm.web.auth import api_user, page_user
 from telecrm.web.keys import SESSIONS, WRITER_SESSIONS, workday_tz
-from telecrm.web.params import day_bounds, parse_day, path_id, query_int
+from telecrm.web.params import check_days, day_bounds, parse_day, path_id, query_int
 from telecrm.web.present import month_label
 
 MAX_CSV_BYTES = 1_000_000
@@ -105,12 +105,7 @@ def _period(request: web.Request) -> tuple[Period, date, date]:
     q = request.query
     first = parse_day(q["from"], "from") if q.get("from") else today.replace(day=1)
     last = parse_day(q["to"], "to") if q.get("to") else max(first, today)
-    if last < first:
-        raise DomainError("request.range_reversed", "from must not be after to",
-                          first="from", last="to")
-    if (last - first).days > 400:
-        raise DomainError("request.period_too_long", "ask for at most 400 days at a time",
-                          days=400)
+    check_days(first, last)
     return Period(day_bounds(first, tz)[0], day_bounds(last, tz)[1]), first, last
 
 

@@ -117,6 +117,17 @@ def parse_moment(value: str, name: str, tz: ZoneInfo, *, end: bool = False) -> d
     return moment if moment.tzinfo else moment.replace(tzinfo=tz)
 
 
+def check_days(first: date, last: date) -> None:
+    """The days ``from``..``to`` (inclusive) a report asks for: in order, at most
+    ``MAX_DAYS`` apart."""
+    if last < first:
+        raise DomainError("request.range_reversed", "from must not be after to",
+                          first="from", last="to")
+    if (last - first).days > MAX_DAYS:
+        raise DomainError("request.period_too_long", f"ask for at most {MAX_DAYS} days at a time",
+                          days=MAX_DAYS)
+
+
 def period(request: web.Request, tz: ZoneInfo, *, default_days: int = 1
            ) -> tuple[datetime, datetime]:
     """``since``/``until`` from the query; by default the last ``default_days`` days."""
