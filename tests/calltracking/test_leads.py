@@ -13,13 +13,14 @@ which lead on ``/api/leads``, and archiving (never deleting) it.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.audit import AuditLog
 from crm_core.calltracking.models import CtLead
@@ -45,17 +46,25 @@ LANDING = ("https://shop.example/doors?utm_source=yandex&utm_medium=cpc&utm_camp
 Served = tuple[str, str]
 
 
-@pytest.fixture
-async def served(db_url: str, tmp_path: Path) -> AsyncIterator[Served]:
+async def seed_shop(db_url: str, tmp_path: Path,
+                    more: Callable[[AsyncSession], Awaitable[Any]]) -> None:
+    """The seeded floor and the site ``shop.example`` (forms allowed from ``ORIGIN``), and
+    what ``more`` writes in the same transaction (the leads tests share this database)."""
     await seed_world(db_url, tmp_path / "recordings")
     engine = create_engine(db_url)
     try:
         async with session_factory(engine, writer=True)() as session, session.begin():
             await save_site(session, "shop.example", SiteOptions(
                 default_numbers=["+74951110080"], origins=[ORIGIN]))
-            await add_pool_numbers(session, "shop.example", ["+74951110081"])
+            await more(session)
     finally:
         await engine.dispose()
+
+
+@pytest.fixture
+async def served(db_url: str, tmp_path: Path) -> AsyncIterator[Served]:
+    await seed_shop(db_url, tmp_path,
+                    lambda session: add_pool_numbers(session, "shop.example", ["+74951110081"]))
     settings = Settings(data_dir=tmp_path, database_url=db_url,
                         recordings_source=tmp_path / "recordings", ct_leads_per_minute=3)
     async with serve_app(settings) as (_, base):

@@ -25,7 +25,6 @@ import pytest
 from crm_core.audit import AuditLog
 from crm_core.calltracking.leads import callback_policy
 from crm_core.calltracking.models import CtLead
-from crm_core.calltracking.services import SiteOptions, save_site
 from crm_core.db import create_engine, session_factory
 from crm_core.people.models import User
 from crm_core.people.users import add_user
@@ -33,7 +32,7 @@ from crm_core.talktime.rules import RuleChange, add_holiday, set_rule
 from crm_core.tasks.models import Task
 from telecrm.settings import Settings
 from telecrm.web.keys import CLICK_TO_CALL
-from tests.calltracking.test_leads import ORIGIN, post, rows
+from tests.calltracking.test_leads import post, rows, seed_shop
 from tests.support.browser import seed_world, serve_app
 from tests.support.clock import pinned_clock
 
@@ -66,17 +65,9 @@ class ReplayedAmi:
 
 @pytest.fixture
 async def served(db_url: str, tmp_path: Path) -> AsyncIterator[Served]:
-    await seed_world(db_url, tmp_path / "recordings")
-    engine = create_engine(db_url)
-    try:
-        async with session_factory(engine, writer=True)() as session, session.begin():
-            await save_site(session, "shop.example", SiteOptions(
-                default_numbers=["+74951110080"], origins=[ORIGIN]))
-            # a fourth manager: free, so only the limit of three keeps him from ringing
-            await add_user(session, "orlov", name="Павел Орлов", extension="104",
-                           team="Отдел продаж")
-    finally:
-        await engine.dispose()
+    # a fourth manager: free, so only the limit of three keeps him from ringing
+    await seed_shop(db_url, tmp_path, lambda session: add_user(
+        session, "orlov", name="Павел Орлов", extension="104", team="Отдел продаж"))
     settings = Settings(data_dir=tmp_path, database_url=db_url,
                         recordings_source=tmp_path / "recordings")
     async with serve_app(settings) as (app, base):
