@@ -26,12 +26,10 @@ from crm_core.integrations.webhooks import check_url, create_endpoint, set_endpo
 from crm_core.sales.deals import StageSpec, create_deal, create_pipeline, move_deal
 from crm_core.sales.models import DealStatus, PipelineStage
 from crm_core.speech.transcripts import save_kkp_result
-from telecrm.app import create_app
 from telecrm.integrations.sender import PublicResolver, deliver_due
 from telecrm.settings import Settings
-from telecrm.web import server as http_server
 from tests.integrations.receiver import Received, Receiver, receiver
-from tests.support.browser import World, free_port, seed_world
+from tests.support.browser import World, free_port, seed_world, serve_app
 from tests.support.db_fixtures import (  # noqa: F401
     db_url_fixture,
     migrated,
@@ -259,16 +257,10 @@ async def test_addresses_on_the_local_network_are_refused(
 async def served_sender(db_url: str, tmp_path: Path) -> AsyncIterator[str]:
     """``serve`` (web and the webhook sender, no AMI) on the database ``db_url``."""
     await migrated(db_url)
-    port = free_port()
-    settings = Settings(data_dir=tmp_path, database_url=db_url, http_host="127.0.0.1",
-                        http_port=port, recordings_source=tmp_path / "recordings",
-                        webhooks_allow_private=True)
-    app = create_app(settings, with_listener=False, webhooks=True)
-    runner = await http_server.start(app, "127.0.0.1", port, shutdown_timeout=1)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
+    settings = Settings(data_dir=tmp_path, database_url=db_url,
+                        recordings_source=tmp_path / "recordings", webhooks_allow_private=True)
+    async with serve_app(settings, webhooks=True) as (_, base):
+        yield base
 
 
 async def _wait_for(hook: Receiver, count: int, seconds: float = 20.0) -> None:

@@ -256,12 +256,13 @@ def fake_wav(seconds: float = 1.0, rate: int = 8000) -> bytes:
 
 
 @contextlib.asynccontextmanager
-async def serve_app(settings: Settings, *, with_listener: bool = False, with_web: bool = True
-                    ) -> AsyncIterator[tuple[web.Application, str]]:
-    """The real app on a free loopback port; yields it and its base URL."""
+async def serve_app(settings: Settings, *, with_listener: bool = False, with_web: bool = True,
+                    **roles: Any) -> AsyncIterator[tuple[web.Application, str]]:
+    """The real app on a free loopback port; yields it and its base URL. ``roles`` go to
+    ``create_app`` as they are (``webhooks=True``: the webhook sender runs too)."""
     port = free_port()
     settings = settings.with_overrides(http_host="127.0.0.1", http_port=port)
-    app = create_app(settings, with_listener=with_listener, with_web=with_web)
+    app = create_app(settings, with_listener=with_listener, with_web=with_web, **roles)
     runner = await http_server.start(app, "127.0.0.1", port, shutdown_timeout=1)
     try:
         yield app, f"http://127.0.0.1:{port}"
