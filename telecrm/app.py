@@ -454,21 +454,32 @@ def create_app(settings: Settings, *, with_listener: bool = True, with_web: bool
 
 
 async def run_app(settings: Settings, *, web_role: bool = True,
-                  listener_role: bool = True) -> None:
-    """Serve until cancelled (Ctrl-C) or asked to stop (SIGTERM, as systemd and Docker
-    do), with the roles asked for (both by default); either way the shutdown is clean:
-    batches written, the listener's log in order, child processes ended."""
+                  listener_role: bool = True) -> int | None:
+    """Serve until asked to stop: SIGTERM (systemd, Docker) or SIGINT (Ctrl-C), with the
+    roles asked for (both by default). Both signals take the same clean way out, batches
+    written, the listener's log in order, child processes ended: Ctrl-C no longer cancels
+    the main task mid-await (asyncio's own SIGINT handling), which under load left a
+    shutdown waiting for ever. Returns the signal that stopped it."""
     app = create_app(settings, with_listener=listener_role, with_web=web_role)
     runner = await http_server.start(app, settings.http_host, settings.http_port)
     roles = " and ".join(name for name, on in (("web", web_role), ("listener", listener_role))
                          if on)
     log.info("serving (%s) on http://%s:%s", roles, settings.http_host, settings.http_port)
     stop = asyncio.Event()
+    received: list[int] = []
     loop = asyncio.get_running_loop()
-    loop.add_signal_handler(signal.SIGTERM, stop.set)
+
+    def ask_to_stop(signum: int) -> None:
+        received.append(signum)
+        stop.set()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, ask_to_stop, signum)
     try:
         await stop.wait()
-        log.info("asked to stop (SIGTERM): shutting down")
+        log.info("asked to stop (%s): shutting down", signal.Signals(received[0]).name)
     finally:
-        loop.remove_signal_handler(signal.SIGTERM)
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
         await runner.cleanup()
+    return received[0] if received else None

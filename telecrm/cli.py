@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import signal
 import sys
 from collections.abc import Sequence
 from datetime import date, timedelta
@@ -219,8 +220,8 @@ async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     # Neither flag: both roles, as one machine runs them.
     web_role = args.web or not args.listener
     listener_role = args.listener or not args.web
-    await run_app(settings, web_role=web_role, listener_role=listener_role)
-    return 0
+    stopped_by = await run_app(settings, web_role=web_role, listener_role=listener_role)
+    return 130 if stopped_by == signal.SIGINT else 0  # a shell's code for Ctrl-C
 
 
 async def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
