@@ -2,7 +2,7 @@
 
 Time alone turns a *new* client *regular* and a silent one *lost*, so the rules are
 applied to every client at start-up and shortly after each local midnight. The run
-is idempotent: a second one on the same day changes nothing. It also refills the
+is idempotent: a second one on the same day changes nothing. At night it also refills the
 contact-frequency report's rollup (``crm_core.sales.rollup``) for the last
 ``ROLLUP_DAYS`` finished days: triggers drop the days a late write touches, and a report
 counts a missing day from the calls until then.
@@ -30,21 +30,29 @@ RUN_AT = time(0, 10)  # after the talk-time day close (00:05), before anyone sta
 ROLLUP_DAYS = 62  # finished days refilled each night: this month and the previous one
 
 
-async def run_once(sessions: async_sessionmaker[AsyncSession], tz_name: str) -> dict[str, int]:
+async def run_once(sessions: async_sessionmaker[AsyncSession], tz_name: str, *,
+                   rollup: bool = True) -> dict[str, int]:
     async with sessions() as session, session.begin():
         counts = await recompute_all(session, actor="nightly", tz_name=tz_name)
     log.info("client statuses judged: %s", counts)
-    tz = ZoneInfo(tz_name)
+    if rollup:
+        await refill_rollup(sessions, ZoneInfo(tz_name))
+    return counts
+
+
+async def refill_rollup(sessions: async_sessionmaker[AsyncSession], tz: ZoneInfo) -> None:
+    """The last ``ROLLUP_DAYS`` finished days of the contact-frequency rollup, recounted."""
     today = local_today(tz)
     stored = 0
-    # a day a transaction: a writer holds the database (SQLite's one write lock) for one
-    # day's count, not for two months of them while the listener waits to write calls
+    # a day a transaction, with a pause between: a writer holds the database (SQLite's
+    # one write lock) for one day's count, and the listener's and pages' writes, which
+    # wait for the lock by polling, get their turn between two days
     for back in range(ROLLUP_DAYS, 0, -1):
         async with sessions() as session, session.begin():
             day = today - timedelta(days=back)
             stored += await refresh_days(session, day, day, tz)
+        await asyncio.sleep(0.05)
     log.info("contact-frequency rollup: %d owner-days stored", stored)
-    return counts
 
 
 async def sales_nightly_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -53,11 +61,15 @@ async def sales_nightly_ctx(app: web.Application) -> AsyncIterator[None]:
     tz = ZoneInfo(tz_name)
 
     async def loop() -> None:
+        # at start-up only the statuses: the rollup is refilled at night (a report counts
+        # a day missing from it from the calls), not at every deploy beside live calls
+        rollup = False
         while True:
             try:
-                await run_once(app[WRITER_SESSIONS], tz_name)
+                await run_once(app[WRITER_SESSIONS], tz_name, rollup=rollup)
             except Exception:  # a database outage must not end the job
                 log.exception("nightly client status run failed; retrying later")
+            rollup = True
             tomorrow = datetime.combine(local_today(tz) + timedelta(days=1), RUN_AT,
                                         tzinfo=tz)
             await asyncio.sleep(max(60.0, (tomorrow - local_now(tz)).total_seconds()))
