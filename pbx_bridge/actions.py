@@ -243,3 +243,51 @@ async def queue_pause(session: AmiSession, interface: str, paused: bool, *,
                                     timeout=timeout)
     messages = response if isinstance(response, list) else [response]
     return str(messages[-1].get("Response", "")).lower() == "success"
+
+
+# -- live prompts: a passive tap of one side of a call (ChanSpy -> AudioSocket) ----------------
+
+LIVE_TAP_CONTEXT = "crm-live-tap"  # the ;2 half: ChanSpy(<channel>,qoE)
+LIVE_SOCK_CONTEXT = "crm-live-sock"  # the ;1 half: AudioSocket(<id>,<CRM host:port>)
+_ADDRESS = re.compile(r"(?:[A-Za-z0-9.\-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\]):[0-9]{1,5}")
+
+
+def live_tap_action(target_channel: str, stream_id: str, address: str, *,
+                    action_id: str | None = None) -> dict[str, Any]:
+    """``Originate`` of a Local pair that streams what ``target_channel``'s party says.
+
+    ``Local/s@crm-live-tap`` (the ;2 half) runs ``ChanSpy(<channel>,qoE)``: quiet, only
+    the audio that channel's party sends (``o``), leaving when it hangs up (``E``). The ;1
+    half runs ``AudioSocket(<stream_id>,<address>)`` in ``crm-live-sock``, which sends
+    that audio to the CRM. ChanSpy only reads an audiohook of the call: the call gets no
+    new bridge, no delay, and when the CRM or the socket fails only the pair hangs up.
+    """
+    if (not _DEVICE.fullmatch(target_channel) or "-" not in target_channel
+            or target_channel.lower().startswith("local/")):
+        raise ValueError(f"{target_channel!r} is not a phone or trunk channel")
+    if not _ADDRESS.fullmatch(address):
+        raise ValueError(f"{address!r} is not host:port")
+    stream = str(uuid.UUID(stream_id))
+    return {
+        "Action": "Originate",
+        "ActionID": action_id or f"telecrm-live-{stream}",
+        "Channel": f"Local/s@{LIVE_TAP_CONTEXT}",
+        "Context": LIVE_SOCK_CONTEXT,
+        "Exten": "s",
+        "Priority": "1",
+        "CallerID": '"live" <0>',
+        "Timeout": "5000",
+        "Variable": [f"__CRM_LIVE_SPY={target_channel}", f"__CRM_LIVE_ID={stream}",
+                     f"__CRM_LIVE_ADDR={address}", "CRM_ORIGIN=live"],
+        "Async": "true",
+    }
+
+
+async def live_tap(session: AmiSession, target_channel: str, stream_id: str,
+                   address: str) -> None:
+    """Start one tap; raises :class:`AmiError` when Asterisk refuses. Never retried."""
+    action = live_tap_action(target_channel, stream_id, address)
+    response = await session.action(action, timeout=10)
+    messages = response if isinstance(response, list) else [response]
+    if str(messages[-1].get("Response", "")).lower() != "success":
+        raise AmiError(str(messages[-1].get("Message") or "Originate refused"))

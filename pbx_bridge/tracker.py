@@ -72,6 +72,16 @@ _RECORDING_SIDES = {"MIXMONITOR_FILENAME": "mix", **{
 _KNOWN_VARS = frozenset({_VAR_DIRECTION, _VAR_DID, _VAR_CLIENT, _VAR_SPY, _VAR_QUEUE,
                          "MIXMONITOR_FILENAME", *_RECORDING_VARS})
 _DIRECTIONS = frozenset({"inbound", "outbound", "internal"})
+# Live prompts (issue 19): the CRM taps a call with Local channels into this context
+# (ChanSpy on one half, AudioSocket on the other). They are no party of any call, and
+# they are not even part of one: every event about them is ignored.
+LIVE_TAP_CONTEXT = "crm-live-tap"
+_TAP_KEYS = ("Channel", "SpyerChannel", "DestChannel")
+
+
+def is_live_tap(channel: str) -> bool:
+    """``Local/s@crm-live-tap-0000001a;1`` (or ``;2``): a live-prompt stream's channel."""
+    return channel[:6].lower() == "local/" and f"@{LIVE_TAP_CONTEXT}-" in channel
 
 
 class FactKind(StrEnum):
@@ -248,6 +258,8 @@ class CallTracker:
             handler = self._handlers.get(name) if isinstance(name, str) else None
             if handler is None:
                 return []
+            if any(is_live_tap(event.get(key, "")) for key in _TAP_KEYS):
+                return []
             ts = self._timestamp(event)
             # Time never runs backwards within a call (events interleave by
             # microseconds); a stray timestamp elsewhere never touches this call.
@@ -293,6 +305,8 @@ class CallTracker:
         """
         try:
             at = at if isinstance(at, int | float) and at == at and at > 0 else 0.0
+            listing = [item for item in listing
+                       if not is_live_tap(str(item.get("Channel", "")))]
             at = max([at, self._clock, *_listing_floor(listing)])
             if not at:
                 self._pending_listing = list(listing)
