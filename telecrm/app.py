@@ -42,6 +42,7 @@ from telecrm.calltracking.public import calltracking_ctx
 from telecrm.election import Election, elected, role_lock
 from telecrm.integrations.sender import webhooks_ctx
 from telecrm.live_events import LiveEventSink, store_then_publish
+from telecrm.live_prompts import LivePrompts
 from telecrm.metrics import setup_metrics
 from telecrm.missed.alerts import missed_alerts_ctx
 from telecrm.pbxes.targets import PbxTarget, pbx_of_extension, pbx_targets
@@ -64,6 +65,7 @@ from telecrm.web.keys import (
     EVENT_STREAMS,
     LISTENER,
     LISTENERS,
+    LIVE_PROMPTS,
     PBX_ROOTS,
     SESSIONS,
     SETTINGS,
@@ -146,6 +148,11 @@ async def listener_ctx(app: web.Application) -> AsyncIterator[None]:
     current = PartyRulesHolder(rules)
     elections = app[ELECTIONS]
     async with contextlib.AsyncExitStack() as stack:
+        if settings.live_prompts:  # before the listeners: their facts start the taps
+            prompts = LivePrompts(settings, app[BUS], app[SESSIONS])
+            await prompts.start()
+            stack.push_async_callback(prompts.close)
+            app[LIVE_PROMPTS] = prompts
         for target in targets:  # (in pbx_role, a listener replaces any stand-in)
             election = Election(role_lock(settings.resolved_database_url,
                                           f"listener:{target.name}"),
@@ -214,8 +221,12 @@ def pbx_listener(app: web.Application, target: PbxTarget, rules: PartyRules,
     listener: Listener | None = None
     # call tracking: the call's source on its Asterisk channel while it rings (this PBX's)
     source = SourceOnChannel(app[SESSIONS], lambda: listener.session if listener else None)
+    after = then(live, source)
+    prompts = app.get(LIVE_PROMPTS)
+    if prompts is not None:  # live prompts: tap the answered calls of this PBX
+        after = then(after, prompts.tap_sink(lambda: listener.session if listener else None))
     listener = Listener(target.ami,
-                        on_pbx_facts(target.name, store_then_publish(store, then(live, source))),
+                        on_pbx_facts(target.name, store_then_publish(store, after)),
                         tracker=CallTracker(rules), close_orphans=store.close_orphans,
                         capture=CaptureWriter(target.capture_dir))
     return listener

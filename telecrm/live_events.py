@@ -10,7 +10,8 @@ which the tracker cannot know. Topics:
   by a colleague, ended), for the screen pop in that manager's browser;
 - ``calls`` and ``ext:<extension>`` also carry ``missed_call`` notices, each naming the
   users it is for (``user_ids``; see :mod:`telecrm.missed.alerts`), and ``speech_alert``
-  notices likewise (:mod:`telecrm.speech.alerts`);
+  notices likewise (:mod:`telecrm.speech.alerts`), and ``live_prompt`` events: a call's
+  script progress and running transcript while it goes on (:mod:`telecrm.live_prompts`);
 - ``people``: a user signed out by an admin (switched off, password reset), so that
   every web process ends his event streams at once (:func:`signed_out_message`).
 
@@ -42,6 +43,7 @@ PEOPLE_TOPIC = "people"
 SIGNED_OUT = "signed_out"
 MISSED_CALL = "missed_call"  # a missed-call notice for the users it names (telecrm.missed)
 SPEECH_ALERT = "speech_alert"  # a dictionary said in a call, for the users it names
+LIVE_PROMPT = "live_prompt"  # a live call's script progress and transcript (telecrm.live_prompts)
 FactSink = Callable[[list[Fact]], Awaitable[None]]
 Identity = tuple[int, int | None, str | None]  # call id, client id, client name
 

@@ -64,6 +64,15 @@ class Settings:
                              "по умолчанию — установленный пакет vosk-model-*")
     speech_threads: int = _field(1, "сколько распознавателей запускает 'telecrm serve', если "
                                  "задан TELECRM_VOSK_MODEL (0 — ни одного; тогда 'telecrm worker')")
+    live_prompts: bool = _field(False, "живые подсказки во время разговора: Asterisk передаёт "
+                                "обе стороны звонка, CRM распознаёт их и отмечает этапы "
+                                "сценария в карточке (speech/README.md)")
+    live_listen: str = _field("127.0.0.1:9092", "адрес host:port, на котором 'telecrm serve' "
+                              "принимает звук звонков для живых подсказок (AudioSocket)")
+    live_advertise: str = _field("", "адрес host:port CRM, который сообщается Asterisk для "
+                                 "живых подсказок; по умолчанию — TELECRM_LIVE_LISTEN")
+    live_threads: int = _field(2, "потоков распознавания живых подсказок (каждый — до одного "
+                               "ядра)")
     log_level: str = _field("INFO", "DEBUG, INFO, WARNING или ERROR")
     log_format: str = _field("text", "формат журнала: text (строка для человека) или json "
                              "(один объект JSON на строку: time, level, logger, message, "
@@ -177,7 +186,21 @@ class Settings:
         if values.get("log_format", "text") not in ("text", "json"):
             raise SettingsError("settings.bad_value", "TELECRM_LOG_FORMAT is text or json",
                                 name="TELECRM_LOG_FORMAT", value=values["log_format"])
+        for key in ("live_listen", "live_advertise"):
+            address = values.get(key, "")
+            if address and split_address(address) is None:
+                raise SettingsError("settings.bad_value", f"TELECRM_{key.upper()} is host:port",
+                                    name=f"TELECRM_{key.upper()}", value=address)
         return cls(**values)
+
+
+def split_address(address: str) -> tuple[str, int] | None:
+    """``host:port`` (``[::1]:9092`` too) as a pair; None when it is not one."""
+    host, sep, port = address.rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        return None
+    return host, int(port)
 
 
 def _coerce(name: str, default: Any, value: Any) -> Any:

@@ -70,7 +70,7 @@ def scenario_view(found: ClientScript) -> dict[str, Any]:
         text = f"Скажите: {words}" if words else ""
         if step.within_seconds:
             text += f" — {_within(step.within_seconds)}"
-        prompts.append({"title": step.title or step.id, "required": step.required,
+        prompts.append({"id": step.id, "title": step.title or step.id, "required": step.required,
                         "text": text, "say": list(step.say), "phrases": list(step.phrases),
                         "within": _within(step.within_seconds)})
     return {"name": script.name or found.version.name, "stage": stage,

@@ -253,6 +253,10 @@ function connect() {
     }
     scheduleRefresh(event.kind);
   });
+  source.addEventListener("live", (e) => {
+    // Live prompts: the card's «Сценарий» panel and the supervisor's live calls follow them.
+    document.dispatchEvent(new CustomEvent("telecrm:live", { detail: JSON.parse(e.data) }));
+  });
   source.addEventListener("presence", (e) => {
     const event = JSON.parse(e.data);
     // The header switch (presence.js) and supervisors' boards follow a change of presence.

@@ -92,12 +92,51 @@ function start(box) {
       body.querySelectorAll("tr[data-linkedid]").forEach((row) => {
         if (!seen.has(row.dataset.linkedid)) row.remove();
       });
+      body.querySelectorAll("tr[data-live-of]").forEach((row) => {
+        if (!seen.has(row.dataset.liveOf)) row.remove();
+      });
       empty.hidden = data.calls.length > 0;
       if (!data.telephony) empty.textContent = "Нет связи с АТС.";
     } finally {
       busy = false;
     }
   }
+
+  // Live prompts: under each call, the stages reached and the running transcript.
+  function live(event) {
+    const row = body.querySelector(`tr[data-linkedid="${CSS.escape(event.linkedid)}"]`);
+    if (!row) return;
+    let extra = row.nextElementSibling;
+    if (!extra || extra.dataset.liveOf !== event.linkedid) {
+      extra = document.createElement("tr");
+      extra.dataset.liveOf = event.linkedid;
+      extra.className = "live-row";
+      const cell = document.createElement("td");
+      cell.colSpan = 5;
+      extra.appendChild(cell);
+      row.after(extra);
+    }
+    const cell = extra.cells[0];
+    const parts = [];
+    if (event.progress) {
+      const stages = el("p", { class: "live-stages" });
+      stages.append(el("b", {}, "Этапы: "));
+      for (const stage of event.progress.stages) {
+        stages.append(el("span", { class: stage.done ? "stage done" : "stage", "data-stage": stage.id },
+          `${stage.done ? "✓" : "○"} ${stage.title}`), " ");
+      }
+      parts.push(stages);
+    }
+    const lines = el("div", { class: "live-transcript" });
+    for (const [side, label] of [["manager", "Менеджер"], ["client", "Клиент"]]) {
+      const said = [...((event.transcript || {})[side] || []).slice(-3)];
+      if ((event.partial || {})[side]) said.push(`${event.partial[side]}…`);
+      if (said.length) lines.append(el("p", { "data-side": side }, `${label}: ${said.join(" / ")}`));
+    }
+    parts.push(lines);
+    cell.replaceChildren(...parts);
+  }
+  document.addEventListener("telecrm:live", (e) => live(e.detail));
 
   if (window.EventSource) new EventSource("/api/events").addEventListener("call", refresh);
   setInterval(refresh, 2000);

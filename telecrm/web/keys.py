@@ -18,6 +18,7 @@ from crm_core.people.models import User, WebSession
 from pbx_bridge.pipeline import Listener
 from telecrm.bus import Bus
 from telecrm.election import Election
+from telecrm.live_prompts import LivePrompts
 from telecrm.settings import Settings
 from telecrm.web.clicktocall import ClickToCall
 from telecrm.web.config import WebConfig
@@ -43,6 +44,8 @@ CLICK_TO_CALL = web.AppKey("click_to_call", ClickToCall)
 # Open Server-Sent Event streams (telecrm.web.sse.EventStream): closed at shutdown so the
 # server can stop at once, and a user's at once when an admin signs him out.
 EVENT_STREAMS = web.AppKey("event_streams", set[Any])
+# Live prompts (TELECRM_LIVE_PROMPTS): the AudioSocket server and recognizers of this process.
+LIVE_PROMPTS = web.AppKey("live_prompts", LivePrompts)
 
 # Per request, set by the session middleware: the signed-in user and his session (or None).
 USER = web.RequestKey("user", User | None)  # type: ignore[arg-type]

@@ -11,6 +11,9 @@ what :mod:`crm_core.people.access` lets them see. These event types reach the br
   time: the browser shows a system notification (:mod:`telecrm.missed.alerts`);
 - ``alert``: a phrase of a speech alert rule was said in a call he may see (a
   supervisor's or admin's rule): a system notification (:mod:`telecrm.speech.alerts`);
+- ``live``: a call he may see, while it goes on: which stages of the client's script are
+  done, the next stage's prompt, the objection just raised, the running transcript
+  (:mod:`telecrm.live_prompts`);
 - ``presence``: a manager he oversees (or he himself) changed his presence;
 - ``screenpop``: the user's own phone is ringing with a customer: who is calling
   (the client card's essentials, or a new lead).
@@ -45,6 +48,7 @@ from crm_core.timestamps import utcnow
 from telecrm.bus import LAGGED, BusError, Subscription
 from telecrm.live_events import (
     CALLS_TOPIC,
+    LIVE_PROMPT,
     MISSED_CALL,
     PEOPLE_TOPIC,
     SIGNED_OUT,
@@ -297,6 +301,10 @@ async def events(request: web.Request) -> web.StreamResponse:
             if event.get("kind") == SPEECH_ALERT:  # likewise, for the users it names
                 if user.id in event.get("user_ids", ()):
                     await response.write(_frame("alert", event))
+                continue
+            if event.get("kind") == LIVE_PROMPT:  # a live call's prompts, for who sees the call
+                if audience.admits(event):
+                    await response.write(_frame("live", event))
                 continue
             if event.get("kind") == PRESENCE:
                 if audience.sees_presence(event):

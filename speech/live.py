@@ -1,0 +1,141 @@
+"""Live prompts: streaming recognition of one side of a call, and the script's progress.
+
+:class:`SideRecognizer` wraps one Vosk ``KaldiRecognizer`` (over the process's one
+``Model``) fed with telephone audio as it arrives: 8 kHz 16-bit PCM is resampled to the
+model's rate (stateful across chunks), and after every chunk it gives the words so far,
+final ones with times and the partial hypothesis after them. It is blocking and not
+thread-safe: one side is fed by one task at a time, in a worker thread.
+
+:class:`LiveScript` is pure: given the words of both sides so far it says which stages are
+done (the manager's side, matched as the after-call check matches them, see
+:mod:`speech.matching`; a done stage stays done), which required stage comes next, and
+which objection the client raised last (its title heard on the client's side). Only the
+newest ``WINDOW_WORDS`` words are matched again on each update, so the cost per chunk
+does not grow with the call.
+"""
+
+from __future__ import annotations
+
+import audioop  # noqa: RUF100 -- deprecated in 3.13; recordings/audio.py uses it as well
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from speech.matching import find_phrase
+from speech.model import LoadedModel
+from speech.script import Script
+
+TELEPHONE_RATE = 8000
+WINDOW_WORDS = 60  # matched again on each update (a phrase plus inserted words fits)
+TRANSCRIPT_LINES = 12  # lines of the running transcript a board shows
+
+
+def _words(result: dict[str, Any], offset: float) -> list[dict[str, Any]]:
+    return [{"word": w["word"], "start": round(float(w["start"]) + offset, 3),
+             "end": round(float(w["end"]) + offset, 3),
+             "conf": round(float(w.get("conf", 1.0)), 3)}
+            for w in result.get("result", [])]
+
+
+class SideRecognizer:
+    """One side of one live call, recognised as its audio arrives."""
+
+    def __init__(self, model: LoadedModel, in_rate: int = TELEPHONE_RATE) -> None:
+        from vosk import KaldiRecognizer
+
+        self.model_rate = model.sample_rate
+        self.in_rate = in_rate
+        self._recognizer = KaldiRecognizer(model.vosk, model.sample_rate)
+        self._recognizer.SetWords(True)
+        self._state: Any = None
+        self.final: list[dict[str, Any]] = []
+        self.lines: list[str] = []  # final utterances, newest last
+        self.partial: list[str] = []
+        self.seconds = 0.0  # audio accepted so far
+
+    def accept(self, pcm: bytes) -> bool:
+        """Feed audio; True when the words (final or partial) changed."""
+        if not pcm:
+            return False
+        self.seconds += len(pcm) / 2 / self.in_rate
+        if self.in_rate != self.model_rate:
+            pcm, self._state = audioop.ratecv(pcm, 2, 1, self.in_rate, self.model_rate,
+                                              self._state)
+        if self._recognizer.AcceptWaveform(pcm):
+            words = _words(json.loads(self._recognizer.Result()), 0.0)
+            self.final.extend(words)
+            if words:
+                self.lines.append(" ".join(w["word"] for w in words))
+                del self.lines[:-TRANSCRIPT_LINES]
+            changed = bool(words) or bool(self.partial)
+            self.partial = []
+            return changed
+        partial = str(json.loads(self._recognizer.PartialResult()).get("partial", "")).split()
+        if partial == self.partial:
+            return False
+        self.partial = partial
+        return True
+
+    def words(self) -> list[dict[str, Any]]:
+        """Final words with times, then the partial hypothesis (timed at the audio's end)."""
+        at = round(self.seconds, 3)
+        return self.final + [{"word": w, "start": at, "end": at, "conf": 1.0}
+                             for w in self.partial]
+
+    def text(self) -> str:
+        """The utterance in progress (the partial hypothesis)."""
+        return " ".join(self.partial)
+
+
+@dataclass
+class LiveScript:
+    """Which stages of ``script`` are done so far, the next one, and the last objection."""
+
+    script: Script
+    done: dict[str, float] = field(default_factory=dict)  # stage id -> second it was said
+    objection: str | None = None  # id of the objection the client raised last
+    _objections_seen: set[tuple[str, float]] = field(default_factory=set)
+
+    def update(self, manager: Sequence[dict[str, Any]], client: Sequence[dict[str, Any]]) -> bool:
+        """Match the newest words of both sides; True when the view changed."""
+        changed = False
+        recent = list(manager[-WINDOW_WORDS:])
+        for stage in self.script.stages:
+            if stage.id in self.done:
+                continue
+            found = [hits for phrase in stage.phrases if (hits := find_phrase(recent, phrase))]
+            if len(found) >= max(1, stage.min_matches):
+                self.done[stage.id] = min(h[0].start for h in found)
+                changed = True
+        heard = list(client[-WINDOW_WORDS:])
+        for objection in self.script.objections:
+            for hit in find_phrase(heard, objection.title):
+                key = (objection.id, hit.start)
+                if key not in self._objections_seen:
+                    self._objections_seen.add(key)
+                    if self.objection != objection.id:
+                        self.objection = objection.id
+                        changed = True
+        return changed
+
+    def next_stage(self) -> Any:
+        for stage in self.script.stages:
+            if stage.id not in self.done and stage.required:
+                return stage
+        return next((s for s in self.script.stages if s.id not in self.done), None)
+
+    def view(self) -> dict[str, Any]:
+        """JSON-safe: the stages with done flags, the next stage's prompt, the objection's."""
+        nxt = self.next_stage()
+        objection = next((o for o in self.script.objections if o.id == self.objection), None)
+        return {
+            "script": self.script.name,
+            "stages": [{"id": s.id, "title": s.title or s.id, "required": s.required,
+                        "done": s.id in self.done} for s in self.script.stages],
+            "next": None if nxt is None else {
+                "id": nxt.id, "title": nxt.title or nxt.id,
+                "say": list(nxt.say) or [f"«{p}»" for p in nxt.phrases[:2]]},
+            "objection": None if objection is None else {
+                "id": objection.id, "title": objection.title, "say": list(objection.say)},
+        }
