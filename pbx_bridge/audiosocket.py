@@ -86,6 +86,10 @@ class AudioSocketParser:
         events: list[Event] = []
         while not self.closed and len(self._buffer) >= HEADER.size:
             kind, length = HEADER.unpack_from(self._buffer)
+            refused = self._refused(kind, length)
+            if refused is not None:  # judged on the header: no waiting for a bogus payload
+                events.append(self._bad(refused))
+                break
             if len(self._buffer) < HEADER.size + length:
                 break
             payload = bytes(self._buffer[HEADER.size:HEADER.size + length])
@@ -99,6 +103,16 @@ class AudioSocketParser:
         self.closed = True
         self._buffer.clear()
         return Bad(reason)
+
+    def _refused(self, kind: int, length: int) -> str | None:
+        if self.stream_id is None and kind != KIND_UUID:
+            return f"message kind 0x{kind:02x} before the stream id"
+        if kind not in AUDIO_RATES and kind not in (KIND_UUID, KIND_HANGUP, KIND_DTMF,
+                                                    KIND_ERROR):
+            return f"unknown message kind 0x{kind:02x}"
+        if kind == KIND_UUID and length != 16:
+            return f"a stream id of {length} bytes, not 16"
+        return None
 
     def _message(self, kind: int, payload: bytes) -> Event:
         if kind == KIND_UUID:

@@ -109,6 +109,7 @@ class LivePrompts:
         self._calls: dict[str, _LiveCall] = {}
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._writers: set[asyncio.StreamWriter] = set()
         self.port = 0
         # counters (metrics, tests)
         self.taps_started = 0
@@ -137,6 +138,13 @@ class LivePrompts:
                 self.executor, load_model, path)
         except Exception:
             log.warning("live prompts: no speech model; streams will be dropped", exc_info=True)
+
+    def kill(self) -> None:
+        """Stop listening and cut every stream at once, as a crashed CRM would (tests)."""
+        if self._server is not None:
+            self._server.close()
+        for writer in list(self._writers):
+            writer.transport.abort()
 
     async def close(self) -> None:
         if self._server is not None:
@@ -242,6 +250,7 @@ class LivePrompts:
         tap: _Tap | None = None
         pending = bytearray()
         busy: asyncio.Future[bool] | None = None
+        self._writers.add(writer)
         try:
             while not parser.closed:
                 data = await reader.read(65536)
@@ -276,6 +285,7 @@ class LivePrompts:
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         finally:
+            self._writers.discard(writer)
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()

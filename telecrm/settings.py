@@ -198,7 +198,7 @@ def split_address(address: str) -> tuple[str, int] | None:
     """``host:port`` (``[::1]:9092`` too) as a pair; None when it is not one."""
     host, sep, port = address.rpartition(":")
     host = host.removeprefix("[").removesuffix("]")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
         return None
     return host, int(port)
 

