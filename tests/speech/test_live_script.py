@@ -144,5 +144,6 @@ def test_a_streamed_side_is_recognised_and_published(tmp_path: Path) -> None:
 
     events = asyncio.run(run())
     assert events and all(e["kind"] == "live_prompt" for e in events)
-    heard = " ".join(events[-1]["transcript"].get("manager", [])) or events[-1]["partial"]["manager"]
+    last = events[-1]
+    heard = " ".join(last["transcript"].get("manager", [])) or last["partial"]["manager"]
     assert heard.strip(), events[-1]
