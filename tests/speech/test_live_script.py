@@ -119,10 +119,11 @@ def test_a_streamed_side_is_recognised_and_published(tmp_path: Path) -> None:
                     events.append(event)
             collector = asyncio.create_task(collect())
             try:
-                for _ in range(300):
+                for _ in range(1200):  # the model loads in the background
                     if prompts.model is not None:
                         break
                     await asyncio.sleep(0.1)
+                assert prompts.model is not None
                 call = _LiveCall(key="1.0", pbx="main", extension="101", managers=["101"],
                                  direction="inbound", queue=None)
                 stream = str(uuid.uuid4())
@@ -132,7 +133,7 @@ def test_a_streamed_side_is_recognised_and_published(tmp_path: Path) -> None:
                 for i in range(0, len(pcm), 320):
                     writer.write(encode(0x10, pcm[i:i + 320]))
                     await writer.drain()
-                    await asyncio.sleep(0.002)
+                    await asyncio.sleep(0.01)  # twice real time
                 writer.write(encode(0x00))
                 await writer.drain()
                 writer.close()
