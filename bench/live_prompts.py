@@ -81,7 +81,9 @@ async def run(calls: int, seconds: float, threads: int, recognise: bool,
         prompts = LivePrompts(settings, InProcessBus(), None)  # type: ignore[arg-type]
         await prompts.start()
         try:
-            while recognise and prompts.model is None:
+            for _ in range(6000 if recognise else 0):  # the model loads in the background
+                if prompts.model is not None:
+                    break
                 await asyncio.sleep(0.1)
             if not recognise:
                 await asyncio.sleep(0.5)

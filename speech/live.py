@@ -54,6 +54,8 @@ class SideRecognizer:
         self.in_rate = in_rate
         self._recognizer = KaldiRecognizer(model.vosk, model.sample_rate)
         self._recognizer.SetWords(True)
+        self._recognizer.SetPartialWords(True)  # partial words carry their times too
+        self._partial_words: list[dict[str, Any]] = []
         self._state: Any = None
         self.final: list[dict[str, Any]] = []
         self.lines: list[str] = []  # final utterances, newest last
@@ -86,11 +88,15 @@ class SideRecognizer:
                 del self.lines[:-TRANSCRIPT_LINES]
             changed = bool(words) or bool(self.partial)
             self.partial = []
+            self._partial_words = []
             return changed
-        partial = str(json.loads(self._recognizer.PartialResult()).get("partial", "")).split()
+        result = json.loads(self._recognizer.PartialResult())
+        partial = str(result.get("partial", "")).split()
         if partial == self.partial:
             return False
         self.partial = partial
+        timed = _words({"result": result.get("partial_result") or []}, self.skipped)
+        self._partial_words = timed if [w["word"] for w in timed] == partial else []
         return True
 
     def finish(self) -> None:
@@ -101,9 +107,13 @@ class SideRecognizer:
             self.lines.append(" ".join(w["word"] for w in words))
             del self.lines[:-TRANSCRIPT_LINES]
         self.partial = []
+        self._partial_words = []
 
     def words(self) -> list[dict[str, Any]]:
-        """Final words with times, then the partial hypothesis (timed at the audio's end)."""
+        """Final words with times, then the partial hypothesis (with its times, or timed at
+        the audio's end when Vosk gave none)."""
+        if self._partial_words:
+            return self.final + self._partial_words
         at = round(self.seconds, 3)
         return self.final + [{"word": w, "start": at, "end": at, "conf": 1.0}
                              for w in self.partial]
@@ -118,7 +128,8 @@ class LiveScript:
     """Which stages of ``script`` are done so far, the next one, and the last objection."""
 
     script: Script
-    done: dict[str, float] = field(default_factory=dict)  # stage id -> second it was said
+    # stage id -> second of the manager's stream at which its phrase ended
+    done: dict[str, float] = field(default_factory=dict)
     objection: str | None = None  # id of the objection the client raised last
     _objections_seen: set[tuple[str, float]] = field(default_factory=set)
 
@@ -131,7 +142,8 @@ class LiveScript:
                 continue
             found = [hits for phrase in stage.phrases if (hits := find_phrase(recent, phrase))]
             if len(found) >= max(1, stage.min_matches):
-                self.done[stage.id] = min(h[0].start for h in found)
+                first = min((h[0] for h in found), key=lambda h: h.start)
+                self.done[stage.id] = float(first.words[first.last]["end"])
                 changed = True
         heard = list(client[-WINDOW_WORDS:])
         for objection in self.script.objections:
@@ -157,7 +169,8 @@ class LiveScript:
         return {
             "script": self.script.name,
             "stages": [{"id": s.id, "title": s.title or s.id, "required": s.required,
-                        "done": s.id in self.done} for s in self.script.stages],
+                        "done": s.id in self.done, "said_second": self.done.get(s.id)}
+                       for s in self.script.stages],
             "next": None if nxt is None else {
                 "id": nxt.id, "title": nxt.title or nxt.id,
                 "say": list(nxt.say) or [f"«{p}»" for p in nxt.phrases[:2]]},

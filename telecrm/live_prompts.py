@@ -31,6 +31,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -84,6 +85,8 @@ class _LiveCall:
     script: LiveScript | None = None
     sides: dict[str, SideRecognizer] = field(default_factory=dict)
     tapped: set[str] = field(default_factory=set)  # channels with a tap
+    # when each side's audio began (its first frame): a second of the stream -> wall time
+    started: dict[str, datetime] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
     published_at: float = 0.0
     ended: bool = False
@@ -266,6 +269,9 @@ class LivePrompts:
                         tap.connected = True
                         self.streams += 1
                     elif isinstance(event, Audio) and tap is not None:
+                        if tap.side not in tap.call.started:
+                            tap.call.started[tap.side] = utcnow() - timedelta(
+                                seconds=len(event.pcm) / BYTES_PER_SECOND)
                         pending += event.pcm
                     elif isinstance(event, Bad | PeerError):
                         log.warning("live prompts: stream closed: %s", event)
@@ -331,6 +337,11 @@ class LivePrompts:
             progress = call.script.view() if call.script is not None else None
             lines = {side: list(rec.lines) for side, rec in call.sides.items()}
             partial = {side: rec.text() for side, rec in call.sides.items()}
+        started = call.started.get("manager")
+        for stage in (progress or {}).get("stages", ()):
+            said = stage.pop("said_second", None)
+            stage["said_at"] = (isoformat(started + timedelta(seconds=said))
+                                if said is not None and started is not None else None)
         return {
             "kind": LIVE_PROMPT, "linkedid": call.key, "at": isoformat(utcnow()),
             "extension": call.extension, "managers": list(call.managers), "rang": [],

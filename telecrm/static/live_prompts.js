@@ -11,6 +11,8 @@ function mark(event) {
   for (const stage of stages) {
     const item = document.querySelector(`#scenario li.sc-step[data-stage="${CSS.escape(stage.id)}"]`);
     if (!item) continue;
+    // When the phrase was said (the manager's audio clock): the delay of the prompt is measurable.
+    if (stage.said_at) item.dataset.saidAt = stage.said_at;
     item.classList.toggle("sc-done", stage.done);
     item.classList.toggle("sc-todo", !stage.done);
     item.classList.toggle("sc-next", Boolean(event.progress.next && event.progress.next.id === stage.id));
