@@ -28,6 +28,7 @@ import logging
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -87,6 +88,7 @@ class _LiveCall:
     tapped: set[str] = field(default_factory=set)  # channels with a tap
     # when each side's audio began (its first frame): a second of the stream -> wall time
     started: dict[str, datetime] = field(default_factory=dict)
+    recognised: dict[str, str] = field(default_factory=dict)  # stage id -> when matched (ISO)
     lock: threading.Lock = field(default_factory=threading.Lock)
     published_at: float = 0.0
     ended: bool = False
@@ -121,6 +123,8 @@ class LivePrompts:
         self.streams_refused = 0
         self.dropped_seconds = 0.0
         self.published = 0
+        # how far recognition ran behind the audio (s), after each chunk: the newest 1000
+        self.lags: deque[float] = deque(maxlen=1000)
 
     # -- life cycle ----------------------------------------------------------------------
 
@@ -306,6 +310,10 @@ class LivePrompts:
         except Exception:
             log.warning("live prompts: recognition failed on %s", tap.channel, exc_info=True)
             return False
+        started = tap.call.started.get(tap.side)
+        side = tap.call.sides.get(tap.side)
+        if started is not None and side is not None:
+            self.lags.append((utcnow() - started).total_seconds() - side.seconds)
         if changed is not None:
             await self._publish(tap.call, force=changed)
         return True
@@ -342,6 +350,9 @@ class LivePrompts:
             said = stage.pop("said_second", None)
             stage["said_at"] = (isoformat(started + timedelta(seconds=said))
                                 if said is not None and started is not None else None)
+            if stage["done"] and stage["id"] not in call.recognised:
+                call.recognised[stage["id"]] = isoformat(utcnow())
+            stage["recognised_at"] = call.recognised.get(stage["id"])
         return {
             "kind": LIVE_PROMPT, "linkedid": call.key, "at": isoformat(utcnow()),
             "extension": call.extension, "managers": list(call.managers), "rang": [],

@@ -13,6 +13,7 @@ function mark(event) {
     if (!item) continue;
     // When the phrase was said (the manager's audio clock): the delay of the prompt is measurable.
     if (stage.said_at) item.dataset.saidAt = stage.said_at;
+    if (stage.recognised_at) item.dataset.recognisedAt = stage.recognised_at;
     item.classList.toggle("sc-done", stage.done);
     item.classList.toggle("sc-todo", !stage.done);
     item.classList.toggle("sc-next", Boolean(event.progress.next && event.progress.next.id === stage.id));
