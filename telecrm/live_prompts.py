@@ -90,6 +90,9 @@ class _LiveCall:
     started: dict[str, datetime] = field(default_factory=dict)
     recognised: dict[str, str] = field(default_factory=dict)  # stage id -> when matched (ISO)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # one per side: two streams of one side (a transfer's old and new manager leg, for a
+    # moment) never feed its recognizer at once (Kaldi's recognizer is not thread-safe)
+    side_locks: dict[str, threading.Lock] = field(default_factory=dict)
     published_at: float = 0.0
     ended: bool = False
 
@@ -191,6 +194,9 @@ class LivePrompts:
             call = self._calls.pop(data.linkedid, None)
             if call is not None:
                 call.ended = True
+                for stream_id, tap in list(self._taps.items()):  # never connected
+                    if tap.call is call:
+                        del self._taps[stream_id]
                 self._spawn(self._publish(call, force=True))
             return
         if fact.kind not in (FactKind.ANSWERED, FactKind.LEG_JOINED):
@@ -325,11 +331,14 @@ class LivePrompts:
         model = self.model
         if model is None:
             return None
-        side = call.sides.get(tap.side)
-        if side is None:
-            side = call.sides[tap.side] = SideRecognizer(model)
-        if not side.accept(chunk):
-            return None
+        with call.lock:
+            side_lock = call.side_locks.setdefault(tap.side, threading.Lock())
+        with side_lock:
+            side = call.sides.get(tap.side)
+            if side is None:
+                side = call.sides[tap.side] = SideRecognizer(model)
+            if not side.accept(chunk):
+                return None
         with call.lock:
             if call.script is None:
                 return False

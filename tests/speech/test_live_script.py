@@ -148,3 +148,66 @@ def test_a_streamed_side_is_recognised_and_published(tmp_path: Path) -> None:
     last = events[-1]
     heard = " ".join(last["transcript"].get("manager", [])) or last["partial"]["manager"]
     assert heard.strip(), events[-1]
+
+
+def test_answered_calls_are_tapped_once_per_side_and_forgotten_when_they_end(
+        tmp_path: Path) -> None:
+    """The fact sink: one Originate per talking side, a transfer's new manager tapped, none
+    twice; an Originate that fails costs its side only; the call's taps go when it ends."""
+    from datetime import UTC, datetime
+
+    from crm_core.calls.snapshot import CallData, LegData
+    from pbx_bridge.ami import AmiError
+    from pbx_bridge.tracker import Fact, FactKind
+    from telecrm.live_prompts import LivePrompts
+
+    at = datetime(2026, 12, 5, 10, 0, tzinfo=UTC)
+
+    def leg(uid: str, channel: str, role: str, ext: str | None, ended: bool = False) -> LegData:
+        return LegData(uniqueid=uid, channel=channel, role=role, extension=ext, started_at=at,
+                       answered_at=at, ended_at=at if ended else None, talk_seconds=0.0)
+
+    def call(*legs: LegData, managers: tuple[str, ...] = ("101",)) -> CallData:
+        return CallData(linkedid="1.0", direction="inbound", status="in_progress",
+                        client_number="79161234567", did=None, started_at=at, answered_at=at,
+                        ended_at=None, ring_seconds=0, talk_seconds=0, transferred=False,
+                        managers=managers, recordings=(), legs=legs, pbx="main")
+
+    class Ami:
+        def __init__(self) -> None:
+            self.actions: list[dict[str, Any]] = []
+
+        async def action(self, action: dict[str, Any], timeout: float | None = None) -> Any:
+            self.actions.append(action)
+            if "PJSIP/102" in str(action["Variable"]):
+                raise AmiError("Originate failed")
+            return {"Response": "Success"}
+
+    async def run() -> tuple[LivePrompts, Ami]:
+        settings = Settings(data_dir=tmp_path, live_prompts=True, live_listen="127.0.0.1:0")
+        prompts = LivePrompts(settings, InProcessBus(), None)  # type: ignore[arg-type]
+        prompts._identify = lambda c: asyncio.sleep(0)  # type: ignore[method-assign,assignment,return-value]
+        ami = Ami()
+        sink = prompts.tap_sink(lambda: ami)  # type: ignore[arg-type,return-value]
+        client = leg("1.0", "PJSIP/carrier-00000000", "client", None)
+        first = leg("1.1", "PJSIP/101-00000001", "manager", "101")
+        await sink([Fact(FactKind.ANSWERED, at, call(client, first))])
+        await sink([Fact(FactKind.ANSWERED, at, call(client, first))])  # again: no new tap
+        second = leg("1.2", "PJSIP/102-00000002", "manager", "102")
+        await sink([Fact(FactKind.LEG_JOINED, at, call(
+            client, leg("1.1", "PJSIP/101-00000001", "manager", "101", ended=True), second,
+            managers=("101", "102")))])
+        for _ in range(20):
+            await asyncio.sleep(0.01)
+        assert len(prompts._taps) == 2 and prompts.taps_failed == 1  # 102's Originate failed
+        await sink([Fact(FactKind.ENDED, at, call(client, first))])
+        await asyncio.sleep(0.01)
+        assert prompts._taps == {} and prompts._calls == {}
+        await prompts.close()
+        return prompts, ami
+
+    prompts, ami = asyncio.run(run())
+    spied = [next(v for v in a["Variable"] if v.startswith("__CRM_LIVE_SPY=")) for a in ami.actions]
+    assert spied == ["__CRM_LIVE_SPY=PJSIP/101-00000001", "__CRM_LIVE_SPY=PJSIP/carrier-00000000",
+                     "__CRM_LIVE_SPY=PJSIP/102-00000002"]
+    assert prompts.taps_started == 2
