@@ -22,7 +22,7 @@ from pbx_bridge.audiosocket import (
 )
 from pbx_bridge.tracker import CallTracker, is_live_tap
 
-SID = str(uuid.uuid4())
+SID = "1c5905ee-85e7-47d2-be5d-657eabde8432"  # fixed: xdist workers must collect alike
 
 
 def test_a_whole_stream_in_any_chunking() -> None:
@@ -43,7 +43,7 @@ def test_a_whole_stream_in_any_chunking() -> None:
     (encode_id(SID) + encode(0x10, b"\0"), "odd length"),
     (encode_id(SID) + encode(0x42, b"x"), "unknown message kind 0x42"),
     (encode_id(SID) + encode(0x03, b"xy"), "DTMF"),
-])
+], ids=["audio-first", "short-id", "two-ids", "odd-audio", "unknown-kind", "long-dtmf"])
 def test_hostile_frames_close_the_parser(wire: bytes, reason: str) -> None:
     parser = AudioSocketParser()
     events = parser.feed(wire)
