@@ -4,7 +4,6 @@ tracker ignoring the tap's Local channels."""
 from __future__ import annotations
 
 import random
-import uuid
 
 import pytest
 
