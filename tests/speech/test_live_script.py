@@ -137,7 +137,11 @@ def test_a_streamed_side_is_recognised_and_published(tmp_path: Path) -> None:
                 writer.write(encode(0x00))
                 await writer.drain()
                 writer.close()
-                await asyncio.sleep(1.5)
+                for _ in range(600):  # a loaded machine recognises late
+                    if any(e["transcript"].get("manager") or e["partial"].get("manager")
+                           for e in events):
+                        break
+                    await asyncio.sleep(0.1)
             finally:
                 collector.cancel()
                 await prompts.close()
