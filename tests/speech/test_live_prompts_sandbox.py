@@ -190,7 +190,7 @@ async def test_live_prompts_on_the_card_during_a_real_call(
 
         # During the call: the prompt of the stage not reached yet.
         nxt = page.locator('#live-prompt .lp-next[data-stage="greeting"]')
-        await nxt.wait_for(timeout=8000)
+        await nxt.wait_for(timeout=20000)  # a loaded machine identifies the call late
         assert "Меня зовут Иван" in await nxt.inner_text()
         assert await page.locator('#scenario li.sc-step[data-stage="greeting"].sc-done'
                                   ).count() == 0
