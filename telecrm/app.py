@@ -492,5 +492,40 @@ async def run_app(settings: Settings, *, web_role: bool = True,
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
-        await runner.cleanup()
+        watchdog = asyncio.ensure_future(_report_slow_shutdown(asyncio.current_task()))
+        try:
+            await runner.cleanup()
+        finally:
+            watchdog.cancel()
     return received[0] if received else None
+
+
+SLOW_SHUTDOWN_SECONDS = 15.0
+
+
+def _awaiting(coro: Any) -> list[str]:
+    """Where a coroutine waits: its frame, then what it awaits, down the chain."""
+    where: list[str] = []
+    while coro is not None and len(where) < 40:
+        frame = (getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+                 or getattr(coro, "ag_frame", None))
+        if frame is None:
+            break
+        name = frame.f_code.co_filename.rsplit("/", 2)
+        where.append(f"{'/'.join(name[-2:])}:{frame.f_lineno} {frame.f_code.co_name}")
+        coro = (getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+                or getattr(coro, "ag_await", None))
+    return where
+
+
+async def _report_slow_shutdown(main: asyncio.Task[Any] | None) -> None:
+    """Log what a shutdown still waits for once it has taken SLOW_SHUTDOWN_SECONDS, every
+    task with where it waits, so an operator (or a test) sees why a stop hangs."""
+    await asyncio.sleep(SLOW_SHUTDOWN_SECONDS)
+    waiting = [task for task in asyncio.all_tasks()
+               if task is not asyncio.current_task() and not task.done()]
+    lines = [f"{'[main] ' if task is main else ''}{task.get_name()}: "
+             f"{' -> '.join(_awaiting(task.get_coro())) or '(not started)'}"
+             for task in waiting]
+    log.warning("stopping takes over %.0f s; still waiting for:\n  %s",
+                SLOW_SHUTDOWN_SECONDS, "\n  ".join(lines))
