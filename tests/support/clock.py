@@ -50,3 +50,14 @@ def subprocess_env() -> dict[str, str]:
     stamp = datetime.fromtimestamp(now, UTC).strftime("@%Y-%m-%d %H:%M:%S")
     return {"FAKETIME": stamp, "FAKETIME_DONT_FAKE_MONOTONIC": "1", "TZ": "UTC",
             "LD_PRELOAD": LIBFAKETIME}
+
+
+def zone_at_midday(now: datetime) -> str:
+    """A fixed-offset time zone in which ``now`` is around noon (``Etc/GMT±N``).
+
+    Tests on the sandbox run on the real clock (Asterisk stamps the events); one whose
+    subject is "today" (a retry later today, the working day's end) gives the company
+    this zone, so the day does not end under it whatever the hour it runs at.
+    """
+    offset = (12 - now.astimezone(UTC).hour + 12) % 24 - 12  # -12..+11 hours east of UTC
+    return "Etc/GMT" + ("" if offset == 0 else f"{-offset:+d}")  # POSIX signs: inverted
