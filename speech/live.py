@@ -35,6 +35,30 @@ TRANSCRIPT_LINES = 12  # lines of the running transcript a board shows
 # that Vosk still hears the pause that ends an utterance).
 SILENCE_RMS = 100
 HANGOVER_SECONDS = 0.8
+# Vosk ends an utterance by its own rules, which wait up to 2 s of silence when its
+# hypothesis is unsure; the final words (often the ones that complete a stage) come only
+# then. The recognizer is told the utterance ended after this much quiet instead: a pause
+# inside a sentence is shorter, and a phrase split at a long one still matches, since
+# stages are matched on the words, not on utterances. The price: each utterance starts
+# the recognizer's speaker adaptation afresh, a little less accurate than one long
+# stream; live prompts are hints, and the check that counts reads the whole recording.
+ENDPOINT_SECONDS = 0.4
+FRAME_BYTES = 320  # 20 ms at 8 kHz, 16-bit: the step of the quiet measure
+
+
+def trailing_quiet(pcm: bytes, rate: int = TELEPHONE_RATE) -> tuple[float, bool]:
+    """Seconds of quiet at the end of ``pcm`` (in 20 ms frames), and whether any frame
+    was loud."""
+    frame = FRAME_BYTES * rate // TELEPHONE_RATE
+    end = len(pcm)
+    quiet = 0
+    while end > 0:
+        start = max(0, end - frame)
+        if audioop.rms(pcm[start:end], 2) >= SILENCE_RMS:
+            return quiet / 2 / rate, True
+        quiet += end - start
+        end = start
+    return quiet / 2 / rate, False
 
 
 def _words(result: dict[str, Any], offset: float) -> list[dict[str, Any]]:
@@ -54,8 +78,11 @@ class SideRecognizer:
         self.in_rate = in_rate
         self._recognizer = KaldiRecognizer(model.vosk, model.sample_rate)
         self._recognizer.SetWords(True)
-        self._recognizer.SetPartialWords(True)  # partial words carry their times too
-        self._partial_words: list[dict[str, Any]] = []
+        # No times on partial words: Vosk then reads them off its incrementally determinized
+        # lattice, which trails the audio by ~2 s; the best path it reads otherwise trails
+        # by ~0.5 s. A partial word is timed at the audio's end (an upper bound), and
+        # LiveScript takes the exact time from the final words when they come.
+        self._recognizer.SetPartialWords(False)
         self._state: Any = None
         self.final: list[dict[str, Any]] = []
         self.lines: list[str] = []  # final utterances, newest last
@@ -63,6 +90,8 @@ class SideRecognizer:
         self.seconds = 0.0  # audio accepted so far
         self.skipped = 0.0  # of which silence never fed to the recognizer
         self._hangover = 0.0
+        self._quiet = 0.0  # seconds of quiet since the last loud frame
+        self.endpoints = 0  # utterances ended by ENDPOINT_SECONDS of quiet (not by Vosk)
 
     def accept(self, pcm: bytes) -> bool:
         """Feed audio; True when the words (final or partial) changed."""
@@ -70,13 +99,17 @@ class SideRecognizer:
             return False
         duration = len(pcm) / 2 / self.in_rate
         self.seconds += duration
-        if audioop.rms(pcm, 2) >= SILENCE_RMS:
-            self._hangover = HANGOVER_SECONDS
-        elif self._hangover > 0:
-            self._hangover -= duration
-        elif not self.partial:
-            self.skipped += duration  # the recognizer's clock stops: word times shift by it
-            return False
+        quiet, loud = trailing_quiet(pcm, self.in_rate)
+        if loud:
+            self._quiet = quiet
+            self._hangover = HANGOVER_SECONDS - quiet
+        else:
+            self._quiet += duration
+            if self._hangover > 0:
+                self._hangover -= duration
+            elif not self.partial:
+                self.skipped += duration  # the recognizer's clock stops: word times shift
+                return False
         if self.in_rate != self.model_rate:
             pcm, self._state = audioop.ratecv(pcm, 2, 1, self.in_rate, self.model_rate,
                                               self._state)
@@ -88,34 +121,32 @@ class SideRecognizer:
                 del self.lines[:-TRANSCRIPT_LINES]
             changed = bool(words) or bool(self.partial)
             self.partial = []
-            self._partial_words = []
             return changed
+        if self.partial and self._quiet >= ENDPOINT_SECONDS:
+            self.endpoints += 1
+            self.finish()
+            return True
         result = json.loads(self._recognizer.PartialResult())
         partial = str(result.get("partial", "")).split()
         if partial == self.partial:
             return False
         self.partial = partial
-        timed = _words({"result": result.get("partial_result") or []}, self.skipped)
-        self._partial_words = timed if [w["word"] for w in timed] == partial else []
         return True
 
     def finish(self) -> None:
-        """The stream ended: the utterance in progress becomes final."""
+        """The utterance in progress becomes final (the stream ended, or a pause did)."""
         words = _words(json.loads(self._recognizer.FinalResult()), self.skipped)
         self.final.extend(words)
         if words:
             self.lines.append(" ".join(w["word"] for w in words))
             del self.lines[:-TRANSCRIPT_LINES]
         self.partial = []
-        self._partial_words = []
 
     def words(self) -> list[dict[str, Any]]:
-        """Final words with times, then the partial hypothesis (with its times, or timed at
-        the audio's end when Vosk gave none)."""
-        if self._partial_words:
-            return self.final + self._partial_words
+        """Final words with times, then the partial hypothesis timed at the audio's end
+        (marked ``partial``)."""
         at = round(self.seconds, 3)
-        return self.final + [{"word": w, "start": at, "end": at, "conf": 1.0}
+        return self.final + [{"word": w, "start": at, "end": at, "conf": 1.0, "partial": True}
                              for w in self.partial]
 
     def text(self) -> str:
@@ -130,6 +161,9 @@ class LiveScript:
     script: Script
     # stage id -> second of the manager's stream at which its phrase ended
     done: dict[str, float] = field(default_factory=dict)
+    # stages matched on a partial hypothesis: their second is when it was heard, until
+    # the final words give the phrase's own end
+    rough: set[str] = field(default_factory=set)
     objection: str | None = None  # id of the objection the client raised last
     _objections_seen: set[tuple[str, float]] = field(default_factory=set)
 
@@ -137,17 +171,24 @@ class LiveScript:
         """Match the newest words of both sides; True when the view changed."""
         changed = False
         recent = list(manager[-WINDOW_WORDS:])
+        final = [w for w in recent if not w.get("partial")]
         for stage in self.script.stages:
             if stage.id in self.done:
+                if stage.id in self.rough and self._refine(stage, final):
+                    changed = True
                 continue
             found = [hits for phrase in stage.phrases if (hits := find_phrase(recent, phrase))]
             if len(found) >= max(1, stage.min_matches):
                 first = min((h[0] for h in found), key=lambda h: h.start)
                 self.done[stage.id] = float(first.words[first.last]["end"])
+                if any(w.get("partial") for w in first.words[first.first:first.last + 1]):
+                    self.rough.add(stage.id)
+                    self._refine(stage, final)
                 changed = True
         heard = list(client[-WINDOW_WORDS:])
         for objection in self.script.objections:
-            for hit in find_phrase(heard, objection.title):
+            hits = [hit for phrase in objection.heard_as() for hit in find_phrase(heard, phrase)]
+            for hit in hits:
                 key = (objection.id, hit.start)
                 if key not in self._objections_seen:
                     self._objections_seen.add(key)
@@ -155,6 +196,19 @@ class LiveScript:
                         self.objection = objection.id
                         changed = True
         return changed
+
+    def _refine(self, stage: Any, final: Sequence[dict[str, Any]]) -> bool:
+        """The exact end of a roughly timed stage's phrase, once it is in the final words
+        (the first time it was said, by the time it was heard); True when found."""
+        heard = self.done[stage.id]
+        ends = [float(hit.words[hit.last]["end"]) for phrase in stage.phrases
+                for hit in find_phrase(final, phrase)]
+        ends = [end for end in ends if end <= heard + 0.05]
+        if not ends:
+            return False
+        self.done[stage.id] = min(ends)
+        self.rough.discard(stage.id)
+        return True
 
     def next_stage(self) -> Any:
         for stage in self.script.stages:

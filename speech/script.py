@@ -41,6 +41,12 @@ class Objection:
     id: str
     title: str
     say: tuple[str, ...]
+    # what the client says that raises it («дороговато», «нет бюджета»), beside the title
+    phrases: tuple[str, ...] = ()
+
+    def heard_as(self) -> tuple[str, ...]:
+        """The phrases that, on the client's side, mean this objection was raised."""
+        return (self.title, *self.phrases)
 
 
 @dataclass(frozen=True)
@@ -63,7 +69,7 @@ _TOP_KEYS = frozenset({"name", "stages", "forbidden", "description", "objections
 _STAGE_KEYS = frozenset({"id", "title", "required", "within_seconds", "phrases", "min_matches",
                          "say"})
 _FORBIDDEN_KEYS = frozenset({"id", "title", "phrases"})
-_OBJECTION_KEYS = frozenset({"id", "title", "say"})
+_OBJECTION_KEYS = frozenset({"id", "title", "say", "phrases"})
 
 
 class _Lines(dict[str, Any]):
@@ -216,8 +222,9 @@ def parse_script(data: Any) -> Script:
                                      f"objection {n} has no 'title'", n=n))
         where = f"objection {item['title']}"
         _check_keys(item, _OBJECTION_KEYS, where)
+        phrases = _phrases(item, where) if item.get("phrases") is not None else ()
         objections.append(Objection(str(item.get("id") or n), str(item["title"]),
-                                    _say(item, where)))
+                                    _say(item, where), phrases))
     description = data.get("description")
     return Script(str(data.get("name", "")), tuple(stages), tuple(forbidden), tuple(objections),
                   description.strip() if isinstance(description, str) else "")

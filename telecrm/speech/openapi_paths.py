@@ -53,7 +53,7 @@ OPENAPI_PATHS: dict[str, Any] = {
         "The script for this client now, as the «Сценарий» panel shows it: the version in "
         "force for his deal's stage, else the reader's team's, else the company's",
         _ok("name, stage, version, description, for_stage, prompts [{title, required, text, "
-            "say, phrases, within}], objections [{title, say}]"), [_ID], "404"),
+            "say, phrases, within}], objections [{title, phrases, say}]"), [_ID], "404"),
     "/api/kkp/queue": _get(
         "The QC queue: checked calls of my team (a manager: his own), lowest score first",
         _ok("results", "array"),

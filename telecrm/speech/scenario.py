@@ -77,7 +77,8 @@ def scenario_view(found: ClientScript) -> dict[str, Any]:
             "version": found.version.name, "description": script.description or None,
             "for_stage": found.version.stage is not None,
             "prompts": prompts,
-            "objections": [{"title": o.title, "say": list(o.say)} for o in script.objections]}
+            "objections": [{"title": o.title, "say": list(o.say), "phrases": list(o.phrases)}
+                           for o in script.objections]}
 
 
 # Parsed views by (version id, digest, stage name): a version is never edited (a new upload

