@@ -33,7 +33,7 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -62,6 +62,12 @@ TRANSCRIPT_EVERY = 0.3  # seconds between events that only change the running tr
 BYTES_PER_SECOND = 16000  # 8 kHz, 16-bit
 SIDES = ("manager", "client")
 FactSink = Callable[[list[Fact]], Awaitable[None]]
+
+
+class LiveObserver(Protocol):
+    """What the metrics take as it happens (telecrm.metrics); counters are read as kept."""
+
+    def lag_observed(self, seconds: float) -> None: ...
 
 
 @dataclass
@@ -123,11 +129,13 @@ class LivePrompts:
         self.taps_started = 0
         self.taps_failed = 0
         self.streams = 0
+        self.streams_open = 0  # connected streams of known taps, now
         self.streams_refused = 0
         self.dropped_seconds = 0.0
         self.published = 0
         # how far recognition ran behind the audio (s), after each chunk: the newest 1000
         self.lags: deque[float] = deque(maxlen=1000)
+        self.observer: LiveObserver | None = None  # the metrics' histogram of the lag
 
     # -- life cycle ----------------------------------------------------------------------
 
@@ -278,6 +286,7 @@ class LivePrompts:
                             return
                         tap.connected = True
                         self.streams += 1
+                        self.streams_open += 1
                     elif isinstance(event, Audio) and tap is not None:
                         if tap.side not in tap.call.started:
                             tap.call.started[tap.side] = utcnow() - timedelta(
@@ -301,6 +310,8 @@ class LivePrompts:
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         finally:
+            if tap is not None:
+                self.streams_open -= 1
             self._writers.discard(writer)
             writer.close()
             with contextlib.suppress(Exception):
@@ -319,7 +330,13 @@ class LivePrompts:
         started = tap.call.started.get(tap.side)
         side = tap.call.sides.get(tap.side)
         if started is not None and side is not None:
-            self.lags.append((utcnow() - started).total_seconds() - side.seconds)
+            lag = (utcnow() - started).total_seconds() - side.seconds
+            self.lags.append(lag)
+            if self.observer is not None:
+                try:
+                    self.observer.lag_observed(lag)
+                except Exception:  # metrics never cost a prompt
+                    log.warning("live prompts: the observer failed", exc_info=True)
         if changed is not None:
             await self._publish(tap.call, force=changed)
         return True

@@ -7,7 +7,11 @@ registry and its metric objects. Two kinds of figures:
   (counters and histograms, fed by the listeners' observers and the HTTP middleware);
 - read at scrape time: AMI connection state, calls in progress, event-stream
   subscribers (from this process's objects), and the backlogs (from the database and
-  the job queue, cached for ``BACKLOG_TTL_SECONDS`` so a busy scraper costs nothing).
+  the job queue, cached for ``BACKLOG_TTL_SECONDS`` so a busy scraper costs nothing);
+- live prompts (:mod:`telecrm.live_prompts`): the recognition lag as it is taken (a
+  histogram fed by :class:`LivePromptsObserver`); streams open, taps, refused streams,
+  dropped audio and events published read at scrape time from the service's own
+  counters.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from pbx_bridge.pipeline import Listener
@@ -33,6 +37,27 @@ BACKLOG_TTL_SECONDS = 5.0
 # (a database that was away).
 FAST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+# Live recognition behind the audio: a fraction of a second (healthy) to the backlog's cut
+# (2 s) and beyond (a stalled recognizer).
+LIVE_LAG_BUCKETS = (0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
+
+
+class LagObserver(Protocol):
+    """Takes the live recognition lag where it is measured."""
+
+    def lag_observed(self, seconds: float) -> None: ...
+
+
+class LivePromptsView(Protocol):
+    """What the metrics read of the live-prompt service (telecrm.live_prompts.LivePrompts)."""
+
+    taps_started: int
+    taps_failed: int
+    streams_open: int
+    streams_refused: int
+    dropped_seconds: float
+    published: int
+    observer: LagObserver | None
 
 
 class JobQueueView(Protocol):
@@ -67,6 +92,16 @@ class PbxObserver:
             self._stored.observe(each)
 
 
+class LivePromptsObserver:
+    """The live-prompt service's observer (telecrm.live_prompts.LiveObserver)."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._lag = metrics.live_lag
+
+    def lag_observed(self, seconds: float) -> None:
+        self._lag.observe(max(0.0, seconds))
+
+
 class Metrics:
     """The registry and every metric of one app."""
 
@@ -88,6 +123,12 @@ class Metrics:
             "telecrm_http_request_duration_seconds",
             "HTTP request time per route (its canonical path), method and status class",
             ["route", "method", "status"], buckets=HTTP_BUCKETS, registry=r)
+        self.live_lag = Histogram(
+            "telecrm_live_prompt_lag_seconds",
+            "How far live recognition runs behind a call's audio, after each chunk",
+            buckets=LIVE_LAG_BUCKETS, registry=r)
+        self.prompts: LivePromptsView | None = None
+        r.register(_LivePromptFigures(self))
         self.backlog = Backlog()
         self.queue = QueueFigures()
         self.backlog_read_at: float | None = None
@@ -109,6 +150,13 @@ class Metrics:
         for name, listener in listeners.items():
             if not isinstance(getattr(listener, "observer", None), PbxObserver):
                 listener.observer = PbxObserver(self, name)
+
+    def watch_live(self, prompts: LivePromptsView | None) -> None:
+        """Read the live-prompt service's counters at scrape time and time its lag (None:
+        live prompts are off in this process, the figures stay at zero)."""
+        self.prompts = prompts
+        if prompts is not None and not isinstance(prompts.observer, LivePromptsObserver):
+            prompts.observer = LivePromptsObserver(self)
 
     async def refresh(self, read_backlog: Callable[[], Awaitable[Backlog]],
                       queues: Sequence[JobQueueView]) -> None:
@@ -172,3 +220,31 @@ class _LiveFigures(Collector):
         depth.add_metric(["recordings"], float(backlog.recordings_waiting))
         depth.add_metric(["transcription"], float(queue.waiting))
         yield depth
+
+
+class _LivePromptFigures(Collector):
+    """Live prompts' figures read at scrape time from the service's own counters."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        p = self.metrics.prompts
+        yield GaugeMetricFamily("telecrm_live_streams_open",
+                                "Call sides streaming to live prompts now",
+                                value=float(p.streams_open if p else 0))
+        counters = (
+            ("telecrm_live_taps_started", "Taps (AMI Originate to AudioSocket) the PBX took",
+             p.taps_started if p else 0),
+            ("telecrm_live_taps_failed", "Taps the PBX refused: that side goes unprompted",
+             p.taps_failed if p else 0),
+            ("telecrm_live_streams_refused", "AudioSocket streams of no known tap, dropped",
+             p.streams_refused if p else 0),
+            ("telecrm_live_audio_dropped_seconds",
+             "Audio dropped unheard because recognition fell behind",
+             p.dropped_seconds if p else 0.0),
+            ("telecrm_live_prompt_events", "Live prompt events published on the bus",
+             p.published if p else 0),
+        )
+        for name, documentation, figure in counters:
+            yield CounterMetricFamily(name, documentation, value=float(figure))

@@ -22,7 +22,7 @@ from telecrm.metrics.backlog import Backlog, count_backlog
 from telecrm.metrics.registry import JobQueueView, Metrics
 from telecrm.speech.service import SPEECH_QUEUES
 from telecrm.web.errors import ApiError
-from telecrm.web.keys import EVENT_STREAMS, LISTENERS, SESSIONS, SETTINGS, USER
+from telecrm.web.keys import EVENT_STREAMS, LISTENERS, LIVE_PROMPTS, SESSIONS, SETTINGS, USER
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -89,6 +89,7 @@ async def metrics(request: web.Request) -> web.Response:
     app = request.app
     registry = app[METRICS]
     registry.watch(_listeners(app), app[EVENT_STREAMS])
+    registry.watch_live(app.get(LIVE_PROMPTS))
 
     async def read_backlog() -> Backlog:
         async with app[SESSIONS]() as session:
@@ -110,8 +111,10 @@ def _listeners(app: web.Application) -> dict[str, Listener]:
 
 
 async def metrics_ctx(app: web.Application) -> AsyncIterator[None]:
-    """After the listeners start: observe them; with Redis, a reader of the job queue."""
+    """After the listeners start: observe them and the live prompts; with Redis, a reader
+    of the job queue."""
     app[METRICS].watch(_listeners(app), app[EVENT_STREAMS])
+    app[METRICS].watch_live(app.get(LIVE_PROMPTS))
     queue = None
     settings = app[SETTINGS]
     if settings.redis_url:
