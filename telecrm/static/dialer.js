@@ -1,6 +1,8 @@
 // «Обзвон»: the manager's dialer. The server keeps the session (GET /api/dialer draws it);
 // the hang-up comes from the live call events (app.js dispatches them as "telecrm:call").
+// While he talks, the «Сценарий» panel follows his call's live prompts (live_prompts.js).
 import { el, number, sendJSON } from "/static/common.js";
+import { endLive, resetLive } from "/static/live_prompts.js";
 
 const $ = (id) => document.getElementById(id);
 let view = null;          // the last state from the server
@@ -9,6 +11,7 @@ let reported = new Set(); // call ids whose hang-up was sent
 let callingSince = null;  // when this page saw the call start
 let scenarioFor = null;   // the client whose «Сценарий» is shown
 const STALE_CALL_MS = 60000;
+const OWN = document.body.dataset.extension || "";
 
 const STATES = { active: "идёт обзвон", paused: "пауза", ended: "завершён" };
 const PHASES = { calling: "звонок", wrap_up: "итог звонка", countdown: "следующий клиент", idle: "" };
@@ -86,6 +89,11 @@ function drawCard(s) {
     notes.append(li);
   }
   if (!card.last_contacts.length) notes.append(el("li", { class: "muted" }, "Контактов ещё не было."));
+  const live = $("live-prompt");
+  if (live.dataset.client !== String(card.id)) {  // another client: nothing of the last one's call
+    resetLive(live);
+    live.dataset.client = String(card.id);
+  }
   loadScenario(card.id);
 }
 
@@ -156,6 +164,7 @@ async function refresh() {
 // -- the call and its hang-up -------------------------------------------------------------
 async function placeCall() {
   stopCountdown();
+  resetLive($("live-prompt"));  // each call starts with a clean script
   $("dl-call").disabled = true;
   try {
     const s = await call("/api/dialer/call", {});
@@ -169,6 +178,7 @@ async function placeCall() {
 async function hungUp(callId) {
   if (reported.has(callId)) return;
   reported.add(callId);
+  endLive($("live-prompt"));  // the marks stay; the panel says the call is over
   try {
     const s = await call("/api/dialer/hangup", { call_id: callId });
     const h = s.hangup;
@@ -182,12 +192,23 @@ async function hungUp(callId) {
   } catch (err) { /* the error is shown */ }
 }
 
+function isThisCall(event) {
+  return event.client_id === view.card.id || event.client_number === view.session.number;
+}
+
 // The hang-up comes by the live events at once...
 document.addEventListener("telecrm:call", (e) => {
   const event = e.detail;
   if (!view || !view.session || view.session.phase !== "calling" || !view.card) return;
+  // The call placed from his phone: the live prompts follow it (whichever client it is stored with).
+  const live = $("live-prompt");
+  if (event.kind !== "call_ended" && !live.dataset.call && isThisCall(event) &&
+      (event.extension === OWN || (event.rang || []).includes(OWN) ||
+       (event.managers || []).includes(OWN))) {
+    live.dataset.call = event.linkedid;
+  }
   if (event.kind !== "call_ended" || event.direction !== "outbound" || !event.call_id) return;
-  if (event.client_id === view.card.id || event.client_number === view.session.number) {
+  if (isThisCall(event)) {
     hungUp(event.call_id);
   }
 });
