@@ -30,7 +30,7 @@ from telecrm.live_events import extension_topic
 from telecrm.live_prompts import LivePrompts, _LiveCall
 from telecrm.settings import Settings
 from telecrm.web.keys import BUS, CLICK_TO_CALL
-from tests.dialer.test_dialer_browser import SCRIPT, StandInPhone, hang_up, seed, sign_in
+from tests.dialer.test_dialer_browser import LUCH, SCRIPT, StandInPhone, hang_up, seed, sign_in
 from tests.support.browser import chromium, screenshot, serve_app
 
 pytestmark = [pytest.mark.calendar, pytest.mark.clock("2026-11-20T12:00:00+03:00")]
@@ -210,9 +210,21 @@ async def test_the_dialer_follows_the_managers_call_and_nothing_else(
     await page.wait_for_selector("#dl-scenario .sc-steps")
     assert await page.is_hidden("#live-prompt")
     assert not any("sc-done" in c or "sc-next" in c for c in (await classes(page)).values())
+    # The call's own events name it: from then on only that call's prompts count (another
+    # call of the same client on his phone, say her call-back on the other line, does not).
+    await app[BUS].publish(extension_topic("101"), {
+        "kind": "answered", "linkedid": "d-2.0", "extension": "101", "direction": "outbound",
+        "status": "in_progress", "client_number": LUCH, "did": None, "queue": None,
+        "managers": ["101"], "rang": ["101"], "call_id": None, "client_id": luch,
+        "client_name": "ЗАО Луч"})
+    await page.wait_for_function(
+        "document.getElementById('live-prompt').dataset.call === 'd-2.0'")
+    prompts.call("d-3.0", "101", luch, "ЗАО Луч")
+    await prompts.say("d-3.0", manager="добрый день меня зовут иван компания телеком")
     prompts.call("d-2.0", "101", luch, "ЗАО Луч")
-    await prompts.say("d-2.0", manager="добрый день меня зовут иван компания телеком")
-    await page.locator(STEP.format("greeting") + ".sc-done").wait_for(timeout=5000)
+    await prompts.say("d-2.0", manager="какие задачи у вас сейчас")
+    await page.locator(STEP.format("needs") + ".sc-done").wait_for(timeout=5000)
+    assert "sc-done" not in (await classes(page))["greeting"], "the other call leaked"
     assert "пройдено этапов 1 из 4" in await page.inner_text("#live-prompt")
 
 
