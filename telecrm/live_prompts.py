@@ -130,6 +130,7 @@ class LivePrompts:
         self.taps_failed = 0
         self.streams = 0
         self.streams_open = 0  # connected streams of known taps, now
+        self.endpoints = 0  # utterances ended by a pause (speech.live.ENDPOINT_SECONDS)
         self.streams_refused = 0
         self.dropped_seconds = 0.0
         self.published = 0
@@ -354,7 +355,10 @@ class LivePrompts:
             side = call.sides.get(tap.side)
             if side is None:
                 side = call.sides[tap.side] = SideRecognizer(model)
-            if not side.accept(chunk):
+            before = side.endpoints
+            accepted = side.accept(chunk)
+            self.endpoints += side.endpoints - before
+            if not accepted:
                 return None
         with call.lock:
             if call.script is None:

@@ -57,6 +57,7 @@ class LivePromptsView(Protocol):
     streams_refused: int
     dropped_seconds: float
     published: int
+    endpoints: int
     observer: LagObserver | None
 
 
@@ -245,6 +246,9 @@ class _LivePromptFigures(Collector):
              p.dropped_seconds if p else 0.0),
             ("telecrm_live_prompt_events", "Live prompt events published on the bus",
              p.published if p else 0),
+            ("telecrm_live_pause_endpoints",
+             "Utterances ended by a pause in the speech, not by Vosk's own rules",
+             p.endpoints if p else 0),
         )
         for name, documentation, figure in counters:
             yield CounterMetricFamily(name, documentation, value=float(figure))

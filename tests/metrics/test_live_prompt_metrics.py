@@ -34,7 +34,7 @@ pytestmark = pytest.mark.skipif(
 FIGURES = ("telecrm_live_streams_open", "telecrm_live_taps_started_total",
            "telecrm_live_taps_failed_total", "telecrm_live_streams_refused_total",
            "telecrm_live_audio_dropped_seconds_total", "telecrm_live_prompt_events_total",
-           "telecrm_live_prompt_lag_seconds_count")
+           "telecrm_live_prompt_lag_seconds_count", "telecrm_live_pause_endpoints_total")
 
 
 def speech(tmp_path: Path) -> bytes:
@@ -102,12 +102,14 @@ async def test_a_streamed_side_moves_the_live_prompt_figures(tmp_path: Path) -> 
             await asyncio.sleep(0.01)
         samples = await wait_for(
             base, lambda v: v["telecrm_live_prompt_lag_seconds_count"] >= 1
-            and v["telecrm_live_prompt_events_total"] >= 1, timeout=120)
+            and v["telecrm_live_prompt_events_total"] >= 1
+            and v["telecrm_live_pause_endpoints_total"] >= 1, timeout=120)  # the 1 s pause
         assert value(samples, "telecrm_live_streams_open") == 1
         assert value(samples, "telecrm_live_prompt_lag_seconds_sum") >= 0
         assert value(samples, "telecrm_live_prompt_lag_seconds_bucket", le="+Inf") == \
             value(samples, "telecrm_live_prompt_lag_seconds_count")
         assert value(samples, "telecrm_live_prompt_events_total") == prompts.published
+        assert value(samples, "telecrm_live_pause_endpoints_total") == prompts.endpoints
         writer.write(encode(0x00))
         await writer.drain()
         writer.close()
