@@ -16,6 +16,7 @@ packages=(
   chromium      # browser tests of the web pages (driven by Playwright, headless)
   chromium-l10n # its Russian locale: date fields read dd.mm.yyyy as for our users
   fonts-dejavu-core  # readable Cyrillic in browser screenshots
+  fonts-nanum   # the Korean test speech's transcripts on pages (the only installable Vosk model is Korean)
   wrk           # HTTP load generator of the call-tracking lease benchmark (bench/ct_lease.py)
   faketime      # libfaketime: tests run `telecrm` commands at a pinned date (tests/clock.py)
   nginx         # the reverse proxy of deploy/nginx/; tests/deploy/ runs its own, never the system's
