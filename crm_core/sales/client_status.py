@@ -166,19 +166,29 @@ async def _facts_of_all(session: AsyncSession, tz: ZoneInfo) -> dict[int, Client
 # -- writing statuses -------------------------------------------------------------------------
 
 
-def _record_change(session: AsyncSession, client: Client, new: ClientStatus, today: date, *,
-                   actor: str, cause: str | None, user_id: int | None) -> ClientStatusChange:
+def _change_status(session: AsyncSession, client: Client, new: ClientStatus, today: date, *,
+                   actor: str, cause: str | None, user_id: int | None
+                   ) -> tuple[ClientStatusChange, dict[str, Any]]:
+    """The transition row (added) and the arguments of its audit row (the caller writes it)."""
     now = utcnow()
     change = ClientStatusChange(client_id=client.id, old_status=client.status,
                                 new_status=new.value, at=now, as_of=today, actor=actor,
                                 cause=cause[:300] if cause else None)
     session.add(change)
-    write_audit(session, actor=actor, user_id=user_id, entity=AUDIT_ENTITY,
-                entity_id=client.id, action=ACTION_UPDATE,
-                changes={"status": [client.status, new.value], "as_of": today.isoformat(),
-                         "cause": cause})
+    audit = {"actor": actor, "user_id": user_id, "entity": AUDIT_ENTITY,
+             "entity_id": client.id, "action": ACTION_UPDATE,
+             "changes": {"status": [client.status, new.value], "as_of": today.isoformat(),
+                         "cause": cause}}
     client.status = new.value
     client.status_since = now
+    return change, audit
+
+
+def _record_change(session: AsyncSession, client: Client, new: ClientStatus, today: date, *,
+                   actor: str, cause: str | None, user_id: int | None) -> ClientStatusChange:
+    change, audit = _change_status(session, client, new, today, actor=actor, cause=cause,
+                                   user_id=user_id)
+    write_audit(session, **audit)
     return change
 
 
@@ -267,11 +277,112 @@ def _chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
 
 async def on_call_ended(session: AsyncSession, call: Call) -> ClientStatusChange | None:
     """A call with the client was answered and ended: a contact, which may save a *lost* one."""
-    if (call.client_id is None or call.answered_at is None
-            or call.direction == Direction.INTERNAL or call.ended_at is None):
+    if call.client_id is None or not _is_ended_contact(call):
         return None
     return await on_contact(session, call.client_id, call.started_at, actor="call",
                             cause=f"call {call.linkedid}")
+
+
+@dataclass
+class CallContacts:
+    """What ``on_call_ended`` reads, loaded once for a batch of written calls.
+
+    The facts (payments, last contacts) and the rules do not change while the batch's
+    hooks run: the calls are flushed before them, and no hook writes a payment or an
+    activity. So each ended call is judged in memory, in order, exactly as
+    ``on_call_ended`` judges it one by one; :meth:`call_ended` returns the audit row's
+    arguments instead of writing it, so the caller keeps the order of the audit trail.
+    """
+
+    clients: dict[int, Client]
+    owner_teams: dict[int, int | None]
+    company: StatusRules
+    teams: dict[int, StatusRules]
+    facts: dict[int, ClientFacts]
+    tz_name: str = DEFAULT_TIMEZONE
+
+    @classmethod
+    async def load(cls, session: AsyncSession, calls: Iterable[Call],
+                   tz_name: str = DEFAULT_TIMEZONE) -> CallContacts:
+        """One query per kind for the clients of ``calls`` that are contacts."""
+        ids = sorted({call.client_id for call in calls
+                      if call.client_id is not None and _is_ended_contact(call)})
+        clients: dict[int, Client] = {}
+        owner_teams: dict[int, int | None] = {}
+        facts: dict[int, ClientFacts] = {}
+        company, teams = StatusRules(), dict[int, StatusRules]()
+        if ids:
+            tz = ZoneInfo(tz_name)
+            for part in _chunks(ids, _IN_CHUNK):
+                clients.update((c.id, c) for c in await session.scalars(
+                    select(Client).where(Client.id.in_(part))))
+            live = sorted(c.id for c in clients.values() if c.archived_at is None)
+            owners = sorted({c.owner_id for c in clients.values()
+                             if c.archived_at is None and c.owner_id is not None})
+            for part in _chunks(owners, _IN_CHUNK):
+                for owner_id, team_id in await session.execute(
+                        select(User.id, User.team_id).where(User.id.in_(part))):
+                    owner_teams[owner_id] = team_id
+            if live:
+                company, teams = await rules_by_team(session)
+            for part in _chunks(live, _IN_CHUNK):
+                facts.update(await _facts_of(session, part, tz))
+        return cls(clients, owner_teams, company, teams, facts, tz_name)
+
+    def call_ended(self, session: AsyncSession, call: Call) -> dict[str, Any] | None:
+        """``on_call_ended`` for a call of the loaded batch: the audit row to write, if any."""
+        if call.client_id is None or not _is_ended_contact(call):
+            return None
+        client = self.clients.get(call.client_id)
+        if client is None:
+            return None
+        if client.last_contact_at is None or client.last_contact_at < call.started_at:
+            client.last_contact_at = call.started_at
+        if client.archived_at is not None:
+            return None
+        team_id = self.owner_teams.get(client.owner_id) if client.owner_id is not None else None
+        rules = self.teams.get(team_id, self.company) if team_id is not None else self.company
+        today = today_in(self.tz_name)
+        new = compute_status(self.facts.get(client.id, ClientFacts()), rules, today)
+        group = abc_group(client.annual_potential, rules)
+        if group != client.abc_group:
+            client.abc_group = group
+        if new == client.status:
+            return None
+        _change, audit = _change_status(session, client, new, today, actor="call",
+                                        cause=f"call {call.linkedid}", user_id=None)
+        return audit
+
+
+_IN_CHUNK = 500  # bound on bound parameters per IN (...) query
+
+
+async def _facts_of(session: AsyncSession, ids: list[int], tz: ZoneInfo) -> dict[int, ClientFacts]:
+    """``client_facts`` for the clients ``ids``, one grouped query per kind."""
+    paid = {cid: (first, last) for cid, first, last in await session.execute(
+        select(Payment.client_id, func.min(Payment.paid_on), func.max(Payment.paid_on))
+        .where(Payment.client_id.in_(ids), Payment.archived_at.is_(None))
+        .group_by(Payment.client_id))}
+    contacts: dict[int | None, datetime | None] = {
+        cid: _as_utc(at) for cid, at in await session.execute(
+            select(Call.client_id, func.max(Call.started_at))
+            .where(Call.client_id.in_(ids), *contact_calls()).group_by(Call.client_id))}
+    for cid, at in await session.execute(
+            select(ClientActivity.client_id, func.max(ClientActivity.happened_at))
+            .where(ClientActivity.client_id.in_(ids), *contact_activities())
+            .group_by(ClientActivity.client_id)):
+        contacts[cid] = _latest(contacts.get(cid), _as_utc(at))
+    facts = {}
+    for cid in ids:
+        first, last = paid.get(cid) or (None, None)
+        contact = contacts.get(cid)
+        facts[cid] = ClientFacts(first, last, local_date(contact, tz) if contact else None)
+    return facts
+
+
+def _is_ended_contact(call: Call) -> bool:
+    return not (call.client_id is None or call.answered_at is None
+                or call.direction == Direction.INTERNAL or call.ended_at is None)
 
 
 async def on_contact(session: AsyncSession, client_id: int, at: datetime, *, actor: str,

@@ -15,23 +15,20 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, or_, select, text
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
 
 from crm_core.audit import ACTION_CREATE, ACTION_UPDATE, write_audit
 from crm_core.calls.hooks import CallsWritten, WrittenCall
-from crm_core.calls.models import Call, CallStatus, Direction, LegRole
+from crm_core.calls.models import Call, LegRole
 from crm_core.clients.models import Client
 from crm_core.errors import DomainError
 from crm_core.people.models import Team, User
-from crm_core.sales.client_status import on_call_ended
+from crm_core.tasks.call_rules import apply_rules
+from crm_core.tasks.changes import AUDIT_ENTITY, created_changes, finish, new_task
+from crm_core.tasks.changes import RULE_ACTOR as RULE_ACTOR  # the call rules' audit actor
 from crm_core.tasks.models import Task, TaskKind, TaskStatus
-from crm_core.timestamps import ensure_utc, isoformat, utcnow
-
-AUDIT_ENTITY = "task"
-RULE_ACTOR = "call"  # audit actor of what the call rules do
-_CLIENT_TASKS_LOCK_NAMESPACE = 0x7E1F  # advisory-lock class for "call rules of this client"
+from crm_core.timestamps import ensure_utc, isoformat
 
 
 @dataclass(frozen=True)
@@ -103,36 +100,14 @@ async def create_task(
     title = title.strip()
     if not title:
         raise DomainError("tasks.no_title", "A task needs a title.")
-    task = Task(
-        kind=kind,
-        title=title[:300],
-        status=TaskStatus.OPEN.value,
-        client_id=client_id,
-        call_id=call_id,
-        assignee_id=assignee_id,
-        team_id=team_id,
-        due_at=ensure_utc(due_at) if due_at is not None else None,
-        created_by_id=created_by_id,
-    )
+    task = new_task(kind=kind, title=title, client_id=client_id, call_id=call_id,
+                    assignee_id=assignee_id, team_id=team_id, due_at=due_at,
+                    created_by_id=created_by_id)
     session.add(task)
     await session.flush()
-    write_audit(
-        session,
-        actor=actor,
-        user_id=created_by_id,
-        entity=AUDIT_ENTITY,
-        entity_id=task.id,
-        action=ACTION_CREATE,
-        changes={
-            "kind": kind,
-            "client_id": client_id,
-            "call_id": call_id,
-            "assignee_id": assignee_id,
-            "team_id": team_id,
-            "due_at": isoformat(task.due_at),
-            **(audit_extra or {}),
-        },
-    )
+    write_audit(session, actor=actor, user_id=created_by_id, entity=AUDIT_ENTITY,
+                entity_id=task.id, action=ACTION_CREATE,
+                changes=created_changes(task, audit_extra))
     return task
 
 
@@ -151,27 +126,10 @@ async def _finish(
     if task.status != TaskStatus.OPEN:
         raise DomainError("tasks.closed", f"Task {task.id} is already {task.status}.",
                           task=task.id)
-    done_at = ensure_utc(at) if at is not None else utcnow()
-    write_audit(
-        session,
-        actor=actor,
-        user_id=user_id,
-        entity=AUDIT_ENTITY,
-        entity_id=task.id,
-        action=ACTION_UPDATE,
-        changes={
-            "status": [task.status, status.value],
-            "done_at": [None, isoformat(done_at)],
-            "result_call_id": [task.result_call_id, result_call_id],
-            "note": note,
-            **(audit_extra or {}),
-        },
-    )
-    task.status = status.value
-    task.done_at = done_at
-    task.note = note[:1000] if note else None
-    task.result_call_id = result_call_id
-    task.updated_at = utcnow()
+    changes = finish(task, status, at=at, note=note, result_call_id=result_call_id,
+                     audit_extra=audit_extra)
+    write_audit(session, actor=actor, user_id=user_id, entity=AUDIT_ENTITY, entity_id=task.id,
+                action=ACTION_UPDATE, changes=changes)
     await session.flush()
     return task
 
@@ -252,20 +210,6 @@ def task_to_dict(task: Task) -> dict[str, Any]:
 # -- the call rules -------------------------------------------------------------------------
 
 
-async def _lock_client(session: AsyncSession, client_id: int) -> None:
-    """Serialize the call rules per client across PostgreSQL transactions.
-
-    Without it a missed call and the answered call that reaches the client, written at
-    once by two writers, would each miss the other's uncommitted row and leave the
-    callback open. Held until commit; SQLite has one writer at a time anyway.
-    """
-    if session.get_bind().dialect.name == "postgresql":
-        await session.execute(
-            text("SELECT pg_advisory_xact_lock(:namespace, :client)"),
-            {"namespace": _CLIENT_TASKS_LOCK_NAMESPACE, "client": client_id},
-        )
-
-
 async def client_task_routing(
     session: AsyncSession, call: Call, client: Client, rang: Sequence[str]
 ) -> tuple[int | None, int | None]:
@@ -291,148 +235,25 @@ async def client_task_routing(
     return None, None
 
 
-async def _reaching_call(session: AsyncSession, client_id: int, after: Call) -> Call | None:
-    """The first answered customer call with the client started after ``after``."""
-    stmt = (
-        select(Call)
-        .where(
-            Call.client_id == client_id,
-            Call.id != after.id,
-            Call.direction != Direction.INTERNAL.value,
-            Call.answered_at.is_not(None),
-            Call.started_at > after.started_at,
-        )
-        .order_by(Call.started_at, Call.id)
-        .limit(1)
-    )
-    return await session.scalar(stmt)
-
-
-def _reached_note(call: Call) -> str:
-    return (
-        f"Client reached by {call.direction} call {call.linkedid} "
-        f"at {isoformat(call.answered_at)}."
-    )
-
-
-async def _close_reached(session: AsyncSession, task: Task, call: Call) -> Task:
-    return await _finish(
-        session, task, TaskStatus.DONE, at=call.answered_at, note=_reached_note(call),
-        result_call_id=call.id, actor=RULE_ACTOR, user_id=None,
-        audit_extra={"linkedid": call.linkedid},
-    )  # fmt: skip
-
-
-async def create_missed_call_callback(
-    session: AsyncSession,
-    call: Call,
-    rang: Sequence[str] = (),
-    policy: CallbackPolicy | None = None,
-) -> Task | None:
-    """The callback task for a missed inbound client call, made once per call.
-
-    Returns None when the call does not qualify or its task exists already (whatever
-    its status: a replay never reopens a closed task). When the client was already
-    reached by a later call (calls written out of order, e.g. a backfill), the task is
-    created and closed at once, so the miss stays on record.
-    """
-    if (
-        call.direction != Direction.INBOUND
-        or call.status != CallStatus.MISSED
-        or call.client_id is None
-        or call.id is None
-    ):
-        return None
-    exists = await session.scalar(
-        select(Task.id).where(Task.kind == TaskKind.CALLBACK.value, Task.call_id == call.id)
-    )
-    if exists is not None:
-        return None
-    client = await session.get(Client, call.client_id)
-    if client is None:
-        return None
-    assignee_id, team_id = await client_task_routing(session, call, client, rang)
-    ended = call.ended_at or call.started_at
-    task = await create_task(
-        session,
-        kind=TaskKind.CALLBACK.value,
-        title=f"Пропущенный звонок: {client.name}",
-        client_id=client.id,
-        call_id=call.id,
-        assignee_id=assignee_id,
-        team_id=team_id,
-        due_at=(policy or CallbackPolicy()).due(ended),
-        actor=RULE_ACTOR,
-        audit_extra={"linkedid": call.linkedid},
-    )
-    reached = await _reaching_call(session, client.id, call)
-    if reached is not None:
-        await _close_reached(session, task, reached)
-    return task
-
-
-_SOURCE_CALL = aliased(Call)  # one alias for good: a new one per call rebuilds its columns
-
-
-async def close_reached_callbacks(session: AsyncSession, call: Call) -> list[Task]:
-    """Close the client's open callback tasks that ``call`` (answered) fulfils.
-
-    Only tasks whose missed call started before this call, or hand-made callbacks
-    created before it was answered, so an old call replayed late closes nothing new.
-    """
-    if (
-        call.client_id is None
-        or call.answered_at is None
-        or call.direction == Direction.INTERNAL
-        or call.id is None
-    ):
-        return []
-    source = _SOURCE_CALL
-    stmt = (
-        select(Task)
-        .outerjoin(source, Task.call_id == source.id)
-        .where(
-            Task.kind == TaskKind.CALLBACK.value,
-            Task.status == TaskStatus.OPEN.value,
-            Task.client_id == call.client_id,
-            or_(Task.call_id.is_(None), Task.call_id != call.id),
-            or_(
-                source.started_at < call.started_at,
-                and_(Task.call_id.is_(None), Task.created_at <= call.answered_at),
-            ),
-        )
-        .order_by(Task.id)
-        .with_for_update(of=Task)  # a concurrent closer waits, then skips the closed row
-    )
-    closed = []
-    for task in await session.scalars(stmt):
-        closed.append(await _close_reached(session, task, call))
-    return closed
-
-
 async def apply_call_rules(
     session: AsyncSession,
     call: Call,
     rang: Sequence[str] = (),
     policy: CallbackPolicy | None = None,
 ) -> None:
-    """What a stored call means for tasks; idempotent, called by ``record_call``."""
-    if call.client_id is None or call.direction == Direction.INTERNAL:
-        return
-    if call.status == CallStatus.IN_PROGRESS and call.answered_at is None:
-        return
-    await _lock_client(session, call.client_id)
-    await close_reached_callbacks(session, call)
-    if call.status != CallStatus.IN_PROGRESS:
-        await create_missed_call_callback(session, call, rang, policy)
-        await on_call_ended(session, call)  # a contact may bring a lost client back
+    """What a stored call means for tasks and the client's status; idempotent.
+
+    The call rules for one call (a batch of one, see :mod:`crm_core.tasks.call_rules`).
+    """
+    await apply_rules(session, [WrittenCall(call, tuple(rang))], policy or CallbackPolicy())
 
 
 def call_rules(policy: CallbackPolicy | None = None) -> CallsWritten:
-    """The task rules as a call hook (``CallHooks.written``), for the composition root."""
+    """The task rules as a call hook (``CallHooks.written``), for the composition root:
+    the whole batch of written calls at once, one query per kind."""
+    rule = policy or CallbackPolicy()
 
     async def apply(session: AsyncSession, written: Sequence[WrittenCall]) -> None:
-        for item in written:
-            await apply_call_rules(session, item.call, item.rang, policy)
+        await apply_rules(session, written, rule)
 
     return apply
