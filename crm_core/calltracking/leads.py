@@ -373,21 +373,21 @@ async def match_callback_calls(session: AsyncSession, written: Sequence[WrittenC
     """A call hook: the call a callback placed is the lead's and carries the visit's source.
 
     The call is outbound to the lead's phone, started within :data:`CALLBACK_WINDOW` of
-    the request while the lead was «calling». Idempotent: a call is matched once.
+    the request while the lead was «calling». Idempotent: a call is matched once. The
+    batch's candidate leads and existing attributions are read in one query each, then
+    the calls are matched in order, as one at a time would match them.
     """
-    for item in written:
-        call = item.call
-        if call.direction != Direction.OUTBOUND.value or not call.client_number:
-            continue
-        lead = await session.scalar(
-            select(CtLead).where(CtLead.kind == LeadKind.CALLBACK.value,
-                                 CtLead.phone == call.client_number,
-                                 or_(CtLead.call_id == call.id,
-                                     (CtLead.status == LeadStatus.CALLING.value)
-                                     & CtLead.call_id.is_(None)),
-                                 CtLead.created_at >= call.started_at - CALLBACK_WINDOW,
-                                 CtLead.created_at <= call.started_at + timedelta(seconds=5))
-            .order_by(CtLead.created_at.desc()).limit(1))
+    calls = [item.call for item in written
+             if item.call.direction == Direction.OUTBOUND.value and item.call.client_number]
+    if not calls:
+        return
+    leads = await _callback_leads(session, calls)
+    if not leads:
+        return
+    attributed = await _attributed(session, [call.id for call in calls])
+    added: list[tuple[Call, CtAttribution]] = []
+    for call in calls:
+        lead = _lead_of(leads, call)
         if lead is None:
             continue
         if lead.call_id is None:
@@ -397,16 +397,62 @@ async def match_callback_calls(session: AsyncSession, written: Sequence[WrittenC
                         action=ACTION_UPDATE,
                         changes={"status": [LeadStatus.CALLING.value, lead.status],
                                  "call_id": call.id, "linkedid": call.linkedid})
-        exists = await session.scalar(
-            select(CtAttribution.id).where(CtAttribution.call_id == call.id))
-        if exists is None:
+        if call.id not in attributed:
+            attributed.add(call.id)
             row = CtAttribution(
                 call_id=call.id, kind=AttributionKind.DYNAMIC.value, visit_id=lead.visit_id,
                 channel=lead.channel, source=lead.source, medium=lead.medium,
                 campaign=lead.campaign, landing=lead.landing)
             session.add(row)
-            await session.flush()
+            added.append((call, row))
+    if added:
+        await session.flush()
+        for call, row in added:
             set_committed_value(call, "ct_attribution", row)  # the call JSON shows it now
+
+
+_IN_CHUNK = 500  # bound on bound parameters per IN (...) query
+
+
+async def _callback_leads(session: AsyncSession, calls: Sequence[Call]) -> list[CtLead]:
+    """Callback leads some call of ``calls`` may be the lead's, newest first."""
+    phones = sorted({call.client_number for call in calls if call.client_number})
+    ids = [call.id for call in calls]
+    earliest = min(call.started_at for call in calls) - CALLBACK_WINDOW
+    latest = max(call.started_at for call in calls) + timedelta(seconds=5)
+    found: dict[int, CtLead] = {}
+    for start in range(0, len(phones), _IN_CHUNK):
+        stmt = (select(CtLead)
+                .where(CtLead.kind == LeadKind.CALLBACK.value,
+                       CtLead.phone.in_(phones[start:start + _IN_CHUNK]),
+                       or_(CtLead.call_id.in_(ids),
+                           (CtLead.status == LeadStatus.CALLING.value)
+                           & CtLead.call_id.is_(None)),
+                       CtLead.created_at >= earliest, CtLead.created_at <= latest))
+        found.update((lead.id, lead) for lead in await session.scalars(stmt))
+    return sorted(found.values(), key=lambda lead: (lead.created_at, lead.id), reverse=True)
+
+
+def _lead_of(leads: Sequence[CtLead], call: Call) -> CtLead | None:
+    """The newest lead ``call`` is for, as the leads stand now (an earlier call of the
+    batch may have taken one)."""
+    for lead in leads:
+        if (lead.phone == call.client_number
+                and (lead.call_id == call.id
+                     or (lead.status == LeadStatus.CALLING.value and lead.call_id is None))
+                and call.started_at - CALLBACK_WINDOW <= lead.created_at
+                <= call.started_at + timedelta(seconds=5)):
+            return lead
+    return None
+
+
+async def _attributed(session: AsyncSession, call_ids: Sequence[int]) -> set[int]:
+    """The calls of ``call_ids`` with an attribution already."""
+    found: set[int] = set()
+    for start in range(0, len(call_ids), _IN_CHUNK):
+        found.update(await session.scalars(select(CtAttribution.call_id).where(
+            CtAttribution.call_id.in_(call_ids[start:start + _IN_CHUNK]))))
+    return found
 
 
 # -- reading and archiving ---------------------------------------------------------------------
