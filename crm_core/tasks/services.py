@@ -1,9 +1,11 @@
-"""Tasks, and the rule that no missed client call goes without a callback.
+"""Tasks: the plain services, and the rule that no missed client call goes without a callback.
 
-The rule runs inside the call writer (``record_call``), so the live listener, a
-replay and a backfill all apply it the same way: a missed inbound call from a
-client makes one callback task (unique per call, so replays change nothing), and
-reaching that client later by any answered call closes it, with an audit row.
+The rule runs inside the call writer (``record_call``/``record_calls``), so the live
+listener, a replay and a backfill all apply it the same way: a missed inbound call from
+a client makes one callback task (unique per call, so replays change nothing), and
+reaching that client later by any answered call closes it, with an audit row. It works
+on a whole written batch at once (:mod:`crm_core.tasks.call_rules`); here are its entry
+points, the callback policy and the routing other features share.
 Times come from the call, never from the wall clock, so a replay is deterministic.
 """
 
