@@ -12,6 +12,7 @@ letters, so a masked number never becomes somebody's real one.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumberFormat, PhoneNumberType
@@ -67,6 +68,14 @@ def normalize_phone(raw: str, region: str = DEFAULT_REGION) -> str | None:
     ``7`` without ``+``, or ten digits without any prefix. Letters outside an
     extension suffix make it None (a masked or withheld caller ID). Never raises.
     """
+    if not isinstance(raw, str):
+        return None
+    return _normalized(raw, region)
+
+
+@lru_cache(maxsize=8192)
+def _normalized(raw: str, region: str) -> str | None:
+    """``normalize_phone`` remembered: a replay looks the same few numbers up per call."""
     number = _parse(raw, region)
     if number is None:
         return None
