@@ -36,7 +36,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.calls.models import Call
-from crm_core.calls.services import record_call
+from crm_core.calls.services import record_call, record_calls
 from crm_core.calls.snapshot import CallData, LegData
 from crm_core.calltracking.lead_reports import (
     keyword_report,
@@ -259,4 +259,50 @@ async def test_free_managers_and_the_call_a_callback_placed(db_session: AsyncSes
                CtAttribution.campaign).where(CtAttribution.call_id.in_(
                    [calls["cb-1"], calls["cb-2"]]))))
     assert [tuple(r) for r in rows] == [(calls["cb-1"], "dynamic", "yandex", "autumn")]
+    await session.commit()
+
+
+async def test_a_written_batch_gives_the_callback_lead_to_its_first_call(
+    db_session: AsyncSession,
+) -> None:
+    """In one batch (a replay), as call by call: the first call to the visitor takes the
+    lead and its source; a second one within the window does not; the first written
+    again changes nothing."""
+    session = db_session
+    async with session.begin():
+        ivanov = await add_user(session, "ivanov", name="Ivanov", role="manager",
+                                extension="201", team="Продажи")
+        await save_site(session, "shop.example", SiteOptions(origins=["https://shop.example"]))
+        site_id = await session.scalar(select(CtSite.id))
+        session.add(CtVisit(session="visit-cb", site_id=site_id, utm_source="yandex",
+                            utm_medium="cpc", utm_campaign="autumn", utm_term="окна",
+                            landing="https://shop.example/windows", pages=[], client_ids={},
+                            first_seen=at(12, 0), last_seen=at(12, 5)))
+    async with session.begin():
+        site = await session.get(CtSite, site_id)
+        visit = await session.scalar(select(CtVisit).where(CtVisit.session == "visit-cb"))
+        assert site is not None and visit is not None
+        lead = await create_lead(session, site, visit,
+                                 LeadInput(kind="callback", phone="8 916 555-00-99"),
+                                 now=at(12, 6), callback_to=ivanov)
+        lead_id = lead.id
+        assert lead.status == "calling"
+
+    def placed(linkedid: str, when: datetime) -> CallData:
+        data = call(linkedid, "outbound", "+79165550099", when, did=None, answered=True)
+        return replace(data, managers=("201",), rang=("201",), legs=tuple(
+            replace(leg, extension="201", channel=f"PJSIP/201-{linkedid}")
+            if leg.role == "manager" else leg for leg in data.legs))
+
+    first = placed("cb-a", at(12, 6) + timedelta(seconds=20))
+    async with session.begin():
+        await record_calls(session, [first, placed("cb-b", at(12, 6) + timedelta(seconds=40)),
+                                     first], hooks=HOOKS)
+    lead = await session.get(CtLead, lead_id, populate_existing=True)
+    assert lead is not None
+    calls = dict((await session.execute(select(Call.linkedid, Call.id))).all())
+    assert (lead.status, lead.call_id) == ("connected", calls["cb-a"])
+    rows = list(await session.execute(
+        select(CtAttribution.call_id, CtAttribution.kind, CtAttribution.source)))
+    assert [tuple(r) for r in rows] == [(calls["cb-a"], "dynamic", "yandex")]
     await session.commit()
