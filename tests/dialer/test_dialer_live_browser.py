@@ -11,6 +11,7 @@ as recognition would feed it.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -99,29 +100,42 @@ async def classes(page: Any) -> dict[str, str]:
         "[i.dataset.stage, i.className]))")
 
 
-@pytest.fixture
-async def dialer(tmp_path: Path) -> AsyncIterator[tuple[Any, Any, str, Prompts]]:
+@contextlib.asynccontextmanager
+async def petrov_signed_in(tmp_path: Path, *, luch_deal: bool = False
+                           ) -> AsyncIterator[tuple[Any, Any, str, Prompts, str]]:
+    """The seeded floor served, petrov signed in; yields app, page, database, prompts, base."""
     db = f"sqlite+aiosqlite:///{tmp_path / 'crm.sqlite3'}"
     await seed(db, tmp_path)
-    await give_luch_a_deal(db)
-    phone = StandInPhone()
+    if luch_deal:
+        await give_luch_a_deal(db)
     settings = Settings(data_dir=tmp_path, database_url=db,
                         recordings_source=tmp_path / "recordings")
     async with serve_app(settings) as (app, base), chromium() as browser:
-        app[CLICK_TO_CALL].place = phone.place  # type: ignore[method-assign]
         prompts = Prompts(app, tmp_path)
         try:
             page = await browser.new_page()
             await sign_in(page, base, "petrov")
             await page.wait_for_url("**/today")
-            await page.goto(base + "/dialer")
-            await page.wait_for_function(
-                "document.getElementById('live-dot').classList.contains('on')")
-            await page.click("#dl-start-button")
-            await page.wait_for_selector("#dl-work:not([hidden])")
-            yield app, page, db, prompts
+            yield app, page, db, prompts, base
         finally:
             await prompts.service.close()
+
+
+async def open_live(page: Any, url: str) -> None:
+    """Open a page and wait until its live-event stream is connected."""
+    await page.goto(url)
+    await page.wait_for_function(
+        "document.getElementById('live-dot').classList.contains('on')")
+
+
+@pytest.fixture
+async def dialer(tmp_path: Path) -> AsyncIterator[tuple[Any, Any, str, Prompts]]:
+    async with petrov_signed_in(tmp_path, luch_deal=True) as (app, page, db, prompts, base):
+        app[CLICK_TO_CALL].place = StandInPhone().place  # type: ignore[method-assign]
+        await open_live(page, base + "/dialer")
+        await page.click("#dl-start-button")
+        await page.wait_for_selector("#dl-work:not([hidden])")
+        yield app, page, db, prompts
 
 
 async def test_the_dialer_follows_the_managers_call_and_nothing_else(
@@ -241,71 +255,45 @@ async def select_client(db: str, name: str) -> int:
 
 async def test_the_task_list_opens_the_called_clients_script_with_the_live_marks(
         tmp_path: Path) -> None:
-    db = f"sqlite+aiosqlite:///{tmp_path / 'crm.sqlite3'}"
-    await seed(db, tmp_path)
-    settings = Settings(data_dir=tmp_path, database_url=db,
-                        recordings_source=tmp_path / "recordings")
-    async with serve_app(settings) as (app, base), chromium() as browser:
-        prompts = Prompts(app, tmp_path)
-        try:
-            page = await browser.new_page()
-            await sign_in(page, base, "petrov")
-            await page.wait_for_url("**/today")
-            await page.goto(base + "/tasks")
-            await page.wait_for_function(
-                "document.getElementById('live-dot').classList.contains('on')")
-            romashka, luch = (await select_client(db, "ООО Ромашка"),
-                              await select_client(db, "ЗАО Луч"))
-            panel = page.locator(f"details.sp-scenario:has(.sc-live[data-client='{romashka}'])")
-            other = page.locator(f"details.sp-scenario:has(.sc-live[data-client='{luch}'])")
-            assert await panel.count() >= 1 and await other.count() == 1
-            assert not await panel.first.evaluate("d => d.open")
+    async with petrov_signed_in(tmp_path) as (_, page, db, prompts, base):
+        await open_live(page, base + "/tasks")
+        romashka, luch = (await select_client(db, "ООО Ромашка"),
+                          await select_client(db, "ЗАО Луч"))
+        panel = page.locator(f"details.sp-scenario:has(.sc-live[data-client='{romashka}'])")
+        other = page.locator(f"details.sp-scenario:has(.sc-live[data-client='{luch}'])")
+        assert await panel.count() >= 1 and await other.count() == 1
+        assert not await panel.first.evaluate("d => d.open")
 
-            # He calls Ромашка (from his phone): her task's script opens, marked as he talks.
-            prompts.call("t-1.0", "101", romashka, "ООО Ромашка")
-            await prompts.say("t-1.0", manager="добрый день меня зовут иван компания телеком")
-            step = panel.first.locator("li.sc-step[data-stage='greeting'].sc-done")
-            await step.wait_for(timeout=10_000)
-            assert "пройдено этапов 1 из 4" in await panel.first.locator(".sc-live").inner_text()
-            assert not await other.evaluate("d => d.open"), "another client's task stays shut"
-            if await panel.count() > 1:  # her other task shows the marks too, but stays shut
-                assert not await panel.nth(1).evaluate("d => d.open")
-            assert await other.locator(".sc-live").is_hidden()
-            await prompts.end("t-1.0")
-            await panel.first.locator(".lp-ended").wait_for()
-            assert await step.count() == 1, "the marks stay"
-            await page.evaluate("window.scrollTo(0, 0)")
-            await screenshot(page, "tasks-live-prompts")
-        finally:
-            await prompts.service.close()
+        # He calls Ромашка (from his phone): her task's script opens, marked as he talks.
+        prompts.call("t-1.0", "101", romashka, "ООО Ромашка")
+        await prompts.say("t-1.0", manager="добрый день меня зовут иван компания телеком")
+        step = panel.first.locator("li.sc-step[data-stage='greeting'].sc-done")
+        await step.wait_for(timeout=10_000)
+        assert "пройдено этапов 1 из 4" in await panel.first.locator(".sc-live").inner_text()
+        assert not await other.evaluate("d => d.open"), "another client's task stays shut"
+        if await panel.count() > 1:  # her other task shows the marks too, but stays shut
+            assert not await panel.nth(1).evaluate("d => d.open")
+        assert await other.locator(".sc-live").is_hidden()
+        await prompts.end("t-1.0")
+        await panel.first.locator(".lp-ended").wait_for()
+        assert await step.count() == 1, "the marks stay"
+        await page.evaluate("window.scrollTo(0, 0)")
+        await screenshot(page, "tasks-live-prompts")
 
 
 async def test_the_client_card_still_follows_its_clients_call(tmp_path: Path) -> None:
     """The card (issue 19.1) with the shared module: marks, prompt, the end, another client."""
-    db = f"sqlite+aiosqlite:///{tmp_path / 'crm.sqlite3'}"
-    await seed(db, tmp_path)
-    settings = Settings(data_dir=tmp_path, database_url=db,
-                        recordings_source=tmp_path / "recordings")
-    async with serve_app(settings) as (app, base), chromium() as browser:
-        prompts = Prompts(app, tmp_path)
-        try:
-            page = await browser.new_page()
-            await sign_in(page, base, "petrov")
-            await page.wait_for_url("**/today")
-            romashka, luch = (await select_client(db, "ООО Ромашка"),
-                              await select_client(db, "ЗАО Луч"))
-            await page.goto(f"{base}/clients/{romashka}")
-            await page.wait_for_function(
-                "document.getElementById('live-dot').classList.contains('on')")
-            prompts.call("c-9.0", "101", luch, "ЗАО Луч")
-            await prompts.say("c-9.0", manager="добрый день меня зовут иван компания телеком")
-            prompts.call("c-1.0", "101", romashka, "ООО Ромашка")
-            await prompts.say("c-1.0", manager="какие задачи у вас сейчас")
-            await page.locator(STEP.format("needs") + ".sc-done").wait_for(timeout=5000)
-            assert "sc-done" not in (await classes(page))["greeting"], "Луч's call leaked"
-            await page.locator("#live-prompt .lp-next[data-stage='greeting']").wait_for()
-            await prompts.end("c-1.0")
-            await page.locator("#live-prompt .lp-ended").wait_for()
-            assert "sc-done" in (await classes(page))["needs"]
-        finally:
-            await prompts.service.close()
+    async with petrov_signed_in(tmp_path) as (_, page, db, prompts, base):
+        romashka, luch = (await select_client(db, "ООО Ромашка"),
+                          await select_client(db, "ЗАО Луч"))
+        await open_live(page, f"{base}/clients/{romashka}")
+        prompts.call("c-9.0", "101", luch, "ЗАО Луч")
+        await prompts.say("c-9.0", manager="добрый день меня зовут иван компания телеком")
+        prompts.call("c-1.0", "101", romashka, "ООО Ромашка")
+        await prompts.say("c-1.0", manager="какие задачи у вас сейчас")
+        await page.locator(STEP.format("needs") + ".sc-done").wait_for(timeout=5000)
+        assert "sc-done" not in (await classes(page))["greeting"], "Луч's call leaked"
+        await page.locator("#live-prompt .lp-next[data-stage='greeting']").wait_for()
+        await prompts.end("c-1.0")
+        await page.locator("#live-prompt .lp-ended").wait_for()
+        assert "sc-done" in (await classes(page))["needs"]
