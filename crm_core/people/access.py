@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, false, or_, select, true
+from sqlalchemy import ColumnElement, Select, and_, exists, false, or_, select, true, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, selectinload
 
@@ -100,6 +100,22 @@ async def team_queue(session: AsyncSession, user: User) -> str | None:
 # -- calls ------------------------------------------------------------------------------------
 
 
+async def _circle(session: AsyncSession, user: User
+                  ) -> tuple[list[int], list[str], str | None]:
+    """A manager's or supervisor's calls are those of these people, extensions and queue."""
+    people, extensions, queue = [user.id], [user.extension] if user.extension else [], None
+    if user.role == Role.SUPERVISOR and user.team_id is not None:
+        # One round trip for the team's people and its queue. Lists, not subqueries: with
+        # the ids written out PostgreSQL finds their legs through (user_id, started_at).
+        rows = (await session.execute(
+            select(User.id, User.extension, Team.queue).join(Team, Team.id == User.team_id)
+            .where(User.team_id == user.team_id))).all()
+        people = [person_id for person_id, _, _ in rows] or [user.id]
+        extensions = [ext for _, ext, _ in rows if ext]
+        queue = rows[0][2] if rows else None
+    return people, extensions, queue
+
+
 async def calls_filter(session: AsyncSession, user: User, *, since: datetime | None = None,
                        until: datetime | None = None) -> ColumnElement[bool]:
     """A WHERE clause on ``Call`` selecting the calls ``user`` may see.
@@ -113,16 +129,7 @@ async def calls_filter(session: AsyncSession, user: User, *, since: datetime | N
         return Call.direction != Direction.INTERNAL.value
     if user.role not in (Role.MANAGER, Role.SUPERVISOR):
         return false()
-    people, extensions, queue = [user.id], [user.extension] if user.extension else [], None
-    if user.role == Role.SUPERVISOR and user.team_id is not None:
-        # One round trip for the team's people and its queue. Lists, not subqueries: with
-        # the ids written out PostgreSQL finds their legs through (user_id, started_at).
-        rows = (await session.execute(
-            select(User.id, User.extension, Team.queue).join(Team, Team.id == User.team_id)
-            .where(User.team_id == user.team_id))).all()
-        people = [person_id for person_id, _, _ in rows] or [user.id]
-        extensions = [ext for _, ext, _ in rows if ext]
-        queue = rows[0][2] if rows else None
+    people, extensions, queue = await _circle(session, user)
     # SQLite tests each call with a lookup by primary key (a page of the log tests a few
     # hundred calls; ``client_id IN (every client of the team)`` built a list of thousands
     # each time); PostgreSQL may hash the team's clients instead, through their owner index.
@@ -136,6 +143,29 @@ async def calls_filter(session: AsyncSession, user: User, *, since: datetime | N
     if queue:
         clauses.append(Call.queue == queue)
     return or_(*clauses)
+
+
+async def call_ids_seen_by(session: AsyncSession, user: User) -> Select[int] | None:
+    """The ids of the calls a manager or supervisor sees, as one SELECT that finds them from
+    his side (his people's legs, their clients' calls, his team's queue) through indexes;
+    None for the roles that see all or most calls (or none).
+
+    It returns every call :func:`calls_filter` lets him see (it may name a call twice);
+    a caller still narrows by that clause, so this only says where to look first (transcript
+    search walks these calls' phrases instead of every phrase).
+    """
+    if user.role not in (Role.MANAGER, Role.SUPERVISOR):
+        return None
+    people, extensions, queue = await _circle(session, user)
+    parts: list[Select[int]] = [
+        select(CallLeg.call_id).where(or_(CallLeg.user_id.in_(people),
+                                          CallLeg.extension.in_(extensions or [""]))),
+        select(Call.id).join(Client, Client.id == Call.client_id)
+        .where(Client.owner_id.in_(people)),
+    ]
+    if queue:
+        parts.append(select(Call.id).where(Call.queue == queue))
+    return select(union_all(*parts).subquery().c[0])
 
 
 def redact_call(user: User, call: dict[str, Any]) -> dict[str, Any]:
