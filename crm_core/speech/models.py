@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, String, Text, UniqueConstraint, true
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, true
 from sqlalchemy.orm import Mapped, mapped_column
 
 from crm_core.db.base import Base, JSONType
@@ -207,6 +207,10 @@ class TranscriptPhrase(Base):
     """
 
     __tablename__ = "transcript_phrases"
+    __table_args__ = (
+        # Search walks a viewer's phrases newest first from this index alone (migration 0032).
+        Index("ix_transcript_phrases_id_call_id", "id", "call_id"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     call_id: Mapped[int] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"), index=True)
