@@ -35,6 +35,7 @@ from sqlalchemy import (
     ARRAY,
     ColumnElement,
     Integer,
+    Select,
     any_,
     bindparam,
     column,
@@ -46,6 +47,7 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy import table as sql_table
+from sqlalchemy import text as sql_text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.calls.models import Call
@@ -173,14 +175,18 @@ class Hit:
 
 
 async def _candidates(session: AsyncSession, terms: Terms, before: int | None,
-                      size: int) -> list[int]:
+                      size: int, calls: list[int] | None = None) -> list[int]:
     """Ids of the newest ``size`` phrases holding the words, below ``before``: from the
     full-text index alone, where each engine finds them fastest (FTS5 walks its rowids
     backwards; PostgreSQL picks the GIN or a backward scan of the key by the word's
-    frequency, which it estimates well when no other condition is in the way)."""
+    frequency, which it estimates well when no other condition is in the way). On
+    PostgreSQL, ``calls`` (a list it estimates well too) keeps the phrases of those calls."""
     if session.get_bind().dialect.name == "postgresql":
         stmt = (select(TranscriptPhrase.id).where(matches(session, [terms]))
                 .order_by(TranscriptPhrase.id.desc()).limit(size))
+        if calls is not None:
+            stmt = stmt.where(TranscriptPhrase.call_id == any_(
+                bindparam("viewer_calls", calls, type_=ARRAY(Integer))))
         if before is not None:
             stmt = stmt.where(TranscriptPhrase.id < before)
     else:
@@ -192,6 +198,20 @@ async def _candidates(session: AsyncSession, terms: Terms, before: int | None,
     return list(await session.scalars(stmt))
 
 
+async def _walk(session: AsyncSession, calls: list[int], before: int | None,
+                size: int) -> list[int]:
+    """Ids of the newest ``size`` phrases of ``calls`` (PostgreSQL), below ``before``,
+    whatever they say: a backward scan of the index on (id, call_id) alone, which reads
+    no phrase (migration 0032)."""
+    stmt = (select(TranscriptPhrase.id)
+            .where(TranscriptPhrase.call_id == any_(
+                bindparam("viewer_calls", calls, type_=ARRAY(Integer))))
+            .order_by(TranscriptPhrase.id.desc()).limit(size))
+    if before is not None:
+        stmt = stmt.where(TranscriptPhrase.id < before)
+    return list(await session.scalars(stmt))
+
+
 def _among(session: AsyncSession, ids: list[int]) -> ColumnElement[bool]:
     """``id IN (ids)``; on PostgreSQL one array parameter rather than thousands."""
     if session.get_bind().dialect.name == "postgresql":
@@ -200,25 +220,61 @@ def _among(session: AsyncSession, ids: list[int]) -> ColumnElement[bool]:
 
 
 MAX_CHUNK = 20_000  # ids bound in one IN (…): under both drivers' limits on parameters
+MAX_VIEWER_CALLS = 200_000  # more calls than this: look through the matches instead
+WALK_DENSITY = 0.002  # words in more phrases than this: walk the viewer's phrases
+
+
+def _next_size(need: int, found: int, seen: int, size: int, floor: int) -> int:
+    """The next chunk: what should hold ``need`` more hits at the share of hits among the
+    ids seen so far (and half as many again), or four times the last one before any hit."""
+    if found <= 0 or seen <= 0:
+        return min(size * 4, MAX_CHUNK)
+    return max(floor, min(MAX_CHUNK, -(-need * seen * 3 // (found * 2))))
 
 
 async def search(session: AsyncSession, terms: Terms, *, visible: ColumnElement[bool],
                  where: Sequence[ColumnElement[bool]] = (), speaker: str | None = None,
-                 before: int | None = None, limit: int = 50) -> tuple[list[Hit], int | None]:
+                 before: int | None = None, limit: int = 50,
+                 viewer_calls: Select[int] | None = None,
+                 ) -> tuple[list[Hit], int | None]:
     """Phrases holding every word of ``terms`` in calls passing ``visible`` and ``where``
     (clauses on ``Call``), newest first; and the cursor of the next page (None: no more).
 
-    The matches are taken newest first in chunks from the full-text index (four pages'
-    worth, then four times more each time), and
-    each chunk is narrowed by who may see the call and the filters. In one query the
-    planner cannot know how few calls a manager sees, and would walk every phrase
-    backwards hoping to meet his soon; in chunks, a rare word costs one look-up and a
-    common one stops after its first page.
+    The matches are taken newest first in chunks from the full-text index, and each
+    chunk is narrowed by who may see the call and the filters. In one query the planner
+    cannot know how few calls a manager sees, and would walk every phrase backwards hoping
+    to meet his soon; in chunks, a rare word costs one look-up and a common one stops after
+    its first page. The first chunk is four pages' worth; each next one is sized by the
+    share of hits among the ids seen so far (four times the last while there is none).
+
+    ``viewer_calls`` (PostgreSQL; see :func:`crm_core.people.access.call_ids_seen_by`)
+    names every call ``visible`` lets through, maybe more: when the first chunk does not
+    fill the page, the search looks from the viewer's side. For a word in many phrases
+    (over :data:`WALK_DENSITY` of them in the first chunk's span) it walks the viewer's
+    phrases newest first through the index on (id, call_id) and keeps those holding the
+    words: a manager with 2 % of the calls needs ~1,400 of his phrases for a page of a word
+    in 3.6 % of them, where the matches walked backwards would have been ~70,000 phrases.
+    For a rarer word it takes the matches of his calls only, which the planner then
+    estimates well (the GIN for a few thousand matches). Either way the chunks are
+    still narrowed by ``visible`` and ``where``, so the hits, their order and the pages
+    are those of the search without it.
     """
+    pg = session.get_bind().dialect.name == "postgresql"
+    if pg:  # plan each statement for its words and ids: a plan cached for other words
+        # (after five runs of the same text) walks every phrase for a rare one
+        await session.execute(sql_text("SET LOCAL plan_cache_mode = force_custom_plan"))
     rows: list[Any] = []
-    size, cursor = 4 * (limit + 1), before
+    floor = 4 * (limit + 1)
+    size, cursor = floor, before
+    calls: list[int] | None = None
+    walk, first = False, True
+    found = seen = 0  # hits and ids of the current way of looking
     while len(rows) <= limit:
-        ids = await _candidates(session, terms, cursor, size)
+        if walk:
+            assert calls is not None
+            ids = await _walk(session, calls, cursor, size)
+        else:
+            ids = await _candidates(session, terms, cursor, size, calls)
         if not ids:
             break
         stmt = (select(TranscriptPhrase, Call.started_at, Call.managers, Call.client_id,
@@ -227,12 +283,32 @@ async def search(session: AsyncSession, terms: Terms, *, visible: ColumnElement[
                 .outerjoin(Client, Client.id == Call.client_id)
                 .where(_among(session, ids), visible, *where)
                 .order_by(TranscriptPhrase.id.desc()).limit(limit + 1 - len(rows)))
+        if walk:
+            stmt = stmt.where(matches(session, [terms]))
         if speaker is not None:
             stmt = stmt.where(TranscriptPhrase.speaker == speaker)
-        rows += (await session.execute(stmt)).all()
-        if len(ids) < size:
+        chunk = (await session.execute(stmt)).all()
+        rows += chunk
+        found, seen = found + len(chunk), seen + len(ids)
+        if len(ids) < size or len(rows) > limit:
             break
-        cursor, size = ids[-1], min(size * 4, MAX_CHUNK)
+        need = limit + 1 - len(rows)
+        if first and pg and viewer_calls is not None:
+            # The first chunk did not fill the page: look from the viewer's side.
+            first = False
+            calls = list(await session.scalars(viewer_calls.limit(MAX_VIEWER_CALLS + 1)))
+            if len(calls) > MAX_VIEWER_CALLS:
+                calls = None
+            else:
+                density = len(ids) / (ids[0] - ids[-1] + 1)
+                walk = density >= WALK_DENSITY
+                found = seen = 0
+                size = (max(floor, min(MAX_CHUNK, int(need * 1.5 / density))) if walk
+                        else max(floor, min(MAX_CHUNK, need * 3 // 2)))
+                cursor = ids[-1]
+                continue
+        first = False
+        cursor, size = ids[-1], _next_size(need, found, seen, size, floor)
     more = len(rows) > limit
     rows = rows[:limit]
     extensions = {m[0] for _, _, m, _, _ in rows if m}

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 import aiohttp_jinja2
 from aiohttp import web
-from sqlalchemy import ColumnElement
+from sqlalchemy import ColumnElement, Select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.calls.log import CallLogFilter, filter_clauses
@@ -58,6 +58,7 @@ class SearchQuery:
     limit: int
     values: dict[str, str] = field(default_factory=dict)
     client_label: str | None = None
+    viewer_calls: Select[int] | None = None  # where to look first (see index.search)
 
 
 def _text(request: web.Request, name: str) -> str:
@@ -132,14 +133,16 @@ async def parse(request: web.Request, session: AsyncSession, user: User, *,
     limit = query_int(request, "limit", default_limit, low=1, high=index.MAX_PAGE)
     return SearchQuery(terms=terms, visible=visible, where=filter_clauses(log_filter), since=since,
                        until=until, speaker=speaker, before=cursor or None, limit=limit,
-                       values=values, client_label=label)
+                       values=values, client_label=label,
+                       viewer_calls=await access.call_ids_seen_by(session, user))
 
 
 async def run(session: AsyncSession, query: SearchQuery
               ) -> tuple[list[index.Hit], int | None]:
     return await index.search(session, query.terms, visible=query.visible,
                               where=query.where, speaker=query.speaker,
-                              before=query.before, limit=query.limit)
+                              before=query.before, limit=query.limit,
+                              viewer_calls=query.viewer_calls)
 
 
 def hit_dict(hit: index.Hit, tz: ZoneInfo) -> dict[str, Any]:
