@@ -13,8 +13,9 @@ Then times ``crm_core.speech.search.search`` (one page of 50 hits, as
 frequency, a common word, two words, each typed in another inflected form than most of
 the calls say it), as the admin (every call) and as a manager (his calls only, through
 the product's visibility clause and the ids of his calls, as the search route passes them;
-and once more without those ids, through the matches only, for comparison). In the same run: a plain ``LIKE '%stem%'`` over the
-phrases' text, newest first (what a first version without the index would do).
+and once more without those ids, through the matches only, for comparison). In the same
+run: a plain ``LIKE '%stem%'`` over the phrases' text, newest first (what a first version
+without the index would do).
 
     .venv/bin/python bench/transcript_search.py [--calls 100000] [--backend sqlite postgresql]
         [--queries 200] [--scans 10] [--migration-calls 10000] [--url URL]

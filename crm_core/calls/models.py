@@ -106,6 +106,9 @@ class CallLeg(Base):
         # A person's legs by time: the call log's manager and team filters (migration 0014).
         Index("ix_call_legs_user_id_started_at", "user_id", "started_at"),
         Index("ix_call_legs_extension_started_at", "extension", "started_at"),
+        # A person's calls from the index alone (transcript search; migration 0032).
+        Index("ix_call_legs_user_id_call_id", "user_id", "call_id"),
+        Index("ix_call_legs_extension_call_id", "extension", "call_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -157,9 +157,9 @@ async def call_ids_seen_by(session: AsyncSession, user: User) -> Select[int] | N
     if user.role not in (Role.MANAGER, Role.SUPERVISOR):
         return None
     people, extensions, queue = await _circle(session, user)
-    parts: list[Select[int]] = [
-        select(CallLeg.call_id).where(or_(CallLeg.user_id.in_(people),
-                                          CallLeg.extension.in_(extensions or [""]))),
+    parts: list[Select[int]] = [  # each part from one index alone (migration 0032)
+        select(CallLeg.call_id).where(CallLeg.user_id.in_(people)),
+        select(CallLeg.call_id).where(CallLeg.extension.in_(extensions or [""])),
         select(Call.id).join(Client, Client.id == Call.client_id)
         .where(Client.owner_id.in_(people)),
     ]

@@ -179,14 +179,26 @@ async def _candidates(session: AsyncSession, terms: Terms, before: int | None,
     """Ids of the newest ``size`` phrases holding the words, below ``before``: from the
     full-text index alone, where each engine finds them fastest (FTS5 walks its rowids
     backwards; PostgreSQL picks the GIN or a backward scan of the key by the word's
-    frequency, which it estimates well when no other condition is in the way). On
-    PostgreSQL, ``calls`` (a list it estimates well too) keeps the phrases of those calls."""
+    frequency, which it estimates well when no other condition is in the way).
+
+    With ``calls`` (PostgreSQL, a word in few phrases), the phrases of those calls only:
+    every match below ``before`` from the GIN, then sorted. Told the calls and the order,
+    the planner would rather walk the key backwards hoping to meet them soon, and may read
+    every phrase of the base (seconds at 1,000,000 calls); the matches are a few thousand.
+    """
     if session.get_bind().dialect.name == "postgresql":
+        if calls is not None:
+            mine = select(TranscriptPhrase.id).where(
+                matches(session, [terms]),
+                TranscriptPhrase.call_id == any_(
+                    bindparam("viewer_calls", calls, type_=ARRAY(Integer))))
+            if before is not None:
+                mine = mine.where(TranscriptPhrase.id < before)
+            found = mine.cte("viewer_matches").prefix_with("MATERIALIZED")
+            return list(await session.scalars(
+                select(found.c.id).order_by(found.c.id.desc()).limit(size)))
         stmt = (select(TranscriptPhrase.id).where(matches(session, [terms]))
                 .order_by(TranscriptPhrase.id.desc()).limit(size))
-        if calls is not None:
-            stmt = stmt.where(TranscriptPhrase.call_id == any_(
-                bindparam("viewer_calls", calls, type_=ARRAY(Integer))))
         if before is not None:
             stmt = stmt.where(TranscriptPhrase.id < before)
     else:
@@ -221,7 +233,8 @@ def _among(session: AsyncSession, ids: list[int]) -> ColumnElement[bool]:
 
 MAX_CHUNK = 20_000  # ids bound in one IN (…): under both drivers' limits on parameters
 MAX_VIEWER_CALLS = 200_000  # more calls than this: look through the matches instead
-WALK_DENSITY = 0.002  # words in more phrases than this: walk the viewer's phrases
+# What a phrase id read from the index on (id, call_id) costs, against a phrase read.
+INDEX_ENTRY_COST = 0.05
 
 
 def _next_size(need: int, found: int, seen: int, size: int, floor: int) -> int:
@@ -230,6 +243,27 @@ def _next_size(need: int, found: int, seen: int, size: int, floor: int) -> int:
     if found <= 0 or seen <= 0:
         return min(size * 4, MAX_CHUNK)
     return max(floor, min(MAX_CHUNK, -(-need * seen * 3 // (found * 2))))
+
+
+async def _viewer_calls(session: AsyncSession, viewer_calls: Select[int]) -> list[int]:
+    """The viewer's call ids, each once, in one array (not tens of thousands of rows); at
+    most :data:`MAX_VIEWER_CALLS` and one."""
+    found = viewer_calls.limit(MAX_VIEWER_CALLS * 2 + 2).subquery()
+    ids = await session.scalar(select(func.array_agg(found.c[0])))
+    return sorted(set(ids or ()))[:MAX_VIEWER_CALLS + 1]
+
+
+def _walk_is_cheaper(need: int, density: float, calls: list[int], below: int) -> bool:
+    """Whether walking the viewer's phrases should read less than the matches of his calls.
+
+    A walk reads ``need / density`` of his phrases (each checked for the words) and, to
+    find them, ``need / (density * share)`` index entries, ``share`` being his part of the
+    calls (his calls over the newest call id he has: the newest calls are everyone's). The
+    GIN reads every match below the cursor: ``density * below`` phrases.
+    """
+    share = len(calls) / max(max(calls), 1)
+    walk = need / density * (1 + INDEX_ENTRY_COST / max(share, 1e-6))
+    return walk < density * below
 
 
 async def search(session: AsyncSession, terms: Terms, *, visible: ColumnElement[bool],
@@ -264,8 +298,8 @@ async def search(session: AsyncSession, terms: Terms, *, visible: ColumnElement[
         # (after five runs of the same text) walks every phrase for a rare one
         await session.execute(sql_text("SET LOCAL plan_cache_mode = force_custom_plan"))
     rows: list[Any] = []
-    floor = 4 * (limit + 1)
-    size, cursor = floor, before
+    floor = limit + 1
+    size, cursor = 4 * (limit + 1), before
     calls: list[int] | None = None
     walk, first = False, True
     found = seen = 0  # hits and ids of the current way of looking
@@ -293,22 +327,23 @@ async def search(session: AsyncSession, terms: Terms, *, visible: ColumnElement[
         if len(ids) < size or len(rows) > limit:
             break
         need = limit + 1 - len(rows)
+        cursor = ids[-1]
         if first and pg and viewer_calls is not None:
             # The first chunk did not fill the page: look from the viewer's side.
             first = False
-            calls = list(await session.scalars(viewer_calls.limit(MAX_VIEWER_CALLS + 1)))
-            if len(calls) > MAX_VIEWER_CALLS:
-                calls = None
-            else:
+            calls = await _viewer_calls(session, viewer_calls)
+            if not calls:
+                break  # he sees no call (the calls he sees are among these)
+            if len(calls) <= MAX_VIEWER_CALLS:
                 density = len(ids) / (ids[0] - ids[-1] + 1)
-                walk = density >= WALK_DENSITY
+                walk = _walk_is_cheaper(need, density, calls, cursor)
                 found = seen = 0
                 size = (max(floor, min(MAX_CHUNK, int(need * 1.5 / density))) if walk
-                        else max(floor, min(MAX_CHUNK, need * 3 // 2)))
-                cursor = ids[-1]
+                        else max(floor, need * 3 // 2))
                 continue
+            calls = None
         first = False
-        cursor, size = ids[-1], _next_size(need, found, seen, size, floor)
+        size = _next_size(need, found, seen, size, floor)
     more = len(rows) > limit
     rows = rows[:limit]
     extensions = {m[0] for _, _, m, _, _ in rows if m}
