@@ -20,7 +20,9 @@ A query word matches any of its possible lemmas («стали» is «сталь�
 phrase matches when it holds every word of the query, in any order. Hits come newest
 transcript first (the phrase id: transcripts are made minutes after their calls, and the
 migration indexed the old ones in the calls' order), in keyset pages on that id, so
-both engines can stop at the page's last hit instead of sorting every match.
+both engines can stop at the page's last hit instead of sorting every match. On
+PostgreSQL a manager's or supervisor's search looks from his side when the newest matches
+are not his (:func:`search`; the indexes of migration 0032).
 """
 
 from __future__ import annotations
@@ -282,16 +284,20 @@ async def search(session: AsyncSession, terms: Terms, *, visible: ColumnElement[
     share of hits among the ids seen so far (four times the last while there is none).
 
     ``viewer_calls`` (PostgreSQL; see :func:`crm_core.people.access.call_ids_seen_by`)
-    names every call ``visible`` lets through, maybe more: when the first chunk does not
-    fill the page, the search looks from the viewer's side. For a word in many phrases
-    (over :data:`WALK_DENSITY` of them in the first chunk's span) it walks the viewer's
-    phrases newest first through the index on (id, call_id) and keeps those holding the
-    words: a manager with 2 % of the calls needs ~1,400 of his phrases for a page of a word
-    in 3.6 % of them, where the matches walked backwards would have been ~70,000 phrases.
-    For a rarer word it takes the matches of his calls only, which the planner then
-    estimates well (the GIN for a few thousand matches). Either way the chunks are
-    still narrowed by ``visible`` and ``where``, so the hits, their order and the pages
-    are those of the search without it.
+    names every call ``visible`` lets through, maybe more. When the first chunk does not
+    fill the page, the search lists those calls (one array, from the legs' indexes alone)
+    and looks from the viewer's side, the cheaper of two ways by the first chunk's share
+    of matches among the phrases it spans (:func:`_walk_is_cheaper`):
+
+    - walk his phrases newest first through the index on (id, call_id), which reads no
+      phrase, and keep those holding the words: a manager with 2 % of the calls needs
+      ~1,400 of his phrases for a page of a word in 3.6 % of them, where the matches
+      walked backwards would be ~70,000 phrases;
+    - or, for a word in few phrases, take every match of his calls below the cursor from
+      the GIN and sort them (thousands of phrases, whatever the base's size beyond them).
+
+    Either way each chunk is still narrowed by ``visible`` and ``where``, so the hits,
+    their order and the pages are those of the search without ``viewer_calls``.
     """
     pg = session.get_bind().dialect.name == "postgresql"
     if pg:  # plan each statement for its words and ids: a plan cached for other words
