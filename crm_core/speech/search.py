@@ -241,10 +241,12 @@ INDEX_ENTRY_COST = 0.05
 
 def _next_size(need: int, found: int, seen: int, size: int, floor: int) -> int:
     """The next chunk: what should hold ``need`` more hits at the share of hits among the
-    ids seen so far (and half as many again), or four times the last one before any hit."""
+    ids seen so far (and half as many again), but at most four times the last one (a share
+    read from a handful of hits can be far off; SQLite checks every id of a chunk it is
+    given, so an overshoot costs more than a round)."""
     if found <= 0 or seen <= 0:
         return min(size * 4, MAX_CHUNK)
-    return max(floor, min(MAX_CHUNK, -(-need * seen * 3 // (found * 2))))
+    return max(floor, min(MAX_CHUNK, size * 4, -(-need * seen * 3 // (found * 2))))
 
 
 async def _viewer_calls(session: AsyncSession, viewer_calls: Select[int]) -> list[int]:
@@ -281,7 +283,7 @@ async def search(session: AsyncSession, terms: Terms, *, visible: ColumnElement[
     cannot know how few calls a manager sees, and would walk every phrase backwards hoping
     to meet his soon; in chunks, a rare word costs one look-up and a common one stops after
     its first page. The first chunk is four pages' worth; each next one is sized by the
-    share of hits among the ids seen so far (four times the last while there is none).
+    share of hits among the ids seen so far, at most four times the last.
 
     ``viewer_calls`` (PostgreSQL; see :func:`crm_core.people.access.call_ids_seen_by`)
     names every call ``visible`` lets through, maybe more. When the first chunk does not
