@@ -257,6 +257,28 @@ async def _viewer_calls(session: AsyncSession, viewer_calls: Select[int]) -> lis
     return sorted(set(ids or ()))[:MAX_VIEWER_CALLS + 1]
 
 
+async def _phrase_share(session: AsyncSession, terms: Terms) -> tuple[float, float] | None:
+    """PostgreSQL's statistics of the phrases' lexemes: the estimated share of phrases
+    holding the words (a lexeme it does not list as common counted at half the least
+    common one's share, as the planner counts it; words assumed independent), and how
+    many phrases there are. None before the table was first analysed."""
+    row = (await session.execute(sql_text(
+        "SELECT most_common_elems::text::text[], most_common_elem_freqs, "
+        "(SELECT reltuples FROM pg_class WHERE relname = 'transcript_phrases') "
+        "FROM pg_stats WHERE tablename = 'transcript_phrases' "
+        "AND attname = 'search_vector'"))).first()
+    if row is None or not row[0] or not row[1] or not row[2] or row[2] <= 0:
+        return None
+    elements, freqs = list(row[0]), list(row[1])[:len(row[0])]
+    common = dict(zip(elements, freqs, strict=True))
+    least = min(freqs) / 2
+    share = 1.0
+    for forms in terms:
+        share *= min(1.0, sum(min(common.get(part, least) for part in form.split())
+                              for form in _clean(forms)))
+    return share, float(row[2])
+
+
 def _walk_is_cheaper(need: int, density: float, calls: list[int], below: int) -> bool:
     """Whether walking the viewer's phrases should read less than the matches of his calls.
 
@@ -265,9 +287,13 @@ def _walk_is_cheaper(need: int, density: float, calls: list[int], below: int) ->
     calls (his calls over the newest call id he has: the newest calls are everyone's). The
     GIN reads every match below the cursor: ``density * below`` phrases.
     """
+    return _walk_reads(need, density, calls) < density * below
+
+
+def _walk_reads(need: int, density: float, calls: list[int]) -> float:
+    """What walking ``calls``' phrases for ``need`` hits reads (see :func:`_walk_is_cheaper`)."""
     share = len(calls) / max(max(calls), 1)
-    walk = need / density * (1 + INDEX_ENTRY_COST / max(share, 1e-6))
-    return walk < density * below
+    return need / max(density, 1e-9) * (1 + INDEX_ENTRY_COST / max(share, 1e-6))
 
 
 async def search(session: AsyncSession, terms: Terms, *, visible: ColumnElement[bool],
@@ -298,6 +324,8 @@ async def search(session: AsyncSession, terms: Terms, *, visible: ColumnElement[
     - or, for a word in few phrases, take every match of his calls below the cursor from
       the GIN and sort them (thousands of phrases, whatever the base's size beyond them).
 
+    When PostgreSQL's statistics of the lexemes say the words are clearly rare enough for
+    the second way, it is taken at once, without the first chunk (:func:`_phrase_share`).
     Either way each chunk is still narrowed by ``visible`` and ``where``, so the hits,
     their order and the pages are those of the search without ``viewer_calls``.
     """
@@ -311,6 +339,20 @@ async def search(session: AsyncSession, terms: Terms, *, visible: ColumnElement[
     calls: list[int] | None = None
     walk, first = False, True
     found = seen = 0  # hits and ids of the current way of looking
+    mine: list[int] | None = None  # the viewer's calls, once listed
+    if pg and viewer_calls is not None and (share := await _phrase_share(session, terms)):
+        # A word the statistics call rare enough: straight to the matches of his calls
+        # (the first chunk would read as many phrases again, the newest matches being
+        # mostly others'). Only when clearly cheaper (by half): the words may go together
+        # more often than their shares multiplied say.
+        density, phrases = share
+        mine = await _viewer_calls(session, viewer_calls)
+        if not mine:
+            return [], None  # he sees no call
+        if len(mine) > MAX_VIEWER_CALLS:
+            first = False  # look through the matches
+        elif 2 * density * (before or phrases) < _walk_reads(limit + 1, density, mine):
+            first, size, calls = False, floor, mine
     while len(rows) <= limit:
         if walk:
             assert calls is not None
@@ -339,7 +381,7 @@ async def search(session: AsyncSession, terms: Terms, *, visible: ColumnElement[
         if first and pg and viewer_calls is not None:
             # The first chunk did not fill the page: look from the viewer's side.
             first = False
-            calls = await _viewer_calls(session, viewer_calls)
+            calls = mine if mine is not None else await _viewer_calls(session, viewer_calls)
             if not calls:
                 break  # he sees no call (the calls he sees are among these)
             if len(calls) <= MAX_VIEWER_CALLS:

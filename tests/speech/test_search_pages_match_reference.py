@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import ColumnElement, insert, select
+from sqlalchemy import ColumnElement, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.calls.models import Call, CallLeg
@@ -116,6 +116,9 @@ async def _seed(db_url: str) -> None:
             async with session_factory(engine, writer=True)() as session, session.begin():
                 for call_id in order[start:start + 40]:
                     await index.index_transcript(session, call_id, _transcript(rng))
+        async with engine.connect() as conn:  # the statistics search may read first
+            await conn.execute(text("ANALYZE"))
+            await conn.commit()
     finally:
         await engine.dispose()
 
