@@ -119,7 +119,7 @@ async def test_the_panel_follows_the_deal_stage_and_keeps_teams_apart(
     assert status == 200 and body["name"] == "Первичный звонок"
     assert body["stage"] == "Квалификация"
     assert body["objections"] == [{"title": "Дорого", "say": [
-        "Давайте посчитаем, сколько стоит потерянный звонок."]}]
+        "Давайте посчитаем, сколько стоит потерянный звонок."], "phrases": []}]
     for who, expected in [("smirnova", 404), ("marketer", 403)]:
         assert (await floor.call(who, "GET", f"/api/clients/{romashka}/scenario"))[0] \
             == expected, who
