@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm_core.calls.hooks import CallDescriber, CallHooks, CallsWritten, WrittenCall
 from crm_core.calls.models import CallStatus
 from crm_core.calls.services import call_to_dict
-from crm_core.integrations.outbox import queue_event
+from crm_core.integrations.outbox import queue_events
 from crm_core.integrations.webhooks import listening
 
 CALL_ENDED = "call.ended"
@@ -32,7 +32,7 @@ def call_ended_events(describers: Sequence[CallDescriber] = ()) -> CallsWritten:
                        if name in inspect(call).unloaded]
             if missing:
                 await session.refresh(call, missing)
-            await queue_event(session, CALL_ENDED, call_to_dict(call, shape),
-                              key=str(call.id))
+        await queue_events(session, CALL_ENDED,
+                           [(call_to_dict(call, shape), str(call.id)) for call in ended])
 
     return queue

@@ -18,6 +18,7 @@ Events and their ``data`` (the ``payload`` given here):
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -59,21 +60,34 @@ async def queue_event(session: AsyncSession, event: str, payload: dict[str, Any]
     hears it; returns how many deliveries were queued. With ``key`` (what the event is
     about: a call's or a lead's id) the same event is queued once per endpoint however
     often it is reported. Runs in the caller's transaction; the caller commits."""
+    return await queue_events(session, event, [(payload, key)])
+
+
+async def queue_events(session: AsyncSession, event: str,
+                       items: Sequence[tuple[dict[str, Any], str | None]]) -> int:
+    """:func:`queue_event` for several (payload, key) pairs at once: the endpoints are read
+    once and every delivery goes in one INSERT (a written batch of calls)."""
     if event not in EVENTS:
         raise ValueError(f"unknown webhook event {event!r}")
-    endpoints = await listening(session, event)
+    endpoints = await listening(session, event) if items else []
     if not endpoints:
         return 0
     now = utcnow()
-    rows = [{"delivery_id": str(uuid.uuid4()), "endpoint_id": endpoint.id, "event": event,
-             "key": key, "payload": payload, "state": DeliveryState.PENDING.value,
-             "attempts": 0, "created_at": now, "next_attempt_at": now}
-            for endpoint in endpoints]
-    stmt = _insert(session).values(rows)
-    if key is not None:
-        stmt = stmt.on_conflict_do_nothing(index_elements=["endpoint_id", "event", "key"])
-    result = await session.execute(stmt)
-    return int(getattr(result, "rowcount", 0) or 0)
+    queued = 0
+    for keyed in (True, False):  # ON CONFLICT only where there is a key to conflict on
+        rows = [{"delivery_id": str(uuid.uuid4()), "endpoint_id": endpoint.id, "event": event,
+                 "key": key, "payload": payload, "state": DeliveryState.PENDING.value,
+                 "attempts": 0, "created_at": now, "next_attempt_at": now}
+                for payload, key in items if (key is not None) == keyed
+                for endpoint in endpoints]
+        if not rows:
+            continue
+        stmt = _insert(session).values(rows)
+        if keyed:
+            stmt = stmt.on_conflict_do_nothing(index_elements=["endpoint_id", "event", "key"])
+        result = await session.execute(stmt)
+        queued += int(getattr(result, "rowcount", 0) or 0)
+    return queued
 
 
 def envelope(delivery: WebhookDelivery) -> dict[str, Any]:

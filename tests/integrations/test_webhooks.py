@@ -339,3 +339,31 @@ async def test_the_webhook_pages_are_the_admins_and_refuse_local_addresses(
         assert all(secret not in str(changes) for _, _, changes in audit)
         status, page = await floor.call("admin", "GET", "/admin/webhooks/deliveries")
         assert status == 200 and "Отправок пока нет." in page
+
+
+async def test_a_written_batch_queues_each_ended_call_once_per_endpoint(
+        sessions: tuple[async_sessionmaker[AsyncSession], World]) -> None:
+    """The call writer's batch (a replay, a listener's flush): every ended call gets one
+    delivery per endpoint that hears it, the call in progress none, and writing the same
+    batch again queues nothing more."""
+    from crm_core.calls.services import record_calls
+    from telecrm.wiring import call_hooks
+    from tests.support.browser import _call
+
+    factory, _ = sessions
+    first = await _endpoint(factory, "http://127.0.0.1:9/a", ["call.ended"])
+    second = await _endpoint(factory, "http://127.0.0.1:9/b", ["call.ended", "deal.won"])
+    await _endpoint(factory, "http://127.0.0.1:9/c", ["deal.won"])
+    start = utcnow() - timedelta(hours=1)
+    batch = [_call(f"w-{n}.0", "inbound", status, "+79161234567", "101",
+                   start + timedelta(minutes=n), 30.0)
+             for n, status in enumerate(["answered", "missed", "answered"])]
+    batch.append(_call("w-9.0", "inbound", "in_progress", "+79161234567", "101",
+                       start + timedelta(minutes=9), 0.0))
+    for _ in range(2):
+        async with factory() as session, session.begin():
+            await record_calls(session, batch, hooks=call_hooks())
+    rows = await _deliveries(factory)
+    assert sorted((r.endpoint_id, r.payload["linkedid"]) for r in rows) == sorted(
+        (endpoint.id, f"w-{n}.0") for endpoint in (first, second) for n in range(3))
+    assert {r.event for r in rows} == {"call.ended"}
