@@ -472,7 +472,8 @@ async def run_app(settings: Settings, *, web_role: bool = True,
     the main task mid-await (asyncio's own SIGINT handling), which under load left a
     shutdown waiting for ever. Returns the signal that stopped it."""
     app = create_app(settings, with_listener=listener_role, with_web=web_role)
-    runner = await http_server.start(app, settings.http_host, settings.http_port)
+    runner = await http_server.start(app, settings.http_host, settings.http_port,
+                                     shutdown_timeout=REQUEST_GRACE_SECONDS)
     roles = " and ".join(name for name, on in (("web", web_role), ("listener", listener_role))
                          if on)
     log.info("serving (%s) on http://%s:%s", roles, settings.http_host, settings.http_port)
@@ -501,6 +502,10 @@ async def run_app(settings: Settings, *, web_role: bool = True,
 
 
 SLOW_SHUTDOWN_SECONDS = 15.0
+# On a stop, requests in flight get this long to finish (event streams are closed at
+# once); well inside systemd's TimeoutStopSec (30 s, deploy/systemd/), so the batches
+# and the history writer still end cleanly after them.
+REQUEST_GRACE_SECONDS = 10.0
 
 
 def _awaiting(coro: Any) -> list[str]:
