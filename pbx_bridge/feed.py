@@ -27,8 +27,11 @@ TRACKER_EVENTS = EventFilter(wanted=HANDLED_EVENTS | {LISTING_ITEM, LISTING_END}
 class TrackerFeed:
     """Feeds events to a :class:`CallTracker`; a finished listing reconciles it."""
 
-    def __init__(self, tracker: CallTracker) -> None:
+    def __init__(self, tracker: CallTracker, *, text_only: bool = False) -> None:
+        """``text_only``: every event fed is a dict of ``str`` to ``str`` (``FrameParser``'s),
+        so the tracker need not copy it (``CallTracker.feed_text``)."""
         self.tracker = tracker
+        self._apply = tracker.feed_text if text_only else tracker.feed
         self._listings: dict[str, list[Mapping[str, str]]] = {}
         self.reconciliations = 0
 
@@ -44,7 +47,7 @@ class TrackerFeed:
             listing = self._listings.pop(action_id, [])
             self.reconciliations += 1
             return self.tracker.reconcile(listing, _listing_time(event, self.tracker))
-        return self.tracker.feed(event)
+        return self._apply(event)
 
 
 def _listing_time(event: Mapping[str, str], tracker: CallTracker) -> float:

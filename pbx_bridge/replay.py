@@ -80,7 +80,7 @@ async def replay(
     long captures), and calls still open are written once at the end.
     """
     tracker = tracker or CallTracker()
-    feed = TrackerFeed(tracker)
+    feed = TrackerFeed(tracker, text_only=True)  # read_events gives FrameParser's dicts
     stats = ReplayStats()
     latest: dict[str, Fact] = {}
     # The tracker's filter drops most events before they become dicts; stamping a

@@ -84,6 +84,18 @@ def is_live_tap(channel: str) -> bool:
     return channel[:6].lower() == "local/" and f"@{LIVE_TAP_CONTEXT}-" in channel
 
 
+_TAP_MARK = f"@{LIVE_TAP_CONTEXT}-"
+
+
+def _has_live_tap(event: Mapping[str, str]) -> bool:
+    """True when any of the event's channels is a live-prompt tap (``is_live_tap``)."""
+    for key in _TAP_KEYS:
+        channel = event.get(key)
+        if channel and _TAP_MARK in channel and channel[:6].lower() == "local/":
+            return True
+    return False
+
+
 class FactKind(StrEnum):
     STARTED = "call_started"
     RINGING = "ringing"  # an internal phone started ringing (screen pop)
@@ -249,16 +261,32 @@ class CallTracker:
 
     def feed(self, event: Mapping[str, str]) -> list[Fact]:
         """Apply one AMI event; never raises on odd or incomplete input."""
-        self.events_seen += 1
         try:
             # Only text values count: a panoramisk message may carry lists for
             # repeated keys, a hand-built dict anything at all.
-            event = {k: v for k, v in event.items() if type(k) is str and type(v) is str}
+            text = {k: v for k, v in event.items() if type(k) is str and type(v) is str}
+        except Exception:  # the tracker must survive any input
+            self.events_seen += 1
+            self.events_skipped += 1
+            log.warning("skipped malformed %r event", event.get("Event") if hasattr(
+                event, "get") else event, exc_info=True)
+            return []
+        return self.feed_text(text)
+
+    def feed_text(self, event: Mapping[str, str]) -> list[Fact]:
+        """:meth:`feed` for an event that is text only (every key and value a ``str``),
+        which it reads as given.
+
+        ``FrameParser`` gives such dicts, so the replay skips :meth:`feed`'s copy. The
+        tracker never changes an event it is given.
+        """
+        self.events_seen += 1
+        try:
             name = event.get("Event")
             handler = self._handlers.get(name) if isinstance(name, str) else None
             if handler is None:
                 return []
-            if any(is_live_tap(event.get(key, "")) for key in _TAP_KEYS):
+            if _has_live_tap(event):
                 return []
             ts = self._timestamp(event)
             # Time never runs backwards within a call (events interleave by
