@@ -65,7 +65,9 @@ class Call(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     # Asterisk's linkedid; ``<pbx>:<linkedid>`` for a PBX other than the default one
     # (crm_core.calls.snapshot.pbx_key), so two PBXs' calls never collide.
-    linkedid: Mapped[str] = mapped_column(String(150), unique=True)
+    # insert_sentinel: unique and always given, so a batch INSERT matches its returned
+    # ids by it and SQLite writes many rows a statement, not one (insertmanyvalues).
+    linkedid: Mapped[str] = mapped_column(String(150), unique=True, insert_sentinel=True)
     # The PBX (``telecrm pbx list``) the call happened on (migration 0019).
     pbx: Mapped[str] = mapped_column(String(40), default="main", server_default="main")
     direction: Mapped[str] = mapped_column(String(10))
@@ -113,7 +115,8 @@ class CallLeg(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     call_id: Mapped[int] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"), index=True)
-    uniqueid: Mapped[str] = mapped_column(String(150), unique=True)  # as Call.linkedid
+    # Unique and an insert sentinel, as Call.linkedid.
+    uniqueid: Mapped[str] = mapped_column(String(150), unique=True, insert_sentinel=True)
     channel: Mapped[str] = mapped_column(String(200))
     role: Mapped[str] = mapped_column(String(20))
     extension: Mapped[str | None] = mapped_column(String(80))

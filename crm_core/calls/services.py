@@ -580,10 +580,12 @@ async def _upsert_preloaded(session: AsyncSession, data: CallData, pre: _Preload
         session, call, data, client_number, owner_id, pre)  # fmt: skip
 
     values = _call_values(data, client_number, client, managers, created_client)
+    new = call is None
     if call is None:
+        # Added to the session once its legs and recordings are in place: one cascade
+        # for the whole call instead of one per appended row (same rows, same order).
         call = Call(linkedid=data.linkedid, legs=[], recordings=[], **values)
         call.client = client
-        session.add(call)
         pre.calls[data.linkedid] = call
         changed = True
     else:
@@ -601,7 +603,9 @@ async def _upsert_preloaded(session: AsyncSession, data: CallData, pre: _Preload
     for leg in call.legs:
         pre.legs[leg.uniqueid] = leg
     changed |= _merge_recordings(call, _safe_recordings(data), data.recording_details)
-    if changed and call.id is not None:
+    if new:
+        session.add(call)
+    elif changed and call.id is not None:
         call.updated_at = utcnow()
     return call
 

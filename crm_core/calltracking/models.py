@@ -175,8 +175,9 @@ class CtAttribution(Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    # One per call, so the batch INSERT matches its returned ids by it (insertmanyvalues).
     call_id: Mapped[int] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"),
-                                         unique=True)
+                                         unique=True, insert_sentinel=True)
     kind: Mapped[str] = mapped_column(String(20))
     visit_id: Mapped[int | None] = mapped_column(ForeignKey("ct_visits.id"), index=True)
     channel: Mapped[str | None] = mapped_column(String(200), index=True)
