@@ -19,6 +19,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
+from sqlalchemy.sql.compiler import InsertmanyvaluesSentinelOpts
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -85,6 +86,13 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
     def _on_begin(connection: Connection) -> None:
         immediate = connection.get_execution_options().get(_SQLITE_IMMEDIATE, False)
         connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    # SQLite numbers the rows of one INSERT in their order (each rowid one above the
+    # largest), so a many-row INSERT ... RETURNING is matched to its rows by sorting the
+    # ids, as SQLAlchemy does for MariaDB: a flush writes a table's new rows in a few
+    # statements instead of one each (same rows, same ids).
+    engine.sync_engine.dialect.insertmanyvalues_implicit_sentinel = (
+        InsertmanyvaluesSentinelOpts.ANY_AUTOINCREMENT)
 
 
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
