@@ -22,21 +22,25 @@ import contextlib
 import socket
 import time
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from aiohttp import web
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from asterisk_conf.phones import Phones
 from asterisk_conf.sandbox import Sandbox
 from crm_core.calls.snapshot import CallData
 from crm_core.clients.services import create_client
+from crm_core.clock import utcnow
 from crm_core.db import create_engine, session_factory
 from crm_core.people.management import set_user_phones
 from crm_core.people.models import Team, User
 from crm_core.people.users import add_user
 from crm_core.routing.services import issue_token, set_team_rule
+from crm_core.talktime.models import TalkTimeRule
 from pbx_bridge.pipeline import Listener
 from telecrm.routing.lookup import ROUTING
 from telecrm.settings import Settings
@@ -61,6 +65,13 @@ async def clean_phones(sandbox: Sandbox) -> AsyncIterator[None]:
         await phones.reset_behaviours()
 
 
+def every_day_a_working_day(session: AsyncSession) -> None:
+    """A floor that works every day: on the sandbox the day is the real one, and on a day
+    off an owner's callers go to the queue (that rule is tested in test_routing.py)."""
+    session.add(TalkTimeRule(team_id=None, working_weekdays="1234567",
+                             effective_from=utcnow().date() - timedelta(days=7)))
+
+
 async def seed(db_url: str) -> str:
     """Petrov's client, routing on for his team (4 s), and the PBX token."""
     await seed_users(db_url)
@@ -73,6 +84,7 @@ async def seed(db_url: str) -> str:
             await create_client(session, "ООО Ромашка", phones=["+" + CLIENT],
                                 owner_id=petrov.id, actor="test")
             await set_team_rule(session, None, team.id, enabled=True, ring_seconds=OWNER_RING)
+            every_day_a_working_day(session)
             return await issue_token(session, "test")
     finally:
         await engine.dispose()
@@ -217,6 +229,7 @@ async def set_owner(db_url: str, devices: list[str], *, new: bool = False) -> No
                 assert team is not None
                 await set_team_rule(session, None, team.id, enabled=True,
                                     ring_seconds=OWNER_RING)
+                every_day_a_working_day(session)
             orlov = await session.scalar(select(User).where(User.username == "orlov"))
             assert orlov is not None
             await set_user_phones(session, orlov, devices)
