@@ -678,36 +678,51 @@ def _module_dir(root: Path) -> str:
 
 
 def collect_stale(root: Path) -> list[str]:
-    """Clean up after runs that died: orphaned processes and old leftovers. Returns names."""
+    """Clean up after runs that died: orphaned processes and old leftovers. Returns names.
+
+    Other runs start and stop sandboxes at the same time (one per test process): an
+    instance that vanishes while it is looked at was theirs to remove, and is skipped.
+    """
     removed = []
     base = root / INSTANCES_DIR
     if not base.is_dir():
         return removed
     now = time.time()
     for directory in base.iterdir():
-        instance = AsteriskInstance.from_state(root, directory)
-        age = now - directory.stat().st_mtime
-        if instance is None:
-            if age > 3600:  # a start that died before writing its state
-                _remove(directory)
-                removed.append(directory.name)
+        try:
+            name = _collect_one(root, directory, now)
+        except FileNotFoundError:
             continue
-        owner = instance.state.get("owner_pid")
-        if instance.running:
-            if owner and not _pid_alive(owner):
-                instance.request_stop()
-                instance.wait_stopped(5)
-                instance.cleanup(keep_monitor=True)
-                removed.append(instance.name)
-            continue
-        if not instance.state.get("stopped") or age > STALE_AFTER:
-            with contextlib.suppress(SandboxError):
-                if age > STALE_AFTER:
-                    instance.discard()
-                else:
-                    instance.cleanup(keep_monitor=True)
-                removed.append(instance.name)
+        if name is not None:
+            removed.append(name)
     return removed
+
+
+def _collect_one(root: Path, directory: Path, now: float) -> str | None:
+    """The name of ``directory``'s instance if it was stale and is now cleaned up."""
+    instance = AsteriskInstance.from_state(root, directory)
+    age = now - directory.stat().st_mtime
+    if instance is None:
+        if age > 3600:  # a start that died before writing its state
+            _remove(directory)
+            return directory.name
+        return None
+    owner = instance.state.get("owner_pid")
+    if instance.running:
+        if owner and not _pid_alive(owner):
+            instance.request_stop()
+            instance.wait_stopped(5)
+            instance.cleanup(keep_monitor=True)
+            return instance.name
+        return None
+    if not instance.state.get("stopped") or age > STALE_AFTER:
+        with contextlib.suppress(SandboxError):
+            if age > STALE_AFTER:
+                instance.discard()
+            else:
+                instance.cleanup(keep_monitor=True)
+            return instance.name
+    return None
 
 
 # ---------------------------------------------------------------- the sandbox
