@@ -532,5 +532,12 @@ async def _report_slow_shutdown(main: asyncio.Task[Any] | None) -> None:
     lines = [f"{'[main] ' if task is main else ''}{task.get_name()}: "
              f"{' -> '.join(_awaiting(task.get_coro())) or '(not started)'}"
              for task in waiting]
+    # A cleanup context waits inside its async generator, which a task's chain does not
+    # reach (it awaits the generator's ``asend``): the generators still running, too.
+    import gc
+    import types
+
+    lines += [f"context: {' -> '.join(_awaiting(gen))}" for gen in gc.get_objects()
+              if isinstance(gen, types.AsyncGeneratorType) and gen.ag_running]
     log.warning("stopping takes over %.0f s; still waiting for:\n  %s",
                 SLOW_SHUTDOWN_SECONDS, "\n  ".join(lines))

@@ -8,6 +8,8 @@ the PBXs, which is no business of managers or of the internet.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hmac
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -124,7 +126,10 @@ async def metrics_ctx(app: web.Application) -> AsyncIterator[None]:
         app[_REDIS_QUEUE] = queue
     yield
     if queue is not None:
-        await queue.close()
+        # Only a client to close, nothing to write: a Redis that does not answer must not
+        # hold the stop (the history writer and the rest close after this).
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(queue.close(), 5)
 
 
 def setup_metrics(app: web.Application, *, for_people: bool = True) -> None:
