@@ -15,6 +15,7 @@ import argparse
 import contextlib
 import ctypes
 import dataclasses
+import errno
 import fcntl
 import glob
 import json
@@ -182,7 +183,16 @@ def _safe_rmtree(path: Path) -> None:
     mounts = _mounts_under(path)
     if mounts:
         raise SandboxError(f"refusing to delete {path}: still mounted: {', '.join(mounts)}")
-    shutil.rmtree(path)
+    for attempt in range(10):  # a process just ending may still write its last file there
+        try:
+            shutil.rmtree(path)
+            return
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            if exc.errno != errno.ENOTEMPTY or attempt == 9:
+                raise
+            time.sleep(0.2)
 
 
 @contextlib.contextmanager

