@@ -24,7 +24,8 @@ def call_ended_events(describers: Sequence[CallDescriber] = ()) -> CallsWritten:
 
     async def queue(session: AsyncSession, written: Sequence[WrittenCall]) -> None:
         ended = [item.call for item in written if item.call.status != CallStatus.IN_PROGRESS]
-        if not ended or not await listening(session, CALL_ENDED):
+        endpoints = await listening(session, CALL_ENDED) if ended else []
+        if not endpoints:
             return
         for call in ended:
             # The writer loads these; a call closed by other paths may not have them yet.
@@ -33,6 +34,7 @@ def call_ended_events(describers: Sequence[CallDescriber] = ()) -> CallsWritten:
             if missing:
                 await session.refresh(call, missing)
         await queue_events(session, CALL_ENDED,
-                           [(call_to_dict(call, shape), str(call.id)) for call in ended])
+                           [(call_to_dict(call, shape), str(call.id)) for call in ended],
+                           endpoints=endpoints)
 
     return queue

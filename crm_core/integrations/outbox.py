@@ -32,7 +32,7 @@ from sqlalchemy.orm import joinedload
 from crm_core.audit import write_audit
 from crm_core.errors import DomainError, NotFoundError
 from crm_core.integrations.admin import admin_only
-from crm_core.integrations.models import DeliveryState, WebhookDelivery
+from crm_core.integrations.models import DeliveryState, WebhookDelivery, WebhookEndpoint
 from crm_core.integrations.webhooks import EVENTS, listening
 from crm_core.people.models import User
 from crm_core.timestamps import isoformat, utcnow
@@ -64,12 +64,15 @@ async def queue_event(session: AsyncSession, event: str, payload: dict[str, Any]
 
 
 async def queue_events(session: AsyncSession, event: str,
-                       items: Sequence[tuple[dict[str, Any], str | None]]) -> int:
+                       items: Sequence[tuple[dict[str, Any], str | None]], *,
+                       endpoints: Sequence[WebhookEndpoint] | None = None) -> int:
     """:func:`queue_event` for several (payload, key) pairs at once: the endpoints are read
-    once and every delivery goes in one INSERT (a written batch of calls)."""
+    once (or given, by a caller that has just read them) and every delivery goes in one
+    INSERT (a written batch of calls)."""
     if event not in EVENTS:
         raise ValueError(f"unknown webhook event {event!r}")
-    endpoints = await listening(session, event) if items else []
+    if endpoints is None:
+        endpoints = await listening(session, event) if items else []
     if not endpoints:
         return 0
     now = utcnow()
