@@ -29,16 +29,27 @@ _NUMBER = re.compile(r"\+?[0-9]{5,20}")
 # or separate ChanSpy's arguments.
 _DEVICE = re.compile(r"[A-Za-z][A-Za-z0-9]{0,19}/[A-Za-z0-9_.+@:\-]{1,120}")
 _CONTEXT = re.compile(r"[A-Za-z0-9_-]{1,80}")
-# OriginateResponse "Reason" codes (Asterisk's AST_CONTROL_*): what the manager's phone did.
+# OriginateResponse "Reason" codes (Asterisk's AST_CONTROL_*): what the manager's phone
+# did, as a kind the web layer words for the user, and a sentence for the log.
 _REASONS = {
-    0: "the manager's phone could not be called",
-    1: "the manager's phone hung up",
-    3: "the manager's phone did not answer",
-    5: "the manager's phone is busy",
-    8: "the manager's phone is unavailable",
+    0: ("failed", "the manager's phone could not be called"),
+    1: ("hung_up", "the manager's phone hung up"),
+    3: ("no_answer", "the manager's phone did not answer"),
+    5: ("busy", "the manager's phone is busy"),
+    8: ("unavailable", "the manager's phone is unavailable"),
 }
+
+
 class ClickToCallError(AmiError):
-    """Asterisk refused the originate or the manager's phone did not take it."""
+    """Asterisk refused the originate or the manager's phone did not take it.
+
+    ``kind`` says which (``failed``, ``hung_up``, ``no_answer``, ``busy``,
+    ``unavailable``, or ``refused`` for anything else); the message is Asterisk's own.
+    """
+
+    def __init__(self, message: str, kind: str = "refused") -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 def caller_id_name(name: str) -> str:
@@ -127,8 +138,10 @@ async def originate_click_to_call(
     final = messages[-1]
     if str(final.get("Response", "")).lower() != "success":
         reason = _int(final.get("Reason"))
-        message = _REASONS.get(reason) if reason is not None else None
-        raise ClickToCallError(message or str(final.get("Message") or "Asterisk refused the call"))
+        kind, message = _REASONS.get(reason, ("refused", None)) if reason is not None else (
+            "refused", None)
+        raise ClickToCallError(message or str(final.get("Message") or "Asterisk refused the call"),
+                               kind)
     return str(action["ActionID"])
 
 
@@ -204,7 +217,7 @@ async def spy(session: AmiSession, supervisor_ext: str, target_channel: str, mod
     messages = response if isinstance(response, list) else [response]
     if str(messages[-1].get("Response", "")).lower() != "success":
         raise ClickToCallError(str(messages[-1].get("Message") or "the supervisor's phone "
-                                   "did not answer"))
+                                   "did not answer"), "failed")
     return str(action["ActionID"])
 
 

@@ -50,6 +50,14 @@ RELAYED_ACTIONS = frozenset({"originate", "queuepause"})
 TAKE_WITHIN = 5.0  # seconds a request may wait for a listener to take it
 ALIVE_MS = 3000  # the "connected" key outlives one missed refresh
 REFRESH_SECONDS = 1.0
+# Deletes the keys only while they still hold this listener's token: a listener that
+# stops after its successor took over must not say the PBX is gone.
+_DELETE_OWN = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+local live = redis.call('GET', KEYS[2])
+if live and cjson.decode(live).by == ARGV[1] then redis.call('DEL', KEYS[2]) end
+return 0
+"""
 
 
 def requests_key(pbx: str) -> str:
@@ -125,6 +133,7 @@ class RelayServer:
         self.session = session
         self.tracker = tracker
         self.served = 0
+        self.token = uuid.uuid4().hex  # what this listener writes in the "connected" key
         self._running: set[asyncio.Task[None]] = set()
 
     async def run(self) -> None:
@@ -167,16 +176,20 @@ class RelayServer:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
             with contextlib.suppress(Exception):
-                await self.redis.delete(alive_key(self.pbx))
+                await self._delete_own()
+
+    async def _delete_own(self) -> None:
+        await self.redis.eval(_DELETE_OWN, 2, alive_key(self.pbx), live_key(self.pbx),
+                              self.token)
 
     async def _beat(self) -> None:
         while True:
             with contextlib.suppress(OSError, RedisError):
                 if self.session.connected.is_set():
-                    await self.redis.set(alive_key(self.pbx), "1", px=ALIVE_MS)
+                    await self.redis.set(alive_key(self.pbx), self.token, px=ALIVE_MS)
                     await self._publish_live()
                 else:
-                    await self.redis.delete(alive_key(self.pbx), live_key(self.pbx))
+                    await self._delete_own()
             if self.session.connected.is_set():
                 await asyncio.sleep(REFRESH_SECONDS)
             else:  # say so as soon as the login is up
@@ -188,7 +201,8 @@ class RelayServer:
             return
         now = utcnow().timestamp()
         calls = [encode_call(call) for call in self.tracker.live_calls(at=now)]
-        await self.redis.set(live_key(self.pbx), json.dumps({"at": now, "calls": calls}),
+        await self.redis.set(live_key(self.pbx), json.dumps({"at": now, "calls": calls,
+                                                            "by": self.token}),
                              px=ALIVE_MS)
 
     async def _serve(self, request: dict[str, Any]) -> None:

@@ -117,8 +117,8 @@ MESSAGES: dict[str, str] = {
     "calls.no_extension": "У вас нет внутреннего номера, с которого можно позвонить.",
     "calls.number_invalid": "«{number}» — не телефонный номер.",
     "calls.phone_busy": "Ваш телефон уже набирает другой номер.",
-    "calls.originate_failed": "Asterisk не смог позвонить: {reason}",
-    "telephony.unavailable": "Телефония недоступна: {reason}",
+    "calls.originate_failed": "Звонок не состоялся: {reason}.",
+    "telephony.unavailable": "Телефония недоступна: нет связи с АТС. Попробуйте через минуту.",
     "live.unavailable": "События в реальном времени сейчас недоступны.",
     "clients.role_no_cards": "Карточки клиентов недоступны для вашей роли.",
     "clients.not_found": "Такого клиента нет или он вам недоступен.",
@@ -228,7 +228,7 @@ MESSAGES: dict[str, str] = {
     "recordings.live_call_not_found": "Такого идущего звонка вашего отдела нет.",
     "recordings.live_call_not_yours": "По этому звонку говорит менеджер не вашего отдела: "
     "слушать его нельзя.",
-    "recordings.spy_failed": "Asterisk не смог вас подключить: {reason}",
+    "recordings.spy_failed": "Не удалось подключить вас к разговору: {reason}.",
     "recordings.retention_too_short": "Срок хранения записей — не меньше одного дня.",
 
     # -- sales: money and its CSV import (crm_core.sales.payments) ---------------------------
@@ -1024,6 +1024,22 @@ FIELDS: dict[str, str] = {
 class _Params(dict[str, Any]):
     def __missing__(self, key: str) -> str:
         return "…"
+
+
+# What a phone did when the PBX rang it for the user (pbx_bridge ClickToCallError.kind).
+PHONE_REFUSALS: dict[str, str] = {
+    "failed": "ваш телефон не удалось вызвать",
+    "hung_up": "вызов на вашем телефоне сбросили",
+    "no_answer": "ваш телефон не ответил",
+    "busy": "ваш телефон занят",
+    "unavailable": "ваш телефон не в сети",
+    "refused": "АТС отказала в вызове",
+}
+
+
+def phone_refusal(kind: str) -> str:
+    """The Russian words for what the user's phone did (an unknown kind: the PBX refused)."""
+    return PHONE_REFUSALS.get(kind, PHONE_REFUSALS["refused"])
 
 
 def plural(n: int, forms: str) -> str:

@@ -4,6 +4,7 @@ line, and supervisors listening in live (ChanSpy)."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 from pathlib import PurePosixPath
 from typing import Any
@@ -29,12 +30,14 @@ from pbx_bridge.actions import CLICK_TO_CALL_CONTEXT, SPY_MODES, ClickToCallErro
 from pbx_bridge.ami import AmiError
 from pbx_bridge.pipeline import Listener
 from recordings.store import DirectoryStore, Store, StoreError
-from telecrm.messages import sentence
+from telecrm.messages import phone_refusal, sentence
 from telecrm.web import openapi
 from telecrm.web.auth import api_user, audible_call, page_user
 from telecrm.web.errors import ApiError
 from telecrm.web.keys import CALL_HOOKS, LISTENER, LISTENERS, SESSIONS, SETTINGS
 from telecrm.web.params import json_object, path_id, string_field
+
+log = logging.getLogger(__name__)
 
 _LINKEDID = re.compile(r"[0-9]{1,20}\.[0-9]{1,10}")
 _RANGE = re.compile(r"bytes=([0-9]{0,15})-([0-9]{0,15})")
@@ -252,9 +255,11 @@ async def listen(request: web.Request) -> web.Response:
         action_id = await spy(listener.session, user.extension, live[0], mode, device=device,
                               own_dialplan=own_dialplan)
     except ClickToCallError as exc:
-        raise ApiError(502, "recordings.spy_failed", reason=str(exc)) from None
+        log.info("listening in from %s failed: %s", user.extension, exc)
+        raise ApiError(502, "recordings.spy_failed", reason=phone_refusal(exc.kind)) from None
     except AmiError as exc:
-        raise ApiError(503, "telephony.unavailable", reason=str(exc)) from None
+        log.warning("listening in from %s: telephony unavailable (%s)", user.extension, exc)
+        raise ApiError(503, "telephony.unavailable") from None
     result: dict[str, Any] = {"status": "connected", "mode": mode, "action_id": action_id}
     return web.json_response(result, status=202)
 

@@ -20,7 +20,7 @@ const CALL_ERRORS = {
   401: "Сессия истекла — войдите снова.",
   403: "У вас нет своего телефона (внутреннего номера) для звонка.",
   409: "Ваш телефон уже набирает другой номер.",
-  502: "Asterisk не смог позвонить: ",
+  502: "Звонок не состоялся.",
   503: "Телефония недоступна. Попробуйте позже.",
 };
 
@@ -36,7 +36,7 @@ async function placeCall(button) {
         "Звоним на ваш телефон — снимите трубку, затем пойдёт вызов клиенту.");
     } else {
       const base = CALL_ERRORS[response.status] || "Не удалось позвонить.";
-      toast(response.status === 502 ? base + (body.error || "") : base, true);
+      toast(response.status === 502 ? (body.error || base) : base, true);
     }
   } catch (e) {
     toast("Нет связи с сервером.", true);

@@ -34,7 +34,7 @@ function start(box) {
         result.textContent = "Вы подключены к разговору.";
       } else {
         result.className = "result error";
-        result.textContent = `Не удалось подключиться: ${data.error || answer.status}`;
+        result.textContent = data.error || "Не удалось подключиться к разговору.";
       }
     } finally {
       button.disabled = false;

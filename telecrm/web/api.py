@@ -7,6 +7,7 @@ refusals (a marketer and recordings) are 403.
 
 from __future__ import annotations
 
+import logging
 import mimetypes
 from datetime import datetime
 from pathlib import Path
@@ -25,6 +26,7 @@ from crm_core.tasks.models import TaskKind
 from crm_core.timestamps import utcnow
 from pbx_bridge.actions import ClickToCallError
 from pbx_bridge.ami import AmiError
+from telecrm.messages import phone_refusal
 from telecrm.talktime import routes as talktime_routes
 from telecrm.talktime.board import talk_time
 from telecrm.web.auth import api_user, audible_call, authenticate, client_ip, sign_in, sign_out
@@ -52,6 +54,8 @@ from telecrm.web.params import (
     string_field,
 )
 from telecrm.web.present import client_to_dict, task_view
+
+log = logging.getLogger(__name__)
 
 
 def user_json(user: User) -> dict[str, Any]:
@@ -197,9 +201,11 @@ async def place_call(request: web.Request, user: User, number: str,
         raise ApiError(409, "calls.phone_busy",
                        extra={"action_id": exc.attempt.action_id}) from None
     except ClickToCallError as exc:
-        raise ApiError(502, "calls.originate_failed", reason=str(exc)) from None
+        log.info("click-to-call from %s failed: %s", user.extension, exc)
+        raise ApiError(502, "calls.originate_failed", reason=phone_refusal(exc.kind)) from None
     except AmiError as exc:
-        raise ApiError(503, "telephony.unavailable", reason=str(exc)) from None
+        log.warning("click-to-call from %s: telephony unavailable (%s)", user.extension, exc)
+        raise ApiError(503, "telephony.unavailable") from None
     status = "failed" if attempt.error else "calling"
     return {"status": status, "action_id": attempt.action_id, "extension": user.extension,
             "number": number, "repeat": repeat}

@@ -48,11 +48,13 @@ class ClickToCall:
     async def session_for(self, extension: str) -> AmiSession | None:
         """The AMI session of the PBX ``extension`` is on (the default one when unknown)."""
         pbx = await self.pbx_of(extension) if self.pbx_of is not None else None
-        if pbx is not None:
-            session = self.ami(pbx)
-            if session is not None:
-                return session
-        return self.ami()
+        session = self.ami(pbx) if pbx is not None else None
+        if session is None:
+            session = self.ami()
+        refresh = getattr(session, "refresh", None)  # a web process's view of the listener
+        if refresh is not None and not session.connected.is_set():
+            await refresh()  # a takeover within the last second: ask now, not a second ago
+        return session
 
     def __init__(self, ami: Callable[..., AmiSession | None], *, ring_timeout: float = 30.0,
                  quick_wait: float = 1.5, repeat_window: float = 5.0,

@@ -267,7 +267,7 @@ async def test_originate_refusals(crm: Crm) -> None:
     assert (await post("admin", json={"number": "89161234567"}))[0] == 403, "no extension"
     status, body = await post("petrov", json={"number": "89161234567"})
     assert status == 503 and body["code"] == "telephony.unavailable", "no AMI here: a clear 503"
-    assert body["error"] == "Телефония недоступна: not connected to Asterisk AMI"
+    assert body["error"] == "Телефония недоступна: нет связи с АТС. Попробуйте через минуту."
     assert (await post("petrov", json={"number": "not a number"}))[0] == 400
     assert (await post("petrov", json={"number": 79161234567}))[0] == 400
     assert (await post("petrov", json={}))[0] == 400

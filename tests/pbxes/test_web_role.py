@@ -23,8 +23,10 @@ from crm_core.calls.snapshot import CallData, LegData, RecordingRef
 from pbx_bridge.ami import AmiError
 from pbx_bridge.pipeline import Listener
 from telecrm.ami_relay import (
+    RelayServer,
     RemoteAmiSession,
     RemoteListener,
+    alive_key,
     decode_call,
     encode_call,
     moved_on,
@@ -72,6 +74,19 @@ async def web_sees_the_pbx(app: web.Application) -> None:
             return
         await asyncio.sleep(0.1)
     raise AssertionError("the web process never saw the PBX connected")
+
+
+async def the_listener_says_it_is_up(redis_url: str) -> None:
+    """Until the active listener has written that its AMI login is up."""
+    redis = Redis.from_url(redis_url)
+    try:
+        for _ in range(50):
+            if await redis.exists(alive_key("main")):
+                return
+            await asyncio.sleep(0.1)
+    finally:
+        await redis.aclose()
+    raise AssertionError("the active listener never said its AMI login is up")
 
 
 async def test_click_to_call_from_a_web_process_goes_through_the_active_listener(
@@ -223,7 +238,10 @@ async def test_after_a_takeover_the_web_process_calls_through_the_new_active_lis
                     await asyncio.wait_for(election.active.wait(), 10)
                     await asyncio.wait_for(
                         standby[LISTENERS]["main"].session.connected.wait(), 10)
-                    await web_sees_the_pbx(web_app)
+                    await the_listener_says_it_is_up(redis_url)
+                    # The web process may still hold "down" from the moment between the
+                    # two listeners: a click asks again rather than refuse.
+                    web_app[LISTENERS]["main"].session.connected.up = False
                     status, body = await call(http, "POST", f"{base}/api/calls/originate",
                                               {"number": "+79031234567"})
                     assert status == 202, body
@@ -294,3 +312,38 @@ async def test_a_standby_serving_pages_shows_the_active_listeners_calls(
             finally:
                 await http.close()
             assert pbx.clients == 1
+
+
+class UpSession:
+    """A listener's AMI session whose login is up (what the relay reads of it)."""
+
+    def __init__(self) -> None:
+        self.connected = asyncio.Event()
+        self.connected.set()
+
+
+async def test_a_listener_stopping_after_its_successor_leaves_the_pbx_up(redis_url: str) -> None:
+    """The old listener's last words must not be "the PBX is gone" once the new one said
+    it is up: web processes would refuse clicks until the next refresh."""
+    redis = Redis.from_url(redis_url, decode_responses=True)
+    old = RelayServer(redis, "main", UpSession())  # type: ignore[arg-type]
+    new = RelayServer(redis, "main", UpSession())  # type: ignore[arg-type]
+    old_task = asyncio.create_task(old.run())
+    try:
+        await the_listener_says_it_is_up(redis_url)
+        new_task = asyncio.create_task(new.run())
+        for _ in range(50):
+            if await redis.get(alive_key("main")) == new.token:
+                break
+            await asyncio.sleep(0.05)
+        old_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await old_task
+        assert await redis.get(alive_key("main")) == new.token, "the successor's word stands"
+        new_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await new_task
+        assert not await redis.exists(alive_key("main")), "the last one out says it is gone"
+    finally:
+        old_task.cancel()
+        await redis.aclose()
