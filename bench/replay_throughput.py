@@ -9,7 +9,8 @@ In one run, on the same capture (see make_capture.py):
   cacofonisk    the peer library's EventHandler on the same pre-parsed events,
                 fed as its FileRunner feeds it (its own event filter, no network)
   e2e sqlite / e2e postgresql   ``pbx_bridge.replay.replay`` + ``CallStore`` into a
-                fresh migrated database each repeat (rows committed when it returns)
+                fresh migrated database each repeat (rows committed when it returns;
+                the databases are made before the clock starts)
 
     .venv/bin/python bench/replay_throughput.py [--capture FILE] [--repeats 3] [--no-pg]
 
@@ -23,6 +24,7 @@ import argparse
 import asyncio
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -137,25 +139,29 @@ async def main_async(args: argparse.Namespace) -> int:
     backends = ["sqlite"] + ([] if args.no_pg else ["postgresql"])
     with Databases(want_pg=not args.no_pg) as dbs, quiet_logs():
         for backend in backends:
-            urls: list[str] = []
-
-            async def once(backend: str = backend, urls: list[str] = urls) -> tuple[int, int]:
-                url = await dbs.fresh(backend)
-                urls.append(url)
-                return await end_to_end(path, url)
-
+            # Made before the clock starts: the migrations (or PostgreSQL's CREATE DATABASE
+            # ... TEMPLATE) are not part of replaying, and the parse figures carry nothing
+            # like them.
             try:
-                best, med, (ev, calls) = await abest_of(args.repeats, once)
+                urls = [await dbs.fresh(backend) for _ in range(args.repeats)]
             except RuntimeError as exc:
                 print(f"e2e {backend}: skipped ({exc})")
                 continue
+            unused = iter(urls)
+
+            async def once(unused: Iterator[str] = unused) -> tuple[int, int]:
+                return await end_to_end(path, next(unused))
+
+            best, med, (ev, calls) = await abest_of(args.repeats, once)
             rows = await count_rows(urls[-1])
             ratio, med_ratio = (ev / best) / (n / p_best), (ev / med) / (n / p_med)
             print(line(f"e2e {backend}", ev, best, med, c_rate, "cacofonisk")
                   + f"  x{(ev / best) / (n / pt_best):.2f} vs parse+track"
                   + f"  rows={rows} ended={calls}")
-            print(f"    target >= {TARGET_RATIO} of parse (same run): best x{ratio:.2f},"
-                  f" median x{med_ratio:.2f}: " + ("MET" if ratio >= TARGET_RATIO else "MISSED")
+            print(f"    target >= {TARGET_RATIO} of parse (same run): best x{ratio:.2f} "
+                  + ("MET" if ratio >= TARGET_RATIO else "MISSED")
+                  + f", median x{med_ratio:.2f} "
+                  + ("MET" if med_ratio >= TARGET_RATIO else "MISSED")
                   + f"; >= {TARGET:,} ev/s: " + ("MET" if ev / best >= TARGET else "MISSED"))
     return 0
 

@@ -197,12 +197,13 @@ class FrameParser:
             if name not in wanted:  # its first header is Event: nothing else can rename it
                 stats.filtered += 1
                 continue
-            if name != "VarSet" or _ODD_LINE.search(piece) is not None:
+            if _ODD_LINE.search(piece) is not None:
                 self._text_lines(piece + "\n", out)
                 continue
-            variable = _value_of(piece, "\nVariable: ")
-            if variable is not None and variable.lstrip("_") in variables:
-                self._text_lines(piece + "\n", out)
+            if name != "VarSet" or (
+                    (variable := _value_of(piece, "\nVariable: ")) is not None
+                    and variable.lstrip("_") in variables):
+                self._plain_frame(piece, out)
                 continue
             headers = {"Event": name}
             for key in light_keys:
@@ -212,6 +213,20 @@ class FrameParser:
             out.append(Frame(headers))
             stats.frames += 1
         self._text_lines(pieces[-1], out)
+
+    def _plain_frame(self, piece: str, out: list[Frame]) -> None:
+        """A whole frame of plain ``Key: value`` lines, split in C; the same headers as
+        :meth:`_text_lines` gives (one trailing CR off each line), which takes any frame
+        with a key said twice."""
+        text = piece + "\n"
+        lines = (text.replace("\r\n", "\n") if "\r" in text else text).split("\n")
+        lines.pop()  # after the last newline: nothing
+        headers = dict(line.split(": ", 1) for line in lines)
+        if len(headers) != len(lines):
+            self._text_lines(piece + "\n", out)
+            return
+        out.append(Frame(headers))
+        self.stats.frames += 1
 
     def close(self) -> list[Frame]:
         """End of stream: a last message without its blank line still counts."""

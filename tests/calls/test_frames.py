@@ -109,6 +109,7 @@ def test_fast_path_matches_line_by_line_on_real_and_hostile_bytes() -> None:
         b"V: \xd0\xbf\xd1\x80\r\n", b"\x1c\r\n", b"\xc2\xa0\r\n", b"K: " + b"x" * 70_000 + b"\r\n",
         b"Event: Big\r\n" + b"L: 1\r\n" * 2100 + b"\r\n", b"K:" + b"\xd0\xbf" * 20_000 + b"\n",
     ]
+    dropped = 0
     for _ in range(30):
         at = rng.randrange(0, len(real) - 20_000)
         data = bytearray(real[at:at + 20_000])
@@ -159,9 +160,13 @@ def test_the_trackers_filter_passes_over_noise_and_keeps_all_it_reads() -> None:
         b"Event: VarSet\r\n Uniqueid : 9.7\r\nVariable: X\r\n\r\n",
         b"Event: VarSet\r\nUniqueid: 9.6\r\nUniqueid: 9.5\r\nTimestamp: 1.5 \r\n\r\n",
         b"Event: Newexten\r\nUniqueid: 9.4\r\n\r\n", b"Event: VarSet\r\n\r\n",
+        b"Event: Hangup\r\nUniqueid: 9.3\r\nCause: 16\r\nCause: 17\r\n\r\n",
+        b"Event: Hangup\r\nUniqueid: 9.2\r\r\nCause: 16 \r\nChannel: a: b\r\n\r\n",
+        b"Event: Newchannel\nUniqueid: 9.1\nChannel: PJSIP/x\rLinkedid: 9.1\n\n",
         b"\xff\xfe: bad\r\n", b"\x1c\r\n", b"K: " + b"x" * 70_000 + b"\r\n",
         b"Event: Newexten\r\n" + b"L: 1\r\n" * 2100 + b"\r\n",
     ]
+    dropped = 0
     for _ in range(30):
         at = rng.randrange(0, len(real) - 20_000)
         data = bytearray(real[at:at + 20_000])
@@ -178,4 +183,6 @@ def test_the_trackers_filter_passes_over_noise_and_keeps_all_it_reads() -> None:
         events = sum(1 for headers, _, _ in all_frames if "Event" in headers)  # type: ignore[operator]
         passed = sum(1 for headers, _, _ in kept if "Event" in headers)  # type: ignore[operator]
         assert events == passed + filtered.stats.filtered
-        assert filtered.stats.filtered > 0 and len(kept) < len(all_frames)
+        dropped += filtered.stats.filtered
+    # (a chunk with undecodable bytes is parsed line by line, unfiltered)
+    assert dropped > 0, "the filter passed over noise"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import os
 import shutil
 import struct
 import subprocess
@@ -335,3 +336,13 @@ async def test_each_pbxs_recordings_are_read_where_that_pbx_writes_them(
     assert await worker.run_once() == {"stored": 2}
     assert (await env.audio(main_id)).key != (await env.audio(spb_id)).key
     assert not any(p.exists() for p in [*main_paths, *spb_paths])
+
+
+def test_the_encoder_yields_the_cores_to_pages_and_the_listener() -> None:
+    """ffmpeg runs niced: a burst of ended calls must not slow the people's pages."""
+    from recordings.audio import BACKGROUND_NICENESS, in_background
+
+    own = os.nice(0)
+    shown = subprocess.run(in_background(["sh", "-c", "ps -o ni= -p $$"]),
+                           capture_output=True, text=True, check=True).stdout
+    assert int(shown) == min(19, own + BACKGROUND_NICENESS)
