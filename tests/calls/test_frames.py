@@ -109,7 +109,6 @@ def test_fast_path_matches_line_by_line_on_real_and_hostile_bytes() -> None:
         b"V: \xd0\xbf\xd1\x80\r\n", b"\x1c\r\n", b"\xc2\xa0\r\n", b"K: " + b"x" * 70_000 + b"\r\n",
         b"Event: Big\r\n" + b"L: 1\r\n" * 2100 + b"\r\n", b"K:" + b"\xd0\xbf" * 20_000 + b"\n",
     ]
-    dropped = 0
     for _ in range(30):
         at = rng.randrange(0, len(real) - 20_000)
         data = bytearray(real[at:at + 20_000])
