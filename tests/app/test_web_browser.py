@@ -61,6 +61,7 @@ async def test_manager_day_click_to_call_and_screen_pop(sandbox, tmp_path: Path)
         await phones.set_behaviour("101", mode="answer", answer_after=1)
         await phones.set_behaviour("79161234567", mode="answer", answer_after=1, talk=3)
         await page.locator(".phones button[data-call]").first.click()
+        clicked_at = time.monotonic()
         await page.wait_for_selector("#toast:not([hidden])")
         assert "Звоним на ваш телефон" in await page.inner_text("#toast")
         await page.wait_for_function(
@@ -74,6 +75,22 @@ async def test_manager_day_click_to_call_and_screen_pop(sandbox, tmp_path: Path)
         assert "Исходящий" in await newest.inner_text()
         await phones.wait_idle(timeout=30)
         await screenshot(page, "client-after-call")
+
+        # -- his phone is busy: he is told so in Russian, not in Asterisk's words -------
+        await asyncio.sleep(max(0.0, 6.0 - (time.monotonic() - clicked_at)))  # not a repeat
+        outcome = page.locator("dialog#call-outcome")  # the ended call asks for its result
+        await outcome.wait_for(state="visible", timeout=10_000)
+        await outcome.locator("button[data-close-outcome]").click()  # «Позже»
+        await outcome.wait_for(state="hidden")
+        await phones.set_behaviour("101", mode="busy")
+        await page.locator(".phones button[data-call]").first.click()
+        await page.wait_for_function(
+            "document.getElementById('toast').textContent.includes('не состоялся')",
+            timeout=30_000)
+        toast = await page.inner_text("#toast")
+        assert toast.startswith("Звонок не состоялся: ваш телефон"), toast
+        assert not any("a" <= ch.lower() <= "z" for ch in toast), toast
+        await screenshot(page, "client-call-refused")
 
         # -- an inbound call pops the caller's card -------------------------------------
         for number, title in [("79161234567", "ООО Ромашка"), ("79990001122", "Новый лид")]:
