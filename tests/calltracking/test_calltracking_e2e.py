@@ -84,7 +84,8 @@ async def browser() -> AsyncIterator[Any]:
 async def configure(db: str, host: str) -> None:
     engine = create_engine(db)
     try:
-        async with session_factory(engine)() as session, session.begin():
+        # reads then writes while the CRM writes too: the write lock up front
+        async with session_factory(engine, writer=True)() as session, session.begin():
             await save_site(session, host, SiteOptions(
                 default_numbers=["+74951110001"], origins=[f"http://{host}"]))
             await add_pool_numbers(session, host, POOL)

@@ -9,6 +9,7 @@ test hands the service its taps itself, as ``test_live_script`` does.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import subprocess
 import time
@@ -57,7 +58,7 @@ async def wait_for(base: str, done: Callable[[dict[str, float]], bool],
         figures = {name: value(samples, name) for name in FIGURES}
         if done(figures):
             return samples
-        assert time.monotonic() < deadline, figures
+        assert time.monotonic() < deadline, str(figures)
         await asyncio.sleep(0.1)
 
 
@@ -100,10 +101,25 @@ async def test_a_streamed_side_moves_the_live_prompt_figures(tmp_path: Path) -> 
             writer.write(encode(0x10, pcm[i:i + 320]))
             await writer.drain()
             await asyncio.sleep(0.01)
-        samples = await wait_for(
-            base, lambda v: v["telecrm_live_prompt_lag_seconds_count"] >= 1
-            and v["telecrm_live_prompt_events_total"] >= 1
-            and v["telecrm_live_pause_endpoints_total"] >= 1, timeout=120)  # the 1 s pause
+
+        async def quiet_line() -> None:
+            """The call goes on in silence, in real time, as a phone line does: a
+            recognizer that fell behind (and dropped audio) still hears the pause."""
+            while True:
+                writer.write(encode(0x10, bytes(320)))
+                await writer.drain()
+                await asyncio.sleep(0.02)
+
+        line = asyncio.create_task(quiet_line())
+        try:
+            samples = await wait_for(
+                base, lambda v: v["telecrm_live_prompt_lag_seconds_count"] >= 1
+                and v["telecrm_live_prompt_events_total"] >= 1
+                and v["telecrm_live_pause_endpoints_total"] >= 1, timeout=120)  # the pause
+        finally:
+            line.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await line
         assert value(samples, "telecrm_live_streams_open") == 1
         assert value(samples, "telecrm_live_prompt_lag_seconds_sum") >= 0
         assert value(samples, "telecrm_live_prompt_lag_seconds_bucket", le="+Inf") == \
