@@ -44,6 +44,7 @@ HANGOVER_SECONDS = 0.8
 # stream; live prompts are hints, and the check that counts reads the whole recording.
 ENDPOINT_SECONDS = 0.4
 FRAME_BYTES = 320  # 20 ms at 8 kHz, 16-bit: the step of the quiet measure
+STEP_SECONDS = 0.1  # the most audio fed to the recognizer between two looks at the pause
 
 
 def trailing_quiet(pcm: bytes, rate: int = TELEPHONE_RATE) -> tuple[float, bool]:
@@ -94,7 +95,18 @@ class SideRecognizer:
         self.endpoints = 0  # utterances ended by ENDPOINT_SECONDS of quiet (not by Vosk)
 
     def accept(self, pcm: bytes) -> bool:
-        """Feed audio; True when the words (final or partial) changed."""
+        """Feed audio; True when the words (final or partial) changed.
+
+        A long chunk (a backlog a loaded machine hands over at once) is fed in STEP_SECONDS
+        pieces, so that a pause ends the utterance at the same point of the audio however
+        it arrived; fed whole, Vosk would end it by its own rules, later, or run on."""
+        step = int(STEP_SECONDS * self.in_rate) * 2
+        changed = False
+        for start in range(0, len(pcm), step):
+            changed = self._accept_piece(pcm[start:start + step]) or changed
+        return changed
+
+    def _accept_piece(self, pcm: bytes) -> bool:
         if not pcm:
             return False
         duration = len(pcm) / 2 / self.in_rate
