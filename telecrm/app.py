@@ -41,8 +41,9 @@ from telecrm.calltracking.live import SourceOnChannel, then
 from telecrm.calltracking.public import calltracking_ctx
 from telecrm.election import Election, elected, role_lock
 from telecrm.integrations.sender import webhooks_ctx
-from telecrm.live_events import LiveEventSink, store_then_publish
+from telecrm.live_events import CALL_FAILED, LiveEventSink, extension_topic, store_then_publish
 from telecrm.live_prompts import LivePrompts
+from telecrm.messages import phone_refusal, sentence
 from telecrm.metrics import setup_metrics
 from telecrm.missed.alerts import missed_alerts_ctx
 from telecrm.pbxes.targets import PbxTarget, pbx_of_extension, pbx_targets
@@ -55,7 +56,7 @@ from telecrm.speech.alerts import speech_alerts_ctx
 from telecrm.speech.service import speech_ctx
 from telecrm.talktime import board as talktime
 from telecrm.web import server as http_server
-from telecrm.web.clicktocall import ClickToCall
+from telecrm.web.clicktocall import Attempt, ClickToCall
 from telecrm.web.config import WebConfig
 from telecrm.web.keys import (
     BUS,
@@ -343,8 +344,20 @@ async def click_to_call_ctx(app: web.Application) -> AsyncIterator[None]:
         async with app[SESSIONS]() as session:
             return await first_device(session, extension)
 
+    async def tell_manager(attempt: Attempt, kind: str) -> None:
+        """His phone did not take the call after the page had been told «Звоним»: his
+        browser (any web process serving his stream) shows why."""
+        bus = app.get(BUS)
+        if bus is None:
+            return
+        await bus.publish(extension_topic(attempt.extension), {
+            "kind": CALL_FAILED, "extension": attempt.extension, "number": attempt.number,
+            "action_id": attempt.action_id,
+            "message": sentence("calls.originate_failed", {"reason": phone_refusal(kind)})})
+
     service = ClickToCall(ami, pbx_of=pbx_of, device_of=device_of,
-                          context=settings.dial_context)
+                          context=settings.dial_context, ring_timeout=settings.ring_seconds,
+                          on_late_failure=tell_manager)
     app[CLICK_TO_CALL] = service
     yield
     await service.close()

@@ -12,6 +12,9 @@ which the tracker cannot know. Topics:
   users it is for (``user_ids``; see :mod:`telecrm.missed.alerts`), and ``speech_alert``
   notices likewise (:mod:`telecrm.speech.alerts`), and ``live_prompt`` events: a call's
   script progress and running transcript while it goes on (:mod:`telecrm.live_prompts`);
+- ``ext:<extension>`` also carries ``call_failed``: a call placed from the CRM that his
+  phone did not take after the web answer had gone (it did not answer in time, it was
+  rejected), so his browser says so (:mod:`telecrm.web.clicktocall`);
 - ``people``: a user signed out by an admin (switched off, password reset), so that
   every web process ends his event streams at once (:func:`signed_out_message`).
 
@@ -44,6 +47,7 @@ SIGNED_OUT = "signed_out"
 MISSED_CALL = "missed_call"  # a missed-call notice for the users it names (telecrm.missed)
 SPEECH_ALERT = "speech_alert"  # a dictionary said in a call, for the users it names
 LIVE_PROMPT = "live_prompt"  # a live call's script progress and transcript (telecrm.live_prompts)
+CALL_FAILED = "call_failed"  # a click-to-call the manager's phone did not take, told late
 FactSink = Callable[[list[Fact]], Awaitable[None]]
 Identity = tuple[int, int | None, str | None]  # call id, client id, client name
 

@@ -238,6 +238,8 @@ function connect() {
   source.addEventListener("screenpop", (e) => showPop(JSON.parse(e.data)));
   source.addEventListener("missed", (e) => notifyMissed(JSON.parse(e.data)));
   source.addEventListener("alert", (e) => notifyAlert(JSON.parse(e.data)));
+  // a call placed from the CRM that his phone did not take (rang out, rejected)
+  source.addEventListener("callfailed", (e) => toast(JSON.parse(e.data).message, true));
   source.addEventListener("call", (e) => {
     const event = JSON.parse(e.data);
     // Page scripts react to calls too (the client card's outcome form) without a stream of their own.

@@ -2,7 +2,9 @@
 
 The originate returns only when the manager picks up his phone, so the HTTP
 request does not wait for it: it waits a moment for a quick refusal (AMI down,
-Asterisk says no), then answers 202 while the attempt goes on. A repeated
+Asterisk says no), then answers 202 while the attempt goes on; a refusal that comes
+later (the phone rang out, the manager rejected it) goes to ``on_late_failure``, which
+tells his browser (the web answer is long gone). A repeated
 request (a double click, a client retrying after a timeout) for the same number
 while the attempt runs, or shortly after, gets the same attempt back instead
 of ringing the phone again.
@@ -17,7 +19,12 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from pbx_bridge.actions import CLICK_TO_CALL_CONTEXT, new_action_id, originate_click_to_call
+from pbx_bridge.actions import (
+    CLICK_TO_CALL_CONTEXT,
+    ClickToCallError,
+    new_action_id,
+    originate_click_to_call,
+)
 from pbx_bridge.ami import AmiError, AmiSession
 
 log = logging.getLogger(__name__)
@@ -60,11 +67,15 @@ class ClickToCall:
                  quick_wait: float = 1.5, repeat_window: float = 5.0,
                  pbx_of: Callable[[str], Awaitable[str | None]] | None = None,
                  device_of: Callable[[str], Awaitable[str | None]] | None = None,
-                 context: str = CLICK_TO_CALL_CONTEXT) -> None:
+                 context: str = CLICK_TO_CALL_CONTEXT,
+                 on_late_failure: Callable[[Attempt, str], Awaitable[None]] | None = None
+                 ) -> None:
         """``ami()`` is where the AMI session is now (the listener reconnects it), and
         ``ami(pbx)`` that of a named PBX; ``pbx_of(extension)`` names the PBX a phone is
         on (None: the default one); ``device_of(extension)`` the manager's first device
-        (None: ``PJSIP/<extension>``); ``context`` where the PBX dials the number."""
+        (None: ``PJSIP/<extension>``); ``context`` where the PBX dials the number;
+        ``on_late_failure(attempt, kind)`` hears of an attempt that failed after
+        :meth:`place` had returned (``kind`` as :class:`ClickToCallError`'s)."""
         self.ami = ami
         self.pbx_of = pbx_of
         self.device_of = device_of
@@ -73,6 +84,8 @@ class ClickToCall:
         self.quick_wait = quick_wait
         self.repeat_window = repeat_window
         self._attempts: dict[str, Attempt] = {}
+        self.on_late_failure = on_late_failure
+        self._notices: set[asyncio.Task[None]] = set()
 
     async def place(self, extension: str, number: str, caller_name: str | None
                     ) -> tuple[Attempt, bool]:
@@ -108,7 +121,26 @@ class ClickToCall:
             await asyncio.wait_for(asyncio.shield(task), self.quick_wait)
         if task.done() and not task.cancelled() and task.exception() is not None:
             raise task.exception()  # type: ignore[misc]
+        if not task.done():
+            task.add_done_callback(lambda t, a=attempt: self._failed_late(a, t))
         return attempt, False
+
+    def _failed_late(self, attempt: Attempt, task: asyncio.Task[str]) -> None:
+        if self.on_late_failure is None or task.cancelled() or task.exception() is None:
+            return
+        error = task.exception()
+        kind = error.kind if isinstance(error, ClickToCallError) else "failed"
+        notice = asyncio.ensure_future(self._tell(attempt, kind))
+        self._notices.add(notice)
+        notice.add_done_callback(self._notices.discard)
+
+    async def _tell(self, attempt: Attempt, kind: str) -> None:
+        assert self.on_late_failure is not None
+        try:
+            await self.on_late_failure(attempt, kind)
+        except Exception:  # the notice is a courtesy: the attempt is logged either way
+            log.warning("click-to-call from %s: could not tell the manager it failed",
+                        attempt.extension, exc_info=True)
 
     def _finished(self, attempt: Attempt, task: asyncio.Task[str]) -> None:
         attempt.finished = time.monotonic()
@@ -127,3 +159,6 @@ class ClickToCall:
             with contextlib.suppress(BaseException):
                 await attempt.task
         self._attempts.clear()
+        for notice in list(self._notices):
+            with contextlib.suppress(BaseException):
+                await notice

@@ -47,6 +47,7 @@ from crm_core.people.models import Role, User, WebSession
 from crm_core.timestamps import utcnow
 from telecrm.bus import LAGGED, BusError, Subscription
 from telecrm.live_events import (
+    CALL_FAILED,
     CALLS_TOPIC,
     LIVE_PROMPT,
     MISSED_CALL,
@@ -305,6 +306,10 @@ async def events(request: web.Request) -> web.StreamResponse:
             if event.get("kind") == LIVE_PROMPT:  # a live call's prompts, for who sees the call
                 if audience.admits(event):
                     await response.write(_frame("live", event))
+                continue
+            if event.get("kind") == CALL_FAILED:  # his own click-to-call, told late
+                if user.extension and event.get("extension") == user.extension:
+                    await response.write(_frame("callfailed", event))
                 continue
             if event.get("kind") == PRESENCE:
                 if audience.sees_presence(event):

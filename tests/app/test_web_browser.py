@@ -22,6 +22,7 @@ from tests.support.browser import PASSWORD, chromium, screenshot, seed_world, se
 pytestmark = pytest.mark.asterisk
 
 POP_DEADLINE = 1.0  # seconds from the ringing event to the card on screen
+RING_SECONDS = 6  # how long the CRM rings a manager's phone before it gives up
 
 
 async def sign_in(page, base: str, username: str) -> None:  # type: ignore[no-untyped-def]
@@ -37,7 +38,7 @@ async def test_manager_day_click_to_call_and_screen_pop(sandbox, tmp_path: Path)
     world = await seed_world(db, sandbox.monitor_dir)
     settings = Settings(data_dir=tmp_path, database_url=db, ami_host=pbx.ami_host,
                         ami_port=pbx.ami_port, ami_user=pbx.ami_user, ami_secret=pbx.ami_secret,
-                        recordings_source=sandbox.monitor_dir)
+                        recordings_source=sandbox.monitor_dir, ring_seconds=RING_SECONDS)
     async with serve_app(settings, with_listener=True) as (app, base), \
             sandbox.phones() as phones, chromium() as browser:
         await asyncio.wait_for(app[LISTENER].session.connected.wait(), 15)
@@ -92,6 +93,22 @@ async def test_manager_day_click_to_call_and_screen_pop(sandbox, tmp_path: Path)
         assert toast.startswith("Звонок не состоялся: ваш телефон"), toast
         assert not any("a" <= ch.lower() <= "z" for ch in toast), toast
         await screenshot(page, "client-call-refused")
+
+        # -- his phone rings out: the page said «Звоним», and is told once the PBX gives up
+        await phones.set_behaviour("101", mode="ring")
+        await page.wait_for_selector(".phones button[data-call]:not([disabled])")
+        await page.locator(".phones button[data-call]").first.click()
+        await page.wait_for_function(
+            "document.getElementById('toast').textContent.includes('Звоним')", timeout=10_000)
+        clicked = time.monotonic()
+        await page.wait_for_function(
+            "document.getElementById('toast').textContent.includes('не состоялся')",
+            timeout=(RING_SECONDS + 20) * 1000)
+        assert time.monotonic() - clicked >= RING_SECONDS - 2, "told before the ring time"
+        toast = await page.inner_text("#toast")
+        assert toast == "Звонок не состоялся: ваш телефон не ответил.", toast
+        await screenshot(page, "client-call-rang-out")
+        await phones.set_behaviour("101", mode="answer", answer_after=1)
 
         # -- an inbound call pops the caller's card -------------------------------------
         for number, title in [("79161234567", "ООО Ромашка"), ("79990001122", "Новый лид")]:
