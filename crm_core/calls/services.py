@@ -479,7 +479,7 @@ async def _preload(session: AsyncSession, batch: Sequence[CallData]) -> _Preload
         stmt = (
             select(Call)
             .where(Call.linkedid.in_(part))
-            .options(selectinload(Call.legs), selectinload(Call.recordings),
+            .options(joinedload(Call.legs), joinedload(Call.recordings),
                      joinedload(Call.client))
         )  # fmt: skip
         for loaded in (await session.scalars(stmt)).unique():
