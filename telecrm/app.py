@@ -56,7 +56,7 @@ from telecrm.speech.alerts import speech_alerts_ctx
 from telecrm.speech.service import speech_ctx
 from telecrm.talktime import board as talktime
 from telecrm.web import server as http_server
-from telecrm.web.clicktocall import Attempt, ClickToCall
+from telecrm.web.clicktocall import TELEPHONY_LOST, Attempt, ClickToCall
 from telecrm.web.config import WebConfig
 from telecrm.web.keys import (
     BUS,
@@ -353,7 +353,8 @@ async def click_to_call_ctx(app: web.Application) -> AsyncIterator[None]:
         await bus.publish(extension_topic(attempt.extension), {
             "kind": CALL_FAILED, "extension": attempt.extension, "number": attempt.number,
             "action_id": attempt.action_id,
-            "message": sentence("calls.originate_failed", {"reason": phone_refusal(kind)})})
+            "message": sentence("telephony.unavailable") if kind == TELEPHONY_LOST
+            else sentence("calls.originate_failed", {"reason": phone_refusal(kind)})})
 
     service = ClickToCall(ami, pbx_of=pbx_of, device_of=device_of,
                           context=settings.dial_context, ring_timeout=settings.ring_seconds,

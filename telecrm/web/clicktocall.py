@@ -29,6 +29,8 @@ from pbx_bridge.ami import AmiError, AmiSession
 
 log = logging.getLogger(__name__)
 
+TELEPHONY_LOST = "telephony"  # a late failure that is the PBX connection's, not the phone's
+
 
 @dataclass
 class Attempt:
@@ -75,7 +77,8 @@ class ClickToCall:
         on (None: the default one); ``device_of(extension)`` the manager's first device
         (None: ``PJSIP/<extension>``); ``context`` where the PBX dials the number;
         ``on_late_failure(attempt, kind)`` hears of an attempt that failed after
-        :meth:`place` had returned (``kind`` as :class:`ClickToCallError`'s)."""
+        :meth:`place` had returned (``kind`` as :class:`ClickToCallError`'s, or
+        :data:`TELEPHONY_LOST` when the AMI connection failed meanwhile)."""
         self.ami = ami
         self.pbx_of = pbx_of
         self.device_of = device_of
@@ -129,7 +132,7 @@ class ClickToCall:
         if self.on_late_failure is None or task.cancelled() or task.exception() is None:
             return
         error = task.exception()
-        kind = error.kind if isinstance(error, ClickToCallError) else "failed"
+        kind = error.kind if isinstance(error, ClickToCallError) else TELEPHONY_LOST
         notice = asyncio.ensure_future(self._tell(attempt, kind))
         self._notices.add(notice)
         notice.add_done_callback(self._notices.discard)
