@@ -162,6 +162,11 @@ async def finalize_call(sessions: async_sessionmaker[AsyncSession], call_id: int
 
     def retry(error: str) -> Any:
         def update(row: CallAudio) -> None:
+            if row.status == AudioStatus.STORED.value:
+                # a concurrent attempt stored it (and removed the originals this one
+                # then missed): its failure is moot, the stored copy stands
+                log.info("call %s: already stored by another attempt (%s)", call_id, error)
+                return
             row.team_id = plan.team_id  # so the team's supervisor sees a failure
             jobs.schedule_retry(row, error, utcnow(), max_attempts=cfg.max_attempts,
                                 base_seconds=cfg.retry_base_seconds)

@@ -46,6 +46,7 @@ async def test_missed_call_mails_the_owner_and_escalates(
     db = f"sqlite+aiosqlite:///{tmp_path / 'crm.sqlite3'}"
     # the floor's own calls are days old: stale news, nobody is told of them
     await seed_world(db, sandbox.monitor_dir, calls_at=datetime.now(UTC) - timedelta(days=3))
+    seeded = len(await wait_for_ended_calls(db, 0))
     settings = Settings(data_dir=tmp_path, database_url=db, ami_host=pbx.ami_host,
                         ami_port=pbx.ami_port, ami_user=pbx.ami_user, ami_secret=pbx.ami_secret,
                         recordings_source=sandbox.monitor_dir)
@@ -68,7 +69,7 @@ async def test_missed_call_mails_the_owner_and_escalates(
             await phones.client_calls(CLIENT, DID_101, talk=5, ring_timeout=3)
             await phones.wait_idle(timeout=30)
             await phones.reset_behaviours()
-            calls = await wait_for_ended_calls(db, 2)
+            calls = await wait_for_ended_calls(db, seeded + 2)  # both new calls written
             fresh = [c for c in calls if c["linkedid"] and not c["linkedid"].startswith("t-")]
             assert sorted(c["status"] for c in fresh) == ["answered", "missed"]
 
