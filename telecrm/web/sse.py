@@ -179,8 +179,11 @@ async def signed_out_ctx(app: web.Application) -> AsyncIterator[None]:
              asyncio.create_task(watch_sessions(app), name="sse-sessions")]
     yield
     for task in tasks:
-        task.cancel()
-    for task in tasks:
+        # cancelled again until done: a library that swallows one cancellation (a
+        # subscribe in flight) must not hold the process's stop for good
+        while not task.done():
+            task.cancel()
+            await asyncio.wait({task}, timeout=1.0)
         with contextlib.suppress(asyncio.CancelledError):
             await task
 

@@ -167,8 +167,9 @@ async def test_visit_then_call_carries_the_source(sandbox, tmp_path: Path) -> No
         manager = await chrome.new_page()
         await sign_in(manager, crm, "petrov")
         await manager.wait_for_url("**/today")
-        await manager.wait_for_function(
-            "document.getElementById('live-dot').classList.contains('on')")
+        # a selector, not a JavaScript string: the page's CSP forbids eval, and right after
+        # a navigation Playwright may evaluate a string predicate in the page itself
+        await manager.wait_for_selector("#live-dot.on")
 
         # -- the visit: the number is swapped after the first mouse move ----------------
         page = await chrome.new_page()
