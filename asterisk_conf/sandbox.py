@@ -402,18 +402,32 @@ def _rtp_range(avoid: set[int]) -> tuple[int, int]:
             return start, end
 
 
-def _udp_port_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
-
-
 def _tcp_port_open(port: int) -> bool:
     with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
         return True
+    return False
+
+
+def _holds_port(pid: int, kind: str, port: int) -> bool:
+    """Does process ``pid`` itself have a socket bound to loopback ``port`` (``kind``:
+    "udp" or "tcp", listening)?
+
+    A port free when picked may be taken meanwhile by another sandbox's Asterisk; this
+    one then runs without it (a log line), and the port still answers: the other's.
+    Its SIP requests would reach the other sandbox's phones, whose settings differ.
+    """
+    wanted = f"0100007F:{port:04X}"
+    try:
+        rows = Path(f"/proc/{pid}/net/{kind}").read_text().splitlines()[1:]
+        fds = list(Path(f"/proc/{pid}/fd").iterdir())
+    except OSError:
+        return False
+    inodes = {f"socket:[{row.split()[9]}]" for row in rows
+              if row.split()[1] == wanted and (kind == "udp" or row.split()[3] == "0A")}
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            if os.readlink(fd) in inodes:
+                return True
     return False
 
 
@@ -550,9 +564,10 @@ class AsteriskInstance:
             if time.monotonic() > deadline:
                 raise SandboxError(f"{self.name}: AMI port {self.ami_port} is not listening")
             time.sleep(0.05)
-        if _udp_port_free(self.sip_port):
-            raise SandboxError(f"{self.name}: SIP port {self.sip_port} is not bound: "
-                               f"{self.log_tail()}")
+        for kind, port in (("tcp", self.ami_port), ("udp", self.sip_port)):
+            if not _holds_port(self.pid, kind, port):
+                raise SandboxError(f"{self.name}: its {kind.upper()} port {port} is not "
+                                   f"bound by it: {self.log_tail()}")
 
     def start(self, timeout: float = 60) -> None:
         """Spawn and wait until booted; on failure nothing is left running."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import array
 import asyncio
 import re
+import socket
 import time
 import wave
 from collections.abc import AsyncIterator, Callable
@@ -18,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from asterisk_conf import sandbox as sandbox_module
 from asterisk_conf.phones import open_ami
 from asterisk_conf.render import PbxConfig, render_pbx_config, render_template
 from asterisk_conf.sandbox import Sandbox, SandboxUnavailable, proc_mounted, processes_in_root
@@ -168,6 +170,42 @@ def test_stop_leaves_no_process_and_no_mount() -> None:
         assert not proc_mounted(box.root), "nothing runs in the root: /proc is unmounted"
     box.discard_recordings()
     assert not box.pbx.dir.exists()
+
+
+@pytest.mark.asterisk
+def test_a_port_taken_before_asterisk_binds_it_is_picked_again(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another process (another test process's sandbox) takes the phones' SIP port between
+    picking and binding: the phones would run without it, and the PBX's calls would
+    reach the other one's phones. The sandbox sees it and starts on other ports."""
+    taken = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    taken.bind(("127.0.0.1", 0))
+    picks: list[tuple[list[int], list[int]]] = []
+    pick = sandbox_module._free_ports
+
+    def first_pick_taken(tcp: int, udp: int) -> tuple[list[int], list[int]]:
+        tcp_ports, udp_ports = pick(tcp, udp)
+        if not picks:
+            udp_ports[1] = taken.getsockname()[1]  # (PBX's SIP, phones' SIP)
+        picks.append((tcp_ports, udp_ports))
+        return tcp_ports, udp_ports
+
+    monkeypatch.setattr(sandbox_module, "_free_ports", first_pick_taken)
+    box = Sandbox()
+    try:
+        try:
+            box.start()
+        except SandboxUnavailable as exc:
+            skip_or_fail_unavailable(exc)
+        assert box.pbx and box.phones_instance
+        assert len(picks) == 2, "the first ports were given up"
+        assert box.phones_instance.sip_port != taken.getsockname()[1]
+        for instance in (box.pbx, box.phones_instance):
+            assert sandbox_module._holds_port(instance.pid, "udp", instance.sip_port)
+            assert sandbox_module._holds_port(instance.pid, "tcp", instance.ami_port)
+    finally:
+        box.stop(keep_monitor=False)
+        taken.close()
 
 
 # ---------------------------------------------------------------- the PBX, for real
