@@ -22,6 +22,7 @@ from typing import BinaryIO, Protocol
 
 from crm_core.calls.snapshot import on_pbx
 from crm_core.clock import utcnow
+from crm_core.stopping import stop_tasks
 
 from .ami import AmiSession, AmiSettings
 from .feed import RECONCILE_PREFIX, TrackerFeed
@@ -180,11 +181,7 @@ class Listener:
             await self.session.run()
             await self._drain()
         finally:
-            consumer.cancel()
-            writer.cancel()
-            for task in (consumer, writer):
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await stop_tasks(consumer, writer)
             if self.capture is not None:
                 self.capture.close()
             self._finished.set()

@@ -13,7 +13,6 @@ Vosk's memory creeps over long runs: ``max_jobs`` lets a supervisor recycle us.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 from collections.abc import Awaitable, Callable
@@ -26,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_core.speech import scripts as kkp_scripts
 from crm_core.speech import transcripts as store
+from crm_core.stopping import stop_tasks
 from recordings.store import Store
 from speech.audio import AudioError
 from speech.jobs import Job, JobQueue
@@ -194,9 +194,7 @@ class SpeechWorker:
                 await asyncio.gather(*running)
         finally:
             if scanner is not None:
-                scanner.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await scanner
+                await stop_tasks(scanner)
             for task in running:
                 task.cancel()
         return self.done

@@ -38,6 +38,7 @@ from redis.exceptions import RedisError
 
 from crm_core.calls.snapshot import CallData, LegData, RecordingRef
 from crm_core.clock import utcnow
+from crm_core.stopping import stop_tasks
 from pbx_bridge.ami import AmiError, AmiSession
 from pbx_bridge.tracker import CallTracker
 
@@ -170,13 +171,9 @@ class RelayServer:
                 self._running.add(task)
                 task.add_done_callback(self._running.discard)
         finally:
-            beat.cancel()
-            for task in (beat, *self._running):
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+            await stop_tasks(beat, *self._running)
             with contextlib.suppress(Exception):
-                await self._delete_own()
+                await asyncio.wait_for(self._delete_own(), REFRESH_SECONDS)
 
     async def _delete_own(self) -> None:
         await self.redis.eval(_DELETE_OWN, 2, alive_key(self.pbx), live_key(self.pbx),
@@ -351,7 +348,5 @@ class RelayClient:
 
     async def close(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await stop_tasks(self._task)
         await self.redis.aclose()

@@ -25,6 +25,7 @@ from crm_core.db import create_engine, session_factory, upgrade
 from crm_core.people.models import Role
 from crm_core.people.sessions import purge_expired
 from crm_core.people.users import first_device
+from crm_core.stopping import stop_tasks
 from pbx_bridge.ami import AmiSession, AmiSettings
 from pbx_bridge.channels import PartyRules
 from pbx_bridge.pipeline import CaptureWriter, Listener, on_pbx_facts
@@ -53,7 +54,7 @@ from telecrm.routing.lookup import routing_ctx
 from telecrm.sales import nightly as sales_nightly
 from telecrm.settings import Settings
 from telecrm.speech.alerts import speech_alerts_ctx
-from telecrm.speech.service import speech_ctx
+from telecrm.speech.service import SPEECH_QUEUES, speech_ctx
 from telecrm.talktime import board as talktime
 from telecrm.web import server as http_server
 from telecrm.web.clicktocall import TELEPHONY_LOST, Attempt, ClickToCall
@@ -164,9 +165,7 @@ async def listener_ctx(app: web.Application) -> AsyncIterator[None]:
             app[LISTENER] = listeners.get(DEFAULT_PBX) or next(iter(listeners.values()))
         refresh = asyncio.create_task(refresh_party_rules(app, current), name="party-rules")
         yield
-        refresh.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await refresh
+        await stop_tasks(refresh)
 
 
 class PartyRulesHolder:
@@ -196,22 +195,16 @@ async def pbx_role(app: web.Application, target: PbxTarget, current: PartyRulesH
         yield listener
     finally:
         if relay is not None and redis is not None:
-            relay.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await relay
+            await stop_tasks(relay)
             await redis.aclose()
         if app[LISTENERS].get(target.name) is listener:
             del app[LISTENERS][target.name]  # a stand-in comes back (telecrm.ami_relay)
         if election.lost:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await stop_tasks(task)
             await listener.session.stop()
         else:
             await listener.stop()
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await stop_tasks(task)
 
 
 def pbx_listener(app: web.Application, target: PbxTarget, rules: PartyRules,
@@ -277,11 +270,7 @@ async def recordings_ctx(app: web.Application) -> AsyncIterator[None]:
              asyncio.create_task(retention_daily(app[WRITER_SESSIONS], store,
                                                  config.retention_days), name="retention")]
     yield
-    for task in tasks:
-        task.cancel()
-    for task in tasks:
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    await stop_tasks(*tasks)
 
 
 Ctx = Callable[[web.Application], AsyncIterator[None]]
@@ -439,6 +428,7 @@ def create_app(settings: Settings, *, with_listener: bool = True, with_web: bool
     app[CALL_HOOKS] = call_hooks()
     app[WEB_CONFIG] = config
     app[ELECTIONS] = {}
+    app[SPEECH_QUEUES] = []  # filled by the jobs role, which may start long after start-up
     app[RECORDINGS_STORE] = open_store(recordings_config(settings))  # player and finalizer
     app.cleanup_ctx.append(database_ctx)
     app.cleanup_ctx.append(bus_ctx)

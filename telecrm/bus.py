@@ -24,6 +24,8 @@ from fnmatch import fnmatchcase
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol, Self
 
+from crm_core.stopping import stop_tasks
+
 if TYPE_CHECKING:
     from redis.asyncio import Redis
     from redis.asyncio.client import PubSub
@@ -345,9 +347,7 @@ class _SharedPubSub:
 
     async def close(self) -> None:
         if self.pump is not None:
-            self.pump.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self.pump
+            await stop_tasks(self.pump)
         with contextlib.suppress(Exception):
             await self.pubsub.aclose()
 

@@ -32,6 +32,8 @@ from typing import Any, Protocol
 import asyncpg
 from sqlalchemy.engine import make_url
 
+from crm_core.stopping import stop_tasks
+
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 1.0  # a standby tries the lock this often: takeover well within 10 s
@@ -266,6 +268,4 @@ async def elected(election: Election) -> AsyncIterator[Election]:
                 task.result()
         yield election
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await stop_tasks(task)

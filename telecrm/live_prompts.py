@@ -42,6 +42,7 @@ from crm_core.calls.models import Call
 from crm_core.clients.models import Client
 from crm_core.clock import utcnow
 from crm_core.speech.scripts import script_for_call
+from crm_core.stopping import stop_tasks
 from crm_core.timestamps import isoformat
 from pbx_bridge.actions import live_tap
 from pbx_bridge.ami import AmiSession
@@ -170,11 +171,7 @@ class LivePrompts:
             self._server.close()
             with contextlib.suppress(Exception):
                 await self._server.wait_closed()
-        for task in list(self._tasks):
-            task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(BaseException):
-                await task
+        await stop_tasks(*self._tasks)
         self.executor.shutdown(wait=False, cancel_futures=True)
 
     def _spawn(self, coro: Awaitable[Any]) -> None:

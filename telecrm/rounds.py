@@ -4,11 +4,12 @@ one loop that survives a failed round, wired as one ``cleanup_ctx``."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
+
+from crm_core.stopping import stop_tasks
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +35,6 @@ def rounds_ctx(name: str, round_: Round, every: float, what: str) -> CleanupCtx:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         task = asyncio.create_task(run_rounds(app, round_, every, what), name=name)
         yield
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await stop_tasks(task)
     ctx.__name__ = ctx.__qualname__ = name.replace("-", "_") + "_ctx"
     return ctx

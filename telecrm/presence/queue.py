@@ -10,7 +10,6 @@ connects (Asterisk restarted, or the CRM), the pauses are applied again
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -21,6 +20,7 @@ from sqlalchemy.orm import selectinload
 
 from crm_core.people.models import User
 from crm_core.presence.services import State, current_states
+from crm_core.stopping import stop_tasks
 from crm_core.timestamps import isoformat
 from pbx_bridge.actions import queue_pause
 from pbx_bridge.ami import AmiError
@@ -131,6 +131,4 @@ async def pauses_ctx(app: web.Application) -> AsyncIterator[None]:
 
     task = asyncio.create_task(watch(), name="presence-pauses")
     yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    await stop_tasks(task)

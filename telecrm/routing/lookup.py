@@ -36,6 +36,7 @@ from crm_core.routing.services import (
     one_owner,
     owner_of_number,
 )
+from crm_core.stopping import stop_tasks
 from pbx_bridge.pipeline import Listener
 from telecrm.rounds import run_rounds
 from telecrm.web.keys import LISTENERS, SESSIONS, SETTINGS
@@ -173,9 +174,7 @@ async def routing_ctx(app: web.Application) -> AsyncIterator[None]:
         run_rounds(app, refresh, REFRESH_SECONDS, "sticky routing: re-reading the rules"),
         name="routing-refresh")
     yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    await stop_tasks(task)
     await lookup.close()
 
 

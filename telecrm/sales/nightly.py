@@ -11,7 +11,6 @@ counts a missing day from the calls until then.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 from datetime import datetime, time, timedelta
@@ -23,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from crm_core.clock import local_now, local_today
 from crm_core.sales.client_status import recompute_all
 from crm_core.sales.rollup import refresh_days
+from crm_core.stopping import stop_tasks
 from telecrm.web.keys import SETTINGS, WRITER_SESSIONS
 
 log = logging.getLogger(__name__)
@@ -76,6 +76,4 @@ async def sales_nightly_ctx(app: web.Application) -> AsyncIterator[None]:
 
     task = asyncio.create_task(loop(), name="sales-nightly")
     yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    await stop_tasks(task)

@@ -10,13 +10,13 @@ worker joins the others (``telecrm worker`` on other machines).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import web
 
+from crm_core.stopping import stop_tasks
 from telecrm.settings import Settings
 from telecrm.speech import alerts as speech_alerts
 from telecrm.web.keys import SETTINGS, WRITER_SESSIONS
@@ -60,12 +60,9 @@ async def _work(app: web.Application, settings: Settings) -> None:
 async def speech_ctx(app: web.Application) -> AsyncIterator[None]:
     """Run the in-process transcription worker while the app runs (see the module doc)."""
     settings = app[SETTINGS]
-    app[SPEECH_QUEUES] = []
     task = None
     if settings.vosk_model and settings.speech_threads > 0:
         task = asyncio.create_task(_work(app, settings), name="speech-worker")
     yield
     if task is not None:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await stop_tasks(task)

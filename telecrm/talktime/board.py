@@ -11,7 +11,6 @@ the signature the older pages call with (a day given by its local bounds).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 from collections.abc import AsyncIterator, Sequence
@@ -26,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_core.clock import local_now, local_today
 from crm_core.people.models import Role, User
+from crm_core.stopping import stop_tasks
 from crm_core.talktime.metric import Rules, close_day, day_report, minute_time
 from crm_core.timestamps import utcnow
 from telecrm.presence.report import pace
@@ -132,6 +132,4 @@ async def daily_close_ctx(app: web.Application) -> AsyncIterator[None]:
 
     task = asyncio.create_task(loop(), name="talktime-close-day")
     yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    await stop_tasks(task)

@@ -19,6 +19,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from crm_core.stopping import stop_tasks
 from pbx_bridge.actions import (
     CLICK_TO_CALL_CONTEXT,
     ClickToCallError,
@@ -156,11 +157,7 @@ class ClickToCall:
 
     async def close(self) -> None:
         """Stop waiting for answers (the calls themselves go on in Asterisk)."""
-        for attempt in self._attempts.values():
-            attempt.task.cancel()
-        for attempt in self._attempts.values():
-            with contextlib.suppress(BaseException):
-                await attempt.task
+        await stop_tasks(*(attempt.task for attempt in self._attempts.values()))
         self._attempts.clear()
         for notice in list(self._notices):
             with contextlib.suppress(BaseException):

@@ -44,6 +44,7 @@ from sqlalchemy import select
 
 from crm_core.people import access
 from crm_core.people.models import Role, User, WebSession
+from crm_core.stopping import stop_tasks
 from crm_core.timestamps import utcnow
 from telecrm.bus import LAGGED, BusError, Subscription
 from telecrm.live_events import (
@@ -178,14 +179,7 @@ async def signed_out_ctx(app: web.Application) -> AsyncIterator[None]:
     tasks = [asyncio.create_task(_follow_people(app), name="sse-signed-out"),
              asyncio.create_task(watch_sessions(app), name="sse-sessions")]
     yield
-    for task in tasks:
-        # cancelled again until done: a library that swallows one cancellation (a
-        # subscribe in flight) must not hold the process's stop for good
-        while not task.done():
-            task.cancel()
-            await asyncio.wait({task}, timeout=1.0)
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    await stop_tasks(*tasks)
 
 
 class Audience:
