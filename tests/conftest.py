@@ -23,6 +23,7 @@ from tests.support.db_fixtures import (  # noqa: F401
     postgres_server,
     private_postgres_server,
 )
+from tests.support.hang_report import pytest_runtest_call  # noqa: F401
 from tests.support.redis_fixtures import redis_server, redis_url  # noqa: F401
 from tests.support.sandbox_fixtures import sandbox  # noqa: F401
 

@@ -67,6 +67,7 @@ async def test_a_dictionary_from_the_form_to_the_calls(tmp_path: Path) -> None:
         await boss.go_back()
         await row.locator("td >> nth=1").locator("a.said").click()
         await boss.wait_for_selector(".hit")
+        await boss.wait_for_load_state("load")  # the player's script has run: ▶ plays
         await boss.click(".hit button.play")
         assert abs(await position(boss, ".hits-player audio") - 12.0) < 0.5
         await screenshot(boss, "dictionary-calls")

@@ -117,7 +117,7 @@ async def transcribe(db_url: str, call_id: int, data: dict[str, Any]) -> list[in
 
 
 async def _first(subscription: Any) -> tuple[dict[str, Any], float]:
-    event = await asyncio.wait_for(anext(subscription), 10)
+    event = await asyncio.wait_for(anext(subscription), 60)  # the promise: «within a minute»
     return event, time.monotonic()
 
 
@@ -156,7 +156,7 @@ async def test_rule_fires_once_for_its_team_by_browser_event_and_mail(
             print(f"\nspeech alert: transcript saved with its alerts in {saved - started:.3f} s;"
                   f" event on the bus {at - saved:.3f} s after, e-mail sent "
                   f"{mailed - saved:.3f} s after")
-            assert told == 1 and at - saved < 5.0 and mailed - saved < 5.0  # «a minute»
+            assert told == 1 and at - saved < 60 and mailed - saved < 60  # «within a minute»
             assert await _drain(subscription) == []
             assert event["kind"] == SPEECH_ALERT
             assert event["title"] == "Клиент сказал «расторгнуть»: ООО Ромашка, Иван Петров"
@@ -199,7 +199,7 @@ async def test_rule_fires_once_for_its_team_by_browser_event_and_mail(
 
 
 async def _wait_for(inbox: Inbox, count: int) -> None:
-    for _ in range(100):
+    for _ in range(600):  # 30 s: a loaded machine, not the product, is slow here
         if len(inbox.messages) >= count:
             return
         await asyncio.sleep(0.05)

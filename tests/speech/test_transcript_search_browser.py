@@ -34,6 +34,7 @@ async def test_search_page_plays_the_call_from_the_phrase(tmp_path: Path) -> Non
                          "могу предложить вам скидки на годовой тариф", ["скидки"]]]
         head = await boss.inner_text(".hit .hit-head")
         assert "Иван Петров" in head and "ООО Ромашка" in head
+        await boss.wait_for_load_state("load")  # the player's script has run: ▶ plays
         await boss.click(".hit button.play")
         assert abs(await position(boss, ".hits-player audio") - 12.0) < 0.5
         assert "с 0:12" in await boss.inner_text(".hits-player .now")
