@@ -304,7 +304,9 @@ class CallContacts:
     @classmethod
     async def load(cls, session: AsyncSession, calls: Iterable[Call],
                    tz_name: str = DEFAULT_TIMEZONE) -> CallContacts:
-        """One query per kind for the clients of ``calls`` that are contacts."""
+        """What the status rules need of the clients of ``calls`` that are contacts: the
+        clients (reused when the writer has them loaded), their owners' teams, the rules,
+        and the clients' facts (one ``UNION ALL``), each in a query per chunk of ids."""
         calls = list(calls)
         ids = sorted({call.client_id for call in calls
                       if call.client_id is not None and _is_ended_contact(call)})

@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 import multiprocessing
+import os
 import queue
 import signal
 import threading
@@ -33,6 +34,17 @@ log = logging.getLogger(__name__)
 
 _STOP = object()
 _PARENT_CHECK_SECONDS = 1.0  # how soon a writer process sees its web process killed
+# Requests are handed to the writer in chunks: one queue put, one wake of the writer's
+# thread, per CHUNK requests or per CHUNK_SECONDS, whichever comes first. Handed over one
+# by one, at 1,000 requests/s the writer's thread (or the queue's feeder thread) woke a
+# thousand times a second, each time contending with the event loop for the interpreter
+# lock; the lease itself then waited in the loop (bench/RESULTS.md, issue 21).
+CHUNK = 100
+CHUNK_SECONDS = 0.02
+# The writer process waits gladly (its rows are read seconds later at the earliest); the
+# web process answering the leases on the same cores must not. At 1,000 requests/s the
+# writer takes about 40 % of a core.
+WRITER_NICENESS = 10
 
 
 class HistoryWriter:
@@ -43,14 +55,48 @@ class HistoryWriter:
         self.database_url = database_url
         self.max_batch = max_batch
         self.retry_seconds = retry_seconds
-        self._queue: queue.Queue[object] = queue.Queue(max_queue)
+        # the queue holds chunks: a tenth as many as the requests it would have held
+        self._chunks = max(1, max_queue // 10)
+        self._queue: queue.Queue[object] = queue.Queue(self._chunks)
         self._thread: threading.Thread | None = None
+        self._buffer: list[VisitEvent] = []
+        self._timer: asyncio.TimerHandle | None = None
+        self._handing = asyncio.Lock()  # chunks reach the queue in the order they were made
+        self._soon: set[asyncio.Task[None]] = set()
 
     async def put(self, event: VisitEvent) -> None:
-        try:
-            self._queue.put_nowait(event)
-        except queue.Full:  # backpressure: wait for room, off the event loop
-            await asyncio.to_thread(self._queue.put, event)
+        """Queue ``event`` for writing; it reaches the writer within CHUNK_SECONDS."""
+        self._buffer.append(event)
+        if len(self._buffer) >= CHUNK:
+            await self._hand_over()
+        elif self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(CHUNK_SECONDS,
+                                                                self._hand_over_soon)
+
+    def _hand_over_soon(self) -> None:
+        self._timer = None
+        if self._buffer:
+            task = asyncio.ensure_future(self._hand_over())
+            self._soon.add(task)
+            task.add_done_callback(self._soon.discard)
+
+    async def _hand_over(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if not self._buffer:
+            return
+        chunk, self._buffer = self._buffer, []
+        async with self._handing:
+            try:
+                self._queue.put_nowait(chunk)
+            except queue.Full:  # backpressure: wait for room, off the event loop
+                await asyncio.to_thread(self._queue.put, chunk)
+
+    async def _hand_over_all(self) -> None:
+        await self._hand_over()
+        if self._soon:
+            await asyncio.gather(*self._soon)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._main, name="calltracking-history",
@@ -59,9 +105,11 @@ class HistoryWriter:
 
     async def drain(self) -> None:
         """Wait until everything queued so far is written (tests, shutdown)."""
+        await self._hand_over_all()
         await asyncio.to_thread(self._queue.join)
 
     async def close(self) -> None:
+        await self._hand_over_all()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.drain(), 10)
         self._queue.put(_STOP)
@@ -85,7 +133,7 @@ class ProcessHistoryWriter(HistoryWriter):
         super().__init__(database_url, max_batch=max_batch, max_queue=max_queue,
                          retry_seconds=retry_seconds)
         context = multiprocessing.get_context("spawn")
-        self._queue = context.JoinableQueue(max_queue)  # type: ignore[assignment]
+        self._queue = context.JoinableQueue(self._chunks)  # type: ignore[assignment]
         self._process: Any = context.Process(
             target=_process_main, name="calltracking-history", daemon=True,
             args=(database_url, self._queue, max_batch, retry_seconds))
@@ -110,6 +158,7 @@ class ProcessHistoryWriter(HistoryWriter):
         Every wait is bounded, so a dead or stuck child can never hang the shutdown
         (no thread left blocked on the queue, which ``asyncio.run`` would wait for).
         """
+        await self._hand_over_all()
         if self._process.is_alive():
             with contextlib.suppress(queue.Full):  # room appears as the child writes
                 await asyncio.to_thread(self._queue.put, None, True, 10)
@@ -173,6 +222,8 @@ def _process_main(database_url: str, jobs: Any, max_batch: int, retry_seconds: f
     it sees its parent gone). SIGTERM keeps ending it: that is ``terminate()``.
     """
     _unlink(_semaphore_names(jobs))
+    with contextlib.suppress(OSError):
+        os.nice(WRITER_NICENESS)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # blocked since start()
     asyncio.run(_write_loop(database_url, jobs, max_batch, retry_seconds))
@@ -196,7 +247,8 @@ async def _write_loop(database_url: str, jobs: Any, max_batch: int,
             if first is None or first is _STOP:
                 jobs.task_done()
                 return
-            batch: list[VisitEvent] = [first]
+            batch: list[VisitEvent] = list(first)  # a chunk (HistoryWriter.put)
+            taken = 1
             stop = False
             while len(batch) < max_batch:
                 try:
@@ -207,7 +259,8 @@ async def _write_loop(database_url: str, jobs: Any, max_batch: int,
                     stop = True
                     jobs.task_done()
                     break
-                batch.append(item)
+                batch.extend(item)
+                taken += 1
             while True:
                 try:
                     async with sessions() as session, session.begin():
@@ -217,7 +270,7 @@ async def _write_loop(database_url: str, jobs: Any, max_batch: int,
                     log.warning("call tracking: %d visit records not written yet; retrying",
                                 len(batch), exc_info=True)
                     await asyncio.sleep(retry_seconds)
-            for _ in batch:
+            for _ in range(taken):
                 jobs.task_done()
             if stop:
                 return

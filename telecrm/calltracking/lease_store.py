@@ -104,6 +104,7 @@ class RedisLeaseStore:
         self.prefix = prefix
         self._script = redis.register_script(_ACQUIRE)
         self._pools: dict[str, tuple[str, ...]] = {}  # what this process last wrote per site
+        self._checked: dict[str, Sequence[str]] = {}  # the list last found written, per site
 
     @classmethod
     def from_url(cls, url: str, max_connections: int = 64) -> RedisLeaseStore:
@@ -120,8 +121,11 @@ class RedisLeaseStore:
 
     async def _sync_pool(self, site: str, numbers: Sequence[str]) -> None:
         """Write the pool to Redis when this process sees it for the first time or changed."""
+        if self._checked.get(site) is numbers:  # the site cache's own list, as last time
+            return
         pool = tuple(dict.fromkeys(numbers))
         if self._pools.get(site) == pool:
+            self._checked[site] = numbers
             return
         key = self._keys(site, "")[4]
         async with self.redis.pipeline(transaction=True) as pipe:
@@ -130,6 +134,7 @@ class RedisLeaseStore:
                 pipe.rpush(key, *pool)
             await pipe.execute()
         self._pools[site] = pool
+        self._checked[site] = numbers
 
     async def acquire(self, site: str, numbers: Sequence[str], rules: PoolRules,
                       session: str, now: float, *,

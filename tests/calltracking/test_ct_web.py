@@ -231,3 +231,42 @@ async def test_with_redis_leases_and_the_history_process(tmp_path: Path, redis_u
             assert await session.scalar(select(func.count()).select_from(CtLease)) == 2
     finally:
         await engine.dispose()
+
+
+
+async def _written_without_waiting(tmp_path: Path, redis_url: str | None) -> None:
+    """Visits reach the writer in chunks; a quiet site's single visit must not wait for
+    a chunk to fill: it is in the database a moment later, nobody draining anything."""
+    import asyncio
+
+    from sqlalchemy import select
+
+    from crm_core.calltracking.models import CtVisit
+
+    url = await seeded_site(tmp_path, POOL)
+    settings = Settings(data_dir=tmp_path, database_url=url, redis_url=redis_url,
+                        recordings_source=tmp_path / "recordings", trusted_proxies="127.0.0.1")
+    engine = create_engine(url)
+    try:
+        async with serve_app(settings) as (_, base):
+            _, body, _ = await post(base, visit())
+            landing = None
+            for _ in range(300):  # the chunk's 20 ms, and a loaded machine's seconds
+                async with session_factory(engine)() as session:
+                    landing = await session.scalar(select(CtVisit.landing).where(
+                        CtVisit.session == body["session"]))
+                if landing is not None:
+                    break
+                await asyncio.sleep(0.05)
+            assert landing == visit()["url"]
+    finally:
+        await engine.dispose()
+
+
+async def test_a_lone_visit_is_written_without_waiting_for_more(tmp_path: Path) -> None:
+    await _written_without_waiting(tmp_path, None)  # the writer thread
+
+
+async def test_a_lone_visit_is_written_by_the_history_process_too(
+        tmp_path: Path, redis_url: str) -> None:
+    await _written_without_waiting(tmp_path, redis_url)
