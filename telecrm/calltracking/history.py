@@ -80,7 +80,9 @@ class HistoryWriter:
             self._soon.add(task)
             task.add_done_callback(self._soon.discard)
 
-    async def _hand_over(self) -> None:
+    async def _hand_over(self, wait: float | None = None) -> None:
+        """The buffer as one chunk to the queue; a full queue is waited for (backpressure),
+        at most ``wait`` seconds when given (shutdown: the chunk is then given up)."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -90,13 +92,17 @@ class HistoryWriter:
         async with self._handing:
             try:
                 self._queue.put_nowait(chunk)
-            except queue.Full:  # backpressure: wait for room, off the event loop
-                await asyncio.to_thread(self._queue.put, chunk)
+            except queue.Full:  # wait for room off the event loop, in a thread that ends
+                try:
+                    await asyncio.to_thread(self._queue.put, chunk, True, wait)
+                except queue.Full:
+                    log.error("call tracking: %d visit records lost: their writer took "
+                              "nothing for %g s", len(chunk), wait)
 
-    async def _hand_over_all(self) -> None:
-        await self._hand_over()
-        if self._soon:
-            await asyncio.gather(*self._soon)
+    async def _hand_over_all(self, wait: float | None = None) -> None:
+        await self._hand_over(wait)
+        if self._soon:  # hand-overs the timer started, perhaps waiting for room
+            await asyncio.wait(set(self._soon), timeout=wait)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._main, name="calltracking-history",
@@ -109,7 +115,7 @@ class HistoryWriter:
         await asyncio.to_thread(self._queue.join)
 
     async def close(self) -> None:
-        await self._hand_over_all()
+        await self._hand_over_all(wait=10)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.drain(), 10)
         self._queue.put(_STOP)
@@ -158,7 +164,7 @@ class ProcessHistoryWriter(HistoryWriter):
         Every wait is bounded, so a dead or stuck child can never hang the shutdown
         (no thread left blocked on the queue, which ``asyncio.run`` would wait for).
         """
-        await self._hand_over_all()
+        await self._hand_over_all(wait=10)
         if self._process.is_alive():
             with contextlib.suppress(queue.Full):  # room appears as the child writes
                 await asyncio.to_thread(self._queue.put, None, True, 10)

@@ -89,3 +89,24 @@ def test_a_dead_history_writer_neither_hangs_the_shutdown_nor_leaves_semaphores(
     assert len(names) == 8, web.stdout
     assert [n for n in names if Path("/dev/shm/sem." + n.lstrip("/")).exists()] == []
     assert "Traceback" not in web.stderr and "leaked" not in web.stderr, web.stderr[-3000:]
+
+
+# The same, with the dead writer's queue full: the visits still buffered at shutdown wait
+# a bounded time for room, are said to be lost, and the stop goes on.
+_DEAD_WRITER_FULL = _DEAD_WRITER.replace(
+    "history.ProcessHistoryWriter(sys.argv[1])",
+    "history.ProcessHistoryWriter(sys.argv[1], max_queue=10)").replace(
+    "for i in range(100):", "for i in range(150):")
+
+
+def test_a_dead_writer_with_a_full_queue_still_lets_the_web_process_stop(
+        tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'crm.sqlite3'}"
+    copy_migrated_sqlite(url)
+    assert "max_queue=10" in _DEAD_WRITER_FULL and "range(150)" in _DEAD_WRITER_FULL
+    web = subprocess.run([sys.executable, "-c", _DEAD_WRITER_FULL, url], capture_output=True,
+                         text=True, timeout=120, cwd=Path(__file__).resolve().parents[2])
+    assert web.returncode == 0, web.stderr[-3000:]
+    assert "50 visit records lost" in web.stderr, web.stderr[-3000:]
+    names = web.stdout.split()
+    assert [n for n in names if Path("/dev/shm/sem." + n.lstrip("/")).exists()] == []
