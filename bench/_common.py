@@ -195,7 +195,7 @@ async def explain(engine: Any, session: Any, fn: Callable[[], Any]) -> None:
     event.remove(engine.sync_engine, "before_cursor_execute", record)
     conn = await session.connection()
     for statement, parameters in seen:
-        if statement.lstrip().upper().startswith("SELECT"):
+        if statement.lstrip().upper().startswith(("SELECT", "WITH")):
             plan = await conn.exec_driver_sql("EXPLAIN (ANALYZE, BUFFERS) " + statement, parameters)
             print("\n".join(row[0] for row in plan))
             print("-" * 60)

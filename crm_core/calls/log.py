@@ -23,12 +23,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, exists, false, or_, select, text
+from sqlalchemy import ColumnElement, Select, and_, exists, false, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, selectinload
 
 from crm_core.calls.models import Call, CallLeg
 from crm_core.clients.models import Client
+from crm_core.db import plan_for_these_values
 from crm_core.errors import DomainError
 from crm_core.people.models import Team, User
 from crm_core.timestamps import ensure_utc
@@ -225,18 +226,6 @@ def call_query() -> Any:
     )
 
 
-async def _plan_for_these_values(session: AsyncSession) -> None:
-    """On PostgreSQL, plan each query of the log for its own values, in this transaction.
-
-    The driver prepares statements, and after five runs PostgreSQL may keep one generic
-    plan for all values: for the same SQL a number's ten calls and a week of a team
-    want different indexes (a number search went from 3 ms to 136 ms on a generic plan
-    at 1,000,000 calls). Planning again costs a fraction of a millisecond.
-    """
-    if session.get_bind().dialect.name == "postgresql":
-        await session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
-
-
 @dataclass(frozen=True)
 class Page:
     """One page of the log, and the cursors to the next and previous pages (None: none)."""
@@ -268,7 +257,7 @@ async def call_log_page(
         raise DomainError("calls.bad_cursor", "the cursor belongs to another sort order")
     limit = max(1, min(limit, MAX_PAGE))
     back = cursor is not None and cursor.back
-    await _plan_for_these_values(session)
+    await plan_for_these_values(session)
     stmt = select(Call.id).where(scope, *filter_clauses(f))
     if cursor is not None:
         stmt = stmt.where(_after(cursor))

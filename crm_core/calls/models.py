@@ -54,8 +54,9 @@ class Call(Base):
     __table_args__ = (
         CheckConstraint(one_of("direction", Direction), name="direction"),
         CheckConstraint(one_of("status", CallStatus), name="status"),
-        # "Did we talk to this client between these days?" (sales summary; migration 0011)
-        Index("ix_calls_client_id_started_at", "client_id", "started_at",
+        # "Did we talk to this client between these days?" (sales summary; migration 0011),
+        # from the index alone: the direction tells a contact from an internal call (0033)
+        Index("ix_calls_client_id_started_at", "client_id", "started_at", "direction",
               postgresql_where=text("answered_at IS NOT NULL"),
               sqlite_where=text("answered_at IS NOT NULL")),
         # A team's calls through its queue in a period (the call log; migration 0014).

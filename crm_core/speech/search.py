@@ -54,6 +54,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.calls.models import Call
 from crm_core.clients.models import Client
+from crm_core.db import plan_for_these_values
 from crm_core.errors import DomainError
 from crm_core.people.models import User
 from crm_core.speech.dialogue import turns
@@ -330,9 +331,9 @@ async def search(session: AsyncSession, terms: Terms, *, visible: ColumnElement[
     their order and the pages are those of the search without ``viewer_calls``.
     """
     pg = session.get_bind().dialect.name == "postgresql"
-    if pg:  # plan each statement for its words and ids: a plan cached for other words
-        # (after five runs of the same text) walks every phrase for a rare one
-        await session.execute(sql_text("SET LOCAL plan_cache_mode = force_custom_plan"))
+    # plan each statement for its words and ids: a plan cached for other words (after five
+    # runs of the same text) walks every phrase for a rare one
+    await plan_for_these_values(session)
     rows: list[Any] = []
     floor = limit + 1
     size, cursor = 4 * (limit + 1), before
