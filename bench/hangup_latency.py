@@ -1,7 +1,7 @@
 """Hangup-to-visible latency through the real Listener, at a paced 1,000 events/s.
 
-A stand-in AMI server (a thread with its own event loop, the FaultyAmiServer
-pattern of tests/calls/test_listener.py but sending a real capture) streams events at
+A stand-in AMI server (its own process, as Asterisk is; the FaultyAmiServer pattern
+of tests/calls/test_listener.py but sending a real capture) streams events at
 a steady rate over TCP to the real ``Listener`` (socket, framing, queue, tracker,
 ``CallStore``). For every ``Hangup`` that ends a call it notes when the bytes left
 the server; a separate reader (its own process by default, ``--reader thread``
@@ -106,54 +106,45 @@ def prepare(path: Path, calls: int) -> tuple[list[bytes], dict[int, str]]:
 
 
 class PacedAmiServer:
-    """Speaks just enough AMI (banner, login, action responses) and paces a capture."""
+    """Speaks just enough AMI (banner, login, action responses) and paces a capture.
+
+    In its own process, as Asterisk is: as a thread of the listener's process it took a
+    quarter of a core of the same interpreter, and every hand-over between the writer
+    and its database thread waited for that interpreter lock as well.
+    """
 
     def __init__(self, frames: list[bytes], ending: dict[int, str], rate: float) -> None:
-        self.frames, self.ending, self.rate = frames, ending, rate
-        self.sent_at: dict[str, float] = {}
+        import multiprocessing
+
+        ctx = multiprocessing.get_context("spawn")
+        self._out = ctx.Queue()
+        self.done = ctx.Event()
+        self._stop = ctx.Event()
+        self._proc = ctx.Process(target=_serve, daemon=True, args=(
+            frames, ending, rate, self._out, self.done, self._stop))
         self.port = 0
-        self.done = threading.Event()
-        self._ready = threading.Event()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread = threading.Thread(target=self._main, daemon=True)
+        self.sent_at: dict[str, float] = {}
 
     def __enter__(self) -> PacedAmiServer:
-        self._thread.start()
-        self._ready.wait(10)
+        self._proc.start()
+        self.port = self._out.get(timeout=30)
         return self
 
     def __exit__(self, *_exc: object) -> None:
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(5)
+        self._stop.set()
+        with contextlib.suppress(Exception):
+            self.sent_at = self._out.get(timeout=30)
+        self._proc.join(10)
+        if self._proc.is_alive():
+            self._proc.kill()
 
-    def _main(self) -> None:
-        loop = self._loop = asyncio.new_event_loop()
-        server = loop.run_until_complete(asyncio.start_server(self._client, "127.0.0.1", 0))
-        self.port = server.sockets[0].getsockname()[1]
-        self._ready.set()
-        loop.run_forever()
-        server.close()
-        loop.close()
 
-    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writer.write(b"Asterisk Call Manager/11.0.0\r\n")
-        answering = asyncio.create_task(self._answer(reader, writer))
-        await asyncio.sleep(0.5)  # login and the reconnect listing go first
-        interval = 1 / self.rate
-        start = time.perf_counter()
-        for i, frame in enumerate(self.frames):
-            delay = start + i * interval - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            if i in self.ending:
-                self.sent_at[self.ending[i]] = time.perf_counter()
-            writer.write(frame)
-        await writer.drain()
-        self.done.set()
-        await answering
+def _serve(frames: list[bytes], ending: dict[int, str], rate: float, out: Any, done: Any,
+           stop: Any) -> None:
+    """The server process: the port first, then, once stopped, when each ending frame left."""
+    sent_at: dict[str, float] = {}
 
-    async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """Answer every action with Success (no channel listing: nothing to reconcile)."""
         with contextlib.suppress(Exception):
             while True:
@@ -162,6 +153,33 @@ class PacedAmiServer:
                                   if line.lower().startswith(b"actionid: ")), b"")
                 writer.write(b"Response: Success\r\nActionID: " + action_id +
                              b"\r\nMessage: ok\r\n\r\n")
+
+    async def client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"Asterisk Call Manager/11.0.0\r\n")
+        answering = asyncio.create_task(answer(reader, writer))
+        await asyncio.sleep(0.5)  # login and the reconnect listing go first
+        interval = 1 / rate
+        start = time.perf_counter()
+        for i, frame in enumerate(frames):
+            delay = start + i * interval - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            if i in ending:
+                sent_at[ending[i]] = time.perf_counter()
+            writer.write(frame)
+        await writer.drain()
+        done.set()
+        await answering
+
+    async def main() -> None:
+        server = await asyncio.start_server(client, "127.0.0.1", 0)
+        out.put(server.sockets[0].getsockname()[1])
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, stop.wait)
+        server.close()
+
+    asyncio.run(main())
+    out.put(sent_at)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -183,7 +201,7 @@ async def measure(frames: list[bytes], ending: dict[int, str], rate: float,
         watcher: Any = None
         if watch is not None and reader == "thread":
             # The reader in a thread of the listener's process (GIL shared with it).
-            watcher = threading.Thread(target=lambda: asyncio.run(watch(seen_at, server, stop)),
+            watcher = threading.Thread(target=lambda: asyncio.run(watch(seen_at, stop)),
                                        daemon=True)
             watcher.start()
         elif watch is not None:
@@ -200,7 +218,7 @@ async def measure(frames: list[bytes], ending: dict[int, str], rate: float,
             watcher.join(5)
         elif watcher is not None:
             seen_at.update(watcher.finish())
-        sent = server.sent_at
+    sent = server.sent_at  # handed over when the server process stops
     lat = [(seen_at[k] - sent[k]) * 1000 for k in sent if k in seen_at]
     return lat, len(sent) - len(lat)
 
@@ -300,21 +318,24 @@ def facts_sink(seen_at: dict[str, float]) -> Any:
 
 
 def db_watch(url: str) -> Callable[..., Any]:
-    async def watch(seen_at: dict[str, float], server: PacedAmiServer,
-                    stop: threading.Event) -> None:
+    """The reader as a thread of the listener's process (``--reader thread``), sharing its
+    interpreter lock: the calls that show ended, polled as the reader process polls."""
+    async def watch(seen_at: dict[str, float], stop: threading.Event) -> None:
         engine = create_engine(url)
-        sessions = session_factory(engine)
+        query = select(Call.linkedid).where(Call.ended_at.is_not(None),
+                                            Call.updated_at >= bindparam("since"))
+        since = datetime.now(UTC) - timedelta(seconds=1)
         try:
-            while not stop.is_set():
-                pending = set(server.sent_at) - set(seen_at)
-                if pending:
-                    async with sessions() as session:
-                        rows = await session.scalars(select(Call.linkedid).where(
-                            Call.linkedid.in_(pending), Call.ended_at.is_not(None)))
-                        now = time.perf_counter()
-                        for linkedid in rows:
-                            seen_at[linkedid] = now
-                await asyncio.sleep(POLL_S)
+            async with engine.connect() as connection:
+                while not stop.is_set():
+                    began = datetime.now(UTC)
+                    rows = (await connection.execute(query, {"since": since})).scalars().all()
+                    await connection.rollback()
+                    now = time.perf_counter()
+                    for linkedid in rows:
+                        seen_at.setdefault(linkedid, now)
+                    since = began - timedelta(seconds=1)
+                    await asyncio.sleep(POLL_S)
         finally:
             await engine.dispose()
     return watch

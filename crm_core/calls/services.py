@@ -8,6 +8,7 @@ manager who talked, so no caller is ever lost.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -15,7 +16,7 @@ from datetime import datetime
 from pathlib import PurePath, PurePosixPath
 from typing import Any
 
-from sqlalchemy import and_, inspect, or_, select, text
+from sqlalchemy import BindParameter, Select, and_, bindparam, inspect, or_, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, selectinload
@@ -472,17 +473,28 @@ class _Preloaded:
     legs: dict[str, CallLeg] = field(default_factory=dict)  # any call's leg by uniqueid
 
 
+@functools.cache
+def _preload_queries() -> tuple[Select[Call], Select[CallLeg], Select[str, Client]]:
+    """The writer's lookups, built once with their ids bound at each run (``ids``): building
+    the statements (the joined loads' aliases, each IN list's values) cost more processor
+    time than running them, on every write of the listener."""
+    ids: BindParameter[list[str]] = bindparam("ids", expanding=True)
+    calls = (select(Call).where(Call.linkedid.in_(ids))
+             .options(joinedload(Call.legs), joinedload(Call.recordings),
+                      joinedload(Call.client)))
+    legs = select(CallLeg).where(CallLeg.uniqueid.in_(ids))
+    clients = (select(Phone.e164, Client).join(Client, Client.id == Phone.client_id)
+               .where(Phone.e164.in_(ids))
+               .order_by(Client.archived_at.is_not(None), Client.id))
+    return calls, legs, clients
+
+
 async def _preload(session: AsyncSession, batch: Sequence[CallData]) -> _Preloaded:
     pre = _Preloaded()
     linkedids = sorted({data.linkedid for data in batch})
+    calls_query, legs_query, _ = _preload_queries()
     for part in _chunks(linkedids):
-        stmt = (
-            select(Call)
-            .where(Call.linkedid.in_(part))
-            .options(joinedload(Call.legs), joinedload(Call.recordings),
-                     joinedload(Call.client))
-        )  # fmt: skip
-        for loaded in (await session.scalars(stmt)).unique():
+        for loaded in (await session.scalars(calls_query, {"ids": list(part)})).unique():
             pre.calls[loaded.linkedid] = loaded
     for known in pre.calls.values():
         for leg in known.legs:
@@ -506,7 +518,7 @@ async def _preload(session: AsyncSession, batch: Sequence[CallData]) -> _Preload
                 numbers.add(e164)
     pre.users = await users_by_extension(session, extensions)
     for part in _chunks(sorted(uniqueids)):
-        for leg in await session.scalars(select(CallLeg).where(CallLeg.uniqueid.in_(part))):
+        for leg in await session.scalars(legs_query, {"ids": list(part)}):
             pre.legs[leg.uniqueid] = leg
     await _load_clients(session, pre, sorted(numbers))
     if numbers - pre.clients.keys() and session.get_bind().dialect.name == "postgresql":
@@ -527,14 +539,9 @@ def _lookup_key(client_number: str | None) -> str | None:
 
 async def _load_clients(session: AsyncSession, pre: _Preloaded, numbers: Sequence[str]) -> None:
     """Preferred client per number, ordered exactly as ``find_client_by_phone`` orders."""
+    clients_query = _preload_queries()[2]
     for part in _chunks(numbers):
-        stmt = (
-            select(Phone.e164, Client)
-            .join(Client, Client.id == Phone.client_id)
-            .where(Phone.e164.in_(part))
-            .order_by(Client.archived_at.is_not(None), Client.id)
-        )
-        for e164, client in await session.execute(stmt):
+        for e164, client in await session.execute(clients_query, {"ids": list(part)}):
             pre.clients.setdefault(e164, client)
 
 

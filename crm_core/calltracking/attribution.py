@@ -12,12 +12,13 @@ The rules, in order:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import inspect, select
+from sqlalchemy import BindParameter, Select, bindparam, inspect, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
@@ -87,20 +88,30 @@ class _Known:
 _FIRM = (AttributionKind.STATIC.value, AttributionKind.DYNAMIC.value)
 
 
+@functools.cache
+def _prepare_queries() -> tuple[Select[CtStaticNumber], Select[CtPoolNumber],
+                                Select[str | None, datetime, CtAttribution]]:
+    """Built once, the numbers bound at each run: every first write of an inbound call
+    asks, and building the statements cost more processor time than running them."""
+    ids: BindParameter[list[str]] = bindparam("ids", expanding=True)
+    return (select(CtStaticNumber).where(CtStaticNumber.did.in_(ids))
+            .order_by(CtStaticNumber.id),
+            select(CtPoolNumber).where(CtPoolNumber.number.in_(ids)).order_by(CtPoolNumber.id),
+            select(Call.client_number, Call.started_at, CtAttribution)
+            .join(CtAttribution, CtAttribution.call_id == Call.id)
+            .where(Call.client_number.in_(ids), CtAttribution.kind.in_(_FIRM)))
+
+
 async def _prepare(session: AsyncSession, calls: Sequence[Call]) -> _Known:
     known = _Known()
     dids = sorted({c.did for c in calls if c.did})
     numbers = sorted({c.client_number for c in calls if c.client_number})
+    statics, pools, earlier = _prepare_queries()
     if dids:
-        known.statics = _by_key(await session.scalars(select(CtStaticNumber).where(
-            CtStaticNumber.did.in_(dids)).order_by(CtStaticNumber.id)), "did")
-        known.pools = _by_key(await session.scalars(select(CtPoolNumber).where(
-            CtPoolNumber.number.in_(dids)).order_by(CtPoolNumber.id)), "number")
+        known.statics = _by_key(await session.scalars(statics, {"ids": dids}), "did")
+        known.pools = _by_key(await session.scalars(pools, {"ids": dids}), "number")
     if numbers:
-        rows = await session.execute(
-            select(Call.client_number, Call.started_at, CtAttribution)
-            .join(CtAttribution, CtAttribution.call_id == Call.id)
-            .where(Call.client_number.in_(numbers), CtAttribution.kind.in_(_FIRM)))
+        rows = await session.execute(earlier, {"ids": numbers})
         for number, started, row in rows:
             if number is not None:
                 known.earlier.setdefault(number, []).append((started, row))

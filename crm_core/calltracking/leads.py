@@ -16,6 +16,7 @@ The one place a new lead is announced is :func:`lead_created`.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import Select, bindparam, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 from sqlalchemy.orm.attributes import set_committed_value
@@ -414,6 +415,18 @@ async def match_callback_calls(session: AsyncSession, written: Sequence[WrittenC
 _IN_CHUNK = 500  # bound on bound parameters per IN (...) query
 
 
+@functools.cache
+def _callback_leads_query() -> Select[CtLead]:
+    """Built once: the call writer asks on every write of a call with a number."""
+    return (select(CtLead)
+            .where(CtLead.kind == LeadKind.CALLBACK.value,
+                   CtLead.phone.in_(bindparam("phones", expanding=True)),
+                   or_(CtLead.call_id.in_(bindparam("ids", expanding=True)),
+                       (CtLead.status == LeadStatus.CALLING.value) & CtLead.call_id.is_(None)),
+                   CtLead.created_at >= bindparam("earliest"),
+                   CtLead.created_at <= bindparam("latest")))
+
+
 async def _callback_leads(session: AsyncSession, calls: Sequence[Call]) -> list[CtLead]:
     """Callback leads some call of ``calls`` may be the lead's, newest first."""
     phones = sorted({call.client_number for call in calls if call.client_number})
@@ -422,14 +435,9 @@ async def _callback_leads(session: AsyncSession, calls: Sequence[Call]) -> list[
     latest = max(call.started_at for call in calls) + timedelta(seconds=5)
     found: dict[int, CtLead] = {}
     for start in range(0, len(phones), _IN_CHUNK):
-        stmt = (select(CtLead)
-                .where(CtLead.kind == LeadKind.CALLBACK.value,
-                       CtLead.phone.in_(phones[start:start + _IN_CHUNK]),
-                       or_(CtLead.call_id.in_(ids),
-                           (CtLead.status == LeadStatus.CALLING.value)
-                           & CtLead.call_id.is_(None)),
-                       CtLead.created_at >= earliest, CtLead.created_at <= latest))
-        found.update((lead.id, lead) for lead in await session.scalars(stmt))
+        found.update((lead.id, lead) for lead in await session.scalars(_callback_leads_query(), {
+            "phones": phones[start:start + _IN_CHUNK], "ids": ids, "earliest": earliest,
+            "latest": latest}))
     return sorted(found.values(), key=lambda lead: (lead.created_at, lead.id), reverse=True)
 
 

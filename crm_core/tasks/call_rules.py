@@ -17,12 +17,13 @@ would have had; the batch's tasks go in with one flush. Calls with nothing to do
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select, text
+from sqlalchemy import Select, bindparam, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -106,22 +107,26 @@ class _Open:
 _SOURCE_CALL = aliased(Call)  # one alias for good: a new one per query rebuilds its columns
 
 
+@functools.cache
+def _open_callbacks_query() -> Select[Task, datetime]:
+    """Built once (the call writer asks on every write of a call that reaches a client)."""
+    source = _SOURCE_CALL
+    return (select(Task, source.started_at)
+            .outerjoin(source, Task.call_id == source.id)
+            .where(Task.kind == TaskKind.CALLBACK.value, Task.status == TaskStatus.OPEN.value,
+                   Task.client_id.in_(bindparam("ids", expanding=True)))
+            .order_by(Task.id)
+            .with_for_update(of=Task))
+
+
 async def _open_callbacks(session: AsyncSession, client_ids: Sequence[int]
                           ) -> dict[int, list[_Open]]:
     """The clients' open callback tasks by client, oldest first, locked against other
     closers (a concurrent closer's row is waited for, then skipped once closed)."""
-    source = _SOURCE_CALL
     found: dict[int, list[_Open]] = {}
     for part in _chunks(client_ids):
-        stmt = (
-            select(Task, source.started_at)
-            .outerjoin(source, Task.call_id == source.id)
-            .where(Task.kind == TaskKind.CALLBACK.value, Task.status == TaskStatus.OPEN.value,
-                   Task.client_id.in_(part))
-            .order_by(Task.id)
-            .with_for_update(of=Task)
-        )
-        for task, started_at in await session.execute(stmt):
+        for task, started_at in await session.execute(_open_callbacks_query(),
+                                                      {"ids": list(part)}):
             assert task.client_id is not None
             found.setdefault(task.client_id, []).append(_Open(task, started_at))
     return found
@@ -138,9 +143,10 @@ async def _calls_with_callbacks(session: AsyncSession, call_ids: Sequence[int]) 
     return made
 
 
-async def _reaching_calls(session: AsyncSession, call_ids: Sequence[int]) -> dict[int, Call]:
-    """For each missed call, the first answered customer call with its client started
-    after it (calls written out of order, e.g. a backfill): one correlated query."""
+@functools.cache
+def _reaching_query() -> Select[Any]:
+    """Built once: aliasing and correlating the statement took a third of a call write's
+    processor time when it was built on every write."""
     missed, later = aliased(Call), aliased(Call)
     first = (
         select(later.id)
@@ -152,9 +158,17 @@ async def _reaching_calls(session: AsyncSession, call_ids: Sequence[int]) -> dic
         .correlate(missed)
         .scalar_subquery()
     )
+    return select(missed.id, first).where(missed.id.in_(bindparam("ids", expanding=True)))
+
+
+async def _reaching_calls(session: AsyncSession, call_ids: Sequence[int]) -> dict[int, Call]:
+    """For each missed call, the first answered customer call with its client started
+    after it (calls written out of order, e.g. a backfill): one correlated query."""
+    if not call_ids:
+        return {}
     pairs: dict[int, int] = {}
     for part in _chunks(call_ids):
-        rows = await session.execute(select(missed.id, first).where(missed.id.in_(part)))
+        rows = await session.execute(_reaching_query(), {"ids": list(part)})
         pairs.update((mid, rid) for mid, rid in rows if rid is not None)
     calls: dict[int, Call] = {}
     for part in _chunks(sorted(set(pairs.values()))):
