@@ -172,6 +172,10 @@ async def report_page(request: web.Request) -> dict[str, Any]:
     user = page_user(request)
     name, body, first, last = await _run(request, user)
     days = (last - first).days + 1
+    prev_first, prev_last = first - timedelta(days=days), first - timedelta(days=1)
+    if body.get("previous"):  # the period the report compared with (a whole month: the one before)
+        prev_first = datetime.fromisoformat(body["previous"]["from"]).date()
+        prev_last = datetime.fromisoformat(body["previous"]["to"]).date() - timedelta(days=1)
     owners = [r["user_id"] for r in body["rows"] if r.get("user_id")]
     owners = list(dict.fromkeys(owners))
     boss = user.role in (Role.SUPERVISOR, Role.ADMIN)
@@ -184,7 +188,7 @@ async def report_page(request: web.Request) -> dict[str, Any]:
                                        ("status", "potential"), ("status", "new"),
                                        ("over_max", "1"), ("as_of", last.isoformat())]),
             "extra": body, "first": first, "last": last,
-            "prev_first": first - timedelta(days=days), "prev_last": first - timedelta(days=1),
+            "prev_first": prev_first, "prev_last": prev_last,
             "query": request.query_string,
             "as_of": (date.fromisoformat(body["as_of"]).strftime("%d.%m.%Y")
                       if body.get("as_of") else "")}

@@ -91,7 +91,14 @@ async def test_summary_and_contact_frequency_pages(served: str) -> None:
         assert "trend-up" in (await new_paid.get_attribute("class") or "")
         colour = await new_paid.evaluate("e => getComputedStyle(e).color")
         assert colour == "rgb(31, 157, 85)"  # --green
+        # November is compared with the whole of October, and the page says so
+        compared = await page.locator("p", has_text="Сравнение с прошлым периодом").inner_text()
+        assert "01.10.2026 — 31.10.2026" in compared
         await screenshot(page, "sales-summary")
+        await page.goto(f"{served}/reports/summary?from=2026-11-10&to=2026-11-19")
+        compared = await page.locator("p", has_text="Сравнение с прошлым периодом").inner_text()
+        assert "31.10.2026 — 09.11.2026" in compared  # ten days: the ten days before
+        await page.goto(f"{served}/reports/summary?{PERIOD}")
 
         await page.click(".report-tabs >> text=Частота контактов с клиентами")
         await page.wait_for_url("**/reports/contact-frequency?*")
