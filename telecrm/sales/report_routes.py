@@ -24,6 +24,7 @@ from telecrm import csv_safety
 from telecrm.web.auth import api_user, page_user
 from telecrm.web.keys import SESSIONS, SETTINGS, workday_tz
 from telecrm.web.params import day_bounds, parse_day
+from telecrm.web.present import number
 
 # column -> Russian heading; the order is the table's
 COLUMNS: dict[str, list[tuple[str, str]]] = {
@@ -161,6 +162,11 @@ def _cells(name: str, row: dict[str, Any], links: dict[str, str] | None = None
             text = GROUP_NAMES.get(str(value), value)
         elif isinstance(value, str) and value.replace(".", "", 1).isdigit() and "." in value:
             text = f"{float(value):,.0f}".replace(",", "\u00a0")
+        elif isinstance(value, bool):
+            pass
+        elif isinstance(value, int | float):  # in Russian: 1 250, 33,3 (the digits as given)
+            shown = repr(value)
+            text = number(value, len(shown.partition(".")[2]) if "." in shown else 0)
         trend = row.get(f"{key}_trend")
         cells.append({"key": key, "text": text, "sort": value if value is not None else "",
                       "trend": trend, "href": (links or {}).get(key)})

@@ -111,6 +111,11 @@ async def test_summary_and_contact_frequency_pages(served: str) -> None:
         names = await page.locator("#report-table tbody td[data-key=name]").all_inner_texts()
         assert names == ["Иван", "Ольга"]
         assert await page.inner_text("#report-table tfoot td[data-label='Заброшено']") == "2"
+        # fractions with a decimal comma, as Russian writes them
+        assert await page.inner_text(
+            "#report-table tfoot td[data-label='% заброшенных']") == "50,0"
+        ivan = page.locator("#report-table tbody tr", has_text="Иван")
+        assert await ivan.locator("td[data-key=calls_per_client]").inner_text() == "0,33"
         await screenshot(page, "sales-contact-frequency")
 
         # the client card's sales block: rule-set status, ABC, money from the API
