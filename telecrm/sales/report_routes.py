@@ -162,8 +162,6 @@ def _cells(name: str, row: dict[str, Any], links: dict[str, str] | None = None
             text = GROUP_NAMES.get(str(value), value)
         elif isinstance(value, str) and value.replace(".", "", 1).isdigit() and "." in value:
             text = f"{float(value):,.0f}".replace(",", "\u00a0")
-        elif isinstance(value, bool):
-            pass
         elif isinstance(value, int | float):  # in Russian: 1 250, 33,3 (the digits as given)
             shown = repr(value)
             text = number(value, len(shown.partition(".")[2]) if "." in shown else 0)
@@ -177,11 +175,10 @@ def _cells(name: str, row: dict[str, Any], links: dict[str, str] | None = None
 async def report_page(request: web.Request) -> dict[str, Any]:
     user = page_user(request)
     name, body, first, last = await _run(request, user)
-    days = (last - first).days + 1
-    prev_first, prev_last = first - timedelta(days=days), first - timedelta(days=1)
-    if body.get("previous"):  # the period the report compared with (a whole month: the one before)
-        prev_first = datetime.fromisoformat(body["previous"]["from"]).date()
-        prev_last = datetime.fromisoformat(body["previous"]["to"]).date() - timedelta(days=1)
+    previous = body.get("previous")  # the summary's: the period it compared with
+    prev_first = datetime.fromisoformat(previous["from"]).date() if previous else None
+    prev_last = (datetime.fromisoformat(previous["to"]).date() - timedelta(days=1)
+                 if previous else None)
     owners = [r["user_id"] for r in body["rows"] if r.get("user_id")]
     owners = list(dict.fromkeys(owners))
     boss = user.role in (Role.SUPERVISOR, Role.ADMIN)
