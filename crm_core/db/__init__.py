@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
@@ -136,8 +136,6 @@ async def plan_for_these_values(session: AsyncSession) -> None:
     fraction of a millisecond. Nothing to do on SQLite, which plans every statement.
     """
     if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy import text
-
         await session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
 
 
@@ -196,7 +194,6 @@ def head_revision() -> str | None:
 
 async def _current_revision(engine: AsyncEngine) -> str | None:
     """The revision the database says it is at (None: not migrated, or unreadable)."""
-    from sqlalchemy import text
     from sqlalchemy.exc import SQLAlchemyError
 
     try:
