@@ -325,3 +325,35 @@ class SalesContactDaily(Base):
     calls: Mapped[int] = mapped_column()
     talk_seconds: Mapped[float] = mapped_column()
     computed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SalesClientStatus(Base):
+    """A client's status by the rules at the end of a finished local day, judged once and
+    kept (the sales summary's rollup, :mod:`crm_core.sales.status_days`).
+
+    ``lost_after_days`` and ``new_period_days`` are the rules it was judged by; a report
+    uses the row only while the client's rules are the same. Database triggers (migration
+    0034) drop a client's rows from the first day a payment, contact or creation time
+    written, changed or removed later could change, and copy his owner, potential and
+    archiving into his rows; the nightly run refills. So a stored verdict always equals a
+    fresh one.
+    """
+
+    __tablename__ = "sales_client_status"
+    # derived: a merge moves the duplicate's payments and calls, whose triggers drop both
+    # clients' rows, and the night judges them again
+    __table_args__ = (Index("ix_sales_client_status_client_id_day", "client_id", "day"),
+                      Index("ix_sales_client_status_day_tz_owner_id", "day", "tz", "owner_id"),
+                      {"info": {"merge": "rebuild"}})
+
+    day: Mapped[date] = mapped_column(primary_key=True)
+    tz: Mapped[str] = mapped_column(String(64), primary_key=True)
+    client_id: Mapped[int] = mapped_column(primary_key=True)
+    lost_after_days: Mapped[int] = mapped_column()
+    new_period_days: Mapped[int] = mapped_column()
+    status: Mapped[str] = mapped_column(String(16))
+    # the client's, kept the same by a trigger: what the summary counts beside the verdict
+    owner_id: Mapped[int | None] = mapped_column()
+    potential: Mapped[Decimal | None] = mapped_column(Numeric(16, 2))
+    archived: Mapped[bool] = mapped_column()
+    computed_at: Mapped[datetime] = mapped_column(default=utcnow)

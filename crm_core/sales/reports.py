@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -27,7 +27,6 @@ from sqlalchemy import (
     case,
     func,
     literal,
-    or_,
     select,
     type_coerce,
     union_all,
@@ -63,8 +62,8 @@ from crm_core.sales.models import (
 )
 from crm_core.sales.rollup import calls_by_owner, calls_by_owner_days, whole_days
 from crm_core.sales.settings import StatusRules, rules_by_team
+from crm_core.sales.status_days import is_day_end, kept_funnel, verdict
 from crm_core.tasks.models import Task, TaskStatus
-from crm_core.timestamps import UTCDateTime
 
 ZERO = Decimal(0)
 
@@ -144,11 +143,6 @@ def _owner(ids: list[int]) -> Any:
 
 def _owned_by(ids: list[int]) -> ColumnElement[bool]:
     return _owner(ids).in_(ids)
-
-
-def _contact_clauses() -> list[Any]:
-    return [Call.client_id.is_not(None), Call.answered_at.is_not(None),
-            Call.direction != Direction.INTERNAL.value]
 
 
 # -- ЧЧК: contact frequency -------------------------------------------------------------------
@@ -252,19 +246,6 @@ def present_contact_frequency(scope: Scope, base: dict[int | None, dict[str, Any
 OVER_IDS = 20  # ids shown per row of clients over the maximum
 
 
-def _midnight(day: date, tz: ZoneInfo) -> datetime:
-    return datetime.combine(day, datetime.min.time(), tzinfo=tz).astimezone(UTC)
-
-
-def _per_team(teams: dict[int, Any], default: Any) -> Any:
-    """A CASE on the owner's team (``User.team_id``) picking each team's value."""
-    value = type_coerce(literal(default), UTCDateTime())
-    if not teams:
-        return value
-    return case(*[(User.team_id == tid, type_coerce(literal(v), UTCDateTime()))
-                  for tid, v in teams.items()], else_=value)
-
-
 async def overdue_clients(session: AsyncSession, start: datetime, end: datetime,
                           viewer: User | None, *, tz_name: str = DEFAULT_TIMEZONE
                           ) -> dict[str, Any]:
@@ -332,107 +313,86 @@ def present_overdue_clients(scope: Scope, company: StatusRules, teams: dict[int,
 STATUSES = [s.value for s in ClientStatus]
 
 
-def _per_team_day(teams: dict[int, date], default: date) -> Any:
-    """A CASE on the owner's team (``User.team_id``) picking each team's cut-off day."""
-    if not teams:
-        return literal(default)
-    return case(*[(User.team_id == tid, literal(v)) for tid, v in teams.items()],
-                else_=literal(default))
-
-
 async def _funnels(session: AsyncSession, scope: Scope, periods: list[tuple[datetime, datetime]]
                    ) -> list[dict[str, dict[str, Any]]]:
     """For each period: clients per status at its end, their potential and their payments
-    in it; all periods in one query (one pass over payments and clients).
+    in it.
 
-    The status is the rules' verdict (:func:`crm_core.sales.client_status.compute_status`)
-    on the payments and contacts with their real dates up to the period's last day,
-    not the transitions as the CRM recorded them: a payment imported today with an
-    October date makes October right. The same day arithmetic, in SQL:
-    *potential* without a payment; *lost* when the last payment is ``lost_after_days``
-    or more days old and no contact came since; *new* while the first payment is
-    fewer than ``new_period_days`` days old; else *regular*.
+    The status is the rules' verdict (:func:`crm_core.sales.status_days.verdict`) on the
+    payments and contacts with their real dates up to the period's last day, not the
+    transitions as the CRM recorded them: a payment imported today with an October date
+    makes October right. A period ending at the end of a day whose verdicts are kept for
+    every client it counts is read from them (:func:`crm_core.sales.status_days.kept_funnel`);
+    the others are judged live, all in one query.
     """
     company, teams = await rules_by_team(session)
+    outs: list[dict[str, dict[str, Any]]] = [
+        {s: {"clients": 0, "potential": ZERO, "paid": ZERO} for s in STATUSES}
+        for _ in periods]
+    live: list[int] = []
+    for k, (start, end) in enumerate(periods):
+        first = _local_day(start, scope.tz)
+        last = _local_day(end - timedelta(microseconds=1), scope.tz)
+        kept = (await kept_funnel(session, scope.managers, company, teams, first, last, scope.tz)
+                if is_day_end(end, last, scope.tz) else None)
+        if kept is None:
+            live.append(k)
+            continue
+        for status, (n, potential, paid) in kept.items():
+            outs[k][status] = {"clients": n, "potential": potential, "paid": paid}
+    if live:
+        judged = await _live_funnels(session, scope, company, teams, [periods[k] for k in live])
+        for k, out in zip(live, judged, strict=True):
+            outs[k] = out
+    return outs
+
+
+async def _live_funnels(session: AsyncSession, scope: Scope, company: StatusRules,
+                        teams: dict[int, StatusRules], periods: list[tuple[datetime, datetime]]
+                        ) -> list[dict[str, dict[str, Any]]]:
+    """:func:`_funnels` judged from every payment and the contacts: all periods in one
+    query (one pass over payments and clients)."""
     latest = max(end for _, end in periods)
-    bounds = []
-    for start, end in periods:
-        bounds.append((_local_day(start, scope.tz), _local_day(end - timedelta(microseconds=1),
-                                                               scope.tz)))
+    bounds = [(_local_day(start, scope.tz), _local_day(end - timedelta(microseconds=1), scope.tz))
+              for start, end in periods]
     latest_day = max(last for _, last in bounds)
-    # Per client: his first payment (the first up to a period's last day, when it is one),
-    # his last payment up to each period's last day (plain for the latest) and each
-    # period's money; as few aggregates as that takes, over every payment once.
-    paid_cols: list[Any] = [func.min(Payment.paid_on)]
-    for first, last in bounds:
-        paid_cols += [func.max(Payment.paid_on) if last == latest_day
-                      else func.max(case((Payment.paid_on <= last, Payment.paid_on))),
-                      func.sum(case((and_(Payment.paid_on >= first, Payment.paid_on <= last),
-                                     Payment.amount), else_=0))]
-    paid = (select(Payment.client_id.label("cid"),
-                   *[c.label(f"c{i}") for i, c in enumerate(paid_cols)])
+    # Per client: his first payment, his last payment up to each period's last day (plain
+    # for the latest) and each period's money; one pass over every payment.
+    last_cols = [func.max(Payment.paid_on) if last == latest_day
+                 else func.max(Payment.paid_on).filter(Payment.paid_on <= last)
+                 for _, last in bounds]
+    money_cols = [func.sum(Payment.amount).filter(Payment.paid_on >= first,
+                                                  Payment.paid_on <= last)
+                  for first, last in bounds]
+    paid = (select(Payment.client_id.label("cid"), func.min(Payment.paid_on).label("first"),
+                   *[c.label(f"l{k}") for k, c in enumerate(last_cols)],
+                   *[c.label(f"m{k}") for k, c in enumerate(money_cols)])
             .where(Payment.archived_at.is_(None), Payment.paid_on <= latest_day)
             .group_by(Payment.client_id).subquery())
-    columns: list[Any] = []
-    for k, ((_, end), (_, last)) in enumerate(zip(periods, bounds, strict=True)):
-        lp, money = paid.c[f"c{1 + 2 * k}"], paid.c[f"c{2 + 2 * k}"]
-        fp = case((paid.c.c0 <= last, paid.c.c0))
-
-        def lost_day(r: StatusRules, last: date = last) -> date:
-            return last - timedelta(days=r.lost_after_days)
-
-        def new_day(r: StatusRules, last: date = last) -> date:
-            return last - timedelta(days=r.new_period_days)
-
-        lost_cut = _per_team_day({t: lost_day(r) for t, r in teams.items()},
-                                 lost_day(company))
-        new_cut = _per_team_day({t: new_day(r) for t, r in teams.items()}, new_day(company))
-        # a contact on a day after lost_day saves him: from that day's midnight up to end
-        contact_from = _per_team({t: _midnight(lost_day(r) + timedelta(days=1), scope.tz)
-                                  for t, r in teams.items()},
-                                 _midnight(lost_day(company) + timedelta(days=1), scope.tz))
-        # The kept last contact answers most clients without reading their calls: none
-        # since contact_from at all, or one before end; only a later one needs the calls.
-        in_calls = (select(Call.id).where(Call.client_id == Client.id, *_contact_clauses(),
-                                          Call.started_at >= contact_from,
-                                          Call.started_at < end).exists())
-        in_logged = (select(ClientActivity.id).where(
-            ClientActivity.client_id == Client.id, *contact_activities(),
-            ClientActivity.happened_at >= contact_from, ClientActivity.happened_at < end)
-            .exists())
-        # never contacted (NULL) is "not talked", not unknown: NOT NULL would keep him
-        # from ever being lost
-        talked = and_(Client.last_contact_at.is_not(None), or_(
-            and_(Client.last_contact_at >= contact_from, Client.last_contact_at < end),
-            and_(Client.last_contact_at >= end, or_(in_calls, in_logged))))
-        status = case(
-            (Client.created_at >= end, literal(None)),
-            (fp.is_(None), literal(ClientStatus.POTENTIAL.value)),
-            (and_(lp <= lost_cut, ~talked), literal(ClientStatus.LOST.value)),
-            (fp > new_cut, literal(ClientStatus.NEW.value)),
-            else_=literal(ClientStatus.REGULAR.value))
-        columns += [status, money]
+    statuses = [verdict(end, last, scope.tz, company, teams,
+                        case((paid.c.first <= last, paid.c.first)), paid.c[f"l{k}"])
+                for k, ((_, end), (_, last)) in enumerate(zip(periods, bounds, strict=True))]
     # Per client his status and money in each period, grouped by the statuses outside: in
     # the same query PostgreSQL, which cannot count the groups of a CASE, sorted 92k rows
     # on disk to find ten groups; over a subquery it hashes them. OFFSET 0 keeps the
     # subquery whole (not merged into the outer query), so each client's CASEs and their
     # probes of his calls are worked out once, not once per use.
-    per_client = (select(*[c.label(f"s{k}") for k, c in enumerate(columns[0::2])],
-                         *[c.label(f"m{k}") for k, c in enumerate(columns[1::2])],
+    per_client = (select(*[c.label(f"s{k}") for k, c in enumerate(statuses)],
+                         *[paid.c[f"m{k}"] for k in range(len(periods))],
                          Client.annual_potential.label("potential"))
                   .select_from(Client).outerjoin(paid, paid.c.cid == Client.id)
                   .outerjoin(User, User.id == Client.owner_id)
                   .where(Client.owner_id.in_(scope.ids or [-1]), Client.archived_at.is_(None),
                          Client.created_at < latest)
                   .offset(0).subquery())
-    statuses = [per_client.c[f"s{k}"] for k in range(len(periods))]
+    groups = [per_client.c[f"s{k}"] for k in range(len(periods))]
     outs: list[dict[str, dict[str, Any]]] = [
         {s: {"clients": 0, "potential": ZERO, "paid": ZERO} for s in STATUSES}
-            for _ in periods]
+        for _ in periods]
     for row in await session.execute(
-            select(*statuses, func.count(), func.sum(per_client.c.potential),
+            select(*groups, func.count(), func.sum(per_client.c.potential),
                    *[func.sum(per_client.c[f"m{k}"]) for k in range(len(periods))])
-            .group_by(*statuses)):
+            .group_by(*groups)):
         n, potential = int(row[len(periods)]), Decimal(row[len(periods) + 1] or 0)
         for k, out in enumerate(outs):
             st = row[k]

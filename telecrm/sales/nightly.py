@@ -4,8 +4,9 @@ Time alone turns a *new* client *regular* and a silent one *lost*, so the rules 
 applied to every client at start-up and shortly after each local midnight. The run
 is idempotent: a second one on the same day changes nothing. At night it also refills the
 contact-frequency report's rollup (``crm_core.sales.rollup``) for the last
-``ROLLUP_DAYS`` finished days: triggers drop the days a late write touches, and a report
-counts a missing day from the calls until then.
+``ROLLUP_DAYS`` finished days and the summary's kept verdicts of yesterday and each
+month's last day (``crm_core.sales.status_days``): triggers drop what a late write
+touches, and a report works out what is missing from the calls and payments until then.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from crm_core.clock import local_now, local_today
 from crm_core.sales.client_status import recompute_all
 from crm_core.sales.rollup import refresh_days
+from crm_core.sales.status_days import days_to_keep, forget_other_days, refresh_statuses
 from crm_core.stopping import stop_tasks
 from telecrm.web.keys import SETTINGS, WRITER_SESSIONS
 
@@ -53,6 +55,21 @@ async def refill_rollup(sessions: async_sessionmaker[AsyncSession], tz: ZoneInfo
             stored += await refresh_days(session, day, day, tz)
         await asyncio.sleep(0.05)
     log.info("contact-frequency rollup: %d owner-days stored", stored)
+    await refill_statuses(sessions, tz)
+
+
+async def refill_statuses(sessions: async_sessionmaker[AsyncSession], tz: ZoneInfo) -> None:
+    """The summary's kept verdicts (``crm_core.sales.status_days``): yesterday and every
+    month's last day, judged afresh, one day a transaction; older days dropped."""
+    keep = days_to_keep(local_today(tz))
+    async with sessions() as session, session.begin():
+        await forget_other_days(session, keep, tz)
+    stored = 0
+    for day in keep:
+        async with sessions() as session, session.begin():
+            stored += await refresh_statuses(session, [day], tz)
+        await asyncio.sleep(0.05)
+    log.info("client status days: %d verdicts stored for %d days", stored, len(keep))
 
 
 async def sales_nightly_ctx(app: web.Application) -> AsyncIterator[None]:
