@@ -62,7 +62,7 @@ from crm_core.sales.models import (
 )
 from crm_core.sales.rollup import calls_by_owner, calls_by_owner_days, whole_days
 from crm_core.sales.settings import StatusRules, rules_by_team
-from crm_core.sales.status_days import is_day_end, kept_funnel, verdict
+from crm_core.sales.status_days import is_day_end, kept_funnels, verdict
 from crm_core.tasks.models import Task, TaskStatus
 
 ZERO = Decimal(0)
@@ -322,24 +322,24 @@ async def _funnels(session: AsyncSession, scope: Scope, periods: list[tuple[date
     payments and contacts with their real dates up to the period's last day, not the
     transitions as the CRM recorded them: a payment imported today with an October date
     makes October right. A period ending at the end of a day whose verdicts are kept for
-    every client it counts is read from them (:func:`crm_core.sales.status_days.kept_funnel`);
+    every client it counts is read from them (:func:`crm_core.sales.status_days.kept_funnels`);
     the others are judged live, all in one query.
     """
     company, teams = await rules_by_team(session)
     outs: list[dict[str, dict[str, Any]]] = [
         {s: {"clients": 0, "potential": ZERO, "paid": ZERO} for s in STATUSES}
         for _ in periods]
-    live: list[int] = []
-    for k, (start, end) in enumerate(periods):
-        first = _local_day(start, scope.tz)
-        last = _local_day(end - timedelta(microseconds=1), scope.tz)
-        kept = (await kept_funnel(session, scope.managers, company, teams, first, last, scope.tz)
-                if is_day_end(end, last, scope.tz) else None)
-        if kept is None:
-            live.append(k)
-            continue
-        for status, (n, potential, paid) in kept.items():
+    days = [(_local_day(start, scope.tz), _local_day(end - timedelta(microseconds=1), scope.tz))
+            for start, end in periods]
+    at_day_end = [k for k, ((_, end), (_, last)) in enumerate(zip(periods, days, strict=True))
+                  if is_day_end(end, last, scope.tz)]
+    kept = await kept_funnels(session, scope.managers, company, teams,
+                              [days[k] for k in at_day_end], scope.tz)
+    read = {k: funnel for k, funnel in zip(at_day_end, kept, strict=True) if funnel is not None}
+    for k, funnel in read.items():
+        for status, (n, potential, paid) in funnel.items():
             outs[k][status] = {"clients": n, "potential": potential, "paid": paid}
+    live = [k for k in range(len(periods)) if k not in read]
     if live:
         judged = await _live_funnels(session, scope, company, teams, [periods[k] for k in live])
         for k, out in zip(live, judged, strict=True):

@@ -116,38 +116,57 @@ def is_day_end(end: datetime, last: date, tz: ZoneInfo) -> bool:
     return end == midnight(last + timedelta(days=1), tz)
 
 
-async def kept_funnel(session: AsyncSession, managers: Sequence[User], company: StatusRules,
-                      teams: dict[int, StatusRules], first: date, last: date, tz: ZoneInfo
-                      ) -> dict[str, tuple[int, Decimal, Decimal]] | None:
-    """Per status: the managers' clients (not archived) at the end of the local day
-    ``last``, their potential and their payments ``first``..``last``, from the kept
-    verdicts; None unless every such client has one judged by his rules of now."""
+Funnel = dict[str, tuple[int, Decimal, Decimal]]  # status -> clients, potential, paid
+
+
+async def kept_funnels(session: AsyncSession, managers: Sequence[User], company: StatusRules,
+                       teams: dict[int, StatusRules], periods: Sequence[tuple[date, date]],
+                       tz: ZoneInfo) -> list[Funnel | None]:
+    """For each period of local days ``(first, last)``, per status: the managers' clients
+    (not archived) at the end of ``last``, their potential and their payments in the
+    period, from the kept verdicts; None for a period unless every such client has one
+    judged by his rules of now."""
+    if not periods:
+        return []
     by_rules: dict[tuple[int, int], list[int]] = {}
     for m in managers:
         r = teams.get(m.team_id, company) if m.team_id is not None else company
         by_rules.setdefault((r.lost_after_days, r.new_period_days), []).append(m.id)
     if not by_rules:
-        return {}
+        return [{} for _ in periods]
     kept = SalesClientStatus
-    match = [kept.day == last, kept.tz == tz.key, kept.archived.is_(False),
-             or_(*[and_(kept.owner_id.in_(ids), kept.lost_after_days == lost,
-                        kept.new_period_days == new)
-                   for (lost, new), ids in by_rules.items()])]
-    counts = {status: (int(n), Decimal(potential or 0)) for status, n, potential in
-              await session.execute(select(kept.status, func.count(), func.sum(kept.potential))
-                                    .where(*match).group_by(kept.status))}
-    clients = await session.scalar(select(func.count()).select_from(Client).where(
-        Client.owner_id.in_([m.id for m in managers]), Client.archived_at.is_(None),
-        Client.created_at < midnight(last + timedelta(days=1), tz)))
-    if sum(n for n, _ in counts.values()) != clients:
-        return None  # a client without a verdict by his rules of now: judge them all live
-    paid = {status: total for status, total in await session.execute(
-        select(kept.status, func.sum(Payment.amount)).select_from(Payment)
-        .join(kept, and_(kept.client_id == Payment.client_id, *match))
-        .where(Payment.archived_at.is_(None), Payment.paid_on >= first, Payment.paid_on <= last)
-        .group_by(kept.status))}
-    return {status: (n, potential, Decimal(paid.get(status) or 0))
-            for status, (n, potential) in counts.items()}
+    rules_now = or_(*[and_(kept.owner_id.in_(ids), kept.lost_after_days == lost,
+                           kept.new_period_days == new)
+                      for (lost, new), ids in by_rules.items()])
+
+    def matching(last: date) -> list[Any]:
+        return [kept.day == last, kept.tz == tz.key, kept.archived.is_(False), rules_now]
+
+    counts = [{status: (int(n), Decimal(potential or 0)) for status, n, potential in
+               await session.execute(select(kept.status, func.count(), func.sum(kept.potential))
+                                     .where(*matching(last)).group_by(kept.status))}
+              for _, last in periods]
+    # how many clients each period with verdicts counts, in one pass over the clients
+    found = [k for k, c in enumerate(counts) if c]
+    ends = [midnight(periods[k][1] + timedelta(days=1), tz) for k in found]
+    expected = (await session.execute(select(
+        *[func.count().filter(Client.created_at < end) for end in ends])
+        .where(Client.owner_id.in_([m.id for m in managers]), Client.archived_at.is_(None),
+               Client.created_at < max(ends)))).one() if found else ()
+    funnels: list[Funnel | None] = [None] * len(periods)
+    for k, clients in zip(found, expected, strict=True):
+        if sum(n for n, _ in counts[k].values()) != clients:
+            continue  # one without a verdict by his rules of now: all are judged live
+        first, last = periods[k]
+        paid = {status: total for status, total in await session.execute(
+            select(kept.status, func.sum(Payment.amount)).select_from(Payment)
+            .join(kept, and_(kept.client_id == Payment.client_id, *matching(last)))
+            .where(Payment.archived_at.is_(None), Payment.paid_on >= first,
+                   Payment.paid_on <= last)
+            .group_by(kept.status))}
+        funnels[k] = {status: (n, potential, Decimal(paid.get(status) or 0))
+                      for status, (n, potential) in counts[k].items()}
+    return funnels
 
 
 async def refresh_statuses(session: AsyncSession, days: Sequence[date], tz: ZoneInfo, *,
