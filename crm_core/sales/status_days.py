@@ -28,6 +28,7 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    text,
     type_coerce,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -200,6 +201,11 @@ async def refresh_statuses(session: AsyncSession, days: Sequence[date], tz: Zone
             ["day", "tz", "client_id", "lost_after_days", "new_period_days", "status",
              "owner_id", "potential", "archived", "computed_at"], judged))
         stored += max(result.rowcount or 0, 0)  # type: ignore[attr-defined]
+    if stored and session.get_bind().dialect.name == "postgresql":
+        # A day is a whole new set of rows: planned on the statistics of the table before
+        # it (none the first night), a summary walked every row of the day to probe its
+        # payments (330 ms instead of 90) until autovacuum came by.
+        await session.execute(text(f"ANALYZE {SalesClientStatus.__tablename__}"))
     return stored
 
 
