@@ -209,6 +209,32 @@ async def refresh_statuses(session: AsyncSession, days: Sequence[date], tz: Zone
     return stored
 
 
+async def whole_days(session: AsyncSession, days: Sequence[date], tz: ZoneInfo) -> set[date]:
+    """Which of ``days`` hold a verdict for every client created by their end, each judged
+    by his rules of now: the nightly run judges only the others again."""
+    company, teams = await rules_by_team(session)
+    by_rules: dict[tuple[int, int], list[int]] = {}
+    for uid, team_id in await session.execute(select(User.id, User.team_id)):
+        r = teams.get(team_id, company) if team_id is not None else company
+        by_rules.setdefault((r.lost_after_days, r.new_period_days), []).append(uid)
+    kept = SalesClientStatus
+    rules_now = or_(and_(kept.owner_id.is_(None),
+                         kept.lost_after_days == company.lost_after_days,
+                         kept.new_period_days == company.new_period_days),
+                    *[and_(kept.owner_id.in_(ids), kept.lost_after_days == lost,
+                           kept.new_period_days == new)
+                      for (lost, new), ids in by_rules.items()])
+    whole = set()
+    for day in sorted(set(days)):
+        rows = await session.scalar(select(func.count()).select_from(kept).where(
+            kept.day == day, kept.tz == tz.key, rules_now))
+        clients = await session.scalar(select(func.count()).select_from(Client).where(
+            Client.created_at < midnight(day + timedelta(days=1), tz)))
+        if rows and rows == clients:
+            whole.add(day)
+    return whole
+
+
 def days_to_keep(today: date) -> list[date]:
     """The days whose verdicts the nightly run keeps: yesterday and the last day of each
     of the last ``MONTHS_KEPT`` months (what the summary of a month compares)."""

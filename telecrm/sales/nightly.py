@@ -23,7 +23,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from crm_core.clock import local_now, local_today
 from crm_core.sales.client_status import recompute_all
 from crm_core.sales.rollup import refresh_days
-from crm_core.sales.status_days import days_to_keep, forget_other_days, refresh_statuses
+from crm_core.sales.status_days import (
+    days_to_keep,
+    forget_other_days,
+    refresh_statuses,
+    whole_days,
+)
 from crm_core.stopping import stop_tasks
 from telecrm.web.keys import SETTINGS, WRITER_SESSIONS
 
@@ -60,12 +65,14 @@ async def refill_rollup(sessions: async_sessionmaker[AsyncSession], tz: ZoneInfo
 
 async def refill_statuses(sessions: async_sessionmaker[AsyncSession], tz: ZoneInfo) -> None:
     """The summary's kept verdicts (``crm_core.sales.status_days``): yesterday and every
-    month's last day, judged afresh, one day a transaction; older days dropped."""
+    month's last day, judged again where a late write or a change of rules left a day
+    short, one day a transaction; older days dropped."""
     keep = days_to_keep(local_today(tz))
     async with sessions() as session, session.begin():
         await forget_other_days(session, keep, tz)
+        whole = await whole_days(session, keep, tz)
     stored = 0
-    for day in keep:
+    for day in (d for d in keep if d not in whole):
         async with sessions() as session, session.begin():
             stored += await refresh_statuses(session, [day], tz)
         await asyncio.sleep(0.05)

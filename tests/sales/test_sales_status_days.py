@@ -31,6 +31,7 @@ from crm_core.sales.status_days import (
     forget_other_days,
     midnight,
     refresh_statuses,
+    whole_days,
 )
 from tests.sales.test_sales_recount import PERIODS, _random_floor
 from tests.sales.test_sales_reports import MSK
@@ -258,3 +259,21 @@ async def test_only_finished_days_are_kept_and_the_night_keeps_month_ends(
     assert await forget_other_days(s, keep, MSK) > 0
     days = set(await s.scalars(select(SalesClientStatus.day).distinct()))
     assert date(2026, 10, 15) not in days and date(2026, 10, 31) in days
+
+
+async def test_the_night_judges_again_only_the_days_left_short(db_session: AsyncSession) -> None:
+    s = db_session
+    await _random_floor(s)
+    october, september = date(2026, 10, 31), date(2026, 9, 30)
+    assert await whole_days(s, [september, october], MSK) == set()  # nothing kept yet
+    await refresh_statuses(s, [september, october], MSK, now=NOW)
+    assert await whole_days(s, [september, october], MSK) == {september, october}
+    # a payment of 20 October leaves October short, not September
+    client = await s.scalar(select(Client.id).order_by(Client.id).limit(1))
+    s.add(Payment(client_id=client, amount=Decimal(100), paid_on=date(2026, 10, 20)))
+    await s.flush()
+    assert await whole_days(s, [september, october], MSK) == {september}
+    await refresh_statuses(s, [october], MSK, now=NOW)
+    # the company's rules change: every row was judged by other rules
+    await save_rules(s, None, {"lost_after_days": 33}, by=None)
+    assert await whole_days(s, [september, october], MSK) == set()
