@@ -20,9 +20,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
+    ColumnElement,
     and_,
     case,
     delete,
+    false,
     func,
     insert,
     literal,
@@ -117,6 +119,20 @@ def is_day_end(end: datetime, last: date, tz: ZoneInfo) -> bool:
     return end == midnight(last + timedelta(days=1), tz)
 
 
+def judged_by_rules_of_now(owners: Sequence[tuple[int, int | None]], company: StatusRules,
+                           teams: dict[int, StatusRules]) -> ColumnElement[bool]:
+    """A kept row of a client of one of ``owners`` (id, team id), judged by the rules his
+    owner's team has now."""
+    by_rules: dict[tuple[int, int], list[int]] = {}
+    for owner_id, team_id in owners:
+        r = teams.get(team_id, company) if team_id is not None else company
+        by_rules.setdefault((r.lost_after_days, r.new_period_days), []).append(owner_id)
+    kept = SalesClientStatus
+    return or_(false(), *[and_(kept.owner_id.in_(ids), kept.lost_after_days == lost,
+                               kept.new_period_days == new)
+                          for (lost, new), ids in by_rules.items()])
+
+
 Funnel = dict[str, tuple[int, Decimal, Decimal]]  # status -> clients, potential, paid
 
 
@@ -129,16 +145,10 @@ async def kept_funnels(session: AsyncSession, managers: Sequence[User], company:
     judged by his rules of now."""
     if not periods:
         return []
-    by_rules: dict[tuple[int, int], list[int]] = {}
-    for m in managers:
-        r = teams.get(m.team_id, company) if m.team_id is not None else company
-        by_rules.setdefault((r.lost_after_days, r.new_period_days), []).append(m.id)
-    if not by_rules:
+    if not managers:
         return [{} for _ in periods]
     kept = SalesClientStatus
-    rules_now = or_(*[and_(kept.owner_id.in_(ids), kept.lost_after_days == lost,
-                           kept.new_period_days == new)
-                      for (lost, new), ids in by_rules.items()])
+    rules_now = judged_by_rules_of_now([(m.id, m.team_id) for m in managers], company, teams)
 
     def matching(last: date) -> list[Any]:
         return [kept.day == last, kept.tz == tz.key, kept.archived.is_(False), rules_now]
@@ -213,17 +223,13 @@ async def whole_days(session: AsyncSession, days: Sequence[date], tz: ZoneInfo) 
     """Which of ``days`` hold a verdict for every client created by their end, each judged
     by his rules of now: the nightly run judges only the others again."""
     company, teams = await rules_by_team(session)
-    by_rules: dict[tuple[int, int], list[int]] = {}
-    for uid, team_id in await session.execute(select(User.id, User.team_id)):
-        r = teams.get(team_id, company) if team_id is not None else company
-        by_rules.setdefault((r.lost_after_days, r.new_period_days), []).append(uid)
     kept = SalesClientStatus
+    owners = [(uid, team_id) for uid, team_id in await session.execute(
+        select(User.id, User.team_id))]
     rules_now = or_(and_(kept.owner_id.is_(None),
                          kept.lost_after_days == company.lost_after_days,
                          kept.new_period_days == company.new_period_days),
-                    *[and_(kept.owner_id.in_(ids), kept.lost_after_days == lost,
-                           kept.new_period_days == new)
-                      for (lost, new), ids in by_rules.items()])
+                    judged_by_rules_of_now(owners, company, teams))
     whole = set()
     for day in sorted(set(days)):
         rows = await session.scalar(select(func.count()).select_from(kept).where(
