@@ -14,7 +14,7 @@ partial or empty (``tests/sales/test_sales_status_days.py``).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -40,16 +40,13 @@ from crm_core.calls.models import Call
 from crm_core.clients.models import Client, ClientStatus
 from crm_core.clock import utcnow
 from crm_core.people.models import User
+from crm_core.sales.attention import day_end
 from crm_core.sales.client_status import contact_activities, contact_calls
 from crm_core.sales.models import Payment, SalesClientStatus
 from crm_core.sales.settings import StatusRules, rules_by_team
 from crm_core.timestamps import UTCDateTime
 
 MONTHS_KEPT = 13  # month ends kept: a year's months, each beside the one before
-
-
-def midnight(day: date, tz: ZoneInfo) -> datetime:
-    return datetime.combine(day, datetime.min.time(), tzinfo=tz).astimezone(UTC)
 
 
 def per_team(teams: dict[int, Any], default: Any, type_: Any = None) -> Any:
@@ -90,9 +87,9 @@ def verdict(end: datetime, last: date, tz: ZoneInfo, company: StatusRules,
     lost_cut = per_team({t: lost_day(r) for t, r in teams.items()}, lost_day(company))
     new_cut = per_team({t: new_day(r) for t, r in teams.items()}, new_day(company))
     # a contact on a day after lost_day saves him: from that day's midnight up to end
-    contact_from = per_team({t: midnight(lost_day(r) + timedelta(days=1), tz)
+    contact_from = per_team({t: day_end(lost_day(r), tz)
                              for t, r in teams.items()},
-                            midnight(lost_day(company) + timedelta(days=1), tz), UTCDateTime())
+                            day_end(lost_day(company), tz), UTCDateTime())
     # The kept last contact answers most clients without reading their calls: none
     # since contact_from at all, or one before end; only a later one needs the calls.
     in_calls = (select(Call.id).where(Call.client_id == Client.id, *contact_calls(),
@@ -116,7 +113,7 @@ def verdict(end: datetime, last: date, tz: ZoneInfo, company: StatusRules,
 
 def is_day_end(end: datetime, last: date, tz: ZoneInfo) -> bool:
     """Whether ``end`` is the very end of the local day ``last`` (what a row stores)."""
-    return end == midnight(last + timedelta(days=1), tz)
+    return end == day_end(last, tz)
 
 
 def judged_by_rules_of_now(owners: Sequence[tuple[int, int | None]], company: StatusRules,
@@ -159,7 +156,7 @@ async def kept_funnels(session: AsyncSession, managers: Sequence[User], company:
               for _, last in periods]
     # how many clients each period with verdicts counts, in one pass over the clients
     found = [k for k, c in enumerate(counts) if c]
-    ends = [midnight(periods[k][1] + timedelta(days=1), tz) for k in found]
+    ends = [day_end(periods[k][1], tz) for k in found]
     expected = (await session.execute(select(
         *[func.count().filter(Client.created_at < end) for end in ends])
         .where(Client.owner_id.in_([m.id for m in managers]), Client.archived_at.is_(None),
@@ -189,7 +186,7 @@ async def refresh_statuses(session: AsyncSession, days: Sequence[date], tz: Zone
     company, teams = await rules_by_team(session)
     stored = 0
     for day in sorted(set(days)):
-        end = midnight(day + timedelta(days=1), tz)
+        end = day_end(day, tz)
         if end > now:
             continue
         paid = (select(Payment.client_id.label("cid"), func.min(Payment.paid_on).label("first"),
@@ -235,7 +232,7 @@ async def whole_days(session: AsyncSession, days: Sequence[date], tz: ZoneInfo) 
         rows = await session.scalar(select(func.count()).select_from(kept).where(
             kept.day == day, kept.tz == tz.key, rules_now))
         clients = await session.scalar(select(func.count()).select_from(Client).where(
-            Client.created_at < midnight(day + timedelta(days=1), tz)))
+            Client.created_at < day_end(day, tz)))
         if rows and rows == clients:
             whole.add(day)
     return whole

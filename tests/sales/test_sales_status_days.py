@@ -22,6 +22,7 @@ from crm_core.activities.models import ClientActivity
 from crm_core.calls.models import Call
 from crm_core.clients.models import Client
 from crm_core.people.models import User
+from crm_core.sales.attention import day_end
 from crm_core.sales.models import Payment, SalesClientStatus
 from crm_core.sales.recount import RECOUNTS
 from crm_core.sales.reports import REPORTS, previous_period_start
@@ -29,7 +30,6 @@ from crm_core.sales.settings import save_rules
 from crm_core.sales.status_days import (
     days_to_keep,
     forget_other_days,
-    midnight,
     refresh_statuses,
     whole_days,
 )
@@ -98,7 +98,7 @@ async def _dropped_from(session: AsyncSession, client_id: int, day: date) -> Non
     assert not {d for d in rows if d >= day}, (client_id, day)
     created = await session.scalar(select(Client.created_at).where(Client.id == client_id))
     assert created is not None
-    judged = {d for d in _last_days() if midnight(d + timedelta(days=1), MSK) > created}
+    judged = {d for d in _last_days() if day_end(d, MSK) > created}
     assert {d for d in judged if d < day} <= rows, (client_id, day)
 
 
