@@ -283,8 +283,11 @@ class FrameParser:
 
 # A blank line as _line sees one: nothing but ASCII whitespace (str.strip and bytes.strip).
 _BLANK_LINE = re.compile(r"\n[ \t\r\x0b\x0c]*\n")
-# A line that is not plainly "Key: value" (a key without spaces, then ": ").
-_ODD_LINE = re.compile(r"^(?![^:\s]+: )", re.MULTILINE)
+# A line after the first that is not plainly "Key: value" (a key without spaces, then
+# ": "); the first line of a frame it is used on is "Event: <name>". Anchored on the
+# newline, not on a MULTILINE "^", so the engine jumps from newline to newline instead of
+# trying every character (a third of the time of the filtered parse before).
+_ODD_LINE = re.compile(r"\n(?![^:\s]++: )")
 # Below this a frame can be neither too long a line nor too many lines (2 chars a line).
 _FAST_MAX_CHARS = min(MAX_LINE_BYTES // 4, 2 * MAX_FRAME_LINES)
 

@@ -105,3 +105,29 @@ async def test_the_listener_stamps_on_receipt_and_the_capture_replays_the_same(
     (call,) = live_ended
     assert call.managers == ("101", "102") and call.transferred
     assert call.started_at.year > 1970
+
+
+async def test_a_replay_leaves_the_collector_as_it_found_it(tmp_path: Path) -> None:
+    """A replay freezes the older objects for its full collections only: afterwards
+    nothing stays frozen, even when it is refused, and its garbage is collected."""
+    import gc
+    import weakref
+
+    class Node:
+        def __init__(self) -> None:
+            self.me = self  # a cycle: only the collector frees it
+
+    frozen = gc.get_freeze_count()
+    left: list[weakref.ref[Node]] = []
+
+    async def sink(facts: list[Fact]) -> None:
+        left.append(weakref.ref(Node()))
+
+    stats = await replay([CAPTURES / "attended_transfer.ami"], sink, CallTracker(party_rules()))
+    assert stats.calls_ended and left
+    assert gc.get_freeze_count() == frozen
+    gc.collect()
+    assert all(ref() is None for ref in left)
+    with pytest.raises(DomainError):
+        await replay([_stripped(CAPTURES / "inbound_answered.ami", tmp_path)], sink)
+    assert gc.get_freeze_count() == frozen
