@@ -16,6 +16,7 @@ import pytest
 os.environ.setdefault("TELECRM_PASSWORD_HASHING", "light")
 
 from tests.support.clock import pinned_clock
+from tests.support.collector import pytest_collection_finish, pytest_runtest_teardown  # noqa: F401
 from tests.support.cpu_report import pytest_runtest_protocol  # noqa: F401
 from tests.support.db_fixtures import (  # noqa: F401
     db_url,

@@ -109,7 +109,8 @@ async def test_the_listener_stamps_on_receipt_and_the_capture_replays_the_same(
 
 async def test_a_replay_leaves_the_collector_as_it_found_it(tmp_path: Path) -> None:
     """A replay freezes the older objects for its full collections only: afterwards
-    nothing stays frozen, even when it is refused, and its garbage is collected."""
+    nothing stays frozen, even when it is refused, and its garbage is collected; a
+    process that froze its own objects first keeps them frozen."""
     import gc
     import weakref
 
@@ -117,17 +118,29 @@ async def test_a_replay_leaves_the_collector_as_it_found_it(tmp_path: Path) -> N
         def __init__(self) -> None:
             self.me = self  # a cycle: only the collector frees it
 
-    frozen = gc.get_freeze_count()
     left: list[weakref.ref[Node]] = []
 
     async def sink(facts: list[Fact]) -> None:
         left.append(weakref.ref(Node()))
 
-    stats = await replay([CAPTURES / "attended_transfer.ami"], sink, CallTracker(party_rules()))
-    assert stats.calls_ended and left
-    assert gc.get_freeze_count() == frozen
-    gc.collect()
-    assert all(ref() is None for ref in left)
-    with pytest.raises(DomainError):
-        await replay([_stripped(CAPTURES / "inbound_answered.ami", tmp_path)], sink)
-    assert gc.get_freeze_count() == frozen
+    session_froze = gc.get_freeze_count() > 0  # tests/support/collector.py
+    gc.unfreeze()
+    try:
+        stats = await replay([CAPTURES / "attended_transfer.ami"], sink,
+                             CallTracker(party_rules()))
+        assert stats.calls_ended and left
+        assert gc.get_freeze_count() == 0
+        gc.collect()
+        assert all(ref() is None for ref in left)
+        with pytest.raises(DomainError):
+            await replay([_stripped(CAPTURES / "inbound_answered.ami", tmp_path)], sink)
+        assert gc.get_freeze_count() == 0
+        gc.freeze()
+        kept = gc.get_freeze_count()
+        await replay([CAPTURES / "attended_transfer.ami"], sink, CallTracker(party_rules()))
+        assert gc.get_freeze_count() == kept
+    finally:
+        gc.unfreeze()
+        if session_froze:
+            gc.collect()
+            gc.freeze()
