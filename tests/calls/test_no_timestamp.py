@@ -138,7 +138,8 @@ async def test_a_replay_leaves_the_collector_as_it_found_it(tmp_path: Path) -> N
         gc.freeze()
         kept = gc.get_freeze_count()
         await replay([CAPTURES / "attended_transfer.ami"], sink, CallTracker(party_rules()))
-        assert gc.get_freeze_count() == kept
+        # not thawed (0); a frozen object freed by its last reference leaves the count
+        assert gc.get_freeze_count() > kept // 2
     finally:
         gc.unfreeze()
         if session_froze:
