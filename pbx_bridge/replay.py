@@ -94,7 +94,7 @@ def _older_objects_frozen() -> Iterator[None]:
     function of the process as well (about 100,000 objects, 60-100 ms a walk here):
     an eighth of a replay's time. Whatever the replay leaves unreachable is still
     collected; what was alive before is only looked at again after it. A process that
-    froze its own objects already (a server after start-up, a test session) is left as
+    froze its own objects already (the test session does) is left as
     it is: ``gc.unfreeze`` would thaw those too.
     """
     if gc.get_freeze_count():
