@@ -8,6 +8,7 @@ drives it (answer / ring / busy behaviours, calls from clients and managers).
 from __future__ import annotations
 
 import asyncio
+import itertools
 import re
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -156,6 +157,10 @@ class Phones:
         self._channel_counters = list(channel_counters)
         self._manager: Manager | None = None
         self._targets: set[str] = set()
+        # Originates placed but not yet answered or failed, by ActionID: until its
+        # OriginateResponse, a call may have no channel yet, so "idle" means nothing.
+        self._originating: dict[str, asyncio.Future[None]] = {}
+        self._originate_ids = itertools.count(1)
 
     async def __aenter__(self) -> Phones:
         await self.connect()
@@ -170,12 +175,21 @@ class Phones:
             self._manager = await open_ami(
                 self.host, self.port, self.username, self.secret, timeout=self.action_timeout
             )
+            self._manager.register_event("OriginateResponse", self._originated)
+
+    def _originated(self, _manager: Manager, event: Any) -> None:
+        future = self._originating.pop(str(event.get("ActionID", "")), None)
+        if future is not None and not future.done():
+            future.set_result(None)
 
     async def close(self) -> None:
         """Log out; safe to call twice."""
         if self._manager is not None:
             self._manager.close()
             self._manager = None
+        for future in self._originating.values():
+            future.cancel()
+        self._originating.clear()
 
     async def _action(self, action: dict[str, Any]) -> Any:
         if self._manager is None:
@@ -225,8 +239,21 @@ class Phones:
                          prompt: str) -> None:
         if talk <= 0 or ring_timeout <= 0:
             raise ValueError("talk and ring_timeout must be positive")
-        await self._action({
+        action_id = f"phones-originate-{next(self._originate_ids)}"
+        self._originating[action_id] = asyncio.get_running_loop().create_future()
+        try:
+            await self._action(self._originate_action(
+                action_id, channel, caller_id, talk, ring_timeout, prompt))
+        except BaseException:
+            self._originating.pop(action_id, None)
+            raise
+
+    @staticmethod
+    def _originate_action(action_id: str, channel: str, caller_id: str, talk: float,
+                          ring_timeout: float, prompt: str) -> dict[str, Any]:
+        return {
             "Action": "Originate",
+            "ActionID": action_id,
             "Channel": channel,
             "Context": "phones-originated",
             "Exten": "s",
@@ -235,7 +262,7 @@ class Phones:
             "Timeout": str(int(ring_timeout * 1000)),
             "Variable": [f"TALK={min(talk, MAX_TALK):g}", f"PROMPT={prompt}"],
             "Async": "true",
-        })
+        }
 
     async def client_calls(
         self, client_number: str, did: str, talk: float, ring_timeout: float = 30,
@@ -296,8 +323,11 @@ class Phones:
         await self._action({"Action": "Hangup", "Channel": channel})
 
     async def wait_idle(self, timeout: float = 60) -> None:
-        """Wait until neither the phones instance nor the PBX has a channel left."""
+        """Wait until every call placed has started or failed, and then until neither
+        the phones instance nor the PBX has a channel left."""
         async with asyncio.timeout(timeout):
+            if self._originating:
+                await asyncio.gather(*self._originating.values())
             while True:
                 counts = [await asyncio.to_thread(count) for count in self._channel_counters]
                 if not any(counts):
