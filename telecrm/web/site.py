@@ -16,7 +16,7 @@ from telecrm.web.keys import SETTINGS
 from telecrm.web.routes import add_routes
 from telecrm.web.server import body_timeout_middleware
 from telecrm.web.sse import signed_out_ctx
-from telecrm.web.templating import context_processor, install_filters
+from telecrm.web.templating import bytecode_cache, context_processor, install_filters
 
 __all__ = ["setup_web"]
 
@@ -36,7 +36,8 @@ def setup_web(app: web.Application) -> None:
     env = aiohttp_jinja2.setup(
         app, loader=jinja2.PackageLoader("telecrm", "templates"),
         autoescape=jinja2.select_autoescape(default=True),
-        context_processors=[context_processor], undefined=jinja2.StrictUndefined)
+        context_processors=[context_processor], undefined=jinja2.StrictUndefined,
+        bytecode_cache=bytecode_cache(app[SETTINGS]))
     install_filters(env, app[SETTINGS])
     add_routes(app)
     install_security_headers(app)  # every response, errors and streams included
