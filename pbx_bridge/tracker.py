@@ -185,13 +185,14 @@ def _int(value: str | None) -> int | None:
         return None
 
 
-def _id_order(linkedid: str) -> tuple[float, str]:
-    """Asterisk ids are ``epoch.sequence``: order by time, then by text."""
-    head, _, tail = linkedid.partition(".")
-    try:
-        return (float(head) + (int(tail) if tail.isdigit() else 0) * 1e-9, linkedid)
-    except ValueError:
-        return (float("inf"), linkedid)
+def _id_order(linkedid: str) -> tuple[int, int, int, str]:
+    """Asterisk ids are ``[system-]epoch.sequence``: order by epoch, then sequence, as
+    integers (``.9`` before ``.10``; a float of the epoch cannot hold the sequence), and
+    ids of any other shape after them, by text."""
+    head, _, tail = linkedid.rpartition("-")[2].partition(".")
+    if not head.isdigit():
+        return (1, 0, 0, linkedid)
+    return (0, int(head), int(tail) if tail.isdigit() else 0, linkedid)
 
 
 def _uid_epoch(uniqueid: str) -> float | None:

@@ -232,3 +232,29 @@ def test_captures_are_raw_ami_bytes() -> None:
     for path in Path(CAPTURES).glob("*.ami"):
         head = path.read_bytes()[:300]  # the AMI banner, then the login response
         assert b"Message: Authentication accepted\r\n\r\nEvent: FullyBooted\r\n" in head, path
+
+
+def test_a_merged_call_keeps_the_older_linkedid_when_the_sequence_gains_a_digit() -> None:
+    """Asterisk's ids are ``epoch.sequence``: ``.9`` is older than ``.10`` of the same second,
+    though it sorts after it as text (and a float of the epoch cannot tell them apart)."""
+    second = "1795462400"
+    client, spy = f"{second}.9", f"{second}.10"
+
+    def ev(event: str, uid: str, channel: str, **fields: str) -> dict[str, str]:
+        return {"Event": event, "Timestamp": f"{second}.5", "Channel": channel,
+                "Uniqueid": uid, "Linkedid": uid, **fields}
+
+    tracker = CallTracker(party_rules())
+    tracker.feed_all([
+        ev("Newchannel", client, "PJSIP/carrier-00000009", CallerIDNum="79161234567",
+           Exten="74951110002", Context="from-carrier", ChannelState="0"),
+        ev("VarSet", client, "PJSIP/carrier-00000009", Variable="CRM_DIRECTION",
+           Value="inbound"),
+        ev("Newchannel", spy, "PJSIP/201-0000000a", CallerIDNum="201", Exten="s",
+           Context="crm-listen", ChannelState="0"),
+        ev("VarSet", spy, "PJSIP/201-0000000a", Variable="CRM_ORIGIN", Value="spy"),
+    ])
+    tracker.feed({"Event": "ChanSpyStart", "Timestamp": f"{second}.6",
+                  "SpyerChannel": "PJSIP/201-0000000a", "SpyerUniqueid": spy,
+                  "SpyeeChannel": "PJSIP/carrier-00000009", "SpyeeUniqueid": client})
+    assert [call.linkedid for call in tracker.live_calls()] == [client]
