@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -73,11 +74,14 @@ def bytecode_cache(settings: Settings) -> jinja2.BytecodeCache | None:
     what it compiled, so an upgrade never serves an old page."""
     if settings.template_cache.lower() == "off":
         return None
-    directory = str(Path(settings.template_cache).expanduser()) if settings.template_cache else None
     try:
-        if directory:
-            Path(directory).mkdir(parents=True, exist_ok=True)
-        return _QuietBytecodeCache(directory)
+        if settings.template_cache:
+            directory = Path(settings.template_cache).expanduser()
+        else:  # the user's cache folder, as pip's: not a temporary folder left behind
+            cache_home = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+            directory = Path(cache_home) / "telecrm" / "templates"
+        directory.mkdir(parents=True, exist_ok=True)
+        return _QuietBytecodeCache(str(directory))
     except (OSError, RuntimeError) as exc:
         log.warning("compiled templates are not kept between starts: %s", exc)
         return None

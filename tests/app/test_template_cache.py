@@ -4,9 +4,11 @@ because of the cache (a damaged file, a folder that cannot be written, switched 
 from __future__ import annotations
 
 import re
+import tempfile
 from pathlib import Path
 
 import aiohttp
+import pytest
 
 from telecrm.settings import Settings
 from tests.support.browser import serve_app
@@ -58,3 +60,15 @@ async def test_a_cache_that_cannot_be_written_or_is_off_still_serves_pages(
     status, page = await login_page(settings_for(off, "off"))
     assert status == 200 and "Вход" in page
     assert not any(off.glob("**/*.cache"))
+
+
+async def test_by_default_they_are_kept_in_the_users_cache_folder_not_a_temporary_one(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cache_home, scratch = tmp_path / "cache-home", tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache_home))
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    status, _ = await login_page(settings_for(tmp_path, ""))
+    assert status == 200
+    assert any((cache_home / "telecrm" / "templates").iterdir())
+    assert list(scratch.iterdir()) == [], "nothing left in the temporary folder"
