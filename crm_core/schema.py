@@ -31,7 +31,8 @@ metadata = Base.metadata
 
 # What the migrations create outside the models: each backend's own full-text index of
 # transcript phrases (migration 0024). Alembic's comparisons leave these alone.
-NOT_MODELLED_TABLES = ("transcript_phrases_fts",)  # and FTS5's shadow tables beside it
+NOT_MODELLED_TABLES = ("transcript_phrases_fts",  # and FTS5's shadow tables beside it
+                       "transcript_call_words")  # PostgreSQL: the calls' lemmas (0035)
 NOT_MODELLED_COLUMNS = {("transcript_phrases", "search_vector")}
 NOT_MODELLED_INDEXES = {"ix_transcript_phrases_search_vector"}
 

@@ -22,7 +22,9 @@ transcript first (the phrase id: transcripts are made minutes after their calls,
 migration indexed the old ones in the calls' order), in keyset pages on that id, so
 both engines can stop at the page's last hit instead of sorting every match. On
 PostgreSQL a manager's or supervisor's search looks from his side when the newest matches
-are not his (:func:`search`; the indexes of migration 0032).
+are not his (:func:`search`): his phrases or his calls walked newest first (the indexes of
+migration 0032, and each call's lemmas and span of phrase ids kept by migration 0035's
+triggers), or the matches of his calls.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ from sqlalchemy import (
     insert,
     literal_column,
     select,
+    true,
 )
 from sqlalchemy import table as sql_table
 from sqlalchemy import text as sql_text
@@ -122,10 +125,14 @@ def _fts5(groups: Sequence[Terms]) -> str:
     return " OR ".join("(" + " AND ".join(word(f) for f in g) + ")" for g in groups)
 
 
-def _tsquery(groups: Sequence[Terms]) -> str:
-    """The same query as a PostgreSQL ``tsquery`` text."""
+def _tsquery(groups: Sequence[Terms], *, adjacent: bool = True) -> str:
+    """The same query as a PostgreSQL ``tsquery`` text. A lemma of several words («кто
+    то») wants them side by side; without ``adjacent``, only all of them (what a vector
+    without positions, like a call's, can tell)."""
+    join = " <-> " if adjacent else " & "
+
     def word(forms: frozenset[str]) -> str:
-        return "(" + " | ".join(sorted(w.replace(" ", " <-> ") for w in _clean(forms))) + ")"
+        return "(" + " | ".join(sorted(w.replace(" ", join) for w in _clean(forms))) + ")"
     return " | ".join("(" + " & ".join(word(f) for f in g) + ")" for g in groups)
 
 
@@ -178,28 +185,13 @@ class Hit:
 
 
 async def _candidates(session: AsyncSession, terms: Terms, before: int | None,
-                      size: int, calls: list[int] | None = None) -> list[int]:
+                      size: int) -> list[int]:
     """Ids of the newest ``size`` phrases holding the words, below ``before``: from the
     full-text index alone, where each engine finds them fastest (FTS5 walks its rowids
     backwards; PostgreSQL picks the GIN or a backward scan of the key by the word's
     frequency, which it estimates well when no other condition is in the way).
-
-    With ``calls`` (PostgreSQL, a word in few phrases), the phrases of those calls only:
-    every match below ``before`` from the GIN, then sorted. Told the calls and the order,
-    the planner would rather walk the key backwards hoping to meet them soon, and may read
-    every phrase of the base (seconds at 1,000,000 calls); the matches are a few thousand.
     """
     if session.get_bind().dialect.name == "postgresql":
-        if calls is not None:
-            mine = select(TranscriptPhrase.id).where(
-                matches(session, [terms]),
-                TranscriptPhrase.call_id == any_(
-                    bindparam("viewer_calls", calls, type_=ARRAY(Integer))))
-            if before is not None:
-                mine = mine.where(TranscriptPhrase.id < before)
-            found = mine.cte("viewer_matches").prefix_with("MATERIALIZED")
-            return list(await session.scalars(
-                select(found.c.id).order_by(found.c.id.desc()).limit(size)))
         stmt = (select(TranscriptPhrase.id).where(matches(session, [terms]))
                 .order_by(TranscriptPhrase.id.desc()).limit(size))
         if before is not None:
@@ -211,6 +203,89 @@ async def _candidates(session: AsyncSession, terms: Terms, before: int | None,
         if before is not None:
             stmt = stmt.where(_FTS.c.rowid < before)
     return list(await session.scalars(stmt))
+
+
+async def _matches_of_calls(session: AsyncSession, terms: Terms, before: int | None,
+                            size: int, calls: list[int]) -> list[int]:
+    """Ids of the newest ``size`` phrases of ``calls`` holding the words, below ``before``
+    (PostgreSQL, words in very few phrases): every match below ``before`` from the GIN,
+    kept if of those calls, then sorted. Told the calls and the order, the planner would
+    rather walk the key backwards hoping to meet them soon, and may read every phrase of
+    the base (seconds at 1,000,000 calls); the matches are a few thousand."""
+    mine = select(TranscriptPhrase.id).where(
+        matches(session, [terms]),
+        TranscriptPhrase.call_id == any_(bindparam("viewer_calls", calls, type_=ARRAY(Integer))),
+        true() if before is None else TranscriptPhrase.id < before)
+    found = mine.cte("viewer_matches").prefix_with("MATERIALIZED")
+    return list(await session.scalars(
+        select(found.c.id).order_by(found.c.id.desc()).limit(size)))
+
+
+# One batch of the viewer's calls, newest phrase first, from the index on last_phrase_id
+# alone (call_id + 0: checked against his calls, hashed, not looked up in the key), and
+# whether each holds every word (its row read by the key).
+_CALL_BATCH = sql_text("""
+WITH walked AS MATERIALIZED (
+  SELECT call_id, last_phrase_id FROM transcript_call_words
+   WHERE call_id + 0 = ANY(:calls) AND last_phrase_id < :upper AND first_phrase_id < :before
+   ORDER BY last_phrase_id DESC LIMIT :batch)
+SELECT w.call_id, w.last_phrase_id,
+       c.search_vector @@ to_tsquery('simple'::regconfig, :words) AS holds
+  FROM walked w JOIN transcript_call_words c ON c.call_id = w.call_id
+ ORDER BY w.last_phrase_id DESC""").bindparams(bindparam("calls", type_=ARRAY(Integer)))
+_NO_ID = 2**31 - 1  # above every phrase id: no bound
+
+
+async def _call_walk(session: AsyncSession, terms: Terms, calls: list[int],
+                     before: int | None, size: int, batch: int) -> list[int]:
+    """Ids of the newest ``size`` phrases of ``calls`` holding the words, below ``before``
+    (PostgreSQL): the calls walked newest phrase first in batches (the first of ``batch``
+    calls, each next four times larger), each call's lemmas checked
+    (``transcript_call_words``, migration 0035), and only the phrases of the calls that
+    hold every word read (:func:`_matches_in_calls`).
+
+    No phrase of a call is newer than its last phrase, so once a batch is done every
+    match not older than its last call's last phrase is final: the calls left can only
+    hold older ones. The walk stops when ``size`` matches are final, or at his last call.
+    A word in 0.2 % of the phrases, for a manager with 2 % of 1,000,000 calls: about
+    2,000 of his calls walked, 50 of them holding it, 1,000 phrases read, where the
+    matches of the phrases' GIN would be ~30,000 phrases read to tell his from the rest.
+    """
+    words = _tsquery([terms], adjacent=False)
+    found: list[int] = []
+    upper = _NO_ID
+    while True:
+        rows = (await session.execute(_CALL_BATCH, {
+            "calls": calls, "upper": upper, "before": before or _NO_ID, "batch": batch,
+            "words": words})).all()
+        held = [call_id for call_id, _, holds in rows if holds]
+        found += await _matches_in_calls(session, terms, before, size, held)
+        if len(rows) < batch:  # every call walked
+            return sorted(found, reverse=True)[:size]
+        upper = rows[-1].last_phrase_id
+        final = sorted((i for i in found if i >= upper), reverse=True)
+        if len(final) >= size:
+            return final[:size]
+        batch = min(batch * 4, MAX_CHUNK)
+
+
+async def _matches_in_calls(session: AsyncSession, terms: Terms, before: int | None,
+                            size: int, held: list[int]) -> list[int]:
+    """Ids of the newest ``size`` phrases of the calls ``held`` holding the words, below
+    ``before`` (PostgreSQL): each of those calls' phrases read and checked, the phrases
+    taken first: told the calls and the words at once, the planner would take every
+    match of the base from the phrases' GIN again."""
+    if not held:
+        return []
+    vector: ColumnElement[Any] = literal_column("transcript_phrases.search_vector")
+    theirs = select(TranscriptPhrase.id, vector.label("search_vector")).where(
+        TranscriptPhrase.call_id == any_(bindparam("held_calls", held, type_=ARRAY(Integer))),
+        true() if before is None else TranscriptPhrase.id < before)
+    phrases = theirs.cte("held_phrases").prefix_with("MATERIALIZED")
+    query = func.to_tsquery(literal_column("'simple'::regconfig"), _tsquery([terms]))
+    return list(await session.scalars(
+        select(phrases.c.id).where(phrases.c.search_vector.op("@@")(query))
+        .order_by(phrases.c.id.desc()).limit(size)))
 
 
 async def _walk(session: AsyncSession, calls: list[int], before: int | None,
@@ -238,6 +313,10 @@ MAX_CHUNK = 20_000  # ids bound in one IN (…): under both drivers' limits on p
 MAX_VIEWER_CALLS = 200_000  # more calls than this: look through the matches instead
 # What a phrase id read from the index on (id, call_id) costs, against a phrase read.
 INDEX_ENTRY_COST = 0.05
+# What checking a call's lemmas costs (its row of ``transcript_call_words``), against a
+# phrase read.
+CALL_ROW_COST = 1.0
+PHRASES_PER_CALL = 20  # assumed before the tables were first analysed
 
 
 def _next_size(need: int, found: int, seen: int, size: int, floor: int) -> int:
@@ -258,14 +337,25 @@ async def _viewer_calls(session: AsyncSession, viewer_calls: Select[int]) -> lis
     return sorted(set(ids or ()))[:MAX_VIEWER_CALLS + 1]
 
 
-async def _phrase_share(session: AsyncSession, terms: Terms) -> tuple[float, float] | None:
+@dataclass(frozen=True)
+class _Shares:
+    """What PostgreSQL's statistics say of the words (see :func:`_phrase_share`)."""
+
+    density: float  # the estimated share of phrases holding the words
+    phrases: float
+    per_call: float  # phrases of a transcribed call, on average
+
+
+async def _phrase_share(session: AsyncSession, terms: Terms) -> _Shares | None:
     """PostgreSQL's statistics of the phrases' lexemes: the estimated share of phrases
     holding the words (a lexeme it does not list as common counted at half the least
-    common one's share, as the planner counts it; words assumed independent), and how
-    many phrases there are. None before the table was first analysed."""
+    common one's share, as the planner counts it; words assumed independent), how many
+    phrases there are, and how many a transcribed call has. None before the table was
+    first analysed."""
     row = (await session.execute(sql_text(
         "SELECT most_common_elems::text::text[], most_common_elem_freqs, "
-        "(SELECT reltuples FROM pg_class WHERE relname = 'transcript_phrases') "
+        "(SELECT reltuples FROM pg_class WHERE relname = 'transcript_phrases'), "
+        "(SELECT reltuples FROM pg_class WHERE relname = 'transcript_call_words') "
         "FROM pg_stats WHERE tablename = 'transcript_phrases' "
         "AND attname = 'search_vector'"))).first()
     if row is None or not row[0] or not row[1] or not row[2] or row[2] <= 0:
@@ -277,24 +367,71 @@ async def _phrase_share(session: AsyncSession, terms: Terms) -> tuple[float, flo
     for forms in terms:
         share *= min(1.0, sum(min(common.get(part, least) for part in form.split())
                               for form in _clean(forms)))
-    return share, float(row[2])
+    per_call = row[2] / row[3] if row[3] and row[3] > 0 else PHRASES_PER_CALL
+    return _Shares(share, float(row[2]), float(per_call))
 
 
-def _walk_is_cheaper(need: int, density: float, calls: list[int], below: int) -> bool:
-    """Whether walking the viewer's phrases should read less than the matches of his calls.
+Way = str  # "walk" | "call_walk" | "matches": how a viewer's hits are looked for
 
-    A walk reads ``need / density`` of his phrases (each checked for the words) and, to
-    find them, ``need / (density * share)`` index entries, ``share`` being his part of the
-    calls (his calls over the newest call id he has: the newest calls are everyone's). The
-    GIN reads every match below the cursor: ``density * below`` phrases.
+
+def _cheapest_way(need: int, density: float, calls: list[int], per_call: float,
+                  below: int) -> Way:
+    """How to find ``need`` hits among the viewer's ``calls`` reading the least, the words
+    being in ``density`` of the phrases and a call having ``per_call`` phrases:
+
+    - ``walk``: his phrases newest first, each checked (:func:`_walk`);
+    - ``call_walk``: his calls newest first, each call's lemmas checked, the phrases of
+      those that hold the words read (:func:`_call_walk`);
+    - ``matches``: every match below the cursor (``below``) from the GIN
+      (:func:`_matches_of_calls`).
     """
-    return _walk_reads(need, density, calls) < density * below
+    reads = _reads(need, density, calls, per_call, below)
+    return min(reads, key=lambda way: reads[way])
+
+
+def _reads(need: int, density: float, calls: list[int], per_call: float,
+           below: int) -> dict[Way, float]:
+    """What each way reads for ``need`` hits (see :func:`_cheapest_way`), in phrases."""
+    return {"walk": _walk_reads(need, density, calls),
+            "call_walk": _call_walk_reads(need, density, calls, per_call),
+            "matches": density * below}
+
+
+def _share(calls: list[int]) -> float:
+    """The viewer's part of the calls: his calls over the newest call id he has (the
+    newest calls are everyone's)."""
+    return len(calls) / max(max(calls), 1)
 
 
 def _walk_reads(need: int, density: float, calls: list[int]) -> float:
-    """What walking ``calls``' phrases for ``need`` hits reads (see :func:`_walk_is_cheaper`)."""
-    share = len(calls) / max(max(calls), 1)
-    return need / max(density, 1e-9) * (1 + INDEX_ENTRY_COST / max(share, 1e-6))
+    """What walking ``calls``' phrases for ``need`` hits reads: ``need / density`` of his
+    phrases, and ``need / (density * share)`` entries of the index to find them."""
+    return need / max(density, 1e-9) * (1 + INDEX_ENTRY_COST / max(_share(calls), 1e-6))
+
+
+def _calls_to_walk(need: int, density: float, per_call: float) -> float:
+    """How many of his calls hold ``need`` hits: a call has ``density * per_call`` of them."""
+    return need / max(density * per_call, 1e-9)
+
+
+def _call_walk_reads(need: int, density: float, calls: list[int], per_call: float) -> float:
+    """What walking ``calls`` for ``need`` hits reads: the index entries of the calls
+    passed on the way, each of his calls' lemmas, and every phrase of the calls holding
+    the words (words assumed independent: more calls hold them all than that says)."""
+    walked = min(float(len(calls)), _calls_to_walk(need, density, per_call))
+    held = walked * min(1.0, density * per_call)
+    return (walked / max(_share(calls), 1e-6) * INDEX_ENTRY_COST
+            + walked * CALL_ROW_COST + held * per_call)
+
+
+def _first_size(way: Way, need: int, floor: int, density: float, per_call: float) -> int:
+    """The first chunk of a way from the viewer's side: what should hold ``need`` hits,
+    and half as many again (for ``call_walk``, the first batch of his calls to walk)."""
+    if way == "walk":
+        return max(floor, min(MAX_CHUNK, int(need * 1.5 / max(density, 1e-9))))
+    if way == "call_walk":
+        return max(64, min(MAX_CHUNK, int(_calls_to_walk(need, density, per_call) * 1.5)))
+    return max(floor, need * 3 // 2)
 
 
 async def search(session: AsyncSession, terms: Terms, *, visible: ColumnElement[bool],
@@ -315,20 +452,21 @@ async def search(session: AsyncSession, terms: Terms, *, visible: ColumnElement[
     ``viewer_calls`` (PostgreSQL; see :func:`crm_core.people.access.call_ids_seen_by`)
     names every call ``visible`` lets through, maybe more. When the first chunk does not
     fill the page, the search lists those calls (one array, from the legs' indexes alone)
-    and looks from the viewer's side, the cheaper of two ways by the first chunk's share
-    of matches among the phrases it spans (:func:`_walk_is_cheaper`):
+    and looks from the viewer's side, the way that reads least by the first chunk's share
+    of matches among the phrases it spans (:func:`_cheapest_way`):
 
     - walk his phrases newest first through the index on (id, call_id), which reads no
-      phrase, and keep those holding the words: a manager with 2 % of the calls needs
-      ~1,400 of his phrases for a page of a word in 3.6 % of them, where the matches
-      walked backwards would be ~70,000 phrases;
-    - or, for a word in few phrases, take every match of his calls below the cursor from
-      the GIN and sort them (thousands of phrases, whatever the base's size beyond them).
+      phrase, and keep those holding the words (a word in most of his phrases);
+    - walk his calls newest first, check each call's lemmas, and read the phrases of those
+      holding the words (a word in some of his calls: a manager with 2 % of 1,000,000
+      calls walks ~2,000 of them for a word in 0.2 % of the phrases);
+    - take every match of his calls below the cursor from the GIN and sort them (a word in
+      so few phrases that they are fewer than his calls to walk).
 
-    When PostgreSQL's statistics of the lexemes say the words are clearly rare enough for
-    the second way, it is taken at once, without the first chunk (:func:`_phrase_share`).
-    Either way each chunk is still narrowed by ``visible`` and ``where``, so the hits,
-    their order and the pages are those of the search without ``viewer_calls``.
+    When PostgreSQL's statistics of the lexemes say his side is clearly cheaper than the
+    first chunk, it is taken at once (:func:`_phrase_share`). Either way each chunk is
+    still narrowed by ``visible`` and ``where``, so the hits, their order and the pages are
+    those of the search without ``viewer_calls``.
     """
     pg = session.get_bind().dialect.name == "postgresql"
     # plan each statement for its words and ids: a plan cached for other words (after five
@@ -337,29 +475,42 @@ async def search(session: AsyncSession, terms: Terms, *, visible: ColumnElement[
     rows: list[Any] = []
     floor = limit + 1
     size, cursor = 4 * (limit + 1), before
-    calls: list[int] | None = None
-    walk, first = False, True
+    calls: list[int] | None = None  # the viewer's, once he is looked at from his side
+    way: Way | None = None  # None: every match, newest first
+    first = True
     found = seen = 0  # hits and ids of the current way of looking
     mine: list[int] | None = None  # the viewer's calls, once listed
-    if pg and viewer_calls is not None and (share := await _phrase_share(session, terms)):
-        # A word the statistics call rare enough: straight to the matches of his calls
-        # (the first chunk would read as many phrases again, the newest matches being
-        # mostly others'). Only when clearly cheaper (by half): the words may go together
-        # more often than their shares multiplied say.
-        density, phrases = share
+    density, per_call = 0.0, float(PHRASES_PER_CALL)
+    if pg and viewer_calls is not None and (shares := await _phrase_share(session, terms)):
+        # Words the statistics call rare enough: straight to his side (the first chunk
+        # would read more phrases than that, the newest matches being mostly others').
+        # Only when clearly cheaper (by half): the words may go together more often than
+        # their shares multiplied say.
+        density, per_call = shares.density, shares.per_call
+        below = before or int(shares.phrases)
         mine = await _viewer_calls(session, viewer_calls)
         if not mine:
             return [], None  # he sees no call
         if len(mine) > MAX_VIEWER_CALLS:
             first = False  # look through the matches
-        elif 2 * density * (before or phrases) < _walk_reads(limit + 1, density, mine):
-            first, size, calls = False, floor, mine
+        else:
+            chosen = _cheapest_way(floor, density, mine, per_call, below)
+            cost = _reads(floor, density, mine, per_call, below)[chosen]
+            if 2 * cost < min(size / max(density, 1e-9), density * below):
+                first, calls, way = False, mine, chosen
+                size = _first_size(way, floor, floor, density, per_call)
     while len(rows) <= limit:
-        if walk:
+        if way == "walk":
             assert calls is not None
             ids = await _walk(session, calls, cursor, size)
+        elif way == "call_walk":
+            assert calls is not None
+            ids = await _call_walk(session, terms, calls, cursor, floor, size)
+        elif way == "matches":
+            assert calls is not None
+            ids = await _matches_of_calls(session, terms, cursor, size, calls)
         else:
-            ids = await _candidates(session, terms, cursor, size, calls)
+            ids = await _candidates(session, terms, cursor, size)
         if not ids:
             break
         stmt = (select(TranscriptPhrase, Call.started_at, Call.managers, Call.client_id,
@@ -368,14 +519,14 @@ async def search(session: AsyncSession, terms: Terms, *, visible: ColumnElement[
                 .outerjoin(Client, Client.id == Call.client_id)
                 .where(_among(session, ids), visible, *where)
                 .order_by(TranscriptPhrase.id.desc()).limit(limit + 1 - len(rows)))
-        if walk:
+        if way == "walk":
             stmt = stmt.where(matches(session, [terms]))
         if speaker is not None:
             stmt = stmt.where(TranscriptPhrase.speaker == speaker)
         chunk = (await session.execute(stmt)).all()
         rows += chunk
         found, seen = found + len(chunk), seen + len(ids)
-        if len(ids) < size or len(rows) > limit:
+        if len(ids) < (floor if way == "call_walk" else size) or len(rows) > limit:
             break
         need = limit + 1 - len(rows)
         cursor = ids[-1]
@@ -387,10 +538,9 @@ async def search(session: AsyncSession, terms: Terms, *, visible: ColumnElement[
                 break  # he sees no call (the calls he sees are among these)
             if len(calls) <= MAX_VIEWER_CALLS:
                 density = len(ids) / (ids[0] - ids[-1] + 1)
-                walk = _walk_is_cheaper(need, density, calls, cursor)
+                way = _cheapest_way(need, density, calls, per_call, cursor)
                 found = seen = 0
-                size = (max(floor, min(MAX_CHUNK, int(need * 1.5 / density))) if walk
-                        else max(floor, need * 3 // 2))
+                size = _first_size(way, need, floor, density, per_call)
                 continue
             calls = None
         first = False

@@ -133,14 +133,15 @@ async def _reference(session: AsyncSession, terms: index.Terms, visible: ColumnE
     return list(await session.scalars(stmt))
 
 
-@pytest.mark.parametrize("way", ["as_it_chooses", "always_walk", "never_walk", "too_many_calls"])
+@pytest.mark.parametrize("way", ["as_it_chooses", "walk", "call_walk", "matches",
+                                 "too_many_calls"])
 async def test_every_page_is_the_plain_querys_page(db_url: str, way: str,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     """Admin, supervisor and manager; rare to common words; a filter and a speaker; small
-    and large pages: each page of the search is the same slice of the plain query."""
-    if way in ("always_walk", "never_walk"):
-        monkeypatch.setattr(index, "_walk_is_cheaper",
-                            lambda *_args: way == "always_walk")
+    and large pages: each page of the search is the same slice of the plain query,
+    whichever way it looks from the viewer's side."""
+    if way in ("walk", "call_walk", "matches"):
+        monkeypatch.setattr(index, "_cheapest_way", lambda *_args: way)
     elif way == "too_many_calls":
         monkeypatch.setattr(index, "MAX_VIEWER_CALLS", 3)
     await _seed(db_url)
