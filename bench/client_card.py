@@ -5,10 +5,12 @@ decides how many web processes a floor needs. This loads a migrated SQLite file 
 plain SQL: 500 managers in 10 teams with their supervisors, 1,000 clients (two per
 manager) with 20 to 140 calls each (their legs, a recording per answered call, some
 transcripts and call outcomes), open and closed tasks, an open deal with its stage
-moves, notes and e-mails, invoices, payments, status and owner changes. Then it serves
+moves, notes and e-mails, invoices, payments, status and owner changes; and one client of
+long standing with 1,000 calls, 300 notes and e-mails and 100 tasks. Then it serves
 the real app on loopback and times, signed in over HTTP as the browser is:
 
-- the card as a manager (his own clients) and as a supervisor (his team's clients,
+- the card as a manager (his own clients; and his client of long standing, whose
+  timeline the card shows a page at a time) and as a supervisor (his team's clients,
   50 managers to pick from in «Ответственный»);
 - the call log ``/calls`` as the same people: the baseline of the same run.
 
@@ -48,6 +50,8 @@ PASSWORD = "bench-password"
 TEAMS, PER_TEAM = 10, 50
 MANAGERS = TEAMS * PER_TEAM
 CLIENTS = 2 * MANAGERS
+LONG = CLIENTS + 1  # m7's client of long standing: three years of calls, notes and tasks
+LONG_CALLS, LONG_NOTES, LONG_TASKS = 1000, 300, 100
 NOW = datetime.now(UTC).replace(microsecond=0)
 
 
@@ -83,16 +87,17 @@ def load(path: Path) -> None:
         "INSERT INTO clients (id, name, name_key, status, owner_id, source, created_at, "
         "updated_at) VALUES (?, ?, ?, 'regular', ?, 'import', ?, ?)",
         [(c, f"ООО Клиент {c}", f"ооо клиент {c}", 1 + (c - 1) % MANAGERS, t0, t0)
-         for c in range(1, CLIENTS + 1)])
+         for c in range(1, CLIENTS + 1)] + [(LONG, "ООО Давний клиент", "ооо давний клиент",
+                                              7, t0, t0)])
     db.execute("INSERT INTO phones (client_id, e164, raw, kind, created_at) "
                "SELECT id, '+7916' || printf('%07d', id), '8916' || printf('%07d', id), "
                "'mobile', created_at FROM clients")
     calls, legs, recs, transcripts, results = [], [], [], [], []
     call_id = 0
-    for c in range(1, CLIENTS + 1):
-        owner = 1 + (c - 1) % MANAGERS
+    for c in range(1, CLIENTS + 2):
+        owner = 7 if c == LONG else 1 + (c - 1) % MANAGERS
         colleague = ((owner - 1) // PER_TEAM) * PER_TEAM + 1 + owner % PER_TEAM
-        for k in range(20 + (c % 7) * 20):
+        for k in range(LONG_CALLS if c == LONG else 20 + (c % 7) * 20):
             call_id += 1
             who = owner if k % 4 else colleague
             at = NOW - timedelta(hours=5 * k + c % 5, minutes=c % 60)
@@ -138,17 +143,18 @@ def load(path: Path) -> None:
         [(1, 1, "Квалификация", "q", "open"), (2, 2, "КП", "kp", "open"),
          (3, 3, "Оплачено", "won", "won")])
     tasks, notes, deals, moves, statuses, owners, invoices, payments = ([] for _ in range(8))
-    for c in range(1, CLIENTS + 1):
-        owner = 1 + (c - 1) % MANAGERS
+    for c in range(1, CLIENTS + 2):
+        owner = 7 if c == LONG else 1 + (c - 1) % MANAGERS
         team = 1 + (owner - 1) // PER_TEAM
-        for k in range(8):  # two open, six done
-            due = NOW + timedelta(days=k - 1, hours=c % 9)
+        for k in range(LONG_TASKS if c == LONG else 8):  # two open, the rest done
+            due = (NOW - timedelta(days=10 * (k - 1), hours=c % 9) if c == LONG
+                   else NOW + timedelta(days=k - 1, hours=c % 9))
             done = k >= 2
             tasks.append((("call", "meeting", "email")[k % 3], f"Задача {k}",
                           "done" if done else "open", c, owner, team, _ts(due),
                           _ts(NOW - timedelta(days=k)), _ts(due - timedelta(days=2)) if done
                           else None, "Сделано" if done else None))
-        for k in range(15):
+        for k in range(LONG_NOTES if c == LONG else 15):
             notes.append((c, ("note", "email_out", "email_in", "meeting")[k % 4],
                           _ts(NOW - timedelta(days=k, hours=2)), f"Запись {k} о клиенте",
                           owner))
@@ -244,6 +250,7 @@ async def measure(url: str, data: Path, views: int) -> None:
         async with serve_app(settings) as (_, base):
             # manager m7 (team 1) opens his own clients; supervisor s3 his team's clients
             people = {"manager": ("m7", [7, 7 + MANAGERS]),
+                      "manager, a client of long standing": ("m7", [LONG]),
                       "supervisor": ("s3", [c for c in range(1, CLIENTS + 1)
                                             if 1 + ((c - 1) % MANAGERS) // PER_TEAM == 3])}
             for role, (username, clients) in people.items():
@@ -252,17 +259,19 @@ async def measure(url: str, data: Path, views: int) -> None:
                     cards = [f"/clients/{clients[i % len(clients)]}" for i in range(views)]
                     await _views(http, base, cards[:10] + ["/calls"] * 5, statements)  # warm
                     card, card_sql = await _views(http, base, cards, statements)
-                    log, log_sql = await _views(http, base, ["/calls"] * views, statements)
+                    log, log_sql = (await _views(http, base, ["/calls"] * views, statements)
+                                    if clients != [LONG] else ([], 0))
                 finally:
                     await http.close()
                 rows.append((f"card /clients/{{id}} as {role}", card, card_sql))
-                rows.append((f"call log /calls as {role}", log, log_sql))
+                if log:
+                    rows.append((f"call log /calls as {role}", log, log_sql))
     finally:
         statements.close()
     print(f"\n{views} views each, ms (load average {os.getloadavg()[0]:.1f})")
-    print(f"{'page':<36}{'p50':>8}{'p95':>8}{'mean':>8}{'statements':>12}")
+    print(f"{'page':<56}{'p50':>8}{'p95':>8}{'mean':>8}{'statements':>12}")
     for name, times, sql in rows:
-        print(f"{name:<36}{_p(times, .5):>8.1f}{_p(times, .95):>8.1f}"
+        print(f"{name:<56}{_p(times, .5):>8.1f}{_p(times, .95):>8.1f}"
               f"{statistics.fmean(times):>8.1f}{sql:>12}")
 
 
@@ -270,7 +279,7 @@ async def main(args: argparse.Namespace) -> None:
     directory = args.data or Path(tempfile.mkdtemp(prefix="telecrm-bench-card-"))
     directory.mkdir(parents=True, exist_ok=True)
     try:
-        path = directory / "card.sqlite3"
+        path = directory / "card-v2.sqlite3"  # v2: with the client of long standing
         if not path.exists():
             scratch = path.with_suffix(".loading")
             scratch.unlink(missing_ok=True)

@@ -38,6 +38,8 @@ from crm_core.tasks.models import Task, TaskStatus
 from crm_core.timestamps import isoformat
 
 PER_KIND = 200  # the newest entries of each kind; older ones stay in the reports and the API
+PAGE = 50  # the card shows this many entries at first, and as many more on each «Показать ещё»
+MAX_SHOWN = 2000  # at most this many on the card at once
 
 # kind -> the filter it is shown under on the card
 GROUPS = {"call": "calls", "note": "notes", "task": "tasks", "email": "contacts",
@@ -58,8 +60,8 @@ def _money(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
-async def _calls(session: AsyncSession, client_id: int, where: ColumnElement[bool]
-                 ) -> list[dict[str, Any]]:
+async def _calls(session: AsyncSession, client_id: int, where: ColumnElement[bool],
+                 limit: int) -> list[dict[str, Any]]:
     # Plain columns, and whether a recording or a transcript exists, in one statement: the
     # card is the most viewed page, and loading each call's recordings costs more than this.
     wanted = needs_outcome()
@@ -72,7 +74,7 @@ async def _calls(session: AsyncSession, client_id: int, where: ColumnElement[boo
         .outerjoin(CallResult, CallResult.call_id == Call.id)
         .outerjoin(CallOutcome, CallOutcome.id == CallResult.outcome_id)
         .where(Call.client_id == client_id, where)
-        .order_by(Call.started_at.desc(), Call.id.desc()).limit(PER_KIND))).all()
+        .order_by(Call.started_at.desc(), Call.id.desc()).limit(limit))).all()
     return [_entry("call", started_at, id=call_id, direction=direction, status=status,
                    number=number, talk_seconds=round(talk, 3), managers=list(managers),
                    recording=bool(has_recording), transcript=bool(has_transcript),
@@ -82,28 +84,31 @@ async def _calls(session: AsyncSession, client_id: int, where: ColumnElement[boo
                  has_transcript, result_id, note, outcome_by, outcome, needed) in rows]
 
 
-async def _activities(session: AsyncSession, client_id: int) -> list[dict[str, Any]]:
+async def _activities(session: AsyncSession, client_id: int, limit: int,
+                      groups: set[str]) -> list[dict[str, Any]]:
+    kinds = [k for k, kind in ACTIVITY_KINDS.items() if GROUPS[kind] in groups]
     rows = await session.scalars(
         select(ClientActivity)
-        .where(ClientActivity.client_id == client_id, ClientActivity.archived_at.is_(None))
+        .where(ClientActivity.client_id == client_id, ClientActivity.archived_at.is_(None),
+               ClientActivity.kind.in_(kinds))
         .order_by(ClientActivity.happened_at.desc(), ClientActivity.id.desc())
-        .limit(PER_KIND * 3))
+        .limit(limit * len(kinds)))
     return [_entry(ACTIVITY_KINDS[a.kind], a.happened_at, id=a.id, activity=a.kind,
                    text=a.text, people=a.people, by=a.user_id) for a in rows]
 
 
-async def _tasks(session: AsyncSession, client_id: int) -> list[dict[str, Any]]:
+async def _tasks(session: AsyncSession, client_id: int, limit: int) -> list[dict[str, Any]]:
     rows = await session.scalars(
         select(Task).where(Task.client_id == client_id,
                            Task.status.in_([TaskStatus.DONE.value, TaskStatus.CANCELLED.value]),
                            Task.done_at.is_not(None))
-        .order_by(Task.done_at.desc(), Task.id.desc()).limit(PER_KIND))
+        .order_by(Task.done_at.desc(), Task.id.desc()).limit(limit))
     return [_entry("task", t.done_at, id=t.id, title=t.title, task_kind=t.kind,
                    status=t.status, result=t.note, result_call_id=t.result_call_id,
                    by=t.assignee_id) for t in rows]
 
 
-async def _deals(session: AsyncSession, client_id: int) -> list[dict[str, Any]]:
+async def _deals(session: AsyncSession, client_id: int, limit: int) -> list[dict[str, Any]]:
     rows = (await session.execute(
         select(DealStageChange, Deal, Pipeline.name, _FROM_STAGE.name, _TO_STAGE.name,
                _TO_STAGE.outcome, LoseReason.name)
@@ -114,7 +119,7 @@ async def _deals(session: AsyncSession, client_id: int) -> list[dict[str, Any]]:
         .outerjoin(LoseReason, LoseReason.id == Deal.lose_reason_id)
         .where(Deal.client_id == client_id, Deal.archived_at.is_(None))
         .order_by(DealStageChange.at.desc(), DealStageChange.id.desc())
-        .limit(PER_KIND))).all()
+        .limit(limit))).all()
     out = []
     for change, deal, pipeline, from_stage, to_stage, outcome, lose_reason in rows:
         event = ("created" if change.from_stage_id is None
@@ -129,32 +134,33 @@ async def _deals(session: AsyncSession, client_id: int) -> list[dict[str, Any]]:
     return out
 
 
-async def _money_entries(session: AsyncSession, client_id: int) -> list[dict[str, Any]]:
+async def _money_entries(session: AsyncSession, client_id: int, limit: int
+                         ) -> list[dict[str, Any]]:
     invoices = await session.scalars(
         select(Invoice).where(Invoice.client_id == client_id, Invoice.archived_at.is_(None))
-        .order_by(Invoice.created_at.desc()).limit(PER_KIND))
+        .order_by(Invoice.created_at.desc()).limit(limit))
     out = [_entry("invoice", i.created_at, id=i.id, number=i.number, amount=_money(i.amount),
                   paid_amount=_money(i.paid_amount), status=i.status,
                   issued_on=i.issued_on.isoformat(), by=i.created_by_id) for i in invoices]
     payments = (await session.execute(
         select(Payment, Invoice.number).outerjoin(Invoice, Invoice.id == Payment.invoice_id)
         .where(Payment.client_id == client_id, Payment.archived_at.is_(None))
-        .order_by(Payment.created_at.desc()).limit(PER_KIND))).all()
+        .order_by(Payment.created_at.desc()).limit(limit))).all()
     out += [_entry("payment", p.created_at, id=p.id, amount=_money(p.amount),
                    paid_on=p.paid_on.isoformat(), invoice=number, by=p.created_by_id)
             for p, number in payments]
     return out
 
 
-async def _changes(session: AsyncSession, client_id: int) -> list[dict[str, Any]]:
+async def _changes(session: AsyncSession, client_id: int, limit: int) -> list[dict[str, Any]]:
     statuses = await session.scalars(
         select(ClientStatusChange).where(ClientStatusChange.client_id == client_id)
-        .order_by(ClientStatusChange.at.desc()).limit(PER_KIND))
+        .order_by(ClientStatusChange.at.desc()).limit(limit))
     out = [_entry("status", s.at, id=s.id, old=s.old_status, new=s.new_status)
            for s in statuses]
     owners = await session.scalars(
         select(ClientOwnerChange).where(ClientOwnerChange.client_id == client_id)
-        .order_by(ClientOwnerChange.at.desc()).limit(PER_KIND))
+        .order_by(ClientOwnerChange.at.desc()).limit(limit))
     out += [_entry("owner", o.at, id=o.id, old=o.old_owner_id, new=o.new_owner_id,
                    reason=o.reason, by=o.by_id) for o in owners]
     return out
@@ -170,18 +176,47 @@ async def _names(session: AsyncSession, entries: Iterable[dict[str, Any]]) -> di
 
 
 async def client_timeline(session: AsyncSession, client_id: int, *,
-                          calls_where: ColumnElement[bool] | None = None
-                          ) -> list[dict[str, Any]]:
-    """Everything that happened with the client, newest first (see the module doc).
+                          calls_where: ColumnElement[bool] | None = None,
+                          group: str | None = None) -> list[dict[str, Any]]:
+    """Everything that happened with the client, newest first (see the module doc): the
+    newest :data:`PER_KIND` entries of each kind, of one filter's ``group`` if given.
 
     People are named: ``by`` (who did it), ``old``/``new`` of an owner change and
     ``outcome_by`` get ``*_name`` keys beside their ids.
     """
-    entries = [*await _calls(session, client_id, calls_where if calls_where is not None
-                             else true()),
-               *await _activities(session, client_id), *await _tasks(session, client_id),
-               *await _deals(session, client_id), *await _money_entries(session, client_id),
-               *await _changes(session, client_id)]
+    return await _collect(session, client_id, calls_where, group, PER_KIND)
+
+
+async def timeline_page(session: AsyncSession, client_id: int, *,
+                        calls_where: ColumnElement[bool] | None = None,
+                        group: str | None = None, shown: int = PAGE
+                        ) -> tuple[list[dict[str, Any]], bool]:
+    """The newest ``shown`` entries of the timeline (of ``group`` if given), as the card
+    shows them, and whether older ones are left. A client of long standing has hundreds
+    of calls and notes: each kind is read ``shown`` deep only, not all of them."""
+    shown = max(1, min(shown, MAX_SHOWN))
+    entries = await _collect(session, client_id, calls_where, group, shown + 1)
+    return entries[:shown], len(entries) > shown
+
+
+async def _collect(session: AsyncSession, client_id: int,
+                   calls_where: ColumnElement[bool] | None, group: str | None,
+                   per_kind: int) -> list[dict[str, Any]]:
+    groups = set(GROUPS.values()) if group is None else {group}
+    entries: list[dict[str, Any]] = []
+    if "calls" in groups:
+        entries += await _calls(session, client_id,
+                                calls_where if calls_where is not None else true(), per_kind)
+    if groups & {"notes", "contacts"}:
+        entries += await _activities(session, client_id, per_kind, groups)
+    if "tasks" in groups:
+        entries += await _tasks(session, client_id, per_kind)
+    if "deals" in groups:
+        entries += await _deals(session, client_id, per_kind)
+    if "money" in groups:
+        entries += await _money_entries(session, client_id, per_kind)
+    if "changes" in groups:
+        entries += await _changes(session, client_id, per_kind)
     names = await _names(session, entries)
     for entry in entries:
         for key in ("by", "outcome_by") + (("old", "new") if entry["kind"] == "owner" else ()):

@@ -15,7 +15,7 @@ from sqlalchemy import ColumnElement, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.activities.outcomes import outcome_list
-from crm_core.activities.timeline import client_timeline
+from crm_core.activities.timeline import PAGE, client_timeline, timeline_page
 from crm_core.calls.models import Call, Recording
 from crm_core.clients.models import Client
 from crm_core.clock import local_now
@@ -69,19 +69,30 @@ async def timeline_staff(session: AsyncSession, entries: list[dict[str, Any]]
 
 
 async def timeline_context(session: AsyncSession, user: User, client: Client, *,
-                           calls_where: ColumnElement[bool] | None = None
+                           calls_where: ColumnElement[bool] | None = None,
+                           group: str | None = None, shown: int | None = PAGE
                            ) -> dict[str, Any]:
     """The timeline as ``user`` may see it (his calls filter, unless the caller has it
-    already), who is on its calls, and what he may do on it."""
+    already), who is on its calls, and what he may do on it: the newest ``shown``
+    entries of the filter's ``group`` (all groups if None) and whether older ones are
+    left, or, with ``shown`` None, every kind's newest entries (the API's answer)."""
     if calls_where is None:
         calls_where = await access.calls_filter(session, user)
-    entries = await client_timeline(session, client.id, calls_where=calls_where)
+    more = False
+    if shown is None:
+        entries = await client_timeline(session, client.id, calls_where=calls_where,
+                                        group=group)
+    else:
+        entries, more = await timeline_page(session, client.id, calls_where=calls_where,
+                                            group=group, shown=shown)
     boss = user.role in (Role.SUPERVISOR, Role.ADMIN)
     for entry in entries:
         if entry["kind"] in ("note", "email", "meeting"):
             entry["may_archive"] = entry["by"] == user.id or boss
     return {"timeline": entries, "may_listen": access.may_hear_recordings(user),
-            "staff": await timeline_staff(session, entries)}
+            "staff": await timeline_staff(session, entries),
+            "timeline_group": group or "all", "timeline_more": more,
+            "timeline_next": (shown or 0) + PAGE}
 
 
 async def recorded_calls(session: AsyncSession, client_id: int,

@@ -157,9 +157,8 @@ async def get_timeline(request: web.Request) -> web.Response:
                        formats=", ".join(sorted(set(GROUPS.values()))))
     async with request.app[SESSIONS]() as session:
         client = await _client(session, user, client_id)
-        entries = (await timeline_context(session, user, client))["timeline"]
-    if group is not None:
-        entries = [e for e in entries if e["group"] == group]
+        entries = (await timeline_context(session, user, client, group=group,
+                                          shown=None))["timeline"]
     return web.json_response({"client_id": client_id, "entries": entries})
 
 

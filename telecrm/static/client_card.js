@@ -1,4 +1,4 @@
-// The client card: the timeline's filters, the forms that add to it (note, e-mail, meeting),
+// The client card: the timeline's filters and pages, the forms that add to it (note, e-mail, meeting),
 // planning the next contact, taking an entry back, and the call outcome form, which opens by
 // itself when a call of this user with the client ends while the card is open.
 import { sendJSON } from "./common.js";
@@ -9,11 +9,32 @@ const myExtension = document.body.dataset.extension || "";
 const dialog = document.getElementById("call-outcome");
 
 // -- refreshing -------------------------------------------------------------------------------
+/** The timeline as the card shows it now: the filter's group and how many entries. */
+function historyUrl() {
+  const params = new URLSearchParams();
+  const filter = history.dataset.filter || "all";
+  if (filter !== "all") params.set("group", filter);
+  if (history.dataset.shown) params.set("shown", history.dataset.shown);
+  const query = params.toString();
+  return query ? `${history.dataset.src}?${query}` : history.dataset.src;
+}
+
+let asked = 0; // the newest refresh asked for: an older answer arriving late is dropped
+
 async function refreshTimeline() {
   if (!history) return;
-  const response = await fetch(history.dataset.src, { credentials: "same-origin" });
-  if (response.ok) history.innerHTML = await response.text();
-  showEmpty();
+  const mine = ++asked;
+  history.setAttribute("aria-busy", "true");
+  try {
+    const response = await fetch(historyUrl(), { credentials: "same-origin" });
+    const html = response.ok ? await response.text() : null;
+    if (mine === asked && html !== null) history.innerHTML = html;
+  } finally {
+    if (mine === asked) {
+      history.removeAttribute("aria-busy");
+      showEmpty();
+    }
+  }
 }
 
 /** Fetch the card again and swap the [data-card-part] blocks (next contact, deals, tasks). */
@@ -34,17 +55,29 @@ function showEmpty() {
   const items = [...history.querySelectorAll(".tl-item")];
   const visible = items.filter((li) => filter === "all" || li.dataset.group === filter);
   const empty = history.querySelector(".tl-empty");
-  if (empty) empty.hidden = visible.length > 0;
+  // while a filter's own entries are on their way, "nothing here" would not be true yet
+  if (empty) empty.hidden = visible.length > 0 || history.hasAttribute("aria-busy");
 }
 
 document.querySelectorAll(".tl-filters button[data-filter]").forEach((button) => {
   button.addEventListener("click", () => {
     history.dataset.filter = button.dataset.filter;
+    delete history.dataset.shown;
     document.querySelectorAll(".tl-filters button").forEach((b) =>
       b.setAttribute("aria-pressed", String(b === button)));
     showEmpty();
+    refreshTimeline(); // the filter's own newest entries, not only those among the first page
   });
 });
+if (history) {
+  history.addEventListener("click", (event) => {
+    const more = event.target.closest("button.tl-more");
+    if (!more) return;
+    more.disabled = true;
+    history.dataset.shown = more.dataset.shown;
+    refreshTimeline();
+  });
+}
 if (history) new MutationObserver(showEmpty).observe(history, { childList: true });
 
 // -- forms --------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_core.activities.timeline import MAX_SHOWN, PAGE
 from crm_core.clients.models import Client
 from crm_core.clients.services import has_placeholder_name
 from crm_core.clock import local_today
@@ -19,7 +20,7 @@ from crm_core.people.models import Role, User
 from crm_core.talktime.metric import Rules
 from crm_core.tasks.models import TaskKind
 from crm_core.timestamps import utcnow
-from telecrm.activities.card import card_context, timeline_context
+from telecrm.activities.card import FILTERS, card_context, timeline_context
 from telecrm.messages import sentence
 from telecrm.presence.report import presence_day
 from telecrm.speech.scenario import client_scenario
@@ -46,7 +47,7 @@ from telecrm.web.keys import (
     WRITER_SESSIONS,
     workday_tz,
 )
-from telecrm.web.params import day_bounds, parse_day, path_id
+from telecrm.web.params import day_bounds, parse_day, path_id, query_int
 from telecrm.web.present import task_view
 from telecrm.web.redirects import local_path
 
@@ -241,14 +242,24 @@ async def client_card(request: web.Request) -> dict[str, Any]:
     return await _client_context(request, page_user(request))
 
 
+TIMELINE_FILTERS = [key for key, _ in FILTERS]
+
+
 @aiohttp_jinja2.template("_history.html")
 async def client_history(request: web.Request) -> dict[str, Any]:
-    """The client's timeline alone, for the card to refresh itself on live events."""
+    """The client's timeline alone: for the card to refresh itself on live events, to
+    show one filter's entries (``group``) and older ones (``shown``, «Показать ещё»)."""
     user = page_user(request)
     client_id = path_id(request)
+    group = request.query.get("group") or "all"
+    if group not in TIMELINE_FILTERS:
+        raise DomainError("request.format_invalid", "group: one of the card's filters",
+                          formats=", ".join(TIMELINE_FILTERS))
+    shown = query_int(request, "shown", PAGE, low=1, high=MAX_SHOWN)
     async with request.app[SESSIONS]() as session:
         client = await access.openable_client(session, user, client_id)
-        timeline = await timeline_context(session, user, client)
+        timeline = await timeline_context(session, user, client, shown=shown,
+                                          group=None if group == "all" else group)
     return {"client": client, **timeline}
 
 

@@ -27,7 +27,7 @@ from crm_core.activities.outcomes import (
     rename_outcome,
     set_call_outcome,
 )
-from crm_core.activities.timeline import client_timeline
+from crm_core.activities.timeline import client_timeline, timeline_page
 from crm_core.audit import AuditLog
 from crm_core.calls.models import Call
 from crm_core.calls.services import record_call
@@ -381,3 +381,11 @@ async def test_the_timeline_has_everything_newest_first(db_session: AsyncSession
     hidden = await client_timeline(db_session, client.id, calls_where=Call.id == -1)
     assert "call" not in {e["kind"] for e in hidden} and len(hidden) == len(entries) - 1
     assert client.last_contact_at is not None, "the e-mail and the meeting were contacts"
+
+    # the card's pages: the newest `shown` entries of a filter, the same as the whole list's
+    for group in (None, *sorted({e["group"] for e in entries})):
+        whole = [e for e in entries if group is None or e["group"] == group]
+        assert await client_timeline(db_session, client.id, group=group) == whole
+        for shown in range(1, len(whole) + 2):
+            page, more = await timeline_page(db_session, client.id, group=group, shown=shown)
+            assert (page, more) == (whole[:shown], shown < len(whole)), (group, shown)

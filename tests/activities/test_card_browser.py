@@ -83,6 +83,25 @@ async def _read(url: str, stmt: Any) -> list[Any]:
         await engine.dispose()
 
 
+async def _add_old_notes(url: str, client_id: int, user_id: int, count: int) -> None:
+    """``count`` notes on the client, written weeks before anything else on his card."""
+    engine = create_engine(url)
+    weeks_ago = datetime.now(UTC) - timedelta(weeks=8)
+    try:
+        async with session_factory(engine, writer=True)() as session, session.begin():
+            session.add_all(ClientActivity(
+                client_id=client_id, kind="note", text=f"Старая заметка №{n + 1}",
+                user_id=user_id, happened_at=weeks_ago + timedelta(hours=n),
+                created_at=weeks_ago) for n in range(count))
+    finally:
+        await engine.dispose()
+
+
+async def settled(page: Any) -> None:
+    """Wait for the timeline's refresh (a filter, «Показать ещё») to be on the page."""
+    await page.locator("#history:not([aria-busy])").wait_for(state="attached")
+
+
 async def sign_in(page: Any, base: str, username: str) -> None:
     await page.context.clear_cookies()
     await page.goto(base + "/login")
@@ -212,12 +231,15 @@ async def test_a_manager_lives_in_the_client_card(
 
         # -- the filters ------------------------------------------------------------------------
         await page.click(".tl-filters button[data-filter=contacts]")
+        await settled(page)
         visible = page.locator("#history li.tl-item:visible")
         assert [await li.get_attribute("data-kind") for li in await visible.all()] == ["meeting"]
         await screenshot(page, "card-filter-contacts")
         await page.click(".tl-filters button[data-filter=notes]")
+        await settled(page)
         assert await visible.count() == 1
         await page.click(".tl-filters button[data-filter=all]")
+        await settled(page)
         assert await visible.count() == 7  # 2 calls, 2 tasks done, the deal, the note, the meeting
         await screenshot(page, "card-manager")
 
@@ -245,6 +267,38 @@ async def test_a_manager_lives_in_the_client_card(
         await dialog.wait_for(state="visible")
         await dialog.locator("button", has_text="Позже").click()
         await dialog.wait_for(state="hidden")
+
+        # -- a client of long standing: the newest 50 entries, then «Показать ещё» ------------
+        await _add_old_notes(url, client, world.users["petrov"], 60)
+        everything = (await (await page.request.get(
+            f"{base}/api/clients/{client}/timeline")).json())["entries"]
+        notes = sum(1 for e in everything if e["kind"] == "note")
+        assert len(everything) > 60 and notes == 61
+        await page.goto(f"{base}/clients/{client}")
+        items = page.locator("#history li.tl-item:visible")
+        more = page.locator("#history button.tl-more")
+        assert await items.count() == 50 and await more.inner_text() == "Показать ещё"
+        assert await page.locator("#history li.tl-item").first.get_attribute(
+            "data-id") == str(everything[0]["id"])
+        await more.click()
+        await settled(page)
+        assert await items.count() == len(everything) and await more.count() == 0
+        ids = await page.locator("#history li.tl-item").evaluate_all(
+            "items => items.map(li => li.dataset.kind + ':' + li.dataset.id)")
+        assert ids == [f"{e['kind']}:{e['id']}" for e in everything]  # newest first, each once
+        # a filter asks the server for its own newest entries, and pages them the same way
+        await page.click(".tl-filters button[data-filter=notes]")
+        await settled(page)
+        assert await items.count() == 50 and await more.count() == 1
+        assert await page.locator("#history li.tl-item:not([data-kind=note])").count() == 0
+        await screenshot(page, "card-long-timeline-notes")
+        await more.click()
+        await settled(page)
+        assert await items.count() == 61 and await more.count() == 0
+        await page.click(".tl-filters button[data-filter=calls]")
+        await settled(page)
+        assert await page.locator("#history li.tl-item").count() == sum(
+            1 for e in everything if e["kind"] == "call")
 
         await page.set_viewport_size({"width": 390, "height": 844})
         await page.goto(f"{base}/clients/{client}")

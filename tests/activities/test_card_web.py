@@ -131,6 +131,18 @@ async def test_timeline_by_role(floor: Floor) -> None:
     assert {e["kind"] for e in body["entries"]} == {"call"}
     assert (await floor.call("petrov", "GET",
                              f"/api/clients/{petrovs}/timeline?group=x"))[0] == 400
+    # the card's fragment: one filter's newest entries, a page at a time
+    status, page = await floor.call("petrov", "GET",
+                                    f"/clients/{petrovs}/history?group=calls&shown=1")
+    assert status == 200 and page.count('class="tl-item') == 1
+    assert page.count('data-kind="call"') == 1 and 'data-shown="51">Показать ещё' in page
+    status, page = await floor.call("petrov", "GET",
+                                    f"/clients/{petrovs}/history?group=calls&shown=2")
+    assert page.count('data-kind="call"') == 2 and "Показать ещё" not in page
+    for query, said in (("group=x", "Формат: all, calls"), ("shown=0", "от 1 до 2000"),
+                        ("shown=abc", "целым числом"), ("shown=1e9", "целым числом")):
+        status, page = await floor.call("petrov", "GET", f"/clients/{petrovs}/history?{query}")
+        assert status == 400 and said in page, (query, status, page[:300])
 
 
 async def test_call_outcomes_by_role(floor: Floor) -> None:
