@@ -13,7 +13,8 @@ Then times ``crm_core.speech.search.search`` (one page of 50 hits, as
 frequency, a common word, two words, each typed in another inflected form than most of
 the calls say it), as the admin (every call) and as a manager (his calls only, through
 the product's visibility clause and the ids of his calls, as the search route passes them;
-and once more without those ids, through the matches only, for comparison). In the same
+and once more without those ids, through the matches only, for comparison), and as the
+supervisor of one of the five teams (a fifth of the calls: too many to list). In the same
 run: a plain ``LIKE '%stem%'`` over the phrases' text, newest first (what a first version
 without the index would do).
 
@@ -57,6 +58,7 @@ from crm_core.speech.words import analyzer, best_lemma
 
 TARGET_MS = 100.0
 MANAGERS = 50
+SUPERVISOR = 900  # heads team 1: its ten managers, a fifth of the calls
 LEMMAS = """
 да нет здравствуйте добрый день вечер утро спасибо пожалуйста хорошо понятно конечно
 компания менеджер клиент договор счёт оплата цена стоимость скидка тариф услуга предложение
@@ -163,7 +165,10 @@ async def load(url: str, calls: int, words: int, seed: int = 20261205) -> dict[s
             await session.execute(insert(User), [
                 {"id": m, "username": f"m{m}", "name": f"Менеджер {m}", "role": "manager",
                  "extension": str(100 + m), "team_id": 1 + m % 5, "active": True,
-                 "created_at": now} for m in range(1, MANAGERS + 1)])
+                 "created_at": now} for m in range(1, MANAGERS + 1)] + [
+                {"id": SUPERVISOR, "username": "s1", "name": "Руководитель отдела 1",
+                 "role": "supervisor", "extension": "900", "team_id": 1, "heads_team": True,
+                 "active": True, "created_at": now}])
             if pg:
                 indexes = list(await session.scalars(text(
                     "SELECT indexdef FROM pg_indexes WHERE tablename = 'transcript_phrases' "
@@ -245,11 +250,14 @@ async def measure(url: str, queries: int, scans: int) -> dict[str, Any]:
     try:
         async with session_factory(engine)() as session:
             manager = await session.get(User, 7)
-            assert manager is not None
+            supervisor = await session.get(User, SUPERVISOR)
+            assert manager is not None and supervisor is not None
             viewers: dict[str, tuple[ColumnElement[bool], Select[int] | None]] = {
                 "admin": (true(), None),  # call_ids_seen_by: None for an admin
                 "manager": (await access.calls_filter(session, manager),
                             await access.call_ids_seen_by(session, manager)),
+                "supervisor": (await access.calls_filter(session, supervisor),
+                               await access.call_ids_seen_by(session, supervisor)),
                 # the same manager searched through the matches only (no walk of his
                 # calls' phrases), to show what looking from his side buys
                 "manager_matches": (await access.calls_filter(session, manager), None)}
@@ -366,7 +374,7 @@ async def main(args: argparse.Namespace) -> None:
 
 
 def report(result: dict[str, Any]) -> None:
-    viewers = ("admin", "manager", "manager_matches")
+    viewers = ("admin", "manager", "supervisor", "manager_matches")
     print(f"  {'viewer':<16}{'p50 ms':>8}{'p95 ms':>8}{'max ms':>8}  target")
     for viewer in viewers:
         r = result[viewer]

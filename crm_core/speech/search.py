@@ -221,25 +221,43 @@ async def _matches_of_calls(session: AsyncSession, terms: Terms, before: int | N
         select(found.c.id).order_by(found.c.id.desc()).limit(size)))
 
 
-# One batch of the viewer's calls, newest phrase first, from the index on last_phrase_id
-# alone (call_id + 0: checked against his calls, hashed, not looked up in the key), and
-# whether each holds every word (its row read by the key).
-_CALL_BATCH = sql_text("""
-WITH walked AS MATERIALIZED (
-  SELECT call_id, last_phrase_id FROM transcript_call_words
-   WHERE call_id + 0 = ANY(:calls) AND last_phrase_id < :upper AND first_phrase_id < :before
-   ORDER BY last_phrase_id DESC LIMIT :batch)
-SELECT w.call_id, w.last_phrase_id,
-       c.search_vector @@ to_tsquery('simple'::regconfig, :words) AS holds
-  FROM walked w JOIN transcript_call_words c ON c.call_id = w.call_id
- ORDER BY w.last_phrase_id DESC""").bindparams(bindparam("calls", type_=ARRAY(Integer)))
+_CALL_WORDS = sql_table("transcript_call_words", column("call_id"), column("first_phrase_id"),
+                        column("last_phrase_id"), column("search_vector"))
+
+
+def _call_batch(calls: list[int] | None, visible: ColumnElement[bool]) -> Select[Any]:
+    """One batch of the viewer's calls, newest phrase first, and whether each holds every
+    word (its row read by the key). His calls are walked from the index on
+    ``last_phrase_id`` alone, checked against ``calls`` (``call_id + 0``: hashed, not looked
+    up in the key); or, for a viewer with too many calls to list, each call walked is
+    checked by ``visible`` (a few index probes: cheaper than his calls' list once he has
+    tens of thousands)."""
+    w, theirs = _CALL_WORDS, _CALL_WORDS.alias("theirs")
+    walked = select(w.c.call_id, w.c.last_phrase_id).where(
+        w.c.last_phrase_id < bindparam("upper"), w.c.first_phrase_id < bindparam("before"))
+    if calls is not None:
+        walked = walked.where((w.c.call_id + literal_column("0")) == any_(
+            bindparam("calls", calls, type_=ARRAY(Integer))))
+    else:
+        walked = walked.join(Call, Call.id == w.c.call_id).where(visible)
+    batch = (walked.order_by(w.c.last_phrase_id.desc()).limit(bindparam("batch"))
+             .cte("walked").prefix_with("MATERIALIZED"))
+    holds = theirs.c.search_vector.op("@@")(
+        func.to_tsquery(literal_column("'simple'::regconfig"), bindparam("words")))
+    return (select(batch.c.call_id, batch.c.last_phrase_id, holds.label("holds"))
+            .join(theirs, theirs.c.call_id == batch.c.call_id)
+            .order_by(batch.c.last_phrase_id.desc()))
+
+
 _NO_ID = 2**31 - 1  # above every phrase id: no bound
 
 
-async def _call_walk(session: AsyncSession, terms: Terms, calls: list[int],
-                     before: int | None, size: int, batch: int) -> list[int]:
-    """Ids of the newest ``size`` phrases of ``calls`` holding the words, below ``before``
-    (PostgreSQL): the calls walked newest phrase first in batches (the first of ``batch``
+async def _call_walk(session: AsyncSession, terms: Terms, calls: list[int] | None,
+                     before: int | None, size: int, batch: int, *,
+                     visible: ColumnElement[bool] | None = None) -> list[int]:
+    """Ids of the newest ``size`` phrases of ``calls`` (None: of the calls passing
+    ``visible``) holding the words, below ``before`` (PostgreSQL): the calls walked newest
+    phrase first in batches (the first of ``batch``
     calls, each next four times larger), each call's lemmas checked
     (``transcript_call_words``, migration 0035), and only the phrases of the calls that
     hold every word read (:func:`_matches_in_calls`).
@@ -254,9 +272,10 @@ async def _call_walk(session: AsyncSession, terms: Terms, calls: list[int],
     words = _tsquery([terms], adjacent=False)
     found: list[int] = []
     upper = _NO_ID
+    statement = _call_batch(calls, true() if visible is None else visible)
     while True:
-        rows = (await session.execute(_CALL_BATCH, {
-            "calls": calls, "upper": upper, "before": before or _NO_ID, "batch": batch,
+        rows = (await session.execute(statement, {
+            "upper": upper, "before": before or _NO_ID, "batch": batch,
             "words": words})).all()
         held = [call_id for call_id, _, holds in rows if holds]
         found += await _matches_in_calls(session, terms, before, size, held)
@@ -310,13 +329,20 @@ def _among(session: AsyncSession, ids: list[int]) -> ColumnElement[bool]:
 
 
 MAX_CHUNK = 20_000  # ids bound in one IN (…): under both drivers' limits on parameters
-MAX_VIEWER_CALLS = 200_000  # more calls than this: look through the matches instead
+# More calls than this are not listed: the calls walked are checked by the viewer's clause,
+# or the matches narrowed by it (listing and sending 200,000 ids cost ~100 ms a statement).
+MAX_VIEWER_CALLS = 50_000
 # What a phrase id read from the index on (id, call_id) costs, against a phrase read.
 INDEX_ENTRY_COST = 0.05
 # What checking a call's lemmas costs (its row of ``transcript_call_words``), against a
 # phrase read.
 CALL_ROW_COST = 1.0
 PHRASES_PER_CALL = 20  # assumed before the tables were first analysed
+# What checking a call by the viewer's visibility clause costs (a few index probes),
+# against a phrase read; and the least share of the calls assumed of a viewer with more
+# than MAX_VIEWER_CALLS of them (5 % of a million).
+CLAUSE_COST = 0.5
+MIN_SHARE = 0.05
 
 
 def _next_size(need: int, found: int, seen: int, size: int, floor: int) -> int:
@@ -329,12 +355,15 @@ def _next_size(need: int, found: int, seen: int, size: int, floor: int) -> int:
     return max(floor, min(MAX_CHUNK, size * 4, -(-need * seen * 3 // (found * 2))))
 
 
-async def _viewer_calls(session: AsyncSession, viewer_calls: Select[int]) -> list[int]:
-    """The viewer's call ids, each once, in one array (not tens of thousands of rows); at
-    most :data:`MAX_VIEWER_CALLS` and one."""
-    found = viewer_calls.limit(MAX_VIEWER_CALLS * 2 + 2).subquery()
+async def _viewer_calls(session: AsyncSession, viewer_calls: Select[int]) -> list[int] | None:
+    """The viewer's call ids, each once, sorted, in one array (not tens of thousands of
+    rows); None when ``viewer_calls`` names more than :data:`MAX_VIEWER_CALLS` (a call
+    it names twice counts twice: a list cut short must never pass for all his calls)."""
+    found = viewer_calls.limit(MAX_VIEWER_CALLS + 1).subquery()
     ids = await session.scalar(select(func.array_agg(found.c[0])))
-    return sorted(set(ids or ()))[:MAX_VIEWER_CALLS + 1]
+    if ids is not None and len(ids) > MAX_VIEWER_CALLS:
+        return None
+    return sorted(set(ids or ()))
 
 
 @dataclass(frozen=True)
@@ -414,6 +443,16 @@ def _calls_to_walk(need: int, density: float, per_call: float) -> float:
     return need / max(density * per_call, 1e-9)
 
 
+def _clause_walk_reads(need: int, density: float, per_call: float, share: float) -> float:
+    """What walking a viewer's calls through his visibility clause reads for ``need`` hits,
+    his share of the calls being ``share``: each call passed on the way checked by the
+    clause, and his as :func:`_call_walk_reads` counts them."""
+    walked = _calls_to_walk(need, density, per_call)
+    held = walked * min(1.0, density * per_call)
+    return (walked / max(share, 1e-6) * CLAUSE_COST + walked * CALL_ROW_COST
+            + held * per_call)
+
+
 def _call_walk_reads(need: int, density: float, calls: list[int], per_call: float) -> float:
     """What walking ``calls`` for ``need`` hits reads: the index entries of the calls
     passed on the way, each of his calls' lemmas, and every phrase of the calls holding
@@ -463,6 +502,11 @@ async def search(session: AsyncSession, terms: Terms, *, visible: ColumnElement[
     - take every match of his calls below the cursor from the GIN and sort them (a word in
       so few phrases that they are fewer than his calls to walk).
 
+    A viewer with more than :data:`MAX_VIEWER_CALLS` calls (a supervisor of a big team)
+    is not listed: after the first chunk, his calls are walked newest first each checked
+    by ``visible`` when that reads less than the matches left to read, by his share of
+    the first chunk's matches (:func:`_clause_walk_reads`).
+
     When PostgreSQL's statistics of the lexemes say his side is clearly cheaper than the
     first chunk, it is taken at once (:func:`_phrase_share`). Either way each chunk is
     still narrowed by ``visible`` and ``where``, so the hits, their order and the pages are
@@ -479,7 +523,8 @@ async def search(session: AsyncSession, terms: Terms, *, visible: ColumnElement[
     way: Way | None = None  # None: every match, newest first
     first = True
     found = seen = 0  # hits and ids of the current way of looking
-    mine: list[int] | None = None  # the viewer's calls, once listed
+    mine: list[int] | None = None  # the viewer's calls, once listed (None: too many)
+    listed = False
     density, per_call = 0.0, float(PHRASES_PER_CALL)
     if pg and viewer_calls is not None and (shares := await _phrase_share(session, terms)):
         # Words the statistics call rare enough: straight to his side (the first chunk
@@ -488,24 +533,22 @@ async def search(session: AsyncSession, terms: Terms, *, visible: ColumnElement[
         # their shares multiplied say.
         density, per_call = shares.density, shares.per_call
         below = before or int(shares.phrases)
-        mine = await _viewer_calls(session, viewer_calls)
-        if not mine:
+        mine, listed = await _viewer_calls(session, viewer_calls), True
+        if mine == []:
             return [], None  # he sees no call
-        if len(mine) > MAX_VIEWER_CALLS:
-            first = False  # look through the matches
-        else:
+        if mine is not None:  # else: too many to list, see after the first chunk
             chosen = _cheapest_way(floor, density, mine, per_call, below)
             cost = _reads(floor, density, mine, per_call, below)[chosen]
             if 2 * cost < min(size / max(density, 1e-9), density * below):
                 first, calls, way = False, mine, chosen
                 size = _first_size(way, floor, floor, density, per_call)
     while len(rows) <= limit:
+        want = limit + 1 - len(rows)  # a call walk's ids are all matches: no more than these
         if way == "walk":
             assert calls is not None
             ids = await _walk(session, calls, cursor, size)
-        elif way == "call_walk":
-            assert calls is not None
-            ids = await _call_walk(session, terms, calls, cursor, floor, size)
+        elif way == "call_walk":  # his calls listed, or (too many) checked by ``visible``
+            ids = await _call_walk(session, terms, calls, cursor, want, size, visible=visible)
         elif way == "matches":
             assert calls is not None
             ids = await _matches_of_calls(session, terms, cursor, size, calls)
@@ -518,7 +561,7 @@ async def search(session: AsyncSession, terms: Terms, *, visible: ColumnElement[
                 .join(Call, Call.id == TranscriptPhrase.call_id)
                 .outerjoin(Client, Client.id == Call.client_id)
                 .where(_among(session, ids), visible, *where)
-                .order_by(TranscriptPhrase.id.desc()).limit(limit + 1 - len(rows)))
+                .order_by(TranscriptPhrase.id.desc()).limit(want))
         if way == "walk":
             stmt = stmt.where(matches(session, [terms]))
         if speaker is not None:
@@ -526,23 +569,34 @@ async def search(session: AsyncSession, terms: Terms, *, visible: ColumnElement[
         chunk = (await session.execute(stmt)).all()
         rows += chunk
         found, seen = found + len(chunk), seen + len(ids)
-        if len(ids) < (floor if way == "call_walk" else size) or len(rows) > limit:
+        if len(ids) < (want if way == "call_walk" else size) or len(rows) > limit:
             break
         need = limit + 1 - len(rows)
         cursor = ids[-1]
         if first and pg and viewer_calls is not None:
             # The first chunk did not fill the page: look from the viewer's side.
             first = False
-            calls = mine if mine is not None else await _viewer_calls(session, viewer_calls)
-            if not calls:
+            if not listed:
+                mine, listed = await _viewer_calls(session, viewer_calls), True
+            if mine == []:
                 break  # he sees no call (the calls he sees are among these)
-            if len(calls) <= MAX_VIEWER_CALLS:
-                density = len(ids) / (ids[0] - ids[-1] + 1)
+            density = len(ids) / (ids[0] - ids[-1] + 1)
+            if mine is not None:
+                calls = mine
                 way = _cheapest_way(need, density, calls, per_call, cursor)
                 found = seen = 0
                 size = _first_size(way, need, floor, density, per_call)
                 continue
-            calls = None
+            # Too many calls to list (a supervisor of a big team): his share of the
+            # matches so far says whether walking the calls through his clause reads less
+            # than the matches still to read before the page is full.
+            share = max(found / seen, MIN_SHARE)
+            if _clause_walk_reads(need, density, per_call, share) < min(
+                    need / share / max(density, 1e-9), density * cursor):
+                way = "call_walk"
+                found = seen = 0
+                size = _first_size(way, need, floor, density, per_call)
+                continue
         first = False
         size = _next_size(need, found, seen, size, floor)
     more = len(rows) > limit

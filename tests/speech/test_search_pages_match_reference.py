@@ -134,7 +134,7 @@ async def _reference(session: AsyncSession, terms: index.Terms, visible: ColumnE
 
 
 @pytest.mark.parametrize("way", ["as_it_chooses", "walk", "call_walk", "matches",
-                                 "too_many_calls"])
+                                 "too_many_calls", "too_many_calls_walked"])
 async def test_every_page_is_the_plain_querys_page(db_url: str, way: str,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     """Admin, supervisor and manager; rare to common words; a filter and a speaker; small
@@ -142,8 +142,10 @@ async def test_every_page_is_the_plain_querys_page(db_url: str, way: str,
     whichever way it looks from the viewer's side."""
     if way in ("walk", "call_walk", "matches"):
         monkeypatch.setattr(index, "_cheapest_way", lambda *_args: way)
-    elif way == "too_many_calls":
+    elif way.startswith("too_many_calls"):  # his calls not listed: checked by his clause
         monkeypatch.setattr(index, "MAX_VIEWER_CALLS", 3)
+        monkeypatch.setattr(index, "_clause_walk_reads",
+                            lambda *_args: 0.0 if way.endswith("walked") else 1e18)
     await _seed(db_url)
     engine = create_engine(db_url)
     checked = 0
