@@ -10,7 +10,9 @@ The real parts: PostgreSQL, Redis, the sandbox PBX with its phones, one
 - ``--rate`` page views a second (50) by those sessions, open loop from a child
   process: client card (half), call log (three in ten), tasks (one in five);
 - ``--calls`` concurrent real calls (30): each calling manager's client calls his DID
-  again as soon as the previous call ended; the phone answers after a second.
+  again as soon as the previous call ended; the phone answers after a second. The
+  lines start one after another over one call's length before the pages begin, so the
+  calls are all in progress while pages are timed and end one after another.
 
 Screen pop delay: the ``ringing`` event as the listener published it to Redis (the bench
 subscribes to the phones' topics as a web process does) to the ``screenpop`` frame on
@@ -314,6 +316,9 @@ class Phase:
     cpu_s: float = 0.0
     idle_cores: dict[str, float] = field(default_factory=dict)  # streams open, nothing else
     busy_cores: dict[str, float] = field(default_factory=dict)  # under the load
+    machine_cores: tuple[float, int] = (0.0, 0)  # busy, of how many, under the load
+    program_cores: dict[str, float] = field(default_factory=dict)  # every program on it
+    waited: dict[str, float] = field(default_factory=dict)  # s/s runnable, waiting for a core
 
 
 class Streams:
@@ -430,8 +435,9 @@ class Ringing:
 
 
 async def keep_calling(sandbox: Sandbox, calling: list[Manager], ringing: Ringing,
-                       until_at: float, talk: float) -> int:
-    """Each calling manager's client calls his DID again as soon as his last call ended."""
+                       until_at: float, talk: float, spread: float) -> int:
+    """Each calling manager's client calls his DID again as soon as his last call ended;
+    the lines' first calls spread evenly over ``spread`` seconds."""
     placed = 0
     async with sandbox.phones() as phones:
         for m in calling:
@@ -439,7 +445,7 @@ async def keep_calling(sandbox: Sandbox, calling: list[Manager], ringing: Ringin
 
         async def line(i: int, m: Manager) -> None:
             nonlocal placed
-            await asyncio.sleep(i * 0.3)  # a floor's calls do not all start in one second
+            await asyncio.sleep(i * spread / len(calling))  # nor do a floor's calls
             while time.monotonic() < until_at:
                 ringing.ended[m.extension].clear()
                 await phones.client_calls(m.caller, m.did, talk=talk, ring_timeout=20)
@@ -507,6 +513,8 @@ async def run_phase(webs: int, args: argparse.Namespace, people: list[Manager], 
                                 for p in served}
             await scraper.scrape()
             busy0, t0 = {p.name: _cpu_of(p) for p in served}, time.monotonic()
+            programs0, machine0 = _programs_cpu(), _machine_busy()
+            waited0 = {p.name: _waited_of(p) for p in served}
             scraping = asyncio.create_task(scraper.run())
             ctx = multiprocessing.get_context("spawn")
             out, control = ctx.Queue(), ctx.Queue()
@@ -515,10 +523,14 @@ async def run_phase(webs: int, args: argparse.Namespace, people: list[Manager], 
                                                           args.seconds, control, out))
             child.start()
             assert await asyncio.to_thread(out.get, True, 120) == "ready"
-            start_at = time.monotonic() + 0.5
+            # every line calls before the pages start, their first calls spread over one
+            # call's length: 30 calls in progress the whole time, ending one after another
+            # as a floor's do (not a burst of hang-ups every cycle)
+            ramp = args.talk + 2
+            start_at = time.monotonic() + ramp
             control.put(start_at)
             phase.calls_placed = await keep_calling(
-                sandbox, calling, ringing, start_at + args.seconds, args.talk)
+                sandbox, calling, ringing, start_at + args.seconds, args.talk, spread=ramp)
             phase.pages = await asyncio.to_thread(out.get, True, args.seconds + 120)
             await asyncio.to_thread(child.join, 10)
             await asyncio.sleep(3)  # the last pops of the last calls
@@ -528,6 +540,13 @@ async def run_phase(webs: int, args: argparse.Namespace, people: list[Manager], 
             await scraper.scrape()
             phase.busy_cores = {p.name: (_cpu_of(p) - busy0[p.name]) / (time.monotonic() - t0)
                                 for p in served}
+            machine1 = _machine_busy()
+            phase.waited = {p.name: (_waited_of(p) - waited0[p.name]) / (time.monotonic() - t0)
+                            for p in served}
+            phase.machine_cores = ((machine1[0] - machine0[0]) / (time.monotonic() - t0),
+                                   round((machine1[1] - machine0[1]) / (time.monotonic() - t0)))
+            phase.program_cores = _programs_cores(programs0, _programs_cpu(),
+                                                  time.monotonic() - t0)
             phase.streams_open = len(streams.open)
         finally:
             phase.cpu_s = _own_cpu() - cpu0
@@ -556,6 +575,53 @@ def _cpu_of(process: Process) -> float:
     assert process.process is not None
     fields = Path(f"/proc/{process.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _waited_of(process: Process) -> float:
+    """Seconds the process's threads have waited, runnable, for a core (/proc schedstat):
+    a web process can be slow with a core to spare in the average, when every one of
+    a page's statements waits its turn for a CPU after its answer came."""
+    assert process.process is not None
+    total = 0
+    for task in Path(f"/proc/{process.process.pid}/task").iterdir():
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            total += int((task / "schedstat").read_text().split()[1])
+    return total / 1e9
+
+
+def _programs_cpu() -> dict[str, float]:
+    """CPU seconds (user + system) of every live process on the machine, by program name,
+    from /proc: where the machine's cores go beside the processes the bench started."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out: defaultdict[str, float] = defaultdict(float)
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            text = (entry / "stat").read_text()
+        except OSError:  # gone meanwhile
+            continue
+        name = text[text.index("(") + 1:text.rindex(")")]
+        fields = text.rsplit(")", 1)[1].split()
+        out[name] += (int(fields[11]) + int(fields[12])) / tick
+    return dict(out)
+
+
+def _machine_busy() -> tuple[float, float]:
+    """Busy and total core-seconds of the whole machine so far (/proc/stat)."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+    tick = os.sysconf("SC_CLK_TCK")
+    idle = values[3] + values[4]  # idle, iowait
+    return (sum(values[:8]) - idle) / tick, sum(values[:8]) / tick
+
+
+def _programs_cores(before: dict[str, float], after: dict[str, float], seconds: float,
+                    top: int = 8) -> dict[str, float]:
+    """The programs that used most cores between two :func:`_programs_cpu` readings (a
+    process that ended in between is not counted: it is in the machine's total)."""
+    used = {name: (after[name] - before.get(name, 0.0)) / seconds for name in after}
+    return dict(sorted(((n, c) for n, c in used.items() if c >= 0.005),
+                       key=lambda item: -item[1])[:top])
 
 
 def _own_cpu() -> float:
@@ -656,6 +722,9 @@ def report(phase: Phase, base: Phase | None, args: argparse.Namespace) -> None:
     print(f"  cores used, streams open and nothing else ({IDLE_S:g} s): "
           f"{cores(phase.idle_cores)}")
     print(f"  cores used under the load: {cores(phase.busy_cores)}")
+    print(f"  seconds a second each waited, runnable, for a core: {cores(phase.waited)}")
+    print(f"  the machine under the load: {phase.machine_cores[0]:.2f} of "
+          f"{phase.machine_cores[1]} cores busy; by program: {cores(phase.program_cores)}")
 
 
 async def main_async(args: argparse.Namespace) -> int:
