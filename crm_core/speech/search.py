@@ -445,22 +445,25 @@ def _calls_to_walk(need: int, density: float, per_call: float) -> float:
 
 def _clause_walk_reads(need: int, density: float, per_call: float, share: float) -> float:
     """What walking a viewer's calls through his visibility clause reads for ``need`` hits,
-    his share of the calls being ``share``: each call passed on the way checked by the
-    clause, and his as :func:`_call_walk_reads` counts them."""
-    walked = _calls_to_walk(need, density, per_call)
-    held = walked * min(1.0, density * per_call)
-    return (walked / max(share, 1e-6) * CLAUSE_COST + walked * CALL_ROW_COST
-            + held * per_call)
+    his share of the calls being ``share`` (see :func:`_walked_reads`)."""
+    return _walked_reads(need, density, per_call, share, CLAUSE_COST)
 
 
 def _call_walk_reads(need: int, density: float, calls: list[int], per_call: float) -> float:
-    """What walking ``calls`` for ``need`` hits reads: the index entries of the calls
-    passed on the way, each of his calls' lemmas, and every phrase of the calls holding
-    the words (words assumed independent: more calls hold them all than that says)."""
-    walked = min(float(len(calls)), _calls_to_walk(need, density, per_call))
+    """What walking ``calls`` for ``need`` hits reads (see :func:`_walked_reads`)."""
+    return _walked_reads(need, density, per_call, _share(calls), INDEX_ENTRY_COST,
+                         most=len(calls))
+
+
+def _walked_reads(need: int, density: float, per_call: float, share: float,
+                  passed_cost: float, most: float = float("inf")) -> float:
+    """What a walk of the viewer's calls reads for ``need`` hits: each call passed on the
+    way (``passed_cost``: an index entry, or his clause checked), each of his calls'
+    lemmas, and every phrase of his calls holding the words (words assumed independent:
+    more calls hold them all than that says); at most ``most`` of his calls."""
+    walked = min(most, _calls_to_walk(need, density, per_call))
     held = walked * min(1.0, density * per_call)
-    return (walked / max(_share(calls), 1e-6) * INDEX_ENTRY_COST
-            + walked * CALL_ROW_COST + held * per_call)
+    return walked / max(share, 1e-6) * passed_cost + walked * CALL_ROW_COST + held * per_call
 
 
 def _first_size(way: Way, need: int, floor: int, density: float, per_call: float) -> int:
