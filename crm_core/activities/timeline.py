@@ -92,7 +92,7 @@ async def _activities(session: AsyncSession, client_id: int, limit: int,
         .where(ClientActivity.client_id == client_id, ClientActivity.archived_at.is_(None),
                ClientActivity.kind.in_(kinds))
         .order_by(ClientActivity.happened_at.desc(), ClientActivity.id.desc())
-        .limit(limit * len(kinds)))
+        .limit(limit))
     return [_entry(ACTIVITY_KINDS[a.kind], a.happened_at, id=a.id, activity=a.kind,
                    text=a.text, people=a.people, by=a.user_id) for a in rows]
 
@@ -184,7 +184,9 @@ async def client_timeline(session: AsyncSession, client_id: int, *,
     People are named: ``by`` (who did it), ``old``/``new`` of an owner change and
     ``outcome_by`` get ``*_name`` keys beside their ids.
     """
-    return await _collect(session, client_id, calls_where, group, PER_KIND)
+    # notes, e-mails and meetings come in one statement: each kind's newest, whatever the others
+    return await _collect(session, client_id, calls_where, group, PER_KIND,
+                          activities=PER_KIND * len(ACTIVITY_KINDS))
 
 
 async def timeline_page(session: AsyncSession, client_id: int, *,
@@ -195,20 +197,21 @@ async def timeline_page(session: AsyncSession, client_id: int, *,
     shows them, and whether older ones are left. A client of long standing has hundreds
     of calls and notes: each kind is read ``shown`` deep only, not all of them."""
     shown = max(1, min(shown, MAX_SHOWN))
-    entries = await _collect(session, client_id, calls_where, group, shown + 1)
+    entries = await _collect(session, client_id, calls_where, group, shown + 1,
+                             activities=shown + 1)
     return entries[:shown], len(entries) > shown
 
 
 async def _collect(session: AsyncSession, client_id: int,
                    calls_where: ColumnElement[bool] | None, group: str | None,
-                   per_kind: int) -> list[dict[str, Any]]:
+                   per_kind: int, *, activities: int) -> list[dict[str, Any]]:
     groups = set(GROUPS.values()) if group is None else {group}
     entries: list[dict[str, Any]] = []
     if "calls" in groups:
         entries += await _calls(session, client_id,
                                 calls_where if calls_where is not None else true(), per_kind)
     if groups & {"notes", "contacts"}:
-        entries += await _activities(session, client_id, per_kind, groups)
+        entries += await _activities(session, client_id, activities, groups)
     if "tasks" in groups:
         entries += await _tasks(session, client_id, per_kind)
     if "deals" in groups:
