@@ -257,10 +257,9 @@ async def _call_walk(session: AsyncSession, terms: Terms, calls: list[int] | Non
                      visible: ColumnElement[bool] | None = None) -> list[int]:
     """Ids of the newest ``size`` phrases of ``calls`` (None: of the calls passing
     ``visible``) holding the words, below ``before`` (PostgreSQL): the calls walked newest
-    phrase first in batches (the first of ``batch``
-    calls, each next four times larger), each call's lemmas checked
-    (``transcript_call_words``, migration 0035), and only the phrases of the calls that
-    hold every word read (:func:`_matches_in_calls`).
+    phrase first in batches (the first of ``batch`` calls, each next four times larger),
+    each call's lemmas checked (``transcript_call_words``, migration 0035), and only the
+    phrases of the calls that hold every word read (:func:`_matches_in_calls`).
 
     No phrase of a call is newer than its last phrase, so once a batch is done every
     match not older than its last call's last phrase is final: the calls left can only
