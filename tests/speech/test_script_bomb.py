@@ -64,4 +64,7 @@ async def test_the_bomb_upload_is_refused_while_others_are_answered(
             "Ошибка в скрипте: строка 3: ссылки YAML (* и &) в скрипте не поддерживаются — "
             "напишите фразы полностью.")
     assert len(samples) >= 5
-    assert p99(samples) < 0.1, sorted(samples)[-5:]
+    # Walking the bomb's 387 million phrases would hold the event loop for half a minute;
+    # on two busy cores a probe may wait a tenth of a second for its turn, which is not
+    # what this test is about.
+    assert p99(samples) < 0.5, sorted(samples)[-5:]
