@@ -7,6 +7,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import phonenumbers
 from sqlalchemy import Select, bindparam, select
@@ -169,6 +170,30 @@ def _by_extensions() -> Select[User]:
     IN list's values each coerced) cost more than running it."""
     return select(User).where(User.extension.in_(bindparam("extensions", expanding=True)),
                               User.active.is_(True))
+
+
+async def names_by_extension(session: AsyncSession, extensions: Iterable[str] | None
+                             ) -> dict[str, str]:
+    """Names by extension (former staff too), so pages say «Иван Петров» rather than «101».
+
+    Only for ``extensions`` (those a page shows: a floor has hundreds of people, and a page
+    of calls names a few); ``None`` names everyone, for an export that streams every call.
+    """
+    stmt = select(User.extension, User.name).where(User.extension.is_not(None))
+    if extensions is not None:
+        wanted = sorted({e for e in extensions if e})
+        if not wanted:
+            return {}
+        stmt = stmt.where(User.extension.in_(wanted))
+    return {ext: name for ext, name in await session.execute(stmt) if ext}
+
+
+def call_extensions(calls: Iterable[dict[str, Any]]) -> set[str]:
+    """The extensions a list of calls (as ``call_to_dict`` gives them) names: who talked
+    and every attempt."""
+    return {ext for call in calls for ext in (
+        *call.get("managers", ()), *(a.get("extension") for a in call.get("attempts") or ()))
+        if ext}
 
 
 _QUEUE = re.compile(r"[A-Za-z0-9_.\-]{1,80}")

@@ -59,7 +59,7 @@ from crm_core.calls.models import Call
 from crm_core.clients.models import Client
 from crm_core.db import plan_for_these_values
 from crm_core.errors import DomainError
-from crm_core.people.models import User
+from crm_core.people.users import names_by_extension
 from crm_core.speech.dialogue import turns
 from crm_core.speech.models import TranscriptPhrase
 from crm_core.speech.words import best_lemma, lemmas
@@ -604,8 +604,7 @@ async def search(session: AsyncSession, terms: Terms, *, visible: ColumnElement[
     more = len(rows) > limit
     rows = rows[:limit]
     extensions = {m[0] for _, _, m, _, _ in rows if m}
-    names = dict((await session.execute(select(User.extension, User.name).where(
-        User.extension.in_(extensions)))).all()) if extensions else {}
+    names = await names_by_extension(session, extensions)
     hits = [Hit(phrase_id=p.id, call_id=p.call_id, speaker=p.speaker, start=p.start,
                 end=p.end, text=p.text, started_at=started, manager=m[0] if m else None,
                 manager_name=names.get(m[0]) if m else None, client_id=client_id,

@@ -21,6 +21,7 @@ from crm_core.clients.models import Client
 from crm_core.clock import local_now
 from crm_core.people import access
 from crm_core.people.models import Role, User
+from crm_core.people.users import names_by_extension
 from crm_core.sales.models import Deal, DealStatus, Pipeline, PipelineStage
 from crm_core.sales.tasks import PLANNABLE_KINDS, open_client_tasks
 from crm_core.tasks.models import Task
@@ -58,14 +59,9 @@ async def open_deals(session: AsyncSession, client_id: int, tz: ZoneInfo
 
 async def timeline_staff(session: AsyncSession, entries: list[dict[str, Any]]
                          ) -> dict[str, str]:
-    """Names by extension of the people on the timeline's calls, so it says "Иван Петров"
-    rather than "101" (only those shown: the floor may have hundreds)."""
-    extensions = {ext for e in entries if e["kind"] == "call" for ext in e["managers"]}
-    if not extensions:
-        return {}
-    rows = await session.execute(select(User.extension, User.name)
-                                 .where(User.extension.in_(sorted(extensions))))
-    return {ext: name for ext, name in rows}
+    """Names by extension of the people on the timeline's calls."""
+    return await names_by_extension(
+        session, (ext for e in entries if e["kind"] == "call" for ext in e["managers"]))
 
 
 async def timeline_context(session: AsyncSession, user: User, client: Client, *,

@@ -19,7 +19,7 @@ import aiohttp_jinja2
 import phonenumbers
 from aiohttp import web
 from multidict import MultiDict
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import ColumnElement
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.calls.log import Cursor, call_log_page, iter_call_log
@@ -32,6 +32,7 @@ from crm_core.clock import local_today
 from crm_core.errors import DomainError, NotAllowedError
 from crm_core.people import access
 from crm_core.people.models import User
+from crm_core.people.users import call_extensions, names_by_extension
 from telecrm.calls.filters import PARAMS, LogQuery, parse
 from telecrm.csv_safety import FORMULA_STARTS, csv_text
 from telecrm.messages import russian
@@ -64,14 +65,6 @@ def _link(values: dict[str, Any], path: str = "/calls", **changes: Any) -> str:
             if item not in (None, ""):
                 pairs.append((name, str(item)))
     return f"{path}?{urlencode(pairs)}" if pairs else path
-
-
-async def _staff(request: web.Request) -> dict[str, str]:
-    """Names by extension (former staff too), so tables say "Иван Петров" rather than "101"."""
-    async with request.app[SESSIONS]() as session:
-        rows = await session.execute(select(User.extension, User.name)
-                                     .where(User.extension.is_not(None)))
-        return {ext: name for ext, name in rows if ext}
 
 
 # -- the page ---------------------------------------------------------------------------------
@@ -109,6 +102,7 @@ async def calls_page(request: web.Request) -> web.Response:
     tz = workday_tz(request)
     error: str | None = None
     page_calls: list[dict[str, Any]] = []
+    staff: dict[str, str] = {}
     next_link = previous_link = None
     values: dict[str, Any] = {name: request.query.get(name, "") for name in
                               ("since", "until", "direction", "status", "min_duration",
@@ -134,6 +128,7 @@ async def calls_page(request: web.Request) -> web.Response:
             hooks = request.app[CALL_HOOKS]
             page_calls = [access.redact_call(user, call_to_dict(call, hooks))
                           for call in page.calls]
+            staff = await names_by_extension(session, call_extensions(page_calls))
             if page.next is not None:
                 next_link = _link(values, cursor=page.next.encode())
             if page.previous is not None:
@@ -161,7 +156,7 @@ async def calls_page(request: web.Request) -> web.Response:
         "show_people": bool(people), "show_teams": len(teams) > 1,
         "may_listen": access.may_hear_recordings(user),
         "may_open_clients": access.may_see_clients(user),
-        "staff": await _staff(request),
+        "staff": staff,
     }
     return aiohttp_jinja2.render_template("calls.html", request, context,
                                           status=400 if error else 200)
@@ -238,10 +233,10 @@ async def calls_csv(request: web.Request) -> web.StreamResponse:
         raise NotAllowedError("calls.log_not_allowed", "marketers have call tracking instead")
     request = _legacy_day(request)
     tz = workday_tz(request)
-    staff = await _staff(request)
     may_listen = access.may_hear_recordings(user)
     origin = f"{request.scheme}://{request.host}"
     async with request.app[SESSIONS]() as session:
+        staff = await names_by_extension(session, None)  # an export names everyone it streams
         parsed: LogQuery = await parse(request, session, user)
         assert parsed.since is not None and parsed.until is not None
         first, last = _days(parsed.since, parsed.until, tz)

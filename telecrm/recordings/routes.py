@@ -22,7 +22,7 @@ from crm_core.errors import DomainError, NotAllowedError, NotFoundError
 from crm_core.pbxes.models import Pbx
 from crm_core.people import access
 from crm_core.people.models import Role, User
-from crm_core.people.users import first_device
+from crm_core.people.users import call_extensions, first_device, names_by_extension
 from crm_core.recordings.jobs import audio_of, problems
 from crm_core.recordings.models import AudioStatus
 from crm_core.speech.models import Transcript
@@ -67,9 +67,7 @@ async def call_page(request: web.Request) -> web.Response:
         # «АТС» only means something to a company with branches: a single PBX is not named.
         several_pbxes = data.get("pbx", DEFAULT_PBX) != DEFAULT_PBX or bool(
             await session.scalar(select(exists().where(Pbx.name != DEFAULT_PBX))))
-        staff = dict((await session.execute(select(User.extension, User.name).where(
-            User.extension.in_({a["extension"] for a in data["attempts"]} |
-                               set(data["managers"]))))).all())
+        staff = await names_by_extension(session, call_extensions([data]))
     context = {"title": f"Звонок №{call_id}", "call": data, "audio": audio,
                "may_hear": may_hear, "may_download": may_download(user),
                "transcript_ready": bool(transcript_ready), "staff": staff,

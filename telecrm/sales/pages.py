@@ -111,9 +111,15 @@ async def page_context(request: web.Request, user: User) -> dict[str, Any]:
         request_ids = {s.request_task_id for s in stops}
         rows = (await session.execute(stmt.order_by(Task.due_at.is_(None), Task.due_at,
                                                     Task.id))).all()
-        names = {u.id: u.name for u in await session.scalars(select(User))}
-        clients = {c.id: c.name for c in await session.scalars(
-            select(Client).where(Client.id.in_([s.client_id for s in stops])))}
+        # Only the people and clients the page names: a floor has hundreds of users.
+        people = {task.assignee_id for task, _ in rows} | {s.requested_by_id for s in stops}
+        people.discard(None)
+        names: dict[int, str] = dict((await session.execute(
+            select(User.id, User.name).where(User.id.in_(people)))).all()
+            ) if people else {}
+        clients: dict[int, str] = dict((await session.execute(
+            select(Client.id, Client.name).where(Client.id.in_([s.client_id for s in stops])))
+            ).all()) if stops else {}
     today_end = datetime.combine(now.date() + timedelta(days=1), datetime.min.time(), tzinfo=tz)
     tasks = []
     for task, client_name in rows:

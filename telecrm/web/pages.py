@@ -7,7 +7,6 @@ from typing import Any
 
 import aiohttp_jinja2
 from aiohttp import web
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.activities.timeline import MAX_SHOWN, PAGE
@@ -17,6 +16,7 @@ from crm_core.clock import local_today
 from crm_core.errors import DomainError, NotAllowedError, NotFoundError
 from crm_core.people import access
 from crm_core.people.models import Role, User
+from crm_core.people.users import call_extensions, names_by_extension
 from crm_core.talktime.metric import Rules
 from crm_core.tasks.models import TaskKind
 from crm_core.timestamps import utcnow
@@ -53,14 +53,6 @@ from telecrm.web.redirects import local_path
 
 CARD_DONE = {"created": "Клиент создан.", "saved": "Карточка сохранена.",
              "merged": "Клиенты объединены: звонки, сделки, задачи и история перенесены сюда."}
-
-
-async def _staff(request: web.Request) -> dict[str, str]:
-    """Names by extension, so tables say "Иван Петров" rather than "101"."""
-    async with request.app[SESSIONS]() as session:
-        rows = await session.execute(select(User.extension, User.name)
-                                     .where(User.extension.is_not(None)))
-        return {ext: name for ext, name in rows}
 
 
 
@@ -188,6 +180,7 @@ async def today(request: web.Request) -> dict[str, Any]:
                                             hooks=request.app[CALL_HOOKS])
         talk = await _talk_bar(request, session, user) if day == local_today(workday_tz(request)) \
             else None
+        staff = await names_by_extension(session, call_extensions(calls))
     # Missed calls wait for a callback whatever their deadline; other tasks by their day.
     # The callback tasks are the one source of "who waits for a call back" on the page.
     callbacks = [t for t in tasks if t["kind"] == TaskKind.CALLBACK]
@@ -198,7 +191,7 @@ async def today(request: web.Request) -> dict[str, Any]:
     return {
         "title": "Сегодня", "day": day, "planned": planned, "overdue": overdue,
         "callbacks": callbacks, "calls": calls, "talk": talk,
-        "staff": await _staff(request),
+        "staff": staff,
     }
 
 
@@ -275,9 +268,10 @@ async def team_page(request: web.Request) -> dict[str, Any]:
         rows = await talk_time(session, managers, start, end, target)
         calls = await access.visible_calls(session, user, start, end,
                                             hooks=request.app[CALL_HOOKS])
+        staff = await names_by_extension(session, call_extensions(calls))
     for row in rows:
         row["progress"] = min(100, round(100 * row["talk_seconds"] / target)) if target else 0
     return {"title": "Команда", "day": day, "rows": rows, "calls": calls,
             "target_seconds": target, "prev_day": day - timedelta(days=1),
             "next_day": day + timedelta(days=1), "may_listen": True,
-            "may_open_clients": True, "staff": await _staff(request)}
+            "may_open_clients": True, "staff": staff}
