@@ -24,6 +24,7 @@ from aiohttp import web
 from sqlalchemy import select
 
 from crm_core.calls.models import Call
+from crm_core.db import without_transaction
 from crm_core.errors import NotAllowedError, NotFoundError
 from crm_core.people import access
 from crm_core.people.models import User, WebSession
@@ -149,6 +150,7 @@ async def session_middleware(request: web.Request, handler: Handler) -> web.Stre
     token = request.cookies.get(SESSION_COOKIE)
     if token and not request.path.startswith("/static/") and request.path != "/favicon.ico":
         async with request.app[SESSIONS]() as session:
+            await without_transaction(session)
             row = await resolve_session(session, token)
         if row is not None and needs_touch(row):
             async with request.app[WRITER_SESSIONS]() as session, session.begin():
