@@ -14,7 +14,8 @@ import contextlib
 import glob
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import time_machine
 
@@ -37,6 +38,27 @@ def pinned_clock(moment: datetime, *, tick: bool = True) -> Iterator[time_machin
             yield traveller
     finally:
         _pinned = previous
+
+
+# The first minutes of the workday's date, in which the seeded "today" cannot be in the past.
+DAY_START_ROOM = timedelta(minutes=20)
+WORKDAY_TZ = "Europe/Moscow"  # the tests' companies work in Moscow time
+
+
+def past_the_day_start(now: datetime) -> datetime | None:
+    """The moment a test on the real clock runs at instead of ``now`` when ``now`` is in
+    the first :data:`DAY_START_ROOM` of the Moscow date, else None.
+
+    The tests' seeded floor is a quarter of an hour of calls "today, already over"
+    (``tests.support.browser.seed_calls_start``); at 00:05 Moscow time there is no such
+    quarter of an hour, and pages that show today, newest first, would show calls
+    that have not happened yet. The same day at 00:20 has it.
+    """
+    local = now.astimezone(ZoneInfo(WORKDAY_TZ))
+    midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    if local - midnight >= DAY_START_ROOM:
+        return None
+    return midnight + DAY_START_ROOM
 
 
 def subprocess_env() -> dict[str, str]:
