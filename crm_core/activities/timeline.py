@@ -14,7 +14,18 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, exists, select, true
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    cast,
+    exists,
+    literal,
+    null,
+    or_,
+    select,
+    true,
+    union_all,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -134,45 +145,86 @@ async def _deals(session: AsyncSession, client_id: int, limit: int) -> list[dict
     return out
 
 
+def _newest(stmt: Select[*tuple[Any, ...]], limit: int) -> Select[*tuple[Any, ...]]:
+    """``stmt``'s newest ``limit`` rows (as it orders them), as a part of a ``UNION ALL``:
+    each kind keeps its own limit, and the kinds come in one round trip. Every column of
+    each part is labelled alike (two unnamed ``NULL``s would be taken for one)."""
+    return select(stmt.limit(limit).subquery())
+
+
 async def _money_entries(session: AsyncSession, client_id: int, limit: int
                          ) -> list[dict[str, Any]]:
-    invoices = await session.scalars(
-        select(Invoice).where(Invoice.client_id == client_id, Invoice.archived_at.is_(None))
-        .order_by(Invoice.created_at.desc()).limit(limit))
-    out = [_entry("invoice", i.created_at, id=i.id, number=i.number, amount=_money(i.amount),
-                  paid_amount=_money(i.paid_amount), status=i.status,
-                  issued_on=i.issued_on.isoformat(), by=i.created_by_id) for i in invoices]
-    payments = (await session.execute(
-        select(Payment, Invoice.number).outerjoin(Invoice, Invoice.id == Payment.invoice_id)
+    invoices = (
+        select(literal("invoice").label("kind"), Invoice.id, Invoice.created_at.label("at"),
+               Invoice.amount, Invoice.paid_amount, Invoice.status,
+               Invoice.issued_on.label("day"), Invoice.number,
+               Invoice.created_by_id.label("by"))
+        .where(Invoice.client_id == client_id, Invoice.archived_at.is_(None))
+        .order_by(Invoice.created_at.desc()))
+    payments = (
+        select(literal("payment").label("kind"), Payment.id, Payment.created_at.label("at"),
+               Payment.amount, cast(null(), Invoice.paid_amount.type).label("paid_amount"),
+               cast(null(), Invoice.status.type).label("status"),
+               Payment.paid_on.label("day"), Invoice.number, Payment.created_by_id.label("by"))
+        .outerjoin(Invoice, Invoice.id == Payment.invoice_id)
         .where(Payment.client_id == client_id, Payment.archived_at.is_(None))
-        .order_by(Payment.created_at.desc()).limit(limit))).all()
-    out += [_entry("payment", p.created_at, id=p.id, amount=_money(p.amount),
-                   paid_on=p.paid_on.isoformat(), invoice=number, by=p.created_by_id)
-            for p, number in payments]
-    return out
+        .order_by(Payment.created_at.desc()))
+    rows = await session.execute(union_all(_newest(invoices, limit), _newest(payments, limit)))
+    return [_entry("invoice", at, id=row_id, number=number, amount=_money(amount),
+                   paid_amount=_money(paid), status=status, issued_on=day.isoformat(), by=by)
+            if kind == "invoice" else
+            _entry("payment", at, id=row_id, amount=_money(amount), paid_on=day.isoformat(),
+                   invoice=number, by=by)
+            for kind, row_id, at, amount, paid, status, day, number, by in rows]
 
 
 async def _changes(session: AsyncSession, client_id: int, limit: int) -> list[dict[str, Any]]:
-    statuses = await session.scalars(
-        select(ClientStatusChange).where(ClientStatusChange.client_id == client_id)
-        .order_by(ClientStatusChange.at.desc()).limit(limit))
-    out = [_entry("status", s.at, id=s.id, old=s.old_status, new=s.new_status)
-           for s in statuses]
-    owners = await session.scalars(
-        select(ClientOwnerChange).where(ClientOwnerChange.client_id == client_id)
-        .order_by(ClientOwnerChange.at.desc()).limit(limit))
-    out += [_entry("owner", o.at, id=o.id, old=o.old_owner_id, new=o.new_owner_id,
-                   reason=o.reason, by=o.by_id) for o in owners]
-    return out
+    user_id = ClientOwnerChange.old_owner_id.type
+    text_of = ClientStatusChange.new_status.type
+    statuses = (
+        select(literal("status").label("kind"), ClientStatusChange.id, ClientStatusChange.at,
+               ClientStatusChange.old_status, ClientStatusChange.new_status,
+               cast(null(), user_id).label("old_owner"), cast(null(), user_id).label("new_owner"),
+               cast(null(), user_id).label("by"),
+               cast(null(), ClientOwnerChange.reason.type).label("reason"))
+        .where(ClientStatusChange.client_id == client_id)
+        .order_by(ClientStatusChange.at.desc()))
+    owners = (
+        select(literal("owner").label("kind"), ClientOwnerChange.id, ClientOwnerChange.at,
+               cast(null(), text_of).label("old_status"),
+               cast(null(), text_of).label("new_status"),
+               ClientOwnerChange.old_owner_id.label("old_owner"),
+               ClientOwnerChange.new_owner_id.label("new_owner"),
+               ClientOwnerChange.by_id.label("by"), ClientOwnerChange.reason)
+        .where(ClientOwnerChange.client_id == client_id)
+        .order_by(ClientOwnerChange.at.desc()))
+    rows = await session.execute(union_all(_newest(statuses, limit), _newest(owners, limit)))
+    return [_entry("status", at, id=row_id, old=old_status, new=new_status)
+            if kind == "status" else
+            _entry("owner", at, id=row_id, old=old_owner, new=new_owner, reason=reason, by=by)
+            for kind, row_id, at, old_status, new_status, old_owner, new_owner, by, reason
+            in rows]
 
 
-async def _names(session: AsyncSession, entries: Iterable[dict[str, Any]]) -> dict[int, str]:
+async def _names(session: AsyncSession, entries: Iterable[dict[str, Any]]
+                 ) -> tuple[dict[int, str], dict[str, str]]:
+    """Names of the people the entries refer to, by id and by extension (the calls'
+    managers), in one statement."""
     ids = {e.get(key) for e in entries for key in ("by", "old", "new", "outcome_by")
            if isinstance(e.get(key), int)}
-    if not ids:
-        return {}
-    return {uid: name for uid, name in await session.execute(
-        select(User.id, User.name).where(User.id.in_(ids)))}
+    extensions = {ext for e in entries if e["kind"] == "call" for ext in e["managers"] if ext}
+    if not ids and not extensions:
+        return {}, {}
+    by_id: dict[int, str] = {}
+    by_extension: dict[str, str] = {}
+    for uid, extension, name in await session.execute(
+            select(User.id, User.extension, User.name)
+            .where(or_(User.id.in_(ids), User.extension.in_(sorted(extensions))))):
+        if uid in ids:
+            by_id[uid] = name
+        if extension is not None and extension in extensions:
+            by_extension[extension] = name
+    return by_id, by_extension
 
 
 async def client_timeline(session: AsyncSession, client_id: int, *,
@@ -182,7 +234,8 @@ async def client_timeline(session: AsyncSession, client_id: int, *,
     newest :data:`PER_KIND` entries of each kind, of one filter's ``group`` if given.
 
     People are named: ``by`` (who did it), ``old``/``new`` of an owner change and
-    ``outcome_by`` get ``*_name`` keys beside their ids.
+    ``outcome_by`` get ``*_name`` keys beside their ids, a call's ``managers`` (their
+    extensions) ``managers_names`` (the extension itself where nobody has it).
     """
     # notes, e-mails and meetings come in one statement: each kind's newest, whatever the others
     return await _collect(session, client_id, calls_where, group, PER_KIND,
@@ -220,11 +273,13 @@ async def _collect(session: AsyncSession, client_id: int,
         entries += await _money_entries(session, client_id, per_kind)
     if "changes" in groups:
         entries += await _changes(session, client_id, per_kind)
-    names = await _names(session, entries)
+    names, staff = await _names(session, entries)
     for entry in entries:
         for key in ("by", "outcome_by") + (("old", "new") if entry["kind"] == "owner" else ()):
             if key in entry:
                 entry[f"{key}_name"] = names.get(entry[key]) if entry[key] else None
+        if entry["kind"] == "call":
+            entry["managers_names"] = [staff.get(ext, ext) for ext in entry["managers"]]
     entries.sort(key=_newest_first, reverse=True)
     return entries
 

@@ -21,7 +21,6 @@ from crm_core.clients.models import Client
 from crm_core.clock import local_now
 from crm_core.people import access
 from crm_core.people.models import Role, User
-from crm_core.people.users import names_by_extension
 from crm_core.sales.models import Deal, DealStatus, Pipeline, PipelineStage
 from crm_core.sales.tasks import PLANNABLE_KINDS, open_client_tasks
 from crm_core.tasks.models import Task
@@ -57,13 +56,6 @@ async def open_deals(session: AsyncSession, client_id: int, tz: ZoneInfo
             for deal, pipeline, stage, owner in rows]
 
 
-async def timeline_staff(session: AsyncSession, entries: list[dict[str, Any]]
-                         ) -> dict[str, str]:
-    """Names by extension of the people on the timeline's calls."""
-    return await names_by_extension(
-        session, (ext for e in entries if e["kind"] == "call" for ext in e["managers"]))
-
-
 async def timeline_context(session: AsyncSession, user: User, client: Client, *,
                            calls_where: ColumnElement[bool] | None = None,
                            group: str | None = None, shown: int | None = PAGE
@@ -86,7 +78,6 @@ async def timeline_context(session: AsyncSession, user: User, client: Client, *,
         if entry["kind"] in ("note", "email", "meeting"):
             entry["may_archive"] = entry["by"] == user.id or boss
     return {"timeline": entries, "may_listen": access.may_hear_recordings(user),
-            "staff": await timeline_staff(session, entries),
             "timeline_group": group or "all", "timeline_more": more,
             "timeline_next": (shown or 0) + PAGE}
 

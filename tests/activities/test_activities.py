@@ -370,7 +370,14 @@ async def test_the_timeline_has_everything_newest_first(db_session: AsyncSession
                                                                  "Иван")
     assert [(d["event"], d["to_stage"], d["amount"]) for d in by_kind["deal"]] == [
         ("moved", "КП", "1250000.00"), ("created", "Квалификация", "1250000.00")]
-    assert by_kind["payment"][0]["invoice"] == "С-17"
+    [invoice] = by_kind["invoice"]
+    assert (invoice["number"], invoice["amount"], invoice["paid_amount"], invoice["status"],
+            invoice["issued_on"], invoice["by_name"]) == (
+        "С-17", "500000.00", "200000.00", "partly_paid", "2026-11-20", "Иван")
+    [payment] = by_kind["payment"]
+    assert (payment["invoice"], payment["amount"], payment["paid_on"], payment["by_name"]) == (
+        "С-17", "200000.00", "2026-11-20", "Мария")
+    assert by_kind["call"][0]["managers_names"] == ["Иван"], "who talked, by name"
     assert [(s["old"], s["new"]) for s in by_kind["status"]] == [("potential", "new")]
     assert (by_kind["owner"][0]["old_name"], by_kind["owner"][0]["new_name"],
             by_kind["owner"][0]["reason"]) == ("Иван", "Ольга", "отпуск")
