@@ -26,7 +26,9 @@ import statistics
 import sys
 import tempfile
 import time
+from datetime import datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -100,10 +102,14 @@ async def main_async(args: argparse.Namespace) -> int:
         web = Process("web", [TELECRM, "serve", "--web", "--port", str(port)], env, root)
         base = f"http://127.0.0.1:{port}"
         rnd = random.Random(7)
+        today = datetime.now(ZoneInfo("Europe/Moscow")).date()
+        week = ((today - timedelta(days=6)).isoformat(), today.isoformat())
         pages = {
             "/healthz (baseline)": lambda m: "/healthz",
             "client card": lambda m: f"/clients/{rnd.choice(m.clients)}",
-            "call log": lambda m: "/calls",
+            # the last 7 days, which hold every seeded call: "today" alone would be empty
+            # just after midnight and full late in the day
+            "call log": lambda m: f"/calls?since={week[0]}&until={week[1]}",
             "tasks": lambda m: "/tasks",
         }
         rows = []
