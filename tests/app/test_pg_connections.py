@@ -20,10 +20,8 @@ from sqlalchemy import text
 
 import crm_core.db as db
 from crm_core.db import create_engine, upgrade
-from telecrm.settings import Settings
-from tests.support.browser import seed_world, serve_app
 from tests.support.db_fixtures import private_postgres_server_fixture  # noqa: F401
-from tests.support.hostile import login
+from tests.support.hostile import world_served
 from tests.support.pg_server import PostgresServer
 
 pytestmark = [pytest.mark.postgres, pytest.mark.clock("2026-11-20T12:00:00+03:00")]
@@ -57,23 +55,16 @@ async def test_pages_are_served_right_after_the_database_restarts(
     await admin.close()
     url = server.url("crm")
     await upgrade(url)
-    await seed_world(url, tmp_path / "monitor")
-    settings = Settings(data_dir=tmp_path, database_url=url,
-                        recordings_source=tmp_path / "monitor")
-    async with serve_app(settings) as (_, base):
-        http = await login(base, "petrov")
-        try:
-            assert await _all_served(base, http) == [200] * len(PAGES)
-            pooled = await _backend_pids(server, "crm")
-            assert len(pooled) >= 2  # the pages held several connections, now in the pool
-            await asyncio.to_thread(server.halt, "fast")
-            await asyncio.to_thread(server.resume)
-            assert await _all_served(base, http) == [200] * len(PAGES)
-            # every old connection was replaced, none is left to fail a later page
-            assert not set(pooled) & set(await _backend_pids(server, "crm"))
-            assert await _all_served(base, http) == [200] * len(PAGES)
-        finally:
-            await http.close()
+    async with world_served(url, tmp_path, "petrov") as (base, http):
+        assert await _all_served(base, http) == [200] * len(PAGES)
+        pooled = await _backend_pids(server, "crm")
+        assert len(pooled) >= 2  # the pages held several connections, now in the pool
+        await asyncio.to_thread(server.halt, "fast")
+        await asyncio.to_thread(server.resume)
+        assert await _all_served(base, http) == [200] * len(PAGES)
+        # every old connection was replaced, none is left to fail a later page
+        assert not set(pooled) & set(await _backend_pids(server, "crm"))
+        assert await _all_served(base, http) == [200] * len(PAGES)
 
 
 async def _terminate(url: str, pid: int) -> None:

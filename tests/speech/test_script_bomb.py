@@ -10,10 +10,8 @@ import pytest
 
 from speech.script import KkpError, parse_script_text
 from telecrm.messages import sentence
-from telecrm.settings import Settings
-from tests.support.browser import seed_world, serve_app
 from tests.support.db_fixtures import db_url_fixture, postgres_server_fixture  # noqa: F401
-from tests.support.hostile import call, latencies_while, login, p99
+from tests.support.hostile import call, latencies_while, p99, world_served
 
 pytestmark = pytest.mark.clock("2026-11-20T12:00:00+03:00")
 
@@ -45,19 +43,12 @@ def test_aliases_and_huge_scripts_are_refused_with_the_line() -> None:
 
 async def test_the_bomb_upload_is_refused_while_others_are_answered(
         db_url: str, tmp_path: Path) -> None:
-    await seed_world(db_url, tmp_path / "monitor")
-    settings = Settings(data_dir=tmp_path, database_url=db_url,
-                        recordings_source=tmp_path / "monitor")
-    async with serve_app(settings) as (_, base):
-        boss = await login(base, "sokolova")
-        try:
-            async def attack() -> list[tuple[int, object]]:
-                return [await call(boss, "POST", f"{base}/api/kkp/scripts",
-                                   {"text": alias_bomb()}) for _ in range(20)]
-            answers, samples = await latencies_while(
-                asyncio.wait_for(attack(), 20), f"{base}/healthz")
-        finally:
-            await boss.close()
+    async with world_served(db_url, tmp_path, "sokolova") as (base, boss):
+        async def attack() -> list[tuple[int, object]]:
+            return [await call(boss, "POST", f"{base}/api/kkp/scripts",
+                               {"text": alias_bomb()}) for _ in range(20)]
+        answers, samples = await latencies_while(
+            asyncio.wait_for(attack(), 20), f"{base}/healthz")
     for status, body in answers:
         assert status == 400
         assert isinstance(body, dict) and body["error"] == (

@@ -7,13 +7,16 @@ The probe asks for a cheap page over and over while an attack runs and reports t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Awaitable
+from collections.abc import AsyncIterator, Awaitable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 
-from tests.support.browser import PASSWORD
+from telecrm.settings import Settings
+from tests.support.browser import PASSWORD, seed_world, serve_app
 
 
 async def login(base: str, username: str, password: str = PASSWORD) -> aiohttp.ClientSession:
@@ -24,6 +27,22 @@ async def login(base: str, username: str, password: str = PASSWORD) -> aiohttp.C
         assert response.status == 200, await response.text()
         http.headers["X-CSRF-Token"] = (await response.json())["csrf_token"]
     return http
+
+
+@contextlib.asynccontextmanager
+async def world_served(db_url: str, tmp_path: Path, username: str
+                       ) -> AsyncIterator[tuple[str, aiohttp.ClientSession]]:
+    """The seeded floor (``seed_world``) served on ``db_url``: its base URL and a client
+    signed in as ``username``."""
+    await seed_world(db_url, tmp_path / "monitor")
+    settings = Settings(data_dir=tmp_path, database_url=db_url,
+                        recordings_source=tmp_path / "monitor")
+    async with serve_app(settings) as (_, base):
+        http = await login(base, username)
+        try:
+            yield base, http
+        finally:
+            await http.close()
 
 
 async def call(http: aiohttp.ClientSession, method: str, url: str,
