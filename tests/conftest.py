@@ -5,8 +5,11 @@ CI must mean the real parts ran.
 """
 
 import os
+import re
+import shutil
 import zlib
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -39,6 +42,29 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> objec
             and any(item.get_closest_marker(m) for m in REAL_PARTS)):
         report.outcome = "failed"
         report.longrepr = f"skipped under CI=true, where the real parts must run: {report.longrepr}"
+    if report.when == "call" and report.failed:
+        _keep_captures(item, report)
+
+
+FAILED_CAPTURES = Path(__file__).resolve().parent / "artifacts" / "failed-captures"
+
+
+def _keep_captures(item: pytest.Item, report: pytest.TestReport) -> None:
+    """A failed test's AMI capture files (what its listener heard) go to
+    tests/artifacts/failed-captures/<test>/: a call log that came out wrong on a real
+    PBX is read from them (``telecrm ami-replay``), and pytest's temporary folders are
+    gone a few runs later."""
+    tmp_path = getattr(item, "funcargs", {}).get("tmp_path")
+    if not isinstance(tmp_path, Path):
+        return
+    captures = sorted(tmp_path.rglob("*.ami"))
+    if not captures:
+        return
+    target = FAILED_CAPTURES / re.sub(r"[^\w.-]+", "_", item.nodeid)[-150:]
+    target.mkdir(parents=True, exist_ok=True)
+    for capture in captures:
+        shutil.copy2(capture, target / "_".join(capture.relative_to(tmp_path).parts))
+    report.sections.append(("AMI captures kept", str(target)))
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
