@@ -21,14 +21,18 @@ function say(text) {
   say.timer = setTimeout(() => { note.textContent = ""; }, 6000);
 }
 
+// The switch keeps its place in the header while it loads (invisible), so the page does
+// not move under the user's pointer when it appears.
 async function load() {
   const response = await fetch("/api/presence", { credentials: "same-origin" });
-  if (!response.ok) return;
-  const data = await response.json();
-  if (!data.me) return;
+  const data = response.ok ? await response.json() : {};
+  if (!data.me) {
+    box.hidden = true;
+    return;
+  }
   select.replaceChildren(...data.reasons.map((r) => el("option", { value: r.state }, r.name)));
   show(data.me.state);
-  box.hidden = false;
+  box.classList.remove("loading");
 }
 
 select.addEventListener("change", async () => {
