@@ -39,6 +39,7 @@ from telecrm.passwords import hash_password
 from telecrm.settings import Settings
 from telecrm.web import server as http_server
 from telecrm.wiring import call_hooks
+from tests.support.clock import WORKDAY_TZ
 from tests.support.db_fixtures import migrated, sqlite_file
 
 HOOKS = call_hooks()  # what the product does with each written call
@@ -69,7 +70,7 @@ CLIENTS = [
 ]
 
 
-def seed_calls_start(tz: str = "Europe/Moscow") -> datetime:
+def seed_calls_start(tz: str = WORKDAY_TZ) -> datetime:
     """When the seeded calls begin: an hour ago, but never before today's midnight.
 
     Pages and the API show "today" in the workday timezone; right after midnight
