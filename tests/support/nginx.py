@@ -106,9 +106,13 @@ class Process:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Process:
+        # A session of its own, as a service manager starts each service: Linux shares
+        # the processor between sessions first (autogroup), so in the caller's session
+        # every process started here would share one portion against the PBX and each
+        # database backend (a session each), and wait for a core behind them.
         with open(self.log, "wb") as log:
             self.process = subprocess.Popen(self.args, env=self.env, stdout=log,
-                                            stderr=subprocess.STDOUT)
+                                            stderr=subprocess.STDOUT, start_new_session=True)
         return self
 
     def text(self) -> str:

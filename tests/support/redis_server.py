@@ -108,7 +108,7 @@ class RedisServer:
             try:
                 self._process = subprocess.Popen(
                     argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                    env=_machine_clock_env(),
+                    env=_machine_clock_env(), start_new_session=True,  # as a service
                 )  # fmt: skip
             except OSError as exc:
                 raise RedisUnavailable(f"cannot run {binary}: {exc}") from exc
