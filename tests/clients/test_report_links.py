@@ -21,10 +21,9 @@ from crm_core.db import create_engine, session_factory, upgrade
 from crm_core.people.models import Team, User
 from crm_core.people.users import add_user
 from crm_core.sales.settings import save_rules
-from telecrm.passwords import hash_password
 from telecrm.settings import Settings
 from tests.sales.test_sales_reports import _seed
-from tests.support.browser import PASSWORD, serve_app
+from tests.support.browser import PASSWORD, seeded_password_hash, serve_app
 
 CELL = re.compile(r'<td[^>]*data-key="(\w+)"[^>]*><a href="([^"]+)"[^>]*>([^<]+)</a></td>')
 
@@ -38,7 +37,7 @@ async def served(tmp_path: Path) -> AsyncIterator[str]:
         async with session_factory(engine)() as session, session.begin():
             await _seed(session)
             await add_user(session, "admin", name="Админ", role="admin")
-            hashed = hash_password(PASSWORD, "light")
+            hashed = seeded_password_hash()
             await session.execute(update(User).values(password_hash=hashed))
             team = await session.scalar(select(Team.id).where(Team.name == "Продажи"))
             await save_rules(session, team, {"contact_days_c": 5, "max_potential_days": 30},

@@ -40,8 +40,9 @@ from crm_core.people.users import add_user
 from crm_core.tasks.models import Task
 from crm_core.tasks.services import create_task
 from telecrm.messages import russian
-from telecrm.passwords import hash_password, temporary_password, verify_password
+from telecrm.passwords import temporary_password, verify_password
 from telecrm.web.auth import authenticate
+from tests.support.browser import seeded_password_hash
 from tests.support.db_fixtures import db_url_fixture, postgres_server_fixture  # noqa: F401
 
 HOUR = timedelta(hours=1)
@@ -56,7 +57,7 @@ async def sessions(db_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession
         await add_user(session, "sokolova", name="Мария Соколова", role="supervisor",
                        extension="201", team="Отдел продаж")
         await add_user(session, "petrov", name="Иван Петров", extension="101",
-                       team="Отдел продаж", password_hash=hash_password("old-password"))
+                       team="Отдел продаж", password_hash=seeded_password_hash("old-password"))
         await add_user(session, "smirnova", name="Ольга Смирнова", extension="102",
                        team="Отдел продаж")
     try:
@@ -81,7 +82,7 @@ async def test_only_admins_manage_people(sessions: async_sessionmaker[AsyncSessi
                         extension=None, password_hash=None),
             edit_user(session, boss, petrov, UserChange(name="Другой")),
             deactivate_user(session, petrov, petrov),
-            reset_password(session, boss, petrov, hash_password("new-password")),
+            reset_password(session, boss, petrov, seeded_password_hash("new-password")),
             create_team(session, boss, "Опт"),
             rename_team(session, petrov, team, "Опт"),
             set_team_head(session, boss, team, boss),
@@ -98,7 +99,7 @@ async def test_create_and_edit_are_audited(sessions: async_sessionmaker[AsyncSes
         wholesale = await create_team(session, root, "Опт")
         user = await create_user(session, root, username="kozlov", name="  Пётр   Козлов ",
                                  role="manager", team_id=wholesale.id, extension="104",
-                                 password_hash=hash_password("first-password"),
+                                 password_hash=seeded_password_hash("first-password"),
                                  must_change_password=True)
         changes = await edit_user(session, root, user, UserChange(
             name="Пётр Козлов", role="supervisor", team_id=None, extension=None))
@@ -249,7 +250,7 @@ async def test_password_reset_forces_a_change_and_ends_sessions(
         petrov = await find_user(session, "petrov")
         old = await create_session(session, petrov, timedelta(hours=12))
         ended = await reset_password(session, await find_user(session, "root"), petrov,
-                                     hash_password(temporary))
+                                     seeded_password_hash(temporary))
     assert ended == 1
     assert await authenticate(sessions, "petrov", "old-password") is None
     user = await authenticate(sessions, "petrov", temporary)
@@ -261,7 +262,8 @@ async def test_password_reset_forces_a_change_and_ends_sessions(
         other = await create_session(session, petrov, timedelta(hours=12))
         mine_row = await resolve_session(session, mine.token)
         assert mine_row is not None
-        assert await change_own_password(session, petrov, hash_password("my-own-password"),
+        assert await change_own_password(session, petrov,
+                                         seeded_password_hash("my-own-password"),
                                          mine_row.id) == 1
     async with sessions() as session:
         petrov = await find_user(session, "petrov")

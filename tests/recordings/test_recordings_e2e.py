@@ -26,10 +26,9 @@ from crm_core.recordings.models import AudioStatus, CallAudio
 from recordings.config import RecordingsConfig
 from recordings.store import DirectoryStore
 from recordings.worker import FinalizeWorker
-from telecrm.passwords import hash_password
 from telecrm.settings import Settings
 from tests.recordings.test_recordings_support import dbfs_between, prompt
-from tests.support.browser import PASSWORD, serve_app
+from tests.support.browser import PASSWORD, seeded_password_hash, serve_app
 from tests.support.live import live_listener, wait_for_ended_calls
 from tests.support.scenarios import CLIENT, DID_101
 
@@ -50,7 +49,7 @@ async def seed_users(db_url: str) -> None:
     engine = create_engine(db_url)
     try:
         async with session_factory(engine, writer=True)() as session, session.begin():
-            hashed = hash_password(PASSWORD, "light")
+            hashed = seeded_password_hash()
             for username, role, ext in USERS:
                 await add_user(session, username, name=username, role=role, extension=ext,
                                team="Отдел продаж", password_hash=hashed)

@@ -25,11 +25,10 @@ from pbx_bridge.feed import TrackerFeed
 from pbx_bridge.replay import read_events
 from pbx_bridge.tracker import CallTracker
 from telecrm.app import create_app
-from telecrm.passwords import hash_password
 from telecrm.settings import Settings
 from telecrm.web.keys import LISTENERS
 from tests.app.test_web_api import FakeAmi
-from tests.support.browser import PASSWORD, free_port, seed_world
+from tests.support.browser import PASSWORD, free_port, seed_world, seeded_password_hash
 from tests.support.scenarios import party_rules
 
 CAPTURE = Path(__file__).resolve().parents[1] / "captures" / "inbound_queue.ami"
@@ -61,7 +60,7 @@ async def floor(tmp_path: Path) -> AsyncIterator[tuple[str, FakeAmi, str]]:
             petrov.team_id = other.id
             await add_user(session, "volkov", name="Пётр Волков", role="supervisor",
                            extension="250", team="Второй отдел",
-                           password_hash=hash_password(PASSWORD))
+                           password_hash=seeded_password_hash())
     finally:
         await engine.dispose()
     tracker = queue_call_answered_by_102()

@@ -15,10 +15,16 @@ from sqlalchemy import update
 
 from crm_core.db import create_engine, session_factory, upgrade
 from crm_core.people.models import User
-from telecrm.passwords import hash_password
 from telecrm.settings import Settings
 from tests.sales.test_sales_reports import _seed
-from tests.support.browser import PASSWORD, chromium, screenshot, serve_app, signed_in
+from tests.support.browser import (
+    PASSWORD,
+    chromium,
+    screenshot,
+    seeded_password_hash,
+    serve_app,
+    signed_in,
+)
 
 PERIOD = "from=2026-11-01&to=2026-11-30"
 
@@ -31,7 +37,7 @@ async def served(tmp_path: Path) -> AsyncIterator[str]:
     try:
         async with session_factory(engine)() as session, session.begin():
             await _seed(session)
-            hashed = hash_password(PASSWORD, "light")
+            hashed = seeded_password_hash()
             await session.execute(update(User).values(password_hash=hashed))
     finally:
         await engine.dispose()

@@ -55,14 +55,13 @@ from crm_core.speech import scripts as kkp_scripts
 from crm_core.speech.transcripts import save_kkp_result, save_transcript
 from speech.kkp import check
 from speech.script import parse_script_text
-from telecrm.passwords import hash_password
 from telecrm.settings import Settings
 from tests.support.browser import (
     HOOKS,
-    PASSWORD,
     fake_wav,
     seed_calls_start,
     seed_world,
+    seeded_password_hash,
     serve_app,
 )
 from tests.support.floor import Floor
@@ -233,7 +232,7 @@ async def seed_people(db_url: str) -> int:
             start = seed_calls_start()
             volkova = await add_user(session, "volkova", name=PEOPLE["team B's supervisor"],
                                      role="supervisor", extension="202", team=TEAM_B,
-                                     password_hash=hash_password(PASSWORD, "light"),
+                                     password_hash=seeded_password_hash(),
                                      created_at=start - timedelta(days=366))
             await set_team_queue(session, TEAM_B, "second")
             await create_pipeline(session, "Продажи", [

@@ -14,10 +14,9 @@ import pytest
 
 from crm_core.db import create_engine, session_factory
 from crm_core.people.users import add_user
-from telecrm.passwords import hash_password
 from tests.speech.test_qc_scorecards import ITEMS
 from tests.speech.test_speech_web import call, qc_floor, seed_results
-from tests.support.browser import PASSWORD, fake_wav, seed_world
+from tests.support.browser import fake_wav, seed_world, seeded_password_hash
 from tests.support.db_fixtures import db_url_fixture, postgres_server_fixture  # noqa: F401
 
 pytestmark = pytest.mark.clock("2026-11-20T12:00:00+03:00")
@@ -28,7 +27,7 @@ async def second_admin(db: str) -> None:
     try:
         async with session_factory(engine, writer=True)() as session, session.begin():
             await add_user(session, "auditor", name="Ревизор Отдела", role="admin",
-                           password_hash=hash_password(PASSWORD, "light"))
+                           password_hash=seeded_password_hash())
     finally:
         await engine.dispose()
 

@@ -33,7 +33,6 @@ from crm_core.speech.models import SpeechAlert
 from crm_core.speech.transcripts import save_transcript
 from telecrm.bus import InProcessBus
 from telecrm.live_events import CALLS_TOPIC, SPEECH_ALERT
-from telecrm.passwords import hash_password
 from telecrm.settings import Settings
 from telecrm.speech.alerts import deliver
 from tests.missed.smtp import Inbox, smtp_server
@@ -42,10 +41,10 @@ from tests.speech.test_speech_web import call, login
 from tests.support.browser import (
     CLIENTS,
     HOOKS,
-    PASSWORD,
     World,
     _call,
     seed_world,
+    seeded_password_hash,
     serve_app,
 )
 from tests.support.db_fixtures import db_url_fixture, postgres_server_fixture  # noqa: F401
@@ -72,7 +71,7 @@ async def setup(db_url: str, tmp_path: Path, port: int) -> World:
         sessions = session_factory(engine, writer=True)
         async with sessions() as session, session.begin():
             await add_user(session, "orlova", "Вера Орлова", "supervisor", "202",
-                           "Второй отдел", hash_password(PASSWORD))
+                           "Второй отдел", seeded_password_hash())
             await set_mail_settings(session, host="127.0.0.1", port=port, security="none",
                                     username=None, password=None, sender="crm@example.ru")
             for name in ("sokolova", "orlova", "admin"):

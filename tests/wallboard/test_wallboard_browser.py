@@ -22,10 +22,16 @@ from crm_core.clock import utcnow
 from crm_core.db import create_engine, session_factory
 from crm_core.people.users import add_user, set_team_queue
 from pbx_bridge.replay import read_events
-from telecrm.passwords import hash_password
 from telecrm.settings import Settings
 from telecrm.web.keys import LISTENER
-from tests.support.browser import ARTIFACTS, PASSWORD, chromium, seed_world, serve_app
+from tests.support.browser import (
+    ARTIFACTS,
+    PASSWORD,
+    chromium,
+    seed_world,
+    seeded_password_hash,
+    serve_app,
+)
 from tests.support.scenarios import CAPTURES
 
 pytestmark = pytest.mark.calendar
@@ -98,7 +104,7 @@ async def more_managers(db_url: str) -> None:
             await set_team_queue(session, "Второй отдел", "support")
             for ext, name in MORE_MANAGERS:
                 await add_user(session, f"m{ext}", name=name, role="manager", extension=ext,
-                               team="Отдел продаж", password_hash=hash_password(PASSWORD))
+                               team="Отдел продаж", password_hash=seeded_password_hash())
     finally:
         await engine.dispose()
 
