@@ -12,11 +12,15 @@ RATE = 8000
 
 
 def speech(path: Path, text: str, *, voice: str = "en", pitch: int = 50) -> Path:
-    """``text`` spoken by espeak-ng, as 8 kHz 16-bit mono WAV (what Asterisk records)."""
+    """``text`` spoken by espeak-ng, as 8 kHz 16-bit mono WAV (what Asterisk records).
+
+    The same text gives the same bytes on every run (sox's dither, random noise in the
+    lowest bit, is off), so what a model hears in it does not vary between runs.
+    """
     raw = path.with_suffix(".22k.wav")
     subprocess.run(["espeak-ng", "-v", voice, "-p", str(pitch), "-w", str(raw), text],
                    check=True, capture_output=True)
-    subprocess.run(["sox", str(raw), "-r", str(RATE), "-c", "1", "-b", "16", str(path)],
+    subprocess.run(["sox", str(raw), "-D", "-r", str(RATE), "-c", "1", "-b", "16", str(path)],
                    check=True, capture_output=True)
     raw.unlink()
     return path
