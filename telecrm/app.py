@@ -90,12 +90,23 @@ def ami_settings(settings: Settings) -> AmiSettings:
                        username=settings.ami_user, secret=settings.ami_secret)
 
 
+# At a peak a process opens up to this many times TELECRM_DB_POOL_SIZE connections.
+PEAK_CONNECTIONS = 3
+
+
 def pool_options(settings: Settings) -> dict[str, int]:
-    """The connection pool of a process on PostgreSQL: ``TELECRM_DB_POOL_SIZE`` kept open,
-    twice as many more at a peak (SQLAlchemy's 5 + 10 by default); none for SQLite."""
+    """The connection pool of a process on PostgreSQL: up to three times
+    ``TELECRM_DB_POOL_SIZE`` connections, opened as the load asks and then kept; none
+    for SQLite.
+
+    Kept, because SQLAlchemy closes the connections beyond its ``pool_size`` as each
+    comes back: every burst of pages then opened them again (a new backend, a sign-in,
+    each statement prepared anew on it) at the moment the process was busiest, which
+    kept the burst's queue from draining (bench/RESULTS.md, the floor's pool).
+    """
     if settings.resolved_database_url.startswith("sqlite"):
         return {}
-    return {"pool_size": settings.db_pool_size, "max_overflow": 2 * settings.db_pool_size}
+    return {"pool_size": PEAK_CONNECTIONS * settings.db_pool_size, "max_overflow": 0}
 
 
 async def database_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -77,8 +77,9 @@ class Settings:
     log_format: str = _field("text", "формат журнала: text (строка для человека) или json "
                              "(один объект JSON на строку: time, level, logger, message, "
                              "exception)")
-    db_pool_size: int = _field(5, "соединений с PostgreSQL, которые процесс держит открытыми; "
-                               "в пике — ещё вдвое больше (на SQLite не влияет)")
+    db_pool_size: int = _field(5, "соединений с PostgreSQL на процесс в обычной работе; в "
+                               "пике процесс открывает до трёх раз больше и держит их "
+                               "открытыми (на SQLite не влияет)")
     metrics_token: str = _field("", "токен сборщика метрик: с заголовком «Authorization: "
                                 "Bearer <токен>» /metrics отдаётся без входа; по умолчанию — "
                                 "только администратору, вошедшему в систему")

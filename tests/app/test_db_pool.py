@@ -52,3 +52,29 @@ async def test_a_process_opens_as_many_connections_as_it_is_allowed(
         assert len(held) == 6  # the seventh is still waiting for a connection
         await asyncio.gather(*tasks)
         assert len(held) == 7  # and got one when the others were done
+
+
+@pytest.mark.postgres
+async def test_the_connections_a_peak_opened_stay_open_for_the_next(
+        pg_url: str, tmp_path: Path) -> None:
+    """Size 2: a burst of six sessions opens six connections; the next burst finds them
+    open and opens none (the same six server processes answer). Closing those beyond 2
+    as each came back made every burst pay for new connections at its busiest."""
+    settings = Settings(data_dir=tmp_path, database_url=pg_url, db_pool_size=2)
+    async with serve_app(settings) as (app, _):
+
+        async def burst() -> set[int]:
+            together = asyncio.Barrier(6)
+
+            async def backend() -> int:
+                async with app[SESSIONS]() as session:
+                    pid = await session.scalar(text("SELECT pg_backend_pid()"))
+                    await together.wait()  # all six hold a connection at once
+                    assert isinstance(pid, int)
+                    return pid
+
+            return set(await asyncio.gather(*(backend() for _ in range(6))))
+
+        first = await burst()
+        assert len(first) == 6
+        assert await burst() == first
