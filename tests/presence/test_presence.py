@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_core.audit import AuditLog
-from crm_core.db import create_engine, session_factory, upgrade
+from crm_core.db import session_factory, upgrade
 from crm_core.errors import ConflictError, NotAllowedError, NotFoundError
 from crm_core.people.models import User
 from crm_core.people.users import add_user
@@ -21,7 +21,12 @@ from crm_core.presence import services
 from crm_core.presence.models import PresenceChange
 from crm_core.talktime.metric import projection
 from pbx_bridge.actions import queue_pause_action
-from tests.support.db_fixtures import db_url_fixture, postgres_server_fixture  # noqa: F401
+from tests.support.db_fixtures import (  # noqa: F401
+    Engines,
+    db_url_fixture,
+    engines_fixture,
+    postgres_server_fixture,
+)
 
 TZ = ZoneInfo("Europe/Moscow")
 NOON = "2026-11-20T12:00:00+03:00"  # a Friday
@@ -32,9 +37,10 @@ def _at(hour: int, minute: int = 0) -> datetime:
     return datetime(2026, 11, 20, hour, minute, tzinfo=TZ)
 
 
-async def _floor(db_url: str) -> tuple[async_sessionmaker[AsyncSession], dict[str, User]]:
+async def _floor(
+        engines: Engines, db_url: str) -> tuple[async_sessionmaker[AsyncSession], dict[str, User]]:
     await upgrade(db_url)
-    sessions = session_factory(create_engine(db_url), writer=True)
+    sessions = session_factory(engines(db_url), writer=True)
     people = {}
     async with sessions() as session, session.begin():
         for username, role, ext, team in (("m101", "manager", "101", "Продажи"),
@@ -58,8 +64,9 @@ async def _set(sessions: async_sessionmaker[AsyncSession], actor: User, manager:
 
 
 @pytest.mark.clock(NOON)
-async def test_everyone_starts_present_and_the_default_reasons_are_there(db_url: str) -> None:
-    sessions, people = await _floor(db_url)
+async def test_everyone_starts_present_and_the_default_reasons_are_there(
+        db_url: str, engines: Engines) -> None:
+    sessions, people = await _floor(engines, db_url)
     async with sessions() as session:
         names = [r.name for r in await services.list_reasons(session)]
         states = await services.current_states(session, [people["m101"].id])
@@ -69,8 +76,8 @@ async def test_everyone_starts_present_and_the_default_reasons_are_there(db_url:
 
 
 @pytest.mark.clock(NOON)
-async def test_a_change_is_kept_with_who_made_it_and_audited(db_url: str) -> None:
-    sessions, people = await _floor(db_url)
+async def test_a_change_is_kept_with_who_made_it_and_audited(db_url: str, engines: Engines) -> None:
+    sessions, people = await _floor(engines, db_url)
     m101, boss = people["m101"], people["boss"]
     assert await _set(sessions, m101, m101, "Обед", _at(13))
     # the same state again (a double click) writes nothing
@@ -88,8 +95,9 @@ async def test_a_change_is_kept_with_who_made_it_and_audited(db_url: str) -> Non
 
 
 @pytest.mark.clock(NOON)
-async def test_only_he_his_supervisor_or_an_admin_may_change_it(db_url: str) -> None:
-    sessions, people = await _floor(db_url)
+async def test_only_he_his_supervisor_or_an_admin_may_change_it(
+        db_url: str, engines: Engines) -> None:
+    sessions, people = await _floor(engines, db_url)
     m101, m103 = people["m101"], people["m103"]
     with pytest.raises(NotAllowedError):  # another manager
         await _set(sessions, m103, m101, "Обед", _at(13))
@@ -104,8 +112,8 @@ async def test_only_he_his_supervisor_or_an_admin_may_change_it(db_url: str) -> 
 
 
 @pytest.mark.clock(NOON)
-async def test_time_in_each_state_within_the_span(db_url: str) -> None:
-    sessions, people = await _floor(db_url)
+async def test_time_in_each_state_within_the_span(db_url: str, engines: Engines) -> None:
+    sessions, people = await _floor(engines, db_url)
     m101, m103 = people["m101"], people["m103"]
     await _set(sessions, m101, m101, "Нет на месте", _at(8))  # before the working hours
     await _set(sessions, m101, m101, None, _at(9, 30))
@@ -132,8 +140,9 @@ def test_projection_counts_only_working_time() -> None:
 
 
 @pytest.mark.clock(NOON)
-async def test_reasons_are_kept_by_bosses_and_archived_not_deleted(db_url: str) -> None:
-    sessions, people = await _floor(db_url)
+async def test_reasons_are_kept_by_bosses_and_archived_not_deleted(
+        db_url: str, engines: Engines) -> None:
+    sessions, people = await _floor(engines, db_url)
     with pytest.raises(NotAllowedError):
         async with sessions() as session, session.begin():
             await services.add_reason(session, people["m101"], "Курение")

@@ -34,8 +34,10 @@ from crm_core.routing.services import (
 )
 from crm_core.talktime.rules import add_absence, add_holiday
 from tests.support.db_fixtures import (  # noqa: F401
+    Engines,
     db_url_fixture,
     empty_db_url_fixture,
+    engines_fixture,
     postgres_server_fixture,
 )
 
@@ -45,9 +47,10 @@ HIRED = datetime(2026, 1, 1, tzinfo=UTC)
 ROMASHKA = "+79161234567"
 
 
-async def _floor(db_url: str) -> tuple[async_sessionmaker[AsyncSession], dict[str, User]]:
+async def _floor(
+        engines: Engines, db_url: str) -> tuple[async_sessionmaker[AsyncSession], dict[str, User]]:
     await upgrade(db_url)
-    sessions = session_factory(create_engine(db_url), writer=True)
+    sessions = session_factory(engines(db_url), writer=True)
     people = {}
     async with sessions() as session, session.begin():
         for username, role, ext, team in (("m101", "manager", "101", "Продажи"),
@@ -74,8 +77,8 @@ async def _decide(sessions: async_sessionmaker[AsyncSession], did: str | None = 
     return snapshot.decide(owner, did, busy)
 
 
-async def test_the_owner_rings_first_unless_he_cannot_answer(db_url: str) -> None:
-    sessions, people = await _floor(db_url)
+async def test_the_owner_rings_first_unless_he_cannot_answer(db_url: str, engines: Engines) -> None:
+    sessions, people = await _floor(engines, db_url)
     assert await _decide(sessions) == ("20:PJSIP/101&PJSIP/m101-soft", "owner")
     assert await _decide(sessions, busy=("101",)) == (None, "in_call")
     async with sessions() as session, session.begin():  # he goes to lunch
@@ -87,8 +90,9 @@ async def test_the_owner_rings_first_unless_he_cannot_answer(db_url: str) -> Non
     assert await _decide(sessions) == (None, "absent")
 
 
-async def test_a_holiday_or_weekend_sends_the_caller_to_the_queue(db_url: str) -> None:
-    sessions, _ = await _floor(db_url)
+async def test_a_holiday_or_weekend_sends_the_caller_to_the_queue(
+        db_url: str, engines: Engines) -> None:
+    sessions, _ = await _floor(engines, db_url)
     async with sessions() as session, session.begin():  # the company's day off
         await add_holiday(session, None, TODAY, "День народного единства (перенос)")
     assert await _decide(sessions) == (None, "holiday")
@@ -109,10 +113,10 @@ COMBINATIONS = [
 ]
 
 
-async def test_switched_per_team_and_per_did(db_url: str) -> None:
+async def test_switched_per_team_and_per_did(db_url: str, engines: Engines) -> None:
     """Every combination of the team's switch and a DID's, read back from the database;
     a call to another DID (or with none) always follows the team."""
-    sessions, people = await _floor(db_url)
+    sessions, people = await _floor(engines, db_url)
     boss, team = people["boss"], people["m101"].team_id or 0
     for number, (team_on, mode, expected) in enumerate(COMBINATIONS):
         did = f"+7495111000{number}"
@@ -142,8 +146,8 @@ async def test_switched_per_team_and_per_did(db_url: str) -> None:
 
 
 async def test_a_did_switched_on_still_spares_an_owner_who_cannot_answer(
-        db_url: str) -> None:
-    sessions, people = await _floor(db_url)
+        db_url: str, engines: Engines) -> None:
+    sessions, people = await _floor(engines, db_url)
     async with sessions() as session, session.begin():
         await set_team_rule(session, people["boss"], people["m101"].team_id or 0,
                             enabled=False)
@@ -156,8 +160,8 @@ async def test_a_did_switched_on_still_spares_an_owner_who_cannot_answer(
     assert await _decide(sessions, did="+74951110001") == (None, "paused")
 
 
-async def test_unknown_or_shared_numbers_go_to_the_queue(db_url: str) -> None:
-    sessions, people = await _floor(db_url)
+async def test_unknown_or_shared_numbers_go_to_the_queue(db_url: str, engines: Engines) -> None:
+    sessions, people = await _floor(engines, db_url)
     async with sessions() as session, session.begin():
         assert await owner_of_number(session, "+79990000000") is None
         # the same switchboard number at a client of another manager: nobody's
@@ -166,8 +170,8 @@ async def test_unknown_or_shared_numbers_go_to_the_queue(db_url: str) -> None:
     assert await _decide(sessions) == (None, "no_owner")
 
 
-async def test_who_may_switch(db_url: str) -> None:
-    sessions, people = await _floor(db_url)
+async def test_who_may_switch(db_url: str, engines: Engines) -> None:
+    sessions, people = await _floor(engines, db_url)
     other_team = people["m103"].team_id or 0
     for actor, team in ((people["m101"], people["m101"].team_id or 0),
                         (people["boss"], other_team)):
@@ -185,8 +189,9 @@ async def test_who_may_switch(db_url: str) -> None:
                 await set_team_rule(session, people["root"], other_team, ring_seconds=ring)
 
 
-async def test_the_token_is_stored_hashed_and_a_new_one_replaces_it(db_url: str) -> None:
-    sessions, _ = await _floor(db_url)
+async def test_the_token_is_stored_hashed_and_a_new_one_replaces_it(
+        db_url: str, engines: Engines) -> None:
+    sessions, _ = await _floor(engines, db_url)
     async with sessions() as session, session.begin():
         first = await issue_token(session, "cli")
     async with sessions() as session, session.begin():

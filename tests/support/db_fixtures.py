@@ -26,14 +26,14 @@ import shutil
 import tempfile
 import threading
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import NoReturn
 
 import asyncpg
 import pytest
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from crm_core.db import create_engine, session_factory, upgrade
 from tests.support.pg_server import PostgresServer, PostgresUnavailable
@@ -194,6 +194,28 @@ async def db_session_fixture(db_url: str) -> AsyncIterator[AsyncSession]:
         async with session_factory(engine)() as session:
             yield session
     finally:
+        await engine.dispose()
+
+
+Engines = Callable[[str], AsyncEngine]
+
+
+@pytest.fixture(name="engines")
+async def engines_fixture() -> AsyncIterator[Engines]:
+    """``engines(url)``: an engine for this test, disposed when the test ends.
+
+    An engine left to the garbage collector closes its SQLite connection whenever a
+    collection happens, after this test's event loop has closed: aiosqlite's thread then
+    fails (``Event loop is closed``) and pytest blames whichever test runs at that moment.
+    """
+    made: list[AsyncEngine] = []
+
+    def make(url: str) -> AsyncEngine:
+        made.append(create_engine(url))
+        return made[-1]
+
+    yield make
+    for engine in made:
         await engine.dispose()
 
 

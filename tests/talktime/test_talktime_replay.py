@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_core.audit import AuditLog
 from crm_core.calls.models import CallLeg
-from crm_core.db import create_engine, session_factory
+from crm_core.db import session_factory
 from crm_core.people.models import User
 from crm_core.people.users import add_user
 from crm_core.talktime.metric import close_day, day_report, decide_violation, period_report
@@ -24,7 +24,12 @@ from pbx_bridge.replay import read_events, replay
 from pbx_bridge.store import CallStore
 from pbx_bridge.tracker import CallTracker, FactKind
 from telecrm.wiring import call_hooks
-from tests.support.db_fixtures import db_url_fixture, postgres_server_fixture  # noqa: F401
+from tests.support.db_fixtures import (  # noqa: F401
+    Engines,
+    db_url_fixture,
+    engines_fixture,
+    postgres_server_fixture,
+)
 from tests.support.live import telecrm
 from tests.support.scenarios import CAPTURES, party_rules
 
@@ -35,9 +40,9 @@ TZ = ZoneInfo("Europe/Moscow")
 HIRED = datetime(2020, 1, 1, tzinfo=UTC)
 
 
-async def _setup(db_url: str, *captures: Path) -> async_sessionmaker[AsyncSession]:
-    engine = create_engine(db_url)
-    sessions = session_factory(engine, writer=True)
+async def _setup(
+        engines: Engines, db_url: str, *captures: Path) -> async_sessionmaker[AsyncSession]:
+    sessions = session_factory(engines(db_url), writer=True)
     async with sessions() as session, session.begin():
         for ext in ("101", "102", "103"):
             await add_user(session, f"m{ext}", name=f"Менеджер {ext}", role="manager",
@@ -69,8 +74,8 @@ async def _day_of(session: AsyncSession, ext: str) -> date:
     return legs[0].bridged_at.astimezone(TZ).date()  # type: ignore[union-attr]
 
 
-async def test_plain_call_counts_its_bridged_talk(db_url: str) -> None:
-    sessions = await _setup(db_url, CAPTURES / "inbound_answered.ami")
+async def test_plain_call_counts_its_bridged_talk(db_url: str, engines: Engines) -> None:
+    sessions = await _setup(engines, db_url, CAPTURES / "inbound_answered.ami")
     async with sessions() as session:
         (leg,) = await _legs(session, "101")
         row = await _row(session, "101", await _day_of(session, "101"))
@@ -79,8 +84,8 @@ async def test_plain_call_counts_its_bridged_talk(db_url: str) -> None:
     assert row["target_seconds"] == 150 * 60 and row["met"] is False
 
 
-async def test_internal_call_does_not_count(db_url: str) -> None:
-    sessions = await _setup(db_url, CAPTURES / "internal.ami")
+async def test_internal_call_does_not_count(db_url: str, engines: Engines) -> None:
+    sessions = await _setup(engines, db_url, CAPTURES / "internal.ami")
     async with sessions() as session:
         day = (await session.scalar(select(func.min(CallLeg.started_at)))).astimezone(TZ).date()
         rows = await day_report(session, await _managers(session), day, TZ)
@@ -88,8 +93,9 @@ async def test_internal_call_does_not_count(db_url: str) -> None:
 
 
 @pytest.mark.parametrize("capture", ["blind_transfer.ami", "attended_transfer.ami"])
-async def test_transfer_counts_each_manager_his_own_part(db_url: str, capture: str) -> None:
-    sessions = await _setup(db_url, CAPTURES / capture)
+async def test_transfer_counts_each_manager_his_own_part(
+        db_url: str, engines: Engines, capture: str) -> None:
+    sessions = await _setup(engines, db_url, CAPTURES / capture)
     async with sessions() as session:
         day = await _day_of(session, "101")
         first, second = await _legs(session, "101"), await _legs(session, "102")
@@ -100,8 +106,8 @@ async def test_transfer_counts_each_manager_his_own_part(db_url: str, capture: s
     assert r101["calls"] == r102["calls"] == 1
 
 
-async def test_spy_leg_does_not_count(db_url: str) -> None:
-    sessions = await _setup(db_url, CAPTURES / "spy.ami")
+async def test_spy_leg_does_not_count(db_url: str, engines: Engines) -> None:
+    sessions = await _setup(engines, db_url, CAPTURES / "spy.ami")
     async with sessions() as session:
         day = await _day_of(session, "101")
         spy_legs = list(await session.scalars(select(CallLeg).where(CallLeg.extension == "201")))
@@ -111,8 +117,8 @@ async def test_spy_leg_does_not_count(db_url: str) -> None:
     assert r101["talk_seconds"] > 3
 
 
-async def test_hold_is_excluded(db_url: str) -> None:
-    sessions = await _setup(db_url, CAPTURES / "hold.ami")
+async def test_hold_is_excluded(db_url: str, engines: Engines) -> None:
+    sessions = await _setup(engines, db_url, CAPTURES / "hold.ami")
     async with sessions() as session:
         (leg,) = await _legs(session, "101")
         row = await _row(session, "101", await _day_of(session, "101"))
@@ -147,10 +153,11 @@ def _shift(source: Path, target: Path, seconds: float) -> None:
     target.write_bytes("".join(out).encode())
 
 
-async def test_call_across_midnight_is_split_between_days(db_url: str, tmp_path: Path) -> None:
+async def test_call_across_midnight_is_split_between_days(
+        db_url: str, engines: Engines, tmp_path: Path) -> None:
     shifted = tmp_path / "midnight.ami"
     _shifted_capture(CAPTURES / "inbound_answered.ami", shifted, "101")
-    sessions = await _setup(db_url, shifted)
+    sessions = await _setup(engines, db_url, shifted)
     async with sessions() as session:
         (leg,) = await _legs(session, "101")
         day = leg.bridged_at.astimezone(TZ).date()  # type: ignore[union-attr]
@@ -169,8 +176,8 @@ async def test_call_across_midnight_is_split_between_days(db_url: str, tmp_path:
     assert [d["calls"] for d in row["days"]] == [1, 0]
 
 
-async def test_minimum_call_length_from_the_rule_in_force(db_url: str) -> None:
-    sessions = await _setup(db_url, CAPTURES / "inbound_answered.ami")
+async def test_minimum_call_length_from_the_rule_in_force(db_url: str, engines: Engines) -> None:
+    sessions = await _setup(engines, db_url, CAPTURES / "inbound_answered.ami")
     async with sessions() as session, session.begin():
         day = await _day_of(session, "101")
         (leg,) = await _legs(session, "101")
@@ -194,10 +201,11 @@ def _cut_before_hangup(source: Path, target: Path) -> None:
     target.write_bytes(b"\r\n\r\n".join(kept) + b"\r\n\r\n")
 
 
-async def test_live_value_grows_during_an_in_progress_call(db_url: str, tmp_path: Path) -> None:
+async def test_live_value_grows_during_an_in_progress_call(
+        db_url: str, engines: Engines, tmp_path: Path) -> None:
     live = tmp_path / "live.ami"
     _cut_before_hangup(CAPTURES / "in_progress.ami", live)
-    sessions = await _setup(db_url, live)
+    sessions = await _setup(engines, db_url, live)
     async with sessions() as session:
         (leg,) = await _legs(session, "101")
         assert leg.ended_at is None
@@ -210,8 +218,8 @@ async def test_live_value_grows_during_an_in_progress_call(db_url: str, tmp_path
     assert at_60["calls"] == 1 and without_clock["talk_seconds"] == 0
 
 
-async def test_close_day_violations_exclusions_and_decisions(db_url: str) -> None:
-    sessions = await _setup(db_url, CAPTURES / "inbound_answered.ami")
+async def test_close_day_violations_exclusions_and_decisions(db_url: str, engines: Engines) -> None:
+    sessions = await _setup(engines, db_url, CAPTURES / "inbound_answered.ami")
     async with sessions() as session, session.begin():
         day = await _day_of(session, "101")
         managers = await _managers(session)
@@ -277,10 +285,10 @@ def test_cli_talktime_json(tmp_path: Path) -> None:
     assert again == f"{day:%d.%m.%Y}: 0 новых нарушений нормы разговоров.\n"
 
 
-async def test_serve_job_closes_finished_days_once(db_url: str) -> None:
+async def test_serve_job_closes_finished_days_once(db_url: str, engines: Engines) -> None:
     from telecrm.talktime.board import CATCH_UP_DAYS, close_finished_days
 
-    sessions = await _setup(db_url, CAPTURES / "inbound_answered.ami")
+    sessions = await _setup(engines, db_url, CAPTURES / "inbound_answered.ami")
     async with sessions() as session:
         day = await _day_of(session, "101")
     today = day + timedelta(days=1)

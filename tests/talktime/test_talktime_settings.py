@@ -42,8 +42,10 @@ from crm_core.talktime.rules import (
 from telecrm.messages import http_status
 from telecrm.wiring import call_hooks
 from tests.support.db_fixtures import (  # noqa: F401
+    Engines,
     db_url_fixture,
     empty_db_url_fixture,
+    engines_fixture,
     postgres_server_fixture,
 )
 
@@ -56,9 +58,9 @@ MONDAY = date(2026, 11, 2)  # a Monday, long finished
 HIRED = datetime(2026, 1, 1, tzinfo=UTC)  # everyone worked here before it
 
 
-async def _world(db_url: str) -> tuple[async_sessionmaker[AsyncSession], dict[str, User]]:
-    engine = create_engine(db_url)
-    sessions = session_factory(engine, writer=True)
+async def _world(
+        engines: Engines, db_url: str) -> tuple[async_sessionmaker[AsyncSession], dict[str, User]]:
+    sessions = session_factory(engines(db_url), writer=True)
     people = {}
     async with sessions() as session, session.begin():
         for username, role, ext, team in (("m101", "manager", "101", "Продажи"),
@@ -108,8 +110,8 @@ async def _rows(session: AsyncSession, day: date) -> dict[str, dict]:
                                                           TZ)}
 
 
-async def test_a_rule_from_a_date_never_changes_earlier_days(db_url: str) -> None:
-    sessions, people = await _world(db_url)
+async def test_a_rule_from_a_date_never_changes_earlier_days(db_url: str, engines: Engines) -> None:
+    sessions, people = await _world(engines, db_url)
     await _talk(sessions, "101", _moment(MONDAY, 11), 100 * 60, "a")
     await _talk(sessions, "101", _moment(MONDAY + timedelta(days=1), 11), 100 * 60, "b")
     team = people["m101"].team_id
@@ -146,8 +148,9 @@ async def test_a_rule_from_a_date_never_changes_earlier_days(db_url: str) -> Non
     assert audit[1].changes["fine_amount"] == "300"
 
 
-async def test_editing_a_future_rule_updates_it_and_is_audited(db_url: str) -> None:
-    sessions, people = await _world(db_url)
+async def test_editing_a_future_rule_updates_it_and_is_audited(
+        db_url: str, engines: Engines) -> None:
+    sessions, people = await _world(engines, db_url)
     team = people["m101"].team_id
     async with sessions() as session, session.begin():
         first = await set_rule(session, people["boss"], team, MONDAY,
@@ -163,8 +166,8 @@ async def test_editing_a_future_rule_updates_it_and_is_audited(db_url: str) -> N
     assert changes == {"min_call_seconds": [0, 15]}
 
 
-async def test_who_may_change_what(db_url: str) -> None:
-    sessions, people = await _world(db_url)
+async def test_who_may_change_what(db_url: str, engines: Engines) -> None:
+    sessions, people = await _world(engines, db_url)
     sales, wholesale = people["m101"].team_id, people["m103"].team_id
     async with sessions() as session, session.begin():
         for actor, team in ((people["m101"], sales), (people["boss"], wholesale),
@@ -188,8 +191,8 @@ async def test_who_may_change_what(db_url: str) -> None:
             await remove_holiday(session, people["boss"], company.id)
 
 
-async def test_holidays_and_absences_exclude_days(db_url: str) -> None:
-    sessions, people = await _world(db_url)
+async def test_holidays_and_absences_exclude_days(db_url: str, engines: Engines) -> None:
+    sessions, people = await _world(engines, db_url)
     days = [MONDAY + timedelta(days=i) for i in range(4)]
     for i, day in enumerate(days):
         await _talk(sessions, "102", _moment(day, 12), 60, f"c{i}")
@@ -238,8 +241,8 @@ async def test_holidays_and_absences_exclude_days(db_url: str) -> None:
     assert row["working"] is True and row["excluded"] is None
 
 
-async def test_holiday_csv_import_all_or_nothing(db_url: str) -> None:
-    sessions, people = await _world(db_url)
+async def test_holiday_csv_import_all_or_nothing(db_url: str, engines: Engines) -> None:
+    sessions, people = await _world(engines, db_url)
     async with sessions() as session, session.begin():
         with pytest.raises(SettingsError, match="line 3"):
             await import_holidays(session, people["root"],
@@ -251,8 +254,8 @@ async def test_holiday_csv_import_all_or_nothing(db_url: str) -> None:
     assert added == (2, 0) and again == (1, 1)
 
 
-async def test_minimum_call_length_applies_from_its_date(db_url: str) -> None:
-    sessions, people = await _world(db_url)
+async def test_minimum_call_length_applies_from_its_date(db_url: str, engines: Engines) -> None:
+    sessions, people = await _world(engines, db_url)
     tuesday = MONDAY + timedelta(days=1)
     for day in (MONDAY, tuesday):
         await _talk(sessions, "101", _moment(day, 10), 8, f"short-{day}")
@@ -279,8 +282,9 @@ def test_projection_uses_the_team_hours() -> None:
     assert (ten_to_two["day_start"], ten_to_two["day_end"]) == ("10:00", "14:00")
 
 
-async def test_rollup_matches_a_recount_and_forgets_late_writes(db_url: str) -> None:
-    sessions, people = await _world(db_url)
+async def test_rollup_matches_a_recount_and_forgets_late_writes(
+        db_url: str, engines: Engines) -> None:
+    sessions, people = await _world(engines, db_url)
     week = [MONDAY + timedelta(days=i) for i in range(5)]
     for i, day in enumerate(week):
         await _talk(sessions, "101", _moment(day, 10), 300 + i, f"r{i}")
@@ -331,8 +335,8 @@ async def test_rollup_matches_a_recount_and_forgets_late_writes(db_url: str) -> 
     assert fresh["managers"][0]["days"][4]["talk_seconds"] == 0
 
 
-async def test_close_day_stores_the_day_and_keeps_violations(db_url: str) -> None:
-    sessions, people = await _world(db_url)
+async def test_close_day_stores_the_day_and_keeps_violations(db_url: str, engines: Engines) -> None:
+    sessions, people = await _world(engines, db_url)
     await _talk(sessions, "101", _moment(MONDAY, 10), 600, "x")
     async with sessions() as session, session.begin():
         await close_day(session, await _managers(session), MONDAY, TZ)
