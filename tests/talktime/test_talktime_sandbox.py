@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from crm_core.calls.models import CallLeg
 from crm_core.db import upgrade
+from tests.support.db_fixtures import Engines, engines_fixture  # noqa: F401
 from tests.support.scenarios import record
 from tests.talktime.test_talktime_replay import TZ, _day_of, _legs, _row, _setup, _shifted_capture
 
@@ -30,9 +31,9 @@ async def _placed(sandbox, name: str, tmp_path: Path):  # type: ignore[no-untype
     return capture, url
 
 
-async def test_internal_call_is_not_talk(sandbox, tmp_path: Path) -> None:
+async def test_internal_call_is_not_talk(sandbox, tmp_path: Path, engines: Engines) -> None:
     capture, url = await _placed(sandbox, "internal", tmp_path)
-    sessions = await _setup(url, capture)
+    sessions = await _setup(engines, url, capture)
     async with sessions() as session:
         legs = list(await session.scalars(select(CallLeg)))
         day = legs[0].started_at.astimezone(TZ).date()
@@ -41,9 +42,10 @@ async def test_internal_call_is_not_talk(sandbox, tmp_path: Path) -> None:
             assert (await _row(session, ext, day))["talk_seconds"] == 0
 
 
-async def test_blind_transfer_splits_between_managers(sandbox, tmp_path: Path) -> None:
+async def test_blind_transfer_splits_between_managers(
+        sandbox, tmp_path: Path, engines: Engines) -> None:
     capture, url = await _placed(sandbox, "blind_transfer", tmp_path)
-    sessions = await _setup(url, capture)
+    sessions = await _setup(engines, url, capture)
     async with sessions() as session:
         day = await _day_of(session, "101")
         r101, r102 = await _row(session, "101", day), await _row(session, "102", day)
@@ -52,9 +54,9 @@ async def test_blind_transfer_splits_between_managers(sandbox, tmp_path: Path) -
     assert r101["calls"] == r102["calls"] == 1
 
 
-async def test_spy_and_hold_are_not_talk(sandbox, tmp_path: Path) -> None:
+async def test_spy_and_hold_are_not_talk(sandbox, tmp_path: Path, engines: Engines) -> None:
     capture, url = await _placed(sandbox, "spy", tmp_path)
-    sessions = await _setup(url, capture)
+    sessions = await _setup(engines, url, capture)
     async with sessions() as session:
         day = await _day_of(session, "101")
         assert (await _row(session, "201", day))["talk_seconds"] == 0
@@ -62,7 +64,7 @@ async def test_spy_and_hold_are_not_talk(sandbox, tmp_path: Path) -> None:
     held = tmp_path / "hold"
     held.mkdir()
     capture, url = await _placed(sandbox, "hold", held)
-    sessions = await _setup(url, capture)
+    sessions = await _setup(engines, url, capture)
     async with sessions() as session:
         (leg,) = await _legs(session, "101")
         row = await _row(session, "101", await _day_of(session, "101"))
@@ -70,11 +72,11 @@ async def test_spy_and_hold_are_not_talk(sandbox, tmp_path: Path) -> None:
     assert leg.hold_seconds >= 2 and row["talk_seconds"] <= wall - 2
 
 
-async def test_midnight_split_of_a_fresh_call(sandbox, tmp_path: Path) -> None:
+async def test_midnight_split_of_a_fresh_call(sandbox, tmp_path: Path, engines: Engines) -> None:
     capture, url = await _placed(sandbox, "inbound_answered", tmp_path)
     shifted = tmp_path / "midnight.ami"
     _shifted_capture(capture, shifted, "101")
-    sessions = await _setup(url, shifted)
+    sessions = await _setup(engines, url, shifted)
     async with sessions() as session:
         (leg,) = await _legs(session, "101")
         day = leg.bridged_at.astimezone(TZ).date()  # type: ignore[union-attr]
