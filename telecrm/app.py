@@ -53,6 +53,7 @@ from telecrm.recordings.routes import RECORDINGS_STORE
 from telecrm.routing.lookup import routing_ctx
 from telecrm.sales import nightly as sales_nightly
 from telecrm.settings import Settings
+from telecrm.settle import settle
 from telecrm.speech.alerts import speech_alerts_ctx
 from telecrm.speech.service import SPEECH_QUEUES, speech_ctx
 from telecrm.talktime import board as talktime
@@ -488,7 +489,8 @@ async def run_app(settings: Settings, *, web_role: bool = True,
     shutdown waiting for ever. Returns the signal that stopped it."""
     app = create_app(settings, with_listener=listener_role, with_web=web_role)
     runner = await http_server.start(app, settings.http_host, settings.http_port,
-                                     shutdown_timeout=REQUEST_GRACE_SECONDS)
+                                     shutdown_timeout=REQUEST_GRACE_SECONDS,
+                                     before_listening=settle)
     roles = " and ".join(name for name, on in (("web", web_role), ("listener", listener_role))
                          if on)
     log.info("serving (%s) on http://%s:%s", roles, settings.http_host, settings.http_port)

@@ -38,10 +38,17 @@ def runner(app: web.Application, *, shutdown_timeout: float = 60.0) -> web.AppRu
 
 
 async def start(app: web.Application, host: str, port: int, *,
-                shutdown_timeout: float = 60.0) -> web.AppRunner:
-    """Serve ``app`` on ``host:port`` with the timeouts above; the caller cleans it up."""
+                shutdown_timeout: float = 60.0,
+                before_listening: Callable[[web.Application], None] | None = None,
+                ) -> web.AppRunner:
+    """Serve ``app`` on ``host:port`` with the timeouts above; the caller cleans it up.
+
+    ``before_listening`` runs once the app is set up (its ``cleanup_ctx`` entered) and
+    before the socket takes connections."""
     served = runner(app, shutdown_timeout=shutdown_timeout)
     await served.setup()
+    if before_listening is not None:
+        before_listening(app)
     await web.TCPSite(served, host, port).start()
     return served
 
