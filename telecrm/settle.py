@@ -7,11 +7,13 @@ Two costs otherwise land on the first pages and then on every page after:
   its first requests; loading all of them takes about 10 ms here instead;
 - **the garbage collector**: a full collection walks every object alive, and a serving
   process holds some 200,000 from its start (modules, the schema, routes, templates)
-  that live as long as it does. Under the floor bench each full collection took about
+  that live as long as it does. Under bursts of pages each full collection took about
   90 ms of a web process, a pause for every request in flight, and the collector's
   work was a sixth of the process's processor time (bench/RESULTS.md). ``gc.freeze()``
   sets the start-up's objects aside, so that collections walk only what requests
-  create, as CPython's documentation advises for servers.
+  create, as CPython's documentation advises for servers. What the start-up made and
+  later drops is still freed by reference counting; only a reference cycle among those
+  objects would stay, once, never a growth.
 """
 
 from __future__ import annotations
