@@ -19,7 +19,9 @@ process's first pages compile its statements and templates. Each server (the Tel
 processes, nginx, Redis) runs in a session of its own, as systemd runs each service:
 Linux shares the cores between sessions first, so servers sharing the bench's session
 would share one portion against the PBX's and each database backend's. The page p99 is
-also printed for each 10 s of the load, to tell a start-up queue from a steady one.
+also printed for each 10 s of the load, to tell a start-up queue from a steady one, and
+beside it the whole machine's busy, I/O-wait and stolen cores in the same 10 s, to tell
+a stall of the machine from a queue in one process.
 
 Screen pop delay: the ``ringing`` event as the listener published it to Redis (the bench
 subscribes to the phones' topics as a web process does) to the ``screenpop`` frame on
@@ -351,6 +353,8 @@ class Phase:
     program_cores: dict[str, float] = field(default_factory=dict)  # every program on it
     waited: dict[str, float] = field(default_factory=dict)  # s/s runnable, waiting for a core
     warm_up_s: float = 0.0
+    # for each WINDOW_S of the load: cores busy, waiting for I/O, and stolen by the host
+    machine_windows: list[tuple[float, float, float]] = field(default_factory=list)
 
 
 class Streams:
@@ -562,10 +566,12 @@ async def run_phase(webs: int, args: argparse.Namespace, people: list[Manager], 
             ramp = args.talk + 2
             start_at = time.monotonic() + ramp
             control.put(start_at)
+            machine = asyncio.create_task(machine_by_window(start_at, args.seconds))
             phase.calls_placed = await keep_calling(
                 sandbox, calling, ringing, start_at + args.seconds, args.talk, spread=ramp)
             phase.pages = await asyncio.to_thread(out.get, True, args.seconds + 120)
             await asyncio.to_thread(child.join, 10)
+            phase.machine_windows = await machine
             await asyncio.sleep(3)  # the last pops of the last calls
             scraping.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -638,6 +644,31 @@ def _programs_cpu() -> dict[str, float]:
         fields = text.rsplit(")", 1)[1].split()
         out[name] += (int(fields[11]) + int(fields[12])) / tick
     return dict(out)
+
+
+def _machine_times() -> tuple[float, float, float]:
+    """Core-seconds of the whole machine so far: busy, waiting for I/O, stolen by the
+    host (/proc/stat)."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+    tick = os.sysconf("SC_CLK_TCK")
+    busy = sum(values[:8]) - values[3] - values[4] - values[7]
+    return busy / tick, values[4] / tick, values[7] / tick
+
+
+async def machine_by_window(start_at: float, seconds: float) -> list[tuple[float, float, float]]:
+    """The machine's busy, I/O-wait and stolen cores in each ``WINDOW_S`` of the load, to
+    tell a stall of the whole machine from a queue in one process."""
+    windows: list[tuple[float, float, float]] = []
+    await asyncio.sleep(max(0.0, start_at - time.monotonic()))
+    before, at = _machine_times(), time.monotonic()
+    while at < start_at + seconds - 1:
+        await asyncio.sleep(max(0.0, start_at + (len(windows) + 1) * WINDOW_S - time.monotonic()))
+        now, then = _machine_times(), time.monotonic()
+        span = then - at
+        windows.append(((now[0] - before[0]) / span, (now[1] - before[1]) / span,
+                        (now[2] - before[2]) / span))
+        before, at = now, then
+    return windows
 
 
 def _machine_busy() -> tuple[float, float]:
@@ -732,6 +763,12 @@ def report(phase: Phase, base: Phase | None, args: argparse.Namespace) -> None:
             windows.setdefault(int(at // WINDOW_S), []).append(ms)
     print(f"    p99 by {WINDOW_S:g} s of the load: " + ", ".join(
         f"{percentile(times, 0.99):.0f}" for _, times in sorted(windows.items())) + " ms")
+    if phase.machine_windows:
+        busy, io, stolen = zip(*phase.machine_windows, strict=True)
+        print(f"    the machine by {WINDOW_S:g} s, cores: busy "
+              + ", ".join(f"{v:.2f}" for v in busy) + "; waiting for I/O "
+              + ", ".join(f"{v:.2f}" for v in io) + "; stolen by the host "
+              + ", ".join(f"{v:.2f}" for v in stolen))
     served = [ms for _, status, _, ms, _ in phase.pages if status == 200]
     print(f"  from sending (the client's own queue left out): p50 "
           f"{statistics.median(served) if served else float('nan'):.1f} ms, "
