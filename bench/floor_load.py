@@ -549,9 +549,18 @@ async def run_phase(webs: int, args: argparse.Namespace, people: list[Manager], 
                                 for p in served}
             phase.warm_up_s = await warm_up(site.office, visits_of(people, args.warm_up, 11))
             await scraper.scrape()
-            busy0, t0 = {p.name: _cpu_of(p) for p in served}, time.monotonic()
-            programs0, machine0 = _programs_cpu(), _machine_busy()
-            waited0 = {p.name: _waited_of(p) for p in served}
+            def snapshot() -> tuple[float, dict[str, float], dict[str, float],
+                                    tuple[float, float], dict[str, float]]:
+                return (time.monotonic(), {p.name: _cpu_of(p) for p in served},
+                        _programs_cpu(), _machine_busy(),
+                        {p.name: _waited_of(p) for p in served})
+
+            async def snapshot_at(moment: float) -> tuple[
+                    float, dict[str, float], dict[str, float], tuple[float, float],
+                    dict[str, float]]:
+                await asyncio.sleep(max(0.0, moment - time.monotonic()))
+                return snapshot()
+
             scraping = asyncio.create_task(scraper.run())
             ctx = multiprocessing.get_context("spawn")
             out, control = ctx.Queue(), ctx.Queue()
@@ -567,9 +576,13 @@ async def run_phase(webs: int, args: argparse.Namespace, people: list[Manager], 
             start_at = time.monotonic() + ramp
             control.put(start_at)
             machine = asyncio.create_task(machine_by_window(start_at, args.seconds))
+            # the processor figures cover the timed load only, not the calls' ramp before it
+            load_start = asyncio.create_task(snapshot_at(start_at))
             phase.calls_placed = await keep_calling(
                 sandbox, calling, ringing, start_at + args.seconds, args.talk, spread=ramp)
             phase.pages = await asyncio.to_thread(out.get, True, args.seconds + 120)
+            t0, busy0, programs0, machine0, waited0 = await load_start
+            t1, busy1, programs1, machine1, waited1 = snapshot()
             await asyncio.to_thread(child.join, 10)
             phase.machine_windows = await machine
             await asyncio.sleep(3)  # the last pops of the last calls
@@ -577,15 +590,12 @@ async def run_phase(webs: int, args: argparse.Namespace, people: list[Manager], 
             with contextlib.suppress(asyncio.CancelledError):
                 await scraping
             await scraper.scrape()
-            phase.busy_cores = {p.name: (_cpu_of(p) - busy0[p.name]) / (time.monotonic() - t0)
-                                for p in served}
-            machine1 = _machine_busy()
-            phase.waited = {p.name: (_waited_of(p) - waited0[p.name]) / (time.monotonic() - t0)
-                            for p in served}
-            phase.machine_cores = ((machine1[0] - machine0[0]) / (time.monotonic() - t0),
-                                   round((machine1[1] - machine0[1]) / (time.monotonic() - t0)))
-            phase.program_cores = _programs_cores(programs0, _programs_cpu(),
-                                                  time.monotonic() - t0)
+            span = t1 - t0
+            phase.busy_cores = {name: (busy1[name] - busy0[name]) / span for name in busy0}
+            phase.waited = {name: (waited1[name] - waited0[name]) / span for name in waited0}
+            phase.machine_cores = ((machine1[0] - machine0[0]) / span,
+                                   round((machine1[1] - machine0[1]) / span))
+            phase.program_cores = _programs_cores(programs0, programs1, span)
             phase.streams_open = len(streams.open)
         finally:
             phase.cpu_s = _own_cpu() - cpu0
