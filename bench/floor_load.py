@@ -91,6 +91,10 @@ SCRAPE_EVERY_S = 2.0
 IDLE_S = 10.0  # streams open, nothing else: what they cost the processes
 PAGES = (("client card", 5), ("call log", 3), ("tasks", 2))  # kind, weight
 WINDOW_S = 10.0  # the page p99 is also printed for each such part of the load
+# at one moment: monotonic time, each served process's CPU seconds, each program's, the
+# machine's busy and total core-seconds, and each served process's seconds waiting to run
+Snapshot = tuple[float, dict[str, float], dict[str, float], tuple[float, float],
+                 dict[str, float]]
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -549,15 +553,12 @@ async def run_phase(webs: int, args: argparse.Namespace, people: list[Manager], 
                                 for p in served}
             phase.warm_up_s = await warm_up(site.office, visits_of(people, args.warm_up, 11))
             await scraper.scrape()
-            def snapshot() -> tuple[float, dict[str, float], dict[str, float],
-                                    tuple[float, float], dict[str, float]]:
+            def snapshot() -> Snapshot:
                 return (time.monotonic(), {p.name: _cpu_of(p) for p in served},
                         _programs_cpu(), _machine_busy(),
                         {p.name: _waited_of(p) for p in served})
 
-            async def snapshot_at(moment: float) -> tuple[
-                    float, dict[str, float], dict[str, float], tuple[float, float],
-                    dict[str, float]]:
+            async def snapshot_at(moment: float) -> Snapshot:
                 await asyncio.sleep(max(0.0, moment - time.monotonic()))
                 return snapshot()
 
@@ -656,13 +657,17 @@ def _programs_cpu() -> dict[str, float]:
     return dict(out)
 
 
+def _machine_ticks() -> list[float]:
+    """The machine's core-seconds so far by state, in /proc/stat's order: user, nice,
+    system, idle, iowait, irq, softirq, steal."""
+    line = Path("/proc/stat").read_text().split("\n")[0]
+    return [int(v) / os.sysconf("SC_CLK_TCK") for v in line.split()[1:9]]
+
+
 def _machine_times() -> tuple[float, float, float]:
-    """Core-seconds of the whole machine so far: busy, waiting for I/O, stolen by the
-    host (/proc/stat)."""
-    values = [int(v) for v in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
-    tick = os.sysconf("SC_CLK_TCK")
-    busy = sum(values[:8]) - values[3] - values[4] - values[7]
-    return busy / tick, values[4] / tick, values[7] / tick
+    """Core-seconds of the whole machine so far: busy, waiting for I/O, stolen by the host."""
+    ticks = _machine_ticks()
+    return sum(ticks) - ticks[3] - ticks[4] - ticks[7], ticks[4], ticks[7]
 
 
 async def machine_by_window(start_at: float, seconds: float) -> list[tuple[float, float, float]]:
@@ -683,10 +688,8 @@ async def machine_by_window(start_at: float, seconds: float) -> list[tuple[float
 
 def _machine_busy() -> tuple[float, float]:
     """Busy and total core-seconds of the whole machine so far (/proc/stat)."""
-    values = [int(v) for v in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
-    tick = os.sysconf("SC_CLK_TCK")
-    idle = values[3] + values[4]  # idle, iowait
-    return (sum(values[:8]) - idle) / tick, sum(values[:8]) / tick
+    ticks = _machine_ticks()
+    return sum(ticks) - ticks[3] - ticks[4], sum(ticks)  # idle and iowait are not busy
 
 
 def _programs_cores(before: dict[str, float], after: dict[str, float], seconds: float,
