@@ -10,7 +10,6 @@ import signal
 import subprocess
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -18,7 +17,7 @@ import pytest
 from tests.support.browser import free_port
 from tests.support.db_fixtures import copy_migrated_sqlite
 from tests.support.live import TELECRM
-from tests.support.processes import run_bounded
+from tests.support.processes import run_bounded, wait_healthy
 from tests.support.redis_server import RedisServer
 
 
@@ -53,18 +52,6 @@ def _children(pid: int) -> list[int]:
     except OSError:
         return []
     return [int(child) for child in found]
-
-
-def _wait_healthy(port: int, process: subprocess.Popen[bytes], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert process.poll() is None, "telecrm serve ended on its own"
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2):
-                return
-        except OSError:
-            time.sleep(0.2)
-    raise AssertionError("telecrm serve did not answer /healthz")
 
 
 def _wait_unlinked(inodes: set[int], process: subprocess.Popen[bytes],
@@ -104,7 +91,7 @@ def test_serve_stops_cleanly_on_sigterm_and_ctrl_c_and_leaves_nothing_behind(
                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                    start_new_session=True)
         try:
-            _wait_healthy(port, process)
+            wait_healthy(port, process)
             held = _semaphores([process.pid, *_children(process.pid)])
             assert held, "the history writer's queue was not created"
             all_held |= held

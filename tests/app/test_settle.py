@@ -7,8 +7,6 @@ import os
 import re
 import signal
 import subprocess
-import time
-import urllib.request
 from pathlib import Path
 
 import aiohttp_jinja2
@@ -19,6 +17,7 @@ from telecrm.settle import load_templates
 from tests.support.browser import free_port
 from tests.support.db_fixtures import copy_migrated_sqlite
 from tests.support.live import TELECRM
+from tests.support.processes import wait_healthy
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "telecrm" / "templates"
 
@@ -51,15 +50,7 @@ def test_serve_is_settled_before_it_answers(tmp_path: Path) -> None:
                                    stdout=log_file, stderr=subprocess.STDOUT,
                                    start_new_session=True)
         try:
-            deadline = time.monotonic() + 30
-            while True:
-                assert process.poll() is None, log_path.read_text()
-                assert time.monotonic() < deadline, "telecrm serve did not answer /healthz"
-                try:
-                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2):
-                        break
-                except OSError:
-                    time.sleep(0.2)
+            wait_healthy(port, process)
         finally:
             process.send_signal(signal.SIGTERM)
             process.wait(timeout=30)

@@ -14,7 +14,10 @@ import contextlib
 import ctypes
 import os
 import signal
+import subprocess
 import sys
+import time
+import urllib.request
 from typing import Any
 
 
@@ -45,3 +48,17 @@ async def run_bounded(*argv: str, timeout: float, **kwargs: Any) -> tuple[int, b
             await process.wait()
     assert process.returncode is not None
     return process.returncode, output
+
+
+def wait_healthy(port: int, process: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    """Until the ``telecrm serve`` started as ``process`` answers ``/healthz`` on ``port``;
+    fails at once if the process ends first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "telecrm serve ended on its own"
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise AssertionError("telecrm serve did not answer /healthz")
