@@ -10,14 +10,14 @@ from __future__ import annotations
 import asyncio
 import itertools
 import re
-from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from collections.abc import Iterable, Sequence
+from typing import Any, NamedTuple
 
 from panoramisk import Manager
 
 from asterisk_conf.render import render_template, template_text
 
-__all__ = ["MODES", "Phones", "open_ami", "render_phones_config"]
+__all__ = ["MODES", "AmiLogin", "Phones", "channel_count", "open_ami", "render_phones_config"]
 
 MODES = ("answer", "ring", "busy", "congestion")
 PHONES_FILES = ("manager.conf", "pjsip.conf", "extensions.conf", "rtp.conf")
@@ -113,6 +113,27 @@ async def open_ami(
     return manager
 
 
+class AmiLogin(NamedTuple):
+    """Where an instance's AMI listens and who logs in."""
+
+    host: str
+    port: int
+    username: str
+    secret: str
+
+
+async def channel_count(manager: Manager) -> int:
+    """How many channels the instance holds now, as ``CoreShowChannels`` lists them.
+
+    Asked over an open AMI session: polling with ``asterisk -rx`` would start a process
+    (through ``chroot``) every time, thousands of times in a test run.
+    """
+    answer = await manager.send_action({"Action": "CoreShowChannels"})
+    if not isinstance(answer, list):
+        raise RuntimeError(f"AMI CoreShowChannels failed: {answer.get('Message', answer)}")
+    return sum(1 for message in answer if message.get("Event") == "CoreShowChannel")
+
+
 def _digits(number: str) -> str:
     """The dialable form of a number typed by a human: digits and a leading "+".
 
@@ -149,13 +170,15 @@ class Phones:
         username: str,
         secret: str,
         *,
-        channel_counters: Sequence[Callable[[], int]] = (),
+        also_idle: Sequence[AmiLogin] = (),
         action_timeout: float = 10.0,
     ) -> None:
+        """``also_idle``: other instances (the PBX) that :meth:`wait_idle` waits for."""
         self.host, self.port, self.username, self.secret = host, port, username, secret
         self.action_timeout = action_timeout
-        self._channel_counters = list(channel_counters)
+        self._also_idle = list(also_idle)
         self._manager: Manager | None = None
+        self._watchers: list[Manager] = []  # AMI sessions to ``also_idle``, without events
         self._targets: set[str] = set()
         # Originates placed but not yet answered or failed, by ActionID: until its
         # OriginateResponse, a call may have no channel yet, so "idle" means nothing.
@@ -187,6 +210,9 @@ class Phones:
         if self._manager is not None:
             self._manager.close()
             self._manager = None
+        for watcher in self._watchers:
+            watcher.close()
+        self._watchers.clear()
         for future in self._originating.values():
             future.cancel()
         self._originating.clear()
@@ -328,8 +354,15 @@ class Phones:
         async with asyncio.timeout(timeout):
             if self._originating:
                 await asyncio.gather(*self._originating.values())
+            if self._manager is None:
+                raise RuntimeError("Phones is not connected: use 'async with' or await connect()")
+            if len(self._watchers) < len(self._also_idle):
+                for login in self._also_idle[len(self._watchers):]:
+                    self._watchers.append(await open_ami(
+                        *login, timeout=self.action_timeout, events="off"))
+            instances = [self._manager, *self._watchers]
             while True:
-                counts = [await asyncio.to_thread(count) for count in self._channel_counters]
+                counts = [await channel_count(manager) for manager in instances]
                 if not any(counts):
                     return
-                await asyncio.sleep(0.2)
+                await asyncio.sleep(0.1)

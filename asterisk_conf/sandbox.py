@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from asterisk_conf.foreign import FOREIGN_PHONES, render_foreign_config
-from asterisk_conf.phones import Phones, render_phones_config
+from asterisk_conf.phones import AmiLogin, Phones, render_phones_config
 from asterisk_conf.render import PbxConfig, render_pbx_config, render_template, template_text
 
 __all__ = [
@@ -881,8 +881,10 @@ class Sandbox:
         if self.pbx is None or self.phones_instance is None:
             raise SandboxError("the sandbox is not started")
         ph = self.phones_instance
+        pbx = self.pbx
         return Phones(ph.ami_host, ph.ami_port, ph.ami_user, ph.ami_secret,
-                      channel_counters=[ph.active_channels, self.pbx.active_channels],
+                      also_idle=[AmiLogin(pbx.ami_host, pbx.ami_port, pbx.ami_user,
+                                          pbx.ami_secret)],
                       action_timeout=action_timeout)
 
 
