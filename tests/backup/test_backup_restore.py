@@ -31,7 +31,7 @@ from crm_core.people.users import add_user
 from crm_core.recordings.models import AudioStatus, CallAudio
 from telecrm.settings import Settings
 from tests.support.browser import PASSWORD, seed_world, serve_app
-from tests.support.db_fixtures import empty_db_url_fixture  # noqa: F401
+from tests.support.db_fixtures import empty_db_url_fixture, migrated  # noqa: F401
 from tests.support.live import exported_calls, telecrm
 from tests.support.pg_server import PostgresServer
 
@@ -326,7 +326,7 @@ async def test_sqlite_backup_of_a_database_being_written_is_whole(tmp_path: Path
     path = tmp_path / "live" / "data" / "telecrm.db"
     url = f"sqlite+aiosqlite:///{path}"
     path.parent.mkdir(parents=True)
-    await upgrade(url)
+    await migrated(url)
     writer = sqlite3.connect(path)
     writer.execute("PRAGMA journal_mode=WAL")
     writer.execute("INSERT INTO teams (name, created_at) VALUES ('committed', CURRENT_TIMESTAMP)")

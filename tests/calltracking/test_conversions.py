@@ -66,7 +66,11 @@ from tests.support.ad_systems_standin import (
     METRICA_TOKEN,
     ad_systems_standin,
 )
-from tests.support.db_fixtures import db_session_fixture, db_url_fixture  # noqa: F401
+from tests.support.db_fixtures import (  # noqa: F401
+    db_session_fixture,
+    db_url_fixture,
+    migrated,
+)
 
 pytestmark = pytest.mark.clock("2026-11-20T15:00:00+03:00")
 
@@ -332,11 +336,10 @@ def test_google_partial_failure_is_a_refusal_of_that_conversion() -> None:
 
 
 async def test_command_line_export_and_send(tmp_path: Any) -> None:
-    from crm_core.db import upgrade
     from tests.support.live import telecrm
 
     url = f"sqlite+aiosqlite:///{tmp_path / 'crm.db'}"
-    await upgrade(url)
+    await migrated(url)
     engine = create_engine(url)
     try:
         async with session_factory(engine)() as session:

@@ -17,13 +17,14 @@ import pytest
 from sqlalchemy import select, update
 
 from crm_core.clients.models import Client
-from crm_core.db import create_engine, session_factory, upgrade
+from crm_core.db import create_engine, session_factory
 from crm_core.people.models import Team, User
 from crm_core.people.users import add_user
 from crm_core.sales.settings import save_rules
 from telecrm.settings import Settings
 from tests.sales.test_sales_reports import _seed
 from tests.support.browser import PASSWORD, seeded_password_hash, serve_app
+from tests.support.db_fixtures import migrated
 
 CELL = re.compile(r'<td[^>]*data-key="(\w+)"[^>]*><a href="([^"]+)"[^>]*>([^<]+)</a></td>')
 
@@ -31,7 +32,7 @@ CELL = re.compile(r'<td[^>]*data-key="(\w+)"[^>]*><a href="([^"]+)"[^>]*>([^<]+)
 @pytest.fixture
 async def served(tmp_path: Path) -> AsyncIterator[str]:
     url = f"sqlite+aiosqlite:///{tmp_path / 'crm.sqlite3'}"
-    await upgrade(url)
+    await migrated(url)
     engine = create_engine(url)
     try:
         async with session_factory(engine)() as session, session.begin():

@@ -21,7 +21,7 @@ from sqlalchemy import select, update
 from crm_core.calls.models import Recording
 from crm_core.calls.services import record_call
 from crm_core.calls.snapshot import CallData, LegData, RecordingRef
-from crm_core.db import create_engine, session_factory, upgrade
+from crm_core.db import create_engine, session_factory
 from crm_core.people.users import add_user
 from crm_core.recordings.jobs import set_retention
 from crm_core.recordings.models import AudioStatus, CallAudio
@@ -31,6 +31,7 @@ from recordings.store import DirectoryStore
 from recordings.worker import FinalizeWorker
 from telecrm.wiring import call_hooks
 from tests.recordings.test_recordings_support import frames, side_file, speech
+from tests.support.db_fixtures import migrated
 
 HOOKS = call_hooks()  # what the product does with each written call
 
@@ -93,7 +94,7 @@ def words(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
 @pytest.fixture
 async def env(tmp_path: Path, words: dict[str, bytes]) -> AsyncIterator[Env]:
     url = f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}"
-    await upgrade(url)
+    await migrated(url)
     engine = create_engine(url)
     sessions = session_factory(engine, writer=True)
     async with sessions() as session:

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import update
 
-from crm_core.db import create_engine, session_factory, upgrade
+from crm_core.db import create_engine, session_factory
 from crm_core.people.models import User
 from telecrm.settings import Settings
 from tests.sales.test_sales_reports import _seed
@@ -25,6 +25,7 @@ from tests.support.browser import (
     serve_app,
     signed_in,
 )
+from tests.support.db_fixtures import migrated
 
 PERIOD = "from=2026-11-01&to=2026-11-30"
 
@@ -32,7 +33,7 @@ PERIOD = "from=2026-11-01&to=2026-11-30"
 @pytest.fixture
 async def served(tmp_path: Path) -> AsyncIterator[str]:
     url = f"sqlite+aiosqlite:///{tmp_path / 'crm.sqlite3'}"
-    await upgrade(url)
+    await migrated(url)
     engine = create_engine(url)
     try:
         async with session_factory(engine)() as session, session.begin():

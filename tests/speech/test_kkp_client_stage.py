@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_core.calls.models import Call
 from crm_core.clients.services import create_client
-from crm_core.db import create_engine, session_factory, upgrade
+from crm_core.db import create_engine, session_factory
 from crm_core.people.users import add_user
 from crm_core.sales.deals import StageSpec, client_stage_at, create_deal, create_pipeline, move_deal
 from crm_core.speech import scripts as kkp_scripts
@@ -29,6 +29,7 @@ from crm_core.speech.models import KkpResult
 from crm_core.speech.transcripts import save_transcript
 from crm_core.timestamps import utcnow
 from speech.worker import SpeechWorker
+from tests.support.db_fixtures import migrated
 
 CASES = Path(__file__).resolve().parents[1] / "kkp_cases"
 GREETING = """\
@@ -60,7 +61,7 @@ class _EveryWord:
 @pytest.fixture
 async def sessions(tmp_path: Path) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
     url = f"sqlite+aiosqlite:///{tmp_path / 'crm.db'}"
-    await upgrade(url)
+    await migrated(url)
     engine = create_engine(url)
     try:
         yield session_factory(engine, writer=True)

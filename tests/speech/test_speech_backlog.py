@@ -12,11 +12,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from crm_core.db import create_engine, session_factory, upgrade
+from crm_core.db import create_engine, session_factory
 from crm_core.speech.models import Transcript
 from tests.speech.test_speech_jobs import speak
 from tests.speech.test_speech_storage import add_call
 from tests.support.clock import subprocess_env
+from tests.support.db_fixtures import migrated
 from tests.support.live import TELECRM
 
 pytestmark = pytest.mark.skipif(
@@ -45,7 +46,7 @@ async def test_backlog_reports_a_bad_file_goes_on_and_resumes(tmp_path: Path) ->
     db = f"sqlite+aiosqlite:///{tmp_path / 'crm.db'}"
     root = tmp_path / "monitor"
     root.mkdir()
-    await upgrade(db)
+    await migrated(db)
     speak(root / "a-manager.wav")
     speak(root / "a-client.wav")
     (root / "b-manager.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk" * 10)  # corrupt
@@ -89,7 +90,7 @@ async def test_serve_transcribes_in_process_when_a_model_is_set(tmp_path: Path) 
     db = f"sqlite+aiosqlite:///{tmp_path / 'crm.db'}"
     root = tmp_path / "monitor"
     root.mkdir()
-    await upgrade(db)
+    await migrated(db)
     speak(root / "s-manager.wav")
     engine = create_engine(db)
     try:

@@ -21,12 +21,13 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from crm_core.db import create_engine, session_factory, upgrade
+from crm_core.db import create_engine, session_factory
 from crm_core.speech.models import KkpResult, Transcript
 from speech.jobs import InProcessQueue, RedisStreamQueue
 from speech.model import LoadedModel, load_model, packaged_model_dir
 from speech.worker import KkpScript, SpeechWorker
 from tests.speech.test_speech_storage import add_call
+from tests.support.db_fixtures import migrated
 from tests.support.redis_fixtures import redis_server_fixture, redis_url_fixture  # noqa: F401
 
 pytestmark = pytest.mark.skipif(
@@ -65,7 +66,7 @@ def model() -> LoadedModel:
 @pytest.fixture
 async def db(tmp_path: Path) -> AsyncIterator[tuple[str, async_sessionmaker[AsyncSession]]]:
     url = f"sqlite+aiosqlite:///{tmp_path / 'crm.db'}"
-    await upgrade(url)
+    await migrated(url)
     engine = create_engine(url)
     try:
         yield url, session_factory(engine, writer=True)

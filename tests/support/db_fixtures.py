@@ -4,7 +4,7 @@
   first use only. If it cannot start, PostgreSQL tests are skipped with the reason,
   except under ``CI=true`` where they fail: CI must never go green by skipping.
 - ``db_url`` (function, parametrized ``sqlite``/``postgresql``): a fresh database
-  migrated to head, its own per test. ``upgrade()`` runs once per session and
+  migrated to head, its own per test. ``upgrade()`` runs once per test process and
   backend; tests get a copy (a file copy on SQLite, ``CREATE DATABASE ... TEMPLATE``
   on PostgreSQL), which is ten times faster than migrating each time.
 - ``empty_db_url``: the same, without migrations (for migration tests).
@@ -128,18 +128,6 @@ async def migrated(url: str) -> None:
         await upgrade(url)
 
 
-async def _migrated_sqlite(factory: pytest.TempPathFactory) -> Path:
-    """A SQLite file migrated to head once per session by ``upgrade()``; tests get copies."""
-    directory = factory.getbasetemp() / "telecrm-sqlite-template"
-    directory.mkdir(exist_ok=True)
-    path = directory / "migrated.sqlite3"
-    if not path.exists():
-        scratch = directory / "migrating.sqlite3"
-        await upgrade(f"sqlite+aiosqlite:///{scratch}")  # the engine is disposed: WAL folded in
-        scratch.rename(path)
-    return path
-
-
 async def _migrated_template(server: PostgresServer) -> str:
     """A database migrated to head once per server; cloning it beats migrating per test."""
     if server.migrated_template is None:
@@ -156,8 +144,7 @@ async def _fresh_database(
     if request.param == "sqlite":
         path = tmp_path / "telecrm-test.sqlite3"
         if migrate:
-            template = await _migrated_sqlite(request.getfixturevalue("tmp_path_factory"))
-            shutil.copyfile(template, path)
+            shutil.copyfile(await asyncio.to_thread(migrated_sqlite_template), path)
         yield f"sqlite+aiosqlite:///{path}"
         return
     server: PostgresServer = request.getfixturevalue("postgres_server")

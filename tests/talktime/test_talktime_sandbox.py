@@ -15,8 +15,7 @@ import pytest
 from sqlalchemy import select
 
 from crm_core.calls.models import CallLeg
-from crm_core.db import upgrade
-from tests.support.db_fixtures import Engines, engines_fixture  # noqa: F401
+from tests.support.db_fixtures import Engines, engines_fixture, migrated  # noqa: F401
 from tests.support.scenarios import record
 from tests.talktime.test_talktime_replay import TZ, _day_of, _legs, _row, _setup, _shifted_capture
 
@@ -27,7 +26,7 @@ async def _placed(sandbox, name: str, tmp_path: Path):  # type: ignore[no-untype
     capture = tmp_path / f"{name}.ami"
     await record(sandbox, name, capture)
     url = f"sqlite+aiosqlite:///{tmp_path / 'crm.sqlite3'}"
-    await upgrade(url)
+    await migrated(url)
     return capture, url
 
 
