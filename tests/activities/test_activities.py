@@ -46,7 +46,7 @@ from crm_core.sales.reports import REPORTS
 from crm_core.sales.tasks import NextTask, finish_task, plan_task
 from telecrm.wiring import call_hooks
 from tests.sales.test_sales_reports import END, MSK, START, _seed, by_name, utc
-from tests.support.db_fixtures import db_session_fixture, db_url_fixture, postgres_server_fixture  # noqa: F401
+from tests.support.db_fixtures import db_session_fixture, db_url_fixture  # noqa: F401
 
 HOOKS = call_hooks()
 NOW = "2026-11-20T12:00:00+03:00"  # a Friday noon

@@ -28,7 +28,7 @@ from crm_core.people import access
 from crm_core.people.models import User
 from crm_core.people.users import add_user
 from tests.support.browser import CLIENTS, HOOKS, _call
-from tests.support.db_fixtures import db_url_fixture, postgres_server_fixture  # noqa: F401
+from tests.support.db_fixtures import db_url_fixture  # noqa: F401
 from tests.support.floor import Floor, served_floor
 
 pytestmark = pytest.mark.calendar  # the seeded calls are an hour ago: make test-calendar

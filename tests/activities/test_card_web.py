@@ -21,7 +21,7 @@ from crm_core.activities.models import CallResult, ClientActivity
 from crm_core.audit import AuditLog
 from crm_core.clients.models import Client
 from crm_core.tasks.models import Task
-from tests.support.db_fixtures import db_url_fixture, postgres_server_fixture  # noqa: F401
+from tests.support.db_fixtures import db_url_fixture  # noqa: F401
 from tests.support.floor import Floor, served_floor
 
 pytestmark = pytest.mark.calendar  # the seeded calls are an hour ago: make test-calendar

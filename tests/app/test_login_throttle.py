@@ -12,7 +12,7 @@ import pytest
 from telecrm.settings import Settings
 from telecrm.web.throttle import MemoryThrottle
 from tests.support.browser import PASSWORD, seed_world, serve_app
-from tests.support.db_fixtures import db_url_fixture, postgres_server_fixture  # noqa: F401
+from tests.support.db_fixtures import db_url_fixture  # noqa: F401
 from tests.support.redis_fixtures import redis_server_fixture, redis_url_fixture  # noqa: F401
 
 pytestmark = pytest.mark.clock("2026-11-20T12:00:00+03:00")

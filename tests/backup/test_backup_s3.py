@@ -22,7 +22,7 @@ from telecrm.settings import Settings
 from tests.backup.test_backup_restore import STORED_AUDIO, fetch, refused
 from tests.support.browser import seed_world, serve_app
 from tests.support.live import exported_calls, telecrm
-from tests.support.s3_server import RADOSGW_RANGED_GET_BROKEN, RadosGW, s3_server  # noqa: F401
+from tests.support.s3_server import RADOSGW_RANGED_GET_BROKEN, RadosGW
 
 pytestmark = pytest.mark.s3
 
@@ -47,7 +47,7 @@ def put(store: S3Store, key: str, data: bytes) -> None:
 
 
 async def test_recordings_in_s3_stay_in_the_bucket_and_are_checked_on_restore(
-    s3_server: RadosGW, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,  # noqa: F811
+    s3_server: RadosGW, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     for name in ("TELECRM_RECORDINGS_STORE", "TELECRM_DATABASE_URL", "TELECRM_CONFIG"):
         monkeypatch.delenv(name, raising=False)

@@ -31,7 +31,7 @@ from crm_core.tasks.models import Task
 from pbx_bridge.store import CallStore
 from telecrm.wiring import call_hooks
 from tests.sales.test_tasks import NUMBER, answered, in_progress, leg, missed
-from tests.support.db_fixtures import _admin, db_url_fixture, postgres_server_fixture  # noqa: F401
+from tests.support.db_fixtures import _admin, db_url_fixture  # noqa: F401
 from tests.support.scenarios import CAPTURES, replay_capture
 
 HOOKS = call_hooks()  # what the product does with each written call

@@ -22,7 +22,7 @@ from telecrm.bus import LAGGED, Bus, BusError, InProcessBus, RedisBus, Subscript
 from telecrm.live_events import LiveEventSink, store_then_publish
 from telecrm.settings import Settings
 from telecrm.wiring import call_hooks
-from tests.support.db_fixtures import db_url_fixture, postgres_server_fixture  # noqa: F401
+from tests.support.db_fixtures import db_url_fixture  # noqa: F401
 from tests.support.redis_fixtures import redis_server_fixture, redis_url_fixture  # noqa: F401
 from tests.support.redis_server import RedisServer
 

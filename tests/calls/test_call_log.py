@@ -37,7 +37,6 @@ from tests.calls.call_log_world import (
     participants,
     visible_to,
 )
-from tests.support.db_fixtures import postgres_server_fixture  # noqa: F401
 
 pytestmark = pytest.mark.clock(NOW)
 

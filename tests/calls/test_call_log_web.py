@@ -39,7 +39,6 @@ from tests.calls.call_log_world import (
     visible_to,
 )
 from tests.support.browser import HOOKS, PASSWORD, free_port, serve_app
-from tests.support.db_fixtures import postgres_server_fixture  # noqa: F401
 
 pytestmark = pytest.mark.clock(NOW)
 

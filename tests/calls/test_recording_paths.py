@@ -19,7 +19,7 @@ from pbx_bridge.replay import read_events, replay
 from pbx_bridge.store import CallStore
 from pbx_bridge.tracker import CallTracker
 from telecrm.wiring import call_hooks
-from tests.support.db_fixtures import db_url_fixture, postgres_server_fixture  # noqa: F401
+from tests.support.db_fixtures import db_url_fixture  # noqa: F401
 from tests.support.handmade import write_capture
 from tests.support.scenarios import CAPTURES, party_rules
 

@@ -37,7 +37,6 @@ from tests.support.db_fixtures import (  # noqa: F401
     db_session_fixture,
     db_url_fixture,
     empty_db_url_fixture,
-    postgres_server_fixture,
 )
 
 HOOKS = call_hooks()  # what the product does with each written call

@@ -36,7 +36,6 @@ from crm_core.tasks.models import Task
 from tests.support.db_fixtures import (  # noqa: F401
     db_session_fixture,
     db_url_fixture,
-    postgres_server_fixture,
 )
 
 MOVED = (Call, Task, Deal, Invoice, Payment, ClientStatusChange, ClientOwnerChange, ClientStop,

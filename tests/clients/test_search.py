@@ -23,7 +23,6 @@ from crm_core.people.users import add_user
 from tests.support.db_fixtures import (  # noqa: F401
     db_session_fixture,
     db_url_fixture,
-    postgres_server_fixture,
 )
 
 

@@ -32,7 +32,6 @@ from telecrm.wiring import call_hooks
 from tests.support.db_fixtures import (  # noqa: F401
     db_session_fixture,
     db_url_fixture,
-    postgres_server_fixture,
 )
 
 pytestmark = pytest.mark.calendar

@@ -25,7 +25,7 @@ from crm_core.sales.deals import StageSpec, create_pipeline
 from crm_core.tasks.models import Task
 from tests.dialer.test_dialer_rules import HOOKS
 from tests.support.browser import _call
-from tests.support.db_fixtures import db_url_fixture, postgres_server_fixture  # noqa: F401
+from tests.support.db_fixtures import db_url_fixture  # noqa: F401
 from tests.support.floor import Floor as BaseFloor
 from tests.support.floor import served_floor
 from tests.support.live import telecrm

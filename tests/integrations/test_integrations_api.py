@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from crm_core.audit import AuditLog
 from telecrm.web.openapi import openapi_document
-from tests.support.db_fixtures import db_url_fixture, postgres_server_fixture  # noqa: F401
+from tests.support.db_fixtures import db_url_fixture  # noqa: F401
 from tests.support.floor import Floor, served_floor
 
 pytestmark = pytest.mark.calendar  # the seeded calls are today's

@@ -26,7 +26,7 @@ from crm_core.people.models import User
 from telecrm.app import create_app
 from telecrm.integrations.auth import ANY, NO_TOKENS, feature_of
 from telecrm.settings import Settings
-from tests.support.db_fixtures import db_url_fixture, postgres_server_fixture  # noqa: F401
+from tests.support.db_fixtures import db_url_fixture  # noqa: F401
 from tests.support.floor import Floor, served_floor
 
 pytestmark = pytest.mark.calendar  # the seeded calls are today's

@@ -33,7 +33,6 @@ from tests.support.browser import World, free_port, seed_world, serve_app
 from tests.support.db_fixtures import (  # noqa: F401
     db_url_fixture,
     migrated,
-    postgres_server_fixture,
 )
 from tests.support.floor import Floor, served_floor
 from tests.support.live import telecrm

@@ -24,7 +24,7 @@ from telecrm.missed.alerts import tick
 from tests.missed.smtp import Inbox, smtp_server
 from tests.missed.world import T0, A, B, back, call, missed, write_calls
 from tests.support.browser import seed_world
-from tests.support.db_fixtures import db_url_fixture, postgres_server_fixture  # noqa: F401
+from tests.support.db_fixtures import db_url_fixture  # noqa: F401
 
 TZ = ZoneInfo("Europe/Moscow")
 NOBODY = "+79995550000"  # ООО Ничейный: a client without an owner

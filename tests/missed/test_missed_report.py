@@ -26,7 +26,7 @@ from tests.missed.world import (
     seed_missed_day,
     write_calls,
 )
-from tests.support.db_fixtures import db_url_fixture, postgres_server_fixture  # noqa: F401
+from tests.support.db_fixtures import db_url_fixture  # noqa: F401
 from tests.support.live import telecrm
 
 pytestmark = pytest.mark.clock("2026-11-21T12:00:00+03:00")

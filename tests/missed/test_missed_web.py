@@ -18,7 +18,7 @@ from crm_core.audit import AuditLog
 from crm_core.missed.models import MailAddress, MailSettings, MissedCallRule
 from crm_core.people.models import Team
 from tests.missed.world import DAY, EVERYONE, PETROV, TEAM, day_calls, write_calls
-from tests.support.db_fixtures import db_url_fixture, postgres_server_fixture  # noqa: F401
+from tests.support.db_fixtures import db_url_fixture  # noqa: F401
 from tests.support.floor import Floor as BaseFloor
 from tests.support.floor import served_floor
 

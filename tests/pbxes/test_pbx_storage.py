@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from crm_core.calls.models import Call, CallLeg
 from crm_core.db import create_engine, session_factory
 from pbx_bridge.store import CallStore
-from tests.support.db_fixtures import db_url_fixture, postgres_server_fixture  # noqa: F401
+from tests.support.db_fixtures import db_url_fixture  # noqa: F401
 from tests.support.live import exported_calls, telecrm
 from tests.support.scenarios import CAPTURES
 

@@ -43,7 +43,7 @@ from telecrm.messages import russian
 from telecrm.passwords import temporary_password, verify_password
 from telecrm.web.auth import authenticate
 from tests.support.browser import seeded_password_hash
-from tests.support.db_fixtures import db_url_fixture, postgres_server_fixture  # noqa: F401
+from tests.support.db_fixtures import db_url_fixture  # noqa: F401
 
 HOUR = timedelta(hours=1)
 

@@ -10,7 +10,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from crm_core.db import create_engine, upgrade
-from tests.support.db_fixtures import empty_db_url_fixture, postgres_server_fixture  # noqa: F401
+from tests.support.db_fixtures import empty_db_url_fixture  # noqa: F401
 
 CREATED = datetime(2026, 11, 10, 9, 0, tzinfo=UTC)
 

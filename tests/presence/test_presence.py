@@ -25,7 +25,6 @@ from tests.support.db_fixtures import (  # noqa: F401
     Engines,
     db_url_fixture,
     engines_fixture,
-    postgres_server_fixture,
 )
 
 TZ = ZoneInfo("Europe/Moscow")

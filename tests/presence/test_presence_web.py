@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from crm_core.audit import AuditLog
 from crm_core.presence.models import PresenceChange
-from tests.support.db_fixtures import db_url_fixture, postgres_server_fixture  # noqa: F401
+from tests.support.db_fixtures import db_url_fixture  # noqa: F401
 from tests.support.floor import Floor as BaseFloor
 from tests.support.floor import served_floor
 

@@ -30,7 +30,6 @@ from tests.support.db_fixtures import (  # noqa: F401
     db_session_fixture,
     db_url_fixture,
     empty_db_url_fixture,
-    postgres_server_fixture,
 )
 from tests.support.scenarios import CAPTURES, ended_calls, party_rules, replay_capture
 

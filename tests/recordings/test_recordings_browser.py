@@ -30,7 +30,7 @@ from tests.support.browser import (
     seed_world,
     serve_app,
 )
-from tests.support.s3_server import RadosGW, s3_server  # noqa: F401
+from tests.support.s3_server import RadosGW
 
 HOOKS = call_hooks()  # what the product does with each written call
 
@@ -73,7 +73,7 @@ async def recorded_calls(url: str, monitor: Path, tmp_path: Path) -> list[int]:
 
 
 async def test_client_card_player_time_line_seek_and_download(
-        s3_server: RadosGW, tmp_path: Path) -> None:  # noqa: F811
+        s3_server: RadosGW, tmp_path: Path) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}"
     monitor = tmp_path / "monitor"
     world = await seed_world(url, monitor)

@@ -35,7 +35,7 @@ from tests.recordings.test_recordings_e2e import login, probe, seed_users
 from tests.recordings.test_recordings_finalize import TOTAL, Env, energy
 from tests.recordings.test_recordings_support import frames, speech
 from tests.support.browser import serve_app
-from tests.support.s3_server import RADOSGW_RANGED_GET_BROKEN, RadosGW, own_s3_server, s3_server  # noqa: F401
+from tests.support.s3_server import RADOSGW_RANGED_GET_BROKEN, RadosGW
 
 pytestmark = pytest.mark.s3
 
@@ -79,7 +79,7 @@ async def make_env(server: RadosGW, tmp_path: Path, words: dict[str, bytes],
 
 
 @pytest.fixture
-async def s3env(s3_server: RadosGW, tmp_path: Path,  # noqa: F811
+async def s3env(s3_server: RadosGW, tmp_path: Path,
                 words: dict[str, bytes]) -> AsyncIterator[tuple[Env, S3Store, str]]:
     env, store, url = await make_env(s3_server, tmp_path, words)
     yield env, store, url
@@ -241,7 +241,7 @@ async def test_retention_removes_old_objects_from_s3_and_logs(
 
 
 async def test_s3_down_is_a_clear_error_and_the_recording_is_retried(
-        own_s3_server: RadosGW, tmp_path: Path, words: dict[str, bytes],  # noqa: F811
+        own_s3_server: RadosGW, tmp_path: Path, words: dict[str, bytes],
         caplog: pytest.LogCaptureFixture) -> None:
     env, store, url = await make_env(own_s3_server, tmp_path, words, prefix="outage")
     try:
@@ -293,7 +293,7 @@ async def test_s3_down_is_a_clear_error_and_the_recording_is_retried(
         await env.sessions.kw["bind"].dispose()  # type: ignore[attr-defined]
 
 
-def test_store_contract_on_s3(s3_server: RadosGW, tmp_path: Path) -> None:  # noqa: F811
+def test_store_contract_on_s3(s3_server: RadosGW, tmp_path: Path) -> None:
     cfg = config_for(s3_server, tmp_path, f"c-{uuid.uuid4().hex[:8]}")
     store = open_store(cfg)
     assert isinstance(store, S3Store)
@@ -326,7 +326,7 @@ def test_store_contract_on_s3(s3_server: RadosGW, tmp_path: Path) -> None:  # no
         S3Location.parse("s3:///nobucket")
 
 
-def test_radosgw_dbstore_ranged_get_defect(s3_server: RadosGW) -> None:  # noqa: F811
+def test_radosgw_dbstore_ranged_get_defect(s3_server: RadosGW) -> None:
     """Why the test server runs with ranged_get off: its ranged GETs return wrong bytes.
 
     When a Ceph release fixes it this test fails: then set RADOSGW_RANGED_GET_BROKEN to

@@ -38,7 +38,6 @@ from tests.support.db_fixtures import (  # noqa: F401
     db_url_fixture,
     empty_db_url_fixture,
     engines_fixture,
-    postgres_server_fixture,
 )
 
 pytestmark = pytest.mark.clock("2026-11-20T12:00:00+03:00")

@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 
 from telecrm.routing.lookup import REFRESH_SECONDS
-from tests.support.db_fixtures import db_url_fixture, postgres_server_fixture  # noqa: F401
+from tests.support.db_fixtures import db_url_fixture  # noqa: F401
 from tests.support.floor import Floor as BaseFloor
 from tests.support.floor import served_floor
 from tests.support.live import telecrm

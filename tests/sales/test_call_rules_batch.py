@@ -43,7 +43,7 @@ from crm_core.tasks.services import create_task
 from telecrm.wiring import call_hooks
 from tests.calls.test_bulk_write import twin_urls_fixture  # noqa: F401
 from tests.sales.test_tasks import NUMBER, T0, answered, in_progress, missed
-from tests.support.db_fixtures import _admin, db_url_fixture, postgres_server_fixture  # noqa: F401
+from tests.support.db_fixtures import _admin, db_url_fixture  # noqa: F401
 
 pytestmark = pytest.mark.calendar  # a lost client: his payment is dated from today
 

@@ -18,7 +18,7 @@ import pytest
 
 from telecrm.settings import Settings
 from tests.support.browser import PASSWORD, World, seed_world, serve_app
-from tests.support.db_fixtures import db_url_fixture, postgres_server_fixture  # noqa: F401
+from tests.support.db_fixtures import db_url_fixture  # noqa: F401
 
 pytestmark = pytest.mark.calendar  # dates relative to today: make test-calendar
 

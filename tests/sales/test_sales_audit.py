@@ -30,7 +30,7 @@ from telecrm.cli import build_parser
 from telecrm.settings import Settings
 from tests.sales.test_sales_api import Api, api  # noqa: F401
 from tests.sales.test_sales_deals import _floor
-from tests.support.db_fixtures import db_session_fixture, db_url_fixture, postgres_server_fixture  # noqa: F401
+from tests.support.db_fixtures import db_session_fixture, db_url_fixture  # noqa: F401
 
 
 async def _log(session: AsyncSession, entity: str, entity_id: int) -> list[dict[str, Any]]:

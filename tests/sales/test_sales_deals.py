@@ -30,7 +30,7 @@ from crm_core.sales.models import DealStageChange
 from crm_core.tasks.models import Task
 from crm_core.timestamps import utcnow
 from tests.sales.test_sales_api import Api, api  # noqa: F401
-from tests.support.db_fixtures import db_session_fixture, db_url_fixture, postgres_server_fixture  # noqa: F401
+from tests.support.db_fixtures import db_session_fixture, db_url_fixture  # noqa: F401
 
 pytestmark = pytest.mark.calendar  # dates relative to today: make test-calendar
 

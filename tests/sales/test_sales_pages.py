@@ -26,7 +26,7 @@ from crm_core.sales.models import ClientStop, Deal, LoseReason, Pipeline, SalesP
 from crm_core.sales.tasks import plan_task
 from crm_core.tasks.models import Task, TaskStatus
 from crm_core.tasks.services import task_to_dict
-from tests.support.db_fixtures import db_url_fixture, postgres_server_fixture  # noqa: F401
+from tests.support.db_fixtures import db_url_fixture  # noqa: F401
 from tests.support.floor import Floor as BaseFloor
 from tests.support.floor import served_floor
 

@@ -35,7 +35,7 @@ from crm_core.sales.reports import REPORTS
 from crm_core.sales.settings import save_rules
 from crm_core.tasks.models import Task
 from tests.sales.test_sales_reports import MSK, _seed
-from tests.support.db_fixtures import db_session_fixture, db_url_fixture, postgres_server_fixture  # noqa: F401
+from tests.support.db_fixtures import db_session_fixture, db_url_fixture  # noqa: F401
 
 PERIODS = [
     (datetime(2026, 11, 1, tzinfo=MSK), datetime(2026, 12, 1, tzinfo=MSK)),

@@ -41,7 +41,7 @@ from crm_core.sales.models import (
 from crm_core.sales.payments import import_payments_csv
 from crm_core.sales.reports import REPORTS, ReportNotAllowedError, previous_period_start
 from crm_core.tasks.models import Task
-from tests.support.db_fixtures import db_session_fixture, db_url_fixture, postgres_server_fixture  # noqa: F401
+from tests.support.db_fixtures import db_session_fixture, db_url_fixture  # noqa: F401
 
 MSK = ZoneInfo("Europe/Moscow")
 START = datetime(2026, 11, 1, tzinfo=MSK)

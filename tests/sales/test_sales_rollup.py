@@ -22,7 +22,7 @@ from crm_core.sales.reports import REPORTS
 from crm_core.sales.rollup import read_days, refresh_days
 from tests.sales.test_sales_recount import PERIODS, _random_floor
 from tests.sales.test_sales_reports import MSK
-from tests.support.db_fixtures import db_session_fixture, db_url_fixture, postgres_server_fixture  # noqa: F401
+from tests.support.db_fixtures import db_session_fixture, db_url_fixture  # noqa: F401
 
 YEAR = (date(2026, 1, 1), date(2026, 12, 31))
 

@@ -51,7 +51,6 @@ from tests.support.db_fixtures import (  # noqa: F401
     db_session_fixture,
     db_url_fixture,
     empty_db_url_fixture,
-    postgres_server_fixture,
 )
 
 pytestmark = pytest.mark.calendar  # dates relative to today: make test-calendar

@@ -35,7 +35,7 @@ from crm_core.sales.status_days import (
 )
 from tests.sales.test_sales_recount import PERIODS, _random_floor
 from tests.sales.test_sales_reports import MSK
-from tests.support.db_fixtures import db_session_fixture, db_url_fixture, postgres_server_fixture  # noqa: F401
+from tests.support.db_fixtures import db_session_fixture, db_url_fixture  # noqa: F401
 
 NOW = datetime(2026, 12, 5, 9, tzinfo=UTC)  # every period below is over
 

@@ -27,7 +27,7 @@ from crm_core.sales.tasks import (
 )
 from crm_core.tasks.models import Task
 from tests.sales.test_sales_api import Api, api  # noqa: F401
-from tests.support.db_fixtures import db_session_fixture, db_url_fixture, postgres_server_fixture  # noqa: F401
+from tests.support.db_fixtures import db_session_fixture, db_url_fixture  # noqa: F401
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 # Before NOW: a person may plan for NOW, the next tasks are ahead (past ones are refused).

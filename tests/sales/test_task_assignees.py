@@ -14,7 +14,7 @@ from crm_core.sales.deals import StageSpec, create_pipeline
 from crm_core.tasks.models import Task
 from telecrm.settings import Settings
 from tests.support.browser import seed_world, serve_app
-from tests.support.db_fixtures import db_url_fixture, postgres_server_fixture  # noqa: F401
+from tests.support.db_fixtures import db_url_fixture  # noqa: F401
 from tests.support.hostile import call, login
 
 pytestmark = pytest.mark.clock("2026-11-20T12:00:00+03:00")

@@ -28,7 +28,7 @@ from crm_core.sales.tasks import (
 from crm_core.talktime.rules import RuleChange, add_holiday, set_rule
 from crm_core.talktime.workhours import next_working_moment
 from crm_core.tasks.models import Task
-from tests.support.db_fixtures import db_session_fixture, db_url_fixture, postgres_server_fixture  # noqa: F401
+from tests.support.db_fixtures import db_session_fixture, db_url_fixture  # noqa: F401
 
 MSK = ZoneInfo("Europe/Moscow")
 STAGES = ["Квалификация:call:1", "КП:email:2", "Встреча:meeting:3", "Выиграна:won",

@@ -32,7 +32,7 @@ from crm_core.tasks.services import (
     task_to_dict,
 )
 from telecrm.wiring import call_hooks
-from tests.support.db_fixtures import db_session_fixture, db_url_fixture, postgres_server_fixture  # noqa: F401
+from tests.support.db_fixtures import db_session_fixture, db_url_fixture  # noqa: F401
 
 pytestmark = pytest.mark.calendar  # dates relative to today: make test-calendar
 

@@ -19,7 +19,7 @@ from crm_core.calls.models import Call
 from crm_core.db import create_engine, session_factory
 from crm_core.speech import search as index
 from crm_core.speech.models import TranscriptPhrase
-from tests.support.db_fixtures import db_url_fixture, postgres_server_fixture  # noqa: F401
+from tests.support.db_fixtures import db_url_fixture  # noqa: F401
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 ONLY_POSTGRESQL = pytest.mark.parametrize(

@@ -16,7 +16,6 @@ from speech.script import KkpError, parse_script_text
 from tests.support.db_fixtures import (  # noqa: F401
     db_session_fixture,
     db_url_fixture,
-    postgres_server_fixture,
 )
 from tests.support.live import telecrm
 

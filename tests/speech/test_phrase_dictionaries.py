@@ -23,7 +23,7 @@ from telecrm.settings import Settings
 from tests.speech.search_world import seed_transcripts, transcript
 from tests.speech.test_speech_web import call, login
 from tests.support.browser import CLIENTS, HOOKS, World, _call, seed_world, serve_app
-from tests.support.db_fixtures import db_url_fixture, postgres_server_fixture  # noqa: F401
+from tests.support.db_fixtures import db_url_fixture  # noqa: F401
 
 pytestmark = pytest.mark.clock("2026-11-20T12:00:00+03:00")
 CALLS_AT = datetime(2026, 11, 18, 7, 0, tzinfo=UTC)  # Wednesday, 10:00 in Moscow

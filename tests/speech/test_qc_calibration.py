@@ -17,7 +17,7 @@ from crm_core.people.users import add_user
 from tests.speech.test_qc_scorecards import ITEMS
 from tests.speech.test_speech_web import call, qc_floor, seed_results
 from tests.support.browser import fake_wav, seed_world, seeded_password_hash
-from tests.support.db_fixtures import db_url_fixture, postgres_server_fixture  # noqa: F401
+from tests.support.db_fixtures import db_url_fixture  # noqa: F401
 
 pytestmark = pytest.mark.clock("2026-11-20T12:00:00+03:00")
 

@@ -10,7 +10,6 @@ from sqlalchemy import inspect
 from crm_core.db import alembic_config, create_engine, upgrade
 from tests.support.db_fixtures import (  # noqa: F401
     empty_db_url_fixture,
-    postgres_server_fixture,
 )
 
 

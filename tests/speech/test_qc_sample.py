@@ -22,7 +22,7 @@ from crm_core.people.models import User
 from crm_core.speech import sampling
 from tests.speech.test_speech_web import call, qc_floor
 from tests.support.browser import HOOKS, _call, fake_wav, seed_world
-from tests.support.db_fixtures import db_url_fixture, postgres_server_fixture  # noqa: F401
+from tests.support.db_fixtures import db_url_fixture  # noqa: F401
 from tests.support.live import telecrm
 
 pytestmark = pytest.mark.clock("2026-11-20T12:00:00+03:00")

@@ -16,7 +16,7 @@ from crm_core.audit import AuditLog
 from crm_core.db import create_engine, session_factory
 from tests.speech.test_speech_web import call, qc_floor, seed_results
 from tests.support.browser import fake_wav, seed_world
-from tests.support.db_fixtures import db_url_fixture, postgres_server_fixture  # noqa: F401
+from tests.support.db_fixtures import db_url_fixture  # noqa: F401
 
 pytestmark = pytest.mark.clock("2026-11-20T12:00:00+03:00")
 

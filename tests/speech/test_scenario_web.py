@@ -17,7 +17,7 @@ import aiohttp
 import pytest
 
 from tests.dialer.test_dialer_web import Floor
-from tests.support.db_fixtures import db_url_fixture, postgres_server_fixture  # noqa: F401
+from tests.support.db_fixtures import db_url_fixture  # noqa: F401
 from tests.support.floor import served_floor
 from tests.support.live import telecrm
 

@@ -10,7 +10,7 @@ import pytest
 
 from speech.script import KkpError, parse_script_text
 from telecrm.messages import sentence
-from tests.support.db_fixtures import db_url_fixture, postgres_server_fixture  # noqa: F401
+from tests.support.db_fixtures import db_url_fixture  # noqa: F401
 from tests.support.hostile import call, latencies_while, p99, world_served
 
 pytestmark = pytest.mark.clock("2026-11-20T12:00:00+03:00")

@@ -27,7 +27,7 @@ from crm_core.people import access
 from crm_core.people.models import Team, User
 from crm_core.speech import search as index
 from crm_core.speech.models import TranscriptPhrase
-from tests.support.db_fixtures import db_url_fixture, postgres_server_fixture  # noqa: F401
+from tests.support.db_fixtures import db_url_fixture  # noqa: F401
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 CALLS = 240

@@ -47,7 +47,7 @@ from tests.support.browser import (
     seeded_password_hash,
     serve_app,
 )
-from tests.support.db_fixtures import db_url_fixture, postgres_server_fixture  # noqa: F401
+from tests.support.db_fixtures import db_url_fixture  # noqa: F401
 
 pytestmark = pytest.mark.clock("2026-11-20T12:00:00+03:00")
 CALLS_AT = datetime(2026, 11, 20, 7, 0, tzinfo=UTC)  # 10:00 in Moscow

@@ -27,7 +27,7 @@ from speech.kkp import check
 from speech.script import parse_script_text
 from telecrm.settings import Settings
 from tests.support.browser import PASSWORD, World, fake_wav, seed_world, serve_app
-from tests.support.db_fixtures import db_url_fixture, postgres_server_fixture  # noqa: F401
+from tests.support.db_fixtures import db_url_fixture  # noqa: F401
 
 # Dates below are in November 2026: the tests run on a Friday of that month.
 pytestmark = pytest.mark.clock("2026-11-20T12:00:00+03:00")

@@ -20,7 +20,6 @@ from tests.support.db_fixtures import (  # noqa: F401
     db_session_fixture,
     db_url_fixture,
     empty_db_url_fixture,
-    postgres_server_fixture,
 )
 
 T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)

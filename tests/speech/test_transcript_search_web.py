@@ -18,7 +18,7 @@ from tests.speech.search_world import seed_transcripts
 from tests.speech.test_speech_web import call, login
 from tests.support.browser import seed_world as seed_floor
 from tests.support.browser import serve_app
-from tests.support.db_fixtures import db_url_fixture, postgres_server_fixture  # noqa: F401
+from tests.support.db_fixtures import db_url_fixture  # noqa: F401
 
 pytestmark = pytest.mark.clock("2026-11-20T12:00:00+03:00")
 

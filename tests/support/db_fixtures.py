@@ -10,10 +10,11 @@
 - ``empty_db_url``: the same, without migrations (for migration tests).
 - ``db_session``: an ``AsyncSession`` on ``db_url``.
 
-Import them explicitly in test modules under their ``*_fixture`` names, so a test's
-``db_url`` parameter does not shadow an imported name (ruff F811):
-``from tests.support.db_fixtures import db_url_fixture, postgres_server_fixture  # noqa: F401``
-(pytest registers them as ``db_url``/``postgres_server``). The short aliases at the
+Import the function-scoped ones explicitly in test modules under their ``*_fixture``
+names, so a test's ``db_url`` parameter does not shadow an imported name (ruff F811):
+``from tests.support.db_fixtures import db_url_fixture  # noqa: F401`` (pytest registers
+it as ``db_url``). ``postgres_server`` comes from ``conftest.py``: a session fixture
+imported into a module would be that module's own. The short aliases at the
 bottom serve ``conftest.py``: ``from tests.support.db_fixtures import db_url, postgres_server``.
 """
 
@@ -51,17 +52,44 @@ def _unavailable(reason: str) -> NoReturn:
     pytest.skip(message)
 
 
+_server_lock = threading.Lock()
+_shared_server: list[PostgresServer] = []  # the process's session server, once started
+_server_users = [0]
+
+
+def _acquire_server() -> PostgresServer:
+    with _server_lock:
+        if not _shared_server:
+            _shared_server.append(PostgresServer().start())
+        _server_users[0] += 1
+        return _shared_server[0]
+
+
+def _release_server() -> None:
+    with _server_lock:
+        _server_users[0] -= 1
+        if _server_users[0] == 0 and _shared_server:
+            _shared_server.pop().stop()
+
+
 @pytest.fixture(scope="session", name="postgres_server")
 def postgres_server_fixture() -> Iterator[PostgresServer]:
-    """A real PostgreSQL server for the session (skips, or fails under CI=true, if it can't)."""
+    """A real PostgreSQL server for the session (skips, or fails under CI=true, if it can't).
+
+    One per test process. A session fixture imported into a test module is a definition
+    of that module's, with an instance of its own: 69 modules imported this one, and a
+    run started 67 servers, each with ``initdb`` and its migrated template (about a
+    second of a core apiece). Every instance shares the process's server; the last one
+    to finish stops it.
+    """
     try:
-        server = PostgresServer().start()
+        server = _acquire_server()
     except PostgresUnavailable as exc:
         _unavailable(str(exc))
     try:
         yield server
     finally:
-        server.stop()
+        _release_server()
 
 
 async def _admin(server: PostgresServer, sql: str) -> None:

@@ -27,7 +27,7 @@ from crm_core.talktime.models import Violation
 from telecrm.talktime.board import close_finished_days, today_bar
 from telecrm.wiring import call_hooks
 from tests.support.clock import pinned_clock
-from tests.support.db_fixtures import db_url_fixture, postgres_server_fixture  # noqa: F401
+from tests.support.db_fixtures import db_url_fixture  # noqa: F401
 
 TZ = ZoneInfo("Europe/Moscow")
 MONDAY = date(2026, 11, 2)

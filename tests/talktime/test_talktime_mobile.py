@@ -18,7 +18,7 @@ import pytest
 
 from telecrm.settings import Settings
 from tests.support.browser import serve_app
-from tests.support.db_fixtures import db_url_fixture, postgres_server_fixture  # noqa: F401
+from tests.support.db_fixtures import db_url_fixture  # noqa: F401
 from tests.support.live import exported_calls, telecrm
 from tests.support.scenarios import CAPTURES
 

@@ -28,7 +28,6 @@ from tests.support.db_fixtures import (  # noqa: F401
     Engines,
     db_url_fixture,
     engines_fixture,
-    postgres_server_fixture,
 )
 from tests.support.live import telecrm
 from tests.support.scenarios import CAPTURES, party_rules
