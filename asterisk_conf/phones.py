@@ -356,10 +356,9 @@ class Phones:
                 await asyncio.gather(*self._originating.values())
             if self._manager is None:
                 raise RuntimeError("Phones is not connected: use 'async with' or await connect()")
-            if len(self._watchers) < len(self._also_idle):
-                for login in self._also_idle[len(self._watchers):]:
-                    self._watchers.append(await open_ami(
-                        *login, timeout=self.action_timeout, events="off"))
+            for login in self._also_idle[len(self._watchers):]:  # opened on first use
+                self._watchers.append(await open_ami(
+                    *login, timeout=self.action_timeout, events="off"))
             instances = [self._manager, *self._watchers]
             while True:
                 counts = [await channel_count(manager) for manager in instances]
