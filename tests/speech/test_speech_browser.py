@@ -27,11 +27,21 @@ async def sign_in(browser: Any, base: str, username: str) -> Any:
 
 
 async def position(page: Any, selector: str) -> float:
-    """Where the audio element is, once it has seeked and started."""
+    """Where the audio element started playing, once it has seeked and started.
+
+    The start of the played stretch it is in, not ``currentTime``: the audio goes on
+    playing while the test asks, and on a busy machine it had moved on by 0.75 s. A
+    paused one (seeked, not played) is where it stands.
+    """
     await page.wait_for_function(
         "sel => { const a = document.querySelector(sel);"
         " return a && a.readyState >= 1 && !a.seeking && a.currentTime > 0; }", arg=selector)
-    return float(await page.eval_on_selector(selector, "a => a.currentTime"))
+    return float(await page.eval_on_selector(selector, """a => {
+        for (let i = a.played.length - 1; i >= 0; i--) {
+          if (a.played.start(i) <= a.currentTime + 0.05) return a.played.start(i);
+        }
+        return a.currentTime;
+    }"""))
 
 
 async def test_qc_and_dialogue_in_the_browser(tmp_path: Path) -> None:
