@@ -18,6 +18,7 @@ import pytest
 # thousands of sign-ins would otherwise spend. tests/app/test_passwords.py checks both.
 os.environ.setdefault("TELECRM_PASSWORD_HASHING", "light")
 
+from tests.support.chromium import shared_chromium_closed  # noqa: F401
 from tests.support.clock import past_the_day_start, pinned_clock
 from tests.support.collector import pytest_collection_finish, pytest_runtest_teardown  # noqa: F401
 from tests.support.cpu_report import pytest_runtest_protocol  # noqa: F401

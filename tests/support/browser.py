@@ -16,7 +16,6 @@ import atexit
 import contextlib
 import copy
 import functools
-import os
 import shutil
 import socket
 import tempfile
@@ -40,6 +39,7 @@ from telecrm.app import create_app
 from telecrm.settings import Settings
 from telecrm.web import server as http_server
 from telecrm.wiring import call_hooks
+from tests.support.chromium import SHARED_CHROMIUM
 from tests.support.clock import WORKDAY_TZ
 from tests.support.db_fixtures import migrated, sqlite_file
 
@@ -286,30 +286,22 @@ async def serve_app(settings: Settings, *, with_listener: bool = False, with_web
 @contextlib.asynccontextmanager
 async def chromium(*, bypass_csp: bool = True, ignore_https_errors: bool = False
                    ) -> AsyncIterator[Any]:
-    """A Playwright browser context on Debian's Chromium, with an empty profile.
+    """A Playwright browser context on Debian's Chromium, as fresh as an empty profile
+    (cookies, storage and cache of its own), closed at the end.
 
     Playwright polls ``wait_for_function("expression")`` with ``eval`` inside the page,
     which the app's Content-Security-Policy refuses; tests therefore bypass the policy,
     except the one that checks every page under it (``bypass_csp=False``).
     ``ignore_https_errors`` accepts a test's self-signed certificate (nginx in front).
     """
-    from playwright.async_api import async_playwright
-
-    if not Path(CHROMIUM).exists():
-        raise RuntimeError(f"{CHROMIUM} is missing: run scripts/install-system-packages.sh")
-    with tempfile.TemporaryDirectory(prefix="telecrm-chromium-") as profile:
-        async with async_playwright() as playwright:
-            context = await playwright.chromium.launch_persistent_context(
-                profile, executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
-                viewport=DESKTOP, locale="ru-RU", bypass_csp=bypass_csp,
-                ignore_https_errors=ignore_https_errors,
-                # Chromium on Linux takes its own locale (date fields: dd.mm.yyyy) from the
-                # environment, not from --lang; chromium-l10n holds the Russian one.
-                env={**os.environ, "LANGUAGE": "ru", "LANG": "ru_RU.UTF-8"})
-            try:
-                yield context
-            finally:
-                await context.close()
+    browser = await SHARED_CHROMIUM.browser(CHROMIUM, CHROMIUM_ARGS)
+    context = await browser.new_context(viewport=DESKTOP, locale="ru-RU",
+                                        bypass_csp=bypass_csp,
+                                        ignore_https_errors=ignore_https_errors)
+    try:
+        yield context
+    finally:
+        await context.close()
 
 
 async def screenshot(page: Any, name: str) -> Path:
