@@ -15,8 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-import tempfile
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +28,8 @@ from crm_core.db import create_engine, session_factory
 from telecrm.settings import Settings
 from telecrm.web.keys import LISTENER
 from tests.support.browser import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
-    DESKTOP,
     PASSWORD,
+    chromium,
     screenshot,
     seed_world,
     serve_app,
@@ -65,20 +61,10 @@ def customer_site(crm: str) -> contextlib.AbstractAsyncContextManager[tuple[str,
     return serve_page(SITE_PAGE, crm, ("/", "/price"))
 
 
-@contextlib.asynccontextmanager
-async def browser() -> AsyncIterator[Any]:
-    """Debian's Chromium with an ordinary desktop user agent (HeadlessChrome counts as a bot)."""
-    from playwright.async_api import async_playwright
-
-    with tempfile.TemporaryDirectory(prefix="telecrm-ct-chromium-") as profile:
-        async with async_playwright() as playwright:
-            context = await playwright.chromium.launch_persistent_context(
-                profile, executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
-                viewport=DESKTOP, locale="ru-RU", user_agent=AGENT)
-            try:
-                yield context
-            finally:
-                await context.close()
+def browser() -> contextlib.AbstractAsyncContextManager[Any]:
+    """Debian's Chromium with an ordinary desktop user agent (HeadlessChrome counts as a bot),
+    under the pages' own policies."""
+    return chromium(bypass_csp=False, user_agent=AGENT)
 
 
 async def configure(db: str, host: str) -> None:

@@ -284,20 +284,22 @@ async def serve_app(settings: Settings, *, with_listener: bool = False, with_web
 
 
 @contextlib.asynccontextmanager
-async def chromium(*, bypass_csp: bool = True, ignore_https_errors: bool = False
-                   ) -> AsyncIterator[Any]:
+async def chromium(*, bypass_csp: bool = True, ignore_https_errors: bool = False,
+                   user_agent: str | None = None) -> AsyncIterator[Any]:
     """A Playwright browser context on Debian's Chromium, as fresh as an empty profile
     (cookies, storage and cache of its own), closed at the end.
 
     Playwright polls ``wait_for_function("expression")`` with ``eval`` inside the page,
     which the app's Content-Security-Policy refuses; tests therefore bypass the policy,
     except the one that checks every page under it (``bypass_csp=False``).
-    ``ignore_https_errors`` accepts a test's self-signed certificate (nginx in front).
+    ``ignore_https_errors`` accepts a test's self-signed certificate (nginx in front);
+    ``user_agent`` replaces Chromium's own (which says HeadlessChrome).
     """
     browser = await SHARED_CHROMIUM.browser(CHROMIUM, CHROMIUM_ARGS)
     context = await browser.new_context(viewport=DESKTOP, locale="ru-RU",
                                         bypass_csp=bypass_csp,
-                                        ignore_https_errors=ignore_https_errors)
+                                        ignore_https_errors=ignore_https_errors,
+                                        user_agent=user_agent)
     try:
         yield context
     finally:
