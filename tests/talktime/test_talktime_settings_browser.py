@@ -81,6 +81,7 @@ async def test_settings_page(tmp_path: Path) -> None:
         await page.wait_for_selector("#absence-list")
         listed = await page.inner_text("#absence-list")
         assert "Иван Петров" in listed and "больничный" in listed
+        assert f"{today:%d.%m.%Y}" in listed and today.isoformat() not in listed
         await screenshot(page, "talktime-settings-calendar")
 
         await page.goto(base + "/talktime")
