@@ -32,6 +32,9 @@ from tests.support.hang_report import pytest_runtest_call  # noqa: F401
 from tests.support.redis_fixtures import redis_server, redis_url  # noqa: F401
 from tests.support.s3_server import own_s3_server, s3_server  # noqa: F401
 from tests.support.sandbox_fixtures import sandbox  # noqa: F401
+from tests.support.statement_cache import share_compiled_statements
+
+share_compiled_statements()
 
 REAL_PARTS = ("asterisk", "postgres", "s3")
 
