@@ -3,7 +3,8 @@
 SQLite (the embedded default) and PostgreSQL (production) are reached through
 async drivers only; ``normalize_url`` lets people type the URLs they know.
 
-Submodule ``base`` holds ``Base`` and the shared column conventions.
+Submodule ``base`` holds ``Base`` and the shared column conventions; ``sqlite_one_hop``
+runs each SQLite statement in one trip to aiosqlite's thread.
 """
 
 from __future__ import annotations
@@ -23,10 +24,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
 from sqlalchemy.sql.compiler import InsertmanyvaluesSentinelOpts
 
-try:
-    from sqlalchemy.util.concurrency import await_ as _await
-except ImportError:  # SQLAlchemy 2.0 names it await_only
-    from sqlalchemy.util.concurrency import await_only as _await
+from crm_core.db.sqlite_one_hop import await_ as _await
+from crm_core.db.sqlite_one_hop import use_one_hop_statements
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -141,6 +140,7 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     if make_url(url).get_backend_name() == "sqlite":
         connect_args = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, **kwargs.pop("connect_args", {})}
         engine = _create_async_engine(url, connect_args=connect_args, **kwargs)
+        use_one_hop_statements(engine)
         _configure_sqlite(engine)
         return engine
     engine = _create_async_engine(url, **kwargs)
