@@ -2,12 +2,15 @@
 every sentence is raised somewhere, and each sentence's placeholders are given.
 
 The source is read as Python syntax (``ast``), not imported: a code in a branch no
-test reaches is checked all the same.
+test reaches is checked all the same. It is read when a test first asks, not when the
+module is collected: every test process collects every module, and the reading takes a
+few seconds of processor.
 """
 
 from __future__ import annotations
 
 import ast
+import functools
 import string
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -37,7 +40,8 @@ class Module:
     names: dict[str, str] = field(default_factory=dict)  # local name -> qualified name
 
 
-def _modules() -> list[Module]:
+@functools.cache
+def modules() -> list[Module]:
     found = []
     for package in PACKAGES:
         for path in sorted((ROOT / package).rglob("*.py")):
@@ -77,15 +81,13 @@ def _qualified(module: Module, node: ast.expr) -> str | None:
     return None
 
 
-MODULES = _modules()
-
-
-def _family() -> set[str]:
+@functools.cache
+def family() -> set[str]:
     family = set(BASES)
     grew = True
     while grew:
         grew = False
-        for module in MODULES:
+        for module in modules():
             for node in ast.walk(module.tree):
                 if not isinstance(node, ast.ClassDef):
                     continue
@@ -95,9 +97,6 @@ def _family() -> set[str]:
                     family.add(name)
                     grew = True
     return family
-
-
-FAMILY = _family()
 
 
 @dataclass(frozen=True)
@@ -140,7 +139,7 @@ def _sites(takers: dict[str, int] | None = None) -> Iterator[Site | str]:
 
     ``takers`` (callee -> index of the code) replaces the error family and CODE_TAKERS:
     the sentences of :data:`DONE` are named through ``done`` alone."""
-    for module in MODULES:
+    for module in modules():
         for node in ast.walk(module.tree):
             if not isinstance(node, ast.Call):
                 continue
@@ -149,7 +148,7 @@ def _sites(takers: dict[str, int] | None = None) -> Iterator[Site | str]:
                 if callee not in takers:
                     continue
                 index = takers[callee]
-            elif callee in FAMILY:
+            elif callee in family():
                 index = 0
             elif callee in CODE_TAKERS:
                 index = CODE_TAKERS[callee]
@@ -167,8 +166,14 @@ def _sites(takers: dict[str, int] | None = None) -> Iterator[Site | str]:
             yield Site(where, codes, _params(node, index, callee))
 
 
-SITES = list(_sites())
-DONE_SITES = list(_sites({"telecrm.messages.done": 0}))
+@functools.cache
+def sites() -> list[Site | str]:
+    return list(_sites())
+
+
+@functools.cache
+def done_sites() -> list[Site | str]:
+    return list(_sites({"telecrm.messages.done": 0}))
 
 
 def _placeholders(template: str) -> set[str]:
@@ -180,32 +185,32 @@ def test_the_scan_finds_the_family_and_its_raise_sites() -> None:
     for name in ("crm_core.sales.deals.DealNotAllowedError", "crm_core.talktime.rules."
                  "SettingsError", "telecrm.cli_support.UsageError", "speech.script.KkpError",
                  "crm_core.calltracking.services.CallTrackingError"):
-        assert name in FAMILY, name
-    assert "recordings.audio.AudioError" not in FAMILY  # a namesake outside the family
-    codes = {code for site in SITES if isinstance(site, Site) for code in site.codes}
+        assert name in family(), name
+    assert "recordings.audio.AudioError" not in family()  # a namesake outside the family
+    codes = {code for site in sites() if isinstance(site, Site) for code in site.codes}
     assert len(codes) > 300 and "talktime.past_rules" in codes
 
 
 def test_every_code_is_a_literal() -> None:
     """A code built at run time could miss the table unnoticed."""
-    assert [site for site in SITES if isinstance(site, str)] == []
+    assert [site for site in sites() if isinstance(site, str)] == []
 
 
 def test_every_code_raised_has_its_sentence() -> None:
-    missing = sorted({f"{code} ({site.where})" for site in SITES if isinstance(site, Site)
+    missing = sorted({f"{code} ({site.where})" for site in sites() if isinstance(site, Site)
                       for code in site.codes if code not in MESSAGES})
     assert missing == []
 
 
 def test_every_sentence_is_raised_somewhere() -> None:
-    used = {code for site in SITES if isinstance(site, Site) for code in site.codes}
+    used = {code for site in sites() if isinstance(site, Site) for code in site.codes}
     used |= set(HTTP_CODES.values())
     assert sorted(set(MESSAGES) - used) == []
 
 
 def test_every_placeholder_is_given_where_the_code_is_raised() -> None:
     lacking = []
-    for site in SITES:
+    for site in sites():
         if not isinstance(site, Site) or site.params is None:
             continue
         for code in site.codes:
@@ -258,20 +263,20 @@ def test_an_unknown_code_is_the_generic_sentence_of_its_kind() -> None:
 
 
 def test_the_scan_finds_what_the_commands_print() -> None:
-    codes = {code for site in DONE_SITES if isinstance(site, Site) for code in site.codes}
+    codes = {code for site in done_sites() if isinstance(site, Site) for code in site.codes}
     assert {"clients.imported", "payments.imported", "ct.attributed"} <= codes
-    assert [site for site in DONE_SITES if isinstance(site, str)] == []
+    assert [site for site in done_sites() if isinstance(site, str)] == []
 
 
 def test_every_printed_code_has_its_sentence_and_every_sentence_is_printed() -> None:
-    used = {code for site in DONE_SITES if isinstance(site, Site) for code in site.codes}
+    used = {code for site in done_sites() if isinstance(site, Site) for code in site.codes}
     assert sorted(used - set(DONE)) == []
     assert sorted(set(DONE) - used) == []
 
 
 def test_every_placeholder_of_a_printed_sentence_is_given() -> None:
     lacking = []
-    for site in DONE_SITES:
+    for site in done_sites():
         if not isinstance(site, Site) or site.params is None:
             continue
         for code in site.codes:
