@@ -18,8 +18,6 @@ from telecrm.web.openapi import openapi_document
 from tests.support.db_fixtures import db_url_fixture  # noqa: F401
 from tests.support.floor import Floor, served_floor
 
-pytestmark = pytest.mark.calendar  # the seeded calls are today's
-
 
 @pytest.fixture
 async def floor(db_url: str, tmp_path: Path) -> AsyncIterator[Floor]:

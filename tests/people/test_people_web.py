@@ -24,8 +24,6 @@ from telecrm.settings import Settings
 from telecrm.web.keys import BUS, WEB_CONFIG
 from tests.support.browser import PASSWORD, World, seed_world, serve_app
 
-pytestmark = pytest.mark.calendar  # the seeded calls are today's
-
 ROLES = ["admin", "sokolova", "petrov", "smirnova", "marketer"]
 PROMPTLY = 3.0  # seconds; the streams' own heartbeat check would take 15
 
@@ -361,6 +359,7 @@ async def test_the_admin_cannot_switch_himself_off(crm: Crm) -> None:
 # -- the Today bar is a manager's -------------------------------------------------------------
 
 
+@pytest.mark.calendar  # today's talk time: make test-calendar
 async def test_only_managers_have_a_talk_time_bar(crm: Crm) -> None:
     status, _, html = await get(crm, "petrov", "/today")
     assert status == 200 and 'id="today-talk"' in html

@@ -21,8 +21,6 @@ from telecrm.settings import Settings
 from tests.support.browser import PASSWORD, World, seed_world, serve_app
 from tests.support.live import telecrm
 
-pytestmark = pytest.mark.calendar  # the seeded calls are today's
-
 ROLES = ["admin", "sokolova", "petrov", "marketer"]
 
 
