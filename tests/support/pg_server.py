@@ -16,7 +16,6 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -60,9 +59,13 @@ def _sweep_stale(scratch: str | None, older_than_s: float = 3600) -> None:
     """Remove the directories of servers whose test process was killed (RAM, in /dev/shm).
 
     A running server's ``data/postmaster.pid`` names a live process; a directory without
-    one that is over an hour old belongs to nobody (a new one is initialised in seconds)."""
+    one that is over an hour old belongs to nobody (a new one is initialised in seconds).
+    Its age is read on the file system's clock: under libfaketime (the suite run at a moved
+    moment) ``time.time()`` is another clock, and every directory looked a year old, a
+    neighbour's mid-``initdb`` included."""
     root = Path(scratch or tempfile.gettempdir())
-    now = time.time()
+    with tempfile.NamedTemporaryFile(dir=root, prefix=".telecrm-pg-now-") as probe:
+        now = os.fstat(probe.fileno()).st_mtime
     for directory in root.glob("telecrm-pg-*"):
         with contextlib.suppress(OSError, ValueError):
             if now - directory.stat().st_mtime < older_than_s or _postmaster_alive(directory):
