@@ -30,6 +30,7 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
     AsyncAdapt_aiosqlite_cursor,
 )
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.util import EMPTY_DICT
 
 try:  # waits for a coroutine from SQLAlchemy's synchronous side (a greenlet)
     from sqlalchemy.util.concurrency import await_
@@ -65,7 +66,7 @@ class OneHopCursor(AsyncAdapt_aiosqlite_cursor):
         self._adapt_connection = adapt_connection
         self._connection = adapt_connection._connection
         self._cursor = None  # type: ignore[assignment]  # the sqlite3 cursor stays on its thread
-        self._soft_closed_memoized: Any = {}
+        self._soft_closed_memoized = EMPTY_DICT  # never soft-closed: no dict per statement
         self._rows: collections.deque[Any] = collections.deque()
         self._snapshot: tuple[Any, int, int | None] = (None, -1, None)
         self._arraysize = 1
